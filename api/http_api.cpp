@@ -1,0 +1,466 @@
+#include "api/http_api.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <istream>
+
+#include "core/crypto.h"
+#include "core/log.h"
+
+namespace relais {
+namespace {
+
+using Poco::Net::HTTPRequestHandler;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+using json = nlohmann::json;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+void send_json(HTTPServerResponse& resp, int status, const json& body) {
+  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  resp.setContentType("application/json");
+  resp.setContentLength(static_cast<std::streamsize>(text.size()));
+  resp.send() << text;
+}
+
+void send_error(HTTPServerResponse& resp, int status, const std::string& error,
+                const std::string& detail, const json& extra = json::object()) {
+  json body = {{"error", error}, {"detail", detail}};
+  for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
+  send_json(resp, status, body);
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string seg = path.substr(start, end - start);
+    std::string decoded;
+    Poco::URI::decode(seg, decoded);
+    out.push_back(decoded);
+    start = end + 1;
+  }
+  if (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+// Reads the request body up to `limit` bytes; false when it is larger.
+bool read_body(HTTPServerRequest& req, int64_t limit, std::string& out) {
+  std::istream& in = req.stream();
+  char buf[16384];
+  while (in) {
+    in.read(buf, sizeof buf);
+    std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    if (static_cast<int64_t>(out.size()) + n > limit) return false;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history) {
+  std::string state = to_string(d.state);
+  if (is_active(d.state) && dispatcher.in_flight(d.id)) state = "in_flight";
+  json j = {{"id", std::to_string(d.id)},
+            {"destination", d.destination},
+            {"route", d.route},
+            {"state", state},
+            {"attempt_count", d.attempts},
+            {"updated_at", format_rfc3339(d.updated_at)}};
+  if (!d.mapping.empty()) {
+    j["mapping"] = d.mapping;
+    j["mapping_version"] = d.mapping_version;
+  }
+  if (d.next_attempt_at && d.state == DeliveryState::Retrying) {
+    j["next_attempt_at"] = format_rfc3339(d.next_attempt_at);
+  }
+  if (d.not_before) j["not_before"] = format_rfc3339(d.not_before);
+  if (!d.last_outcome.empty() || !d.last_text.empty()) {
+    j["last_outcome"] = {{"outcome", d.last_outcome},
+                         {"class", d.last_class},
+                         {"code", d.last_code},
+                         {"text", d.last_text}};
+  }
+  if (!d.external_ref.empty()) j["external_ref"] = d.external_ref;
+  if (with_history) {
+    json attempts = json::array();
+    for (const auto& a : d.history) {
+      json aj = {{"at", format_rfc3339(a.at)},
+                 {"duration_ms", a.duration_ms},
+                 {"outcome", a.outcome},
+                 {"class", a.error_class},
+                 {"code", a.code},
+                 {"text", a.text}};
+      if (!a.excerpt.empty()) aj["response_excerpt"] = a.excerpt;
+      attempts.push_back(std::move(aj));
+    }
+    j["attempts"] = std::move(attempts);
+    if (d.payload) {
+      json parsed = json::parse(*d.payload, nullptr, false);
+      j["payload"] = parsed.is_discarded() ? json(*d.payload) : parsed;
+    }
+  }
+  return j;
+}
+
+json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool full) {
+  const Message& m = *rec.message;
+  json j = {{"id", m.id},
+            {"source", m.source},
+            {"type", m.type},
+            {"correlation_key", m.correlation},
+            {"received_at", format_rfc3339(m.received_at)}};
+  if (!m.idempotency.empty()) j["idempotency_key"] = m.idempotency;
+  if (full) {
+    j["headers"] = m.headers;
+    json body = json::parse(m.body, nullptr, false);
+    j["body"] = body.is_discarded() ? json(m.body) : body;
+  }
+  json deliveries = json::array();
+  for (const auto& d : rec.deliveries) deliveries.push_back(delivery_json(d, dispatcher, full));
+  if (rec.deliveries.empty()) j["state"] = "unrouted";
+  j["deliveries"] = std::move(deliveries);
+  return j;
+}
+
+// Answers every request: authentication, routing to the endpoint, errors as JSON.
+// One instance per request (Poco's model); shares the Hub, which is thread-safe.
+class ApiHandler final : public HTTPRequestHandler {
+ public:
+  ApiHandler(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+
+  void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
+    try {
+      route(req, resp);
+    } catch (const std::exception& e) {
+      // Boundary: nothing escapes to Poco; the client gets a JSON error.
+      log_error("api", std::string("internal error on ") + req.getMethod() + " " +
+                           Poco::URI(req.getURI()).getPath() + ": " + e.what());
+      if (!resp.sent()) send_error(resp, 500, "internal error", "see the relais log");
+    }
+  }
+
+ private:
+  const TokenConfig* authenticate(HTTPServerRequest& req) {
+    if (!req.has("Authorization")) return nullptr;
+    const std::string& auth = req.get("Authorization");
+    if (auth.size() < 8 || lower(auth.substr(0, 7)) != "bearer ") return nullptr;
+    std::string digest = sha256_hex(auth.substr(7));
+    const TokenConfig* found = nullptr;
+    for (const auto& t : config_.tokens) {
+      // Compare every token's hash in constant time; do not stop early.
+      if (constant_time_equals(digest, t.sha256)) found = &t;
+    }
+    return found;
+  }
+
+  static bool can_operate(const TokenConfig& t) { return t.role == "admin" || t.role == "support"; }
+
+  void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
+    Poco::URI uri(req.getURI());
+    const std::string path = uri.getPath();
+    const std::string& method = req.getMethod();
+    if (path == "/healthz") {
+      send_json(resp, 200, {{"status", "ok"}});
+      return;
+    }
+    const TokenConfig* token = authenticate(req);
+    if (token == nullptr) {
+      resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
+      send_error(resp, 401, "unauthorized", "a valid bearer token is required");
+      return;
+    }
+    if (path == "/readyz") {
+      bool ok = hub_.ready();
+      send_json(resp, ok ? 200 : 503, {{"status", ok ? "ready" : "not ready"}});
+      return;
+    }
+    if (path == "/metrics") {
+      std::string text = hub_.metrics().render();
+      resp.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+      resp.setContentType("text/plain; version=0.0.4");
+      resp.setContentLength(static_cast<std::streamsize>(text.size()));
+      resp.send() << text;
+      return;
+    }
+    auto seg = split_path(path);
+    if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1") {
+      send_error(resp, 404, "not found", "no endpoint at " + path);
+      return;
+    }
+    // /api/v1/sources/{source}/messages[:batch]
+    if (seg.size() == 5 && seg[2] == "sources" &&
+        (seg[4] == "messages" || seg[4] == "messages:batch")) {
+      if (method != "POST") return method_not_allowed(resp, "POST");
+      if (token->role != "system" && token->role != "admin") {
+        return send_error(resp, 403, "forbidden", "this token may not post messages");
+      }
+      if (!token->sources.empty() &&
+          std::find(token->sources.begin(), token->sources.end(), seg[3]) ==
+              token->sources.end()) {
+        return send_error(resp, 403, "forbidden",
+                          "this token may not post to source '" + seg[3] + "'");
+      }
+      return inbound(req, resp, seg[3], seg[4] == "messages:batch");
+    }
+    if (seg.size() == 3 && seg[2] == "messages") {
+      if (method != "GET") return method_not_allowed(resp, "GET");
+      return list_messages(uri, resp);
+    }
+    if (seg.size() == 4 && seg[2] == "messages") {
+      if (method != "GET") return method_not_allowed(resp, "GET");
+      auto rec = hub_.store().message(seg[3], true);
+      if (!rec) return send_error(resp, 404, "not found", "no message " + seg[3]);
+      return send_json(resp, 200, message_json(*rec, hub_.dispatcher(), true));
+    }
+    if (seg.size() == 5 && seg[2] == "deliveries" && (seg[4] == "retry" || seg[4] == "discard")) {
+      if (method != "POST") return method_not_allowed(resp, "POST");
+      if (!can_operate(*token)) {
+        return send_error(resp, 403, "forbidden", "retry and discard need the admin or support "
+                                                  "role");
+      }
+      return delivery_action(req, resp, seg[3], seg[4]);
+    }
+    send_error(resp, 404, "not found", "no endpoint at " + path);
+  }
+
+  void method_not_allowed(HTTPServerResponse& resp, const std::string& allow) {
+    resp.set("Allow", allow);
+    send_error(resp, 405, "method not allowed", "use " + allow);
+  }
+
+  void inbound(HTTPServerRequest& req, HTTPServerResponse& resp, const std::string& source,
+               bool batch) {
+    if (!hub_.has_source(source)) {
+      return send_error(resp, 404, "unknown source",
+                        "no source named '" + source + "' is configured");
+    }
+    std::string ctype = lower(req.getContentType());
+    ctype = ctype.substr(0, ctype.find(';'));
+    while (!ctype.empty() && ctype.back() == ' ') ctype.pop_back();
+    bool ok_type = batch ? (ctype == "application/x-ndjson" || ctype == "application/ndjson" ||
+                            ctype == "application/jsonl" || ctype == "application/json-seq" ||
+                            ctype == "application/x-jsonlines")
+                         : (ctype == "application/json");
+    if (!ok_type) {
+      return send_error(resp, 415, "unsupported media type",
+                        std::string("send ") +
+                            (batch ? "application/x-ndjson (one JSON object per line)"
+                                   : "application/json") +
+                            ", not '" + req.getContentType() + "'");
+    }
+    int64_t limit = batch ? config_.max_body * 64 : config_.max_body;
+    if (req.hasContentLength() && req.getContentLength64() > limit) {
+      resp.setKeepAlive(false);
+      return send_error(resp, 413, "payload too large",
+                        "the body is " + std::to_string(req.getContentLength64()) +
+                            " bytes; the limit is " + std::to_string(limit));
+    }
+    std::string body;
+    if (!read_body(req, limit, body)) {
+      resp.setKeepAlive(false);
+      return send_error(resp, 413, "payload too large",
+                        "the body exceeds the limit of " + std::to_string(limit) + " bytes");
+    }
+    std::map<std::string, std::string> headers;
+    for (const auto& [k, v] : req) headers[lower(k)] = v;
+    if (batch) {
+      int64_t lines = std::count(body.begin(), body.end(), '\n') + 1;
+      if (lines > config_.max_batch_lines + 1) {
+        return send_error(resp, 413, "batch too large",
+                          "at most " + std::to_string(config_.max_batch_lines) +
+                              " lines per batch; split it");
+      }
+      auto results = hub_.accept_batch(source, body, headers);
+      json items = json::array();
+      size_t accepted = 0, duplicates = 0, failed = 0;
+      for (const auto& r : results) {
+        json item = {{"status", r.status}};
+        for (auto it = r.extra.begin(); it != r.extra.end(); ++it) item[it.key()] = it.value();
+        if (!r.id.empty()) item["id"] = r.id;
+        if (!r.error.empty()) {
+          item["error"] = r.error;
+          item["detail"] = r.detail;
+        }
+        if (r.status == 202) ++accepted;
+        else if (r.status == 200) ++duplicates;
+        else ++failed;
+        items.push_back(std::move(item));
+      }
+      return send_json(resp, 200,
+                       {{"accepted", accepted},
+                        {"duplicates", duplicates},
+                        {"failed", failed},
+                        {"results", std::move(items)}});
+    }
+    AcceptRequest ar;
+    ar.source = source;
+    ar.body = std::move(body);
+    ar.headers = std::move(headers);
+    auto idem = ar.headers.find("idempotency-key");
+    if (idem != ar.headers.end()) ar.idempotency_key = idem->second;
+    AcceptResponse r = hub_.accept(ar);
+    if (r.status == 202 || r.status == 200) {
+      json out = {{"id", r.id}};
+      if (r.status == 200) out["duplicate"] = true;
+      return send_json(resp, r.status, out);
+    }
+    send_error(resp, r.status, r.error, r.detail, r.extra);
+  }
+
+  void list_messages(const Poco::URI& uri, HTTPServerResponse& resp) {
+    MessageFilter f;
+    for (const auto& [k, v] : uri.getQueryParameters()) {
+      if (k == "state") {
+        if (v != "unrouted" && !delivery_state_from(v)) {
+          return send_error(resp, 400, "bad filter", "unknown state '" + v + "'");
+        }
+        f.state = v == "in_flight" ? "pending" : v;
+      } else if (k == "source") {
+        f.source = v;
+      } else if (k == "destination") {
+        f.destination = v;
+      } else if (k == "correlation" || k == "correlation_key") {
+        f.correlation = v;
+      } else if (k == "type") {
+        f.type = v;
+      } else if (k == "from" || k == "to") {
+        Millis t = 0;
+        if (!parse_rfc3339(v, t)) {
+          return send_error(resp, 400, "bad filter",
+                            k + " must be a date (2026-11-23) or an RFC 3339 time");
+        }
+        (k == "from" ? f.from : f.to) = t;
+      } else if (k == "cursor") {
+        try {
+          f.before_seq = std::stoll(v);
+        } catch (const std::exception&) {
+          return send_error(resp, 400, "bad cursor", "use the next_cursor of a previous page");
+        }
+      } else if (k == "limit") {
+        try {
+          f.limit = std::stoi(v);
+        } catch (const std::exception&) {
+          return send_error(resp, 400, "bad limit", "limit is a number from 1 to 500");
+        }
+      } else {
+        return send_error(resp, 400, "bad filter",
+                          "unknown parameter '" + k +
+                              "' (state, source, destination, correlation, type, from, to, "
+                              "cursor, limit)");
+      }
+    }
+    MessagePage page = hub_.store().list(f);
+    json items = json::array();
+    for (const auto& rec : page.items) {
+      items.push_back(message_json(rec, hub_.dispatcher(), false));
+    }
+    json out = {{"items", std::move(items)}};
+    out["next_cursor"] = page.next_cursor ? json(std::to_string(page.next_cursor)) : json(nullptr);
+    send_json(resp, 200, out);
+  }
+
+  void delivery_action(HTTPServerRequest& req, HTTPServerResponse& resp, const std::string& id_text,
+                       const std::string& action) {
+    int64_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoll(id_text, &used);
+      if (used != id_text.size()) throw std::invalid_argument("id");
+    } catch (const std::exception&) {
+      return send_error(resp, 404, "not found", "no delivery " + id_text);
+    }
+    Status s;
+    if (action == "retry") {
+      std::string ignored;
+      read_body(req, config_.max_body, ignored);
+      s = hub_.dispatcher().retry(id);
+    } else {
+      std::string body;
+      if (!read_body(req, config_.max_body, body)) {
+        return send_error(resp, 413, "payload too large", "the body exceeds the limit");
+      }
+      json j;
+      AcceptResponse perr;
+      if (!parse_json_body(body, j, perr)) {
+        return send_error(resp, 400, perr.error, perr.detail, perr.extra);
+      }
+      if (!j.is_object() || !j.contains("reason") || !j["reason"].is_string() ||
+          j["reason"].get<std::string>().empty()) {
+        return send_error(resp, 400, "reason required",
+                          "send {\"reason\": \"…\"} saying why the delivery is discarded");
+      }
+      s = hub_.dispatcher().discard(id, j["reason"].get<std::string>());
+    }
+    if (!s.ok) return send_error(resp, s.http_status, s.error, s.detail);
+    auto d = hub_.store().delivery(id);
+    json out = {{"id", std::to_string(id)}, {"action", action}};
+    if (d) out["state"] = to_string(d->state);
+    send_json(resp, 200, out);
+  }
+
+  Hub& hub_;
+  const HubConfig& config_;
+};
+
+class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  ApiFactory(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+  HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
+    return new ApiHandler(hub_, config_);
+  }
+
+ private:
+  Hub& hub_;
+  const HubConfig& config_;
+};
+
+}  // namespace
+
+ApiServer::ApiServer(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+int ApiServer::start() {
+  Poco::Net::SocketAddress addr(config_.address, static_cast<Poco::UInt16>(config_.port));
+  Poco::Net::ServerSocket socket(addr, 256);
+  port_ = socket.address().port();
+  auto* params = new Poco::Net::HTTPServerParams;
+  params->setMaxThreads(config_.threads);
+  params->setMaxQueued(config_.max_queued);
+  params->setKeepAlive(true);
+  params->setMaxKeepAliveRequests(0);
+  params->setKeepAliveTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
+  params->setTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
+  params->setServerName("relais");
+  pool_ = std::make_unique<Poco::ThreadPool>(2, config_.threads + 2, 60, 0);
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_), *pool_, socket,
+                                                    params);
+  server_->start();
+  return port_;
+}
+
+void ApiServer::stop() {
+  if (server_) {
+    server_->stopAll(false);  // stop accepting; requests in progress finish
+    pool_->joinAll();
+    server_.reset();
+  }
+}
+
+}  // namespace relais

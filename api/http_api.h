@@ -1,0 +1,35 @@
+#pragma once
+// The HTTP API served by relais: inbound messages, operations (messages, deliveries, retry,
+// discard), health, readiness and metrics. Built on Poco::Net::HTTPServer.
+
+#include <memory>
+#include <string>
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include "routing/hub.h"
+
+namespace relais {
+
+// Owns the listening socket, the thread pool and the server. Thread-safe: requests are served
+// concurrently on the pool's threads; the Hub must outlive it.
+class ApiServer {
+ public:
+  ApiServer(Hub& hub, const HubConfig& config);
+  ~ApiServer();
+  // Binds and starts serving; returns the bound port (useful with port 0).
+  int start();
+  // Stops accepting connections and waits for requests in progress to finish.
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  Hub& hub_;
+  const HubConfig& config_;
+  std::unique_ptr<Poco::ThreadPool> pool_;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  int port_ = 0;
+};
+
+}  // namespace relais

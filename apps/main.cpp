@@ -1,0 +1,158 @@
+// relais: the integration hub's single binary.
+//   relais serve --config FILE     run the hub
+//   relais check-config FILE       validate a configuration, print every error
+//   relais version                 print the version
+// Every command takes --help.
+
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/Option.h>
+#include <Poco/Util/OptionSet.h>
+#include <Poco/Util/ServerApplication.h>
+#include <curl/curl.h>
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "api/http_api.h"
+#include "apps/commands.h"
+#include "connectors/registry.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "routing/hub.h"
+
+#ifndef RELAIS_VERSION
+#define RELAIS_VERSION "0.0.0"
+#endif
+
+namespace relais {
+namespace {
+
+// `relais serve`: a Poco ServerApplication. Owns the hub and the API server for its run.
+class ServeApp final : public Poco::Util::ServerApplication {
+ protected:
+  void defineOptions(Poco::Util::OptionSet& options) override {
+    ServerApplication::defineOptions(options);
+    options.addOption(Poco::Util::Option("help", "h", "print this help")
+                          .required(false)
+                          .repeatable(false)
+                          .callback(Poco::Util::OptionCallback<ServeApp>(this, &ServeApp::help)));
+    options.addOption(Poco::Util::Option("config", "c", "the configuration file (YAML)")
+                          .required(false)
+                          .repeatable(false)
+                          .argument("FILE")
+                          .callback(Poco::Util::OptionCallback<ServeApp>(this, &ServeApp::config)));
+  }
+
+  void help(const std::string&, const std::string&) {
+    Poco::Util::HelpFormatter f(options());
+    f.setCommand("relais serve");
+    f.setUsage("--config FILE");
+    f.setHeader("Runs the Relais hub: accepts messages, stores them, routes, maps and delivers "
+                "them. Stops cleanly on SIGTERM or SIGINT (Ctrl-C).");
+    f.format(std::cout);
+    stopOptionsProcessing();
+    help_ = true;
+  }
+
+  void config(const std::string&, const std::string& value) { config_path_ = value; }
+
+  int main(const std::vector<std::string>& args) override {
+    if (help_) return Application::EXIT_OK;
+    if (config_path_.empty() && !args.empty()) config_path_ = args.front();
+    if (config_path_.empty()) {
+      std::cerr << "relais serve: --config FILE is required (see relais serve --help)\n";
+      return Application::EXIT_USAGE;
+    }
+    ConnectorRegistry registry;
+    register_builtin_connectors(registry);
+    HubConfig cfg;
+    std::vector<ConfigError> errors;
+    if (!load_hub_config(config_path_, registry, cfg, errors)) {
+      for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+      std::cerr << "relais serve: " << errors.size()
+                << " configuration error(s); nothing started\n";
+      return Application::EXIT_CONFIG;
+    }
+    LogLevel level;
+    if (parse_log_level(cfg.log_level, level)) set_log_level(level);
+    for (const auto& n : cfg.notices) std::cout << "relais: " << n << std::endl;
+    std::unique_ptr<Hub> hub;
+    std::unique_ptr<ApiServer> api;
+    try {
+      hub = make_hub(cfg, registry);
+      hub->start();
+      api = std::make_unique<ApiServer>(*hub, cfg);
+      int port = api->start();
+      std::cout << "relais " << RELAIS_VERSION << " listening on http://" << cfg.address << ":"
+                << port << " (store " << cfg.store_path << ")" << std::endl;
+    } catch (const std::exception& e) {
+      std::cerr << "relais serve: cannot start: " << e.what() << std::endl;
+      if (api) api->stop();
+      if (hub) hub->stop();
+      return Application::EXIT_SOFTWARE;
+    }
+    waitForTerminationRequest();
+    std::cout << "relais: stopping (no new connections; finishing deliveries in flight)"
+              << std::endl;
+    api->stop();
+    hub->stop();
+    std::cout << "relais: stopped cleanly" << std::endl;
+    return Application::EXIT_OK;
+  }
+
+ private:
+  bool help_ = false;
+  std::string config_path_;
+};
+
+void usage(std::ostream& out) {
+  out << "usage: relais <command> [options]\n\n"
+         "commands:\n"
+         "  serve --config FILE       run the hub until SIGTERM/SIGINT\n"
+         "  check-config FILE         validate a configuration and print every error\n"
+         "  version                   print the version\n"
+         << extra_commands_usage() << "\nEvery command takes --help.\n";
+}
+
+}  // namespace
+}  // namespace relais
+
+int main(int argc, char** argv) {
+  using namespace relais;
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
+    usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 64 : 0;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "relais " << RELAIS_VERSION << " (store schema " << sqlite_schema_version()
+              << ")\n";
+    return 0;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc;
+  if (cmd == "serve") {
+    // Block the termination signals in every thread; ServerApplication waits for them with
+    // sigwait in the main thread, so no worker thread is ever killed by one.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    ServeApp app;
+    rc = app.run(argc - 1, argv + 1);
+  } else {
+    rc = run_command(cmd, argc - 1, argv + 1);
+    if (rc == -1) {
+      std::cerr << "relais: unknown command '" << cmd << "'\n";
+      usage(std::cerr);
+      rc = 64;
+    }
+  }
+  curl_global_cleanup();
+  return rc;
+}

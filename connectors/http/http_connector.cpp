@@ -1,0 +1,303 @@
+// The generic HTTP destination: method, URL template, headers, body, timeouts, TLS (verified by
+// default), client certificate, basic or bearer auth, connection reuse (one libcurl handle per
+// worker slot).
+
+#include "connectors/http/http_connector.h"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/json_template.h"
+
+namespace relais {
+namespace {
+
+using F = FieldType;
+
+const ConfigSpec& http_spec() {
+  static const ConfigSpec s{
+      "http",
+      {
+          {"url", F::String, "", true,
+           "target URL; {$.path} placeholders are filled from the message body (URL-encoded)"},
+          {"method", F::String, "POST", false, "HTTP method", {"POST", "PUT", "PATCH", "DELETE",
+                                                                "GET"}},
+          {"headers", F::StringMap, "", false, "extra request headers (values may use ${ENV})"},
+          {"send_body", F::Bool, "true", false, "send the (mapped) payload as the request body"},
+          {"timeout", F::Duration, "30s", false, "total time allowed for one attempt"},
+          {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
+          {"tls_verify", F::Bool, "true", false,
+           "verify the server certificate and host name (never turn off in production)"},
+          {"ca_file", F::String, "", false, "CA bundle to verify the server with (PEM)"},
+          {"client_cert", F::String, "", false, "client certificate for mutual TLS (PEM)"},
+          {"client_key", F::String, "", false, "private key of the client certificate (PEM)"},
+          {"client_key_password", F::Secret, "", false, "password of the client key"},
+          {"basic_user", F::String, "", false, "user for HTTP basic authentication"},
+          {"basic_password", F::Secret, "", false, "password for HTTP basic authentication"},
+          {"bearer_token", F::Secret, "", false, "token sent as Authorization: Bearer"},
+          {"reference_header", F::String, "Location", false,
+           "response header kept as the external reference"},
+          {"max_excerpt", F::Size, "1KiB", false, "bytes of the response kept in the history"},
+      }};
+  return s;
+}
+
+std::string url_encode(CURL* h, const std::string& v) {
+  char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));
+  std::string out = e ? e : "";
+  curl_free(e);
+  return out;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<std::pair<std::string*, size_t>*>(user);
+  size_t len = size * n;
+  if (s->first->size() < s->second) {
+    s->first->append(data, std::min(len, s->second - s->first->size()));
+  }
+  return len;
+}
+
+struct HeaderCapture {
+  std::string retry_after;
+  std::string reference;
+  std::string reference_name;  // lower-case
+};
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* h = static_cast<HeaderCapture*>(user);
+  size_t len = size * n;
+  std::string line(data, len);
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) {
+      value.erase(value.begin());
+    }
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.pop_back();
+    }
+    if (name == "retry-after") h->retry_after = value;
+    if (name == h->reference_name) h->reference = value;
+  }
+  return len;
+}
+
+// One configured HTTP destination. Thread-safe for distinct slots: each slot owns one curl
+// handle (and so its own connection cache); slots are never shared between threads.
+class HttpConnector final : public Connector {
+ public:
+  explicit HttpConnector(const ConnectorContext& ctx) : name_(ctx.name), clock_(ctx.clock) {
+    const auto& c = ctx.config;
+    std::string err;
+    if (!JsonTemplate::parse(c.str("url"), url_, err)) {
+      throw std::runtime_error("connector " + name_ + ": url: " + err);
+    }
+    method_ = c.str("method");
+    send_body_ = c.boolean("send_body");
+    timeout_ms_ = c.duration_ms("timeout");
+    connect_timeout_ms_ = c.duration_ms("connect_timeout");
+    tls_verify_ = c.boolean("tls_verify");
+    ca_file_ = c.str("ca_file");
+    client_cert_ = c.str("client_cert");
+    client_key_ = c.str("client_key");
+    client_key_password_ = c.str("client_key_password");
+    basic_user_ = c.str("basic_user");
+    basic_password_ = c.str("basic_password");
+    bearer_ = c.str("bearer_token");
+    reference_header_ = c.str("reference_header");
+    for (auto& ch : reference_header_) {
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    max_excerpt_ = static_cast<size_t>(c.size("max_excerpt"));
+    headers_ = c.string_map("headers");
+    for (int i = 0; i < ctx.concurrency; ++i) {
+      CURL* h = curl_easy_init();
+      if (h == nullptr) throw std::runtime_error("connector " + name_ + ": curl_easy_init failed");
+      handles_.push_back(h);
+    }
+  }
+
+  ~HttpConnector() override {
+    for (CURL* h : handles_) curl_easy_cleanup(h);
+  }
+
+  Outcome deliver(const DeliveryRequest& req) override {
+    CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
+    std::string url, err;
+    if (!url_.render(*req.body, url, err,
+                     [h](const std::string& v) { return url_encode(h, v); })) {
+      return Outcome::reject("config", 0, "cannot build the URL: " + err);
+    }
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms_));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms_));
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    if (!ca_file_.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_file_.c_str());
+    if (!client_cert_.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, client_cert_.c_str());
+    if (!client_key_.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, client_key_.c_str());
+    if (!client_key_password_.empty()) {
+      curl_easy_setopt(h, CURLOPT_KEYPASSWD, client_key_password_.c_str());
+    }
+    if (!basic_user_.empty()) {
+      curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+      curl_easy_setopt(h, CURLOPT_USERNAME, basic_user_.c_str());
+      curl_easy_setopt(h, CURLOPT_PASSWORD, basic_password_.c_str());
+    }
+    struct curl_slist* hdrs = nullptr;
+    auto add = [&hdrs](const std::string& line) { hdrs = curl_slist_append(hdrs, line.c_str()); };
+    add("Content-Type: " + (req.content_type.empty() ? std::string("application/json")
+                                                     : req.content_type));
+    add("X-Relais-Message-Id: " + req.message->id);
+    add("X-Relais-Delivery-Id: " + std::to_string(req.delivery_id));
+    add("Expect:");
+    if (!bearer_.empty()) add("Authorization: Bearer " + bearer_);
+    for (const auto& [k, v] : headers_) add(k + ": " + v);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+
+    if (method_ == "GET") {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+      if (method_ != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method_.c_str());
+      if (send_body_ && req.payload != nullptr) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.payload->data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(req.payload->size()));
+      } else if (method_ == "POST" || method_ == "PUT" || method_ == "PATCH") {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
+      } else {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+      }
+    }
+    std::string body;
+    std::pair<std::string*, size_t> sink{&body, max_excerpt_};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    HeaderCapture cap;
+    cap.reference_name = reference_header_;
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &cap);
+
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+      std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+      if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+          rc == CURLE_SSL_CERTPROBLEM) {
+        cls = "tls";
+      }
+      return Outcome::retry(cls, static_cast<int>(rc),
+                            std::string("cannot reach the destination: ") +
+                                curl_easy_strerror(rc));
+    }
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    Outcome o;
+    std::string text = "HTTP " + std::to_string(status);
+    switch (classify_http_status(status)) {
+      case Outcome::Kind::Delivered:
+        o = Outcome::delivered(cap.reference, text);
+        break;
+      case Outcome::Kind::Retry: {
+        std::optional<int64_t> after;
+        if (!cap.retry_after.empty()) {
+          int64_t ms = parse_retry_after_ms(cap.retry_after, clock_->now_ms());
+          if (ms >= 0) after = ms;
+        }
+        o = Outcome::retry("http", static_cast<int>(status),
+                           text + " from the destination: will try again" +
+                               (after ? " after " + std::to_string(*after / 1000) + " s" : ""),
+                           after);
+        break;
+      }
+      default:
+        o = Outcome::reject("http", static_cast<int>(status),
+                            text + " from the destination: the request was refused");
+    }
+    o.excerpt = body;
+    return o;
+  }
+
+ private:
+  std::string name_;
+  const Clock* clock_;
+  JsonTemplate url_;
+  std::string method_;
+  bool send_body_ = true;
+  int64_t timeout_ms_ = 30000, connect_timeout_ms_ = 5000;
+  bool tls_verify_ = true;
+  std::string ca_file_, client_cert_, client_key_, client_key_password_;
+  std::string basic_user_, basic_password_, bearer_, reference_header_;
+  size_t max_excerpt_ = 1024;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::vector<CURL*> handles_;
+};
+
+}  // namespace
+
+Outcome::Kind classify_http_status(long status) {
+  if (status >= 200 && status < 300) return Outcome::Kind::Delivered;
+  if (status == 408 || status == 425 || status == 429 || status >= 500) {
+    return Outcome::Kind::Retry;
+  }
+  return Outcome::Kind::Reject;
+}
+
+int64_t parse_retry_after_ms(const std::string& value, int64_t now_ms) {
+  if (value.empty()) return -1;
+  bool digits = true;
+  for (char c : value) digits = digits && std::isdigit(static_cast<unsigned char>(c));
+  if (digits) {
+    if (value.size() > 9) return -1;
+    return std::stoll(value) * 1000;
+  }
+  time_t t = curl_getdate(value.c_str(), nullptr);
+  if (t < 0) return -1;
+  int64_t ms = static_cast<int64_t>(t) * 1000 - now_ms;
+  return ms < 0 ? 0 : ms;
+}
+
+void register_http_connector(ConnectorRegistry& registry) {
+  ConnectorKind k;
+  k.name = "http";
+  k.description = "Generic HTTP destination (JSON over HTTP/1.1 or HTTP/2, TLS verified)";
+  k.spec = &http_spec();
+  k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
+    JsonTemplate t;
+    std::string err;
+    if (!JsonTemplate::parse(c.str("url"), t, err)) {
+      errors.push_back(error_at(c.raw("url"), file, c.path() + ".url", err));
+    }
+    std::string url = c.str("url");
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      errors.push_back(
+          error_at(c.raw("url"), file, c.path() + ".url", "the URL must start with http(s)://"));
+    }
+    if (c.has("client_cert") != c.has("client_key")) {
+      errors.push_back(error_at(c.node(), file, c.path(),
+                                "client_cert and client_key go together"));
+    }
+    if (c.has("basic_user") && c.has("bearer_token")) {
+      errors.push_back(error_at(c.node(), file, c.path(),
+                                "choose basic_user/basic_password or bearer_token, not both"));
+    }
+  };
+  k.create = [](const ConnectorContext& ctx) -> std::unique_ptr<Connector> {
+    return std::make_unique<HttpConnector>(ctx);
+  };
+  registry.add(std::move(k));
+}
+
+}  // namespace relais

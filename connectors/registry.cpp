@@ -1,0 +1,11 @@
+#include "connectors/registry.h"
+
+#include "connectors/http/http_connector.h"
+
+namespace relais {
+
+void register_builtin_connectors(ConnectorRegistry& registry) {
+  register_http_connector(registry);
+}
+
+}  // namespace relais

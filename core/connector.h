@@ -1,0 +1,78 @@
+#pragma once
+// The one shape every destination connector has: a kind (name, config spec, factory) registered
+// explicitly in a ConnectorRegistry, and instances that turn a delivery into an Outcome.
+// The core never names a connector; connectors/registry.cpp registers the built-in kinds.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/config_spec.h"
+#include "core/message.h"
+#include "core/metrics.h"
+#include "core/status.h"
+
+namespace relais {
+
+// What a connector gets for one attempt. References are valid for the call only.
+struct DeliveryRequest {
+  int64_t delivery_id = 0;
+  const Message* message = nullptr;
+  const nlohmann::json* body = nullptr;  // the message body, parsed
+  const nlohmann::json* mapped = nullptr;  // the mapping's JSON output (or the body)
+  const std::string* payload = nullptr;  // what to send (mapped text, or the body as received)
+  std::string content_type;             // of payload
+  int attempt = 1;                      // 1-based
+  int slot = 0;                         // worker slot in [0, concurrency)
+};
+
+// A configured destination instance. deliver() is called concurrently from up to `concurrency`
+// worker threads, each with its own slot index: implementations keep per-slot state (e.g. one
+// connection per slot) or synchronise internally. Owned by the Hub; lives until shutdown.
+class Connector {
+ public:
+  virtual ~Connector() = default;
+  // Never throws: every failure is an Outcome with a reason a person can read.
+  virtual Outcome deliver(const DeliveryRequest& request) = 0;
+  // Checks that the destination is reachable and the credentials work, without sending data.
+  virtual Status probe() { return Status::success(); }
+};
+
+// What a factory gets to build an instance.
+struct ConnectorContext {
+  std::string name;  // the instance (destination) name
+  ConfigView config;
+  int concurrency = 1;
+  Metrics* metrics = nullptr;
+  const Clock* clock = nullptr;
+};
+
+// A kind of connector. Plain value held by the registry.
+struct ConnectorKind {
+  std::string name;
+  std::string description;
+  const ConfigSpec* spec = nullptr;
+  // Semantic checks beyond the spec (e.g. a URL template that does not parse). Optional.
+  std::function<void(const ConfigView&, const std::string& file, std::vector<ConfigError>&)> check;
+  // Builds an instance; may throw at start-up with a message naming the problem.
+  std::function<std::unique_ptr<Connector>(const ConnectorContext&)> create;
+};
+
+// The set of known connector kinds. Filled once at start-up (not thread-safe to mutate),
+// then read-only and safe to share.
+class ConnectorRegistry {
+ public:
+  void add(ConnectorKind kind);
+  const ConnectorKind* find(const std::string& name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, ConnectorKind> kinds_;
+};
+
+}  // namespace relais

@@ -1,0 +1,35 @@
+#pragma once
+// Exponential back-off with full jitter, bounded by attempts and/or age.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "core/clock.h"
+
+namespace relais {
+
+// Per-destination retry settings. Value type.
+struct RetryPolicy {
+  Millis initial_ms = 1000;
+  Millis max_ms = 300000;
+  double factor = 2.0;
+  int max_attempts = 10;  // 0 = unbounded (then max_age must be set)
+  Millis max_age_ms = 0;  // 0 = unbounded; measured from the message's reception
+
+  // The back-off ceiling before attempt number `attempt + 1` (attempt >= 1 failed attempts):
+  // min(max, initial * factor^(attempt-1)).
+  Millis ceiling(int attempt) const;
+  // Full jitter: a uniform delay in [0, ceiling(attempt)]; `uniform01` returns values in [0, 1).
+  Millis delay(int attempt, const std::function<double()>& uniform01) const;
+  // True when no further attempt is allowed after `attempts` failed attempts.
+  bool exhausted(int attempts, Millis received_at, Millis now) const;
+  // When to try next after `attempts` failed attempts: honours the peer's retry-after (never
+  // earlier than it), else the jittered back-off. Returns nullopt when out of attempts or
+  // past max age (the delivery goes dead).
+  std::optional<Millis> next_attempt(int attempts, Millis received_at, Millis now,
+                                     std::optional<Millis> retry_after,
+                                     const std::function<double()>& uniform01) const;
+};
+
+}  // namespace relais

@@ -1,0 +1,770 @@
+// SqliteStore: the embedded store on SQLite through Poco::Data, in WAL mode, with a single
+// writer thread that group-commits accepts and state updates.
+
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/SessionPool.h>
+#include <Poco/Data/Statement.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include "core/log.h"
+#include "core/store.h"
+
+using namespace Poco::Data::Keywords;
+using Poco::Data::RecordSet;
+using Poco::Data::Session;
+using Poco::Data::Statement;
+
+namespace relais {
+namespace {
+
+struct Migration {
+  int version;
+  const char* description;
+  std::vector<const char*> statements;
+};
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> list = {
+      {1,
+       "messages, deliveries, attempts",
+       {
+           "CREATE TABLE messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+           "source TEXT NOT NULL, type TEXT NOT NULL, correlation TEXT NOT NULL, "
+           "idempotency TEXT NOT NULL, headers TEXT NOT NULL, body TEXT NOT NULL, "
+           "received_at INTEGER NOT NULL, routed INTEGER NOT NULL)",
+           "CREATE UNIQUE INDEX messages_idempotency ON messages(source, idempotency) "
+           "WHERE idempotency <> ''",
+           "CREATE INDEX messages_correlation ON messages(correlation)",
+           "CREATE INDEX messages_received ON messages(received_at)",
+           "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, message_seq INTEGER NOT NULL "
+           "REFERENCES messages(seq), destination TEXT NOT NULL, route TEXT NOT NULL, "
+           "mapping TEXT NOT NULL, mapping_version INTEGER NOT NULL DEFAULT 0, "
+           "state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+           "next_attempt_at INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0, "
+           "updated_at INTEGER NOT NULL, last_outcome TEXT NOT NULL DEFAULT '', "
+           "last_class TEXT NOT NULL DEFAULT '', last_code INTEGER NOT NULL DEFAULT 0, "
+           "last_text TEXT NOT NULL DEFAULT '', external_ref TEXT NOT NULL DEFAULT '', "
+           "payload TEXT)",
+           "CREATE INDEX deliveries_message ON deliveries(message_seq)",
+           "CREATE INDEX deliveries_active ON deliveries(state) "
+           "WHERE state IN ('pending', 'retrying')",
+           "CREATE INDEX deliveries_destination_state ON deliveries(destination, state)",
+           "CREATE TABLE attempts (id INTEGER PRIMARY KEY, delivery_id INTEGER NOT NULL, "
+           "at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, "
+           "class TEXT NOT NULL, code INTEGER NOT NULL, text TEXT NOT NULL, "
+           "excerpt TEXT NOT NULL)",
+           "CREATE INDEX attempts_delivery ON attempts(delivery_id)",
+       }},
+  };
+  return list;
+}
+
+std::string headers_json(const std::map<std::string, std::string>& h) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : h) j[k] = v;
+  return j.dump();
+}
+
+std::map<std::string, std::string> headers_from(const std::string& text) {
+  std::map<std::string, std::string> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+    }
+  }
+  return out;
+}
+
+// One unit of work for the writer thread.
+struct AcceptJob {
+  std::vector<Incoming> batch;
+  std::promise<std::vector<AcceptResult>> done;
+};
+struct UpdateJob {
+  DeliveryUpdate update;
+  std::promise<Status>* done = nullptr;  // set for apply(); owned by the caller
+};
+struct FlushJob {
+  std::promise<void>* done = nullptr;
+};
+using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob>;
+
+// The SQLite implementation. Thread-safe: one writer thread owns the write session; reads use
+// pooled sessions (WAL readers never block the writer).
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const StoreOptions& options);
+  ~SqliteStore() override { close(); }
+
+  std::vector<AcceptResult> accept(std::vector<Incoming> batch) override;
+  void record(DeliveryUpdate update) override;
+  Status apply(DeliveryUpdate update) override;
+  void flush() override;
+  void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = std::move(fn);
+  }
+  std::vector<QueuedDelivery> load_active() override;
+  std::vector<HeldKey> load_dead_heads() override;
+  MessagePtr message_by_seq(int64_t seq) override;
+  std::optional<MessageRecord> message(const std::string& id, bool with_history) override;
+  std::optional<Delivery> delivery(int64_t id) override;
+  MessagePage list(const MessageFilter& filter) override;
+  bool healthy() override;
+  void close() override;
+
+ private:
+  void migrate();
+  void prepare_statements();
+  void writer_loop();
+  void write_group(std::vector<Job>& jobs);
+  Status apply_update(const DeliveryUpdate& u);
+  std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
+  static MessagePtr message_from(RecordSet& rs, size_t row);
+  static Delivery delivery_from(RecordSet& rs, size_t row);
+
+  StoreOptions options_;
+  std::unique_ptr<Session> write_;
+  std::unique_ptr<Poco::Data::SessionPool> readers_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool closing_ = false;
+  bool closed_ = false;
+  std::thread writer_;
+  std::function<void(std::vector<QueuedDelivery>&&)> listener_;
+
+  // Writer-thread state: ids are assigned here (the writer is the only writer).
+  int64_t next_seq_ = 1;
+  int64_t next_delivery_ = 1;
+  std::atomic<bool> write_ok_{true};
+
+  // Prepared statements and their bound variables (writer thread only).
+  struct Bound {
+    int64_t seq = 0, received_at = 0, routed = 0;
+    std::string id, source, type, correlation, idempotency, headers, body;
+    int64_t d_id = 0, d_seq = 0, d_mapping_version = 0, d_attempts = 0, d_next = 0,
+            d_not_before = 0, d_updated = 0, d_code = 0;
+    std::string d_destination, d_route, d_mapping, d_state, d_outcome, d_class, d_text, d_ref;
+    int64_t a_delivery = 0, a_at = 0, a_duration = 0, a_code = 0;
+    std::string a_outcome, a_class, a_text, a_excerpt;
+    std::vector<std::string> found_ids;
+  } b_;
+  std::unique_ptr<Statement> ins_message_, ins_delivery_, ins_attempt_, find_idem_;
+};
+
+SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
+  Poco::Data::SQLite::Connector::registerConnector();
+  write_ = std::make_unique<Session>("SQLite", options_.path);
+  *write_ << "PRAGMA journal_mode=WAL", now;
+  if (options_.synchronous_full) {
+    *write_ << "PRAGMA synchronous=FULL", now;
+  } else {
+    *write_ << "PRAGMA synchronous=NORMAL", now;
+  }
+  *write_ << "PRAGMA foreign_keys=ON", now;
+  migrate();
+  {
+    Poco::Nullable<int64_t> max_seq, max_del;
+    *write_ << "SELECT MAX(seq) FROM messages", into(max_seq), now;
+    *write_ << "SELECT MAX(id) FROM deliveries", into(max_del), now;
+    if (!max_seq.isNull()) next_seq_ = max_seq.value() + 1;
+    if (!max_del.isNull()) next_delivery_ = max_del.value() + 1;
+  }
+  prepare_statements();
+  readers_ = std::make_unique<Poco::Data::SessionPool>("SQLite", options_.path, 1,
+                                                        options_.read_pool, 60);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+void SqliteStore::migrate() {
+  *write_ << "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+             "description TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+      now;
+  Poco::Nullable<int> current;
+  *write_ << "SELECT MAX(version) FROM schema_migrations", into(current), now;
+  int have = current.isNull() ? 0 : current.value();
+  if (have > sqlite_schema_version()) {
+    throw std::runtime_error("store " + options_.path + " has schema version " +
+                             std::to_string(have) + ", newer than this relais (" +
+                             std::to_string(sqlite_schema_version()) + "): upgrade relais");
+  }
+  for (const auto& m : migrations()) {
+    if (m.version <= have) continue;
+    write_->begin();
+    try {
+      for (const char* sql : m.statements) *write_ << sql, now;
+      int v = m.version;
+      std::string d = m.description;
+      *write_ << "INSERT INTO schema_migrations(version, description) VALUES(?, ?)", use(v),
+          use(d), now;
+      write_->commit();
+      log_info("store", "applied schema migration " + std::to_string(m.version) + " (" +
+                            m.description + ")");
+    } catch (...) {
+      write_->rollback();
+      throw;
+    }
+  }
+}
+
+void SqliteStore::prepare_statements() {
+  auto& b = b_;
+  ins_message_ = std::make_unique<Statement>(*write_);
+  *ins_message_ << "INSERT INTO messages(seq, id, source, type, correlation, idempotency, headers, "
+                   "body, received_at, routed) VALUES(?,?,?,?,?,?,?,?,?,?)",
+      use(b.seq), use(b.id), use(b.source), use(b.type), use(b.correlation), use(b.idempotency),
+      use(b.headers), use(b.body), use(b.received_at), use(b.routed);
+  ins_delivery_ = std::make_unique<Statement>(*write_);
+  *ins_delivery_ << "INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, "
+                    "not_before, updated_at) VALUES(?,?,?,?,?,?,?,?)",
+      use(b.d_id), use(b.d_seq), use(b.d_destination), use(b.d_route), use(b.d_mapping),
+      use(b.d_state), use(b.d_not_before), use(b.d_updated);
+  ins_attempt_ = std::make_unique<Statement>(*write_);
+  *ins_attempt_ << "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, "
+                   "excerpt) VALUES(?,?,?,?,?,?,?,?)",
+      use(b.a_delivery), use(b.a_at), use(b.a_duration), use(b.a_outcome), use(b.a_class),
+      use(b.a_code), use(b.a_text), use(b.a_excerpt);
+  find_idem_ = std::make_unique<Statement>(*write_);
+  *find_idem_ << "SELECT id FROM messages WHERE source = ? AND idempotency = ?", use(b.source),
+      use(b.idempotency), into(b.found_ids);
+}
+
+std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
+  auto job = std::make_unique<AcceptJob>();
+  size_t n = batch.size();
+  job->batch = std::move(batch);
+  auto fut = job->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) {
+      std::vector<AcceptResult> out(n);
+      for (auto& r : out) {
+        r.kind = AcceptResult::Kind::Failed;
+        r.error = "the store is closing";
+      }
+      return out;
+    }
+    queue_.emplace_back(std::move(job));
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void SqliteStore::record(DeliveryUpdate update) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      log_error("store", "update of delivery " + std::to_string(update.id) +
+                             " after close: not recorded");
+      return;
+    }
+    queue_.emplace_back(UpdateJob{std::move(update), nullptr});
+  }
+  cv_.notify_one();
+}
+
+Status SqliteStore::apply(DeliveryUpdate update) {
+  std::promise<Status> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::failure(503, "store closed");
+    queue_.emplace_back(UpdateJob{std::move(update), &done});
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void SqliteStore::flush() {
+  std::promise<void> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    queue_.emplace_back(FlushJob{&done});
+  }
+  cv_.notify_one();
+  fut.wait();
+}
+
+void SqliteStore::writer_loop() {
+  std::vector<Job> jobs;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty() && closing_) break;
+      size_t messages = 0;
+      while (!queue_.empty() && messages < options_.max_batch) {
+        if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
+          messages += (*a)->batch.size();
+        } else {
+          ++messages;
+        }
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    write_group(jobs);
+    jobs.clear();
+  }
+}
+
+void SqliteStore::write_group(std::vector<Job>& jobs) {
+  std::vector<std::vector<AcceptResult>> results;
+  std::vector<Status> statuses;
+  std::vector<QueuedDelivery> fresh;
+  results.reserve(jobs.size());
+  statuses.reserve(jobs.size());
+  const int64_t seq_before = next_seq_, del_before = next_delivery_;
+  std::string failure;
+  try {
+    write_->begin();
+    for (auto& job : jobs) {
+      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
+        auto& out = results.emplace_back();
+        for (auto& in : (*a)->batch) {
+          auto& m = *in.message;
+          AcceptResult r;
+          auto& b = b_;
+          b.source = m.source;
+          b.idempotency = m.idempotency;
+          if (!m.idempotency.empty()) {
+            b.found_ids.clear();
+            find_idem_->execute();
+            if (!b.found_ids.empty()) {
+              r.kind = AcceptResult::Kind::Duplicate;
+              r.id = b.found_ids.front();
+              out.push_back(std::move(r));
+              continue;
+            }
+          }
+          m.seq = next_seq_++;
+          b.seq = m.seq;
+          b.id = m.id;
+          b.type = m.type;
+          b.correlation = m.correlation;
+          b.headers = headers_json(m.headers);
+          b.body = m.body;
+          b.received_at = m.received_at;
+          b.routed = in.deliveries.empty() ? 0 : 1;
+          ins_message_->execute();
+          MessagePtr shared = in.message;
+          for (const auto& d : in.deliveries) {
+            b.d_id = next_delivery_++;
+            b.d_seq = m.seq;
+            b.d_destination = d.destination;
+            b.d_route = d.route;
+            b.d_mapping = d.mapping;
+            b.d_state = "pending";
+            b.d_not_before = d.not_before;
+            b.d_updated = m.received_at;
+            ins_delivery_->execute();
+            QueuedDelivery q;
+            q.id = b.d_id;
+            q.destination = d.destination;
+            q.source = m.source;
+            q.key = m.correlation;
+            q.mapping = d.mapping;
+            q.due = d.not_before;
+            q.received_at = m.received_at;
+            q.message_seq = m.seq;
+            q.message = shared;
+            fresh.push_back(std::move(q));
+          }
+          r.kind = AcceptResult::Kind::Created;
+          r.id = m.id;
+          out.push_back(std::move(r));
+        }
+      } else if (auto* u = std::get_if<UpdateJob>(&job)) {
+        statuses.push_back(apply_update(u->update));
+      }
+    }
+    write_->commit();
+    write_ok_ = true;
+  } catch (const std::exception& e) {
+    failure = e.what();
+    write_ok_ = false;
+    try {
+      write_->rollback();
+    } catch (...) {
+    }
+    next_seq_ = seq_before;
+    next_delivery_ = del_before;
+    fresh.clear();
+    log_error("store", "commit failed: " + failure);
+  }
+  // Answer only now: after the commit (or its failure).
+  size_t ai = 0, ui = 0;
+  for (auto& job : jobs) {
+    if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
+      if (failure.empty()) {
+        (*a)->done.set_value(std::move(results[ai]));
+      } else {
+        std::vector<AcceptResult> failed((*a)->batch.size());
+        for (auto& r : failed) {
+          r.kind = AcceptResult::Kind::Failed;
+          r.error = "storage error: " + failure;
+        }
+        (*a)->done.set_value(std::move(failed));
+      }
+      ++ai;
+    } else if (auto* u = std::get_if<UpdateJob>(&job)) {
+      Status s = failure.empty() ? statuses[ui] : Status::failure(503, "storage error", failure);
+      ++ui;
+      if (u->done) u->done->set_value(std::move(s));
+    } else if (auto* f = std::get_if<FlushJob>(&job)) {
+      f->done->set_value();
+    }
+  }
+  if (!fresh.empty()) {
+    std::function<void(std::vector<QueuedDelivery>&&)> fn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn = listener_;
+    }
+    if (fn) fn(std::move(fresh));
+  }
+}
+
+Status SqliteStore::apply_update(const DeliveryUpdate& u) {
+  auto& s = *write_;
+  if (!u.expected.empty()) {
+    std::vector<std::string> st;
+    int64_t id = u.id;
+    s << "SELECT state FROM deliveries WHERE id = ?", use(id), into(st), now;
+    if (st.empty()) return Status::failure(404, "not found", "no delivery " + std::to_string(id));
+    auto cur = delivery_state_from(st.front());
+    if (!cur || !u.expected.count(*cur)) {
+      return Status::failure(409, "conflict",
+                             "delivery " + std::to_string(id) + " is " + st.front());
+    }
+  }
+  int64_t id = u.id, attempts = u.attempts, next = u.next_attempt_at, updated = u.now;
+  std::string state = to_string(u.state == DeliveryState::InFlight ? DeliveryState::Pending
+                                                                   : u.state);
+  std::string outcome, cls, text, excerpt;
+  int64_t code = 0;
+  if (u.attempt) {
+    outcome = u.attempt->outcome;
+    cls = u.attempt->error_class;
+    code = u.attempt->code;
+    text = u.attempt->text;
+  } else {
+    text = u.action_text;
+  }
+  std::string ref = u.external_ref, mapping = u.mapping;
+  int64_t mapping_version = u.mapping_version;
+  Poco::Nullable<std::string> payload;
+  if (u.payload) payload = *u.payload;
+  bool has_attempt = u.attempt.has_value();
+  bool has_text = has_attempt || !u.action_text.empty();
+  int keep_payload = u.payload ? 0 : 1;
+  Statement st(s);
+  st << "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
+        "last_outcome = CASE WHEN ? THEN ? ELSE last_outcome END, "
+        "last_class = CASE WHEN ? THEN ? ELSE last_class END, "
+        "last_code = CASE WHEN ? THEN ? ELSE last_code END, "
+        "last_text = CASE WHEN ? THEN ? ELSE last_text END, "
+        "external_ref = CASE WHEN ? <> '' THEN ? ELSE external_ref END, "
+        "mapping = CASE WHEN ? <> '' THEN ? ELSE mapping END, "
+        "mapping_version = CASE WHEN ? <> 0 THEN ? ELSE mapping_version END, "
+        "payload = CASE WHEN ? THEN payload ELSE ? END "
+        "WHERE id = ?",
+      use(state), use(attempts), use(next), use(updated), use(has_attempt), use(outcome),
+      use(has_attempt), use(cls), use(has_attempt), use(code), use(has_text), use(text), use(ref),
+      use(ref), use(mapping), use(mapping), use(mapping_version), use(mapping_version),
+      use(keep_payload), use(payload), use(id);
+  size_t changed = st.execute();
+  if (changed == 0) return Status::failure(404, "not found", "no delivery " + std::to_string(id));
+  if (u.attempt) {
+    auto& b = b_;
+    b.a_delivery = id;
+    b.a_at = u.attempt->at;
+    b.a_duration = u.attempt->duration_ms;
+    b.a_outcome = u.attempt->outcome;
+    b.a_class = u.attempt->error_class;
+    b.a_code = u.attempt->code;
+    b.a_text = u.attempt->text;
+    b.a_excerpt = u.attempt->excerpt;
+    ins_attempt_->execute();
+  }
+  return Status::success();
+}
+
+void SqliteStore::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  ins_message_.reset();
+  ins_delivery_.reset();
+  ins_attempt_.reset();
+  find_idem_.reset();
+  if (readers_) readers_->shutdown();
+  if (write_) {
+    try {
+      *write_ << "PRAGMA wal_checkpoint(TRUNCATE)", now;
+    } catch (const std::exception& e) {
+      log_warn("store", std::string("checkpoint at close failed: ") + e.what());
+    }
+    write_->close();
+  }
+}
+
+bool SqliteStore::healthy() {
+  if (!write_ok_) return false;
+  try {
+    Session s = readers_->get();
+    int one = 0;
+    s << "SELECT 1", into(one), now;
+    return one == 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::vector<QueuedDelivery> SqliteStore::load_active() {
+  Session s = readers_->get();
+  Statement st(s);
+  st << "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
+        "d.not_before, m.received_at, d.message_seq, m.source FROM deliveries d JOIN messages m ON "
+        "m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id",
+      now;
+  RecordSet rs(st);
+  std::vector<QueuedDelivery> out;
+  out.reserve(rs.rowCount());
+  for (size_t i = 0; i < rs.rowCount(); ++i) {
+    QueuedDelivery q;
+    q.id = rs.value(0, i).convert<int64_t>();
+    q.destination = rs.value(1, i).convert<std::string>();
+    q.key = rs.value(2, i).convert<std::string>();
+    q.mapping = rs.value(3, i).convert<std::string>();
+    q.attempts = rs.value(4, i).convert<int>();
+    q.due = std::max(rs.value(5, i).convert<int64_t>(), rs.value(6, i).convert<int64_t>());
+    q.received_at = rs.value(7, i).convert<int64_t>();
+    q.message_seq = rs.value(8, i).convert<int64_t>();
+    q.source = rs.value(9, i).convert<std::string>();
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+std::vector<HeldKey> SqliteStore::load_dead_heads() {
+  // For each (destination, key) the earliest dead delivery that still has active deliveries
+  // after it: those keys are held under the "hold" policy.
+  Session s = readers_->get();
+  Statement st(s);
+  st << "SELECT d.destination, m.correlation, MIN(d.id) FROM deliveries d JOIN messages m ON "
+        "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' AND EXISTS ("
+        "SELECT 1 FROM deliveries d2 JOIN messages m2 ON m2.seq = d2.message_seq WHERE "
+        "d2.destination = d.destination AND m2.correlation = m.correlation AND d2.id > d.id AND "
+        "d2.state IN ('pending', 'retrying')) GROUP BY d.destination, m.correlation",
+      now;
+  RecordSet rs(st);
+  std::vector<HeldKey> out;
+  for (size_t i = 0; i < rs.rowCount(); ++i) {
+    out.push_back(HeldKey{rs.value(0, i).convert<std::string>(),
+                          rs.value(1, i).convert<std::string>(),
+                          rs.value(2, i).convert<int64_t>()});
+  }
+  return out;
+}
+
+constexpr const char* kMessageColumns =
+    "seq, id, source, type, correlation, idempotency, headers, body, received_at";
+constexpr const char* kDeliveryColumns =
+    "id, message_seq, destination, route, mapping, mapping_version, state, attempts, "
+    "next_attempt_at, not_before, updated_at, last_outcome, last_class, last_code, last_text, "
+    "external_ref";
+
+MessagePtr SqliteStore::message_from(RecordSet& rs, size_t i) {
+  auto m = std::make_shared<Message>();
+  m->seq = rs.value(0, i).convert<int64_t>();
+  m->id = rs.value(1, i).convert<std::string>();
+  m->source = rs.value(2, i).convert<std::string>();
+  m->type = rs.value(3, i).convert<std::string>();
+  m->correlation = rs.value(4, i).convert<std::string>();
+  m->idempotency = rs.value(5, i).convert<std::string>();
+  m->headers = headers_from(rs.value(6, i).convert<std::string>());
+  m->body = rs.value(7, i).convert<std::string>();
+  m->received_at = rs.value(8, i).convert<int64_t>();
+  return m;
+}
+
+Delivery SqliteStore::delivery_from(RecordSet& rs, size_t i) {
+  Delivery d;
+  d.id = rs.value(0, i).convert<int64_t>();
+  d.message_seq = rs.value(1, i).convert<int64_t>();
+  d.destination = rs.value(2, i).convert<std::string>();
+  d.route = rs.value(3, i).convert<std::string>();
+  d.mapping = rs.value(4, i).convert<std::string>();
+  d.mapping_version = rs.value(5, i).convert<int64_t>();
+  d.state = delivery_state_from(rs.value(6, i).convert<std::string>())
+                .value_or(DeliveryState::Pending);
+  d.attempts = rs.value(7, i).convert<int>();
+  d.next_attempt_at = rs.value(8, i).convert<int64_t>();
+  d.not_before = rs.value(9, i).convert<int64_t>();
+  d.updated_at = rs.value(10, i).convert<int64_t>();
+  d.last_outcome = rs.value(11, i).convert<std::string>();
+  d.last_class = rs.value(12, i).convert<std::string>();
+  d.last_code = rs.value(13, i).convert<int>();
+  d.last_text = rs.value(14, i).convert<std::string>();
+  d.external_ref = rs.value(15, i).convert<std::string>();
+  return d;
+}
+
+MessagePtr SqliteStore::message_by_seq(int64_t seq) {
+  Session s = readers_->get();
+  Statement st(s);
+  st << "SELECT " << kMessageColumns << " FROM messages WHERE seq = ?", use(seq), now;
+  RecordSet rs(st);
+  if (rs.rowCount() == 0) return nullptr;
+  return message_from(rs, 0);
+}
+
+std::vector<Delivery> SqliteStore::deliveries_of(Session& s, int64_t seq, bool with_history) {
+  Statement st(s);
+  st << "SELECT " << kDeliveryColumns << ", payload FROM deliveries WHERE message_seq = ? "
+     << "ORDER BY id", use(seq), now;
+  RecordSet rs(st);
+  std::vector<Delivery> out;
+  for (size_t i = 0; i < rs.rowCount(); ++i) {
+    out.push_back(delivery_from(rs, i));
+    if (!rs.isNull(16, i)) out.back().payload = rs.value(16, i).convert<std::string>();
+  }
+  if (with_history) {
+    for (auto& d : out) {
+      Statement at(s);
+      int64_t did = d.id;
+      at << "SELECT at, duration_ms, outcome, class, code, text, excerpt FROM attempts WHERE "
+            "delivery_id = ? ORDER BY id",
+          use(did), now;
+      RecordSet ar(at);
+      for (size_t i = 0; i < ar.rowCount(); ++i) {
+        Attempt a;
+        a.at = ar.value(0, i).convert<int64_t>();
+        a.duration_ms = ar.value(1, i).convert<int64_t>();
+        a.outcome = ar.value(2, i).convert<std::string>();
+        a.error_class = ar.value(3, i).convert<std::string>();
+        a.code = ar.value(4, i).convert<int>();
+        a.text = ar.value(5, i).convert<std::string>();
+        a.excerpt = ar.value(6, i).convert<std::string>();
+        d.history.push_back(std::move(a));
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<MessageRecord> SqliteStore::message(const std::string& id, bool with_history) {
+  Session s = readers_->get();
+  Statement st(s);
+  std::string key = id;
+  st << "SELECT " << kMessageColumns << " FROM messages WHERE id = ?", use(key), now;
+  RecordSet rs(st);
+  if (rs.rowCount() == 0) return std::nullopt;
+  MessageRecord rec;
+  rec.message = message_from(rs, 0);
+  rec.deliveries = deliveries_of(s, rec.message->seq, with_history);
+  for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+  return rec;
+}
+
+std::optional<Delivery> SqliteStore::delivery(int64_t id) {
+  Session s = readers_->get();
+  Statement st(s);
+  st << "SELECT d.id, d.message_seq, d.destination, d.route, d.mapping, d.mapping_version, "
+        "d.state, d.attempts, d.next_attempt_at, d.not_before, d.updated_at, d.last_outcome, "
+        "d.last_class, d.last_code, d.last_text, d.external_ref, d.payload, m.id FROM deliveries d "
+        "JOIN messages m ON m.seq = d.message_seq WHERE d.id = ?",
+      use(id), now;
+  RecordSet rs(st);
+  if (rs.rowCount() == 0) return std::nullopt;
+  Delivery d = delivery_from(rs, 0);
+  if (!rs.isNull(16, 0)) d.payload = rs.value(16, 0).convert<std::string>();
+  d.message_id = rs.value(17, 0).convert<std::string>();
+  return d;
+}
+
+MessagePage SqliteStore::list(const MessageFilter& f) {
+  Session s = readers_->get();
+  std::string sql = std::string("SELECT ") + kMessageColumns + " FROM messages m WHERE 1=1";
+  std::vector<std::string> text_args;
+  std::vector<int64_t> int_args;
+  // Values are bound, never spliced into the SQL text.
+  Statement st(s);
+  std::string source = f.source, correlation = f.correlation, type = f.type,
+              destination = f.destination, state = f.state;
+  int64_t from = f.from, to = f.to, before = f.before_seq;
+  int64_t limit = std::clamp(f.limit, 1, 500) + 1;
+  if (!source.empty()) sql += " AND m.source = ?";
+  if (!correlation.empty()) sql += " AND m.correlation = ?";
+  if (!type.empty()) sql += " AND m.type = ?";
+  if (from) sql += " AND m.received_at >= ?";
+  if (to) sql += " AND m.received_at < ?";
+  if (before) sql += " AND m.seq < ?";
+  if (state == "unrouted") {
+    sql += " AND m.routed = 0";
+  } else if (!state.empty() || !destination.empty()) {
+    sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_seq = m.seq";
+    if (!state.empty()) sql += " AND d.state = ?";
+    if (!destination.empty()) sql += " AND d.destination = ?";
+    sql += ")";
+  }
+  sql += " ORDER BY m.seq DESC LIMIT ?";
+  st << sql;
+  if (!source.empty()) st, use(source);
+  if (!correlation.empty()) st, use(correlation);
+  if (!type.empty()) st, use(type);
+  if (from) st, use(from);
+  if (to) st, use(to);
+  if (before) st, use(before);
+  if (state != "unrouted" && (!state.empty() || !destination.empty())) {
+    if (!state.empty()) st, use(state);
+    if (!destination.empty()) st, use(destination);
+  }
+  st, use(limit);
+  st.execute();
+  RecordSet rs(st);
+  MessagePage page;
+  size_t n = rs.rowCount();
+  size_t keep = std::min(n, static_cast<size_t>(limit - 1));
+  for (size_t i = 0; i < keep; ++i) {
+    MessageRecord rec;
+    rec.message = message_from(rs, i);
+    rec.deliveries = deliveries_of(s, rec.message->seq, false);
+    for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+    page.items.push_back(std::move(rec));
+  }
+  if (n > keep && keep > 0) page.next_cursor = page.items.back().message->seq;
+  return page;
+}
+
+}  // namespace
+
+int sqlite_schema_version() { return migrations().back().version; }
+
+std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {
+  return std::make_unique<SqliteStore>(options);
+}
+
+}  // namespace relais

@@ -1,0 +1,74 @@
+#pragma once
+// Small status types used on the message path. Exceptions are reserved for start-up and
+// configuration loading; everything a message goes through returns one of these.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace relais {
+
+// The result of one delivery attempt, as a connector reports it.
+// Value type; no thread-safety concerns.
+struct Outcome {
+  enum class Kind { Delivered, Retry, Reject, Skip };
+
+  Kind kind = Kind::Delivered;
+  std::string error_class;   // "http", "network", "timeout", "mapping", "config", … ("" on success)
+  int code = 0;              // protocol status (HTTP status, curl code, …); 0 when none
+  std::string text;          // a sentence a person can read; never personal data
+  std::string external_ref;  // Delivered: the partner's reference, when it gives one
+  std::optional<int64_t> retry_after_ms;  // Retry: the peer's own delay (Retry-After, back-off)
+  std::string excerpt;       // bounded excerpt of the peer's answer, for the attempt history
+
+  static Outcome delivered(std::string ref = {}, std::string text = {}) {
+    Outcome o;
+    o.kind = Kind::Delivered;
+    o.external_ref = std::move(ref);
+    o.text = std::move(text);
+    return o;
+  }
+  static Outcome retry(std::string cls, int code, std::string text,
+                       std::optional<int64_t> after_ms = std::nullopt) {
+    Outcome o;
+    o.kind = Kind::Retry;
+    o.error_class = std::move(cls);
+    o.code = code;
+    o.text = std::move(text);
+    o.retry_after_ms = after_ms;
+    return o;
+  }
+  static Outcome reject(std::string cls, int code, std::string text) {
+    Outcome o;
+    o.kind = Kind::Reject;
+    o.error_class = std::move(cls);
+    o.code = code;
+    o.text = std::move(text);
+    return o;
+  }
+  static Outcome skip(std::string reason) {
+    Outcome o;
+    o.kind = Kind::Skip;
+    o.error_class = "skip";
+    o.text = std::move(reason);
+    return o;
+  }
+};
+
+const char* to_string(Outcome::Kind k);
+
+// A plain success-or-error value for operations on the message path.
+struct Status {
+  bool ok = true;
+  int http_status = 200;  // the status an API should answer with when !ok
+  std::string error;      // short error title
+  std::string detail;     // explanation for a person
+
+  static Status success() { return {}; }
+  static Status failure(int http_status, std::string error, std::string detail = {}) {
+    return Status{false, http_status, std::move(error), std::move(detail)};
+  }
+};
+
+}  // namespace relais

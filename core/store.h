@@ -1,0 +1,141 @@
+#pragma once
+// The durable store interface: messages, deliveries and attempts. Implementations: SqliteStore
+// (embedded default). Writes are group-committed: callers of accept() block until their
+// messages are on disk, and many callers share one commit.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/message.h"
+#include "core/status.h"
+
+namespace relais {
+
+// A delivery to create with a new message.
+struct NewDelivery {
+  std::string destination;
+  std::string route;
+  std::string mapping;
+  Millis not_before = 0;
+};
+
+// A message and its deliveries, to be committed together.
+struct Incoming {
+  std::shared_ptr<Message> message;  // seq is filled in by the store
+  std::vector<NewDelivery> deliveries;
+};
+
+struct AcceptResult {
+  enum class Kind { Created, Duplicate, Failed } kind = Kind::Created;
+  std::string id;     // the new id, or the first message's id for a duplicate
+  std::string error;  // Failed: why (storage error)
+};
+
+// A delivery that the dispatcher must work on: committed and active.
+struct QueuedDelivery {
+  int64_t id = 0;
+  std::string destination;
+  std::string source;
+  std::string key;  // ordering key ("" = unordered)
+  std::string mapping;
+  int attempts = 0;
+  Millis due = 0;  // max(not_before, next_attempt_at)
+  Millis received_at = 0;
+  int64_t message_seq = 0;
+  MessagePtr message;  // may be null (then loaded from the store when needed)
+};
+
+// A change of a delivery's state after an attempt or a person's action.
+struct DeliveryUpdate {
+  int64_t id = 0;
+  DeliveryState state = DeliveryState::Pending;
+  int attempts = 0;
+  Millis next_attempt_at = 0;
+  Millis now = 0;
+  std::optional<Attempt> attempt;  // appended to the history when set
+  std::string external_ref;        // kept unless empty
+  std::string mapping;             // kept unless empty
+  int64_t mapping_version = 0;     // kept unless 0
+  std::optional<std::string> payload;  // the payload after mapping
+  std::string action_text;        // a person's action: replaces last_text (e.g. discard reason)
+  std::set<DeliveryState> expected;  // when non-empty: apply only if the stored state is one of these
+};
+
+struct MessageFilter {
+  std::string state;  // a delivery state, or "unrouted"
+  std::string source;
+  std::string destination;
+  std::string correlation;
+  std::string type;
+  Millis from = 0;  // received_at >= from (0 = no bound)
+  Millis to = 0;    // received_at < to (0 = no bound)
+  int64_t before_seq = 0;  // cursor: only messages older than this (0 = newest first)
+  int limit = 50;
+};
+
+struct MessageRecord {
+  MessagePtr message;
+  std::vector<Delivery> deliveries;
+};
+
+struct MessagePage {
+  std::vector<MessageRecord> items;
+  int64_t next_cursor = 0;  // 0 = no more
+};
+
+// A key held because its earliest delivery went dead (per-destination "hold" policy).
+struct HeldKey {
+  std::string destination;
+  std::string key;
+  int64_t dead_delivery_id = 0;
+};
+
+// Thread-safe: every method may be called from any thread.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Commits the messages and their deliveries, then returns one result per input, in order.
+  // Blocks until the commit is durable (group commit). Never throws.
+  virtual std::vector<AcceptResult> accept(std::vector<Incoming> batch) = 0;
+  // Queues a state change; committed with the next group. Never blocks on disk.
+  virtual void record(DeliveryUpdate update) = 0;
+  // Applies a state change now and waits for the commit. 404 when the delivery does not exist,
+  // 409 when its state is not one of update.expected.
+  virtual Status apply(DeliveryUpdate update) = 0;
+  // Waits until everything queued so far is committed.
+  virtual void flush() = 0;
+  // Called (on the writer thread) with each group's new active deliveries after its commit.
+  virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;
+
+  // Reads (consistent snapshot of committed data).
+  virtual std::vector<QueuedDelivery> load_active() = 0;
+  virtual std::vector<HeldKey> load_dead_heads() = 0;
+  virtual MessagePtr message_by_seq(int64_t seq) = 0;
+  virtual std::optional<MessageRecord> message(const std::string& id, bool with_history) = 0;
+  virtual std::optional<Delivery> delivery(int64_t id) = 0;
+  virtual MessagePage list(const MessageFilter& filter) = 0;
+  virtual bool healthy() = 0;
+
+  // Stops the writer after committing what is queued. Further writes fail.
+  virtual void close() = 0;
+};
+
+struct StoreOptions {
+  std::string path;
+  bool synchronous_full = true;   // fsync at every commit (WAL, synchronous=FULL)
+  size_t max_batch = 2000;        // messages per group commit at most
+  int read_pool = 8;
+};
+
+// Opens (creating and migrating as needed) the embedded SQLite store. Throws on start-up errors.
+std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
+
+// The schema version this build writes.
+int sqlite_schema_version();
+
+}  // namespace relais

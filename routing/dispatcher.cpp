@@ -1,0 +1,453 @@
+#include "routing/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/log.h"
+
+namespace relais {
+namespace {
+constexpr Millis kMaxWaitMs = 200;  // upper bound of a worker's sleep (keeps a test clock live)
+}
+
+Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, ProcessFn process)
+    : store_(store),
+      metrics_(metrics),
+      clock_(clock),
+      process_(std::move(process)),
+      rng_(std::random_device{}()) {
+  metrics_.describe("relais_delivered_total", "counter", "Deliveries accepted by a destination");
+  metrics_.describe("relais_retried_total", "counter", "Attempts that failed transiently");
+  metrics_.describe("relais_dead_total", "counter", "Deliveries parked as dead");
+  metrics_.describe("relais_skipped_total", "counter", "Deliveries skipped by a mapping");
+  metrics_.describe("relais_delivery_latency_seconds", "histogram",
+                    "Time from reception to delivery");
+  metrics_.describe("relais_attempt_duration_seconds", "histogram",
+                    "Duration of one delivery attempt");
+  metrics_.add_collector([this](std::string& out) {
+    auto st = stats();
+    Millis now = clock_.now_ms();
+    out += "# HELP relais_queue_depth Active deliveries per destination\n";
+    out += "# TYPE relais_queue_depth gauge\n";
+    for (const auto& s : st) {
+      out += "relais_queue_depth{destination=\"" + s.name + "\"} " + std::to_string(s.queued) +
+             "\n";
+    }
+    out += "# HELP relais_in_flight Deliveries being attempted now\n";
+    out += "# TYPE relais_in_flight gauge\n";
+    for (const auto& s : st) {
+      out += "relais_in_flight{destination=\"" + s.name + "\"} " + std::to_string(s.in_flight) +
+             "\n";
+    }
+    out += "# HELP relais_held_keys Correlation keys held behind a dead delivery\n";
+    out += "# TYPE relais_held_keys gauge\n";
+    for (const auto& s : st) {
+      out += "relais_held_keys{destination=\"" + s.name + "\"} " + std::to_string(s.held_keys) +
+             "\n";
+    }
+    out += "# HELP relais_oldest_pending_age_seconds Age of the oldest active delivery\n";
+    out += "# TYPE relais_oldest_pending_age_seconds gauge\n";
+    for (const auto& s : st) {
+      double age = s.oldest_received ? static_cast<double>(now - s.oldest_received) / 1000.0 : 0;
+      out += "relais_oldest_pending_age_seconds{destination=\"" + s.name + "\"} " +
+             std::to_string(std::max(0.0, age)) + "\n";
+    }
+  });
+}
+
+Dispatcher::~Dispatcher() { stop(0); }
+
+void Dispatcher::add_destination(const DestinationSettings& settings) {
+  auto d = std::make_unique<Dest>();
+  d->settings = settings;
+  d->latency = &metrics_.histogram("relais_delivery_latency_seconds",
+                                   {{"destination", settings.name}});
+  d->attempt_duration = &metrics_.histogram("relais_attempt_duration_seconds",
+                                            {{"destination", settings.name}});
+  dests_.emplace(settings.name, std::move(d));
+}
+
+bool Dispatcher::has_destination(const std::string& name) const { return find(name) != nullptr; }
+
+Dispatcher::Dest* Dispatcher::find(const std::string& name) const {
+  auto it = dests_.find(name);
+  return it == dests_.end() ? nullptr : it->second.get();
+}
+
+double Dispatcher::uniform01() {
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+std::string Dispatcher::queue_key(const QueuedDelivery& d) {
+  // No correlation key: no ordering constraint, every delivery is its own key.
+  return d.key.empty() ? "#" + std::to_string(d.id) : "k:" + d.key;
+}
+
+void Dispatcher::enqueue(std::vector<QueuedDelivery>&& deliveries) {
+  // Group by destination so each destination's lock is taken once per batch.
+  std::map<Dest*, std::vector<QueuedDelivery*>> by_dest;
+  for (auto& q : deliveries) {
+    Dest* d = find(q.destination);
+    if (d == nullptr) {
+      if (unknown_.fetch_add(1) == 0) {
+        log_warn("dispatcher", "deliveries for destination '" + q.destination +
+                                   "', which is not configured, stay pending in the store");
+      }
+      continue;
+    }
+    by_dest[d].push_back(&q);
+  }
+  for (auto& [d, list] : by_dest) {
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      for (auto* q : list) insert_locked(*d, std::move(*q));
+    }
+    d->cv.notify_all();
+  }
+}
+
+void Dispatcher::hold(const HeldKey& held) {
+  Dest* d = find(held.destination);
+  if (d == nullptr || !d->settings.hold_on_dead) return;
+  std::lock_guard<std::mutex> lock(d->mu);
+  std::string k = "k:" + held.key;
+  auto& kq = d->keys[k];
+  kq.key = k;
+  kq.held_by = held.dead_delivery_id;
+  unready_locked(*d, kq);
+}
+
+void Dispatcher::insert_locked(Dest& d, QueuedDelivery q) {
+  std::string k = queue_key(q);
+  auto& kq = d.keys[k];
+  kq.key = k;
+  if (d.index.count(q.id)) return;  // already queued
+  d.index[q.id] = k;
+  auto pos = std::upper_bound(kq.items.begin(), kq.items.end(), q.id,
+                              [](int64_t id, const QueuedDelivery& e) { return id < e.id; });
+  bool becomes_front = pos == kq.items.begin();
+  kq.items.insert(pos, std::move(q));
+  if (becomes_front) unready_locked(d, kq);
+  make_ready_locked(d, kq);
+}
+
+void Dispatcher::make_ready_locked(Dest& d, KeyQueue& kq) {
+  if (kq.in_ready || kq.busy_id != 0 || kq.held_by != 0 || kq.items.empty()) return;
+  const auto& front = kq.items.front();
+  kq.ready_entry = ReadyEntry{front.due, front.id, &kq};
+  d.ready.insert(kq.ready_entry);
+  kq.in_ready = true;
+}
+
+void Dispatcher::unready_locked(Dest& d, KeyQueue& kq) {
+  if (!kq.in_ready) return;
+  d.ready.erase(kq.ready_entry);
+  kq.in_ready = false;
+}
+
+void Dispatcher::drop_if_idle_locked(Dest& d, KeyQueue& kq) {
+  if (kq.items.empty() && kq.busy_id == 0 && kq.held_by == 0) {
+    unready_locked(d, kq);
+    d.keys.erase(kq.key);  // kq is invalid after this
+  }
+}
+
+void Dispatcher::start() {
+  if (started_.exchange(true)) return;
+  for (auto& [name, d] : dests_) {
+    for (int i = 0; i < d->settings.concurrency; ++i) {
+      Dest* dp = d.get();
+      d->workers.emplace_back([this, dp, i] { worker(*dp, i); });
+    }
+  }
+}
+
+void Dispatcher::stop(Millis grace_ms) {
+  stopping_ = true;
+  for (auto& [name, d] : dests_) d->cv.notify_all();
+  (void)grace_ms;  // attempts are bounded by each connector's own timeouts
+  for (auto& [name, d] : dests_) {
+    for (auto& t : d->workers) {
+      if (t.joinable()) t.join();
+    }
+    d->workers.clear();
+  }
+}
+
+void Dispatcher::worker(Dest& d, int slot) {
+  std::unique_lock<std::mutex> lock(d.mu);
+  while (!stopping_) {
+    if (d.ready.empty()) {
+      d.cv.wait_for(lock, std::chrono::milliseconds(kMaxWaitMs));
+      continue;
+    }
+    auto [due, id, kq] = *d.ready.begin();
+    Millis now = clock_.now_ms();
+    if (due > now) {
+      d.cv.wait_for(lock, std::chrono::milliseconds(std::min(due - now, kMaxWaitMs)));
+      continue;
+    }
+    d.ready.erase(d.ready.begin());
+    kq->in_ready = false;
+    kq->busy_id = id;
+    ++d.in_flight;
+    QueuedDelivery q = kq->items.front();
+    lock.unlock();
+
+    Millis started = clock_.now_ms();
+    AttemptResult r = process_(q, slot);
+    Millis ended = clock_.now_ms();
+    finish(d, q, r, started, ended);
+
+    lock.lock();
+  }
+}
+
+void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r, Millis started,
+                        Millis ended) {
+  const Outcome& o = r.outcome;
+  int attempts = q.attempts + 1;
+  DeliveryUpdate u;
+  u.id = q.id;
+  u.attempts = attempts;
+  u.now = ended;
+  u.external_ref = o.external_ref;
+  u.mapping = r.mapping;
+  u.mapping_version = r.mapping_version;
+  u.payload = r.payload;
+  Attempt a;
+  a.at = started;
+  a.duration_ms = ended - started;
+  a.outcome = to_string(o.kind);
+  a.error_class = o.error_class;
+  a.code = o.code;
+  a.text = o.text;
+  a.excerpt = o.excerpt.substr(0, 2048);
+  std::optional<Millis> next;
+  Labels labels{{"source", q.source}, {"destination", d.settings.name}};
+  switch (o.kind) {
+    case Outcome::Kind::Delivered:
+      u.state = DeliveryState::Delivered;
+      metrics_.counter("relais_delivered_total", labels).inc();
+      d.latency->observe(static_cast<double>(ended - q.received_at) / 1000.0);
+      break;
+    case Outcome::Kind::Skip:
+      u.state = DeliveryState::Skipped;
+      metrics_.counter("relais_skipped_total", labels).inc();
+      break;
+    case Outcome::Kind::Retry:
+      next = d.settings.retry.next_attempt(attempts, q.received_at, ended, o.retry_after_ms,
+                                           [this] { return uniform01(); });
+      if (next) {
+        u.state = DeliveryState::Retrying;
+        u.next_attempt_at = *next;
+        metrics_.counter("relais_retried_total", labels).inc();
+      } else {
+        u.state = DeliveryState::Dead;
+        a.text = "gave up after " + std::to_string(attempts) + " attempt(s): " + o.text;
+        metrics_.counter("relais_dead_total", labels).inc();
+      }
+      break;
+    case Outcome::Kind::Reject:
+      u.state = DeliveryState::Dead;
+      metrics_.counter("relais_dead_total", labels).inc();
+      break;
+  }
+  d.attempt_duration->observe(static_cast<double>(ended - started) / 1000.0);
+  u.attempt = std::move(a);
+  DeliveryState state = u.state;
+  store_.record(std::move(u));
+
+  std::lock_guard<std::mutex> lock(d.mu);
+  --d.in_flight;
+  auto kit = d.keys.find(queue_key(q));
+  if (kit == d.keys.end()) return;
+  KeyQueue& kq = kit->second;
+  kq.busy_id = 0;
+  auto it = std::find_if(kq.items.begin(), kq.items.end(),
+                         [&](const QueuedDelivery& e) { return e.id == q.id; });
+  if (it != kq.items.end()) {
+    if (state == DeliveryState::Retrying) {
+      it->attempts = attempts;
+      it->due = *next;
+      if (!it->message && q.message) it->message = q.message;
+    } else {
+      kq.items.erase(it);
+      d.index.erase(q.id);
+      if (state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty() &&
+          !kq.items.empty()) {
+        kq.held_by = q.id;
+        log_warn("dispatcher", "delivery " + std::to_string(q.id) + " to " + d.settings.name +
+                                   " is dead; later messages of its key are held");
+      }
+    }
+  }
+  make_ready_locked(d, kq);
+  drop_if_idle_locked(d, kq);
+  d.cv.notify_one();
+}
+
+bool Dispatcher::in_flight(int64_t delivery_id) const {
+  for (const auto& [name, d] : dests_) {
+    std::lock_guard<std::mutex> lock(d->mu);
+    auto it = d->index.find(delivery_id);
+    if (it == d->index.end()) continue;
+    auto kit = d->keys.find(it->second);
+    if (kit != d->keys.end() && kit->second.busy_id == delivery_id) return true;
+  }
+  return false;
+}
+
+Status Dispatcher::retry(int64_t delivery_id) {
+  auto del = store_.delivery(delivery_id);
+  if (!del) return Status::failure(404, "not found", "no delivery " + std::to_string(delivery_id));
+  Dest* d = find(del->destination);
+  if (d == nullptr) {
+    return Status::failure(409, "conflict",
+                           "destination '" + del->destination + "' is not configured");
+  }
+  {
+    std::lock_guard<std::mutex> lock(d->mu);
+    auto it = d->index.find(delivery_id);
+    if (it != d->index.end()) {
+      KeyQueue& kq = d->keys[it->second];
+      if (kq.busy_id == delivery_id) {
+        return Status::failure(409, "conflict", "the delivery is being attempted right now");
+      }
+      // Active: try now.
+      for (auto& e : kq.items) {
+        if (e.id == delivery_id) e.due = clock_.now_ms();
+      }
+      unready_locked(*d, kq);
+      make_ready_locked(*d, kq);
+      d->cv.notify_one();
+      DeliveryUpdate u;
+      u.id = delivery_id;
+      u.state = del->state == DeliveryState::Retrying ? DeliveryState::Retrying
+                                                      : DeliveryState::Pending;
+      u.attempts = del->attempts;
+      u.next_attempt_at = clock_.now_ms();
+      u.now = clock_.now_ms();
+      store_.record(std::move(u));
+      return Status::success();
+    }
+  }
+  if (is_active(del->state)) {
+    return Status::failure(409, "conflict", "the delivery is active but not queued here");
+  }
+  MessagePtr m = store_.message_by_seq(del->message_seq);
+  if (!m) return Status::failure(404, "not found", "the delivery's message is gone");
+  DeliveryUpdate u;
+  u.id = delivery_id;
+  u.state = DeliveryState::Pending;
+  u.attempts = 0;
+  u.now = clock_.now_ms();
+  u.next_attempt_at = u.now;
+  u.action_text = "retry requested";
+  u.expected = {del->state};
+  Status s = store_.apply(std::move(u));
+  if (!s.ok) return s;
+  QueuedDelivery q;
+  q.id = delivery_id;
+  q.destination = del->destination;
+  q.source = m->source;
+  q.key = m->correlation;
+  q.mapping = del->mapping;
+  q.attempts = 0;
+  q.due = clock_.now_ms();
+  q.received_at = clock_.now_ms();  // a person's retry gets a fresh age budget
+  q.message_seq = del->message_seq;
+  q.message = m;
+  {
+    std::lock_guard<std::mutex> lock(d->mu);
+    std::string k = queue_key(q);
+    auto kit = d->keys.find(k);
+    if (kit != d->keys.end() && kit->second.held_by == delivery_id) kit->second.held_by = 0;
+    insert_locked(*d, std::move(q));
+  }
+  d->cv.notify_one();
+  return Status::success();
+}
+
+Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
+  auto del = store_.delivery(delivery_id);
+  if (!del) return Status::failure(404, "not found", "no delivery " + std::to_string(delivery_id));
+  Dest* d = find(del->destination);
+  bool was_queued = false;
+  if (d != nullptr) {
+    std::lock_guard<std::mutex> lock(d->mu);
+    auto it = d->index.find(delivery_id);
+    if (it != d->index.end()) {
+      KeyQueue& kq = d->keys.find(it->second)->second;
+      if (kq.busy_id == delivery_id) {
+        return Status::failure(409, "conflict", "the delivery is being attempted right now");
+      }
+      unready_locked(*d, kq);
+      kq.items.erase(std::remove_if(kq.items.begin(), kq.items.end(),
+                                    [&](const QueuedDelivery& e) { return e.id == delivery_id; }),
+                     kq.items.end());
+      d->index.erase(it);
+      make_ready_locked(*d, kq);
+      drop_if_idle_locked(*d, kq);
+      was_queued = true;
+    }
+  }
+  std::set<DeliveryState> expected;
+  if (was_queued || (d == nullptr && is_active(del->state))) {
+    expected = {DeliveryState::Pending, DeliveryState::Retrying};
+  } else if (del->state == DeliveryState::Dead) {
+    expected = {DeliveryState::Dead};
+  } else {
+    return Status::failure(409, "conflict",
+                           std::string("only pending, retrying or dead deliveries can be "
+                                       "discarded; this one is ") +
+                               to_string(del->state));
+  }
+  DeliveryUpdate u;
+  u.id = delivery_id;
+  u.state = DeliveryState::Discarded;
+  u.attempts = del->attempts;
+  u.now = clock_.now_ms();
+  u.action_text = "discarded: " + reason;
+  u.expected = expected;
+  Status s = store_.apply(std::move(u));
+  if (!s.ok) return s;
+  if (d != nullptr && del->state == DeliveryState::Dead) {
+    // Release the key this dead delivery was holding.
+    std::lock_guard<std::mutex> lock(d->mu);
+    for (auto& [k, kq] : d->keys) {
+      if (kq.held_by == delivery_id) {
+        kq.held_by = 0;
+        make_ready_locked(*d, kq);
+        drop_if_idle_locked(*d, kq);
+        break;  // kq may be gone: stop iterating
+      }
+    }
+    d->cv.notify_all();
+  }
+  return Status::success();
+}
+
+std::vector<DestinationStats> Dispatcher::stats() const {
+  std::vector<DestinationStats> out;
+  for (const auto& [name, d] : dests_) {
+    DestinationStats s;
+    s.name = name;
+    std::lock_guard<std::mutex> lock(d->mu);
+    s.queued = d->index.size();
+    s.in_flight = d->in_flight;
+    for (const auto& [k, kq] : d->keys) {
+      if (kq.held_by) ++s.held_keys;
+      for (const auto& e : kq.items) {
+        if (s.oldest_received == 0 || e.received_at < s.oldest_received) {
+          s.oldest_received = e.received_at;
+        }
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace relais

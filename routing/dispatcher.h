@@ -1,0 +1,139 @@
+#pragma once
+// The delivery scheduler: one durable-backed queue per destination, FIFO per correlation key,
+// not-before times, exponential back-off with full jitter, dead-letter with a hold/release
+// policy per destination, and the people's actions (retry, discard).
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <optional>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/retry_policy.h"
+#include "core/status.h"
+#include "core/store.h"
+
+namespace relais {
+
+struct DestinationSettings {
+  std::string name;
+  int concurrency = 1;
+  RetryPolicy retry;
+  bool hold_on_dead = true;
+};
+
+// What processing one attempt produced (mapping + connector).
+struct AttemptResult {
+  Outcome outcome;
+  std::optional<std::string> payload;  // the mapped payload, when a mapping ran
+  std::string mapping;
+  int64_t mapping_version = 0;
+};
+
+// Runs one attempt for a delivery. Called concurrently from worker threads; `slot` is the
+// worker's index within its destination. Must not throw.
+using ProcessFn = std::function<AttemptResult(const QueuedDelivery&, int slot)>;
+
+struct DestinationStats {
+  std::string name;
+  size_t queued = 0;     // active deliveries held in memory (pending + retrying + in flight)
+  size_t in_flight = 0;
+  size_t held_keys = 0;  // keys waiting behind a dead delivery
+  Millis oldest_received = 0;  // 0 when empty
+};
+
+// Thread-safe. Owns its worker threads; does not own the store (which must outlive it).
+// Lifecycle: add_destination()* → enqueue/hold (recovery) → start() → … → stop().
+class Dispatcher {
+ public:
+  Dispatcher(Store& store, Metrics& metrics, const Clock& clock, ProcessFn process);
+  ~Dispatcher();
+
+  void add_destination(const DestinationSettings& settings);
+  bool has_destination(const std::string& name) const;
+
+  // New or recovered active deliveries. Unknown destinations are counted and left in the store.
+  void enqueue(std::vector<QueuedDelivery>&& deliveries);
+  // Marks a key as held behind a dead delivery (recovery of the hold policy).
+  void hold(const HeldKey& held);
+
+  void start();
+  // Stops taking work; waits for in-flight attempts to finish (their outcomes are recorded),
+  // at most grace_ms, then returns. Pending deliveries stay in the store.
+  void stop(Millis grace_ms);
+
+  // A person's actions. Answer statuses: 200, 404 (no such delivery), 409 (not in a state that
+  // allows it, e.g. in flight).
+  Status retry(int64_t delivery_id);
+  Status discard(int64_t delivery_id, const std::string& reason);
+
+  bool in_flight(int64_t delivery_id) const;
+  std::vector<DestinationStats> stats() const;
+  size_t unknown_destination_count() const { return unknown_.load(); }
+
+ private:
+  struct KeyQueue;
+  struct Dest;
+  using ReadyEntry = std::tuple<Millis, int64_t, KeyQueue*>;
+
+  struct KeyQueue {
+    std::string key;
+    std::deque<QueuedDelivery> items;  // by delivery id
+    int64_t busy_id = 0;               // delivery in flight (0 = none)
+    int64_t held_by = 0;               // dead delivery holding the key (0 = none)
+    bool in_ready = false;
+    ReadyEntry ready_entry{};
+  };
+
+  struct Dest {
+    DestinationSettings settings;
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::unordered_map<std::string, KeyQueue> keys;
+    std::set<ReadyEntry> ready;
+    std::unordered_map<int64_t, std::string> index;  // delivery id → key (active, in memory)
+    std::vector<std::thread> workers;
+    size_t in_flight = 0;
+    Histogram* latency = nullptr;
+    Histogram* attempt_duration = nullptr;
+  };
+
+  static std::string queue_key(const QueuedDelivery& d);
+  void insert_locked(Dest& d, QueuedDelivery q);
+  void make_ready_locked(Dest& d, KeyQueue& kq);
+  void unready_locked(Dest& d, KeyQueue& kq);
+  void drop_if_idle_locked(Dest& d, KeyQueue& kq);
+  void worker(Dest& d, int slot);
+  void finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r, Millis started,
+              Millis ended);
+  Dest* find(const std::string& name) const;
+  double uniform01();
+
+  Store& store_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  ProcessFn process_;
+  std::map<std::string, std::unique_ptr<Dest>> dests_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<size_t> unknown_{0};
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+};
+
+}  // namespace relais

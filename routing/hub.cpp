@@ -1,0 +1,361 @@
+#include "routing/hub.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/log.h"
+
+namespace relais {
+
+bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error) {
+  try {
+    out = nlohmann::json::parse(text);
+    return true;
+  } catch (const nlohmann::json::parse_error& e) {
+    // Convert the library's exception into a status at this boundary.
+    size_t offset = e.byte > 0 ? e.byte - 1 : 0;
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    error.status = 400;
+    error.error = "malformed JSON";
+    std::string what = e.what();
+    auto pos = what.find("parse error");
+    error.detail = pos == std::string::npos ? what : what.substr(pos);
+    error.extra = {{"offset", offset}, {"line", line}, {"column", column}};
+    return false;
+  }
+}
+
+Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
+         std::shared_ptr<MappingStage> mappings)
+    : config_(config), clock_(clock), ids_(clock), mappings_(std::move(mappings)) {
+  metrics_.describe("relais_received_total", "counter", "Messages accepted, per source");
+  metrics_.describe("relais_duplicates_total", "counter",
+                    "Messages recognised as resubmissions (same idempotency key)");
+  metrics_.describe("relais_rejected_total", "counter", "Inbound requests refused, per source");
+  metrics_.describe("relais_routed_total", "counter",
+                    "Deliveries created, per source and destination");
+  metrics_.describe("relais_unrouted_total", "counter", "Messages that matched no route");
+
+  for (const auto& route : config_.routes) {
+    for (const auto& t : route.to) {
+      if (!t.mapping.empty() && (!mappings_ || !mappings_->knows(t.mapping))) {
+        throw std::runtime_error("route '" + route.name + "' names mapping '" + t.mapping +
+                                 "', which is not loaded");
+      }
+    }
+  }
+
+  StoreOptions so;
+  so.path = config_.store_path;
+  so.synchronous_full = config_.store_sync_full;
+  so.max_batch = static_cast<size_t>(config_.store_max_batch);
+  store_ = open_sqlite_store(so);
+
+  for (const auto& [name, dc] : config_.destinations) {
+    const ConnectorKind* kind = registry.find(dc.connector);
+    ConnectorContext ctx;
+    ctx.name = name;
+    ctx.config = dc.settings;
+    ctx.concurrency = dc.concurrency;
+    ctx.metrics = &metrics_;
+    ctx.clock = &clock_;
+    connectors_[name] = kind->create(ctx);
+  }
+  dispatcher_ = std::make_unique<Dispatcher>(
+      *store_, metrics_, clock_,
+      [this](const QueuedDelivery& q, int slot) { return process(q, slot); });
+  for (const auto& [name, dc] : config_.destinations) {
+    dispatcher_->add_destination(
+        DestinationSettings{name, dc.concurrency, dc.retry, dc.hold_on_dead});
+  }
+  store_->set_commit_listener(
+      [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
+}
+
+Hub::~Hub() { stop(); }
+
+void Hub::start() {
+  auto active = store_->load_active();
+  auto held = store_->load_dead_heads();
+  for (const auto& h : held) dispatcher_->hold(h);
+  size_t n = active.size();
+  dispatcher_->enqueue(std::move(active));
+  if (n > 0 || !held.empty()) {
+    log_info("hub", "recovered " + std::to_string(n) + " active deliveries and " +
+                        std::to_string(held.size()) + " held keys from the store");
+  }
+  dispatcher_->start();
+  running_ = true;
+}
+
+void Hub::stop() {
+  if (!store_) return;
+  running_ = false;
+  if (dispatcher_) dispatcher_->stop(config_.shutdown_grace_ms);
+  store_->flush();
+  store_->close();
+}
+
+bool Hub::ready() const { return running_ && store_->healthy(); }
+
+Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
+                           const std::string& idempotency_header,
+                           const std::map<std::string, std::string>& headers) {
+  Prepared p;
+  auto doc = std::make_shared<nlohmann::json>();
+  if (!parse_json_body(body, *doc, p.error)) {
+    p.failed = true;
+    return p;
+  }
+  auto fail = [&](const std::string& title, const std::string& detail) {
+    p.failed = true;
+    p.error.status = 422;
+    p.error.error = title;
+    p.error.detail = detail;
+  };
+  auto m = std::make_shared<Message>();
+  m->source = source.name;
+  std::string err;
+  if (!source.type.render(*doc, m->type, err) || m->type.empty()) {
+    fail("no message type", "the type expression " + source.type.text() + " gives nothing: " +
+                                (err.empty() ? "empty value" : err));
+    return p;
+  }
+  if (!source.correlation.empty()) {
+    bool found = false;
+    std::string tried;
+    for (const auto& t : source.correlation) {
+      if (t.render(*doc, m->correlation, err)) {
+        found = true;
+        break;
+      }
+      tried += (tried.empty() ? "" : ", ") + t.text();
+    }
+    if (!found) {
+      fail("no correlation key", "none of the correlation expressions gives a value (" + tried +
+                                     "): the message cannot be ordered");
+      return p;
+    }
+  }
+  if (!idempotency_header.empty()) {
+    m->idempotency = idempotency_header;
+  } else if (source.idempotency) {
+    const auto* v = source.idempotency->find(*doc);
+    if (v == nullptr || !scalar_text(*v, m->idempotency)) {
+      fail("no idempotency key", "the idempotency path " + source.idempotency->text() +
+                                     " gives no text or number");
+      return p;
+    }
+  }
+  if (m->idempotency.size() > 256) {
+    fail("idempotency key too long", "at most 256 characters");
+    return p;
+  }
+  for (const auto& name : source.keep_headers) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto it = headers.find(lower);
+    if (it != headers.end()) m->headers[name] = it->second;
+  }
+  m->id = ids_.next();
+  m->body = body;
+  m->received_at = clock_.now_ms();
+  m->doc = doc;
+  p.incoming.message = m;
+  for (const auto& route : config_.routes) {
+    if (route.source != source.name) continue;
+    if (!route.types.empty() &&
+        std::none_of(route.types.begin(), route.types.end(),
+                     [&](const std::string& g) { return glob_match(g, m->type); })) {
+      continue;
+    }
+    if (route.when && !route.when->matches(*doc)) continue;
+    for (const auto& t : route.to) {
+      p.incoming.deliveries.push_back(NewDelivery{t.destination, route.name, t.mapping, 0});
+    }
+  }
+  return p;
+}
+
+AcceptResponse Hub::accept(const AcceptRequest& request) {
+  auto it = config_.sources.find(request.source);
+  if (it == config_.sources.end()) {
+    AcceptResponse r;
+    r.status = 404;
+    r.error = "unknown source";
+    r.detail = "no source named '" + request.source + "' is configured";
+    return r;
+  }
+  Prepared p = prepare(it->second, request.body, request.idempotency_key, request.headers);
+  if (p.failed) {
+    metrics_.counter("relais_rejected_total", {{"source", request.source}}).inc();
+    return p.error;
+  }
+  size_t routed = p.incoming.deliveries.size();
+  std::vector<std::string> dests;
+  for (const auto& d : p.incoming.deliveries) dests.push_back(d.destination);
+  std::vector<Incoming> batch;
+  batch.push_back(std::move(p.incoming));
+  auto results = store_->accept(std::move(batch));
+  const AcceptResult& r = results.front();
+  AcceptResponse out;
+  out.id = r.id;
+  switch (r.kind) {
+    case AcceptResult::Kind::Created:
+      out.status = 202;
+      metrics_.counter("relais_received_total", {{"source", request.source}}).inc();
+      if (routed == 0) metrics_.counter("relais_unrouted_total", {{"source", request.source}}).inc();
+      for (const auto& d : dests) {
+        metrics_.counter("relais_routed_total", {{"source", request.source}, {"destination", d}})
+            .inc();
+      }
+      break;
+    case AcceptResult::Kind::Duplicate:
+      out.status = 200;
+      metrics_.counter("relais_duplicates_total", {{"source", request.source}}).inc();
+      break;
+    case AcceptResult::Kind::Failed:
+      out.status = 503;
+      out.error = "not stored";
+      out.detail = r.error + " (the message was not accepted: send it again)";
+      break;
+  }
+  return out;
+}
+
+std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
+                                              const std::string& ndjson,
+                                              const std::map<std::string, std::string>& headers) {
+  std::vector<AcceptResponse> out;
+  auto it = config_.sources.find(source_name);
+  if (it == config_.sources.end()) return out;
+  std::vector<Incoming> batch;
+  std::vector<size_t> slot_of;  // batch index → out index
+  std::vector<std::vector<std::string>> dests;
+  size_t start = 0, line_no = 0;
+  while (start <= ndjson.size()) {
+    size_t end = ndjson.find('\n', start);
+    if (end == std::string::npos) end = ndjson.size();
+    std::string line = ndjson.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ++line_no;
+    start = end + 1;
+    bool blank = std::all_of(line.begin(), line.end(),
+                             [](unsigned char c) { return std::isspace(c) != 0; });
+    if (blank) {
+      if (end == ndjson.size()) break;
+      continue;
+    }
+    Prepared p = prepare(it->second, line, "", headers);
+    AcceptResponse r;
+    if (p.failed) {
+      r = p.error;
+      r.extra["line"] = line_no;
+      metrics_.counter("relais_rejected_total", {{"source", source_name}}).inc();
+      out.push_back(std::move(r));
+    } else {
+      std::vector<std::string> d;
+      for (const auto& nd : p.incoming.deliveries) d.push_back(nd.destination);
+      dests.push_back(std::move(d));
+      r.extra["line"] = line_no;
+      out.push_back(std::move(r));
+      slot_of.push_back(out.size() - 1);
+      batch.push_back(std::move(p.incoming));
+    }
+    if (end == ndjson.size()) break;
+  }
+  if (batch.empty()) return out;
+  auto results = store_->accept(std::move(batch));
+  for (size_t i = 0; i < results.size(); ++i) {
+    AcceptResponse& r = out[slot_of[i]];
+    r.id = results[i].id;
+    switch (results[i].kind) {
+      case AcceptResult::Kind::Created:
+        r.status = 202;
+        metrics_.counter("relais_received_total", {{"source", source_name}}).inc();
+        if (dests[i].empty()) {
+          metrics_.counter("relais_unrouted_total", {{"source", source_name}}).inc();
+        }
+        for (const auto& d : dests[i]) {
+          metrics_.counter("relais_routed_total", {{"source", source_name}, {"destination", d}})
+              .inc();
+        }
+        break;
+      case AcceptResult::Kind::Duplicate:
+        r.status = 200;
+        metrics_.counter("relais_duplicates_total", {{"source", source_name}}).inc();
+        break;
+      case AcceptResult::Kind::Failed:
+        r.status = 503;
+        r.error = "not stored";
+        r.detail = results[i].error;
+        break;
+    }
+  }
+  return out;
+}
+
+AttemptResult Hub::process(const QueuedDelivery& q, int slot) {
+  AttemptResult r;
+  MessagePtr m = q.message;
+  if (!m) m = store_->message_by_seq(q.message_seq);
+  if (!m) {
+    r.outcome = Outcome::reject("store", 0, "the message of this delivery is missing");
+    return r;
+  }
+  std::shared_ptr<const nlohmann::json> doc = m->doc;
+  if (!doc) {
+    auto parsed = std::make_shared<nlohmann::json>(nlohmann::json::parse(m->body, nullptr, false));
+    doc = parsed;
+  }
+  auto cit = connectors_.find(q.destination);
+  if (cit == connectors_.end()) {
+    r.outcome = Outcome::retry("config", 0, "destination not configured");
+    return r;
+  }
+  DeliveryRequest req;
+  req.delivery_id = q.id;
+  req.message = m.get();
+  req.body = doc.get();
+  req.attempt = q.attempts + 1;
+  req.slot = slot;
+  MappedPayload mapped;
+  if (!q.mapping.empty()) {
+    if (!mappings_ || !mappings_->knows(q.mapping)) {
+      r.outcome = Outcome::reject("mapping", 0, "mapping '" + q.mapping + "' is not loaded");
+      return r;
+    }
+    mapped = mappings_->map(q.mapping, *m, *doc);
+    r.mapping = q.mapping;
+    r.mapping_version = mapped.version;
+    if (mapped.kind == MappedPayload::Kind::Skip) {
+      r.outcome = Outcome::skip(mapped.reason);
+      return r;
+    }
+    if (mapped.kind == MappedPayload::Kind::Error) {
+      r.outcome = Outcome::reject("mapping", 0, mapped.reason);
+      return r;
+    }
+    r.payload = mapped.text;
+    req.payload = &mapped.text;
+    req.mapped = &mapped.json;
+    req.content_type = mapped.content_type;
+  } else {
+    req.payload = &m->body;
+    req.mapped = doc.get();
+    req.content_type = "application/json";
+  }
+  r.outcome = cit->second->deliver(req);
+  return r;
+}
+
+}  // namespace relais

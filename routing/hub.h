@@ -1,0 +1,87 @@
+#pragma once
+// The Hub wires the pipeline: accept (validate, dedupe, route, persist, ack) → per-destination
+// queues → map → deliver → record. It owns the store, the connectors and the dispatcher.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/connector.h"
+#include "core/ids.h"
+#include "core/metrics.h"
+#include "core/store.h"
+#include "routing/dispatcher.h"
+#include "routing/hub_config.h"
+#include "routing/mapping_stage.h"
+
+namespace relais {
+
+struct AcceptRequest {
+  std::string source;
+  std::string body;
+  std::string idempotency_key;  // the Idempotency-Key header ("" = none)
+  std::map<std::string, std::string> headers;  // all inbound headers (lower-case names)
+};
+
+struct AcceptResponse {
+  int status = 202;    // 202 created, 200 duplicate, 4xx/5xx error
+  std::string id;
+  std::string error;   // short title
+  std::string detail;  // explanation
+  nlohmann::json extra = nlohmann::json::object();  // e.g. {"line":1,"column":7,"offset":6}
+};
+
+// Thread-safe after start(): accept() is called from every HTTP thread.
+class Hub {
+ public:
+  // Opens the store and builds every connector. Throws (start-up) with a readable message.
+  Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
+      std::shared_ptr<MappingStage> mappings = nullptr);
+  ~Hub();
+
+  // Loads active deliveries from the store and starts the workers.
+  void start();
+  // Stops workers (in-flight attempts finish and are recorded), then closes the store.
+  void stop();
+
+  AcceptResponse accept(const AcceptRequest& request);
+  // One response per NDJSON line (blank lines are skipped), committed together.
+  std::vector<AcceptResponse> accept_batch(const std::string& source, const std::string& ndjson,
+                                           const std::map<std::string, std::string>& headers);
+
+  bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
+  bool ready() const;
+  Store& store() { return *store_; }
+  Dispatcher& dispatcher() { return *dispatcher_; }
+  Metrics& metrics() { return metrics_; }
+  const HubConfig& config() const { return config_; }
+  const Clock& clock() const { return clock_; }
+
+ private:
+  struct Prepared {
+    AcceptResponse error;  // status != 0 when preparation failed
+    bool failed = false;
+    Incoming incoming;
+  };
+  Prepared prepare(const SourceConfig& source, const std::string& body,
+                   const std::string& idempotency_header,
+                   const std::map<std::string, std::string>& headers);
+  AttemptResult process(const QueuedDelivery& q, int slot);
+
+  HubConfig config_;
+  const Clock& clock_;
+  Metrics metrics_;
+  IdGenerator ids_;
+  std::unique_ptr<Store> store_;
+  std::map<std::string, std::unique_ptr<Connector>> connectors_;
+  std::shared_ptr<MappingStage> mappings_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::atomic<bool> running_{false};
+};
+
+// Parses JSON text; on failure fills `error` with the position (offset, line, column).
+bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error);
+
+}  // namespace relais

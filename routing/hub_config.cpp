@@ -1,0 +1,387 @@
+#include "routing/hub_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/crypto.h"
+
+namespace relais {
+namespace {
+
+using F = FieldType;
+
+const ConfigSpec& server_spec() {
+  static const ConfigSpec s{
+      "server",
+      {
+          {"address", F::String, "127.0.0.1", false, "address to listen on"},
+          {"port", F::Int, "8080", false, "TCP port (0 = any free port)", {}, nullptr, 0, 65535},
+          {"max_body", F::Size, "1MiB", false, "largest accepted request body", {}, nullptr, 1,
+           1024.0 * 1024 * 1024},
+          {"max_batch_lines", F::Int, "10000", false, "largest NDJSON batch, in lines", {},
+           nullptr, 1, 1e7},
+          {"threads", F::Int, "64", false, "HTTP worker threads (one per open connection)", {},
+           nullptr, 1, 4096},
+          {"max_queued", F::Int, "512", false, "connections waiting for a thread", {}, nullptr,
+           1, 1e6},
+          {"request_timeout", F::Duration, "30s", false, "idle/read timeout of a connection"},
+          {"shutdown_grace", F::Duration, "30s", false,
+           "how long in-flight deliveries may take to finish at shutdown"},
+      }};
+  return s;
+}
+
+const ConfigSpec& store_spec() {
+  static const ConfigSpec s{
+      "store",
+      {
+          {"kind", F::String, "sqlite", false, "store implementation", {"sqlite"}},
+          {"path", F::String, "", true, "the SQLite file (relative to the configuration file)"},
+          {"synchronous", F::String, "full", false,
+           "full: fsync at each group commit (survives power loss); normal: survives a crash "
+           "of relais only",
+           {"full", "normal"}},
+          {"max_batch", F::Int, "2000", false, "messages per group commit at most", {}, nullptr,
+           1, 100000},
+      }};
+  return s;
+}
+
+const ConfigSpec& log_spec() {
+  static const ConfigSpec s{
+      "log",
+      {{"level", F::String, "info", false, "debug, info, warn or error",
+        {"debug", "info", "warn", "error"}}}};
+  return s;
+}
+
+const ConfigSpec& token_spec() {
+  static const ConfigSpec s{
+      "token",
+      {
+          {"name", F::String, "", true, "who uses the token (shown in logs and audit)"},
+          {"token", F::Secret, "", false, "the token (${ENV} or @file:PATH); kept only hashed"},
+          {"token_sha256", F::String, "", false, "the SHA-256 of the token, in hex"},
+          {"role", F::String, "system", false, "system, admin, support or auditor",
+           {"system", "admin", "support", "auditor"}},
+          {"sources", F::StringList, "", false, "sources a system token may post to (all if "
+                                                "absent)"},
+      }};
+  return s;
+}
+
+const ConfigSpec& auth_spec() {
+  static const ConfigSpec s{
+      "auth", {{"tokens", F::ObjectList, "", false, "API bearer tokens", {}, &token_spec()}}};
+  return s;
+}
+
+const ConfigSpec& source_spec() {
+  static const ConfigSpec s{
+      "source",
+      {
+          {"type", F::String, "", true, "expression giving the message type, e.g. $.event"},
+          {"correlation", F::Any, "", false,
+           "template giving the ordering key, e.g. rdv:{$.rdv.id}, or a list of templates tried "
+           "in order"},
+          {"idempotency", F::String, "", false,
+           "path of the deduplication key in the body (the Idempotency-Key header wins)"},
+          {"keep_headers", F::StringList, "", false, "inbound headers kept with the message"},
+      }};
+  return s;
+}
+
+const ConfigSpec& retry_spec() {
+  static const ConfigSpec s{
+      "retry",
+      {
+          {"initial", F::Duration, "1s", false, "first back-off ceiling"},
+          {"max", F::Duration, "5m", false, "largest back-off ceiling"},
+          {"factor", F::Float, "2", false, "growth of the ceiling per attempt", {}, nullptr, 1,
+           100},
+          {"max_attempts", F::Int, "10", false, "attempts before dead (0 = no limit)", {},
+           nullptr, 0, 1e6},
+          {"max_age", F::Duration, "0s", false, "age after which a delivery goes dead (0 = none)"},
+      }};
+  return s;
+}
+
+const ConfigSpec& target_spec() {
+  static const ConfigSpec s{
+      "target",
+      {
+          {"destination", F::String, "", true, "a destination (connector instance) name"},
+          {"mapping", F::String, "", false, "mapping applied before delivery"},
+      }};
+  return s;
+}
+
+const ConfigSpec& route_spec() {
+  static const ConfigSpec s{
+      "route",
+      {
+          {"name", F::String, "", true, "route name (shown on each delivery)"},
+          {"source", F::String, "", true, "source the route listens to"},
+          {"type", F::Any, "", false, "type glob or list of globs, e.g. rdv.*"},
+          {"when", F::Any, "", false, "condition on body fields (equals/in/exists/regex, "
+                                      "all/any/not)"},
+          {"to", F::ObjectList, "", true, "destinations", {}, &target_spec()},
+      }};
+  return s;
+}
+
+const ConfigSpec& mappings_spec() {
+  static const ConfigSpec s{
+      "mappings",
+      {
+          {"directory", F::String, "", false, "folder of mapping files seeded into the store"},
+          {"tables", F::String, "", false, "folder of lookup tables (CSV or YAML)"},
+      }};
+  return s;
+}
+
+std::string resolve(const std::string& base, const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  return (std::filesystem::path(base) / p).lexically_normal().string();
+}
+
+}  // namespace
+
+const ConfigSpec& destination_spec() {
+  static const ConfigSpec s{
+      "destination",
+      {
+          {"connector", F::String, "", true, "the connector kind (e.g. http)"},
+          {"concurrency", F::Int, "4", false, "deliveries in flight at once", {}, nullptr, 1, 256},
+          {"on_dead", F::String, "hold", false,
+           "when a delivery goes dead: hold later messages of the same key, or release them",
+           {"hold", "release"}},
+          {"retry", F::Object, "", false, "back-off with full jitter", {}, &retry_spec()},
+      }};
+  return s;
+}
+
+const ConfigSpec& hub_config_spec() {
+  static const ConfigSpec s{
+      "relais",
+      {
+          {"server", F::Object, "", false, "HTTP server", {}, &server_spec()},
+          {"store", F::Object, "", true, "durable store", {}, &store_spec()},
+          {"log", F::Object, "", false, "logging", {}, &log_spec()},
+          {"auth", F::Object, "", false, "API authentication", {}, &auth_spec()},
+          {"sources", F::ObjectMap, "", true, "inbound sources by name", {}, &source_spec()},
+          {"connectors", F::Any, "", false, "destinations: connector instances by name"},
+          {"routes", F::ObjectList, "", false, "routes", {}, &route_spec()},
+          {"mappings", F::Object, "", false, "mapping files and lookup tables", {},
+           &mappings_spec()},
+      }};
+  return s;
+}
+
+bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
+                     std::vector<ConfigError>& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.push_back(ConfigError{path, 0, 0, "", "cannot open the configuration file"});
+    return false;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string base = std::filesystem::absolute(path).parent_path().string();
+  return load_hub_config_text(buf.str(), path, base, registry, out, errors);
+}
+
+bool load_hub_config_text(const std::string& text, const std::string& file,
+                          const std::string& base_dir, const ConnectorRegistry& registry,
+                          HubConfig& out, std::vector<ConfigError>& errors) {
+  size_t before = errors.size();
+  out = HubConfig();
+  out.file = file;
+  out.base_dir = base_dir;
+  try {
+    out.root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    errors.push_back(ConfigError{file, e.mark.line + 1, e.mark.column + 1, "",
+                                 "YAML syntax error: " + e.msg});
+    return false;
+  }
+  if (!out.root.IsMap()) {
+    errors.push_back(error_at(out.root, file, "", "the configuration must be a mapping of keys"));
+    return false;
+  }
+  expand_references(out.root, file, "", errors, out.notices, base_dir);
+  validate(out.root, {&hub_config_spec()}, "", file, errors);
+
+  ConfigView top(out.root, {&hub_config_spec()}, "");
+  auto server = top.object("server");
+  out.address = server.str("address");
+  out.port = static_cast<int>(server.integer("port"));
+  out.max_body = server.size("max_body");
+  out.max_batch_lines = server.integer("max_batch_lines");
+  out.threads = static_cast<int>(server.integer("threads"));
+  out.max_queued = static_cast<int>(server.integer("max_queued"));
+  out.request_timeout_ms = server.duration_ms("request_timeout");
+  out.shutdown_grace_ms = server.duration_ms("shutdown_grace");
+
+  auto store = top.object("store");
+  out.store_path = resolve(base_dir, store.str("path"));
+  out.store_sync_full = store.str("synchronous") == "full";
+  out.store_max_batch = static_cast<int>(store.integer("max_batch"));
+  out.log_level = top.object("log").str("level");
+  auto mappings = top.object("mappings");
+  if (mappings.has("directory")) out.mappings_dir = resolve(base_dir, mappings.str("directory"));
+  if (mappings.has("tables")) out.tables_dir = resolve(base_dir, mappings.str("tables"));
+
+  for (const auto& t : top.object("auth").objects("tokens")) {
+    TokenConfig tc;
+    tc.name = t.str("name");
+    tc.role = t.str("role");
+    tc.sources = t.strings("sources");
+    if (t.has("token") == t.has("token_sha256")) {
+      errors.push_back(error_at(t.node(), file, t.path(),
+                                "give exactly one of token (${ENV} or @file:) or token_sha256"));
+    } else if (t.has("token")) {
+      if (t.str("token").size() < 16) {
+        errors.push_back(error_at(t.raw("token"), file, t.path() + ".token",
+                                  "a token must be at least 16 characters long"));
+      }
+      tc.sha256 = sha256_hex(t.str("token"));
+    } else {
+      tc.sha256 = t.str("token_sha256");
+      if (tc.sha256.size() != 64) {
+        errors.push_back(error_at(t.raw("token_sha256"), file, t.path() + ".token_sha256",
+                                  "expected 64 hexadecimal characters"));
+      }
+    }
+    out.tokens.push_back(std::move(tc));
+  }
+
+  for (const auto& [name, s] : top.object_map("sources")) {
+    SourceConfig sc;
+    sc.name = name;
+    std::string err;
+    if (s.has("type") && !JsonTemplate::parse(s.str("type"), sc.type, err)) {
+      errors.push_back(error_at(s.raw("type"), file, s.path() + ".type", err));
+    }
+    if (s.has("correlation")) {
+      YAML::Node c = s.raw("correlation");
+      std::vector<YAML::Node> items;
+      if (c.IsScalar()) {
+        items.push_back(c);
+      } else if (c.IsSequence() && c.size() > 0) {
+        for (const auto& i : c) items.push_back(i);
+      } else {
+        errors.push_back(error_at(c, file, s.path() + ".correlation",
+                                  "expected a template or a list of templates"));
+      }
+      for (const auto& i : items) {
+        JsonTemplate t;
+        if (!i.IsScalar() || !JsonTemplate::parse(i.Scalar(), t, err)) {
+          errors.push_back(error_at(i, file, s.path() + ".correlation",
+                                    i.IsScalar() ? err : "expected a template"));
+        } else {
+          sc.correlation.push_back(std::move(t));
+        }
+      }
+    }
+    if (s.has("idempotency")) {
+      JsonPath p;
+      if (!JsonPath::parse(s.str("idempotency"), p, err)) {
+        errors.push_back(error_at(s.raw("idempotency"), file, s.path() + ".idempotency", err));
+      } else {
+        sc.idempotency = p;
+      }
+    }
+    sc.keep_headers = s.strings("keep_headers");
+    out.sources.emplace(name, std::move(sc));
+  }
+
+  YAML::Node conns = out.root["connectors"];
+  if (conns && !conns.IsNull()) {
+    if (!conns.IsMap()) {
+      errors.push_back(error_at(conns, file, "connectors", "expected a mapping of names"));
+    } else {
+      for (auto it = conns.begin(); it != conns.end(); ++it) {
+        std::string name = it->first.as<std::string>();
+        std::string key = "connectors." + name;
+        YAML::Node node = it->second;
+        if (!node.IsMap() || !node["connector"] || !node["connector"].IsScalar()) {
+          errors.push_back(error_at(node, file, key + ".connector",
+                                    "required key is missing (the connector kind, e.g. http)"));
+          continue;
+        }
+        std::string kind_name = node["connector"].Scalar();
+        const ConnectorKind* kind = registry.find(kind_name);
+        if (kind == nullptr) {
+          std::string known;
+          for (const auto& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
+          errors.push_back(error_at(node["connector"], file, key + ".connector",
+                                    "unknown connector '" + kind_name + "' (known: " + known +
+                                        ")"));
+          continue;
+        }
+        std::vector<const ConfigSpec*> specs{&destination_spec(), kind->spec};
+        if (!validate(node, specs, key, file, errors)) continue;
+        DestinationConfig dc;
+        dc.name = name;
+        dc.connector = kind_name;
+        dc.settings = ConfigView(node, specs, key);
+        dc.concurrency = static_cast<int>(dc.settings.integer("concurrency"));
+        dc.hold_on_dead = dc.settings.str("on_dead") == "hold";
+        auto r = dc.settings.object("retry");
+        dc.retry.initial_ms = r.duration_ms("initial");
+        dc.retry.max_ms = r.duration_ms("max");
+        dc.retry.factor = r.number("factor");
+        dc.retry.max_attempts = static_cast<int>(r.integer("max_attempts"));
+        dc.retry.max_age_ms = r.duration_ms("max_age");
+        if (dc.retry.max_attempts == 0 && dc.retry.max_age_ms == 0) {
+          errors.push_back(error_at(node["retry"], file, key + ".retry",
+                                    "set max_attempts or max_age, or deliveries retry forever"));
+        }
+        if (kind->check) kind->check(dc.settings, file, errors);
+        out.destinations.emplace(name, std::move(dc));
+      }
+    }
+  }
+
+  for (const auto& r : top.objects("routes")) {
+    RouteConfig rc;
+    rc.name = r.str("name");
+    rc.source = r.str("source");
+    if (!rc.source.empty() && !out.sources.count(rc.source)) {
+      errors.push_back(error_at(r.raw("source"), file, r.path() + ".source",
+                                "unknown source '" + rc.source + "'"));
+    }
+    YAML::Node type = r.raw("type");
+    if (type && type.IsScalar()) {
+      rc.types.push_back(type.Scalar());
+    } else if (type && type.IsSequence()) {
+      for (const auto& t : type) rc.types.push_back(t.Scalar());
+    } else if (type) {
+      errors.push_back(error_at(type, file, r.path() + ".type", "expected a glob or a list"));
+    }
+    if (r.has("when")) {
+      rc.when = Predicate::compile(r.raw("when"), file, r.path() + ".when", errors);
+    }
+    for (const auto& t : r.objects("to")) {
+      RouteTarget target{t.str("destination"), t.str("mapping")};
+      if (!target.destination.empty() && !out.destinations.count(target.destination) &&
+          !(conns && conns[target.destination])) {
+        errors.push_back(error_at(t.raw("destination"), file, t.path() + ".destination",
+                                  "unknown destination '" + target.destination + "'"));
+      }
+      rc.to.push_back(std::move(target));
+    }
+    for (const auto& other : out.routes) {
+      if (other.name == rc.name) {
+        errors.push_back(error_at(r.raw("name"), file, r.path() + ".name",
+                                  "route name '" + rc.name + "' is used twice"));
+      }
+    }
+    out.routes.push_back(std::move(rc));
+  }
+  return errors.size() == before;
+}
+
+}  // namespace relais

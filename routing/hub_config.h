@@ -1,0 +1,103 @@
+#pragma once
+// The hub's configuration: server, store, auth tokens, sources, destinations (connector
+// instances) and routes. Loaded from YAML, validated against declared specs (unknown keys are
+// errors), with every error located by file, line, column and key.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/config_spec.h"
+#include "core/connector.h"
+#include "core/json_template.h"
+#include "core/retry_policy.h"
+#include "routing/predicate.h"
+
+namespace relais {
+
+struct SourceConfig {
+  std::string name;
+  JsonTemplate type;         // e.g. "$.event"
+  // e.g. "rdv:{$.rdv.id}"; several templates are tried in order and the first that renders
+  // wins; none = no ordering key.
+  std::vector<JsonTemplate> correlation;
+  std::optional<JsonPath> idempotency;  // e.g. "$.id"; the Idempotency-Key header wins
+  std::vector<std::string> keep_headers;  // inbound headers kept with the message
+};
+
+struct RouteTarget {
+  std::string destination;
+  std::string mapping;  // "" = the body passes through
+};
+
+struct RouteConfig {
+  std::string name;
+  std::string source;
+  std::vector<std::string> types;      // globs; empty = any type
+  std::shared_ptr<const Predicate> when;  // null = always
+  std::vector<RouteTarget> to;
+};
+
+struct DestinationConfig {
+  std::string name;
+  std::string connector;
+  int concurrency = 1;
+  RetryPolicy retry;
+  bool hold_on_dead = true;  // on_dead: hold | release
+  ConfigView settings;       // validated against the generic and the connector's spec
+};
+
+struct TokenConfig {
+  std::string name;
+  std::string sha256;  // hex digest of the token; the token itself is not kept
+  std::string role;    // system | admin | support | auditor
+  std::vector<std::string> sources;  // sources a system token may post to (empty = all)
+};
+
+struct HubConfig {
+  std::string file;
+  std::string base_dir;
+  YAML::Node root;
+
+  std::string address = "127.0.0.1";
+  int port = 8080;
+  int64_t max_body = 1 << 20;
+  int64_t max_batch_lines = 10000;
+  int threads = 64;
+  int max_queued = 512;
+  int64_t request_timeout_ms = 30000;
+
+  std::string store_path;
+  bool store_sync_full = true;
+  int store_max_batch = 2000;
+
+  std::string log_level = "info";
+  std::string mappings_dir;  // "" = none
+  std::string tables_dir;    // "" = none
+  int64_t shutdown_grace_ms = 30000;
+
+  std::vector<TokenConfig> tokens;
+  std::map<std::string, SourceConfig> sources;
+  std::map<std::string, DestinationConfig> destinations;
+  std::vector<RouteConfig> routes;
+
+  std::vector<std::string> notices;  // defaults used for unset environment variables, …
+};
+
+// The declared spec of the top level (for docs and tests).
+const ConfigSpec& hub_config_spec();
+const ConfigSpec& destination_spec();
+
+// Loads and validates `path`. Returns false with every error found (never stops at the first).
+bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
+                     std::vector<ConfigError>& errors);
+// Same from text (tests); `file` names the text in errors; relative paths resolve from base_dir.
+bool load_hub_config_text(const std::string& text, const std::string& file,
+                          const std::string& base_dir, const ConnectorRegistry& registry,
+                          HubConfig& out, std::vector<ConfigError>& errors);
+
+}  // namespace relais
