@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Relais needs, builds it twice (sanitizers, then release) and runs every test.
+# The output ends with the ctest summary of the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=${RELAIS_JOBS:-$(nproc)}
+
+bash scripts/install-deps.sh
+
+if [ ! -d ../shared/fixtures ]; then
+  echo "test.sh: ../shared/fixtures is missing: the tests read the protocol samples from there" >&2
+  exit 2
+fi
+
+if [ "${RELAIS_SKIP_SANITIZE:-0}" != "1" ]; then
+  echo "== sanitizer build (ASan + UBSan) =="
+  cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DRELAIS_SANITIZE=ON \
+    -DRELAIS_BENCH=OFF >/dev/null
+  cmake --build "$ROOT/build-asan" -j"$JOBS"
+  (cd "$ROOT/build-asan" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure --timeout 900 -j2)
+fi
+
+echo "== release build =="
+cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$ROOT/build" -j"$JOBS"
+cd "$ROOT/build"
+ctest --output-on-failure --timeout 900 -j2
