@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <istream>
 
+#include "api/http_util.h"
+#include "api/mappings_api.h"
 #include "core/crypto.h"
 #include "core/log.h"
 
@@ -21,57 +23,11 @@ using Poco::Net::HTTPRequestHandler;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 using json = nlohmann::json;
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-void send_json(HTTPServerResponse& resp, int status, const json& body) {
-  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
-  resp.setContentType("application/json");
-  resp.setContentLength(static_cast<std::streamsize>(text.size()));
-  resp.send() << text;
-}
-
-void send_error(HTTPServerResponse& resp, int status, const std::string& error,
-                const std::string& detail, const json& extra = json::object()) {
-  json body = {{"error", error}, {"detail", detail}};
-  for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
-  send_json(resp, status, body);
-}
-
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string seg = path.substr(start, end - start);
-    std::string decoded;
-    Poco::URI::decode(seg, decoded);
-    out.push_back(decoded);
-    start = end + 1;
-  }
-  if (!out.empty() && out.back().empty()) out.pop_back();
-  return out;
-}
-
-// Reads the request body up to `limit` bytes; false when it is larger.
-bool read_body(HTTPServerRequest& req, int64_t limit, std::string& out) {
-  std::istream& in = req.stream();
-  char buf[16384];
-  while (in) {
-    in.read(buf, sizeof buf);
-    std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    if (static_cast<int64_t>(out.size()) + n > limit) return false;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return true;
-}
+using api::lower;
+using api::read_body;
+using api::send_error;
+using api::send_json;
+using api::split_path;
 
 json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history) {
   std::string state = to_string(d.state);
@@ -142,7 +98,8 @@ json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool f
 // One instance per request (Poco's model); shares the Hub, which is thread-safe.
 class ApiHandler final : public HTTPRequestHandler {
  public:
-  ApiHandler(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+  ApiHandler(Hub& hub, const HubConfig& config, MappingRepository* mappings)
+      : hub_(hub), config_(config), mappings_(mappings) {}
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     try {
@@ -235,6 +192,10 @@ class ApiHandler final : public HTTPRequestHandler {
                                                   "role");
       }
       return delivery_action(req, resp, seg[3], seg[4]);
+    }
+    if (mappings_ != nullptr && (seg[2] == "mappings" || seg[2] == "tables")) {
+      MappingsApi m{hub_, config_, *mappings_, *token};
+      if (m.handle(seg, uri, req, resp)) return;
     }
     send_error(resp, 404, "not found", "no endpoint at " + path);
   }
@@ -416,23 +377,27 @@ class ApiHandler final : public HTTPRequestHandler {
 
   Hub& hub_;
   const HubConfig& config_;
+  MappingRepository* mappings_;
 };
 
 class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  ApiFactory(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+  ApiFactory(Hub& hub, const HubConfig& config, MappingRepository* mappings)
+      : hub_(hub), config_(config), mappings_(mappings) {}
   HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new ApiHandler(hub_, config_);
+    return new ApiHandler(hub_, config_, mappings_);
   }
 
  private:
   Hub& hub_;
   const HubConfig& config_;
+  MappingRepository* mappings_;
 };
 
 }  // namespace
 
-ApiServer::ApiServer(Hub& hub, const HubConfig& config) : hub_(hub), config_(config) {}
+ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
+    : hub_(hub), config_(config), mappings_(mappings) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -449,7 +414,7 @@ int ApiServer::start() {
   params->setTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
   params->setServerName("relais");
   pool_ = std::make_unique<Poco::ThreadPool>(2, config_.threads + 2, 60, 0);
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_), *pool_, socket,
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_, mappings_), *pool_, socket,
                                                     params);
   server_->start();
   return port_;

@@ -9,6 +9,7 @@
 #include <Poco/ThreadPool.h>
 
 #include "routing/hub.h"
+#include "routing/mapping_repository.h"
 
 namespace relais {
 
@@ -16,7 +17,8 @@ namespace relais {
 // concurrently on the pool's threads; the Hub must outlive it.
 class ApiServer {
  public:
-  ApiServer(Hub& hub, const HubConfig& config);
+  // `mappings` (optional, not owned) enables the /api/v1/mappings endpoints.
+  ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings = nullptr);
   ~ApiServer();
   // Binds and starts serving; returns the bound port (useful with port 0).
   int start();
@@ -27,6 +29,7 @@ class ApiServer {
  private:
   Hub& hub_;
   const HubConfig& config_;
+  MappingRepository* mappings_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
   int port_ = 0;

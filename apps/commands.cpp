@@ -1,11 +1,19 @@
 #include "apps/commands.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <set>
 #include <iostream>
 
 #include "connectors/registry.h"
+#include "mappings/mapping.h"
 #include "core/clock.h"
+#include "core/document_store.h"
+#include "core/log.h"
+#include "core/store.h"
 
 namespace relais {
 namespace {
@@ -93,32 +101,287 @@ int config_reference(int argc, char** argv) {
   return 0;
 }
 
+// Finds --name VALUE in argv; "" when absent.
+std::string option(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == name) return argv[i + 1];
+  }
+  return {};
+}
+
+std::vector<std::string> positionals(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      ++i;  // every option of these commands takes a value
+      continue;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+// Opens the store named by --config (or $RELAIS_CONFIG) and its mapping repository.
+std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubConfig& cfg) {
+  std::string path = option(argc, argv, "--config");
+  if (path.empty() && std::getenv("RELAIS_CONFIG")) path = std::getenv("RELAIS_CONFIG");
+  if (path.empty()) throw std::runtime_error("--config FILE is required (or set RELAIS_CONFIG)");
+  ConnectorRegistry registry;
+  register_builtin_connectors(registry);
+  std::vector<ConfigError> errors;
+  if (!load_hub_config(path, registry, cfg, errors)) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e.to_string();
+    throw std::runtime_error("invalid configuration:" + all);
+  }
+  StoreOptions so;
+  so.path = cfg.store_path;
+  open_sqlite_store(so)->close();
+  auto repo = std::make_shared<MappingRepository>(
+      open_sqlite_document_store(cfg.store_path, SystemClock::instance()),
+      SystemClock::instance());
+  std::vector<std::string> reload_errors;
+  if (!repo->reload(reload_errors)) {
+    for (const auto& e : reload_errors) std::cerr << "warning: " << e << "\n";
+  }
+  return repo;
+}
+
+const char* kMappingsUsage =
+    "usage: relais mappings import DIR [--tables DIR] --config FILE [--author NAME] "
+    "[--comment TEXT]\n"
+    "       relais mappings export DIR --config FILE\n"
+    "       relais mappings list --config FILE\n\n"
+    "import: publishes every mapping file (*.yaml, not *.test.yaml) of DIR and every table of "
+    "--tables whose content differs from the active version, as new active versions; nothing "
+    "is published when any of them does not compile (every error is printed).\n"
+    "export: writes the active versions to DIR (mappings) and DIR/tables (tables).\n"
+    "list: the mappings with their versions, authors and comments.\n";
+
+int mappings_command(int argc, char** argv) {
+  auto pos = positionals(argc, argv);
+  if (wants_help(argc, argv) || pos.empty()) {
+    (pos.empty() && !wants_help(argc, argv) ? std::cerr : std::cout) << kMappingsUsage;
+    return wants_help(argc, argv) ? 0 : 64;
+  }
+  try {
+    HubConfig cfg;
+    auto repo = open_repository(argc, argv, cfg);
+    if (pos[0] == "import" && pos.size() == 2) {
+      std::string author = option(argc, argv, "--author");
+      if (author.empty()) author = std::getenv("USER") ? std::getenv("USER") : "cli";
+      std::string comment = option(argc, argv, "--comment");
+      if (comment.empty()) comment = "imported from " + pos[1];
+      auto report = repo->import_dirs(pos[1], option(argc, argv, "--tables"), author, comment);
+      for (const auto& e : report.errors) std::cout << e << "\n";
+      if (!report.ok) {
+        std::cout << report.errors.size() << " error(s): nothing was published\n";
+        return 1;
+      }
+      for (const auto& p : report.published) std::cout << "published " << p << "\n";
+      std::cout << report.published.size() << " published, " << report.unchanged.size()
+                << " unchanged\n";
+      return 0;
+    }
+    if (pos[0] == "export" && pos.size() == 2) {
+      std::filesystem::create_directories(std::filesystem::path(pos[1]) / "tables");
+      int n = 0;
+      for (const auto& d : repo->documents().active("mapping")) {
+        std::ofstream(std::filesystem::path(pos[1]) / (d.name + ".yaml")) << d.content;
+        ++n;
+      }
+      for (const auto& d : repo->documents().active("table")) {
+        std::ofstream(std::filesystem::path(pos[1]) / "tables" / (d.name + "." + d.format))
+            << d.content;
+        ++n;
+      }
+      std::cout << "exported " << n << " document(s) to " << pos[1] << "\n";
+      return 0;
+    }
+    if (pos[0] == "list" && pos.size() == 1) {
+      for (const auto& [name, active] : repo->active_versions()) {
+        std::cout << name << " (active v" << active << ")\n";
+        for (const auto& v : repo->documents().versions("mapping", name)) {
+          std::cout << "  v" << v.version << (v.active ? " *" : "  ") << " "
+                    << format_rfc3339(v.created_at) << " " << v.author << ": " << v.comment
+                    << "\n";
+        }
+      }
+      return 0;
+    }
+    std::cerr << kMappingsUsage;
+    return 64;
+  } catch (const std::exception& e) {
+    std::cerr << "relais mappings: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+const char* kMappingTestUsage =
+    "usage: relais mapping test NAME --input FILE [--version N] [--meta-type TYPE] "
+    "--config FILE\n"
+    "       relais mapping test --file MAPPING.yaml [--tables DIR] --input FILE\n\n"
+    "Dry run: applies the active version of mapping NAME (or version N, or a mapping file "
+    "not yet published) to the JSON message in FILE and prints the output, the skip reason or "
+    "the errors. Nothing is stored or sent. Exit 0 when the mapping produced an output or a "
+    "skip, 1 on an error.\n";
+
+int mapping_command(int argc, char** argv) {
+  auto pos = positionals(argc, argv);
+  std::string file = option(argc, argv, "--file");
+  if (wants_help(argc, argv) || pos.empty() || pos[0] != "test" ||
+      (pos.size() < 2 && file.empty())) {
+    bool help = wants_help(argc, argv);
+    (help ? std::cout : std::cerr) << kMappingTestUsage;
+    return help ? 0 : 64;
+  }
+  std::string input_path = option(argc, argv, "--input");
+  std::ifstream in(input_path);
+  if (input_path.empty() || !in) {
+    std::cerr << "relais mapping test: cannot read --input " << input_path << "\n";
+    return 64;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  nlohmann::json input;
+  AcceptResponse perr;
+  if (!parse_json_body(buf.str(), input, perr)) {
+    std::cerr << input_path << ": " << perr.detail << "\n";
+    return 1;
+  }
+  nlohmann::json meta = {{"id", "dry-run"}, {"source", "cli"},
+                         {"type", input.is_object() ? input.value("event", "") : ""},
+                         {"correlation_key", ""}, {"received_at", ""}};
+  if (!option(argc, argv, "--meta-type").empty()) meta["type"] = option(argc, argv, "--meta-type");
+  try {
+    std::vector<mappings::Diagnostic> diags;
+    std::shared_ptr<const mappings::CompiledMapping> compiled;
+    int64_t version = 0;
+    if (!file.empty()) {
+      std::ifstream mf(file);
+      std::stringstream mbuf;
+      mbuf << mf.rdbuf();
+      std::string tables_dir = option(argc, argv, "--tables");
+      auto tables = tables_dir.empty() ? mappings::TableSet::empty()
+                                       : mappings::TableSet::load_dir(tables_dir, diags);
+      compiled = mappings::compile(mbuf.str(), file, tables, diags);
+    } else {
+      HubConfig cfg;
+      auto repo = open_repository(argc, argv, cfg);
+      std::string v = option(argc, argv, "--version");
+      compiled = repo->compiled_version(pos[1], v.empty() ? 0 : std::stoll(v), &version, diags);
+    }
+    if (!compiled) {
+      for (const auto& d : diags) std::cout << mappings::to_string(d) << "\n";
+      return 1;
+    }
+    auto r = compiled->apply(input, meta);
+    std::string label = compiled->name() + (version ? " v" + std::to_string(version) : "");
+    switch (r.kind) {
+      case mappings::MapResult::Kind::Ok:
+        std::cout << (r.value.is_null() ? r.text : r.value.dump(2)) << "\n";
+        return 0;
+      case mappings::MapResult::Kind::Skip:
+        std::cout << "skipped by " << label << ": " << r.reason << "\n";
+        return 0;
+      case mappings::MapResult::Kind::Error:
+        std::cout << "error: " << r.reason << "\n";
+        return 1;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "relais mapping test: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}
+
 }  // namespace
 
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
   size_t before = errors.size();
+  std::vector<mappings::Diagnostic> diags;
+  auto tables = config.tables_dir.empty() ? mappings::TableSet::empty()
+                                          : mappings::TableSet::load_dir(config.tables_dir, diags);
+  std::set<std::string> known;
+  if (!config.mappings_dir.empty()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(config.mappings_dir, ec)) {
+      std::string file = e.path().filename().string();
+      if (file.size() > 10 && file.compare(file.size() - 10, 10, ".test.yaml") == 0) continue;
+      if (e.path().extension() != ".yaml") continue;
+      std::ifstream in(e.path());
+      std::stringstream buf;
+      buf << in.rdbuf();
+      if (mappings::compile(buf.str(), e.path().string(), tables, diags)) {
+        known.insert(e.path().stem().string());
+      }
+    }
+    if (ec) {
+      errors.push_back(ConfigError{config.file, 0, 0, "mappings.directory",
+                                   "cannot read " + config.mappings_dir + ": " + ec.message()});
+    }
+  }
+  for (const auto& d : diags) {
+    errors.push_back(ConfigError{d.file, d.line, d.column, "", d.message});
+  }
   for (const auto& route : config.routes) {
     for (const auto& t : route.to) {
-      if (t.mapping.empty()) continue;
+      if (t.mapping.empty() || known.count(t.mapping)) continue;
       errors.push_back(ConfigError{config.file, 0, 0, "routes." + route.name,
-                                   "mapping '" + t.mapping + "' is not available"});
+                                   "mapping '" + t.mapping + "' is not among the mapping files "
+                                   "that compile in mappings.directory"});
     }
   }
   return errors.size() == before;
 }
 
 std::string extra_commands_usage() {
-  return "  config-reference          print every configuration key as Markdown\n";
+  return "  config-reference          print every configuration key as Markdown\n"
+         "  mappings import|export|list   publish mapping files, export or list versions\n"
+         "  mapping test NAME --input FILE [--version N]   dry-run a mapping\n";
 }
 
 int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "check-config") return check_config(argc, argv);
   if (cmd == "config-reference") return config_reference(argc, argv);
+  if (cmd == "mappings") return mappings_command(argc, argv);
+  if (cmd == "mapping") return mapping_command(argc, argv);
   return -1;
 }
 
-std::unique_ptr<Hub> make_hub(const HubConfig& config, const ConnectorRegistry& registry) {
-  return std::make_unique<Hub>(config, registry, SystemClock::instance(), nullptr);
+Runtime make_runtime(const HubConfig& config, const ConnectorRegistry& registry) {
+  const Clock& clock = SystemClock::instance();
+  {
+    StoreOptions so;
+    so.path = config.store_path;
+    open_sqlite_store(so)->close();  // creates or migrates the schema
+  }
+  Runtime rt;
+  rt.mappings = std::make_shared<MappingRepository>(
+      open_sqlite_document_store(config.store_path, clock), clock);
+  bool seeded = !rt.mappings->documents().active("mapping").empty() ||
+                !rt.mappings->documents().active("table").empty();
+  if (!seeded && (!config.mappings_dir.empty() || !config.tables_dir.empty())) {
+    auto report = rt.mappings->import_dirs(config.mappings_dir, config.tables_dir, "seed",
+                                           "initial import from the configuration folders");
+    if (!report.ok) {
+      std::string all;
+      for (const auto& e : report.errors) all += "\n  " + e;
+      throw std::runtime_error("the mapping files do not compile:" + all);
+    }
+    log_info("mappings", "seeded " + std::to_string(report.published.size()) +
+                             " mapping(s) and table(s) from the configuration folders");
+  }
+  std::vector<std::string> errors;
+  if (!rt.mappings->reload(errors)) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e;
+    throw std::runtime_error("the active mappings do not compile:" + all);
+  }
+  rt.hub = std::make_unique<Hub>(config, registry, clock, rt.mappings);
+  rt.mappings->watch(2000);
+  return rt;
 }
 
 }  // namespace relais

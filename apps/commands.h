@@ -7,6 +7,7 @@
 
 #include "core/connector.h"
 #include "routing/hub.h"
+#include "routing/mapping_repository.h"
 
 namespace relais {
 
@@ -15,7 +16,14 @@ int run_command(const std::string& cmd, int argc, char** argv);
 std::string extra_commands_usage();
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
-// Builds the hub for a validated configuration (loads mappings when configured). Throws.
-std::unique_ptr<Hub> make_hub(const HubConfig& config, const ConnectorRegistry& registry);
+// What `serve` runs: the versioned mappings and the hub that uses them.
+struct Runtime {
+  std::shared_ptr<MappingRepository> mappings;
+  std::unique_ptr<Hub> hub;
+};
+// Builds the runtime for a validated configuration: migrates the store, seeds the mappings and
+// tables from the configured folders when the store has none, compiles the active versions and
+// builds the hub. Throws with a readable message.
+Runtime make_runtime(const HubConfig& config, const ConnectorRegistry& registry);
 
 }  // namespace relais

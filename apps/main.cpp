@@ -77,26 +77,26 @@ class ServeApp final : public Poco::Util::ServerApplication {
     LogLevel level;
     if (parse_log_level(cfg.log_level, level)) set_log_level(level);
     for (const auto& n : cfg.notices) std::cout << "relais: " << n << std::endl;
-    std::unique_ptr<Hub> hub;
+    Runtime rt;
     std::unique_ptr<ApiServer> api;
     try {
-      hub = make_hub(cfg, registry);
-      hub->start();
-      api = std::make_unique<ApiServer>(*hub, cfg);
+      rt = make_runtime(cfg, registry);
+      rt.hub->start();
+      api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get());
       int port = api->start();
       std::cout << "relais " << RELAIS_VERSION << " listening on http://" << cfg.address << ":"
                 << port << " (store " << cfg.store_path << ")" << std::endl;
     } catch (const std::exception& e) {
       std::cerr << "relais serve: cannot start: " << e.what() << std::endl;
       if (api) api->stop();
-      if (hub) hub->stop();
+      if (rt.hub) rt.hub->stop();
       return Application::EXIT_SOFTWARE;
     }
     waitForTerminationRequest();
     std::cout << "relais: stopping (no new connections; finishing deliveries in flight)"
               << std::endl;
     api->stop();
-    hub->stop();
+    rt.hub->stop();
     std::cout << "relais: stopped cleanly" << std::endl;
     return Application::EXIT_OK;
   }

@@ -63,6 +63,19 @@ const std::vector<Migration>& migrations() {
            "excerpt TEXT NOT NULL)",
            "CREATE INDEX attempts_delivery ON attempts(delivery_id)",
        }},
+      {2,
+       "versioned documents (mappings, lookup tables)",
+       {
+           "CREATE TABLE documents (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+           "name TEXT NOT NULL, version INTEGER NOT NULL, format TEXT NOT NULL, "
+           "content TEXT NOT NULL, author TEXT NOT NULL, comment TEXT NOT NULL, "
+           "created_at INTEGER NOT NULL, UNIQUE(kind, name, version))",
+           "CREATE TABLE document_active (kind TEXT NOT NULL, name TEXT NOT NULL, "
+           "version INTEGER NOT NULL, PRIMARY KEY(kind, name))",
+           "CREATE TABLE document_activations (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+           "name TEXT NOT NULL, version INTEGER NOT NULL, by TEXT NOT NULL, "
+           "comment TEXT NOT NULL, at INTEGER NOT NULL)",
+       }},
   };
   return list;
 }
@@ -158,9 +171,15 @@ class SqliteStore final : public Store {
     std::string d_destination, d_route, d_mapping, d_state, d_outcome, d_class, d_text, d_ref;
     int64_t a_delivery = 0, a_at = 0, a_duration = 0, a_code = 0;
     std::string a_outcome, a_class, a_text, a_excerpt;
+    // UPDATE of a delivery (apply_update); prepared once: it runs for every attempt.
+    int64_t u_id = 0, u_attempts = 0, u_next = 0, u_updated = 0, u_code = 0, u_mapping_version = 0;
+    bool u_has_attempt = false, u_has_text = false;
+    int u_keep_payload = 1;
+    std::string u_state, u_outcome, u_class, u_text, u_ref, u_mapping;
+    Poco::Nullable<std::string> u_payload;
     std::vector<std::string> found_ids;
   } b_;
-  std::unique_ptr<Statement> ins_message_, ins_delivery_, ins_attempt_, find_idem_;
+  std::unique_ptr<Statement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, upd_delivery_;
 };
 
 SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
@@ -173,6 +192,7 @@ SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
     *write_ << "PRAGMA synchronous=NORMAL", now;
   }
   *write_ << "PRAGMA foreign_keys=ON", now;
+  *write_ << "PRAGMA busy_timeout=10000", now;
   migrate();
   {
     Poco::Nullable<int64_t> max_seq, max_del;
@@ -235,6 +255,23 @@ void SqliteStore::prepare_statements() {
                    "excerpt) VALUES(?,?,?,?,?,?,?,?)",
       use(b.a_delivery), use(b.a_at), use(b.a_duration), use(b.a_outcome), use(b.a_class),
       use(b.a_code), use(b.a_text), use(b.a_excerpt);
+  upd_delivery_ = std::make_unique<Statement>(*write_);
+  *upd_delivery_ << "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, "
+                    "updated_at = ?, "
+                    "last_outcome = CASE WHEN ? THEN ? ELSE last_outcome END, "
+                    "last_class = CASE WHEN ? THEN ? ELSE last_class END, "
+                    "last_code = CASE WHEN ? THEN ? ELSE last_code END, "
+                    "last_text = CASE WHEN ? THEN ? ELSE last_text END, "
+                    "external_ref = CASE WHEN ? <> '' THEN ? ELSE external_ref END, "
+                    "mapping = CASE WHEN ? <> '' THEN ? ELSE mapping END, "
+                    "mapping_version = CASE WHEN ? <> 0 THEN ? ELSE mapping_version END, "
+                    "payload = CASE WHEN ? THEN payload ELSE ? END "
+                    "WHERE id = ?",
+      use(b.u_state), use(b.u_attempts), use(b.u_next), use(b.u_updated), use(b.u_has_attempt),
+      use(b.u_outcome), use(b.u_has_attempt), use(b.u_class), use(b.u_has_attempt), use(b.u_code),
+      use(b.u_has_text), use(b.u_text), use(b.u_ref), use(b.u_ref), use(b.u_mapping),
+      use(b.u_mapping), use(b.u_mapping_version), use(b.u_mapping_version), use(b.u_keep_payload),
+      use(b.u_payload), use(b.u_id);
   find_idem_ = std::make_unique<Statement>(*write_);
   *find_idem_ << "SELECT id FROM messages WHERE source = ? AND idempotency = ?", use(b.source),
       use(b.idempotency), into(b.found_ids);
@@ -451,45 +488,35 @@ Status SqliteStore::apply_update(const DeliveryUpdate& u) {
                              "delivery " + std::to_string(id) + " is " + st.front());
     }
   }
-  int64_t id = u.id, attempts = u.attempts, next = u.next_attempt_at, updated = u.now;
-  std::string state = to_string(u.state == DeliveryState::InFlight ? DeliveryState::Pending
-                                                                   : u.state);
-  std::string outcome, cls, text, excerpt;
-  int64_t code = 0;
+  auto& b = b_;
+  b.u_id = u.id;
+  b.u_attempts = u.attempts;
+  b.u_next = u.next_attempt_at;
+  b.u_updated = u.now;
+  b.u_state = to_string(u.state == DeliveryState::InFlight ? DeliveryState::Pending : u.state);
+  b.u_code = 0;
+  b.u_outcome.clear();
+  b.u_class.clear();
   if (u.attempt) {
-    outcome = u.attempt->outcome;
-    cls = u.attempt->error_class;
-    code = u.attempt->code;
-    text = u.attempt->text;
+    b.u_outcome = u.attempt->outcome;
+    b.u_class = u.attempt->error_class;
+    b.u_code = u.attempt->code;
+    b.u_text = u.attempt->text;
   } else {
-    text = u.action_text;
+    b.u_text = u.action_text;
   }
-  std::string ref = u.external_ref, mapping = u.mapping;
-  int64_t mapping_version = u.mapping_version;
-  Poco::Nullable<std::string> payload;
-  if (u.payload) payload = *u.payload;
-  bool has_attempt = u.attempt.has_value();
-  bool has_text = has_attempt || !u.action_text.empty();
-  int keep_payload = u.payload ? 0 : 1;
-  Statement st(s);
-  st << "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
-        "last_outcome = CASE WHEN ? THEN ? ELSE last_outcome END, "
-        "last_class = CASE WHEN ? THEN ? ELSE last_class END, "
-        "last_code = CASE WHEN ? THEN ? ELSE last_code END, "
-        "last_text = CASE WHEN ? THEN ? ELSE last_text END, "
-        "external_ref = CASE WHEN ? <> '' THEN ? ELSE external_ref END, "
-        "mapping = CASE WHEN ? <> '' THEN ? ELSE mapping END, "
-        "mapping_version = CASE WHEN ? <> 0 THEN ? ELSE mapping_version END, "
-        "payload = CASE WHEN ? THEN payload ELSE ? END "
-        "WHERE id = ?",
-      use(state), use(attempts), use(next), use(updated), use(has_attempt), use(outcome),
-      use(has_attempt), use(cls), use(has_attempt), use(code), use(has_text), use(text), use(ref),
-      use(ref), use(mapping), use(mapping), use(mapping_version), use(mapping_version),
-      use(keep_payload), use(payload), use(id);
-  size_t changed = st.execute();
+  b.u_ref = u.external_ref;
+  b.u_mapping = u.mapping;
+  b.u_mapping_version = u.mapping_version;
+  b.u_payload.clear();
+  if (u.payload) b.u_payload = *u.payload;
+  b.u_has_attempt = u.attempt.has_value();
+  b.u_has_text = b.u_has_attempt || !u.action_text.empty();
+  b.u_keep_payload = u.payload ? 0 : 1;
+  const int64_t id = u.id;
+  size_t changed = upd_delivery_->execute();
   if (changed == 0) return Status::failure(404, "not found", "no delivery " + std::to_string(id));
   if (u.attempt) {
-    auto& b = b_;
     b.a_delivery = id;
     b.a_at = u.attempt->at;
     b.a_duration = u.attempt->duration_ms;
@@ -518,6 +545,7 @@ void SqliteStore::close() {
   ins_message_.reset();
   ins_delivery_.reset();
   ins_attempt_.reset();
+  upd_delivery_.reset();
   find_idem_.reset();
   if (readers_) readers_->shutdown();
   if (write_) {

@@ -103,7 +103,13 @@ void Dispatcher::enqueue(std::vector<QueuedDelivery>&& deliveries) {
       std::lock_guard<std::mutex> lock(d->mu);
       for (auto* q : list) insert_locked(*d, std::move(*q));
     }
-    d->cv.notify_all();
+    // Wake one worker per new delivery, not every worker per batch: a commit group of a few
+    // messages used to wake all `concurrency` workers, most of which found nothing to do.
+    if (list.size() >= static_cast<size_t>(d->settings.concurrency)) {
+      d->cv.notify_all();
+    } else {
+      for (size_t i = 0; i < list.size(); ++i) d->cv.notify_one();
+    }
   }
 }
 
@@ -285,7 +291,9 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   }
   make_ready_locked(d, kq);
   drop_if_idle_locked(d, kq);
-  d.cv.notify_one();
+  // The calling worker takes the next ready delivery itself when it loops; wake another one
+  // only if more than that one is ready (each insertion into `ready` notified already).
+  if (d.ready.size() > 1) d.cv.notify_one();
 }
 
 bool Dispatcher::in_flight(int64_t delivery_id) const {
