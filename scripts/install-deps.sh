@@ -10,7 +10,7 @@ PACKAGES=(
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-dev
   nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format libxml2-utils
+  tzdata clang-format libxml2-utils
   nginx-light wrk
 )
 
