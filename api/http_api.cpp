@@ -168,8 +168,7 @@ class ApiHandler final : public HTTPRequestHandler {
         return send_error(resp, 403, "forbidden", "this token may not post messages");
       }
       if (!token->sources.empty() &&
-          std::find(token->sources.begin(), token->sources.end(), seg[3]) ==
-              token->sources.end()) {
+          std::find(token->sources.begin(), token->sources.end(), seg[3]) == token->sources.end()) {
         return send_error(resp, 403, "forbidden",
                           "this token may not post to source '" + seg[3] + "'");
       }
@@ -188,8 +187,9 @@ class ApiHandler final : public HTTPRequestHandler {
     if (seg.size() == 5 && seg[2] == "deliveries" && (seg[4] == "retry" || seg[4] == "discard")) {
       if (method != "POST") return method_not_allowed(resp, "POST");
       if (!can_operate(*token)) {
-        return send_error(resp, 403, "forbidden", "retry and discard need the admin or support "
-                                                  "role");
+        return send_error(resp, 403, "forbidden",
+                          "retry and discard need the admin or support "
+                          "role");
       }
       return delivery_action(req, resp, seg[3], seg[4]);
     }
@@ -219,11 +219,11 @@ class ApiHandler final : public HTTPRequestHandler {
                             ctype == "application/x-jsonlines")
                          : (ctype == "application/json");
     if (!ok_type) {
-      return send_error(resp, 415, "unsupported media type",
-                        std::string("send ") +
-                            (batch ? "application/x-ndjson (one JSON object per line)"
-                                   : "application/json") +
-                            ", not '" + req.getContentType() + "'");
+      return send_error(
+          resp, 415, "unsupported media type",
+          std::string("send ") +
+              (batch ? "application/x-ndjson (one JSON object per line)" : "application/json") +
+              ", not '" + req.getContentType() + "'");
     }
     int64_t limit = batch ? config_.max_body * 64 : config_.max_body;
     if (req.hasContentLength() && req.getContentLength64() > limit) {
@@ -243,9 +243,9 @@ class ApiHandler final : public HTTPRequestHandler {
     if (batch) {
       int64_t lines = std::count(body.begin(), body.end(), '\n') + 1;
       if (lines > config_.max_batch_lines + 1) {
-        return send_error(resp, 413, "batch too large",
-                          "at most " + std::to_string(config_.max_batch_lines) +
-                              " lines per batch; split it");
+        return send_error(
+            resp, 413, "batch too large",
+            "at most " + std::to_string(config_.max_batch_lines) + " lines per batch; split it");
       }
       auto results = hub_.accept_batch(source, body, headers);
       json items = json::array();
@@ -258,9 +258,12 @@ class ApiHandler final : public HTTPRequestHandler {
           item["error"] = r.error;
           item["detail"] = r.detail;
         }
-        if (r.status == 202) ++accepted;
-        else if (r.status == 200) ++duplicates;
-        else ++failed;
+        if (r.status == 202)
+          ++accepted;
+        else if (r.status == 200)
+          ++duplicates;
+        else
+          ++failed;
         items.push_back(std::move(item));
       }
       return send_json(resp, 200,
@@ -399,7 +402,9 @@ class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
     : hub_(hub), config_(config), mappings_(mappings) {}
 
-ApiServer::~ApiServer() { stop(); }
+ApiServer::~ApiServer() {
+  stop();
+}
 
 int ApiServer::start() {
   Poco::Net::SocketAddress addr(config_.address, static_cast<Poco::UInt16>(config_.port));
@@ -414,8 +419,8 @@ int ApiServer::start() {
   params->setTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
   params->setServerName("relais");
   pool_ = std::make_unique<Poco::ThreadPool>(2, config_.threads + 2, 60, 0);
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_, mappings_), *pool_, socket,
-                                                    params);
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_, mappings_),
+                                                    *pool_, socket, params);
   server_->start();
   return port_;
 }

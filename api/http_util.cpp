@@ -64,8 +64,8 @@ bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerRe
   std::string body;
   if (!read_body(req, limit, body)) {
     resp.setKeepAlive(false);
-    send_error(resp, 413, "payload too large", "the body exceeds " + std::to_string(limit) +
-                                                   " bytes");
+    send_error(resp, 413, "payload too large",
+               "the body exceeds " + std::to_string(limit) + " bytes");
     return false;
   }
   AcceptResponse perr;

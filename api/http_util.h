@@ -16,8 +16,7 @@ std::string lower(std::string s);
 void send_json(Poco::Net::HTTPServerResponse& resp, int status, const nlohmann::json& body);
 // Every error is {"error", "detail"} plus optional extra fields (e.g. position, diagnostics).
 void send_error(Poco::Net::HTTPServerResponse& resp, int status, const std::string& error,
-                const std::string& detail,
-                const nlohmann::json& extra = nlohmann::json::object());
+                const std::string& detail, const nlohmann::json& extra = nlohmann::json::object());
 // Reads the request body up to `limit` bytes; false when it is larger.
 bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& out);
 // "/api/v1/a/b" → {"api","v1","a","b"} (percent-decoded).

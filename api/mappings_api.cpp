@@ -14,7 +14,8 @@ using api::send_json;
 json diagnostics_json(const std::vector<mappings::Diagnostic>& diags) {
   json out = json::array();
   for (const auto& d : diags) {
-    out.push_back({{"file", d.file}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
+    out.push_back(
+        {{"file", d.file}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
   }
   return out;
 }
@@ -26,9 +27,9 @@ std::string diagnostics_text(const std::vector<mappings::Diagnostic>& diags) {
 }
 
 json version_json(const DocumentVersion& v) {
-  return {{"version", v.version},     {"author", v.author},
-          {"comment", v.comment},     {"created_at", format_rfc3339(v.created_at)},
-          {"active", v.active},       {"format", v.format}};
+  return {{"version", v.version}, {"author", v.author},
+          {"comment", v.comment}, {"created_at", format_rfc3339(v.created_at)},
+          {"active", v.active},   {"format", v.format}};
 }
 
 json result_json(const mappings::MapResult& r) {
@@ -50,8 +51,12 @@ json result_json(const mappings::MapResult& r) {
   return json::object();
 }
 
-bool is_admin(const TokenConfig& t) { return t.role == "admin"; }
-bool can_test(const TokenConfig& t) { return t.role == "admin" || t.role == "support"; }
+bool is_admin(const TokenConfig& t) {
+  return t.role == "admin";
+}
+bool can_test(const TokenConfig& t) {
+  return t.role == "admin" || t.role == "support";
+}
 
 }  // namespace
 
@@ -59,9 +64,8 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
                          Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
   const std::string& method = req.getMethod();
   auto forbid = [&](const std::string& what) {
-    send_error(resp, 403, "forbidden", what + " needs the " +
-                                           (what == "testing" ? "admin or support" : "admin") +
-                                           " role");
+    send_error(resp, 403, "forbidden",
+               what + " needs the " + (what == "testing" ? "admin or support" : "admin") + " role");
     return true;
   };
   auto wrong_method = [&](const char* allow) {
@@ -210,7 +214,8 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
     if (!read_json_object(req, resp, config.max_body, body)) return true;
     std::vector<mappings::Diagnostic> diags;
     auto compiled = repo.compile(name, body.value("content", ""), diags);
-    send_json(resp, 200, {{"valid", compiled != nullptr}, {"diagnostics", diagnostics_json(diags)}});
+    send_json(resp, 200,
+              {{"valid", compiled != nullptr}, {"diagnostics", diagnostics_json(diags)}});
     return true;
   }
   if (op == "activate") {
@@ -222,8 +227,8 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
       send_error(resp, 400, "bad request", "send {\"version\": N, \"comment\": \"…\"}");
       return true;
     }
-    Status s = repo.activate(name, body["version"].get<int64_t>(), token.name,
-                             body.value("comment", ""));
+    Status s =
+        repo.activate(name, body["version"].get<int64_t>(), token.name, body.value("comment", ""));
     if (!s.ok) {
       send_error(resp, s.http_status, s.error, s.detail);
       return true;
@@ -274,8 +279,11 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
       return true;
     }
     if (op == "test") {
-      json input, meta = {{"id", "test"}, {"source", "test"}, {"type", ""},
-                          {"correlation_key", ""}, {"received_at", ""}};
+      json input, meta = {{"id", "test"},
+                          {"source", "test"},
+                          {"type", ""},
+                          {"correlation_key", ""},
+                          {"received_at", ""}};
       if (body.contains("message_id")) {
         auto rec = hub.store().message(body["message_id"].get<std::string>(), false);
         if (!rec) {

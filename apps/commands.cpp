@@ -4,16 +4,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <set>
 #include <iostream>
+#include <set>
+#include <sstream>
 
 #include "connectors/registry.h"
-#include "mappings/mapping.h"
 #include "core/clock.h"
 #include "core/document_store.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "mappings/mapping.h"
 
 namespace relais {
 namespace {
@@ -139,8 +139,7 @@ std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubCon
   so.path = cfg.store_path;
   open_sqlite_store(so)->close();
   auto repo = std::make_shared<MappingRepository>(
-      open_sqlite_document_store(cfg.store_path, SystemClock::instance()),
-      SystemClock::instance());
+      open_sqlite_document_store(cfg.store_path, SystemClock::instance()), SystemClock::instance());
   std::vector<std::string> reload_errors;
   if (!repo->reload(reload_errors)) {
     for (const auto& e : reload_errors) std::cerr << "warning: " << e << "\n";
@@ -204,8 +203,7 @@ int mappings_command(int argc, char** argv) {
         std::cout << name << " (active v" << active << ")\n";
         for (const auto& v : repo->documents().versions("mapping", name)) {
           std::cout << "  v" << v.version << (v.active ? " *" : "  ") << " "
-                    << format_rfc3339(v.created_at) << " " << v.author << ": " << v.comment
-                    << "\n";
+                    << format_rfc3339(v.created_at) << " " << v.author << ": " << v.comment << "\n";
         }
       }
       return 0;
@@ -250,9 +248,11 @@ int mapping_command(int argc, char** argv) {
     std::cerr << input_path << ": " << perr.detail << "\n";
     return 1;
   }
-  nlohmann::json meta = {{"id", "dry-run"}, {"source", "cli"},
+  nlohmann::json meta = {{"id", "dry-run"},
+                         {"source", "cli"},
                          {"type", input.is_object() ? input.value("event", "") : ""},
-                         {"correlation_key", ""}, {"received_at", ""}};
+                         {"correlation_key", ""},
+                         {"received_at", ""}};
   if (!option(argc, argv, "--meta-type").empty()) meta["type"] = option(argc, argv, "--meta-type");
   try {
     std::vector<mappings::Diagnostic> diags;
@@ -329,8 +329,9 @@ bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
     for (const auto& t : route.to) {
       if (t.mapping.empty() || known.count(t.mapping)) continue;
       errors.push_back(ConfigError{config.file, 0, 0, "routes." + route.name,
-                                   "mapping '" + t.mapping + "' is not among the mapping files "
-                                   "that compile in mappings.directory"});
+                                   "mapping '" + t.mapping +
+                                       "' is not among the mapping files "
+                                       "that compile in mappings.directory"});
     }
   }
   return errors.size() == before;

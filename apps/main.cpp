@@ -48,8 +48,9 @@ class ServeApp final : public Poco::Util::ServerApplication {
     Poco::Util::HelpFormatter f(options());
     f.setCommand("relais serve");
     f.setUsage("--config FILE");
-    f.setHeader("Runs the Relais hub: accepts messages, stores them, routes, maps and delivers "
-                "them. Stops cleanly on SIGTERM or SIGINT (Ctrl-C).");
+    f.setHeader(
+        "Runs the Relais hub: accepts messages, stores them, routes, maps and delivers "
+        "them. Stops cleanly on SIGTERM or SIGINT (Ctrl-C).");
     f.format(std::cout);
     stopOptionsProcessing();
     help_ = true;
@@ -112,7 +113,7 @@ void usage(std::ostream& out) {
          "  serve --config FILE       run the hub until SIGTERM/SIGINT\n"
          "  check-config FILE         validate a configuration and print every error\n"
          "  version                   print the version\n"
-         << extra_commands_usage() << "\nEvery command takes --help.\n";
+      << extra_commands_usage() << "\nEvery command takes --help.\n";
 }
 
 }  // namespace

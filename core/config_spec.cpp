@@ -154,8 +154,7 @@ bool check_scalar(const YAML::Node& v, const FieldSpec& f, const std::string& ke
           list += (list.empty() ? "" : ", ") + c;
         }
         if (!ok) {
-          errors.push_back(
-              error_at(v, file, key, "'" + s + "' is not one of: " + list));
+          errors.push_back(error_at(v, file, key, "'" + s + "' is not one of: " + list));
           return false;
         }
       }
@@ -187,9 +186,8 @@ bool check_scalar(const YAML::Node& v, const FieldSpec& f, const std::string& ke
     case FieldType::Duration: {
       int64_t ms = 0;
       if (!parse_duration_ms(s, ms)) {
-        errors.push_back(error_at(v, file, key,
-                                  "expected a duration like 500ms, 10s, 5m, 2h or 1d, got '" +
-                                      s + "'"));
+        errors.push_back(error_at(
+            v, file, key, "expected a duration like 500ms, 10s, 5m, 2h or 1d, got '" + s + "'"));
         return false;
       }
       return !out_of_bounds(static_cast<double>(ms));
@@ -248,7 +246,8 @@ bool validate(const YAML::Node& node, const std::vector<const ConfigSpec*>& spec
             errors.push_back(error_at(v, file, full, "expected a list of strings"));
           } else {
             for (const auto& item : v) {
-              if (!item.IsScalar()) errors.push_back(error_at(item, file, full, "expected a string"));
+              if (!item.IsScalar())
+                errors.push_back(error_at(item, file, full, "expected a string"));
             }
           }
           break;
@@ -402,7 +401,9 @@ std::string ConfigView::text_or_default(const std::string& key) const {
   return f->default_value;
 }
 
-std::string ConfigView::str(const std::string& key) const { return text_or_default(key); }
+std::string ConfigView::str(const std::string& key) const {
+  return text_or_default(key);
+}
 
 int64_t ConfigView::integer(const std::string& key) const {
   std::string t = text_or_default(key);
@@ -476,8 +477,8 @@ std::vector<std::pair<std::string, ConfigView>> ConfigView::object_map(
   if (has(key)) {
     for (auto it = node_[key].begin(); it != node_[key].end(); ++it) {
       std::string name = it->first.as<std::string>();
-      out.emplace_back(name, ConfigView(it->second, {f ? f->nested : nullptr},
-                                        path_ + "." + key + "." + name));
+      out.emplace_back(
+          name, ConfigView(it->second, {f ? f->nested : nullptr}, path_ + "." + key + "." + name));
     }
   }
   return out;

@@ -14,8 +14,8 @@ namespace relais {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
+  int line = 0;     // 1-based; 0 when unknown
+  int column = 0;   // 1-based
   std::string key;  // dotted path, e.g. "connectors.sandbox.url"
   std::string message;
   std::string to_string() const;
@@ -23,12 +23,12 @@ struct ConfigError {
 
 enum class FieldType {
   String,
-  Secret,      // a string that may be given as ${ENV} or @file:PATH; never printed
+  Secret,  // a string that may be given as ${ENV} or @file:PATH; never printed
   Int,
   Float,
   Bool,
-  Duration,    // "500ms", "10s", "5m", "2h", "1d" or a number of seconds
-  Size,        // "512", "64KiB", "1MiB", "1GiB"
+  Duration,  // "500ms", "10s", "5m", "2h", "1d" or a number of seconds
+  Size,      // "512", "64KiB", "1MiB", "1GiB"
   StringList,
   StringMap,   // string → string
   Object,      // nested spec
@@ -47,7 +47,7 @@ struct FieldSpec {
   std::string default_value;  // textual default ("" = none)
   bool required = false;
   std::string description;
-  std::vector<std::string> choices;  // for String: allowed values (empty = any)
+  std::vector<std::string> choices;    // for String: allowed values (empty = any)
   const ConfigSpec* nested = nullptr;  // Object / ObjectList / ObjectMap
   double min = 0, max = 0;             // Int / Float / Duration(ms) / Size: bounds when max > min
 };

@@ -23,12 +23,12 @@ namespace relais {
 struct DeliveryRequest {
   int64_t delivery_id = 0;
   const Message* message = nullptr;
-  const nlohmann::json* body = nullptr;  // the message body, parsed
+  const nlohmann::json* body = nullptr;    // the message body, parsed
   const nlohmann::json* mapped = nullptr;  // the mapping's JSON output (or the body)
-  const std::string* payload = nullptr;  // what to send (mapped text, or the body as received)
-  std::string content_type;             // of payload
-  int attempt = 1;                      // 1-based
-  int slot = 0;                         // worker slot in [0, concurrency)
+  const std::string* payload = nullptr;    // what to send (mapped text, or the body as received)
+  std::string content_type;                // of payload
+  int attempt = 1;                         // 1-based
+  int slot = 0;                            // worker slot in [0, concurrency)
 };
 
 // A configured destination instance. deliver() is called concurrently from up to `concurrency`

@@ -14,7 +14,7 @@
 namespace relais {
 
 struct DocumentVersion {
-  std::string kind;    // "mapping" | "table"
+  std::string kind;  // "mapping" | "table"
   std::string name;
   int64_t version = 0;
   std::string format;  // "yaml" | "csv"

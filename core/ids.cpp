@@ -4,7 +4,7 @@ namespace relais {
 namespace {
 __extension__ typedef unsigned __int128 U128;
 constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-}
+}  // namespace
 
 IdGenerator::IdGenerator(const Clock& clock) : clock_(clock), rng_(std::random_device{}()) {}
 

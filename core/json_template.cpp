@@ -23,8 +23,8 @@ bool JsonPath::parse(const std::string& text, JsonPath& out, std::string& error)
       size_t start = ++i;
       while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
       if (i == start || i >= text.size() || text[i] != ']') {
-        error = "expected an array index like [0] at position " + std::to_string(start) +
-                " in '" + text + "'";
+        error = "expected an array index like [0] at position " + std::to_string(start) + " in '" +
+                text + "'";
         return false;
       }
       out.steps_.emplace_back(static_cast<size_t>(std::stoul(text.substr(start, i - start))));

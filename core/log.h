@@ -13,9 +13,17 @@ LogLevel log_level();
 bool parse_log_level(const std::string& text, LogLevel& out);
 
 void log_at(LogLevel level, const char* component, const std::string& text);
-inline void log_debug(const char* c, const std::string& t) { log_at(LogLevel::Debug, c, t); }
-inline void log_info(const char* c, const std::string& t) { log_at(LogLevel::Info, c, t); }
-inline void log_warn(const char* c, const std::string& t) { log_at(LogLevel::Warn, c, t); }
-inline void log_error(const char* c, const std::string& t) { log_at(LogLevel::Error, c, t); }
+inline void log_debug(const char* c, const std::string& t) {
+  log_at(LogLevel::Debug, c, t);
+}
+inline void log_info(const char* c, const std::string& t) {
+  log_at(LogLevel::Info, c, t);
+}
+inline void log_warn(const char* c, const std::string& t) {
+  log_at(LogLevel::Warn, c, t);
+}
+inline void log_error(const char* c, const std::string& t) {
+  log_at(LogLevel::Error, c, t);
+}
 
 }  // namespace relais

@@ -16,14 +16,14 @@ namespace relais {
 
 // A received message. Immutable once committed; shared read-only between threads.
 struct Message {
-  int64_t seq = 0;          // store-assigned commit order (0 before commit)
-  std::string id;           // time-ordered unique id (ULID)
-  std::string source;       // configured source name
-  std::string type;         // e.g. "rdv.planned"
-  std::string correlation;  // e.g. "rdv:91877"; "" when the source defines none
-  std::string idempotency;  // dedup key; "" when none
+  int64_t seq = 0;                             // store-assigned commit order (0 before commit)
+  std::string id;                              // time-ordered unique id (ULID)
+  std::string source;                          // configured source name
+  std::string type;                            // e.g. "rdv.planned"
+  std::string correlation;                     // e.g. "rdv:91877"; "" when the source defines none
+  std::string idempotency;                     // dedup key; "" when none
   std::map<std::string, std::string> headers;  // the inbound headers kept (allow-listed)
-  std::string body;         // the JSON body as received (UTF-8 text)
+  std::string body;                            // the JSON body as received (UTF-8 text)
   Millis received_at = 0;
   std::shared_ptr<const nlohmann::json> doc;  // the parsed body (set at accept or load)
 };
@@ -63,7 +63,7 @@ struct Delivery {
   std::string message_id;
   std::string destination;
   std::string route;
-  std::string mapping;       // mapping name ("" = body passes through)
+  std::string mapping;  // mapping name ("" = body passes through)
   int64_t mapping_version = 0;
   DeliveryState state = DeliveryState::Pending;
   int attempts = 0;
@@ -76,7 +76,7 @@ struct Delivery {
   std::string last_text;
   std::string external_ref;
   std::optional<std::string> payload;  // the payload after mapping (none = the body as is)
-  std::vector<Attempt> history;  // filled only by detail queries
+  std::vector<Attempt> history;        // filled only by detail queries
 };
 
 }  // namespace relais

@@ -19,8 +19,7 @@ void Histogram::observe(double seconds) {
                     std::memory_order_relaxed);
 }
 
-void Histogram::render(const std::string& name, const std::string& labels,
-                       std::string& out) const {
+void Histogram::render(const std::string& name, const std::string& labels, std::string& out) const {
   uint64_t cumulative = 0;
   std::string sep = labels.empty() ? "" : ",";
   char buf[64];

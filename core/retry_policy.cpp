@@ -28,8 +28,8 @@ std::optional<Millis> RetryPolicy::next_attempt(int attempts, Millis received_at
                                                 std::optional<Millis> retry_after,
                                                 const std::function<double()>& uniform01) const {
   if (exhausted(attempts, received_at, now)) return std::nullopt;
-  Millis at = retry_after ? now + std::max<Millis>(0, *retry_after)
-                          : now + delay(attempts, uniform01);
+  Millis at =
+      retry_after ? now + std::max<Millis>(0, *retry_after) : now + delay(attempts, uniform01);
   if (max_age_ms > 0 && at - received_at > max_age_ms) return std::nullopt;
   return at;
 }

@@ -35,15 +35,15 @@ class SqliteDocumentStore final : public DocumentStore {
     try {
       Poco::Nullable<int64_t> max;
       std::string kind = d.kind, name = d.name;
-      s << "SELECT MAX(version) FROM documents WHERE kind = ? AND name = ?", use(kind),
-          use(name), into(max), now;
+      s << "SELECT MAX(version) FROM documents WHERE kind = ? AND name = ?", use(kind), use(name),
+          into(max), now;
       int64_t version = max.isNull() ? 1 : max.value() + 1;
       std::string format = d.format, content = d.content, author = d.author, comment = d.comment;
       int64_t at = clock_.now_ms();
       s << "INSERT INTO documents(kind, name, version, format, content, author, comment, "
            "created_at) VALUES(?,?,?,?,?,?,?,?)",
-          use(kind), use(name), use(version), use(format), use(content), use(author),
-          use(comment), use(at), now;
+          use(kind), use(name), use(version), use(format), use(content), use(author), use(comment),
+          use(at), now;
       if (activate) activate_locked(kind, name, version, author, comment);
       s << "COMMIT", now;
       return version;
@@ -134,12 +134,10 @@ class SqliteDocumentStore final : public DocumentStore {
     RecordSet rs(st);
     std::vector<Activation> out;
     for (size_t i = 0; i < rs.rowCount(); ++i) {
-      out.push_back(Activation{rs.value(0, i).convert<std::string>(),
-                               rs.value(1, i).convert<std::string>(),
-                               rs.value(2, i).convert<int64_t>(),
-                               rs.value(3, i).convert<std::string>(),
-                               rs.value(4, i).convert<std::string>(),
-                               rs.value(5, i).convert<int64_t>()});
+      out.push_back(
+          Activation{rs.value(0, i).convert<std::string>(), rs.value(1, i).convert<std::string>(),
+                     rs.value(2, i).convert<int64_t>(), rs.value(3, i).convert<std::string>(),
+                     rs.value(4, i).convert<std::string>(), rs.value(5, i).convert<int64_t>()});
     }
     return out;
   }

@@ -202,8 +202,8 @@ SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
     if (!max_del.isNull()) next_delivery_ = max_del.value() + 1;
   }
   prepare_statements();
-  readers_ = std::make_unique<Poco::Data::SessionPool>("SQLite", options_.path, 1,
-                                                        options_.read_pool, 60);
+  readers_ =
+      std::make_unique<Poco::Data::SessionPool>("SQLite", options_.path, 1, options_.read_pool, 60);
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -226,8 +226,8 @@ void SqliteStore::migrate() {
       for (const char* sql : m.statements) *write_ << sql, now;
       int v = m.version;
       std::string d = m.description;
-      *write_ << "INSERT INTO schema_migrations(version, description) VALUES(?, ?)", use(v),
-          use(d), now;
+      *write_ << "INSERT INTO schema_migrations(version, description) VALUES(?, ?)", use(v), use(d),
+          now;
       write_->commit();
       log_info("store", "applied schema migration " + std::to_string(m.version) + " (" +
                             m.description + ")");
@@ -302,8 +302,8 @@ void SqliteStore::record(DeliveryUpdate update) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
-      log_error("store", "update of delivery " + std::to_string(update.id) +
-                             " after close: not recorded");
+      log_error("store",
+                "update of delivery " + std::to_string(update.id) + " after close: not recorded");
       return;
     }
     queue_.emplace_back(UpdateJob{std::move(update), nullptr});
@@ -466,7 +466,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     }
   }
   if (!fresh.empty()) {
-    std::function<void(std::vector<QueuedDelivery>&&)> fn;
+    std::function<void(std::vector<QueuedDelivery> &&)> fn;
     {
       std::lock_guard<std::mutex> lock(mu_);
       fn = listener_;
@@ -646,8 +646,8 @@ Delivery SqliteStore::delivery_from(RecordSet& rs, size_t i) {
   d.route = rs.value(3, i).convert<std::string>();
   d.mapping = rs.value(4, i).convert<std::string>();
   d.mapping_version = rs.value(5, i).convert<int64_t>();
-  d.state = delivery_state_from(rs.value(6, i).convert<std::string>())
-                .value_or(DeliveryState::Pending);
+  d.state =
+      delivery_state_from(rs.value(6, i).convert<std::string>()).value_or(DeliveryState::Pending);
   d.attempts = rs.value(7, i).convert<int>();
   d.next_attempt_at = rs.value(8, i).convert<int64_t>();
   d.not_before = rs.value(9, i).convert<int64_t>();
@@ -672,7 +672,8 @@ MessagePtr SqliteStore::message_by_seq(int64_t seq) {
 std::vector<Delivery> SqliteStore::deliveries_of(Session& s, int64_t seq, bool with_history) {
   Statement st(s);
   st << "SELECT " << kDeliveryColumns << ", payload FROM deliveries WHERE message_seq = ? "
-     << "ORDER BY id", use(seq), now;
+     << "ORDER BY id",
+      use(seq), now;
   RecordSet rs(st);
   std::vector<Delivery> out;
   for (size_t i = 0; i < rs.rowCount(); ++i) {
@@ -789,7 +790,9 @@ MessagePage SqliteStore::list(const MessageFilter& f) {
 
 }  // namespace
 
-int sqlite_schema_version() { return migrations().back().version; }
+int sqlite_schema_version() {
+  return migrations().back().version;
+}
 
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {
   return std::make_unique<SqliteStore>(options);

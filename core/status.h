@@ -15,12 +15,12 @@ struct Outcome {
   enum class Kind { Delivered, Retry, Reject, Skip };
 
   Kind kind = Kind::Delivered;
-  std::string error_class;   // "http", "network", "timeout", "mapping", "config", … ("" on success)
-  int code = 0;              // protocol status (HTTP status, curl code, …); 0 when none
-  std::string text;          // a sentence a person can read; never personal data
-  std::string external_ref;  // Delivered: the partner's reference, when it gives one
+  std::string error_class;  // "http", "network", "timeout", "mapping", "config", … ("" on success)
+  int code = 0;             // protocol status (HTTP status, curl code, …); 0 when none
+  std::string text;         // a sentence a person can read; never personal data
+  std::string external_ref;               // Delivered: the partner's reference, when it gives one
   std::optional<int64_t> retry_after_ms;  // Retry: the peer's own delay (Retry-After, back-off)
-  std::string excerpt;       // bounded excerpt of the peer's answer, for the attempt history
+  std::string excerpt;  // bounded excerpt of the peer's answer, for the attempt history
 
   static Outcome delivered(std::string ref = {}, std::string text = {}) {
     Outcome o;

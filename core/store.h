@@ -56,13 +56,14 @@ struct DeliveryUpdate {
   int attempts = 0;
   Millis next_attempt_at = 0;
   Millis now = 0;
-  std::optional<Attempt> attempt;  // appended to the history when set
-  std::string external_ref;        // kept unless empty
-  std::string mapping;             // kept unless empty
-  int64_t mapping_version = 0;     // kept unless 0
+  std::optional<Attempt> attempt;      // appended to the history when set
+  std::string external_ref;            // kept unless empty
+  std::string mapping;                 // kept unless empty
+  int64_t mapping_version = 0;         // kept unless 0
   std::optional<std::string> payload;  // the payload after mapping
-  std::string action_text;        // a person's action: replaces last_text (e.g. discard reason)
-  std::set<DeliveryState> expected;  // when non-empty: apply only if the stored state is one of these
+  std::string action_text;  // a person's action: replaces last_text (e.g. discard reason)
+  std::set<DeliveryState>
+      expected;  // when non-empty: apply only if the stored state is one of these
 };
 
 struct MessageFilter {
@@ -71,8 +72,8 @@ struct MessageFilter {
   std::string destination;
   std::string correlation;
   std::string type;
-  Millis from = 0;  // received_at >= from (0 = no bound)
-  Millis to = 0;    // received_at < to (0 = no bound)
+  Millis from = 0;         // received_at >= from (0 = no bound)
+  Millis to = 0;           // received_at < to (0 = no bound)
   int64_t before_seq = 0;  // cursor: only messages older than this (0 = newest first)
   int limit = 50;
 };
@@ -127,8 +128,8 @@ class Store {
 
 struct StoreOptions {
   std::string path;
-  bool synchronous_full = true;   // fsync at every commit (WAL, synchronous=FULL)
-  size_t max_batch = 2000;        // messages per group commit at most
+  bool synchronous_full = true;  // fsync at every commit (WAL, synchronous=FULL)
+  size_t max_batch = 2000;       // messages per group commit at most
   int read_pool = 8;
 };
 

@@ -30,20 +30,20 @@ Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, Proce
     out += "# HELP relais_queue_depth Active deliveries per destination\n";
     out += "# TYPE relais_queue_depth gauge\n";
     for (const auto& s : st) {
-      out += "relais_queue_depth{destination=\"" + s.name + "\"} " + std::to_string(s.queued) +
-             "\n";
+      out +=
+          "relais_queue_depth{destination=\"" + s.name + "\"} " + std::to_string(s.queued) + "\n";
     }
     out += "# HELP relais_in_flight Deliveries being attempted now\n";
     out += "# TYPE relais_in_flight gauge\n";
     for (const auto& s : st) {
-      out += "relais_in_flight{destination=\"" + s.name + "\"} " + std::to_string(s.in_flight) +
-             "\n";
+      out +=
+          "relais_in_flight{destination=\"" + s.name + "\"} " + std::to_string(s.in_flight) + "\n";
     }
     out += "# HELP relais_held_keys Correlation keys held behind a dead delivery\n";
     out += "# TYPE relais_held_keys gauge\n";
     for (const auto& s : st) {
-      out += "relais_held_keys{destination=\"" + s.name + "\"} " + std::to_string(s.held_keys) +
-             "\n";
+      out +=
+          "relais_held_keys{destination=\"" + s.name + "\"} " + std::to_string(s.held_keys) + "\n";
     }
     out += "# HELP relais_oldest_pending_age_seconds Age of the oldest active delivery\n";
     out += "# TYPE relais_oldest_pending_age_seconds gauge\n";
@@ -55,19 +55,23 @@ Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, Proce
   });
 }
 
-Dispatcher::~Dispatcher() { stop(0); }
+Dispatcher::~Dispatcher() {
+  stop(0);
+}
 
 void Dispatcher::add_destination(const DestinationSettings& settings) {
   auto d = std::make_unique<Dest>();
   d->settings = settings;
-  d->latency = &metrics_.histogram("relais_delivery_latency_seconds",
-                                   {{"destination", settings.name}});
-  d->attempt_duration = &metrics_.histogram("relais_attempt_duration_seconds",
-                                            {{"destination", settings.name}});
+  d->latency =
+      &metrics_.histogram("relais_delivery_latency_seconds", {{"destination", settings.name}});
+  d->attempt_duration =
+      &metrics_.histogram("relais_attempt_duration_seconds", {{"destination", settings.name}});
   dests_.emplace(settings.name, std::move(d));
 }
 
-bool Dispatcher::has_destination(const std::string& name) const { return find(name) != nullptr; }
+bool Dispatcher::has_destination(const std::string& name) const {
+  return find(name) != nullptr;
+}
 
 Dispatcher::Dest* Dispatcher::find(const std::string& name) const {
   auto it = dests_.find(name);
@@ -332,8 +336,8 @@ Status Dispatcher::retry(int64_t delivery_id) {
       d->cv.notify_one();
       DeliveryUpdate u;
       u.id = delivery_id;
-      u.state = del->state == DeliveryState::Retrying ? DeliveryState::Retrying
-                                                      : DeliveryState::Pending;
+      u.state =
+          del->state == DeliveryState::Retrying ? DeliveryState::Retrying : DeliveryState::Pending;
       u.attempts = del->attempts;
       u.next_attempt_at = clock_.now_ms();
       u.now = clock_.now_ms();

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <optional>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -49,9 +49,9 @@ using ProcessFn = std::function<AttemptResult(const QueuedDelivery&, int slot)>;
 
 struct DestinationStats {
   std::string name;
-  size_t queued = 0;     // active deliveries held in memory (pending + retrying + in flight)
+  size_t queued = 0;  // active deliveries held in memory (pending + retrying + in flight)
   size_t in_flight = 0;
-  size_t held_keys = 0;  // keys waiting behind a dead delivery
+  size_t held_keys = 0;        // keys waiting behind a dead delivery
   Millis oldest_received = 0;  // 0 when empty
 };
 

@@ -80,7 +80,9 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
       [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
 }
 
-Hub::~Hub() { stop(); }
+Hub::~Hub() {
+  stop();
+}
 
 void Hub::start() {
   auto active = store_->load_active();
@@ -104,7 +106,9 @@ void Hub::stop() {
   store_->close();
 }
 
-bool Hub::ready() const { return running_ && store_->healthy(); }
+bool Hub::ready() const {
+  return running_ && store_->healthy();
+}
 
 Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
                            const std::string& idempotency_header,
@@ -125,8 +129,8 @@ Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
   m->source = source.name;
   std::string err;
   if (!source.type.render(*doc, m->type, err) || m->type.empty()) {
-    fail("no message type", "the type expression " + source.type.text() + " gives nothing: " +
-                                (err.empty() ? "empty value" : err));
+    fail("no message type", "the type expression " + source.type.text() +
+                                " gives nothing: " + (err.empty() ? "empty value" : err));
     return p;
   }
   if (!source.correlation.empty()) {
@@ -150,8 +154,8 @@ Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
   } else if (source.idempotency) {
     const auto* v = source.idempotency->find(*doc);
     if (v == nullptr || !scalar_text(*v, m->idempotency)) {
-      fail("no idempotency key", "the idempotency path " + source.idempotency->text() +
-                                     " gives no text or number");
+      fail("no idempotency key",
+           "the idempotency path " + source.idempotency->text() + " gives no text or number");
       return p;
     }
   }
@@ -213,7 +217,8 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
     case AcceptResult::Kind::Created:
       out.status = 202;
       metrics_.counter("relais_received_total", {{"source", request.source}}).inc();
-      if (routed == 0) metrics_.counter("relais_unrouted_total", {{"source", request.source}}).inc();
+      if (routed == 0)
+        metrics_.counter("relais_unrouted_total", {{"source", request.source}}).inc();
       for (const auto& d : dests) {
         metrics_.counter("relais_routed_total", {{"source", request.source}, {"destination", d}})
             .inc();
@@ -249,8 +254,8 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
     if (!line.empty() && line.back() == '\r') line.pop_back();
     ++line_no;
     start = end + 1;
-    bool blank = std::all_of(line.begin(), line.end(),
-                             [](unsigned char c) { return std::isspace(c) != 0; });
+    bool blank =
+        std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c) != 0; });
     if (blank) {
       if (end == ndjson.size()) break;
       continue;

@@ -21,15 +21,15 @@ namespace relais {
 struct AcceptRequest {
   std::string source;
   std::string body;
-  std::string idempotency_key;  // the Idempotency-Key header ("" = none)
+  std::string idempotency_key;                 // the Idempotency-Key header ("" = none)
   std::map<std::string, std::string> headers;  // all inbound headers (lower-case names)
 };
 
 struct AcceptResponse {
-  int status = 202;    // 202 created, 200 duplicate, 4xx/5xx error
+  int status = 202;  // 202 created, 200 duplicate, 4xx/5xx error
   std::string id;
-  std::string error;   // short title
-  std::string detail;  // explanation
+  std::string error;                                // short title
+  std::string detail;                               // explanation
   nlohmann::json extra = nlohmann::json::object();  // e.g. {"line":1,"column":7,"offset":6}
 };
 

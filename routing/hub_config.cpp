@@ -17,14 +17,42 @@ const ConfigSpec& server_spec() {
       {
           {"address", F::String, "127.0.0.1", false, "address to listen on"},
           {"port", F::Int, "8080", false, "TCP port (0 = any free port)", {}, nullptr, 0, 65535},
-          {"max_body", F::Size, "1MiB", false, "largest accepted request body", {}, nullptr, 1,
+          {"max_body",
+           F::Size,
+           "1MiB",
+           false,
+           "largest accepted request body",
+           {},
+           nullptr,
+           1,
            1024.0 * 1024 * 1024},
-          {"max_batch_lines", F::Int, "10000", false, "largest NDJSON batch, in lines", {},
-           nullptr, 1, 1e7},
-          {"threads", F::Int, "64", false, "HTTP worker threads (one per open connection)", {},
-           nullptr, 1, 4096},
-          {"max_queued", F::Int, "512", false, "connections waiting for a thread", {}, nullptr,
-           1, 1e6},
+          {"max_batch_lines",
+           F::Int,
+           "10000",
+           false,
+           "largest NDJSON batch, in lines",
+           {},
+           nullptr,
+           1,
+           1e7},
+          {"threads",
+           F::Int,
+           "64",
+           false,
+           "HTTP worker threads (one per open connection)",
+           {},
+           nullptr,
+           1,
+           4096},
+          {"max_queued",
+           F::Int,
+           "512",
+           false,
+           "connections waiting for a thread",
+           {},
+           nullptr,
+           1,
+           1e6},
           {"request_timeout", F::Duration, "30s", false, "idle/read timeout of a connection"},
           {"shutdown_grace", F::Duration, "30s", false,
            "how long in-flight deliveries may take to finish at shutdown"},
@@ -38,21 +66,34 @@ const ConfigSpec& store_spec() {
       {
           {"kind", F::String, "sqlite", false, "store implementation", {"sqlite"}},
           {"path", F::String, "", true, "the SQLite file (relative to the configuration file)"},
-          {"synchronous", F::String, "full", false,
+          {"synchronous",
+           F::String,
+           "full",
+           false,
            "full: fsync at each group commit (survives power loss); normal: survives a crash "
            "of relais only",
            {"full", "normal"}},
-          {"max_batch", F::Int, "2000", false, "messages per group commit at most", {}, nullptr,
-           1, 100000},
+          {"max_batch",
+           F::Int,
+           "2000",
+           false,
+           "messages per group commit at most",
+           {},
+           nullptr,
+           1,
+           100000},
       }};
   return s;
 }
 
 const ConfigSpec& log_spec() {
-  static const ConfigSpec s{
-      "log",
-      {{"level", F::String, "info", false, "debug, info, warn or error",
-        {"debug", "info", "warn", "error"}}}};
+  static const ConfigSpec s{"log",
+                            {{"level",
+                              F::String,
+                              "info",
+                              false,
+                              "debug, info, warn or error",
+                              {"debug", "info", "warn", "error"}}}};
   return s;
 }
 
@@ -63,10 +104,15 @@ const ConfigSpec& token_spec() {
           {"name", F::String, "", true, "who uses the token (shown in logs and audit)"},
           {"token", F::Secret, "", false, "the token (${ENV} or @file:PATH); kept only hashed"},
           {"token_sha256", F::String, "", false, "the SHA-256 of the token, in hex"},
-          {"role", F::String, "system", false, "system, admin, support or auditor",
+          {"role",
+           F::String,
+           "system",
+           false,
+           "system, admin, support or auditor",
            {"system", "admin", "support", "auditor"}},
-          {"sources", F::StringList, "", false, "sources a system token may post to (all if "
-                                                "absent)"},
+          {"sources", F::StringList, "", false,
+           "sources a system token may post to (all if "
+           "absent)"},
       }};
   return s;
 }
@@ -98,10 +144,24 @@ const ConfigSpec& retry_spec() {
       {
           {"initial", F::Duration, "1s", false, "first back-off ceiling"},
           {"max", F::Duration, "5m", false, "largest back-off ceiling"},
-          {"factor", F::Float, "2", false, "growth of the ceiling per attempt", {}, nullptr, 1,
+          {"factor",
+           F::Float,
+           "2",
+           false,
+           "growth of the ceiling per attempt",
+           {},
+           nullptr,
+           1,
            100},
-          {"max_attempts", F::Int, "10", false, "attempts before dead (0 = no limit)", {},
-           nullptr, 0, 1e6},
+          {"max_attempts",
+           F::Int,
+           "10",
+           false,
+           "attempts before dead (0 = no limit)",
+           {},
+           nullptr,
+           0,
+           1e6},
           {"max_age", F::Duration, "0s", false, "age after which a delivery goes dead (0 = none)"},
       }};
   return s;
@@ -124,8 +184,9 @@ const ConfigSpec& route_spec() {
           {"name", F::String, "", true, "route name (shown on each delivery)"},
           {"source", F::String, "", true, "source the route listens to"},
           {"type", F::Any, "", false, "type glob or list of globs, e.g. rdv.*"},
-          {"when", F::Any, "", false, "condition on body fields (equals/in/exists/regex, "
-                                      "all/any/not)"},
+          {"when", F::Any, "", false,
+           "condition on body fields (equals/in/exists/regex, "
+           "all/any/not)"},
           {"to", F::ObjectList, "", true, "destinations", {}, &target_spec()},
       }};
   return s;
@@ -154,7 +215,10 @@ const ConfigSpec& destination_spec() {
       {
           {"connector", F::String, "", true, "the connector kind (e.g. http)"},
           {"concurrency", F::Int, "4", false, "deliveries in flight at once", {}, nullptr, 1, 256},
-          {"on_dead", F::String, "hold", false,
+          {"on_dead",
+           F::String,
+           "hold",
+           false,
            "when a delivery goes dead: hold later messages of the same key, or release them",
            {"hold", "release"}},
           {"retry", F::Object, "", false, "back-off with full jitter", {}, &retry_spec()},
@@ -173,7 +237,12 @@ const ConfigSpec& hub_config_spec() {
           {"sources", F::ObjectMap, "", true, "inbound sources by name", {}, &source_spec()},
           {"connectors", F::Any, "", false, "destinations: connector instances by name"},
           {"routes", F::ObjectList, "", false, "routes", {}, &route_spec()},
-          {"mappings", F::Object, "", false, "mapping files and lookup tables", {},
+          {"mappings",
+           F::Object,
+           "",
+           false,
+           "mapping files and lookup tables",
+           {},
            &mappings_spec()},
       }};
   return s;
@@ -202,8 +271,8 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
   try {
     out.root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    errors.push_back(ConfigError{file, e.mark.line + 1, e.mark.column + 1, "",
-                                 "YAML syntax error: " + e.msg});
+    errors.push_back(
+        ConfigError{file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
     return false;
   }
   if (!out.root.IsMap()) {
@@ -316,9 +385,9 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
         if (kind == nullptr) {
           std::string known;
           for (const auto& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
-          errors.push_back(error_at(node["connector"], file, key + ".connector",
-                                    "unknown connector '" + kind_name + "' (known: " + known +
-                                        ")"));
+          errors.push_back(
+              error_at(node["connector"], file, key + ".connector",
+                       "unknown connector '" + kind_name + "' (known: " + known + ")"));
           continue;
         }
         std::vector<const ConfigSpec*> specs{&destination_spec(), kind->spec};

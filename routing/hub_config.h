@@ -21,11 +21,11 @@ namespace relais {
 
 struct SourceConfig {
   std::string name;
-  JsonTemplate type;         // e.g. "$.event"
+  JsonTemplate type;  // e.g. "$.event"
   // e.g. "rdv:{$.rdv.id}"; several templates are tried in order and the first that renders
   // wins; none = no ordering key.
   std::vector<JsonTemplate> correlation;
-  std::optional<JsonPath> idempotency;  // e.g. "$.id"; the Idempotency-Key header wins
+  std::optional<JsonPath> idempotency;    // e.g. "$.id"; the Idempotency-Key header wins
   std::vector<std::string> keep_headers;  // inbound headers kept with the message
 };
 
@@ -37,7 +37,7 @@ struct RouteTarget {
 struct RouteConfig {
   std::string name;
   std::string source;
-  std::vector<std::string> types;      // globs; empty = any type
+  std::vector<std::string> types;         // globs; empty = any type
   std::shared_ptr<const Predicate> when;  // null = always
   std::vector<RouteTarget> to;
 };
@@ -53,8 +53,8 @@ struct DestinationConfig {
 
 struct TokenConfig {
   std::string name;
-  std::string sha256;  // hex digest of the token; the token itself is not kept
-  std::string role;    // system | admin | support | auditor
+  std::string sha256;                // hex digest of the token; the token itself is not kept
+  std::string role;                  // system | admin | support | auditor
   std::vector<std::string> sources;  // sources a system token may post to (empty = all)
 };
 

@@ -17,7 +17,8 @@ std::string read_file(const fs::path& p) {
   return buf.str();
 }
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 
@@ -151,8 +152,9 @@ std::shared_ptr<const mappings::CompiledMapping> MappingRepository::compiled_ver
   auto doc = docs_.get("mapping", name, version);
   if (!doc) {
     d.push_back({name, 0, 0,
-                 version == 0 ? "no active version of mapping '" + name + "'"
-                              : "mapping '" + name + "' has no version " + std::to_string(version)});
+                 version == 0
+                     ? "no active version of mapping '" + name + "'"
+                     : "mapping '" + name + "' has no version " + std::to_string(version)});
     return nullptr;
   }
   if (resolved) *resolved = doc->version;
@@ -191,8 +193,8 @@ MappingCheck MappingRepository::add_version(const std::string& name, const std::
     std::lock_guard<std::mutex> l(snap_mu_);
     snap_ = next;
     generation_ = docs_.generation();
-    log_info("mappings", "mapping " + name + " v" + std::to_string(out.version) +
-                             " published by " + author);
+    log_info("mappings",
+             "mapping " + name + " v" + std::to_string(out.version) + " published by " + author);
   }
   return out;
 }
@@ -207,8 +209,8 @@ Status MappingRepository::activate(const std::string& name, int64_t version, con
                            "mapping '" + name + "' has no version " + std::to_string(version));
   }
   std::vector<mappings::Diagnostic> diags;
-  auto compiled = mappings::compile(doc->content, name + " v" + std::to_string(version),
-                                    snap->tables, diags);
+  auto compiled =
+      mappings::compile(doc->content, name + " v" + std::to_string(version), snap->tables, diags);
   if (!compiled) {
     std::string detail;
     for (const auto& d : diags) detail += mappings::to_string(d) + "\n";
@@ -266,8 +268,7 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
 
 ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,
                                             const std::string& tables_dir,
-                                            const std::string& author,
-                                            const std::string& comment) {
+                                            const std::string& author, const std::string& comment) {
   ImportReport report;
   std::lock_guard<std::mutex> lock(publish_mu_);
   std::vector<mappings::Diagnostic> diags;
@@ -379,9 +380,10 @@ void MappingRepository::watch(int interval_ms) {
           if (reload(errors)) {
             log_info("mappings", "reloaded mappings after a change made elsewhere");
           } else {
-            log_error("mappings", "a change made elsewhere does not compile; keeping the "
-                                  "current versions (" +
-                                      std::to_string(errors.size()) + " error(s))");
+            log_error("mappings",
+                      "a change made elsewhere does not compile; keeping the "
+                      "current versions (" +
+                          std::to_string(errors.size()) + " error(s))");
             generation_ = gen;
           }
         }

@@ -29,7 +29,7 @@ struct ImportReport {
   bool ok = true;
   std::vector<std::string> published;  // "name vN"
   std::vector<std::string> unchanged;
-  std::vector<std::string> errors;     // file:line:col: message
+  std::vector<std::string> errors;  // file:line:col: message
 };
 
 // Thread-safe: map()/knows() run concurrently on worker threads; publishing and reloading take
@@ -50,9 +50,8 @@ class MappingRepository final : public MappingStage {
                     const nlohmann::json& body) const override;
 
   // Compiles a candidate text for `name` against the active tables (nothing is stored).
-  std::shared_ptr<const mappings::CompiledMapping> compile(const std::string& name,
-                                                           const std::string& text,
-                                                           std::vector<mappings::Diagnostic>& d) const;
+  std::shared_ptr<const mappings::CompiledMapping> compile(
+      const std::string& name, const std::string& text, std::vector<mappings::Diagnostic>& d) const;
   // A stored version compiled (0 = active). nullptr with diagnostics when it does not compile
   // or does not exist.
   std::shared_ptr<const mappings::CompiledMapping> compiled_version(

@@ -22,8 +22,9 @@ std::unique_ptr<Predicate> Predicate::compile(const YAML::Node& node, const std:
                                               const std::string& key,
                                               std::vector<ConfigError>& errors) {
   if (!node.IsMap()) {
-    errors.push_back(error_at(node, file, key, "a condition is a mapping (path + equals/in/exists/"
-                                               "regex, or all/any/not)"));
+    errors.push_back(error_at(node, file, key,
+                              "a condition is a mapping (path + equals/in/exists/"
+                              "regex, or all/any/not)"));
     return nullptr;
   }
   auto p = std::make_unique<Predicate>();
@@ -51,7 +52,8 @@ std::unique_ptr<Predicate> Predicate::compile(const YAML::Node& node, const std:
     if (c) p->children_.push_back(std::move(c));
   } else {
     if (!node["path"] || !node["path"].IsScalar()) {
-      errors.push_back(error_at(node, file, key + ".path", "a condition needs a path (e.g. $.event)"));
+      errors.push_back(
+          error_at(node, file, key + ".path", "a condition needs a path (e.g. $.event)"));
       return nullptr;
     }
     std::string err;

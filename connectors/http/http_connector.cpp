@@ -24,8 +24,12 @@ const ConfigSpec& http_spec() {
       {
           {"url", F::String, "", true,
            "target URL; {$.path} placeholders are filled from the message body (URL-encoded)"},
-          {"method", F::String, "POST", false, "HTTP method", {"POST", "PUT", "PATCH", "DELETE",
-                                                                "GET"}},
+          {"method",
+           F::String,
+           "POST",
+           false,
+           "HTTP method",
+           {"POST", "PUT", "PATCH", "DELETE", "GET"}},
           {"headers", F::StringMap, "", false, "extra request headers (values may use ${ENV})"},
           {"send_body", F::Bool, "true", false, "send the (mapped) payload as the request body"},
           {"timeout", F::Duration, "30s", false, "total time allowed for one attempt"},
@@ -131,8 +135,7 @@ class HttpConnector final : public Connector {
   Outcome deliver(const DeliveryRequest& req) override {
     CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
     std::string url, err;
-    if (!url_.render(*req.body, url, err,
-                     [h](const std::string& v) { return url_encode(h, v); })) {
+    if (!url_.render(*req.body, url, err, [h](const std::string& v) { return url_encode(h, v); })) {
       return Outcome::reject("config", 0, "cannot build the URL: " + err);
     }
     curl_easy_reset(h);
@@ -157,8 +160,8 @@ class HttpConnector final : public Connector {
     }
     struct curl_slist* hdrs = nullptr;
     auto add = [&hdrs](const std::string& line) { hdrs = curl_slist_append(hdrs, line.c_str()); };
-    add("Content-Type: " + (req.content_type.empty() ? std::string("application/json")
-                                                     : req.content_type));
+    add("Content-Type: " +
+        (req.content_type.empty() ? std::string("application/json") : req.content_type));
     add("X-Relais-Message-Id: " + req.message->id);
     add("X-Relais-Delivery-Id: " + std::to_string(req.delivery_id));
     add("Expect:");
@@ -199,8 +202,7 @@ class HttpConnector final : public Connector {
         cls = "tls";
       }
       return Outcome::retry(cls, static_cast<int>(rc),
-                            std::string("cannot reach the destination: ") +
-                                curl_easy_strerror(rc));
+                            std::string("cannot reach the destination: ") + curl_easy_strerror(rc));
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -286,8 +288,8 @@ void register_http_connector(ConnectorRegistry& registry) {
           error_at(c.raw("url"), file, c.path() + ".url", "the URL must start with http(s)://"));
     }
     if (c.has("client_cert") != c.has("client_key")) {
-      errors.push_back(error_at(c.node(), file, c.path(),
-                                "client_cert and client_key go together"));
+      errors.push_back(
+          error_at(c.node(), file, c.path(), "client_cert and client_key go together"));
     }
     if (c.has("basic_user") && c.has("bearer_token")) {
       errors.push_back(error_at(c.node(), file, c.path(),

@@ -57,7 +57,8 @@ class SinkFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 }  // namespace
 
 HttpSink::HttpSink(int port, bool keep_bodies, int threads) : keep_bodies_(keep_bodies) {
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)), 256);
+  Poco::Net::ServerSocket socket(
+      Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)), 256);
   port_ = socket.address().port();
   auto* params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(threads);

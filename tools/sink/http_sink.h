@@ -20,7 +20,7 @@ namespace relais::tools {
 
 struct SinkRequest {
   std::string method;
-  std::string path;  // with query
+  std::string path;                            // with query
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
 };
@@ -43,8 +43,8 @@ class HttpSink {
   int port() const { return port_; }
   void set_responder(Responder r);
   std::vector<SinkRequest> requests() const;
-  size_t count() const { return count_.load(); }    // 2xx answers (deliveries)
-  size_t total() const { return total_.load(); }    // every request, whatever the answer
+  size_t count() const { return count_.load(); }  // 2xx answers (deliveries)
+  size_t total() const { return total_.load(); }  // every request, whatever the answer
   // Waits until at least n requests arrived or timeout_ms passed; returns the count.
   size_t wait_for(size_t n, int timeout_ms) const;
   void clear();
