@@ -16,6 +16,18 @@ std::string read_file(const fs::path& p) {
   buf << in.rdbuf();
   return buf.str();
 }
+DocumentVersion make_doc(const std::string& kind, const std::string& name,
+                         const std::string& format, const std::string& content,
+                         const std::string& author, const std::string& comment) {
+  DocumentVersion d;
+  d.kind = kind;
+  d.name = name;
+  d.format = format;
+  d.content = content;
+  d.author = author;
+  d.comment = comment;
+  return d;
+}
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -179,14 +191,7 @@ MappingCheck MappingRepository::add_version(const std::string& name, const std::
         {name, 1, 1, "the document says name: " + compiled->name() + ", expected " + name});
     return out;
   }
-  DocumentVersion doc;
-  doc.kind = "mapping";
-  doc.name = name;
-  doc.format = "yaml";
-  doc.content = text;
-  doc.author = author;
-  doc.comment = comment;
-  out.version = docs_.add(doc, activate);
+  out.version = docs_.add(make_doc("mapping", name, "yaml", text, author, comment), activate);
   if (activate) {
     auto next = std::make_shared<Snapshot>(*snap);
     next->mappings[name] = Entry{out.version, compiled};
@@ -250,14 +255,7 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
     out.ok = false;
     return out;
   }
-  DocumentVersion doc;
-  doc.kind = "table";
-  doc.name = name;
-  doc.format = format;
-  doc.content = text;
-  doc.author = author;
-  doc.comment = comment;
-  out.version = docs_.add(doc, true);
+  out.version = docs_.add(make_doc("table", name, format, text, author, comment), true);
   {
     std::lock_guard<std::mutex> l(snap_mu_);
     snap_ = next;
@@ -332,24 +330,12 @@ ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,
     return report;
   }
   for (const auto& [name, doc] : changed_tables) {
-    DocumentVersion v;
-    v.kind = "table";
-    v.name = name;
-    v.format = doc.first;
-    v.content = doc.second;
-    v.author = author;
-    v.comment = comment;
-    report.published.push_back("table " + name + " v" + std::to_string(docs_.add(v, true)));
+    auto v = docs_.add(make_doc("table", name, doc.first, doc.second, author, comment), true);
+    report.published.push_back("table " + name + " v" + std::to_string(v));
   }
   for (const auto& [name, text] : changed_mappings) {
-    DocumentVersion v;
-    v.kind = "mapping";
-    v.name = name;
-    v.format = "yaml";
-    v.content = text;
-    v.author = author;
-    v.comment = comment;
-    report.published.push_back("mapping " + name + " v" + std::to_string(docs_.add(v, true)));
+    auto v = docs_.add(make_doc("mapping", name, "yaml", text, author, comment), true);
+    report.published.push_back("mapping " + name + " v" + std::to_string(v));
   }
   std::vector<std::string> errors;
   if (!reload_locked(errors)) {
