@@ -1,6 +1,7 @@
 #include "core/config_spec.h"
 
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -10,10 +11,19 @@ namespace relais {
 
 std::string ConfigError::to_string() const {
   std::string out = file.empty() ? "<config>" : file;
-  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (line > 0) {
+    out += ':';
+    out += std::to_string(line);
+    out += ':';
+    out += std::to_string(column);
+  }
   out += ": ";
-  if (!key.empty()) out += key + ": ";
-  return out + message;
+  if (!key.empty()) {
+    out += key;
+    out += ": ";
+  }
+  out += message;
+  return out;
 }
 
 const char* to_string(FieldType t) {
@@ -77,6 +87,7 @@ bool parse_duration_ms(const std::string& text, int64_t& out) {
   } else {
     return false;
   }
+  if (!(v * mult < 9.2e18)) return false;  // beyond int64 milliseconds (and the cast's UB)
   out = static_cast<int64_t>(v * mult);
   return true;
 }
@@ -85,7 +96,7 @@ bool parse_size(const std::string& text, int64_t& out) {
   if (text.empty()) return false;
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-  if (i == 0) return false;
+  if (i == 0 || i > 18) return false;  // more digits would overflow (std::stoll throws)
   int64_t v = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
   int64_t mult;
@@ -100,6 +111,7 @@ bool parse_size(const std::string& text, int64_t& out) {
   } else {
     return false;
   }
+  if (v > INT64_MAX / mult) return false;
   out = v * mult;
   return true;
 }
@@ -405,14 +417,15 @@ std::string ConfigView::str(const std::string& key) const {
   return text_or_default(key);
 }
 
+// Never throws: a value that validate() refused reads as 0 (its error is already reported).
 int64_t ConfigView::integer(const std::string& key) const {
   std::string t = text_or_default(key);
-  return t.empty() ? 0 : std::stoll(t);
+  return std::strtoll(t.c_str(), nullptr, 10);
 }
 
 double ConfigView::number(const std::string& key) const {
   std::string t = text_or_default(key);
-  return t.empty() ? 0 : std::stod(t);
+  return std::strtod(t.c_str(), nullptr);
 }
 
 bool ConfigView::boolean(const std::string& key) const {
@@ -454,7 +467,7 @@ std::vector<std::pair<std::string, std::string>> ConfigView::string_map(
 ConfigView ConfigView::object(const std::string& key) const {
   const FieldSpec* f = field(key);
   YAML::Node n = has(key) ? node_[key] : YAML::Node(YAML::NodeType::Map);
-  return ConfigView(n, {f ? f->nested : nullptr}, path_ + "." + key);
+  return ConfigView(n, {f ? f->nested : nullptr}, join_path(path_, key));
 }
 
 std::vector<ConfigView> ConfigView::objects(const std::string& key) const {
@@ -464,7 +477,7 @@ std::vector<ConfigView> ConfigView::objects(const std::string& key) const {
     size_t i = 0;
     for (const auto& item : node_[key]) {
       out.emplace_back(item, std::vector<const ConfigSpec*>{f ? f->nested : nullptr},
-                       path_ + "." + key + "[" + std::to_string(i++) + "]");
+                       join_path(path_, key) + "[" + std::to_string(i++) + "]");
     }
   }
   return out;
@@ -477,8 +490,8 @@ std::vector<std::pair<std::string, ConfigView>> ConfigView::object_map(
   if (has(key)) {
     for (auto it = node_[key].begin(); it != node_[key].end(); ++it) {
       std::string name = it->first.as<std::string>();
-      out.emplace_back(
-          name, ConfigView(it->second, {f ? f->nested : nullptr}, path_ + "." + key + "." + name));
+      out.emplace_back(name, ConfigView(it->second, {f ? f->nested : nullptr},
+                                        join_path(join_path(path_, key), name)));
     }
   }
   return out;

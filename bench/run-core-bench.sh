@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# The core benchmark of relais (see docs/performance.md for figures and how to read them).
+#
+#   bench/run-core-bench.sh [BUILD_DIR]          (default BUILD_DIR: build-bench next to bench/)
+#
+# 1. builds relais and bench_sink in BUILD_DIR (Release, configured if needed);
+# 2. starts bench_sink (quiet HTTP sink) and relais on a fresh embedded store (temp dir,
+#    synchronous=full, no idempotency path) with one http destination -> the sink;
+# 3. wrk POSTs the CMS76 sample rdv.planned event (bench/wrk/post.lua) over N keep-alive
+#    connections for D seconds; every response must be 202 (checked by the Lua script);
+# 4. waits until the sink has received every accepted message, then reports accepted and
+#    delivered msg/s, accept latency p50/p99, relais CPU seconds and peak RSS (VmHWM);
+#    checks sink count == messages accepted by relais, and the store's rows;
+# 5. stops relais, starts nginx (nginx-light) as a keep-alive reverse proxy in front of the same
+#    sink and runs the same wrk against it: the reference for two HTTP hops on this machine;
+# 6. prints a summary table with the ratio relais / nginx.
+# Everything listens on 127.0.0.1; every process started here is stopped on exit.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION [20]       seconds of load per phase
+#   BENCH_CONNECTIONS [32]    wrk connections        BENCH_THREADS [2]   wrk threads
+#   BENCH_KEYS [vary]         vary: one correlation key per message (rdv.id rewritten);
+#                             single: every message has the key rdv:91877 (FIFO worst case)
+#   BENCH_CONCURRENCY [16]    relais destination concurrency (deliveries in flight)
+#   BENCH_SYNC [full]         store.synchronous (full|normal)
+#   BENCH_NGINX_WORKERS [2]   nginx worker_processes;  BENCH_SKIP_NGINX [0] 1 = relais only
+#   BENCH_DRAIN_TIMEOUT [300] seconds to wait for the delivery queue to drain
+#   BENCH_KEEP [0]            1 = keep the temp dir (configs, logs, store)
+#   BENCH_NO_BUILD [0]        1 = use the binaries already in BUILD_DIR
+#   BENCH_PERF                if set, `perf record` of relais during the load into this file
+#                             (BENCH_PERF_ARGS [-g] are extra perf record options)
+#   BENCH_SUMMARY_FILE        if set, the SUMMARY line is appended to this file
+#   RELAIS_SHARED_DIR         the shared/ folder (default: the value cached by CMake)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$(realpath -m "${1:-${BENCH_BUILD_DIR:-$ROOT/build-bench}}")
+DURATION=${BENCH_DURATION:-20}
+CONNS=${BENCH_CONNECTIONS:-32}
+WRK_THREADS=${BENCH_THREADS:-2}
+KEYS=${BENCH_KEYS:-vary}
+CONCURRENCY=${BENCH_CONCURRENCY:-16}
+SYNC=${BENCH_SYNC:-full}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}
+SKIP_NGINX=${BENCH_SKIP_NGINX:-0}
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-300}
+TOKEN=bench-token-0123456789abcdef
+HZ=$(getconf CLK_TCK)
+
+log() { echo "[bench] $*" >&2; }
+die() {
+  log "FAIL: $*"
+  exit 1
+}
+now_ms() { date +%s%3N; }
+
+# --- build -----------------------------------------------------------------------------------
+if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+  log "configuring $BUILD (Release)"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRELAIS_BENCH=ON >/dev/null
+fi
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+  log "building relais and bench_sink in $BUILD"
+  if ! cmake --build "$BUILD" -j2 --target relais bench_sink >"$BUILD/bench-build.log" 2>&1; then
+    # A shared tree may fail to configure for unrelated reasons (another folder mid-edit):
+    # go on with the binaries already built, loudly.
+    [[ -x $BUILD/apps/relais && -x $BUILD/bench/bench_sink ]] ||
+      die "build failed, see $BUILD/bench-build.log"
+    log "WARNING: build failed (see $BUILD/bench-build.log); using the existing binaries"
+  fi
+fi
+RELAIS=$BUILD/apps/relais
+SINK=$BUILD/bench/bench_sink
+[[ -x $RELAIS && -x $SINK ]] || die "relais or bench_sink missing in $BUILD"
+if [[ -z ${RELAIS_SHARED_DIR:-} ]]; then
+  RELAIS_SHARED_DIR=$(sed -n 's/^RELAIS_SHARED_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+fi
+BODY=$RELAIS_SHARED_DIR/fixtures/cms76/rdv-planned.json
+[[ -f $BODY ]] || die "no sample body at $BODY (set RELAIS_SHARED_DIR)"
+LUA=$ROOT/bench/wrk/post.lua
+
+# --- processes and cleanup -------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/relais-bench.XXXXXX)
+PIDS=()
+stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_file_line() {  # wait_for_file_line FILE REGEX PID SECONDS
+  local file=$1 re=$2 pid=$3 secs=$4 i
+  for ((i = 0; i < secs * 20; i++)); do
+    grep -qE "$re" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of one process
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sink_count() { curl -sf "http://127.0.0.1:$SINK_PORT/count"; }  # "delivered first_ms last_ms"
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }        # field NAME "k=v k=v"
+
+run_wrk() {  # run_wrk URL EXPECT OUTFILE: wrk with the Lua script; the BENCH_RESULT line
+  local url=$1 expect=$2 out=$3 rc=0
+  BENCH_BODY_FILE=$BODY BENCH_TOKEN=$TOKEN BENCH_EXPECT=$expect BENCH_KEYS=$KEYS \
+    timeout $((DURATION + 60)) wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
+    -s "$LUA" "$url" >"$out" 2>&1 || rc=$?
+  grep -q '^BENCH_RESULT' "$out" || die "wrk gave no result (exit $rc): $(cat "$out")"
+  [[ $rc == 0 ]] || die "wrk exit $rc: $(grep BENCH_FAIL "$out" || tail -3 "$out")"
+  grep '^BENCH_RESULT' "$out"
+}
+
+# --- sink ------------------------------------------------------------------------------------
+"$SINK" --port-file "$TMP/sink.port" >"$TMP/sink.out" 2>&1 &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+wait_for_file_line "$TMP/sink.out" 'listening on' "$SINK_PID" 10 || die "bench_sink did not start"
+SINK_PORT=$(cat "$TMP/sink.port")
+
+# --- relais ----------------------------------------------------------------------------------
+cat >"$TMP/relais.yaml" <<EOF
+# Generated by bench/run-core-bench.sh. No idempotency path: every request is a new message.
+server:
+  address: 127.0.0.1
+  port: 0
+  threads: 64
+store:
+  path: $TMP/relais.db
+  synchronous: $SYNC
+log:
+  level: warn
+auth:
+  tokens:
+    - name: bench
+      token: $TOKEN
+      role: system
+sources:
+  bench:
+    type: \$.event
+    correlation:
+      - "rdv:{\$.rdv.id}"
+connectors:
+  sink:
+    connector: http
+    url: http://127.0.0.1:$SINK_PORT/bench/{\$.event}
+    method: POST
+    concurrency: $CONCURRENCY
+    timeout: 10s
+routes:
+  - name: bench-to-sink
+    source: bench
+    to:
+      - destination: sink
+EOF
+"$RELAIS" serve --config "$TMP/relais.yaml" >"$TMP/relais.out" 2>"$TMP/relais.err" &
+RELAIS_PID=$!
+PIDS+=("$RELAIS_PID")
+wait_for_file_line "$TMP/relais.out" 'listening on http://' "$RELAIS_PID" 30 ||
+  die "relais did not start: $(cat "$TMP/relais.err")"
+RELAIS_PORT=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$TMP/relais.out" | head -1)
+RELAIS_URL=http://127.0.0.1:$RELAIS_PORT
+log "relais pid $RELAIS_PID on $RELAIS_PORT, sink on $SINK_PORT; keys=$KEYS, ${CONNS} connections, ${DURATION} s"
+
+PERF_PID=
+if [[ -n ${BENCH_PERF:-} ]]; then  # profile relais during the load (perf report -i FILE)
+  perf record -F 499 ${BENCH_PERF_ARGS:--g} -p "$RELAIS_PID" -o "$BENCH_PERF" -- sleep "$DURATION" \
+    >"$TMP/perf.out" 2>&1 &
+  PERF_PID=$!
+  PIDS+=("$PERF_PID")
+fi
+cpu0=$(cpu_ticks "$RELAIS_PID")
+t0=$(now_ms)
+R=$(run_wrk "$RELAIS_URL/api/v1/sources/bench/messages" 202 "$TMP/wrk-relais.out")
+t1=$(now_ms)
+cpu_load=$(cpu_ticks "$RELAIS_PID")
+received=$(curl -sf -H "Authorization: Bearer $TOKEN" "$RELAIS_URL/metrics" |
+  awk '/^relais_received_total/ {s += $2} END {printf "%d", s}')
+read -r at_end _ _ <<<"$(sink_count)"
+[[ -n $PERF_PID ]] && wait "$PERF_PID" 2>/dev/null
+log "wrk done: $(field ok "$R") x 202 seen by wrk, $received received by relais, $at_end delivered so far"
+
+# Drain: wait until the sink has every accepted message (bounded).
+deadline=$(($(now_ms) + DRAIN_TIMEOUT * 1000))
+while :; do
+  read -r delivered _ last_ms <<<"$(sink_count)"
+  ((delivered >= received)) && break
+  (($(now_ms) > deadline)) && die "queue not drained after ${DRAIN_TIMEOUT}s: $delivered/$received"
+  sleep 0.1
+done
+cpu1=$(cpu_ticks "$RELAIS_PID")
+hwm=$(hwm_kib "$RELAIS_PID")
+ok=$(field ok "$R")
+((delivered == received)) || die "sink has $delivered deliveries for $received accepted messages"
+# Requests still in flight when wrk stops are accepted by relais but not counted by wrk.
+((received >= ok && received - ok <= CONNS)) || die "relais received $received, wrk saw $ok x 202"
+stop_pid "$RELAIS_PID"
+
+# The store must hold every message, each with one delivered delivery.
+read -r rows_messages rows_delivered < <(python3 - "$TMP/relais.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+m = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+d = db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").fetchone()[0]
+print(m, d)
+PY
+)
+((rows_messages == received && rows_delivered == received)) ||
+  die "store has $rows_messages messages / $rows_delivered delivered for $received accepted"
+
+accept_rps=$(field rps "$R")
+deliver_rps=$(awk -v n="$delivered" -v a="$t0" -v b="$last_ms" 'BEGIN {printf "%.1f", n / ((b - a) / 1000)}')
+cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+cpu_load_s=$(awk -v a="$cpu0" -v b="$cpu_load" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+cpu_us_msg=$(awk -v c="$cpu_s" -v n="$received" 'BEGIN {printf "%.0f", c * 1e6 / n}')
+drain_s=$(awk -v a="$t1" -v b="$last_ms" 'BEGIN {printf "%.1f", (b - a) / 1000}')
+p50=$(awk -v u="$(field p50_us "$R")" 'BEGIN {printf "%.2f", u / 1000}')
+p99=$(awk -v u="$(field p99_us "$R")" 'BEGIN {printf "%.2f", u / 1000}')
+
+# --- nginx reference -------------------------------------------------------------------------
+nginx_rps=0 nginx_p50=0 nginx_p99=0 nginx_cpu_s=0 ratio=n/a
+if [[ $SKIP_NGINX != 1 ]]; then
+  NGINX_PORT=$(free_port)
+  mkdir -p "$TMP/nginx/logs"
+  cat >"$TMP/nginx/nginx.conf" <<EOF
+# Generated by bench/run-core-bench.sh: a keep-alive reverse proxy in front of bench_sink.
+worker_processes $NGINX_WORKERS;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  upstream sink {
+    server 127.0.0.1:$SINK_PORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://sink;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
+    >"$TMP/nginx/stdout" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
+    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx did not start: $(cat "$TMP/nginx/stdout")"
+    sleep 0.05
+  done
+  read -r before _ _ <<<"$(sink_count)"
+  workers=$(ps -o pid= --ppid "$NGINX_PID" | tr -s ' \n' ' ')
+  ncpu0=0
+  for w in $workers; do ncpu0=$((ncpu0 + $(cpu_ticks "$w"))); done
+  N=$(run_wrk "http://127.0.0.1:$NGINX_PORT/bench/rdv.planned" 200 "$TMP/wrk-nginx.out")
+  ncpu1=0
+  for w in $workers; do ncpu1=$((ncpu1 + $(cpu_ticks "$w"))); done
+  read -r after _ _ <<<"$(sink_count)"
+  n_ok=$(field ok "$N")
+  # +1: the readiness probe above; in-flight requests at the end may add up to CONNS.
+  ((after - before >= n_ok && after - before <= n_ok + CONNS + 1)) ||
+    die "sink saw $((after - before)) requests through nginx, wrk saw $n_ok x 200"
+  stop_pid "$NGINX_PID"
+  nginx_rps=$(field rps "$N")
+  nginx_p50=$(awk -v u="$(field p50_us "$N")" 'BEGIN {printf "%.2f", u / 1000}')
+  nginx_p99=$(awk -v u="$(field p99_us "$N")" 'BEGIN {printf "%.2f", u / 1000}')
+  nginx_cpu_s=$(awk -v a="$ncpu0" -v b="$ncpu1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  ratio=$(awk -v a="$accept_rps" -v d="$deliver_rps" -v n="$nginx_rps" \
+    'BEGIN {m = a < d ? a : d; printf "%.2f", m / n}')
+fi
+
+# --- report ----------------------------------------------------------------------------------
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+printf '\n%-44s %s\n' "relais core benchmark" "$(date -Iseconds)"
+printf '%-44s %s\n' "load" "wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, keys=$KEYS, sync=$SYNC, dest concurrency $CONCURRENCY"
+printf '%-44s %s\n' "accepted (202) msg/s" "$accept_rps"
+printf '%-44s %s\n' "delivered msg/s (first accept -> last delivery)" "$deliver_rps"
+printf '%-44s %s / %s\n' "accept latency p50 / p99 (ms)" "$p50" "$p99"
+printf '%-44s %s (%s)\n' "messages accepted (wrk 202s)" "$received" "$ok"
+printf '%-44s %s s after the load\n' "queue drained" "$drain_s"
+printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "relais CPU (utime+stime)" "$cpu_load_s" "$cpu_s" "$cpu_us_msg"
+printf '%-44s %s MiB\n' "relais peak RSS (VmHWM)" "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')"
+if [[ $SKIP_NGINX != 1 ]]; then
+  printf '%-44s %s msg/s, p50 %s ms, p99 %s ms, workers CPU %s s\n' "nginx reference ($NGINX_WORKERS workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_cpu_s"
+  printf '%-44s %s\n' "ratio relais/nginx (min(accepted,delivered))" "$ratio"
+fi
+printf '%-44s %s\n' "load average at end" "$loadavg"
+SUMMARY="SUMMARY keys=$KEYS sync=$SYNC conns=$CONNS duration=$DURATION accept_rps=$accept_rps deliver_rps=$deliver_rps p50_ms=$p50 p99_ms=$p99 received=$received wrk_ok=$ok drain_s=$drain_s cpu_load_s=$cpu_load_s cpu_s=$cpu_s cpu_us_msg=$cpu_us_msg hwm_kib=$hwm nginx_rps=$nginx_rps nginx_p50_ms=$nginx_p50 nginx_p99_ms=$nginx_p99 nginx_cpu_s=$nginx_cpu_s ratio=$ratio loadavg=${loadavg// /,}"
+echo "$SUMMARY"
+[[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$SUMMARY" >>"$BENCH_SUMMARY_FILE"
+floor_ok=$(awk -v a="$accept_rps" -v d="$deliver_rps" 'BEGIN {print (a >= 5000 && d >= 5000) ? "yes" : "no"}')
+printf '%-44s %s\n' "floor (>= 5000 msg/s accepted and delivered)" "$floor_ok"
+exit 0
