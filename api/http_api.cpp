@@ -53,6 +53,7 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
                          {"text", d.last_text}};
   }
   if (!d.external_ref.empty()) j["external_ref"] = d.external_ref;
+  if (!d.flags.empty()) j["flags"] = d.flags;
   if (with_history) {
     json attempts = json::array();
     for (const auto& a : d.history) {
@@ -303,6 +304,8 @@ class ApiHandler final : public HTTPRequestHandler {
         f.correlation = v;
       } else if (k == "type") {
         f.type = v;
+      } else if (k == "flagged") {
+        f.flagged = v == "true" || v == "1";
       } else if (k == "from" || k == "to") {
         Millis t = 0;
         if (!parse_rfc3339(v, t)) {
@@ -325,8 +328,8 @@ class ApiHandler final : public HTTPRequestHandler {
       } else {
         return send_error(resp, 400, "bad filter",
                           "unknown parameter '" + k +
-                              "' (state, source, destination, correlation, type, from, to, "
-                              "cursor, limit)");
+                              "' (state, source, destination, correlation, type, flagged, from, "
+                              "to, cursor, limit)");
       }
     }
     MessagePage page = hub_.store().list(f);

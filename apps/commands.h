@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "connectors/registry.h"
 #include "core/connector.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
@@ -24,6 +25,6 @@ struct Runtime {
 // Builds the runtime for a validated configuration: migrates the store, seeds the mappings and
 // tables from the configured folders when the store has none, compiles the active versions and
 // builds the hub. Throws with a readable message.
-Runtime make_runtime(const HubConfig& config, const ConnectorRegistry& registry);
+Runtime make_runtime(const HubConfig& config, const Registries& registries);
 
 }  // namespace relais

@@ -65,11 +65,10 @@ class ServeApp final : public Poco::Util::ServerApplication {
       std::cerr << "relais serve: --config FILE is required (see relais serve --help)\n";
       return Application::EXIT_USAGE;
     }
-    ConnectorRegistry registry;
-    register_builtin_connectors(registry);
+    Registries registries;
     HubConfig cfg;
     std::vector<ConfigError> errors;
-    if (!load_hub_config(config_path_, registry, cfg, errors)) {
+    if (!load_hub_config(config_path_, registries.connectors, cfg, errors, &registries.enrichers)) {
       for (const auto& e : errors) std::cerr << e.to_string() << "\n";
       std::cerr << "relais serve: " << errors.size()
                 << " configuration error(s); nothing started\n";
@@ -81,7 +80,7 @@ class ServeApp final : public Poco::Util::ServerApplication {
     Runtime rt;
     std::unique_ptr<ApiServer> api;
     try {
-      rt = make_runtime(cfg, registry);
+      rt = make_runtime(cfg, registries);
       rt.hub->start();
       api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get());
       int port = api->start();

@@ -8,4 +8,8 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
 }
 
+void register_builtin_enrichers(EnricherRegistry& registry) {
+  (void)registry;
+}
+
 }  // namespace relais

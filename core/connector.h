@@ -15,6 +15,7 @@
 #include "core/config_spec.h"
 #include "core/message.h"
 #include "core/metrics.h"
+#include "core/registry.h"
 #include "core/status.h"
 
 namespace relais {
@@ -63,16 +64,7 @@ struct ConnectorKind {
   std::function<std::unique_ptr<Connector>(const ConnectorContext&)> create;
 };
 
-// The set of known connector kinds. Filled once at start-up (not thread-safe to mutate),
-// then read-only and safe to share.
-class ConnectorRegistry {
- public:
-  void add(ConnectorKind kind);
-  const ConnectorKind* find(const std::string& name) const;
-  std::vector<std::string> names() const;
-
- private:
-  std::map<std::string, ConnectorKind> kinds_;
-};
+// The set of known connector kinds (see core/registry.h).
+using ConnectorRegistry = Registry<ConnectorKind>;
 
 }  // namespace relais

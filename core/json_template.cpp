@@ -27,6 +27,10 @@ bool JsonPath::parse(const std::string& text, JsonPath& out, std::string& error)
                 text + "'";
         return false;
       }
+      if (i - start > 9) {  // std::stoul would throw past its range
+        error = "array index too large at position " + std::to_string(start) + " in '" + text + "'";
+        return false;
+      }
       out.steps_.emplace_back(static_cast<size_t>(std::stoul(text.substr(start, i - start))));
       ++i;
     } else {
@@ -53,6 +57,23 @@ const nlohmann::json* JsonPath::find(const nlohmann::json& doc) const {
     }
   }
   return cur;
+}
+
+bool JsonPath::set(nlohmann::json& doc, nlohmann::json value) const {
+  nlohmann::json* cur = &doc;
+  for (const auto& step : steps_) {
+    if (const auto* name = std::get_if<std::string>(&step)) {
+      if (cur->is_null()) *cur = nlohmann::json::object();
+      if (!cur->is_object()) return false;
+      cur = &(*cur)[*name];
+    } else {
+      size_t idx = std::get<size_t>(step);
+      if (!cur->is_array() || idx >= cur->size()) return false;
+      cur = &(*cur)[idx];
+    }
+  }
+  *cur = std::move(value);
+  return true;
 }
 
 bool scalar_text(const nlohmann::json& v, std::string& out) {

@@ -19,6 +19,9 @@ class JsonPath {
   static bool parse(const std::string& text, JsonPath& out, std::string& error);
   // The value at the path, or nullptr when any step is missing.
   const nlohmann::json* find(const nlohmann::json& doc) const;
+  // Stores `value` at the path, creating missing objects; false when a step cannot be taken
+  // (an index past the end, or a field of something that is not an object).
+  bool set(nlohmann::json& doc, nlohmann::json value) const;
   const std::string& text() const { return text_; }
 
  private:

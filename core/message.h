@@ -76,6 +76,7 @@ struct Delivery {
   std::string last_text;
   std::string external_ref;
   std::optional<std::string> payload;  // the payload after mapping (none = the body as is)
+  std::vector<std::string> flags;      // quality flags (e.g. "ban: adresse à vérifier")
   std::vector<Attempt> history;        // filled only by detail queries
 };
 

@@ -76,6 +76,12 @@ const std::vector<Migration>& migrations() {
            "name TEXT NOT NULL, version INTEGER NOT NULL, by TEXT NOT NULL, "
            "comment TEXT NOT NULL, at INTEGER NOT NULL)",
        }},
+      {3,
+       "quality flags on deliveries",
+       {
+           "ALTER TABLE deliveries ADD COLUMN flags TEXT NOT NULL DEFAULT ''",
+           "CREATE INDEX deliveries_flagged ON deliveries(message_seq) WHERE flags <> ''",
+       }},
   };
   return list;
 }
@@ -174,7 +180,8 @@ class SqliteStore final : public Store {
     // UPDATE of a delivery (apply_update); prepared once: it runs for every attempt.
     int64_t u_id = 0, u_attempts = 0, u_next = 0, u_updated = 0, u_code = 0, u_mapping_version = 0;
     bool u_has_attempt = false, u_has_text = false;
-    int u_keep_payload = 1;
+    int u_keep_payload = 1, u_keep_flags = 1;
+    std::string u_flags;
     std::string u_state, u_outcome, u_class, u_text, u_ref, u_mapping;
     Poco::Nullable<std::string> u_payload;
     std::vector<std::string> found_ids;
@@ -265,13 +272,14 @@ void SqliteStore::prepare_statements() {
                     "external_ref = CASE WHEN ? <> '' THEN ? ELSE external_ref END, "
                     "mapping = CASE WHEN ? <> '' THEN ? ELSE mapping END, "
                     "mapping_version = CASE WHEN ? <> 0 THEN ? ELSE mapping_version END, "
-                    "payload = CASE WHEN ? THEN payload ELSE ? END "
+                    "payload = CASE WHEN ? THEN payload ELSE ? END, "
+                    "flags = CASE WHEN ? THEN flags ELSE ? END "
                     "WHERE id = ?",
       use(b.u_state), use(b.u_attempts), use(b.u_next), use(b.u_updated), use(b.u_has_attempt),
       use(b.u_outcome), use(b.u_has_attempt), use(b.u_class), use(b.u_has_attempt), use(b.u_code),
       use(b.u_has_text), use(b.u_text), use(b.u_ref), use(b.u_ref), use(b.u_mapping),
       use(b.u_mapping), use(b.u_mapping_version), use(b.u_mapping_version), use(b.u_keep_payload),
-      use(b.u_payload), use(b.u_id);
+      use(b.u_payload), use(b.u_keep_flags), use(b.u_flags), use(b.u_id);
   find_idem_ = std::make_unique<Statement>(*write_);
   *find_idem_ << "SELECT id FROM messages WHERE source = ? AND idempotency = ?", use(b.source),
       use(b.idempotency), into(b.found_ids);
@@ -412,6 +420,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
             q.id = b.d_id;
             q.destination = d.destination;
             q.source = m.source;
+            q.route = d.route;
             q.key = m.correlation;
             q.mapping = d.mapping;
             q.due = d.not_before;
@@ -442,6 +451,16 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     fresh.clear();
     log_error("store", "commit failed: " + failure);
   }
+  // Hand the new active deliveries to the listener before answering: when accept() returns,
+  // the dispatcher already knows them (a retry or discard right after 202 finds them queued).
+  if (!fresh.empty()) {
+    std::function<void(std::vector<QueuedDelivery> &&)> fn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn = listener_;
+    }
+    if (fn) fn(std::move(fresh));
+  }
   // Answer only now: after the commit (or its failure).
   size_t ai = 0, ui = 0;
   for (auto& job : jobs) {
@@ -464,14 +483,6 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     } else if (auto* f = std::get_if<FlushJob>(&job)) {
       f->done->set_value();
     }
-  }
-  if (!fresh.empty()) {
-    std::function<void(std::vector<QueuedDelivery> &&)> fn;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      fn = listener_;
-    }
-    if (fn) fn(std::move(fresh));
   }
 }
 
@@ -513,6 +524,9 @@ Status SqliteStore::apply_update(const DeliveryUpdate& u) {
   b.u_has_attempt = u.attempt.has_value();
   b.u_has_text = b.u_has_attempt || !u.action_text.empty();
   b.u_keep_payload = u.payload ? 0 : 1;
+  // An attempt states the delivery's flags anew; a person's action keeps them.
+  b.u_keep_flags = u.attempt ? 0 : 1;
+  b.u_flags = u.flags.empty() ? std::string() : nlohmann::json(u.flags).dump();
   const int64_t id = u.id;
   size_t changed = upd_delivery_->execute();
   if (changed == 0) return Status::failure(404, "not found", "no delivery " + std::to_string(id));
@@ -574,7 +588,8 @@ std::vector<QueuedDelivery> SqliteStore::load_active() {
   Session s = readers_->get();
   Statement st(s);
   st << "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
-        "d.not_before, m.received_at, d.message_seq, m.source FROM deliveries d JOIN messages m ON "
+        "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
+        "messages m ON "
         "m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id",
       now;
   RecordSet rs(st);
@@ -591,6 +606,7 @@ std::vector<QueuedDelivery> SqliteStore::load_active() {
     q.received_at = rs.value(7, i).convert<int64_t>();
     q.message_seq = rs.value(8, i).convert<int64_t>();
     q.source = rs.value(9, i).convert<std::string>();
+    q.route = rs.value(10, i).convert<std::string>();
     out.push_back(std::move(q));
   }
   return out;
@@ -622,7 +638,7 @@ constexpr const char* kMessageColumns =
 constexpr const char* kDeliveryColumns =
     "id, message_seq, destination, route, mapping, mapping_version, state, attempts, "
     "next_attempt_at, not_before, updated_at, last_outcome, last_class, last_code, last_text, "
-    "external_ref";
+    "external_ref, flags";
 
 MessagePtr SqliteStore::message_from(RecordSet& rs, size_t i) {
   auto m = std::make_shared<Message>();
@@ -657,6 +673,15 @@ Delivery SqliteStore::delivery_from(RecordSet& rs, size_t i) {
   d.last_code = rs.value(13, i).convert<int>();
   d.last_text = rs.value(14, i).convert<std::string>();
   d.external_ref = rs.value(15, i).convert<std::string>();
+  std::string flags = rs.value(16, i).convert<std::string>();
+  if (!flags.empty()) {
+    auto j = nlohmann::json::parse(flags, nullptr, false);
+    if (j.is_array()) {
+      for (const auto& f : j) {
+        if (f.is_string()) d.flags.push_back(f.get<std::string>());
+      }
+    }
+  }
   return d;
 }
 
@@ -678,7 +703,7 @@ std::vector<Delivery> SqliteStore::deliveries_of(Session& s, int64_t seq, bool w
   std::vector<Delivery> out;
   for (size_t i = 0; i < rs.rowCount(); ++i) {
     out.push_back(delivery_from(rs, i));
-    if (!rs.isNull(16, i)) out.back().payload = rs.value(16, i).convert<std::string>();
+    if (!rs.isNull(17, i)) out.back().payload = rs.value(17, i).convert<std::string>();
   }
   if (with_history) {
     for (auto& d : out) {
@@ -723,14 +748,15 @@ std::optional<Delivery> SqliteStore::delivery(int64_t id) {
   Statement st(s);
   st << "SELECT d.id, d.message_seq, d.destination, d.route, d.mapping, d.mapping_version, "
         "d.state, d.attempts, d.next_attempt_at, d.not_before, d.updated_at, d.last_outcome, "
-        "d.last_class, d.last_code, d.last_text, d.external_ref, d.payload, m.id FROM deliveries d "
+        "d.last_class, d.last_code, d.last_text, d.external_ref, d.flags, d.payload, m.id FROM "
+        "deliveries d "
         "JOIN messages m ON m.seq = d.message_seq WHERE d.id = ?",
       use(id), now;
   RecordSet rs(st);
   if (rs.rowCount() == 0) return std::nullopt;
   Delivery d = delivery_from(rs, 0);
-  if (!rs.isNull(16, 0)) d.payload = rs.value(16, 0).convert<std::string>();
-  d.message_id = rs.value(17, 0).convert<std::string>();
+  if (!rs.isNull(17, 0)) d.payload = rs.value(17, 0).convert<std::string>();
+  d.message_id = rs.value(18, 0).convert<std::string>();
   return d;
 }
 
@@ -751,6 +777,11 @@ MessagePage SqliteStore::list(const MessageFilter& f) {
   if (from) sql += " AND m.received_at >= ?";
   if (to) sql += " AND m.received_at < ?";
   if (before) sql += " AND m.seq < ?";
+  if (f.flagged) {
+    sql +=
+        " AND EXISTS (SELECT 1 FROM deliveries df WHERE df.message_seq = m.seq AND "
+        "df.flags <> '')";
+  }
   if (state == "unrouted") {
     sql += " AND m.routed = 0";
   } else if (!state.empty() || !destination.empty()) {

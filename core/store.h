@@ -40,6 +40,7 @@ struct QueuedDelivery {
   int64_t id = 0;
   std::string destination;
   std::string source;
+  std::string route;
   std::string key;  // ordering key ("" = unordered)
   std::string mapping;
   int attempts = 0;
@@ -61,6 +62,7 @@ struct DeliveryUpdate {
   std::string mapping;                 // kept unless empty
   int64_t mapping_version = 0;         // kept unless 0
   std::optional<std::string> payload;  // the payload after mapping
+  std::vector<std::string> flags;      // quality flags for a person (replace the stored ones)
   std::string action_text;  // a person's action: replaces last_text (e.g. discard reason)
   std::set<DeliveryState>
       expected;  // when non-empty: apply only if the stored state is one of these
@@ -72,6 +74,7 @@ struct MessageFilter {
   std::string destination;
   std::string correlation;
   std::string type;
+  bool flagged = false;    // only messages with a flagged delivery
   Millis from = 0;         // received_at >= from (0 = no bound)
   Millis to = 0;           // received_at < to (0 = no bound)
   int64_t before_seq = 0;  // cursor: only messages older than this (0 = newest first)

@@ -226,6 +226,7 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   u.mapping = r.mapping;
   u.mapping_version = r.mapping_version;
   u.payload = r.payload;
+  u.flags = r.flags;
   Attempt a;
   a.at = started;
   a.duration_ms = ended - started;

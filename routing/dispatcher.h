@@ -41,6 +41,7 @@ struct AttemptResult {
   std::optional<std::string> payload;  // the mapped payload, when a mapping ran
   std::string mapping;
   int64_t mapping_version = 0;
+  std::vector<std::string> flags;  // quality flags raised by enrichers
 };
 
 // Runs one attempt for a delivery. Called concurrently from worker threads; `slot` is the

@@ -34,7 +34,7 @@ bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptRespons
 }
 
 Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
-         std::shared_ptr<MappingStage> mappings)
+         std::shared_ptr<MappingStage> mappings, const EnricherRegistry* enrichers)
     : config_(config), clock_(clock), ids_(clock), mappings_(std::move(mappings)) {
   metrics_.describe("relais_received_total", "counter", "Messages accepted, per source");
   metrics_.describe("relais_duplicates_total", "counter",
@@ -69,6 +69,17 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.clock = &clock_;
     connectors_[name] = kind->create(ctx);
   }
+  for (const auto& [name, ec] : config_.enrichers) {
+    const EnricherKind* kind = enrichers ? enrichers->find(ec.kind) : nullptr;
+    if (kind == nullptr) throw std::runtime_error("enricher kind '" + ec.kind + "' is not known");
+    EnricherContext ctx;
+    ctx.name = name;
+    ctx.config = ec.settings;
+    ctx.metrics = &metrics_;
+    ctx.clock = &clock_;
+    enrichers_[name] = kind->create(ctx);
+  }
+  for (const auto& route : config_.routes) routes_by_name_[route.name] = &route;
   dispatcher_ = std::make_unique<Dispatcher>(
       *store_, metrics_, clock_,
       [this](const QueuedDelivery& q, int slot) { return process(q, slot); });
@@ -333,13 +344,50 @@ AttemptResult Hub::process(const QueuedDelivery& q, int slot) {
   req.body = doc.get();
   req.attempt = q.attempts + 1;
   req.slot = slot;
+  // Enrichers of the route, in order, on a copy of the body.
+  std::optional<nlohmann::json> enriched;
+  auto rit = routes_by_name_.find(q.route);
+  if (rit != routes_by_name_.end() && !rit->second->enrich.empty()) {
+    enriched = *doc;
+    for (const auto& step : rit->second->enrich) {
+      auto eit = enrichers_.find(step.enricher);
+      const auto& ec = config_.enrichers.at(step.enricher);
+      Enrichment e = eit->second->enrich(*m, *enriched);
+      switch (e.kind) {
+        case Enrichment::Kind::Ok:
+        case Enrichment::Kind::Flagged:
+          if (!e.data.is_null() && !ec.target.set(*enriched, std::move(e.data))) {
+            r.outcome =
+                Outcome::reject("enrichment", 0,
+                                step.enricher + ": cannot write the result at " + ec.target.text());
+            return r;
+          }
+          if (e.kind == Enrichment::Kind::Flagged) r.flags.push_back(step.enricher + ": " + e.flag);
+          break;
+        case Enrichment::Kind::Retry:
+          if (step.pass_when_unavailable) {
+            r.flags.push_back(step.enricher + ": non enrichi (" + e.text + ")");
+            break;
+          }
+          r.outcome = Outcome::retry(e.error_class.empty() ? "enrichment" : e.error_class, e.code,
+                                     step.enricher + ": " + e.text, e.retry_after_ms);
+          return r;
+        case Enrichment::Kind::Reject:
+          r.outcome = Outcome::reject(e.error_class.empty() ? "enrichment" : e.error_class, e.code,
+                                      step.enricher + ": " + e.text);
+          return r;
+      }
+    }
+    req.body = &*enriched;
+  }
+  const nlohmann::json& input = enriched ? *enriched : *doc;
   MappedPayload mapped;
   if (!q.mapping.empty()) {
     if (!mappings_ || !mappings_->knows(q.mapping)) {
       r.outcome = Outcome::reject("mapping", 0, "mapping '" + q.mapping + "' is not loaded");
       return r;
     }
-    mapped = mappings_->map(q.mapping, *m, *doc);
+    mapped = mappings_->map(q.mapping, *m, input);
     r.mapping = q.mapping;
     r.mapping_version = mapped.version;
     if (mapped.kind == MappedPayload::Kind::Skip) {
@@ -355,8 +403,13 @@ AttemptResult Hub::process(const QueuedDelivery& q, int slot) {
     req.mapped = &mapped.json;
     req.content_type = mapped.content_type;
   } else {
-    req.payload = &m->body;
-    req.mapped = doc.get();
+    if (enriched) {
+      r.payload = enriched->dump();
+      req.payload = &*r.payload;
+    } else {
+      req.payload = &m->body;
+    }
+    req.mapped = &input;
     req.content_type = "application/json";
   }
   r.outcome = cit->second->deliver(req);

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/connector.h"
+#include "core/enricher.h"
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "core/store.h"
@@ -38,7 +39,8 @@ class Hub {
  public:
   // Opens the store and builds every connector. Throws (start-up) with a readable message.
   Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
-      std::shared_ptr<MappingStage> mappings = nullptr);
+      std::shared_ptr<MappingStage> mappings = nullptr,
+      const EnricherRegistry* enrichers = nullptr);
   ~Hub();
 
   // Loads active deliveries from the store and starts the workers.
@@ -76,6 +78,8 @@ class Hub {
   IdGenerator ids_;
   std::unique_ptr<Store> store_;
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
+  std::map<std::string, std::unique_ptr<Enricher>> enrichers_;
+  std::map<std::string, const RouteConfig*> routes_by_name_;
   std::shared_ptr<MappingStage> mappings_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<bool> running_{false};

@@ -226,6 +226,17 @@ const ConfigSpec& destination_spec() {
   return s;
 }
 
+const ConfigSpec& enricher_spec() {
+  static const ConfigSpec s{
+      "enricher",
+      {
+          {"enricher", F::String, "", true, "the enricher kind (e.g. ban)"},
+          {"target", F::String, "", true,
+           "where the result is added to the message, e.g. $.individu.adresse_ban"},
+      }};
+  return s;
+}
+
 const ConfigSpec& hub_config_spec() {
   static const ConfigSpec s{
       "relais",
@@ -236,6 +247,7 @@ const ConfigSpec& hub_config_spec() {
           {"auth", F::Object, "", false, "API authentication", {}, &auth_spec()},
           {"sources", F::ObjectMap, "", true, "inbound sources by name", {}, &source_spec()},
           {"connectors", F::Any, "", false, "destinations: connector instances by name"},
+          {"enrichers", F::Any, "", false, "enricher instances by name (e.g. the BAN geocoder)"},
           {"routes", F::ObjectList, "", false, "routes", {}, &route_spec()},
           {"mappings",
            F::Object,
@@ -249,7 +261,7 @@ const ConfigSpec& hub_config_spec() {
 }
 
 bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
-                     std::vector<ConfigError>& errors) {
+                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     errors.push_back(ConfigError{path, 0, 0, "", "cannot open the configuration file"});
@@ -258,12 +270,13 @@ bool load_hub_config(const std::string& path, const ConnectorRegistry& registry,
   std::stringstream buf;
   buf << in.rdbuf();
   std::string base = std::filesystem::absolute(path).parent_path().string();
-  return load_hub_config_text(buf.str(), path, base, registry, out, errors);
+  return load_hub_config_text(buf.str(), path, base, registry, out, errors, enrichers);
 }
 
 bool load_hub_config_text(const std::string& text, const std::string& file,
                           const std::string& base_dir, const ConnectorRegistry& registry,
-                          HubConfig& out, std::vector<ConfigError>& errors) {
+                          HubConfig& out, std::vector<ConfigError>& errors,
+                          const EnricherRegistry* enrichers) {
   size_t before = errors.size();
   out = HubConfig();
   out.file = file;
@@ -414,6 +427,47 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
     }
   }
 
+  YAML::Node enr = out.root["enrichers"];
+  if (enr && !enr.IsNull()) {
+    if (!enr.IsMap()) {
+      errors.push_back(error_at(enr, file, "enrichers", "expected a mapping of names"));
+    } else {
+      for (auto it = enr.begin(); it != enr.end(); ++it) {
+        std::string name = it->first.as<std::string>();
+        std::string key = "enrichers." + name;
+        YAML::Node node = it->second;
+        if (!node.IsMap() || !node["enricher"] || !node["enricher"].IsScalar()) {
+          errors.push_back(error_at(node, file, key + ".enricher",
+                                    "required key is missing (the enricher kind, e.g. ban)"));
+          continue;
+        }
+        std::string kind_name = node["enricher"].Scalar();
+        const EnricherKind* kind = enrichers ? enrichers->find(kind_name) : nullptr;
+        if (kind == nullptr) {
+          std::string known;
+          if (enrichers) {
+            for (const auto& n : enrichers->names()) known += (known.empty() ? "" : ", ") + n;
+          }
+          errors.push_back(error_at(node["enricher"], file, key + ".enricher",
+                                    "unknown enricher '" + kind_name + "' (known: " + known + ")"));
+          continue;
+        }
+        std::vector<const ConfigSpec*> specs{&enricher_spec(), kind->spec};
+        if (!validate(node, specs, key, file, errors)) continue;
+        EnricherConfig ec;
+        ec.name = name;
+        ec.kind = kind_name;
+        ec.settings = ConfigView(node, specs, key);
+        std::string err;
+        if (!JsonPath::parse(ec.settings.str("target"), ec.target, err)) {
+          errors.push_back(error_at(node["target"], file, key + ".target", err));
+        }
+        if (kind->check) kind->check(ec.settings, file, errors);
+        out.enrichers.emplace(name, std::move(ec));
+      }
+    }
+  }
+
   for (const auto& r : top.objects("routes")) {
     RouteConfig rc;
     rc.name = r.str("name");
@@ -432,6 +486,44 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
     }
     if (r.has("when")) {
       rc.when = Predicate::compile(r.raw("when"), file, r.path() + ".when", errors);
+    }
+    if (r.has("enrich")) {
+      YAML::Node list = r.raw("enrich");
+      if (!list.IsSequence()) {
+        errors.push_back(error_at(list, file, r.path() + ".enrich", "expected a list"));
+      } else {
+        for (const auto& item : list) {
+          RouteEnrich re;
+          if (item.IsScalar()) {
+            re.enricher = item.Scalar();
+          } else if (item.IsMap() && item["enricher"] && item["enricher"].IsScalar()) {
+            re.enricher = item["enricher"].Scalar();
+            std::string mode = item["on_unavailable"] ? item["on_unavailable"].Scalar() : "retry";
+            if (mode != "retry" && mode != "pass") {
+              errors.push_back(error_at(item["on_unavailable"], file, r.path() + ".enrich",
+                                        "on_unavailable is retry (hold) or pass (un-enriched, "
+                                        "flagged)"));
+            }
+            re.pass_when_unavailable = mode == "pass";
+            for (auto kv = item.begin(); kv != item.end(); ++kv) {
+              std::string k = kv->first.as<std::string>();
+              if (k != "enricher" && k != "on_unavailable") {
+                errors.push_back(error_at(kv->first, file, r.path() + ".enrich." + k,
+                                          "unknown key (known keys: enricher, on_unavailable)"));
+              }
+            }
+          } else {
+            errors.push_back(error_at(item, file, r.path() + ".enrich",
+                                      "expected an enricher name or {enricher, on_unavailable}"));
+            continue;
+          }
+          if (!out.enrichers.count(re.enricher) && !(enr && enr[re.enricher])) {
+            errors.push_back(error_at(item, file, r.path() + ".enrich",
+                                      "unknown enricher '" + re.enricher + "'"));
+          }
+          rc.enrich.push_back(std::move(re));
+        }
+      }
     }
     for (const auto& t : r.objects("to")) {
       RouteTarget target{t.str("destination"), t.str("mapping")};

@@ -13,6 +13,7 @@
 
 #include "core/config_spec.h"
 #include "core/connector.h"
+#include "core/enricher.h"
 #include "core/json_template.h"
 #include "core/retry_policy.h"
 #include "routing/predicate.h"
@@ -34,11 +35,17 @@ struct RouteTarget {
   std::string mapping;  // "" = the body passes through
 };
 
+struct RouteEnrich {
+  std::string enricher;
+  bool pass_when_unavailable = false;  // false: hold and retry the delivery
+};
+
 struct RouteConfig {
   std::string name;
   std::string source;
   std::vector<std::string> types;         // globs; empty = any type
   std::shared_ptr<const Predicate> when;  // null = always
+  std::vector<RouteEnrich> enrich;        // run in order before mapping, for every target
   std::vector<RouteTarget> to;
 };
 
@@ -49,6 +56,13 @@ struct DestinationConfig {
   RetryPolicy retry;
   bool hold_on_dead = true;  // on_dead: hold | release
   ConfigView settings;       // validated against the generic and the connector's spec
+};
+
+struct EnricherConfig {
+  std::string name;
+  std::string kind;
+  JsonPath target;  // where the enrichment is added to the body
+  ConfigView settings;
 };
 
 struct TokenConfig {
@@ -83,6 +97,7 @@ struct HubConfig {
   std::vector<TokenConfig> tokens;
   std::map<std::string, SourceConfig> sources;
   std::map<std::string, DestinationConfig> destinations;
+  std::map<std::string, EnricherConfig> enrichers;
   std::vector<RouteConfig> routes;
 
   std::vector<std::string> notices;  // defaults used for unset environment variables, …
@@ -91,13 +106,15 @@ struct HubConfig {
 // The declared spec of the top level (for docs and tests).
 const ConfigSpec& hub_config_spec();
 const ConfigSpec& destination_spec();
+const ConfigSpec& enricher_spec();
 
 // Loads and validates `path`. Returns false with every error found (never stops at the first).
 bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
-                     std::vector<ConfigError>& errors);
+                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers = nullptr);
 // Same from text (tests); `file` names the text in errors; relative paths resolve from base_dir.
 bool load_hub_config_text(const std::string& text, const std::string& file,
                           const std::string& base_dir, const ConnectorRegistry& registry,
-                          HubConfig& out, std::vector<ConfigError>& errors);
+                          HubConfig& out, std::vector<ConfigError>& errors,
+                          const EnricherRegistry* enrichers = nullptr);
 
 }  // namespace relais
