@@ -133,6 +133,7 @@ class ApiHandler final : public HTTPRequestHandler {
     Poco::URI uri(req.getURI());
     const std::string path = uri.getPath();
     const std::string& method = req.getMethod();
+    api::refuse_keep_alive_until_read(req, resp);
     if (path == "/healthz") {
       send_json(resp, 200, {{"status", "ok"}});
       return;
@@ -234,7 +235,7 @@ class ApiHandler final : public HTTPRequestHandler {
                             " bytes; the limit is " + std::to_string(limit));
     }
     std::string body;
-    if (!read_body(req, limit, body)) {
+    if (!read_body(req, limit, body, &resp)) {
       resp.setKeepAlive(false);
       return send_error(resp, 413, "payload too large",
                         "the body exceeds the limit of " + std::to_string(limit) + " bytes");
@@ -355,11 +356,12 @@ class ApiHandler final : public HTTPRequestHandler {
     Status s;
     if (action == "retry") {
       std::string ignored;
-      read_body(req, config_.max_body, ignored);
+      read_body(req, config_.max_body, ignored, &resp);
       s = hub_.dispatcher().retry(id);
     } else {
       std::string body;
-      if (!read_body(req, config_.max_body, body)) {
+      if (!read_body(req, config_.max_body, body, &resp)) {
+        resp.setKeepAlive(false);
         return send_error(resp, 413, "payload too large", "the body exceeds the limit");
       }
       json j;

@@ -31,7 +31,8 @@ void send_error(Poco::Net::HTTPServerResponse& resp, int status, const std::stri
   send_json(resp, status, body);
 }
 
-bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& out) {
+bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& out,
+               Poco::Net::HTTPServerResponse* resp) {
   std::istream& in = req.stream();
   char buf[16384];
   while (in) {
@@ -41,7 +42,15 @@ bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& ou
     if (static_cast<int64_t>(out.size()) + n > limit) return false;
     out.append(buf, static_cast<size_t>(n));
   }
+  if (resp != nullptr) resp->setKeepAlive(req.getKeepAlive());
   return true;
+}
+
+void refuse_keep_alive_until_read(Poco::Net::HTTPServerRequest& req,
+                                  Poco::Net::HTTPServerResponse& resp) {
+  bool has_body =
+      req.getChunkedTransferEncoding() || (req.hasContentLength() && req.getContentLength64() > 0);
+  if (has_body) resp.setKeepAlive(false);
 }
 
 std::vector<std::string> split_path(const std::string& path) {
@@ -62,7 +71,7 @@ std::vector<std::string> split_path(const std::string& path) {
 bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
                       int64_t limit, json& out) {
   std::string body;
-  if (!read_body(req, limit, body)) {
+  if (!read_body(req, limit, body, &resp)) {
     resp.setKeepAlive(false);
     send_error(resp, 413, "payload too large",
                "the body exceeds " + std::to_string(limit) + " bytes");

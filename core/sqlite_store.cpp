@@ -613,15 +613,13 @@ std::vector<QueuedDelivery> SqliteStore::load_active() {
 }
 
 std::vector<HeldKey> SqliteStore::load_dead_heads() {
-  // For each (destination, key) the earliest dead delivery that still has active deliveries
-  // after it: those keys are held under the "hold" policy.
+  // For each (destination, key) the earliest dead delivery: under the "hold" policy the key's
+  // later deliveries, queued or still to come, wait behind it until a person acts.
   Session s = readers_->get();
   Statement st(s);
   st << "SELECT d.destination, m.correlation, MIN(d.id) FROM deliveries d JOIN messages m ON "
-        "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' AND EXISTS ("
-        "SELECT 1 FROM deliveries d2 JOIN messages m2 ON m2.seq = d2.message_seq WHERE "
-        "d2.destination = d.destination AND m2.correlation = m.correlation AND d2.id > d.id AND "
-        "d2.state IN ('pending', 'retrying')) GROUP BY d.destination, m.correlation",
+        "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' "
+        "GROUP BY d.destination, m.correlation",
       now;
   RecordSet rs(st);
   std::vector<HeldKey> out;

@@ -286,8 +286,7 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
     } else {
       kq.items.erase(it);
       d.index.erase(q.id);
-      if (state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty() &&
-          !kq.items.empty()) {
+      if (state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty()) {
         kq.held_by = q.id;
         log_warn("dispatcher", "delivery " + std::to_string(q.id) + " to " + d.settings.name +
                                    " is dead; later messages of its key are held");

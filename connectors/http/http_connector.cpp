@@ -211,6 +211,7 @@ class HttpConnector final : public Connector {
     switch (classify_http_status(status)) {
       case Outcome::Kind::Delivered:
         o = Outcome::delivered(cap.reference, text);
+        o.code = static_cast<int>(status);
         break;
       case Outcome::Kind::Retry: {
         std::optional<int64_t> after;
