@@ -207,6 +207,49 @@ std::string resolve(const std::string& base, const std::string& p) {
   return (std::filesystem::path(base) / p).lexically_normal().string();
 }
 
+// Loads the named instances of one section (connectors, enrichers): each names its kind under
+// `kind_key`, is validated against the section's generic spec plus its kind's spec, passes the
+// kind's own checks, then is handed to `build`.
+template <class Kind, class Build>
+void load_instances(const YAML::Node& section, const std::string& section_name,
+                    const std::string& kind_key, const char* example,
+                    const Registry<Kind>* registry, const ConfigSpec& generic,
+                    const std::string& file, std::vector<ConfigError>& errors, Build build) {
+  if (!section || section.IsNull()) return;
+  if (!section.IsMap()) {
+    errors.push_back(error_at(section, file, section_name, "expected a mapping of names"));
+    return;
+  }
+  for (auto it = section.begin(); it != section.end(); ++it) {
+    std::string name = it->first.as<std::string>();
+    std::string key = section_name + "." + name;
+    YAML::Node node = it->second;
+    if (!node.IsMap() || !node[kind_key] || !node[kind_key].IsScalar()) {
+      errors.push_back(
+          error_at(node, file, key + "." + kind_key,
+                   "required key is missing (the " + kind_key + " kind, e.g. " + example + ")"));
+      continue;
+    }
+    std::string kind_name = node[kind_key].Scalar();
+    const Kind* kind = registry ? registry->find(kind_name) : nullptr;
+    if (kind == nullptr) {
+      std::string known;
+      if (registry) {
+        for (const auto& n : registry->names()) known += (known.empty() ? "" : ", ") + n;
+      }
+      errors.push_back(
+          error_at(node[kind_key], file, key + "." + kind_key,
+                   "unknown " + kind_key + " '" + kind_name + "' (known: " + known + ")"));
+      continue;
+    }
+    std::vector<const ConfigSpec*> specs{&generic, kind->spec};
+    if (!validate(node, specs, key, file, errors)) continue;
+    ConfigView settings(node, specs, key);
+    if (kind->check) kind->check(settings, file, errors);
+    build(name, key, node, *kind, std::move(settings));
+  }
+}
+
 }  // namespace
 
 const ConfigSpec& destination_spec() {
@@ -380,35 +423,14 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
   }
 
   YAML::Node conns = out.root["connectors"];
-  if (conns && !conns.IsNull()) {
-    if (!conns.IsMap()) {
-      errors.push_back(error_at(conns, file, "connectors", "expected a mapping of names"));
-    } else {
-      for (auto it = conns.begin(); it != conns.end(); ++it) {
-        std::string name = it->first.as<std::string>();
-        std::string key = "connectors." + name;
-        YAML::Node node = it->second;
-        if (!node.IsMap() || !node["connector"] || !node["connector"].IsScalar()) {
-          errors.push_back(error_at(node, file, key + ".connector",
-                                    "required key is missing (the connector kind, e.g. http)"));
-          continue;
-        }
-        std::string kind_name = node["connector"].Scalar();
-        const ConnectorKind* kind = registry.find(kind_name);
-        if (kind == nullptr) {
-          std::string known;
-          for (const auto& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
-          errors.push_back(
-              error_at(node["connector"], file, key + ".connector",
-                       "unknown connector '" + kind_name + "' (known: " + known + ")"));
-          continue;
-        }
-        std::vector<const ConfigSpec*> specs{&destination_spec(), kind->spec};
-        if (!validate(node, specs, key, file, errors)) continue;
+  load_instances<ConnectorKind>(
+      conns, "connectors", "connector", "http", &registry, destination_spec(), file, errors,
+      [&](const std::string& name, const std::string& key, const YAML::Node& node,
+          const ConnectorKind& kind, ConfigView settings) {
         DestinationConfig dc;
         dc.name = name;
-        dc.connector = kind_name;
-        dc.settings = ConfigView(node, specs, key);
+        dc.connector = kind.name;
+        dc.settings = std::move(settings);
         dc.concurrency = static_cast<int>(dc.settings.integer("concurrency"));
         dc.hold_on_dead = dc.settings.str("on_dead") == "hold";
         auto r = dc.settings.object("retry");
@@ -421,52 +443,24 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
           errors.push_back(error_at(node["retry"], file, key + ".retry",
                                     "set max_attempts or max_age, or deliveries retry forever"));
         }
-        if (kind->check) kind->check(dc.settings, file, errors);
         out.destinations.emplace(name, std::move(dc));
-      }
-    }
-  }
+      });
 
   YAML::Node enr = out.root["enrichers"];
-  if (enr && !enr.IsNull()) {
-    if (!enr.IsMap()) {
-      errors.push_back(error_at(enr, file, "enrichers", "expected a mapping of names"));
-    } else {
-      for (auto it = enr.begin(); it != enr.end(); ++it) {
-        std::string name = it->first.as<std::string>();
-        std::string key = "enrichers." + name;
-        YAML::Node node = it->second;
-        if (!node.IsMap() || !node["enricher"] || !node["enricher"].IsScalar()) {
-          errors.push_back(error_at(node, file, key + ".enricher",
-                                    "required key is missing (the enricher kind, e.g. ban)"));
-          continue;
-        }
-        std::string kind_name = node["enricher"].Scalar();
-        const EnricherKind* kind = enrichers ? enrichers->find(kind_name) : nullptr;
-        if (kind == nullptr) {
-          std::string known;
-          if (enrichers) {
-            for (const auto& n : enrichers->names()) known += (known.empty() ? "" : ", ") + n;
-          }
-          errors.push_back(error_at(node["enricher"], file, key + ".enricher",
-                                    "unknown enricher '" + kind_name + "' (known: " + known + ")"));
-          continue;
-        }
-        std::vector<const ConfigSpec*> specs{&enricher_spec(), kind->spec};
-        if (!validate(node, specs, key, file, errors)) continue;
+  load_instances<EnricherKind>(
+      enr, "enrichers", "enricher", "ban", enrichers, enricher_spec(), file, errors,
+      [&](const std::string& name, const std::string& key, const YAML::Node& node,
+          const EnricherKind& kind, ConfigView settings) {
         EnricherConfig ec;
         ec.name = name;
-        ec.kind = kind_name;
-        ec.settings = ConfigView(node, specs, key);
+        ec.kind = kind.name;
+        ec.settings = std::move(settings);
         std::string err;
         if (!JsonPath::parse(ec.settings.str("target"), ec.target, err)) {
           errors.push_back(error_at(node["target"], file, key + ".target", err));
         }
-        if (kind->check) kind->check(ec.settings, file, errors);
         out.enrichers.emplace(name, std::move(ec));
-      }
-    }
-  }
+      });
 
   for (const auto& r : top.objects("routes")) {
     RouteConfig rc;
