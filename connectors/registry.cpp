@@ -1,5 +1,6 @@
 #include "connectors/registry.h"
 
+#include "connectors/ban/ban.h"
 #include "connectors/http/http_connector.h"
 
 namespace relais {
@@ -9,7 +10,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
-  (void)registry;
+  register_ban_enricher(registry);
 }
 
 }  // namespace relais

@@ -251,7 +251,8 @@ bool validate(const YAML::Node& node, const std::vector<const ConfigSpec*>& spec
             error_at(it->first, file, full, "unknown key (known keys: " + known + ")"));
         continue;
       }
-      const YAML::Node& v = it->second;
+      // A copy (a handle): it->second lives in a temporary behind the iterator's operator->.
+      const YAML::Node v = it->second;
       switch (f->type) {
         case FieldType::StringList:
           if (!v.IsSequence()) {

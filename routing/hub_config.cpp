@@ -187,6 +187,8 @@ const ConfigSpec& route_spec() {
           {"when", F::Any, "", false,
            "condition on body fields (equals/in/exists/regex, "
            "all/any/not)"},
+          {"enrich", F::Any, "", false,
+           "enrichers run before mapping: names, or {enricher, on_unavailable: retry|pass}"},
           {"to", F::ObjectList, "", true, "destinations", {}, &target_spec()},
       }};
   return s;

@@ -11,7 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   tzdata clang-format libxml2-utils
-  nginx-light wrk
+  nginx-light wrk redis-server
 )
 
 missing=()

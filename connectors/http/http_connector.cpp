@@ -4,6 +4,8 @@
 
 #include "connectors/http/http_connector.h"
 
+#include "connectors/http/curl_capture.h"
+
 #include <curl/curl.h>
 
 #include <cctype>
@@ -57,42 +59,6 @@ std::string url_encode(CURL* h, const std::string& v) {
   return out;
 }
 
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<std::pair<std::string*, size_t>*>(user);
-  size_t len = size * n;
-  if (s->first->size() < s->second) {
-    s->first->append(data, std::min(len, s->second - s->first->size()));
-  }
-  return len;
-}
-
-struct HeaderCapture {
-  std::string retry_after;
-  std::string reference;
-  std::string reference_name;  // lower-case
-};
-
-size_t on_header(char* data, size_t size, size_t n, void* user) {
-  auto* h = static_cast<HeaderCapture*>(user);
-  size_t len = size * n;
-  std::string line(data, len);
-  auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) {
-      value.erase(value.begin());
-    }
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
-      value.pop_back();
-    }
-    if (name == "retry-after") h->retry_after = value;
-    if (name == h->reference_name) h->reference = value;
-  }
-  return len;
-}
-
 // One configured HTTP destination. Thread-safe for distinct slots: each slot owns one curl
 // handle (and so its own connection cache); slots are never shared between threads.
 class HttpConnector final : public Connector {
@@ -138,16 +104,9 @@ class HttpConnector final : public Connector {
     if (!url_.render(*req.body, url, err, [h](const std::string& v) { return url_encode(h, v); })) {
       return Outcome::reject("config", 0, "cannot build the URL: " + err);
     }
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms_));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms_));
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    if (!ca_file_.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_file_.c_str());
+    CurlCapture cap(max_excerpt_);
+    prepare_curl(h, url, CurlTransfer{timeout_ms_, connect_timeout_ms_, tls_verify_, ca_file_},
+                 cap);
     if (!client_cert_.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, client_cert_.c_str());
     if (!client_key_.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, client_key_.c_str());
     if (!client_key_password_.empty()) {
@@ -184,15 +143,6 @@ class HttpConnector final : public Connector {
         curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
       }
     }
-    std::string body;
-    std::pair<std::string*, size_t> sink{&body, max_excerpt_};
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    HeaderCapture cap;
-    cap.reference_name = reference_header_;
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &cap);
-
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
@@ -210,13 +160,13 @@ class HttpConnector final : public Connector {
     std::string text = "HTTP " + std::to_string(status);
     switch (classify_http_status(status)) {
       case Outcome::Kind::Delivered:
-        o = Outcome::delivered(cap.reference, text);
+        o = Outcome::delivered(cap.header(reference_header_), text);
         o.code = static_cast<int>(status);
         break;
       case Outcome::Kind::Retry: {
         std::optional<int64_t> after;
-        if (!cap.retry_after.empty()) {
-          int64_t ms = parse_retry_after_ms(cap.retry_after, clock_->now_ms());
+        if (std::string ra = cap.header("retry-after"); !ra.empty()) {
+          int64_t ms = parse_retry_after_ms(ra, clock_->now_ms());
           if (ms >= 0) after = ms;
         }
         o = Outcome::retry("http", static_cast<int>(status),
@@ -229,7 +179,7 @@ class HttpConnector final : public Connector {
         o = Outcome::reject("http", static_cast<int>(status),
                             text + " from the destination: the request was refused");
     }
-    o.excerpt = body;
+    o.excerpt = std::move(cap.body);
     return o;
   }
 

@@ -71,6 +71,9 @@ HttpSink::HttpSink(int port, bool keep_bodies, int threads) : keep_bodies_(keep_
 
 HttpSink::~HttpSink() {
   if (server_) server_->stopAll(true);
+  // stopAll does not wait for handlers still answering: wait until none touches *this.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return in_flight_ == 0; });
 }
 
 void HttpSink::set_responder(Responder r) {
@@ -83,6 +86,7 @@ SinkResponse HttpSink::handle(SinkRequest&& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     r = responder_;
+    ++in_flight_;
   }
   SinkResponse out = r ? r(request) : SinkResponse{};
   total_.fetch_add(1);
@@ -90,6 +94,10 @@ SinkResponse HttpSink::handle(SinkRequest&& request) {
     std::lock_guard<std::mutex> lock(mu_);
     if (keep_bodies_) requests_.push_back(std::move(request));
     count_.fetch_add(1);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
   }
   cv_.notify_all();
   return out;

@@ -61,6 +61,7 @@ class HttpSink {
   std::vector<SinkRequest> requests_;
   std::atomic<size_t> count_{0};
   std::atomic<size_t> total_{0};
+  size_t in_flight_ = 0;  // handlers running (guarded by mu_); the destructor waits for 0
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 

@@ -1,0 +1,53 @@
+#include "connectors/http/curl_capture.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace relais {
+namespace {
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* c = static_cast<CurlCapture*>(user);
+  size_t len = size * n;
+  if (c->body.size() < c->max_body) {
+    c->body.append(data, std::min(len, c->max_body - c->body.size()));
+  }
+  return len;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* c = static_cast<CurlCapture*>(user);
+  size_t len = size * n;
+  std::string line(data, len);
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string v = line.substr(colon + 1);
+    auto b = v.find_first_not_of(" \t");
+    auto e = v.find_last_not_of(" \t\r\n");
+    c->headers[name] = b == std::string::npos ? "" : v.substr(b, e - b + 1);
+  }
+  return len;
+}
+
+}  // namespace
+
+void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCapture& capture) {
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(t.timeout_ms));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout_ms));
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, t.tls_verify ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, t.tls_verify ? 2L : 0L);
+  if (!t.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, t.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &capture);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &capture);
+}
+
+}  // namespace relais

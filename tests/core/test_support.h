@@ -1,0 +1,85 @@
+// Helpers shared by the core unit tests: temporary directories, waiting for a condition, and
+// building messages to accept.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/store.h"
+
+namespace relais::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+// Not thread-safe; owned by one test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "relais-core-XXXXXX").string();
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `pred` every millisecond until it holds or `timeout_ms` passed; returns its last value.
+template <class Pred>
+bool wait_until(Pred pred, int timeout_ms = 5000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// Builds one message with the given fields and a delivery per destination.
+inline Incoming make_incoming(IdGenerator& ids, const std::string& source, const std::string& type,
+                              const std::string& correlation, const std::string& idempotency,
+                              Millis received_at, const std::vector<NewDelivery>& deliveries,
+                              const std::string& body = "{\"x\":1}") {
+  auto m = std::make_shared<Message>();
+  m->id = ids.next();
+  m->source = source;
+  m->type = type;
+  m->correlation = correlation;
+  m->idempotency = idempotency;
+  m->body = body;
+  m->received_at = received_at;
+  Incoming in;
+  in.message = std::move(m);
+  in.deliveries = deliveries;
+  return in;
+}
+
+inline NewDelivery to_dest(const std::string& destination, Millis not_before = 0,
+                           const std::string& route = "r1", const std::string& mapping = "") {
+  NewDelivery d;
+  d.destination = destination;
+  d.route = route;
+  d.mapping = mapping;
+  d.not_before = not_before;
+  return d;
+}
+
+}  // namespace relais::testing
