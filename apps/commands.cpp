@@ -347,7 +347,8 @@ bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
 std::string extra_commands_usage() {
   return "  config-reference          print every configuration key as Markdown\n"
          "  mappings import|export|list   publish mapping files, export or list versions\n"
-         "  mapping test NAME --input FILE [--version N]   dry-run a mapping\n";
+         "  mapping test NAME --input FILE [--version N]   dry-run a mapping\n"
+         "  ban geocode-csv --input FILE.csv   geocode addresses in bulk (backfills)\n";
 }
 
 int run_command(const std::string& cmd, int argc, char** argv) {
@@ -355,6 +356,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "config-reference") return config_reference(argc, argv);
   if (cmd == "mappings") return mappings_command(argc, argv);
   if (cmd == "mapping") return mapping_command(argc, argv);
+  if (cmd == "ban") return ban_command(argc, argv);
   return -1;
 }
 

@@ -15,6 +15,8 @@ namespace relais {
 // Runs `relais CMD ...` (argv[0] is the command). Returns -1 for an unknown command.
 int run_command(const std::string& cmd, int argc, char** argv);
 std::string extra_commands_usage();
+// `relais ban …` (apps/ban_command.cpp).
+int ban_command(int argc, char** argv);
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
 // What `serve` runs: the versioned mappings and the hub that uses them.

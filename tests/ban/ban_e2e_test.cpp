@@ -155,3 +155,41 @@ TEST_F(BanEndToEnd, AddsTheBanAddressAndFlagsWhatMustBeChecked) {
 
 }  // namespace
 }  // namespace relais::testing
+
+namespace relais::testing {
+namespace {
+
+// `relais ban geocode-csv`: a backfill file through the simulator's /search/csv, in chunks,
+// with the progress on standard error and the BAN columns added to every row.
+TEST(BanBulkCommand, GeocodesACsvFileInChunksWithProgress) {
+  BanSimulator sim;
+  TempDir dir("relais-ban-bulk-");
+  std::string input = dir.write("adresses.csv",
+                                "id,numero,voie,code_postal,commune\n"
+                                "1,20,avenue Kléber,75016,Paris\n"
+                                "2,6,\"quai de la Tourelle, bât. B\",95000,Cergy\n"
+                                "3,20,av Kleber,75116,Paris\n");
+  std::string output = dir.path() + "/resultat.csv";
+  auto r = run_command({RELAIS_BINARY, "ban", "geocode-csv", "--input", input, "--output", output,
+                        "--url", sim.csv_url(), "--chunk", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("ban: 2/3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ban: 3/3 (100 %)"), std::string::npos) << r.err;
+  EXPECT_EQ(sim.csv_requests().size(), 2u);  // 3 rows in chunks of 2
+  auto rows = ban::csv_parse(read_file(output));
+  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows[0].back(), "ban_lat");
+  EXPECT_EQ(rows[1][0], "1");
+  EXPECT_EQ(rows[1][5], "found");
+  EXPECT_NE(rows[1][7].find("Kléber"), std::string::npos);  // ban_label
+  EXPECT_EQ(rows[2][2], "quai de la Tourelle, bât. B");     // the input row is kept as is
+  EXPECT_EQ(rows[2][5], "not found");
+  EXPECT_EQ(rows[3][5], "found");
+
+  auto usage = run_command({RELAIS_BINARY, "ban", "geocode-csv"});
+  EXPECT_EQ(usage.exit_code, 64);
+  EXPECT_NE(usage.err.find("usage: relais ban geocode-csv"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace relais::testing
