@@ -227,3 +227,66 @@ TEST_F(MappingVersionsTest, DryRunOnAStoredMessageAndReplayCheck) {
 
 }  // namespace
 }  // namespace relais::testing
+
+namespace relais::testing {
+namespace {
+
+// The command line: import publishes only what changed (all-or-nothing), list shows the
+// versions, mapping test dry-runs, export writes the active versions back to files.
+TEST(MappingCommands, ImportListTestExport) {
+  TempDir dir("relais-mappings-cli-");
+  std::string cfg = dir.write("relais.yaml",
+                              "store: {path: relais.db}\n"
+                              "sources: {cms76: {type: $.event}}\n");
+  std::string src = RELAIS_SOURCE_DIR;
+  auto import = [&](const std::string& from, const std::string& comment) {
+    return run_command({RELAIS_BINARY, "mappings", "import", from, "--tables",
+                        src + "/config/tables", "--config", cfg, "--author", "alice", "--comment",
+                        comment});
+  };
+  auto r = import(src + "/config/mappings", "première version");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("published mapping rdv-calendar v1"), std::string::npos) << r.out;
+  r = import(src + "/config/mappings", "rien de neuf");
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("0 published"), std::string::npos) << r.out;
+
+  // A folder with one changed file and one broken file: nothing is published.
+  std::string changed = read_file(src + "/config/mappings/rdv-calendar.yaml");
+  changed.replace(changed.find("reminder_minutes: 15"), 20, "reminder_minutes: 45");
+  dir.write("m/rdv-calendar.yaml", changed);
+  dir.write("m/rdv-sms-moved.yaml", "name: rdv-sms-moved\nfields:\n  to: phone_e165($.x)\n");
+  r = import(dir.path() + "/m", "cassé");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("rdv-sms-moved.yaml:3:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nothing was published"), std::string::npos) << r.out;
+  dir.write("m/rdv-sms-moved.yaml", read_file(src + "/config/mappings/rdv-sms-moved.yaml"));
+  r = import(dir.path() + "/m", "rappel 45 min");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("published mapping rdv-calendar v2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 published"), std::string::npos) << r.out;
+
+  r = run_command({RELAIS_BINARY, "mappings", "list", "--config", cfg});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("rdv-calendar (active v2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("alice: rappel 45 min"), std::string::npos) << r.out;
+
+  std::string planned = std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json";
+  r = run_command(
+      {RELAIS_BINARY, "mapping", "test", "rdv-calendar", "--input", planned, "--config", cfg});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"reminder_minutes\": 45"), std::string::npos) << r.out;
+  r = run_command({RELAIS_BINARY, "mapping", "test", "rdv-calendar", "--input", planned,
+                   "--version", "1", "--config", cfg});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("\"reminder_minutes\": 15"), std::string::npos) << r.out;
+
+  r = run_command({RELAIS_BINARY, "mappings", "export", dir.path() + "/out", "--config", cfg});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(dir.path() + "/out/rdv-calendar.yaml"), changed);
+  EXPECT_EQ(read_file(dir.path() + "/out/tables/cms.csv"),
+            read_file(src + "/config/tables/cms.csv"));
+}
+
+}  // namespace
+}  // namespace relais::testing

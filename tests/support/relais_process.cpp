@@ -174,6 +174,7 @@ TempDir::~TempDir() {
 
 std::string TempDir::write(const std::string& name, const std::string& text) const {
   std::string p = (fs::path(path_) / name).string();
+  fs::create_directories(fs::path(p).parent_path());
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out << text;
   if (!out) throw std::runtime_error("cannot write " + p);
