@@ -18,7 +18,16 @@ bool JsonPath::parse(const std::string& text, JsonPath& out, std::string& error)
         error = "empty field name at position " + std::to_string(start + 1) + " in '" + text + "'";
         return false;
       }
-      out.steps_.emplace_back(text.substr(start, i - start));
+      std::string name = text.substr(start, i - start);
+      for (size_t k = 0; k < name.size(); ++k) {
+        unsigned char c = static_cast<unsigned char>(name[k]);
+        if (c == ']' || c == '{' || c == '}' || c == '$') {
+          error = "unexpected '" + std::string(1, name[k]) + "' at position " +
+                  std::to_string(start + k + 1) + " in '" + text + "'";
+          return false;
+        }
+      }
+      out.steps_.emplace_back(std::move(name));
     } else if (text[i] == '[') {
       size_t start = ++i;
       while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;

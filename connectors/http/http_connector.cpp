@@ -119,8 +119,17 @@ class HttpConnector final : public Connector {
     }
     struct curl_slist* hdrs = nullptr;
     auto add = [&hdrs](const std::string& line) { hdrs = curl_slist_append(hdrs, line.c_str()); };
-    add("Content-Type: " +
-        (req.content_type.empty() ? std::string("application/json") : req.content_type));
+    // A Content-Type among the configured headers replaces the payload's own.
+    bool custom_type = false;
+    for (const auto& [k, v] : headers_) {
+      std::string name = k;
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      custom_type = custom_type || name == "content-type";
+    }
+    if (!custom_type) {
+      add("Content-Type: " +
+          (req.content_type.empty() ? std::string("application/json") : req.content_type));
+    }
     add("X-Relais-Message-Id: " + req.message->id);
     add("X-Relais-Delivery-Id: " + std::to_string(req.delivery_id));
     add("Expect:");

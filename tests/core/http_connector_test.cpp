@@ -207,6 +207,17 @@ TEST_F(HttpConnectorTest, PostWithBasicAuthAndContentType) {
   EXPECT_EQ(r.body, R"({"event":"x"})");
 }
 
+TEST_F(HttpConnectorTest, ConfiguredContentTypeReplacesThePayloadsOwn) {
+  auto c = make("    url: " + url("/in") +
+                "\n"
+                "    headers: {content-type: 'application/soap+xml; charset=utf-8'}\n");
+  ASSERT_TRUE(c);
+  Outcome o = deliver(*c, R"({"soap":true})", "application/json");
+  EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+  SinkRequest r = only_request();
+  EXPECT_EQ(r.headers["content-type"], "application/soap+xml; charset=utf-8");
+}
+
 TEST_F(HttpConnectorTest, GetSendsNoBody) {
   auto c = make("    url: " + url("/lookup/{$.event}") + "\n    method: GET\n");
   ASSERT_TRUE(c);

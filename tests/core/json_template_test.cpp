@@ -78,6 +78,16 @@ TEST(JsonPath, ErrorsNameThePosition) {
   EXPECT_EQ(*path("$.with space").find(nlohmann::json{{"with space", 1}}), 1);
 }
 
+TEST(JsonPath, StrayCharactersInAFieldNameAreErrors) {
+  JsonPath p;
+  std::string err;
+  EXPECT_FALSE(JsonPath::parse("$.a]", p, err));
+  EXPECT_NE(err.find("unexpected ']' at position 4"), std::string::npos) << err;
+  EXPECT_FALSE(JsonPath::parse("$.a{b", p, err));
+  EXPECT_NE(err.find("unexpected '{' at position 4"), std::string::npos) << err;
+  EXPECT_TRUE(JsonPath::parse("$.nom_usage.x-y", p, err)) << err;
+}
+
 TEST(JsonPath, HugeIndexIsAnErrorNotACrash) {
   JsonPath p;
   std::string err;
