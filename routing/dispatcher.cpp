@@ -133,6 +133,7 @@ void Dispatcher::insert_locked(Dest& d, QueuedDelivery q) {
   auto& kq = d.keys[k];
   kq.key = k;
   if (d.index.count(q.id)) return;  // already queued
+  if (q.message && d.index.size() >= d.settings.max_cached_messages) q.message.reset();
   d.index[q.id] = k;
   auto pos = std::upper_bound(kq.items.begin(), kq.items.end(), q.id,
                               [](int64_t id, const QueuedDelivery& e) { return id < e.id; });

@@ -33,6 +33,9 @@ struct DestinationSettings {
   int concurrency = 1;
   RetryPolicy retry;
   bool hold_on_dead = true;
+  // Queued deliveries beyond this many keep no message body in memory (it is read from the
+  // store when their turn comes): a long backlog costs ids, not bodies.
+  size_t max_cached_messages = 10000;
 };
 
 // What processing one attempt produced (mapping + connector).

@@ -37,6 +37,7 @@ struct Call {
   int attempts_before = 0;  // failed attempts so far (QueuedDelivery::attempts)
   Millis at = 0;            // the clock when the attempt started
   int slot = 0;
+  bool had_message = false;  // the body came with the queued delivery (not read back)
 };
 
 DestinationSettings dest(const std::string& name, int concurrency, Millis initial, Millis max,
@@ -115,7 +116,8 @@ class DispatcherTest : public ::testing::Test {
 
   AttemptResult process(const QueuedDelivery& q, int slot) {
     MessagePtr m = q.message ? q.message : store_->message_by_seq(q.message_seq);
-    Call c{q.id, m ? m->type : "?", q.key, q.attempts, clock_->now_ms(), slot};
+    Call c{q.id, m ? m->type : "?",   q.key, q.attempts, clock_->now_ms(),
+           slot, q.message != nullptr};
     Script script;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -300,6 +302,24 @@ TEST_F(DispatcherTest, FifoPerCorrelationKeyWithConcurrency4) {
   for (const auto& c : calls()) slots.insert(c.slot);
   EXPECT_EQ(*slots.begin(), 0);
   EXPECT_LE(*slots.rbegin(), 3);
+}
+
+TEST_F(DispatcherTest, LongBacklogKeepsNoBodiesBeyondTheCap) {
+  auto settings = dest("d", 1, 10, 20, 3);
+  settings.max_cached_messages = 3;
+  init(SystemClock::instance(), {settings});
+  StopAtExit stop_at_exit{this};
+  // Queued before the workers start: a backlog of 6.
+  send_batch({{"m1", "k"}, {"m2", "k"}, {"m3", "k"}, {"m4", "k"}, {"m5", "k"}, {"m6", "k"}});
+  EXPECT_EQ(stats().queued, 6u);
+  dispatcher_->start();
+  ASSERT_TRUE(wait_called("m6"));
+  auto seen = calls();
+  ASSERT_EQ(seen.size(), 6u);
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].label, "m" + std::to_string(i + 1));  // every body was read back
+    EXPECT_EQ(seen[i].had_message, i < 3) << seen[i].label;
+  }
 }
 
 TEST_F(DispatcherTest, PoisonDeliveryDoesNotBlockOtherKeys) {
