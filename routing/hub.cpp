@@ -30,6 +30,14 @@ bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptRespons
     error.detail = pos == std::string::npos ? what : what.substr(pos);
     error.extra = {{"offset", offset}, {"line", line}, {"column", column}};
     return false;
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for a double (1e999): valid syntax, but not representable.
+    error.status = 400;
+    error.error = "malformed JSON";
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    error.detail = pos == std::string::npos ? what : what.substr(pos + 2);
+    return false;
   }
 }
 

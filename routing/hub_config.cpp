@@ -318,10 +318,35 @@ bool load_hub_config(const std::string& path, const ConnectorRegistry& registry,
   return load_hub_config_text(buf.str(), path, base, registry, out, errors, enrichers);
 }
 
+namespace {
+bool load_text(const std::string& text, const std::string& file, const std::string& base_dir,
+               const ConnectorRegistry& registry, HubConfig& out, std::vector<ConfigError>& errors,
+               const EnricherRegistry* enrichers);
+}  // namespace
+
 bool load_hub_config_text(const std::string& text, const std::string& file,
                           const std::string& base_dir, const ConnectorRegistry& registry,
                           HubConfig& out, std::vector<ConfigError>& errors,
                           const EnricherRegistry* enrichers) {
+  // A document of an unexpected shape (a scalar where a mapping belongs, a list as a key…) is
+  // reported, never thrown out of here.
+  try {
+    return load_text(text, file, base_dir, registry, out, errors, enrichers);
+  } catch (const YAML::Exception& e) {
+    errors.push_back(ConfigError{file, e.mark.line >= 0 ? e.mark.line + 1 : 0,
+                                 e.mark.column >= 0 ? e.mark.column + 1 : 0, "",
+                                 "unexpected structure: " + e.msg});
+  } catch (const std::exception& e) {
+    errors.push_back(
+        ConfigError{file, 0, 0, "", std::string("invalid configuration: ") + e.what()});
+  }
+  return false;
+}
+
+namespace {
+bool load_text(const std::string& text, const std::string& file, const std::string& base_dir,
+               const ConnectorRegistry& registry, HubConfig& out, std::vector<ConfigError>& errors,
+               const EnricherRegistry* enrichers) {
   size_t before = errors.size();
   out = HubConfig();
   out.file = file;
@@ -540,5 +565,7 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
   }
   return errors.size() == before;
 }
+
+}  // namespace
 
 }  // namespace relais

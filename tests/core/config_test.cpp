@@ -747,3 +747,29 @@ TEST(ConfigValues, HugeNumbersAreErrorsNotCrashes) {
 
 }  // namespace
 }  // namespace relais
+
+namespace relais {
+namespace {
+
+// Documents of an unexpected shape are errors with a position, never exceptions.
+TEST(ConfigShapes, ScalarsWhereMappingsBelongAreReported) {
+  Registries registries;
+  for (const char* text : {"store: {path: x.db}\nsources: {a: {type: $.e}}\nroutes:\n  - x\n",
+                           "store: {path: x.db}\nsources: {a: {type: $.e}}\nroutes: [{name: r, "
+                           "source: a, type: {a: b}, to: [{destination: d}]}]\n",
+                           "store: {path: x.db}\nsources: a\n", "[1, 2]\n",
+                           "store: {path: x.db}\nsources: {a: {type: $.e}}\nconnectors:\n  "
+                           "? [x]\n  : {connector: http}\n"}) {
+    HubConfig cfg;
+    std::vector<ConfigError> errors;
+    EXPECT_NO_THROW({
+      EXPECT_FALSE(load_hub_config_text(text, "shape.yaml", "/tmp", registries.connectors, cfg,
+                                        errors, &registries.enrichers))
+          << text;
+    });
+    EXPECT_FALSE(errors.empty()) << text;
+  }
+}
+
+}  // namespace
+}  // namespace relais
