@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -341,6 +342,15 @@ void expand_references(YAML::Node node, const std::string& file, const std::stri
   if (s.rfind("@file:", 0) == 0) {
     std::string p = s.substr(6);
     if (!p.empty() && p[0] != '/') p = base_dir + "/" + p;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) {
+      errors.push_back(error_at(node, file, path, "@file: " + p + " is not a readable file"));
+      return;
+    }
+    if (std::filesystem::file_size(p, ec) > (1u << 20)) {
+      errors.push_back(error_at(node, file, path, "@file: " + p + " is larger than 1 MiB"));
+      return;
+    }
     std::ifstream in(p, std::ios::binary);
     if (!in) {
       errors.push_back(error_at(node, file, path, "cannot read the file named by @file: " + p));
