@@ -215,6 +215,18 @@ void Dispatcher::worker(Dest& d, int slot) {
   }
 }
 
+const Dispatcher::OutcomeCounters& Dispatcher::counters_for(Dest& d, const std::string& source) {
+  std::lock_guard<std::mutex> lock(d.counters_mu);
+  auto it = d.counters.find(source);
+  if (it != d.counters.end()) return it->second;
+  Labels labels{{"source", source}, {"destination", d.settings.name}};
+  OutcomeCounters c{&metrics_.counter("relais_delivered_total", labels),
+                    &metrics_.counter("relais_skipped_total", labels),
+                    &metrics_.counter("relais_retried_total", labels),
+                    &metrics_.counter("relais_dead_total", labels)};
+  return d.counters.emplace(source, c).first->second;
+}
+
 void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r, Millis started,
                         Millis ended) {
   const Outcome& o = r.outcome;
@@ -237,16 +249,16 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   a.text = o.text;
   a.excerpt = o.excerpt.substr(0, 2048);
   std::optional<Millis> next;
-  Labels labels{{"source", q.source}, {"destination", d.settings.name}};
+  const OutcomeCounters& counters = counters_for(d, q.source);
   switch (o.kind) {
     case Outcome::Kind::Delivered:
       u.state = DeliveryState::Delivered;
-      metrics_.counter("relais_delivered_total", labels).inc();
+      counters.delivered->inc();
       d.latency->observe(static_cast<double>(ended - q.received_at) / 1000.0);
       break;
     case Outcome::Kind::Skip:
       u.state = DeliveryState::Skipped;
-      metrics_.counter("relais_skipped_total", labels).inc();
+      counters.skipped->inc();
       break;
     case Outcome::Kind::Retry:
       next = d.settings.retry.next_attempt(attempts, q.received_at, ended, o.retry_after_ms,
@@ -254,16 +266,16 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
       if (next) {
         u.state = DeliveryState::Retrying;
         u.next_attempt_at = *next;
-        metrics_.counter("relais_retried_total", labels).inc();
+        counters.retried->inc();
       } else {
         u.state = DeliveryState::Dead;
         a.text = "gave up after " + std::to_string(attempts) + " attempt(s): " + o.text;
-        metrics_.counter("relais_dead_total", labels).inc();
+        counters.dead->inc();
       }
       break;
     case Outcome::Kind::Reject:
       u.state = DeliveryState::Dead;
-      metrics_.counter("relais_dead_total", labels).inc();
+      counters.dead->inc();
       break;
   }
   d.attempt_duration->observe(static_cast<double>(ended - started) / 1000.0);

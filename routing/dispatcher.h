@@ -102,6 +102,13 @@ class Dispatcher {
     ReadyEntry ready_entry{};
   };
 
+  struct OutcomeCounters {
+    Counter* delivered;
+    Counter* skipped;
+    Counter* retried;
+    Counter* dead;
+  };
+
   struct Dest {
     DestinationSettings settings;
     mutable std::mutex mu;
@@ -112,6 +119,8 @@ class Dispatcher {
     std::vector<std::thread> workers;
     size_t in_flight = 0;
     Histogram* latency = nullptr;
+    std::mutex counters_mu;  // guards `counters` (a leaf lock: nothing else is taken inside)
+    std::unordered_map<std::string, OutcomeCounters> counters;  // by source; entries stay put
     Histogram* attempt_duration = nullptr;
   };
 
@@ -121,6 +130,7 @@ class Dispatcher {
   void unready_locked(Dest& d, KeyQueue& kq);
   void drop_if_idle_locked(Dest& d, KeyQueue& kq);
   void worker(Dest& d, int slot);
+  const OutcomeCounters& counters_for(Dest& d, const std::string& source);
   void finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r, Millis started,
               Millis ended);
   Dest* find(const std::string& name) const;

@@ -88,6 +88,18 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     enrichers_[name] = kind->create(ctx);
   }
   for (const auto& route : config_.routes) routes_by_name_[route.name] = &route;
+  // Every counter of the accept path, looked up once: read-only (lock-free) afterwards.
+  for (const auto& [sname, sc] : config_.sources) {
+    SourceCounters& c = counters_[sname];
+    c.received = &metrics_.counter("relais_received_total", {{"source", sname}});
+    c.rejected = &metrics_.counter("relais_rejected_total", {{"source", sname}});
+    c.unrouted = &metrics_.counter("relais_unrouted_total", {{"source", sname}});
+    c.duplicates = &metrics_.counter("relais_duplicates_total", {{"source", sname}});
+    for (const auto& [dname, dc] : config_.destinations) {
+      c.routed[dname] =
+          &metrics_.counter("relais_routed_total", {{"source", sname}, {"destination", dname}});
+    }
+  }
   dispatcher_ = std::make_unique<Dispatcher>(
       *store_, metrics_, clock_,
       [this](const QueuedDelivery& q, int slot) { return process(q, slot); });
@@ -220,32 +232,33 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   }
   Prepared p = prepare(it->second, request.body, request.idempotency_key, request.headers);
   if (p.failed) {
-    metrics_.counter("relais_rejected_total", {{"source", request.source}}).inc();
+    counters_.at(request.source).rejected->inc();
     return p.error;
   }
-  size_t routed = p.incoming.deliveries.size();
   std::vector<std::string> dests;
   for (const auto& d : p.incoming.deliveries) dests.push_back(d.destination);
   std::vector<Incoming> batch;
   batch.push_back(std::move(p.incoming));
   auto results = store_->accept(std::move(batch));
-  const AcceptResult& r = results.front();
   AcceptResponse out;
+  settle(request.source, results.front(), dests, out);
+  return out;
+}
+
+void Hub::settle(const std::string& source, const AcceptResult& r,
+                 const std::vector<std::string>& dests, AcceptResponse& out) {
+  const SourceCounters& c = counters_.at(source);
   out.id = r.id;
   switch (r.kind) {
     case AcceptResult::Kind::Created:
       out.status = 202;
-      metrics_.counter("relais_received_total", {{"source", request.source}}).inc();
-      if (routed == 0)
-        metrics_.counter("relais_unrouted_total", {{"source", request.source}}).inc();
-      for (const auto& d : dests) {
-        metrics_.counter("relais_routed_total", {{"source", request.source}, {"destination", d}})
-            .inc();
-      }
+      c.received->inc();
+      if (dests.empty()) c.unrouted->inc();
+      for (const auto& d : dests) c.routed.at(d)->inc();
       break;
     case AcceptResult::Kind::Duplicate:
       out.status = 200;
-      metrics_.counter("relais_duplicates_total", {{"source", request.source}}).inc();
+      c.duplicates->inc();
       break;
     case AcceptResult::Kind::Failed:
       out.status = 503;
@@ -253,7 +266,6 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
       out.detail = r.error + " (the message was not accepted: send it again)";
       break;
   }
-  return out;
 }
 
 std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
@@ -284,7 +296,7 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
     if (p.failed) {
       r = p.error;
       r.extra["line"] = line_no;
-      metrics_.counter("relais_rejected_total", {{"source", source_name}}).inc();
+      counters_.at(source_name).rejected->inc();
       out.push_back(std::move(r));
     } else {
       std::vector<std::string> d;
@@ -299,32 +311,8 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
   }
   if (batch.empty()) return out;
   auto results = store_->accept(std::move(batch));
-  for (size_t i = 0; i < results.size(); ++i) {
-    AcceptResponse& r = out[slot_of[i]];
-    r.id = results[i].id;
-    switch (results[i].kind) {
-      case AcceptResult::Kind::Created:
-        r.status = 202;
-        metrics_.counter("relais_received_total", {{"source", source_name}}).inc();
-        if (dests[i].empty()) {
-          metrics_.counter("relais_unrouted_total", {{"source", source_name}}).inc();
-        }
-        for (const auto& d : dests[i]) {
-          metrics_.counter("relais_routed_total", {{"source", source_name}, {"destination", d}})
-              .inc();
-        }
-        break;
-      case AcceptResult::Kind::Duplicate:
-        r.status = 200;
-        metrics_.counter("relais_duplicates_total", {{"source", source_name}}).inc();
-        break;
-      case AcceptResult::Kind::Failed:
-        r.status = 503;
-        r.error = "not stored";
-        r.detail = results[i].error;
-        break;
-    }
-  }
+  for (size_t i = 0; i < results.size(); ++i)
+    settle(source_name, results[i], dests[i], out[slot_of[i]]);
   return out;
 }
 

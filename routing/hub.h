@@ -71,6 +71,17 @@ class Hub {
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);
   AttemptResult process(const QueuedDelivery& q, int slot);
+  // Turns a store result into the answer and counts it.
+  void settle(const std::string& source, const AcceptResult& r,
+              const std::vector<std::string>& dests, AcceptResponse& out);
+
+  struct SourceCounters {
+    Counter* received = nullptr;
+    Counter* rejected = nullptr;
+    Counter* unrouted = nullptr;
+    Counter* duplicates = nullptr;
+    std::map<std::string, Counter*> routed;  // by destination
+  };
 
   HubConfig config_;
   const Clock& clock_;
@@ -80,6 +91,7 @@ class Hub {
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
   std::map<std::string, std::unique_ptr<Enricher>> enrichers_;
   std::map<std::string, const RouteConfig*> routes_by_name_;
+  std::map<std::string, SourceCounters> counters_;  // by source; filled by the constructor
   std::shared_ptr<MappingStage> mappings_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<bool> running_{false};
