@@ -82,6 +82,14 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE deliveries ADD COLUMN flags TEXT NOT NULL DEFAULT ''",
            "CREATE INDEX deliveries_flagged ON deliveries(message_seq) WHERE flags <> ''",
        }},
+      {4,
+       "cross-references to external systems",
+       {
+           "CREATE TABLE xrefs (destination TEXT NOT NULL, key TEXT NOT NULL, "
+           "external_id TEXT NOT NULL, version TEXT NOT NULL, message_id TEXT NOT NULL, "
+           "updated_at INTEGER NOT NULL, PRIMARY KEY(destination, key))",
+           "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at)",
+       }},
   };
   return list;
 }
