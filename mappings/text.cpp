@@ -33,24 +33,6 @@ char32_t next_cp(std::string_view s, size_t& i) {
   return cp;
 }
 
-void put_cp(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 char32_t to_upper(char32_t c) {
   if (c >= 'a' && c <= 'z') return c - 32;
   if (c < 0xE0) return c;
@@ -140,14 +122,14 @@ bool in_gsm7(char32_t c) {
 std::string upper(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) put_cp(out, to_upper(next_cp(s, i)));
+  for (size_t i = 0; i < s.size();) append_utf8(out, to_upper(next_cp(s, i)));
   return out;
 }
 
 std::string lower(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) put_cp(out, to_lower(next_cp(s, i)));
+  for (size_t i = 0; i < s.size();) append_utf8(out, to_lower(next_cp(s, i)));
   return out;
 }
 
@@ -158,10 +140,10 @@ std::string capitalize(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     char32_t c = next_cp(s, i);
     if (is_letter(c)) {
-      put_cp(out, start ? to_upper(c) : to_lower(c));
+      append_utf8(out, start ? to_upper(c) : to_lower(c));
       start = false;
     } else {
-      put_cp(out, c);
+      append_utf8(out, c);
       start = true;
     }
   }
@@ -219,7 +201,7 @@ std::string gsm7(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     char32_t c = next_cp(s, i);
     if (in_gsm7(c)) {
-      put_cp(out, c);
+      append_utf8(out, c);
     } else if (const char* p = punct(c)) {
       out += p;
     } else if (c >= 0xC0 && c < 0x180 && *kStrip[c - 0xC0]) {
@@ -295,6 +277,24 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
   }
   out.append(s.substr(pos));
   return out;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
 }
 
 }  // namespace relais::mappings::text

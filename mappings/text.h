@@ -26,5 +26,7 @@ std::string substring(std::string_view s, long long start, long long count);
 std::string truncate(std::string_view s, long long max, std::string_view suffix);
 std::string pad(std::string_view s, long long width, std::string_view fill, bool left);
 std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
+// Appends the UTF-8 encoding of one code point.
+void append_utf8(std::string& out, char32_t cp);
 
 }  // namespace relais::mappings::text
