@@ -23,12 +23,17 @@ int main(int argc, char** argv) {
   relais::tools::HttpSink sink(port, false, 8);
   sink.set_responder([&](const relais::tools::SinkRequest& r) {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
-    std::string event = j.is_object() && j.contains("event") && j["event"].is_string()
-                            ? j["event"].get<std::string>()
-                            : "?";
+    // The raw CMS76 event says "event"; a mapped calendar payload says "action".
+    std::string event = "?";
+    for (const char* key : {"event", "action"}) {
+      if (j.is_object() && j.contains(key) && j[key].is_string()) {
+        event = std::string(key) + "=" + j[key].get<std::string>();
+        break;
+      }
+    }
     auto id = r.headers.count("x-relais-message-id") ? r.headers.at("x-relais-message-id") : "";
     std::lock_guard<std::mutex> lock(out_mu);
-    std::cout << "sandbox: received " << r.method << " " << r.path << " event=" << event
+    std::cout << "sandbox: received " << r.method << " " << r.path << " " << event
               << " message=" << id << " (" << r.body.size() << " bytes)" << std::endl;
     relais::tools::SinkResponse resp;
     resp.headers["Location"] = "/sandbox/items/" + id;
