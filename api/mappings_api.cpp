@@ -51,6 +51,17 @@ json result_json(const mappings::MapResult& r) {
   return json::object();
 }
 
+// Answers the storing of a new version: 201, or 422 with every diagnostic (nothing stored).
+void answer_new_version(Poco::Net::HTTPServerResponse& resp, const std::string& name,
+                        const MappingCheck& check, const char* refused, bool active) {
+  if (!check.ok) {
+    send_error(resp, 422, refused, diagnostics_text(check.diagnostics),
+               {{"diagnostics", diagnostics_json(check.diagnostics)}});
+    return;
+  }
+  send_json(resp, 201, {{"name", name}, {"version", check.version}, {"active", active}});
+}
+
 bool is_admin(const TokenConfig& t) {
   return t.role == "admin";
 }
@@ -114,14 +125,10 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
                    "send {\"format\": \"csv\"|\"yaml\", \"content\": \"…\", \"comment\": \"…\"}");
         return true;
       }
-      auto check = repo.add_table_version(name, format, body["content"].get<std::string>(),
-                                          token.name, body.value("comment", ""));
-      if (!check.ok) {
-        send_error(resp, 422, "refused", diagnostics_text(check.diagnostics),
-                   {{"diagnostics", diagnostics_json(check.diagnostics)}});
-        return true;
-      }
-      send_json(resp, 201, {{"name", name}, {"version", check.version}, {"active", true}});
+      answer_new_version(resp, name,
+                         repo.add_table_version(name, format, body["content"].get<std::string>(),
+                                                token.name, body.value("comment", "")),
+                         "refused", true);
       return true;
     }
     return false;
@@ -197,14 +204,10 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
       return true;
     }
     bool activate = body.value("activate", false);
-    auto check = repo.add_version(name, body["content"].get<std::string>(), token.name,
-                                  body.value("comment", ""), activate);
-    if (!check.ok) {
-      send_error(resp, 422, "mapping refused", diagnostics_text(check.diagnostics),
-                 {{"diagnostics", diagnostics_json(check.diagnostics)}});
-      return true;
-    }
-    send_json(resp, 201, {{"name", name}, {"version", check.version}, {"active", activate}});
+    answer_new_version(resp, name,
+                       repo.add_version(name, body["content"].get<std::string>(), token.name,
+                                        body.value("comment", ""), activate),
+                       "mapping refused", activate);
     return true;
   }
   if (op == "validate") {

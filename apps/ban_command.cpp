@@ -7,6 +7,7 @@
 
 #include "apps/commands.h"
 #include "connectors/ban/ban.h"
+#include "core/files.h"
 
 namespace relais {
 namespace {
@@ -60,14 +61,12 @@ int ban_command(int argc, char** argv) {
     (help ? std::cout : std::cerr) << kUsage;
     return help ? 0 : 64;
   }
-  std::ifstream in(input, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!read_text_file(input, text)) {
     std::cerr << "relais ban: cannot read " << input << "\n";
     return 64;
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto rows = ban::csv_parse(buf.str());
+  auto rows = ban::csv_parse(text);
   if (rows.empty()) {
     std::cerr << "relais ban: " << input << " has no header line\n";
     return 1;

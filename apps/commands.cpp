@@ -11,6 +11,7 @@
 #include "connectors/registry.h"
 #include "core/clock.h"
 #include "core/document_store.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/store.h"
 #include "mappings/mapping.h"
@@ -242,16 +243,14 @@ int mapping_command(int argc, char** argv) {
     return help ? 0 : 64;
   }
   std::string input_path = option(argc, argv, "--input");
-  std::ifstream in(input_path);
-  if (input_path.empty() || !in) {
+  std::string input_text;
+  if (input_path.empty() || !read_text_file(input_path, input_text)) {
     std::cerr << "relais mapping test: cannot read --input " << input_path << "\n";
     return 64;
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
   nlohmann::json input;
   AcceptResponse perr;
-  if (!parse_json_body(buf.str(), input, perr)) {
+  if (!parse_json_body(input_text, input, perr)) {
     std::cerr << input_path << ": " << perr.detail << "\n";
     return 1;
   }
@@ -266,13 +265,15 @@ int mapping_command(int argc, char** argv) {
     std::shared_ptr<const mappings::CompiledMapping> compiled;
     int64_t version = 0;
     if (!file.empty()) {
-      std::ifstream mf(file);
-      std::stringstream mbuf;
-      mbuf << mf.rdbuf();
+      std::string mapping_text;
+      if (!read_text_file(file, mapping_text)) {
+        std::cerr << "relais mapping test: cannot read --file " << file << "\n";
+        return 64;
+      }
       std::string tables_dir = option(argc, argv, "--tables");
       auto tables = tables_dir.empty() ? mappings::TableSet::empty()
                                        : mappings::TableSet::load_dir(tables_dir, diags);
-      compiled = mappings::compile(mbuf.str(), file, tables, diags);
+      compiled = mappings::compile(mapping_text, file, tables, diags);
     } else {
       HubConfig cfg;
       auto repo = open_repository(argc, argv, cfg);
@@ -317,10 +318,9 @@ bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
       std::string file = e.path().filename().string();
       if (file.size() > 10 && file.compare(file.size() - 10, 10, ".test.yaml") == 0) continue;
       if (e.path().extension() != ".yaml") continue;
-      std::ifstream in(e.path());
-      std::stringstream buf;
-      buf << in.rdbuf();
-      if (mappings::compile(buf.str(), e.path().string(), tables, diags)) {
+      std::string text;
+      read_text_file(e.path().string(), text);  // unreadable: empty, so it does not compile
+      if (mappings::compile(text, e.path().string(), tables, diags)) {
         known.insert(e.path().stem().string());
       }
     }

@@ -1,4 +1,5 @@
 #include "core/config_spec.h"
+#include "core/files.h"
 
 #include <cctype>
 #include <cstdint>
@@ -351,14 +352,11 @@ void expand_references(YAML::Node node, const std::string& file, const std::stri
       errors.push_back(error_at(node, file, path, "@file: " + p + " is larger than 1 MiB"));
       return;
     }
-    std::ifstream in(p, std::ios::binary);
-    if (!in) {
+    std::string content;
+    if (!read_text_file(p, content)) {
       errors.push_back(error_at(node, file, path, "cannot read the file named by @file: " + p));
       return;
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    std::string content = buf.str();
     while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) {
       content.pop_back();
     }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/crypto.h"
+#include "core/files.h"
 
 namespace relais {
 namespace {
@@ -307,15 +308,13 @@ const ConfigSpec& hub_config_spec() {
 
 bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
                      std::vector<ConfigError>& errors, const EnricherRegistry* enrichers) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!read_text_file(path, text)) {
     errors.push_back(ConfigError{path, 0, 0, "", "cannot open the configuration file"});
     return false;
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
   std::string base = std::filesystem::absolute(path).parent_path().string();
-  return load_hub_config_text(buf.str(), path, base, registry, out, errors, enrichers);
+  return load_hub_config_text(text, path, base, registry, out, errors, enrichers);
 }
 
 namespace {

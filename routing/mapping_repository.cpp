@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/files.h"
 #include "core/log.h"
 
 namespace relais {
@@ -11,10 +12,9 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
+  std::string text;
+  read_text_file(p.string(), text);  // an unreadable file reads as empty: it will not compile
+  return text;
 }
 DocumentVersion make_doc(const std::string& kind, const std::string& name,
                          const std::string& format, const std::string& content,
@@ -36,6 +36,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 MappingRepository::MappingRepository(DocumentStore& docs, const Clock& clock)
     : docs_(docs), clock_(clock) {
+  init_snapshot();
+}
+
+void MappingRepository::init_snapshot() {
   auto s = std::make_shared<Snapshot>();
   s->tables = mappings::TableSet::empty();
   snap_ = s;
@@ -43,9 +47,7 @@ MappingRepository::MappingRepository(DocumentStore& docs, const Clock& clock)
 
 MappingRepository::MappingRepository(std::unique_ptr<DocumentStore> docs, const Clock& clock)
     : owned_docs_(std::move(docs)), docs_(*owned_docs_), clock_(clock) {
-  auto s = std::make_shared<Snapshot>();
-  s->tables = mappings::TableSet::empty();
-  snap_ = s;
+  init_snapshot();
 }
 
 MappingRepository::~MappingRepository() {
@@ -69,12 +71,6 @@ std::map<std::string, std::pair<std::string, std::string>> MappingRepository::ac
   return out;
 }
 
-std::shared_ptr<const mappings::TableSet> MappingRepository::build_tables(
-    const std::map<std::string, std::pair<std::string, std::string>>& docs,
-    std::vector<mappings::Diagnostic>& d) const {
-  return mappings::TableSet::from_documents(docs, d);
-}
-
 bool MappingRepository::reload(std::vector<std::string>& errors) {
   std::lock_guard<std::mutex> lock(publish_mu_);
   return reload_locked(errors);
@@ -84,7 +80,7 @@ bool MappingRepository::reload_locked(std::vector<std::string>& errors) {
   int64_t gen = docs_.generation();
   std::vector<mappings::Diagnostic> diags;
   auto next = std::make_shared<Snapshot>();
-  next->tables = build_tables(active_table_docs(), diags);
+  next->tables = mappings::TableSet::from_documents(active_table_docs(), diags);
   for (const auto& doc : docs_.active("mapping")) {
     auto compiled = mappings::compile(doc.content, doc.name + " v" + std::to_string(doc.version),
                                       next->tables, diags);
@@ -243,7 +239,7 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
   std::lock_guard<std::mutex> lock(publish_mu_);
   auto docs = active_table_docs();
   docs[name] = {format, text};
-  auto tables = build_tables(docs, out.diagnostics);
+  auto tables = mappings::TableSet::from_documents(docs, out.diagnostics);
   auto next = std::make_shared<Snapshot>();
   next->tables = tables;
   for (const auto& doc : docs_.active("mapping")) {
@@ -289,7 +285,7 @@ ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,
       changed_tables[name] = {format, text};
     }
   }
-  auto tables = build_tables(table_docs, diags);
+  auto tables = mappings::TableSet::from_documents(table_docs, diags);
   // Mappings.
   std::map<std::string, std::string> current;
   for (const auto& d : docs_.active("mapping")) current[d.name] = d.content;

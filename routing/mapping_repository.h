@@ -92,10 +92,8 @@ class MappingRepository final : public MappingStage {
     std::map<std::string, Entry> mappings;
   };
   std::shared_ptr<const Snapshot> snapshot() const;
+  void init_snapshot();
   bool reload_locked(std::vector<std::string>& errors);
-  std::shared_ptr<const mappings::TableSet> build_tables(
-      const std::map<std::string, std::pair<std::string, std::string>>& docs,
-      std::vector<mappings::Diagnostic>& d) const;
   std::map<std::string, std::pair<std::string, std::string>> active_table_docs() const;
 
   std::unique_ptr<DocumentStore> owned_docs_;
