@@ -206,6 +206,8 @@ class Geocoder {
   Lookup reverse(double lon, double lat, const std::string& type = "housenumber");
   const Options& options() const { return options_; }
   LruCache* cache() { return cache_.get(); }
+  // The shared Redis client, or null when none is configured.
+  Redis* redis() { return redis_.get(); }
   uint64_t http_requests() const { return http_requests_.load(); }
 
  private:

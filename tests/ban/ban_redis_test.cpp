@@ -196,6 +196,14 @@ TEST_F(BanRedisTest, RateLimitIsSharedByNodes) {
   o.cache_size = 0;
   auto node_a = enricher(o);
   auto node_b = enricher(o);
+  // The property holds only while both nodes reach Redis (alone, each falls back to its own
+  // local budget): make sure both are connected before counting, so a node that met the server
+  // a moment too early cannot make the test pass or fail for the wrong reason.
+  for (auto* node : {node_a.get(), node_b.get()}) {
+    ASSERT_NE(node->geocoder().redis(), nullptr);
+    ASSERT_TRUE(wait_until([&] { return node->geocoder().redis()->ping(); },
+                           std::chrono::milliseconds(5000), std::chrono::milliseconds(100)));
+  }
   const int per_node = 14;
   auto run = [&](ban::BanEnricher* e, const std::string& tag) {
     for (int i = 0; i < per_node; ++i) {
