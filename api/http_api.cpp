@@ -45,6 +45,9 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
   if (d.next_attempt_at && d.state == DeliveryState::Retrying) {
     j["next_attempt_at"] = format_rfc3339(d.next_attempt_at);
   }
+  if (d.next_attempt_at && d.state == DeliveryState::Pending) {
+    j["scheduled_at"] = format_rfc3339(d.next_attempt_at);  // deferred by its connector
+  }
   if (d.not_before) j["not_before"] = format_rfc3339(d.not_before);
   if (!d.last_outcome.empty() || !d.last_text.empty()) {
     j["last_outcome"] = {{"outcome", d.last_outcome},
@@ -139,6 +142,15 @@ class ApiHandler final : public HTTPRequestHandler {
       return;
     }
     const TokenConfig* token = authenticate(req);
+    {
+      // Partners' callbacks (delivery reports, replies) cannot send a bearer token: the
+      // connector checks its own secret on /api/v1/connectors/{name}/inbound/...
+      auto seg = split_path(path);
+      if (seg.size() >= 5 && seg[0] == "api" && seg[1] == "v1" && seg[2] == "connectors" &&
+          (seg[4] == "inbound" || token != nullptr)) {
+        return connector_request(req, resp, uri, seg, token);
+      }
+    }
     if (token == nullptr) {
       resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
       send_error(resp, 401, "unauthorized", "a valid bearer token is required");
@@ -200,6 +212,34 @@ class ApiHandler final : public HTTPRequestHandler {
       if (m.handle(seg, uri, req, resp)) return;
     }
     send_error(resp, 404, "not found", "no endpoint at " + path);
+  }
+
+  void connector_request(HTTPServerRequest& req, HTTPServerResponse& resp, const Poco::URI& uri,
+                         const std::vector<std::string>& seg, const TokenConfig* token) {
+    Connector* c = hub_.connector(seg[3]);
+    if (c == nullptr) {
+      return send_error(resp, 404, "not found", "no destination named '" + seg[3] + "'");
+    }
+    InboundRequest in;
+    in.method = req.getMethod();
+    for (size_t i = 4; i < seg.size(); ++i) in.path += (i > 4 ? "/" : "") + seg[i];
+    for (const auto& [k, v] : uri.getQueryParameters()) in.query[k] = v;
+    in.content_type = lower(req.getContentType());
+    if (!read_body(req, config_.max_body, in.body, &resp)) {
+      resp.setKeepAlive(false);
+      return send_error(resp, 413, "payload too large", "the body exceeds the limit");
+    }
+    if (in.content_type.rfind("application/x-www-form-urlencoded", 0) == 0) {
+      Poco::URI form("/?" + in.body);
+      for (const auto& [k, v] : form.getQueryParameters()) in.query.emplace(k, v);
+    }
+    if (token != nullptr) {
+      in.role = token->role;
+      in.actor = token->name;
+    }
+    auto out = c->inbound(in);
+    if (!out) return send_error(resp, 404, "not found", "no endpoint at " + uri.getPath());
+    send_json(resp, out->status, out->body);
   }
 
   void method_not_allowed(HTTPServerResponse& resp, const std::string& allow) {

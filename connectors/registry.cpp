@@ -2,11 +2,13 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/http/http_connector.h"
+#include "connectors/sms/sms_connector.h"
 
 namespace relais {
 
 void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
+  register_sms_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,24 @@ struct DeliveryRequest {
   int slot = 0;                            // worker slot in [0, concurrency)
 };
 
+// A request a connector's partner makes to relais (delivery reports, replies) or a person's
+// request about the connector's own records, routed by the API to
+// /api/v1/connectors/{destination}/{path}. References are valid for the call only.
+struct InboundRequest {
+  std::string method;
+  std::string path;                          // after /api/v1/connectors/{destination}/
+  std::map<std::string, std::string> query;  // query string and form fields, decoded
+  std::string body;
+  std::string content_type;
+  std::string role;   // the bearer token's role; "" when the request carries none
+  std::string actor;  // the bearer token's name; "" when none
+};
+
+struct InboundResponse {
+  int status = 200;
+  nlohmann::json body = nlohmann::json::object();  // sent as JSON
+};
+
 // A configured destination instance. deliver() is called concurrently from up to `concurrency`
 // worker threads, each with its own slot index: implementations keep per-slot state (e.g. one
 // connection per slot) or synchronise internally. Owned by the Hub; lives until shutdown.
@@ -42,6 +61,12 @@ class Connector {
   virtual Outcome deliver(const DeliveryRequest& request) = 0;
   // Checks that the destination is reachable and the credentials work, without sending data.
   virtual Status probe() { return Status::success(); }
+  // Answers an inbound request (see InboundRequest); nullopt when the connector has no such
+  // endpoint. Called concurrently from API threads. Never throws.
+  virtual std::optional<InboundResponse> inbound(const InboundRequest& request) {
+    (void)request;
+    return std::nullopt;
+  }
 };
 
 // What a factory gets to build an instance.
@@ -51,6 +76,7 @@ struct ConnectorContext {
   int concurrency = 1;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
+  std::string store_path;  // the hub's SQLite store (migrated), for connectors' own tables
 };
 
 // A kind of connector. Plain value held by the registry.

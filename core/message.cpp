@@ -14,6 +14,8 @@ const char* to_string(Outcome::Kind k) {
       return "reject";
     case Outcome::Kind::Skip:
       return "skip";
+    case Outcome::Kind::Defer:
+      return "defer";
   }
   return "?";
 }

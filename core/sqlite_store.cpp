@@ -90,6 +90,22 @@ const std::vector<Migration>& migrations() {
            "updated_at INTEGER NOT NULL, PRIMARY KEY(destination, key))",
            "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at)",
        }},
+      {5,
+       "SMS records and the SMS opt-out list",
+       {
+           "CREATE TABLE sms_records (delivery_id INTEGER PRIMARY KEY, "
+           "destination TEXT NOT NULL, driver TEXT NOT NULL, reference TEXT NOT NULL, "
+           "gateway_ref TEXT NOT NULL DEFAULT '', number_hash TEXT NOT NULL, "
+           "encoding TEXT NOT NULL, segments INTEGER NOT NULL, cost_cents REAL NOT NULL, "
+           "state TEXT NOT NULL, dlr_status INTEGER NOT NULL DEFAULT 0, "
+           "detail TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, "
+           "updated_at INTEGER NOT NULL)",
+           "CREATE INDEX sms_records_reference ON sms_records(reference)",
+           "CREATE INDEX sms_records_gateway_ref ON sms_records(gateway_ref) "
+           "WHERE gateway_ref <> ''",
+           "CREATE TABLE sms_optouts (number_hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, "
+           "source TEXT NOT NULL, keyword TEXT NOT NULL)",
+       }},
   };
   return list;
 }

@@ -12,7 +12,10 @@ namespace relais {
 // The result of one delivery attempt, as a connector reports it.
 // Value type; no thread-safety concerns.
 struct Outcome {
-  enum class Kind { Delivered, Retry, Reject, Skip };
+  // Defer: not an attempt. The connector decided the message must not go before
+  // `not_before` (a reminder's send time, a sending window): the delivery waits, pending, and
+  // does not consume an attempt.
+  enum class Kind { Delivered, Retry, Reject, Skip, Defer };
 
   Kind kind = Kind::Delivered;
   std::string error_class;  // "http", "network", "timeout", "mapping", "config", … ("" on success)
@@ -20,7 +23,8 @@ struct Outcome {
   std::string text;         // a sentence a person can read; never personal data
   std::string external_ref;               // Delivered: the partner's reference, when it gives one
   std::optional<int64_t> retry_after_ms;  // Retry: the peer's own delay (Retry-After, back-off)
-  std::string excerpt;  // bounded excerpt of the peer's answer, for the attempt history
+  std::string excerpt;     // bounded excerpt of the peer's answer, for the attempt history
+  int64_t not_before = 0;  // Defer: the earliest time (UTC ms) of the next try
 
   static Outcome delivered(std::string ref = {}, std::string text = {}) {
     Outcome o;
@@ -45,6 +49,14 @@ struct Outcome {
     o.error_class = std::move(cls);
     o.code = code;
     o.text = std::move(text);
+    return o;
+  }
+  static Outcome defer(int64_t not_before_ms, std::string reason) {
+    Outcome o;
+    o.kind = Kind::Defer;
+    o.error_class = "scheduled";
+    o.not_before = not_before_ms;
+    o.text = std::move(reason);
     return o;
   }
   static Outcome skip(std::string reason) {

@@ -103,10 +103,12 @@ void Dispatcher::enqueue(std::vector<QueuedDelivery>&& deliveries) {
     by_dest[d].push_back(&q);
   }
   for (auto& [d, list] : by_dest) {
+    std::vector<DeliveryUpdate> replaced;
     {
       std::lock_guard<std::mutex> lock(d->mu);
-      for (auto* q : list) insert_locked(*d, std::move(*q));
+      for (auto* q : list) insert_locked(*d, std::move(*q), replaced);
     }
+    record_replaced(replaced);
     // Wake one worker per new delivery, not every worker per batch: a commit group of a few
     // messages used to wake all `concurrency` workers, most of which found nothing to do.
     if (list.size() >= static_cast<size_t>(d->settings.concurrency)) {
@@ -128,7 +130,7 @@ void Dispatcher::hold(const HeldKey& held) {
   unready_locked(*d, kq);
 }
 
-void Dispatcher::insert_locked(Dest& d, QueuedDelivery q) {
+void Dispatcher::insert_locked(Dest& d, QueuedDelivery q, std::vector<DeliveryUpdate>& replaced) {
   std::string k = queue_key(q);
   auto& kq = d.keys[k];
   kq.key = k;
@@ -140,7 +142,48 @@ void Dispatcher::insert_locked(Dest& d, QueuedDelivery q) {
   bool becomes_front = pos == kq.items.begin();
   kq.items.insert(pos, std::move(q));
   if (becomes_front) unready_locked(d, kq);
+  replace_older_locked(d, kq, replaced);
   make_ready_locked(d, kq);
+}
+
+void Dispatcher::replace_older_locked(Dest& d, KeyQueue& kq,
+                                      std::vector<DeliveryUpdate>& replaced) {
+  if (!d.settings.replace_pending || kq.items.size() < 2 || kq.key.rfind("k:", 0) != 0) return;
+  const QueuedDelivery& newest = kq.items.back();  // items are ordered by delivery id
+  std::string by = newest.message
+                       ? "le message " + newest.message->id + " (" + newest.message->type + ")"
+                       : "la livraison " + std::to_string(newest.id);
+  Millis now = clock_.now_ms();
+  bool front_changed = false;
+  for (auto it = kq.items.begin(); it + 1 != kq.items.end();) {
+    if (it->id == kq.busy_id) {  // in flight: finish() replaces it if it stays queued
+      ++it;
+      continue;
+    }
+    DeliveryUpdate u;
+    u.id = it->id;
+    u.state = DeliveryState::Skipped;
+    u.attempts = it->attempts;
+    u.now = now;
+    Attempt a;
+    a.at = now;
+    a.outcome = "skip";
+    a.error_class = "replaced";
+    a.text = "remplacé par " + by + ", plus récent pour la même clé";
+    u.attempt = std::move(a);
+    u.expected = {DeliveryState::Pending, DeliveryState::Retrying};
+    replaced.push_back(std::move(u));
+    counters_for(d, it->source).skipped->inc();
+    front_changed = front_changed || it == kq.items.begin();
+    d.index.erase(it->id);
+    it = kq.items.erase(it);
+  }
+  if (front_changed) unready_locked(d, kq);
+}
+
+void Dispatcher::record_replaced(std::vector<DeliveryUpdate>& replaced) {
+  for (auto& u : replaced) store_.record(std::move(u));
+  replaced.clear();
 }
 
 void Dispatcher::make_ready_locked(Dest& d, KeyQueue& kq) {
@@ -251,6 +294,13 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   std::optional<Millis> next;
   const OutcomeCounters& counters = counters_for(d, q.source);
   switch (o.kind) {
+    case Outcome::Kind::Defer:
+      // Not an attempt: the delivery waits, pending, until not_before.
+      u.state = q.attempts > 0 ? DeliveryState::Retrying : DeliveryState::Pending;
+      u.attempts = attempts = q.attempts;
+      next = std::max(o.not_before, ended);
+      u.next_attempt_at = *next;
+      break;
     case Outcome::Kind::Delivered:
       u.state = DeliveryState::Delivered;
       counters.delivered->inc();
@@ -283,7 +333,8 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   DeliveryState state = u.state;
   store_.record(std::move(u));
 
-  std::lock_guard<std::mutex> lock(d.mu);
+  std::vector<DeliveryUpdate> replaced;
+  std::unique_lock<std::mutex> lock(d.mu);
   --d.in_flight;
   auto kit = d.keys.find(queue_key(q));
   if (kit == d.keys.end()) return;
@@ -292,7 +343,7 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   auto it = std::find_if(kq.items.begin(), kq.items.end(),
                          [&](const QueuedDelivery& e) { return e.id == q.id; });
   if (it != kq.items.end()) {
-    if (state == DeliveryState::Retrying) {
+    if (state == DeliveryState::Retrying || o.kind == Outcome::Kind::Defer) {
       it->attempts = attempts;
       it->due = *next;
       if (!it->message && q.message) it->message = q.message;
@@ -306,11 +357,15 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
       }
     }
   }
+  // A delivery that stays queued (retry, deferred) while a newer one of its key arrived.
+  replace_older_locked(d, kq, replaced);
   make_ready_locked(d, kq);
   drop_if_idle_locked(d, kq);
   // The calling worker takes the next ready delivery itself when it loops; wake another one
   // only if more than that one is ready (each insertion into `ready` notified already).
   if (d.ready.size() > 1) d.cv.notify_one();
+  lock.unlock();
+  record_replaced(replaced);
 }
 
 bool Dispatcher::in_flight(int64_t delivery_id) const {
@@ -384,13 +439,15 @@ Status Dispatcher::retry(int64_t delivery_id) {
   q.received_at = clock_.now_ms();  // a person's retry gets a fresh age budget
   q.message_seq = del->message_seq;
   q.message = m;
+  std::vector<DeliveryUpdate> replaced;
   {
     std::lock_guard<std::mutex> lock(d->mu);
     std::string k = queue_key(q);
     auto kit = d->keys.find(k);
     if (kit != d->keys.end() && kit->second.held_by == delivery_id) kit->second.held_by = 0;
-    insert_locked(*d, std::move(q));
+    insert_locked(*d, std::move(q), replaced);
   }
+  record_replaced(replaced);
   d->cv.notify_one();
   return Status::success();
 }

@@ -36,6 +36,10 @@ struct DestinationSettings {
   // Queued deliveries beyond this many keep no message body in memory (it is read from the
   // store when their turn comes): a long backlog costs ids, not bodies.
   size_t max_cached_messages = 10000;
+  // Only the newest delivery of a correlation key matters (e.g. an appointment's reminder):
+  // when a newer delivery of the same key arrives, the older ones still waiting (not in
+  // flight) are skipped, with a reason naming the newer message.
+  bool replace_pending = false;
 };
 
 // What processing one attempt produced (mapping + connector).
@@ -125,7 +129,11 @@ class Dispatcher {
   };
 
   static std::string queue_key(const QueuedDelivery& d);
-  void insert_locked(Dest& d, QueuedDelivery q);
+  // `replaced` collects the store updates of deliveries superseded by a newer one of their key
+  // (replace_pending); the caller records them after releasing the destination's lock.
+  void insert_locked(Dest& d, QueuedDelivery q, std::vector<DeliveryUpdate>& replaced);
+  void replace_older_locked(Dest& d, KeyQueue& kq, std::vector<DeliveryUpdate>& replaced);
+  void record_replaced(std::vector<DeliveryUpdate>& replaced);
   void make_ready_locked(Dest& d, KeyQueue& kq);
   void unready_locked(Dest& d, KeyQueue& kq);
   void drop_if_idle_locked(Dest& d, KeyQueue& kq);

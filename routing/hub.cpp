@@ -75,6 +75,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.concurrency = dc.concurrency;
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
+    ctx.store_path = config_.store_path;
     connectors_[name] = kind->create(ctx);
   }
   for (const auto& [name, ec] : config_.enrichers) {
@@ -104,8 +105,9 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
       *store_, metrics_, clock_,
       [this](const QueuedDelivery& q, int slot) { return process(q, slot); });
   for (const auto& [name, dc] : config_.destinations) {
-    dispatcher_->add_destination(
-        DestinationSettings{name, dc.concurrency, dc.retry, dc.hold_on_dead});
+    DestinationSettings ds{name, dc.concurrency, dc.retry, dc.hold_on_dead};
+    ds.replace_pending = dc.replace_pending;
+    dispatcher_->add_destination(ds);
   }
   store_->set_commit_listener(
       [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });

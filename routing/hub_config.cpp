@@ -268,6 +268,9 @@ const ConfigSpec& destination_spec() {
            "when a delivery goes dead: hold later messages of the same key, or release them",
            {"hold", "release"}},
           {"retry", F::Object, "", false, "back-off with full jitter", {}, &retry_spec()},
+          {"replace_pending", F::Bool, "false", false,
+           "only the newest delivery of a correlation key matters: a newer one replaces the "
+           "older ones still waiting (skipped, naming the newer message), e.g. reminders"},
       }};
   return s;
 }
@@ -459,6 +462,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.settings = std::move(settings);
         dc.concurrency = static_cast<int>(dc.settings.integer("concurrency"));
         dc.hold_on_dead = dc.settings.str("on_dead") == "hold";
+        dc.replace_pending = dc.settings.boolean("replace_pending");
         auto r = dc.settings.object("retry");
         dc.retry.initial_ms = r.duration_ms("initial");
         dc.retry.max_ms = r.duration_ms("max");

@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   tzdata clang-format libxml2-utils
   nginx-light wrk redis-server
+  kannel kannel-extras
 )
 
 missing=()

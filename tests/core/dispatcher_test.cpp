@@ -649,6 +649,109 @@ TEST_F(DispatcherTest, SkipGivesSkipped) {
   EXPECT_EQ(stats().held_keys, 0u);
 }
 
+TEST_F(DispatcherTest, DeferWaitsWithoutConsumingAnAttemptAndSurvivesARestart) {
+  ManualClock& clock = manual_;  // outlives the dispatcher's workers
+  init(clock, {dest("d", 1, 1, 1, 2)});
+  // The connector defers until kT0 + 60 s, then delivers.
+  set_script([&clock](const Call&) {
+    if (clock.now_ms() < kT0 + 60000) return Outcome::defer(kT0 + 60000, "programmé");
+    return Outcome::delivered("sent");
+  });
+  dispatcher_->start();
+  int64_t a = send("a", "A");
+  ASSERT_TRUE(wait_called("a"));
+  ASSERT_TRUE(wait_until([&] {
+    auto d = committed(a);
+    return d && d->last_outcome == "defer";
+  }));
+  auto d = committed(a);
+  EXPECT_EQ(d->state, DeliveryState::Pending);
+  EXPECT_EQ(d->attempts, 0);  // a deferral is not an attempt
+  EXPECT_EQ(d->next_attempt_at, kT0 + 60000);
+  EXPECT_EQ(d->last_text, "programmé");
+  // The key waits for it: a later message of the same key is not attempted before.
+  send("a2", "A");
+  clock.set(kT0 + 30000);
+  send("s", "S");
+  ASSERT_TRUE(wait_called("s"));
+  EXPECT_EQ(count("a"), 1);
+  EXPECT_EQ(count("a2"), 0);
+  // After a restart the due time comes from the store.
+  restart();
+  dispatcher_->start();
+  ASSERT_TRUE(wait_called("s", 1));
+  EXPECT_EQ(count("a"), 1);
+  clock.set(kT0 + 60000);
+  ASSERT_TRUE(wait_state(a, DeliveryState::Delivered));
+  d = committed(a);
+  EXPECT_EQ(d->attempts, 1);
+  EXPECT_EQ(labels_of_key("A"), (std::vector<std::string>{"a", "a", "a2"}));
+}
+
+TEST_F(DispatcherTest, ReplacePendingSkipsTheOlderWaitingDeliveryOfItsKey) {
+  ManualClock& clock = manual_;  // outlives the dispatcher's workers
+  auto settings = dest("d", 2, 1, 1, 5);
+  settings.replace_pending = true;
+  init(clock, {settings});
+  // Every delivery is a reminder due at kT0 + 60 s.
+  set_script([&clock](const Call&) {
+    if (clock.now_ms() < kT0 + 60000) return Outcome::defer(kT0 + 60000, "rappel programmé");
+    return Outcome::delivered("sent");
+  });
+  dispatcher_->start();
+  int64_t planned = send("planned", "rdv:1");
+  ASSERT_TRUE(wait_until([&] {
+    auto d = committed(planned);
+    return d && d->last_outcome == "defer";
+  }));
+  int64_t other = send("other", "rdv:2");
+  int64_t moved = send("moved", "rdv:1");
+  ASSERT_TRUE(wait_state(planned, DeliveryState::Skipped));
+  auto d = committed(planned);
+  EXPECT_EQ(d->last_class, "replaced");
+  EXPECT_NE(d->last_text.find("moved"), std::string::npos) << d->last_text;
+  ASSERT_TRUE(wait_called("moved"));
+  clock.set(kT0 + 60000);
+  ASSERT_TRUE(wait_state(moved, DeliveryState::Delivered));
+  ASSERT_TRUE(wait_state(other, DeliveryState::Delivered));
+  EXPECT_EQ(count("planned"), 1);  // its deferral only: never sent
+  EXPECT_EQ(count("moved"), 2);
+  EXPECT_EQ(stats().queued, 0u);
+}
+
+TEST_F(DispatcherTest, ReplacePendingAppliesToOneInFlightWhenItIsDeferred) {
+  ManualClock& clock = manual_;  // outlives the dispatcher's workers
+  auto settings = dest("d", 1, 1, 1, 5);
+  settings.replace_pending = true;
+  init(clock, {settings});
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  set_script([&](const Call& c) {
+    if (c.label == "planned") {  // in flight while "moved" arrives
+      std::unique_lock<std::mutex> lock(gate_mu);
+      gate_cv.wait(lock, [&] { return open; });
+    }
+    return Outcome::defer(kT0 + 60000, "rappel programmé");
+  });
+  dispatcher_->start();
+  int64_t planned = send("planned", "rdv:1");
+  ASSERT_TRUE(wait_called("planned"));
+  int64_t moved = send("moved", "rdv:1");
+  {
+    std::lock_guard<std::mutex> lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  ASSERT_TRUE(wait_state(planned, DeliveryState::Skipped));
+  ASSERT_TRUE(wait_called("moved"));
+  EXPECT_TRUE(wait_until([&] {
+    auto d = committed(moved);
+    return d && d->last_outcome == "defer" && d->state == DeliveryState::Pending;
+  }));
+  StopAtExit stop{this};
+}
+
 TEST_F(DispatcherTest, DeliveredRecordsTheExternalRef) {
   init(SystemClock::instance(), {dest("d", 1, 1, 1, 5)});
   dispatcher_->start();

@@ -1,0 +1,576 @@
+// The SMS destination. One place decides whether and when an SMS goes (deliver: number,
+// opt-out, length, RDV start, reminder time, sending window), the driver builds the gateway
+// request and classifies its answer, the SMS store keeps one record per SMS and the opt-out
+// list; inbound() answers the gateway's delivery reports and replies and the admins' opt-out
+// requests.
+
+#include "connectors/sms/sms_connector.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "connectors/http/curl_capture.h"
+#include "connectors/http/http_connector.h"
+#include "connectors/sms/sending_window.h"
+#include "connectors/sms/sms_drivers.h"
+#include "connectors/sms/sms_phone.h"
+#include "connectors/sms/sms_store.h"
+#include "connectors/sms/sms_text.h"
+#include "core/crypto.h"
+#include "core/log.h"
+
+namespace relais {
+namespace {
+
+using F = FieldType;
+using json = nlohmann::json;
+
+const ConfigSpec& sms_spec() {
+  static const ConfigSpec s = [] {
+    ConfigSpec spec{"sms", sms::sms_driver_spec().fields};
+    std::vector<FieldSpec> own = {
+        {"sender", F::String, "", false, "sender id shown on the phone (\"\" = the gateway's)"},
+        {"default_region", F::String, "FR", false,
+         "region of national numbers (overseas departments come from the postcode)"},
+        {"max_segments",
+         F::Int,
+         "3",
+         false,
+         "longest SMS accepted, in segments",
+         {},
+         nullptr,
+         1,
+         10},
+        {"price_per_segment_cents", F::Float, "5", false,
+         "estimated price of one segment, for the cost recorded per SMS"},
+        {"rate_limit", F::Float, "10", false,
+         "messages per second sent to the gateway (0 = no limit); a burst waits its turn"},
+        {"rate_limit_group", F::String, "", false,
+         "destinations naming the same group share one rate limit (\"\" = this destination)"},
+        {"reminder_offset", F::Duration, "24h", false,
+         "a reminder (mapped `reminder: true` without `send_at`) is due this long before the "
+         "RDV; whole days keep the wall-clock time across DST"},
+        {"window", F::Bool, "true", false, "apply the sending window"},
+        {"window_open", F::String, "08:00", false, "first minute of the window (local time)"},
+        {"window_close", F::String, "20:00", false, "end of the window (local time, excluded)"},
+        {"time_zone", F::String, "Europe/Paris", false, "time zone of the window"},
+        {"closed_weekdays", F::StringList, "", false,
+         "days without SMS (sunday … saturday); default [sunday]"},
+        {"public_holidays", F::Bool, "true", false, "no SMS on French public holidays"},
+        {"closed_dates", F::StringList, "", false, "more days without SMS (YYYY-MM-DD)"},
+        {"inbound_token", F::Secret, "", false,
+         "secret the gateway puts in the delivery-report and reply URLs (?token=…); \"\" = "
+         "those endpoints refuse every call"},
+        {"timeout", F::Duration, "15s", false, "total time allowed for one gateway request"},
+        {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
+        {"tls_verify", F::Bool, "true", false, "verify the gateway's certificate"},
+        {"ca_file", F::String, "", false, "CA bundle to verify the gateway with (PEM)"},
+    };
+    spec.fields.insert(spec.fields.end(), own.begin(), own.end());
+    return spec;
+  }();
+  return s;
+}
+
+bool parse_hhmm(const std::string& s, int& minutes) {
+  int h = 0, m = 0;
+  char sep = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d", &h, &sep, &m) != 3 || (sep != ':' && sep != 'h')) {
+    return false;
+  }
+  if (h < 0 || h > 24 || m < 0 || m > 59 || (h == 24 && m != 0)) return false;
+  minutes = h * 60 + m;
+  return true;
+}
+
+bool parse_weekday(std::string s, unsigned& out) {
+  static const char* names[] = {"sunday",   "monday", "tuesday", "wednesday",
+                                "thursday", "friday", "saturday"};
+  static const char* fr[] = {"dimanche", "lundi",    "mardi", "mercredi",
+                             "jeudi",    "vendredi", "samedi"};
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (unsigned i = 0; i < 7; ++i) {
+    if (s == names[i] || s == fr[i] || s == std::string(names[i]).substr(0, 3)) {
+      out = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Builds the window from the settings; throws std::invalid_argument with the problem.
+sms::SendingWindowConfig window_config(const ConfigView& c) {
+  sms::SendingWindowConfig w;
+  w.time_zone = c.str("time_zone");
+  if (!parse_hhmm(c.str("window_open"), w.open_minute)) {
+    throw std::invalid_argument("window_open: expected HH:MM");
+  }
+  if (!parse_hhmm(c.str("window_close"), w.close_minute)) {
+    throw std::invalid_argument("window_close: expected HH:MM");
+  }
+  if (c.has("closed_weekdays")) {
+    w.closed_weekdays.clear();
+    for (const auto& d : c.strings("closed_weekdays")) {
+      unsigned wd = 0;
+      if (!parse_weekday(d, wd)) throw std::invalid_argument("closed_weekdays: '" + d + "'");
+      w.closed_weekdays.push_back(wd);
+    }
+  }
+  w.closed_on_public_holidays = c.boolean("public_holidays");
+  for (const auto& d : c.strings("closed_dates")) {
+    sms::LocalDate ld;
+    if (std::sscanf(d.c_str(), "%d-%u-%u", &ld.year, &ld.month, &ld.day) != 3) {
+      throw std::invalid_argument("closed_dates: '" + d + "' is not YYYY-MM-DD");
+    }
+    w.extra_closed_dates.push_back(ld);
+  }
+  return w;
+}
+
+// Messages per second towards one gateway, shared by the destinations of a group. A caller
+// waits for its slot (a burst is spread, never dropped). Thread-safe.
+class RateLimiter {
+ public:
+  explicit RateLimiter(double per_second) : interval_(per_second > 0 ? 1.0 / per_second : 0) {}
+  void acquire() {
+    if (interval_ <= 0) return;
+    auto now = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point slot;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      slot = std::max(now, next_);
+      next_ = slot + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(interval_));
+    }
+    std::this_thread::sleep_until(slot);
+  }
+  static std::shared_ptr<RateLimiter> shared(const std::string& group, double per_second) {
+    static std::mutex mu;
+    static std::map<std::string, std::weak_ptr<RateLimiter>> limiters;
+    std::lock_guard<std::mutex> lock(mu);
+    auto& w = limiters[group];
+    if (auto l = w.lock()) return l;
+    auto l = std::make_shared<RateLimiter>(per_second);
+    w = l;
+    return l;
+  }
+
+ private:
+  double interval_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+std::string text_of(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return "";
+  const auto& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number()) return v.dump();
+  return "";
+}
+
+// One configured SMS destination. deliver() runs on up to `concurrency` workers: each slot
+// owns one curl handle; the driver is immutable; the store and the rate limiter are
+// thread-safe and shared with the other SMS destinations of the process.
+class SmsConnector final : public Connector {
+ public:
+  explicit SmsConnector(const ConnectorContext& ctx)
+      : name_(ctx.name), clock_(*ctx.clock), metrics_(*ctx.metrics) {
+    const auto& c = ctx.config;
+    try {
+      driver_ = sms::make_sms_driver(c);
+      window_ = std::make_unique<sms::SendingWindow>(window_config(c));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("connector " + name_ + ": " + e.what());
+    }
+    window_on_ = c.boolean("window");
+    sender_ = c.str("sender");
+    region_ = c.str("default_region");
+    max_segments_ = static_cast<size_t>(c.integer("max_segments"));
+    price_ = c.number("price_per_segment_cents");
+    reminder_offset_ = c.duration_ms("reminder_offset");
+    inbound_token_ = c.str("inbound_token");
+    transfer_ = CurlTransfer{c.duration_ms("timeout"), c.duration_ms("connect_timeout"),
+                             c.boolean("tls_verify"), c.str("ca_file")};
+    std::string group = c.str("rate_limit_group");
+    limiter_ = RateLimiter::shared(group.empty() ? "destination:" + name_ : "group:" + group,
+                                   c.number("rate_limit"));
+    store_ = sms::SmsStore::shared(ctx.store_path, clock_);
+    for (int i = 0; i < ctx.concurrency; ++i) {
+      CURL* h = curl_easy_init();
+      if (h == nullptr) throw std::runtime_error("connector " + name_ + ": curl_easy_init failed");
+      handles_.push_back(h);
+    }
+    metrics_.describe("relais_sms_sent_total", "counter", "SMS accepted by a gateway");
+    metrics_.describe("relais_sms_segments_total", "counter", "SMS segments sent to a gateway");
+    metrics_.describe("relais_sms_not_sent_total", "counter",
+                      "SMS skipped, by reason (number, opt-out, window, RDV started)");
+    metrics_.describe("relais_sms_dlr_total", "counter", "Delivery reports received, by state");
+    metrics_.describe("relais_sms_optouts_total", "counter", "Numbers added to the opt-out list");
+  }
+
+  ~SmsConnector() override {
+    for (CURL* h : handles_) curl_easy_cleanup(h);
+  }
+
+  Outcome deliver(const DeliveryRequest& req) override {
+    const json& m = req.mapped != nullptr ? *req.mapped : json();
+    std::string to_raw = text_of(m, "to"), text = text_of(m, "text");
+    if (!m.is_object() || !m.contains("text")) {
+      return Outcome::reject("mapping", 0,
+                             "the SMS mapping must give an object with `to` and `text`");
+    }
+    sms::PhoneCheck pc = sms::check_mobile(to_raw, text_of(m, "postcode"), region_);
+    if (!pc.ok) return not_sent("number", "SMS non envoyé : " + pc.reason);
+    std::string hash = sms::optout_hash(pc.e164);
+    if (auto o = store_->optout(hash)) {
+      return not_sent("optout", "SMS non envoyé : le destinataire a demandé l'arrêt des SMS (" +
+                                    o->keyword + ", " + format_rfc3339(o->created_at) + ")");
+    }
+    sms::SmsTextInfo info = sms::analyse_sms_text(text);
+    if (auto why = sms::check_max_segments(info, max_segments_)) {
+      return Outcome::reject("sms", 0, *why);
+    }
+
+    // When: the RDV start (never after it), the reminder's time, the sending window.
+    Millis now = clock_.now_ms();
+    std::optional<Millis> rdv_start, send_at;
+    if (std::string s = text_of(m, "rdv_start"); !s.empty()) {
+      Millis t = 0;
+      if (!parse_rfc3339(s, t)) return Outcome::reject("mapping", 0, "rdv_start: not a timestamp");
+      rdv_start = t;
+    }
+    if (std::string s = text_of(m, "send_at"); !s.empty()) {
+      Millis t = 0;
+      if (!parse_rfc3339(s, t)) return Outcome::reject("mapping", 0, "send_at: not a timestamp");
+      send_at = t;
+    } else if (m.value("reminder", false) && rdv_start) {
+      send_at = window_->reminder_due(*rdv_start, reminder_offset_);
+    }
+    if (rdv_start && now >= *rdv_start) {
+      return not_sent("rdv_started", "SMS non envoyé : le rendez-vous a commencé (" +
+                                         window_->format_local(*rdv_start) + ")");
+    }
+    Millis due = std::max(now, send_at.value_or(now));
+    if (window_on_) {
+      sms::WindowDecision d = window_->schedule(due, rdv_start);
+      if (d.skip) return not_sent("window", "SMS non envoyé : " + d.reason);
+      due = d.send_at;
+    } else if (rdv_start && due >= *rdv_start) {
+      return not_sent("rdv_started",
+                      "SMS non envoyé : l'heure d'envoi tombe après le début "
+                      "du rendez-vous");
+    }
+    if (due > now) {
+      return Outcome::defer(due, "SMS programmé pour " + window_->format_local(due) +
+                                     (send_at && *send_at == due ? "" : " (plage d'envoi)"));
+    }
+
+    // Sent before? (an attempt whose outcome was not recorded: crash after the gateway took it)
+    std::string reference = "d" + std::to_string(req.delivery_id);
+    std::string note;
+    if (auto prev = store_->by_delivery(req.delivery_id)) {
+      if (sms::state_rank(prev->state) >= 1 && prev->state != "failed") {
+        Outcome o =
+            Outcome::delivered(prev->gateway_ref.empty() ? prev->reference : prev->gateway_ref,
+                               "already accepted by the gateway at " +
+                                   format_rfc3339(prev->created_at) + ": not sent again");
+        return o;
+      }
+      if (prev->state == "submitting") {
+        note = " (the previous attempt's result is unknown: sent again)";
+      }
+    }
+    sms::SmsRecord rec;
+    rec.delivery_id = req.delivery_id;
+    rec.destination = name_;
+    rec.driver = driver_->name();
+    rec.reference = reference;
+    rec.number_hash = hash;
+    rec.encoding = std::string(sms::to_string(info.encoding));
+    rec.segments = static_cast<int>(info.segments);
+    rec.cost_cents = sms::cost_estimate(info.segments, price_);
+    rec.state = "submitting";
+    if (!store_->put(rec)) {
+      return Outcome::retry("store", 0, "cannot write the SMS record: will try again");
+    }
+
+    sms::SmsToSend sms;
+    sms.to = pc.e164;
+    sms.text = text;
+    sms.ucs2 = info.encoding == sms::SmsEncoding::Ucs2;
+    sms.sender = sender_;
+    sms.reference = reference;
+    sms.client_ref = text_of(m, "reference");
+    if (sms.client_ref.empty()) sms.client_ref = reference;
+
+    limiter_->acquire();
+    sms::HttpCall call = driver_->build(sms, clock_.now_ms());
+    CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
+    CurlCapture cap(4096);
+    prepare_curl(h, call.url, transfer_, cap);
+    struct curl_slist* hdrs = nullptr;
+    for (const auto& line : call.headers) hdrs = curl_slist_append(hdrs, line.c_str());
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (call.method == "GET") {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+      if (call.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, call.body.c_str());
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
+    }
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+      return Outcome::retry(rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network",
+                            static_cast<int>(rc),
+                            std::string("cannot reach the SMS gateway: ") + curl_easy_strerror(rc));
+    }
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    sms::GatewayAnswer a = driver_->classify(status, cap.body);
+    std::string cost = " — " + std::to_string(info.segments) + " segment(s) " + rec.encoding +
+                       ", ~" + std::to_string(rec.cost_cents).substr(0, 5) + " c";
+    Outcome o;
+    switch (a.kind) {
+      case Outcome::Kind::Delivered:
+        rec.state = a.state.empty() ? "accepted" : a.state;
+        rec.gateway_ref = a.gateway_ref;
+        store_->put(rec);
+        metrics_
+            .counter("relais_sms_sent_total", {{"destination", name_}, {"encoding", rec.encoding}})
+            .inc();
+        metrics_.counter("relais_sms_segments_total", {{"destination", name_}}).inc(info.segments);
+        o = Outcome::delivered(a.gateway_ref.empty() ? reference : a.gateway_ref,
+                               a.text + cost + note);
+        break;
+      case Outcome::Kind::Retry: {
+        std::optional<int64_t> after;
+        if (std::string ra = cap.header("retry-after"); !ra.empty()) {
+          int64_t ms = parse_retry_after_ms(ra, clock_.now_ms());
+          if (ms >= 0) after = ms;
+        }
+        o = Outcome::retry("http", static_cast<int>(status), a.text, after);
+        break;
+      }
+      default:
+        rec.state = "failed";
+        rec.detail = a.text.substr(0, 200);
+        store_->put(rec);
+        o = Outcome::reject("http", static_cast<int>(status), a.text);
+    }
+    o.code = static_cast<int>(status);
+    o.excerpt = cap.body.substr(0, 1024);
+    return o;
+  }
+
+  std::optional<InboundResponse> inbound(const InboundRequest& in) override {
+    try {
+      return route(in);
+    } catch (const std::exception& e) {
+      log_error("sms", "connector " + name_ + ": inbound " + in.path + ": " + e.what());
+      return InboundResponse{500, {{"error", "internal error"}, {"detail", "see the relais log"}}};
+    }
+  }
+
+ private:
+  static InboundResponse error(int status, const std::string& title, const std::string& detail) {
+    return InboundResponse{status, {{"error", title}, {"detail", detail}}};
+  }
+  static std::string q(const InboundRequest& in, const char* key) {
+    auto it = in.query.find(key);
+    return it == in.query.end() ? "" : it->second;
+  }
+
+  std::optional<InboundResponse> route(const InboundRequest& in) {
+    if (in.path == "inbound/dlr" || in.path == "inbound/mo") {
+      bool ok = in.role == "system" || in.role == "admin" ||
+                (!inbound_token_.empty() && constant_time_equals(q(in, "token"), inbound_token_));
+      if (!ok) return error(401, "unauthorized", "a valid token is required");
+      return in.path == "inbound/dlr" ? dlr(in) : mo(in);
+    }
+    if (in.path == "optouts" || in.path.rfind("optouts/", 0) == 0) {
+      if (in.role != "admin")
+        return error(403, "forbidden", "the opt-out list needs the admin role");
+      return optouts(in);
+    }
+    if (in.path.rfind("records/", 0) == 0) {
+      if (in.role.empty()) return error(401, "unauthorized", "a bearer token is required");
+      if (in.method != "GET") return error(405, "method not allowed", "use GET");
+      int64_t id = 0;
+      try {
+        id = std::stoll(in.path.substr(8));
+      } catch (const std::exception&) {
+        return error(400, "bad request", "records/{delivery id}");
+      }
+      auto r = store_->by_delivery(id);
+      if (!r) return error(404, "not found", "no SMS record for delivery " + std::to_string(id));
+      return InboundResponse{200,
+                             {{"delivery_id", std::to_string(r->delivery_id)},
+                              {"destination", r->destination},
+                              {"driver", r->driver},
+                              {"reference", r->reference},
+                              {"gateway_ref", r->gateway_ref},
+                              {"encoding", r->encoding},
+                              {"segments", r->segments},
+                              {"cost_cents", r->cost_cents},
+                              {"state", r->state},
+                              {"dlr_status", r->dlr_status},
+                              {"detail", r->detail},
+                              {"created_at", format_rfc3339(r->created_at)},
+                              {"updated_at", format_rfc3339(r->updated_at)}}};
+    }
+    return std::nullopt;
+  }
+
+  // Delivery report. Kannel: ref (ours) + status (%d); OVH: id (its SMS id) + dlr.
+  InboundResponse dlr(const InboundRequest& in) {
+    std::string ref = q(in, "ref"), gw = q(in, "id");
+    std::string st = q(in, "status");
+    if (st.empty()) st = q(in, "dlr");
+    int code = 0;
+    try {
+      code = std::stoi(st);
+    } catch (const std::exception&) {
+      return error(400, "bad request", "status (or dlr) must be a number");
+    }
+    if (ref.empty() && gw.empty()) return error(400, "bad request", "ref or id is required");
+    std::string state;
+    if (code & 1) {
+      state = "delivered";
+    } else if (code & (2 | 16)) {
+      state = "failed";
+    } else if (code & (4 | 8)) {
+      state = "smsc";
+    } else {
+      state = "accepted";  // 32 and unknown types: intermediate, no progress
+    }
+    auto r = store_->report(ref, gw, state, code, q(in, "text").substr(0, 200));
+    metrics_.counter("relais_sms_dlr_total", {{"destination", name_}, {"state", state}}).inc();
+    if (!r) return error(404, "not found", "no SMS with this reference");
+    return InboundResponse{200,
+                           {{"delivery_id", std::to_string(r->delivery_id)}, {"state", r->state}}};
+  }
+
+  // A reply from a phone (Kannel sms-service get-url: from=%p&text=%a).
+  InboundResponse mo(const InboundRequest& in) {
+    std::string text = q(in, "text");
+    if (!sms::is_stop_request(text)) return InboundResponse{200, {{"optout", false}}};
+    sms::PhoneCheck pc = sms::check_mobile(q(in, "from"), "", region_);
+    if (!pc.ok) {
+      return InboundResponse{200, {{"optout", false}, {"reason", pc.reason}}};
+    }
+    std::string word = text.substr(0, text.find_first_of(" .!,\r\n"));
+    for (auto& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    sms::OptOut o{sms::optout_hash(pc.e164), 0, "mo:" + name_, word.substr(0, 32)};
+    bool added = store_->add_optout(o);
+    if (added) {
+      metrics_.counter("relais_sms_optouts_total", {{"destination", name_}}).inc();
+      log_info("sms", "connector " + name_ + ": a number was added to the opt-out list (reply " +
+                          o.keyword + ")");
+    }
+    return InboundResponse{200, {{"optout", true}, {"hash", o.number_hash}, {"new", added}}};
+  }
+
+  InboundResponse optouts(const InboundRequest& in) {
+    std::string hash;
+    if (in.path.size() > 8) hash = in.path.substr(8);
+    if (std::string number = q(in, "number"); !number.empty()) {
+      sms::PhoneCheck pc = sms::check_mobile(number, "", region_);
+      if (!pc.ok) return error(400, "bad number", pc.reason);
+      hash = sms::optout_hash(pc.e164);
+    }
+    auto entry = [](const sms::OptOut& o) {
+      return json{{"hash", o.number_hash},
+                  {"created_at", format_rfc3339(o.created_at)},
+                  {"source", o.source},
+                  {"keyword", o.keyword}};
+    };
+    if (in.method == "GET") {
+      if (!hash.empty()) {
+        auto o = store_->optout(hash);
+        if (!o) return error(404, "not found", "this number is not on the opt-out list");
+        return InboundResponse{200, entry(*o)};
+      }
+      int limit = 100;
+      try {
+        if (!q(in, "limit").empty()) limit = std::clamp(std::stoi(q(in, "limit")), 1, 1000);
+      } catch (const std::exception&) {
+        return error(400, "bad request", "limit must be a number");
+      }
+      json items = json::array();
+      auto list = store_->optouts(limit, q(in, "after"));
+      for (const auto& o : list) items.push_back(entry(o));
+      json out = {{"items", items}};
+      if (static_cast<int>(list.size()) == limit) out["next_after"] = list.back().number_hash;
+      return InboundResponse{200, out};
+    }
+    if (in.method == "POST") {
+      if (hash.empty()) return error(400, "bad request", "give the number (?number=…)");
+      sms::OptOut o{hash, 0, "admin:" + in.actor, "ADMIN"};
+      bool added = store_->add_optout(o);
+      log_info("sms", "opt-out list: entry added by " + in.actor);
+      return InboundResponse{added ? 201 : 200, entry(*store_->optout(hash))};
+    }
+    if (in.method == "DELETE") {
+      if (hash.empty()) return error(400, "bad request", "optouts/{hash} or ?number=…");
+      if (!store_->remove_optout(hash)) {
+        return error(404, "not found", "this number is not on the opt-out list");
+      }
+      log_info("sms", "opt-out list: entry removed by " + in.actor);
+      return InboundResponse{200, {{"removed", hash}}};
+    }
+    return error(405, "method not allowed", "use GET, POST or DELETE");
+  }
+
+  Outcome not_sent(const std::string& why, std::string reason) {
+    metrics_.counter("relais_sms_not_sent_total", {{"destination", name_}, {"reason", why}}).inc();
+    return Outcome::skip(std::move(reason));
+  }
+
+  std::string name_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  std::unique_ptr<sms::SmsDriver> driver_;
+  std::unique_ptr<sms::SendingWindow> window_;
+  bool window_on_ = true;
+  std::string sender_, region_, inbound_token_;
+  size_t max_segments_ = 3;
+  double price_ = 5;
+  Millis reminder_offset_ = 24 * 3600 * 1000LL;
+  CurlTransfer transfer_;
+  std::shared_ptr<RateLimiter> limiter_;
+  std::shared_ptr<sms::SmsStore> store_;
+  std::vector<CURL*> handles_;
+};
+
+}  // namespace
+
+void register_sms_connector(ConnectorRegistry& registry) {
+  ConnectorKind k;
+  k.name = "sms";
+  k.description =
+      "SMS through Kannel, OVH or an HTTP provider: mobile numbers only, sending window, "
+      "reminders, opt-out, delivery reports";
+  k.spec = &sms_spec();
+  k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
+    sms::check_sms_driver(c, file, errors);
+    try {
+      sms::SendingWindow w(window_config(c));
+    } catch (const std::exception& e) {
+      errors.push_back(error_at(c.node(), file, c.path(), e.what()));
+    }
+  };
+  k.create = [](const ConnectorContext& ctx) -> std::unique_ptr<Connector> {
+    return std::make_unique<SmsConnector>(ctx);
+  };
+  registry.add(std::move(k));
+}
+
+}  // namespace relais

@@ -1,0 +1,72 @@
+// The SMS gateway drivers: Kannel (smsbox sendsms HTTP interface), OVH (REST API, signed
+// requests) and a generic HTTP driver configured by templates. Each driver has one place that
+// builds the request (build) and one that classifies the answer (classify); the connector does
+// the transfer. Drivers are immutable after construction and safe to use from every worker.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/config_spec.h"
+#include "core/status.h"
+
+namespace relais::sms {
+
+// One SMS to send, as the drivers see it.
+struct SmsToSend {
+  std::string to;          // E.164
+  std::string text;        // UTF-8
+  bool ucs2 = false;       // the text needs UCS-2
+  std::string sender;      // sender id ("" = the gateway's default)
+  std::string reference;   // our id for delivery reports ("d<delivery id>")
+  std::string client_ref;  // stable across retries (the mapping's reference, else reference)
+};
+
+// One HTTP request.
+struct HttpCall {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+};
+
+// What the gateway's answer means.
+struct GatewayAnswer {
+  Outcome::Kind kind = Outcome::Kind::Delivered;
+  std::string state;        // Delivered: "accepted" | "queued"
+  std::string gateway_ref;  // Delivered: the gateway's id, when it gives one
+  std::string text;         // for the attempt history
+};
+
+class SmsDriver {
+ public:
+  virtual ~SmsDriver() = default;
+  virtual const char* name() const = 0;
+  // The request for one SMS at `now`.
+  virtual HttpCall build(const SmsToSend& sms, Millis now) const = 0;
+  // The answer's meaning.
+  virtual GatewayAnswer classify(long status, const std::string& body) const = 0;
+  // Whether the gateway itself refuses a second SMS with the same client reference.
+  virtual bool deduplicates() const { return false; }
+};
+
+// The driver keys (one spec shared by every driver; each reads its own keys).
+const ConfigSpec& sms_driver_spec();
+// Builds the configured driver; throws std::runtime_error at start-up on bad settings.
+std::unique_ptr<SmsDriver> make_sms_driver(const ConfigView& config);
+// Checks the driver's keys (required per driver, templates that parse).
+void check_sms_driver(const ConfigView& config, const std::string& file,
+                      std::vector<ConfigError>& errors);
+
+// The OVH signature: "$1$" + hex SHA-1 of AS+CK+METHOD+URL+BODY+TIMESTAMP joined by '+'.
+std::string ovh_signature(const std::string& application_secret, const std::string& consumer_key,
+                          const std::string& method, const std::string& url,
+                          const std::string& body, int64_t timestamp);
+
+// Percent-encodes everything but unreserved characters (RFC 3986).
+std::string url_encode(const std::string& s);
+
+}  // namespace relais::sms

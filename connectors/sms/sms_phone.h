@@ -1,0 +1,39 @@
+// Recipient numbers for SMS: parsed and checked with libphonenumber, E.164 on the wire.
+// The region comes from the postcode for the French overseas departments (971 GP, 972 MQ,
+// 973 GF, 974 RE, 976 YT), else from the configured default (FR). Only valid mobile numbers
+// pass; every refusal carries a reason in French for support, without the number itself.
+//
+// Thread-safety: pure functions over libphonenumber's process-wide singleton, which is
+// thread-safe for these calls. Ownership: plain values.
+#pragma once
+
+#include <string>
+
+namespace relais::sms {
+
+struct PhoneCheck {
+  bool ok = false;
+  std::string e164;    // "+33600000000" when ok
+  std::string region;  // the region used to read a national number ("FR", "RE", …)
+  std::string reason;  // when !ok: why the number cannot be sent to
+};
+
+// The region of a French postcode's overseas department, or "" (metropolitan or unknown).
+std::string region_from_postcode(const std::string& postcode);
+
+// Reads `raw` ("06.00.00.00.00", "+262 692 12 34 56", …) as a mobile number.
+PhoneCheck check_mobile(const std::string& raw, const std::string& postcode,
+                        const std::string& default_region);
+
+// SHA-256 (hex) of "relais-sms-optout:" + the E.164 number: the key of the opt-out list.
+// Plain (unkeyed) so every SMS destination and node shares one list without a shared secret;
+// it keeps numbers out of the table's plain text, not out of reach of someone who enumerates
+// every number (see docs/connectors/sms.md).
+std::string optout_hash(const std::string& e164);
+
+// True when a reply means "stop sending me SMS": STOP, stop, Stop SMS, STOP., ARRET, ARRÊT,
+// arrêter, désabonner, désinscrire, unsubscribe … (first word, case and accents ignored,
+// trailing punctuation ignored).
+bool is_stop_request(const std::string& text);
+
+}  // namespace relais::sms
