@@ -400,6 +400,10 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   std::string failure;
   try {
     write_->begin();
+    // Take the write lock first, before anything is read: other connections to the file (the
+    // document, cross-reference and SMS stores) write too, and a deferred transaction that has
+    // read a snapshot cannot wait for their lock (SQLITE_BUSY at once, busy_timeout ignored).
+    *write_ << "UPDATE schema_migrations SET version = version WHERE 0", now;
     for (auto& job : jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         auto& out = results.emplace_back();

@@ -228,7 +228,13 @@ class SmsConnector final : public Connector {
     sms::PhoneCheck pc = sms::check_mobile(to_raw, text_of(m, "postcode"), region_);
     if (!pc.ok) return not_sent("number", "SMS non envoyé : " + pc.reason);
     std::string hash = sms::optout_hash(pc.e164);
-    if (auto o = store_->optout(hash)) {
+    std::optional<sms::OptOut> opted;
+    try {
+      opted = store_->optout(hash);
+    } catch (const std::exception& e) {
+      return Outcome::retry("store", 0, std::string(e.what()) + ": will try again");
+    }
+    if (auto o = opted) {
       return not_sent("optout", "SMS non envoyé : le destinataire a demandé l'arrêt des SMS (" +
                                     o->keyword + ", " + format_rfc3339(o->created_at) + ")");
     }
@@ -516,7 +522,9 @@ class SmsConnector final : public Connector {
       sms::OptOut o{hash, 0, "admin:" + in.actor, "ADMIN"};
       bool added = store_->add_optout(o);
       log_info("sms", "opt-out list: entry added by " + in.actor);
-      return InboundResponse{added ? 201 : 200, entry(*store_->optout(hash))};
+      auto stored = store_->optout(hash);
+      if (!stored) return error(503, "not stored", "the opt-out list cannot be written");
+      return InboundResponse{added ? 201 : 200, entry(*stored)};
     }
     if (in.method == "DELETE") {
       if (hash.empty()) return error(400, "bad request", "optouts/{hash} or ?number=…");

@@ -9,6 +9,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/log.h"
+
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
 using Poco::Data::Session;
@@ -125,7 +127,8 @@ std::optional<SmsRecord> SmsStore::report(const std::string& reference,
     SmsRecord r = row(rs, 0);
     Millis t = clock_.now_ms();
     // Reports may arrive out of order: never move a record back (smsc after delivered).
-    if (state_rank(state) >= state_rank(r.state) && state_rank(r.state) < 4) r.state = state;
+    if (state_rank(state) < state_rank(r.state) || state_rank(r.state) == 4) return r;
+    r.state = state;
     r.dlr_status = dlr_status;
     r.detail = detail;
     r.updated_at = t;
@@ -140,6 +143,15 @@ std::optional<SmsRecord> SmsStore::report(const std::string& reference,
 
 bool SmsStore::add_optout(const OptOut& in) {
   std::lock_guard<std::mutex> lock(mu_);
+  try {
+    return add_optout_locked(in);
+  } catch (const Poco::Exception& e) {
+    log_error("sms", "opt-out list: cannot add an entry: " + e.displayText());
+    return false;
+  }
+}
+
+bool SmsStore::add_optout_locked(const OptOut& in) {
   OptOut o = in;
   if (o.created_at == 0) o.created_at = clock_.now_ms();
   *s_ << "INSERT OR IGNORE INTO sms_optouts(number_hash, created_at, source, keyword) "
@@ -152,6 +164,16 @@ bool SmsStore::add_optout(const OptOut& in) {
 
 std::optional<OptOut> SmsStore::optout(const std::string& number_hash) {
   std::lock_guard<std::mutex> lock(mu_);
+  try {
+    return optout_locked(number_hash);
+  } catch (const Poco::Exception& e) {
+    // Unknown is not "not opted out": the caller retries rather than send.
+    log_error("sms", "opt-out list: cannot read: " + e.displayText());
+    throw std::runtime_error("the opt-out list cannot be read");
+  }
+}
+
+std::optional<OptOut> SmsStore::optout_locked(const std::string& number_hash) {
   Statement st(*s_);
   std::string h = number_hash;
   st << "SELECT number_hash, created_at, source, keyword FROM sms_optouts WHERE number_hash = ?",

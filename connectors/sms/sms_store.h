@@ -67,6 +67,7 @@ class SmsStore {
                                   const std::string& detail);
 
   bool add_optout(const OptOut& o);  // false when it was already there (kept as it was)
+  // Throws std::runtime_error when the list cannot be read (the caller must not send).
   std::optional<OptOut> optout(const std::string& number_hash);
   std::vector<OptOut> optouts(int limit, const std::string& after_hash);
   bool remove_optout(const std::string& number_hash);
@@ -75,6 +76,8 @@ class SmsStore {
   static std::shared_ptr<SmsStore> shared(const std::string& path, const Clock& clock);
 
  private:
+  bool add_optout_locked(const OptOut& o);
+  std::optional<OptOut> optout_locked(const std::string& number_hash);
   const Clock& clock_;
   std::mutex mu_;
   std::unique_ptr<Poco::Data::Session> s_;

@@ -1,10 +1,13 @@
 #include "tests/support/relais_process.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -272,13 +275,30 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
   return out;
 }
 
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
 // ---------------------------------------------------------------------------------------------
 RelaisProcess::RelaisProcess(RelaisOptions options) : options_(std::move(options)) {
   std::ostringstream y;
   y << "# written by the integration test harness\n"
     << "server:\n"
     << "  address: 127.0.0.1\n"
-    << "  port: 0\n"
+    << "  port: " << options_.port << "\n"
     << options_.server_extra_yaml
     << (options_.server_extra_yaml.empty() || options_.server_extra_yaml.back() == '\n' ? "" : "\n")
     << "store:\n"

@@ -109,6 +109,7 @@ struct RelaisOptions {
   std::string system_token = "integration-system-token-0123456789";  // role system
   std::string log_level = "info";
   std::chrono::milliseconds start_timeout{20000};
+  int port = 0;  // 0 = any free port (changes at each restart); else this one, every run
 };
 
 // One relais serve process (restartable) with its temporary directory, config file and store.
@@ -175,5 +176,8 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
                 std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
 std::string read_file(const std::string& path);
+
+// A loopback TCP port that was free a moment ago (bound to 0, then released).
+int free_port();
 
 }  // namespace relais::testing

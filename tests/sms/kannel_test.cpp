@@ -1,0 +1,230 @@
+// The SMS destination against a real Kannel (bearerbox + smsbox + the fake SMSC): a
+// confirmation reaches the fake SMSC, Kannel's delivery reports update the SMS record, a STOP
+// sent from the phone opts the number out, and a gateway outage (fake SMSC gone, then smsbox
+// stopped) loses nothing.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/sms/kannel_gateway.h"
+#include "tests/support/relais_process.h"
+
+namespace relais::testing {
+namespace {
+
+using json = nlohmann::json;
+using std::chrono::seconds;
+
+constexpr const char* kInboundToken = "kannel-callback-token-0123456789";
+
+json planned(int rdv, const std::string& event_id, const std::string& heure = "10:00") {
+  json j =
+      json::parse(read_file(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
+  j["id"] = event_id;
+  j["rdv"]["id"] = rdv;
+  j["rdv"]["heure"] = heure;
+  return j;
+}
+
+// relais on a fixed port (Kannel's callbacks name it) with one Kannel SMS destination.
+class KannelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    relais_port_ = free_port();
+    std::string base =
+        "http://127.0.0.1:" + std::to_string(relais_port_) + "/api/v1/connectors/sms/inbound/";
+    KannelOptions ko;
+    ko.mo_url = base + "mo?token=" + kInboundToken + "&from=%p&text=%a";
+    kannel_ = std::make_unique<KannelGateway>(ko);
+    kannel_->start();
+
+    RelaisOptions o;
+    o.binary = RELAIS_BINARY;
+    o.port = relais_port_;
+    std::string src = RELAIS_SOURCE_DIR;
+    o.body_yaml =
+        "sources:\n"
+        "  cms76:\n"
+        "    type: $.event\n"
+        "    correlation: [\"rdv:{$.rdv.id}\"]\n"
+        "    idempotency: $.id\n"
+        "mappings:\n"
+        "  directory: " +
+        src +
+        "/config/mappings\n"
+        "  tables: " +
+        src +
+        "/config/tables\n"
+        "connectors:\n"
+        "  sms:\n"
+        "    connector: sms\n"
+        "    driver: kannel\n"
+        "    url: " +
+        kannel_->sendsms_url() +
+        "\n"
+        "    username: relais\n"
+        "    password: kannel-test-password\n"
+        "    sender: CD76\n"
+        "    dlr_url: " +
+        base + "dlr?token=" + kInboundToken +
+        "\n"
+        "    inbound_token: " +
+        kInboundToken +
+        "\n"
+        "    window: false\n"  // the tests run at any hour; the window has its own tests
+        "    concurrency: 2\n"
+        "    retry: {initial: 200ms, max: 1s, max_attempts: 1000, max_age: 1h}\n"
+        "routes:\n"
+        "  - name: rdv-sms\n"
+        "    source: cms76\n"
+        "    type: rdv.planned\n"
+        "    to: [{destination: sms, mapping: rdv-sms-confirmation}]\n";
+    relais_ = std::make_unique<RelaisProcess>(o);
+    relais_->start();
+    admin_ = std::make_unique<HttpClient>(relais_->client());
+    system_ = std::make_unique<HttpClient>(relais_->base_url(), relais_->system_token());
+  }
+
+  void TearDown() override {
+    if (relais_) relais_->stop();
+    if (kannel_) kannel_->stop();
+  }
+
+  // Posts an event; returns its message id.
+  std::string post(const json& event) {
+    auto r = system_->post_json("/api/v1/sources/cms76/messages", event.dump());
+    EXPECT_EQ(r.status, 202) << r.body;
+    return r.json().value("id", "");
+  }
+
+  json delivery(const std::string& message_id) {
+    auto r = admin_->get("/api/v1/messages/" + message_id);
+    json d = r.json();
+    if (!d.is_object() || !d.contains("deliveries") || d["deliveries"].empty()) return json();
+    return d["deliveries"][0];
+  }
+
+  bool wait_state(const std::string& message_id, const std::string& state, int timeout_s = 30) {
+    return wait_until([&] { return delivery(message_id).value("state", "") == state; },
+                      seconds(timeout_s), std::chrono::milliseconds(50));
+  }
+
+  int relais_port_ = 0;
+  std::unique_ptr<KannelGateway> kannel_;
+  std::unique_ptr<RelaisProcess> relais_;
+  std::unique_ptr<HttpClient> admin_, system_;
+};
+
+TEST_F(KannelTest, ConfirmationReachesThePhoneAndReportsUpdateTheRecord) {
+  std::string id = post(planned(91877, "evt-k-1"));
+  ASSERT_TRUE(wait_state(id, "delivered")) << delivery(id).dump();
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() >= 1; }, seconds(30)));
+  std::string seen = kannel_->fakesmsc_output();
+  EXPECT_NE(seen.find("<CD76 +33600000000 "), std::string::npos) << seen;
+  ASSERT_EQ(kannel_->messages().size(), 1u);
+  EXPECT_EQ(kannel_->messages()[0],
+            "Département 76 : votre rendez-vous est fixé le vendredi 17 mai à 10h00 au CMS de "
+            "Barentin, Place de la Libération, 76360 Barentin. Pour le modifier, appelez le 02 35 "
+            "00 00 00.");
+  json d = delivery(id);
+  EXPECT_NE(d["last_outcome"]["text"].get<std::string>().find("0: Accepted for delivery"),
+            std::string::npos)
+      << d.dump();
+  std::string ref = d.value("external_ref", "");
+  ASSERT_EQ(ref, "d" + d["id"].get<std::string>());
+  // Kannel reports 8 (SMSC took it) then 1 (delivered to the phone).
+  json rec;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        rec = admin_->get("/api/v1/connectors/sms/records/" + d["id"].get<std::string>()).json();
+        return rec.value("state", "") == "delivered";
+      },
+      seconds(30)))
+      << rec.dump();
+  EXPECT_EQ(rec["dlr_status"], 1);
+  EXPECT_EQ(rec["segments"], 2);  // 170 GSM-7 characters
+  EXPECT_EQ(rec["encoding"], "GSM-7");
+  EXPECT_GT(rec["cost_cents"].get<double>(), 0);
+  std::string metrics = admin_->get("/metrics").body;
+  EXPECT_NE(metrics.find("relais_sms_dlr_total{destination=\"sms\",state=\"delivered\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("relais_sms_sent_total{destination=\"sms\",encoding=\"GSM-7\"} 1"),
+            std::string::npos);
+  // A report without the token is refused.
+  HttpClient anonymous(relais_->base_url());
+  EXPECT_EQ(anonymous.get("/api/v1/connectors/sms/inbound/dlr?ref=" + ref + "&status=2").status,
+            401);
+}
+
+TEST_F(KannelTest, StopFromThePhoneOptsTheNumberOut) {
+  kannel_->stop_fakesmsc();
+  kannel_->start_fakesmsc("+33600000000 12345 text Stop SMS");
+  json entry;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = admin_->get("/api/v1/connectors/sms/optouts?number=06.00.00.00.00");
+        entry = r.json();
+        return r.status == 200;
+      },
+      seconds(30)));
+  EXPECT_EQ(entry["keyword"], "STOP");
+  EXPECT_EQ(entry["source"], "mo:sms");
+  EXPECT_EQ(entry["hash"].get<std::string>().size(), 64u);
+  // Only admins see and change the list.
+  EXPECT_EQ(system_->get("/api/v1/connectors/sms/optouts").status, 403);
+  auto list = admin_->get("/api/v1/connectors/sms/optouts").json();
+  ASSERT_EQ(list["items"].size(), 1u);
+
+  std::string skipped = post(planned(1, "evt-k-stop-1"));
+  ASSERT_TRUE(wait_state(skipped, "skipped"));
+  EXPECT_NE(delivery(skipped)["last_outcome"]["text"].get<std::string>().find(
+                "a demandé l'arrêt des SMS"),
+            std::string::npos);
+  EXPECT_EQ(kannel_->received(), 0);
+
+  auto del = admin_->request(
+      "DELETE", "/api/v1/connectors/sms/optouts/" + entry["hash"].get<std::string>(), "", "", {});
+  EXPECT_EQ(del.status, 200) << del.body;
+  std::string sent = post(planned(2, "evt-k-stop-2"));
+  ASSERT_TRUE(wait_state(sent, "delivered"));
+  EXPECT_TRUE(wait_until([&] { return kannel_->received() == 1; }, seconds(30)));
+}
+
+TEST_F(KannelTest, GatewayOutageLosesNothing) {
+  // 1. The SMSC link is down: Kannel queues ("3: Queued for later delivery").
+  kannel_->stop_fakesmsc();
+  std::vector<std::string> queued, retried;
+  for (int i = 0; i < 5; ++i) {
+    queued.push_back(
+        post(planned(100 + i, "evt-q-" + std::to_string(i), "09:0" + std::to_string(i))));
+  }
+  for (const auto& id : queued) {
+    ASSERT_TRUE(wait_state(id, "delivered"));
+    EXPECT_NE(delivery(id)["last_outcome"]["text"].get<std::string>().find("3: Queued"),
+              std::string::npos);
+  }
+  // 2. smsbox is down too: relais cannot reach the gateway and keeps retrying.
+  kannel_->stop_smsbox();
+  for (int i = 0; i < 5; ++i) {
+    retried.push_back(
+        post(planned(200 + i, "evt-r-" + std::to_string(i), "11:0" + std::to_string(i))));
+  }
+  for (const auto& id : retried) ASSERT_TRUE(wait_state(id, "retrying"));
+  // 3. Back up: Kannel delivers what it queued, relais sends what it held.
+  kannel_->start_fakesmsc();
+  kannel_->start_smsbox();
+  for (const auto& id : retried) ASSERT_TRUE(wait_state(id, "delivered", 60));
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() >= 10; }, seconds(60)))
+      << kannel_->fakesmsc_output();
+  std::string seen;
+  for (const auto& m : kannel_->messages()) seen += m + "\n";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_NE(seen.find("à 09h0" + std::to_string(i)), std::string::npos) << i;
+    EXPECT_NE(seen.find("à 11h0" + std::to_string(i)), std::string::npos) << i;
+  }
+  EXPECT_EQ(kannel_->received(), 10);  // each exactly once
+}
+
+}  // namespace
+}  // namespace relais::testing
