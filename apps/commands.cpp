@@ -360,8 +360,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   return -1;
 }
 
-Runtime make_runtime(const HubConfig& config, const Registries& registries) {
-  const Clock& clock = SystemClock::instance();
+Runtime make_runtime(const HubConfig& config, const Registries& registries, const Clock& clock) {
   {
     StoreOptions so;
     so.path = config.store_path;

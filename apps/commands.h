@@ -27,6 +27,8 @@ struct Runtime {
 // Builds the runtime for a validated configuration: migrates the store, seeds the mappings and
 // tables from the configured folders when the store has none, compiles the active versions and
 // builds the hub. Throws with a readable message.
-Runtime make_runtime(const HubConfig& config, const Registries& registries);
+// `clock` is the system clock in `relais serve`; tests pass a ManualClock (in-process only).
+Runtime make_runtime(const HubConfig& config, const Registries& registries,
+                     const Clock& clock = SystemClock::instance());
 
 }  // namespace relais
