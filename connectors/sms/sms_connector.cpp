@@ -334,6 +334,10 @@ class SmsConnector final : public Connector {
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
+      if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+        rec.state = "retry";  // certainly not sent; a timeout or a cut answer stays unknown
+        store_->put(rec);
+      }
       return Outcome::retry(rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network",
                             static_cast<int>(rc),
                             std::string("cannot reach the SMS gateway: ") + curl_easy_strerror(rc));
@@ -362,6 +366,9 @@ class SmsConnector final : public Connector {
           int64_t ms = parse_retry_after_ms(ra, clock_.now_ms());
           if (ms >= 0) after = ms;
         }
+        rec.state = "retry";  // the gateway answered: it did not take the SMS
+        rec.detail = a.text.substr(0, 200);
+        store_->put(rec);
         o = Outcome::retry("http", static_cast<int>(status), a.text, after);
         break;
       }
@@ -472,9 +479,7 @@ class SmsConnector final : public Connector {
     if (!pc.ok) {
       return InboundResponse{200, {{"optout", false}, {"reason", pc.reason}}};
     }
-    std::string word = text.substr(0, text.find_first_of(" .!,\r\n"));
-    for (auto& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    sms::OptOut o{sms::optout_hash(pc.e164), 0, "mo:" + name_, word.substr(0, 32)};
+    sms::OptOut o{sms::optout_hash(pc.e164), 0, "mo:" + name_, sms::stop_keyword(text)};
     bool added = store_->add_optout(o);
     if (added) {
       metrics_.counter("relais_sms_optouts_total", {{"destination", name_}}).inc();

@@ -91,24 +91,30 @@ std::string fold(const std::string& s) {
 }  // namespace
 
 bool is_stop_request(const std::string& text) {
+  return !stop_keyword(text).empty();
+}
+
+std::string stop_keyword(const std::string& text) {
   static const std::set<std::string> kWords = {
       "stop",       "arret",         "arreter",     "arrete",         "stopper",
       "desabonner", "desabonnement", "desinscrire", "desinscription", "unsubscribe",
       "stopsms",    "end",           "quit",        "cancel"};
   std::string t = fold(text);
   size_t b = t.find_first_not_of(" \t\r\n\"'");
-  if (b == std::string::npos) return false;
+  if (b == std::string::npos) return "";
   size_t e = b;
   while (e < t.size() && (std::isalpha(static_cast<unsigned char>(t[e])) != 0)) ++e;
   std::string first = t.substr(b, e - b);
   if (first == "se" || first == "me") {  // "me désabonner", "se désinscrire"
     size_t b2 = t.find_first_not_of(" \t", e);
-    if (b2 == std::string::npos) return false;
+    if (b2 == std::string::npos) return "";
     size_t e2 = b2;
     while (e2 < t.size() && (std::isalpha(static_cast<unsigned char>(t[e2])) != 0)) ++e2;
     first = t.substr(b2, e2 - b2);
   }
-  return kWords.count(first) > 0;
+  if (kWords.count(first) == 0) return "";
+  for (auto& c : first) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return first;
 }
 
 }  // namespace relais::sms

@@ -35,5 +35,8 @@ std::string optout_hash(const std::string& e164);
 // arrêter, désabonner, désinscrire, unsubscribe … (first word, case and accents ignored,
 // trailing punctuation ignored).
 bool is_stop_request(const std::string& text);
+// The keyword of a stop request, upper-case ASCII without accents ("STOP", "ARRET",
+// "DESABONNER"…), or "" when the text is not one.
+std::string stop_keyword(const std::string& text);
 
 }  // namespace relais::sms

@@ -45,9 +45,9 @@ SmsRecord row(RecordSet& rs, size_t i) {
 }  // namespace
 
 int state_rank(const std::string& state) {
-  static const std::map<std::string, int> ranks = {{"submitting", 0}, {"queued", 1},
-                                                   {"accepted", 2},   {"smsc", 3},
-                                                   {"delivered", 4},  {"failed", 4}};
+  static const std::map<std::string, int> ranks = {
+      {"submitting", 0}, {"retry", 0},     {"queued", 1}, {"accepted", 2},
+      {"smsc", 3},       {"delivered", 4}, {"failed", 4}};
   auto it = ranks.find(state);
   return it == ranks.end() ? 0 : it->second;
 }

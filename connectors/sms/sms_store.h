@@ -23,8 +23,10 @@ class Session;
 namespace relais::sms {
 
 // The states of an SMS record, in the order they may move (a late report never moves a record
-// back): submitting → accepted (gateway took it) / queued (gateway queued it for later) →
-// smsc (the operator's SMSC took it) → delivered (to the phone) | failed.
+// back): submitting (the request is being made; after a crash or a timeout the result is
+// unknown) | retry (the gateway answered that it did not take it) → accepted (gateway took it)
+// / queued (gateway queued it for later) → smsc (the operator's SMSC took it) → delivered (to
+// the phone) | failed (refused by the gateway, or reported not delivered).
 struct SmsRecord {
   int64_t delivery_id = 0;
   std::string destination;

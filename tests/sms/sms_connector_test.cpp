@@ -66,6 +66,9 @@ TEST(SmsPhone, StopAndItsUsualVariants) {
         "Me désabonner", "DESINSCRIRE", "unsubscribe", "StopSMS", "\"STOP\""}) {
     EXPECT_TRUE(is_stop_request(t)) << t;
   }
+  EXPECT_EQ(stop_keyword("Arrêt."), "ARRET");
+  EXPECT_EQ(stop_keyword("me désabonner"), "DESABONNER");
+  EXPECT_EQ(stop_keyword("Stop SMS"), "STOP");
   for (const char* t : {"", "merci", "je serai en retard", "stopover demain ?", "OK", "arrive"}) {
     EXPECT_FALSE(is_stop_request(t)) << t;
   }
