@@ -47,9 +47,13 @@ const ConfigSpec& sms_spec() {
          1,
          10},
         {"price_per_segment_cents", F::Float, "5", false,
-         "estimated price of one segment, for the cost recorded per SMS"},
+         "estimated price of one segment, for the cost recorded per SMS", {}, nullptr, 0, 1000},
         {"rate_limit", F::Float, "10", false,
-         "messages per second sent to the gateway (0 = no limit); a burst waits its turn"},
+         "messages per second sent to the gateway (0 = no limit); a burst waits its turn",
+         {},
+         nullptr,
+         0,
+         10000},
         {"rate_limit_group", F::String, "", false,
          "destinations naming the same group share one rate limit (\"\" = this destination)"},
         {"reminder_offset", F::Duration, "24h", false,
@@ -255,7 +259,8 @@ class SmsConnector final : public Connector {
       Millis t = 0;
       if (!parse_rfc3339(s, t)) return Outcome::reject("mapping", 0, "send_at: not a timestamp");
       send_at = t;
-    } else if (m.value("reminder", false) && rdv_start) {
+    } else if (m.contains("reminder") && m["reminder"].is_boolean() &&
+               m["reminder"].get<bool>() && rdv_start) {
       send_at = window_->reminder_due(*rdv_start, reminder_offset_);
     }
     if (rdv_start && now >= *rdv_start) {

@@ -113,7 +113,7 @@ TEST(SmsOvh, SignedJobsAreAcceptedAndABadSignatureIsRefused) {
   EXPECT_NE(text.find("INVALID_SIGNATURE"), std::string::npos) << text;
   EXPECT_EQ(ovh.refused(), 1);
   EXPECT_EQ(ovh.jobs().size(), 1u);
-  relais.stop();
+  EXPECT_EQ(relais.stop(), 0) << relais.stderr_text();
 }
 
 }  // namespace
