@@ -46,9 +46,19 @@ const ConfigSpec& sms_spec() {
          nullptr,
          1,
          10},
-        {"price_per_segment_cents", F::Float, "5", false,
-         "estimated price of one segment, for the cost recorded per SMS", {}, nullptr, 0, 1000},
-        {"rate_limit", F::Float, "10", false,
+        {"price_per_segment_cents",
+         F::Float,
+         "5",
+         false,
+         "estimated price of one segment, for the cost recorded per SMS",
+         {},
+         nullptr,
+         0,
+         1000},
+        {"rate_limit",
+         F::Float,
+         "10",
+         false,
          "messages per second sent to the gateway (0 = no limit); a burst waits its turn",
          {},
          nullptr,
@@ -259,8 +269,8 @@ class SmsConnector final : public Connector {
       Millis t = 0;
       if (!parse_rfc3339(s, t)) return Outcome::reject("mapping", 0, "send_at: not a timestamp");
       send_at = t;
-    } else if (m.contains("reminder") && m["reminder"].is_boolean() &&
-               m["reminder"].get<bool>() && rdv_start) {
+    } else if (m.contains("reminder") && m["reminder"].is_boolean() && m["reminder"].get<bool>() &&
+               rdv_start) {
       send_at = window_->reminder_due(*rdv_start, reminder_offset_);
     }
     if (rdv_start && now >= *rdv_start) {
@@ -321,8 +331,15 @@ class SmsConnector final : public Connector {
     if (sms.client_ref.empty()) sms.client_ref = reference;
 
     limiter_->acquire();
-    sms::HttpCall call = driver_->build(sms, clock_.now_ms());
     CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
+    if (auto tc = driver_->time_call(clock_.now_ms())) {
+      CurlCapture tcap(256);
+      prepare_curl(h, tc->url, transfer_, tcap);
+      long tstatus = 0;
+      if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &tstatus);
+      driver_->on_time_answer(tstatus, tcap.body, clock_.now_ms());
+    }
+    sms::HttpCall call = driver_->build(sms, clock_.now_ms());
     CurlCapture cap(4096);
     prepare_curl(h, call.url, transfer_, cap);
     struct curl_slist* hdrs = nullptr;

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <functional>
@@ -104,7 +105,8 @@ class OvhDriver final : public SmsDriver {
         ak_(c.str("ovh_application_key")),
         as_(c.str("ovh_application_secret")),
         ck_(c.str("ovh_consumer_key")),
-        clock_skew_s_(c.duration_ms("ovh_clock_skew") / 1000) {
+        clock_skew_s_(c.duration_ms("ovh_clock_skew") / 1000),
+        sync_(c.boolean("ovh_time_sync")) {
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
   }
   const char* name() const override { return "ovh"; }
@@ -122,8 +124,8 @@ class OvhDriver final : public SmsDriver {
                            {"senderForResponse", sms.sender.empty()},
                            {"tag", sms.client_ref.substr(0, 128)}};
     if (!sms.sender.empty()) body["sender"] = sms.sender;
-    call.body = body.dump();
-    int64_t ts = now / 1000 + clock_skew_s_;
+    call.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    int64_t ts = now / 1000 + clock_skew_s_ + offset_s_.load();
     call.headers = {"Content-Type: application/json; charset=utf-8", "X-Ovh-Application: " + ak_,
                     "X-Ovh-Consumer: " + ck_, "X-Ovh-Timestamp: " + std::to_string(ts),
                     "X-Ovh-Signature: " + ovh_signature(as_, ck_, "POST", call.url, call.body, ts)};
@@ -146,7 +148,9 @@ class OvhDriver final : public SmsDriver {
         return a;
       }
       const auto& id = j["ids"][0];
-      a.gateway_ref = id.is_number() ? std::to_string(id.get<int64_t>()) : id.dump();
+      a.gateway_ref = id.is_number_integer()
+                          ? std::to_string(id.get<int64_t>())
+                          : id.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       a.state = "accepted";
       a.text = "OVH: job " + a.gateway_ref + " created";
       return a;
@@ -161,8 +165,28 @@ class OvhDriver final : public SmsDriver {
   }
 
  private:
+  // OVH signs with its own clock: ask /auth/time once an hour and keep the difference.
+  std::optional<HttpCall> time_call(Millis now) const override {
+    if (!sync_ || (synced_at_.load() != 0 && now - synced_at_.load() < 3600 * 1000LL)) {
+      return std::nullopt;
+    }
+    HttpCall call;
+    call.url = endpoint_ + "/auth/time";
+    return call;
+  }
+  void on_time_answer(long status, const std::string& body, Millis now) const override {
+    synced_at_ = now;  // an unusable answer is not asked again before the hour
+    if (status != 200) return;
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_number_integer()) return;
+    offset_s_ = j.get<int64_t>() - now / 1000;
+  }
+
   std::string endpoint_, service_, ak_, as_, ck_;
   int64_t clock_skew_s_;
+  bool sync_;
+  mutable std::atomic<int64_t> offset_s_{0};
+  mutable std::atomic<int64_t> synced_at_{0};
 };
 
 // Fills {{name}} placeholders (to, text, sender, reference, client_ref, coding) with
@@ -237,7 +261,8 @@ class TemplateDriver final : public SmsDriver {
         body_, values,
         [json](const std::string& v) {
           if (!json) return url_encode(v);
-          std::string q = nlohmann::json(v).dump();
+          std::string q =
+              nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
           return q.substr(1, q.size() - 2);
         },
         call.body, err);
@@ -258,7 +283,11 @@ class TemplateDriver final : public SmsDriver {
       if (has_ref_path_) {
         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
         const nlohmann::json* v = j.is_discarded() ? nullptr : ref_path_.find(j);
-        if (v != nullptr) a.gateway_ref = v->is_string() ? v->get<std::string>() : v->dump();
+        if (v != nullptr) {
+          a.gateway_ref = v->is_string()
+                              ? v->get<std::string>()
+                              : v->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        }
       }
     }
     return a;
@@ -334,7 +363,9 @@ const ConfigSpec& sms_driver_spec() {
           {"ovh_application_secret", F::Secret, "", false, "ovh: application secret (AS)"},
           {"ovh_consumer_key", F::Secret, "", false, "ovh: consumer key (CK)"},
           {"ovh_clock_skew", F::Duration, "0s", false,
-           "ovh: added to the local time in X-Ovh-Timestamp (OVH's /auth/time minus ours)"},
+           "ovh: added to the local time in X-Ovh-Timestamp (with ovh_time_sync off)"},
+          {"ovh_time_sync", F::Bool, "true", false,
+           "ovh: read OVH's clock (GET /auth/time, once an hour) and sign with it"},
           {"http_method", F::String, "POST", false, "http: method", {"POST", "PUT", "GET"}},
           {"http_body", F::String, "", false,
            "http: body template (values JSON-escaped or URL-encoded after http_content_type)"},

@@ -1,11 +1,13 @@
 // The SMS gateway drivers: Kannel (smsbox sendsms HTTP interface), OVH (REST API, signed
 // requests) and a generic HTTP driver configured by templates. Each driver has one place that
 // builds the request (build) and one that classifies the answer (classify); the connector does
-// the transfer. Drivers are immutable after construction and safe to use from every worker.
+// the transfer. Drivers are safe to use from every worker: immutable after construction but for
+// OVH's clock offset, an atomic.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,17 @@ class SmsDriver {
   virtual HttpCall build(const SmsToSend& sms, Millis now) const = 0;
   // The answer's meaning.
   virtual GatewayAnswer classify(long status, const std::string& body) const = 0;
+  // A request to make before build() when the driver needs the gateway's time (OVH's
+  // /auth/time), else nullopt; its answer goes to on_time_answer(). Thread-safe.
+  virtual std::optional<HttpCall> time_call(Millis now) const {
+    (void)now;
+    return std::nullopt;
+  }
+  virtual void on_time_answer(long status, const std::string& body, Millis now) const {
+    (void)status;
+    (void)body;
+    (void)now;
+  }
   // Whether the gateway itself refuses a second SMS with the same client reference.
   virtual bool deduplicates() const { return false; }
 };

@@ -3,7 +3,8 @@
 // tests: it checks the application key, the consumer key, the timestamp and the request
 // signature ("$1$" + SHA-1 of AS+CK+METHOD+URL+BODY+TIMESTAMP joined by '+') like OVH does, and
 // refuses a bad one with OVH's error shape ({"errorCode":"INVALID_SIGNATURE",
-// "httpCode":"400 Bad Request","message":"Invalid signature"}). Jobs it accepts get an id.
+// "httpCode":"400 Bad Request","message":"Invalid signature"}); a timestamp more than 180 s
+// from its own clock is refused too (QUERY_TIME_OUT). Jobs it accepts get an id.
 //
 // Thread-safe (the sink serves on a pool; the job list is locked). Owns its HTTP server.
 
@@ -27,8 +28,14 @@ class OvhSimulator {
     nlohmann::json body;
   };
 
-  OvhSimulator(std::string service, std::string ak, std::string as, std::string ck)
-      : service_(std::move(service)), ak_(std::move(ak)), as_(std::move(as)), ck_(std::move(ck)) {
+  // `clock_offset_s`: how far OVH's clock is from ours (it signs and checks with its own).
+  OvhSimulator(std::string service, std::string ak, std::string as, std::string ck,
+               int64_t clock_offset_s = 0)
+      : service_(std::move(service)),
+        ak_(std::move(ak)),
+        as_(std::move(as)),
+        ck_(std::move(ck)),
+        offset_s_(clock_offset_s) {
     sink_.set_responder([this](const tools::SinkRequest& r) { return answer(r); });
   }
 
@@ -80,7 +87,8 @@ class OvhSimulator {
   tools::SinkResponse answer(const tools::SinkRequest& r) {
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+                      .count() +
+                  offset_s_;
     if (r.method == "GET" && r.path == "/1.0/auth/time") return json_answer(200, now);
     std::string jobs_path = "/1.0/sms/" + service_ + "/jobs";
     if (r.path.rfind("/1.0/sms/", 0) == 0 && r.path != jobs_path) {
@@ -139,6 +147,7 @@ class OvhSimulator {
   }
 
   std::string service_, ak_, as_, ck_;
+  int64_t offset_s_ = 0;
   mutable std::mutex mu_;
   std::vector<Job> jobs_;
   int refused_ = 0;

@@ -26,8 +26,8 @@ json event(const std::string& type, int rdv, const std::string& id) {
   return j;
 }
 
-std::string destination(const std::string& name, const OvhSimulator& ovh,
-                        const std::string& secret) {
+std::string destination(const std::string& name, const OvhSimulator& ovh, const std::string& secret,
+                        bool time_sync = true) {
   return "  " + name +
          ":\n"
          "    connector: sms\n"
@@ -46,11 +46,15 @@ std::string destination(const std::string& name, const OvhSimulator& ovh,
          kToken +
          "\n"
          "    window: false\n"
+         "    ovh_time_sync: " +
+         (time_sync ? "true" : "false") +
+         "\n"
          "    retry: {initial: 200ms, max: 1s, max_attempts: 5}\n";
 }
 
 TEST(SmsOvh, SignedJobsAreAcceptedAndABadSignatureIsRefused) {
-  OvhSimulator ovh("sms-cd76-1", "app-key-76", "app-secret-76", "consumer-key-76");
+  // OVH's clock is 10 minutes ahead of ours: relais must sign with OVH's time.
+  OvhSimulator ovh("sms-cd76-1", "app-key-76", "app-secret-76", "consumer-key-76", 600);
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   std::string src = RELAIS_SOURCE_DIR;
@@ -63,18 +67,23 @@ TEST(SmsOvh, SignedJobsAreAcceptedAndABadSignatureIsRefused) {
       "connectors:\n" +
       destination("ovh", ovh, "app-secret-76") +
       destination("ovh-wrong-secret", ovh, "not-the-secret") +
+      destination("ovh-local-clock", ovh, "app-secret-76", false) +
       "routes:\n"
       "  - {name: ok, source: cms76, type: rdv.planned, to: [{destination: ovh, "
       "mapping: rdv-sms-confirmation}]}\n"
       "  - {name: bad, source: cms76, type: rdv.moved, to: [{destination: "
-      "ovh-wrong-secret, mapping: rdv-sms-moved}]}\n";
+      "ovh-wrong-secret, mapping: rdv-sms-moved}]}\n"
+      "  - {name: clock, source: cms76, type: rdv.cancelled, to: [{destination: "
+      "ovh-local-clock, mapping: rdv-sms-cancelled}]}\n";
   RelaisProcess relais(o);
   relais.start();
   HttpClient admin = relais.client();
   HttpClient system(relais.base_url(), relais.system_token());
   auto first_delivery = [&](const std::string& id) {
     json m = admin.get("/api/v1/messages/" + id).json();
-    return m.is_object() && m.contains("deliveries") ? m["deliveries"][0] : json();
+    return m.is_object() && m.contains("deliveries") && !m["deliveries"].empty()
+               ? m["deliveries"][0]
+               : json::object();
   };
 
   auto r = system.post_json("/api/v1/sources/cms76/messages", event("rdv.planned", 1, "e1").dump());
@@ -112,6 +121,17 @@ TEST(SmsOvh, SignedJobsAreAcceptedAndABadSignatureIsRefused) {
   std::string text = first_delivery(bad_id)["last_outcome"]["text"];
   EXPECT_NE(text.find("INVALID_SIGNATURE"), std::string::npos) << text;
   EXPECT_EQ(ovh.refused(), 1);
+  EXPECT_EQ(ovh.jobs().size(), 1u);
+
+  // Signed with our own clock, 10 minutes behind OVH's: refused as out of time.
+  r = system.post_json("/api/v1/sources/cms76/messages", event("rdv.cancelled", 3, "e3").dump());
+  ASSERT_EQ(r.status, 202) << r.body;
+  std::string late_id = r.json()["id"];
+  ASSERT_TRUE(
+      wait_until([&] { return first_delivery(late_id).value("state", "") == "dead"; }, seconds(30)))
+      << first_delivery(late_id).dump();
+  text = first_delivery(late_id)["last_outcome"]["text"];
+  EXPECT_NE(text.find("QUERY_TIME_OUT"), std::string::npos) << text;
   EXPECT_EQ(ovh.jobs().size(), 1u);
   EXPECT_EQ(relais.stop(), 0) << relais.stderr_text();
 }

@@ -140,6 +140,16 @@ TEST(SmsOvh, RequestIsSignedAndAnswersClassified) {
             c.headers.end());
   EXPECT_NE(std::find(c.headers.begin(), c.headers.end(), "X-Ovh-Timestamp: 1700000000"),
             c.headers.end());
+  // OVH's clock: asked once, then used for an hour.
+  auto tc = d->time_call(1'700'000'000'000);
+  ASSERT_TRUE(tc.has_value());
+  EXPECT_EQ(tc->url, "https://eu.api.ovh.com/1.0/auth/time");
+  d->on_time_answer(200, "1700000100", 1'700'000'000'000);
+  EXPECT_FALSE(d->time_call(1'700'000'060'000).has_value());
+  EXPECT_TRUE(d->time_call(1'700'003'700'000).has_value());
+  HttpCall synced = d->build(sample(), 1'700'000'000'000);
+  EXPECT_NE(std::find(synced.headers.begin(), synced.headers.end(), "X-Ovh-Timestamp: 1700000100"),
+            synced.headers.end());
   auto ok = d->classify(200, R"({"ids":[123456],"invalidReceivers":[],"totalCreditsRemoved":1,)"
                              R"("validReceivers":["+33600000000"]})");
   EXPECT_EQ(ok.kind, Outcome::Kind::Delivered);
