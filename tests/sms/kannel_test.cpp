@@ -24,6 +24,7 @@ json planned(int rdv, const std::string& event_id, const std::string& heure = "1
   j["id"] = event_id;
   j["rdv"]["id"] = rdv;
   j["rdv"]["heure"] = heure;
+  j["rdv"]["date"] = "2030-05-17";  // a Friday to come: nothing is sent for a past RDV
   return j;
 }
 

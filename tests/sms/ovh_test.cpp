@@ -23,6 +23,7 @@ json event(const std::string& type, int rdv, const std::string& id) {
   j["event"] = type;
   j["id"] = id;
   j["rdv"]["id"] = rdv;
+  j["rdv"]["date"] = "2030-05-17";  // to come: nothing is sent for a past RDV
   return j;
 }
 
