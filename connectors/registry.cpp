@@ -1,12 +1,14 @@
 #include "connectors/registry.h"
 
 #include "connectors/ban/ban.h"
+#include "connectors/calendar/calendar.h"
 #include "connectors/http/http_connector.h"
 
 namespace relais {
 
 void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
+  register_calendar_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

@@ -20,6 +20,8 @@
 
 namespace relais {
 
+class XrefStore;
+
 // What a connector gets for one attempt. References are valid for the call only.
 struct DeliveryRequest {
   int64_t delivery_id = 0;
@@ -51,6 +53,9 @@ struct ConnectorContext {
   int concurrency = 1;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
+  // The cross-references of the hub's store (owned by the hub, outlives the connector; null
+  // where no store is open). Connectors that update or delete what they created use it.
+  XrefStore* xrefs = nullptr;
 };
 
 // A kind of connector. Plain value held by the registry.

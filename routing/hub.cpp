@@ -66,6 +66,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
   store_ = open_sqlite_store(so);
+  xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
 
   for (const auto& [name, dc] : config_.destinations) {
     const ConnectorKind* kind = registry.find(dc.connector);
@@ -75,6 +76,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.concurrency = dc.concurrency;
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
+    ctx.xrefs = xrefs_.get();
     connectors_[name] = kind->create(ctx);
   }
   for (const auto& [name, ec] : config_.enrichers) {

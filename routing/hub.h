@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/xref_store.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"
 #include "routing/mapping_stage.h"
@@ -88,6 +89,7 @@ class Hub {
   Metrics metrics_;
   IdGenerator ids_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
   std::map<std::string, std::unique_ptr<Enricher>> enrichers_;
   std::map<std::string, const RouteConfig*> routes_by_name_;
