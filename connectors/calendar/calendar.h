@@ -154,7 +154,7 @@ struct TokenResult {
 // Responsibility: fetches client-credentials tokens and keeps them until shortly before they
 // expire (refreshed when less than a fifth of their lifetime, at most 5 minutes, is left).
 // One cache per process (shared_token_cache()) is shared by every driver, keyed by token URL,
-// client id and scope.
+// client id, scope and (a digest of) the secret.
 // Thread-safety: all methods may be called from any thread; a fetch holds the cache's lock, so
 // concurrent callers wait for one fetch instead of each asking for a token.
 // Ownership: owns its tokens and one curl handle.

@@ -217,13 +217,20 @@ int TokenCache::fetches() const {
   return fetches_;
 }
 
+namespace {
+// A changed secret (rotated in the configuration) must not be served the old secret's token.
+std::string cache_key(const TokenSettings& s) {
+  return s.token_url + "\n" + s.client_id + "\n" + s.scope + "\n" + sha256_hex(s.client_secret);
+}
+}  // namespace
+
 void TokenCache::invalidate(const TokenSettings& s) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.erase(s.token_url + "\n" + s.client_id + "\n" + s.scope);
+  entries_.erase(cache_key(s));
 }
 
 TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool force) {
-  const std::string k = s.token_url + "\n" + s.client_id + "\n" + s.scope;
+  const std::string k = cache_key(s);
   std::lock_guard<std::mutex> lock(mu_);
   Millis now = clock.now_ms();
   if (!force) {
