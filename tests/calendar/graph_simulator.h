@@ -108,7 +108,9 @@ class GraphSimulator {
     }
     return out;
   }
+  // The requests answered 2xx (HttpSink keeps only those), and every request.
   std::vector<tools::SinkRequest> requests() const { return sink_.requests(); }
+  size_t total() const { return sink_.total(); }
   std::vector<std::string> violations() const {
     std::lock_guard<std::mutex> lock(mu_);
     return violations_;
