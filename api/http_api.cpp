@@ -186,6 +186,15 @@ class ApiHandler final : public HTTPRequestHandler {
       if (!rec) return send_error(resp, 404, "not found", "no message " + seg[3]);
       return send_json(resp, 200, message_json(*rec, hub_.dispatcher(), true));
     }
+    // /api/v1/destinations/{destination}/messages: a message for one destination only
+    // (reconciliation repairs), admin only.
+    if (seg.size() == 5 && seg[2] == "destinations" && seg[4] == "messages") {
+      if (method != "POST") return method_not_allowed(resp, "POST");
+      if (token->role != "admin") {
+        return send_error(resp, 403, "forbidden", "only an admin token may post to a destination");
+      }
+      return direct_message(req, resp, seg[3]);
+    }
     if (seg.size() == 5 && seg[2] == "deliveries" && (seg[4] == "retry" || seg[4] == "discard")) {
       if (method != "POST") return method_not_allowed(resp, "POST");
       if (!can_operate(*token)) {
@@ -286,6 +295,33 @@ class ApiHandler final : public HTTPRequestHandler {
       if (r.status == 200) out["duplicate"] = true;
       return send_json(resp, r.status, out);
     }
+    send_error(resp, r.status, r.error, r.detail, r.extra);
+  }
+
+  // {"type": "...", "correlation": "...", "body": {...}} → one delivery to `destination`.
+  void direct_message(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const std::string& destination) {
+    std::string text;
+    if (!read_body(req, config_.max_body, text, &resp)) {
+      resp.setKeepAlive(false);
+      return send_error(resp, 413, "payload too large", "the body exceeds the limit");
+    }
+    json j;
+    AcceptResponse perr;
+    if (!parse_json_body(text, j, perr)) {
+      return send_error(resp, 400, perr.error, perr.detail, perr.extra);
+    }
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("body") ||
+        !j["body"].is_object()) {
+      return send_error(resp, 400, "bad message",
+                        "send {\"type\": \"…\", \"correlation\": \"…\", \"body\": {…}}");
+    }
+    std::string correlation = j.contains("correlation") && j["correlation"].is_string()
+                                  ? j["correlation"].get<std::string>()
+                                  : "";
+    AcceptResponse r = hub_.accept_for_destination(destination, j["type"].get<std::string>(),
+                                                   correlation, j["body"].dump());
+    if (r.status == 202) return send_json(resp, 202, {{"id", r.id}});
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 

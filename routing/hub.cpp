@@ -247,6 +247,43 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   return out;
 }
 
+AcceptResponse Hub::accept_for_destination(const std::string& destination, const std::string& type,
+                                           const std::string& correlation,
+                                           const std::string& body) {
+  AcceptResponse out;
+  if (connectors_.count(destination) == 0) {
+    out.status = 404;
+    out.error = "unknown destination";
+    out.detail = "no destination named '" + destination + "' is configured";
+    return out;
+  }
+  nlohmann::json doc;
+  if (!parse_json_body(body, doc, out)) return out;
+  auto m = std::make_shared<Message>();
+  m->id = ids_.next();
+  m->source = "relais";
+  m->type = type;
+  m->correlation = correlation;
+  m->body = body;
+  m->received_at = clock_.now_ms();
+  m->doc = std::make_shared<const nlohmann::json>(std::move(doc));
+  Incoming in;
+  in.message = std::move(m);
+  in.deliveries.push_back(NewDelivery{destination, "direct", "", 0});
+  std::vector<Incoming> batch;
+  batch.push_back(std::move(in));
+  AcceptResult r = store_->accept(std::move(batch)).front();
+  out.id = r.id;
+  if (r.kind == AcceptResult::Kind::Failed) {
+    out.status = 503;
+    out.error = "not stored";
+    out.detail = r.error + " (the message was not accepted: send it again)";
+  } else {
+    out.status = 202;
+  }
+  return out;
+}
+
 void Hub::settle(const std::string& source, const AcceptResult& r,
                  const std::vector<std::string>& dests, AcceptResponse& out) {
   const SourceCounters& c = counters_.at(source);

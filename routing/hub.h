@@ -54,6 +54,13 @@ class Hub {
   std::vector<AcceptResponse> accept_batch(const std::string& source, const std::string& ndjson,
                                            const std::map<std::string, std::string>& headers);
 
+  // Commits a message for one destination only: no source, no route, no mapping (the body is
+  // what the connector receives), e.g. a repair decided by `relais calendar reconcile`. It then
+  // goes through the destination's queue like any delivery (FIFO per correlation key, retries).
+  // 202 with the id; 404 for an unknown destination; 400 for a body that is not JSON.
+  AcceptResponse accept_for_destination(const std::string& destination, const std::string& type,
+                                        const std::string& correlation, const std::string& body);
+
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
   Store& store() { return *store_; }

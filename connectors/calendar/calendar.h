@@ -24,6 +24,8 @@
 #include "core/clock.h"
 #include "core/connector.h"
 #include "core/status.h"
+#include "core/store.h"
+#include "core/xref_store.h"
 
 namespace relais {
 
@@ -189,6 +191,33 @@ TokenCache& shared_token_cache();
 Result free_busy(const ConfigView& config, const std::string& destination,
                  const std::string& mailbox, const std::string& from_utc, const std::string& to_utc,
                  const Clock& clock);
+
+// ---- reconciliation ----------------------------------------------------------------------
+
+// One difference between what Relais believes and a calendar.
+struct Finding {
+  std::string kind;  // duplicate | missing | stale | leftover
+  std::string mailbox;
+  std::string key;
+  std::string detail;  // for a person (ids, times); no subject or body
+  // What --repair delivers through the normal queue (message type "calendar.repair"): the
+  // last delivered state with action "repair" (the connector keeps one event with that state,
+  // or none when the appointment was cancelled).
+  nlohmann::json repair;
+};
+
+struct ReconcileReport {
+  std::vector<Finding> findings;
+  size_t keys_known = 0;            // keys with a last delivered state
+  size_t remote_events = 0;         // events carrying the property in the period
+  std::vector<std::string> errors;  // calendars that could not be read
+};
+
+// Compares the cross-references and the last delivered state of `destination` (from `store`)
+// with the events carrying the key property in each known mailbox, over [from_utc, to_utc).
+ReconcileReport reconcile(Driver& driver, XrefStore& xrefs, Store& store,
+                          const std::string& destination, const std::string& from_utc,
+                          const std::string& to_utc);
 
 }  // namespace calendar
 }  // namespace relais

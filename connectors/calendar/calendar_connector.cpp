@@ -29,8 +29,9 @@ const ConfigSpec& calendar_spec() {
            "through Microsoft Graph)",
            {"ews", "graph"}},
           {"operations", F::StringMap, "", false,
-           "message type → create | update | delete (default rdv.planned: create, rdv.moved: "
-           "update, rdv.cancelled: delete); other types use the mapping's 'action' field"},
+           "message type → create | update | delete | repair (default rdv.planned: create, "
+           "rdv.moved: update, rdv.cancelled: delete, calendar.repair: repair); other types use "
+           "the mapping's 'action' field"},
           {"url", F::String, "", false,
            "ews: the EWS endpoint (https://mail.example.org/EWS/Exchange.asmx); graph: the API "
            "root (default https://graph.microsoft.com/v1.0)"},
@@ -90,17 +91,16 @@ const ConfigSpec& calendar_spec() {
   return s;
 }
 
-enum class Op { Create, Update, Delete };
+enum class Op { Create, Update, Delete, Repair };
 
 bool parse_op(const std::string& s, Op& op) {
-  if (s == "create")
-    op = Op::Create;
-  else if (s == "update")
-    op = Op::Update;
-  else if (s == "delete")
-    op = Op::Delete;
-  else
-    return false;
+  static const std::map<std::string, Op> ops{{"create", Op::Create},
+                                             {"update", Op::Update},
+                                             {"delete", Op::Delete},
+                                             {"repair", Op::Repair}};
+  auto it = ops.find(s);
+  if (it == ops.end()) return false;
+  op = it->second;
   return true;
 }
 
@@ -117,7 +117,10 @@ class CalendarConnector final : public Connector {
     }
     driver_ = make_driver(ctx.config, ctx.name, ctx.concurrency, *ctx.clock);
     search_before_create_ = ctx.config.boolean("search_before_create");
-    operations_ = {{"rdv.planned", "create"}, {"rdv.moved", "update"}, {"rdv.cancelled", "delete"}};
+    operations_ = {{"rdv.planned", "create"},
+                   {"rdv.moved", "update"},
+                   {"rdv.cancelled", "delete"},
+                   {"calendar.repair", "repair"}};
     for (const auto& [type, op] : ctx.config.string_map("operations")) operations_[type] = op;
   }
 
@@ -138,7 +141,7 @@ class CalendarConnector final : public Connector {
     if (!parse_op(op_text, op)) {
       return Outcome::reject("config", 0,
                              "no calendar operation for message type '" + req.message->type +
-                                 "': add it to operations (create, update or delete)");
+                                 "': add it to operations (create, update, delete or repair)");
     }
     Event e;
     e.key = req.message->correlation;
@@ -151,7 +154,9 @@ class CalendarConnector final : public Connector {
                              "that moves and cancellations find the event again");
     }
     std::string err;
-    if (!parse_event(mapped, op != Op::Delete, e, err)) return Outcome::reject("mapping", 0, err);
+    bool need_event =
+        op == Op::Create || op == Op::Update || (op == Op::Repair && mapped.contains("event"));
+    if (!parse_event(mapped, need_event, e, err)) return Outcome::reject("mapping", 0, err);
     std::optional<CrossReference> xref;
     try {
       xref = xrefs_->get(name_, e.key);
@@ -168,6 +173,8 @@ class CalendarConnector final : public Connector {
         return update(e, *xref, req, "updated");
       case Op::Delete:
         return remove(e, xref, req);
+      case Op::Repair:
+        return repair(e, need_event, xref, req);
     }
     return Outcome::reject("config", 0, "unknown operation");
   }
@@ -276,6 +283,49 @@ class CalendarConnector final : public Connector {
                                   " event(s)");
   }
 
+  // Reconciliation's repair: exactly one event with the last delivered state (the referenced
+  // one when it is still there), or none when the appointment was cancelled.
+  Outcome repair(const Event& e, bool keep, const std::optional<CrossReference>& x,
+                 const DeliveryRequest& req) {
+    Result f = driver_->find(e.mailbox, e.key, "", "", req.slot);
+    if (f.kind == Result::Kind::Failed) return failed(f);
+    size_t kept = f.found.size();
+    if (keep && x) {
+      for (size_t i = 0; i < f.found.size(); ++i) {
+        if (f.found[i].ref.id == x->external_id) kept = i;
+      }
+    }
+    if (keep && kept == f.found.size() && !f.found.empty()) kept = 0;
+    int removed = 0;
+    for (size_t i = 0; i < f.found.size(); ++i) {
+      if (i == kept) continue;
+      Result d = driver_->remove(e.mailbox, f.found[i].ref, req.slot);
+      if (d.kind == Result::Kind::Failed) return failed(d);
+      ++removed;
+    }
+    std::string text = "repair: removed " + std::to_string(removed) + " event(s)";
+    if (!keep) {
+      try {
+        xrefs_->remove(name_, e.key);
+      } catch (const std::exception& ex) {
+        return Outcome::retry("store", 0,
+                              std::string("cannot remove the cross-reference: ") + ex.what());
+      }
+      return Outcome::delivered("", driver_->name() + ": " + text);
+    }
+    if (kept < f.found.size()) {
+      Result u = driver_->update(e, f.found[kept].ref, req.slot);
+      if (u.kind == Result::Kind::Failed) return failed(u);
+      if (u.kind == Result::Kind::Ok) return record(e, u.ref, req, text + ", updated the one kept");
+    }
+    Result c = driver_->create(e, req.slot);
+    if (c.kind != Result::Kind::Ok) {
+      return c.kind == Result::Kind::Failed ? failed(c)
+                                            : Outcome::retry(driver_->name(), 0, "create failed");
+    }
+    return record(e, c.ref, req, text + ", created it again");
+  }
+
   std::string name_;
   XrefStore* xrefs_;
   std::unique_ptr<Driver> driver_;
@@ -314,7 +364,7 @@ void check(const ConfigView& c, const std::string& file, std::vector<ConfigError
     Op o;
     if (!parse_op(op, o)) {
       errors.push_back(error_at(c.raw("operations"), file, c.path() + ".operations." + type,
-                                "the operation must be create, update or delete"));
+                                "the operation must be create, update, delete or repair"));
     }
   }
 }

@@ -115,6 +115,22 @@ std::string config(const EwsSimulator& ews, const GraphSimulator& graph) {
          "      - {destination: agenda-graph, mapping: rdv-calendar}\n";
 }
 
+// One EWS destination only.
+std::string ews_config(const EwsSimulator& ews) {
+  std::string src = RELAIS_SOURCE_DIR;
+  return "sources:\n  cms76:\n    type: $.event\n    correlation: \"rdv:{$.rdv.id}\"\n"
+         "    idempotency: $.id\n"
+         "mappings:\n  directory: " +
+         src + "/config/mappings\n  tables: " + src +
+         "/config/tables\n"
+         "connectors:\n  agenda-ews:\n    connector: calendar\n    driver: ews\n    url: " +
+         ews.url() +
+         "\n    auth: basic\n    user: svc-relais\n    password: secret\n    concurrency: 2\n"
+         "    retry: {initial: 50ms, max: 400ms, max_attempts: 100}\n"
+         "routes:\n  - name: rdv-agenda\n    source: cms76\n    type: \"rdv.*\"\n    to:\n"
+         "      - {destination: agenda-ews, mapping: rdv-calendar}\n";
+}
+
 void post_batch(RelaisProcess& relais, const std::vector<std::string>& lines) {
   std::string body;
   for (const auto& l : lines) body += l + "\n";
@@ -124,10 +140,10 @@ void post_batch(RelaisProcess& relais, const std::vector<std::string>& lines) {
 }
 
 // The expected calendars: mailbox → (key → UTC start).
-std::map<std::string, std::map<std::string, std::string>> expected() {
+std::map<std::string, std::map<std::string, std::string>> expected(int n = kRdv) {
   std::map<std::string, std::map<std::string, std::string>> out;
-  for (int i = 0; i < kMailboxes; ++i) out[mailbox(i)];
-  for (int i = 0; i < kRdv; ++i) {
+  for (int i = 0; i < std::min(n, kMailboxes); ++i) out[mailbox(i)];
+  for (int i = 0; i < n; ++i) {
     if (is_cancelled(i)) continue;
     out[mailbox(i)]["rdv:" + std::to_string(100000 + i)] = expected_utc_start(i, is_moved(i));
   }
@@ -135,9 +151,9 @@ std::map<std::string, std::map<std::string, std::string>> expected() {
 }
 
 // Differences between the EWS calendars and the expected state ("" when equal).
-std::string ews_diff(const EwsSimulator& sim) {
+std::string ews_diff(const EwsSimulator& sim, int n = kRdv) {
   std::ostringstream d;
-  auto want = expected();
+  auto want = expected(n);
   auto have = sim.all_items();
   for (const auto& [mb, keys] : want) {
     std::map<std::string, int> seen;
@@ -243,7 +259,8 @@ TEST(CalendarScenario, TwoHundredRdvWithFaultsAndAKill9EndExactlyAsExpected) {
             << ews.request_count() << " (" << before << " before kill -9; CreateItem "
             << ops["CreateItem"] << ", FindItem " << ops["FindItem"] << ", UpdateItem "
             << ops["UpdateItem"] << ", DeleteItem " << ops["DeleteItem"] << "), Graph requests "
-            << graph.total() << " (" << graph.requests().size() << " answered 2xx; " << graph_before << " before kill -9)\n";
+            << graph.total() << " (" << graph.requests().size() << " answered 2xx; " << graph_before
+            << " before kill -9)\n";
 
   // Nothing is left waiting or dead.
   HttpClient c = relais.client();
@@ -263,6 +280,75 @@ TEST(CalendarScenario, TwoHundredRdvWithFaultsAndAKill9EndExactlyAsExpected) {
     EXPECT_EQ(dead.status, 200);
     EXPECT_TRUE(dead.json()["items"].empty()) << dead.body;
   }
+  EXPECT_EQ(relais.stop(), 0);
+}
+
+// Reconciliation finds what was changed behind Relais's back, --repair fixes it through the
+// normal queue, and a second run finds nothing.
+TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
+  constexpr int n = 10;
+  EwsSimulator ews;
+  ews.use_basic("svc-relais", "secret");
+  for (int i = 0; i < kMailboxes; ++i) ews.add_mailbox(mailbox(i));
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = ews_config(ews);
+  o.log_level = "warn";
+  RelaisProcess relais(o);
+  relais.start();
+  std::vector<std::string> lines;
+  for (int i = 0; i < n; ++i) lines.push_back(event(i, "rdv.planned"));
+  for (int i = 0; i < n; ++i) {
+    if (is_moved(i)) lines.push_back(event(i, "rdv.moved"));
+  }
+  for (int i = 0; i < n; ++i) {
+    if (is_cancelled(i)) lines.push_back(event(i, "rdv.cancelled"));
+  }
+  post_batch(relais, lines);
+  ASSERT_TRUE(wait_until([&] { return ews_diff(ews, n).empty(); }, std::chrono::milliseconds(60000),
+                         std::chrono::milliseconds(100)))
+      << ews_diff(ews, n);
+  auto key = [](int i) { return "rdv:" + std::to_string(100000 + i); };
+  auto item_of = [&](int i) {
+    for (const auto& it : ews.items(mailbox(i))) {
+      if (it.key == key(i)) return it;
+    }
+    return EwsItem{};
+  };
+  ews.erase(mailbox(2), item_of(2).id);                              // missing
+  ews.put(mailbox(3), item_of(3));                                   // duplicate
+  ews.set_start(mailbox(4), item_of(4).id, "2026-12-31T06:00:00Z");  // stale
+  EwsItem left = item_of(3);
+  left.key = key(1);          // RDV 1 was cancelled
+  ews.put(mailbox(1), left);  // leftover
+
+  std::vector<std::string> cmd{RELAIS_BINARY,        "calendar",      "reconcile",  "--config",
+                               relais.config_path(), "--destination", "agenda-ews", "--from",
+                               "2026-12-01",         "--to",          "2027-01-01"};
+  CommandResult r = run_command(cmd);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("missing\t" + mailbox(2) + "\t" + key(2)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("duplicate\t" + mailbox(3) + "\t" + key(3)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stale\t" + mailbox(4) + "\t" + key(4)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("leftover\t" + mailbox(1) + "\t" + key(1)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 difference(s)"), std::string::npos) << r.out;
+  EXPECT_NE(ews_diff(ews, n), "");
+
+  std::vector<std::string> repair = cmd;
+  for (const std::string& a : std::vector<std::string>{"--repair", "--url", relais.base_url(),
+                                                       "--token", relais.token()}) {
+    repair.push_back(a);
+  }
+  r = run_command(repair);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("4 repair(s) queued"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(wait_until([&] { return ews_diff(ews, n).empty(); }, std::chrono::milliseconds(60000),
+                         std::chrono::milliseconds(100)))
+      << ews_diff(ews, n) << relais.client().get("/api/v1/messages?type=calendar.repair").body;
+  r = run_command(cmd);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 difference(s)"), std::string::npos) << r.out;
+  EXPECT_TRUE(ews.violations().empty()) << ews.violations().front();
   EXPECT_EQ(relais.stop(), 0);
 }
 

@@ -189,6 +189,22 @@ class EwsSimulator {
     auto& cal = calendars_[mailbox];
     if (auto it = cal.find(id); it != cal.end()) it->second.change_key = next_change_key();
   }
+  // Adds an item behind Relais's back (a duplicate, a leftover); returns its id.
+  std::string put(const std::string& mailbox, EwsItem item) {
+    std::lock_guard<std::mutex> lock(mu_);
+    item.id = "AAMkA" + std::to_string(++item_seq_) + "=";
+    item.change_key = next_change_key();
+    calendars_[mailbox][item.id] = item;
+    return item.id;
+  }
+  // Moves an item behind Relais's back.
+  void set_start(const std::string& mailbox, const std::string& id, const std::string& start) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (EwsItem* i = find_item(mailbox, id)) {
+      i->start = start;
+      i->change_key = next_change_key();
+    }
+  }
   void erase(const std::string& mailbox, const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
     calendars_[mailbox].erase(id);
