@@ -348,6 +348,21 @@ TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
   r = run_command(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("0 difference(s)"), std::string::npos) << r.out;
+
+  // Free/busy through the API (the portal's online booking): one busy period per RDV kept.
+  HttpClient c = relais.client();
+  HttpResponse fb = c.get("/api/v1/destinations/agenda-ews/free-busy?mailbox=" + mailbox(3) +
+                          "&from=2026-12-01&to=2027-01-01");
+  ASSERT_EQ(fb.status, 200) << fb.body;
+  EXPECT_EQ(fb.json()["busy"].size(), expected(n)[mailbox(3)].size()) << fb.body;
+  ASSERT_FALSE(fb.json()["busy"].empty());
+  EXPECT_EQ(fb.json()["busy"][0]["start"], expected_utc_start(3, is_moved(3)));
+  EXPECT_EQ(c.get("/api/v1/destinations/agenda-ews/free-busy?mailbox=x&from=2026-12-01").status,
+            400);
+  EXPECT_EQ(c.get("/api/v1/destinations/nowhere/free-busy?mailbox=a@b.c&from=2026-12-01&to=2027-"
+                  "01-01")
+                .status,
+            404);
   EXPECT_TRUE(ews.violations().empty()) << ews.violations().front();
   EXPECT_EQ(relais.stop(), 0);
 }
