@@ -19,6 +19,7 @@
 //
 // Thread-safe: every public method locks; requests are served on the sink's thread pool.
 
+#include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 
 #include <algorithm>
@@ -48,6 +49,13 @@ inline std::string cal_read_text(const std::string& path) {
 
 inline std::string ews_fixture(const std::string& name) {
   return cal_read_text(std::string(RELAIS_SHARED_DIR) + "/fixtures/ews/" + name);
+}
+
+inline std::string unbase64(const std::string& s) {
+  std::istringstream in(s);
+  Poco::Base64Decoder dec(in);
+  std::string out((std::istreambuf_iterator<char>(dec)), std::istreambuf_iterator<char>());
+  return out;
 }
 
 inline std::string base64(const std::string& s) {
@@ -150,6 +158,17 @@ class EwsSimulator {
     std::lock_guard<std::mutex> lock(mu_);
     expected_auth_ = "Basic " + base64(user + ":" + password);
     oauth_ = false;
+  }
+  // NTLM: the handshake (Type 1 → 401 with a Type 2 challenge → Type 3) and the user name are
+  // checked; the response hashes are not (that needs a domain controller).
+  void use_ntlm(std::string user) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ntlm_user_ = std::move(user);
+    oauth_ = false;
+  }
+  int ntlm_handshakes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ntlm_handshakes_;
   }
   void use_oauth(std::string client_id, std::string secret, int lifetime_s = 3599) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -516,8 +535,34 @@ class EwsSimulator {
       return out;
     }
     std::string auth = r.headers.count("authorization") ? r.headers.at("authorization") : "";
-    bool authorised = oauth_ ? (auth.rfind("Bearer ", 0) == 0 && tokens_.count(auth.substr(7)))
-                             : auth == expected_auth_;
+    if (!ntlm_user_.empty()) {
+      std::string msg = auth.rfind("NTLM ", 0) == 0 ? unbase64(auth.substr(5)) : "";
+      if (msg.size() >= 12 && msg.compare(0, 8, std::string("NTLMSSP\0", 8)) == 0 && msg[8] == 1) {
+        out.status = 401;
+        out.headers["WWW-Authenticate"] = "NTLM " + base64(ntlm_challenge());
+        out.body = "";
+        return out;
+      }
+      bool ok = false;
+      if (msg.size() >= 44 && msg.compare(0, 8, std::string("NTLMSSP\0", 8)) == 0 && msg[8] == 3) {
+        auto u16 = [&msg](size_t at) {
+          return static_cast<size_t>(static_cast<unsigned char>(msg[at])) |
+                 static_cast<size_t>(static_cast<unsigned char>(msg[at + 1])) << 8;
+        };
+        size_t len = u16(36), off = u16(40) | u16(42) << 16;
+        ok = off + len <= msg.size() && msg.substr(off, len) == ntlm_user_;
+        if (ok) ++ntlm_handshakes_;
+      }
+      if (!ok) {
+        out.status = 401;
+        out.headers["WWW-Authenticate"] = "NTLM";
+        out.body = "";
+        return out;
+      }
+    }
+    bool authorised = !ntlm_user_.empty() ||
+                      (oauth_ ? (auth.rfind("Bearer ", 0) == 0 && tokens_.count(auth.substr(7)))
+                              : auth == expected_auth_);
     if (!authorised) {
       out.status = 401;
       out.headers["WWW-Authenticate"] = oauth_ ? "Bearer" : "Basic realm=\"ews\"";
@@ -536,6 +581,27 @@ class EwsSimulator {
     out.status = rep.status;
     out.body = rep.body;
     return out;
+  }
+
+  // A Type 2 message: OEM strings, NTLM, target info present (so the client answers NTLMv2).
+  static std::string ntlm_challenge() {
+    std::string m("NTLMSSP\0", 8);
+    auto u16 = [&m](unsigned v) {
+      m.push_back(static_cast<char>(v & 0xff));
+      m.push_back(static_cast<char>((v >> 8) & 0xff));
+    };
+    auto u32 = [&](unsigned v) {
+      u16(v & 0xffff);
+      u16(v >> 16);
+    };
+    u32(2);
+    u16(0), u16(0), u32(48);                                  // target name: empty
+    u32(0x00000002 | 0x00000200 | 0x00800000);                // OEM | NTLM | TARGET_INFO
+    m += std::string("\x01\x23\x45\x67\x89\xab\xcd\xef", 8);  // challenge
+    m += std::string(8, '\0');                                // context
+    u16(4), u16(4), u32(48);                                  // target info
+    m += std::string(4, '\0');                                // MsvAvEOL
+    return m;
   }
 
   tools::SinkResponse token(const tools::SinkRequest& r) {
@@ -872,6 +938,8 @@ class EwsSimulator {
   std::map<std::string, std::map<std::string, EwsItem>> calendars_;
   std::set<std::string> denied_;
   std::string expected_auth_ = "Basic " + base64("svc-relais:secret");
+  std::string ntlm_user_;
+  int ntlm_handshakes_ = 0;
   bool oauth_ = false;
   std::string client_id_, client_secret_;
   int token_lifetime_s_ = 3599;

@@ -233,6 +233,21 @@ TEST_F(EwsTest, WrongPasswordIsRejected) {
   EXPECT_NE(o.text.find("check user and password"), std::string::npos) << o.text;
 }
 
+TEST_F(EwsTest, NtlmHandshakeThroughLibcurl) {
+  sim.use_ntlm("svc-relais");
+  CalendarHarness h("driver: ews\nurl: " + sim.url() +
+                    "\nauth: ntlm\nuser: svc-relais\npassword: secret\n");
+  Outcome o = h.send("rdv.planned", 18, planned(18));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_GE(sim.ntlm_handshakes(), 2);  // FindItem, CreateItem
+  CalendarHarness other("driver: ews\nurl: " + sim.url() +
+                        "\nauth: ntlm\nuser: someone-else\npassword: secret\n");
+  o = other.send("rdv.planned", 19, planned(19));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.code, 401);
+}
+
 TEST_F(EwsTest, OAuthTokensAreCachedRefreshedAndRefusalsExplained) {
   sim.use_oauth("relais-client", "relais-secret", 3600);
   std::string yaml = "driver: ews\nurl: " + sim.url() +
