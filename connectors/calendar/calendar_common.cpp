@@ -38,13 +38,6 @@ void civil_from_days(int64_t z, int& y, int& m, int& d) {
   y = static_cast<int>(static_cast<int64_t>(yoe) + era * 400 + (m <= 2));
 }
 
-std::string form_encode(CURL* h, const std::string& v) {
-  char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
 }  // namespace
 
 bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std::string& error) {
@@ -200,6 +193,15 @@ Outcome network_failure(CURLcode rc, const std::string& what) {
                         "cannot reach " + what + ": " + curl_easy_strerror(rc));
 }
 
+std::optional<int64_t> retry_after_ms(const std::string& value) {
+  if (value.empty() || value.find_first_not_of("0123456789.") != std::string::npos) {
+    return std::nullopt;
+  }
+  double s = std::atof(value.c_str());
+  if (s < 0 || s > 86400) return std::nullopt;
+  return static_cast<int64_t>(s * 1000);
+}
+
 std::string excerpt(const std::string& body, size_t max) {
   return body.size() <= max ? body : body.substr(0, max);
 }
@@ -244,8 +246,8 @@ TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool for
     return TokenResult{false, {}, Outcome::retry("oauth2", 0, "curl_easy_init failed")};
   }
   std::string form =
-      "client_id=" + form_encode(h, s.client_id) + "&scope=" + form_encode(h, s.scope) +
-      "&client_secret=" + form_encode(h, s.client_secret) + "&grant_type=client_credentials";
+      "client_id=" + url_escape(h, s.client_id) + "&scope=" + url_escape(h, s.scope) +
+      "&client_secret=" + url_escape(h, s.client_secret) + "&grant_type=client_credentials";
   HttpAnswer a =
       http_exchange(h, "POST", s.token_url,
                     {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},

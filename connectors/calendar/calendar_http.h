@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& 
 // A transport failure as a retry (or a TLS problem, which a person must fix, as a retry too: the
 // certificate may be renewed).
 Outcome network_failure(CURLcode rc, const std::string& what);
+
+// A Retry-After in seconds (Graph sends fractions: "2.128") as milliseconds; nullopt when it is
+// not a number of seconds.
+std::optional<int64_t> retry_after_ms(const std::string& value);
 
 // The bounded excerpt kept in the attempt history.
 std::string excerpt(const std::string& body, size_t max = 1024);

@@ -307,11 +307,7 @@ class EwsDriver final : public Driver {
       bool parsed = !h.body.empty() && a.doc.load_buffer(h.body.data(), h.body.size());
       if (h.status == 429 || h.status == 502 || h.status == 503 || h.status == 504 ||
           (h.status >= 500 && !parsed)) {
-        std::optional<int64_t> after;
-        if (std::string ra = h.header("retry-after"); !ra.empty()) {
-          double s = std::atof(ra.c_str());
-          if (s > 0) after = static_cast<int64_t>(s * 1000);
-        }
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
         a.failed = true;
         a.failure = Outcome::retry(
             "http", static_cast<int>(h.status),

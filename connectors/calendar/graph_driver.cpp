@@ -15,13 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string escape(CURL* h, const std::string& v) {
-  char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
 // Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here).
 std::string graph_utc(const json& t) {
   if (!t.is_object()) return {};
@@ -73,18 +66,19 @@ class GraphDriver final : public Driver {
   Result find(const std::string& mailbox, const std::string& key, const std::string& from,
               const std::string& to, int slot) override {
     CURL* h = handles_.at(slot);
-    std::string expand = "&$expand=" + escape(h, "singleValueExtendedProperties($filter=id eq '" +
-                                                     property_id_ + "')");
+    std::string expand =
+        "&$expand=" +
+        url_escape(h, "singleValueExtendedProperties($filter=id eq '" + property_id_ + "')");
     std::string select = "&$select=id,subject,start,end,changeKey";
     std::string url;
     if (!key.empty()) {
       url = user_url(slot, mailbox) + "/events?$filter=" +
-            escape(h, "singleValueExtendedProperties/Any(ep: ep/id eq '" + property_id_ +
-                          "' and ep/value eq '" + quote(key) + "')") +
+            url_escape(h, "singleValueExtendedProperties/Any(ep: ep/id eq '" + property_id_ +
+                              "' and ep/value eq '" + quote(key) + "')") +
             select + expand + "&$top=50";
     } else {
-      url = user_url(slot, mailbox) + "/calendarView?startDateTime=" + escape(h, from) +
-            "&endDateTime=" + escape(h, to) + select + expand + "&$top=100";
+      url = user_url(slot, mailbox) + "/calendarView?startDateTime=" + url_escape(h, from) +
+            "&endDateTime=" + url_escape(h, to) + select + expand + "&$top=100";
     }
     Result out;
     for (int page = 0; page < 1000 && !url.empty(); ++page) {
@@ -176,10 +170,10 @@ class GraphDriver final : public Driver {
   }
 
   std::string user_url(int slot, const std::string& mailbox) {
-    return base_ + "/users/" + escape(handles_.at(slot), mailbox);
+    return base_ + "/users/" + url_escape(handles_.at(slot), mailbox);
   }
   std::string event_url(int slot, const std::string& mailbox, const std::string& id) {
-    return user_url(slot, mailbox) + "/events/" + escape(handles_.at(slot), id);
+    return user_url(slot, mailbox) + "/events/" + url_escape(handles_.at(slot), id);
   }
 
   json event_json(const Event& e) const {
@@ -269,13 +263,7 @@ class GraphDriver final : public Driver {
                                 "correct the professional's address in CMS76");
       } else if (h.status == 429 || h.status == 408 || h.status >= 500 || h.status == 409 ||
                  h.status == 412) {
-        std::optional<int64_t> after;
-        if (std::string ra = h.header("retry-after"); !ra.empty()) {
-          double s = std::atof(ra.c_str());
-          if (s >= 0 && ra.find_first_not_of("0123456789.") == std::string::npos) {
-            after = static_cast<int64_t>(s * 1000);
-          }
-        }
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
         o = Outcome::retry(
             "http", static_cast<int>(h.status),
             what + (h.status == 429 ? " (throttled)" : "") + ": will try again" +

@@ -35,20 +35,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/sim_text.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
 
-inline std::string cal_read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("missing file " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 inline std::string ews_fixture(const std::string& name) {
-  return cal_read_text(std::string(RELAIS_SHARED_DIR) + "/fixtures/ews/" + name);
+  return read_text(std::string(RELAIS_SHARED_DIR) + "/fixtures/ews/" + name);
 }
 
 inline std::string unbase64(const std::string& s) {
@@ -67,37 +60,6 @@ inline std::string base64(const std::string& s) {
   return out.str();
 }
 
-// "a=1&b=2" (form or query) → {a:1, b:2}, percent-decoded.
-inline std::map<std::string, std::string> form_fields(const std::string& q) {
-  auto decode = [](const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '+') {
-        out.push_back(' ');
-      } else if (s[i] == '%' && i + 2 < s.size()) {
-        out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-        i += 2;
-      } else {
-        out.push_back(s[i]);
-      }
-    }
-    return out;
-  };
-  std::map<std::string, std::string> out;
-  size_t start = 0;
-  while (start < q.size()) {
-    size_t amp = q.find('&', start);
-    if (amp == std::string::npos) amp = q.size();
-    std::string kv = q.substr(start, amp - start);
-    auto eq = kv.find('=');
-    if (!kv.empty()) {
-      out[decode(kv.substr(0, eq))] = eq == std::string::npos ? "" : decode(kv.substr(eq + 1));
-    }
-    start = amp + 1;
-  }
-  return out;
-}
-
 // A calendar item as the simulator stores it.
 struct EwsItem {
   std::string id;
@@ -113,6 +75,25 @@ struct EwsItem {
   std::vector<std::string> categories;
   int reminder = -1;
 };
+
+// The items of one mailbox, and of every mailbox, of a simulator's calendars
+// (mailbox → id → item). The caller holds the simulator's lock.
+template <class T>
+std::vector<T> items_of(const std::map<std::string, std::map<std::string, T>>& calendars,
+                        const std::string& mailbox) {
+  std::vector<T> out;
+  if (auto it = calendars.find(mailbox); it != calendars.end()) {
+    for (const auto& [id, item] : it->second) out.push_back(item);
+  }
+  return out;
+}
+template <class T>
+std::map<std::string, std::vector<T>> items_by_mailbox(
+    const std::map<std::string, std::map<std::string, T>>& calendars) {
+  std::map<std::string, std::vector<T>> out;
+  for (const auto& [mb, cal] : calendars) out[mb] = items_of(calendars, mb);
+  return out;
+}
 
 // One request the simulator received.
 struct EwsRequest {
@@ -231,19 +212,11 @@ class EwsSimulator {
 
   std::vector<EwsItem> items(const std::string& mailbox) const {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<EwsItem> out;
-    if (auto it = calendars_.find(mailbox); it != calendars_.end()) {
-      for (const auto& [id, item] : it->second) out.push_back(item);
-    }
-    return out;
+    return items_of(calendars_, mailbox);
   }
   std::map<std::string, std::vector<EwsItem>> all_items() const {
     std::lock_guard<std::mutex> lock(mu_);
-    std::map<std::string, std::vector<EwsItem>> out;
-    for (const auto& [mb, cal] : calendars_) {
-      for (const auto& [id, item] : cal) out[mb].push_back(item);
-    }
-    return out;
+    return items_by_mailbox(calendars_);
   }
   std::vector<EwsRequest> requests() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -427,17 +400,29 @@ class EwsSimulator {
   }
 
   // --- answers built from the samples ---------------------------------------------------
+  // Loads a response sample and renames its response and message elements for `op`; returns
+  // the message element.
+  static pugi::xml_node sample_for(pugi::xml_document& doc, const std::string& fixture,
+                                   const std::string& sample_op, const std::string& op) {
+    std::string text = ews_fixture(fixture);
+    doc.load_buffer(text.data(), text.size());
+    auto resp = doc.select_node(("//*[local-name()='" + sample_op + "Response']").c_str()).node();
+    resp.set_name((op + "Response").c_str());
+    auto msg =
+        resp.select_node((".//*[local-name()='" + sample_op + "ResponseMessage']").c_str()).node();
+    msg.set_name(("m:" + op + "ResponseMessage").c_str());
+    return msg;
+  }
+  static std::string text_of(const pugi::xml_document& doc) {
+    std::ostringstream s;
+    doc.save(s, "", pugi::format_raw);
+    return s.str();
+  }
   // A success answer: the CreateItem response sample, renamed for `op`, its Items replaced.
   std::string success(const std::string& op, const std::string& inner_xml) {
     pugi::xml_document doc;
-    std::string text = ews_fixture("createitem-calendar-response.xml");
-    doc.load_buffer(text.data(), text.size());
-    auto resp = doc.select_node("//*[local-name()='CreateItemResponse']").node();
-    resp.set_name((op + "Response").c_str());
-    auto msg = resp.select_node(".//*[local-name()='CreateItemResponseMessage']").node();
-    msg.set_name(("m:" + op + "ResponseMessage").c_str());
-    auto items = msg.select_node("*[local-name()='Items']").node();
-    msg.remove_child(items);
+    auto msg = sample_for(doc, "createitem-calendar-response.xml", "CreateItem", op);
+    msg.remove_child(msg.select_node("*[local-name()='Items']").node());
     if (!inner_xml.empty()) {
       pugi::xml_document frag;
       std::string wrapped =
@@ -445,9 +430,7 @@ class EwsSimulator {
       frag.load_buffer(wrapped.data(), wrapped.size());
       for (auto c : frag.first_child().children()) msg.append_copy(c);
     }
-    std::ostringstream s;
-    doc.save(s, "", pugi::format_raw);
-    return s.str();
+    return text_of(doc);
   }
   std::string item_xml(const EwsItem& i, bool full) {
     std::string x =
@@ -472,12 +455,7 @@ class EwsSimulator {
   // An error answer: the ErrorItemNotFound response sample, renamed for `op`, with `code`.
   std::string error(const std::string& op, const std::string& code, const std::string& text) {
     pugi::xml_document doc;
-    std::string t = ews_fixture("deleteitem-error-itemnotfound-response.xml");
-    doc.load_buffer(t.data(), t.size());
-    auto resp = doc.select_node("//*[local-name()='DeleteItemResponse']").node();
-    resp.set_name((op + "Response").c_str());
-    auto msg = resp.select_node(".//*[local-name()='DeleteItemResponseMessage']").node();
-    msg.set_name(("m:" + op + "ResponseMessage").c_str());
+    auto msg = sample_for(doc, "deleteitem-error-itemnotfound-response.xml", "DeleteItem", op);
     msg.select_node("*[local-name()='ResponseCode']").node().text().set(code.c_str());
     msg.select_node("*[local-name()='MessageText']").node().text().set(text.c_str());
     if (code == "ErrorServerBusy") {
@@ -487,9 +465,7 @@ class EwsSimulator {
           .set_value("BackOffMilliseconds");
       msg.child("m:MessageXml").child("t:Value").text().set(backoff_ms_);
     }
-    std::ostringstream s;
-    doc.save(s, "", pugi::format_raw);
-    return s.str();
+    return text_of(doc);
   }
   std::string server_busy_fault() {
     std::string t = ews_fixture("fault-errorserverbusy-backoff.xml");
@@ -618,8 +594,8 @@ class EwsSimulator {
     }
     if (f["scope"] != "https://outlook.office365.com/.default") {
       out.status = 400;
-      out.body = cal_read_text(std::string(RELAIS_SHARED_DIR) +
-                               "/fixtures/graph/token-error-invalid-scope-response.json");
+      out.body = read_text(std::string(RELAIS_SHARED_DIR) +
+                           "/fixtures/graph/token-error-invalid-scope-response.json");
       return out;
     }
     std::string tok = "ews-token-" + std::to_string(++tokens_issued_);
@@ -738,6 +714,16 @@ class EwsSimulator {
     return mb;
   }
 
+  // The item an ItemId element names, in the impersonated mailbox (null when not there).
+  EwsItem* item_of(pugi::xml_node id, const std::string& impersonated) {
+    std::string mb = mailbox_of_item(id.attribute("Id").value(), impersonated);
+    return mb.empty() ? nullptr : find_item(mb, id.attribute("Id").value());
+  }
+  Reply not_found(const std::string& op) {
+    return {200,
+            error(op, "ErrorItemNotFound", "The specified object was not found in the store.")};
+  }
+
   // The mailbox holding item `id` (ids name their mailbox), checked against impersonation.
   std::string mailbox_of_item(const std::string& id, const std::string& impersonated) {
     for (auto& [mb, cal] : calendars_) {
@@ -794,12 +780,8 @@ class EwsSimulator {
         }
       }
       if (!errs.empty()) return {};
-      std::string mb = mailbox_of_item(id.attribute("Id").value(), impersonated);
-      EwsItem* item = mb.empty() ? nullptr : find_item(mb, id.attribute("Id").value());
-      if (item == nullptr) {
-        return {200, error(name, "ErrorItemNotFound",
-                           "The specified object was not found in the store.")};
-      }
+      EwsItem* item = item_of(id, impersonated);
+      if (item == nullptr) return not_found(name);
       std::string ck = id.attribute("ChangeKey").value();
       if (std::string(op.attribute("ConflictResolution").value()) != "AlwaysOverwrite" &&
           ck != item->change_key) {
@@ -835,12 +817,8 @@ class EwsSimulator {
       need(shape, kT, "BaseShape", errs);
       auto id = need(need(op, kM, "ItemIds", errs), kT, "ItemId", errs);
       if (!errs.empty()) return {};
-      std::string mb = mailbox_of_item(id.attribute("Id").value(), impersonated);
-      EwsItem* item = mb.empty() ? nullptr : find_item(mb, id.attribute("Id").value());
-      if (item == nullptr) {
-        return {200, error(name, "ErrorItemNotFound",
-                           "The specified object was not found in the store.")};
-      }
+      EwsItem* item = item_of(id, impersonated);
+      if (item == nullptr) return not_found(name);
       return {200, success(name, "<m:Items>" + item_xml(*item, false) + "</m:Items>")};
     }
     if (name == "FindItem") {

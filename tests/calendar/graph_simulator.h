@@ -28,7 +28,7 @@
 namespace relais::testing {
 
 inline std::string graph_fixture(const std::string& name) {
-  return cal_read_text(std::string(RELAIS_SHARED_DIR) + "/fixtures/graph/" + name);
+  return read_text(std::string(RELAIS_SHARED_DIR) + "/fixtures/graph/" + name);
 }
 
 struct GraphEvent {
@@ -94,19 +94,11 @@ class GraphSimulator {
 
   std::vector<GraphEvent> events(const std::string& mailbox) const {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<GraphEvent> out;
-    if (auto it = calendars_.find(mailbox); it != calendars_.end()) {
-      for (const auto& [id, e] : it->second) out.push_back(e);
-    }
-    return out;
+    return items_of(calendars_, mailbox);
   }
   std::map<std::string, std::vector<GraphEvent>> all_events() const {
     std::lock_guard<std::mutex> lock(mu_);
-    std::map<std::string, std::vector<GraphEvent>> out;
-    for (const auto& [mb, cal] : calendars_) {
-      for (const auto& [id, e] : cal) out[mb].push_back(e);
-    }
-    return out;
+    return items_by_mailbox(calendars_);
   }
   // The requests answered 2xx (HttpSink keeps only those), and every request.
   std::vector<tools::SinkRequest> requests() const { return sink_.requests(); }
@@ -224,7 +216,7 @@ class GraphSimulator {
     const std::string prefix = "/v1.0/users/";
     if (path.rfind(prefix, 0) != 0) return graph_error(404, "ResourceNotFound", "no such path");
     std::string rest = path.substr(prefix.size());
-    std::string mailbox = form_fields("m=" + rest.substr(0, rest.find('/')))["m"];
+    std::string mailbox = url_decode(rest.substr(0, rest.find('/')));
     std::string tail = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/'));
     if (calendars_.count(mailbox) == 0) {
       return graph_error(404, "ErrorInvalidUser",
@@ -276,7 +268,7 @@ class GraphSimulator {
       return reply(201, event_view(e, false));
     }
     if (tail.rfind("/events/", 0) == 0) {
-      std::string id = form_fields("i=" + tail.substr(8))["i"];
+      std::string id = url_decode(tail.substr(8));
       auto it = cal.find(id);
       if (it == cal.end()) {
         return graph_error(404, "ErrorItemNotFound",
