@@ -48,6 +48,25 @@ struct Event {
   std::string show_as = "busy";  // free | tentative | busy | oof | workingElsewhere
 };
 
+// The fields an update sets, as a bit mask.
+enum FieldBits : unsigned {
+  kSubject = 1,
+  kBody = 2,
+  kCategories = 4,
+  kReminder = 8,
+  kStart = 16,  // with the start time zone
+  kEnd = 32,    // with the end time zone
+  kShowAs = 64,
+  kLocation = 128,
+  kAllFields = 255,
+};
+// Short digests of every field of `e`, kept with the cross-reference so that an update sends
+// only what changed (and leaves alone what the professional edited in Outlook).
+std::string field_digests(const Event& e);
+// The fields of `e` whose digest differs from `stored` (every field when `stored` is empty or
+// not a digest list).
+unsigned changed_fields(const Event& e, const std::string& stored);
+
 // Reads `mapped` ({mailbox, event: {...}}); for a delete only the mailbox is needed.
 // false with a readable error when something required is missing or malformed.
 bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std::string& error);
@@ -117,8 +136,9 @@ class Driver {
   virtual std::string name() const = 0;
   // Creates the event; the driver's own idempotency (Graph transactionId) applies.
   virtual Result create(const Event& e, int slot) = 0;
-  // Sets every field of the event on the existing item; NotFound when it no longer exists.
-  virtual Result update(const Event& e, const RemoteRef& ref, int slot) = 0;
+  // Sets the `fields` (FieldBits) of the event on the existing item; NotFound when it no longer
+  // exists.
+  virtual Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) = 0;
   // Removes the item; NotFound when it no longer exists.
   virtual Result remove(const std::string& mailbox, const RemoteRef& ref, int slot) = 0;
   // The events of `mailbox` whose extended property equals `key`; with an empty key, every

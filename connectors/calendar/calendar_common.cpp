@@ -89,6 +89,40 @@ bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std:
   return true;
 }
 
+namespace {
+// The text of each field, in FieldBits order.
+std::vector<std::string> field_texts(const Event& e) {
+  std::string cats;
+  for (const auto& c : e.categories) cats += c + "\n";
+  return {e.subject, e.body, cats,      std::to_string(e.reminder_minutes),
+          e.start,   e.end,  e.show_as, e.location};
+}
+}  // namespace
+
+std::string field_digests(const Event& e) {
+  std::string out;
+  for (const auto& t : field_texts(e)) out += (out.empty() ? "" : ",") + sha256_hex(t).substr(0, 8);
+  return out;
+}
+
+unsigned changed_fields(const Event& e, const std::string& stored) {
+  std::vector<std::string> old;
+  size_t start = 0;
+  while (start <= stored.size() && !stored.empty()) {
+    size_t comma = stored.find(',', start);
+    if (comma == std::string::npos) comma = stored.size();
+    old.push_back(stored.substr(start, comma - start));
+    start = comma + 1;
+  }
+  auto now = field_texts(e);
+  if (old.size() != now.size()) return kAllFields;
+  unsigned changed = 0;
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (sha256_hex(now[i]).substr(0, 8) != old[i]) changed |= 1u << i;
+  }
+  return changed;
+}
+
 bool to_utc(const std::string& iso, std::string& out) {
   int y, mo, d, h, mi, s, n = 0;
   if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||

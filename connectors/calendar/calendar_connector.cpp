@@ -188,7 +188,8 @@ class CalendarConnector final : public Connector {
     x.destination = name_;
     x.key = e.key;
     x.external_id = ref.id;
-    x.version = ref.version;
+    // The remote version, then the digests of the fields delivered (see changed_fields).
+    x.version = ref.version + "|" + field_digests(e);
     x.message_id = req.message->id;
     try {
       xrefs_->put(x);
@@ -212,7 +213,7 @@ class CalendarConnector final : public Connector {
           Result d = driver_->remove(e.mailbox, f.found[i].ref, req.slot);
           if (d.kind == Result::Kind::Failed) return failed(d);
         }
-        Result u = driver_->update(e, f.found[0].ref, req.slot);
+        Result u = driver_->update(e, f.found[0].ref, kAllFields, req.slot);
         if (u.kind == Result::Kind::Ok) {
           return record(e, u.ref, req,
                         text + " (found in the calendar by its key: " +
@@ -232,7 +233,15 @@ class CalendarConnector final : public Connector {
 
   Outcome update(const Event& e, const CrossReference& x, const DeliveryRequest& req,
                  const std::string& text) {
-    Result r = driver_->update(e, RemoteRef{x.external_id, x.version}, req.slot);
+    auto bar = x.version.rfind('|');
+    std::string version = bar == std::string::npos ? x.version : x.version.substr(0, bar);
+    unsigned fields =
+        changed_fields(e, bar == std::string::npos ? std::string() : x.version.substr(bar + 1));
+    if (fields == 0) {
+      return Outcome::delivered(x.external_id,
+                                driver_->name() + ": unchanged since the last delivery");
+    }
+    Result r = driver_->update(e, RemoteRef{x.external_id, version}, fields, req.slot);
     if (r.kind == Result::Kind::NotFound) {
       // Removed from the calendar by someone else: create it again.
       return create(e, req, "the event was no longer in the calendar: created again");
@@ -314,7 +323,7 @@ class CalendarConnector final : public Connector {
       return Outcome::delivered("", driver_->name() + ": " + text);
     }
     if (kept < f.found.size()) {
-      Result u = driver_->update(e, f.found[kept].ref, req.slot);
+      Result u = driver_->update(e, f.found[kept].ref, kAllFields, req.slot);
       if (u.kind == Result::Kind::Failed) return failed(u);
       if (u.kind == Result::Kind::Ok) return record(e, u.ref, req, text + ", updated the one kept");
     }

@@ -113,12 +113,12 @@ class EwsDriver final : public Driver {
     return counted(Result::ok(item_id(a.message)), n);
   }
 
-  Result update(const Event& e, const RemoteRef& ref, int slot) override {
+  Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) override {
     RemoteRef current = ref;
     int n = 0;
     for (int pass = 0; pass < 2; ++pass) {
       Answer a;
-      n += exchange(update_item(opts_, e, current), e.mailbox, "UpdateItem", slot, a);
+      n += exchange(update_item(opts_, e, current, fields), e.mailbox, "UpdateItem", slot, a);
       if (a.failed) return counted(Result::failed(a.failure), n);
       if (a.code == "NoError") {
         RemoteRef r = item_id(a.message);

@@ -80,75 +80,76 @@ std::string utc(const std::string& iso) {
 // One settable field: its FieldURI and how it writes itself into a CalendarItem. In schema
 // order (ItemType, then CalendarItemType).
 struct Field {
-  const char* uri;  // nullptr: written on create only (the extended property)
+  unsigned bit;  // FieldBits; 0: written on create only (the extended property)
+  const char* uri;
   std::function<bool(pugi::xml_node, const Options&, const Event&)> write;  // false = absent
 };
 
-const std::vector<Field>& fields() {
+const std::vector<Field>& calendar_fields() {
   static const std::vector<Field> f{
-      {"item:Subject",
+      {kSubject, "item:Subject",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          add(ci, "t:Subject", e.subject);
          return true;
        }},
-      {"item:Body",
+      {kBody, "item:Body",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          auto b = add(ci, "t:Body", e.body);
          b.append_attribute("BodyType") = "Text";
          return true;
        }},
-      {"item:Categories",
+      {kCategories, "item:Categories",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          if (e.categories.empty()) return false;
          auto c = ci.append_child("t:Categories");
          for (const auto& s : e.categories) add(c, "t:String", s);
          return true;
        }},
-      {"item:ReminderIsSet",
+      {kReminder, "item:ReminderIsSet",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          add(ci, "t:ReminderIsSet", e.reminder_minutes >= 0 ? "true" : "false");
          return true;
        }},
-      {"item:ReminderMinutesBeforeStart",
+      {kReminder, "item:ReminderMinutesBeforeStart",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          if (e.reminder_minutes < 0) return false;
          add(ci, "t:ReminderMinutesBeforeStart", std::to_string(e.reminder_minutes));
          return true;
        }},
-      {nullptr,
+      {0, nullptr,
        [](pugi::xml_node ci, const Options& o, const Event& e) {
          auto p = ci.append_child("t:ExtendedProperty");
          extended_field_uri(p, o);
          add(p, "t:Value", e.key);
          return true;
        }},
-      {"calendar:Start",
+      {kStart, "calendar:Start",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          add(ci, "t:Start", utc(e.start));
          return true;
        }},
-      {"calendar:End",
+      {kEnd, "calendar:End",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          add(ci, "t:End", utc(e.end));
          return true;
        }},
-      {"calendar:LegacyFreeBusyStatus",
+      {kShowAs, "calendar:LegacyFreeBusyStatus",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          add(ci, "t:LegacyFreeBusyStatus", free_busy_status(e.show_as));
          return true;
        }},
-      {"calendar:Location",
+      {kLocation, "calendar:Location",
        [](pugi::xml_node ci, const Options&, const Event& e) {
          if (e.location.empty()) return false;
          add(ci, "t:Location", e.location);
          return true;
        }},
-      {"calendar:StartTimeZone",
+      {kStart, "calendar:StartTimeZone",
        [](pugi::xml_node ci, const Options& o, const Event&) {
          ci.append_child("t:StartTimeZone").append_attribute("Id") = o.time_zone.c_str();
          return true;
        }},
-      {"calendar:EndTimeZone",
+      {kEnd, "calendar:EndTimeZone",
        [](pugi::xml_node ci, const Options& o, const Event&) {
          ci.append_child("t:EndTimeZone").append_attribute("Id") = o.time_zone.c_str();
          return true;
@@ -189,11 +190,11 @@ std::string create_item(const Options& o, const Event& e) {
   ci.append_attribute("SendMeetingInvitations") = "SendToNone";
   calendar_folder(ci.append_child("m:SavedItemFolderId"), o, e.mailbox);
   auto item = ci.append_child("m:Items").append_child("t:CalendarItem");
-  for (const auto& f : fields()) f.write(item, o, e);
+  for (const auto& f : calendar_fields()) f.write(item, o, e);
   return s.text();
 }
 
-std::string update_item(const Options& o, const Event& e, const RemoteRef& ref) {
+std::string update_item(const Options& o, const Event& e, const RemoteRef& ref, unsigned fields) {
   Soap s(o, e.mailbox);
   auto u = s.body.append_child("m:UpdateItem");
   u.append_attribute("MessageDisposition") = "SaveOnly";
@@ -202,8 +203,8 @@ std::string update_item(const Options& o, const Event& e, const RemoteRef& ref) 
   auto change = u.append_child("m:ItemChanges").append_child("t:ItemChange");
   item_id(change, ref.id, ref.version);
   auto updates = change.append_child("t:Updates");
-  for (const auto& f : fields()) {
-    if (f.uri == nullptr) continue;
+  for (const auto& f : calendar_fields()) {
+    if ((f.bit & fields) == 0) continue;
     auto set = updates.append_child("t:SetItemField");
     set.append_child("t:FieldURI").append_attribute("FieldURI") = f.uri;
     if (!f.write(set.append_child("t:CalendarItem"), o, e)) {

@@ -27,8 +27,9 @@ struct Options {
 };
 
 std::string create_item(const Options& o, const Event& e);
-// SetItemField for every field of the event, on the item `ref` (Id and ChangeKey).
-std::string update_item(const Options& o, const Event& e, const RemoteRef& ref);
+// SetItemField for the `fields` (FieldBits) of the event, on the item `ref` (Id and ChangeKey).
+std::string update_item(const Options& o, const Event& e, const RemoteRef& ref,
+                        unsigned fields = kAllFields);
 std::string delete_item(const Options& o, const std::string& mailbox, const std::string& id);
 std::string get_item(const Options& o, const std::string& mailbox, const std::string& id);
 // The calendar items whose extended property equals `key`; with an empty key, those carrying

@@ -48,8 +48,8 @@ class GraphDriver final : public Driver {
     return with(Result::ok(ref_of(a.doc)), a);
   }
 
-  Result update(const Event& e, const RemoteRef& ref, int slot) override {
-    Answer a = call(slot, "PATCH", event_url(slot, e.mailbox, ref.id), event_json(e).dump(),
+  Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) override {
+    Answer a = call(slot, "PATCH", event_url(slot, e.mailbox, ref.id), event_json(e, fields).dump(),
                     e.mailbox, true);
     if (!a.ok) return a.result;
     RemoteRef r = ref_of(a.doc);
@@ -176,16 +176,20 @@ class GraphDriver final : public Driver {
     return user_url(slot, mailbox) + "/events/" + url_escape(handles_.at(slot), id);
   }
 
-  json event_json(const Event& e) const {
-    json j = {{"subject", e.subject},
-              {"body", {{"contentType", "text"}, {"content", e.body}}},
-              {"start", {{"dateTime", wall_clock(e.start)}, {"timeZone", time_zone_}}},
-              {"end", {{"dateTime", wall_clock(e.end)}, {"timeZone", time_zone_}}},
-              {"location", {{"displayName", e.location}}},
-              {"categories", e.categories},
-              {"isReminderOn", e.reminder_minutes >= 0},
-              {"showAs", e.show_as}};
-    if (e.reminder_minutes >= 0) j["reminderMinutesBeforeStart"] = e.reminder_minutes;
+  // The event's `fields` (FieldBits) as Graph JSON.
+  json event_json(const Event& e, unsigned fields = kAllFields) const {
+    json j = json::object();
+    if (fields & kSubject) j["subject"] = e.subject;
+    if (fields & kBody) j["body"] = {{"contentType", "text"}, {"content", e.body}};
+    if (fields & kStart) j["start"] = {{"dateTime", wall_clock(e.start)}, {"timeZone", time_zone_}};
+    if (fields & kEnd) j["end"] = {{"dateTime", wall_clock(e.end)}, {"timeZone", time_zone_}};
+    if (fields & kLocation) j["location"] = {{"displayName", e.location}};
+    if (fields & kCategories) j["categories"] = e.categories;
+    if (fields & kReminder) {
+      j["isReminderOn"] = e.reminder_minutes >= 0;
+      if (e.reminder_minutes >= 0) j["reminderMinutesBeforeStart"] = e.reminder_minutes;
+    }
+    if (fields & kShowAs) j["showAs"] = e.show_as;
     return j;
   }
 

@@ -763,7 +763,8 @@ class EwsSimulator {
       need_attr(id, "Id", {}, errs);
       auto updates = need(change, kT, "Updates", errs);
       if (!errs.empty()) return {};
-      EwsItem changed;
+      EwsItem* item = item_of(id, impersonated);
+      EwsItem changed = item != nullptr ? *item : EwsItem{};
       for (auto u : elements(updates)) {
         std::string kind = local(u.name());
         auto uri = need(u, kT, "FieldURI", errs);
@@ -775,12 +776,15 @@ class EwsSimulator {
             errs.push_back("SetItemField " + field + " does not hold exactly that element");
           }
           read_item(ci, changed, errs);
-        } else if (kind != "DeleteItemField") {
+        } else if (kind == "DeleteItemField") {
+          if (field == "Location") changed.location.clear();
+          if (field == "Categories") changed.categories.clear();
+          if (field == "ReminderMinutesBeforeStart") changed.reminder = -1;
+        } else {
           errs.push_back("Updates: unexpected " + kind);
         }
       }
       if (!errs.empty()) return {};
-      EwsItem* item = item_of(id, impersonated);
       if (item == nullptr) return not_found(name);
       std::string ck = id.attribute("ChangeKey").value();
       if (std::string(op.attribute("ConflictResolution").value()) != "AlwaysOverwrite" &&
