@@ -370,6 +370,15 @@ TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
                   "01-01")
                 .status,
             404);
+  // The repair endpoint refuses what it cannot take.
+  auto direct = [&](HttpClient& client, const std::string& dest, const std::string& body) {
+    return client.post_json("/api/v1/destinations/" + dest + "/messages", body).status;
+  };
+  EXPECT_EQ(direct(c, "agenda-ews", "{\"type\":\"calendar.repair\"}"), 400);  // no body
+  EXPECT_EQ(direct(c, "agenda-ews", "{not json"), 400);
+  EXPECT_EQ(direct(c, "nowhere", "{\"type\":\"x\",\"body\":{}}"), 404);
+  HttpClient system(relais.base_url(), relais.system_token());
+  EXPECT_EQ(direct(system, "agenda-ews", "{\"type\":\"x\",\"body\":{}}"), 403);
   EXPECT_TRUE(ews.violations().empty()) << ews.violations().front();
   EXPECT_EQ(relais.stop(), 0);
 }
