@@ -13,6 +13,7 @@
 
 #include "api/http_util.h"
 #include "api/mappings_api.h"
+#include "connectors/calendar/calendar.h"
 #include "core/crypto.h"
 #include "core/log.h"
 
@@ -198,6 +199,24 @@ class ApiHandler final : public HTTPRequestHandler {
       if (!rec) return send_error(resp, 404, "not found", "no message " + seg[3]);
       return send_json(resp, 200, message_json(*rec, hub_.dispatcher(), true));
     }
+    // /api/v1/destinations/{destination}/free-busy?mailbox=…&from=…&to=…: busy periods of a
+    // professional (online booking), system or admin.
+    if (seg.size() == 5 && seg[2] == "destinations" && seg[4] == "free-busy") {
+      if (method != "GET") return method_not_allowed(resp, "GET");
+      if (token->role != "admin" && token->role != "system") {
+        return send_error(resp, 403, "forbidden", "free/busy needs a system or admin token");
+      }
+      return free_busy(uri, resp, seg[3]);
+    }
+    // /api/v1/destinations/{destination}/messages: a message for one destination only
+    // (reconciliation repairs), admin only.
+    if (seg.size() == 5 && seg[2] == "destinations" && seg[4] == "messages") {
+      if (method != "POST") return method_not_allowed(resp, "POST");
+      if (token->role != "admin") {
+        return send_error(resp, 403, "forbidden", "only an admin token may post to a destination");
+      }
+      return direct_message(req, resp, seg[3]);
+    }
     if (seg.size() == 5 && seg[2] == "deliveries" && (seg[4] == "retry" || seg[4] == "discard")) {
       if (method != "POST") return method_not_allowed(resp, "POST");
       if (!can_operate(*token)) {
@@ -326,6 +345,63 @@ class ApiHandler final : public HTTPRequestHandler {
       if (r.status == 200) out["duplicate"] = true;
       return send_json(resp, r.status, out);
     }
+    send_error(resp, r.status, r.error, r.detail, r.extra);
+  }
+
+  void free_busy(const Poco::URI& uri, HTTPServerResponse& resp, const std::string& destination) {
+    auto it = config_.destinations.find(destination);
+    if (it == config_.destinations.end() || it->second.connector != "calendar") {
+      return send_error(resp, 404, "unknown destination",
+                        "no calendar destination named '" + destination + "' is configured");
+    }
+    std::map<std::string, std::string> q;
+    for (const auto& [k, v] : uri.getQueryParameters()) q[k] = v;
+    Millis from = 0, to = 0;
+    if (q["mailbox"].find('@') == std::string::npos || !parse_rfc3339(q["from"], from) ||
+        !parse_rfc3339(q["to"], to) || to <= from) {
+      return send_error(resp, 400, "bad request",
+                        "give mailbox (an SMTP address), from and to (dates or RFC 3339 times, "
+                        "from before to)");
+    }
+    std::string f = format_rfc3339(from).substr(0, 19) + "Z";
+    std::string t = format_rfc3339(to).substr(0, 19) + "Z";
+    calendar::Result r =
+        calendar::free_busy(it->second.settings, destination, q["mailbox"], f, t, hub_.clock());
+    if (r.kind != calendar::Result::Kind::Ok) {
+      bool retry = r.failure.kind == Outcome::Kind::Retry;
+      return send_error(resp, retry ? 503 : 502, "calendar unavailable", r.failure.text);
+    }
+    json busy = json::array();
+    for (const auto& b : r.busy) {
+      busy.push_back({{"start", b.start}, {"end", b.end}, {"status", b.status}});
+    }
+    send_json(resp, 200, {{"mailbox", q["mailbox"]}, {"from", f}, {"to", t}, {"busy", busy}});
+  }
+
+  // {"type": "...", "correlation": "...", "body": {...}} → one delivery to `destination`.
+  void direct_message(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const std::string& destination) {
+    std::string text;
+    if (!read_body(req, config_.max_body, text, &resp)) {
+      resp.setKeepAlive(false);
+      return send_error(resp, 413, "payload too large", "the body exceeds the limit");
+    }
+    json j;
+    AcceptResponse perr;
+    if (!parse_json_body(text, j, perr)) {
+      return send_error(resp, 400, perr.error, perr.detail, perr.extra);
+    }
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("body") ||
+        !j["body"].is_object()) {
+      return send_error(resp, 400, "bad message",
+                        "send {\"type\": \"…\", \"correlation\": \"…\", \"body\": {…}}");
+    }
+    std::string correlation = j.contains("correlation") && j["correlation"].is_string()
+                                  ? j["correlation"].get<std::string>()
+                                  : "";
+    AcceptResponse r = hub_.accept_for_destination(destination, j["type"].get<std::string>(),
+                                                   correlation, j["body"].dump());
+    if (r.status == 202) return send_json(resp, 202, {{"id", r.id}});
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 

@@ -348,7 +348,9 @@ std::string extra_commands_usage() {
   return "  config-reference          print every configuration key as Markdown\n"
          "  mappings import|export|list   publish mapping files, export or list versions\n"
          "  mapping test NAME --input FILE [--version N]   dry-run a mapping\n"
-         "  ban geocode-csv --input FILE.csv   geocode addresses in bulk (backfills)\n";
+         "  ban geocode-csv --input FILE.csv   geocode addresses in bulk (backfills)\n"
+         "  calendar reconcile --config FILE --destination D --from DATE --to DATE [--repair]\n"
+         "                            compare a calendar destination with the calendars\n";
 }
 
 int run_command(const std::string& cmd, int argc, char** argv) {
@@ -357,6 +359,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "mappings") return mappings_command(argc, argv);
   if (cmd == "mapping") return mapping_command(argc, argv);
   if (cmd == "ban") return ban_command(argc, argv);
+  if (cmd == "calendar") return calendar_command(argc, argv);
   return -1;
 }
 

@@ -17,6 +17,8 @@ int run_command(const std::string& cmd, int argc, char** argv);
 std::string extra_commands_usage();
 // `relais ban …` (apps/ban_command.cpp).
 int ban_command(int argc, char** argv);
+// `relais calendar …` (apps/calendar_command.cpp).
+int calendar_command(int argc, char** argv);
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
 // What `serve` runs: the versioned mappings and the hub that uses them.

@@ -1,6 +1,7 @@
 #include "connectors/registry.h"
 
 #include "connectors/ban/ban.h"
+#include "connectors/calendar/calendar.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
 
@@ -9,6 +10,7 @@ namespace relais {
 void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
   register_sms_connector(registry);
+  register_calendar_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

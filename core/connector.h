@@ -21,6 +21,8 @@
 
 namespace relais {
 
+class XrefStore;
+
 // What a connector gets for one attempt. References are valid for the call only.
 struct DeliveryRequest {
   int64_t delivery_id = 0;
@@ -77,6 +79,9 @@ struct ConnectorContext {
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   std::string store_path;  // the hub's SQLite store (migrated), for connectors' own tables
+  // The cross-references of the hub's store (owned by the hub, outlives the connector; null
+  // where no store is open). Connectors that update or delete what they created use it.
+  XrefStore* xrefs = nullptr;
 };
 
 // A kind of connector. Plain value held by the registry.

@@ -66,6 +66,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
   store_ = open_sqlite_store(so);
+  xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
 
   for (const auto& [name, dc] : config_.destinations) {
     const ConnectorKind* kind = registry.find(dc.connector);
@@ -76,6 +77,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
     ctx.store_path = config_.store_path;
+    ctx.xrefs = xrefs_.get();
     connectors_[name] = kind->create(ctx);
   }
   for (const auto& [name, ec] : config_.enrichers) {
@@ -244,6 +246,43 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   auto results = store_->accept(std::move(batch));
   AcceptResponse out;
   settle(request.source, results.front(), dests, out);
+  return out;
+}
+
+AcceptResponse Hub::accept_for_destination(const std::string& destination, const std::string& type,
+                                           const std::string& correlation,
+                                           const std::string& body) {
+  AcceptResponse out;
+  if (connectors_.count(destination) == 0) {
+    out.status = 404;
+    out.error = "unknown destination";
+    out.detail = "no destination named '" + destination + "' is configured";
+    return out;
+  }
+  nlohmann::json doc;
+  if (!parse_json_body(body, doc, out)) return out;
+  auto m = std::make_shared<Message>();
+  m->id = ids_.next();
+  m->source = "relais";
+  m->type = type;
+  m->correlation = correlation;
+  m->body = body;
+  m->received_at = clock_.now_ms();
+  m->doc = std::make_shared<const nlohmann::json>(std::move(doc));
+  Incoming in;
+  in.message = std::move(m);
+  in.deliveries.push_back(NewDelivery{destination, "direct", "", 0});
+  std::vector<Incoming> batch;
+  batch.push_back(std::move(in));
+  AcceptResult r = store_->accept(std::move(batch)).front();
+  out.id = r.id;
+  if (r.kind == AcceptResult::Kind::Failed) {
+    out.status = 503;
+    out.error = "not stored";
+    out.detail = r.error + " (the message was not accepted: send it again)";
+  } else {
+    out.status = 202;
+  }
   return out;
 }
 

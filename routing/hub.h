@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/xref_store.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"
 #include "routing/mapping_stage.h"
@@ -52,6 +53,13 @@ class Hub {
   // One response per NDJSON line (blank lines are skipped), committed together.
   std::vector<AcceptResponse> accept_batch(const std::string& source, const std::string& ndjson,
                                            const std::map<std::string, std::string>& headers);
+
+  // Commits a message for one destination only: no source, no route, no mapping (the body is
+  // what the connector receives), e.g. a repair decided by `relais calendar reconcile`. It then
+  // goes through the destination's queue like any delivery (FIFO per correlation key, retries).
+  // 202 with the id; 404 for an unknown destination; 400 for a body that is not JSON.
+  AcceptResponse accept_for_destination(const std::string& destination, const std::string& type,
+                                        const std::string& correlation, const std::string& body);
 
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
@@ -93,6 +101,7 @@ class Hub {
   Metrics metrics_;
   IdGenerator ids_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
   std::map<std::string, std::unique_ptr<Enricher>> enrichers_;
   std::map<std::string, const RouteConfig*> routes_by_name_;

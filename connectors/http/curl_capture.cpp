@@ -33,6 +33,13 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
+std::string url_escape(CURL* h, const std::string& v) {
+  char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));
+  std::string out = e ? e : "";
+  curl_free(e);
+  return out;
+}
+
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCapture& capture) {
   curl_easy_reset(h);
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());

@@ -30,6 +30,9 @@ struct CurlTransfer {
   std::string ca_file;
 };
 
+// Percent-encodes `v` for a URL or a form body (curl_easy_escape).
+std::string url_escape(CURL* h, const std::string& v);
+
 // Resets `h` and sets the URL, the transfer options and the capture of the answer.
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
                   CurlCapture& capture);

@@ -52,13 +52,6 @@ const ConfigSpec& http_spec() {
   return s;
 }
 
-std::string url_encode(CURL* h, const std::string& v) {
-  char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
 // One configured HTTP destination. Thread-safe for distinct slots: each slot owns one curl
 // handle (and so its own connection cache); slots are never shared between threads.
 class HttpConnector final : public Connector {
@@ -101,7 +94,7 @@ class HttpConnector final : public Connector {
   Outcome deliver(const DeliveryRequest& req) override {
     CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
     std::string url, err;
-    if (!url_.render(*req.body, url, err, [h](const std::string& v) { return url_encode(h, v); })) {
+    if (!url_.render(*req.body, url, err, [h](const std::string& v) { return url_escape(h, v); })) {
       return Outcome::reject("config", 0, "cannot build the URL: " + err);
     }
     CurlCapture cap(max_excerpt_);

@@ -1,0 +1,341 @@
+// What the calendar drivers share: reading the mapped event, time conversions, the
+// transaction id, the HTTP exchange and the OAuth2 client-credentials token cache.
+
+#include <cctype>
+#include <cstdio>
+
+#include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
+#include "core/crypto.h"
+
+namespace relais::calendar {
+namespace {
+
+std::string str_at(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void civil_from_days(int64_t z, int& y, int& m, int& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  y = static_cast<int>(static_cast<int64_t>(yoe) + era * 400 + (m <= 2));
+}
+
+}  // namespace
+
+bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std::string& error) {
+  if (!mapped.is_object()) {
+    error = "the mapping's output is not a JSON object";
+    return false;
+  }
+  out.mailbox = str_at(mapped, "mailbox");
+  if (out.mailbox.empty() || out.mailbox.find('@') == std::string::npos) {
+    error = "the mapping gave no mailbox (an SMTP address is expected in 'mailbox')";
+    return false;
+  }
+  if (!need_event) return true;
+  auto it = mapped.find("event");
+  if (it == mapped.end() || !it->is_object()) {
+    error = "the mapping gave no 'event' object";
+    return false;
+  }
+  const auto& e = *it;
+  out.subject = str_at(e, "subject");
+  out.body = str_at(e, "body");
+  out.start = str_at(e, "start");
+  out.end = str_at(e, "end");
+  out.location = str_at(e, "location");
+  if (auto s = str_at(e, "show_as"); !s.empty()) out.show_as = s;
+  out.categories.clear();
+  if (auto c = e.find("categories"); c != e.end() && c->is_array()) {
+    for (const auto& v : *c) {
+      if (v.is_string()) out.categories.push_back(v.get<std::string>());
+    }
+  }
+  out.reminder_minutes = -1;
+  if (auto r = e.find("reminder_minutes"); r != e.end() && r->is_number_integer()) {
+    out.reminder_minutes = r->get<int>();
+  }
+  std::string tmp;
+  if (out.subject.empty()) {
+    error = "the event has no subject";
+    return false;
+  }
+  if (!to_utc(out.start, tmp)) {
+    error = "the event's start is not an ISO 8601 time with an offset";
+    return false;
+  }
+  if (!to_utc(out.end, tmp)) {
+    error = "the event's end is not an ISO 8601 time with an offset";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+// The text of each field, in FieldBits order.
+std::vector<std::string> field_texts(const Event& e) {
+  std::string cats;
+  for (const auto& c : e.categories) cats += c + "\n";
+  return {e.subject, e.body, cats,      std::to_string(e.reminder_minutes),
+          e.start,   e.end,  e.show_as, e.location};
+}
+}  // namespace
+
+std::string field_digests(const Event& e) {
+  std::string out;
+  for (const auto& t : field_texts(e)) out += (out.empty() ? "" : ",") + sha256_hex(t).substr(0, 8);
+  return out;
+}
+
+unsigned changed_fields(const Event& e, const std::string& stored) {
+  std::vector<std::string> old;
+  size_t start = 0;
+  while (start <= stored.size() && !stored.empty()) {
+    size_t comma = stored.find(',', start);
+    if (comma == std::string::npos) comma = stored.size();
+    old.push_back(stored.substr(start, comma - start));
+    start = comma + 1;
+  }
+  auto now = field_texts(e);
+  if (old.size() != now.size()) return kAllFields;
+  unsigned changed = 0;
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (sha256_hex(now[i]).substr(0, 8) != old[i]) changed |= 1u << i;
+  }
+  return changed;
+}
+
+bool to_utc(const std::string& iso, std::string& out) {
+  int y, mo, d, h, mi, s, n = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
+      n != 19) {
+    return false;
+  }
+  size_t pos = 19;
+  if (pos < iso.size() && iso[pos] == '.') {
+    ++pos;
+    while (pos < iso.size() && std::isdigit(static_cast<unsigned char>(iso[pos]))) ++pos;
+  }
+  int offset_min = 0;
+  std::string rest = iso.substr(pos);
+  if (rest == "Z") {
+    offset_min = 0;
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(rest.c_str() + 1, "%2d:%2d", &oh, &om) != 2) return false;
+    offset_min = (rest[0] == '-' ? -1 : 1) * (oh * 60 + om);
+  } else {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  int64_t t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
+              h * 3600 + mi * 60 + s - offset_min * 60;
+  int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  int64_t secs = t - days * 86400;
+  civil_from_days(days, y, mo, d);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d,
+                static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
+                static_cast<int>(secs % 60));
+  out = buf;
+  return true;
+}
+
+std::string wall_clock(const std::string& iso) {
+  return iso.substr(0, 19);
+}
+
+std::string transaction_id(const std::string& key) {
+  std::string h = sha256_hex("relais-calendar:" + key);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+CurlHandles::CurlHandles(int slots) {
+  for (int i = 0; i < std::max(1, slots); ++i) {
+    CURL* h = curl_easy_init();
+    if (h == nullptr) throw std::runtime_error("curl_easy_init failed");
+    handles_.push_back(h);
+  }
+}
+
+CurlHandles::~CurlHandles() {
+  for (CURL* h : handles_) curl_easy_cleanup(h);
+}
+
+HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& url,
+                         const std::vector<std::string>& headers, const std::string& body,
+                         const CurlTransfer& transfer, const HttpAuth& auth, size_t max_body) {
+  CurlCapture cap(max_body);
+  prepare_curl(h, url, transfer, cap);
+  struct curl_slist* list = nullptr;
+  for (const auto& line : headers) list = curl_slist_append(list, line.c_str());
+  list = curl_slist_append(list, "Expect:");
+  if (auth.mode == HttpAuth::Mode::Bearer) {
+    list = curl_slist_append(list, ("Authorization: Bearer " + auth.bearer).c_str());
+  } else if (auth.mode == HttpAuth::Mode::Basic || auth.mode == HttpAuth::Mode::Ntlm) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH,
+                     auth.mode == HttpAuth::Mode::Basic ? CURLAUTH_BASIC : CURLAUTH_NTLM);
+    curl_easy_setopt(h, CURLOPT_USERNAME, auth.user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, auth.password.c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  if (method == "GET") {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else {
+    if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (method != "DELETE" || !body.empty()) {
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    }
+  }
+  HttpAnswer a;
+  a.rc = curl_easy_perform(h);
+  curl_slist_free_all(list);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+  if (a.rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a.status);
+  a.body = std::move(cap.body);
+  a.headers = std::move(cap.headers);
+  return a;
+}
+
+Outcome network_failure(CURLcode rc, const std::string& what) {
+  std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+      rc == CURLE_SSL_CERTPROBLEM) {
+    cls = "tls";
+  }
+  return Outcome::retry(cls, static_cast<int>(rc),
+                        "cannot reach " + what + ": " + curl_easy_strerror(rc));
+}
+
+std::optional<int64_t> retry_after_ms(const std::string& value) {
+  if (value.empty() || value.find_first_not_of("0123456789.") != std::string::npos) {
+    return std::nullopt;
+  }
+  double s = std::atof(value.c_str());
+  if (s < 0 || s > 86400) return std::nullopt;
+  return static_cast<int64_t>(s * 1000);
+}
+
+std::string excerpt(const std::string& body, size_t max) {
+  return body.size() <= max ? body : body.substr(0, max);
+}
+
+// ---- token cache -------------------------------------------------------------------------
+
+TokenCache::TokenCache() : curl_(curl_easy_init()) {}
+
+TokenCache::~TokenCache() {
+  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+int TokenCache::fetches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fetches_;
+}
+
+namespace {
+// A changed secret (rotated in the configuration) must not be served the old secret's token.
+std::string cache_key(const TokenSettings& s) {
+  return s.token_url + "\n" + s.client_id + "\n" + s.scope + "\n" + sha256_hex(s.client_secret);
+}
+}  // namespace
+
+void TokenCache::invalidate(const TokenSettings& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.erase(cache_key(s));
+}
+
+TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool force) {
+  const std::string k = cache_key(s);
+  std::lock_guard<std::mutex> lock(mu_);
+  Millis now = clock.now_ms();
+  if (!force) {
+    auto it = entries_.find(k);
+    if (it != entries_.end() && now < it->second.refresh_at) {
+      return TokenResult{true, it->second.token, {}};
+    }
+  }
+  auto* h = static_cast<CURL*>(curl_);
+  if (h == nullptr) {
+    return TokenResult{false, {}, Outcome::retry("oauth2", 0, "curl_easy_init failed")};
+  }
+  std::string form =
+      "client_id=" + url_escape(h, s.client_id) + "&scope=" + url_escape(h, s.scope) +
+      "&client_secret=" + url_escape(h, s.client_secret) + "&grant_type=client_credentials";
+  HttpAnswer a =
+      http_exchange(h, "POST", s.token_url,
+                    {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},
+                    form, s.transfer, HttpAuth{}, 64 * 1024);
+  ++fetches_;
+  if (a.rc != CURLE_OK) {
+    return TokenResult{false, {}, network_failure(a.rc, "the token endpoint " + s.token_url)};
+  }
+  nlohmann::json j = nlohmann::json::parse(a.body, nullptr, false);
+  if (a.status == 200 && j.is_object() && j.contains("access_token") &&
+      j["access_token"].is_string()) {
+    int64_t life_s = j.value("expires_in", 3600);
+    if (j.contains("expires_in") && j["expires_in"].is_string()) {
+      life_s = std::atoll(j["expires_in"].get<std::string>().c_str());
+    }
+    int64_t margin_ms = std::min<int64_t>(life_s * 1000 / 5, 300000);
+    Entry e{j["access_token"].get<std::string>(), now + life_s * 1000 - margin_ms};
+    entries_[k] = e;
+    return TokenResult{true, e.token, {}};
+  }
+  if (a.status == 429 || a.status >= 500) {
+    Outcome o = Outcome::retry(
+        "oauth2", static_cast<int>(a.status),
+        "the token endpoint answered HTTP " + std::to_string(a.status) + ": will try again");
+    o.excerpt = excerpt(a.body);
+    return TokenResult{false, {}, o};
+  }
+  std::string err = j.is_object() ? j.value("error", std::string()) : std::string();
+  std::string fix;
+  if (err == "invalid_client" || err == "unauthorized_client") {
+    fix =
+        "check client_id and client_secret (the secret may have expired: create a new one in "
+        "the app registration and update the configuration)";
+  } else if (err == "invalid_scope") {
+    fix =
+        "check scope: it must be the resource's .default scope (Graph: "
+        "https://graph.microsoft.com/.default, Exchange Online EWS: "
+        "https://outlook.office365.com/.default)";
+  } else if (err == "invalid_request" || err == "invalid_tenant" || a.status == 404) {
+    fix = "check tenant / token_url (the tenant id or domain may be wrong)";
+  } else {
+    fix = "check the app registration (client id, secret, tenant) and its admin consent";
+  }
+  Outcome o = Outcome::reject("config", static_cast<int>(a.status),
+                              "the token endpoint refused the client credentials (HTTP " +
+                                  std::to_string(a.status) +
+                                  (err.empty() ? std::string() : ", " + err) + "): " + fix);
+  o.excerpt = excerpt(a.body);
+  return TokenResult{false, {}, o};
+}
+
+TokenCache& shared_token_cache() {
+  static TokenCache cache;
+  return cache;
+}
+
+}  // namespace relais::calendar

@@ -1,0 +1,79 @@
+#pragma once
+// What both calendar drivers share around one HTTP request: curl handles per worker slot, the
+// exchange itself (method, headers, body, auth) and the reading of a network failure.
+// Internal to connectors/calendar.
+
+#include <curl/curl.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connectors/calendar/calendar.h"
+#include "connectors/http/curl_capture.h"
+#include "core/config_spec.h"
+#include "core/status.h"
+
+namespace relais::calendar {
+
+struct HttpAuth {
+  enum class Mode { None, Basic, Ntlm, Bearer };
+  Mode mode = Mode::None;
+  std::string user;
+  std::string password;
+  std::string bearer;
+};
+
+struct HttpAnswer {
+  CURLcode rc = CURLE_OK;
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// One curl handle per worker slot. Each slot is used by one thread at a time (the dispatcher's
+// contract); owns the handles.
+class CurlHandles {
+ public:
+  explicit CurlHandles(int slots);
+  ~CurlHandles();
+  CurlHandles(const CurlHandles&) = delete;
+  CurlHandles& operator=(const CurlHandles&) = delete;
+  CURL* at(int slot) const { return handles_.at(static_cast<size_t>(slot) % handles_.size()); }
+
+ private:
+  std::vector<CURL*> handles_;
+};
+
+// Performs one request. `headers` are "Name: value" lines. Never throws.
+HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& url,
+                         const std::vector<std::string>& headers, const std::string& body,
+                         const CurlTransfer& transfer, const HttpAuth& auth,
+                         size_t max_body = 4 * 1024 * 1024);
+
+// A transport failure as a retry (or a TLS problem, which a person must fix, as a retry too: the
+// certificate may be renewed).
+Outcome network_failure(CURLcode rc, const std::string& what);
+
+// A Retry-After in seconds (Graph sends fractions: "2.128") as milliseconds; nullopt when it is
+// not a number of seconds.
+std::optional<int64_t> retry_after_ms(const std::string& value);
+
+// The bounded excerpt kept in the attempt history.
+std::string excerpt(const std::string& body, size_t max = 1024);
+
+// The OAuth2 settings and transfer options of a `calendar` configuration; `default_scope`
+// applies when the configuration names none.
+TokenSettings token_settings(const ConfigView& c, const std::string& default_scope);
+
+std::unique_ptr<Driver> make_ews_driver(const ConfigView& c, const std::string& destination,
+                                        int slots, const Clock& clock);
+std::unique_ptr<Driver> make_graph_driver(const ConfigView& c, const std::string& destination,
+                                          int slots, const Clock& clock);
+
+}  // namespace relais::calendar

@@ -1,0 +1,385 @@
+// The EWS driver: SOAP 1.1 over libcurl, XML built and read with pugixml, elements in the order
+// of Microsoft's schema (types.xsd / messages.xsd). CreateItem, UpdateItem (SetItemField,
+// ConflictResolution, ChangeKey), DeleteItem, GetItem, FindItem (on the extended property) and
+// GetUserAvailability. Auth: Basic, NTLM or OAuth2 client credentials.
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <pugixml.hpp>
+#include <set>
+#include <sstream>
+
+#include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
+#include "connectors/calendar/ews_xml.h"
+
+namespace relais::calendar {
+namespace {
+
+using namespace ews;
+
+const std::set<std::string>& transient_codes() {
+  static const std::set<std::string> s{"ErrorInternalServerTransientError",
+                                       "ErrorTimeoutExpired",
+                                       "ErrorMailboxStoreUnavailable",
+                                       "ErrorMailboxMoveInProgress",
+                                       "ErrorServerBusy",
+                                       "ErrorConnectionFailed",
+                                       "ErrorInternalServerError",
+                                       "ErrorBatchProcessingStopped"};
+  return s;
+}
+
+bool is_conflict(const std::string& code) {
+  return code == "ErrorIrresolvableConflict" || code == "ErrorInvalidChangeKey" ||
+         code == "ErrorStaleObject";
+}
+
+// The fix support should apply for an error that names a mailbox or the service account.
+std::string fix_for(const std::string& code, bool impersonation) {
+  if (code == "ErrorNonExistentMailbox" || code == "ErrorInvalidSmtpAddress") {
+    return "the address is not a mailbox of this Exchange organisation: correct the "
+           "professional's e-mail address in CMS76 (or create the mailbox)";
+  }
+  if (code == "ErrorImpersonateUserDenied" || code == "ErrorImpersonationDenied" ||
+      code == "ErrorImpersonationFailed") {
+    return "the service account may not impersonate this mailbox: grant the "
+           "ApplicationImpersonation role (New-ManagementRoleAssignment) with a scope that "
+           "includes it";
+  }
+  if (code == "ErrorAccessDenied") {
+    return impersonation ? "the service account has no right on this mailbox: check the "
+                           "ApplicationImpersonation role assignment and its scope"
+                         : "the service account has no right on this calendar: grant it "
+                           "Editor on the calendar (Add-MailboxFolderPermission) or use access: "
+                           "impersonation";
+  }
+  if (code == "ErrorMailboxConfiguration" || code == "ErrorNoPublicFolderReplicaAvailable") {
+    return "the mailbox is not usable by EWS: check that EWS is enabled for it "
+           "(Set-CASMailbox -EwsEnabled $true) and that it is not being migrated";
+  }
+  return "";
+}
+
+// What one SOAP exchange answered, read down to the first response message.
+struct Answer {
+  bool failed = false;  // transport, HTTP or auth failure: see `failure`
+  Outcome failure;
+  std::string code;  // NoError or the Error* response code
+  std::string text;  // MessageText / faultstring
+  int64_t backoff_ms = -1;
+  pugi::xml_document doc;
+  pugi::xml_node message;  // the element carrying ResponseClass (or the Fault)
+  std::string raw;
+};
+
+class EwsDriver final : public Driver {
+ public:
+  EwsDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)
+      : destination_(destination), clock_(clock), handles_(slots) {
+    url_ = c.str("url");
+    if (url_.empty()) {
+      throw std::runtime_error("connector " + destination + ": the ews driver needs url");
+    }
+    std::string auth = c.str("auth");
+    if (auth == "basic") auth_.mode = HttpAuth::Mode::Basic;
+    if (auth == "ntlm") auth_.mode = HttpAuth::Mode::Ntlm;
+    if (auth == "oauth2") auth_.mode = HttpAuth::Mode::Bearer;
+    auth_.user = c.str("user");
+    auth_.password = c.str("password");
+    oauth_ = auth_.mode == HttpAuth::Mode::Bearer;
+    token_ = token_settings(c, "https://outlook.office365.com/.default");
+    impersonation_ = c.str("access") == "impersonation";
+    opts_.server_version = c.str("server_version");
+    opts_.time_zone = c.str("time_zone");
+    opts_.property_set_id = c.str("property_set_id");
+    opts_.property_name = c.str("property_name");
+    opts_.conflict_resolution = c.str("conflict_resolution");
+    opts_.impersonation = impersonation_;
+    transfer_ = token_.transfer;
+  }
+
+  std::string name() const override { return "ews"; }
+  bool idempotent_create() const override { return false; }
+
+  Result create(const Event& e, int slot) override {
+    std::string xml = create_item(opts_, e);
+    Answer a;
+    int n = exchange(xml, e.mailbox, "CreateItem", slot, a);
+    if (a.failed) return counted(Result::failed(a.failure), n);
+    if (a.code != "NoError") return counted(classify(a, e.mailbox, "CreateItem"), n);
+    return counted(Result::ok(item_id(a.message)), n);
+  }
+
+  Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) override {
+    RemoteRef current = ref;
+    int n = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      Answer a;
+      n += exchange(update_item(opts_, e, current, fields), e.mailbox, "UpdateItem", slot, a);
+      if (a.failed) return counted(Result::failed(a.failure), n);
+      if (a.code == "NoError") {
+        RemoteRef r = item_id(a.message);
+        if (r.id.empty()) r = current;
+        return counted(Result::ok(r), n);
+      }
+      if (!is_conflict(a.code) || pass == 1)
+        return counted(classify(a, e.mailbox, "UpdateItem"), n);
+      // Someone changed the item (or the ChangeKey we hold is stale): read the current
+      // ChangeKey and apply the update once more.
+      Answer g;
+      n += exchange(get_item(opts_, e.mailbox, current.id), e.mailbox, "GetItem", slot, g);
+      if (g.failed) return counted(Result::failed(g.failure), n);
+      if (g.code != "NoError") return counted(classify(g, e.mailbox, "GetItem"), n);
+      current = item_id(g.message);
+      if (current.id.empty()) current.id = ref.id;
+    }
+    return counted(Result::failed(Outcome::retry("ews", 0, "UpdateItem conflict")), n);
+  }
+
+  Result remove(const std::string& mailbox, const RemoteRef& ref, int slot) override {
+    Answer a;
+    int n = exchange(delete_item(opts_, mailbox, ref.id), mailbox, "DeleteItem", slot, a);
+    if (a.failed) return counted(Result::failed(a.failure), n);
+    if (a.code != "NoError") return counted(classify(a, mailbox, "DeleteItem"), n);
+    return counted(Result::ok(ref), n);
+  }
+
+  Result find(const std::string& mailbox, const std::string& key, const std::string& from,
+              const std::string& to, int slot) override {
+    Result out;
+    int offset = 0;
+    for (int page = 0; page < 1000; ++page) {
+      Answer a;
+      out.requests += exchange(find_item(opts_, mailbox, key, from, to, offset, kPage), mailbox,
+                               "FindItem", slot, a);
+      if (a.failed) return counted(Result::failed(a.failure), out.requests);
+      if (a.code != "NoError") return counted(classify(a, mailbox, "FindItem"), out.requests);
+      pugi::xml_node root = child(a.message, "RootFolder");
+      int got = 0;
+      for (pugi::xml_node ci : child(root, "Items").children()) {
+        RemoteEvent ev;
+        pugi::xml_node id = child(ci, "ItemId");
+        ev.ref.id = id.attribute("Id").value();
+        ev.ref.version = id.attribute("ChangeKey").value();
+        ev.subject = child(ci, "Subject").text().get();
+        ev.start = child(ci, "Start").text().get();
+        ev.end = child(ci, "End").text().get();
+        ev.key = child(child(ci, "ExtendedProperty"), "Value").text().get();
+        if (key.empty() || ev.key == key) out.found.push_back(ev);
+        ++got;
+      }
+      if (std::string(root.attribute("IncludesLastItemInRange").value()) != "false" || got == 0) {
+        break;
+      }
+      offset += got;
+    }
+    return out;
+  }
+
+  Result free_busy(const std::string& mailbox, const std::string& from, const std::string& to,
+                   int slot) override {
+    Answer a;
+    int n = exchange(get_user_availability(opts_, mailbox, from, to), mailbox,
+                     "GetUserAvailability", slot, a);
+    if (a.failed) return counted(Result::failed(a.failure), n);
+    if (a.code != "NoError") return counted(classify(a, mailbox, "GetUserAvailability"), n);
+    Result out = Result::ok();
+    out.requests = n;
+    // The FreeBusyView is the sibling of the ResponseMessage inside FreeBusyResponse.
+    pugi::xml_node view = child(a.message.parent(), "FreeBusyView");
+    for (pugi::xml_node ev : child(view, "CalendarEventArray").children()) {
+      if (local(ev.name()) != "CalendarEvent") continue;
+      std::string type = child(ev, "BusyType").text().get();
+      if (type == "Free" || type == "NoData") continue;
+      BusyPeriod p;
+      p.start = utc_text(child(ev, "StartTime").text().get());
+      p.end = utc_text(child(ev, "EndTime").text().get());
+      p.status = type == "Tentative" ? "tentative" : type == "OOF" ? "oof" : "busy";
+      out.busy.push_back(p);
+    }
+    return out;
+  }
+
+ private:
+  static constexpr int kPage = 100;
+
+  static Result counted(Result r, int n) {
+    r.requests = n;
+    return r;
+  }
+
+  // Availability answers in the requested zone (UTC here) without a designator.
+  static std::string utc_text(std::string t) {
+    if (!t.empty() && t.back() != 'Z' && t.find('+') == std::string::npos) t += "Z";
+    return t;
+  }
+
+  static RemoteRef item_id(pugi::xml_node n) {
+    pugi::xpath_node x = n.select_node(".//*[local-name()='ItemId']");
+    RemoteRef r;
+    if (x) {
+      r.id = x.node().attribute("Id").value();
+      r.version = x.node().attribute("ChangeKey").value();
+    }
+    return r;
+  }
+
+  Result classify(const Answer& a, const std::string& mailbox, const std::string& op) {
+    const std::string& code = a.code;
+    std::string detail = op + " answered " + code;
+    if (code == "ErrorItemNotFound") return Result::not_found();
+    if (code == "ErrorServerBusy") {
+      int64_t after = a.backoff_ms >= 0 ? a.backoff_ms : 30000;
+      Outcome o = Outcome::retry("ews", 0,
+                                 detail + " (throttled): will try again after " +
+                                     std::to_string((after + 999) / 1000) + " s",
+                                 after);
+      o.excerpt = excerpt(a.raw);
+      return Result::failed(o);
+    }
+    if (transient_codes().count(code) > 0 || is_conflict(code)) {
+      Outcome o = Outcome::retry("ews", 0, detail + ": transient, will try again");
+      o.excerpt = excerpt(a.raw);
+      return Result::failed(o);
+    }
+    std::string fix = fix_for(code, impersonation_);
+    Outcome o;
+    if (!fix.empty()) {
+      o = Outcome::reject("config", 0, detail + " for mailbox " + mailbox + ": " + fix);
+    } else {
+      o = Outcome::reject("ews", 0,
+                          detail + " for mailbox " + mailbox +
+                              (a.text.empty() ? std::string() : " (" + a.text + ")") +
+                              ": the request was refused");
+    }
+    o.excerpt = excerpt(a.raw);
+    return Result::failed(o);
+  }
+
+  // Sends one SOAP request (refreshing an OAuth2 token once on a 401). Fills `a`; returns the
+  // number of HTTP requests made.
+  int exchange(const std::string& xml, const std::string& mailbox, const std::string& op, int slot,
+               Answer& a) {
+    int requests = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      HttpAuth auth = auth_;
+      if (oauth_) {
+        TokenResult t = shared_token_cache().get(token_, clock_, pass > 0);
+        if (!t.ok) {
+          a.failed = true;
+          a.failure = t.failure;
+          return requests;
+        }
+        auth.bearer = t.token;
+      }
+      std::vector<std::string> headers{
+          "Content-Type: text/xml; charset=utf-8", "Accept: text/xml",
+          "SOAPAction: \"http://schemas.microsoft.com/exchange/services/2006/messages/" + op +
+              "\""};
+      if (impersonation_) headers.push_back("X-AnchorMailbox: " + mailbox);
+      HttpAnswer h = http_exchange(handles_.at(slot), "POST", url_, headers, xml, transfer_, auth);
+      ++requests;
+      if (h.rc != CURLE_OK) {
+        a.failed = true;
+        a.failure = network_failure(h.rc, "the Exchange server");
+        return requests;
+      }
+      if (h.status == 401) {
+        if (oauth_ && pass == 0) {
+          shared_token_cache().invalidate(token_);
+          continue;
+        }
+        a.failed = true;
+        a.failure = Outcome::reject(
+            "config", 401,
+            "the Exchange server refused the credentials (HTTP 401) for mailbox " + mailbox +
+                (oauth_ ? ", even with a fresh token: check that the app registration has the "
+                          "full_access_as_app application permission on Office 365 Exchange "
+                          "Online, with admin consent"
+                        : ": check user and password (the service account's password may have "
+                          "expired or the account may be locked)"));
+        return requests;
+      }
+      a.raw = h.body;
+      bool parsed = !h.body.empty() && a.doc.load_buffer(h.body.data(), h.body.size());
+      if (h.status == 429 || h.status == 502 || h.status == 503 || h.status == 504 ||
+          (h.status >= 500 && !parsed)) {
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
+        a.failed = true;
+        a.failure = Outcome::retry(
+            "http", static_cast<int>(h.status),
+            "HTTP " + std::to_string(h.status) + " from the Exchange server: will try again",
+            after);
+        a.failure.excerpt = excerpt(h.body);
+        return requests;
+      }
+      if (!parsed || (h.status != 200 && h.status != 500)) {
+        a.failed = true;
+        a.failure = Outcome::reject("http", static_cast<int>(h.status),
+                                    "HTTP " + std::to_string(h.status) +
+                                        " from the Exchange "
+                                        "server to " +
+                                        op + ": not a SOAP answer (check url)");
+        a.failure.excerpt = excerpt(h.body);
+        return requests;
+      }
+      read_answer(a);
+      if (a.code.empty()) {
+        a.failed = true;
+        a.failure = Outcome::reject("ews", static_cast<int>(h.status),
+                                    op + ": the answer carries no response code");
+        a.failure.excerpt = excerpt(h.body);
+      }
+      return requests;
+    }
+    return requests;
+  }
+
+  static void read_answer(Answer& a) {
+    pugi::xml_node body = child(a.doc.document_element(), "Body");
+    pugi::xml_node fault = child(body, "Fault");
+    if (fault) {
+      a.message = fault;
+      a.text = trim(child(fault, "faultstring").text().get());
+      std::string code = trim(child(child(fault, "detail"), "ResponseCode").text().get());
+      if (code.empty()) code = local(trim(child(fault, "faultcode").text().get()));
+      a.code = code;
+    } else {
+      pugi::xpath_node m = body.select_node(".//*[@ResponseClass]");
+      if (!m) return;
+      a.message = m.node();
+      a.code = trim(child(a.message, "ResponseCode").text().get());
+      a.text = trim(child(a.message, "MessageText").text().get());
+      if (a.code.empty() &&
+          std::string(a.message.attribute("ResponseClass").value()) == "Success") {
+        a.code = "NoError";
+      }
+    }
+    pugi::xpath_node v =
+        a.message.select_node(".//*[local-name()='Value'][@Name='BackOffMilliseconds']");
+    if (v) a.backoff_ms = std::atoll(trim(v.node().text().get()).c_str());
+  }
+
+  std::string destination_;
+  const Clock& clock_;
+  CurlHandles handles_;
+  std::string url_;
+  HttpAuth auth_;
+  bool oauth_ = false;
+  TokenSettings token_;
+  bool impersonation_ = true;
+  CurlTransfer transfer_;
+  Options opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_ews_driver(const ConfigView& c, const std::string& destination,
+                                        int slots, const Clock& clock) {
+  return std::make_unique<EwsDriver>(c, destination, slots, clock);
+}
+
+}  // namespace relais::calendar

@@ -1,0 +1,306 @@
+// The Microsoft Graph driver: POST /users/{mailbox}/events with a transactionId derived from
+// the correlation key (a repeated create returns the existing event) and a
+// singleValueExtendedProperty holding the key; PATCH for moves; DELETE for cancellations;
+// calendarView / $filter on the property for searches; getSchedule for free/busy.
+
+#include <curl/curl.h>
+
+#include <cstdlib>
+
+#include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
+
+namespace relais::calendar {
+namespace {
+
+using nlohmann::json;
+
+// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here).
+std::string graph_utc(const json& t) {
+  if (!t.is_object()) return {};
+  std::string s = t.value("dateTime", std::string());
+  if (s.size() > 19) s = s.substr(0, 19);
+  return s.empty() ? s : s + "Z";
+}
+
+class GraphDriver final : public Driver {
+ public:
+  GraphDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)
+      : destination_(destination), clock_(clock), handles_(slots) {
+    base_ = c.str("url");
+    if (base_.empty()) base_ = "https://graph.microsoft.com/v1.0";
+    while (!base_.empty() && base_.back() == '/') base_.pop_back();
+    token_ = token_settings(c, "https://graph.microsoft.com/.default");
+    transfer_ = token_.transfer;
+    time_zone_ = c.str("time_zone");
+    property_id_ = "String {" + c.str("property_set_id") + "} Name " + c.str("property_name");
+  }
+
+  std::string name() const override { return "graph"; }
+  bool idempotent_create() const override { return true; }
+
+  Result create(const Event& e, int slot) override {
+    json body = event_json(e);
+    body["transactionId"] = transaction_id(e.key);
+    body["singleValueExtendedProperties"] = json::array({{{"id", property_id_}, {"value", e.key}}});
+    Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox);
+    if (!a.ok) return a.result;
+    return with(Result::ok(ref_of(a.doc)), a);
+  }
+
+  Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) override {
+    Answer a = call(slot, "PATCH", event_url(slot, e.mailbox, ref.id), event_json(e, fields).dump(),
+                    e.mailbox, true);
+    if (!a.ok) return a.result;
+    RemoteRef r = ref_of(a.doc);
+    if (r.id.empty()) r = ref;
+    return with(Result::ok(r), a);
+  }
+
+  Result remove(const std::string& mailbox, const RemoteRef& ref, int slot) override {
+    Answer a = call(slot, "DELETE", event_url(slot, mailbox, ref.id), "", mailbox, true);
+    if (!a.ok) return a.result;
+    return with(Result::ok(ref), a);
+  }
+
+  Result find(const std::string& mailbox, const std::string& key, const std::string& from,
+              const std::string& to, int slot) override {
+    CURL* h = handles_.at(slot);
+    std::string expand =
+        "&$expand=" +
+        url_escape(h, "singleValueExtendedProperties($filter=id eq '" + property_id_ + "')");
+    std::string select = "&$select=id,subject,start,end,changeKey";
+    std::string url;
+    if (!key.empty()) {
+      url = user_url(slot, mailbox) + "/events?$filter=" +
+            url_escape(h, "singleValueExtendedProperties/Any(ep: ep/id eq '" + property_id_ +
+                              "' and ep/value eq '" + quote(key) + "')") +
+            select + expand + "&$top=50";
+    } else {
+      url = user_url(slot, mailbox) + "/calendarView?startDateTime=" + url_escape(h, from) +
+            "&endDateTime=" + url_escape(h, to) + select + expand + "&$top=100";
+    }
+    Result out;
+    for (int page = 0; page < 1000 && !url.empty(); ++page) {
+      Answer a = call(slot, "GET", url, "", mailbox);
+      out.requests += a.requests;
+      if (!a.ok) return with(a.result, out.requests);
+      for (const auto& ev : a.doc.value("value", json::array())) {
+        RemoteEvent r;
+        r.ref.id = ev.value("id", std::string());
+        r.ref.version = ev.value("changeKey", std::string());
+        r.subject = ev.value("subject", std::string());
+        r.start = graph_utc(ev.value("start", json()));
+        r.end = graph_utc(ev.value("end", json()));
+        for (const auto& p : ev.value("singleValueExtendedProperties", json::array())) {
+          if (p.value("id", std::string()) == property_id_ ||
+              same_property(p.value("id", std::string()))) {
+            r.key = p.value("value", std::string());
+          }
+        }
+        if (r.key.empty() || (!key.empty() && r.key != key)) continue;
+        out.found.push_back(r);
+      }
+      url = a.doc.value("@odata.nextLink", std::string());
+    }
+    return out;
+  }
+
+  Result free_busy(const std::string& mailbox, const std::string& from, const std::string& to,
+                   int slot) override {
+    json body = {{"schedules", json::array({mailbox})},
+                 {"startTime", {{"dateTime", from.substr(0, 19)}, {"timeZone", "UTC"}}},
+                 {"endTime", {{"dateTime", to.substr(0, 19)}, {"timeZone", "UTC"}}},
+                 {"availabilityViewInterval", 30}};
+    Answer a =
+        call(slot, "POST", user_url(slot, mailbox) + "/calendar/getSchedule", body.dump(), mailbox);
+    if (!a.ok) return a.result;
+    Result out = with(Result::ok(), a);
+    for (const auto& s : a.doc.value("value", json::array())) {
+      if (s.contains("error") && s["error"].is_object()) {
+        return with(Result::failed(Outcome::reject(
+                        "graph", 0,
+                        "getSchedule could not read the schedule of mailbox " + mailbox + ": " +
+                            s["error"].value("responseCode", std::string("error")))),
+                    a);
+      }
+      for (const auto& item : s.value("scheduleItems", json::array())) {
+        std::string status = item.value("status", std::string("busy"));
+        if (status == "free") continue;
+        out.busy.push_back(BusyPeriod{graph_utc(item.value("start", json())),
+                                      graph_utc(item.value("end", json())), status});
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Answer {
+    bool ok = false;
+    Result result;  // !ok: the failure (or NotFound)
+    json doc;
+    int requests = 0;
+  };
+
+  static Result with(Result r, const Answer& a) { return with(std::move(r), a.requests); }
+  static Result with(Result r, int n) {
+    r.requests = n;
+    return r;
+  }
+
+  // Graph may answer the property id in another case ("String {guid} Name X").
+  bool same_property(const std::string& id) const {
+    if (id.size() != property_id_.size()) return false;
+    for (size_t i = 0; i < id.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(id[i])) !=
+          std::tolower(static_cast<unsigned char>(property_id_[i]))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  static std::string quote(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+      out.push_back(c);
+      if (c == '\'') out.push_back('\'');
+    }
+    return out;
+  }
+
+  std::string user_url(int slot, const std::string& mailbox) {
+    return base_ + "/users/" + url_escape(handles_.at(slot), mailbox);
+  }
+  std::string event_url(int slot, const std::string& mailbox, const std::string& id) {
+    return user_url(slot, mailbox) + "/events/" + url_escape(handles_.at(slot), id);
+  }
+
+  // The event's `fields` (FieldBits) as Graph JSON.
+  json event_json(const Event& e, unsigned fields = kAllFields) const {
+    json j = json::object();
+    if (fields & kSubject) j["subject"] = e.subject;
+    if (fields & kBody) j["body"] = {{"contentType", "text"}, {"content", e.body}};
+    if (fields & kStart) j["start"] = {{"dateTime", wall_clock(e.start)}, {"timeZone", time_zone_}};
+    if (fields & kEnd) j["end"] = {{"dateTime", wall_clock(e.end)}, {"timeZone", time_zone_}};
+    if (fields & kLocation) j["location"] = {{"displayName", e.location}};
+    if (fields & kCategories) j["categories"] = e.categories;
+    if (fields & kReminder) {
+      j["isReminderOn"] = e.reminder_minutes >= 0;
+      if (e.reminder_minutes >= 0) j["reminderMinutesBeforeStart"] = e.reminder_minutes;
+    }
+    if (fields & kShowAs) j["showAs"] = e.show_as;
+    return j;
+  }
+
+  static RemoteRef ref_of(const json& j) {
+    RemoteRef r;
+    if (j.is_object()) {
+      r.id = j.value("id", std::string());
+      r.version = j.value("changeKey", std::string());
+    }
+    return r;
+  }
+
+  // One request with a bearer token (refreshed once on a 401). `on_item`: a 404 means the event
+  // is gone (NotFound) unless Graph says the mailbox is the problem.
+  Answer call(int slot, const std::string& method, const std::string& url, const std::string& body,
+              const std::string& mailbox, bool on_item = false) {
+    Answer a;
+    for (int pass = 0; pass < 2; ++pass) {
+      TokenResult t = shared_token_cache().get(token_, clock_, pass > 0);
+      if (!t.ok) {
+        a.result = Result::failed(t.failure);
+        return a;
+      }
+      HttpAuth auth;
+      auth.mode = HttpAuth::Mode::Bearer;
+      auth.bearer = t.token;
+      std::vector<std::string> headers{"Accept: application/json",
+                                       "Prefer: outlook.timezone=\"UTC\""};
+      if (!body.empty()) headers.push_back("Content-Type: application/json");
+      HttpAnswer h = http_exchange(handles_.at(slot), method, url, headers, body, transfer_, auth);
+      ++a.requests;
+      if (h.rc != CURLE_OK) {
+        a.result = Result::failed(network_failure(h.rc, "Microsoft Graph"));
+        return a;
+      }
+      json doc = json::parse(h.body, nullptr, false);
+      if (h.status >= 200 && h.status < 300) {
+        a.ok = true;
+        a.doc = doc.is_discarded() ? json::object() : doc;
+        return a;
+      }
+      std::string code, message;
+      if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) {
+        code = doc["error"].value("code", std::string());
+        message = doc["error"].value("message", std::string());
+      }
+      std::string what = method + " answered HTTP " + std::to_string(h.status) +
+                         (code.empty() ? std::string() : " " + code);
+      if (h.status == 401 && pass == 0) {
+        shared_token_cache().invalidate(token_);
+        continue;
+      }
+      Outcome o;
+      if (h.status == 401) {
+        o = Outcome::reject("config", 401,
+                            what + " for mailbox " + mailbox +
+                                " even with a fresh token: check that the app registration has "
+                                "the Calendars.ReadWrite application permission with admin "
+                                "consent, in the right tenant");
+      } else if (h.status == 403) {
+        o = Outcome::reject("config", 403,
+                            what + " for mailbox " + mailbox +
+                                ": the application may not write this calendar; grant "
+                                "Calendars.ReadWrite (application) with admin consent and check "
+                                "that no application access policy excludes this mailbox");
+      } else if (h.status == 404 && on_item && code != "ErrorInvalidUser" &&
+                 code != "MailboxNotEnabledForRESTAPI" && code != "ResourceNotFound") {
+        a.result = Result::not_found();
+        return a;
+      } else if (h.status == 404) {
+        o = Outcome::reject("config", 404,
+                            what + " for mailbox " + mailbox +
+                                ": the mailbox does not exist in Exchange Online or is not "
+                                "enabled for Graph (an on-premises mailbox needs the ews driver); "
+                                "correct the professional's address in CMS76");
+      } else if (h.status == 429 || h.status == 408 || h.status >= 500 || h.status == 409 ||
+                 h.status == 412) {
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
+        o = Outcome::retry(
+            "http", static_cast<int>(h.status),
+            what + (h.status == 429 ? " (throttled)" : "") + ": will try again" +
+                (after ? " after " + std::to_string((*after + 999) / 1000) + " s" : std::string()),
+            after);
+      } else {
+        o = Outcome::reject("graph", static_cast<int>(h.status),
+                            what + " for mailbox " + mailbox +
+                                (message.empty() ? std::string() : " (" + message + ")") +
+                                ": the request was refused");
+      }
+      o.excerpt = excerpt(h.body);
+      a.result = Result::failed(o);
+      return a;
+    }
+    return a;
+  }
+
+  std::string destination_;
+  const Clock& clock_;
+  CurlHandles handles_;
+  std::string base_;
+  TokenSettings token_;
+  CurlTransfer transfer_;
+  std::string time_zone_;
+  std::string property_id_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_graph_driver(const ConfigView& c, const std::string& destination,
+                                          int slots, const Clock& clock) {
+  return std::make_unique<GraphDriver>(c, destination, slots, clock);
+}
+
+}  // namespace relais::calendar

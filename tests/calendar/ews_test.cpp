@@ -1,0 +1,371 @@
+// The calendar connector with the EWS driver against the EWS simulator: planned/moved/cancelled,
+// cross-references, impersonation and delegate access, every error class of the issue, the
+// crash-duplicate protection (search by key before create), OAuth2 tokens (cached, refreshed,
+// refused) and free/busy.
+
+#include <gtest/gtest.h>
+
+#include "connectors/calendar/calendar.h"
+#include "tests/calendar/calendar_test_support.h"
+#include "tests/calendar/ews_simulator.h"
+
+namespace relais::testing {
+namespace {
+
+const std::string kMb = "lea.gosselin@example.org";
+
+std::string ews_yaml(const EwsSimulator& sim, const std::string& extra = "") {
+  return "driver: ews\nurl: " + sim.url() + "\nauth: basic\nuser: svc-relais\npassword: secret\n" +
+         extra;
+}
+
+nlohmann::json planned(int rdv = 91877) {
+  return rdv_event(kMb, rdv, "2019-05-17T10:00:00+02:00", "2019-05-17T10:30:00+02:00");
+}
+nlohmann::json moved(int rdv = 91877) {
+  return rdv_event(kMb, rdv, "2019-05-20T14:30:00+02:00", "2019-05-20T15:15:00+02:00",
+                   "Visite à domicile (Rouen)");
+}
+
+class EwsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sim.add_mailbox(kMb);
+    sim.use_basic("svc-relais", "secret");
+  }
+  void TearDown() override { EXPECT_TRUE(sim.violations().empty()) << sim.violations().front(); }
+  EwsSimulator sim;
+};
+
+TEST_F(EwsTest, PlannedMovedCancelledFollowTheCalendar) {
+  CalendarHarness h(ews_yaml(sim));
+  ASSERT_TRUE(h.config_errors().empty()) << h.config_errors().front();
+  Outcome o = h.send("rdv.planned", 91877, planned());
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  auto items = sim.items(kMb);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].start, "2019-05-17T08:00:00Z");
+  EXPECT_EQ(items[0].end, "2019-05-17T08:30:00Z");
+  EXPECT_EQ(items[0].key, "rdv:91877");
+  EXPECT_EQ(items[0].start_tz, "Romance Standard Time");
+  EXPECT_EQ(items[0].reminder, 15);
+  EXPECT_EQ(items[0].categories, (std::vector<std::string>{"CMS76", "Rendez-vous"}));
+  auto x = h.xrefs().get("agenda", "rdv:91877");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->external_id, items[0].id);
+  EXPECT_EQ(x->version.rfind(items[0].change_key + "|", 0), 0u) << x->version;
+  EXPECT_EQ(o.external_ref, items[0].id);
+
+  o = h.send("rdv.moved", 91877, moved());
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  items = sim.items(kMb);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].start, "2019-05-20T12:30:00Z");
+  EXPECT_EQ(items[0].location, "Visite à domicile (Rouen)");
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:91877")->version.rfind(items[0].change_key + "|", 0), 0u);
+
+  o = h.send("rdv.cancelled", 91877, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_TRUE(sim.items(kMb).empty());
+  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:91877"));
+
+  // Impersonation: every request names the mailbox in the header and X-AnchorMailbox.
+  for (const auto& r : sim.requests()) {
+    EXPECT_EQ(r.mailbox, kMb) << r.op;
+    EXPECT_EQ(r.anchor, kMb) << r.op;
+  }
+}
+
+TEST_F(EwsTest, DelegateAccessNamesTheMailboxInTheFolder) {
+  CalendarHarness h(ews_yaml(sim, "access: delegate\n"));
+  ASSERT_EQ(h.send("rdv.planned", 1, planned(1)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.moved", 1, moved(1)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(sim.items(kMb).size(), 1u);
+  for (const auto& r : sim.requests()) {
+    EXPECT_EQ(r.mailbox, "") << r.op;  // no impersonation header
+    EXPECT_EQ(r.body.find("ExchangeImpersonation"), std::string::npos);
+  }
+  EXPECT_NE(sim.requests().front().body.find("<t:Mailbox><t:EmailAddress>" + kMb),
+            std::string::npos);
+}
+
+TEST_F(EwsTest, UpdateWithoutReferenceCreatesAndDeleteWithoutReferenceSaysSo) {
+  CalendarHarness h(ews_yaml(sim));
+  Outcome o = h.send("rdv.moved", 5, moved(5));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("no cross-reference: created"), std::string::npos) << o.text;
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_TRUE(h.xrefs().get("agenda", "rdv:5"));
+
+  o = h.send("rdv.cancelled", 6, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("nothing to remove"), std::string::npos) << o.text;
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+}
+
+TEST_F(EwsTest, PlannedTwiceUpdatesInsteadOfDuplicating) {
+  CalendarHarness h(ews_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 7, planned(7)).kind, Outcome::Kind::Delivered);
+  Outcome o = h.send("rdv.planned", 7, moved(7));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("updated instead"), std::string::npos);
+  ASSERT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_EQ(sim.items(kMb)[0].start, "2019-05-20T12:30:00Z");
+}
+
+TEST_F(EwsTest, UpdatesSendOnlyTheChangedFields) {
+  CalendarHarness h(ews_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 40, planned(40)).kind, Outcome::Kind::Delivered);
+  sim.clear_requests();
+  // Only the time moves: Start, End and their time zones are set, nothing else.
+  auto later = planned(40);
+  later["event"]["start"] = "2019-05-17T11:00:00+02:00";
+  later["event"]["end"] = "2019-05-17T11:30:00+02:00";
+  ASSERT_EQ(h.send("rdv.moved", 40, later).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(sim.requests().size(), 1u);
+  const std::string& body = sim.requests()[0].body;
+  EXPECT_NE(body.find("calendar:Start\""), std::string::npos);
+  EXPECT_NE(body.find("calendar:EndTimeZone"), std::string::npos);
+  EXPECT_EQ(body.find("item:Subject"), std::string::npos);
+  EXPECT_EQ(body.find("calendar:Location"), std::string::npos);
+  EXPECT_EQ(sim.items(kMb)[0].start, "2019-05-17T09:00:00Z");
+  EXPECT_EQ(sim.items(kMb)[0].subject, "RDV CMS76 n° 40");
+  // The same state again (a replay): nothing is sent.
+  sim.clear_requests();
+  Outcome o = h.send("rdv.moved", 40, later);
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("unchanged"), std::string::npos) << o.text;
+  EXPECT_TRUE(sim.requests().empty());
+}
+
+TEST_F(EwsTest, LostCreateResponseDoesNotDuplicate) {
+  CalendarHarness h(ews_yaml(sim));
+  sim.inject(EwsSimulator::Fault::LoseResponse, 1, "CreateItem");
+  Outcome o = h.send("rdv.planned", 8, planned(8));
+  ASSERT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  ASSERT_EQ(sim.items(kMb).size(), 1u);  // created, but Relais did not hear of it
+  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:8"));
+  // The same attempt number again (a crash replays the attempt): found by its key.
+  o = h.send("rdv.planned", 8, planned(8), 1);
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("no duplicate"), std::string::npos) << o.text;
+  ASSERT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:8")->external_id, sim.items(kMb)[0].id);
+}
+
+TEST_F(EwsTest, DuplicatesFoundByKeyAreRemovedOnCreate) {
+  CalendarHarness h(ews_yaml(sim, "search_before_create: false\n"));
+  sim.inject(EwsSimulator::Fault::LoseResponse, 1, "CreateItem");
+  ASSERT_EQ(h.send("rdv.planned", 9, planned(9)).kind, Outcome::Kind::Retry);
+  ASSERT_EQ(h.send("rdv.planned", 9, planned(9)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.items(kMb).size(), 2u);  // without the search, a lost answer duplicates
+  // A cancellation without reference would still clean both; with the reference it removes
+  // the known one. Reconciliation reports the other (see reconcile tests).
+}
+
+TEST_F(EwsTest, ServerBusyRetriesAfterTheServersBackOff) {
+  CalendarHarness h(ews_yaml(sim));
+  sim.set_backoff_ms(1234);
+  sim.inject(EwsSimulator::Fault::ServerBusy);
+  Outcome o = h.send("rdv.planned", 10, planned(10));
+  ASSERT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  ASSERT_TRUE(o.retry_after_ms);
+  EXPECT_EQ(*o.retry_after_ms, 1234);
+  EXPECT_NE(o.text.find("ErrorServerBusy"), std::string::npos);
+  EXPECT_EQ(h.send("rdv.planned", 10, planned(10), 2).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+}
+
+TEST_F(EwsTest, TransientErrorsRetry) {
+  CalendarHarness h(ews_yaml(sim));
+  for (auto f : {EwsSimulator::Fault::Http503, EwsSimulator::Fault::Transient,
+                 EwsSimulator::Fault::MailboxMove}) {
+    sim.inject(f, 1, "FindItem");
+    Outcome o = h.send("rdv.planned", 11, planned(11));
+    EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+    EXPECT_FALSE(o.retry_after_ms);
+  }
+  EXPECT_EQ(h.send("rdv.planned", 11, planned(11)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+}
+
+TEST_F(EwsTest, StaleChangeKeyIsRefreshedAndTheUpdateAppliedOnce) {
+  CalendarHarness h(ews_yaml(sim, "conflict_resolution: NeverOverwrite\n"));
+  ASSERT_EQ(h.send("rdv.planned", 12, planned(12)).kind, Outcome::Kind::Delivered);
+  sim.touch(kMb, sim.items(kMb)[0].id);  // someone edited it: our ChangeKey is stale
+  sim.clear_requests();
+  Outcome o = h.send("rdv.moved", 12, moved(12));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  std::vector<std::string> ops;
+  for (const auto& r : sim.requests()) ops.push_back(r.op);
+  EXPECT_EQ(ops, (std::vector<std::string>{"UpdateItem", "GetItem", "UpdateItem"}));
+  EXPECT_EQ(sim.items(kMb)[0].start, "2019-05-20T12:30:00Z");
+  // A conflict that persists after the re-read is a retry, not a loop.
+  sim.inject(EwsSimulator::Fault::Conflict, 2, "UpdateItem");
+  o = h.send("rdv.moved", 12, planned(12));
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+}
+
+TEST_F(EwsTest, ItemRemovedFromTheCalendar) {
+  CalendarHarness h(ews_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 13, planned(13)).kind, Outcome::Kind::Delivered);
+  std::string first = sim.items(kMb)[0].id;
+  sim.erase(kMb, first);
+  Outcome o = h.send("rdv.moved", 13, moved(13));  // update: recreated
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("created again"), std::string::npos) << o.text;
+  ASSERT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_NE(sim.items(kMb)[0].id, first);
+  sim.erase(kMb, sim.items(kMb)[0].id);
+  o = h.send("rdv.cancelled", 13, nlohmann::json{{"mailbox", kMb}});  // delete: delivered
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("already gone"), std::string::npos) << o.text;
+  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:13"));
+}
+
+TEST_F(EwsTest, MailboxAndRightsErrorsAreRejectedWithTheFix) {
+  CalendarHarness h(ews_yaml(sim));
+  Outcome o = h.send("rdv.planned", 14,
+                     rdv_event("inconnu@example.org", 14, "2019-05-17T10:00:00+02:00",
+                               "2019-05-17T10:30:00+02:00"));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "config");
+  EXPECT_NE(o.text.find("ErrorNonExistentMailbox"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("inconnu@example.org"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("correct the professional's e-mail address"), std::string::npos);
+
+  sim.add_mailbox("protege@example.org", false);
+  o = h.send("rdv.planned", 15,
+             rdv_event("protege@example.org", 15, "2019-05-17T10:00:00+02:00",
+                       "2019-05-17T10:30:00+02:00"));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("ErrorImpersonateUserDenied"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("ApplicationImpersonation"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("protege@example.org"), std::string::npos) << o.text;
+
+  sim.inject(EwsSimulator::Fault::AccessDenied, 1, "FindItem");
+  o = h.send("rdv.planned", 16, planned(16));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("ErrorAccessDenied"), std::string::npos) << o.text;
+}
+
+TEST_F(EwsTest, WrongPasswordIsRejected) {
+  CalendarHarness h("driver: ews\nurl: " + sim.url() +
+                    "\nauth: basic\nuser: svc-relais\npassword: wrong\n");
+  Outcome o = h.send("rdv.planned", 17, planned(17));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.code, 401);
+  EXPECT_NE(o.text.find("check user and password"), std::string::npos) << o.text;
+}
+
+TEST_F(EwsTest, NtlmHandshakeThroughLibcurl) {
+  sim.use_ntlm("svc-relais");
+  CalendarHarness h("driver: ews\nurl: " + sim.url() +
+                    "\nauth: ntlm\nuser: svc-relais\npassword: secret\n");
+  Outcome o = h.send("rdv.planned", 18, planned(18));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_GE(sim.ntlm_handshakes(), 2);  // FindItem, CreateItem
+  CalendarHarness other("driver: ews\nurl: " + sim.url() +
+                        "\nauth: ntlm\nuser: someone-else\npassword: secret\n");
+  o = other.send("rdv.planned", 19, planned(19));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.code, 401);
+}
+
+TEST_F(EwsTest, OAuthTokensAreCachedRefreshedAndRefusalsExplained) {
+  sim.use_oauth("relais-client", "relais-secret", 3600);
+  std::string yaml = "driver: ews\nurl: " + sim.url() +
+                     "\nauth: oauth2\ntoken_url: " + sim.token_url() +
+                     "\nclient_id: relais-client\nclient_secret: relais-secret\n";
+  CalendarHarness h(yaml);
+  ASSERT_TRUE(h.config_errors().empty()) << h.config_errors().front();
+  ASSERT_EQ(h.send("rdv.planned", 20, planned(20)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.moved", 20, moved(20)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.tokens_issued(), 1);  // cached
+  for (const auto& r : sim.requests()) EXPECT_EQ(r.authorization, "Bearer ews-token-1");
+  // Refreshed before it expires: 5 minutes before the end (or a fifth of a shorter life).
+  h.clock().advance(3600 * 1000 - 310 * 1000);
+  ASSERT_EQ(h.send("rdv.moved", 20, planned(20)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.tokens_issued(), 1);
+  h.clock().advance(20 * 1000);
+  ASSERT_EQ(h.send("rdv.moved", 20, moved(20)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.tokens_issued(), 2);
+  // Revoked: one 401, a fresh token, success.
+  sim.revoke_tokens();
+  ASSERT_EQ(h.send("rdv.moved", 20, planned(20)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.tokens_issued(), 3);
+
+  CalendarHarness bad("driver: ews\nurl: " + sim.url() + "\nauth: oauth2\ntoken_url: " +
+                      sim.token_url() + "\nclient_id: relais-client\nclient_secret: expired\n");
+  Outcome o = bad.send("rdv.planned", 21, planned(21));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "config");
+  EXPECT_NE(o.text.find("invalid_client"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("client_secret"), std::string::npos) << o.text;
+}
+
+TEST_F(EwsTest, ConfigurationErrorsAreNamed) {
+  CalendarHarness a("driver: ews\nauth: basic\n");
+  ASSERT_FALSE(a.config_errors().empty());
+  std::string all;
+  for (const auto& e : a.config_errors()) all += e + "\n";
+  EXPECT_NE(all.find("url is required"), std::string::npos) << all;
+  EXPECT_NE(all.find("user is required"), std::string::npos) << all;
+  CalendarHarness b("driver: graph\nclient_id: x\n");
+  all.clear();
+  for (const auto& e : b.config_errors()) all += e + "\n";
+  EXPECT_NE(all.find("client_secret is required"), std::string::npos) << all;
+  EXPECT_NE(all.find("tenant"), std::string::npos) << all;
+  CalendarHarness c(ews_yaml(sim, "operations: {rdv.planned: insert}\n"));
+  ASSERT_FALSE(c.config_errors().empty());
+}
+
+TEST_F(EwsTest, MappingProblemsAreRejectedReadably) {
+  CalendarHarness h(ews_yaml(sim));
+  Outcome o = h.send("rdv.planned", 22, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject);
+  EXPECT_EQ(o.error_class, "mapping");
+  EXPECT_NE(o.text.find("no 'event'"), std::string::npos);
+  auto ev = planned(22);
+  ev["event"]["start"] = "17/05/2019 10h";
+  o = h.send("rdv.planned", 22, ev);
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject);
+  EXPECT_NE(o.text.find("start is not an ISO 8601"), std::string::npos);
+  o = h.send("rdv.other", 22, planned(22));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject);
+  EXPECT_NE(o.text.find("no calendar operation"), std::string::npos);
+}
+
+TEST_F(EwsTest, FreeBusyListsBusyPeriods) {
+  CalendarHarness h(ews_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.planned", 31, moved(31)).kind, Outcome::Kind::Delivered);
+  calendar::Result r = calendar::free_busy(h.config(), "agenda", kMb, "2019-05-17T00:00:00Z",
+                                           "2019-05-18T00:00:00Z", h.clock());
+  ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
+  ASSERT_EQ(r.busy.size(), 1u);
+  EXPECT_EQ(r.busy[0].start, "2019-05-17T08:00:00Z");
+  EXPECT_EQ(r.busy[0].end, "2019-05-17T08:30:00Z");
+  EXPECT_EQ(r.busy[0].status, "busy");
+}
+
+TEST(CalendarTime, ConvertsOffsetsToUtc) {
+  std::string out;
+  ASSERT_TRUE(calendar::to_utc("2019-05-17T10:00:00+02:00", out));
+  EXPECT_EQ(out, "2019-05-17T08:00:00Z");
+  ASSERT_TRUE(calendar::to_utc("2019-03-31T01:30:00+01:00", out));
+  EXPECT_EQ(out, "2019-03-31T00:30:00Z");
+  ASSERT_TRUE(calendar::to_utc("2020-01-01T00:30:00.500+01:00", out));
+  EXPECT_EQ(out, "2019-12-31T23:30:00Z");
+  ASSERT_TRUE(calendar::to_utc("2019-05-17T10:00:00Z", out));
+  EXPECT_EQ(out, "2019-05-17T10:00:00Z");
+  EXPECT_FALSE(calendar::to_utc("2019-05-17T10:00:00", out));
+  EXPECT_FALSE(calendar::to_utc("2019-05-17", out));
+  EXPECT_EQ(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:1"));
+  EXPECT_NE(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:2"));
+  EXPECT_EQ(calendar::transaction_id("rdv:1").size(), 36u);
+}
+
+}  // namespace
+}  // namespace relais::testing

@@ -1,0 +1,202 @@
+// The calendar connector with the Graph driver against the Graph simulator: planned/moved/
+// cancelled, the transactionId that makes a repeated create idempotent, the extended property,
+// 429 + Retry-After, token failures as configuration errors naming the fix, 401 refresh, rights
+// and mailbox errors, free/busy.
+
+#include <gtest/gtest.h>
+
+#include "connectors/calendar/calendar.h"
+#include "tests/calendar/calendar_test_support.h"
+#include "tests/calendar/graph_simulator.h"
+
+namespace relais::testing {
+namespace {
+
+const std::string kMb = "lea.gosselin@example.org";
+
+std::string graph_yaml(const GraphSimulator& sim, const std::string& secret = "relais-secret",
+                       const std::string& extra = "") {
+  return "driver: graph\nurl: " + sim.url() + "\ntoken_url: " + sim.token_url() +
+         "\nclient_id: relais-client\nclient_secret: " + secret + "\n" + extra;
+}
+
+nlohmann::json planned(int rdv = 91877) {
+  return rdv_event(kMb, rdv, "2019-05-17T10:00:00+02:00", "2019-05-17T10:30:00+02:00");
+}
+nlohmann::json moved(int rdv = 91877) {
+  return rdv_event(kMb, rdv, "2019-05-20T14:30:00+02:00", "2019-05-20T15:15:00+02:00",
+                   "Visite à domicile (Rouen)");
+}
+
+class GraphTest : public ::testing::Test {
+ protected:
+  void SetUp() override { sim.add_mailbox(kMb); }
+  void TearDown() override { EXPECT_TRUE(sim.violations().empty()) << sim.violations().front(); }
+  GraphSimulator sim;
+};
+
+TEST_F(GraphTest, PlannedMovedCancelledFollowTheCalendar) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_TRUE(h.config_errors().empty()) << h.config_errors().front();
+  Outcome o = h.send("rdv.planned", 1, planned(1));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  auto evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].key, "rdv:1");
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:1"));
+  EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-17T10:00:00");
+  EXPECT_EQ(evs[0].body["start"]["timeZone"], "Romance Standard Time");
+  EXPECT_EQ(evs[0].body["body"]["contentType"], "text");
+  EXPECT_EQ(evs[0].body["reminderMinutesBeforeStart"], 15);
+  auto x = h.xrefs().get("agenda", "rdv:1");
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->external_id, evs[0].id);
+  EXPECT_EQ(x->version.rfind(evs[0].change_key + "|", 0), 0u) << x->version;
+
+  o = h.send("rdv.moved", 1, moved(1));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-20T14:30:00");
+  EXPECT_EQ(evs[0].body["location"]["displayName"], "Visite à domicile (Rouen)");
+  bool patched = false;
+  for (const auto& r : sim.requests()) patched = patched || r.method == "PATCH";
+  EXPECT_TRUE(patched);
+
+  o = h.send("rdv.cancelled", 1, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_TRUE(sim.events(kMb).empty());
+  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:1"));
+  EXPECT_EQ(sim.tokens_issued(), 1);
+}
+
+TEST_F(GraphTest, RepeatedCreateWithTheSameTransactionIdDoesNotDuplicate) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 2, planned(2)).kind, Outcome::Kind::Delivered);
+  // The cross-reference is lost (relais killed before writing it): the create is replayed.
+  ASSERT_TRUE(h.xrefs().remove("agenda", "rdv:2"));
+  Outcome o = h.send("rdv.planned", 2, planned(2));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  ASSERT_EQ(sim.events(kMb).size(), 1u);
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:2")->external_id, sim.events(kMb)[0].id);
+  // A lost response: the event exists, Relais retries, still one event.
+  sim.periodic(0, 0, 1);
+  ASSERT_EQ(h.send("rdv.planned", 3, planned(3)).kind, Outcome::Kind::Retry);
+  sim.periodic(0, 0, 0);
+  ASSERT_EQ(h.send("rdv.planned", 3, planned(3), 2).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.events(kMb).size(), 2u);
+}
+
+TEST_F(GraphTest, PatchCarriesOnlyTheChangedFields) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 14, planned(14)).kind, Outcome::Kind::Delivered);
+  auto other_place = planned(14);
+  other_place["event"]["location"] = "Visite à domicile (Rouen)";
+  ASSERT_EQ(h.send("rdv.moved", 14, other_place).kind, Outcome::Kind::Delivered);
+  nlohmann::json patch;
+  for (const auto& r : sim.requests()) {
+    if (r.method == "PATCH") patch = nlohmann::json::parse(r.body);
+  }
+  ASSERT_TRUE(patch.is_object());
+  EXPECT_EQ(patch.size(), 1u) << patch.dump();
+  EXPECT_EQ(patch["location"]["displayName"], "Visite à domicile (Rouen)");
+}
+
+TEST_F(GraphTest, ThrottlingHonoursRetryAfter) {
+  CalendarHarness h(graph_yaml(sim));
+  sim.inject(GraphSimulator::Fault::Throttle);
+  Outcome o = h.send("rdv.planned", 4, planned(4));
+  ASSERT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(o.code, 429);
+  ASSERT_TRUE(o.retry_after_ms);
+  EXPECT_EQ(*o.retry_after_ms, 2128);  // the sample's "Retry-After: 2.128"
+  sim.inject(GraphSimulator::Fault::Http503);
+  o = h.send("rdv.planned", 4, planned(4));
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(h.send("rdv.planned", 4, planned(4)).kind, Outcome::Kind::Delivered);
+}
+
+TEST_F(GraphTest, TokenFailuresAreConfigurationErrorsNamingTheFix) {
+  CalendarHarness bad_secret(graph_yaml(sim, "expired-secret"));
+  Outcome o = bad_secret.send("rdv.planned", 5, planned(5));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "config");
+  EXPECT_NE(o.text.find("client_secret"), std::string::npos) << o.text;
+
+  CalendarHarness bad_scope(
+      graph_yaml(sim, "relais-secret", "scope: https://foo.microsoft.com/.default\n"));
+  o = bad_scope.send("rdv.planned", 5, planned(5));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "config");
+  EXPECT_NE(o.text.find("invalid_scope"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("https://graph.microsoft.com/.default"), std::string::npos) << o.text;
+  EXPECT_TRUE(sim.events(kMb).empty());
+}
+
+TEST_F(GraphTest, ExpiredTokenIsRefreshedOnce) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 6, planned(6)).kind, Outcome::Kind::Delivered);
+  sim.revoke_tokens();
+  Outcome o = h.send("rdv.moved", 6, moved(6));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_EQ(sim.tokens_issued(), 2);
+}
+
+TEST_F(GraphTest, RightsAndMailboxErrorsAreRejectedWithTheFix) {
+  CalendarHarness h(graph_yaml(sim));
+  sim.inject(GraphSimulator::Fault::Forbidden);
+  Outcome o = h.send("rdv.planned", 7, planned(7));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("Calendars.ReadWrite"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find(kMb), std::string::npos) << o.text;
+  o = h.send("rdv.planned", 8,
+             rdv_event("inconnu@example.org", 8, "2019-05-17T10:00:00+02:00",
+                       "2019-05-17T10:30:00+02:00"));
+  ASSERT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("inconnu@example.org"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("ErrorInvalidUser"), std::string::npos) << o.text;
+}
+
+TEST_F(GraphTest, EventRemovedFromTheCalendar) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 9, planned(9)).kind, Outcome::Kind::Delivered);
+  sim.erase(kMb, sim.events(kMb)[0].id);
+  Outcome o = h.send("rdv.cancelled", 9, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("already gone"), std::string::npos) << o.text;
+  o = h.send("rdv.cancelled", 10, nlohmann::json{{"mailbox", kMb}});
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("nothing to remove"), std::string::npos) << o.text;
+}
+
+TEST_F(GraphTest, FindsByKeyAndListsThePeriod) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 11, planned(11)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.planned", 12, moved(12)).kind, Outcome::Kind::Delivered);
+  auto d = calendar::make_driver(h.config(), "agenda", 1, h.clock());
+  auto r = d->find(kMb, "rdv:12", "", "", 0);
+  ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
+  ASSERT_EQ(r.found.size(), 1u);
+  EXPECT_EQ(r.found[0].key, "rdv:12");
+  r = d->find(kMb, "", "2019-05-01T00:00:00Z", "2019-06-01T00:00:00Z", 0);
+  ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
+  EXPECT_EQ(r.found.size(), 2u);
+}
+
+TEST_F(GraphTest, FreeBusyListsBusyPeriods) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 13, planned(13)).kind, Outcome::Kind::Delivered);
+  calendar::Result r = calendar::free_busy(h.config(), "agenda", kMb, "2019-05-17T00:00:00Z",
+                                           "2019-05-18T00:00:00Z", h.clock());
+  ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
+  ASSERT_EQ(r.busy.size(), 1u);
+  EXPECT_EQ(r.busy[0].status, "busy");
+  bool schedule = false;
+  for (const auto& q : sim.requests()) {
+    schedule = schedule || q.path.find("/calendar/getSchedule") != std::string::npos;
+  }
+  EXPECT_TRUE(schedule);
+}
+
+}  // namespace
+}  // namespace relais::testing
