@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
@@ -81,7 +84,10 @@ class KannelTest : public ::testing::Test {
         kInboundToken +
         "\n"
         "    window: false\n"  // the tests run at any hour; the window has its own tests
-        "    concurrency: 2\n"
+        "    concurrency: 4\n"
+        "    rate_limit: " +
+        std::string(getenv("RELAIS_SMS_BENCH") ? "0" : "10") +
+        "\n"
         "    retry: {initial: 200ms, max: 1s, max_attempts: 1000, max_age: 1h}\n"
         "routes:\n"
         "  - name: rdv-sms\n"
@@ -276,6 +282,26 @@ TEST_F(KannelTest, AScheduledSmsSurvivesAKillAndGoesAtItsTime) {
     if (a["outcome"] == "delivered") parse_rfc3339(a["at"].get<std::string>(), sent);
   }
   EXPECT_GE(sent, ms.count() - 1) << full.dump();
+}
+
+// A measurement, not a check: RELAIS_SMS_BENCH=1 sms_kannel_tests
+// --gtest_also_run_disabled_tests --gtest_filter='*Throughput*' (no rate limit).
+TEST_F(KannelTest, DISABLED_Throughput) {
+  constexpr int kCount = 300;
+  std::string ndjson;
+  for (int i = 0; i < kCount; ++i) {
+    ndjson += planned(1000 + i, "bench-" + std::to_string(i)).dump() + "\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto r = system_->post_ndjson("/api/v1/sources/cms76/messages:batch", ndjson);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() >= kCount; }, seconds(300),
+                         std::chrono::milliseconds(100)));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf(
+      "%d confirmations (2 segments each) through relais and Kannel to the fake SMSC in "
+      "%.2f s: %.0f SMS/s\n",
+      kCount, s, kCount / s);
 }
 
 }  // namespace
