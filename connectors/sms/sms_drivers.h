@@ -43,6 +43,8 @@ struct GatewayAnswer {
   std::string text;         // for the attempt history
 };
 
+// One gateway's protocol. Owned by its SMS destination (one per destination); const methods
+// are called concurrently from the destination's workers.
 class SmsDriver {
  public:
   virtual ~SmsDriver() = default;

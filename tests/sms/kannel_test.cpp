@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
 #include "tests/sms/kannel_gateway.h"
 #include "tests/support/relais_process.h"
 
@@ -44,6 +48,12 @@ class KannelTest : public ::testing::Test {
     o.binary = RELAIS_BINARY;
     o.port = relais_port_;
     std::string src = RELAIS_SOURCE_DIR;
+    // The shipped confirmation, and a mapping that passes to, text and send_at through.
+    maps_.write("rdv-sms-confirmation.yaml",
+                read_file(src + "/config/mappings/rdv-sms-confirmation.yaml"));
+    maps_.write("sms-direct.yaml",
+                "name: sms-direct\ndescription: test\nfields:\n  to: $.to\n  text: $.text\n"
+                "  send_at: $.send_at\n");
     o.body_yaml =
         "sources:\n"
         "  cms76:\n"
@@ -52,8 +62,8 @@ class KannelTest : public ::testing::Test {
         "    idempotency: $.id\n"
         "mappings:\n"
         "  directory: " +
-        src +
-        "/config/mappings\n"
+        maps_.path() +
+        "\n"
         "  tables: " +
         src +
         "/config/tables\n"
@@ -74,13 +84,20 @@ class KannelTest : public ::testing::Test {
         kInboundToken +
         "\n"
         "    window: false\n"  // the tests run at any hour; the window has its own tests
-        "    concurrency: 2\n"
+        "    concurrency: 4\n"
+        "    rate_limit: " +
+        std::string(getenv("RELAIS_SMS_BENCH") ? "0" : "10") +
+        "\n"
         "    retry: {initial: 200ms, max: 1s, max_attempts: 1000, max_age: 1h}\n"
         "routes:\n"
         "  - name: rdv-sms\n"
         "    source: cms76\n"
         "    type: rdv.planned\n"
-        "    to: [{destination: sms, mapping: rdv-sms-confirmation}]\n";
+        "    to: [{destination: sms, mapping: rdv-sms-confirmation}]\n"
+        "  - name: direct\n"
+        "    source: cms76\n"
+        "    type: sms.direct\n"
+        "    to: [{destination: sms, mapping: sms-direct}]\n";
     relais_ = std::make_unique<RelaisProcess>(o);
     relais_->start();
     admin_ = std::make_unique<HttpClient>(relais_->client());
@@ -114,6 +131,7 @@ class KannelTest : public ::testing::Test {
                       seconds(timeout_s), std::chrono::milliseconds(50));
   }
 
+  TempDir maps_{"relais-sms-maps-"};
   int relais_port_ = 0;
   std::unique_ptr<KannelGateway> kannel_;
   std::unique_ptr<RelaisProcess> relais_;
@@ -228,6 +246,62 @@ TEST_F(KannelTest, GatewayOutageLosesNothing) {
     EXPECT_NE(seen.find("à 11h0" + std::to_string(i)), std::string::npos) << i;
   }
   EXPECT_EQ(kannel_->received(), 10);  // each exactly once
+}
+
+TEST_F(KannelTest, AScheduledSmsSurvivesAKillAndGoesAtItsTime) {
+  using std::chrono::system_clock;
+  auto send_at = system_clock::now() + seconds(15);  // room for a loaded machine
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(send_at.time_since_epoch());
+  std::string at = format_rfc3339(ms.count());
+  json e = {{"event", "sms.direct"}, {"id", "direct-1"},           {"rdv", {{"id", 5}}},
+            {"to", "+33611111111"},  {"text", "Rappel programmé"}, {"send_at", at}};
+  std::string id = post(e);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json d = delivery(id);
+        return d.contains("last_outcome") && d["last_outcome"]["outcome"] == "defer";
+      },
+      seconds(30)))
+      << delivery(id).dump();
+  json d = delivery(id);
+  EXPECT_EQ(d["state"], "pending");
+  EXPECT_EQ(d["attempt_count"], 0);
+  EXPECT_TRUE(d.contains("scheduled_at")) << d.dump();
+  EXPECT_EQ(kannel_->received(), 0);
+  relais_->kill9();
+  relais_->restart();
+  admin_ = std::make_unique<HttpClient>(relais_->client());
+  system_ = std::make_unique<HttpClient>(relais_->base_url(), relais_->system_token());
+  ASSERT_TRUE(wait_state(id, "delivered", 60)) << delivery(id).dump();
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() == 1; }, seconds(30)));
+  EXPECT_EQ(kannel_->messages()[0], "Rappel programmé");
+  // Sent at or after its time (the attempt's start, from the history).
+  json full = admin_->get("/api/v1/messages/" + id).json()["deliveries"][0];
+  Millis sent = 0;
+  for (const auto& a : full["attempts"]) {
+    if (a["outcome"] == "delivered") parse_rfc3339(a["at"].get<std::string>(), sent);
+  }
+  EXPECT_GE(sent, ms.count() - 1) << full.dump();
+}
+
+// A measurement, not a check: RELAIS_SMS_BENCH=1 sms_kannel_tests
+// --gtest_also_run_disabled_tests --gtest_filter='*Throughput*' (no rate limit).
+TEST_F(KannelTest, DISABLED_Throughput) {
+  constexpr int kCount = 300;
+  std::string ndjson;
+  for (int i = 0; i < kCount; ++i) {
+    ndjson += planned(1000 + i, "bench-" + std::to_string(i)).dump() + "\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto r = system_->post_ndjson("/api/v1/sources/cms76/messages:batch", ndjson);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() >= kCount; }, seconds(300),
+                         std::chrono::milliseconds(100)));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf(
+      "%d confirmations (2 segments each) through relais and Kannel to the fake SMSC in "
+      "%.2f s: %.0f SMS/s\n",
+      kCount, s, kCount / s);
 }
 
 }  // namespace

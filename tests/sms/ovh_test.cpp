@@ -104,8 +104,14 @@ TEST(SmsOvh, SignedJobsAreAcceptedAndABadSignatureIsRefused) {
   EXPECT_EQ(jobs[0].body["tag"].get<std::string>().size(), 36u);
   EXPECT_EQ(d["external_ref"], std::to_string(jobs[0].id));
 
-  // OVH's delivery report names its own id.
+  // OVH's delivery report names its own id (as a form post, then as a GET).
   HttpClient callback(relais.base_url());
+  auto form =
+      callback.post("/api/v1/connectors/ovh/inbound/dlr",
+                    "token=" + std::string(kToken) + "&id=" + std::to_string(jobs[0].id) + "&dlr=8",
+                    "application/x-www-form-urlencoded");
+  EXPECT_EQ(form.status, 200) << form.body;
+  EXPECT_EQ(form.json()["state"], "smsc") << form.body;
   auto cb = callback.get("/api/v1/connectors/ovh/inbound/dlr?token=" + std::string(kToken) +
                          "&id=" + std::to_string(jobs[0].id) + "&dlr=1");
   EXPECT_EQ(cb.status, 200) << cb.body;

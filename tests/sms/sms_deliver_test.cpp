@@ -317,5 +317,41 @@ TEST_F(SmsDeliver, ABurstWaitsForTheRateLimitAndNothingIsDropped) {
   EXPECT_GE(elapsed, 23 * 0.05 - 0.01);
 }
 
+TEST(SmsConfig, MistakesAreReportedWithTheirKey) {
+  Registries registries;
+  auto errors_of = [&](const std::string& yaml) {
+    HubConfig cfg;
+    std::vector<ConfigError> errors;
+    load_hub_config_text(
+        "store: {path: /nonexistent/relais.db}\nsources:\n  s: {type: $.t}\n"
+        "connectors:\n  sms:\n    connector: sms\n" +
+            yaml + "routes: []\n",
+        "t.yaml", "/tmp", registries.connectors, cfg, errors, &registries.enrichers);
+    std::string all;
+    for (const auto& e : errors) all += e.to_string() + "\n";
+    return all;
+  };
+  std::string kannel = errors_of("    driver: kannel\n    url: kannel:13013/cgi-bin/sendsms\n");
+  EXPECT_NE(kannel.find("connectors.sms.url: the URL must start with http(s)://"),
+            std::string::npos)
+      << kannel;
+  EXPECT_NE(kannel.find("connectors.sms.username: the kannel driver needs username"),
+            std::string::npos)
+      << kannel;
+  std::string ovh = errors_of("    driver: ovh\n    url: https://eu.api.ovh.com/1.0\n");
+  EXPECT_NE(ovh.find("the ovh driver needs ovh_application_secret"), std::string::npos) << ovh;
+  std::string http = errors_of(
+      "    driver: http\n    url: https://p/{{numero}}\n    http_body: '{\"t\":\"{{text}}\"}'\n");
+  EXPECT_NE(http.find("connectors.sms.url: unknown placeholder {{numero}}"), std::string::npos)
+      << http;
+  std::string window = errors_of(
+      "    driver: http\n    url: https://p/\n    http_body: x\n    window_close: 8h61\n");
+  EXPECT_NE(window.find("window_close: expected HH:MM"), std::string::npos) << window;
+  std::string price =
+      errors_of("    driver: http\n    url: https://p/\n    http_body: x\n    max_segments: 0\n");
+  EXPECT_NE(price.find("connectors.sms.max_segments: value 0 is out of range"), std::string::npos)
+      << price;
+}
+
 }  // namespace
 }  // namespace relais
