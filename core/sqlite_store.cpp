@@ -7,6 +7,7 @@
 #include <Poco/Data/SessionPool.h>
 #include <Poco/Data/Statement.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -250,8 +251,13 @@ void SqliteStore::migrate() {
                              std::to_string(have) + ", newer than this relais (" +
                              std::to_string(sqlite_schema_version()) + "): upgrade relais");
   }
+  // Every migration not recorded yet is applied, in order, even one numbered below the
+  // highest recorded: version numbers are reserved per line of work, so a store may have met a
+  // later number first.
+  std::vector<int> applied;
+  *write_ << "SELECT version FROM schema_migrations", into(applied), now;
   for (const auto& m : migrations()) {
-    if (m.version <= have) continue;
+    if (std::find(applied.begin(), applied.end(), m.version) != applied.end()) continue;
     write_->begin();
     try {
       for (const char* sql : m.statements) *write_ << sql, now;
