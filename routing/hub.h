@@ -60,6 +60,11 @@ class Hub {
   Metrics& metrics() { return metrics_; }
   const HubConfig& config() const { return config_; }
   const Clock& clock() const { return clock_; }
+  // The connector instance of a destination (null when unknown); owned by the hub.
+  Connector* connector(const std::string& destination) {
+    auto it = connectors_.find(destination);
+    return it == connectors_.end() ? nullptr : it->second.get();
+  }
 
  private:
   struct Prepared {

@@ -1,0 +1,116 @@
+#include "api/endpoints.h"
+
+#include <algorithm>
+
+#include "api/http_util.h"
+
+namespace relais::api {
+
+bool Endpoint::allows(const std::string& role) const {
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+const std::vector<std::string>& all_roles() {
+  static const std::vector<std::string> r = {"admin", "support", "auditor", "system"};
+  return r;
+}
+
+const std::vector<Endpoint>& endpoints() {
+  const std::vector<std::string> any = {"admin", "support", "auditor", "system"};
+  const std::vector<std::string> people = {"admin", "support", "auditor"};
+  const std::vector<std::string> operate = {"admin", "support"};
+  const std::vector<std::string> admin = {"admin"};
+  const std::vector<std::string> audit = {"admin", "auditor"};
+  const std::vector<std::string> post = {"system", "admin"};
+  static const std::vector<Endpoint> table = {
+      {Ep::Healthz, "GET", "/healthz", {}, "liveness"},
+      {Ep::Readyz, "GET", "/readyz", any, "readiness (store writable, workers running)"},
+      {Ep::Metrics, "GET", "/metrics", any, "Prometheus metrics"},
+      {Ep::OpenApi, "GET", "/api/v1/openapi.json", {}, "this API described in OpenAPI 3"},
+      {Ep::Inbound, "POST", "/api/v1/sources/{source}/messages", post, "post one message"},
+      {Ep::InboundBatch, "POST", "/api/v1/sources/{source}/messages:batch", post,
+       "post NDJSON messages, committed together"},
+      {Ep::MessagesList, "GET", "/api/v1/messages", people, "list messages (filters, cursor)"},
+      {Ep::MessageGet, "GET", "/api/v1/messages/{id}", people,
+       "a message with its deliveries (personal fields masked unless admin)"},
+      {Ep::DeliveriesList, "GET", "/api/v1/deliveries", people,
+       "deliveries waiting for a person, by business object"},
+      {Ep::DeliveryGet, "GET", "/api/v1/deliveries/{id}", people,
+       "a delivery: attempts, explanation, payloads before and after mapping"},
+      {Ep::DeliveryRetry, "POST", "/api/v1/deliveries/{id}/retry", operate, "retry a delivery"},
+      {Ep::DeliveryDiscard, "POST", "/api/v1/deliveries/{id}/discard", operate,
+       "discard a delivery with a reason"},
+      {Ep::DeliveriesBulkRetry, "POST", "/api/v1/deliveries:retry", operate,
+       "count, then retry, the deliveries matching a filter"},
+      {Ep::Overview, "GET", "/api/v1/overview", people, "figures per destination"},
+      {Ep::SessionLogin, "POST", "/api/v1/session", {}, "log in (session cookie)"},
+      {Ep::SessionGet, "GET", "/api/v1/session", any, "who is logged in, CSRF token"},
+      {Ep::SessionLogout, "DELETE", "/api/v1/session", any, "log out"},
+      {Ep::UsersList, "GET", "/api/v1/users", admin, "local users"},
+      {Ep::UserCreate, "POST", "/api/v1/users", admin, "create a user"},
+      {Ep::UserUpdate, "PATCH", "/api/v1/users/{name}", admin,
+       "change a user's role, password or disabled flag"},
+      {Ep::TokensList, "GET", "/api/v1/tokens", admin, "API tokens (never their value)"},
+      {Ep::TokenCreate, "POST", "/api/v1/tokens", admin, "create an API token (shown once)"},
+      {Ep::TokenRevoke, "DELETE", "/api/v1/tokens/{name}", admin, "revoke an API token"},
+      {Ep::AuditList, "GET", "/api/v1/audit", audit, "the audit trail (filters, cursor)"},
+      {Ep::AuditCsv, "GET", "/api/v1/audit.csv", audit, "the audit trail as CSV"},
+      {Ep::DestinationsList, "GET", "/api/v1/destinations", admin,
+       "connector instances, secrets hidden"},
+      {Ep::DestinationProbe, "POST", "/api/v1/destinations/{name}/probe", admin,
+       "test the connection of a connector instance"},
+      {Ep::MappingsList, "GET", "/api/v1/mappings", people, "mappings and their active version"},
+      {Ep::MappingGet, "GET", "/api/v1/mappings/{name}", people, "a mapping and its versions"},
+      {Ep::MappingVersionGet, "GET", "/api/v1/mappings/{name}/versions/{version}", people,
+       "one version of a mapping"},
+      {Ep::MappingVersionAdd, "POST", "/api/v1/mappings/{name}/versions", admin,
+       "store a new version (optionally activate it)"},
+      {Ep::MappingValidate, "POST", "/api/v1/mappings/{name}/validate", operate,
+       "compile a candidate, return the diagnostics"},
+      {Ep::MappingActivate, "POST", "/api/v1/mappings/{name}/activate", admin,
+       "publish or roll back to a version"},
+      {Ep::MappingDiff, "GET", "/api/v1/mappings/{name}/diff", people, "diff two versions"},
+      {Ep::MappingTest, "POST", "/api/v1/mappings/{name}/test", operate,
+       "dry-run on a sample or a stored message"},
+      {Ep::MappingReplayCheck, "POST", "/api/v1/mappings/{name}/replay-check", operate,
+       "a candidate over the dead deliveries"},
+      {Ep::TablesList, "GET", "/api/v1/tables", people, "lookup tables"},
+      {Ep::TableGet, "GET", "/api/v1/tables/{name}", people, "a lookup table"},
+      {Ep::TableVersionAdd, "POST", "/api/v1/tables/{name}/versions", admin,
+       "store and activate a new version (CSV or YAML)"},
+  };
+  return table;
+}
+
+const Endpoint* match_endpoint(const std::string& method, const std::vector<std::string>& segments,
+                               std::map<std::string, std::string>& params, bool& path_matched,
+                               std::string& allow) {
+  path_matched = false;
+  allow.clear();
+  const Endpoint* found = nullptr;
+  for (const auto& e : endpoints()) {
+    auto pattern = split_path(e.path);
+    if (pattern.size() != segments.size()) continue;
+    std::map<std::string, std::string> p;
+    bool ok = true;
+    for (size_t i = 0; i < pattern.size() && ok; ++i) {
+      const auto& part = pattern[i];
+      if (part.size() > 2 && part.front() == '{' && part.back() == '}') {
+        if (segments[i].empty()) ok = false;
+        p[part.substr(1, part.size() - 2)] = segments[i];
+      } else if (part != segments[i]) {
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    path_matched = true;
+    allow += (allow.empty() ? "" : ", ") + e.method;
+    if (e.method == method && found == nullptr) {
+      found = &e;
+      params = std::move(p);
+    }
+  }
+  return found;
+}
+
+}  // namespace relais::api
