@@ -303,7 +303,9 @@ async function vueMapping(nom) {
   // versions, diff, rollback
   const opts = () => m.versions.map((v) => h('option', { value: v.version }, 'v' + v.version + (v.active ? ' (active)' : '')));
   const de = h('select', {}, opts()), a = h('select', {}, opts());
-  if (m.versions.length > 1) de.value = m.versions[m.versions.length - 2].version;
+  // By default: the version before the active one, against the active one.
+  const avant = m.versions.map((v) => v.version).filter((v) => v < m.active_version);
+  de.value = avant.length ? Math.max(...avant) : m.active_version;
   a.value = m.active_version;
   const diff = h('div', {});
   const lignes = m.versions.slice().reverse().map((v) => h('tr', {},
