@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "api/alerts.h"
 #include "api/auth.h"
 #include "api/endpoints.h"
 #include "core/console_store.h"
@@ -20,12 +21,19 @@
 namespace relais::api {
 
 struct ApiShared {
-  ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs)
-      : hub(h), config(c), mappings(m), console(cs), sessions(h.clock()), throttle(h.clock()) {}
+  ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs, AlertMonitor* a)
+      : hub(h),
+        config(c),
+        mappings(m),
+        console(cs),
+        alerts(a),
+        sessions(h.clock()),
+        throttle(h.clock()) {}
   Hub& hub;
   const HubConfig& config;
   MappingRepository* mappings;  // may be null (no mapping endpoints)
   ConsoleStore* console;        // may be null (no users, audit, desk)
+  AlertMonitor* alerts;         // may be null (no alerts configured)
   SessionTable sessions;
   LoginThrottle throttle;
 };

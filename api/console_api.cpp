@@ -619,6 +619,11 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
     case Ep::Overview:
       overview(rc);
       return true;
+    case Ep::AlertsStatus:
+      send_json(rc.resp, 200,
+                rc.shared.alerts ? rc.shared.alerts->status()
+                                 : json{{"rules", json::array()}, {"channels", json::array()}});
+      return true;
     case Ep::DeliveriesList: {
       DeskFilter f;
       std::map<std::string, std::string> kv;

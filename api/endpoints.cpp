@@ -43,6 +43,8 @@ const std::vector<Endpoint>& endpoints() {
       {Ep::DeliveriesBulkRetry, "POST", "/api/v1/deliveries:retry", operate,
        "count, then retry, the deliveries matching a filter"},
       {Ep::Overview, "GET", "/api/v1/overview", people, "figures per destination"},
+      {Ep::AlertsStatus, "GET", "/api/v1/alerts", people,
+       "alert rules: firing, sent, suppressed during the quiet period"},
       {Ep::SessionLogin, "POST", "/api/v1/session", {}, "log in (session cookie)"},
       {Ep::SessionGet, "GET", "/api/v1/session", any, "who is logged in, CSRF token"},
       {Ep::SessionLogout, "DELETE", "/api/v1/session", any, "log out"},

@@ -25,6 +25,7 @@ enum class Ep {
   DeliveryDiscard,
   DeliveriesBulkRetry,
   Overview,
+  AlertsStatus,
   SessionLogin,
   SessionGet,
   SessionLogout,

@@ -497,7 +497,9 @@ class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
     : hub_(hub), config_(config), mappings_(mappings) {
   console_ = open_sqlite_console_store(config_.store_path, hub_.clock());
-  shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get());
+  alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
+  shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
+                                             alerts_->enabled() ? alerts_.get() : nullptr);
 }
 
 ApiServer::~ApiServer() {
@@ -520,10 +522,12 @@ int ApiServer::start() {
   server_ =
       std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(*shared_), *pool_, socket, params);
   server_->start();
+  alerts_->start();
   return port_;
 }
 
 void ApiServer::stop() {
+  if (alerts_) alerts_->stop();
   if (server_) {
     server_->stopAll(false);  // stop accepting; requests in progress finish
     pool_->joinAll();

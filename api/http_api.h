@@ -14,11 +14,13 @@
 #include "routing/mapping_repository.h"
 
 namespace relais {
+class AlertMonitor;
 namespace api {
 struct ApiShared;
 }
 
-// Owns the listening socket, the thread pool and the server. Thread-safe: requests are served
+// Owns the listening socket, the thread pool and the server, the console's store and the alert
+// monitor (started and stopped with the server). Thread-safe: requests are served
 // concurrently on the pool's threads; the Hub must outlive it.
 class ApiServer {
  public:
@@ -36,6 +38,7 @@ class ApiServer {
   const HubConfig& config_;
   MappingRepository* mappings_;
   std::unique_ptr<ConsoleStore> console_;  // users, tokens, audit, desk queries
+  std::unique_ptr<AlertMonitor> alerts_;   // rules evaluated on its own thread
   std::unique_ptr<api::ApiShared> shared_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
