@@ -86,6 +86,13 @@ Millis LoginThrottle::blocked_for(const std::string& user, const std::string& ad
 void LoginThrottle::failed(const std::string& user, const std::string& address) {
   Millis now = clock_.now_ms();
   std::lock_guard<std::mutex> lock(mu_);
+  // Bounded memory: a flood of invented names forgets the counts whose window has passed.
+  for (auto* m : {&users_, &addresses_}) {
+    if (m->size() < 10000) continue;
+    for (auto it = m->begin(); it != m->end();) {
+      it = now - it->second.first >= window_ ? m->erase(it) : std::next(it);
+    }
+  }
   for (Count* c : {&users_[user], &addresses_[address]}) {
     if (c->failures == 0 || now - c->first >= window_) *c = Count{0, now};
     ++c->failures;

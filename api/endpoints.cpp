@@ -89,9 +89,17 @@ const Endpoint* match_endpoint(const std::string& method, const std::vector<std:
                                std::string& allow) {
   path_matched = false;
   allow.clear();
+  // The patterns split once (this runs on every request, the inbound path included).
+  static const std::vector<std::vector<std::string>> patterns = [] {
+    std::vector<std::vector<std::string>> out;
+    for (const auto& e : endpoints()) out.push_back(split_path(e.path));
+    return out;
+  }();
   const Endpoint* found = nullptr;
-  for (const auto& e : endpoints()) {
-    auto pattern = split_path(e.path);
+  const auto& table = endpoints();
+  for (size_t n = 0; n < table.size(); ++n) {
+    const Endpoint& e = table[n];
+    const auto& pattern = patterns[n];
     if (pattern.size() != segments.size()) continue;
     std::map<std::string, std::string> p;
     bool ok = true;
