@@ -1,12 +1,10 @@
 // ConsoleStore on the SQLite store file (tables created by migration 6 of sqlite_store.cpp).
 
 #include <Poco/Data/RecordSet.h>
-#include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 
 #include <deque>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -15,6 +13,7 @@
 
 #include "core/console_store.h"
 #include "core/log.h"
+#include "core/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -72,18 +71,8 @@ std::string like_escape(const std::string& s) {
 
 class SqliteConsoleStore final : public ConsoleStore {
  public:
-  SqliteConsoleStore(const std::string& path, const Clock& clock) : clock_(clock) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-      throw std::runtime_error("store " + path + " does not exist: open it with relais first");
-    }
-    Poco::Data::SQLite::Connector::registerConnector();
-    s_ = std::make_unique<Session>("SQLite", path);
-    *s_ << "PRAGMA busy_timeout=10000", now;
-    int n = 0;
-    *s_ << "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'", into(n),
-        now;
-    if (n == 0) throw std::runtime_error("store " + path + " has no console tables: migrate it");
+  SqliteConsoleStore(const std::string& path, const Clock& clock)
+      : clock_(clock), s_(open_store_session(path, "audit", "console")) {
     for (auto& t : load_tokens()) tokens_[t.sha256] = t;
   }
 
@@ -241,14 +230,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     }
     sql += " ORDER BY id DESC LIMIT ?";
     p.num(f.limit);
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement st(*s_);
-    st << sql;
-    p.bind(st);
-    st.execute();
-    RecordSet rs(st);
-    std::vector<AuditEntry> out;
-    for (size_t i = 0; i < rs.rowCount(); ++i) {
+    return rows<AuditEntry>(sql, p, [](RecordSet& rs, size_t i) {
       AuditEntry e;
       e.id = rs.value(0, i).convert<int64_t>();
       e.at = rs.value(1, i).convert<int64_t>();
@@ -258,9 +240,8 @@ class SqliteConsoleStore final : public ConsoleStore {
       e.object = rs.value(5, i).convert<std::string>();
       e.detail = rs.value(6, i).convert<std::string>();
       e.address = rs.value(7, i).convert<std::string>();
-      out.push_back(std::move(e));
-    }
-    return out;
+      return e;
+    });
   }
 
   std::vector<DeskItem> desk(const DeskFilter& f) override {
@@ -276,14 +257,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     }
     sql += " ORDER BY d.id DESC LIMIT ?";
     p.num(f.limit);
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement st(*s_);
-    st << sql;
-    p.bind(st);
-    st.execute();
-    RecordSet rs(st);
-    std::vector<DeskItem> out;
-    for (size_t i = 0; i < rs.rowCount(); ++i) {
+    return rows<DeskItem>(sql, p, [](RecordSet& rs, size_t i) {
       DeskItem d;
       d.delivery_id = rs.value(0, i).convert<int64_t>();
       d.message_id = rs.value(1, i).convert<std::string>();
@@ -299,9 +273,8 @@ class SqliteConsoleStore final : public ConsoleStore {
       d.last_text = rs.value(11, i).convert<std::string>();
       d.updated_at = rs.value(12, i).convert<int64_t>();
       d.received_at = rs.value(13, i).convert<int64_t>();
-      out.push_back(std::move(d));
-    }
-    return out;
+      return d;
+    });
   }
 
   int64_t desk_count(const DeskFilter& f) override {
@@ -325,15 +298,8 @@ class SqliteConsoleStore final : public ConsoleStore {
         "SELECT d.id FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
         where(f, p) + " ORDER BY d.id LIMIT ?";
     p.num(static_cast<int64_t>(max));
-    std::lock_guard<std::mutex> lock(mu_);
-    Statement st(*s_);
-    st << sql;
-    p.bind(st);
-    st.execute();
-    RecordSet rs(st);
-    std::vector<int64_t> out;
-    for (size_t i = 0; i < rs.rowCount(); ++i) out.push_back(rs.value(0, i).convert<int64_t>());
-    return out;
+    return rows<int64_t>(sql, p,
+                         [](RecordSet& rs, size_t i) { return rs.value(0, i).convert<int64_t>(); });
   }
 
   std::vector<DestinationFigures> figures(Millis since, Millis now_ms) override {
@@ -386,6 +352,21 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
  private:
+  // Runs a SELECT built with bound parameters; one Row per result row.
+  template <class Row, class Fn>
+  std::vector<Row> rows(const std::string& sql, Params& p, Fn row) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(*s_);
+    st << sql;
+    p.bind(st);
+    st.execute();
+    RecordSet rs(st);
+    std::vector<Row> out;
+    out.reserve(rs.rowCount());
+    for (size_t i = 0; i < rs.rowCount(); ++i) out.push_back(row(rs, i));
+    return out;
+  }
+
   static std::string where(const DeskFilter& f, Params& p) {
     std::string w = "d.state IN (";
     for (size_t i = 0; i < f.states.size(); ++i) {

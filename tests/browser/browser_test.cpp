@@ -8,8 +8,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -18,13 +16,6 @@ namespace relais::testing {
 namespace {
 
 using json = nlohmann::json;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream b;
-  b << in.rdbuf();
-  return b.str();
-}
 
 TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
   ASSERT_TRUE(std::filesystem::exists(RELAIS_CHROMIUM))
@@ -64,7 +55,7 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
     ASSERT_EQ(r.status, 201) << r.body;
   }
   json planned =
-      json::parse(slurp(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
+      json::parse(read_file(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
   auto r1 = admin.post_json("/api/v1/sources/cms76/messages", planned.dump());
   ASSERT_EQ(r1.status, 202) << r1.body;
   planned["id"] = "evt-browser-2";

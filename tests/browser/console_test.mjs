@@ -147,9 +147,12 @@ try {
   step = 'admin publishes with a comment';
   await page.getByLabel('Commentaire de publication').fill('ajout de source_relais (test navigateur)');
   await page.getByRole('button', { name: 'Publier' }).click();
-  await page.getByText(/Version v\d+ publiée\./).waitFor();
-  const publie = await page.locator('main > p').first().innerText();
-  check(publie !== actif, 'the active version changed: ' + actif + ' → ' + publie);
+  const annonce = await page.getByText(/Version v\d+ publiée\./).innerText();
+  const nouvelle = annonce.match(/v\d+/)[0];
+  // The page is drawn again after the publication: wait for it to show the new version.
+  await page.waitForFunction((t) => document.querySelector('main > p')?.textContent === t,
+    'Version active : ' + nouvelle);
+  check(nouvelle !== actif.replace('Version active : ', ''), 'the active version changed: ' + actif + ' → ' + nouvelle);
 
   step = 'admin compares two versions';
   await page.getByRole('button', { name: 'Comparer' }).click();
@@ -160,7 +163,7 @@ try {
   const ancien = actif.replace('Version active : ', '');
   await page.getByRole('button', { name: 'Revenir à la ' + ancien }).click();
   await page.getByText('Version ' + ancien + ' réactivée.').waitFor();
-  check((await page.locator('main > p').first().innerText()) === actif, 'the previous version is active again');
+  await page.waitForFunction((t) => document.querySelector('main > p')?.textContent === t, actif);
 
   step = 'admin pages';
   await page.getByRole('link', { name: 'Connecteurs' }).click();

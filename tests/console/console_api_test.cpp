@@ -10,8 +10,6 @@
 #include <Poco/Data/Session.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "api/endpoints.h"
 #include "tests/support/relais_process.h"
@@ -21,13 +19,6 @@ namespace relais::testing {
 namespace {
 
 using json = nlohmann::json;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream b;
-  b << in.rdbuf();
-  return b.str();
-}
 
 // A value for each path parameter of the table.
 std::string concrete(const std::string& pattern) {
@@ -69,7 +60,7 @@ class ConsoleApiTest : public ::testing::Test {
     relais_->start();
     admin_ = relais_->client();
     planned_ =
-        json::parse(slurp(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
+        json::parse(read_file(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
   }
 
   // Creates an API token with `role` through the API; returns its value.
