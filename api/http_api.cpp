@@ -115,6 +115,10 @@ class ApiHandler final : public HTTPRequestHandler {
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     try {
       route(req, resp);
+    } catch (const nlohmann::json::type_error& e) {
+      // A JSON body with a field of the wrong type (e.g. {"user": 1}).
+      if (!resp.sent())
+        send_error(resp, 400, "bad request", std::string("wrong type: ") + e.what());
     } catch (const std::exception& e) {
       // Boundary: nothing escapes to Poco; the client gets a JSON error.
       log_error("api", std::string("internal error on ") + req.getMethod() + " " +

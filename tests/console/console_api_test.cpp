@@ -218,6 +218,22 @@ TEST_F(ConsoleApiTest, SessionsUseSafeCookiesAndCsrf) {
   EXPECT_TRUE(login("alice", "correct horse battery", ignored).empty());
 }
 
+TEST_F(ConsoleApiTest, BadBodiesGetClearErrors) {
+  HttpClient anonymous(relais_->base_url());
+  auto r = anonymous.post_json("/api/v1/session", "{\"user\": 1, \"password\": []}");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(anonymous.post_json("/api/v1/session", "{\"user\": \"x\"").status, 400);
+  auto u = admin_.post_json("/api/v1/users",
+                            "{\"name\": \"ok\", \"role\": \"chef\", "
+                            "\"password\": \"long enough password\"}");
+  EXPECT_EQ(u.status, 400);
+  EXPECT_NE(u.body.find("role"), std::string::npos);
+  EXPECT_EQ(admin_.get("/api/v1/deliveries?state=lost").status, 400);
+  EXPECT_EQ(admin_.get("/api/v1/audit?from=yesterday").status, 400);
+  EXPECT_EQ(admin_.request("PUT", "/api/v1/users", "{}", "application/json", {}).status, 405);
+  EXPECT_EQ(admin_.get("/api/v1/nothing-here").status, 404);
+}
+
 TEST_F(ConsoleApiTest, LoginIsThrottledAfterRepeatedFailures) {
   add_user("bob", "auditor", "a long enough password");
   std::string csrf;
