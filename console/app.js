@@ -2,7 +2,7 @@
 // request). Every datum goes through textContent (never innerHTML). Talks only to /api/v1.
 'use strict';
 
-const etat = { moi: null, csrf: '' };
+const etat = { moi: null, csrf: '', rafraichir: null };
 
 // ---------- helpers ----------
 function h(tag, attrs, ...children) {
@@ -150,8 +150,10 @@ async function vueTableau() {
       h('dt', {}, 'Plus ancienne en attente'), h('dd', {}, duree(d.oldest_pending_age_s)),
       h('dt', {}, 'Dernier succès'), h('dd', {}, date(d.last_success)),
       h('dt', {}, 'Débit (24 h)'), h('dd', {}, graphe(d.delivered_per_hour)))));
-  page('Tableau de bord', h('p', { class: 'discret' }, 'Situation au ' + date(o.at) + ' — connecteur, état du circuit et chiffres du jour par destination.'),
+  page('Tableau de bord', h('p', { class: 'discret' }, 'Situation au ' + date(o.at) + ' — connecteur, état du circuit et chiffres du jour par destination (mise à jour toutes les 30 secondes).'),
     h('div', { class: 'cartes' }, cartes));
+  clearTimeout(etat.rafraichir);
+  etat.rafraichir = setTimeout(() => { if ((location.hash || '#/') === '#/' && etat.moi) route(); }, 30000);
 }
 
 // ---------- échecs ----------
@@ -193,7 +195,11 @@ async function vueEchecs(params) {
   if (peut('admin', 'support')) {
     actions.append(h('button', { type: 'button', onclick: () => relanceGroupee(filtre()) }, 'Relancer toutes celles du filtre…'));
   }
-  page('Échecs de livraison', form, actions, liste.items.length ? table : h('p', {}, 'Aucune livraison ne correspond.'));
+  const suite = new URLSearchParams(params);
+  if (liste.next_cursor) suite.set('cursor', liste.next_cursor);
+  const pages = h('p', {}, params.get('cursor') ? h('a', { href: '#/echecs?' + filtre().toString() }, '« Premières') : '', ' ',
+    liste.next_cursor ? h('a', { href: '#/echecs?' + suite.toString() }, 'Suivantes »') : '');
+  page('Échecs de livraison', form, actions, liste.items.length ? table : h('p', {}, 'Aucune livraison ne correspond.'), pages);
 }
 
 async function relanceGroupee(p) {

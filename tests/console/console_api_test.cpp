@@ -182,6 +182,15 @@ TEST_F(ConsoleApiTest, SessionsUseSafeCookiesAndCsrf) {
   EXPECT_NE(set.find("HttpOnly"), std::string::npos) << set;
   EXPECT_NE(set.find("SameSite=Strict"), std::string::npos) << set;
   EXPECT_EQ(set.find("Secure"), std::string::npos) << "plain HTTP on loopback: " << set;
+  {
+    // Behind a TLS reverse proxy the cookie is Secure.
+    HttpClient tls(relais_->base_url());
+    auto r = tls.post_json("/api/v1/session",
+                           json{{"user", "alice"}, {"password", "correct horse battery"}}.dump(),
+                           {"X-Forwarded-Proto: https"});
+    ASSERT_EQ(r.status, 200);
+    EXPECT_NE(r.header("Set-Cookie").find("; Secure"), std::string::npos) << r.header("Set-Cookie");
+  }
   HttpClient c(relais_->base_url());
   auto who = c.get("/api/v1/session", {cookie});
   ASSERT_EQ(who.status, 200) << who.body;
