@@ -315,7 +315,7 @@ async function vueMapping(nom) {
   a.value = m.active_version;
   const diff = h('div', {});
   const lignes = m.versions.slice().reverse().map((v) => h('tr', {},
-    h('td', {}, 'v' + v.version, v.active ? ' ' : '', v.active ? badge('delivered') : ''), h('td', {}, date(v.created_at)), h('td', {}, v.author), h('td', {}, v.comment),
+    h('td', {}, 'v' + v.version, v.active ? ' ' : '', v.active ? h('span', { class: 'etat etat-closed' }, 'active') : ''), h('td', {}, date(v.created_at)), h('td', {}, v.author), h('td', {}, v.comment),
     h('td', {}, admin && !v.active ? h('button', { type: 'button', class: 'secondaire', onclick: async () => {
       try {
         await api('POST', '/mappings/' + encodeURIComponent(nom) + '/activate', { version: v.version, comment: 'retour à la v' + v.version + ' depuis la console' });
