@@ -1,6 +1,7 @@
 // Alerts on a running relais: a storm of dead deliveries sends one alert by webhook and one
 // e-mail through a real SMTP exchange (a test listener), then stays quiet during the quiet
-// period while the rule keeps firing; a failing connector fires its own rule (one alert too).
+// period while the rule keeps firing; a failing connector fires its own rule (one alert too);
+// a delivery pending too long fires the oldest-pending rule once.
 
 #include <gtest/gtest.h>
 
@@ -94,6 +95,48 @@ TEST(Alerts, AStormSendsOneAlertByWebhookAndMail) {
   EXPECT_TRUE(mail_seen);
   auto audit = c.get("/api/v1/audit?action=alert.sent").json()["items"];
   EXPECT_EQ(audit.size(), 2u);
+}
+
+}  // namespace
+}  // namespace relais::testing
+
+namespace relais::testing {
+namespace {
+
+TEST(Alerts, AnOldPendingDeliveryFiresItsRuleOnce) {
+  tools::HttpSink destination(0, true, 2);
+  destination.set_responder([](const tools::SinkRequest&) {
+    tools::SinkResponse r;
+    r.status = 503;  // transient: the delivery waits an hour for its next attempt
+    return r;
+  });
+  tools::HttpSink webhook(0, true, 2);
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml =
+      "sources:\n  cms76:\n    type: $.event\n"
+      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
+      std::to_string(destination.port()) +
+      "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
+      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
+      "alerts:\n  check_every: 200ms\n  quiet_period: 1h\n"
+      "  webhook:\n    url: http://127.0.0.1:" +
+      std::to_string(webhook.port()) +
+      "/alerts\n"
+      "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
+  RelaisProcess relais(o);
+  relais.start();
+  HttpClient c = relais.client();
+  ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
+            202);
+  ASSERT_TRUE(wait_until([&] { return webhook.count() >= 1; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(wait_until([&] { return rule_status(c, "attente").value("suppressed", 0) >= 2; },
+                         std::chrono::seconds(60)));
+  EXPECT_EQ(webhook.count(), 1u);
+  json alert = json::parse(webhook.requests()[0].body);
+  EXPECT_EQ(alert["kind"], "oldest_pending");
+  EXPECT_EQ(alert["destination"], "agenda");
+  EXPECT_GE(alert["value"].get<int>(), 1);
 }
 
 }  // namespace
