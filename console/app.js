@@ -220,6 +220,7 @@ async function relanceGroupee(p) {
           } catch (e) { annoncer(erreurDe(e), true); }
         } }, 'Confirmer la relance de ' + c.count),
         h('button', { type: 'button', class: 'secondaire', onclick: () => { dlg.close(); dlg.remove(); } }, 'Annuler')));
+    dlg.addEventListener('close', () => dlg.remove());  // Échap ferme aussi
     document.body.append(dlg);
     dlg.showModal();
   } catch (e) { annoncer(erreurDe(e), true); }

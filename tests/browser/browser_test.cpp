@@ -24,11 +24,13 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
                                       "/node_modules/playwright-core/package.json"))
       << "playwright-core is missing in tests/browser: run scripts/install-deps.sh";
 
-  std::atomic<int> refused{0};
+  std::atomic<int> refused{0}, refused_other{0};
   tools::HttpSink sink(0, true, 4);
   sink.set_responder([&](const tools::SinkRequest& r) {
     tools::SinkResponse out;
-    if (r.body.find("91877") != std::string::npos && refused.fetch_add(1) == 0) {
+    // RDV 91877 and 91878: their first delivery is refused, the next ones accepted.
+    if ((r.body.find("91877") != std::string::npos && refused.fetch_add(1) == 0) ||
+        (r.body.find("91878") != std::string::npos && refused_other.fetch_add(1) == 0)) {
       out.status = 404;
       out.body = "{\"error\":\"not found\"}";
     }
@@ -62,10 +64,13 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
   planned["rdv"]["id"] = 91900;
   auto r2 = admin.post_json("/api/v1/sources/cms76/messages", planned.dump());
   ASSERT_EQ(r2.status, 202) << r2.body;
-  // Both settled: one dead (refused), one delivered.
+  planned["id"] = "evt-browser-3";
+  planned["rdv"]["id"] = 91878;
+  ASSERT_EQ(admin.post_json("/api/v1/sources/cms76/messages", planned.dump()).status, 202);
+  // All settled: two dead (refused), one delivered.
   ASSERT_TRUE(wait_until(
       [&] {
-        return admin.get("/api/v1/deliveries?state=dead").json()["items"].size() == 1 &&
+        return admin.get("/api/v1/deliveries?state=dead").json()["items"].size() == 2 &&
                sink.count() == 1;
       },
       std::chrono::seconds(60)));
@@ -91,8 +96,13 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
   EXPECT_EQ(audit["items"].size(), 1u);
   auto rollback = admin.get("/api/v1/audit?actor=alain.admin&action=mapping.rollback").json();
   EXPECT_EQ(rollback["items"].size(), 1u);
-  for (const char* name : {"tableau-de-bord", "echecs", "detail-livraison", "mapping-erreur",
-                           "mapping-test", "journal"}) {
+  auto bulk = admin.get("/api/v1/audit?actor=sophie.support&action=delivery.bulk_retry").json();
+  EXPECT_EQ(bulk["items"].size(), 1u);
+  EXPECT_EQ(admin.get("/api/v1/deliveries").json()["items"].size(), 0u) << "nothing left failing";
+  auto table = admin.get("/api/v1/tables/cms").json();
+  EXPECT_NE(table.value("content", "").find("CMS de test"), std::string::npos);
+  for (const char* name : {"tableau-de-bord", "echecs", "detail-livraison", "relance-groupee",
+                           "mapping-erreur", "mapping-test", "table", "journal"}) {
     EXPECT_TRUE(std::filesystem::exists(shots + "/" + name + ".png")) << name;
   }
 }

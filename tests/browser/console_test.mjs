@@ -100,6 +100,15 @@ try {
   check(delivered, 'the delivery is shown as delivered after the retry');
   await shot(page, 'detail-livree');
 
+  step = 'support retries the rest by filter: count first, then confirmation';
+  await page.getByRole('link', { name: 'Échecs' }).click();
+  await page.getByRole('link', { name: 'RDV 91878', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Relancer toutes celles du filtre…' }).click();
+  await page.getByRole('heading', { name: 'Relancer 1 livraison(s) ?' }).waitFor();
+  await shot(page, 'relance-groupee');
+  await page.getByRole('button', { name: 'Confirmer la relance de 1' }).click();
+  await page.getByText('1 livraison(s) relancée(s).').waitFor();
+
   step = 'support cannot publish a mapping';
   await page.goto(base + '/console/#/mapping/' + mapping);
   await page.getByRole('heading', { name: 'Mapping ' + mapping }).waitFor();
@@ -177,8 +186,17 @@ try {
   await page.getByRole('cell', { name: 'mapping.rollback' }).waitFor();
   check(await page.getByRole('cell', { name: 'delivery.retry' }).count() >= 1, 'the retry is in the audit trail');
   await shot(page, 'journal');
+  step = 'admin edits a lookup table';
   await page.getByRole('link', { name: 'Tables' }).click();
   await page.getByRole('heading', { name: 'Tables de correspondance' }).waitFor();
+  await page.getByRole('link', { name: 'cms', exact: true }).click();
+  await page.getByRole('heading', { name: 'Table cms' }).waitFor();
+  const zone = page.locator('textarea').first();
+  await zone.fill((await zone.inputValue()).trimEnd() + '\nCMS de test,"1 rue du Test, 76000 Rouen",02.35.00.00.42,UTAS Test\n');
+  await page.getByLabel('Commentaire').fill('ajout du CMS de test');
+  await page.getByRole('button', { name: 'Enregistrer et activer' }).click();
+  await page.getByText(/Table enregistrée \(v\d+\)\./).waitFor();
+  await shot(page, 'table');
 
   step = 'keyboard: the skip link and the menu are reachable';
   await page.goto(base + '/console/#/');
