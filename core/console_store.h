@@ -94,7 +94,8 @@ struct DestinationFigures {
 };
 
 // Thread-safe: one SQLite connection serialised by a mutex (each call is short); the API
-// tokens are also cached in memory for the per-request lookup. Does not own the store file,
+// tokens are also cached in memory for the per-request lookup (re-read every 10 seconds, so
+// other nodes' changes are seen). Does not own the store file,
 // which relais opens (and migrates) first.
 class ConsoleStore {
  public:

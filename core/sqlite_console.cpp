@@ -74,6 +74,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   SqliteConsoleStore(const std::string& path, const Clock& clock)
       : clock_(clock), s_(open_store_session(path, "audit", "console")) {
     for (auto& t : load_tokens()) tokens_[t.sha256] = t;
+    tokens_loaded_ = clock_.now_ms();
   }
 
   Status add_user(const UserRecord& u) override {
@@ -162,6 +163,13 @@ class SqliteConsoleStore final : public ConsoleStore {
 
   std::optional<ApiTokenRecord> token_by_sha256(const std::string& sha256) override {
     std::lock_guard<std::mutex> lock(mu_);
+    // Tokens created or revoked on another node (or by the CLI) are seen within 10 seconds.
+    Millis now = clock_.now_ms();
+    if (now - tokens_loaded_ >= 10000) {
+      tokens_.clear();
+      for (auto& t : load_tokens()) tokens_[t.sha256] = t;
+      tokens_loaded_ = now;
+    }
     auto it = tokens_.find(sha256);
     if (it == tokens_.end() || it->second.revoked_at != 0) return std::nullopt;
     return it->second;
@@ -443,6 +451,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   std::mutex mu_;
   std::unique_ptr<Session> s_;
   std::map<std::string, ApiTokenRecord> tokens_;  // by sha256 (revoked ones kept, marked)
+  Millis tokens_loaded_ = 0;                      // when tokens_ was read from the store
 };
 
 }  // namespace

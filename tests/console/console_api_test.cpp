@@ -172,6 +172,19 @@ TEST_F(ConsoleApiTest, SystemTokensAreScopedToTheirSources) {
   }
 }
 
+TEST_F(ConsoleApiTest, ATokenRevokedElsewhereStopsWorkingHere) {
+  std::string t = make_token("revoked-elsewhere", "auditor");
+  HttpClient c(relais_->base_url(), t);
+  ASSERT_EQ(c.get("/api/v1/messages").status, 200);
+  // Another node (or a script) revokes it in the shared store.
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session s("SQLite", relais_->store_path());
+  s << "UPDATE api_tokens SET revoked_at = 1 WHERE name = 'revoked-elsewhere'",
+      Poco::Data::Keywords::now;
+  EXPECT_TRUE(wait_until([&] { return c.get("/api/v1/messages").status == 401; },
+                         std::chrono::seconds(60)));
+}
+
 TEST_F(ConsoleApiTest, SessionsUseSafeCookiesAndCsrf) {
   add_user("alice", "support", "correct horse battery");
   HttpResponse lr;
