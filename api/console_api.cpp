@@ -225,7 +225,7 @@ json attempt_json(const Attempt& a) {
             {"code", a.code},
             {"text", a.text}};
   if (!a.outcome.empty() && a.outcome != "delivered" && a.outcome != "skip") {
-    Explanation e = explain(a.error_class, a.code, a.text);
+    Explanation e = explain(a.error_class, a.code, a.text + " " + a.excerpt);
     j["explanation"] = e.title;
   }
   if (!a.excerpt.empty()) j["response_excerpt"] = a.excerpt;
@@ -275,7 +275,9 @@ void delivery_detail(RequestContext& rc) {
   if (!d->flags.empty()) out["flags"] = d->flags;
   if (!d->external_ref.empty()) out["external_ref"] = d->external_ref;
   if (!d->last_outcome.empty() && d->last_outcome != "delivered") {
-    Explanation e = explain(d->last_class, d->last_code, d->last_text);
+    // The peer's own words (e.g. EWS's ErrorNonExistentMailbox) are in the last excerpt.
+    std::string said = d->history.empty() ? "" : " " + d->history.back().excerpt;
+    Explanation e = explain(d->last_class, d->last_code, d->last_text + said);
     out["error"] = {{"class", d->last_class},
                     {"code", d->last_code},
                     {"text", d->last_text},

@@ -43,6 +43,10 @@ class ConsoleApiTest : public ::testing::Test {
         out.status = 404;
         out.body = "{\"error\":\"unknown rdv\"}";
       }
+      if (r.path.find("/4242") != std::string::npos) {  // as EWS says it for an unknown mailbox
+        out.status = 400;
+        out.body = "{\"ResponseCode\":\"ErrorNonExistentMailbox\"}";
+      }
       return out;
     });
     RelaisOptions o;
@@ -339,6 +343,16 @@ TEST_F(ConsoleApiTest, TheDeskExplainsMasksAndAuditsClearViews) {
   // The message endpoint masks the same way.
   auto msg = s.get("/api/v1/messages/" + masked.json()["message_id"].get<std::string>());
   EXPECT_EQ(msg.body.find("DUPONT"), std::string::npos);
+}
+
+TEST_F(ConsoleApiTest, ThePeersOwnErrorCodeChoosesTheExplanation) {
+  post_rdv(4242);
+  std::string did = wait_dead(admin_, "RDV 4242");
+  ASSERT_FALSE(did.empty());
+  auto d = admin_.get("/api/v1/deliveries/" + did).json();
+  EXPECT_EQ(d["error"]["explanation"].get<std::string>().rfind("Boîte aux lettres inconnue", 0), 0u)
+      << d.dump();
+  EXPECT_NE(d["error"]["action"].get<std::string>().find("CMS76"), std::string::npos);
 }
 
 TEST_F(ConsoleApiTest, BulkRetryCountsFirstThenNeedsTheConfirmedCount) {
