@@ -137,7 +137,7 @@ bool desk_filter_from(const std::map<std::string, std::string>& kv, DeskFilter& 
 }
 
 json desk_item_json(const DeskItem& d) {
-  Explanation e = explain(d.last_class, d.last_code, d.last_text);
+  Explanation e = explain(d.last_class, d.last_code, d.last_text + " " + d.last_excerpt);
   return {{"delivery_id", std::to_string(d.delivery_id)},
           {"message_id", d.message_id},
           {"object", business_label(d.correlation)},

@@ -79,6 +79,7 @@ struct DeskItem {
   std::string last_class;
   int last_code = 0;
   std::string last_text;
+  std::string last_excerpt;  // of the peer's answer to the last attempt (for explanations)
   Millis updated_at = 0;
   Millis received_at = 0;
 };

@@ -256,7 +256,9 @@ class SqliteConsoleStore final : public ConsoleStore {
     Params p;
     std::string sql =
         "SELECT d.id, m.id, m.source, m.type, m.correlation, d.destination, d.route, d.state, "
-        "d.attempts, d.last_class, d.last_code, d.last_text, d.updated_at, m.received_at "
+        "d.attempts, d.last_class, d.last_code, d.last_text, d.updated_at, m.received_at, "
+        "(SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC "
+        "LIMIT 1) "
         "FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
         where(f, p);
     if (f.before_id) {
@@ -281,6 +283,7 @@ class SqliteConsoleStore final : public ConsoleStore {
       d.last_text = rs.value(11, i).convert<std::string>();
       d.updated_at = rs.value(12, i).convert<int64_t>();
       d.received_at = rs.value(13, i).convert<int64_t>();
+      if (!rs.value(14, i).isEmpty()) d.last_excerpt = rs.value(14, i).convert<std::string>();
       return d;
     });
   }

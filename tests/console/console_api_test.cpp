@@ -353,6 +353,8 @@ TEST_F(ConsoleApiTest, ThePeersOwnErrorCodeChoosesTheExplanation) {
   EXPECT_EQ(d["error"]["explanation"].get<std::string>().rfind("Boîte aux lettres inconnue", 0), 0u)
       << d.dump();
   EXPECT_NE(d["error"]["action"].get<std::string>().find("CMS76"), std::string::npos);
+  auto item = admin_.get("/api/v1/deliveries?q=RDV%204242").json()["items"][0];
+  EXPECT_EQ(item["explanation"], d["error"]["explanation"]) << "the list says the same";
 }
 
 TEST_F(ConsoleApiTest, BulkRetryCountsFirstThenNeedsTheConfirmedCount) {
