@@ -169,6 +169,11 @@ TEST_F(ConsoleApiTest, SystemTokensAreScopedToTheirSources) {
   // Revoked: no longer accepted.
   ASSERT_EQ(admin_.request("DELETE", "/api/v1/tokens/cms76-only", "", "", {}).status, 200);
   EXPECT_EQ(c.post_json("/api/v1/sources/cms76/messages", planned_.dump()).status, 401);
+  // Token changes are in the audit trail.
+  EXPECT_EQ(
+      admin_.get("/api/v1/audit?action=token.create&object=cms76-only").json()["items"].size(), 1u);
+  EXPECT_EQ(
+      admin_.get("/api/v1/audit?action=token.revoke&object=cms76-only").json()["items"].size(), 1u);
   auto list = admin_.get("/api/v1/tokens").json();
   for (const auto& i : list["items"]) {
     EXPECT_FALSE(i.contains("token")) << "a token's value is never listed";
@@ -242,6 +247,11 @@ TEST_F(ConsoleApiTest, SessionsUseSafeCookiesAndCsrf) {
       200);
   std::string ignored;
   EXPECT_TRUE(login("alice", "correct horse battery", ignored).empty());
+  // Logins, logouts and user changes are in the audit trail.
+  EXPECT_GE(admin_.get("/api/v1/audit?action=login&actor=alice").json()["items"].size(), 2u);
+  EXPECT_EQ(admin_.get("/api/v1/audit?action=logout&actor=alice").json()["items"].size(), 1u);
+  EXPECT_EQ(admin_.get("/api/v1/audit?action=user.").json()["items"].size(), 2u)
+      << "user.create and user.update";
 }
 
 TEST_F(ConsoleApiTest, BadBodiesGetClearErrors) {
