@@ -138,8 +138,19 @@ function graphe(valeurs) {
   return svg;
 }
 
+const TYPES_ALERTE = { dead_deliveries: 'Livraisons bloquées', oldest_pending: 'Attente trop longue', connector_failing: 'Connecteur en échec' };
+
+function tableauAlertes(a) {
+  if (!a.rules || !a.rules.length) return h('p', { class: 'discret' }, 'Aucune règle d\'alerte configurée.');
+  return h('table', {}, h('caption', { class: 'discret' }, 'Envoi par ' + a.channels.join(' et ') + ' ; une alerte au plus par règle pendant la période de silence.'),
+    h('thead', {}, h('tr', {}, ['Règle', 'Surveille', 'État', 'Mesure', 'Envoyées', 'Dernier envoi', 'Déclenchements silencieux'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, a.rules.map((r) => h('tr', {}, h('td', {}, r.name), h('td', {}, TYPES_ALERTE[r.kind] || r.kind, r.destination ? ' (' + r.destination + ')' : ''),
+      h('td', {}, h('span', { class: 'etat ' + (r.firing ? 'etat-dead' : 'etat-closed') }, r.firing ? 'Déclenchée' : 'Calme')), h('td', { class: 'nombre' }, r.value), h('td', { class: 'nombre' }, r.sent),
+      h('td', {}, date(r.last_sent), r.last_error ? h('span', { class: 'diagnostics' }, ' ' + r.last_error) : ''), h('td', { class: 'nombre' }, r.suppressed)))));
+}
+
 async function vueTableau() {
-  const o = await api('GET', '/overview');
+  const [o, alertes] = await Promise.all([api('GET', '/overview'), api('GET', '/alerts')]);
   const cartes = o.destinations.map((d) => h('section', { class: 'carte', 'aria-labelledby': 'd-' + d.destination },
     h('h2', { id: 'd-' + d.destination }, d.destination, ' ', badge(d.circuit)),
     h('dl', {},
@@ -151,7 +162,7 @@ async function vueTableau() {
       h('dt', {}, 'Dernier succès'), h('dd', {}, date(d.last_success)),
       h('dt', {}, 'Débit (24 h)'), h('dd', {}, graphe(d.delivered_per_hour)))));
   page('Tableau de bord', h('p', { class: 'discret' }, 'Situation au ' + date(o.at) + ' — connecteur, état du circuit et chiffres du jour par destination (mise à jour toutes les 30 secondes).'),
-    h('div', { class: 'cartes' }, cartes));
+    h('div', { class: 'cartes' }, cartes), h('h2', {}, 'Alertes'), tableauAlertes(alertes));
   clearTimeout(etat.rafraichir);
   etat.rafraichir = setTimeout(() => { if ((location.hash || '#/') === '#/' && etat.moi) route(); }, 30000);
 }

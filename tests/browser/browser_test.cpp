@@ -36,6 +36,7 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
     }
     return out;
   });
+  tools::HttpSink webhook(0, true, 2);  // receives the alerts
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   o.body_yaml = std::string("sources:\n  cms76:\n    type: $.event\n    correlation:\n") +
@@ -45,7 +46,13 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
                 std::to_string(sink.port()) +
                 "/agenda\n    retry: {initial: 50ms, max: 100ms, max_attempts: 2}\n" +
                 "routes:\n  - name: rdv-agenda\n    source: cms76\n    type: rdv.*\n    to:\n"
-                "      - {destination: agenda, mapping: rdv-calendar}\n";
+                "      - {destination: agenda, mapping: rdv-calendar}\n" +
+                "alerts:\n  check_every: 200ms\n  quiet_period: 1h\n  webhook:\n    url: "
+                "http://127.0.0.1:" +
+                std::to_string(webhook.port()) +
+                "/alerts\n  rules:\n"
+                "    - {name: bloquees, kind: dead_deliveries, threshold: 1, window: 1h}\n"
+                "    - {name: attente, kind: oldest_pending, max_age: 30m}\n";
   RelaisProcess relais(o);
   relais.start();
   HttpClient admin = relais.client();
@@ -74,6 +81,9 @@ TEST(ConsoleBrowser, SupportRetriesAndAdminPublishesInChromium) {
                sink.count() == 1;
       },
       std::chrono::seconds(60)));
+
+  // Two dead deliveries: the alert rule "more than 1" has fired once.
+  ASSERT_TRUE(wait_until([&] { return webhook.count() == 1; }, std::chrono::seconds(60)));
 
   std::string shots = std::string(RELAIS_SCREENSHOTS);
   std::filesystem::remove_all(shots);

@@ -65,6 +65,7 @@ try {
   step = 'support logs in';
   await login(page, env('SUPPORT_USER'), env('SUPPORT_PASSWORD'));
   await page.locator('.carte').first().waitFor();
+  await page.getByRole('cell', { name: 'bloquees' }).waitFor();
   await shot(page, 'tableau-de-bord');
   check(await page.getByRole('link', { name: 'Connecteurs' }).isHidden(), 'support sees no admin menu');
 
