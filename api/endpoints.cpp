@@ -5,6 +5,13 @@
 #include "api/http_util.h"
 
 namespace relais::api {
+namespace {
+
+bool is_param(const std::string& part) {  // "{name}"
+  return part.size() > 2 && part.front() == '{' && part.back() == '}';
+}
+
+}  // namespace
 
 bool Endpoint::allows(const std::string& role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
@@ -101,23 +108,20 @@ const Endpoint* match_endpoint(const std::string& method, const std::vector<std:
     const Endpoint& e = table[n];
     const auto& pattern = patterns[n];
     if (pattern.size() != segments.size()) continue;
-    std::map<std::string, std::string> p;
+    // Literal segments first (no allocation for the endpoints that do not match).
     bool ok = true;
     for (size_t i = 0; i < pattern.size() && ok; ++i) {
-      const auto& part = pattern[i];
-      if (part.size() > 2 && part.front() == '{' && part.back() == '}') {
-        if (segments[i].empty()) ok = false;
-        p[part.substr(1, part.size() - 2)] = segments[i];
-      } else if (part != segments[i]) {
-        ok = false;
-      }
+      ok = is_param(pattern[i]) ? !segments[i].empty() : pattern[i] == segments[i];
     }
     if (!ok) continue;
     path_matched = true;
     allow += (allow.empty() ? "" : ", ") + e.method;
     if (e.method == method && found == nullptr) {
       found = &e;
-      params = std::move(p);
+      params.clear();
+      for (size_t i = 0; i < pattern.size(); ++i) {
+        if (is_param(pattern[i])) params[pattern[i].substr(1, pattern[i].size() - 2)] = segments[i];
+      }
     }
   }
   return found;
