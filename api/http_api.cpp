@@ -9,8 +9,12 @@
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <functional>
 #include <istream>
+#include <optional>
 
+#include "api/api_context.h"
+#include "api/console_assets.h"
 #include "api/http_util.h"
 #include "api/mappings_api.h"
 #include "connectors/calendar/calendar.h"
@@ -30,7 +34,10 @@ using api::send_error;
 using api::send_json;
 using api::split_path;
 
-json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history) {
+using PayloadView = std::function<json(const json&)>;
+
+json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history,
+                   const PayloadView& view) {
   std::string state = to_string(d.state);
   if (is_active(d.state) && dispatcher.in_flight(d.id)) state = "in_flight";
   json j = {{"id", std::to_string(d.id)},
@@ -73,13 +80,14 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
     j["attempts"] = std::move(attempts);
     if (d.payload) {
       json parsed = json::parse(*d.payload, nullptr, false);
-      j["payload"] = parsed.is_discarded() ? json(*d.payload) : parsed;
+      j["payload"] = view(parsed.is_discarded() ? json(*d.payload) : parsed);
     }
   }
   return j;
 }
 
-json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool full) {
+json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool full,
+                  const PayloadView& view) {
   const Message& m = *rec.message;
   json j = {{"id", m.id},
             {"source", m.source},
@@ -90,25 +98,31 @@ json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool f
   if (full) {
     j["headers"] = m.headers;
     json body = json::parse(m.body, nullptr, false);
-    j["body"] = body.is_discarded() ? json(m.body) : body;
+    j["body"] = view(body.is_discarded() ? json(m.body) : body);
   }
   json deliveries = json::array();
-  for (const auto& d : rec.deliveries) deliveries.push_back(delivery_json(d, dispatcher, full));
+  for (const auto& d : rec.deliveries)
+    deliveries.push_back(delivery_json(d, dispatcher, full, view));
   if (rec.deliveries.empty()) j["state"] = "unrouted";
   j["deliveries"] = std::move(deliveries);
   return j;
 }
 
-// Answers every request: authentication, routing to the endpoint, errors as JSON.
-// One instance per request (Poco's model); shares the Hub, which is thread-safe.
+// Answers every request: the console's assets, authentication (bearer token or session cookie),
+// the endpoint table (role checked before any handler), CSRF for sessions, errors as JSON.
+// One instance per request (Poco's model); shares ApiShared, which is thread-safe.
 class ApiHandler final : public HTTPRequestHandler {
  public:
-  ApiHandler(Hub& hub, const HubConfig& config, MappingRepository* mappings)
-      : hub_(hub), config_(config), mappings_(mappings) {}
+  explicit ApiHandler(api::ApiShared& shared)
+      : shared_(shared), hub_(shared.hub), config_(shared.config) {}
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     try {
       route(req, resp);
+    } catch (const nlohmann::json::type_error& e) {
+      // A JSON body with a field of the wrong type (e.g. {"user": 1}).
+      if (!resp.sent())
+        send_error(resp, 400, "bad request", std::string("wrong type: ") + e.what());
     } catch (const std::exception& e) {
       // Boundary: nothing escapes to Poco; the client gets a JSON error.
       log_error("api", std::string("internal error on ") + req.getMethod() + " " +
@@ -118,123 +132,162 @@ class ApiHandler final : public HTTPRequestHandler {
   }
 
  private:
-  const TokenConfig* authenticate(HTTPServerRequest& req) {
-    if (!req.has("Authorization")) return nullptr;
-    const std::string& auth = req.get("Authorization");
-    if (auth.size() < 8 || lower(auth.substr(0, 7)) != "bearer ") return nullptr;
-    std::string digest = sha256_hex(auth.substr(7));
-    const TokenConfig* found = nullptr;
-    for (const auto& t : config_.tokens) {
-      // Compare every token's hash in constant time; do not stop early.
-      if (constant_time_equals(digest, t.sha256)) found = &t;
+  std::optional<api::Principal> authenticate(HTTPServerRequest& req) {
+    if (req.has("Authorization")) {
+      const std::string& auth = req.get("Authorization");
+      if (auth.size() < 8 || lower(auth.substr(0, 7)) != "bearer ") return std::nullopt;
+      std::string digest = sha256_hex(auth.substr(7));
+      const TokenConfig* found = nullptr;
+      for (const auto& t : config_.tokens) {
+        // Compare every token's hash in constant time; do not stop early.
+        if (constant_time_equals(digest, t.sha256)) found = &t;
+      }
+      if (found != nullptr) return api::Principal{found->name, found->role, found->sources};
+      if (shared_.console != nullptr) {
+        if (auto t = shared_.console->token_by_sha256(digest)) {
+          return api::Principal{t->name, t->role, t->sources};
+        }
+      }
+      return std::nullopt;
     }
-    return found;
+    std::string sid = api::session_cookie(req);
+    if (sid.empty()) return std::nullopt;
+    return shared_.sessions.find(sid);
   }
 
-  static bool can_operate(const TokenConfig& t) { return t.role == "admin" || t.role == "support"; }
+  static std::string client_address(HTTPServerRequest& req) {
+    return req.clientAddress().host().toString();
+  }
 
   void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
     Poco::URI uri(req.getURI());
     const std::string path = uri.getPath();
     const std::string& method = req.getMethod();
     api::refuse_keep_alive_until_read(req, resp);
-    if (path == "/healthz") {
-      send_json(resp, 200, {{"status", "ok"}});
-      return;
-    }
-    const TokenConfig* token = authenticate(req);
-    {
-      // Partners' callbacks (delivery reports, replies) cannot send a bearer token: the
-      // connector checks its own secret on /api/v1/connectors/{name}/inbound/...
-      auto seg = split_path(path);
-      if (seg.size() >= 5 && seg[0] == "api" && seg[1] == "v1" && seg[2] == "connectors" &&
-          (seg[4] == "inbound" || token != nullptr)) {
-        return connector_request(req, resp, uri, seg, token);
-      }
-    }
-    if (token == nullptr) {
-      resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
-      send_error(resp, 401, "unauthorized", "a valid bearer token is required");
-      return;
-    }
-    if (path == "/readyz") {
-      bool ok = hub_.ready();
-      send_json(resp, ok ? 200 : 503, {{"status", ok ? "ready" : "not ready"}});
-      return;
-    }
-    if (path == "/metrics") {
-      std::string text = hub_.metrics().render();
-      resp.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
-      resp.setContentType("text/plain; version=0.0.4");
-      resp.setContentLength(static_cast<std::streamsize>(text.size()));
-      resp.send() << text;
-      return;
+    if (path == "/console" || path.rfind("/console/", 0) == 0 || path == "/") {
+      if (method != "GET" && method != "HEAD") return method_not_allowed(resp, "GET");
+      return api::serve_console_asset(path, req, resp);
     }
     auto seg = split_path(path);
-    if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1") {
-      send_error(resp, 404, "not found", "no endpoint at " + path);
-      return;
+    std::map<std::string, std::string> params;
+    bool path_matched = false;
+    std::string allow;
+    const api::Endpoint* ep = api::match_endpoint(method, seg, params, path_matched, allow);
+    if (ep == nullptr) {
+      if (path_matched) return method_not_allowed(resp, allow);
+      return send_error(resp, 404, "not found", "no endpoint at " + path);
     }
-    // /api/v1/sources/{source}/messages[:batch]
-    if (seg.size() == 5 && seg[2] == "sources" &&
-        (seg[4] == "messages" || seg[4] == "messages:batch")) {
-      if (method != "POST") return method_not_allowed(resp, "POST");
-      if (token->role != "system" && token->role != "admin") {
-        return send_error(resp, 403, "forbidden", "this token may not post messages");
+    if (ep->is_public()) {
+      switch (ep->id) {
+        case api::Ep::Healthz:
+          return send_json(resp, 200, {{"status", "ok"}});
+        case api::Ep::OpenApi:
+          return api::serve_openapi(resp);
+        case api::Ep::SessionLogin:
+          return api::handle_login(shared_, req, resp, client_address(req));
+        case api::Ep::ConnectorInbound:
+        case api::Ep::ConnectorInboundPost: {
+          std::optional<api::Principal> who = authenticate(req);
+          return connector_request(req, resp, uri, seg, who ? &*who : nullptr);
+        }
+        default:
+          return send_error(resp, 404, "not found", "no endpoint at " + path);
       }
-      if (!token->sources.empty() &&
-          std::find(token->sources.begin(), token->sources.end(), seg[3]) == token->sources.end()) {
-        return send_error(resp, 403, "forbidden",
-                          "this token may not post to source '" + seg[3] + "'");
+    }
+    std::optional<api::Principal> who = authenticate(req);
+    if (!who) {
+      resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
+      return send_error(resp, 401, "unauthorized",
+                        "a valid bearer token or a console session is required");
+    }
+    if (!ep->allows(who->role)) {
+      std::string roles;
+      for (const auto& r : ep->roles) roles += (roles.empty() ? "" : ", ") + r;
+      return send_error(resp, 403, "forbidden",
+                        "the role '" + who->role + "' may not do this (allowed: " + roles + ")");
+    }
+    // A session rides on an ambient cookie: every state-changing request must also carry the
+    // session's CSRF token in a header, which another site cannot read.
+    if (who->session && method != "GET" && method != "HEAD") {
+      std::string sent = req.get("X-CSRF-Token", "");
+      if (!constant_time_equals(sent, who->csrf)) {
+        return send_error(resp, 403, "csrf",
+                          "send the session's CSRF token in the X-CSRF-Token header");
       }
-      return inbound(req, resp, seg[3], seg[4] == "messages:batch");
     }
-    if (seg.size() == 3 && seg[2] == "messages") {
-      if (method != "GET") return method_not_allowed(resp, "GET");
-      return list_messages(uri, resp);
-    }
-    if (seg.size() == 4 && seg[2] == "messages") {
-      if (method != "GET") return method_not_allowed(resp, "GET");
-      auto rec = hub_.store().message(seg[3], true);
-      if (!rec) return send_error(resp, 404, "not found", "no message " + seg[3]);
-      return send_json(resp, 200, message_json(*rec, hub_.dispatcher(), true));
-    }
-    // /api/v1/destinations/{destination}/free-busy?mailbox=…&from=…&to=…: busy periods of a
-    // professional (online booking), system or admin.
-    if (seg.size() == 5 && seg[2] == "destinations" && seg[4] == "free-busy") {
-      if (method != "GET") return method_not_allowed(resp, "GET");
-      if (token->role != "admin" && token->role != "system") {
-        return send_error(resp, 403, "forbidden", "free/busy needs a system or admin token");
+    api::RequestContext rc{shared_, *ep, *who, params, uri, req, resp, client_address(req)};
+    switch (ep->id) {
+      case api::Ep::Readyz: {
+        bool ok = hub_.ready();
+        return send_json(resp, ok ? 200 : 503, {{"status", ok ? "ready" : "not ready"}});
       }
-      return free_busy(uri, resp, seg[3]);
-    }
-    // /api/v1/destinations/{destination}/messages: a message for one destination only
-    // (reconciliation repairs), admin only.
-    if (seg.size() == 5 && seg[2] == "destinations" && seg[4] == "messages") {
-      if (method != "POST") return method_not_allowed(resp, "POST");
-      if (token->role != "admin") {
-        return send_error(resp, 403, "forbidden", "only an admin token may post to a destination");
+      case api::Ep::Metrics: {
+        std::string text = hub_.metrics().render();
+        resp.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
+        resp.setContentType("text/plain; version=0.0.4");
+        resp.setContentLength(static_cast<std::streamsize>(text.size()));
+        resp.send() << text;
+        return;
       }
-      return direct_message(req, resp, seg[3]);
-    }
-    if (seg.size() == 5 && seg[2] == "deliveries" && (seg[4] == "retry" || seg[4] == "discard")) {
-      if (method != "POST") return method_not_allowed(resp, "POST");
-      if (!can_operate(*token)) {
-        return send_error(resp, 403, "forbidden",
-                          "retry and discard need the admin or support "
-                          "role");
+      case api::Ep::Inbound:
+      case api::Ep::InboundBatch: {
+        const std::string& source = params["source"];
+        if (!who->sources.empty() &&
+            std::find(who->sources.begin(), who->sources.end(), source) == who->sources.end()) {
+          return send_error(resp, 403, "forbidden",
+                            "this token may not post to source '" + source + "'");
+        }
+        return inbound(req, resp, source, ep->id == api::Ep::InboundBatch);
       }
-      return delivery_action(req, resp, seg[3], seg[4]);
+      case api::Ep::MessagesList:
+        return list_messages(uri, resp);
+      case api::Ep::MessageGet: {
+        auto rec = hub_.store().message(params["id"], true);
+        if (!rec) return send_error(resp, 404, "not found", "no message " + params["id"]);
+        bool personal = false, masked = false;
+        json out = message_json(*rec, hub_.dispatcher(), true, [&](const json& v) {
+          return api::payload_for(rc, v, personal, masked);
+        });
+        if (personal) rc.audit("payload.view", "message:" + params["id"]);
+        out["masked"] = masked;
+        return send_json(resp, 200, out);
+      }
+      case api::Ep::DeliveryRetry:
+      case api::Ep::DeliveryDiscard:
+        return delivery_action(rc, params["id"],
+                               ep->id == api::Ep::DeliveryRetry ? "retry" : "discard");
+      case api::Ep::ConnectorRecord:
+      case api::Ep::OptoutsList:
+      case api::Ep::OptoutAdd:
+      case api::Ep::OptoutRemoveByNumber:
+      case api::Ep::OptoutGet:
+      case api::Ep::OptoutRemove:
+        if (ep->id == api::Ep::OptoutAdd || ep->id == api::Ep::OptoutRemoveByNumber ||
+            ep->id == api::Ep::OptoutRemove) {
+          rc.audit(ep->id == api::Ep::OptoutAdd ? "optout.add" : "optout.remove",
+                   "destination:" + params["destination"]);
+        }
+        return connector_request(req, resp, uri, seg, &*who);
+      case api::Ep::FreeBusy:
+        return free_busy(uri, resp, params["name"]);
+      case api::Ep::DestinationMessage:
+        rc.audit("destination.message", "destination:" + params["name"]);
+        return direct_message(req, resp, params["name"]);
+      default:
+        break;
     }
-    if (mappings_ != nullptr && (seg[2] == "mappings" || seg[2] == "tables")) {
-      MappingsApi m{hub_, config_, *mappings_, *token};
-      if (m.handle(seg, uri, req, resp)) return;
+    if (api::handle_console_endpoint(ep->id, rc)) return;
+    if (shared_.mappings != nullptr && (seg[2] == "mappings" || seg[2] == "tables")) {
+      return mappings_endpoint(rc, seg);
     }
     send_error(resp, 404, "not found", "no endpoint at " + path);
   }
 
+  // A connector's own endpoints (/api/v1/connectors/{destination}/…): partners' callbacks
+  // under inbound/ (the connector checks its own secret; `who` may be null) and records or
+  // lists (the table checked the role; the connector checks it again).
   void connector_request(HTTPServerRequest& req, HTTPServerResponse& resp, const Poco::URI& uri,
-                         const std::vector<std::string>& seg, const TokenConfig* token) {
+                         const std::vector<std::string>& seg, const api::Principal* who) {
     Connector* c = hub_.connector(seg[3]);
     if (c == nullptr) {
       return send_error(resp, 404, "not found", "no destination named '" + seg[3] + "'");
@@ -252,13 +305,50 @@ class ApiHandler final : public HTTPRequestHandler {
       Poco::URI form("/?" + in.body);
       for (const auto& [k, v] : form.getQueryParameters()) in.query.emplace(k, v);
     }
-    if (token != nullptr) {
-      in.role = token->role;
-      in.actor = token->name;
+    if (who != nullptr) {
+      in.role = who->role;
+      in.actor = who->name;
     }
     auto out = c->inbound(in);
     if (!out) return send_error(resp, 404, "not found", "no endpoint at " + uri.getPath());
     send_json(resp, out->status, out->body);
+  }
+
+  // The mapping endpoints (mappings_api.cpp), audited when they change something.
+  void mappings_endpoint(api::RequestContext& rc, const std::vector<std::string>& seg) {
+    TokenConfig as{rc.who.name, "", rc.who.role, rc.who.sources};
+    const std::string name = rc.params.count("name") ? rc.params.at("name") : "";
+    int64_t before = 0;
+    if (rc.endpoint.id == api::Ep::MappingActivate) {
+      for (const auto& [n, v] : shared_.mappings->active_versions()) {
+        if (n == name) before = v;
+      }
+    }
+    MappingsApi m{hub_, config_, *shared_.mappings, as};
+    if (!m.handle(seg, rc.uri, rc.req, rc.resp)) {
+      return send_error(rc.resp, 404, "not found", "no endpoint at " + rc.uri.getPath());
+    }
+    int status = static_cast<int>(rc.resp.getStatus());
+    if (status >= 300) return;
+    switch (rc.endpoint.id) {
+      case api::Ep::MappingVersionAdd:
+        rc.audit("mapping.version", "mapping:" + name, "new version stored");
+        break;
+      case api::Ep::MappingActivate: {
+        int64_t after = 0;
+        for (const auto& [n, v] : shared_.mappings->active_versions()) {
+          if (n == name) after = v;
+        }
+        rc.audit(after < before ? "mapping.rollback" : "mapping.publish", "mapping:" + name,
+                 "version " + std::to_string(before) + " → " + std::to_string(after));
+        break;
+      }
+      case api::Ep::TableVersionAdd:
+        rc.audit("table.version", "table:" + name, "new version stored and activated");
+        break;
+      default:
+        break;
+    }
   }
 
   void method_not_allowed(HTTPServerResponse& resp, const std::string& allow) {
@@ -452,15 +542,17 @@ class ApiHandler final : public HTTPRequestHandler {
     MessagePage page = hub_.store().list(f);
     json items = json::array();
     for (const auto& rec : page.items) {
-      items.push_back(message_json(rec, hub_.dispatcher(), false));
+      items.push_back(message_json(rec, hub_.dispatcher(), false, nullptr));
     }
     json out = {{"items", std::move(items)}};
     out["next_cursor"] = page.next_cursor ? json(std::to_string(page.next_cursor)) : json(nullptr);
     send_json(resp, 200, out);
   }
 
-  void delivery_action(HTTPServerRequest& req, HTTPServerResponse& resp, const std::string& id_text,
+  void delivery_action(api::RequestContext& rc, const std::string& id_text,
                        const std::string& action) {
+    HTTPServerRequest& req = rc.req;
+    HTTPServerResponse& resp = rc.resp;
     int64_t id = 0;
     try {
       size_t used = 0;
@@ -470,6 +562,7 @@ class ApiHandler final : public HTTPRequestHandler {
       return send_error(resp, 404, "not found", "no delivery " + id_text);
     }
     Status s;
+    std::string reason;
     if (action == "retry") {
       std::string ignored;
       read_body(req, config_.max_body, ignored, &resp);
@@ -490,38 +583,42 @@ class ApiHandler final : public HTTPRequestHandler {
         return send_error(resp, 400, "reason required",
                           "send {\"reason\": \"…\"} saying why the delivery is discarded");
       }
-      s = hub_.dispatcher().discard(id, j["reason"].get<std::string>());
+      reason = j["reason"].get<std::string>();
+      s = hub_.dispatcher().discard(id, reason);
     }
     if (!s.ok) return send_error(resp, s.http_status, s.error, s.detail);
+    rc.audit("delivery." + action, "delivery:" + std::to_string(id), reason);
     auto d = hub_.store().delivery(id);
     json out = {{"id", std::to_string(id)}, {"action", action}};
     if (d) out["state"] = to_string(d->state);
     send_json(resp, 200, out);
   }
 
+  api::ApiShared& shared_;
   Hub& hub_;
   const HubConfig& config_;
-  MappingRepository* mappings_;
 };
 
 class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  ApiFactory(Hub& hub, const HubConfig& config, MappingRepository* mappings)
-      : hub_(hub), config_(config), mappings_(mappings) {}
+  explicit ApiFactory(api::ApiShared& shared) : shared_(shared) {}
   HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new ApiHandler(hub_, config_, mappings_);
+    return new ApiHandler(shared_);
   }
 
  private:
-  Hub& hub_;
-  const HubConfig& config_;
-  MappingRepository* mappings_;
+  api::ApiShared& shared_;
 };
 
 }  // namespace
 
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
-    : hub_(hub), config_(config), mappings_(mappings) {}
+    : hub_(hub), config_(config), mappings_(mappings) {
+  console_ = open_sqlite_console_store(config_.store_path, hub_.clock());
+  alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
+  shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
+                                             alerts_->enabled() ? alerts_.get() : nullptr);
+}
 
 ApiServer::~ApiServer() {
   stop();
@@ -540,13 +637,15 @@ int ApiServer::start() {
   params->setTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
   params->setServerName("relais");
   pool_ = std::make_unique<Poco::ThreadPool>(2, config_.threads + 2, 60, 0);
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(hub_, config_, mappings_),
-                                                    *pool_, socket, params);
+  server_ =
+      std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(*shared_), *pool_, socket, params);
   server_->start();
+  alerts_->start();
   return port_;
 }
 
 void ApiServer::stop() {
+  if (alerts_) alerts_->stop();
   if (server_) {
     server_->stopAll(false);  // stop accepting; requests in progress finish
     pool_->joinAll();

@@ -133,19 +133,7 @@ std::vector<std::string> positionals(int argc, char** argv) {
 
 // Opens the store named by --config (or $RELAIS_CONFIG) and its mapping repository.
 std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubConfig& cfg) {
-  std::string path = option(argc, argv, "--config");
-  if (path.empty() && std::getenv("RELAIS_CONFIG")) path = std::getenv("RELAIS_CONFIG");
-  if (path.empty()) throw std::runtime_error("--config FILE is required (or set RELAIS_CONFIG)");
-  Registries registries;
-  std::vector<ConfigError> errors;
-  if (!load_hub_config(path, registries.connectors, cfg, errors, &registries.enrichers)) {
-    std::string all;
-    for (const auto& e : errors) all += "\n  " + e.to_string();
-    throw std::runtime_error("invalid configuration:" + all);
-  }
-  StoreOptions so;
-  so.path = cfg.store_path;
-  open_sqlite_store(so)->close();
+  open_configured_store(argc, argv, cfg);
   auto repo = std::make_shared<MappingRepository>(
       open_sqlite_document_store(cfg.store_path, SystemClock::instance()), SystemClock::instance());
   std::vector<std::string> reload_errors;
@@ -306,6 +294,29 @@ int mapping_command(int argc, char** argv) {
 
 }  // namespace
 
+std::string cli_option(int argc, char** argv, const std::string& name) {
+  return option(argc, argv, name);
+}
+std::vector<std::string> cli_positionals(int argc, char** argv) {
+  return positionals(argc, argv);
+}
+
+void open_configured_store(int argc, char** argv, HubConfig& cfg) {
+  std::string path = option(argc, argv, "--config");
+  if (path.empty() && std::getenv("RELAIS_CONFIG")) path = std::getenv("RELAIS_CONFIG");
+  if (path.empty()) throw std::runtime_error("--config FILE is required (or set RELAIS_CONFIG)");
+  Registries registries;
+  std::vector<ConfigError> errors;
+  if (!load_hub_config(path, registries.connectors, cfg, errors, &registries.enrichers)) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e.to_string();
+    throw std::runtime_error("invalid configuration:" + all);
+  }
+  StoreOptions so;
+  so.path = cfg.store_path;
+  open_sqlite_store(so)->close();
+}
+
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
   size_t before = errors.size();
   std::vector<mappings::Diagnostic> diags;
@@ -350,7 +361,8 @@ std::string extra_commands_usage() {
          "  mapping test NAME --input FILE [--version N]   dry-run a mapping\n"
          "  ban geocode-csv --input FILE.csv   geocode addresses in bulk (backfills)\n"
          "  calendar reconcile --config FILE --destination D --from DATE --to DATE [--repair]\n"
-         "                            compare a calendar destination with the calendars\n";
+         "                            compare a calendar destination with the calendars\n"
+         "  users add|list|passwd|disable   console users (the first admin)\n";
 }
 
 int run_command(const std::string& cmd, int argc, char** argv) {
@@ -360,6 +372,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "mapping") return mapping_command(argc, argv);
   if (cmd == "ban") return ban_command(argc, argv);
   if (cmd == "calendar") return calendar_command(argc, argv);
+  if (cmd == "users") return users_command(argc, argv);
   return -1;
 }
 

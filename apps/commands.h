@@ -19,6 +19,15 @@ std::string extra_commands_usage();
 int ban_command(int argc, char** argv);
 // `relais calendar …` (apps/calendar_command.cpp).
 int calendar_command(int argc, char** argv);
+// `relais users …` (apps/users_command.cpp).
+int users_command(int argc, char** argv);
+// Loads the configuration named by --config (or $RELAIS_CONFIG) and creates or migrates its
+// store. Throws with every configuration error.
+void open_configured_store(int argc, char** argv, HubConfig& cfg);
+// The value after `name` in argv ("" when absent), and the arguments that are not options
+// (every option of the sub-commands takes a value).
+std::string cli_option(int argc, char** argv, const std::string& name);
+std::vector<std::string> cli_positionals(int argc, char** argv);
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
 // What `serve` runs: the versioned mappings and the hub that uses them.

@@ -1,5 +1,5 @@
 #pragma once
-// Hashing and comparison helpers over OpenSSL. Stateless, thread-safe.
+// Hashing, random and password helpers over OpenSSL. Stateless, thread-safe.
 
 #include <string>
 
@@ -8,5 +8,14 @@ namespace relais {
 std::string sha256_hex(const std::string& data);
 // Compares two strings in time that depends only on their lengths.
 bool constant_time_equals(const std::string& a, const std::string& b);
+// `bytes` bytes from OpenSSL's CSPRNG, in hex (2 × bytes characters). Throws if it fails.
+std::string random_hex(size_t bytes);
+
+// The minimum (and default) PBKDF2-SHA256 work factor for passwords (OWASP 2023).
+constexpr int kPasswordIterations = 600000;
+// "pbkdf2-sha256$ITERATIONS$SALT_HEX$HASH_HEX" (16-byte random salt, 32-byte hash).
+std::string hash_password(const std::string& password, int iterations = kPasswordIterations);
+// True when `password` matches an encoded hash made by hash_password (constant-time compare).
+bool verify_password(const std::string& password, const std::string& encoded);
 
 }  // namespace relais

@@ -107,6 +107,24 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE sms_optouts (number_hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL, "
            "source TEXT NOT NULL, keyword TEXT NOT NULL)",
        }},
+      {6,
+       "console: users, API tokens, append-only audit trail",
+       {
+           "CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, "
+           "password TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL, "
+           "disabled INTEGER NOT NULL DEFAULT 0)",
+           "CREATE TABLE api_tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, "
+           "sources TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, "
+           "created_by TEXT NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0)",
+           "CREATE TABLE audit (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
+           "actor TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, "
+           "object TEXT NOT NULL, detail TEXT NOT NULL, address TEXT NOT NULL)",
+           "CREATE INDEX audit_at ON audit(at)",
+           "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN "
+           "SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+           "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN "
+           "SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+       }},
   };
   return list;
 }

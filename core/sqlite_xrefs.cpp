@@ -1,16 +1,15 @@
 // XrefStore on the SQLite store file (table created by migration 4 of sqlite_store.cpp).
 
 #include <Poco/Data/RecordSet.h>
-#include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 
+#include "core/sqlite_session.h"
 #include "core/xref_store.h"
 
 using namespace Poco::Data::Keywords;
@@ -27,19 +26,8 @@ constexpr const char* kColumns = "destination, key, external_id, version, update
 // transaction), so readers and writers in other processes see whole records only.
 class SqliteXrefStore final : public XrefStore {
  public:
-  SqliteXrefStore(const std::string& path, const Clock& clock) : clock_(clock) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-      throw std::runtime_error("store " + path + " does not exist: open it with relais first");
-    }
-    Poco::Data::SQLite::Connector::registerConnector();
-    s_ = std::make_unique<Session>("SQLite", path);
-    *s_ << "PRAGMA busy_timeout=10000", now;
-    int n = 0;
-    *s_ << "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'xrefs'", into(n),
-        now;
-    if (n == 0) throw std::runtime_error("store " + path + " has no xrefs table: migrate it");
-  }
+  SqliteXrefStore(const std::string& path, const Clock& clock)
+      : clock_(clock), s_(open_store_session(path, "xrefs", "xrefs")) {}
 
   std::optional<CrossReference> get(const std::string& destination,
                                     const std::string& key) override {

@@ -68,7 +68,8 @@ class Hub {
   Metrics& metrics() { return metrics_; }
   const HubConfig& config() const { return config_; }
   const Clock& clock() const { return clock_; }
-  // The configured destination's connector, or null. Thread-safe (connectors are).
+  // The configured destination's connector (owned by the hub), or null. Thread-safe
+  // (connectors are).
   Connector* connector(const std::string& destination) const {
     auto it = connectors_.find(destination);
     return it == connectors_.end() ? nullptr : it->second.get();

@@ -6,6 +6,7 @@
 
 #include "core/crypto.h"
 #include "core/files.h"
+#include "routing/alerts_config.h"
 
 namespace relais {
 namespace {
@@ -305,6 +306,13 @@ const ConfigSpec& hub_config_spec() {
            "mapping files and lookup tables",
            {},
            &mappings_spec()},
+          {"alerts",
+           F::Object,
+           "",
+           false,
+           "alert rules and channels (webhook, SMTP)",
+           {},
+           &alerts_spec()},
       }};
   return s;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Relais demo: installs, builds, starts a local sandbox destination and the hub on the
 # embedded store with config/demo.yaml, posts the CMS76 sample events, and keeps running until
-# Ctrl-C. Port and token: RELAIS_PORT (default 8080), RELAIS_TOKEN (default demo-token-change-me).
+# Ctrl-C. Port and token: RELAIS_PORT (default 8080), RELAIS_TOKEN (default demo-token-change-me);
+# the console at /console/ with the user demo (password RELAIS_CONSOLE_PASSWORD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,6 +17,11 @@ export RELAIS_SANDBOX_PORT=${RELAIS_SANDBOX_PORT:-8089}
 export RELAIS_STORE=${RELAIS_STORE:-$ROOT/build/demo/relais-demo.db}
 mkdir -p "$(dirname "$RELAIS_STORE")"
 echo "demo: port $RELAIS_PORT, token $RELAIS_TOKEN, sandbox port $RELAIS_SANDBOX_PORT, store $RELAIS_STORE"
+
+# A console administrator for the demo (kept if it exists already).
+export RELAIS_CONSOLE_PASSWORD=${RELAIS_CONSOLE_PASSWORD:-demo-console-change-me}
+RELAIS_PASSWORD="$RELAIS_CONSOLE_PASSWORD" "$ROOT/build/apps/relais" users add demo --role admin \
+  --config "$ROOT/config/demo.yaml" 2>/dev/null || true
 
 "$ROOT/build/tools/sandbox/relais-sandbox" "$RELAIS_SANDBOX_PORT" &
 SANDBOX=$!
@@ -42,6 +48,7 @@ demo: look at what happened:
   curl -s -H 'Authorization: Bearer $RELAIS_TOKEN' 'http://127.0.0.1:$RELAIS_PORT/api/v1/messages?limit=10'
   curl -s -H 'Authorization: Bearer $RELAIS_TOKEN' http://127.0.0.1:$RELAIS_PORT/api/v1/messages/<id>
   curl -s -H 'Authorization: Bearer $RELAIS_TOKEN' http://127.0.0.1:$RELAIS_PORT/metrics
+demo: the console: http://127.0.0.1:$RELAIS_PORT/console/ (user demo, password $RELAIS_CONSOLE_PASSWORD)
 demo: press Ctrl-C to stop.
 MSG
 ) &

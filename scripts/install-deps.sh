@@ -13,7 +13,23 @@ PACKAGES=(
   tzdata clang-format libxml2-utils
   nginx-light wrk redis-server
   kannel kannel-extras
+  chromium nodejs
 )
+# nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
+# chromium + playwright-core (npm, below) run the console's browser tests.
+
+# The browser tests' npm packages (playwright-core only), pinned by tests/browser/package-lock.json.
+install_browser_test_packages() {
+  local dir want
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+  want="$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$dir/package.json")"
+  if grep -qs "\"version\": \"$want\"" "$dir/node_modules/playwright-core/package.json"; then
+    echo "install-deps: playwright-core $want present in tests/browser"
+  else
+    echo "install-deps: npm ci in tests/browser (playwright-core $want)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,6 +40,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
+  install_browser_test_packages
   exit 0
 fi
 
@@ -33,3 +50,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}"
+install_browser_test_packages

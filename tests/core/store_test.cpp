@@ -574,13 +574,19 @@ TEST_F(StoreTest, LoadDeadHeads) {
 TEST_F(StoreTest, FreshFileIsMigratedToTheCurrentVersion) {
   EXPECT_GE(sqlite_schema_version(), 1);
   EXPECT_EQ(scalar("SELECT MAX(version) FROM schema_migrations"), sqlite_schema_version());
-  EXPECT_EQ(scalar("SELECT COUNT(*) FROM schema_migrations"), sqlite_schema_version());
+  // Versions are numbered per branch (a number may be reserved and not used yet): each one
+  // is applied once.
+  const std::string once =
+      "SELECT COUNT(*) = COUNT(DISTINCT version) AND COUNT(*) >= 4 FROM schema_migrations";
+  EXPECT_EQ(scalar(once), 1);
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                    "('messages', 'deliveries', 'attempts')"),
             3);
   // Reopening applies nothing twice.
+  int64_t applied = scalar("SELECT COUNT(*) FROM schema_migrations");
   reopen();
-  EXPECT_EQ(scalar("SELECT COUNT(*) FROM schema_migrations"), sqlite_schema_version());
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM schema_migrations"), applied);
+  EXPECT_EQ(scalar(once), 1);
 }
 
 TEST_F(StoreTest, NewerSchemaIsRefusedWithBothVersions) {

@@ -1,0 +1,273 @@
+#include "api/alerts.h"
+
+#include <Poco/Net/MailMessage.h>
+#include <Poco/Net/MailRecipient.h>
+#include <Poco/Net/SMTPClientSession.h>
+#include <Poco/Timespan.h>
+#include <curl/curl.h>
+
+#include <stdexcept>
+
+#include "connectors/http/curl_capture.h"
+#include "core/log.h"
+
+namespace relais {
+namespace {
+
+using json = nlohmann::json;
+
+std::string minutes(Millis ms) {
+  return std::to_string(ms / 60000) + " min";
+}
+
+}  // namespace
+
+AlertMonitor::AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& config)
+    : hub_(hub), store_(store) {
+  YAML::Node node = config.root["alerts"];
+  if (!node || !node.IsMap()) return;
+  ConfigView v(node, {&alerts_spec()}, "alerts");
+  check_every_ms_ = std::max<Millis>(v.duration_ms("check_every"), 100);
+  quiet_ms_ = v.duration_ms("quiet_period");
+  if (v.has("webhook")) {
+    auto w = v.object("webhook");
+    channels_.webhook_url = w.str("url");
+    channels_.webhook_headers = w.string_map("headers");
+  }
+  if (v.has("smtp")) {
+    auto m = v.object("smtp");
+    channels_.smtp_host = m.str("host");
+    channels_.smtp_port = static_cast<int>(m.integer("port"));
+    channels_.smtp_from = m.str("from");
+    channels_.smtp_to = m.strings("to");
+    channels_.smtp_user = m.str("username");
+    channels_.smtp_password = m.str("password");
+    channels_.timeout_ms = m.duration_ms("timeout");
+  }
+  for (const auto& r : v.objects("rules")) {
+    AlertRule rule;
+    rule.name = r.str("name");
+    rule.kind = r.str("kind");
+    rule.destination = r.str("destination");
+    rule.threshold = r.integer("threshold");
+    rule.window_ms = r.duration_ms("window");
+    rule.max_age_ms = r.duration_ms("max_age");
+    if (!rule.destination.empty() && !config.destinations.count(rule.destination)) {
+      throw std::runtime_error("alerts: rule '" + rule.name + "' names an unknown destination '" +
+                               rule.destination + "'");
+    }
+    rules_.push_back(rule);
+    states_.push_back(RuleState{rule});
+  }
+  if (!rules_.empty() && channels_.webhook_url.empty() && channels_.smtp_host.empty()) {
+    throw std::runtime_error("alerts: rules are configured but no channel (webhook or smtp)");
+  }
+}
+
+AlertMonitor::~AlertMonitor() {
+  stop();
+}
+
+void AlertMonitor::start() {
+  if (rules_.empty() || thread_.joinable()) return;
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(run_mu_);
+    while (!stopping_) {
+      if (cv_.wait_for(lock, std::chrono::milliseconds(check_every_ms_),
+                       [this] { return stopping_; })) {
+        break;
+      }
+      lock.unlock();
+      evaluate();
+      lock.lock();
+    }
+  });
+}
+
+void AlertMonitor::stop() {
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool AlertMonitor::measure(const AlertRule& r, int64_t& value, std::string& text,
+                           std::string& dest) {
+  Millis now = hub_.clock().now_ms();
+  dest = r.destination;
+  std::string where = r.destination.empty() ? "" : " (" + r.destination + ")";
+  if (r.kind == "dead_deliveries") {
+    DeskFilter f;
+    f.states = {"dead"};
+    f.destination = r.destination;
+    f.from = now - r.window_ms;
+    value = store_.desk_count(f);
+    text = std::to_string(value) + " livraison(s) bloquée(s) en " + minutes(r.window_ms) + where +
+           " (seuil " + std::to_string(r.threshold) + ")";
+    return value > r.threshold;
+  }
+  if (r.kind == "oldest_pending") {
+    value = 0;
+    for (const auto& s : hub_.dispatcher().stats()) {
+      if (!r.destination.empty() && s.name != r.destination) continue;
+      if (s.oldest_received == 0) continue;
+      int64_t age = (now - s.oldest_received) / 1000;
+      if (age > value) {
+        value = age;
+        dest = s.name;
+      }
+    }
+    text = "la plus ancienne livraison en attente" + (dest.empty() ? "" : " (" + dest + ")") +
+           " attend depuis " + std::to_string(value / 60) + " min (seuil " + minutes(r.max_age_ms) +
+           ")";
+    return value * 1000 > r.max_age_ms;
+  }
+  // connector_failing: the latest outcome of the destination is a failure, within the window.
+  value = 0;
+  std::string failing;
+  for (const auto& f : store_.figures(now - r.window_ms, now)) {
+    if (!r.destination.empty() && f.destination != r.destination) continue;
+    if (f.last_failure > f.last_success && f.last_failure >= now - r.window_ms) {
+      ++value;
+      failing += (failing.empty() ? "" : ", ") + f.destination;
+    }
+  }
+  if (value == 1) dest = failing;
+  text = "connecteur en échec : " + (failing.empty() ? std::string("aucun") : failing);
+  return value > 0;
+}
+
+std::string AlertMonitor::send(const Alert& a) {
+  std::string errors;
+  json body = {{"rule", a.rule},
+               {"kind", a.kind},
+               {"text", a.text},
+               {"value", a.value},
+               {"at", format_rfc3339(a.at)},
+               {"suppressed_since_last", a.suppressed}};
+  if (!a.destination.empty()) body["destination"] = a.destination;
+  if (!channels_.webhook_url.empty()) {
+    CURL* h = curl_easy_init();
+    CurlCapture capture(4096);
+    CurlTransfer transfer;
+    transfer.timeout_ms = channels_.timeout_ms;
+    prepare_curl(h, channels_.webhook_url, transfer, capture);
+    std::string payload = body.dump();
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    for (const auto& [k, v] : channels_.webhook_headers) {
+      headers = curl_slist_append(headers, (k + ": " + v).c_str());
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload.c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+      errors += std::string("webhook: ") + curl_easy_strerror(rc) + "; ";
+    } else if (status < 200 || status >= 300) {
+      errors += "webhook: HTTP " + std::to_string(status) + "; ";
+    }
+  }
+  if (!channels_.smtp_host.empty()) {
+    try {
+      Poco::Net::SMTPClientSession smtp(channels_.smtp_host,
+                                        static_cast<Poco::UInt16>(channels_.smtp_port));
+      smtp.setTimeout(Poco::Timespan(channels_.timeout_ms * 1000));
+      if (channels_.smtp_user.empty()) {
+        smtp.login();
+      } else {
+        smtp.login(Poco::Net::SMTPClientSession::AUTH_LOGIN, channels_.smtp_user,
+                   channels_.smtp_password);
+      }
+      Poco::Net::MailMessage m;
+      m.setSender(channels_.smtp_from);
+      for (const auto& to : channels_.smtp_to) {
+        m.addRecipient(Poco::Net::MailRecipient(Poco::Net::MailRecipient::PRIMARY_RECIPIENT, to));
+      }
+      m.setSubject(Poco::Net::MailMessage::encodeWord("[Relais] alerte " + a.rule + " : " + a.text,
+                                                      "UTF-8"));
+      std::string content = "Alerte Relais « " + a.rule + " » (" + a.kind + ")\r\n\r\n" + a.text +
+                            "\r\n\r\nLe " + format_rfc3339(a.at) + ".\r\n";
+      if (a.suppressed > 0) {
+        content += std::to_string(a.suppressed) +
+                   " déclenchement(s) pendant la période de silence précédente.\r\n";
+      }
+      content += "Voir la console : /console/\r\n";
+      m.setContentType("text/plain; charset=UTF-8");
+      m.setContent(content, Poco::Net::MailMessage::ENCODING_QUOTED_PRINTABLE);
+      smtp.sendMessage(m);
+      smtp.close();
+    } catch (const std::exception& e) {
+      errors += std::string("smtp: ") + e.what() + "; ";
+    }
+  }
+  return errors;
+}
+
+void AlertMonitor::evaluate() {
+  Millis now = hub_.clock().now_ms();
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const AlertRule& r = rules_[i];
+    int64_t value = 0;
+    std::string text, dest;
+    bool fires = false;
+    try {
+      fires = measure(r, value, text, dest);
+    } catch (const std::exception& e) {
+      log_error("alerts", "rule " + r.name + ": cannot evaluate: " + e.what());
+      continue;
+    }
+    Alert alert;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RuleState& s = states_[i];
+      s.firing = fires;
+      s.last_value = value;
+      if (!fires) continue;
+      if (s.last_sent != 0 && now - s.last_sent < quiet_ms_) {
+        ++s.suppressed;
+        continue;
+      }
+      alert = Alert{r.name, r.kind, dest, text, value, s.suppressed, now};
+      s.last_sent = now;
+      s.suppressed = 0;
+      ++s.sent;
+    }
+    std::string errors = send(alert);
+    log_info("alerts", "rule " + r.name + ": " + text + (errors.empty() ? "" : " — " + errors));
+    store_.audit(AuditEntry{0, 0, "relais", "system", "alert.sent", "alert:" + r.name,
+                            text + (errors.empty() ? "" : " — " + errors), "local"});
+    std::lock_guard<std::mutex> lock(mu_);
+    states_[i].last_error = errors;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++evaluations_;
+}
+
+json AlertMonitor::status() {
+  std::lock_guard<std::mutex> lock(mu_);
+  json rules = json::array();
+  for (const auto& s : states_) {
+    json j = {{"name", s.rule.name},       {"kind", s.rule.kind}, {"firing", s.firing},
+              {"value", s.last_value},     {"sent", s.sent},      {"suppressed", s.suppressed},
+              {"last_error", s.last_error}};
+    if (!s.rule.destination.empty()) j["destination"] = s.rule.destination;
+    j["last_sent"] = s.last_sent ? json(format_rfc3339(s.last_sent)) : json();
+    rules.push_back(std::move(j));
+  }
+  json channels = json::array();
+  if (!channels_.webhook_url.empty()) channels.push_back("webhook");
+  if (!channels_.smtp_host.empty()) channels.push_back("smtp");
+  return {{"evaluations", evaluations_},
+          {"check_every_ms", check_every_ms_},
+          {"quiet_period_ms", quiet_ms_},
+          {"channels", channels},
+          {"rules", rules}};
+}
+
+}  // namespace relais

@@ -1,0 +1,93 @@
+#pragma once
+// Alerts: rules evaluated periodically over the store and the dispatcher — dead deliveries
+// above N within M minutes, oldest pending delivery older than X, a connector failing — sent by
+// webhook (JSON POST) and/or e-mail (SMTP), with a quiet period per rule so that a storm sends
+// one alert (the next one says how many evaluations were suppressed).
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config_spec.h"
+#include "core/console_store.h"
+#include "routing/alerts_config.h"
+#include "routing/hub.h"
+
+namespace relais {
+
+struct AlertRule {
+  std::string name;
+  std::string kind;         // dead_deliveries | oldest_pending | connector_failing
+  std::string destination;  // "" = every destination
+  int64_t threshold = 0;    // dead_deliveries: fires when the count is above it
+  Millis window_ms = 15 * 60000;
+  Millis max_age_ms = 30 * 60000;  // oldest_pending
+};
+
+struct AlertChannels {
+  std::string webhook_url;
+  std::vector<std::pair<std::string, std::string>> webhook_headers;
+  std::string smtp_host;
+  int smtp_port = 25;
+  std::string smtp_from;
+  std::vector<std::string> smtp_to;
+  std::string smtp_user, smtp_password;
+  Millis timeout_ms = 10000;
+};
+
+// One alert as sent. Value type.
+struct Alert {
+  std::string rule, kind, destination, text;
+  int64_t value = 0;       // the measured figure (count, age in seconds)
+  int64_t suppressed = 0;  // evaluations that fired during the quiet period before this one
+  Millis at = 0;
+};
+
+// Owns its evaluation thread; start() after the hub started, stop() before it stops.
+// Thread-safe: status() may be called from any thread. Does not own the hub or the store.
+class AlertMonitor {
+ public:
+  // Reads config.root["alerts"] (validated by the hub config); throws at start-up on
+  // inconsistent rules (e.g. no channel).
+  AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& config);
+  ~AlertMonitor();
+  bool enabled() const { return !rules_.empty(); }
+  void start();
+  void stop();
+  // Evaluates every rule once now (the thread does it every check_every).
+  void evaluate();
+  nlohmann::json status();
+
+ private:
+  struct RuleState {
+    AlertRule rule;
+    bool firing = false;
+    Millis last_sent = 0;
+    int64_t suppressed = 0;
+    int64_t sent = 0;
+    int64_t last_value = 0;
+    std::string last_error;  // of the last send
+  };
+  bool measure(const AlertRule& r, int64_t& value, std::string& text, std::string& dest);
+  std::string send(const Alert& a);  // "" when every channel took it, else the errors
+
+  Hub& hub_;
+  ConsoleStore& store_;
+  AlertChannels channels_;
+  Millis check_every_ms_ = 30000;
+  Millis quiet_ms_ = 30 * 60000;
+  std::vector<AlertRule> rules_;
+  std::mutex mu_;  // guards states_ and evaluations_
+  std::vector<RuleState> states_;
+  int64_t evaluations_ = 0;
+  std::mutex run_mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace relais

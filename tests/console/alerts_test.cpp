@@ -1,0 +1,143 @@
+// Alerts on a running relais: a storm of dead deliveries sends one alert by webhook and one
+// e-mail through a real SMTP exchange (a test listener), then stays quiet during the quiet
+// period while the rule keeps firing; a failing connector fires its own rule (one alert too);
+// a delivery pending too long fires the oldest-pending rule once.
+
+#include <gtest/gtest.h>
+
+#include "tests/console/smtp_listener.h"
+#include "tests/support/relais_process.h"
+#include "tools/sink/http_sink.h"
+
+namespace relais::testing {
+namespace {
+
+using json = nlohmann::json;
+
+json rule_status(HttpClient& c, const std::string& name) {
+  for (const auto& r : c.get("/api/v1/alerts").json().value("rules", json::array())) {
+    if (r.value("name", "") == name) return r;
+  }
+  return json::object();
+}
+
+TEST(Alerts, AStormSendsOneAlertByWebhookAndMail) {
+  tools::HttpSink destination(0, true, 4);
+  destination.set_responder([](const tools::SinkRequest&) {
+    tools::SinkResponse r;
+    r.status = 422;
+    r.body = "{\"error\":\"invalid\"}";
+    return r;
+  });
+  tools::HttpSink webhook(0, true, 2);
+  SmtpListener smtp;
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml =
+      "sources:\n  cms76:\n    type: $.event\n    correlation: \"rdv:{$.rdv.id}\"\n"
+      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
+      std::to_string(destination.port()) +
+      "/agenda\n    on_dead: release\n    retry: {initial: 50ms, max: 100ms, max_attempts: 1}\n"
+      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
+      "alerts:\n  check_every: 200ms\n  quiet_period: 1h\n"
+      "  webhook:\n    url: http://127.0.0.1:" +
+      std::to_string(webhook.port()) +
+      "/alerts\n    headers:\n      X-Relais: alert\n"
+      "  smtp:\n    host: 127.0.0.1\n    port: " +
+      std::to_string(smtp.port()) +
+      "\n    from: relais@example.org\n    to: [support@example.org]\n"
+      "  rules:\n"
+      "    - {name: morts, kind: dead_deliveries, threshold: 3, window: 10m}\n"
+      "    - {name: agenda-en-echec, kind: connector_failing, destination: agenda}\n";
+  RelaisProcess relais(o);
+  relais.start();
+  HttpClient c = relais.client();
+  EXPECT_FALSE(rule_status(c, "morts")["firing"].get<bool>());
+  for (int i = 0; i < 10; ++i) {
+    json m = {{"event", "rdv.planned"}, {"rdv", {{"id", 1000 + i}}}};
+    ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", m.dump()).status, 202);
+  }
+  // One alert per rule arrives…
+  ASSERT_TRUE(wait_until([&] { return webhook.count() >= 2 && smtp.messages().size() >= 2; },
+                         std::chrono::seconds(60)))
+      << webhook.count() << " webhook(s), " << smtp.messages().size() << " mail(s)";
+  // …then the storm goes on and the rules keep firing, silently.
+  for (int i = 10; i < 20; ++i) {
+    json m = {{"event", "rdv.planned"}, {"rdv", {{"id", 1000 + i}}}};
+    ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", m.dump()).status, 202);
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = rule_status(c, "morts");
+        return s.value("value", 0) == 20 && s.value("suppressed", 0) >= 2;
+      },
+      std::chrono::seconds(60)))
+      << c.get("/api/v1/alerts").body;
+  EXPECT_EQ(webhook.count(), 2u);
+  EXPECT_EQ(smtp.messages().size(), 2u);
+  EXPECT_EQ(rule_status(c, "morts")["sent"], 1);
+
+  json dead_alert;
+  for (const auto& r : webhook.requests()) {
+    EXPECT_EQ(r.headers.at("x-relais"), "alert");
+    json j = json::parse(r.body);
+    if (j["rule"] == "morts") dead_alert = j;
+  }
+  ASSERT_FALSE(dead_alert.is_null());
+  EXPECT_EQ(dead_alert["kind"], "dead_deliveries");
+  EXPECT_GT(dead_alert["value"].get<int>(), 3);
+  bool mail_seen = false;
+  for (const auto& m : smtp.messages()) {
+    EXPECT_NE(m.from.find("relais@example.org"), std::string::npos);
+    ASSERT_EQ(m.to.size(), 1u);
+    if (m.data.find("morts") != std::string::npos) mail_seen = true;
+  }
+  EXPECT_TRUE(mail_seen);
+  auto audit = c.get("/api/v1/audit?action=alert.sent").json()["items"];
+  EXPECT_EQ(audit.size(), 2u);
+}
+
+}  // namespace
+}  // namespace relais::testing
+
+namespace relais::testing {
+namespace {
+
+TEST(Alerts, AnOldPendingDeliveryFiresItsRuleOnce) {
+  tools::HttpSink destination(0, true, 2);
+  destination.set_responder([](const tools::SinkRequest&) {
+    tools::SinkResponse r;
+    r.status = 503;  // transient: the delivery waits an hour for its next attempt
+    return r;
+  });
+  tools::HttpSink webhook(0, true, 2);
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml =
+      "sources:\n  cms76:\n    type: $.event\n"
+      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
+      std::to_string(destination.port()) +
+      "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
+      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
+      "alerts:\n  check_every: 200ms\n  quiet_period: 1h\n"
+      "  webhook:\n    url: http://127.0.0.1:" +
+      std::to_string(webhook.port()) +
+      "/alerts\n"
+      "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
+  RelaisProcess relais(o);
+  relais.start();
+  HttpClient c = relais.client();
+  ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
+            202);
+  ASSERT_TRUE(wait_until([&] { return webhook.count() >= 1; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(wait_until([&] { return rule_status(c, "attente").value("suppressed", 0) >= 2; },
+                         std::chrono::seconds(60)));
+  EXPECT_EQ(webhook.count(), 1u);
+  json alert = json::parse(webhook.requests()[0].body);
+  EXPECT_EQ(alert["kind"], "oldest_pending");
+  EXPECT_EQ(alert["destination"], "agenda");
+  EXPECT_GE(alert["value"].get<int>(), 1);
+}
+
+}  // namespace
+}  // namespace relais::testing
