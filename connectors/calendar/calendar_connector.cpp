@@ -125,6 +125,18 @@ class CalendarConnector final : public Connector {
   }
 
   Outcome deliver(const DeliveryRequest& req) override {
+    // The drivers read answers with nlohmann-json and pugixml; an answer of an unexpected shape
+    // must end as an outcome, never as an exception through the dispatcher.
+    try {
+      return deliver_checked(req);
+    } catch (const std::exception& e) {
+      return Outcome::retry(driver_->name(), 0,
+                            std::string("unexpected answer from the calendar server: ") + e.what());
+    }
+  }
+
+ private:
+  Outcome deliver_checked(const DeliveryRequest& req) {
     if (req.mapped == nullptr || !req.mapped->is_object()) {
       return Outcome::reject("mapping", 0,
                              "the calendar connector needs a mapping that gives a JSON object "
@@ -179,7 +191,6 @@ class CalendarConnector final : public Connector {
     return Outcome::reject("config", 0, "unknown operation");
   }
 
- private:
   Outcome failed(const Result& r) { return r.failure; }
 
   Outcome record(const Event& e, const RemoteRef& ref, const DeliveryRequest& req,
@@ -227,6 +238,11 @@ class CalendarConnector final : public Connector {
       return r.kind == Result::Kind::Failed
                  ? failed(r)
                  : Outcome::retry(driver_->name(), 0, "create answered not found");
+    }
+    if (r.ref.id.empty()) {
+      return Outcome::retry(driver_->name(), 0,
+                            "the server accepted the create but gave no event id: will look "
+                            "again");
     }
     return record(e, r.ref, req, text);
   }

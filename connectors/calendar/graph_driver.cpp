@@ -23,6 +23,8 @@ std::string graph_utc(const json& t) {
   return s.empty() ? s : s + "Z";
 }
 
+// The Graph driver of one destination. Thread-safe for distinct slots: each slot owns one curl
+// handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
 class GraphDriver final : public Driver {
  public:
   GraphDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)

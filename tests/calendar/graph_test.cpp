@@ -8,6 +8,7 @@
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/graph_simulator.h"
+#include "tools/sink/http_sink.h"
 
 namespace relais::testing {
 namespace {
@@ -196,6 +197,37 @@ TEST_F(GraphTest, FreeBusyListsBusyPeriods) {
     schedule = schedule || q.path.find("/calendar/getSchedule") != std::string::npos;
   }
   EXPECT_TRUE(schedule);
+}
+
+// Answers of an unexpected shape end as outcomes with a reason, never as exceptions.
+TEST(CalendarOddAnswers, AreOutcomesNotExceptions) {
+  tools::HttpSink sink(0, true, 4);
+  std::string answer = "[1, 2]";
+  sink.set_responder([&answer](const tools::SinkRequest& r) {
+    tools::SinkResponse out;
+    out.headers["Content-Type"] = "application/json";
+    out.body = r.path.find("/token") != std::string::npos
+                   ? "{\"access_token\":\"t\",\"expires_in\":\"3599\"}"
+                   : answer;
+    return out;
+  });
+  std::string base = "http://127.0.0.1:" + std::to_string(sink.port());
+  CalendarHarness graph("driver: graph\nurl: " + base + "/v1.0\ntoken_url: " + base +
+                        "/token\nclient_id: a\nclient_secret: b\n");
+  Outcome o = graph.send("rdv.planned", 1, planned(1));
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_NE(o.text.find("no event id"), std::string::npos) << o.text;
+  answer = "{\"value\": 3}";
+  o = graph.send("rdv.cancelled", 2, nlohmann::json{{"mailbox", kMb}});
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_NE(o.text.find("unexpected answer"), std::string::npos) << o.text;
+
+  answer = "<html>proxy login</html>";
+  CalendarHarness ews("driver: ews\nurl: " + base +
+                      "/EWS/Exchange.asmx\nauth: basic\nuser: u\npassword: p\n");
+  o = ews.send("rdv.planned", 3, planned(3));
+  EXPECT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("no response code"), std::string::npos) << o.text;
 }
 
 }  // namespace
