@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 
@@ -302,7 +303,15 @@ std::string key_of(int i) {
 
 // Reconciliation finds what was changed behind Relais's back, --repair fixes it through the
 // normal queue, and a second run finds nothing.
-void reconcile_and_repair(const ReconcileTarget& t, RelaisProcess& relais, int n) {
+// Starts relais on `t` (left running in `out` for more checks).
+void reconcile_and_repair(const ReconcileTarget& t, int n, std::unique_ptr<RelaisProcess>& out) {
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = agenda_config(t.yaml);
+  o.log_level = "warn";
+  out = std::make_unique<RelaisProcess>(o);
+  RelaisProcess& relais = *out;
+  relais.start();
   std::vector<std::string> lines;
   for (int i = 0; i < n; ++i) lines.push_back(event(i, "rdv.planned"));
   for (int i = 0; i < n; ++i) {
@@ -369,13 +378,10 @@ TEST(CalendarReconcile, EwsReportsAndRepairsDuplicatesMissingStaleAndLeftovers) 
     ews.put(mailbox(1), left);
   };
   t.violations = [&] { return ews.violations(); };
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml = agenda_config(t.yaml);
-  o.log_level = "warn";
-  RelaisProcess relais(o);
-  relais.start();
-  reconcile_and_repair(t, relais, n);
+  std::unique_ptr<RelaisProcess> process;
+  reconcile_and_repair(t, n, process);
+  ASSERT_TRUE(process);
+  RelaisProcess& relais = *process;
   // Free/busy through the API (the portal's online booking): one busy period per RDV kept.
   HttpClient c = relais.client();
   HttpResponse fb = c.get("/api/v1/destinations/agenda/free-busy?mailbox=" + mailbox(3) +
@@ -427,13 +433,10 @@ TEST(CalendarReconcile, GraphReportsAndRepairsDuplicatesMissingStaleAndLeftovers
     graph.put(mailbox(1), left);
   };
   t.violations = [&] { return graph.violations(); };
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml = agenda_config(t.yaml);
-  o.log_level = "warn";
-  RelaisProcess relais(o);
-  relais.start();
-  reconcile_and_repair(t, relais, n);
+  std::unique_ptr<RelaisProcess> process;
+  reconcile_and_repair(t, n, process);
+  ASSERT_TRUE(process);
+  RelaisProcess& relais = *process;
   EXPECT_EQ(relais.stop(), 0);
 }
 
