@@ -123,7 +123,7 @@ TEST_F(EwsTest, UpdatesSendOnlyTheChangedFields) {
   later["event"]["end"] = "2019-05-17T11:30:00+02:00";
   ASSERT_EQ(h.send("rdv.moved", 40, later).kind, Outcome::Kind::Delivered);
   ASSERT_EQ(sim.requests().size(), 1u);
-  const std::string& body = sim.requests()[0].body;
+  const std::string body = sim.requests()[0].body;
   EXPECT_NE(body.find("calendar:Start\""), std::string::npos);
   EXPECT_NE(body.find("calendar:EndTimeZone"), std::string::npos);
   EXPECT_EQ(body.find("item:Subject"), std::string::npos);
