@@ -163,8 +163,9 @@ std::string wall_clock(const std::string& iso) {
   return iso.substr(0, 19);
 }
 
-std::string transaction_id(const std::string& key) {
-  std::string h = sha256_hex("relais-calendar:" + key);
+std::string transaction_id(const std::string& key, int generation) {
+  std::string h = sha256_hex("relais-calendar:" + key +
+                             (generation > 0 ? "#" + std::to_string(generation) : std::string()));
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20, 12);
 }

@@ -93,6 +93,9 @@ const ConfigSpec& calendar_spec() {
 
 enum class Op { Create, Update, Delete, Repair };
 
+// The external id of a cross-reference whose event Relais deleted (a tombstone).
+const char* const kDeleted = "-";
+
 bool parse_op(const std::string& s, Op& op) {
   static const std::map<std::string, Op> ops{{"create", Op::Create},
                                              {"update", Op::Update},
@@ -176,6 +179,12 @@ class CalendarConnector final : public Connector {
       return Outcome::retry("store", 0,
                             std::string("cannot read the cross-reference: ") + ex.what());
     }
+    if (xref && xref->external_id == kDeleted) {
+      // Relais deleted this key's event: nothing to update; a new create is a new generation.
+      auto bar = xref->version.rfind('|');
+      e.generation = bar == std::string::npos ? 1 : std::atoi(xref->version.c_str() + bar + 1);
+      xref.reset();
+    }
     switch (op) {
       case Op::Create:
         if (xref) return update(e, *xref, req, "already created: updated instead");
@@ -192,6 +201,27 @@ class CalendarConnector final : public Connector {
   }
 
   Outcome failed(const Result& r) { return r.failure; }
+
+  // After Relais deleted the key's event: the cross-reference becomes a tombstone
+  // (external id "-", version "deleted|<generation>") so that a later create of the same key
+  // gets a new Graph transactionId. False (with `o` a retry) when the store fails.
+  bool bury(const Event& e, const DeliveryRequest& req, Outcome& o) {
+    CrossReference x;
+    x.destination = name_;
+    x.key = e.key;
+    x.external_id = kDeleted;
+    x.version = "deleted|" + std::to_string(e.generation + 1);
+    x.message_id = req.message->id;
+    try {
+      xrefs_->put(x);
+    } catch (const std::exception& ex) {
+      o = Outcome::retry(
+          "store", 0,
+          std::string("event removed but the cross-reference could not be updated: ") + ex.what());
+      return false;
+    }
+    return true;
+  }
 
   Outcome record(const Event& e, const RemoteRef& ref, const DeliveryRequest& req,
                  const std::string& text) {
@@ -290,13 +320,7 @@ class CalendarConnector final : public Connector {
       if (r.kind == Result::Kind::Failed) return failed(r);
       if (r.kind == Result::Kind::NotFound) ++gone;
     }
-    try {
-      xrefs_->remove(name_, e.key);
-    } catch (const std::exception& ex) {
-      return Outcome::retry(
-          "store", 0,
-          std::string("event removed but the cross-reference could not be: ") + ex.what());
-    }
+    if (Outcome o; !bury(e, req, o)) return o;
     if (gone == static_cast<int>(targets.size())) {
       return Outcome::delivered(
           targets.front().id,
@@ -330,12 +354,7 @@ class CalendarConnector final : public Connector {
     }
     std::string text = "repair: removed " + std::to_string(removed) + " event(s)";
     if (!keep) {
-      try {
-        xrefs_->remove(name_, e.key);
-      } catch (const std::exception& ex) {
-        return Outcome::retry("store", 0,
-                              std::string("cannot remove the cross-reference: ") + ex.what());
-      }
+      if (Outcome o; !bury(e, req, o)) return o;
       return Outcome::delivered("", driver_->name() + ": " + text);
     }
     if (kept < f.found.size()) {

@@ -43,7 +43,7 @@ class GraphDriver final : public Driver {
 
   Result create(const Event& e, int slot) override {
     json body = event_json(e);
-    body["transactionId"] = transaction_id(e.key);
+    body["transactionId"] = transaction_id(e.key, e.generation);
     body["singleValueExtendedProperties"] = json::array({{{"id", property_id_}, {"value", e.key}}});
     Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox);
     if (!a.ok) return a.result;

@@ -6,6 +6,8 @@
 // revoked tokens get 401 InvalidAuthenticationToken), the token endpoint's error answers
 // (invalid_client, the invalid_scope sample), transactionId on POST /users/{id}/events (a
 // repeated create with the same transactionId returns the existing event, no duplicate),
+// (pessimistically, also when that event was deleted since: Microsoft does not say how long
+// it remembers a transactionId, so the simulator never forgets one),
 // singleValueExtendedProperties stored and filterable ($filter with Any on id and value,
 // $expand on calendarView), PATCH/DELETE with 404 ErrorItemNotFound, getSchedule, and 429 with
 // Retry-After built from the throttling sample. Strict: unknown users get 404 ErrorInvalidUser;
@@ -293,6 +295,9 @@ class GraphSimulator {
         for (const auto& [id, e] : cal) {
           if (e.transaction_id == tx) return reply(201, event_view(e, false));
         }
+        if (auto d = deleted_.find(mailbox + "\n" + tx); d != deleted_.end()) {
+          return reply(201, event_view(d->second, false));
+        }
       }
       GraphEvent e;
       e.id = "AAMkAGI1AAAt9AHjAAA" + std::to_string(++item_seq_) + "=";
@@ -314,6 +319,9 @@ class GraphSimulator {
                            "store.");
       }
       if (r.method == "DELETE") {
+        if (!it->second.transaction_id.empty()) {
+          deleted_[mailbox + "\n" + it->second.transaction_id] = it->second;
+        }
         cal.erase(it);
         tools::SinkResponse x;
         x.status = 204;
@@ -385,6 +393,7 @@ class GraphSimulator {
   tools::HttpSink sink_;
   mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, GraphEvent>> calendars_;
+  std::map<std::string, GraphEvent> deleted_;  // by mailbox + "\n" + transactionId
   std::string client_id_ = "relais-client", secret_ = "relais-secret";
   int lifetime_s_ = 3599;
   std::set<std::string> tokens_;

@@ -67,7 +67,7 @@ TEST_F(GraphTest, PlannedMovedCancelledFollowTheCalendar) {
   o = h.send("rdv.cancelled", 1, nlohmann::json{{"mailbox", kMb}});
   ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
   EXPECT_TRUE(sim.events(kMb).empty());
-  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:1"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:1")->external_id, "-");  // a tombstone
   EXPECT_EQ(sim.tokens_issued(), 1);
 }
 
@@ -101,6 +101,24 @@ TEST_F(GraphTest, PatchCarriesOnlyTheChangedFields) {
   ASSERT_TRUE(patch.is_object());
   EXPECT_EQ(patch.size(), 1u) << patch.dump();
   EXPECT_EQ(patch["location"]["displayName"], "Visite à domicile (Rouen)");
+}
+
+TEST_F(GraphTest, AnRdvPlannedAgainAfterItsCancellationIsANewEvent) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.cancelled", 30, nlohmann::json{{"mailbox", kMb}}).kind,
+            Outcome::Kind::Delivered);
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->version, "deleted|1");
+  // The simulator remembers the first transactionId even though its event is deleted: the new
+  // create must use another one, or the RDV would silently stay out of the calendar.
+  Outcome o = h.send("rdv.planned", 30, moved(30));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  auto evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 1));
+  EXPECT_NE(evs[0].transaction_id, calendar::transaction_id("rdv:30"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
+  EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-20T14:30:00");
 }
 
 TEST_F(GraphTest, ThrottlingHonoursRetryAfter) {
