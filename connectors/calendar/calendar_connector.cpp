@@ -96,6 +96,33 @@ enum class Op { Create, Update, Delete, Repair };
 // The external id of a cross-reference whose event Relais deleted (a tombstone).
 const char* const kDeleted = "-";
 
+// What the connector keeps in a cross-reference's version: "<remote version>|<field
+// digests>|<generation>" for a live event, "deleted|<generation>" for a tombstone. The
+// generation counts the events of the key that are gone; it is part of the Graph transactionId.
+struct Stored {
+  std::string remote;   // EWS ChangeKey, Graph changeKey
+  std::string digests;  // field_digests() of the state delivered
+  int generation = 0;
+};
+
+Stored read_version(const CrossReference& x) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t bar; (bar = x.version.find('|', start)) != std::string::npos; start = bar + 1) {
+    parts.push_back(x.version.substr(start, bar - start));
+  }
+  parts.push_back(x.version.substr(start));
+  Stored s;
+  if (x.external_id == kDeleted) {
+    s.generation = parts.size() == 2 ? std::atoi(parts[1].c_str()) : 1;
+    return s;
+  }
+  s.remote = parts[0];
+  if (parts.size() >= 2) s.digests = parts[1];
+  if (parts.size() >= 3) s.generation = std::atoi(parts[2].c_str());
+  return s;
+}
+
 bool parse_op(const std::string& s, Op& op) {
   static const std::map<std::string, Op> ops{{"create", Op::Create},
                                              {"update", Op::Update},
@@ -179,12 +206,9 @@ class CalendarConnector final : public Connector {
       return Outcome::retry("store", 0,
                             std::string("cannot read the cross-reference: ") + ex.what());
     }
-    if (xref && xref->external_id == kDeleted) {
-      // Relais deleted this key's event: nothing to update; a new create is a new generation.
-      auto bar = xref->version.rfind('|');
-      e.generation = bar == std::string::npos ? 1 : std::atoi(xref->version.c_str() + bar + 1);
-      xref.reset();
-    }
+    if (xref) e.generation = read_version(*xref).generation;
+    // A tombstone: Relais deleted this key's event; nothing to update or delete.
+    if (xref && xref->external_id == kDeleted) xref.reset();
     switch (op) {
       case Op::Create:
         if (xref) return update(e, *xref, req, "already created: updated instead");
@@ -230,7 +254,7 @@ class CalendarConnector final : public Connector {
     x.key = e.key;
     x.external_id = ref.id;
     // The remote version, then the digests of the fields delivered (see changed_fields).
-    x.version = ref.version + "|" + field_digests(e);
+    x.version = ref.version + "|" + field_digests(e) + "|" + std::to_string(e.generation);
     x.message_id = req.message->id;
     try {
       xrefs_->put(x);
@@ -279,18 +303,19 @@ class CalendarConnector final : public Connector {
 
   Outcome update(const Event& e, const CrossReference& x, const DeliveryRequest& req,
                  const std::string& text) {
-    auto bar = x.version.rfind('|');
-    std::string version = bar == std::string::npos ? x.version : x.version.substr(0, bar);
-    unsigned fields =
-        changed_fields(e, bar == std::string::npos ? std::string() : x.version.substr(bar + 1));
+    Stored stored = read_version(x);
+    std::string version = stored.remote;
+    unsigned fields = changed_fields(e, stored.digests);
     if (fields == 0) {
       return Outcome::delivered(x.external_id,
                                 driver_->name() + ": unchanged since the last delivery");
     }
     Result r = driver_->update(e, RemoteRef{x.external_id, version}, fields, req.slot);
     if (r.kind == Result::Kind::NotFound) {
-      // Removed from the calendar by someone else: create it again.
-      return create(e, req, "the event was no longer in the calendar: created again");
+      // Removed from the calendar by someone else: create it again, as a new generation.
+      Event again = e;
+      ++again.generation;
+      return create(again, req, "the event was no longer in the calendar: created again");
     }
     if (r.kind == Result::Kind::Failed) return failed(r);
     return record(e, r.ref, req, text);
@@ -362,12 +387,16 @@ class CalendarConnector final : public Connector {
       if (u.kind == Result::Kind::Failed) return failed(u);
       if (u.kind == Result::Kind::Ok) return record(e, u.ref, req, text + ", updated the one kept");
     }
-    Result c = driver_->create(e, req.slot);
+    // Nothing left with the key: a new generation (Graph may remember the transactionId of an
+    // event deleted in Outlook).
+    Event again = e;
+    ++again.generation;
+    Result c = driver_->create(again, req.slot);
     if (c.kind != Result::Kind::Ok) {
       return c.kind == Result::Kind::Failed ? failed(c)
                                             : Outcome::retry(driver_->name(), 0, "create failed");
     }
-    return record(e, c.ref, req, text + ", created it again");
+    return record(again, c.ref, req, text + ", created it again");
   }
 
   std::string name_;

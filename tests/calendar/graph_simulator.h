@@ -103,9 +103,14 @@ class GraphSimulator {
     auto& cal = calendars_[mailbox];
     if (auto it = cal.find(id); it != cal.end()) it->second.body["start"]["dateTime"] = wall;
   }
+  // Deletes an event behind Relais's back (its transactionId stays remembered).
   void erase(const std::string& mailbox, const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
-    calendars_[mailbox].erase(id);
+    auto& cal = calendars_[mailbox];
+    if (auto it = cal.find(id); it != cal.end() && !it->second.transaction_id.empty()) {
+      deleted_[mailbox + "\n" + it->second.transaction_id] = it->second;
+    }
+    cal.erase(id);
   }
 
   std::vector<GraphEvent> events(const std::string& mailbox) const {

@@ -119,6 +119,21 @@ TEST_F(GraphTest, AnRdvPlannedAgainAfterItsCancellationIsANewEvent) {
   EXPECT_NE(evs[0].transaction_id, calendar::transaction_id("rdv:30"));
   EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
   EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-20T14:30:00");
+  // Cancelled and planned once more: generation 2.
+  ASSERT_EQ(h.send("rdv.cancelled", 30, nlohmann::json{{"mailbox", kMb}}).kind,
+            Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 2));
+  // Deleted in Outlook, then moved: created again as a new generation, not the deleted one.
+  sim.erase(kMb, evs[0].id);
+  Outcome again = h.send("rdv.moved", 30, moved(30));
+  ASSERT_EQ(again.kind, Outcome::Kind::Delivered) << outcome_text(again);
+  evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 3));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
 }
 
 TEST_F(GraphTest, ThrottlingHonoursRetryAfter) {
