@@ -455,8 +455,13 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     std::string f = format_rfc3339(from).substr(0, 19) + "Z";
     std::string t = format_rfc3339(to).substr(0, 19) + "Z";
-    calendar::Result r =
-        calendar::free_busy(it->second.settings, destination, q["mailbox"], f, t, hub_.clock());
+    calendar::Result r;
+    try {
+      r = calendar::free_busy(it->second.settings, destination, q["mailbox"], f, t, hub_.clock());
+    } catch (const std::exception& e) {
+      return send_error(resp, 502, "calendar unavailable",
+                        std::string("unexpected answer from the calendar server: ") + e.what());
+    }
     if (r.kind != calendar::Result::Kind::Ok) {
       bool retry = r.failure.kind == Outcome::Kind::Retry;
       return send_error(resp, retry ? 503 : 502, "calendar unavailable", r.failure.text);

@@ -46,6 +46,9 @@ struct Event {
   std::vector<std::string> categories;
   int reminder_minutes = -1;     // -1 = no reminder
   std::string show_as = "busy";  // free | tentative | busy | oof | workingElsewhere
+  // How many times Relais deleted this key's event before: part of the Graph transactionId, so
+  // that an RDV planned again after a cancellation is a new create, not a replay.
+  int generation = 0;
 };
 
 // The fields an update sets, as a bit mask.
@@ -76,8 +79,9 @@ bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std:
 bool to_utc(const std::string& iso, std::string& out);
 // "2019-05-17T10:00:00+02:00" → "2019-05-17T10:00:00" (the wall-clock time).
 std::string wall_clock(const std::string& iso);
-// A deterministic UUID-shaped transaction id for a correlation key (Graph transactionId).
-std::string transaction_id(const std::string& key);
+// A deterministic UUID-shaped transaction id for a correlation key and its generation (Graph
+// transactionId).
+std::string transaction_id(const std::string& key, int generation = 0);
 
 // What a remote system calls an event: its id and its version (EWS ChangeKey, Graph changeKey).
 struct RemoteRef {

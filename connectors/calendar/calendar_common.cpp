@@ -163,8 +163,9 @@ std::string wall_clock(const std::string& iso) {
   return iso.substr(0, 19);
 }
 
-std::string transaction_id(const std::string& key) {
-  std::string h = sha256_hex("relais-calendar:" + key);
+std::string transaction_id(const std::string& key, int generation) {
+  std::string h = sha256_hex("relais-calendar:" + key +
+                             (generation > 0 ? "#" + std::to_string(generation) : std::string()));
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20, 12);
 }
@@ -293,10 +294,13 @@ TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool for
   nlohmann::json j = nlohmann::json::parse(a.body, nullptr, false);
   if (a.status == 200 && j.is_object() && j.contains("access_token") &&
       j["access_token"].is_string()) {
-    int64_t life_s = j.value("expires_in", 3600);
-    if (j.contains("expires_in") && j["expires_in"].is_string()) {
+    int64_t life_s = 3600;
+    if (j.contains("expires_in") && j["expires_in"].is_number()) {
+      life_s = j["expires_in"].get<int64_t>();
+    } else if (j.contains("expires_in") && j["expires_in"].is_string()) {
       life_s = std::atoll(j["expires_in"].get<std::string>().c_str());
     }
+    if (life_s <= 0) life_s = 60;
     int64_t margin_ms = std::min<int64_t>(life_s * 1000 / 5, 300000);
     Entry e{j["access_token"].get<std::string>(), now + life_s * 1000 - margin_ms};
     entries_[k] = e;
@@ -309,7 +313,9 @@ TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool for
     o.excerpt = excerpt(a.body);
     return TokenResult{false, {}, o};
   }
-  std::string err = j.is_object() ? j.value("error", std::string()) : std::string();
+  std::string err = j.is_object() && j.contains("error") && j["error"].is_string()
+                        ? j["error"].get<std::string>()
+                        : std::string();
   std::string fix;
   if (err == "invalid_client" || err == "unauthorized_client") {
     fix =

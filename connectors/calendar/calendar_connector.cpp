@@ -93,6 +93,36 @@ const ConfigSpec& calendar_spec() {
 
 enum class Op { Create, Update, Delete, Repair };
 
+// The external id of a cross-reference whose event Relais deleted (a tombstone).
+const char* const kDeleted = "-";
+
+// What the connector keeps in a cross-reference's version: "<remote version>|<field
+// digests>|<generation>" for a live event, "deleted|<generation>" for a tombstone. The
+// generation counts the events of the key that are gone; it is part of the Graph transactionId.
+struct Stored {
+  std::string remote;   // EWS ChangeKey, Graph changeKey
+  std::string digests;  // field_digests() of the state delivered
+  int generation = 0;
+};
+
+Stored read_version(const CrossReference& x) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t bar; (bar = x.version.find('|', start)) != std::string::npos; start = bar + 1) {
+    parts.push_back(x.version.substr(start, bar - start));
+  }
+  parts.push_back(x.version.substr(start));
+  Stored s;
+  if (x.external_id == kDeleted) {
+    s.generation = parts.size() == 2 ? std::atoi(parts[1].c_str()) : 1;
+    return s;
+  }
+  s.remote = parts[0];
+  if (parts.size() >= 2) s.digests = parts[1];
+  if (parts.size() >= 3) s.generation = std::atoi(parts[2].c_str());
+  return s;
+}
+
 bool parse_op(const std::string& s, Op& op) {
   static const std::map<std::string, Op> ops{{"create", Op::Create},
                                              {"update", Op::Update},
@@ -125,6 +155,18 @@ class CalendarConnector final : public Connector {
   }
 
   Outcome deliver(const DeliveryRequest& req) override {
+    // The drivers read answers with nlohmann-json and pugixml; an answer of an unexpected shape
+    // must end as an outcome, never as an exception through the dispatcher.
+    try {
+      return deliver_checked(req);
+    } catch (const std::exception& e) {
+      return Outcome::retry(driver_->name(), 0,
+                            std::string("unexpected answer from the calendar server: ") + e.what());
+    }
+  }
+
+ private:
+  Outcome deliver_checked(const DeliveryRequest& req) {
     if (req.mapped == nullptr || !req.mapped->is_object()) {
       return Outcome::reject("mapping", 0,
                              "the calendar connector needs a mapping that gives a JSON object "
@@ -164,6 +206,9 @@ class CalendarConnector final : public Connector {
       return Outcome::retry("store", 0,
                             std::string("cannot read the cross-reference: ") + ex.what());
     }
+    if (xref) e.generation = read_version(*xref).generation;
+    // A tombstone: Relais deleted this key's event; nothing to update or delete.
+    if (xref && xref->external_id == kDeleted) xref.reset();
     switch (op) {
       case Op::Create:
         if (xref) return update(e, *xref, req, "already created: updated instead");
@@ -179,8 +224,28 @@ class CalendarConnector final : public Connector {
     return Outcome::reject("config", 0, "unknown operation");
   }
 
- private:
   Outcome failed(const Result& r) { return r.failure; }
+
+  // After Relais deleted the key's event: the cross-reference becomes a tombstone
+  // (external id "-", version "deleted|<generation>") so that a later create of the same key
+  // gets a new Graph transactionId. False (with `o` a retry) when the store fails.
+  bool bury(const Event& e, const DeliveryRequest& req, Outcome& o) {
+    CrossReference x;
+    x.destination = name_;
+    x.key = e.key;
+    x.external_id = kDeleted;
+    x.version = "deleted|" + std::to_string(e.generation + 1);
+    x.message_id = req.message->id;
+    try {
+      xrefs_->put(x);
+    } catch (const std::exception& ex) {
+      o = Outcome::retry(
+          "store", 0,
+          std::string("event removed but the cross-reference could not be updated: ") + ex.what());
+      return false;
+    }
+    return true;
+  }
 
   Outcome record(const Event& e, const RemoteRef& ref, const DeliveryRequest& req,
                  const std::string& text) {
@@ -189,7 +254,7 @@ class CalendarConnector final : public Connector {
     x.key = e.key;
     x.external_id = ref.id;
     // The remote version, then the digests of the fields delivered (see changed_fields).
-    x.version = ref.version + "|" + field_digests(e);
+    x.version = ref.version + "|" + field_digests(e) + "|" + std::to_string(e.generation);
     x.message_id = req.message->id;
     try {
       xrefs_->put(x);
@@ -228,23 +293,29 @@ class CalendarConnector final : public Connector {
                  ? failed(r)
                  : Outcome::retry(driver_->name(), 0, "create answered not found");
     }
+    if (r.ref.id.empty()) {
+      return Outcome::retry(driver_->name(), 0,
+                            "the server accepted the create but gave no event id: will look "
+                            "again");
+    }
     return record(e, r.ref, req, text);
   }
 
   Outcome update(const Event& e, const CrossReference& x, const DeliveryRequest& req,
                  const std::string& text) {
-    auto bar = x.version.rfind('|');
-    std::string version = bar == std::string::npos ? x.version : x.version.substr(0, bar);
-    unsigned fields =
-        changed_fields(e, bar == std::string::npos ? std::string() : x.version.substr(bar + 1));
+    Stored stored = read_version(x);
+    std::string version = stored.remote;
+    unsigned fields = changed_fields(e, stored.digests);
     if (fields == 0) {
       return Outcome::delivered(x.external_id,
                                 driver_->name() + ": unchanged since the last delivery");
     }
     Result r = driver_->update(e, RemoteRef{x.external_id, version}, fields, req.slot);
     if (r.kind == Result::Kind::NotFound) {
-      // Removed from the calendar by someone else: create it again.
-      return create(e, req, "the event was no longer in the calendar: created again");
+      // Removed from the calendar by someone else: create it again, as a new generation.
+      Event again = e;
+      ++again.generation;
+      return create(again, req, "the event was no longer in the calendar: created again");
     }
     if (r.kind == Result::Kind::Failed) return failed(r);
     return record(e, r.ref, req, text);
@@ -274,13 +345,7 @@ class CalendarConnector final : public Connector {
       if (r.kind == Result::Kind::Failed) return failed(r);
       if (r.kind == Result::Kind::NotFound) ++gone;
     }
-    try {
-      xrefs_->remove(name_, e.key);
-    } catch (const std::exception& ex) {
-      return Outcome::retry(
-          "store", 0,
-          std::string("event removed but the cross-reference could not be: ") + ex.what());
-    }
+    if (Outcome o; !bury(e, req, o)) return o;
     if (gone == static_cast<int>(targets.size())) {
       return Outcome::delivered(
           targets.front().id,
@@ -314,12 +379,7 @@ class CalendarConnector final : public Connector {
     }
     std::string text = "repair: removed " + std::to_string(removed) + " event(s)";
     if (!keep) {
-      try {
-        xrefs_->remove(name_, e.key);
-      } catch (const std::exception& ex) {
-        return Outcome::retry("store", 0,
-                              std::string("cannot remove the cross-reference: ") + ex.what());
-      }
+      if (Outcome o; !bury(e, req, o)) return o;
       return Outcome::delivered("", driver_->name() + ": " + text);
     }
     if (kept < f.found.size()) {
@@ -327,12 +387,16 @@ class CalendarConnector final : public Connector {
       if (u.kind == Result::Kind::Failed) return failed(u);
       if (u.kind == Result::Kind::Ok) return record(e, u.ref, req, text + ", updated the one kept");
     }
-    Result c = driver_->create(e, req.slot);
+    // Nothing left with the key: a new generation (Graph may remember the transactionId of an
+    // event deleted in Outlook).
+    Event again = e;
+    ++again.generation;
+    Result c = driver_->create(again, req.slot);
     if (c.kind != Result::Kind::Ok) {
       return c.kind == Result::Kind::Failed ? failed(c)
                                             : Outcome::retry(driver_->name(), 0, "create failed");
     }
-    return record(e, c.ref, req, text + ", created it again");
+    return record(again, c.ref, req, text + ", created it again");
   }
 
   std::string name_;

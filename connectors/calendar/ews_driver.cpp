@@ -75,6 +75,8 @@ struct Answer {
   std::string raw;
 };
 
+// The EWS driver of one destination. Thread-safe for distinct slots: each slot owns one curl
+// handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
 class EwsDriver final : public Driver {
  public:
   EwsDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)

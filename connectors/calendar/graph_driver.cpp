@@ -23,6 +23,8 @@ std::string graph_utc(const json& t) {
   return s.empty() ? s : s + "Z";
 }
 
+// The Graph driver of one destination. Thread-safe for distinct slots: each slot owns one curl
+// handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
 class GraphDriver final : public Driver {
  public:
   GraphDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)
@@ -41,7 +43,7 @@ class GraphDriver final : public Driver {
 
   Result create(const Event& e, int slot) override {
     json body = event_json(e);
-    body["transactionId"] = transaction_id(e.key);
+    body["transactionId"] = transaction_id(e.key, e.generation);
     body["singleValueExtendedProperties"] = json::array({{{"id", property_id_}, {"value", e.key}}});
     Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox);
     if (!a.ok) return a.result;

@@ -83,6 +83,7 @@ ReconcileReport reconcile(Driver& driver, XrefStore& xrefs, Store& store,
       seen_keys.insert(key);
       auto bit = beliefs.find(key);
       std::optional<CrossReference> x = xrefs.get(destination, key);
+      if (x && x->external_id == "-") x.reset();  // a tombstone: Relais deleted the event
       std::string ids;
       for (const auto& e : evs) ids += (ids.empty() ? "" : ", ") + e.ref.id;
       if (bit == beliefs.end() || !bit->second.has_event) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 
@@ -114,22 +115,6 @@ std::string config(const EwsSimulator& ews, const GraphSimulator& graph) {
          "    to:\n"
          "      - {destination: agenda-ews, mapping: rdv-calendar}\n"
          "      - {destination: agenda-graph, mapping: rdv-calendar}\n";
-}
-
-// One EWS destination only.
-std::string ews_config(const EwsSimulator& ews) {
-  std::string src = RELAIS_SOURCE_DIR;
-  return "sources:\n  cms76:\n    type: $.event\n    correlation: \"rdv:{$.rdv.id}\"\n"
-         "    idempotency: $.id\n"
-         "mappings:\n  directory: " +
-         src + "/config/mappings\n  tables: " + src +
-         "/config/tables\n"
-         "connectors:\n  agenda-ews:\n    connector: calendar\n    driver: ews\n    url: " +
-         ews.url() +
-         "\n    auth: basic\n    user: svc-relais\n    password: secret\n    concurrency: 2\n"
-         "    retry: {initial: 50ms, max: 400ms, max_attempts: 100}\n"
-         "routes:\n  - name: rdv-agenda\n    source: cms76\n    type: \"rdv.*\"\n    to:\n"
-         "      - {destination: agenda-ews, mapping: rdv-calendar}\n";
 }
 
 // Posts the lines until every one is committed (resubmissions are recognised by $.id, so a
@@ -290,18 +275,42 @@ TEST(CalendarScenario, TwoHundredRdvWithFaultsAndAKill9EndExactlyAsExpected) {
   EXPECT_EQ(relais.stop(), 0);
 }
 
+// One calendar simulator seen by the reconciliation test: how relais reaches it, how its
+// calendars differ from the expected state, and how a test changes it behind Relais's back.
+struct ReconcileTarget {
+  std::string yaml;  // the connectors section for destination "agenda"
+  std::function<std::string(int)> diff;
+  // Removes RDV 2's event, duplicates RDV 3's, moves RDV 4's, adds one for cancelled RDV 1.
+  std::function<void()> tamper;
+  std::function<std::vector<std::string>()> violations;
+};
+
+std::string agenda_config(const std::string& connector_yaml) {
+  std::string src = RELAIS_SOURCE_DIR;
+  return "sources:\n  cms76:\n    type: $.event\n    correlation: \"rdv:{$.rdv.id}\"\n"
+         "    idempotency: $.id\n"
+         "mappings:\n  directory: " +
+         src + "/config/mappings\n  tables: " + src + "/config/tables\nconnectors:\n  agenda:\n" +
+         connector_yaml +
+         "    concurrency: 2\n    retry: {initial: 50ms, max: 400ms, max_attempts: 100}\n"
+         "routes:\n  - name: rdv-agenda\n    source: cms76\n    type: \"rdv.*\"\n    to:\n"
+         "      - {destination: agenda, mapping: rdv-calendar}\n";
+}
+
+std::string key_of(int i) {
+  return "rdv:" + std::to_string(100000 + i);
+}
+
 // Reconciliation finds what was changed behind Relais's back, --repair fixes it through the
 // normal queue, and a second run finds nothing.
-TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
-  constexpr int n = 10;
-  EwsSimulator ews;
-  ews.use_basic("svc-relais", "secret");
-  for (int i = 0; i < kMailboxes; ++i) ews.add_mailbox(mailbox(i));
+// Starts relais on `t` (left running in `out` for more checks).
+void reconcile_and_repair(const ReconcileTarget& t, int n, std::unique_ptr<RelaisProcess>& out) {
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
-  o.body_yaml = ews_config(ews);
+  o.body_yaml = agenda_config(t.yaml);
   o.log_level = "warn";
-  RelaisProcess relais(o);
+  out = std::make_unique<RelaisProcess>(o);
+  RelaisProcess& relais = *out;
   relais.start();
   std::vector<std::string> lines;
   for (int i = 0; i < n; ++i) lines.push_back(event(i, "rdv.planned"));
@@ -312,34 +321,21 @@ TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
     if (is_cancelled(i)) lines.push_back(event(i, "rdv.cancelled"));
   }
   ASSERT_TRUE(post_batch(relais, lines));
-  ASSERT_TRUE(wait_until([&] { return ews_diff(ews, n).empty(); }, std::chrono::milliseconds(60000),
+  ASSERT_TRUE(wait_until([&] { return t.diff(n).empty(); }, std::chrono::milliseconds(60000),
                          std::chrono::milliseconds(100)))
-      << ews_diff(ews, n);
-  auto key = [](int i) { return "rdv:" + std::to_string(100000 + i); };
-  auto item_of = [&](int i) {
-    for (const auto& it : ews.items(mailbox(i))) {
-      if (it.key == key(i)) return it;
-    }
-    return EwsItem{};
-  };
-  ews.erase(mailbox(2), item_of(2).id);                              // missing
-  ews.put(mailbox(3), item_of(3));                                   // duplicate
-  ews.set_start(mailbox(4), item_of(4).id, "2026-12-31T06:00:00Z");  // stale
-  EwsItem left = item_of(3);
-  left.key = key(1);          // RDV 1 was cancelled
-  ews.put(mailbox(1), left);  // leftover
-
-  std::vector<std::string> cmd{RELAIS_BINARY,        "calendar",      "reconcile",  "--config",
-                               relais.config_path(), "--destination", "agenda-ews", "--from",
+      << t.diff(n);
+  t.tamper();
+  std::vector<std::string> cmd{RELAIS_BINARY,        "calendar",      "reconcile", "--config",
+                               relais.config_path(), "--destination", "agenda",    "--from",
                                "2026-12-01",         "--to",          "2027-01-01"};
   CommandResult r = run_command(cmd);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_NE(r.out.find("missing\t" + mailbox(2) + "\t" + key(2)), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("duplicate\t" + mailbox(3) + "\t" + key(3)), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("stale\t" + mailbox(4) + "\t" + key(4)), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("leftover\t" + mailbox(1) + "\t" + key(1)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("missing\t" + mailbox(2) + "\t" + key_of(2)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("duplicate\t" + mailbox(3) + "\t" + key_of(3)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stale\t" + mailbox(4) + "\t" + key_of(4)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("leftover\t" + mailbox(1) + "\t" + key_of(1)), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("4 difference(s)"), std::string::npos) << r.out;
-  EXPECT_NE(ews_diff(ews, n), "");
+  EXPECT_NE(t.diff(n), "");
 
   std::vector<std::string> repair = cmd;
   for (const std::string& a : std::vector<std::string>{"--repair", "--url", relais.base_url(),
@@ -349,23 +345,52 @@ TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
   r = run_command(repair);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("4 repair(s) queued"), std::string::npos) << r.out << r.err;
-  EXPECT_TRUE(wait_until([&] { return ews_diff(ews, n).empty(); }, std::chrono::milliseconds(60000),
+  EXPECT_TRUE(wait_until([&] { return t.diff(n).empty(); }, std::chrono::milliseconds(60000),
                          std::chrono::milliseconds(100)))
-      << ews_diff(ews, n) << relais.client().get("/api/v1/messages?type=calendar.repair").body;
+      << t.diff(n) << relais.client().get("/api/v1/messages?type=calendar.repair").body;
   r = run_command(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("0 difference(s)"), std::string::npos) << r.out;
+  EXPECT_TRUE(t.violations().empty()) << t.violations().front();
+}
 
+TEST(CalendarReconcile, EwsReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
+  constexpr int n = 10;
+  EwsSimulator ews;
+  ews.use_basic("svc-relais", "secret");
+  for (int i = 0; i < kMailboxes; ++i) ews.add_mailbox(mailbox(i));
+  auto item_of = [&](int i) {
+    for (const auto& it : ews.items(mailbox(i))) {
+      if (it.key == key_of(i)) return it;
+    }
+    return EwsItem{};
+  };
+  ReconcileTarget t;
+  t.yaml = "    connector: calendar\n    driver: ews\n    url: " + ews.url() +
+           "\n    auth: basic\n    user: svc-relais\n    password: secret\n";
+  t.diff = [&](int k) { return ews_diff(ews, k); };
+  t.tamper = [&] {
+    ews.erase(mailbox(2), item_of(2).id);
+    ews.put(mailbox(3), item_of(3));
+    ews.set_start(mailbox(4), item_of(4).id, "2026-12-31T06:00:00Z");
+    EwsItem left = item_of(3);
+    left.key = key_of(1);
+    ews.put(mailbox(1), left);
+  };
+  t.violations = [&] { return ews.violations(); };
+  std::unique_ptr<RelaisProcess> process;
+  reconcile_and_repair(t, n, process);
+  ASSERT_TRUE(process);
+  RelaisProcess& relais = *process;
   // Free/busy through the API (the portal's online booking): one busy period per RDV kept.
   HttpClient c = relais.client();
-  HttpResponse fb = c.get("/api/v1/destinations/agenda-ews/free-busy?mailbox=" + mailbox(3) +
+  HttpResponse fb = c.get("/api/v1/destinations/agenda/free-busy?mailbox=" + mailbox(3) +
                           "&from=2026-12-01&to=2027-01-01");
   ASSERT_EQ(fb.status, 200) << fb.body;
   EXPECT_EQ(fb.json()["busy"].size(), expected(n)[mailbox(3)].size()) << fb.body;
   ASSERT_FALSE(fb.json()["busy"].empty());
   EXPECT_EQ(fb.json()["busy"][0]["start"], expected_utc_start(3, is_moved(3)));
-  EXPECT_EQ(c.get("/api/v1/destinations/agenda-ews/free-busy?mailbox=x&from=2026-12-01").status,
-            400);
+  EXPECT_EQ(c.get("/api/v1/destinations/agenda/free-busy?mailbox=x&from=2026-12-01").status, 400);
   EXPECT_EQ(c.get("/api/v1/destinations/nowhere/free-busy?mailbox=a@b.c&from=2026-12-01&to=2027-"
                   "01-01")
                 .status,
@@ -374,12 +399,44 @@ TEST(CalendarReconcile, ReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
   auto direct = [&](HttpClient& client, const std::string& dest, const std::string& body) {
     return client.post_json("/api/v1/destinations/" + dest + "/messages", body).status;
   };
-  EXPECT_EQ(direct(c, "agenda-ews", "{\"type\":\"calendar.repair\"}"), 400);  // no body
-  EXPECT_EQ(direct(c, "agenda-ews", "{not json"), 400);
+  EXPECT_EQ(direct(c, "agenda", "{\"type\":\"calendar.repair\"}"), 400);  // no body
+  EXPECT_EQ(direct(c, "agenda", "{not json"), 400);
   EXPECT_EQ(direct(c, "nowhere", "{\"type\":\"x\",\"body\":{}}"), 404);
   HttpClient system(relais.base_url(), relais.system_token());
-  EXPECT_EQ(direct(system, "agenda-ews", "{\"type\":\"x\",\"body\":{}}"), 403);
+  EXPECT_EQ(direct(system, "agenda", "{\"type\":\"x\",\"body\":{}}"), 403);
   EXPECT_TRUE(ews.violations().empty()) << ews.violations().front();
+  EXPECT_EQ(relais.stop(), 0);
+}
+
+TEST(CalendarReconcile, GraphReportsAndRepairsDuplicatesMissingStaleAndLeftovers) {
+  constexpr int n = 10;
+  GraphSimulator graph;
+  for (int i = 0; i < kMailboxes; ++i) graph.add_mailbox(mailbox(i));
+  auto event_of = [&](int i) {
+    for (const auto& e : graph.events(mailbox(i))) {
+      if (e.key == key_of(i)) return e;
+    }
+    return GraphEvent{};
+  };
+  ReconcileTarget t;
+  t.yaml = "    connector: calendar\n    driver: graph\n    url: " + graph.url() +
+           "\n    token_url: " + graph.token_url() +
+           "\n    client_id: relais-client\n    client_secret: relais-secret\n";
+  t.diff = [&](int k) { return graph_diff(graph, k); };
+  t.tamper = [&] {
+    graph.erase(mailbox(2), event_of(2).id);
+    graph.put(mailbox(3), event_of(3));
+    graph.set_start(mailbox(4), event_of(4).id, "2026-12-30T07:00:00");
+    GraphEvent left = event_of(3);
+    left.key = key_of(1);
+    left.transaction_id.clear();
+    graph.put(mailbox(1), left);
+  };
+  t.violations = [&] { return graph.violations(); };
+  std::unique_ptr<RelaisProcess> process;
+  reconcile_and_repair(t, n, process);
+  ASSERT_TRUE(process);
+  RelaisProcess& relais = *process;
   EXPECT_EQ(relais.stop(), 0);
 }
 

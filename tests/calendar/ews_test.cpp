@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <set>
+
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/ews_simulator.h"
@@ -67,7 +70,7 @@ TEST_F(EwsTest, PlannedMovedCancelledFollowTheCalendar) {
   o = h.send("rdv.cancelled", 91877, nlohmann::json{{"mailbox", kMb}});
   ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
   EXPECT_TRUE(sim.items(kMb).empty());
-  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:91877"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:91877")->external_id, "-");  // a tombstone
 
   // Impersonation: every request names the mailbox in the header and X-AnchorMailbox.
   for (const auto& r : sim.requests()) {
@@ -123,7 +126,7 @@ TEST_F(EwsTest, UpdatesSendOnlyTheChangedFields) {
   later["event"]["end"] = "2019-05-17T11:30:00+02:00";
   ASSERT_EQ(h.send("rdv.moved", 40, later).kind, Outcome::Kind::Delivered);
   ASSERT_EQ(sim.requests().size(), 1u);
-  const std::string& body = sim.requests()[0].body;
+  const std::string body = sim.requests()[0].body;
   EXPECT_NE(body.find("calendar:Start\""), std::string::npos);
   EXPECT_NE(body.find("calendar:EndTimeZone"), std::string::npos);
   EXPECT_EQ(body.find("item:Subject"), std::string::npos);
@@ -220,7 +223,7 @@ TEST_F(EwsTest, ItemRemovedFromTheCalendar) {
   o = h.send("rdv.cancelled", 13, nlohmann::json{{"mailbox", kMb}});  // delete: delivered
   ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
   EXPECT_NE(o.text.find("already gone"), std::string::npos) << o.text;
-  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:13"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:13")->external_id, "-");  // a tombstone
 }
 
 TEST_F(EwsTest, MailboxAndRightsErrorsAreRejectedWithTheFix) {
@@ -348,6 +351,26 @@ TEST_F(EwsTest, FreeBusyListsBusyPeriods) {
   EXPECT_EQ(r.busy[0].start, "2019-05-17T08:00:00Z");
   EXPECT_EQ(r.busy[0].end, "2019-05-17T08:30:00Z");
   EXPECT_EQ(r.busy[0].status, "busy");
+}
+
+TEST_F(EwsTest, SearchesPageThroughLargeCalendars) {
+  CalendarHarness h(ews_yaml(sim));
+  for (int i = 0; i < 130; ++i) {
+    char start[32], end[32];
+    std::snprintf(start, sizeof start, "2019-06-%02dT%02d:00:00+02:00", 1 + i % 28, 8 + i / 28);
+    std::snprintf(end, sizeof end, "2019-06-%02dT%02d:30:00+02:00", 1 + i % 28, 8 + i / 28);
+    ASSERT_EQ(h.send("rdv.planned", 1000 + i, rdv_event(kMb, 1000 + i, start, end)).kind,
+              Outcome::Kind::Delivered);
+  }
+  sim.clear_requests();
+  auto d = calendar::make_driver(h.config(), "agenda", 1, h.clock());
+  auto r = d->find(kMb, "", "2019-06-01T00:00:00Z", "2019-07-01T00:00:00Z", 0);
+  ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
+  EXPECT_EQ(r.found.size(), 130u);
+  EXPECT_EQ(sim.requests().size(), 2u);  // pages of 100
+  std::set<std::string> keys;
+  for (const auto& e : r.found) keys.insert(e.key);
+  EXPECT_EQ(keys.size(), 130u);
 }
 
 TEST(CalendarTime, ConvertsOffsetsToUtc) {

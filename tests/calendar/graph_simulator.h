@@ -6,6 +6,8 @@
 // revoked tokens get 401 InvalidAuthenticationToken), the token endpoint's error answers
 // (invalid_client, the invalid_scope sample), transactionId on POST /users/{id}/events (a
 // repeated create with the same transactionId returns the existing event, no duplicate),
+// (pessimistically, also when that event was deleted since: Microsoft does not say how long
+// it remembers a transactionId, so the simulator never forgets one),
 // singleValueExtendedProperties stored and filterable ($filter with Any on id and value,
 // $expand on calendarView), PATCH/DELETE with 404 ErrorItemNotFound, getSchedule, and 429 with
 // Retry-After built from the throttling sample. Strict: unknown users get 404 ErrorInvalidUser;
@@ -22,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "connectors/calendar/calendar.h"
 #include "tests/calendar/ews_simulator.h"
 #include "tools/sink/http_sink.h"
 
@@ -87,9 +90,27 @@ class GraphSimulator {
     std::lock_guard<std::mutex> lock(mu_);
     retry_after_ = std::move(v);
   }
+  // Adds an event behind Relais's back (a duplicate, a leftover); returns its id.
+  std::string put(const std::string& mailbox, GraphEvent e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.id = "AAMkAGI1AAAt9AHjAAA" + std::to_string(++item_seq_) + "=";
+    calendars_[mailbox][e.id] = e;
+    return e.id;
+  }
+  // Moves an event behind Relais's back (`wall`: local time, as stored).
+  void set_start(const std::string& mailbox, const std::string& id, const std::string& wall) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& cal = calendars_[mailbox];
+    if (auto it = cal.find(id); it != cal.end()) it->second.body["start"]["dateTime"] = wall;
+  }
+  // Deletes an event behind Relais's back (its transactionId stays remembered).
   void erase(const std::string& mailbox, const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
-    calendars_[mailbox].erase(id);
+    auto& cal = calendars_[mailbox];
+    if (auto it = cal.find(id); it != cal.end() && !it->second.transaction_id.empty()) {
+      deleted_[mailbox + "\n" + it->second.transaction_id] = it->second;
+    }
+    cal.erase(id);
   }
 
   std::vector<GraphEvent> events(const std::string& mailbox) const {
@@ -161,6 +182,28 @@ class GraphSimulator {
   }
 
   // The sample's event, with this event's fields.
+  // A stored start/end ({dateTime (wall clock), timeZone}) in UTC, "2026-12-04T09:00:00".
+  // Paris zones follow the EU summer-time rule (last Sunday of March to last Sunday of
+  // October, 01:00 UTC).
+  static std::string utc_of(const json& t) {
+    std::string wall = t.value("dateTime", std::string()).substr(0, 19);
+    if (t.value("timeZone", std::string()) == "UTC" || wall.size() != 19) return wall;
+    int y = std::stoi(wall.substr(0, 4));
+    char from[32], to[32];
+    std::snprintf(from, sizeof from, "%04d-03-%02dT01:00:00Z", y, 31 - (5 * y / 4 + 4) % 7);
+    std::snprintf(to, sizeof to, "%04d-10-%02dT01:00:00Z", y, 31 - (5 * y / 4 + 1) % 7);
+    std::string summer, winter;
+    calendar::to_utc(wall + "+02:00", summer);
+    calendar::to_utc(wall + "+01:00", winter);
+    return (summer >= from && summer < to ? summer : winter).substr(0, 19);
+  }
+  // How a time is shown: as stored, or in UTC when the client asked for it
+  // (Prefer: outlook.timezone="UTC").
+  json shown(const json& t) const {
+    if (!prefer_utc_) return t;
+    return {{"dateTime", utc_of(t) + ".0000000"}, {"timeZone", "UTC"}};
+  }
+
   json event_view(const GraphEvent& e, bool expand) const {
     json s = json::parse(graph_fixture("create-event-transactionid-response.json"));
     s["id"] = e.id;
@@ -172,8 +215,8 @@ class GraphSimulator {
       if (e.body.contains(k)) s[k] = e.body[k];
     }
     s["body"] = e.body.value("body", json::object());
-    s["start"] = e.body["start"];
-    s["end"] = e.body["end"];
+    s["start"] = shown(e.body["start"]);
+    s["end"] = shown(e.body["end"]);
     s["location"] = e.body.value("location", json::object());
     s["attendees"] = json::array();
     if (expand) {
@@ -204,6 +247,8 @@ class GraphSimulator {
   tools::SinkResponse answer(const tools::SinkRequest& r) {
     std::lock_guard<std::mutex> lock(mu_);
     if (r.path.rfind("/tenant-1/oauth2/v2.0/token", 0) == 0) return token(r);
+    prefer_utc_ = r.headers.count("prefer") > 0 &&
+                  r.headers.at("prefer").find("outlook.timezone=\"UTC\"") != std::string::npos;
     std::string auth = r.headers.count("authorization") ? r.headers.at("authorization") : "";
     if (auth.rfind("Bearer ", 0) != 0 || tokens_.count(auth.substr(7)) == 0) {
       return graph_error(401, "InvalidAuthenticationToken",
@@ -255,6 +300,9 @@ class GraphSimulator {
         for (const auto& [id, e] : cal) {
           if (e.transaction_id == tx) return reply(201, event_view(e, false));
         }
+        if (auto d = deleted_.find(mailbox + "\n" + tx); d != deleted_.end()) {
+          return reply(201, event_view(d->second, false));
+        }
       }
       GraphEvent e;
       e.id = "AAMkAGI1AAAt9AHjAAA" + std::to_string(++item_seq_) + "=";
@@ -276,6 +324,9 @@ class GraphSimulator {
                            "store.");
       }
       if (r.method == "DELETE") {
+        if (!it->second.transaction_id.empty()) {
+          deleted_[mailbox + "\n" + it->second.transaction_id] = it->second;
+        }
         cal.erase(it);
         tools::SinkResponse x;
         x.status = 204;
@@ -316,11 +367,9 @@ class GraphSimulator {
       json value = json::array();
       for (const auto& [id, e] : cal) {
         if (any_key) {
-          // Stored as wall-clock time: the view compares it with the UTC bounds (close enough
-          // for the tests, which use whole days).
-          std::string s = e.body["start"]["dateTime"].get<std::string>();
-          if (e.key.empty() || s < q["startDateTime"].substr(0, 19) ||
-              s >= q["endDateTime"].substr(0, 19)) {
+          std::string start = utc_of(e.body["start"]);
+          if (e.key.empty() || start < q["startDateTime"].substr(0, 19) ||
+              start >= q["endDateTime"].substr(0, 19)) {
             continue;
           }
         } else if (e.key != key) {
@@ -337,8 +386,8 @@ class GraphSimulator {
       json items = json::array();
       for (const auto& [id, e] : cal) {
         items.push_back({{"status", e.body.value("showAs", std::string("busy"))},
-                         {"start", e.body["start"]},
-                         {"end", e.body["end"]}});
+                         {"start", shown(e.body["start"])},
+                         {"end", shown(e.body["end"])}});
       }
       return reply(200,
                    {{"value", json::array({{{"scheduleId", mailbox}, {"scheduleItems", items}}})}});
@@ -349,6 +398,7 @@ class GraphSimulator {
   tools::HttpSink sink_;
   mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, GraphEvent>> calendars_;
+  std::map<std::string, GraphEvent> deleted_;  // by mailbox + "\n" + transactionId
   std::string client_id_ = "relais-client", secret_ = "relais-secret";
   int lifetime_s_ = 3599;
   std::set<std::string> tokens_;
@@ -358,6 +408,7 @@ class GraphSimulator {
   std::string retry_after_ = "2.128";
   long seq_ = 0, item_seq_ = 0, change_seq_ = 0;
   std::vector<std::string> violations_;
+  bool prefer_utc_ = false;  // of the request being answered (guarded by mu_)
   std::string property_id_ = "String {f3a6c1d0-76cd-4c5e-9b1a-2c0d7e6f7601} Name RelaisKey";
 };
 

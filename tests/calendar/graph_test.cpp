@@ -8,6 +8,7 @@
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/graph_simulator.h"
+#include "tools/sink/http_sink.h"
 
 namespace relais::testing {
 namespace {
@@ -66,7 +67,7 @@ TEST_F(GraphTest, PlannedMovedCancelledFollowTheCalendar) {
   o = h.send("rdv.cancelled", 1, nlohmann::json{{"mailbox", kMb}});
   ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
   EXPECT_TRUE(sim.events(kMb).empty());
-  EXPECT_FALSE(h.xrefs().get("agenda", "rdv:1"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:1")->external_id, "-");  // a tombstone
   EXPECT_EQ(sim.tokens_issued(), 1);
 }
 
@@ -100,6 +101,39 @@ TEST_F(GraphTest, PatchCarriesOnlyTheChangedFields) {
   ASSERT_TRUE(patch.is_object());
   EXPECT_EQ(patch.size(), 1u) << patch.dump();
   EXPECT_EQ(patch["location"]["displayName"], "Visite à domicile (Rouen)");
+}
+
+TEST_F(GraphTest, AnRdvPlannedAgainAfterItsCancellationIsANewEvent) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.cancelled", 30, nlohmann::json{{"mailbox", kMb}}).kind,
+            Outcome::Kind::Delivered);
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->version, "deleted|1");
+  // The simulator remembers the first transactionId even though its event is deleted: the new
+  // create must use another one, or the RDV would silently stay out of the calendar.
+  Outcome o = h.send("rdv.planned", 30, moved(30));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  auto evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 1));
+  EXPECT_NE(evs[0].transaction_id, calendar::transaction_id("rdv:30"));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
+  EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-20T14:30:00");
+  // Cancelled and planned once more: generation 2.
+  ASSERT_EQ(h.send("rdv.cancelled", 30, nlohmann::json{{"mailbox", kMb}}).kind,
+            Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 2));
+  // Deleted in Outlook, then moved: created again as a new generation, not the deleted one.
+  sim.erase(kMb, evs[0].id);
+  Outcome again = h.send("rdv.moved", 30, moved(30));
+  ASSERT_EQ(again.kind, Outcome::Kind::Delivered) << outcome_text(again);
+  evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].transaction_id, calendar::transaction_id("rdv:30", 3));
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
 }
 
 TEST_F(GraphTest, ThrottlingHonoursRetryAfter) {
@@ -196,6 +230,37 @@ TEST_F(GraphTest, FreeBusyListsBusyPeriods) {
     schedule = schedule || q.path.find("/calendar/getSchedule") != std::string::npos;
   }
   EXPECT_TRUE(schedule);
+}
+
+// Answers of an unexpected shape end as outcomes with a reason, never as exceptions.
+TEST(CalendarOddAnswers, AreOutcomesNotExceptions) {
+  tools::HttpSink sink(0, true, 4);
+  std::string answer = "[1, 2]";
+  sink.set_responder([&answer](const tools::SinkRequest& r) {
+    tools::SinkResponse out;
+    out.headers["Content-Type"] = "application/json";
+    out.body = r.path.find("/token") != std::string::npos
+                   ? "{\"access_token\":\"t\",\"expires_in\":\"3599\"}"
+                   : answer;
+    return out;
+  });
+  std::string base = "http://127.0.0.1:" + std::to_string(sink.port());
+  CalendarHarness graph("driver: graph\nurl: " + base + "/v1.0\ntoken_url: " + base +
+                        "/token\nclient_id: a\nclient_secret: b\n");
+  Outcome o = graph.send("rdv.planned", 1, planned(1));
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_NE(o.text.find("no event id"), std::string::npos) << o.text;
+  answer = "{\"value\": 3}";
+  o = graph.send("rdv.cancelled", 2, nlohmann::json{{"mailbox", kMb}});
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_NE(o.text.find("unexpected answer"), std::string::npos) << o.text;
+
+  answer = "<html>proxy login</html>";
+  CalendarHarness ews("driver: ews\nurl: " + base +
+                      "/EWS/Exchange.asmx\nauth: basic\nuser: u\npassword: p\n");
+  o = ews.send("rdv.planned", 3, planned(3));
+  EXPECT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_NE(o.text.find("no response code"), std::string::npos) << o.text;
 }
 
 }  // namespace
