@@ -589,6 +589,25 @@ TEST_F(StoreTest, FreshFileIsMigratedToTheCurrentVersion) {
   EXPECT_EQ(scalar(once), 1);
 }
 
+TEST_F(StoreTest, AMigrationNumberedBelowTheHighestIsStillApplied) {
+  // A store that met migration 6 before 5 (numbers are reserved per line of work): 5 is
+  // applied when it arrives, even though 6 is already recorded.
+  store_->close();
+  store_.reset();
+  {
+    Poco::Data::SQLite::Connector::registerConnector();
+    Poco::Data::Session s("SQLite", path());
+    s << "DROP TABLE sms_optouts", now;
+    s << "DROP TABLE sms_records", now;
+    s << "DELETE FROM schema_migrations WHERE version = 5", now;
+  }
+  open();
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = 5"), 1);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                   "('sms_records', 'sms_optouts')"),
+            2);
+}
+
 TEST_F(StoreTest, NewerSchemaIsRefusedWithBothVersions) {
   store_->close();
   store_.reset();
