@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/log.h"
+#include "core/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -52,19 +53,8 @@ int state_rank(const std::string& state) {
   return it == ranks.end() ? 0 : it->second;
 }
 
-SmsStore::SmsStore(const std::string& path, const Clock& clock) : clock_(clock) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    throw std::runtime_error("store " + path + " does not exist: open it with relais first");
-  }
-  Poco::Data::SQLite::Connector::registerConnector();
-  s_ = std::make_unique<Session>("SQLite", path);
-  *s_ << "PRAGMA busy_timeout=10000", now;
-  int n = 0;
-  *s_ << "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sms_records'",
-      into(n), now;
-  if (n == 0) throw std::runtime_error("store " + path + " has no sms_records table: migrate it");
-}
+SmsStore::SmsStore(const std::string& path, const Clock& clock)
+    : clock_(clock), s_(open_store_session(path, "sms_records", "sms_records")) {}
 
 SmsStore::~SmsStore() = default;
 
