@@ -62,7 +62,11 @@ class Connector {
   // Never throws: every failure is an Outcome with a reason a person can read.
   virtual Outcome deliver(const DeliveryRequest& request) = 0;
   // Checks that the destination is reachable and the credentials work, without sending data.
-  virtual Status probe() { return Status::success(); }
+  // The default says that this kind cannot test itself (never a false "OK").
+  virtual Status probe() {
+    return Status::failure(501, "test non disponible",
+                           "ce type de connecteur ne sait pas tester sa connexion");
+  }
   // Answers an inbound request (see InboundRequest); nullopt when the connector has no such
   // endpoint. Called concurrently from API threads. Never throws.
   virtual std::optional<InboundResponse> inbound(const InboundRequest& request) {

@@ -155,6 +155,9 @@ class Driver {
   // True when a repeated create cannot duplicate (Graph transactionId); false when the
   // connector must search by key first (EWS).
   virtual bool idempotent_create() const = 0;
+  // "Test the connection": the OAuth2 token when the driver uses one (the credentials), then
+  // a connection to the server (TLS included). Writes nothing to any calendar.
+  virtual Status probe() = 0;
 };
 
 // Builds the driver a validated `calendar` configuration names. Throws at start-up.
@@ -209,6 +212,11 @@ class TokenCache {
   int fetches_ = 0;
 };
 TokenCache& shared_token_cache();
+
+// The drivers' probe: a token first when `oauth` (a refused grant names the fix), then
+// probe_connection(url).
+Status probe_server(bool oauth, const TokenSettings& token, const Clock& clock,
+                    const std::string& url, const CurlTransfer& transfer);
 
 // Busy periods of `mailbox` through the destination `config` describes (EWS
 // GetUserAvailability or Graph getSchedule). For the portal's online booking.

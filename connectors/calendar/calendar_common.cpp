@@ -344,4 +344,13 @@ TokenCache& shared_token_cache() {
   return cache;
 }
 
+Status probe_server(bool oauth, const TokenSettings& token, const Clock& clock,
+                    const std::string& url, const CurlTransfer& transfer) {
+  if (oauth) {
+    TokenResult t = shared_token_cache().get(token, clock, true);
+    if (!t.ok) return Status::failure(502, "jeton refusé", t.failure.text);
+  }
+  return probe_connection(url, transfer);
+}
+
 }  // namespace relais::calendar

@@ -154,6 +154,8 @@ class CalendarConnector final : public Connector {
     for (const auto& [type, op] : ctx.config.string_map("operations")) operations_[type] = op;
   }
 
+  Status probe() override { return driver_->probe(); }
+
   Outcome deliver(const DeliveryRequest& req) override {
     // The drivers read answers with nlohmann-json and pugixml; an answer of an unexpected shape
     // must end as an outcome, never as an exception through the dispatcher.

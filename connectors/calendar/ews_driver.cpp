@@ -105,6 +105,7 @@ class EwsDriver final : public Driver {
 
   std::string name() const override { return "ews"; }
   bool idempotent_create() const override { return false; }
+  Status probe() override { return probe_server(oauth_, token_, clock_, url_, transfer_); }
 
   Result create(const Event& e, int slot) override {
     std::string xml = create_item(opts_, e);

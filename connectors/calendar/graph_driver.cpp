@@ -39,6 +39,7 @@ class GraphDriver final : public Driver {
   }
 
   std::string name() const override { return "graph"; }
+  Status probe() override { return probe_server(true, token_, clock_, base_, transfer_); }
   bool idempotent_create() const override { return true; }
 
   Result create(const Event& e, int slot) override {

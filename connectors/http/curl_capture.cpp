@@ -57,4 +57,31 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &capture);
 }
 
+Status probe_connection(const std::string& url, const CurlTransfer& t) {
+  std::string where = "(adresse illisible)";
+  if (CURLU* u = curl_url()) {
+    if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+      char* host = nullptr;
+      char* port = nullptr;
+      if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+          curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        where = std::string(host) + ":" + port;
+      }
+      curl_free(host);
+      curl_free(port);
+    }
+    curl_url_cleanup(u);
+  }
+  CURL* h = curl_easy_init();
+  if (h == nullptr) return Status::failure(500, "test impossible", "curl_easy_init a échoué");
+  CurlCapture ignored(0);
+  prepare_curl(h, url, t, ignored);
+  curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  curl_easy_cleanup(h);
+  if (rc == CURLE_OK) return Status::success();
+  return Status::failure(502, "connexion impossible",
+                         "connexion à " + where + " impossible : " + curl_easy_strerror(rc));
+}
+
 }  // namespace relais

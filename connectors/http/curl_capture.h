@@ -10,6 +10,8 @@
 #include <map>
 #include <string>
 
+#include "core/status.h"
+
 namespace relais {
 
 struct CurlCapture {
@@ -36,5 +38,10 @@ std::string url_escape(CURL* h, const std::string& v);
 // Resets `h` and sets the URL, the transfer options and the capture of the answer.
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
                   CurlCapture& capture);
+// The connectors' "test the connection": resolves the host of `url`, connects and, for https,
+// completes the TLS handshake with the transfer's verification settings — and sends nothing.
+// The failure names the host and port (never the path, the query or credentials) in French,
+// for the console.
+Status probe_connection(const std::string& url, const CurlTransfer& transfer);
 
 }  // namespace relais

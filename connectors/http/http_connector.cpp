@@ -91,6 +91,20 @@ class HttpConnector final : public Connector {
     for (CURL* h : handles_) curl_easy_cleanup(h);
   }
 
+  // Connects to the URL's host (TLS included) without sending a request. The URL template's
+  // literal start must name the host (a host taken from the message cannot be tested).
+  Status probe() override {
+    const std::string& text = url_.text();
+    std::string fixed = text.substr(0, text.find('{'));
+    if (fixed.find("://") == std::string::npos ||
+        fixed.find_first_not_of("/", fixed.find("://") + 3) == std::string::npos) {
+      return Status::failure(501, "test non disponible",
+                             "l'adresse de cette destination dépend du message");
+    }
+    return probe_connection(fixed,
+                            CurlTransfer{timeout_ms_, connect_timeout_ms_, tls_verify_, ca_file_});
+  }
+
   Outcome deliver(const DeliveryRequest& req) override {
     CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
     std::string url, err;

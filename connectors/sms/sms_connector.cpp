@@ -232,6 +232,14 @@ class SmsConnector final : public Connector {
     for (CURL* h : handles_) curl_easy_cleanup(h);
   }
 
+  // Connects to the gateway (TLS included) at the address the driver sends to; no SMS is sent.
+  Status probe() override {
+    sms::SmsToSend none;
+    none.to = "+33600000000";
+    none.reference = "probe";
+    return probe_connection(driver_->build(none, clock_.now_ms()).url, transfer_);
+  }
+
   Outcome deliver(const DeliveryRequest& req) override {
     const json& m = req.mapped != nullptr ? *req.mapped : json();
     std::string to_raw = text_of(m, "to"), text = text_of(m, "text");

@@ -263,5 +263,30 @@ TEST(CalendarOddAnswers, AreOutcomesNotExceptions) {
   EXPECT_NE(o.text.find("no response code"), std::string::npos) << o.text;
 }
 
+TEST_F(GraphTest, TestingTheConnectionChecksTheCredentialsAndTheServer) {
+  {
+    CalendarHarness h(graph_yaml(sim));
+    Status s = h.connector().probe();
+    EXPECT_TRUE(s.ok) << s.error << ": " << s.detail;
+    EXPECT_TRUE(sim.events(kMb).empty());  // nothing written
+  }
+  {
+    CalendarHarness h(graph_yaml(sim, "wrong-secret"));
+    Status s = h.connector().probe();
+    EXPECT_FALSE(s.ok);
+    EXPECT_EQ(s.error, "jeton refusé");
+    EXPECT_NE(s.detail.find("secret"), std::string::npos) << s.detail;  // names the fix
+  }
+  {
+    // A server that is not there: the token endpoint answers, the Graph address does not.
+    CalendarHarness h("driver: graph\nurl: http://127.0.0.1:9/v1.0\ntoken_url: " + sim.token_url() +
+                      "\nclient_id: relais-client\nclient_secret: relais-secret\n");
+    Status s = h.connector().probe();
+    EXPECT_FALSE(s.ok);
+    EXPECT_EQ(s.error, "connexion impossible");
+    EXPECT_NE(s.detail.find("127.0.0.1:9"), std::string::npos) << s.detail;
+  }
+}
+
 }  // namespace
 }  // namespace relais::testing

@@ -377,5 +377,27 @@ TEST_F(HttpConnectorTest, SeveralSlotsDeliverConcurrently) {
   EXPECT_EQ(sink_.count(), 30u);
 }
 
+TEST_F(HttpConnectorTest, TestingTheConnectionConnectsAndSendsNothing) {
+  auto c = make("    url: " + url("/items/{$.id}") + "\n");
+  ASSERT_TRUE(c);
+  Status s = c->probe();
+  EXPECT_TRUE(s.ok) << s.error << ": " << s.detail;
+  EXPECT_TRUE(sink_.requests().empty());
+  // Nobody listens: the failure names the host and port, never the query (credentials).
+  auto gone = make("    url: http://127.0.0.1:9/items/{$.id}?password=secret\n");
+  ASSERT_TRUE(gone);
+  s = gone->probe();
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.error, "connexion impossible");
+  EXPECT_NE(s.detail.find("127.0.0.1:9"), std::string::npos) << s.detail;
+  EXPECT_EQ(s.detail.find("secret"), std::string::npos) << s.detail;
+  // A host taken from the message cannot be tested: said so, never a false "OK".
+  auto variable = make("    url: \"http://{$.host}/x\"\n");
+  ASSERT_TRUE(variable);
+  s = variable->probe();
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.error, "test non disponible");
+}
+
 }  // namespace
 }  // namespace relais

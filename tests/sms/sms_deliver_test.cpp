@@ -353,5 +353,12 @@ TEST(SmsConfig, MistakesAreReportedWithTheirKey) {
       << price;
 }
 
+TEST_F(SmsDeliver, TestingTheConnectionReachesTheGatewayAndSendsNothing) {
+  auto c = make();
+  Status s = c->probe();
+  EXPECT_TRUE(s.ok) << s.error << ": " << s.detail;
+  EXPECT_TRUE(gateway_.requests().empty());  // a connection, not an SMS
+}
+
 }  // namespace
 }  // namespace relais
