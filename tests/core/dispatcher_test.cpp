@@ -685,6 +685,8 @@ TEST_F(DispatcherTest, DeferWaitsWithoutConsumingAnAttemptAndSurvivesARestart) {
   ASSERT_TRUE(wait_state(a, DeliveryState::Delivered));
   d = committed(a);
   EXPECT_EQ(d->attempts, 1);
+  // Then the key goes on (wait for it: a2 is attempted after a's outcome is committed).
+  ASSERT_TRUE(wait_called("a2"));
   EXPECT_EQ(labels_of_key("A"), (std::vector<std::string>{"a", "a", "a2"}));
 }
 
