@@ -262,17 +262,18 @@ class ApiHandler final : public HTTPRequestHandler {
       case api::Ep::OptoutRemoveByNumber:
       case api::Ep::OptoutGet:
       case api::Ep::OptoutRemove:
+        connector_request(req, resp, uri, seg, &*who);
         if (ep->id == api::Ep::OptoutAdd || ep->id == api::Ep::OptoutRemoveByNumber ||
             ep->id == api::Ep::OptoutRemove) {
-          rc.audit(ep->id == api::Ep::OptoutAdd ? "optout.add" : "optout.remove",
-                   "destination:" + params["destination"]);
+          audit_if_done(rc, ep->id == api::Ep::OptoutAdd ? "optout.add" : "optout.remove",
+                        "destination:" + params["destination"]);
         }
-        return connector_request(req, resp, uri, seg, &*who);
+        return;
       case api::Ep::FreeBusy:
         return free_busy(uri, resp, params["name"]);
       case api::Ep::DestinationMessage:
-        rc.audit("destination.message", "destination:" + params["name"]);
-        return direct_message(req, resp, params["name"]);
+        direct_message(req, resp, params["name"]);
+        return audit_if_done(rc, "destination.message", "destination:" + params["name"]);
       default:
         break;
     }
@@ -314,6 +315,13 @@ class ApiHandler final : public HTTPRequestHandler {
     send_json(resp, out->status, out->body);
   }
 
+  // Audits what a handler did, once it has answered with success (a refused request changed
+  // nothing).
+  static void audit_if_done(api::RequestContext& rc, const std::string& action,
+                            const std::string& object) {
+    if (static_cast<int>(rc.resp.getStatus()) < 300) rc.audit(action, object);
+  }
+
   // The mapping endpoints (mappings_api.cpp), audited when they change something.
   void mappings_endpoint(api::RequestContext& rc, const std::vector<std::string>& seg) {
     TokenConfig as{rc.who.name, "", rc.who.role, rc.who.sources};
@@ -328,8 +336,7 @@ class ApiHandler final : public HTTPRequestHandler {
     if (!m.handle(seg, rc.uri, rc.req, rc.resp)) {
       return send_error(rc.resp, 404, "not found", "no endpoint at " + rc.uri.getPath());
     }
-    int status = static_cast<int>(rc.resp.getStatus());
-    if (status >= 300) return;
+    if (static_cast<int>(rc.resp.getStatus()) >= 300) return;
     switch (rc.endpoint.id) {
       case api::Ep::MappingVersionAdd:
         rc.audit("mapping.version", "mapping:" + name, "new version stored");

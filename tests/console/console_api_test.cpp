@@ -155,6 +155,12 @@ TEST_F(ConsoleApiTest, EveryEndpointChecksEveryRole) {
     }
   }
   EXPECT_GT(checked, 100u);
+  // Every call above that would change something was refused (no such destination, bad body):
+  // a refused request changed nothing, so it is not in the audit trail as done.
+  for (const char* action : {"optout.add", "optout.remove", "destination.message"}) {
+    EXPECT_EQ(admin_.get(std::string("/api/v1/audit?action=") + action).json()["items"].size(), 0u)
+        << action;
+  }
   // A wrong token is no token.
   HttpClient wrong(relais_->base_url(), "not-a-token-of-this-relais-0000");
   EXPECT_EQ(wrong.get("/api/v1/messages").status, 401);
