@@ -406,6 +406,15 @@ class ApiHandler final : public HTTPRequestHandler {
             "at most " + std::to_string(config_.max_batch_lines) + " lines per batch; split it");
       }
       auto results = hub_.accept_batch(source, body, headers);
+      // The lines to store are committed together: when the commit failed, none is stored,
+      // and the whole batch is answered 503 (send it again after Retry-After).
+      auto failed_commit = std::find_if(results.begin(), results.end(),
+                                        [](const AcceptResponse& r) { return r.status == 503; });
+      if (failed_commit != results.end()) {
+        resp.set("Retry-After", std::to_string(failed_commit->retry_after_s));
+        return send_error(resp, 503, "not stored",
+                          "no line of this batch was stored: " + failed_commit->detail);
+      }
       json items = json::array();
       size_t accepted = 0, duplicates = 0, failed = 0;
       for (const auto& r : results) {
@@ -442,6 +451,7 @@ class ApiHandler final : public HTTPRequestHandler {
       if (r.status == 200) out["duplicate"] = true;
       return send_json(resp, r.status, out);
     }
+    if (r.retry_after_s > 0) resp.set("Retry-After", std::to_string(r.retry_after_s));
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 
@@ -504,6 +514,7 @@ class ApiHandler final : public HTTPRequestHandler {
     AcceptResponse r = hub_.accept_for_destination(destination, j["type"].get<std::string>(),
                                                    correlation, j["body"].dump());
     if (r.status == 202) return send_json(resp, 202, {{"id", r.id}});
+    if (r.retry_after_s > 0) resp.set("Retry-After", std::to_string(r.retry_after_s));
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 

@@ -27,11 +27,16 @@ struct NewDelivery {
 struct Incoming {
   std::shared_ptr<Message> message;  // seq is filled in by the store
   std::vector<NewDelivery> deliveries;
+  // With an idempotency key: a digest of the body (sha256 hex), kept with the key so that the
+  // same key with another body is told apart from a resubmission. "" = not compared.
+  std::string body_digest;
 };
 
 struct AcceptResult {
-  enum class Kind { Created, Duplicate, Failed } kind = Kind::Created;
-  std::string id;     // the new id, or the first message's id for a duplicate
+  // Created; Duplicate (same key, same body: the first message's id); Conflict (same key, other
+  // body: the first message's id, nothing stored); Failed (not stored: the storage error).
+  enum class Kind { Created, Duplicate, Conflict, Failed } kind = Kind::Created;
+  std::string id;     // the new id, or the first message's id for a duplicate or a conflict
   std::string error;  // Failed: why (storage error)
 };
 
@@ -99,6 +104,13 @@ struct HeldKey {
 };
 
 // Thread-safe: every method may be called from any thread.
+//
+// Durability of outcomes: record() never drops an update. When a group commit fails (disk full,
+// I/O error, the write lock held too long by another process) the group is rolled back, the
+// accepts in it are answered Failed, and the recorded updates are kept and committed again with
+// the next groups (with back-off) until a commit succeeds; `committed` callbacks run only after
+// the commit that made their update durable. writable() is false from a failed commit until the
+// next successful one.
 class Store {
  public:
   virtual ~Store() = default;
@@ -106,14 +118,18 @@ class Store {
   // Commits the messages and their deliveries, then returns one result per input, in order.
   // Blocks until the commit is durable (group commit). Never throws.
   virtual std::vector<AcceptResult> accept(std::vector<Incoming> batch) = 0;
-  // Queues a state change; committed with the next group. Never blocks on disk.
-  virtual void record(DeliveryUpdate update) = 0;
+  // Queues a state change; committed with the next group. Never blocks on disk. `committed`
+  // (optional) runs once the update is durable, on the store's completion thread (never the
+  // caller's): it must not block on the store. After close() the update is not recorded and
+  // `committed` never runs (the delivery stays active in the store and is attempted again).
+  virtual void record(DeliveryUpdate update, std::function<void()> committed = nullptr) = 0;
   // Applies a state change now and waits for the commit. 404 when the delivery does not exist,
   // 409 when its state is not one of update.expected.
   virtual Status apply(DeliveryUpdate update) = 0;
   // Waits until everything queued so far is committed.
   virtual void flush() = 0;
-  // Called (on the writer thread) with each group's new active deliveries after its commit.
+  // Called (on the completion thread, before the accepts of the group are answered) with each
+  // group's new active deliveries after its commit.
   virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;
 
   // Reads (consistent snapshot of committed data).
@@ -124,6 +140,9 @@ class Store {
   virtual std::optional<Delivery> delivery(int64_t id) = 0;
   virtual MessagePage list(const MessageFilter& filter) = 0;
   virtual bool healthy() = 0;
+  // False from a failed commit until a commit succeeds again: the dispatcher takes no new
+  // work and the accept path answers 503 with Retry-After meanwhile. Cheap (an atomic).
+  virtual bool writable() const = 0;
 
   // Stops the writer after committing what is queued. Further writes fail.
   virtual void close() = 0;
@@ -134,7 +153,18 @@ struct StoreOptions {
   bool synchronous_full = true;  // fsync at every commit (WAL, synchronous=FULL)
   size_t max_batch = 2000;       // messages per group commit at most
   int read_pool = 8;
+  int busy_timeout_ms = 10000;  // how long a commit waits for a write lock held elsewhere
+  // How long an idempotency key is remembered (the same key later is a new message).
+  Millis idempotency_retention_ms = 30LL * 24 * 3600 * 1000;
 };
+
+// The SQL of every statement on the accept and delivery paths, with sample bound values, for
+// the query-plan test (no SCAN of messages, deliveries or attempts).
+struct HotStatement {
+  std::string name;
+  std::string sql;
+};
+std::vector<HotStatement> sqlite_hot_statements();
 
 // Opens (creating and migrating as needed) the embedded SQLite store. Throws on start-up errors.
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);

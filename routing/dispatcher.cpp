@@ -232,7 +232,9 @@ void Dispatcher::stop(Millis grace_ms) {
 void Dispatcher::worker(Dest& d, int slot) {
   std::unique_lock<std::mutex> lock(d.mu);
   while (!stopping_) {
-    if (d.ready.empty()) {
+    // After a failed commit no new attempt starts until the store commits again (the outcomes
+    // it holds are retried meanwhile): nothing is attempted whose outcome could not be kept.
+    if (d.ready.empty() || !store_.writable()) {
       d.cv.wait_for(lock, std::chrono::milliseconds(kMaxWaitMs));
       continue;
     }
@@ -330,9 +332,15 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   }
   d.attempt_duration->observe(static_cast<double>(ended - started) / 1000.0);
   u.attempt = std::move(a);
-  DeliveryState state = u.state;
-  store_.record(std::move(u));
+  Settled s{u.state, o.kind == Outcome::Kind::Defer, attempts, next.value_or(0)};
+  // The key moves on only once this outcome is durable: until the store has committed it, the
+  // key stays busy (its next delivery waits), so a failed commit can never let a newer message
+  // of the key reach the partner before this one is settled — across a restart too.
+  Dest* dp = &d;
+  store_.record(std::move(u), [this, dp, q, s] { settle(*dp, q, s); });
+}
 
+void Dispatcher::settle(Dest& d, const QueuedDelivery& q, const Settled& s) {
   std::vector<DeliveryUpdate> replaced;
   std::unique_lock<std::mutex> lock(d.mu);
   --d.in_flight;
@@ -343,14 +351,14 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   auto it = std::find_if(kq.items.begin(), kq.items.end(),
                          [&](const QueuedDelivery& e) { return e.id == q.id; });
   if (it != kq.items.end()) {
-    if (state == DeliveryState::Retrying || o.kind == Outcome::Kind::Defer) {
-      it->attempts = attempts;
-      it->due = *next;
+    if (s.state == DeliveryState::Retrying || s.deferred) {
+      it->attempts = s.attempts;
+      it->due = s.next;
       if (!it->message && q.message) it->message = q.message;
     } else {
       kq.items.erase(it);
       d.index.erase(q.id);
-      if (state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty()) {
+      if (s.state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty()) {
         kq.held_by = q.id;
         log_warn("dispatcher", "delivery " + std::to_string(q.id) + " to " + d.settings.name +
                                    " is dead; later messages of its key are held");
@@ -361,9 +369,8 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   replace_older_locked(d, kq, replaced);
   make_ready_locked(d, kq);
   drop_if_idle_locked(d, kq);
-  // The calling worker takes the next ready delivery itself when it loops; wake another one
-  // only if more than that one is ready (each insertion into `ready` notified already).
-  if (d.ready.size() > 1) d.cv.notify_one();
+  // Settling runs on the store's completion thread: wake a worker for the key made ready.
+  if (!d.ready.empty()) d.cv.notify_one();
   lock.unlock();
   record_replaced(replaced);
 }

@@ -139,8 +139,17 @@ class Dispatcher {
   void drop_if_idle_locked(Dest& d, KeyQueue& kq);
   void worker(Dest& d, int slot);
   const OutcomeCounters& counters_for(Dest& d, const std::string& source);
+  // What an attempt decided for its delivery, applied to the key once it is committed.
+  struct Settled {
+    DeliveryState state = DeliveryState::Pending;
+    bool deferred = false;
+    int attempts = 0;
+    Millis next = 0;  // next attempt (retrying, deferred)
+  };
   void finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r, Millis started,
               Millis ended);
+  // Runs on the store's completion thread once the outcome is durable: the key moves on.
+  void settle(Dest& d, const QueuedDelivery& q, const Settled& s);
   Dest* find(const std::string& name) const;
   double uniform01();
 

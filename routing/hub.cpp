@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/crypto.h"
 #include "core/log.h"
 
 namespace relais {
@@ -65,6 +66,8 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   so.path = config_.store_path;
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
+  so.idempotency_retention_ms = config_.store_idempotency_retention_ms;
+  so.busy_timeout_ms = config_.store_busy_timeout_ms;
   store_ = open_sqlite_store(so);
   xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
 
@@ -209,6 +212,8 @@ Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
   m->body = body;
   m->received_at = clock_.now_ms();
   m->doc = doc;
+  // The same key with another body is a conflict, not a resubmission: keep the body's digest.
+  if (!m->idempotency.empty()) p.incoming.body_digest = sha256_hex(body);
   p.incoming.message = m;
   for (const auto& route : config_.routes) {
     if (route.source != source.name) continue;
@@ -277,9 +282,7 @@ AcceptResponse Hub::accept_for_destination(const std::string& destination, const
   AcceptResult r = store_->accept(std::move(batch)).front();
   out.id = r.id;
   if (r.kind == AcceptResult::Kind::Failed) {
-    out.status = 503;
-    out.error = "not stored";
-    out.detail = r.error + " (the message was not accepted: send it again)";
+    not_stored(r, out);
   } else {
     out.status = 202;
   }
@@ -301,12 +304,26 @@ void Hub::settle(const std::string& source, const AcceptResult& r,
       out.status = 200;
       c.duplicates->inc();
       break;
+    case AcceptResult::Kind::Conflict:
+      out.status = 409;
+      out.error = "idempotency key reused";
+      out.detail = "this idempotency key was already used by message " + r.id +
+                   " with a different body; nothing was stored (send a new key for a new "
+                   "message, or the same body to confirm the first one)";
+      out.extra = {{"first_id", r.id}};
+      c.rejected->inc();
+      break;
     case AcceptResult::Kind::Failed:
-      out.status = 503;
-      out.error = "not stored";
-      out.detail = r.error + " (the message was not accepted: send it again)";
+      not_stored(r, out);
       break;
   }
+}
+
+void Hub::not_stored(const AcceptResult& r, AcceptResponse& out) {
+  out.status = 503;
+  out.error = "not stored";
+  out.detail = r.error + " (the message was not accepted: send it again)";
+  out.retry_after_s = 5;
 }
 
 std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,

@@ -33,6 +33,7 @@ struct AcceptResponse {
   std::string error;                                // short title
   std::string detail;                               // explanation
   nlohmann::json extra = nlohmann::json::object();  // e.g. {"line":1,"column":7,"offset":6}
+  int retry_after_s = 0;  // 503 when the store cannot commit: when to send again (Retry-After)
 };
 
 // Thread-safe after start(): accept() is called from every HTTP thread.
@@ -85,6 +86,8 @@ class Hub {
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);
   AttemptResult process(const QueuedDelivery& q, int slot);
+  // 503 with Retry-After: the store could not commit.
+  static void not_stored(const AcceptResult& r, AcceptResponse& out);
   // Turns a store result into the answer and counts it.
   void settle(const std::string& source, const AcceptResult& r,
               const std::vector<std::string>& dests, AcceptResponse& out);

@@ -84,6 +84,25 @@ const ConfigSpec& store_spec() {
            nullptr,
            1,
            100000},
+          {"idempotency_retention",
+           F::Duration,
+           "30d",
+           false,
+           "how long an idempotency key is remembered; the same key after that is a new message",
+           {},
+           nullptr,
+           60000,
+           3650.0 * 86400000},
+          {"busy_timeout",
+           F::Duration,
+           "10s",
+           false,
+           "how long a commit waits for the write lock when another process holds it; then "
+           "the commit fails, accepts answer 503 and outcomes are kept until it succeeds",
+           {},
+           nullptr,
+           0,
+           600000},
       }};
   return s;
 }
@@ -390,6 +409,8 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.store_path = resolve(base_dir, store.str("path"));
   out.store_sync_full = store.str("synchronous") == "full";
   out.store_max_batch = static_cast<int>(store.integer("max_batch"));
+  out.store_idempotency_retention_ms = store.duration_ms("idempotency_retention");
+  out.store_busy_timeout_ms = static_cast<int>(store.duration_ms("busy_timeout"));
   out.log_level = top.object("log").str("level");
   auto mappings = top.object("mappings");
   if (mappings.has("directory")) out.mappings_dir = resolve(base_dir, mappings.str("directory"));

@@ -89,6 +89,8 @@ struct HubConfig {
   std::string store_path;
   bool store_sync_full = true;
   int store_max_batch = 2000;
+  Millis store_idempotency_retention_ms = 30LL * 24 * 3600 * 1000;
+  int store_busy_timeout_ms = 10000;
 
   std::string log_level = "info";
   std::string mappings_dir;  // "" = none

@@ -4,10 +4,14 @@
 --   BENCH_BODY_FILE  the JSON body (e.g. ${RELAIS_SHARED_DIR}/fixtures/cms76/rdv-planned.json)
 --   BENCH_TOKEN      bearer token (sent as Authorization: Bearer ...; empty = no header)
 --   BENCH_EXPECT     the status every response must have (202 for relais, 200 via nginx)
---   BENCH_KEYS       "vary" (default): rdv.id is rewritten per request (thread * 1e9 + n), so
---                    every message has its own correlation key; "single": the body is sent
---                    unchanged, so every message shares the key rdv:91877 (worst case).
--- No Idempotency-Key header is sent: every request is a new message.
+--   BENCH_KEYS       "vary" (default): rdv.id and the event id are rewritten per request
+--                    (thread * 1e9 + n, and "bench-RUN-thread*1e9+n"), so every message has its
+--                    own correlation key and its own idempotency key; "single": the body is
+--                    sent unchanged (every message shares the key rdv:91877; with an
+--                    idempotency path every message after the first is a duplicate: use
+--                    BENCH_SHAPE=bare with it).
+--   BENCH_RUN_ID     a prefix that makes event ids unique across runs on one store
+-- No Idempotency-Key header is sent: the idempotency key, if any, is the body's $.id.
 -- done() prints one line "BENCH_RESULT key=value ..." that the run script parses, and exits
 -- the process with status 3 if any response had another status than BENCH_EXPECT.
 
@@ -20,13 +24,16 @@ local f = assert(io.open(body_file, "rb"))
 local body = f:read("*a")
 f:close()
 
--- The template: rdv.id (the only `"id": <number>` in the sample) becomes a placeholder.
-local before, after
+-- The template: the event id (the first `"id": "<text>"`, top level) and rdv.id (the only
+-- `"id": <number>` in the sample) become placeholders: head .. event id .. middle .. rdv id .. tail.
+local run_id = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local head, middle, tail
 do
-  local s, e = body:find('"id"%s*:%s*%d+')
+  local s1, e1 = body:find('"id"%s*:%s*"[^"]*"')
+  local s2, e2 = body:find('"id"%s*:%s*%d+')
   if keys == "vary" then
-    assert(s, "no numeric \"id\" (rdv.id) in " .. body_file)
-    before, after = body:sub(1, s - 1), body:sub(e + 1)
+    assert(s1 and s2 and e1 < s2, "need a text \"id\" before a numeric rdv \"id\" in " .. body_file)
+    head, middle, tail = body:sub(1, s1 - 1), body:sub(e1 + 1, s2 - 1), body:sub(e2 + 1)
   end
 end
 
@@ -58,7 +65,8 @@ end
 if keys == "vary" then
   function request()
     counter = counter + 1
-    return wrk.format("POST", nil, headers, before .. '"id": ' .. counter .. after)
+    return wrk.format("POST", nil, headers, head .. '"id": "bench-' .. run_id .. '-' .. counter ..
+                      '"' .. middle .. '"id": ' .. counter .. tail)
   end
 end
 

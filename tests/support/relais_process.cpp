@@ -302,7 +302,9 @@ RelaisProcess::RelaisProcess(RelaisOptions options) : options_(std::move(options
     << options_.server_extra_yaml
     << (options_.server_extra_yaml.empty() || options_.server_extra_yaml.back() == '\n' ? "" : "\n")
     << "store:\n"
-    << "  path: " << (fs::path(dir_.path()) / "relais.db").string() << "\n"
+    << "  path: " << store_path() << "\n"
+    << options_.store_extra_yaml
+    << (options_.store_extra_yaml.empty() || options_.store_extra_yaml.back() == '\n' ? "" : "\n")
     << "log:\n"
     << "  level: " << options_.log_level << "\n"
     << "auth:\n"
@@ -322,6 +324,7 @@ RelaisProcess::~RelaisProcess() {
 }
 
 std::string RelaisProcess::store_path() const {
+  if (!options_.store_path.empty()) return options_.store_path;
   return (fs::path(dir_.path()) / "relais.db").string();
 }
 

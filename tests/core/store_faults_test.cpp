@@ -1,0 +1,370 @@
+// The store under storage faults, with the dispatcher wired as the Hub wires it: fsync failing,
+// the disk full (through a SQLite VFS shim), and the write lock held by another connection
+// (SQLITE_BUSY). Each test ends with what the user is promised: nothing that was answered
+// Failed is stored, nothing committed is lost, and the last state a partner sees for a key is
+// the key's last message — across a restart too. Also: the query plan of every statement on
+// the accept and delivery paths, idempotency conflicts and retention.
+
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/metrics.h"
+#include "core/store.h"
+#include "routing/dispatcher.h"
+#include "tests/core/fault_vfs.h"
+#include "tests/core/test_support.h"
+
+namespace relais {
+namespace {
+
+using relais::testing::install_fault_vfs;
+using relais::testing::make_incoming;
+using relais::testing::StorageFaults;
+using relais::testing::TempDir;
+using relais::testing::to_dest;
+using relais::testing::wait_until;
+
+// A store and a dispatcher on it; the "partner" records what it received, per key, in order.
+class FaultTest : public ::testing::Test {
+ protected:
+  FaultTest() : faults_(install_fault_vfs()), ids_(clock_) { faults_.clear(); }
+  ~FaultTest() override {
+    faults_.clear();
+    gate(true);
+    shutdown();
+  }
+
+  void start(int busy_timeout_ms = 10000) {
+    StoreOptions o;
+    o.path = dir_.file("faults.db");
+    o.busy_timeout_ms = busy_timeout_ms;
+    store_ = open_sqlite_store(o);
+    metrics_ = std::make_unique<Metrics>();
+    dispatcher_ = std::make_unique<Dispatcher>(
+        *store_, *metrics_, clock_, [this](const QueuedDelivery& q, int) { return deliver(q); });
+    DestinationSettings d;
+    d.name = "cal";
+    d.concurrency = 4;
+    d.retry.initial_ms = 10;
+    d.retry.max_ms = 50;
+    dispatcher_->add_destination(d);
+    store_->set_commit_listener(
+        [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
+    for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
+    dispatcher_->enqueue(store_->load_active());
+    dispatcher_->start();
+  }
+
+  // Like a kill: the dispatcher stops, the store closes with whatever it could not commit.
+  void shutdown() {
+    if (dispatcher_) dispatcher_->stop(0);
+    if (store_) {
+      store_->set_commit_listener(nullptr);
+      store_->close();
+    }
+    dispatcher_.reset();
+    store_.reset();
+    metrics_.reset();
+  }
+
+  AttemptResult deliver(const QueuedDelivery& q) {
+    MessagePtr m = q.message ? q.message : store_->message_by_seq(q.message_seq);
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return gate_open_; });
+      seen_[q.key].push_back(m ? m->type : "?");
+      ++attempts_;
+    }
+    cv_.notify_all();
+    AttemptResult r;
+    r.outcome = Outcome::delivered("ref");
+    return r;
+  }
+
+  AcceptResult send(const std::string& type, const std::string& key) {
+    std::vector<Incoming> batch;
+    batch.push_back(make_incoming(ids_, "cms", type, key, "", clock_.now_ms(), {to_dest("cal")}));
+    return store_->accept(std::move(batch)).at(0);
+  }
+
+  // While the gate is closed, attempts wait before reaching the partner.
+  void gate(bool open) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gate_open_ = open;
+    }
+    cv_.notify_all();
+  }
+  int attempts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return attempts_;
+  }
+  std::vector<std::string> seen(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_[key];
+  }
+  int64_t count(const std::string& sql) {
+    Poco::Data::SQLite::Connector::registerConnector();
+    Poco::Data::Session s("SQLite", dir_.file("faults.db"));
+    int64_t v = 0;
+    s << sql, Poco::Data::Keywords::into(v), Poco::Data::Keywords::now;
+    return v;
+  }
+
+  StorageFaults& faults_;
+  TempDir dir_;
+  SystemClock clock_;
+  IdGenerator ids_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::vector<std::string>> seen_;
+  int attempts_ = 0;
+  bool gate_open_ = true;
+};
+
+// fsync fails after the first delivery of a key: its outcome cannot be committed, so the key
+// does not move on (the second message is not sent), accepts answer Failed and nothing of them
+// is stored, no new attempt starts; when fsync works again everything resumes, in order.
+TEST_F(FaultTest, FsyncFailureStopsTheKeyAndResumesInOrder) {
+  start();
+  ASSERT_EQ(send("e1", "rdv:1").kind, AcceptResult::Kind::Created);
+  ASSERT_TRUE(wait_until([&] { return attempts() == 1; }));
+  store_->flush();
+  faults_.fail_sync = true;
+  // e2 cannot be stored: answered Failed, with the reason.
+  AcceptResult r2 = send("e2", "rdv:1");
+  EXPECT_EQ(r2.kind, AcceptResult::Kind::Failed);
+  EXPECT_NE(r2.error.find("storage error"), std::string::npos) << r2.error;
+  EXPECT_FALSE(store_->writable());
+  faults_.fail_sync = false;
+  ASSERT_EQ(send("e3", "rdv:1").kind, AcceptResult::Kind::Created);
+  ASSERT_TRUE(wait_until([&] { return seen("rdv:1").size() == 2; }));
+  faults_.fail_sync = true;
+  // e4 cannot be accepted while fsync fails.
+  EXPECT_EQ(send("e4", "rdv:1").kind, AcceptResult::Kind::Failed);
+  EXPECT_TRUE(wait_until([&] { return !store_->writable(); }));
+  faults_.fail_sync = false;
+  ASSERT_EQ(send("e5", "rdv:1").kind, AcceptResult::Kind::Created);
+  ASSERT_TRUE(wait_until([&] { return seen("rdv:1").size() == 3; }));
+  EXPECT_TRUE(store_->writable());
+  EXPECT_EQ(seen("rdv:1"), (std::vector<std::string>{"e1", "e3", "e5"}));
+  store_->flush();
+  shutdown();
+  // Only what was answered Created is stored, and all of it is delivered.
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages WHERE type IN ('e2', 'e4')"), 0);
+}
+
+// The outcome of a delivery cannot be committed and the key's next message is already queued:
+// the next message is not attempted while the outcome is pending, however long that lasts.
+TEST_F(FaultTest, NextDeliveryOfAKeyWaitsForThePreviousOutcome) {
+  start();
+  // Two messages of one key committed together, then fsync fails before any outcome commits.
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "a1", "rdv:7", "", clock_.now_ms(), {to_dest("cal")}));
+  batch.push_back(make_incoming(ids_, "cms", "a2", "rdv:7", "", clock_.now_ms(), {to_dest("cal")}));
+  // The first attempt waits until fsync fails, so its outcome is the one that cannot commit.
+  gate(false);
+  auto results = store_->accept(std::move(batch));
+  ASSERT_EQ(results[0].kind, AcceptResult::Kind::Created);
+  faults_.fail_sync = true;
+  gate(true);
+  ASSERT_TRUE(wait_until([&] { return attempts() >= 1; }));
+  // While commits fail, a2 is never attempted (a1's outcome is not durable).
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(seen("rdv:7"), (std::vector<std::string>{"a1"}));
+  EXPECT_FALSE(store_->writable());
+  EXPECT_GT(faults_.syncs_failed.load(), 0);
+  faults_.fail_sync = false;
+  ASSERT_TRUE(wait_until([&] { return seen("rdv:7").size() == 2; }));
+  EXPECT_EQ(seen("rdv:7"), (std::vector<std::string>{"a1", "a2"}));
+  store_->flush();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'"), 2);
+}
+
+// The process stops while an outcome cannot be committed (the disk is full): after the restart
+// the delivery whose outcome was lost is attempted again, then the later ones, so the last
+// state the partner sees is the last message of the key.
+TEST_F(FaultTest, DiskFullThenRestartKeepsTheLastStateLast) {
+  start();
+  gate(false);
+  ASSERT_EQ(send("p1", "rdv:9").kind, AcceptResult::Kind::Created);
+  ASSERT_EQ(send("p2", "rdv:9").kind, AcceptResult::Kind::Created);
+  ASSERT_EQ(send("p3", "rdv:9").kind, AcceptResult::Kind::Created);
+  faults_.fail_write = true;
+  gate(true);
+  // p1 reaches the partner; its outcome cannot be recorded, so p2 and p3 wait.
+  ASSERT_TRUE(wait_until([&] { return attempts() == 1; }));
+  EXPECT_EQ(send("p4", "rdv:9").kind, AcceptResult::Kind::Failed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(seen("rdv:9"), (std::vector<std::string>{"p1"}));
+  EXPECT_GT(faults_.writes_failed.load(), 0);
+  shutdown();  // outcomes not committed are lost with the process
+  faults_.clear();
+  gate(true);
+  start();
+  ASSERT_TRUE(wait_until([&] {
+    auto s = seen("rdv:9");
+    return !s.empty() && s.back() == "p3" &&
+           count(
+               "SELECT COUNT(*) FROM deliveries WHERE state "
+               "<> 'delivered'") == 0;
+  }));
+  // p1 again (its outcome was lost: at-least-once), then p2 and p3 in order, p3 last.
+  EXPECT_EQ(seen("rdv:9"), (std::vector<std::string>{"p1", "p1", "p2", "p3"}));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM messages"), 3);  // p4 was refused, not stored
+}
+
+// Another process holds the write lock longer than the busy timeout: the commit fails with
+// SQLITE_BUSY, accepts are refused, outcomes are kept; when the lock is released all resumes.
+TEST_F(FaultTest, WriteLockHeldElsewhereRefusesThenResumes) {
+  start(200);
+  ASSERT_EQ(send("b1", "rdv:3").kind, AcceptResult::Kind::Created);
+  ASSERT_TRUE(wait_until([&] { return seen("rdv:3").size() == 1; }));
+  store_->flush();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("faults.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  AcceptResult r = send("b2", "rdv:3");
+  EXPECT_EQ(r.kind, AcceptResult::Kind::Failed);
+  EXPECT_NE(r.error.find("lock"), std::string::npos) << r.error;
+  EXPECT_FALSE(store_->writable());
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  ASSERT_EQ(send("b3", "rdv:3").kind, AcceptResult::Kind::Created);
+  EXPECT_TRUE(store_->writable());
+  ASSERT_TRUE(wait_until([&] { return seen("rdv:3").size() == 2; }));
+  EXPECT_EQ(seen("rdv:3"), (std::vector<std::string>{"b1", "b3"}));
+  store_->flush();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'"), 2);
+}
+
+// Ids handed out in a failed group are not reused wrongly: the counters are read back from the
+// file, so the next accepted message continues right after the last committed one.
+TEST_F(FaultTest, IdCountersAreReadBackAfterAFailedCommit) {
+  start();
+  ASSERT_EQ(send("c1", "").kind, AcceptResult::Kind::Created);
+  faults_.fail_sync = true;
+  EXPECT_EQ(send("c2", "").kind, AcceptResult::Kind::Failed);
+  faults_.fail_sync = false;
+  AcceptResult r3 = send("c3", "");
+  ASSERT_EQ(r3.kind, AcceptResult::Kind::Created);
+  auto rec = store_->message(r3.id, false);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->message->seq, 2);
+  EXPECT_EQ(rec->deliveries.at(0).id, 2);
+}
+
+// --- query plans -----------------------------------------------------------------------------
+
+// Every statement of the accept and delivery paths is answered through an index: no SCAN of
+// messages, deliveries, attempts or idempotency_keys (which would read whole tables as the
+// store grows).
+TEST(StoreQueryPlan, NoHotStatementScansATable) {
+  TempDir dir;
+  {
+    StoreOptions o;
+    o.path = dir.file("plan.db");
+    open_sqlite_store(o)->close();  // creates and migrates
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
+  // Statistics as a big store would have them, so the planner chooses as it would in production.
+  ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto statements = sqlite_hot_statements();
+  ASSERT_GE(statements.size(), 10u);
+  for (const auto& st : statements) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+        << st.name << ": " << sqlite3_errmsg(db);
+    std::string plan;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+      plan += detail + "; ";
+      bool scan = detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW";
+      EXPECT_FALSE(scan) << st.name << " scans a table: " << detail;
+    }
+    sqlite3_finalize(stmt);
+    // A plain INSERT … VALUES reads nothing (no plan); every other statement has one.
+    bool plain_insert =
+        st.sql.rfind("INSERT", 0) == 0 && st.sql.find("SELECT") == std::string::npos;
+    EXPECT_TRUE(plain_insert || !plan.empty()) << st.name << " has no plan";
+  }
+  sqlite3_close(db);
+}
+
+// --- idempotency -------------------------------------------------------------------------------
+
+class IdempotencyTest : public ::testing::Test {
+ protected:
+  IdempotencyTest() : clock_(1'700'000'000'000), ids_(clock_) {}
+  void SetUp() override {
+    StoreOptions o;
+    o.path = dir_.file("idem.db");
+    o.idempotency_retention_ms = 60'000;
+    store_ = open_sqlite_store(o);
+  }
+  void TearDown() override { store_->close(); }
+
+  AcceptResult send(const std::string& key, const std::string& body, Millis at) {
+    std::vector<Incoming> batch;
+    batch.push_back(make_incoming(ids_, "cms", "t", "", key, at, {to_dest("a")}, body));
+    batch.back().body_digest = body == "" ? "" : "digest:" + body;
+    return store_->accept(std::move(batch)).at(0);
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  IdGenerator ids_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(IdempotencyTest, SameKeyOtherBodyIsAConflictNamingTheFirstMessage) {
+  Millis t = 1'700'000'000'000;
+  AcceptResult first = send("demande-1", "{\"a\":1}", t);
+  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
+  AcceptResult same = send("demande-1", "{\"a\":1}", t + 10);
+  EXPECT_EQ(same.kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(same.id, first.id);
+  AcceptResult other = send("demande-1", "{\"a\":2}", t + 20);
+  EXPECT_EQ(other.kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(other.id, first.id);
+  // Within one batch too.
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":1}"));
+  batch.back().body_digest = "x";
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":2}"));
+  batch.back().body_digest = "y";
+  auto r = store_->accept(std::move(batch));
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(r[1].id, r[0].id);
+}
+
+TEST_F(IdempotencyTest, AKeyIsForgottenAfterItsRetention) {
+  Millis t = 1'700'000'000'000;
+  AcceptResult first = send("demande-9", "{\"a\":1}", t);
+  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 59'000).kind, AcceptResult::Kind::Duplicate);
+  AcceptResult later = send("demande-9", "{\"a\":1}", t + 61'000);
+  EXPECT_EQ(later.kind, AcceptResult::Kind::Created);
+  EXPECT_NE(later.id, first.id);
+  // And remembered again from then on.
+  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 62'000).kind, AcceptResult::Kind::Duplicate);
+}
+
+}  // namespace
+}  // namespace relais
