@@ -310,7 +310,8 @@ void Hub::settle(const std::string& source, const AcceptResult& r,
       out.detail = "this idempotency key was already used by message " + r.id +
                    " with a different body; nothing was stored (send a new key for a new "
                    "message, or the same body to confirm the first one)";
-      out.extra = {{"first_id", r.id}};
+      out.id.clear();  // nothing was stored: no id of its own
+      out.extra["first_id"] = r.id;
       c.rejected->inc();
       break;
     case AcceptResult::Kind::Failed:

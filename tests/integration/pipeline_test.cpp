@@ -611,6 +611,64 @@ TEST_F(PipelineTest, ConfiguredIdempotencyPathMakesResubmissionHarmless) {
   EXPECT_EQ(sink_.total(), 2u);
 }
 
+// The same key with another body is a mistake at the sender: 409 with the first message's id,
+// nothing stored, nothing delivered — never a silent 200.
+TEST_F(PipelineTest, SameIdempotencyKeyWithAnotherBodyIs409) {
+  DestOptions d;
+  d.concurrency = 1;
+  start_relais(d);
+  const std::string planned = fixture("rdv-planned.json");
+  HttpResponse a = api_.post_json("/api/v1/sources/cms76/messages", planned);
+  ASSERT_EQ(a.status, 202) << a.body;
+  const std::string id = a.json()["id"].get<std::string>();
+  json other = json::parse(planned);
+  other["rdv"]["heure"] = "11:00";  // same event id, another content
+  HttpResponse b = api_.post_json("/api/v1/sources/cms76/messages", other.dump());
+  ASSERT_EQ(b.status, 409) << b.body;
+  EXPECT_EQ(b.json()["first_id"], id);
+  EXPECT_EQ(b.json()["error"], "idempotency key reused");
+  // The Idempotency-Key header follows the same rule.
+  HttpResponse h1 = post_app(app_body("order.created", "a", {{"n", 1}}), {"Idempotency-Key: k-1"});
+  ASSERT_EQ(h1.status, 202) << h1.body;
+  HttpResponse h2 = post_app(app_body("order.created", "a", {{"n", 2}}), {"Idempotency-Key: k-1"});
+  EXPECT_EQ(h2.status, 409) << h2.body;
+  ASSERT_EQ(sink_.wait_for(2, 10000), 2u);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(sink_.total(), 2u);
+}
+
+// The batch endpoint honours idempotency per line: a line sent again (in the same batch or a
+// later one) is a duplicate with the first id; the same key with another body is a 409 line.
+TEST_F(PipelineTest, NdjsonBatchHonoursIdempotency) {
+  start_relais();
+  json e1 = json::parse(fixture("rdv-planned.json"));
+  json e2 = e1;
+  e2["id"] = "evt-batch-2";
+  e2["rdv"]["id"] = 4242;
+  json e1_changed = e1;
+  e1_changed["rdv"]["heure"] = "16:00";
+  std::string batch = e1.dump() + "\n" + e2.dump() + "\n" + e1.dump() + "\n";
+  HttpResponse r = api_.post_ndjson("/api/v1/sources/cms76/messages:batch", batch);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.json();
+  EXPECT_EQ(j["accepted"], 2);
+  EXPECT_EQ(j["duplicates"], 1);
+  EXPECT_EQ(j["results"][2]["status"], 200);
+  EXPECT_EQ(j["results"][2]["id"], j["results"][0]["id"]);
+  HttpResponse again = api_.post_ndjson("/api/v1/sources/cms76/messages:batch",
+                                        e2.dump() + "\n" + e1_changed.dump() + "\n");
+  ASSERT_EQ(again.status, 200) << again.body;
+  json k = again.json();
+  EXPECT_EQ(k["accepted"], 0);
+  EXPECT_EQ(k["duplicates"], 1);
+  EXPECT_EQ(k["results"][0]["id"], j["results"][1]["id"]);
+  EXPECT_EQ(k["results"][1]["status"], 409);
+  EXPECT_EQ(k["results"][1]["first_id"], j["results"][0]["id"]);
+  ASSERT_EQ(sink_.wait_for(2, 10000), 2u);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(sink_.total(), 2u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: every error has a status, a JSON body with "error" and "detail".
 
