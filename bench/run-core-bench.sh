@@ -157,7 +157,7 @@ if [[ $SHAPE == production ]]; then
   MAPPINGS="mappings:
   directory: $ROOT/config/mappings
   tables: $ROOT/config/tables"
-  ROUTE_EXTRA="    types: [rdv.*]"
+  ROUTE_EXTRA="    type: rdv.*"
   TO_MAPPING="        mapping: rdv-calendar"
 else
   SOURCE_EXTRA="" MAPPINGS="" ROUTE_EXTRA="" TO_MAPPING=""

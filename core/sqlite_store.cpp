@@ -284,7 +284,7 @@ class SqliteStore final : public Store {
     std::vector<int64_t> found_expiry;
   } b_;
   std::unique_ptr<Statement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, ins_idem_,
-      renew_idem_, upd_delivery_, purge_idem_;
+      renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_;
 };
 
 // The statements of the accept and delivery paths, in one place: prepared by the store and
@@ -447,6 +447,12 @@ void SqliteStore::prepare_statements() {
       use(b.source), use(b.idempotency);
   purge_idem_ = std::make_unique<Statement>(*write_);
   *purge_idem_ << kPurgeIdempotency, use(b.k_now);
+  begin_ = std::make_unique<Statement>(*write_);
+  *begin_ << "BEGIN IMMEDIATE";
+  commit_ = std::make_unique<Statement>(*write_);
+  *commit_ << "COMMIT";
+  rollback_ = std::make_unique<Statement>(*write_);
+  *rollback_ << "ROLLBACK";
 }
 
 std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
@@ -693,11 +699,11 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   c.results.reserve(jobs.size());
   c.statuses.reserve(jobs.size());
   try {
-    write_->begin();
-    // Take the write lock first, before anything is read: other connections to the file (the
-    // document, cross-reference and SMS stores) write too, and a deferred transaction that has
-    // read a snapshot cannot wait for their lock (SQLITE_BUSY at once, busy_timeout ignored).
-    *write_ << "UPDATE schema_migrations SET version = version WHERE 0", now;
+    // BEGIN IMMEDIATE takes the write lock first, before anything is read: other connections
+    // to the file (the document, cross-reference and SMS stores) write too, and a deferred
+    // transaction that has read a snapshot cannot wait for their lock (SQLITE_BUSY at once,
+    // busy_timeout ignored). Prepared once, like COMMIT: no SQL is parsed per group.
+    begin_->execute();
     if (!write_ok_) {
       // Recovering: write a page for sure, so that success means the disk takes writes again.
       int64_t at = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -715,7 +721,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
       }
     }
     purge_expired_keys();
-    write_->commit();
+    commit_->execute();
     if (!write_ok_.exchange(true)) {
       log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
                             " failed group(s); the dispatcher resumes");
@@ -726,9 +732,12 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     write_ok_ = false;
     ++failed_groups_;
     try {
-      write_->rollback();
+      rollback_->execute();  // SQLite may have rolled back already (disk full): then it throws
     } catch (...) {
     }
+    // A Poco statement that threw cannot be executed again: prepare them all anew (they are
+    // compiled at their first execution, so this cannot fail here).
+    prepare_statements();
     // The ids handed out in the failed group are not on disk: read the counters back from the
     // file (what it holds is the truth; memory may be ahead of it).
     try {
@@ -840,6 +849,9 @@ void SqliteStore::close() {
   find_idem_.reset();
   ins_idem_.reset();
   renew_idem_.reset();
+  begin_.reset();
+  commit_.reset();
+  rollback_.reset();
   purge_idem_.reset();
   if (readers_) readers_->shutdown();
   if (write_) {
