@@ -687,7 +687,7 @@ void SqliteStore::purge_expired_keys() {
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
   if (mono < next_purge_) return;
-  next_purge_ = mono + 60 * 1000;
+  next_purge_ = mono + options_.purge_every_ms;
   // Expiry is measured on the messages' clock (the hub's clock seam), not the system's.
   if (latest_received_ == 0) return;
   b_.k_now = latest_received_;

@@ -156,6 +156,7 @@ struct StoreOptions {
   int busy_timeout_ms = 10000;  // how long a commit waits for a write lock held elsewhere
   // How long an idempotency key is remembered (the same key later is a new message).
   Millis idempotency_retention_ms = 30LL * 24 * 3600 * 1000;
+  Millis purge_every_ms = 60000;  // how often expired idempotency keys are purged (5,000 a time)
 };
 
 // The SQL of every statement on the accept and delivery paths, with sample bound values, for

@@ -315,6 +315,7 @@ class IdempotencyTest : public ::testing::Test {
     StoreOptions o;
     o.path = dir_.file("idem.db");
     o.idempotency_retention_ms = 60'000;
+    o.purge_every_ms = 0;  // at every group
     store_ = open_sqlite_store(o);
   }
   void TearDown() override { store_->close(); }
@@ -324,6 +325,15 @@ class IdempotencyTest : public ::testing::Test {
     batch.push_back(make_incoming(ids_, "cms", "t", "", key, at, {to_dest("a")}, body));
     batch.back().body_digest = body == "" ? "" : "digest:" + body;
     return store_->accept(std::move(batch)).at(0);
+  }
+
+  int64_t keys() {
+    Poco::Data::SQLite::Connector::registerConnector();
+    Poco::Data::Session s("SQLite", dir_.file("idem.db"));
+    int64_t v = 0;
+    s << "SELECT COUNT(*) FROM idempotency_keys", Poco::Data::Keywords::into(v),
+        Poco::Data::Keywords::now;
+    return v;
   }
 
   TempDir dir_;
@@ -364,6 +374,18 @@ TEST_F(IdempotencyTest, AKeyIsForgottenAfterItsRetention) {
   EXPECT_NE(later.id, first.id);
   // And remembered again from then on.
   EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 62'000).kind, AcceptResult::Kind::Duplicate);
+}
+
+// Expired keys are purged, so the table (and its index) stays bounded by the retention.
+TEST_F(IdempotencyTest, ExpiredKeysArePurged) {
+  Millis t = 1'700'000'000'000;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(send("old-" + std::to_string(i), "{}", t).kind, AcceptResult::Kind::Created);
+  }
+  EXPECT_EQ(keys(), 50);
+  ASSERT_EQ(send("new-1", "{}", t + 120'000).kind, AcceptResult::Kind::Created);
+  store_->flush();
+  EXPECT_EQ(keys(), 1);
 }
 
 }  // namespace
