@@ -159,7 +159,8 @@ const ConfigSpec& retry_spec() {
            F::Int,
            "10",
            false,
-           "attempts before dead (0 = no limit)",
+           "attempts before dead (0 = no limit: without max_age either, a delivery retries "
+           "until it succeeds, its back-off capped at max)",
            {},
            nullptr,
            0,
@@ -462,7 +463,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   YAML::Node conns = out.root["connectors"];
   load_instances<ConnectorKind>(
       conns, "connectors", "connector", "http", &registry, destination_spec(), file, errors,
-      [&](const std::string& name, const std::string& key, const YAML::Node& node,
+      [&](const std::string& name, const std::string&, const YAML::Node&,
           const ConnectorKind& kind, ConfigView settings) {
         DestinationConfig dc;
         dc.name = name;
@@ -477,10 +478,6 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.retry.factor = r.number("factor");
         dc.retry.max_attempts = static_cast<int>(r.integer("max_attempts"));
         dc.retry.max_age_ms = r.duration_ms("max_age");
-        if (dc.retry.max_attempts == 0 && dc.retry.max_age_ms == 0) {
-          errors.push_back(error_at(node["retry"], file, key + ".retry",
-                                    "set max_attempts or max_age, or deliveries retry forever"));
-        }
         out.destinations.emplace(name, std::move(dc));
       });
 
