@@ -1,6 +1,7 @@
 #include "api/mappings_api.h"
 
 #include "api/http_util.h"
+#include "core/json_reader.h"
 #include "core/text_diff.h"
 
 namespace relais {
@@ -293,7 +294,7 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
           send_error(resp, 404, "not found", "no stored message with that id");
           return true;
         }
-        input = json::parse(rec->message->body, nullptr, false);
+        input = read_stored_json(rec->message->body, static_cast<size_t>(config.max_depth));
         meta = MappingRepository::meta_of(*rec->message);
       } else if (body.contains("input")) {
         input = body["input"];
@@ -340,7 +341,7 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
           continue;
         }
         ++checked;
-        json input = json::parse(rec.message->body, nullptr, false);
+        json input = read_stored_json(rec.message->body, static_cast<size_t>(config.max_depth));
         auto r = compiled->apply(input, MappingRepository::meta_of(*rec.message));
         if (r.kind == mappings::MapResult::Kind::Ok) {
           ++ok;

@@ -37,6 +37,15 @@ const ConfigSpec& server_spec() {
            nullptr,
            1,
            1e7},
+          {"max_depth",
+           F::Int,
+           "64",
+           false,
+           "deepest nesting of arrays and objects in a JSON body (deeper: 422, before parsing)",
+           {},
+           nullptr,
+           1,
+           1000},
           {"threads",
            F::Int,
            "64",
@@ -382,6 +391,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.port = static_cast<int>(server.integer("port"));
   out.max_body = server.size("max_body");
   out.max_batch_lines = server.integer("max_batch_lines");
+  out.max_depth = server.integer("max_depth");
   out.threads = static_cast<int>(server.integer("threads"));
   out.max_queued = static_cast<int>(server.integer("max_queued"));
   out.request_timeout_ms = server.duration_ms("request_timeout");
@@ -463,8 +473,8 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   YAML::Node conns = out.root["connectors"];
   load_instances<ConnectorKind>(
       conns, "connectors", "connector", "http", &registry, destination_spec(), file, errors,
-      [&](const std::string& name, const std::string&, const YAML::Node&,
-          const ConnectorKind& kind, ConfigView settings) {
+      [&](const std::string& name, const std::string&, const YAML::Node&, const ConnectorKind& kind,
+          ConfigView settings) {
         DestinationConfig dc;
         dc.name = name;
         dc.connector = kind.name;

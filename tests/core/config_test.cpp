@@ -450,6 +450,20 @@ TEST(Config, MaxAttemptsZeroMeansNoLimit) {
   EXPECT_FALSE(l.ok);
 }
 
+// server.max_depth: declared (default 64), bounded.
+TEST(Config, MaxDepth) {
+  Loaded l = load(kMinimal);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.max_depth, 64);
+  l = load("server: {max_depth: 10}\n" + kMinimal);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.max_depth, 10);
+  l = load("server: {max_depth: 0}\n" + kMinimal);
+  EXPECT_FALSE(l.ok);
+  l = load("server: {max_depth: 100000}\n" + kMinimal);
+  EXPECT_FALSE(l.ok);
+}
+
 TEST(Config, HttpConnectorChecks) {
   Loaded l = load(kMinimal +
                   "connectors:\n"                                    // 6
