@@ -23,7 +23,11 @@ json diagnostics_json(const std::vector<mappings::Diagnostic>& diags) {
 
 std::string diagnostics_text(const std::vector<mappings::Diagnostic>& diags) {
   std::string out;
-  for (const auto& d : diags) out += (out.empty() ? "" : "\n") + mappings::to_string(d);
+  for (const auto& d : diags) {
+    // Appended piece by piece: "\n" + std::string&& trips GCC 12's false -Wrestrict at -O3.
+    if (!out.empty()) out += '\n';
+    out += mappings::to_string(d);
+  }
   return out;
 }
 
