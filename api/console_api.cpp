@@ -253,8 +253,8 @@ void delivery_detail(RequestContext& rc) {
   if (d == nullptr) return send_error(rc.resp, 404, "not found", "no delivery " + text);
   const Message& m = *rec->message;
   bool personal = false, masked = false;
-  json before = json::parse(m.body, nullptr, false);
-  if (before.is_discarded()) before = m.body;
+  const size_t max_depth = static_cast<size_t>(rc.shared.config.max_depth);
+  json before = stored_view(m.body, max_depth);
   json out = {
       {"delivery_id", std::to_string(d->id)},
       {"message_id", m.id},
@@ -289,8 +289,7 @@ void delivery_detail(RequestContext& rc) {
   out["attempts"] = attempts;
   out["payload_before"] = payload_for(rc, before, personal, masked);
   if (d->payload) {
-    json after = json::parse(*d->payload, nullptr, false);
-    if (after.is_discarded()) after = *d->payload;
+    json after = stored_view(*d->payload, max_depth);
     out["payload_after"] = payload_for(rc, after, personal, masked);
   } else {
     out["payload_after"] = nullptr;

@@ -170,42 +170,41 @@ bool is_personal_key(const std::string& key) {
   return false;
 }
 
-namespace {
-nlohmann::json mask_all(const nlohmann::json& v) {
-  if (v.is_object()) {
-    nlohmann::json out = nlohmann::json::object();
-    for (auto it = v.begin(); it != v.end(); ++it) out[it.key()] = mask_all(it.value());
-    return out;
-  }
-  if (v.is_array()) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : v) out.push_back(mask_all(e));
-    return out;
-  }
-  if (v.is_null() || v.is_boolean()) return v;
-  return "•••";
-}
-}  // namespace
-
+// Iterative (an explicit stack instead of recursion): a stored document of any depth is masked
+// without exhausting the thread's stack.
 nlohmann::json mask_personal(const nlohmann::json& value, bool& found) {
-  if (value.is_object()) {
-    nlohmann::json out = nlohmann::json::object();
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      if (is_personal_key(it.key()) && !it.value().is_null() && !it.value().is_boolean()) {
-        found = true;
-        out[it.key()] = mask_all(it.value());
-      } else {
-        out[it.key()] = mask_personal(it.value(), found);
+  struct Step {
+    const nlohmann::json* from;
+    nlohmann::json* to;
+    bool mask;  // under a personal key: every value but null and booleans becomes "•••"
+  };
+  nlohmann::json out;
+  std::vector<Step> todo{{&value, &out, false}};
+  while (!todo.empty()) {
+    Step s = todo.back();
+    todo.pop_back();
+    const nlohmann::json& v = *s.from;
+    if (v.is_object()) {
+      *s.to = nlohmann::json::object();
+      auto& obj = s.to->get_ref<nlohmann::json::object_t&>();  // std::map: stable addresses
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        bool personal = !s.mask && is_personal_key(it.key()) && !it.value().is_null() &&
+                        !it.value().is_boolean();
+        if (personal) found = true;
+        todo.push_back({&it.value(), &obj[it.key()], s.mask || personal});
       }
+    } else if (v.is_array()) {
+      *s.to = nlohmann::json::array();
+      auto& arr = s.to->get_ref<nlohmann::json::array_t&>();
+      arr.resize(v.size());  // sized once: the addresses handed out stay valid
+      for (size_t i = 0; i < v.size(); ++i) todo.push_back({&v[i], &arr[i], s.mask});
+    } else if (s.mask && !v.is_null() && !v.is_boolean()) {
+      *s.to = "•••";
+    } else {
+      *s.to = v;
     }
-    return out;
   }
-  if (value.is_array()) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : value) out.push_back(mask_personal(e, found));
-    return out;
-  }
-  return value;
+  return out;
 }
 
 }  // namespace relais::api

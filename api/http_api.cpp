@@ -33,11 +33,12 @@ using api::read_body;
 using api::send_error;
 using api::send_json;
 using api::split_path;
+using api::stored_view;
 
 using PayloadView = std::function<json(const json&)>;
 
 json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history,
-                   const PayloadView& view) {
+                   const PayloadView& view, size_t max_depth) {
   std::string state = to_string(d.state);
   if (is_active(d.state) && dispatcher.in_flight(d.id)) state = "in_flight";
   json j = {{"id", std::to_string(d.id)},
@@ -78,16 +79,13 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
       attempts.push_back(std::move(aj));
     }
     j["attempts"] = std::move(attempts);
-    if (d.payload) {
-      json parsed = json::parse(*d.payload, nullptr, false);
-      j["payload"] = view(parsed.is_discarded() ? json(*d.payload) : parsed);
-    }
+    if (d.payload) j["payload"] = view(stored_view(*d.payload, max_depth));
   }
   return j;
 }
 
 json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool full,
-                  const PayloadView& view) {
+                  const PayloadView& view, size_t max_depth) {
   const Message& m = *rec.message;
   json j = {{"id", m.id},
             {"source", m.source},
@@ -97,12 +95,11 @@ json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool f
   if (!m.idempotency.empty()) j["idempotency_key"] = m.idempotency;
   if (full) {
     j["headers"] = m.headers;
-    json body = json::parse(m.body, nullptr, false);
-    j["body"] = view(body.is_discarded() ? json(m.body) : body);
+    j["body"] = view(stored_view(m.body, max_depth));
   }
   json deliveries = json::array();
   for (const auto& d : rec.deliveries)
-    deliveries.push_back(delivery_json(d, dispatcher, full, view));
+    deliveries.push_back(delivery_json(d, dispatcher, full, view, max_depth));
   if (rec.deliveries.empty()) j["state"] = "unrouted";
   j["deliveries"] = std::move(deliveries);
   return j;
@@ -118,20 +115,34 @@ class ApiHandler final : public HTTPRequestHandler {
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     try {
-      route(req, resp);
+      api::refuse_keep_alive_until_read(req, resp);
+      Poco::URI uri;
+      if (!api::parse_target(req.getURI(), uri, resp)) return;
+      route(req, resp, uri);
     } catch (const nlohmann::json::type_error& e) {
       // A JSON body with a field of the wrong type (e.g. {"user": 1}).
       if (!resp.sent())
         send_error(resp, 400, "bad request", std::string("wrong type: ") + e.what());
     } catch (const std::exception& e) {
-      // Boundary: nothing escapes to Poco; the client gets a JSON error.
-      log_error("api", std::string("internal error on ") + req.getMethod() + " " +
-                           Poco::URI(req.getURI()).getPath() + ": " + e.what());
-      if (!resp.sent()) send_error(resp, 500, "internal error", "see the relais log");
+      // Boundary: nothing escapes to Poco (which would answer an empty 500). The log names the
+      // request by its path only (no query values, no body).
+      last_resort(req, resp, api::exception_for_log(e));
+    } catch (...) {
+      last_resort(req, resp, "an exception of unknown type");
     }
   }
 
  private:
+  static void last_resort(HTTPServerRequest& req, HTTPServerResponse& resp,
+                          const std::string& what) {
+    log_error("api", "internal error on " + req.getMethod() + " " +
+                         api::path_for_log(req.getURI()) + ": " + what);
+    if (resp.sent()) return;
+    resp.setKeepAlive(false);
+    send_error(resp, 500, "internal error",
+               "the request stopped on an unexpected error (" + what + "); see the relais log");
+  }
+
   std::optional<api::Principal> authenticate(HTTPServerRequest& req) {
     if (req.has("Authorization")) {
       const std::string& auth = req.get("Authorization");
@@ -159,11 +170,9 @@ class ApiHandler final : public HTTPRequestHandler {
     return req.clientAddress().host().toString();
   }
 
-  void route(HTTPServerRequest& req, HTTPServerResponse& resp) {
-    Poco::URI uri(req.getURI());
+  void route(HTTPServerRequest& req, HTTPServerResponse& resp, const Poco::URI& uri) {
     const std::string path = uri.getPath();
     const std::string& method = req.getMethod();
-    api::refuse_keep_alive_until_read(req, resp);
     if (path == "/console" || path.rfind("/console/", 0) == 0 || path == "/") {
       if (method != "GET" && method != "HEAD") return method_not_allowed(resp, "GET");
       return api::serve_console_asset(path, req, resp);
@@ -245,9 +254,9 @@ class ApiHandler final : public HTTPRequestHandler {
         auto rec = hub_.store().message(params["id"], true);
         if (!rec) return send_error(resp, 404, "not found", "no message " + params["id"]);
         bool personal = false, masked = false;
-        json out = message_json(*rec, hub_.dispatcher(), true, [&](const json& v) {
-          return api::payload_for(rc, v, personal, masked);
-        });
+        json out = message_json(
+            *rec, hub_.dispatcher(), true,
+            [&](const json& v) { return api::payload_for(rc, v, personal, masked); }, max_depth());
         if (personal) rc.audit("payload.view", "message:" + params["id"]);
         out["masked"] = masked;
         return send_json(resp, 200, out);
@@ -303,7 +312,8 @@ class ApiHandler final : public HTTPRequestHandler {
       return send_error(resp, 413, "payload too large", "the body exceeds the limit");
     }
     if (in.content_type.rfind("application/x-www-form-urlencoded", 0) == 0) {
-      Poco::URI form("/?" + in.body);
+      Poco::URI form;
+      if (!api::parse_target("/?" + in.body, form, resp)) return;  // 400: names the escape
       for (const auto& [k, v] : form.getQueryParameters()) in.query.emplace(k, v);
     }
     if (who != nullptr) {
@@ -500,8 +510,8 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     json j;
     AcceptResponse perr;
-    if (!parse_json_body(text, j, perr)) {
-      return send_error(resp, 400, perr.error, perr.detail, perr.extra);
+    if (!parse_json_body(text, j, perr, max_depth())) {
+      return send_error(resp, perr.status, perr.error, perr.detail, perr.extra);
     }
     if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("body") ||
         !j["body"].is_object()) {
@@ -565,7 +575,7 @@ class ApiHandler final : public HTTPRequestHandler {
     MessagePage page = hub_.store().list(f);
     json items = json::array();
     for (const auto& rec : page.items) {
-      items.push_back(message_json(rec, hub_.dispatcher(), false, nullptr));
+      items.push_back(message_json(rec, hub_.dispatcher(), false, nullptr, max_depth()));
     }
     json out = {{"items", std::move(items)}};
     out["next_cursor"] = page.next_cursor ? json(std::to_string(page.next_cursor)) : json(nullptr);
@@ -598,8 +608,8 @@ class ApiHandler final : public HTTPRequestHandler {
       }
       json j;
       AcceptResponse perr;
-      if (!parse_json_body(body, j, perr)) {
-        return send_error(resp, 400, perr.error, perr.detail, perr.extra);
+      if (!parse_json_body(body, j, perr, max_depth())) {
+        return send_error(resp, perr.status, perr.error, perr.detail, perr.extra);
       }
       if (!j.is_object() || !j.contains("reason") || !j["reason"].is_string() ||
           j["reason"].get<std::string>().empty()) {
@@ -616,6 +626,8 @@ class ApiHandler final : public HTTPRequestHandler {
     if (d) out["state"] = to_string(d->state);
     send_json(resp, 200, out);
   }
+
+  size_t max_depth() const { return static_cast<size_t>(config_.max_depth); }
 
   api::ApiShared& shared_;
   Hub& hub_;

@@ -1,9 +1,12 @@
 #include "api/http_util.h"
 
+#include <Poco/Exception.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <string_view>
 
+#include "core/json_reader.h"
 #include "routing/hub.h"
 
 namespace relais::api {
@@ -59,13 +62,78 @@ std::vector<std::string> split_path(const std::string& path) {
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string::npos) end = path.size();
-    std::string decoded;
-    Poco::URI::decode(path.substr(start, end - start), decoded);
-    out.push_back(decoded);
+    out.push_back(path.substr(start, end - start));
     start = end + 1;
   }
   if (!out.empty() && out.back().empty()) out.pop_back();
   return out;
+}
+
+namespace {
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// The offset of the first '%' not followed by two hexadecimal digits, or npos.
+size_t bad_escape(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') continue;
+    if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return i;
+    i += 2;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+bool parse_target(const std::string& target, Poco::URI& out, Poco::Net::HTTPServerResponse& resp) {
+  std::string_view t(target);
+  size_t q = t.find('?');
+  std::string part = "path";
+  size_t bad = bad_escape(t.substr(0, q));
+  if (bad == std::string_view::npos && q != std::string_view::npos) {
+    part = "query";
+    bad = bad_escape(t.substr(q + 1));
+    if (bad != std::string_view::npos) bad += q + 1;
+  }
+  if (bad != std::string_view::npos) {
+    send_error(resp, 400, "malformed URI",
+               "the " + part + " has a %-escape that does not decode at character " +
+                   std::to_string(bad + 1) + ": '%' must be followed by two hexadecimal digits",
+               {{"part", part}, {"offset", bad}});
+    return false;
+  }
+  try {
+    out = Poco::URI(target);
+    out.getQueryParameters();  // decodes the query once here, so that later reads cannot throw
+  } catch (const Poco::Exception&) {
+    send_error(resp, 400, "malformed URI", "the request target is not a valid URI",
+               {{"part", "target"}});
+    return false;
+  }
+  return true;
+}
+
+std::string path_for_log(const std::string& target) {
+  return target.substr(0, target.find('?'));
+}
+
+std::string exception_for_log(const std::exception& e) {
+  if (const auto* j = dynamic_cast<const nlohmann::json::exception*>(&e)) {
+    return "JSON exception " + std::to_string(j->id);
+  }
+  if (const auto* p = dynamic_cast<const Poco::Exception*>(&e)) {
+    return std::string(p->className()) + " (" + p->name() + ")";
+  }
+  std::string what = e.what();
+  if (what.size() > 200) what = what.substr(0, 200) + "…";
+  return what;
+}
+
+json stored_view(const std::string& text, size_t max_depth) {
+  json parsed = read_stored_json(text, max_depth);
+  return parsed.is_discarded() ? json(text) : parsed;
 }
 
 bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
@@ -79,7 +147,7 @@ bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerRe
   }
   AcceptResponse perr;
   if (!parse_json_body(body.empty() ? "{}" : body, out, perr)) {
-    send_error(resp, 400, perr.error, perr.detail, perr.extra);
+    send_error(resp, perr.status, perr.error, perr.detail, perr.extra);
     return false;
   }
   if (!out.is_object()) {

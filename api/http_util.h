@@ -4,7 +4,9 @@
 
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/URI.h>
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -25,8 +27,22 @@ bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& ou
 // connection: close the connection unless read_body later reads it all.
 void refuse_keep_alive_until_read(Poco::Net::HTTPServerRequest& req,
                                   Poco::Net::HTTPServerResponse& resp);
-// "/api/v1/a/b" → {"api","v1","a","b"} (percent-decoded).
+// "/api/v1/a/b" → {"api","v1","a","b"}. The path is already percent-decoded (Poco::URI's
+// getPath): decoding it again would turn "%2541" into "A" and "%25zz" into an exception.
 std::vector<std::string> split_path(const std::string& path);
+// Reads the request target into `out`. A '%' not followed by two hexadecimal digits (or any
+// other syntax Poco::URI refuses) answers 400 "malformed URI" naming the part (path or query)
+// and the offset, and returns false. After true, out.getQueryParameters() does not throw.
+bool parse_target(const std::string& target, Poco::URI& out, Poco::Net::HTTPServerResponse& resp);
+// The request target without its query, for logs: query values may be personal data.
+std::string path_for_log(const std::string& target);
+// What a log may say of an exception: its kind, and its message only when it cannot carry
+// request data (nlohmann's parse errors quote the text read; Poco's messages quote URIs).
+std::string exception_for_log(const std::exception& e);
+// A stored text (message body, mapped payload) as a document for a view, read with the door's
+// guards: one deeper than `max_depth`, or not JSON, is given as its text (a JSON string, which
+// payload_for masks whole for every role but admin), so that no view walks a deep document.
+nlohmann::json stored_view(const std::string& text, size_t max_depth);
 // Reads a JSON object body; on failure answers the error (400/413) and returns false.
 bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
                       int64_t limit, nlohmann::json& out);

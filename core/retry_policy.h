@@ -14,7 +14,7 @@ struct RetryPolicy {
   Millis initial_ms = 1000;
   Millis max_ms = 300000;
   double factor = 2.0;
-  int max_attempts = 10;  // 0 = unbounded (then max_age must be set)
+  int max_attempts = 10;  // 0 = unbounded (with max_age 0 too: retries forever, capped back-off)
   Millis max_age_ms = 0;  // 0 = unbounded; measured from the message's reception
 
   // The back-off ceiling before attempt number `attempt + 1` (attempt >= 1 failed attempts):

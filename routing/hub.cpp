@@ -4,19 +4,40 @@
 #include <cctype>
 
 #include "core/crypto.h"
+#include "core/json_reader.h"
 #include "core/log.h"
 
 namespace relais {
 
-bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error) {
-  try {
-    out = nlohmann::json::parse(text);
-    return true;
-  } catch (const nlohmann::json::parse_error& e) {
-    // Convert the library's exception into a status at this boundary.
-    size_t offset = e.byte > 0 ? e.byte - 1 : 0;
+bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error,
+                     size_t max_depth) {
+  JsonReadError e;
+  if (read_json(text, out, e, max_depth)) return true;
+  // The reader's status becomes the answer: 400 for text that is not JSON, 422 for JSON that
+  // relais refuses to take in (too deep, ambiguous keys).
+  error.status = 400;
+  error.error = "malformed JSON";
+  error.detail = e.detail;
+  error.extra = nlohmann::json::object();
+  switch (e.kind) {
+    case JsonReadError::Kind::Syntax:
+    case JsonReadError::Kind::NotNumber:
+      break;
+    case JsonReadError::Kind::TooDeep:
+      error.status = 422;
+      error.error = "too deeply nested";
+      error.extra["depth"] = e.depth;
+      error.extra["max_depth"] = e.max_depth;
+      break;
+    case JsonReadError::Kind::DuplicateKey:
+      error.status = 422;
+      error.error = "duplicate key";
+      error.extra["path"] = e.path;
+      break;
+  }
+  if (e.has_offset) {
     size_t line = 1, column = 1;
-    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    for (size_t i = 0; i < e.offset && i < text.size(); ++i) {
       if (text[i] == '\n') {
         ++line;
         column = 1;
@@ -24,22 +45,11 @@ bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptRespons
         ++column;
       }
     }
-    error.status = 400;
-    error.error = "malformed JSON";
-    std::string what = e.what();
-    auto pos = what.find("parse error");
-    error.detail = pos == std::string::npos ? what : what.substr(pos);
-    error.extra = {{"offset", offset}, {"line", line}, {"column", column}};
-    return false;
-  } catch (const nlohmann::json::exception& e) {
-    // e.g. a number too large for a double (1e999): valid syntax, but not representable.
-    error.status = 400;
-    error.error = "malformed JSON";
-    std::string what = e.what();
-    auto pos = what.find("] ");
-    error.detail = pos == std::string::npos ? what : what.substr(pos + 2);
-    return false;
+    error.extra["offset"] = e.offset;
+    error.extra["line"] = line;
+    error.extra["column"] = column;
   }
+  return false;
 }
 
 Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
@@ -153,7 +163,7 @@ Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
                            const std::map<std::string, std::string>& headers) {
   Prepared p;
   auto doc = std::make_shared<nlohmann::json>();
-  if (!parse_json_body(body, *doc, p.error)) {
+  if (!parse_json_body(body, *doc, p.error, static_cast<size_t>(config_.max_depth))) {
     p.failed = true;
     return p;
   }
@@ -265,7 +275,7 @@ AcceptResponse Hub::accept_for_destination(const std::string& destination, const
     return out;
   }
   nlohmann::json doc;
-  if (!parse_json_body(body, doc, out)) return out;
+  if (!parse_json_body(body, doc, out, static_cast<size_t>(config_.max_depth))) return out;
   auto m = std::make_shared<Message>();
   m->id = ids_.next();
   m->source = "relais";
@@ -385,7 +395,17 @@ AttemptResult Hub::process(const QueuedDelivery& q, int slot) {
   }
   std::shared_ptr<const nlohmann::json> doc = m->doc;
   if (!doc) {
-    auto parsed = std::make_shared<nlohmann::json>(nlohmann::json::parse(m->body, nullptr, false));
+    // Read again from the store (after a restart): with the door's guards, so that a document
+    // stored by an older relais, deeper than the limit, is refused here instead of overflowing
+    // the stack in a copy or a mapping.
+    auto parsed = std::make_shared<nlohmann::json>(
+        read_stored_json(m->body, static_cast<size_t>(config_.max_depth)));
+    if (parsed->is_discarded()) {
+      r.outcome = Outcome::reject("message", 0,
+                                  "the stored message is not JSON relais can read (nested deeper "
+                                  "than server.max_depth, or malformed)");
+      return r;
+    }
     doc = parsed;
   }
   auto cit = connectors_.find(q.destination);

@@ -11,6 +11,7 @@
 #include "core/connector.h"
 #include "core/enricher.h"
 #include "core/ids.h"
+#include "core/json_reader.h"
 #include "core/metrics.h"
 #include "core/store.h"
 #include "core/xref_store.h"
@@ -115,7 +116,11 @@ class Hub {
   std::atomic<bool> running_{false};
 };
 
-// Parses JSON text; on failure fills `error` with the position (offset, line, column).
-bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error);
+// Parses JSON text through read_json (core/json_reader.h): nesting bounded by `max_depth`,
+// integers beyond 64 bits kept as written, duplicate keys refused. On failure fills `error`:
+// 400 "malformed JSON" or 422 "too deeply nested" / "duplicate key", with the position
+// (offset, line, column) when known.
+bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptResponse& error,
+                     size_t max_depth = kDefaultJsonMaxDepth);
 
 }  // namespace relais

@@ -37,6 +37,15 @@ const ConfigSpec& server_spec() {
            nullptr,
            1,
            1e7},
+          {"max_depth",
+           F::Int,
+           "64",
+           false,
+           "deepest nesting of arrays and objects in a JSON body (deeper: 422, before parsing)",
+           {},
+           nullptr,
+           1,
+           1000},
           {"threads",
            F::Int,
            "64",
@@ -178,7 +187,8 @@ const ConfigSpec& retry_spec() {
            F::Int,
            "10",
            false,
-           "attempts before dead (0 = no limit)",
+           "attempts before dead (0 = no limit: without max_age either, a delivery retries "
+           "until it succeeds, its back-off capped at max)",
            {},
            nullptr,
            0,
@@ -400,6 +410,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.port = static_cast<int>(server.integer("port"));
   out.max_body = server.size("max_body");
   out.max_batch_lines = server.integer("max_batch_lines");
+  out.max_depth = server.integer("max_depth");
   out.threads = static_cast<int>(server.integer("threads"));
   out.max_queued = static_cast<int>(server.integer("max_queued"));
   out.request_timeout_ms = server.duration_ms("request_timeout");
@@ -483,8 +494,8 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   YAML::Node conns = out.root["connectors"];
   load_instances<ConnectorKind>(
       conns, "connectors", "connector", "http", &registry, destination_spec(), file, errors,
-      [&](const std::string& name, const std::string& key, const YAML::Node& node,
-          const ConnectorKind& kind, ConfigView settings) {
+      [&](const std::string& name, const std::string&, const YAML::Node&, const ConnectorKind& kind,
+          ConfigView settings) {
         DestinationConfig dc;
         dc.name = name;
         dc.connector = kind.name;
@@ -498,10 +509,6 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.retry.factor = r.number("factor");
         dc.retry.max_attempts = static_cast<int>(r.integer("max_attempts"));
         dc.retry.max_age_ms = r.duration_ms("max_age");
-        if (dc.retry.max_attempts == 0 && dc.retry.max_age_ms == 0) {
-          errors.push_back(error_at(node["retry"], file, key + ".retry",
-                                    "set max_attempts or max_age, or deliveries retry forever"));
-        }
         out.destinations.emplace(name, std::move(dc));
       });
 

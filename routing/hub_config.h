@@ -82,6 +82,7 @@ struct HubConfig {
   int port = 8080;
   int64_t max_body = 1 << 20;
   int64_t max_batch_lines = 10000;
+  int64_t max_depth = 64;  // nesting of arrays and objects in a JSON body (kDefaultJsonMaxDepth)
   int threads = 64;
   int max_queued = 512;
   int64_t request_timeout_ms = 30000;

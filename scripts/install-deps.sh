@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates curl
+  build-essential cmake pkg-config git ca-certificates curl ccache
   libpoco-dev libpq-dev libsqlite3-dev sqlite3
   libcurl4-openssl-dev libssl-dev libpugixml-dev libhiredis-dev
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-dev

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 
+#include "api/desk_text.h"
 #include "api/endpoints.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -432,6 +433,32 @@ TEST_F(ConsoleApiTest, DestinationsHideSecretsAndCanBeProbed) {
   ASSERT_EQ(p.status, 200) << p.body;
   EXPECT_TRUE(p.json()["ok"].get<bool>());
   EXPECT_EQ(admin_.post_json("/api/v1/destinations/nope/probe", "{}").status, 404);
+}
+
+// Masking walks any stored document without recursion: 200,000 levels (a document from a store
+// written before the depth limit) neither overflow the stack nor lose the masking.
+TEST(MaskPersonal, DeepDocumentsAreMaskedWithoutRecursion) {
+  json inner = {{"nom", "Dupont"}, {"code", 7}};
+  for (int i = 0; i < 200000; ++i) {  // moved in, never copied (a copy would recurse)
+    json wrap = json::array();
+    wrap.push_back(std::move(inner));
+    inner = std::move(wrap);
+  }
+  json deep = json::object();
+  deep["telephone"] = {{"fixe", "0235000000"}, {"ok", true}};
+  deep["rdv"] = std::move(inner);
+  bool found = false;
+  json out = api::mask_personal(deep, found);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(out["telephone"]["fixe"], "•••");
+  EXPECT_EQ(out["telephone"]["ok"], true);  // booleans say nothing about a person
+  const json* p = &out["rdv"];
+  for (int i = 0; i < 200000; ++i) {
+    ASSERT_TRUE(p->is_array() && p->size() == 1) << "level " << i;
+    p = &(*p)[0];
+  }
+  EXPECT_EQ((*p)["nom"], "•••");
+  EXPECT_EQ((*p)["code"], 7);
 }
 
 }  // namespace

@@ -421,16 +421,18 @@ TEST(Config, YamlSyntaxErrorIsLocated) {
   EXPECT_NE(l.errors[0].message.find("mapping"), std::string::npos);
 }
 
-TEST(Config, RetryForeverIsRefused) {
+// max_attempts: 0 is documented as "no limit": accepted, with or without max_age.
+TEST(Config, MaxAttemptsZeroMeansNoLimit) {
   Loaded l = load(kMinimal +
                   "connectors:\n"
                   "  d1:\n"
                   "    connector: http\n"
                   "    url: http://x/\n"
                   "    retry: {max_attempts: 0}\n");
-  ASSERT_FALSE(l.ok);
-  ConfigError e = error_for(l, "connectors.d1.retry");
-  EXPECT_EQ(e.line, 10);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.destinations.at("d1").retry.max_attempts, 0);
+  EXPECT_EQ(l.config.destinations.at("d1").retry.max_age_ms, 0);
+  EXPECT_FALSE(l.config.destinations.at("d1").retry.exhausted(1000000, 0, 1LL << 50));
   l = load(kMinimal +
            "connectors:\n"
            "  d1:\n"
@@ -439,6 +441,27 @@ TEST(Config, RetryForeverIsRefused) {
            "    retry: {max_attempts: 0, max_age: 1d}\n");
   EXPECT_TRUE(l.ok) << all(l.errors);
   EXPECT_EQ(l.config.destinations.at("d1").retry.max_age_ms, 86400000);
+  l = load(kMinimal +
+           "connectors:\n"
+           "  d1:\n"
+           "    connector: http\n"
+           "    url: http://x/\n"
+           "    retry: {max_attempts: -1}\n");
+  EXPECT_FALSE(l.ok);
+}
+
+// server.max_depth: declared (default 64), bounded.
+TEST(Config, MaxDepth) {
+  Loaded l = load(kMinimal);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.max_depth, 64);
+  l = load("server: {max_depth: 10}\n" + kMinimal);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.max_depth, 10);
+  l = load("server: {max_depth: 0}\n" + kMinimal);
+  EXPECT_FALSE(l.ok);
+  l = load("server: {max_depth: 100000}\n" + kMinimal);
+  EXPECT_FALSE(l.ok);
 }
 
 TEST(Config, HttpConnectorChecks) {

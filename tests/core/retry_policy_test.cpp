@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "core/retry_policy.h"
 
 namespace relais {
@@ -88,6 +90,26 @@ TEST(RetryPolicy, ExhaustedByAge) {
   EXPECT_TRUE(both.exhausted(4, kT0, kT0));
   EXPECT_TRUE(both.exhausted(1, kT0, kT0 + 60000));
   EXPECT_FALSE(both.exhausted(3, kT0, kT0 + 59999));
+}
+
+// max_attempts 0 and no max_age: "no limit" (a valid configuration): the delivery is retried
+// forever, never more than `max` apart, however many attempts failed and however old it is.
+TEST(RetryPolicy, NoLimitRetriesForeverWithCappedBackoff) {
+  RetryPolicy p = policy(1000, 30000, 2.0, 0, 0);
+  const Millis ten_years = 10LL * 365 * 24 * 3600 * 1000;
+  for (int attempts : {1, 2, 10, 64, 1000, 1000000, std::numeric_limits<int>::max() - 1}) {
+    EXPECT_FALSE(p.exhausted(attempts, kT0, kT0 + ten_years)) << attempts;
+    Millis now = kT0 + ten_years;
+    auto n = p.next_attempt(attempts, kT0, now, std::nullopt, fixed(0.999));
+    ASSERT_TRUE(n) << attempts;
+    EXPECT_GE(*n, now);
+    EXPECT_LE(*n, now + 30000) << attempts;
+    EXPECT_EQ(p.ceiling(attempts), attempts >= 6 ? 30000 : p.ceiling(attempts));
+  }
+  // A peer's Retry-After is honoured as it is (no cap applies to what the peer asked).
+  auto n = p.next_attempt(5, kT0, kT0 + 1000, Millis{3600000}, fixed(0.5));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, kT0 + 1000 + 3600000);
 }
 
 TEST(RetryPolicy, NextAttemptUsesTheJitteredBackoff) {
