@@ -744,7 +744,8 @@ struct HttpServer::Impl {
     out += ' ';
     out += std::to_string(status);
     out += ' ';
-    out += resp.getReason();
+    // Handlers set the status alone (setStatus keeps the reason "OK"): name it.
+    out += status != 200 && resp.getReason() == "OK" ? reason_of(status) : resp.getReason();
     out += "\r\n";
     for (const auto& [k, v] : resp) {
       out += k;
