@@ -1,11 +1,8 @@
 #include "api/http_api.h"
 
 #include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
@@ -15,6 +12,7 @@
 
 #include "api/api_context.h"
 #include "api/console_assets.h"
+#include "api/http_server.h"
 #include "api/http_util.h"
 #include "api/mappings_api.h"
 #include "connectors/calendar/calendar.h"
@@ -107,7 +105,8 @@ json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool f
 
 // Answers every request: the console's assets, authentication (bearer token or session cookie),
 // the endpoint table (role checked before any handler), CSRF for sessions, errors as JSON.
-// One instance per request (Poco's model); shares ApiShared, which is thread-safe.
+// One instance per request, on a handler thread of the HttpServer; shares ApiShared, which is
+// thread-safe.
 class ApiHandler final : public HTTPRequestHandler {
  public:
   explicit ApiHandler(api::ApiShared& shared)
@@ -634,17 +633,6 @@ class ApiHandler final : public HTTPRequestHandler {
   const HubConfig& config_;
 };
 
-class ApiFactory final : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit ApiFactory(api::ApiShared& shared) : shared_(shared) {}
-  HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
-    return new ApiHandler(shared_);
-  }
-
- private:
-  api::ApiShared& shared_;
-};
-
 }  // namespace
 
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
@@ -660,21 +648,36 @@ ApiServer::~ApiServer() {
 }
 
 int ApiServer::start() {
-  Poco::Net::SocketAddress addr(config_.address, static_cast<Poco::UInt16>(config_.port));
-  Poco::Net::ServerSocket socket(addr, 256);
-  port_ = socket.address().port();
-  auto* params = new Poco::Net::HTTPServerParams;
-  params->setMaxThreads(config_.threads);
-  params->setMaxQueued(config_.max_queued);
-  params->setKeepAlive(true);
-  params->setMaxKeepAliveRequests(0);
-  params->setKeepAliveTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
-  params->setTimeout(Poco::Timespan(config_.request_timeout_ms * 1000));
-  params->setServerName("relais");
-  pool_ = std::make_unique<Poco::ThreadPool>(2, config_.threads + 2, 60, 0);
-  server_ =
-      std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(*shared_), *pool_, socket, params);
-  server_->start();
+  api::HttpServerOptions o;
+  o.address = config_.address;
+  o.port = config_.port;
+  o.threads = config_.threads;
+  o.max_queued = config_.max_queued;
+  o.max_connections = config_.max_connections;
+  o.header_timeout_ms = config_.header_timeout_ms;
+  o.body_timeout_ms = config_.body_timeout_ms;
+  o.idle_timeout_ms = config_.request_timeout_ms;
+  o.write_timeout_ms = config_.request_timeout_ms;
+  o.max_header_bytes = static_cast<size_t>(config_.max_header_size);
+  // The largest body any endpoint reads: a batch takes 64 times max_body. A larger declared
+  // body is not read; the handler answers 413 and the connection is closed.
+  const int64_t max_body = config_.max_body;
+  o.body_limit = [max_body](const api::HttpRequestHead& head) {
+    std::string_view path(head.target);
+    path = path.substr(0, path.find('?'));
+    bool batch = path.size() >= 6 && path.substr(path.size() - 6) == ":batch";
+    return batch ? max_body * 64 : max_body;
+  };
+  o.server_name = "relais";
+  api::ApiShared& shared = *shared_;
+  server_ = std::make_unique<api::HttpServer>(
+      std::move(o),
+      [&shared](HTTPServerRequest& req, HTTPServerResponse& resp) {
+        ApiHandler handler(shared);
+        handler.handleRequest(req, resp);
+      },
+      &hub_.metrics());
+  port_ = server_->start();
   alerts_->start();
   return port_;
 }
@@ -682,8 +685,7 @@ int ApiServer::start() {
 void ApiServer::stop() {
   if (alerts_) alerts_->stop();
   if (server_) {
-    server_->stopAll(false);  // stop accepting; requests in progress finish
-    pool_->joinAll();
+    server_->stop();  // stop accepting; requests in progress are answered
     server_.reset();
   }
 }

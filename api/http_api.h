@@ -1,13 +1,11 @@
 #pragma once
 // The HTTP API served by relais: inbound messages, operations (messages, deliveries, retry,
 // discard), health, readiness and metrics, the console (its assets, sessions, users, tokens,
-// audit, support desk) and the OpenAPI description. Built on Poco::Net::HTTPServer.
+// audit, support desk) and the OpenAPI description. Served by the event-driven api::HttpServer
+// (http_server.h); the handlers use Poco's HTTPServerRequest/HTTPServerResponse interfaces.
 
 #include <memory>
 #include <string>
-
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/ThreadPool.h>
 
 #include "core/console_store.h"
 #include "routing/hub.h"
@@ -17,11 +15,12 @@ namespace relais {
 class AlertMonitor;
 namespace api {
 struct ApiShared;
-}
+class HttpServer;
+}  // namespace api
 
-// Owns the listening socket, the thread pool and the server, the console's store and the alert
-// monitor (started and stopped with the server). Thread-safe: requests are served
-// concurrently on the pool's threads; the Hub must outlive it.
+// Owns the HTTP server (its listening socket, reactor and handler threads), the console's store
+// and the alert monitor (started and stopped with the server). Thread-safe: requests are served
+// concurrently on the server's handler threads; the Hub must outlive it.
 class ApiServer {
  public:
   // `mappings` (optional, not owned) enables the /api/v1/mappings endpoints.
@@ -29,7 +28,8 @@ class ApiServer {
   ~ApiServer();
   // Binds and starts serving; returns the bound port (useful with port 0).
   int start();
-  // Stops accepting connections and waits for requests in progress to finish.
+  // Stops the alert monitor, then the server: stops accepting connections and waits for the
+  // requests in progress to be answered.
   void stop();
   int port() const { return port_; }
 
@@ -40,8 +40,7 @@ class ApiServer {
   std::unique_ptr<ConsoleStore> console_;  // users, tokens, audit, desk queries
   std::unique_ptr<AlertMonitor> alerts_;   // rules evaluated on its own thread
   std::unique_ptr<api::ApiShared> shared_;
-  std::unique_ptr<Poco::ThreadPool> pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<api::HttpServer> server_;
   int port_ = 0;
 };
 

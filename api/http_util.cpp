@@ -36,6 +36,8 @@ void send_error(Poco::Net::HTTPServerResponse& resp, int status, const std::stri
 
 bool read_body(Poco::Net::HTTPServerRequest& req, int64_t limit, std::string& out,
                Poco::Net::HTTPServerResponse* resp) {
+  // A declared length over the limit is refused without reading (the server did not read it).
+  if (req.hasContentLength() && req.getContentLength64() > limit) return false;
   std::istream& in = req.stream();
   char buf[16384];
   while (in) {

@@ -50,7 +50,8 @@ const ConfigSpec& server_spec() {
            F::Int,
            "64",
            false,
-           "HTTP worker threads (one per open connection)",
+           "HTTP handler threads: they run complete requests (a connection waiting for its "
+           "bytes holds no thread)",
            {},
            nullptr,
            1,
@@ -59,12 +60,51 @@ const ConfigSpec& server_spec() {
            F::Int,
            "512",
            false,
-           "connections waiting for a thread",
+           "complete requests waiting for a handler thread; beyond, 503",
            {},
            nullptr,
            1,
            1e6},
-          {"request_timeout", F::Duration, "30s", false, "idle/read timeout of a connection"},
+          {"max_connections",
+           F::Int,
+           "4096",
+           false,
+           "open HTTP connections; a connection beyond gets 503 and is closed",
+           {},
+           nullptr,
+           1,
+           1e6},
+          {"header_timeout",
+           F::Duration,
+           "10s",
+           false,
+           "the whole request head must arrive within this time of its first byte (of the "
+           "connection for a new one); else 408 and close",
+           {},
+           nullptr,
+           1,
+           3600000},
+          {"body_timeout",
+           F::Duration,
+           "60s",
+           false,
+           "the whole request body must arrive within this time of the head; else 408 and close",
+           {},
+           nullptr,
+           1,
+           86400000},
+          {"max_header_size",
+           F::Size,
+           "16KiB",
+           false,
+           "largest request head (request line and headers); beyond, 431",
+           {},
+           nullptr,
+           1024,
+           1024.0 * 1024},
+          {"request_timeout", F::Duration, "30s", false,
+           "keep-alive: an idle connection is closed after this time between two requests; also "
+           "the deadline to write one answer"},
           {"shutdown_grace", F::Duration, "30s", false,
            "how long in-flight deliveries may take to finish at shutdown"},
       }};
@@ -414,6 +454,10 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.threads = static_cast<int>(server.integer("threads"));
   out.max_queued = static_cast<int>(server.integer("max_queued"));
   out.request_timeout_ms = server.duration_ms("request_timeout");
+  out.max_connections = static_cast<int>(server.integer("max_connections"));
+  out.header_timeout_ms = server.duration_ms("header_timeout");
+  out.body_timeout_ms = server.duration_ms("body_timeout");
+  out.max_header_size = server.size("max_header_size");
   out.shutdown_grace_ms = server.duration_ms("shutdown_grace");
 
   auto store = top.object("store");

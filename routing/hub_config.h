@@ -85,7 +85,11 @@ struct HubConfig {
   int64_t max_depth = 64;  // nesting of arrays and objects in a JSON body (kDefaultJsonMaxDepth)
   int threads = 64;
   int max_queued = 512;
-  int64_t request_timeout_ms = 30000;
+  int64_t request_timeout_ms = 30000;  // keep-alive idle timeout and write deadline
+  int max_connections = 4096;
+  int64_t header_timeout_ms = 10000;
+  int64_t body_timeout_ms = 60000;
+  int64_t max_header_size = 16 * 1024;
 
   std::string store_path;
   bool store_sync_full = true;

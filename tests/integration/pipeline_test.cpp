@@ -95,16 +95,6 @@ std::string app_body(const std::string& type, const std::string& key, const json
   return j.dump();
 }
 
-// The value of the first sample line that starts with `series` ("name{labels}"), or -1.
-double metric_value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 // Every error answer of the API: JSON with non-empty "error" and "detail" strings.
 void expect_error(const HttpResponse& r, long status) {
   EXPECT_EQ(r.status, status) << r.body << r.error;

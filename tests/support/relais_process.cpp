@@ -420,4 +420,13 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
   return r;
 }
 
+double metric_value(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
 }  // namespace relais::testing

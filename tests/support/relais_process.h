@@ -179,6 +179,10 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 
 std::string read_file(const std::string& path);
 
+// The value of the first sample line of a Prometheus text that starts with `series`
+// ("name{labels}"), or -1.
+double metric_value(const std::string& text, const std::string& series);
+
 // A loopback TCP port that was free a moment ago (bound to 0, then released).
 int free_port();
 

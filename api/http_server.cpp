@@ -1,0 +1,845 @@
+#include "api/http_server.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/Exception.h>
+#include <Poco/MemoryStream.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Timestamp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <streambuf>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace relais::api {
+namespace {
+
+using Poco::Net::HTTPResponse;
+using Poco::Net::SocketAddress;
+
+constexpr int64_t kSweepEveryMs = 100;
+constexpr int64_t kLingerMs = 2000;  // reading what a closed request still sends, at most
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kKeptInputCapacity = 64 * 1024;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The Date header, formatted once per second per thread.
+const std::string& http_date() {
+  thread_local std::string text;
+  thread_local int64_t second = -1;
+  Poco::Timestamp now;
+  int64_t s = now.epochTime();
+  if (s != second) {
+    second = s;
+    text = Poco::DateTimeFormatter::format(now, Poco::DateTimeFormat::HTTP_FORMAT);
+  }
+  return text;
+}
+
+// A streambuf that appends to a string: the response body, written by a handler through send().
+class StringAppendBuf final : public std::streambuf {
+ public:
+  explicit StringAppendBuf(std::string& s) : s_(s) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof()))
+      s_.push_back(traits_type::to_char_type(c));
+    return traits_type::not_eof(c);
+  }
+  std::streamsize xsputn(const char* p, std::streamsize n) override {
+    s_.append(p, static_cast<size_t>(n));
+    return n;
+  }
+
+ private:
+  std::string& s_;
+};
+
+// The response a handler fills: status and headers (Poco's HTTPResponse), and a body buffered
+// in memory; the server writes it once the handler returns. One per request, used by one
+// thread; owns the body.
+class BufferedResponse final : public Poco::Net::HTTPServerResponse {
+ public:
+  BufferedResponse() : buf_(body_), out_(&buf_) {}
+
+  void sendContinue() override {}  // the server answered 100 before it read the body
+  std::ostream& send() override {
+    sent_ = true;
+    return out_;
+  }
+  void sendFile(const std::string& path, const std::string& media_type) override {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Poco::FileNotFoundException(path);
+    body_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    setContentType(media_type);
+    sent_ = true;
+  }
+  void sendBuffer(const void* data, std::size_t length) override {
+    body_.assign(static_cast<const char*>(data), length);
+    sent_ = true;
+  }
+  void redirect(const std::string& uri, HTTPStatus status) override {
+    setStatusAndReason(status);
+    set("Location", uri);
+    body_.clear();
+    sent_ = true;
+  }
+  void requireAuthentication(const std::string& realm) override {
+    setStatusAndReason(HTTP_UNAUTHORIZED);
+    set("WWW-Authenticate", "Basic realm=\"" + realm + "\"");
+    body_.clear();
+    sent_ = true;
+  }
+  bool sent() const override { return sent_; }
+  std::string& body() { return body_; }
+
+ private:
+  std::string body_;
+  StringAppendBuf buf_;
+  std::ostream out_;
+  bool sent_ = false;
+};
+
+// A complete request (head and body already read) seen through Poco's interface. One per
+// request, used by one thread; borrows the body, the addresses and the response.
+class BufferedRequest final : public Poco::Net::HTTPServerRequest {
+ public:
+  BufferedRequest(const HttpRequestHead& head, const std::string& body, const SocketAddress& client,
+                  const SocketAddress& server, const Poco::Net::HTTPServerParams& params,
+                  BufferedResponse& response)
+      : body_(body.data(), body.size()),
+        client_(client),
+        server_(server),
+        params_(params),
+        response_(response) {
+    setMethod(head.method);
+    setURI(head.target);
+    setVersion(head.version_minor == 0 ? HTTP_1_0 : HTTP_1_1);
+    for (const auto& [k, v] : head.headers) add(k, v);
+  }
+
+  std::istream& stream() override { return body_; }
+  const SocketAddress& clientAddress() const override { return client_; }
+  const SocketAddress& serverAddress() const override { return server_; }
+  const Poco::Net::HTTPServerParams& serverParams() const override { return params_; }
+  Poco::Net::HTTPServerResponse& response() const override { return response_; }
+  bool secure() const override { return false; }
+
+ private:
+  Poco::MemoryInputStream body_;
+  const SocketAddress& client_;
+  const SocketAddress& server_;
+  const Poco::Net::HTTPServerParams& params_;
+  BufferedResponse& response_;
+};
+
+// Where a connection is. Reading phases belong to the reactor; Busy to one handler thread.
+enum class Phase : uint8_t {
+  Idle,      // keep-alive, waiting for the next request (idle timeout)
+  Head,      // the head is arriving (header deadline)
+  Body,      // the body is arriving (body deadline)
+  Busy,      // a handler thread owns it: handling, writing, parsing what follows
+  Draining,  // answered and closing: reading what the client still sends, then close
+};
+
+// One accepted connection. Owned by the reactor (its map); a handler thread uses it while the
+// phase is Busy. `mu` guards the hand-back (phase, deadline, re-arming epoll) against the
+// reactor's sweep; everything else is touched by one thread at a time, handed over through the
+// work queue (reactor → handler) and `mu` (handler → reactor).
+struct Conn {
+  int fd = -1;
+  SocketAddress peer;
+  std::mutex mu;
+  Phase phase = Phase::Head;
+  int64_t deadline = 0;
+  std::string in;  // received bytes; the unconsumed ones start at in_pos
+  size_t in_pos = 0;
+  HttpRequestParser parser;
+
+  Conn(int f, const SocketAddress& p, HttpRequestParser::Limits limits)
+      : fd(f), peer(p), parser(std::move(limits)) {}
+  bool has_input() const { return in_pos < in.size(); }
+};
+
+enum class Next { NeedMore, Request, Error };
+
+// Parses what the connection has received. Called by whichever thread owns the connection.
+Next advance(Conn& c) {
+  size_t used = 0;
+  auto st = c.parser.parse(c.in.data() + c.in_pos, c.in.size() - c.in_pos, used);
+  c.in_pos += used;
+  if (c.in_pos == c.in.size()) {
+    c.in.clear();
+    c.in_pos = 0;
+    if (c.in.capacity() > kKeptInputCapacity) std::string().swap(c.in);
+  } else if (c.in_pos >= kKeptInputCapacity) {
+    c.in.erase(0, c.in_pos);
+    c.in_pos = 0;
+  }
+  if (st == HttpRequestParser::Status::Complete) return Next::Request;
+  if (st == HttpRequestParser::Status::Error) return Next::Error;
+  return Next::NeedMore;
+}
+
+std::string reason_of(int status) {
+  return HTTPResponse::getReasonForStatus(static_cast<HTTPResponse::HTTPStatus>(status));
+}
+
+// A whole answer from the server itself (errors before or instead of a handler), closing.
+std::string server_answer(int status, const std::string& detail, const std::string& server) {
+  std::string error = reason_of(status);
+  for (auto& ch : error) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string body = nlohmann::json{{"error", error}, {"detail", detail}}.dump();
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) + "\r\n";
+  out += "Date: " + http_date() + "\r\nServer: " + server +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+// Best effort, never blocks: small answers from the reactor fit in the socket's buffer.
+void send_now(int fd, const std::string& text) {
+  ssize_t n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)n;
+}
+
+// Writes all of head + body before `deadline` (ms, steady clock). False on error or timeout.
+bool write_all(int fd, const std::string& head, const char* body, size_t body_size,
+               int64_t deadline, bool& timed_out) {
+  timed_out = false;
+  size_t off = 0;
+  const size_t total = head.size() + body_size;
+  while (off < total) {
+    iovec iov[2];
+    int cnt = 0;
+    if (off < head.size()) {
+      iov[cnt++] = {const_cast<char*>(head.data() + off), head.size() - off};
+      if (body_size > 0) iov[cnt++] = {const_cast<char*>(body), body_size};
+    } else {
+      size_t b = off - head.size();
+      iov[cnt++] = {const_cast<char*>(body + b), body_size - b};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(cnt);
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int64_t left = deadline - now_ms();
+      if (left <= 0) {
+        timed_out = true;
+        return false;
+      }
+      pollfd p{fd, POLLOUT, 0};
+      int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+      if (r < 0 && errno != EINTR) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+char g_listen_tag;
+char g_wake_tag;
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(HttpServerOptions o, HttpHandler h, Metrics* m)
+      : options(std::move(o)), handler(std::move(h)), metrics(m != nullptr ? m : &own_metrics) {
+    params = new Poco::Net::HTTPServerParams;
+    params->setServerName(options.server_name);
+    params->setKeepAlive(true);
+    params->setMaxThreads(options.threads);
+    metrics->describe("relais_http_connections_total", "counter",
+                      "HTTP connections accepted by the API server");
+    metrics->describe("relais_http_timeouts_total", "counter",
+                      "HTTP connections closed because a deadline passed (phase: header, body, "
+                      "write)");
+    metrics->describe("relais_http_refused_total", "counter",
+                      "HTTP connections or requests refused by the server itself (reason: "
+                      "max_connections, busy, bad_request)");
+    c_connections = &metrics->counter("relais_http_connections_total", {});
+    c_header = &metrics->counter("relais_http_timeouts_total", {{"phase", "header"}});
+    c_body = &metrics->counter("relais_http_timeouts_total", {{"phase", "body"}});
+    c_write = &metrics->counter("relais_http_timeouts_total", {{"phase", "write"}});
+    c_max_conn = &metrics->counter("relais_http_refused_total", {{"reason", "max_connections"}});
+    c_busy = &metrics->counter("relais_http_refused_total", {{"reason", "busy"}});
+    c_bad = &metrics->counter("relais_http_refused_total", {{"reason", "bad_request"}});
+    base_connections = c_connections->value();
+    base_header = c_header->value();
+    base_body = c_body->value();
+    base_write = c_write->value();
+    base_refused = c_max_conn->value() + c_busy->value();
+    base_bad = c_bad->value();
+    if (m != nullptr) {
+      std::shared_ptr<std::atomic<int64_t>> gauge = open;
+      metrics->add_collector([gauge](std::string& out) {
+        out +=
+            "# HELP relais_http_open_connections Open connections of the API server\n"
+            "# TYPE relais_http_open_connections gauge\nrelais_http_open_connections " +
+            std::to_string(gauge->load(std::memory_order_relaxed)) + "\n";
+      });
+    }
+  }
+
+  // --- set at construction, read-only afterwards ---
+  HttpServerOptions options;
+  HttpHandler handler;
+  Metrics own_metrics;
+  Metrics* metrics;
+  Poco::AutoPtr<Poco::Net::HTTPServerParams> params;
+  Counter* c_connections;
+  Counter* c_header;
+  Counter* c_body;
+  Counter* c_write;
+  Counter* c_max_conn;
+  Counter* c_busy;
+  Counter* c_bad;
+  uint64_t base_connections, base_header, base_body, base_write, base_refused, base_bad;
+  std::shared_ptr<std::atomic<int64_t>> open = std::make_shared<std::atomic<int64_t>>(0);
+
+  // --- set by start() ---
+  std::unique_ptr<Poco::Net::ServerSocket> listener;
+  SocketAddress server_address;
+  int listen_fd = -1;
+  int epfd = -1;
+  int wake_fd = -1;
+  int port = 0;
+  std::thread reactor;
+  std::vector<std::thread> workers;
+  bool started = false;
+  bool stopped = false;
+
+  // --- reactor thread only ---
+  std::unordered_map<int, std::unique_ptr<Conn>> conns;
+  bool listening = false;
+  int64_t accept_paused_until = 0;
+  int64_t next_sweep = 0;
+  bool quiesced_done = false;
+
+  // --- shared ---
+  std::atomic<bool> stopping{false};      // stop accepting and dispatching
+  std::atomic<bool> reactor_exit{false};  // the reactor closes everything and returns
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool quiesced = false;  // guarded by stop_mu: the reactor dispatches nothing more
+
+  std::mutex q_mu;
+  std::condition_variable q_cv;
+  std::deque<Conn*> queue;    // complete requests waiting for a handler thread (guarded by q_mu)
+  bool workers_exit = false;  // guarded by q_mu
+
+  HttpRequestParser::Limits limits() const {
+    HttpRequestParser::Limits l;
+    l.max_header_bytes = options.max_header_bytes;
+    l.body_limit = options.body_limit;
+    return l;
+  }
+
+  void wake() const {
+    uint64_t one = 1;
+    ssize_t n = ::write(wake_fd, &one, sizeof one);
+    (void)n;
+  }
+
+  // Arms the connection for its next readable event (caller holds c.mu or owns it alone).
+  void rearm(Conn& c) const {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.ptr = &c;
+    if (::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
+      log_error("http", std::string("epoll_ctl: ") + std::strerror(errno));
+      c.deadline = 0;  // the sweep closes it
+    }
+  }
+
+  // Answered and closing: no more to send; read what the client still sends, then close.
+  void begin_close(Conn& c) const {
+    ::shutdown(c.fd, SHUT_WR);
+    c.phase = Phase::Draining;
+    c.deadline = now_ms() + kLingerMs;
+    rearm(c);
+  }
+
+  // Sets the reading phase and deadline after bytes arrived or an answer was written.
+  void reading_phase(Conn& c, int64_t now) const {
+    if (!c.parser.in_progress() && !c.has_input()) {
+      if (c.phase != Phase::Idle) {
+        c.phase = Phase::Idle;
+        c.deadline = now + options.idle_timeout_ms;
+      }
+    } else if (c.parser.head_done()) {
+      if (c.phase != Phase::Body) {
+        c.phase = Phase::Body;
+        c.deadline = now + options.body_timeout_ms;
+      }
+    } else if (c.phase != Phase::Head) {
+      c.phase = Phase::Head;
+      c.deadline = now + options.header_timeout_ms;
+    }
+  }
+
+  // ---------------------------------------------------------------- reactor thread
+  void close_conn(int fd) {
+    auto it = conns.find(fd);
+    if (it == conns.end()) return;
+    ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    conns.erase(it);
+    open->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void pause_accepting(int64_t until) {
+    if (listening) ::epoll_ctl(epfd, EPOLL_CTL_DEL, listen_fd, nullptr);
+    listening = false;
+    accept_paused_until = until;
+  }
+
+  void resume_accepting() {
+    if (listening || stopping.load()) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &g_listen_tag;
+    if (::epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) == 0) listening = true;
+    accept_paused_until = 0;
+  }
+
+  void on_accept() {
+    for (int i = 0; i < 256; ++i) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          log_warn("http", std::string("cannot accept a connection (") + std::strerror(errno) +
+                               "); accepting again in 100 ms");
+          pause_accepting(now_ms() + 100);
+          return;
+        }
+        log_error("http", std::string("accept: ") + std::strerror(errno));
+        return;
+      }
+      if (static_cast<int>(conns.size()) >= options.max_connections) {
+        send_now(fd, server_answer(503, "too many open connections; try again later",
+                                   options.server_name));
+        ::close(fd);
+        c_max_conn->inc();
+        continue;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      SocketAddress peer(reinterpret_cast<const sockaddr*>(&addr), len);
+      auto conn = std::make_unique<Conn>(fd, peer, limits());
+      conn->phase = Phase::Head;  // nothing yet: the head is due from now
+      conn->deadline = now_ms() + options.header_timeout_ms;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+      ev.data.ptr = conn.get();
+      if (::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        log_error("http", std::string("epoll_ctl add: ") + std::strerror(errno));
+        ::close(fd);
+        continue;
+      }
+      conns.emplace(fd, std::move(conn));
+      open->fetch_add(1, std::memory_order_relaxed);
+      c_connections->inc();
+    }
+  }
+
+  // A readable (or hung-up) connection. Returns true when it must be closed now.
+  bool on_readable(Conn& c) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    char buf[kReadChunk];
+    if (c.phase == Phase::Draining) {
+      for (int i = 0; i < 4; ++i) {
+        ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          rearm(c);
+          return false;
+        }
+        return true;  // end of stream or error
+      }
+      rearm(c);
+      return false;
+    }
+    if (stopping.load()) return true;  // not a request in progress: close
+    bool eof = false;
+    for (int i = 0; i < 16; ++i) {
+      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        c.in.append(buf, static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < sizeof buf) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      eof = true;
+      break;
+    }
+    int64_t now = now_ms();
+    if (c.phase == Phase::Idle && c.has_input()) {
+      c.phase = Phase::Head;  // the header deadline runs from the first byte of the request
+      c.deadline = now + options.header_timeout_ms;
+    }
+    switch (advance(c)) {
+      case Next::Request:
+        dispatch(c);
+        return false;
+      case Next::Error:
+        c_bad->inc();
+        send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
+        if (eof) return true;
+        begin_close(c);
+        return false;
+      case Next::NeedMore:
+        break;
+    }
+    if (eof) return true;
+    if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
+    reading_phase(c, now);
+    rearm(c);
+    return false;
+  }
+
+  // A complete request: to the handler threads (caller holds c.mu).
+  void dispatch(Conn& c) {
+    {
+      std::lock_guard<std::mutex> q(q_mu);
+      if (static_cast<int>(queue.size()) < options.max_queued) {
+        c.phase = Phase::Busy;
+        queue.push_back(&c);
+        q_cv.notify_one();
+        return;
+      }
+    }
+    c_busy->inc();
+    send_now(c.fd, server_answer(503, "the server is busy; try again later", options.server_name));
+    begin_close(c);
+  }
+
+  // Acts on the connections whose deadline passed (and, when stopping, closes the ones that
+  // wait for a request). A request cut by its deadline is answered 408, then the connection
+  // lingers (Draining) so that the answer is not lost to a reset.
+  void sweep(int64_t now) {
+    std::vector<int> to_close;
+    const bool closing_all = stopping.load();
+    for (auto& [fd, cp] : conns) {
+      Conn& c = *cp;
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (c.phase == Phase::Busy) continue;
+      if (closing_all && c.phase != Phase::Draining) {
+        to_close.push_back(fd);
+        continue;
+      }
+      if (now < c.deadline) continue;
+      if (c.phase == Phase::Head && (c.parser.in_progress() || c.has_input())) {
+        c_header->inc();
+        send_now(
+            fd, server_answer(408, "the request head did not arrive in time", options.server_name));
+        begin_close(c);
+      } else if (c.phase == Phase::Body) {
+        c_body->inc();
+        send_now(
+            fd, server_answer(408, "the request body did not arrive in time", options.server_name));
+        begin_close(c);
+      } else {
+        // Idle keep-alive, a new connection that sent nothing, or the end of a linger.
+        if (c.phase == Phase::Head) c_header->inc();
+        to_close.push_back(fd);
+      }
+    }
+    for (int fd : to_close) close_conn(fd);
+  }
+
+  void reactor_loop() {
+    std::vector<epoll_event> events(256);
+    while (true) {
+      int n = ::epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
+                           static_cast<int>(kSweepEveryMs));
+      if (n < 0 && errno != EINTR) {
+        log_error("http", std::string("epoll_wait: ") + std::strerror(errno));
+        break;
+      }
+      std::vector<int> to_close;
+      for (int i = 0; i < n; ++i) {
+        void* tag = events[static_cast<size_t>(i)].data.ptr;
+        if (tag == &g_wake_tag) {
+          uint64_t v = 0;
+          ssize_t r = ::read(wake_fd, &v, sizeof v);
+          (void)r;
+        } else if (tag == &g_listen_tag) {
+          on_accept();
+        } else {
+          Conn* c = static_cast<Conn*>(tag);
+          if (on_readable(*c)) to_close.push_back(c->fd);
+        }
+      }
+      for (int fd : to_close) close_conn(fd);
+      if (stopping.load() && !quiesced_done) {
+        // Stop accepting; from now on nothing more is dispatched to the handler threads.
+        pause_accepting(0);
+        listener->close();
+        sweep(now_ms());  // closes what waits for a request
+        quiesced_done = true;
+        std::lock_guard<std::mutex> lock(stop_mu);
+        quiesced = true;
+        stop_cv.notify_all();
+      }
+      if (reactor_exit.load()) break;
+      int64_t now = now_ms();
+      if (!listening && accept_paused_until != 0 && now >= accept_paused_until) {
+        resume_accepting();
+      }
+      if (now >= next_sweep) {
+        sweep(now);
+        next_sweep = now + kSweepEveryMs;
+      }
+    }
+    std::vector<int> fds;
+    for (auto& [fd, c] : conns) fds.push_back(fd);
+    for (int fd : fds) close_conn(fd);
+  }
+
+  // ---------------------------------------------------------------- handler threads
+  void worker_loop() {
+    while (true) {
+      Conn* c = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(q_mu);
+        q_cv.wait(lock, [&] { return !queue.empty() || workers_exit; });
+        if (queue.empty()) return;
+        c = queue.front();
+        queue.pop_front();
+      }
+      serve(*c);
+    }
+  }
+
+  // Runs the connection's complete request, writes the answer, then the requests already
+  // received after it (pipelined), and hands the connection back to the reactor.
+  void serve(Conn& c) {
+    while (true) {
+      const HttpRequestHead& head = c.parser.head();
+      const bool is_head = head.method == "HEAD";
+      BufferedResponse resp;
+      resp.setVersion(head.version_minor == 0 ? HTTPResponse::HTTP_1_0 : HTTPResponse::HTTP_1_1);
+      resp.set("Date", http_date());
+      resp.set("Server", options.server_name);
+      resp.setKeepAlive(head.keep_alive);
+      {
+        BufferedRequest req(head, c.parser.body(), c.peer, server_address, *params, resp);
+        try {
+          handler(req, resp);
+        } catch (const std::exception& e) {
+          log_error("http", std::string("handler failed: ") + e.what());
+          if (!resp.sent()) answer_500(resp);
+        } catch (...) {
+          log_error("http", "handler failed");
+          if (!resp.sent()) answer_500(resp);
+        }
+      }
+      const bool keep =
+          resp.getKeepAlive() && head.keep_alive && !c.parser.body_refused() && !stopping.load();
+      std::string text = head_text(resp, is_head, keep);
+      const std::string& body = resp.body();
+      const bool no_body = is_head || resp.getStatus() < 200 ||
+                           resp.getStatus() == HTTPResponse::HTTP_NO_CONTENT ||
+                           resp.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED;
+      bool timed_out = false;
+      bool ok = write_all(c.fd, text, body.data(), no_body ? 0 : body.size(),
+                          now_ms() + options.write_timeout_ms, timed_out);
+      if (timed_out) c_write->inc();
+      c.parser.reset();
+      std::lock_guard<std::mutex> lock(c.mu);
+      if (!ok) {
+        c.phase = Phase::Draining;
+        c.deadline = 0;  // closed at the next event or sweep
+        rearm(c);
+        return;
+      }
+      if (!keep) {
+        begin_close(c);
+        return;
+      }
+      Next next = advance(c);
+      if (next == Next::Request) continue;  // pipelined: answered in order, by this thread
+      if (next == Next::Error) {
+        c_bad->inc();
+        send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
+        begin_close(c);
+        return;
+      }
+      if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
+      c.phase = Phase::Busy;
+      reading_phase(c, now_ms());
+      rearm(c);
+      return;
+    }
+  }
+
+  static void answer_500(BufferedResponse& resp) {
+    resp.setStatusAndReason(HTTPResponse::HTTP_INTERNAL_SERVER_ERROR);
+    resp.setContentType("application/json");
+    resp.setKeepAlive(false);
+    resp.send() << R"({"error":"internal error","detail":"see the relais log"})";
+  }
+
+  // The status line and headers; Content-Length from the buffered body.
+  static std::string head_text(BufferedResponse& resp, bool is_head, bool keep) {
+    resp.setKeepAlive(keep);
+    resp.setChunkedTransferEncoding(false);
+    const int status = static_cast<int>(resp.getStatus());
+    if (status >= 200 && status != 204 && status != 304) {
+      if (!is_head || !resp.hasContentLength()) {
+        resp.setContentLength64(static_cast<Poco::Int64>(resp.body().size()));
+      }
+    }
+    std::string out;
+    out.reserve(256 + resp.size() * 32);
+    out += resp.getVersion();
+    out += ' ';
+    out += std::to_string(status);
+    out += ' ';
+    // Handlers set the status alone (setStatus keeps the reason "OK"): name it.
+    out += status != 200 && resp.getReason() == "OK" ? reason_of(status) : resp.getReason();
+    out += "\r\n";
+    for (const auto& [k, v] : resp) {
+      out += k;
+      out += ": ";
+      out += v;
+      out += "\r\n";
+    }
+    out += "\r\n";
+    return out;
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), metrics)) {}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+int HttpServer::start() {
+  Impl& s = *impl_;
+  SocketAddress addr(s.options.address, static_cast<Poco::UInt16>(s.options.port));
+  s.listener = std::make_unique<Poco::Net::ServerSocket>(addr, s.options.backlog);
+  s.listener->setBlocking(false);
+  s.server_address = s.listener->address();
+  s.port = s.server_address.port();
+  s.listen_fd = s.listener->impl()->sockfd();
+  s.epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s.epfd < 0 || s.wake_fd < 0) {
+    throw std::runtime_error(std::string("cannot create the HTTP server's epoll: ") +
+                             std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &g_wake_tag;
+  ::epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.wake_fd, &ev);
+  s.resume_accepting();
+  if (!s.listening) {
+    throw std::runtime_error(std::string("cannot watch the listening socket: ") +
+                             std::strerror(errno));
+  }
+  s.started = true;
+  s.reactor = std::thread([&s] { s.reactor_loop(); });
+  for (int i = 0; i < std::max(1, s.options.threads); ++i) {
+    s.workers.emplace_back([&s] { s.worker_loop(); });
+  }
+  return s.port;
+}
+
+void HttpServer::stop() {
+  Impl& s = *impl_;
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
+  // 1. The reactor stops accepting and dispatching, and closes the connections waiting for a
+  //    request.
+  s.stopping.store(true);
+  s.wake();
+  {
+    std::unique_lock<std::mutex> lock(s.stop_mu);
+    s.stop_cv.wait(lock, [&] { return s.quiesced; });
+  }
+  // 2. The handler threads finish the queued requests and the ones in progress.
+  {
+    std::lock_guard<std::mutex> lock(s.q_mu);
+    s.workers_exit = true;
+  }
+  s.q_cv.notify_all();
+  for (auto& t : s.workers) t.join();
+  s.workers.clear();
+  // 3. The reactor closes every connection and returns.
+  s.reactor_exit.store(true);
+  s.wake();
+  s.reactor.join();
+  ::close(s.epfd);
+  ::close(s.wake_fd);
+  s.epfd = s.wake_fd = -1;
+}
+
+int HttpServer::port() const {
+  return impl_->port;
+}
+
+HttpServerStats HttpServer::stats() const {
+  const Impl& s = *impl_;
+  HttpServerStats st;
+  st.connections = s.c_connections->value() - s.base_connections;
+  st.header_timeouts = s.c_header->value() - s.base_header;
+  st.body_timeouts = s.c_body->value() - s.base_body;
+  st.write_timeouts = s.c_write->value() - s.base_write;
+  st.refused = s.c_max_conn->value() + s.c_busy->value() - s.base_refused;
+  st.bad_requests = s.c_bad->value() - s.base_bad;
+  st.open = s.open->load(std::memory_order_relaxed);
+  return st;
+}
+
+}  // namespace relais::api

@@ -1,0 +1,89 @@
+#pragma once
+// A small event-driven HTTP/1.1 server for the API: one reactor thread (Linux epoll) accepts
+// and reads every connection without blocking, and a fixed pool of handler threads runs
+// complete requests (head and body read) through Poco's HTTPServerRequest/HTTPServerResponse
+// interfaces, so the API's handlers are the ones written for Poco's HTTPServer. A connection
+// costs a file descriptor and a buffer while it waits for its bytes, never a thread.
+//
+// Per connection: a header deadline (the whole head within header_timeout_ms of its first
+// byte, or of the accept), a body deadline (the whole body within body_timeout_ms of the head),
+// a keep-alive idle timeout, a write deadline; 408 and close when a deadline passes while a
+// request is arriving. Bodies by Content-Length or chunked; "Expect: 100-continue" answered
+// before the body is read; HTTP/1.0 and "Connection: close"; pipelined requests answered in
+// order. See docs/architecture.md (Threads and ownership).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+
+#include "api/http_parser.h"
+
+namespace relais {
+class Metrics;
+}
+
+namespace relais::api {
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";
+  int port = 0;  // 0: any free port
+  int backlog = 1024;
+  int threads = 16;            // handler threads
+  int max_connections = 4096;  // open connections; beyond, a new one gets 503 and is closed
+  int max_queued = 512;        // complete requests waiting for a handler; beyond, 503
+  int64_t header_timeout_ms = 10000;
+  int64_t body_timeout_ms = 60000;
+  int64_t idle_timeout_ms = 30000;   // keep-alive: between two requests
+  int64_t write_timeout_ms = 30000;  // writing one answer
+  size_t max_header_bytes = 16 * 1024;
+  // The largest body for a request head (413 beyond); empty: 1 MiB.
+  std::function<int64_t(const HttpRequestHead&)> body_limit;
+  std::string server_name = "relais";  // the Server header
+};
+
+// Runs one request; never called concurrently for the same connection. Must not throw (an
+// exception is answered 500 and logged).
+using HttpHandler =
+    std::function<void(Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
+
+// What the server counted since it started (also exported as relais_http_* metrics).
+struct HttpServerStats {
+  uint64_t connections = 0;      // accepted
+  uint64_t header_timeouts = 0;  // head not complete in time (408 when a byte had come)
+  uint64_t body_timeouts = 0;    // body not complete in time (408)
+  uint64_t write_timeouts = 0;   // answer not written in time
+  uint64_t refused = 0;          // over max_connections or max_queued (503)
+  uint64_t bad_requests = 0;     // refused by the parser (400, 413, 417, 431, 501, 505)
+  int64_t open = 0;              // open connections now
+};
+
+// Owns the listening socket, the reactor thread, the handler threads and every connection.
+// start() and stop() are called from one thread (the owner); the handler runs on the handler
+// threads, one request of a connection at a time. `metrics` (optional, not owned) must outlive
+// the server; the handler must stay valid until stop() returns.
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler, Metrics* metrics = nullptr);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the threads; returns the bound port. Throws when it cannot bind
+  // (start-up only).
+  int start();
+  // Stops accepting, closes the connections that wait for a request, lets the requests being
+  // handled (or queued) finish and write their answer, then closes everything. Idempotent.
+  void stop();
+  int port() const;
+  HttpServerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace relais::api
