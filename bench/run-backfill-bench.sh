@@ -97,15 +97,32 @@ if [[ -n ${BENCH_PERF:-} ]]; then
 fi
 
 # --- backfill ----------------------------------------------------------------------------------
+HZ=$(getconf CLK_TCK)
+cpu_s() { echo "scale=1; $1 / $HZ" | bc; }
+thread_ticks() {  # per thread of relais: "ticks name", most first
+  for t in /proc/"$RELAIS_PID"/task/*; do
+    echo "$(awk '{print $14 + $15}' "$t/stat") $(cat "$t/comm")"
+  done | sort -rn
+}
+relais_cpu0=$(cpu_ticks "$RELAIS_PID")
+sink_cpu0=$(cpu_ticks "$SINK_PID")
 t0=$(now_ms)
-"$RELAIS" backfill --input "$INPUT" --source cms76 --server "$RELAIS_URL" --token "$TOKEN" \
+/usr/bin/time -f "%U %S" -o "$TMP/backfill.time" \
+  "$RELAIS" backfill --input "$INPUT" --source cms76 --server "$RELAIS_URL" --token "$TOKEN" \
   --batch "$BATCH" --parallel "$PARALLEL" >"$TMP/backfill.out" 2>"$TMP/backfill.err" ||
   die "backfill failed: $(tail -5 "$TMP/backfill.err") $(cat "$TMP/backfill.out")"
 t1=$(now_ms)
+relais_cpu1=$(cpu_ticks "$RELAIS_PID")
+sink_cpu1=$(cpu_ticks "$SINK_PID")
+thread_ticks >"$TMP/threads.txt"
+CLIENT_CPU=$(awk '{print $1 + $2}' "$TMP/backfill.time")
 if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 cat "$TMP/backfill.out" >&2
 ACCEPT_MS=$((t1 - t0))
 log "accepted: $RECORDS records in $ACCEPT_MS ms ($((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) records/s)"
+RELAIS_CPU=$(cpu_s $((relais_cpu1 - relais_cpu0)))
+log "CPU during the backfill: relais ${RELAIS_CPU} s ($(((relais_cpu1 - relais_cpu0) * 1000000 / HZ / RECORDS)) µs/record), backfill client ${CLIENT_CPU} s, bench_sink $(cpu_s $((sink_cpu1 - sink_cpu0))) s; machine load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "relais threads by CPU (ticks of 1/$HZ s): $(head -8 "$TMP/threads.txt" | tr '\n' ';')"
 
 # --- deliveries --------------------------------------------------------------------------------
 deadline=$(($(now_ms) + DRAIN_TIMEOUT * 1000))
@@ -129,7 +146,7 @@ log "relais peak RSS ${HWM_MIB} MiB"
 stop_pid "$RELAIS_PID" 120
 messages=$(sqlite3 "$TMP/relais.db" 'SELECT COUNT(*) FROM messages')
 [[ $messages == "$RECORDS" ]] || die "the store has $messages messages for $RECORDS records"
-SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC"
+SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS relais_cpu_s=$RELAIS_CPU client_cpu_s=$CLIENT_CPU peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC"
 echo "$SUMMARY"
 [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$(date -Is) $SUMMARY" >>"$BENCH_SUMMARY_FILE"
 exit 0
