@@ -5,6 +5,7 @@
 //    --server and an admin token it goes through the API; once relais is stopped it writes the
 //    store itself;
 //  - a read-only command on a store with an older schema refuses instead of migrating;
+//  - mappings import goes through the API of the running relais (refused without a token);
 //  - a second server on the same store refuses to start.
 
 #include <gtest/gtest.h>
@@ -117,6 +118,41 @@ TEST_F(ToolsTest, UsersAddRefusesWhileServingUnlessThroughTheApi) {
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_NE(list.out.find("alice\tsupport\tactive"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("bob\tsupport\tdisabled"), std::string::npos) << list.out;
+}
+
+TEST_F(ToolsTest, MappingsImportGoesThroughTheApiWhileServing) {
+  const std::string src = RELAIS_SOURCE_DIR;
+  RelaisOptions o = options();
+  o.body_yaml +=
+      "mappings:\n  directory: " + src + "/config/mappings\n  tables: " + src + "/config/tables\n";
+  RelaisProcess relais(o);
+  relais.start();
+  TempDir dir("relais-import-");
+  for (const auto& e : fs::directory_iterator(src + "/config/mappings")) {
+    if (e.path().extension() == ".yaml")
+      fs::copy(e.path(), dir.path() + "/" + e.path().filename().string());
+  }
+  std::string changed = read_file(dir.path() + "/rdv-calendar.yaml");
+  changed.replace(changed.find("reminder_minutes: 15"), 20, "reminder_minutes: 45");
+  dir.write("rdv-calendar.yaml", changed);
+  std::vector<std::string> import = {
+      "mappings",          "import", dir.path(), "--tables", src + "/config/tables", "--config",
+      relais.config_path()};
+
+  CommandResult refused = relais_cmd(import);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("relais is running on this store"), std::string::npos) << refused.err;
+  import.insert(import.end(), {"--token", relais.token()});
+  CommandResult r = relais_cmd(import);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("published mapping rdv-calendar v2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 published"), std::string::npos) << r.out;
+  // The running relais uses it at once (published through its own API).
+  auto m = relais.client().get("/api/v1/mappings/rdv-calendar").json();
+  EXPECT_EQ(m["active_version"], 2) << m.dump();
+  r = relais_cmd(import);
+  EXPECT_NE(r.out.find("0 published"), std::string::npos) << r.out;
+  EXPECT_EQ(relais.stop(), 0);
 }
 
 TEST_F(ToolsTest, ReadOnlyCommandRefusesAnOlderSchemaInsteadOfMigrating) {
