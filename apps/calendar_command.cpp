@@ -25,7 +25,9 @@ const char* kUsage =
     "difference: duplicate, missing, stale or leftover (an event for a cancelled "
     "appointment). With --repair, queues one repair per difference through the running relais "
     "(--url, default $RELAIS_URL or http://127.0.0.1:8080; --token, default $RELAIS_TOKEN, an "
-    "admin token). Exit 0 when the calendars agree, 1 when differences were found (and queued "
+    "admin token). The store is opened read-only: safe while relais runs, never migrated (a "
+    "store whose schema differs from this relais's is refused). Exit 0 when the calendars agree, 1 "
+    "when differences were found (and queued "
     "with --repair), 2 when a calendar could not be read or a repair could not be queued, 64 on "
     "bad usage.\n";
 
@@ -117,10 +119,14 @@ int calendar_command(int argc, char** argv) {
       return 64;
     }
     const Clock& clock = SystemClock::instance();
+    // Read-only (safe while relais runs: no migration, no checkpoint); repairs go through the
+    // API of the running relais.
     StoreOptions so;
     so.path = cfg.store_path;
+    so.read_only = true;
+    so.read_pool = 1;
     auto store = open_sqlite_store(so);
-    auto xrefs = open_sqlite_xref_store(cfg.store_path, clock);
+    auto xrefs = open_sqlite_xref_store(cfg.store_path, clock, StoreAccess::ReadOnly);
     auto driver = calendar::make_driver(it->second.settings, dest, 1, clock);
     calendar::ReconcileReport rep = calendar::reconcile(*driver, *xrefs, *store, dest, from, to);
     store->close();

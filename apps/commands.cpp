@@ -1,13 +1,18 @@
 #include "apps/commands.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
+#include "apps/api_client.h"
 #include "connectors/registry.h"
 #include "core/clock.h"
 #include "core/document_store.h"
@@ -132,10 +137,12 @@ std::vector<std::string> positionals(int argc, char** argv) {
 }
 
 // Opens the store named by --config (or $RELAIS_CONFIG) and its mapping repository.
-std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubConfig& cfg) {
-  open_configured_store(argc, argv, cfg);
+std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubConfig& cfg,
+                                                   StoreAccess access) {
+  open_configured_store(argc, argv, cfg, access);
   auto repo = std::make_shared<MappingRepository>(
-      open_sqlite_document_store(cfg.store_path, SystemClock::instance()), SystemClock::instance());
+      open_sqlite_document_store(cfg.store_path, SystemClock::instance(), access),
+      SystemClock::instance());
   std::vector<std::string> reload_errors;
   if (!repo->reload(reload_errors)) {
     for (const auto& e : reload_errors) std::cerr << "warning: " << e << "\n";
@@ -145,14 +152,101 @@ std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubCon
 
 const char* kMappingsUsage =
     "usage: relais mappings import DIR [--tables DIR] --config FILE [--author NAME] "
-    "[--comment TEXT]\n"
+    "[--comment TEXT] [--server URL] [--token TOKEN]\n"
     "       relais mappings export DIR --config FILE\n"
     "       relais mappings list --config FILE\n\n"
     "import: publishes every mapping file (*.yaml, not *.test.yaml) of DIR and every table of "
     "--tables whose content differs from the active version, as new active versions; nothing "
-    "is published when any of them does not compile (every error is printed).\n"
+    "is published when any of them does not compile (every error is printed). While relais "
+    "runs on the store, import goes through its API: --server URL (default $RELAIS_URL, else "
+    "the URL the running relais published next to its store) and --token (default "
+    "$RELAIS_TOKEN, an admin token; the versions are then authored by the token's name); "
+    "without a token it refuses. When no relais runs, it writes the store itself.\n"
     "export: writes the active versions to DIR (mappings) and DIR/tables (tables).\n"
-    "list: the mappings with their versions, authors and comments.\n";
+    "list: the mappings with their versions, authors and comments.\n"
+    "export and list only read: they open the store read-only (safe while relais runs), never "
+    "migrate it and refuse a store whose schema differs from this relais's.\n";
+
+// `mappings import` through the API of a running relais. The check is the local import's own
+// (MappingRepository::import_dirs, all-or-nothing), run on a scratch store seeded with the
+// server's active tables and mappings; what it would publish is then posted, tables first.
+int import_via_api(const WriteTarget& target, const std::string& mappings_dir,
+                   const std::string& tables_dir, const std::string& comment) {
+  namespace fs = std::filesystem;
+  ApiClient api(target.url, target.token);
+  auto fail = [](const std::string& what, const ApiAnswer& a) {
+    std::cerr << "relais mappings import: " << what << ": " << a.describe() << "\n";
+    return 1;
+  };
+  // The scratch store, removed on the way out.
+  fs::path scratch =
+      fs::temp_directory_path() / ("relais-import-" + std::to_string(::getpid()) + ".db");
+  struct Remove {
+    fs::path p;
+    ~Remove() {
+      std::error_code ec;
+      for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext, ec);
+    }
+  } remove{scratch};
+  StoreOptions so;
+  so.path = scratch.string();
+  LogLevel level = log_level();
+  set_log_level(LogLevel::Warn);  // the scratch store's migrations are not news
+  open_sqlite_store(so)->close();
+  set_log_level(level);
+  const Clock& clock = SystemClock::instance();
+  auto docs = open_sqlite_document_store(so.path, clock);
+  // Seed it with the server's active documents.
+  for (const char* kind : {"tables", "mappings"}) {
+    ApiAnswer a = api.get(std::string("/api/v1/") + kind);
+    if (a.status != 200) return fail(std::string("cannot list the ") + kind, a);
+    for (const auto& item : a.json().value("items", nlohmann::json::array())) {
+      std::string name = item.value("name", "");
+      ApiAnswer one = api.get(std::string("/api/v1/") + kind + "/" + api.escape(name));
+      if (one.status != 200) return fail("cannot read " + name, one);
+      auto j = one.json();
+      DocumentVersion d;
+      d.kind = std::string(kind) == "tables" ? "table" : "mapping";
+      d.name = name;
+      d.format = j.value("format", d.kind == "table" ? "csv" : "yaml");
+      d.content = j.value("content", "");
+      d.author = "server";
+      docs->add(d, true);
+    }
+  }
+  MappingRepository repo(*docs, clock);
+  auto report = repo.import_dirs(mappings_dir, tables_dir, "cli", comment);
+  for (const auto& e : report.errors) std::cout << e << "\n";
+  if (!report.ok) {
+    std::cout << report.errors.size() << " error(s): nothing was published\n";
+    return 1;
+  }
+  // report.published: "table NAME vN" then "mapping NAME vN"; post the scratch's active text.
+  size_t published = 0;
+  for (const char* kind : {"table", "mapping"}) {
+    for (const auto& d : docs->active(kind)) {
+      std::string label = std::string(kind) + " " + d.name + " v";
+      bool changed = std::any_of(report.published.begin(), report.published.end(),
+                                 [&](const std::string& p) { return p.rfind(label, 0) == 0; });
+      if (!changed) continue;
+      ApiAnswer a;
+      if (std::string(kind) == "table") {
+        a = api.send_json("POST", "/api/v1/tables/" + api.escape(d.name) + "/versions",
+                          {{"format", d.format}, {"content", d.content}, {"comment", comment}});
+      } else {
+        a = api.send_json("POST", "/api/v1/mappings/" + api.escape(d.name) + "/versions",
+                          {{"content", d.content}, {"comment", comment}, {"activate", true}});
+      }
+      if (a.status != 201) return fail(std::string(kind) + " " + d.name + " was refused", a);
+      std::cout << "published " << kind << " " << d.name << " v" << a.json().value("version", 0)
+                << "\n";
+      ++published;
+    }
+  }
+  std::cout << published << " published, " << report.unchanged.size() << " unchanged (through "
+            << target.url << ")\n";
+  return 0;
+}
 
 int mappings_command(int argc, char** argv) {
   auto pos = positionals(argc, argv);
@@ -162,12 +256,17 @@ int mappings_command(int argc, char** argv) {
   }
   try {
     HubConfig cfg;
-    auto repo = open_repository(argc, argv, cfg);
     if (pos[0] == "import" && pos.size() == 2) {
-      std::string author = option(argc, argv, "--author");
-      if (author.empty()) author = std::getenv("USER") ? std::getenv("USER") : "cli";
+      load_configuration(argc, argv, cfg);
+      WriteTarget target = resolve_write_target(cfg, argc, argv, "relais mappings import");
       std::string comment = option(argc, argv, "--comment");
       if (comment.empty()) comment = "imported from " + pos[1];
+      if (target.via_api) {
+        return import_via_api(target, pos[1], option(argc, argv, "--tables"), comment);
+      }
+      auto repo = open_repository(argc, argv, cfg, StoreAccess::ReadWrite);
+      std::string author = option(argc, argv, "--author");
+      if (author.empty()) author = std::getenv("USER") ? std::getenv("USER") : "cli";
       auto report = repo->import_dirs(pos[1], option(argc, argv, "--tables"), author, comment);
       for (const auto& e : report.errors) std::cout << e << "\n";
       if (!report.ok) {
@@ -179,6 +278,7 @@ int mappings_command(int argc, char** argv) {
                 << " unchanged\n";
       return 0;
     }
+    auto repo = open_repository(argc, argv, cfg, StoreAccess::ReadOnly);
     if (pos[0] == "export" && pos.size() == 2) {
       std::filesystem::create_directories(std::filesystem::path(pos[1]) / "tables");
       int n = 0;
@@ -218,8 +318,9 @@ const char* kMappingTestUsage =
     "       relais mapping test --file MAPPING.yaml [--tables DIR] --input FILE\n\n"
     "Dry run: applies the active version of mapping NAME (or version N, or a mapping file "
     "not yet published) to the JSON message in FILE and prints the output, the skip reason or "
-    "the errors. Nothing is stored or sent. Exit 0 when the mapping produced an output or a "
-    "skip, 1 on an error.\n";
+    "the errors. Nothing is stored or sent: the store is opened read-only (safe while relais "
+    "runs; never migrated). Exit 0 when the mapping produced an output or a skip, 1 on an "
+    "error.\n";
 
 int mapping_command(int argc, char** argv) {
   auto pos = positionals(argc, argv);
@@ -264,7 +365,7 @@ int mapping_command(int argc, char** argv) {
       compiled = mappings::compile(mapping_text, file, tables, diags);
     } else {
       HubConfig cfg;
-      auto repo = open_repository(argc, argv, cfg);
+      auto repo = open_repository(argc, argv, cfg, StoreAccess::ReadOnly);
       std::string v = option(argc, argv, "--version");
       compiled = repo->compiled_version(pos[1], v.empty() ? 0 : std::stoll(v), &version, diags);
     }
@@ -301,7 +402,7 @@ std::vector<std::string> cli_positionals(int argc, char** argv) {
   return positionals(argc, argv);
 }
 
-void open_configured_store(int argc, char** argv, HubConfig& cfg) {
+void load_configuration(int argc, char** argv, HubConfig& cfg) {
   std::string path = option(argc, argv, "--config");
   if (path.empty() && std::getenv("RELAIS_CONFIG")) path = std::getenv("RELAIS_CONFIG");
   if (path.empty()) throw std::runtime_error("--config FILE is required (or set RELAIS_CONFIG)");
@@ -312,9 +413,49 @@ void open_configured_store(int argc, char** argv, HubConfig& cfg) {
     for (const auto& e : errors) all += "\n  " + e.to_string();
     throw std::runtime_error("invalid configuration:" + all);
   }
+}
+
+void open_configured_store(int argc, char** argv, HubConfig& cfg, StoreAccess access) {
+  load_configuration(argc, argv, cfg);
   StoreOptions so;
   so.path = cfg.store_path;
+  so.read_only = access == StoreAccess::ReadOnly;
+  so.read_pool = 1;
   open_sqlite_store(so)->close();
+}
+
+WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
+                                 const std::string& command) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  WriteTarget t;
+  t.url = option(argc, argv, "--server");
+  if (t.url.empty()) t.url = env("RELAIS_URL");
+  t.token = option(argc, argv, "--token");
+  if (t.token.empty()) t.token = env("RELAIS_TOKEN");
+  if (!t.url.empty()) {
+    if (t.token.empty()) {
+      throw std::runtime_error("--server " + t.url + " needs --token TOKEN (or RELAIS_TOKEN)");
+    }
+    t.via_api = true;
+    return t;
+  }
+  StoreHolder holder;
+  t.lock = StoreLock::shared(cfg.store_path, holder);
+  if (t.lock) return t;  // no server: the store itself
+  std::string who = "relais is running on this store (" +
+                    (holder.pid > 0 ? "pid " + std::to_string(holder.pid) : "pid unknown") + ")";
+  if (t.token.empty() || holder.url.empty()) {
+    throw std::runtime_error(who +
+                             "; use --server URL --token TOKEN (an admin token) to go "
+                             "through its API, or stop it");
+  }
+  t.url = holder.url;
+  t.via_api = true;
+  std::cerr << command << ": " << who << ": going through its API at " << t.url << "\n";
+  return t;
 }
 
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
@@ -362,7 +503,9 @@ std::string extra_commands_usage() {
          "  ban geocode-csv --input FILE.csv   geocode addresses in bulk (backfills)\n"
          "  calendar reconcile --config FILE --destination D --from DATE --to DATE [--repair]\n"
          "                            compare a calendar destination with the calendars\n"
-         "  users add|list|passwd|disable   console users (the first admin)\n";
+         "  users add|list|passwd|disable   console users (the first admin)\n"
+         "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
+         "                            through the batch endpoint of a running relais\n";
 }
 
 int run_command(const std::string& cmd, int argc, char** argv) {
@@ -373,6 +516,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "ban") return ban_command(argc, argv);
   if (cmd == "calendar") return calendar_command(argc, argv);
   if (cmd == "users") return users_command(argc, argv);
+  if (cmd == "backfill") return backfill_command(argc, argv);
   return -1;
 }
 

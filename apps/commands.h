@@ -7,6 +7,8 @@
 
 #include "connectors/registry.h"
 #include "core/connector.h"
+#include "core/store_access.h"
+#include "core/store_lock.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -21,9 +23,32 @@ int ban_command(int argc, char** argv);
 int calendar_command(int argc, char** argv);
 // `relais users …` (apps/users_command.cpp).
 int users_command(int argc, char** argv);
-// Loads the configuration named by --config (or $RELAIS_CONFIG) and creates or migrates its
-// store. Throws with every configuration error.
-void open_configured_store(int argc, char** argv, HubConfig& cfg);
+// `relais backfill …` (apps/backfill_command.cpp).
+int backfill_command(int argc, char** argv);
+// Loads the configuration named by --config (or $RELAIS_CONFIG). Throws with every error.
+void load_configuration(int argc, char** argv, HubConfig& cfg);
+// Loads the configuration and opens its store: ReadOnly checks the schema and never migrates
+// (throws when it differs from this build's, or when the store does not exist); ReadWrite
+// creates or migrates it (only when no server holds it: see resolve_write_target).
+void open_configured_store(int argc, char** argv, HubConfig& cfg,
+                           StoreAccess access = StoreAccess::ReadWrite);
+
+// Where a command that writes goes (decided once, at its start):
+//   --server URL (or $RELAIS_URL) → the API of that relais, with --token (or $RELAIS_TOKEN);
+//   else a relais serving this store (its lock, core/store_lock.h) and a token → its API, at
+//        the URL it published in the lock file;
+//   else a relais serving this store and no token → refused (std::runtime_error: "relais is
+//        running on this store (pid N); use --server URL --token TOKEN or stop it");
+//   else → the store file itself, with the shared lock held for the command's run (a server
+//        starting meanwhile waits for it).
+struct WriteTarget {
+  bool via_api = false;
+  std::string url;
+  std::string token;
+  std::unique_ptr<StoreLock> lock;  // direct writes only
+};
+WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
+                                 const std::string& command);
 // The value after `name` in argv ("" when absent), and the arguments that are not options
 // (every option of the sub-commands takes a value).
 std::string cli_option(int argc, char** argv, const std::string& name);

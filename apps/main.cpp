@@ -19,6 +19,7 @@
 #include "connectors/registry.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/store_lock.h"
 #include "routing/hub.h"
 
 #ifndef RELAIS_VERSION
@@ -27,6 +28,14 @@
 
 namespace relais {
 namespace {
+
+// The address a local command reaches the server at ("0.0.0.0" and "::" listen everywhere).
+std::string local_host(const std::string& address) {
+  if (address.empty() || address == "0.0.0.0") return "127.0.0.1";
+  if (address == "::") return "[::1]";
+  if (address.find(':') != std::string::npos) return "[" + address + "]";
+  return address;
+}
 
 // `relais serve`: a Poco ServerApplication. Owns the hub and the API server for its run.
 class ServeApp final : public Poco::Util::ServerApplication {
@@ -77,13 +86,19 @@ class ServeApp final : public Poco::Util::ServerApplication {
     LogLevel level;
     if (parse_log_level(cfg.log_level, level)) set_log_level(level);
     for (const auto& n : cfg.notices) std::cout << "relais: " << n << std::endl;
+    // The store lock (core/store_lock.h) is taken before the store is opened and released
+    // after it is closed (declared first, destroyed last): the sub-commands see "a server holds
+    // this store" exactly while this process may write it.
+    std::unique_ptr<StoreLock> lock;
     Runtime rt;
     std::unique_ptr<ApiServer> api;
     try {
+      lock = StoreLock::exclusive(cfg.store_path, std::chrono::seconds(10));
       rt = make_runtime(cfg, registries);
       rt.hub->start();
       api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get());
       int port = api->start();
+      lock->publish_url("http://" + local_host(cfg.address) + ":" + std::to_string(port));
       std::cout << "relais " << RELAIS_VERSION << " listening on http://" << cfg.address << ":"
                 << port << " (store " << cfg.store_path << ")" << std::endl;
     } catch (const std::exception& e) {

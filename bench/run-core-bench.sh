@@ -56,32 +56,13 @@ DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-300}
 TOKEN=bench-token-0123456789abcdef
 HZ=$(getconf CLK_TCK)
 
-log() { echo "[bench] $*" >&2; }
-die() {
-  log "FAIL: $*"
-  exit 1
-}
+BENCH_NAME=bench
+# shellcheck source=bench/bench-lib.sh
+source "$ROOT/bench/bench-lib.sh"
 [[ $SHAPE == production || $SHAPE == bare ]] || die "BENCH_SHAPE is production or bare"
-now_ms() { date +%s%3N; }
 
 # --- build -----------------------------------------------------------------------------------
-if [[ ! -f $BUILD/CMakeCache.txt ]]; then
-  log "configuring $BUILD (Release)"
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRELAIS_BENCH=ON >/dev/null
-fi
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-  log "building relais and bench_sink in $BUILD"
-  if ! cmake --build "$BUILD" -j2 --target relais bench_sink >"$BUILD/bench-build.log" 2>&1; then
-    # A shared tree may fail to configure for unrelated reasons (another folder mid-edit):
-    # go on with the binaries already built, loudly.
-    [[ -x $BUILD/apps/relais && -x $BUILD/bench/bench_sink ]] ||
-      die "build failed, see $BUILD/bench-build.log"
-    log "WARNING: build failed (see $BUILD/bench-build.log); using the existing binaries"
-  fi
-fi
-RELAIS=$BUILD/apps/relais
-SINK=$BUILD/bench/bench_sink
-[[ -x $RELAIS && -x $SINK ]] || die "relais or bench_sink missing in $BUILD"
+bench_build
 if [[ -z ${RELAIS_SHARED_DIR:-} ]]; then
   RELAIS_SHARED_DIR=$(sed -n 's/^RELAIS_SHARED_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 fi
@@ -90,39 +71,6 @@ BODY=$RELAIS_SHARED_DIR/fixtures/cms76/rdv-planned.json
 LUA=$ROOT/bench/wrk/post.lua
 
 # --- processes and cleanup -------------------------------------------------------------------
-TMP=$(mktemp -d /tmp/relais-bench.XXXXXX)
-PIDS=()
-stop_pid() {  # stop_pid PID: TERM, wait up to 10 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for_file_line() {  # wait_for_file_line FILE REGEX PID SECONDS
-  local file=$1 re=$2 pid=$3 secs=$4 i
-  for ((i = 0; i < secs * 20; i++)); do
-    grep -qE "$re" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of one process
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sink_count() { curl -sf "http://127.0.0.1:$SINK_PORT/count"; }  # "delivered first_ms last_ms"
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }        # field NAME "k=v k=v"
 

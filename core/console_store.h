@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/store_access.h"
 
 namespace relais {
 
@@ -130,7 +131,8 @@ class ConsoleStore {
 };
 
 // Opens the console's tables in an existing, migrated store file. Throws at start-up.
-std::unique_ptr<ConsoleStore> open_sqlite_console_store(const std::string& path,
-                                                        const Clock& clock);
+// ReadOnly (core/store_access.h): for the commands that only read; writes fail.
+std::unique_ptr<ConsoleStore> open_sqlite_console_store(
+    const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite);
 
 }  // namespace relais

@@ -75,8 +75,8 @@ std::string like_pattern(const std::string& s, const char* before, const char* a
 
 class SqliteConsoleStore final : public ConsoleStore {
  public:
-  SqliteConsoleStore(const std::string& path, const Clock& clock)
-      : clock_(clock), s_(open_store_session(path, "audit", "console")) {
+  SqliteConsoleStore(const std::string& path, const Clock& clock, StoreAccess access)
+      : clock_(clock), s_(open_store_session(path, "audit", "console", access)) {
     for (auto& t : load_tokens()) tokens_[t.sha256] = t;
     tokens_loaded_ = clock_.now_ms();
   }
@@ -463,9 +463,9 @@ class SqliteConsoleStore final : public ConsoleStore {
 
 }  // namespace
 
-std::unique_ptr<ConsoleStore> open_sqlite_console_store(const std::string& path,
-                                                        const Clock& clock) {
-  return std::make_unique<SqliteConsoleStore>(path, clock);
+std::unique_ptr<ConsoleStore> open_sqlite_console_store(const std::string& path, const Clock& clock,
+                                                        StoreAccess access) {
+  return std::make_unique<SqliteConsoleStore>(path, clock, access);
 }
 
 }  // namespace relais

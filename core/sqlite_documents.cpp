@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "core/document_store.h"
+#include "core/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -19,14 +20,8 @@ namespace {
 
 class SqliteDocumentStore final : public DocumentStore {
  public:
-  SqliteDocumentStore(const std::string& path, const Clock& clock) : clock_(clock) {
-    Poco::Data::SQLite::Connector::registerConnector();
-    s_ = std::make_unique<Session>("SQLite", path);
-    *s_ << "PRAGMA busy_timeout=10000", now;
-    int n = 0;
-    *s_ << "SELECT COUNT(*) FROM sqlite_master WHERE name = 'documents'", into(n), now;
-    if (n == 0) throw std::runtime_error("store " + path + " has no document tables: migrate it");
-  }
+  SqliteDocumentStore(const std::string& path, const Clock& clock, StoreAccess access)
+      : clock_(clock), s_(open_store_session(path, "documents", "document", access)) {}
 
   int64_t add(const DocumentVersion& d, bool activate) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -184,8 +179,8 @@ class SqliteDocumentStore final : public DocumentStore {
 }  // namespace
 
 std::unique_ptr<DocumentStore> open_sqlite_document_store(const std::string& path,
-                                                          const Clock& clock) {
-  return std::make_unique<SqliteDocumentStore>(path, clock);
+                                                          const Clock& clock, StoreAccess access) {
+  return std::make_unique<SqliteDocumentStore>(path, clock, access);
 }
 
 }  // namespace relais

@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "core/sqlite_session.h"
 #include "core/store.h"
 
 using namespace Poco::Data::Keywords;
@@ -355,6 +356,14 @@ constexpr const char* kDeliveryById =
 
 SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
   Poco::Data::SQLite::Connector::registerConnector();
+  if (options_.read_only) {  // readers only: no writer thread, nothing to migrate or checkpoint
+    open_store_session(options_.path, "messages", "messages", StoreAccess::ReadOnly);
+    readers_ = std::make_unique<Poco::Data::SessionPool>(
+        "SQLite", store_connection_string(options_.path, StoreAccess::ReadOnly), 1,
+        options_.read_pool, 60);
+    closing_ = closed_ = true;  // writes fail
+    return;
+  }
   write_ = std::make_unique<Session>("SQLite", options_.path);
   *write_ << "PRAGMA journal_mode=WAL", now;
   if (options_.synchronous_full) {
@@ -1115,6 +1124,12 @@ std::vector<HotStatement> sqlite_hot_statements() {
 
 int sqlite_schema_version() {
   return migrations().back().version;
+}
+
+std::vector<std::pair<int, std::string>> sqlite_schema_migrations() {
+  std::vector<std::pair<int, std::string>> out;
+  for (const auto& m : migrations()) out.emplace_back(m.version, m.description);
+  return out;
 }
 
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {

@@ -26,8 +26,8 @@ constexpr const char* kColumns = "destination, key, external_id, version, update
 // transaction), so readers and writers in other processes see whole records only.
 class SqliteXrefStore final : public XrefStore {
  public:
-  SqliteXrefStore(const std::string& path, const Clock& clock)
-      : clock_(clock), s_(open_store_session(path, "xrefs", "xrefs")) {}
+  SqliteXrefStore(const std::string& path, const Clock& clock, StoreAccess access)
+      : clock_(clock), s_(open_store_session(path, "xrefs", "xrefs", access)) {}
 
   std::optional<CrossReference> get(const std::string& destination,
                                     const std::string& key) override {
@@ -117,8 +117,9 @@ class SqliteXrefStore final : public XrefStore {
 
 }  // namespace
 
-std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock) {
-  return std::make_unique<SqliteXrefStore>(path, clock);
+std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock,
+                                                  StoreAccess access) {
+  return std::make_unique<SqliteXrefStore>(path, clock, access);
 }
 
 }  // namespace relais

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/message.h"
@@ -157,6 +158,9 @@ struct StoreOptions {
   // How long an idempotency key is remembered (the same key later is a new message).
   Millis idempotency_retention_ms = 30LL * 24 * 3600 * 1000;
   Millis purge_every_ms = 60000;  // how often expired idempotency keys are purged (5,000 a time)
+  // For the read-only commands (core/store_access.h): `mode=ro`, the schema checked instead of
+  // migrated, no writer thread, no checkpoint at close; accept/record/apply fail.
+  bool read_only = false;
 };
 
 // The SQL of every statement on the accept and delivery paths, with sample bound values, for
@@ -172,5 +176,7 @@ std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
 
 // The schema version this build writes.
 int sqlite_schema_version();
+// Every migration this build knows: (version, description), in order.
+std::vector<std::pair<int, std::string>> sqlite_schema_migrations();
 
 }  // namespace relais

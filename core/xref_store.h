@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/store_access.h"
 
 namespace relais {
 
@@ -57,7 +58,8 @@ class XrefStore {
 // Opens the cross-references of the SQLite store at `path` (the table comes from migration 4 of
 // sqlite_store.cpp, so the store must have been opened once by open_sqlite_store). `clock` must
 // outlive the returned store. Throws std::runtime_error when the file does not exist or has no
-// xrefs table, and Poco exceptions on other start-up errors.
-std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock);
+// xrefs table, and Poco exceptions on other start-up errors. ReadOnly: see core/store_access.h.
+std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock,
+                                                  StoreAccess access = StoreAccess::ReadWrite);
 
 }  // namespace relais

@@ -408,6 +408,15 @@ void RelaisProcess::kill9() {
 }
 
 // ---------------------------------------------------------------------------------------------
+pid_t start_command(const std::vector<std::string>& argv, const std::string& out_path,
+                    const std::string& err_path) {
+  return spawn(argv, out_path, err_path);
+}
+
+int wait_command(pid_t pid, std::chrono::milliseconds timeout) {
+  return wait_for_exit(pid, timeout);
+}
+
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   TempDir dir("relais-cmd-");
   std::string out = (fs::path(dir.path()) / "out").string();

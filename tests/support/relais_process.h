@@ -148,6 +148,7 @@ class RelaisProcess {
   std::string stdout_text() const;
   std::string stderr_text() const;
   int runs() const { return run_; }
+  pid_t pid() const { return pid_; }  // -1 when not running
 
   // A client for this process with the admin token (rebuild after a restart: the port changes).
   HttpClient client() const { return HttpClient(base_url(), options_.token); }
@@ -172,6 +173,13 @@ struct CommandResult {
 // Runs argv (argv[0] = executable path) with stdout/stderr captured.
 CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
+
+// Starts argv in the background (stdin /dev/null, stdout/stderr into the files); the child
+// dies with the thread that started it. wait_command: the exit code as run_command gives it
+// (it kills the child on timeout).
+pid_t start_command(const std::vector<std::string>& argv, const std::string& out_path,
+                    const std::string& err_path);
+int wait_command(pid_t pid, std::chrono::milliseconds timeout);
 
 // Polls `condition` every `interval` until it holds or `timeout` passes; returns its last value.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
