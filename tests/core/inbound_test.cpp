@@ -75,7 +75,8 @@ TEST(ParseJsonBody, DepthIsRefusedAtTheDoorWithDepthLimitAndPosition) {
   // 100,000 levels of objects: refused before any document is built (no stack overflow).
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
-  objects += "1" + std::string(100000, '}');
+  objects += '1';
+  objects.append(100000, '}');
   AcceptResponse e2;
   ASSERT_FALSE(parse_json_body(objects, doc, e2));
   EXPECT_EQ(e2.status, 422);
