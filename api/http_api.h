@@ -18,7 +18,7 @@ struct ApiShared;
 class HttpServer;
 }  // namespace api
 
-// Owns the HTTP server (its listening socket, reactor and handler threads), the console's store
+// Owns the HTTP server (its listening socket, acceptor and handler threads), the console's store
 // and the alert monitor (started and stopped with the server). Thread-safe: requests are served
 // concurrently on the server's handler threads; the Hub must outlive it.
 class ApiServer {

@@ -24,7 +24,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <streambuf>
@@ -165,33 +164,48 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   BufferedResponse& response_;
 };
 
-// Where a connection is. Reading phases belong to the reactor; Busy to one handler thread.
+// Where a connection is between two events. The phase is read and written under Conn::mu.
 enum class Phase : uint8_t {
   Idle,      // keep-alive, waiting for the next request (idle timeout)
   Head,      // the head is arriving (header deadline)
   Body,      // the body is arriving (body deadline)
-  Busy,      // a handler thread owns it: handling, writing, parsing what follows
   Draining,  // answered and closing: reading what the client still sends, then close
 };
 
-// One accepted connection. Owned by the reactor (its map); a handler thread uses it while the
-// phase is Busy. `mu` guards the hand-back (phase, deadline, re-arming epoll) against the
-// reactor's sweep; everything else is touched by one thread at a time, handed over through the
-// work queue (reactor → handler) and `mu` (handler → reactor).
+// One accepted connection, shared (std::shared_ptr) by the registry and by the thread that
+// handles an event of it, so that it outlives a close that races with an event in flight.
+//
+// `mu` guards `phase`, `deadline`, `owned` and `closed`. Everything else (the buffer, the
+// parser, the socket's reads and writes) belongs to the one thread that set `owned`: a handler
+// thread claims the connection when epoll delivers its event (EPOLLONESHOT: at most one armed
+// event), uses it without the lock, and releases it (`owned` false, then re-armed) under the
+// lock. The sweep (acceptor thread) never touches an owned connection; it acts on the others
+// under the lock: it answers 408, or sets `closed` and closes the descriptor. A handler thread
+// that claims a closed connection drops the event.
 struct Conn {
   int fd = -1;
+  uint32_t gen = 0;  // tells this connection from a later one on the same descriptor
   SocketAddress peer;
   std::mutex mu;
   Phase phase = Phase::Head;
   int64_t deadline = 0;
-  std::string in;  // received bytes; the unconsumed ones start at in_pos
+  bool owned = false;   // a handler thread is working on it (guarded by mu)
+  bool closed = false;  // the descriptor is closed (guarded by mu)
+  std::string in;       // received bytes; the unconsumed ones start at in_pos
   size_t in_pos = 0;
   HttpRequestParser parser;
 
-  Conn(int f, const SocketAddress& p, HttpRequestParser::Limits limits)
-      : fd(f), peer(p), parser(std::move(limits)) {}
+  Conn(int f, uint32_t g, const SocketAddress& p, HttpRequestParser::Limits limits)
+      : fd(f), gen(g), peer(p), parser(std::move(limits)) {}
   bool has_input() const { return in_pos < in.size(); }
 };
+
+// The epoll data of a connection: its descriptor and generation.
+uint64_t conn_key(int fd, uint32_t gen) {
+  return (static_cast<uint64_t>(gen) << 32) | static_cast<uint32_t>(fd);
+}
+constexpr uint64_t kListenKey = ~uint64_t{0};
+constexpr uint64_t kWakeKey = ~uint64_t{0} - 1;
 
 enum class Next { NeedMore, Request, Error };
 
@@ -277,9 +291,6 @@ bool write_all(int fd, const std::string& head, const char* body, size_t body_si
   return true;
 }
 
-char g_listen_tag;
-char g_wake_tag;
-
 }  // namespace
 
 struct HttpServer::Impl {
@@ -341,32 +352,34 @@ struct HttpServer::Impl {
   std::unique_ptr<Poco::Net::ServerSocket> listener;
   SocketAddress server_address;
   int listen_fd = -1;
-  int epfd = -1;
-  int wake_fd = -1;
+  int accept_epfd = -1;  // the acceptor's: the listening socket and accept_wake
+  int epfd = -1;         // the handler threads': every connection (EPOLLONESHOT) and conn_wake
+  int accept_wake = -1;  // eventfd: wakes the acceptor (stop)
+  int conn_wake = -1;    // eventfd, level-triggered and never read: wakes every handler thread
   int port = 0;
-  std::thread reactor;
+  std::thread acceptor;
   std::vector<std::thread> workers;
   bool started = false;
   bool stopped = false;
 
-  // --- reactor thread only ---
-  std::unordered_map<int, std::unique_ptr<Conn>> conns;
+  // --- acceptor thread only ---
   bool listening = false;
   int64_t accept_paused_until = 0;
   int64_t next_sweep = 0;
   bool quiesced_done = false;
+  uint32_t next_gen = 0;
 
   // --- shared ---
-  std::atomic<bool> stopping{false};      // stop accepting and dispatching
-  std::atomic<bool> reactor_exit{false};  // the reactor closes everything and returns
+  // The open connections by descriptor. Lock order: reg_mu, then a Conn::mu.
+  std::mutex reg_mu;
+  std::unordered_map<int, std::shared_ptr<Conn>> conns;  // guarded by reg_mu
+
+  std::atomic<bool> stopping{false};       // stop accepting; close what waits for a request
+  std::atomic<bool> workers_exit{false};   // the handler threads return
+  std::atomic<bool> acceptor_exit{false};  // the acceptor returns
   std::mutex stop_mu;
   std::condition_variable stop_cv;
-  bool quiesced = false;  // guarded by stop_mu: the reactor dispatches nothing more
-
-  std::mutex q_mu;
-  std::condition_variable q_cv;
-  std::deque<Conn*> queue;    // complete requests waiting for a handler thread (guarded by q_mu)
-  bool workers_exit = false;  // guarded by q_mu
+  bool quiesced = false;  // guarded by stop_mu: the acceptor accepts nothing more
 
   HttpRequestParser::Limits limits() const {
     HttpRequestParser::Limits l;
@@ -375,29 +388,29 @@ struct HttpServer::Impl {
     return l;
   }
 
-  void wake() const {
+  static void notify_fd(int efd) {
     uint64_t one = 1;
-    ssize_t n = ::write(wake_fd, &one, sizeof one);
+    ssize_t n = ::write(efd, &one, sizeof one);
     (void)n;
   }
 
-  // Arms the connection for its next readable event (caller holds c.mu or owns it alone).
+  // Arms the connection for its next readable event (caller holds c.mu).
   void rearm(Conn& c) const {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-    ev.data.ptr = &c;
+    ev.data.u64 = conn_key(c.fd, c.gen);
     if (::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
       log_error("http", std::string("epoll_ctl: ") + std::strerror(errno));
       c.deadline = 0;  // the sweep closes it
     }
   }
 
-  // Answered and closing: no more to send; read what the client still sends, then close.
+  // Answered and closing: no more to send; read what the client still sends, then close
+  // (caller holds c.mu; the caller re-arms).
   void begin_close(Conn& c) const {
     ::shutdown(c.fd, SHUT_WR);
     c.phase = Phase::Draining;
     c.deadline = now_ms() + kLingerMs;
-    rearm(c);
   }
 
   // Sets the reading phase and deadline after bytes arrived or an answer was written.
@@ -418,18 +431,28 @@ struct HttpServer::Impl {
     }
   }
 
-  // ---------------------------------------------------------------- reactor thread
-  void close_conn(int fd) {
-    auto it = conns.find(fd);
-    if (it == conns.end()) return;
-    ::epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
-    ::close(fd);
-    conns.erase(it);
+  // Closes the connection (caller holds reg_mu and c.mu, and either owns the connection or
+  // checked that nobody does). The Conn itself lives on while a thread still holds it.
+  void close_locked(Conn& c) {
+    c.closed = true;
+    ::epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+    ::close(c.fd);
     open->fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // Closes a connection the calling handler thread owns.
+  void close_owned(const std::shared_ptr<Conn>& cp) {
+    std::lock_guard<std::mutex> reg(reg_mu);
+    std::lock_guard<std::mutex> lock(cp->mu);
+    if (cp->closed) return;
+    close_locked(*cp);
+    auto it = conns.find(cp->fd);
+    if (it != conns.end() && it->second == cp) conns.erase(it);
+  }
+
+  // ---------------------------------------------------------------- acceptor thread
   void pause_accepting(int64_t until) {
-    if (listening) ::epoll_ctl(epfd, EPOLL_CTL_DEL, listen_fd, nullptr);
+    if (listening) ::epoll_ctl(accept_epfd, EPOLL_CTL_DEL, listen_fd, nullptr);
     listening = false;
     accept_paused_until = until;
   }
@@ -438,8 +461,8 @@ struct HttpServer::Impl {
     if (listening || stopping.load()) return;
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.ptr = &g_listen_tag;
-    if (::epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) == 0) listening = true;
+    ev.data.u64 = kListenKey;
+    if (::epoll_ctl(accept_epfd, EPOLL_CTL_ADD, listen_fd, &ev) == 0) listening = true;
     accept_paused_until = 0;
   }
 
@@ -461,7 +484,7 @@ struct HttpServer::Impl {
         log_error("http", std::string("accept: ") + std::strerror(errno));
         return;
       }
-      if (static_cast<int>(conns.size()) >= options.max_connections) {
+      if (open->load(std::memory_order_relaxed) >= options.max_connections) {
         send_now(fd, server_answer(503, "too many open connections; try again later",
                                    options.server_name));
         ::close(fd);
@@ -471,42 +494,169 @@ struct HttpServer::Impl {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       SocketAddress peer(reinterpret_cast<const sockaddr*>(&addr), len);
-      auto conn = std::make_unique<Conn>(fd, peer, limits());
+      auto conn = std::make_shared<Conn>(fd, ++next_gen, peer, limits());
       conn->phase = Phase::Head;  // nothing yet: the head is due from now
       conn->deadline = now_ms() + options.header_timeout_ms;
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-      ev.data.ptr = conn.get();
+      ev.data.u64 = conn_key(fd, conn->gen);
+      std::lock_guard<std::mutex> reg(reg_mu);
+      conns[fd] = conn;  // before the event can be delivered
       if (::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         log_error("http", std::string("epoll_ctl add: ") + std::strerror(errno));
+        conns.erase(fd);
         ::close(fd);
         continue;
       }
-      conns.emplace(fd, std::move(conn));
       open->fetch_add(1, std::memory_order_relaxed);
       c_connections->inc();
     }
   }
 
-  // A readable (or hung-up) connection. Returns true when it must be closed now.
-  bool on_readable(Conn& c) {
-    std::lock_guard<std::mutex> lock(c.mu);
+  // Acts on the connections whose deadline passed (and, when stopping, closes the ones that
+  // wait for a request). A request cut by its deadline is answered 408, then the connection
+  // lingers (Draining) so that the answer is not lost to a reset. Connections a handler thread
+  // owns are left alone: their thread re-arms or closes them.
+  void sweep(int64_t now) {
+    const bool closing_all = stopping.load();
+    std::lock_guard<std::mutex> reg(reg_mu);
+    for (auto it = conns.begin(); it != conns.end();) {
+      Conn& c = *it->second;
+      std::lock_guard<std::mutex> lock(c.mu);
+      bool close = false;
+      if (c.owned || c.closed) {
+        // Handled right now, or closed by its thread (which erases it).
+      } else if (closing_all && c.phase != Phase::Draining) {
+        close = true;
+      } else if (now >= c.deadline) {
+        if (c.phase == Phase::Head && (c.parser.in_progress() || c.has_input())) {
+          c_header->inc();
+          send_now(c.fd, server_answer(408, "the request head did not arrive in time",
+                                       options.server_name));
+          begin_close(c);
+          rearm(c);
+        } else if (c.phase == Phase::Body) {
+          c_body->inc();
+          send_now(c.fd, server_answer(408, "the request body did not arrive in time",
+                                       options.server_name));
+          begin_close(c);
+          rearm(c);
+        } else {
+          // Idle keep-alive, a new connection that sent nothing, or the end of a linger.
+          if (c.phase == Phase::Head) c_header->inc();
+          close = true;
+        }
+      }
+      if (close) {
+        close_locked(c);
+        it = conns.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void acceptor_loop() {
+    std::vector<epoll_event> events(4);
+    while (true) {
+      int n = ::epoll_wait(accept_epfd, events.data(), static_cast<int>(events.size()),
+                           static_cast<int>(kSweepEveryMs));
+      if (n < 0 && errno != EINTR) {
+        log_error("http", std::string("epoll_wait: ") + std::strerror(errno));
+        break;
+      }
+      for (int i = 0; i < n; ++i) {
+        uint64_t key = events[static_cast<size_t>(i)].data.u64;
+        if (key == kWakeKey) {
+          uint64_t v = 0;
+          ssize_t r = ::read(accept_wake, &v, sizeof v);
+          (void)r;
+        } else if (key == kListenKey) {
+          on_accept();
+        }
+      }
+      if (stopping.load() && !quiesced_done) {
+        // Stop accepting and close what waits for a request.
+        pause_accepting(0);
+        listener->close();
+        sweep(now_ms());
+        quiesced_done = true;
+        std::lock_guard<std::mutex> lock(stop_mu);
+        quiesced = true;
+        stop_cv.notify_all();
+      }
+      if (acceptor_exit.load()) break;
+      int64_t now = now_ms();
+      if (!listening && accept_paused_until != 0 && now >= accept_paused_until) {
+        resume_accepting();
+      }
+      if (now >= next_sweep) {
+        sweep(now);
+        next_sweep = now + kSweepEveryMs;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- handler threads
+  // Each handler thread waits on the shared epoll set for one ready connection at a time, and
+  // handles it to the end: no hand-off on the way from the socket to the handler.
+  void worker_loop() {
+    epoll_event ev{};
+    while (true) {
+      int n = ::epoll_wait(epfd, &ev, 1, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log_error("http", std::string("epoll_wait: ") + std::strerror(errno));
+        return;
+      }
+      if (n == 0) continue;
+      if (ev.data.u64 == kWakeKey) {
+        if (workers_exit.load()) return;
+        continue;
+      }
+      const int fd = static_cast<int>(static_cast<uint32_t>(ev.data.u64));
+      const auto gen = static_cast<uint32_t>(ev.data.u64 >> 32);
+      std::shared_ptr<Conn> cp;
+      {
+        std::lock_guard<std::mutex> reg(reg_mu);
+        auto it = conns.find(fd);
+        if (it == conns.end() || it->second->gen != gen) continue;  // closed meanwhile
+        cp = it->second;
+      }
+      on_event(cp);
+    }
+  }
+
+  // One readable (or hung-up) connection: claims it, reads what arrived, handles the complete
+  // requests, then re-arms it or closes it.
+  void on_event(const std::shared_ptr<Conn>& cp) {
+    Conn& c = *cp;
+    Phase phase;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      // Closed by the sweep, or a second event while its thread still works on it (that thread
+      // re-arms it, and epoll reports the bytes again).
+      if (c.closed || c.owned) return;
+      c.owned = true;
+      phase = c.phase;
+    }
     char buf[kReadChunk];
-    if (c.phase == Phase::Draining) {
+    if (phase == Phase::Draining) {
       for (int i = 0; i < 4; ++i) {
         ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
         if (n > 0) continue;
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          rearm(c);
-          return false;
-        }
-        return true;  // end of stream or error
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        close_owned(cp);  // end of stream or error
+        return;
       }
-      rearm(c);
-      return false;
+      release(c, nullptr);
+      return;
     }
-    if (stopping.load()) return true;  // not a request in progress: close
+    if (stopping.load()) {  // not a request in progress: close
+      close_owned(cp);
+      return;
+    }
     bool eof = false;
     for (int i = 0; i < 16; ++i) {
       ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
@@ -520,148 +670,59 @@ struct HttpServer::Impl {
       eof = true;
       break;
     }
-    int64_t now = now_ms();
-    if (c.phase == Phase::Idle && c.has_input()) {
-      c.phase = Phase::Head;  // the header deadline runs from the first byte of the request
-      c.deadline = now + options.header_timeout_ms;
+    if (phase == Phase::Idle && c.has_input()) {
+      // The header deadline runs from the first byte of the request.
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.phase = Phase::Head;
+      c.deadline = now_ms() + options.header_timeout_ms;
     }
     switch (advance(c)) {
       case Next::Request:
-        dispatch(c);
-        return false;
+        serve(cp);
+        return;
       case Next::Error:
         c_bad->inc();
         send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
-        if (eof) return true;
-        begin_close(c);
-        return false;
+        if (eof) {
+          close_owned(cp);
+          return;
+        }
+        release_closing(c);
+        return;
       case Next::NeedMore:
         break;
     }
-    if (eof) return true;
+    if (eof) {
+      close_owned(cp);
+      return;
+    }
     if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
-    reading_phase(c, now);
+    int64_t now = now_ms();
+    release(c, &now);
+  }
+
+  // Hands the connection back: sets its reading phase (when `now` is given; `answered`: a new
+  // deadline whatever the phase was), re-arms it, and lets the sweep see it again.
+  void release(Conn& c, const int64_t* now, bool answered = false) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (answered) c.phase = Phase::Draining;  // so that reading_phase starts a fresh deadline
+    if (now != nullptr) reading_phase(c, *now);
+    c.owned = false;
     rearm(c);
-    return false;
   }
 
-  // A complete request: to the handler threads (caller holds c.mu).
-  void dispatch(Conn& c) {
-    {
-      std::lock_guard<std::mutex> q(q_mu);
-      if (static_cast<int>(queue.size()) < options.max_queued) {
-        c.phase = Phase::Busy;
-        queue.push_back(&c);
-        q_cv.notify_one();
-        return;
-      }
-    }
-    c_busy->inc();
-    send_now(c.fd, server_answer(503, "the server is busy; try again later", options.server_name));
+  // Hands the connection back in its closing linger.
+  void release_closing(Conn& c) {
+    std::lock_guard<std::mutex> lock(c.mu);
     begin_close(c);
-  }
-
-  // Acts on the connections whose deadline passed (and, when stopping, closes the ones that
-  // wait for a request). A request cut by its deadline is answered 408, then the connection
-  // lingers (Draining) so that the answer is not lost to a reset.
-  void sweep(int64_t now) {
-    std::vector<int> to_close;
-    const bool closing_all = stopping.load();
-    for (auto& [fd, cp] : conns) {
-      Conn& c = *cp;
-      std::lock_guard<std::mutex> lock(c.mu);
-      if (c.phase == Phase::Busy) continue;
-      if (closing_all && c.phase != Phase::Draining) {
-        to_close.push_back(fd);
-        continue;
-      }
-      if (now < c.deadline) continue;
-      if (c.phase == Phase::Head && (c.parser.in_progress() || c.has_input())) {
-        c_header->inc();
-        send_now(
-            fd, server_answer(408, "the request head did not arrive in time", options.server_name));
-        begin_close(c);
-      } else if (c.phase == Phase::Body) {
-        c_body->inc();
-        send_now(
-            fd, server_answer(408, "the request body did not arrive in time", options.server_name));
-        begin_close(c);
-      } else {
-        // Idle keep-alive, a new connection that sent nothing, or the end of a linger.
-        if (c.phase == Phase::Head) c_header->inc();
-        to_close.push_back(fd);
-      }
-    }
-    for (int fd : to_close) close_conn(fd);
-  }
-
-  void reactor_loop() {
-    std::vector<epoll_event> events(256);
-    while (true) {
-      int n = ::epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
-                           static_cast<int>(kSweepEveryMs));
-      if (n < 0 && errno != EINTR) {
-        log_error("http", std::string("epoll_wait: ") + std::strerror(errno));
-        break;
-      }
-      std::vector<int> to_close;
-      for (int i = 0; i < n; ++i) {
-        void* tag = events[static_cast<size_t>(i)].data.ptr;
-        if (tag == &g_wake_tag) {
-          uint64_t v = 0;
-          ssize_t r = ::read(wake_fd, &v, sizeof v);
-          (void)r;
-        } else if (tag == &g_listen_tag) {
-          on_accept();
-        } else {
-          Conn* c = static_cast<Conn*>(tag);
-          if (on_readable(*c)) to_close.push_back(c->fd);
-        }
-      }
-      for (int fd : to_close) close_conn(fd);
-      if (stopping.load() && !quiesced_done) {
-        // Stop accepting; from now on nothing more is dispatched to the handler threads.
-        pause_accepting(0);
-        listener->close();
-        sweep(now_ms());  // closes what waits for a request
-        quiesced_done = true;
-        std::lock_guard<std::mutex> lock(stop_mu);
-        quiesced = true;
-        stop_cv.notify_all();
-      }
-      if (reactor_exit.load()) break;
-      int64_t now = now_ms();
-      if (!listening && accept_paused_until != 0 && now >= accept_paused_until) {
-        resume_accepting();
-      }
-      if (now >= next_sweep) {
-        sweep(now);
-        next_sweep = now + kSweepEveryMs;
-      }
-    }
-    std::vector<int> fds;
-    for (auto& [fd, c] : conns) fds.push_back(fd);
-    for (int fd : fds) close_conn(fd);
-  }
-
-  // ---------------------------------------------------------------- handler threads
-  void worker_loop() {
-    while (true) {
-      Conn* c = nullptr;
-      {
-        std::unique_lock<std::mutex> lock(q_mu);
-        q_cv.wait(lock, [&] { return !queue.empty() || workers_exit; });
-        if (queue.empty()) return;
-        c = queue.front();
-        queue.pop_front();
-      }
-      serve(*c);
-    }
+    c.owned = false;
+    rearm(c);
   }
 
   // Runs the connection's complete request, writes the answer, then the requests already
-  // received after it (pipelined), and hands the connection back to the reactor.
-  void serve(Conn& c) {
+  // received after it (pipelined), and hands the connection back. The calling thread owns it.
+  void serve(const std::shared_ptr<Conn>& cp) {
+    Conn& c = *cp;
     while (true) {
       const HttpRequestHead& head = c.parser.head();
       const bool is_head = head.method == "HEAD";
@@ -694,15 +755,12 @@ struct HttpServer::Impl {
                           now_ms() + options.write_timeout_ms, timed_out);
       if (timed_out) c_write->inc();
       c.parser.reset();
-      std::lock_guard<std::mutex> lock(c.mu);
       if (!ok) {
-        c.phase = Phase::Draining;
-        c.deadline = 0;  // closed at the next event or sweep
-        rearm(c);
+        close_owned(cp);
         return;
       }
       if (!keep) {
-        begin_close(c);
+        release_closing(c);
         return;
       }
       Next next = advance(c);
@@ -710,13 +768,12 @@ struct HttpServer::Impl {
       if (next == Next::Error) {
         c_bad->inc();
         send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
-        begin_close(c);
+        release_closing(c);
         return;
       }
       if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
-      c.phase = Phase::Busy;
-      reading_phase(c, now_ms());
-      rearm(c);
+      int64_t now = now_ms();
+      release(c, &now, true);
       return;
     }
   }
@@ -773,23 +830,26 @@ int HttpServer::start() {
   s.server_address = s.listener->address();
   s.port = s.server_address.port();
   s.listen_fd = s.listener->impl()->sockfd();
+  s.accept_epfd = ::epoll_create1(EPOLL_CLOEXEC);
   s.epfd = ::epoll_create1(EPOLL_CLOEXEC);
-  s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (s.epfd < 0 || s.wake_fd < 0) {
+  s.accept_wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  s.conn_wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s.accept_epfd < 0 || s.epfd < 0 || s.accept_wake < 0 || s.conn_wake < 0) {
     throw std::runtime_error(std::string("cannot create the HTTP server's epoll: ") +
                              std::strerror(errno));
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = &g_wake_tag;
-  ::epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.wake_fd, &ev);
+  ev.data.u64 = kWakeKey;
+  ::epoll_ctl(s.accept_epfd, EPOLL_CTL_ADD, s.accept_wake, &ev);
+  ::epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.conn_wake, &ev);  // level-triggered: wakes them all
   s.resume_accepting();
   if (!s.listening) {
     throw std::runtime_error(std::string("cannot watch the listening socket: ") +
                              std::strerror(errno));
   }
   s.started = true;
-  s.reactor = std::thread([&s] { s.reactor_loop(); });
+  s.acceptor = std::thread([&s] { s.acceptor_loop(); });
   for (int i = 0; i < std::max(1, s.options.threads); ++i) {
     s.workers.emplace_back([&s] { s.worker_loop(); });
   }
@@ -800,29 +860,37 @@ void HttpServer::stop() {
   Impl& s = *impl_;
   if (!s.started || s.stopped) return;
   s.stopped = true;
-  // 1. The reactor stops accepting and dispatching, and closes the connections waiting for a
-  //    request.
+  // 1. The acceptor stops accepting and closes the connections waiting for a request (and,
+  //    every sweep from now on, the ones handed back); a handler thread closes what it claims
+  //    unless a request is complete, which it answers with Connection: close.
   s.stopping.store(true);
-  s.wake();
+  Impl::notify_fd(s.accept_wake);
   {
     std::unique_lock<std::mutex> lock(s.stop_mu);
     s.stop_cv.wait(lock, [&] { return s.quiesced; });
   }
-  // 2. The handler threads finish the queued requests and the ones in progress.
-  {
-    std::lock_guard<std::mutex> lock(s.q_mu);
-    s.workers_exit = true;
-  }
-  s.q_cv.notify_all();
+  // 2. The handler threads finish the requests in progress and return.
+  s.workers_exit.store(true);
+  Impl::notify_fd(s.conn_wake);
   for (auto& t : s.workers) t.join();
   s.workers.clear();
-  // 3. The reactor closes every connection and returns.
-  s.reactor_exit.store(true);
-  s.wake();
-  s.reactor.join();
+  // 3. The acceptor returns; every connection left is closed.
+  s.acceptor_exit.store(true);
+  Impl::notify_fd(s.accept_wake);
+  s.acceptor.join();
+  {
+    std::lock_guard<std::mutex> reg(s.reg_mu);
+    for (auto& [fd, c] : s.conns) {
+      std::lock_guard<std::mutex> lock(c->mu);
+      if (!c->closed) s.close_locked(*c);
+    }
+    s.conns.clear();
+  }
   ::close(s.epfd);
-  ::close(s.wake_fd);
-  s.epfd = s.wake_fd = -1;
+  ::close(s.accept_epfd);
+  ::close(s.accept_wake);
+  ::close(s.conn_wake);
+  s.epfd = s.accept_epfd = s.accept_wake = s.conn_wake = -1;
 }
 
 int HttpServer::port() const {

@@ -1,9 +1,16 @@
 #pragma once
-// A small event-driven HTTP/1.1 server for the API: one reactor thread (Linux epoll) accepts
-// and reads every connection without blocking, and a fixed pool of handler threads runs
-// complete requests (head and body read) through Poco's HTTPServerRequest/HTTPServerResponse
-// interfaces, so the API's handlers are the ones written for Poco's HTTPServer. A connection
-// costs a file descriptor and a buffer while it waits for its bytes, never a thread.
+// A small event-driven HTTP/1.1 server for the API, through Poco's HTTPServerRequest/
+// HTTPServerResponse interfaces (the API's handlers are the ones written for Poco's HTTPServer).
+// A connection costs a file descriptor and a buffer while it waits for its bytes, never a
+// thread.
+//
+// Threads: one acceptor thread accepts (its own epoll set: the listening socket) and sweeps the
+// deadlines every 100 ms; a fixed pool of handler threads all wait on one shared epoll set of
+// connections (EPOLLONESHOT: a ready connection is delivered to exactly one thread). The thread
+// that gets a connection reads it without blocking; when a request is complete it runs the
+// handler right there, writes the answer, answers the pipelined requests already received and
+// re-arms the connection; when not, it keeps the bytes and re-arms. No hand-off between threads
+// on the way from the socket to the handler.
 //
 // Per connection: a header deadline (the whole head within header_timeout_ms of its first
 // byte, or of the accept), a body deadline (the whole body within body_timeout_ms of the head),
@@ -34,7 +41,7 @@ struct HttpServerOptions {
   int backlog = 1024;
   int threads = 16;            // handler threads
   int max_connections = 4096;  // open connections; beyond, a new one gets 503 and is closed
-  int max_queued = 512;        // complete requests waiting for a handler; beyond, 503
+  int max_queued = 512;        // unused: no request waits in a queue (kept for configurations)
   int64_t header_timeout_ms = 10000;
   int64_t body_timeout_ms = 60000;
   int64_t idle_timeout_ms = 30000;   // keep-alive: between two requests
@@ -56,15 +63,25 @@ struct HttpServerStats {
   uint64_t header_timeouts = 0;  // head not complete in time (408 when a byte had come)
   uint64_t body_timeouts = 0;    // body not complete in time (408)
   uint64_t write_timeouts = 0;   // answer not written in time
-  uint64_t refused = 0;          // over max_connections or max_queued (503)
+  uint64_t refused = 0;          // over max_connections (503)
   uint64_t bad_requests = 0;     // refused by the parser (400, 413, 417, 431, 501, 505)
   int64_t open = 0;              // open connections now
 };
 
-// Owns the listening socket, the reactor thread, the handler threads and every connection.
+// Owns the listening socket, the acceptor thread, the handler threads and every connection.
 // start() and stop() are called from one thread (the owner); the handler runs on the handler
 // threads, one request of a connection at a time. `metrics` (optional, not owned) must outlive
 // the server; the handler must stay valid until stop() returns.
+//
+// Connection lifetime across threads: a connection is a shared_ptr in a registry (by
+// descriptor, guarded by a mutex); its epoll data is its descriptor and a generation, never a
+// pointer, so an event that races with a close finds nothing (or another generation) and is
+// dropped. A handler thread claims the connection under the connection's mutex (`owned`),
+// works on it without the lock, and hands it back (phase, deadline, `owned` false, re-arm)
+// under the lock; it closes it itself on end of stream or a write error. The sweep acts only on
+// connections nobody owns (408, or close), under the registry's mutex then the connection's;
+// a thread that claims a connection the sweep closed drops it; the shared_ptr keeps the memory
+// alive until the last holder lets go.
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, HttpHandler handler, Metrics* metrics = nullptr);

@@ -50,8 +50,8 @@ const ConfigSpec& server_spec() {
            F::Int,
            "64",
            false,
-           "HTTP handler threads: they run complete requests (a connection waiting for its "
-           "bytes holds no thread)",
+           "HTTP handler threads: each takes a ready connection, reads it and runs its complete "
+           "requests (a connection waiting for its bytes holds no thread)",
            {},
            nullptr,
            1,
@@ -60,7 +60,8 @@ const ConfigSpec& server_spec() {
            F::Int,
            "512",
            false,
-           "complete requests waiting for a handler thread; beyond, 503",
+           "unused (kept so that existing configurations load): a handler thread reads its "
+           "connections itself, so no request waits in a queue",
            {},
            nullptr,
            1,

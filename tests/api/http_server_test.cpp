@@ -271,6 +271,60 @@ TEST_F(HttpServerTest, SlowClientsHoldNoThread) {
   EXPECT_GE(server_->stats().open, 201);
 }
 
+// The deadline sweep and the handler threads race on the same connections (short deadlines,
+// requests arriving around them, several threads): every answer is whole and right, a cut
+// request gets 408 or a close, and every connection is accounted for at the end.
+TEST_F(HttpServerTest, SweepAndHandlerThreadsShareConnectionsSafely) {
+  HttpServerOptions o;
+  o.threads = 3;
+  o.idle_timeout_ms = 15;
+  o.header_timeout_ms = 25;
+  o.body_timeout_ms = 25;
+  start(o);
+  std::atomic<int> answered{0}, cut{0}, wrong{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 6; ++t) {
+    clients.emplace_back([&, t] {
+      const auto end = SteadyClock::now() + std::chrono::milliseconds(1500);
+      for (int i = 0; SteadyClock::now() < end; ++i) {
+        RawConnection c(port_);
+        for (int k = 0; k < 4 && c.ok(); ++k) {
+          const std::string target = "/t" + std::to_string(t) + "-" + std::to_string(i);
+          // Around the deadlines: 0..30 ms between requests and between the two halves.
+          std::this_thread::sleep_for(std::chrono::milliseconds((i * 7 + k * 11 + t) % 31));
+          if (!c.send("POST " + target + " HTTP/1.1\r\nContent-Length: 2\r\n")) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds((i * 5 + k * 3 + t) % 31));
+          if (!c.send("\r\nab")) break;
+          RawResponse r = c.read_response(2000);
+          if (r.status == 200) {
+            if (r.body != "POST " + target + " ab") ++wrong;
+            ++answered;
+          } else if (r.status == 408 || r.status == 0) {
+            ++cut;
+            break;
+          } else {
+            ++wrong;
+            break;
+          }
+        }
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_GT(cut.load(), 0);
+  // Every connection the clients closed is closed by the server too (within a sweep or two).
+  auto until = SteadyClock::now() + std::chrono::seconds(3);
+  while (server_->stats().open != 0 && SteadyClock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(server_->stats().open, 0);
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET /after HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response().status, 200);
+}
+
 TEST_F(HttpServerTest, StopFinishesTheRequestInProgress) {
   start();
   RawConnection c(port_);
