@@ -12,6 +12,7 @@
 
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "core/clock.h"
@@ -236,13 +237,16 @@ TEST_F(FaultTest, WriteLockHeldElsewhereRefusesThenResumes) {
   store_->flush();
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.file("faults.db").c_str(), &other), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(other, sqlite3_close);
+  // The writer may still be committing b1's outcome: wait for the lock like a real process.
+  sqlite3_busy_timeout(other, 5000);
   ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   AcceptResult r = send("b2", "rdv:3");
   EXPECT_EQ(r.kind, AcceptResult::Kind::Failed);
   EXPECT_NE(r.error.find("lock"), std::string::npos) << r.error;
   EXPECT_FALSE(store_->writable());
   ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(other);
+  closer.reset();
   ASSERT_EQ(send("b3", "rdv:3").kind, AcceptResult::Kind::Created);
   EXPECT_TRUE(store_->writable());
   ASSERT_TRUE(wait_until([&] { return seen("rdv:3").size() == 2; }));
@@ -281,6 +285,7 @@ TEST(StoreQueryPlan, NoHotStatementScansATable) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
   // Statistics as a big store would have them, so the planner chooses as it would in production.
   ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
   auto statements = sqlite_hot_statements();
@@ -303,7 +308,6 @@ TEST(StoreQueryPlan, NoHotStatementScansATable) {
         st.sql.rfind("INSERT", 0) == 0 && st.sql.find("SELECT") == std::string::npos;
     EXPECT_TRUE(plain_insert || !plan.empty()) << st.name << " has no plan";
   }
-  sqlite3_close(db);
 }
 
 // --- idempotency -------------------------------------------------------------------------------
