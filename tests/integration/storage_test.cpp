@@ -145,15 +145,20 @@ TEST(StorageFaults, DiskFullRefusesThenResumesAndKeepsTheLastStateLast) {
   ASSERT_TRUE(fill(full)) << "the disk never filled up";
   EXPECT_FALSE(full.header("Retry-After").empty()) << full.body;
   EXPECT_EQ(full.json().value("error", ""), "not stored") << full.body;
+  // /readyz is not asserted here: the writer's probe (one small page) may commit on a disk
+  // that has no room for a whole message, and then the store is rightly writable again; the
+  // promise is about messages: each is answered 503 (not stored) or 202 (stored), never lost.
   HttpClient api(relais.base_url(), relais.token());
-  EXPECT_EQ(api.get("/readyz").status, 503);
-  // Still full: more messages are refused, none is acknowledged.
   {
     HttpClient http(relais.base_url(), relais.system_token());
     for (int i = 0; i < 5; ++i) {
       HttpResponse r = http.post_json("/api/v1/sources/app/messages", message(next, padding));
-      EXPECT_EQ(r.status, 503) << r.body;
-      refused.push_back(next++);
+      ASSERT_TRUE(r.status == 503 || r.status == 202) << r.status << " " << r.body;
+      if (r.status == 202) {
+        acked.insert(next++);
+      } else {
+        refused.push_back(next++);
+      }
     }
   }
 
