@@ -199,19 +199,22 @@ void overview(RequestContext& rc) {
     const DestinationStats& s = stats[name];
     // Circuit: "open" when the latest outcome of the destination is a failure.
     bool failing = f.last_failure > f.last_success;
-    json j = {{"destination", name},
-              {"connector", dest.connector},
-              {"delivered_today", f.delivered},
-              {"failed_today", f.failed},
-              {"dead_today", f.dead},
-              {"queue_depth", s.queued},
-              {"in_flight", s.in_flight},
-              {"held_keys", s.held_keys},
-              {"oldest_pending_age_s", s.oldest_received ? (now - s.oldest_received) / 1000 : 0},
-              {"circuit", failing ? "open" : "closed"},
-              {"last_success", f.last_success ? json(format_rfc3339(f.last_success)) : json()},
-              {"last_failure", f.last_failure ? json(format_rfc3339(f.last_failure)) : json()},
-              {"delivered_per_hour", f.hourly}};
+    json j = {
+        {"destination", name},
+        {"connector", dest.connector},
+        {"delivered_today", f.delivered},
+        {"failed_today", f.failed},
+        {"dead_today", f.dead},
+        {"queue_depth", s.queued},
+        {"in_flight", s.in_flight},
+        {"held_keys", s.held_keys},
+        {"throttled_until", s.throttled_until ? json(format_rfc3339(s.throttled_until)) : json()},
+        {"throttled_accounts", s.throttled_scopes},
+        {"oldest_pending_age_s", s.oldest_received ? (now - s.oldest_received) / 1000 : 0},
+        {"circuit", failing ? "open" : "closed"},
+        {"last_success", f.last_success ? json(format_rfc3339(f.last_success)) : json()},
+        {"last_failure", f.last_failure ? json(format_rfc3339(f.last_failure)) : json()},
+        {"delivered_per_hour", f.hourly}};
     items.push_back(std::move(j));
   }
   send_json(rc.resp, 200, {{"at", format_rfc3339(now)}, {"destinations", items}});

@@ -35,6 +35,9 @@ struct Rule {
 // First match wins: specific rules before general ones.
 const std::vector<Rule>& rules() {
   static const std::vector<Rule> r = {
+      {"throttled", 0, 0, "",
+       "Ralenti par le partenaire : il a demandé d'espacer les envois. Ce n'est pas un échec.",
+       "Rien à faire : l'envoi reprend seul à l'heure demandée par le partenaire."},
       {"", 0, 0, "errornonexistentmailbox",
        "Boîte aux lettres inconnue : l'agenda du professionnel n'existe pas.",
        "Vérifier l'adresse e-mail du professionnel dans CMS76, puis relancer."},

@@ -149,6 +149,13 @@ function tableauAlertes(a) {
       h('td', {}, date(r.last_sent), r.last_error ? h('span', { class: 'diagnostics' }, ' ' + r.last_error) : ''), h('td', { class: 'nombre' }, r.suppressed)))));
 }
 
+// A partner's "slow down" is not a failure: say until when, or how many accounts it holds.
+function ralenti(d) {
+  if (d.throttled_until) return h('span', { class: 'etat etat-retrying' }, 'oui, jusqu\'à ' + date(d.throttled_until));
+  if (d.throttled_accounts) return h('span', { class: 'etat etat-retrying' }, d.throttled_accounts === 1 ? '1 compte' : d.throttled_accounts + ' comptes');
+  return 'non';
+}
+
 async function vueTableau() {
   const [o, alertes] = await Promise.all([api('GET', '/overview'), api('GET', '/alerts')]);
   const cartes = o.destinations.map((d) => h('section', { class: 'carte', 'aria-labelledby': 'd-' + d.destination },
@@ -158,6 +165,7 @@ async function vueTableau() {
       h('dt', {}, 'En échec aujourd\'hui'), h('dd', {}, d.failed_today),
       h('dt', {}, 'Bloquées aujourd\'hui'), h('dd', {}, h('a', { href: '#/echecs?destination=' + encodeURIComponent(d.destination) + '&state=dead' }, d.dead_today)),
       h('dt', {}, 'File d\'attente'), h('dd', {}, d.queue_depth),
+      h('dt', {}, 'Ralenti par le partenaire'), h('dd', {}, ralenti(d)),
       h('dt', {}, 'Plus ancienne en attente'), h('dd', {}, duree(d.oldest_pending_age_s)),
       h('dt', {}, 'Dernier succès'), h('dd', {}, date(d.last_success)),
       h('dt', {}, 'Débit (24 h)'), h('dd', {}, graphe(d.delivered_per_hour)))));

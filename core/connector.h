@@ -86,6 +86,9 @@ struct ConnectorContext {
   // The cross-references of the hub's store (owned by the hub, outlives the connector; null
   // where no store is open). Connectors that update or delete what they created use it.
   XrefStore* xrefs = nullptr;
+  // The destination's retry.max_retry_after: the longest pause a partner's "slow down"
+  // (Retry-After, BackOffMilliseconds) may impose; the bound of the connector's ThrottleGate.
+  Millis max_retry_after_ms = 15 * 60 * 1000;
 };
 
 // A kind of connector. Plain value held by the registry.

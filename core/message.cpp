@@ -16,6 +16,8 @@ const char* to_string(Outcome::Kind k) {
       return "skip";
     case Outcome::Kind::Defer:
       return "defer";
+    case Outcome::Kind::Throttle:
+      return "throttled";
   }
   return "?";
 }

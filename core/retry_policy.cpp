@@ -24,12 +24,16 @@ bool RetryPolicy::exhausted(int attempts, Millis received_at, Millis now) const 
   return false;
 }
 
+Millis RetryPolicy::bounded_retry_after(Millis retry_after) const {
+  return std::clamp<Millis>(retry_after, 0, max_retry_after_ms);
+}
+
 std::optional<Millis> RetryPolicy::next_attempt(int attempts, Millis received_at, Millis now,
                                                 std::optional<Millis> retry_after,
                                                 const std::function<double()>& uniform01) const {
   if (exhausted(attempts, received_at, now)) return std::nullopt;
   Millis at =
-      retry_after ? now + std::max<Millis>(0, *retry_after) : now + delay(attempts, uniform01);
+      retry_after ? now + bounded_retry_after(*retry_after) : now + delay(attempts, uniform01);
   if (max_age_ms > 0 && at - received_at > max_age_ms) return std::nullopt;
   return at;
 }

@@ -15,7 +15,13 @@ struct Outcome {
   // Defer: not an attempt. The connector decided the message must not go before
   // `not_before` (a reminder's send time, a sending window): the delivery waits, pending, and
   // does not consume an attempt.
-  enum class Kind { Delivered, Retry, Reject, Skip, Defer };
+  // Throttle: not an attempt either. The partner asked to slow down (EWS ErrorServerBusy with
+  // BackOffMilliseconds, HTTP 429, or 503 with Retry-After, Graph throttling): the delivery
+  // waits `retry_after_ms` (capped by the destination's retry.max_retry_after), it costs no
+  // attempt and no back-off step. With an empty `throttle_scope` the whole destination pauses,
+  // every slot; a scope (an account, a mailbox) names what the partner throttles: the connector
+  // gates its own requests for that scope (core/throttle_gate.h) and the dashboard shows it.
+  enum class Kind { Delivered, Retry, Reject, Skip, Defer, Throttle };
 
   Kind kind = Kind::Delivered;
   std::string error_class;  // "http", "network", "timeout", "mapping", "config", … ("" on success)
@@ -23,8 +29,9 @@ struct Outcome {
   std::string text;         // a sentence a person can read; never personal data
   std::string external_ref;               // Delivered: the partner's reference, when it gives one
   std::optional<int64_t> retry_after_ms;  // Retry: the peer's own delay (Retry-After, back-off)
-  std::string excerpt;     // bounded excerpt of the peer's answer, for the attempt history
-  int64_t not_before = 0;  // Defer: the earliest time (UTC ms) of the next try
+  std::string excerpt;         // bounded excerpt of the peer's answer, for the attempt history
+  int64_t not_before = 0;      // Defer: the earliest time (UTC ms) of the next try
+  std::string throttle_scope;  // Throttle: "" = the destination, else the account throttled
 
   static Outcome delivered(std::string ref = {}, std::string text = {}) {
     Outcome o;
@@ -57,6 +64,18 @@ struct Outcome {
     o.error_class = "scheduled";
     o.not_before = not_before_ms;
     o.text = std::move(reason);
+    return o;
+  }
+  // `after_ms`: the delay the partner asked for (nullopt: the destination's default pause).
+  static Outcome throttle(std::string scope, int code, std::string text,
+                          std::optional<int64_t> after_ms) {
+    Outcome o;
+    o.kind = Kind::Throttle;
+    o.error_class = "throttled";
+    o.code = code;
+    o.text = std::move(text);
+    o.retry_after_ms = after_ms;
+    o.throttle_scope = std::move(scope);
     return o;
   }
   static Outcome skip(std::string reason) {

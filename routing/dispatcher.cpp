@@ -20,6 +20,8 @@ Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, Proce
   metrics_.describe("relais_retried_total", "counter", "Attempts that failed transiently");
   metrics_.describe("relais_dead_total", "counter", "Deliveries parked as dead");
   metrics_.describe("relais_skipped_total", "counter", "Deliveries skipped by a mapping");
+  metrics_.describe("relais_throttled_total", "counter",
+                    "Requests the partner asked to slow down (not counted as attempts)");
   metrics_.describe("relais_delivery_latency_seconds", "histogram",
                     "Time from reception to delivery");
   metrics_.describe("relais_attempt_duration_seconds", "histogram",
@@ -44,6 +46,12 @@ Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, Proce
     for (const auto& s : st) {
       out +=
           "relais_held_keys{destination=\"" + s.name + "\"} " + std::to_string(s.held_keys) + "\n";
+    }
+    out += "# HELP relais_throttled Whether the partner has paused the destination (1) or not\n";
+    out += "# TYPE relais_throttled gauge\n";
+    for (const auto& s : st) {
+      out += "relais_throttled{destination=\"" + s.name + "\"} " +
+             (s.throttled_until > now ? "1" : "0") + "\n";
     }
     out += "# HELP relais_oldest_pending_age_seconds Age of the oldest active delivery\n";
     out += "# TYPE relais_oldest_pending_age_seconds gauge\n";
@@ -240,8 +248,10 @@ void Dispatcher::worker(Dest& d, int slot) {
     }
     auto [due, id, kq] = *d.ready.begin();
     Millis now = clock_.now_ms();
-    if (due > now) {
-      d.cv.wait_for(lock, std::chrono::milliseconds(std::min(due - now, kMaxWaitMs)));
+    // The partner asked the whole destination to slow down: every slot waits.
+    Millis at = std::max(due, d.paused_until);
+    if (at > now) {
+      d.cv.wait_for(lock, std::chrono::milliseconds(std::min(at - now, kMaxWaitMs)));
       continue;
     }
     d.ready.erase(d.ready.begin());
@@ -268,7 +278,8 @@ const Dispatcher::OutcomeCounters& Dispatcher::counters_for(Dest& d, const std::
   OutcomeCounters c{&metrics_.counter("relais_delivered_total", labels),
                     &metrics_.counter("relais_skipped_total", labels),
                     &metrics_.counter("relais_retried_total", labels),
-                    &metrics_.counter("relais_dead_total", labels)};
+                    &metrics_.counter("relais_dead_total", labels),
+                    &metrics_.counter("relais_throttled_total", labels)};
   return d.counters.emplace(source, c).first->second;
 }
 
@@ -303,6 +314,28 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
       next = std::max(o.not_before, ended);
       u.next_attempt_at = *next;
       break;
+    case Outcome::Kind::Throttle: {
+      // Not an attempt and no back-off step: the partner's pause, bounded, then the same
+      // delivery again. The whole destination pauses unless the partner throttles one account.
+      Millis pause = o.retry_after_ms ? d.settings.retry.bounded_retry_after(*o.retry_after_ms)
+                                      : d.settings.retry.throttle_default_ms;
+      u.state = q.attempts > 0 ? DeliveryState::Retrying : DeliveryState::Pending;
+      u.attempts = attempts = q.attempts;
+      next = ended + pause;
+      u.next_attempt_at = *next;
+      a.text = "ralenti par le partenaire pour " + std::to_string((pause + 999) / 1000) + " s" +
+               (o.throttle_scope.empty() ? "" : " (ce compte seulement)") +
+               (o.text.empty() ? "" : " : " + o.text);
+      counters.throttled->inc();
+      std::lock_guard<std::mutex> lock(d.mu);
+      if (o.throttle_scope.empty()) {
+        d.paused_until = std::max(d.paused_until, *next);
+      } else {
+        Millis& until = d.scope_paused_until[o.throttle_scope];
+        until = std::max(until, *next);
+      }
+      break;
+    }
     case Outcome::Kind::Delivered:
       u.state = DeliveryState::Delivered;
       counters.delivered->inc();
@@ -332,7 +365,8 @@ void Dispatcher::finish(Dest& d, const QueuedDelivery& q, const AttemptResult& r
   }
   d.attempt_duration->observe(static_cast<double>(ended - started) / 1000.0);
   u.attempt = std::move(a);
-  Settled s{u.state, o.kind == Outcome::Kind::Defer, attempts, next.value_or(0)};
+  bool waits = o.kind == Outcome::Kind::Defer || o.kind == Outcome::Kind::Throttle;
+  Settled s{u.state, waits, attempts, next.value_or(0)};
   // The key moves on only once this outcome is durable: until the store has committed it, the
   // key stays busy (its next delivery waits), so a failed commit can never let a newer message
   // of the key reach the partner before this one is settled — across a restart too.
@@ -526,6 +560,10 @@ std::vector<DestinationStats> Dispatcher::stats() const {
     std::lock_guard<std::mutex> lock(d->mu);
     s.queued = d->index.size();
     s.in_flight = d->in_flight;
+    Millis now = clock_.now_ms();
+    if (d->paused_until > now) s.throttled_until = d->paused_until;
+    std::erase_if(d->scope_paused_until, [now](const auto& e) { return e.second <= now; });
+    s.throttled_scopes = d->scope_paused_until.size();
     for (const auto& [k, kq] : d->keys) {
       if (kq.held_by) ++s.held_keys;
       for (const auto& e : kq.items) {

@@ -61,6 +61,10 @@ struct DestinationStats {
   size_t in_flight = 0;
   size_t held_keys = 0;        // keys waiting behind a dead delivery
   Millis oldest_received = 0;  // 0 when empty
+  // The partner asked to slow down: the whole destination pauses until this time (0 = not
+  // paused), or some of its accounts do (throttled_scopes, paused now).
+  Millis throttled_until = 0;
+  size_t throttled_scopes = 0;
 };
 
 // Thread-safe. Owns its worker threads; does not own the store (which must outlive it).
@@ -111,6 +115,7 @@ class Dispatcher {
     Counter* skipped;
     Counter* retried;
     Counter* dead;
+    Counter* throttled;
   };
 
   struct Dest {
@@ -126,6 +131,10 @@ class Dispatcher {
     std::mutex counters_mu;  // guards `counters` (a leaf lock: nothing else is taken inside)
     std::unordered_map<std::string, OutcomeCounters> counters;  // by source; entries stay put
     Histogram* attempt_duration = nullptr;
+    // Throttling asked by the partner (guarded by mu): no attempt starts before paused_until;
+    // scoped pauses are the connector's to enforce, kept here for the dashboard.
+    Millis paused_until = 0;
+    std::unordered_map<std::string, Millis> scope_paused_until;
   };
 
   static std::string queue_key(const QueuedDelivery& d);

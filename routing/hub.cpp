@@ -91,6 +91,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.clock = &clock_;
     ctx.store_path = config_.store_path;
     ctx.xrefs = xrefs_.get();
+    ctx.max_retry_after_ms = dc.retry.max_retry_after_ms;
     connectors_[name] = kind->create(ctx);
   }
   for (const auto& [name, ec] : config_.enrichers) {

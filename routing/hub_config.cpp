@@ -235,6 +235,11 @@ const ConfigSpec& retry_spec() {
            0,
            1e6},
           {"max_age", F::Duration, "0s", false, "age after which a delivery goes dead (0 = none)"},
+          {"max_retry_after", F::Duration, "15m", false,
+           "longest delay a partner may impose (Retry-After, BackOffMilliseconds); longer asks "
+           "are cut to it"},
+          {"throttle_pause", F::Duration, "5s", false,
+           "pause when a partner says \"slow down\" without saying for how long"},
       }};
   return s;
 }
@@ -554,6 +559,8 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.retry.factor = r.number("factor");
         dc.retry.max_attempts = static_cast<int>(r.integer("max_attempts"));
         dc.retry.max_age_ms = r.duration_ms("max_age");
+        dc.retry.max_retry_after_ms = r.duration_ms("max_retry_after");
+        dc.retry.throttle_default_ms = r.duration_ms("throttle_pause");
         out.destinations.emplace(name, std::move(dc));
       });
 

@@ -690,6 +690,121 @@ TEST_F(DispatcherTest, DeferWaitsWithoutConsumingAnAttemptAndSurvivesARestart) {
   EXPECT_EQ(labels_of_key("A"), (std::vector<std::string>{"a", "a", "a2"}));
 }
 
+// A partner's "slow down" without a scope pauses the whole destination, every slot, for the time
+// asked; it is not an attempt, so the delivery keeps its attempt count and back-off step.
+TEST_F(DispatcherTest, ThrottlePausesTheWholeDestinationWithoutCountingAnAttempt) {
+  ManualClock& clock = manual_;  // outlives the dispatcher's workers
+  init(clock, {dest("d", 4, 1, 1, 2), dest("e", 1, 1, 1, 2)});
+  std::atomic<bool> throttled_once{false};
+  set_script([&](const Call& c) {
+    if (c.label == "a" && !throttled_once.exchange(true)) {
+      return Outcome::throttle("", 503, "ErrorServerBusy", 10000);
+    }
+    return Outcome::delivered();
+  });
+  dispatcher_->start();
+  int64_t a = send("a", "A");
+  ASSERT_TRUE(wait_until([&] {
+    auto d = committed(a);
+    return d && d->last_outcome == "throttled";
+  }));
+  auto d = committed(a);
+  EXPECT_EQ(d->state, DeliveryState::Pending);
+  EXPECT_EQ(d->attempts, 0) << "a throttle is not an attempt";
+  EXPECT_EQ(d->next_attempt_at, kT0 + 10000);
+  EXPECT_NE(d->last_text.find("ralenti par le partenaire pour 10 s"), std::string::npos)
+      << d->last_text;
+  EXPECT_EQ(stats().throttled_until, kT0 + 10000);
+  // Other keys of the paused destination wait too, on every slot; another destination does not.
+  int64_t b = send("b", "B");
+  int64_t c = send("c", "C");
+  clock.set(kT0 + 9999);
+  send("s", "S", 0, "e");
+  ASSERT_TRUE(wait_called("s"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // > the workers' longest sleep
+  EXPECT_EQ(count("b"), 0);
+  EXPECT_EQ(count("c"), 0);
+  EXPECT_EQ(count("a"), 1);
+  clock.set(kT0 + 10000);
+  ASSERT_TRUE(wait_state(a, DeliveryState::Delivered));
+  ASSERT_TRUE(wait_state(b, DeliveryState::Delivered));
+  ASSERT_TRUE(wait_state(c, DeliveryState::Delivered));
+  EXPECT_EQ(committed(a)->attempts, 1);
+  EXPECT_EQ(stats().throttled_until, 0);
+  std::string text = metrics_->render();
+  EXPECT_NE(text.find("relais_throttled_total{source=\"cms\",destination=\"d\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+// Sustained throttling never turns a delivery dead nor grows its back-off: max_attempts is 2,
+// the partner throttles ten times, then the delivery goes through on its first real attempt.
+TEST_F(DispatcherTest, ThrottlingIsNeverCountedInMaxAttempts) {
+  init(SystemClock::instance(), {dest("d", 2, 60000, 60000, 2)});
+  std::atomic<int> throttles{0};
+  set_script([&](const Call& c) {
+    if (c.label == "a" && throttles.fetch_add(1) < 10) {
+      return Outcome::throttle("", 429, "HTTP 429", 5);
+    }
+    return Outcome::delivered();
+  });
+  dispatcher_->start();
+  int64_t a = send("a", "A");
+  ASSERT_TRUE(wait_state(a, DeliveryState::Delivered));
+  auto d = committed(a);
+  EXPECT_EQ(d->attempts, 1);
+  EXPECT_EQ(count("a"), 11);
+}
+
+// A partner's delay is bounded by retry.max_retry_after, for a throttle and for a retry; a
+// throttle without a delay pauses retry.throttle_pause.
+TEST_F(DispatcherTest, PartnerDelaysAreBoundedByMaxRetryAfter) {
+  ManualClock& clock = manual_;
+  std::vector<DestinationSettings> ds;
+  for (const char* name : {"t", "r", "n"}) {
+    DestinationSettings s = dest(name, 1, 1, 1, 5);
+    s.retry.max_retry_after_ms = 60000;
+    s.retry.throttle_default_ms = 2000;
+    ds.push_back(s);
+  }
+  init(clock, ds);
+  set_script([](const Call& c) {
+    if (c.label == "t") return Outcome::throttle("", 503, "busy", 36'000'000);
+    if (c.label == "r") return Outcome::retry("http", 503, "HTTP 503", 36'000'000);
+    return Outcome::throttle("", 503, "busy", std::nullopt);
+  });
+  dispatcher_->start();
+  int64_t t = send("t", "T", 0, "t");
+  int64_t r = send("r", "R", 0, "r");
+  int64_t n = send("n", "N", 0, "n");
+  ASSERT_TRUE(wait_until([&] { return committed(t)->last_outcome == "throttled"; }));
+  ASSERT_TRUE(wait_until([&] { return committed(r)->state == DeliveryState::Retrying; }));
+  ASSERT_TRUE(wait_until([&] { return committed(n)->last_outcome == "throttled"; }));
+  EXPECT_EQ(committed(t)->next_attempt_at, kT0 + 60000);
+  EXPECT_EQ(committed(r)->next_attempt_at, kT0 + 60000);
+  EXPECT_EQ(committed(n)->next_attempt_at, kT0 + 2000);
+}
+
+// A throttle scoped to one account (a mailbox) leaves the destination running: the connector
+// gates that account itself; the dashboard counts the accounts paused.
+TEST_F(DispatcherTest, ScopedThrottleDoesNotPauseTheDestination) {
+  ManualClock& clock = manual_;
+  init(clock, {dest("d", 1, 1, 1, 5)});
+  set_script([](const Call& c) {
+    if (c.label == "a") return Outcome::throttle("agent1@cd76.fr", 503, "busy", 30000);
+    return Outcome::delivered();
+  });
+  dispatcher_->start();
+  int64_t a = send("a", "A");
+  ASSERT_TRUE(wait_until([&] { return committed(a)->last_outcome == "throttled"; }));
+  int64_t b = send("b", "B");
+  ASSERT_TRUE(wait_state(b, DeliveryState::Delivered));
+  EXPECT_EQ(stats().throttled_until, 0);
+  EXPECT_EQ(stats().throttled_scopes, 1u);
+  clock.set(kT0 + 30000);
+  EXPECT_EQ(stats().throttled_scopes, 0u);
+}
+
 TEST_F(DispatcherTest, ReplacePendingSkipsTheOlderWaitingDeliveryOfItsKey) {
   ManualClock& clock = manual_;  // outlives the dispatcher's workers
   auto settings = dest("d", 2, 1, 1, 5);
@@ -804,13 +919,13 @@ TEST_F(DispatcherTest, RetryOfARetryingOneRunsItNow) {
   ManualClock& clock = manual_;  // outlives the dispatcher's workers
   init(clock, {dest("d", 1, 1, 1, 5)});
   set_script([](const Call& c) {
-    if (c.attempts_before == 0) return Outcome::retry("http", 429, "HTTP 429", 3600000);
+    if (c.attempts_before == 0) return Outcome::retry("http", 429, "HTTP 429", 600000);
     return Outcome::delivered();
   });
   dispatcher_->start();
   int64_t id = send("a", "A");
   ASSERT_TRUE(wait_state(id, DeliveryState::Retrying));
-  EXPECT_EQ(committed(id)->next_attempt_at, kT0 + 3600000);
+  EXPECT_EQ(committed(id)->next_attempt_at, kT0 + 600000);
   Status s = dispatcher_->retry(id);
   ASSERT_TRUE(s.ok) << s.detail;
   ASSERT_TRUE(wait_called("a", 2));

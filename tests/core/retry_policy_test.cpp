@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/retry_policy.h"
+#include "core/throttle_gate.h"
 
 namespace relais {
 namespace {
@@ -106,10 +107,13 @@ TEST(RetryPolicy, NoLimitRetriesForeverWithCappedBackoff) {
     EXPECT_LE(*n, now + 30000) << attempts;
     EXPECT_EQ(p.ceiling(attempts), attempts >= 6 ? 30000 : p.ceiling(attempts));
   }
-  // A peer's Retry-After is honoured as it is (no cap applies to what the peer asked).
-  auto n = p.next_attempt(5, kT0, kT0 + 1000, Millis{3600000}, fixed(0.5));
+  // A peer's Retry-After is honoured as it is up to max_retry_after (15 min by default).
+  auto n = p.next_attempt(5, kT0, kT0 + 1000, Millis{600000}, fixed(0.5));
   ASSERT_TRUE(n);
-  EXPECT_EQ(*n, kT0 + 1000 + 3600000);
+  EXPECT_EQ(*n, kT0 + 1000 + 600000);
+  n = p.next_attempt(5, kT0, kT0 + 1000, Millis{3600000}, fixed(0.5));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, kT0 + 1000 + 15 * 60000);
 }
 
 TEST(RetryPolicy, NextAttemptUsesTheJitteredBackoff) {
@@ -165,6 +169,23 @@ TEST(RetryPolicy, NextAttemptIsNulloptWhenOutOfAttemptsOrAge) {
   auto n = aged.next_attempt(1, kT0, kT0 + 1000, Millis{5000}, fixed(0.0));
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, kT0 + 6000);
+}
+
+// The gate a connector asks before each request for an account: a pause is shared by every
+// caller, capped, never shortened by a later shorter ask, and gone once over.
+TEST(ThrottleGate, PausesPerScopeCappedAndNeverShortened) {
+  ThrottleGate gate(60000);
+  EXPECT_FALSE(gate.paused_until("a", kT0));
+  EXPECT_EQ(gate.pause("a", kT0, 10000), kT0 + 10000);
+  EXPECT_EQ(gate.pause("a", kT0 + 1, 10), kT0 + 10000);      // a shorter ask keeps the longer pause
+  EXPECT_EQ(gate.pause("b", kT0, 36'000'000), kT0 + 60000);  // capped
+  EXPECT_EQ(gate.paused_until("a", kT0 + 9999), kT0 + 10000);
+  EXPECT_FALSE(gate.paused_until("c", kT0));
+  EXPECT_EQ(gate.paused_count(kT0 + 5000), 2u);
+  EXPECT_FALSE(gate.paused_until("a", kT0 + 10000));
+  EXPECT_EQ(gate.paused_count(kT0 + 10000), 1u);
+  EXPECT_EQ(gate.pause("n", kT0, -5), kT0);  // a negative ask is no pause
+  EXPECT_FALSE(gate.paused_until("n", kT0));
 }
 
 }  // namespace
