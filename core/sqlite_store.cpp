@@ -1210,7 +1210,7 @@ MessagePage SqliteStore::list(const MessageFilter& f) {
 std::vector<HotStatement> sqlite_hot_statements() {
   // Bound values are written as literals of the right type; a key of '' would let the planner
   // prove things a bound parameter does not, so none is ''.
-  return {
+  std::vector<HotStatement> out = {
       {"insert message", kInsertMessage},
       {"insert delivery", kInsertDelivery},
       {"insert attempt", kInsertAttempt},
@@ -1227,6 +1227,8 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"attempts of a delivery", kAttemptsOfDelivery},
       {"delivery by id", kDeliveryById},
   };
+  for (auto& st : sqlite_xref_hot_statements()) out.push_back(std::move(st));
+  return out;
 }
 
 int sqlite_schema_version() {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/sqlite_session.h"
+#include "core/store.h"
 #include "core/xref_store.h"
 
 using namespace Poco::Data::Keywords;
@@ -20,6 +21,17 @@ using Poco::Data::Statement;
 namespace relais {
 namespace {
 
+// The statements on the delivery path (a connector reads, writes or removes the reference of
+// the key it delivers): primary-key lookups, checked by the query-plan test.
+constexpr const char* kGetXref =
+    "SELECT destination, key, external_id, version, updated_at, message_id FROM xrefs "
+    "WHERE destination = ? AND key = ?";
+constexpr const char* kPutXref =
+    "INSERT INTO xrefs(destination, key, external_id, version, message_id, updated_at) "
+    "VALUES(?,?,?,?,?,?) ON CONFLICT(destination, key) DO UPDATE SET "
+    "external_id = excluded.external_id, version = excluded.version, "
+    "message_id = excluded.message_id, updated_at = excluded.updated_at";
+constexpr const char* kRemoveXref = "DELETE FROM xrefs WHERE destination = ? AND key = ?";
 constexpr const char* kColumns = "destination, key, external_id, version, updated_at, message_id";
 
 // One connection, serialised by a mutex; each call is one statement (its own implicit
@@ -34,8 +46,7 @@ class SqliteXrefStore final : public XrefStore {
     std::lock_guard<std::mutex> lock(mu_);
     Statement st(*s_);
     std::string d = destination, k = key;
-    st << "SELECT " << kColumns << " FROM xrefs WHERE destination = ? AND key = ?", use(d), use(k),
-        now;
+    st << kGetXref, use(d), use(k), now;
     RecordSet rs(st);
     if (rs.rowCount() == 0) return std::nullopt;
     return row(rs, 0);
@@ -51,18 +62,14 @@ class SqliteXrefStore final : public XrefStore {
     std::string d = ref.destination, k = ref.key, id = ref.external_id, v = ref.version,
                 m = ref.message_id;
     int64_t at = clock_.now_ms();
-    *s_ << "INSERT INTO xrefs(destination, key, external_id, version, message_id, updated_at) "
-           "VALUES(?,?,?,?,?,?) ON CONFLICT(destination, key) DO UPDATE SET "
-           "external_id = excluded.external_id, version = excluded.version, "
-           "message_id = excluded.message_id, updated_at = excluded.updated_at",
-        use(d), use(k), use(id), use(v), use(m), use(at), now;
+    *s_ << kPutXref, use(d), use(k), use(id), use(v), use(m), use(at), now;
   }
 
   bool remove(const std::string& destination, const std::string& key) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::string d = destination, k = key;
     Statement st(*s_);
-    st << "DELETE FROM xrefs WHERE destination = ? AND key = ?", use(d), use(k);
+    st << kRemoveXref, use(d), use(k);
     st.execute();
     int changed = 0;
     *s_ << "SELECT changes()", into(changed), now;
@@ -116,6 +123,12 @@ class SqliteXrefStore final : public XrefStore {
 };
 
 }  // namespace
+
+std::vector<HotStatement> sqlite_xref_hot_statements() {
+  return {{"get cross-reference", kGetXref},
+          {"put cross-reference", kPutXref},
+          {"remove cross-reference", kRemoveXref}};
+}
 
 std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock,
                                                   StoreAccess access) {

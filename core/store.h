@@ -170,6 +170,8 @@ struct HotStatement {
   std::string sql;
 };
 std::vector<HotStatement> sqlite_hot_statements();
+// Those of the cross-reference store (core/sqlite_xrefs.cpp), included in the list above.
+std::vector<HotStatement> sqlite_xref_hot_statements();
 
 // Opens (creating and migrating as needed) the embedded SQLite store. Throws on start-up errors.
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
