@@ -227,7 +227,9 @@ json attempt_json(const Attempt& a) {
             {"class", a.error_class},
             {"code", a.code},
             {"text", a.text}};
-  if (!a.outcome.empty() && a.outcome != "delivered" && a.outcome != "skip") {
+  // A deferral (a reminder's time, the sending window) is not a failure: its own text says it.
+  if (!a.outcome.empty() && a.outcome != "delivered" && a.outcome != "skip" &&
+      a.outcome != "defer") {
     Explanation e = explain(a.error_class, a.code, a.text + " " + a.excerpt);
     j["explanation"] = e.title;
   }

@@ -71,8 +71,10 @@ function duree(s) {
 const ETATS = {
   dead: 'Bloquée', retrying: 'En échec (nouvel essai prévu)', pending: 'En attente',
   in_flight: 'En cours', delivered: 'Livrée', discarded: 'Écartée', skipped: 'Non concernée',
-  open: 'En échec', closed: 'Normal',
+  open: 'En échec', closed: 'Normal', defer: 'Programmée', throttled: 'Ralentie par le partenaire',
 };
+// The badge of one attempt of the chronology: its outcome as the delivery states name it.
+const ISSUES_ESSAI = { delivered: 'delivered', retry: 'retrying', reject: 'dead', skip: 'skipped', defer: 'defer', throttled: 'throttled' };
 function badge(e) { return h('span', { class: 'etat etat-' + e }, ETATS[e] || e); }
 
 function peut(...roles) { return etat.moi && roles.includes(etat.moi.role); }
@@ -272,7 +274,7 @@ async function vueLivraison(id) {
   blocs.push(actions);
   blocs.push(h('h2', {}, 'Chronologie des essais'));
   blocs.push(h('ol', { class: 'chronologie' }, h('li', {}, date(d.received_at), ' — message reçu de ', d.source),
-    d.attempts.map((a) => h('li', {}, date(a.at), ' — ', badge(a.outcome === 'delivered' ? 'delivered' : a.outcome === 'retry' ? 'retrying' : 'dead'), ' ',
+    d.attempts.map((a) => h('li', {}, date(a.at), ' — ', badge(ISSUES_ESSAI[a.outcome] || 'dead'), ' ',
       a.explanation || a.text || '', a.code ? ' (' + a.class + ' ' + a.code + ')' : '', ' — ', a.duration_ms, ' ms'))));
   blocs.push(h('h2', {}, 'Contenu'));
   if (d.masked) blocs.push(h('p', { class: 'discret' }, 'Les données personnelles sont masquées pour votre rôle.'));
