@@ -323,8 +323,11 @@ class SqliteConsoleStore final : public ConsoleStore {
     {
       Statement st(*s_);
       int64_t s = since;
-      st << "SELECT destination, state, SUM(updated_at >= ?), MAX(updated_at) FROM deliveries "
-            "GROUP BY destination, state",
+      // A delivery waiting because the partner asked to slow down is not failing: it counts
+      // neither as a failure of the day nor in the circuit (nor in the connector_failing alert).
+      st << "SELECT destination, CASE WHEN last_outcome = 'throttled' THEN 'throttled' "
+            "ELSE state END AS st, SUM(updated_at >= ?), MAX(updated_at) FROM deliveries "
+            "GROUP BY destination, st",
           use(s), now;
       RecordSet rs(st);
       for (size_t i = 0; i < rs.rowCount(); ++i) {
