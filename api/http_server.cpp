@@ -485,10 +485,12 @@ struct HttpServer::Impl {
         return;
       }
       if (open->load(std::memory_order_relaxed) >= options.max_connections) {
+        // Counted before the client can see the answer: whoever reads the 503 also reads it
+        // in the metrics.
+        c_max_conn->inc();
         send_now(fd, server_answer(503, "too many open connections; try again later",
                                    options.server_name));
         ::close(fd);
-        c_max_conn->inc();
         continue;
       }
       int one = 1;

@@ -252,11 +252,17 @@ TEST(StorageFaults, WriteLockHeldByAnotherProcessAnswers503ThenResumes) {
   relais.start();
   HttpClient http(relais.base_url(), relais.system_token());
   ASSERT_EQ(http.post_json("/api/v1/sources/app/messages", message(1, "")).status, 202);
-  // The sqlite3 tool takes the write lock and keeps it for 3 s.
+  ASSERT_EQ(sink.wait_for(1, 10000), 1u);
+  // The sqlite3 tool takes the write lock (waiting for relais's own writes to end, as another
+  // process would), says so through a marker file, and keeps it for 4 s.
+  const std::string marker = relais.store_path() + ".locked";
   std::string cmd = "sqlite3 " + relais.store_path() +
-                    " 'BEGIN IMMEDIATE;' '.shell sleep 3' 'COMMIT;' >/dev/null 2>&1 &";
+                    " '.timeout 10000' 'BEGIN IMMEDIATE;' '.shell touch " + marker +
+                    "' '.shell sleep 4' 'COMMIT;' >/dev/null 2>&1 &";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::this_thread::sleep_for(milliseconds(500));
+  ASSERT_TRUE(wait_until([&] { return ::access(marker.c_str(), F_OK) == 0; },
+                         std::chrono::seconds(10), milliseconds(10)))
+      << "the sqlite3 tool never took the write lock";
   HttpResponse r = http.post_json("/api/v1/sources/app/messages", message(2, ""));
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_FALSE(r.header("Retry-After").empty());
