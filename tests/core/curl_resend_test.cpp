@@ -6,11 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <string>
 
+#include "apps/api_client.h"
 #include "connectors/http/curl_capture.h"
 #include "connectors/http/http_connector.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/saves_then_resets.h"
+#include "tools/sink/http_sink.h"
 
 namespace relais {
 namespace {
@@ -174,6 +179,46 @@ TEST(CurlResend, RefusedConnectionIsNotSent) {
   Outcome o = curl_failure_outcome(rc, cap, false, "the destination");
   EXPECT_EQ(o.error_class, "network");
   EXPECT_NE(o.text.find("cannot reach the destination"), std::string::npos) << o.text;
+}
+
+// The sub-commands' client of relais: a POST is not re-sent by libcurl and says that it may
+// have been applied; a request the caller declares idempotent (a batch with idempotency keys)
+// keeps libcurl's re-send.
+TEST(CurlResend, ApiClientNeverResendsANonIdempotentRequestSilently) {
+  SavesThenResets relais(saving_partner());
+  ApiClient api(relais.base(), "token");
+  ASSERT_EQ(api.get("/api/v1/health").status, 200);
+  relais.arm(is_post);
+  ApiAnswer a = api.send("POST", "/api/v1/deliveries/7/retry", "{}", "application/json");
+  ASSERT_TRUE(relais.fired());
+  EXPECT_EQ(a.status, 0);
+  EXPECT_TRUE(a.maybe_applied);
+  EXPECT_NE(a.describe().find("may have been applied"), std::string::npos) << a.describe();
+  EXPECT_EQ(relais.count(is_post), 1u);
+
+  ASSERT_EQ(api.get("/api/v1/health").status, 200);  // a new keep-alive connection
+  relais.arm(is_post);
+  ApiAnswer b =
+      api.send("POST", "/api/v1/sources/s/messages:batch", "{}\n", "application/x-ndjson", true);
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(relais.count(is_post), 3u);
+}
+
+// The test sink never counts a request whose body was cut short.
+TEST(CurlResend, SinkIgnoresARequestWhoseBodyWasCut) {
+  tools::HttpSink sink;
+  {
+    testing::RawConnection cut(sink.port());
+    ASSERT_TRUE(cut.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789"));
+    ::shutdown(cut.fd(), SHUT_WR);
+    ASSERT_TRUE(cut.closed_by_peer());  // the sink gave up on it, without an answer
+  }
+  testing::RawConnection whole(sink.port());
+  ASSERT_TRUE(whole.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok"));
+  EXPECT_EQ(whole.read_response().status, 200);
+  EXPECT_EQ(sink.total(), 1u);
+  ASSERT_EQ(sink.requests().size(), 1u);
+  EXPECT_EQ(sink.requests()[0].body, "ok");
 }
 
 TEST(CurlResend, IdempotentMethods) {
