@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
+#include "tests/support/saves_then_resets.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais {
@@ -24,6 +25,8 @@ namespace {
 using relais::tools::HttpSink;
 using relais::tools::SinkRequest;
 using relais::tools::SinkResponse;
+using testing::SavedRequest;
+using testing::SavesThenResets;
 
 constexpr Millis kT0 = 1'700'000'000'000;  // a whole second
 
@@ -245,26 +248,36 @@ TEST_F(HttpConnectorTest, CustomReferenceHeaderAndBoundedExcerpt) {
   EXPECT_EQ(o.excerpt, std::string(10, 'z'));
 }
 
-TEST_F(HttpConnectorTest, ServiceUnavailableWithRetryAfterIsARetry) {
-  sink_.set_responder([](const SinkRequest&) {
-    SinkResponse r;
-    r.status = 503;
-    r.headers["Retry-After"] = "7";
-    r.body = "{\"error\":\"maintenance\"}";
-    return r;
-  });
-  auto c = make("    url: " + url("/x") + "\n");
-  ASSERT_TRUE(c);
-  Outcome o = deliver(*c);
-  EXPECT_EQ(o.kind, Outcome::Kind::Retry);
-  EXPECT_EQ(o.error_class, "http");
-  EXPECT_EQ(o.code, 503);
-  ASSERT_TRUE(o.retry_after_ms.has_value());
-  EXPECT_EQ(*o.retry_after_ms, 7000);
-  EXPECT_NE(o.text.find("503"), std::string::npos) << o.text;
-  EXPECT_EQ(o.excerpt, "{\"error\":\"maintenance\"}");
-  EXPECT_EQ(sink_.total(), 1u);
-  EXPECT_EQ(sink_.count(), 0u);
+// 503 with a Retry-After, and 429, are the partner's "slow down": a throttle of the destination
+// (not an attempt), for the time asked, bounded by ConnectorContext::max_retry_after_ms.
+TEST_F(HttpConnectorTest, PartnerSlowDownPausesTheDestinationForABoundedTime) {
+  struct Case {
+    int status;
+    const char* retry_after;
+    int64_t pause_ms;
+  };
+  for (Case k : {Case{503, "7", 7000}, Case{429, "86400", 15 * 60 * 1000}}) {
+    sink_.clear();
+    sink_.set_responder([k](const SinkRequest&) {
+      SinkResponse r;
+      r.status = k.status;
+      r.headers["Retry-After"] = k.retry_after;
+      r.body = "{\"error\":\"maintenance\"}";
+      return r;
+    });
+    auto c = make("    url: " + url("/x") + "\n");
+    ASSERT_TRUE(c);
+    Outcome o = deliver(*c);
+    EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
+    EXPECT_EQ(o.error_class, "throttled");
+    EXPECT_EQ(o.throttle_scope, "");
+    EXPECT_EQ(o.code, k.status);
+    EXPECT_EQ(o.retry_after_ms, k.pause_ms);
+    EXPECT_NE(o.text.find(std::to_string(k.status)), std::string::npos) << o.text;
+    EXPECT_EQ(o.excerpt, "{\"error\":\"maintenance\"}");
+    EXPECT_EQ(sink_.total(), 1u);
+    EXPECT_EQ(sink_.count(), 0u);
+  }
 }
 
 TEST_F(HttpConnectorTest, ServerErrorWithoutRetryAfterIsARetryWithoutDelay) {
@@ -309,6 +322,8 @@ TEST_F(HttpConnectorTest, ConnectionRefusedIsANetworkRetry) {
   EXPECT_NE(o.text.find("cannot reach"), std::string::npos) << o.text;
 }
 
+// A POST that times out after it was sent may have been taken: an unknown outcome. The same
+// request declared idempotent is a plain timeout.
 TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
   std::mutex mu;
   std::condition_variable cv;
@@ -319,9 +334,11 @@ TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
     return SinkResponse{};
   });
   auto c = make("    url: " + url("/slow") + "\n    timeout: 200ms\n");
-  ASSERT_TRUE(c);
+  auto idem = make("    url: " + url("/slow") + "\n    timeout: 200ms\n    idempotent: true\n");
+  ASSERT_TRUE(c && idem);
+  Outcome unsure = deliver(*c);
   auto start = std::chrono::steady_clock::now();
-  Outcome o = deliver(*c);
+  Outcome o = deliver(*idem);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -331,12 +348,50 @@ TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
   }
   cv.notify_all();
   // The responder uses this test's locals: wait until it has returned, then forget it.
-  EXPECT_TRUE(relais::testing::wait_until([&] { return sink_.total() >= 1; }));
+  EXPECT_TRUE(relais::testing::wait_until([&] { return sink_.total() >= 2; }));
   sink_.set_responder(nullptr);
+  EXPECT_EQ(unsure.kind, Outcome::Kind::Retry);
+  EXPECT_EQ(unsure.error_class, "unknown_outcome");
   EXPECT_EQ(o.kind, Outcome::Kind::Retry);
   EXPECT_EQ(o.error_class, "timeout");
   EXPECT_GE(took, 150);
   EXPECT_LT(took, 3000);
+}
+
+// ---- no silent re-send (connectors/http/curl_capture.h), throttling ---------------------------
+
+// The partner: saves every request and answers 200 (keep-alive).
+SavesThenResets::Backend saving_partner() {
+  return [](const SavedRequest& r) { return SavesThenResets::answer(200, "saved " + r.body); };
+}
+
+TEST_F(HttpConnectorTest, PostOnAReusedConnectionThatDiesIsAnUnknownOutcome) {
+  SavesThenResets server(saving_partner());
+  auto c = make("    url: " + server.base() + "/rdv\n");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(deliver(*c, R"({"event":"rdv.planned","n":"one"})").kind, Outcome::Kind::Delivered);
+  server.arm([](const SavedRequest& r) { return r.method == "POST"; });
+  Outcome o = deliver(*c, R"({"event":"rdv.planned","n":"two"})");
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry);
+  EXPECT_EQ(o.error_class, "unknown_outcome");
+  ASSERT_TRUE(server.fired());
+  EXPECT_EQ(server.count(
+                [](const SavedRequest& r) { return r.body.find("\"two\"") != std::string::npos; }),
+            1u);
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+// `idempotent: true` (a POST the partner deduplicates), or a PUT by default: libcurl may re-send.
+TEST_F(HttpConnectorTest, IdempotentRequestsKeepLibcurlsRetry) {
+  for (const std::string keys : {"    idempotent: true\n", "    method: PUT\n"}) {
+    SavesThenResets server(saving_partner());
+    auto c = make("    url: " + server.base() + "/rdv\n" + keys);
+    ASSERT_TRUE(c);
+    ASSERT_EQ(deliver(*c).kind, Outcome::Kind::Delivered);
+    server.arm();
+    EXPECT_EQ(deliver(*c).kind, Outcome::Kind::Delivered) << keys;
+    EXPECT_EQ(server.requests().size(), 3u) << keys;
+  }
 }
 
 TEST_F(HttpConnectorTest, MissingUrlValueIsAConfigReject) {
