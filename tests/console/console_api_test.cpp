@@ -44,6 +44,11 @@ class ConsoleApiTest : public ::testing::Test {
         out.status = 404;
         out.body = "{\"error\":\"unknown rdv\"}";
       }
+      if (r.path.find("/5150") != std::string::npos && slow_down_.load()) {  // "slow down"
+        out.status = 429;
+        out.headers["Retry-After"] = "3";
+        out.body = "{\"error\":\"too many requests\"}";
+      }
       if (r.path.find("/4242") != std::string::npos) {  // as EWS says it for an unknown mailbox
         out.status = 400;
         out.body = "{\"ResponseCode\":\"ErrorNonExistentMailbox\"}";
@@ -121,6 +126,7 @@ class ConsoleApiTest : public ::testing::Test {
   }
 
   std::atomic<bool> refuse_{true};
+  std::atomic<bool> slow_down_{true};
   std::unique_ptr<tools::HttpSink> sink_;
   std::unique_ptr<RelaisProcess> relais_;
   HttpClient admin_;
@@ -374,6 +380,57 @@ TEST_F(ConsoleApiTest, ThePeersOwnErrorCodeChoosesTheExplanation) {
   EXPECT_EQ(item["explanation"], d["error"]["explanation"]) << "the list says the same";
 }
 
+// A partner's "slow down" (429 + Retry-After) pauses the destination: the dashboard says so,
+// without counting a failure of the day nor opening the circuit, and the chronology names it.
+TEST_F(ConsoleApiTest, APartnersSlowDownIsShownAsAPauseNotAFailure) {
+  const std::string mid = post_rdv(5150);
+  auto agenda_figures = [&] {
+    const json all = admin_.get("/api/v1/overview").json();
+    for (const auto& d : all["destinations"]) {
+      if (d["destination"] == "agenda") return d;
+    }
+    return json();
+  };
+  json agenda;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        agenda = agenda_figures();
+        return !agenda.is_null() && !agenda["throttled_until"].is_null();
+      },
+      std::chrono::seconds(10)))
+      << "the overview never showed the pause: " << agenda.dump();
+  EXPECT_EQ(agenda["failed_today"], 0) << agenda.dump();
+  EXPECT_EQ(agenda["dead_today"], 0) << agenda.dump();
+  EXPECT_EQ(agenda["circuit"], "closed") << agenda.dump();
+  // A pause is not a failure: the desk's list of failing deliveries stays empty.
+  EXPECT_TRUE(admin_.get("/api/v1/deliveries?q=RDV%205150").json()["items"].empty());
+  const json msg = admin_.get("/api/v1/messages/" + mid).json();
+  ASSERT_EQ(msg["deliveries"].size(), 1u) << msg.dump();
+  const std::string did = msg["deliveries"][0]["id"].get<std::string>();
+  json d;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        d = admin_.get("/api/v1/deliveries/" + did).json();
+        return !d["attempts"].empty();
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(d["attempts"][0]["outcome"], "throttled") << d.dump();
+  EXPECT_FALSE(d["attempts"][0].value("explanation", "").empty()) << d.dump();
+  // The partner is ready again: the paused delivery goes once the pause is over, and the pauses
+  // were not attempts (max_attempts is 2: it would be dead by now if they had counted).
+  slow_down_ = false;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        d = admin_.get("/api/v1/deliveries/" + did).json();
+        return d.value("state", "") == "delivered";
+      },
+      std::chrono::seconds(20)))
+      << d.dump();
+  agenda = agenda_figures();
+  EXPECT_EQ(agenda["failed_today"], 0) << agenda.dump();
+  EXPECT_EQ(agenda["delivered_today"], 1) << agenda.dump();
+}
+
 TEST_F(ConsoleApiTest, BulkRetryCountsFirstThenNeedsTheConfirmedCount) {
   for (int i = 0; i < 3; ++i) post_rdv(91877 + i * 100000);  // 91877, 191877, 291877: refused
   post_rdv(12345);                                           // delivered
@@ -412,11 +469,10 @@ TEST_F(ConsoleApiTest, BulkRetryCountsFirstThenNeedsTheConfirmedCount) {
 TEST_F(ConsoleApiTest, TheFirstAdminIsCreatedFromTheCommandLine) {
   setenv("RELAIS_PASSWORD", "first admin password", 1);
   // relais runs on the store: the command refuses to write it behind the server's back…
-  auto refused = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin",
-                              "--config", relais_->config_path()});
+  auto refused = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin", "--config",
+                              relais_->config_path()});
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_NE(refused.err.find("relais is running on this store"), std::string::npos)
-      << refused.err;
+  EXPECT_NE(refused.err.find("relais is running on this store"), std::string::npos) << refused.err;
   // …and goes through its API with an admin token (the case without a server is in
   // tests/integration/tools_test.cpp).
   auto r = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin", "--config",
