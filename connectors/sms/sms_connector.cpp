@@ -61,7 +61,8 @@ const ConfigSpec& sms_spec() {
     std::vector<FieldSpec> own = {
         {"sender", F::String, "", false, "sender id shown on the phone (\"\" = the gateway's)"},
         {"default_region", F::String, "FR", false,
-         "region of national numbers (overseas departments come from the postcode)"},
+         "region of national numbers when the mapping gives no `region` and no overseas "
+         "postcode"},
         {"max_segments",
          F::Int,
          "3",

@@ -412,11 +412,10 @@ TEST_F(ConsoleApiTest, BulkRetryCountsFirstThenNeedsTheConfirmedCount) {
 TEST_F(ConsoleApiTest, TheFirstAdminIsCreatedFromTheCommandLine) {
   setenv("RELAIS_PASSWORD", "first admin password", 1);
   // relais runs on the store: the command refuses to write it behind the server's back…
-  auto refused = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin",
-                              "--config", relais_->config_path()});
+  auto refused = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin", "--config",
+                              relais_->config_path()});
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_NE(refused.err.find("relais is running on this store"), std::string::npos)
-      << refused.err;
+  EXPECT_NE(refused.err.find("relais is running on this store"), std::string::npos) << refused.err;
   // …and goes through its API with an admin token (the case without a server is in
   // tests/integration/tools_test.cpp).
   auto r = run_command({RELAIS_BINARY, "users", "add", "root", "--role", "admin", "--config",
@@ -442,6 +441,17 @@ TEST_F(ConsoleApiTest, DestinationsHideSecretsAndCanBeProbed) {
   ASSERT_EQ(p.status, 200) << p.body;
   EXPECT_TRUE(p.json()["ok"].get<bool>());
   EXPECT_EQ(admin_.post_json("/api/v1/destinations/nope/probe", "{}").status, 404);
+}
+
+// An unknown result (the request went out, its answer never came) is explained as such, not
+// as a failure: the partner may have the message and relais checks before sending again.
+TEST(DeskText, AnUnknownOutcomeSaysThePartnerMayHaveTheMessage) {
+  auto e = api::explain("unknown_outcome", 28, "résultat de l'envoi inconnu");
+  EXPECT_EQ(e.title.rfind("Le partenaire a peut-être reçu le message", 0), 0u) << e.title;
+  EXPECT_NE(e.title.find("vérifie avant de renvoyer"), std::string::npos) << e.title;
+  EXPECT_NE(e.action.find("Rien à faire"), std::string::npos) << e.action;
+  // A plain network failure keeps its own explanation.
+  EXPECT_EQ(api::explain("network", 7, "").title.find("peut-être reçu"), std::string::npos);
 }
 
 // Masking walks any stored document without recursion: 200,000 levels (a document from a store
