@@ -142,6 +142,16 @@ class KannelTest : public ::testing::Test {
                       seconds(timeout_s), std::chrono::milliseconds(50));
   }
 
+  // Waits until the SMS record of a delivery reaches `state`; `rec` is the last one read.
+  bool wait_record_state(const std::string& delivery_id, const std::string& state, json& rec) {
+    return wait_until(
+        [&] {
+          rec = admin_->get("/api/v1/connectors/sms/records/" + delivery_id).json();
+          return rec.value("state", "") == state;
+        },
+        seconds(30));
+  }
+
   TempDir maps_{"relais-sms-maps-"};
   int relais_port_ = 0;
   std::unique_ptr<KannelGateway> kannel_;
@@ -168,13 +178,7 @@ TEST_F(KannelTest, ConfirmationReachesThePhoneAndReportsUpdateTheRecord) {
   ASSERT_EQ(ref, "d" + d["id"].get<std::string>());
   // Kannel reports 8 (SMSC took it) then 1 (delivered to the phone).
   json rec;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        rec = admin_->get("/api/v1/connectors/sms/records/" + d["id"].get<std::string>()).json();
-        return rec.value("state", "") == "delivered";
-      },
-      seconds(30)))
-      << rec.dump();
+  ASSERT_TRUE(wait_record_state(d["id"].get<std::string>(), "delivered", rec)) << rec.dump();
   EXPECT_EQ(rec["dlr_status"], 1);
   EXPECT_EQ(rec["segments"], 2);  // 170 GSM-7 characters
   EXPECT_EQ(rec["encoding"], "GSM-7");
@@ -402,13 +406,7 @@ TEST_F(KannelKillTest, TheSmsSubmittedJustBeforeAKillIsNotSentTwiceWhenItsReport
   }
   EXPECT_GE(waited, 1) << d.dump();
   json rec;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        rec = admin_->get("/api/v1/connectors/sms/records/" + d["id"].get<std::string>()).json();
-        return rec.value("state", "") == "delivered";
-      },
-      seconds(30)))
-      << rec.dump();
+  ASSERT_TRUE(wait_record_state(d["id"].get<std::string>(), "delivered", rec)) << rec.dump();
   EXPECT_EQ(rec["reference"], "d" + d["id"].get<std::string>());  // the first send's report
   EXPECT_EQ(proxy_->sink().total(), 1u);
   EXPECT_EQ(kannel_->received(), 1) << kannel_->fakesmsc_output();

@@ -108,6 +108,12 @@ class SmsDeliver : public ::testing::Test {
     return r ? *r : InboundResponse{};
   }
 
+  // A delivery report from the gateway (Kannel's callback: ref and status).
+  InboundResponse dlr(Connector& c, const std::string& ref, int status) {
+    return call(c, "GET", "inbound/dlr",
+                {{"token", "tok-0123456789"}, {"ref", ref}, {"status", std::to_string(status)}});
+  }
+
   testing::TempDir dir_{"relais-sms-deliver-"};
   std::string store_path_;
   Registries registries_;
@@ -319,8 +325,7 @@ TEST_F(SmsDeliver, ADeliveryReportWhileWaitingSettlesItWithoutASecondSms) {
   ASSERT_EQ(o.kind, Outcome::Kind::Defer) << o.text;
   EXPECT_EQ(o.not_before, clock_.now_ms() + 5000);
   // The report for that send arrives (Kannel: ref=d12): the gateway had taken it.
-  auto r = call(*c, "GET", "inbound/dlr",
-                {{"token", "tok-0123456789"}, {"ref", "d12"}, {"status", "1"}});
+  auto r = dlr(*c, "d12", 1);
   EXPECT_EQ(r.body["state"], "delivered");
   clock_.advance(5000);
   Outcome done = send(*c, sms(), 12);
@@ -334,8 +339,7 @@ TEST_F(SmsDeliver, AFailedReportWhileWaitingSendsAgainAtOnce) {
   auto c = make("timeout: 300ms\n");
   status_ = 0;
   ASSERT_EQ(send(*c, sms(), 13).kind, Outcome::Kind::Defer);
-  auto r = call(*c, "GET", "inbound/dlr",
-                {{"token", "tok-0123456789"}, {"ref", "d13"}, {"status", "16"}});
+  auto r = dlr(*c, "d13", 16);
   EXPECT_EQ(r.body["state"], "failed");
   status_ = 201;
   clock_.advance(15000);
@@ -370,8 +374,7 @@ TEST_F(SmsDeliver, ASubmittingRecordFoundAtRestartWaitsForItsReport) {
   // The wait counts from the restart, not from the lost send.
   clock_.advance(4 * 60000);
   EXPECT_EQ(send(*c, sms(), 14).kind, Outcome::Kind::Defer);
-  auto r = call(*c, "GET", "inbound/dlr",
-                {{"token", "tok-0123456789"}, {"ref", "d14"}, {"status", "8"}});
+  auto r = dlr(*c, "d14", 8);
   EXPECT_EQ(r.body["state"], "smsc");
   clock_.advance(15000);
   Outcome done = send(*c, sms(), 14);
@@ -388,11 +391,7 @@ TEST_F(SmsDeliver, AReportBeforeTheConnectorSavesItsAnswerIsKept) {
   store->set_before_write_for_test([&](const std::string& op, int64_t id) {
     if (op != "answer") return;
     clock_.advance(2000);
-    EXPECT_EQ(
-        call(*c, "GET", "inbound/dlr",
-             {{"token", "tok-0123456789"}, {"ref", "d" + std::to_string(id)}, {"status", "1"}})
-            .body["state"],
-        "delivered");
+    EXPECT_EQ(dlr(*c, "d" + std::to_string(id), 1).body["state"], "delivered");
   });
   ASSERT_EQ(send(*c, sms(), 21).kind, Outcome::Kind::Delivered);
   store->set_before_write_for_test(nullptr);
@@ -415,9 +414,7 @@ TEST_F(SmsDeliver, AReportDuringTheConnectorsSaveIsKept) {
     if (op != "answer") return;
     std::lock_guard<std::mutex> lock(mu);
     reports.emplace_back([&, id] {
-      auto r =
-          call(*c, "GET", "inbound/dlr",
-               {{"token", "tok-0123456789"}, {"ref", "d" + std::to_string(id)}, {"status", "1"}});
+      auto r = dlr(*c, "d" + std::to_string(id), 1);
       EXPECT_EQ(r.status, 200);
     });
   });
@@ -445,8 +442,7 @@ TEST_F(SmsDeliver, AReportAfterTheConnectorsSaveMovesItForward) {
   EXPECT_EQ(writes, (std::vector<std::string>{"begin_attempt", "answer"}));
   EXPECT_EQ(call(*c, "GET", "records/22", {}, "admin").body["state"], "accepted");
   clock_.advance(3000);
-  auto r = call(*c, "GET", "inbound/dlr",
-                {{"token", "tok-0123456789"}, {"ref", "d22"}, {"status", "1"}});
+  auto r = dlr(*c, "d22", 1);
   EXPECT_EQ(r.body["state"], "delivered");
   auto rec = call(*c, "GET", "records/22", {}, "admin");
   EXPECT_EQ(rec.body["created_at"], format_rfc3339(created));
