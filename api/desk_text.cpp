@@ -38,6 +38,12 @@ const std::vector<Rule>& rules() {
       {"throttled", 0, 0, "",
        "Ralenti par le partenaire : il a demandé d'espacer les envois. Ce n'est pas un échec.",
        "Rien à faire : l'envoi reprend seul à l'heure demandée par le partenaire."},
+      {"unknown_outcome", 0, 0, "",
+       "Le partenaire a peut-être reçu le message : la connexion a été coupée avant sa réponse. "
+       "Relais vérifie avant de renvoyer (accusé de réception, recherche), pour ne pas envoyer "
+       "deux fois.",
+       "Rien à faire : Relais renvoie seul si le partenaire n'a rien reçu. Ne pas relancer à la "
+       "main, sauf si l'attente dure plus d'une heure."},
       {"", 0, 0, "errornonexistentmailbox",
        "Boîte aux lettres inconnue : l'agenda du professionnel n'existe pas.",
        "Vérifier l'adresse e-mail du professionnel dans CMS76, puis relancer."},
@@ -53,12 +59,6 @@ const std::vector<Rule>& rules() {
        "Signaler à un administrateur (configuration du connecteur), puis relancer."},
       {"store", 0, 0, "", "Le message d'origine est introuvable dans la base de Relais.",
        "Signaler à l'équipe technique ; écarter la livraison avec un motif si elle est perdue."},
-      {"unknown_outcome", 0, 0, "",
-       "Envoyé sans réponse : le système destinataire a peut-être bien pris la demande en "
-       "compte.",
-       "Rien à faire en général : quand le destinataire le permet, Relais vérifie avant de "
-       "renvoyer (un agenda est d'abord consulté) ; si un doublon apparaît chez le "
-       "destinataire, le signaler."},
       {"timeout", 0, 0, "", "Le système destinataire n'a pas répondu à temps.",
        "Relance automatique en cours ; si l'échec persiste, vérifier l'état du système "
        "destinataire."},

@@ -30,13 +30,23 @@ namespace {
 using F = FieldType;
 using json = nlohmann::json;
 
+// The class of an outcome whose request reached the partner but whose answer never came.
+constexpr const char* kUnknownOutcome = "unknown_outcome";
+
+// "5 min", "90 s".
+std::string human_duration(Millis ms) {
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + " min";
+  return std::to_string((ms + 999) / 1000) + " s";
+}
+
 const ConfigSpec& sms_spec() {
   static const ConfigSpec s = [] {
     ConfigSpec spec{"sms", sms::sms_driver_spec().fields};
     std::vector<FieldSpec> own = {
         {"sender", F::String, "", false, "sender id shown on the phone (\"\" = the gateway's)"},
         {"default_region", F::String, "FR", false,
-         "region of national numbers (overseas departments come from the postcode)"},
+         "region of national numbers when the mapping gives no `region` and no overseas "
+         "postcode"},
         {"max_segments",
          F::Int,
          "3",
@@ -69,6 +79,11 @@ const ConfigSpec& sms_spec() {
         {"reminder_offset", F::Duration, "24h", false,
          "a reminder (mapped `reminder: true` without `send_at`) is due this long before the "
          "RDV; whole days keep the wall-clock time across DST"},
+        {"unknown_outcome_wait", F::Duration, "5m", false,
+         "an SMS whose send went out without an answer (connection cut, timeout, relais "
+         "stopped) waits this long for its delivery report before it is sent again"},
+        {"unknown_outcome_check", F::Duration, "15s", false,
+         "how often such an SMS looks for its delivery report while it waits"},
         {"window", F::Bool, "true", false, "apply the sending window"},
         {"window_open", F::String, "08:00", false, "first minute of the window (local time)"},
         {"window_close", F::String, "20:00", false, "end of the window (local time, excluded)"},
@@ -211,6 +226,8 @@ class SmsConnector final : public Connector {
     max_segments_ = static_cast<size_t>(c.integer("max_segments"));
     price_ = c.number("price_per_segment_cents");
     reminder_offset_ = c.duration_ms("reminder_offset");
+    unknown_wait_ = c.duration_ms("unknown_outcome_wait");
+    unknown_check_ = std::max<Millis>(1, c.duration_ms("unknown_outcome_check"));
     inbound_token_ = c.str("inbound_token");
     transfer_ = CurlTransfer{c.duration_ms("timeout"), c.duration_ms("connect_timeout"),
                              c.boolean("tls_verify"), c.str("ca_file")};
@@ -250,7 +267,14 @@ class SmsConnector final : public Connector {
       return Outcome::reject("mapping", 0,
                              "the SMS mapping must give an object with `to` and `text`");
     }
-    sms::PhoneCheck pc = sms::check_mobile(to_raw, text_of(m, "postcode"), region_);
+    // The region of a national number: the mapping's, else the postcode's, else the default.
+    std::string region = text_of(m, "region");
+    if (!region.empty() && !sms::known_region(region)) {
+      return Outcome::reject("mapping", 0,
+                             "region: '" + region + "' is not a phone region (FR, RE, GP …)");
+    }
+    sms::PhoneCheck pc = region.empty() ? sms::check_mobile(to_raw, text_of(m, "postcode"), region_)
+                                        : sms::check_mobile(to_raw, "", region);
     if (!pc.ok) return not_sent("number", "SMS non envoyé : " + pc.reason);
     std::string hash = sms::optout_hash(pc.e164);
     std::optional<sms::OptOut> opted;
@@ -303,43 +327,25 @@ class SmsConnector final : public Connector {
                                      (send_at && *send_at == due ? "" : " (plage d'envoi)"));
     }
 
-    // Sent before? (an attempt whose outcome was not recorded: crash after the gateway took it)
-    std::string reference = "d" + std::to_string(req.delivery_id);
-    std::string note;
-    if (auto prev = store_->by_delivery(req.delivery_id)) {
-      if (sms::state_rank(prev->state) >= 1 && prev->state != "failed") {
-        Outcome o =
-            Outcome::delivered(prev->gateway_ref.empty() ? prev->reference : prev->gateway_ref,
-                               "already accepted by the gateway at " +
-                                   format_rfc3339(prev->created_at) + ": not sent again");
-        return o;
-      }
-      if (prev->state == "submitting") {
-        note = " (the previous attempt's result is unknown: sent again)";
-      }
-    }
     sms::SmsRecord rec;
     rec.delivery_id = req.delivery_id;
     rec.destination = name_;
     rec.driver = driver_->name();
-    rec.reference = reference;
     rec.number_hash = hash;
     rec.encoding = std::string(sms::to_string(info.encoding));
     rec.segments = static_cast<int>(info.segments);
     rec.cost_cents = sms::cost_estimate(info.segments, price_);
-    rec.state = "submitting";
-    if (!store_->put(rec)) {
-      return Outcome::retry("store", 0, "cannot write the SMS record: will try again");
-    }
+    std::string note;
+    if (std::optional<Outcome> settled = start_send(rec, now, note)) return *settled;
 
     sms::SmsToSend sms;
     sms.to = pc.e164;
     sms.text = text;
     sms.ucs2 = info.encoding == sms::SmsEncoding::Ucs2;
     sms.sender = sender_;
-    sms.reference = reference;
+    sms.reference = rec.reference;
     sms.client_ref = text_of(m, "reference");
-    if (sms.client_ref.empty()) sms.client_ref = reference;
+    if (sms.client_ref.empty()) sms.client_ref = sms::send_reference(req.delivery_id, 1);
 
     limiter_->acquire();
     sms::Submission sub =
@@ -347,10 +353,16 @@ class SmsConnector final : public Connector {
                         transfer_, clock_, max_retry_after_ms_);
     if (!sub.answered) {
       if (sub.not_sent) {
-        rec.state = "retry";  // certainly not sent; a timeout or a lost answer stays unknown
-        store_->put(rec);
+        // Certainly not sent (nothing reached the gateway): an ordinary retry.
+        store_->answer(rec.delivery_id, rec.reference, "retry", "",
+                       sub.outcome.text.substr(0, 200));
+        return sub.outcome;
       }
-      return sub.outcome;
+      // Sent, no answer (a timeout, a connection cut): the gateway may have taken it. Wait for
+      // its delivery report before sending again.
+      store_->mark_unknown(rec.delivery_id, rec.reference, sub.outcome.text.substr(0, 200));
+      rec.updated_at = clock_.now_ms();
+      return waiting_for_report(rec, clock_.now_ms(), sub.outcome.text);
     }
     long status = sub.status;
     const sms::GatewayAnswer& a = sub.answer;
@@ -359,26 +371,22 @@ class SmsConnector final : public Connector {
     Outcome o;
     switch (a.kind) {
       case Outcome::Kind::Delivered:
-        rec.state = a.state.empty() ? "accepted" : a.state;
-        rec.gateway_ref = a.gateway_ref;
-        store_->put(rec);
+        store_->answer(rec.delivery_id, rec.reference, a.state.empty() ? "accepted" : a.state,
+                       a.gateway_ref, "");
         metrics_
             .counter("relais_sms_sent_total", {{"destination", name_}, {"encoding", rec.encoding}})
             .inc();
         metrics_.counter("relais_sms_segments_total", {{"destination", name_}}).inc(info.segments);
-        o = Outcome::delivered(a.gateway_ref.empty() ? reference : a.gateway_ref,
+        o = Outcome::delivered(a.gateway_ref.empty() ? rec.reference : a.gateway_ref,
                                a.text + cost + note);
         break;
       case Outcome::Kind::Retry:
-        rec.state = "retry";  // the gateway answered: it did not take the SMS
-        rec.detail = a.text.substr(0, 200);
-        store_->put(rec);
+        // The gateway answered: it did not take the SMS.
+        store_->answer(rec.delivery_id, rec.reference, "retry", "", a.text.substr(0, 200));
         o = sub.outcome;  // a retry, or a throttle (429, 503 with Retry-After)
         break;
       default:
-        rec.state = "failed";
-        rec.detail = a.text.substr(0, 200);
-        store_->put(rec);
+        store_->answer(rec.delivery_id, rec.reference, "failed", "", a.text.substr(0, 200));
         o = Outcome::reject("http", static_cast<int>(status), a.text);
     }
     o.code = static_cast<int>(status);
@@ -545,6 +553,67 @@ class SmsConnector final : public Connector {
     return error(405, "method not allowed", "use GET, POST or DELETE");
   }
 
+  // Decides from the delivery's SMS record whether this attempt sends, and starts the send
+  // (rec.reference is then the send's reference; `note` tells why it is a second send).
+  // Returns the outcome instead when it must not send: the gateway took it already (no second
+  // SMS), its earlier send's result is unknown and the wait for its report is not over, or the
+  // store fails.
+  std::optional<Outcome> start_send(sms::SmsRecord& rec, Millis now, std::string& note) {
+    for (int tries = 0; tries < 3; ++tries) {
+      std::string from;  // the state the record must still be in ("" = no record yet)
+      if (auto prev = store_->by_delivery(rec.delivery_id)) {
+        if (sms::state_rank(prev->state) >= 1 && prev->state != "failed") {
+          return Outcome::delivered(prev->gateway_ref.empty() ? prev->reference : prev->gateway_ref,
+                                    "already accepted by the gateway at " +
+                                        format_rfc3339(prev->created_at) + " (" + prev->state +
+                                        "): not sent again");
+        }
+        if (prev->state == "submitting") {
+          // Found at restart: relais stopped after sending, before saving the answer.
+          store_->mark_unknown(prev->delivery_id, prev->reference,
+                               "relais s'est arrêté avant d'enregistrer la réponse de la "
+                               "passerelle");
+          continue;  // read it again: a report may have settled it meanwhile
+        }
+        if (prev->state == "unknown") {
+          if (now < prev->updated_at + unknown_wait_) {
+            return waiting_for_report(*prev, now, prev->detail);
+          }
+          note = " (no delivery report within " + human_duration(unknown_wait_) +
+                 " of an unknown result: sent again)";
+        } else if (prev->state == "failed" && prev->dlr_status != 0) {
+          note = " (the previous send was reported not delivered: sent again)";
+        }
+        from = prev->state;
+        rec.reference = prev->reference;
+      }
+      switch (store_->begin_attempt(rec, from)) {
+        case sms::SmsStore::Begin::Started:
+          return std::nullopt;
+        case sms::SmsStore::Begin::Changed:
+          continue;  // a report moved the record between the read and the write
+        case sms::SmsStore::Begin::Failed:
+          break;
+      }
+      break;
+    }
+    return Outcome::retry("store", 0, "cannot write the SMS record: will try again");
+  }
+
+  // The record's send went out but its result is unknown: wait (not an attempt) for a delivery
+  // report until updated_at + unknown_outcome_wait, looking again every unknown_outcome_check.
+  Outcome waiting_for_report(const sms::SmsRecord& r, Millis now, const std::string& cause) {
+    Millis until = r.updated_at + unknown_wait_;
+    Outcome o = Outcome::defer(
+        std::min(until, now + unknown_check_),
+        "résultat de l'envoi inconnu" + (cause.empty() ? std::string() : " (" + cause + ")") +
+            " : la passerelle a peut-être reçu le SMS ; en attente de son accusé de réception "
+            "jusqu'à " +
+            window_->format_local(until) + ", puis renvoi s'il n'arrive pas");
+    o.error_class = kUnknownOutcome;
+    return o;
+  }
+
   Outcome not_sent(const std::string& why, std::string reason) {
     metrics_.counter("relais_sms_not_sent_total", {{"destination", name_}, {"reason", why}}).inc();
     return Outcome::skip(std::move(reason));
@@ -560,6 +629,7 @@ class SmsConnector final : public Connector {
   size_t max_segments_ = 3;
   double price_ = 5;
   Millis reminder_offset_ = 24 * 3600 * 1000LL;
+  Millis unknown_wait_ = 5 * 60 * 1000LL, unknown_check_ = 15 * 1000LL;
   CurlTransfer transfer_;
   int64_t max_retry_after_ms_;
   std::shared_ptr<RateLimiter> limiter_;

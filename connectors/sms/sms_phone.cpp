@@ -28,6 +28,10 @@ std::string region_from_postcode(const std::string& postcode) {
   return "";
 }
 
+bool known_region(const std::string& region) {
+  return PhoneNumberUtil::GetInstance()->GetCountryCodeForRegion(region) != 0;
+}
+
 PhoneCheck check_mobile(const std::string& raw, const std::string& postcode,
                         const std::string& default_region) {
   PhoneCheck out;

@@ -1,6 +1,7 @@
 // Recipient numbers for SMS: parsed and checked with libphonenumber, E.164 on the wire.
-// The region comes from the postcode for the French overseas departments (971 GP, 972 MQ,
-// 973 GF, 974 RE, 976 YT), else from the configured default (FR). Only valid mobile numbers
+// The region is the one the mapping gives (`region`, e.g. from config/tables/
+// region-telephone.yaml), else the postcode's for the French overseas departments (971 GP,
+// 972 MQ, 973 GF, 974 RE, 976 YT), else the configured default (FR). Only valid mobile numbers
 // pass; every refusal carries a reason in French for support, without the number itself.
 //
 // Thread-safety: pure functions over libphonenumber's process-wide singleton, which is
@@ -20,6 +21,9 @@ struct PhoneCheck {
 
 // The region of a French postcode's overseas department, or "" (metropolitan or unknown).
 std::string region_from_postcode(const std::string& postcode);
+
+// Whether libphonenumber knows `region` ("FR", "RE" …: ISO 3166 codes with a calling code).
+bool known_region(const std::string& region);
 
 // Reads `raw` ("06.00.00.00.00", "+262 692 12 34 56", …) as a mobile number.
 PhoneCheck check_mobile(const std::string& raw, const std::string& postcode,

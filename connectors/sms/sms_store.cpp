@@ -5,6 +5,8 @@
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <stdexcept>
@@ -43,14 +45,47 @@ SmsRecord row(RecordSet& rs, size_t i) {
   return r;
 }
 
+const std::map<std::string, int>& ranks() {
+  static const std::map<std::string, int> r = {{"submitting", 0}, {"unknown", 0},  {"retry", 0},
+                                               {"queued", 1},     {"accepted", 2}, {"smsc", 3},
+                                               {"delivered", 4},  {"failed", 4}};
+  return r;
+}
+
+// The rank of the `state` column in SQL, from the same table as state_rank().
+std::string rank_sql() {
+  std::string s = "(CASE state";
+  for (const auto& [name, rank] : ranks()) {
+    if (rank != 0) s += " WHEN '" + name + "' THEN " + std::to_string(rank);
+  }
+  return s + " ELSE 0 END)";
+}
+
 }  // namespace
 
 int state_rank(const std::string& state) {
-  static const std::map<std::string, int> ranks = {
-      {"submitting", 0}, {"retry", 0},     {"queued", 1}, {"accepted", 2},
-      {"smsc", 3},       {"delivered", 4}, {"failed", 4}};
-  auto it = ranks.find(state);
-  return it == ranks.end() ? 0 : it->second;
+  auto it = ranks().find(state);
+  return it == ranks().end() ? 0 : it->second;
+}
+
+std::string send_reference(int64_t delivery_id, int n) {
+  std::string r = "d" + std::to_string(delivery_id);
+  return n <= 1 ? r : r + "." + std::to_string(n);
+}
+
+bool parse_send_reference(const std::string& reference, int64_t& delivery_id, int& n) {
+  if (reference.size() < 2 || reference[0] != 'd') return false;
+  size_t dot = reference.find('.');
+  std::string id = reference.substr(1, dot == std::string::npos ? std::string::npos : dot - 1);
+  std::string send = dot == std::string::npos ? "1" : reference.substr(dot + 1);
+  auto digits = [](const std::string& t) {
+    return !t.empty() && t.size() <= 18 &&
+           std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+  };
+  if (!digits(id) || !digits(send) || send.size() > 6) return false;
+  delivery_id = std::stoll(id);
+  n = std::stoi(send);
+  return n >= 1;
 }
 
 SmsStore::SmsStore(const std::string& path, const Clock& clock)
@@ -69,32 +104,117 @@ std::shared_ptr<SmsStore> SmsStore::shared(const std::string& path, const Clock&
   return s;
 }
 
-bool SmsStore::put(const SmsRecord& in) {
+void SmsStore::set_before_write_for_test(std::function<void(const std::string&, int64_t)> f) {
+  std::lock_guard<std::mutex> lock(hook_mu_);
+  before_write_ = std::move(f);
+}
+
+void SmsStore::before_write(const char* op, int64_t delivery_id) {
+  std::function<void(const std::string&, int64_t)> f;
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    f = before_write_;
+  }
+  if (f) f(op, delivery_id);
+}
+
+int SmsStore::changes_locked() {
+  int changed = 0;
+  *s_ << "SELECT changes()", into(changed), now;
+  return changed;
+}
+
+SmsStore::Begin SmsStore::begin_attempt(SmsRecord& r, const std::string& from_state) {
+  before_write("begin_attempt", r.delivery_id);
   std::lock_guard<std::mutex> lock(mu_);
-  SmsRecord r = in;
   Millis t = clock_.now_ms();
-  if (r.created_at == 0) r.created_at = t;
-  r.updated_at = t;
   try {
-    *s_ << "INSERT OR REPLACE INTO sms_records(" << kColumns
-        << ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        use(r.delivery_id), use(r.destination), use(r.driver), use(r.reference), use(r.gateway_ref),
-        use(r.number_hash), use(r.encoding), use(r.segments), use(r.cost_cents), use(r.state),
-        use(r.dlr_status), use(r.detail), use(r.created_at), use(r.updated_at), now;
-    return true;
-  } catch (const Poco::Exception&) {
+    if (from_state.empty()) {
+      r.reference = send_reference(r.delivery_id, 1);
+      r.state = "submitting";
+      r.gateway_ref.clear();
+      *s_ << "INSERT OR IGNORE INTO sms_records(" << kColumns
+          << ") VALUES(?,?,?,?,'',?,?,?,?,'submitting',0,'',?,?)",
+          use(r.delivery_id), use(r.destination), use(r.driver), use(r.reference),
+          use(r.number_hash), use(r.encoding), use(r.segments), use(r.cost_cents), use(t), use(t),
+          now;
+    } else {
+      if (from_state != "retry") {  // the earlier send may have reached the gateway: a new one
+        int64_t id = 0;
+        int n = 1;
+        if (!parse_send_reference(r.reference, id, n)) n = 1;
+        r.reference = send_reference(r.delivery_id, n + 1);
+      }
+      std::string from = from_state;
+      *s_ << "UPDATE sms_records SET state = 'submitting', reference = ?, gateway_ref = '', "
+             "driver = ?, number_hash = ?, encoding = ?, segments = ?, cost_cents = ?, "
+             "dlr_status = 0, detail = '', updated_at = ? WHERE delivery_id = ? AND state = ?",
+          use(r.reference), use(r.driver), use(r.number_hash), use(r.encoding), use(r.segments),
+          use(r.cost_cents), use(t), use(r.delivery_id), use(from), now;
+    }
+    if (changes_locked() == 0) return Begin::Changed;
+    r.state = "submitting";
+    r.updated_at = t;
+    return Begin::Started;
+  } catch (const Poco::Exception& e) {
+    log_error("sms", "SMS record: cannot start a send: " + e.displayText());
+    return Begin::Failed;
+  }
+}
+
+bool SmsStore::answer(int64_t delivery_id, const std::string& reference, const std::string& state,
+                      const std::string& gateway_ref, const std::string& detail) {
+  before_write("answer", delivery_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  Millis t = clock_.now_ms();
+  int64_t id = delivery_id;
+  std::string ref = reference, st = state, gw = gateway_ref, det = detail;
+  int rank = state_rank(state);
+  // Out of submitting to anything; otherwise forward only (a report may have come first).
+  std::string moves = "(state = 'submitting' OR " + rank_sql() + " < ?)";
+  try {
+    *s_ << "UPDATE sms_records SET gateway_ref = CASE WHEN ? <> '' THEN ? ELSE gateway_ref END, "
+           "detail = CASE WHEN "
+        << moves << " THEN ? ELSE detail END, state = CASE WHEN " << moves
+        << " THEN ? ELSE state END, updated_at = ? WHERE delivery_id = ? AND reference = ?",
+        use(gw), use(gw), use(rank), use(det), use(rank), use(st), use(t), use(id), use(ref), now;
+    return changes_locked() > 0;
+  } catch (const Poco::Exception& e) {
+    log_error("sms", "SMS record: cannot save the gateway's answer: " + e.displayText());
     return false;
   }
+}
+
+bool SmsStore::mark_unknown(int64_t delivery_id, const std::string& reference,
+                            const std::string& detail) {
+  before_write("mark_unknown", delivery_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  Millis t = clock_.now_ms();
+  int64_t id = delivery_id;
+  std::string ref = reference, det = detail;
+  try {
+    *s_ << "UPDATE sms_records SET state = 'unknown', detail = ?, updated_at = ? "
+           "WHERE delivery_id = ? AND reference = ? AND state = 'submitting'",
+        use(det), use(t), use(id), use(ref), now;
+    return changes_locked() > 0;
+  } catch (const Poco::Exception& e) {
+    log_error("sms", "SMS record: cannot mark a send unknown: " + e.displayText());
+    return false;
+  }
+}
+
+std::optional<SmsRecord> SmsStore::by_delivery_locked(int64_t delivery_id) {
+  Statement st(*s_);
+  st << "SELECT " << kColumns << " FROM sms_records WHERE delivery_id = ?", use(delivery_id), now;
+  RecordSet rs(st);
+  if (rs.rowCount() == 0) return std::nullopt;
+  return row(rs, 0);
 }
 
 std::optional<SmsRecord> SmsStore::by_delivery(int64_t delivery_id) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
-    Statement st(*s_);
-    st << "SELECT " << kColumns << " FROM sms_records WHERE delivery_id = ?", use(delivery_id), now;
-    RecordSet rs(st);
-    if (rs.rowCount() == 0) return std::nullopt;
-    return row(rs, 0);
+    return by_delivery_locked(delivery_id);
   } catch (const Poco::Exception&) {
     return std::nullopt;
   }
@@ -105,27 +225,35 @@ std::optional<SmsRecord> SmsStore::report(const std::string& reference,
                                           int dlr_status, const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
-    Statement st(*s_);
-    std::string key = reference.empty() ? gateway_ref : reference;
-    if (key.empty()) return std::nullopt;
-    st << "SELECT " << kColumns << " FROM sms_records WHERE "
-       << (reference.empty() ? "gateway_ref" : "reference")
-       << " = ? ORDER BY delivery_id DESC LIMIT 1",
-        use(key), now;
-    RecordSet rs(st);
-    if (rs.rowCount() == 0) return std::nullopt;
-    SmsRecord r = row(rs, 0);
-    Millis t = clock_.now_ms();
+    std::optional<SmsRecord> found;
+    int64_t id = 0;
+    int n = 0;
+    if (parse_send_reference(reference, id, n)) {
+      found = by_delivery_locked(id);
+    } else if (reference.empty() && !gateway_ref.empty()) {
+      Statement st(*s_);
+      std::string key = gateway_ref;
+      st << "SELECT " << kColumns
+         << " FROM sms_records WHERE gateway_ref = ? ORDER BY delivery_id DESC LIMIT 1",
+          use(key), now;
+      RecordSet rs(st);
+      if (rs.rowCount() > 0) found = row(rs, 0);
+    }
+    if (!found) return std::nullopt;
+    SmsRecord r = *found;
+    // A report about an earlier send only tells that its SMS reached the phone.
+    bool current = reference.empty() || reference == r.reference;
+    if (!current && state != "delivered") return r;
     // Reports may arrive out of order: never move a record back (smsc after delivered).
-    if (state_rank(state) < state_rank(r.state) || state_rank(r.state) == 4) return r;
-    r.state = state;
-    r.dlr_status = dlr_status;
-    r.detail = detail;
-    r.updated_at = t;
+    int rank = state_rank(state);
+    std::string st = state, det = detail;
+    int code = dlr_status;
+    Millis t = clock_.now_ms();
     *s_ << "UPDATE sms_records SET state = ?, dlr_status = ?, detail = ?, updated_at = ? "
-           "WHERE delivery_id = ?",
-        use(r.state), use(r.dlr_status), use(r.detail), use(r.updated_at), use(r.delivery_id), now;
-    return r;
+           "WHERE delivery_id = ? AND "
+        << rank_sql() << " <= ? AND " << rank_sql() << " < 4",
+        use(st), use(code), use(det), use(t), use(r.delivery_id), use(rank), now;
+    return by_delivery_locked(r.delivery_id);
   } catch (const Poco::Exception&) {
     return std::nullopt;
   }
@@ -147,9 +275,7 @@ bool SmsStore::add_optout_locked(const OptOut& in) {
   *s_ << "INSERT OR IGNORE INTO sms_optouts(number_hash, created_at, source, keyword) "
          "VALUES(?,?,?,?)",
       use(o.number_hash), use(o.created_at), use(o.source), use(o.keyword), now;
-  int changed = 0;
-  *s_ << "SELECT changes()", into(changed), now;
-  return changed > 0;
+  return changes_locked() > 0;
 }
 
 std::optional<OptOut> SmsStore::optout(const std::string& number_hash) {
@@ -195,9 +321,7 @@ bool SmsStore::remove_optout(const std::string& number_hash) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string h = number_hash;
   *s_ << "DELETE FROM sms_optouts WHERE number_hash = ?", use(h), now;
-  int changed = 0;
-  *s_ << "SELECT changes()", into(changed), now;
-  return changed > 0;
+  return changes_locked() > 0;
 }
 
 }  // namespace relais::sms

@@ -2,12 +2,17 @@
 // reference, delivery-report state) and the opt-out list, in the hub's SQLite store (tables
 // of migration 5 in core/sqlite_store.cpp).
 //
+// Every change is one targeted UPDATE guarded by the state order below, so the connector's own
+// writes and the gateway's delivery reports can come in any order: a record never moves back,
+// and created_at never changes.
+//
 // Thread-safety: every method is safe to call from any thread (one connection per store,
-// serialised by a mutex; each call is one statement, its own transaction). Ownership: owns
-// its connection; shared (shared_ptr) by the SMS destinations of one process.
+// serialised by a mutex; each write is one guarded statement, its own transaction). Ownership:
+// owns its connection; shared (shared_ptr) by the SMS destinations of one process.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,10 +28,18 @@ class Session;
 namespace relais::sms {
 
 // The states of an SMS record, in the order they may move (a late report never moves a record
-// back): submitting (the request is being made; after a crash or a timeout the result is
-// unknown) | retry (the gateway answered that it did not take it) → accepted (gateway took it)
-// / queued (gateway queued it for later) → smsc (the operator's SMSC took it) → delivered (to
-// the phone) | failed (refused by the gateway, or reported not delivered).
+// back):
+//   rank 0: submitting (the request is being made) | unknown (the request went out but its
+//           answer never came — connection cut, timeout, crash: the gateway may have taken it)
+//           | retry (the gateway answered that it did not take it, or could not be reached)
+//   rank 1: queued (the gateway queued it for later)   rank 2: accepted (the gateway took it)
+//   rank 3: smsc (the operator's SMSC took it)
+//   rank 4: delivered (to the phone) | failed (refused by the gateway, or reported not delivered)
+// A delivery report moves a record to a rank at least its own, never out of rank 4; the
+// gateway's answer moves it out of submitting, else only to a higher rank. A new send starts
+// (submitting) only from no record, retry, failed or unknown — decided by the connector.
+// Each send has its reference: "d<delivery id>" for the first, "d<delivery id>.<n>" for the
+// n-th; a report names the send it is about (see report()).
 struct SmsRecord {
   int64_t delivery_id = 0;
   std::string destination;
@@ -59,11 +72,29 @@ class SmsStore {
   SmsStore(const std::string& path, const Clock& clock);
   ~SmsStore();
 
-  // Creates or replaces the record of a delivery (a new attempt starts it again).
-  bool put(const SmsRecord& r);
+  enum class Begin {
+    Started,  // the record says submitting, with r.reference for this send
+    Changed,  // the record was not in `from_state` any more (a report moved it): read it again
+    Failed,   // the store cannot be written
+  };
+  // Starts a send: creates the record (from_state "": state submitting, created now) or moves
+  // it from `from_state` (retry: same reference; failed or unknown: the next send's reference,
+  // the gateway's id cleared) to submitting. Sets r.reference to the send's reference.
+  Begin begin_attempt(SmsRecord& r, const std::string& from_state);
+  // The gateway's answer to the send `reference` (still the record's current send): state
+  // accepted | queued | retry | failed, and the gateway's id when it gave one. False when the
+  // send is no longer current or the store failed.
+  bool answer(int64_t delivery_id, const std::string& reference, const std::string& state,
+              const std::string& gateway_ref, const std::string& detail);
+  // The send `reference` went out but its answer never came: submitting → unknown (the time of
+  // this change, updated_at, starts the wait for a delivery report). False when the record was
+  // not submitting with that reference (a report settled it first) or the store failed.
+  bool mark_unknown(int64_t delivery_id, const std::string& reference, const std::string& detail);
   std::optional<SmsRecord> by_delivery(int64_t delivery_id);
-  // A delivery report: moves the record (found by our reference, else by the gateway's)
-  // forward to `state`. Returns the record after the change, nullopt when unknown.
+  // A delivery report: moves the record (found by the delivery id in our reference, else by
+  // the gateway's id) forward to `state`. A report about an earlier send than the current one
+  // counts only when it says delivered (the phone got that SMS). Returns the record after the
+  // change, nullopt when unknown.
   std::optional<SmsRecord> report(const std::string& reference, const std::string& gateway_ref,
                                   const std::string& state, int dlr_status,
                                   const std::string& detail);
@@ -77,12 +108,27 @@ class SmsStore {
   // One store per file for the whole process (the SMS destinations share it).
   static std::shared_ptr<SmsStore> shared(const std::string& path, const Clock& clock);
 
+  // Test seam: `f(op, delivery_id)` runs at the start of begin_attempt / answer / mark_unknown
+  // (op is the method's name), before the store's lock is taken, on the writing thread: a test
+  // injects a delivery report before, during or after the connector saves its own state.
+  void set_before_write_for_test(std::function<void(const std::string&, int64_t)> f);
+
  private:
+  void before_write(const char* op, int64_t delivery_id);
+  int changes_locked();
+  std::optional<SmsRecord> by_delivery_locked(int64_t delivery_id);
   bool add_optout_locked(const OptOut& o);
   std::optional<OptOut> optout_locked(const std::string& number_hash);
   const Clock& clock_;
   std::mutex mu_;
   std::unique_ptr<Poco::Data::Session> s_;
+  std::mutex hook_mu_;
+  std::function<void(const std::string&, int64_t)> before_write_;
 };
+
+// The reference of a send: "d42" (n = 1), "d42.2" …
+std::string send_reference(int64_t delivery_id, int n);
+// Reads a send reference; false when it is not one.
+bool parse_send_reference(const std::string& reference, int64_t& delivery_id, int& n);
 
 }  // namespace relais::sms

@@ -500,6 +500,17 @@ TEST_F(ConsoleApiTest, DestinationsHideSecretsAndCanBeProbed) {
   EXPECT_EQ(admin_.post_json("/api/v1/destinations/nope/probe", "{}").status, 404);
 }
 
+// An unknown result (the request went out, its answer never came) is explained as such, not
+// as a failure: the partner may have the message and relais checks before sending again.
+TEST(DeskText, AnUnknownOutcomeSaysThePartnerMayHaveTheMessage) {
+  auto e = api::explain("unknown_outcome", 28, "résultat de l'envoi inconnu");
+  EXPECT_EQ(e.title.rfind("Le partenaire a peut-être reçu le message", 0), 0u) << e.title;
+  EXPECT_NE(e.title.find("vérifie avant de renvoyer"), std::string::npos) << e.title;
+  EXPECT_NE(e.action.find("Rien à faire"), std::string::npos) << e.action;
+  // A plain network failure keeps its own explanation.
+  EXPECT_EQ(api::explain("network", 7, "").title.find("peut-être reçu"), std::string::npos);
+}
+
 // Masking walks any stored document without recursion: 200,000 levels (a document from a store
 // written before the depth limit) neither overflow the stack nor lose the masking.
 TEST(MaskPersonal, DeepDocumentsAreMaskedWithoutRecursion) {

@@ -36,7 +36,10 @@ KannelGateway::KannelGateway(KannelOptions options) : options_(std::move(options
        "\nconnect-allow-ip = \"127.0.0.1\"\n\n";
   c += "group = smsbox\nbearerbox-host = 127.0.0.1\nbearerbox-port = " +
        std::to_string(smsbox_port_) + "\nsendsms-port = " + std::to_string(sendsms_port_) +
-       "\nsendsms-interface = 127.0.0.1\nlog-file = \"" + d + "/smsbox.log\"\nlog-level = 1\n\n";
+       "\nsendsms-interface = 127.0.0.1\nlog-file = \"" + d +
+       "/smsbox.log\"\nlog-level = 1\nhttp-request-retry = " +
+       std::to_string(options_.http_request_retry) +
+       "\nhttp-queue-delay = " + std::to_string(options_.http_queue_delay_s) + "\n\n";
   c += "group = sendsms-user\nusername = " + options_.sendsms_user +
        "\npassword = " + options_.sendsms_password +
        "\nconcatenation = true\nmax-messages = 10\n\n";
@@ -96,6 +99,10 @@ void KannelGateway::end(pid_t& pid) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pid = -1;
+}
+
+std::string KannelGateway::smsbox_log() const {
+  return read_file(dir_.path() + "/smsbox.log");
 }
 
 bool KannelGateway::log_contains(const std::string& file, const std::string& text,

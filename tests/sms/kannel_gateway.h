@@ -19,6 +19,11 @@ struct KannelOptions {
   std::string mo_url;  // sms-service get-url (Kannel fills %p and %a); "" = none
   std::string sendsms_user = "relais";
   std::string sendsms_password = "kannel-test-password";
+  // smsbox retries a failed callback (delivery report, reply) this many times, this many
+  // seconds apart: reports sent while relais restarts are not lost (production: see
+  // docs/connectors/sms.md).
+  int http_request_retry = 30;
+  int http_queue_delay_s = 1;
 };
 
 class KannelGateway {
@@ -46,6 +51,8 @@ class KannelGateway {
   std::vector<std::string> messages() const;
   // How many SMS the fake SMSCs received (whole, after joining parts).
   int received() const;
+  // smsbox's log (its callbacks, their retries).
+  std::string smsbox_log() const;
 
  private:
   pid_t spawn(const std::vector<std::string>& argv, const std::string& log, int stdin_fd = -1);

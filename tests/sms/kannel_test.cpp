@@ -5,14 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "tests/sms/kannel_gateway.h"
 #include "tests/support/relais_process.h"
+#include "tools/sink/http_sink.h"
 
 namespace relais::testing {
 namespace {
@@ -77,7 +80,7 @@ class KannelTest : public ::testing::Test {
         "    connector: sms\n"
         "    driver: kannel\n"
         "    url: " +
-        kannel_->sendsms_url() +
+        gateway_url() +
         "\n"
         "    username: relais\n"
         "    password: kannel-test-password\n"
@@ -86,8 +89,7 @@ class KannelTest : public ::testing::Test {
         base + "dlr?token=" + kInboundToken +
         "\n"
         "    inbound_token: " +
-        kInboundToken +
-        "\n"
+        kInboundToken + "\n" + sms_extra_yaml() +
         "    window: false\n"  // the tests run at any hour; the window has its own tests
         "    concurrency: 4\n"
         "    rate_limit: " +
@@ -108,6 +110,10 @@ class KannelTest : public ::testing::Test {
     admin_ = std::make_unique<HttpClient>(relais_->client());
     system_ = std::make_unique<HttpClient>(relais_->base_url(), relais_->system_token());
   }
+
+  // Where relais sends its sendsms requests, and more keys of the SMS destination.
+  virtual std::string gateway_url() { return kannel_->sendsms_url(); }
+  virtual std::string sms_extra_yaml() { return ""; }
 
   void TearDown() override {
     // A clean exit (0): under the sanitizers a leak or an error would change it.
@@ -136,6 +142,16 @@ class KannelTest : public ::testing::Test {
                       seconds(timeout_s), std::chrono::milliseconds(50));
   }
 
+  // Waits until the SMS record of a delivery reaches `state`; `rec` is the last one read.
+  bool wait_record_state(const std::string& delivery_id, const std::string& state, json& rec) {
+    return wait_until(
+        [&] {
+          rec = admin_->get("/api/v1/connectors/sms/records/" + delivery_id).json();
+          return rec.value("state", "") == state;
+        },
+        seconds(30));
+  }
+
   TempDir maps_{"relais-sms-maps-"};
   int relais_port_ = 0;
   std::unique_ptr<KannelGateway> kannel_;
@@ -162,13 +178,7 @@ TEST_F(KannelTest, ConfirmationReachesThePhoneAndReportsUpdateTheRecord) {
   ASSERT_EQ(ref, "d" + d["id"].get<std::string>());
   // Kannel reports 8 (SMSC took it) then 1 (delivered to the phone).
   json rec;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        rec = admin_->get("/api/v1/connectors/sms/records/" + d["id"].get<std::string>()).json();
-        return rec.value("state", "") == "delivered";
-      },
-      seconds(30)))
-      << rec.dump();
+  ASSERT_TRUE(wait_record_state(d["id"].get<std::string>(), "delivered", rec)) << rec.dump();
   EXPECT_EQ(rec["dlr_status"], 1);
   EXPECT_EQ(rec["segments"], 2);  // 170 GSM-7 characters
   EXPECT_EQ(rec["encoding"], "GSM-7");
@@ -287,6 +297,120 @@ TEST_F(KannelTest, AScheduledSmsSurvivesAKillAndGoesAtItsTime) {
     if (a["outcome"] == "delivered") parse_rfc3339(a["at"].get<std::string>(), sent);
   }
   EXPECT_GE(sent, ms.count() - 1) << full.dump();
+}
+
+// Between relais and Kannel: holds each sendsms request until released, then hands it to
+// Kannel and answers what Kannel answered. Thread-safe (the sink's handler threads wait on it).
+class HoldingProxy {
+ public:
+  explicit HoldingProxy(std::string kannel_base) : kannel_base_(std::move(kannel_base)) {
+    sink_.set_responder([this](const tools::SinkRequest& r) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ++arrived_;
+        cv_.notify_all();
+        cv_.wait_for(lock, seconds(120), [&] { return released_; });
+      }
+      HttpClient kannel;
+      auto a = kannel.get(kannel_base_ + r.path);
+      tools::SinkResponse out;
+      out.status = a.status == 0 ? 502 : static_cast<int>(a.status);
+      out.body = a.body;
+      return out;
+    });
+  }
+  ~HoldingProxy() { release(); }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Waits until n requests arrived (held or not).
+  bool wait_arrived(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return arrived_ >= n; });
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(sink_.port()) + "/cgi-bin/sendsms";
+  }
+  tools::HttpSink& sink() { return sink_; }
+
+ private:
+  std::string kannel_base_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  int arrived_ = 0;
+  tools::HttpSink sink_;
+};
+
+// relais sends through the holding proxy, and waits up to 2 minutes for the report of an SMS
+// whose result is unknown, looking every second.
+class KannelKillTest : public KannelTest {
+ protected:
+  std::string gateway_url() override {
+    std::string base = kannel_->sendsms_url();
+    proxy_ = std::make_unique<HoldingProxy>(base.substr(0, base.find("/cgi-bin/")));
+    return proxy_->url();
+  }
+  std::string sms_extra_yaml() override {
+    return "    unknown_outcome_wait: 2m\n    unknown_outcome_check: 1s\n";
+  }
+  void TearDown() override {
+    if (proxy_) proxy_->release();
+    KannelTest::TearDown();
+  }
+  std::unique_ptr<HoldingProxy> proxy_;
+};
+
+// relais is killed after its sendsms request reached Kannel and before it saved Kannel's
+// answer. Kannel sends the SMS and calls back with its delivery reports while relais is down:
+// smsbox retries them (http-request-retry). After the restart the record says submitting:
+// the delivery waits for the report, which settles it — the SMS is not sent a second time.
+TEST_F(KannelKillTest, TheSmsSubmittedJustBeforeAKillIsNotSentTwiceWhenItsReportComesAfter) {
+  json e = {{"event", "sms.direct"},
+            {"id", "direct-kill-1"},
+            {"rdv", {{"id", 6}}},
+            {"to", "+33622222222"},
+            {"text", "Rappel : vous avez rendez-vous demain à 10h00."}};
+  std::string id = post(e);
+  // relais's request is at the gateway's door, relais waits for the answer: kill it.
+  ASSERT_TRUE(proxy_->wait_arrived(1, seconds(30)));
+  relais_->kill9();
+  size_t log_before = kannel_->smsbox_log().size();
+  proxy_->release();  // Kannel takes the SMS; its answer goes nowhere
+  ASSERT_TRUE(wait_until([&] { return kannel_->received() == 1; }, seconds(30)))
+      << kannel_->fakesmsc_output();
+  // Kannel's report could not reach relais ("Couldn't fetch <…/inbound/dlr…>"): smsbox will
+  // try again (http-request-retry).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::string log = kannel_->smsbox_log();
+        size_t at = log.find("Couldn't fetch <", log_before);
+        return at != std::string::npos && log.find("/inbound/dlr", at) != std::string::npos;
+      },
+      seconds(30)))
+      << kannel_->smsbox_log().substr(log_before);
+  relais_->restart();
+  admin_ = std::make_unique<HttpClient>(relais_->client());
+  system_ = std::make_unique<HttpClient>(relais_->base_url(), relais_->system_token());
+  ASSERT_TRUE(wait_state(id, "delivered", 90)) << delivery(id).dump();
+  json d = admin_->get("/api/v1/messages/" + id).json()["deliveries"][0];
+  EXPECT_NE(d["last_outcome"]["text"].get<std::string>().find("not sent again"), std::string::npos)
+      << d.dump();
+  // After the restart the delivery first waited for the report (the restarted hub attempts it
+  // before its API listens, so before any report can arrive).
+  int waited = 0;
+  for (const auto& a : d["attempts"]) {
+    if (a["outcome"] == "defer" && a["class"] == "unknown_outcome") ++waited;
+  }
+  EXPECT_GE(waited, 1) << d.dump();
+  json rec;
+  ASSERT_TRUE(wait_record_state(d["id"].get<std::string>(), "delivered", rec)) << rec.dump();
+  EXPECT_EQ(rec["reference"], "d" + d["id"].get<std::string>());  // the first send's report
+  EXPECT_EQ(proxy_->sink().total(), 1u);
+  EXPECT_EQ(kannel_->received(), 1) << kannel_->fakesmsc_output();
+  std::printf("after the restart: %s\n", d["last_outcome"]["text"].get<std::string>().c_str());
 }
 
 #ifdef RELAIS_SMS_BENCH_BUILD

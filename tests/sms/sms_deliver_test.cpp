@@ -7,12 +7,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include "connectors/registry.h"
+#include "connectors/sms/sms_store.h"
 #include "core/store.h"
 #include "routing/hub_config.h"
 #include "tests/support/relais_process.h"
@@ -103,6 +106,12 @@ class SmsDeliver : public ::testing::Test {
     auto r = c.inbound(in);
     EXPECT_TRUE(r.has_value()) << path;
     return r ? *r : InboundResponse{};
+  }
+
+  // A delivery report from the gateway (Kannel's callback: ref and status).
+  InboundResponse dlr(Connector& c, const std::string& ref, int status) {
+    return call(c, "GET", "inbound/dlr",
+                {{"token", "tok-0123456789"}, {"ref", ref}, {"status", std::to_string(status)}});
   }
 
   testing::TempDir dir_{"relais-sms-deliver-"};
@@ -275,18 +284,204 @@ TEST_F(SmsDeliver, TooManyRequestsPausesTheDestination) {
   EXPECT_EQ(call(*c, "GET", "records/12", {}, "admin").body["state"], "retry");
 }
 
-TEST_F(SmsDeliver, AnAnswerThatNeverCameIsSentAgainAndSaysSo) {
+// The gateway took the SMS but its answer never came (timeout after the request went out):
+// the result is unknown, so the delivery waits — deferred, not an attempt — for the SMS's
+// delivery report, looking again every unknown_outcome_check, and sends again only when no
+// report came within unknown_outcome_wait.
+TEST_F(SmsDeliver, AnAnswerThatNeverCameWaitsForItsReportThenIsSentAgain) {
   auto c = make("timeout: 300ms\n");
   status_ = 0;  // the gateway takes it but answers after the timeout
-  Outcome lost = send(*c, sms(), 11);
-  EXPECT_EQ(lost.kind, Outcome::Kind::Retry);
-  EXPECT_EQ(lost.error_class, "unknown_outcome");
-  EXPECT_EQ(call(*c, "GET", "records/11", {}, "admin").body["state"], "submitting");
-  status_ = 201;
+  Millis start = clock_.now_ms();
   Outcome o = send(*c, sms(), 11);
-  EXPECT_EQ(o.kind, Outcome::Kind::Delivered);
-  EXPECT_NE(o.text.find("the previous attempt's result is unknown: sent again"), std::string::npos)
-      << o.text;
+  ASSERT_EQ(o.kind, Outcome::Kind::Defer) << o.text;
+  EXPECT_EQ(o.error_class, "unknown_outcome");
+  EXPECT_EQ(o.not_before, start + 15000);  // unknown_outcome_check
+  EXPECT_NE(o.text.find("la passerelle a peut-être reçu le SMS"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("jusqu'à 2026-12-01 10:05"), std::string::npos) << o.text;
+  auto rec = call(*c, "GET", "records/11", {}, "admin");
+  EXPECT_EQ(rec.body["state"], "unknown");
+  EXPECT_EQ(rec.body["reference"], "d11");
+  status_ = 201;
+  clock_.advance(15000);
+  Outcome still = send(*c, sms(), 11);
+  ASSERT_EQ(still.kind, Outcome::Kind::Defer) << still.text;
+  EXPECT_EQ(still.not_before, start + 30000);
+  ASSERT_EQ(gateway_.wait_for(1, 5000), 1u);
+  clock_.set(start + 4 * 60000 + 55000);
+  EXPECT_EQ(send(*c, sms(), 11).not_before, start + 5 * 60000);  // never past the wait
+  clock_.set(start + 5 * 60000);
+  Outcome again = send(*c, sms(), 11);
+  ASSERT_EQ(again.kind, Outcome::Kind::Delivered) << again.text;
+  EXPECT_NE(again.text.find("no delivery report within 5 min of an unknown result: sent again"),
+            std::string::npos)
+      << again.text;
+  EXPECT_EQ(gateway_.total(), 2u);
+  rec = call(*c, "GET", "records/11", {}, "admin");
+  EXPECT_EQ(rec.body["state"], "accepted");
+  EXPECT_EQ(rec.body["reference"], "d11.2");  // the second send has its own reference
+  // A late report about the first send: "not delivered" says nothing of the second one...
+  std::map<std::string, std::string> q = {
+      {"token", "tok-0123456789"}, {"ref", "d11"}, {"status", "2"}};
+  EXPECT_EQ(call(*c, "GET", "inbound/dlr", q).body["state"], "accepted");
+  // ... "delivered" means the phone has the SMS.
+  q["status"] = "1";
+  EXPECT_EQ(call(*c, "GET", "inbound/dlr", q).body["state"], "delivered");
+}
+
+TEST_F(SmsDeliver, ADeliveryReportWhileWaitingSettlesItWithoutASecondSms) {
+  auto c = make("timeout: 300ms\nunknown_outcome_wait: 2m\nunknown_outcome_check: 5s\n");
+  status_ = 0;
+  Outcome o = send(*c, sms(), 12);
+  ASSERT_EQ(o.kind, Outcome::Kind::Defer) << o.text;
+  EXPECT_EQ(o.not_before, clock_.now_ms() + 5000);
+  // The report for that send arrives (Kannel: ref=d12): the gateway had taken it.
+  auto r = dlr(*c, "d12", 1);
+  EXPECT_EQ(r.body["state"], "delivered");
+  clock_.advance(5000);
+  Outcome done = send(*c, sms(), 12);
+  ASSERT_EQ(done.kind, Outcome::Kind::Delivered) << done.text;
+  EXPECT_NE(done.text.find("(delivered): not sent again"), std::string::npos) << done.text;
+  ASSERT_EQ(gateway_.wait_for(1, 5000), 1u);
+  EXPECT_EQ(gateway_.total(), 1u);
+}
+
+TEST_F(SmsDeliver, AFailedReportWhileWaitingSendsAgainAtOnce) {
+  auto c = make("timeout: 300ms\n");
+  status_ = 0;
+  ASSERT_EQ(send(*c, sms(), 13).kind, Outcome::Kind::Defer);
+  auto r = dlr(*c, "d13", 16);
+  EXPECT_EQ(r.body["state"], "failed");
+  status_ = 201;
+  clock_.advance(15000);
+  Outcome again = send(*c, sms(), 13);
+  ASSERT_EQ(again.kind, Outcome::Kind::Delivered) << again.text;
+  EXPECT_NE(again.text.find("(the previous send was reported not delivered: sent again)"),
+            std::string::npos)
+      << again.text;
+  EXPECT_EQ(gateway_.wait_for(2, 5000), 2u);  // the first one answers late
+  EXPECT_EQ(call(*c, "GET", "records/13", {}, "admin").body["reference"], "d13.2");
+}
+
+// relais was killed after the request went out, before it saved the gateway's answer: the
+// record says submitting at restart. The delivery waits for the report like any unknown
+// result; the report that comes after the restart settles it.
+TEST_F(SmsDeliver, ASubmittingRecordFoundAtRestartWaitsForItsReport) {
+  auto store = sms::SmsStore::shared(store_path_, clock_);
+  sms::SmsRecord crashed;
+  crashed.delivery_id = 14;
+  crashed.destination = "sms-test-1";
+  crashed.driver = "http";
+  crashed.number_hash = "h";
+  crashed.encoding = "GSM-7";
+  crashed.segments = 1;
+  ASSERT_EQ(store->begin_attempt(crashed, ""), sms::SmsStore::Begin::Started);
+  clock_.advance(60000);  // the restart
+  auto c = make();
+  Outcome o = send(*c, sms(), 14);
+  ASSERT_EQ(o.kind, Outcome::Kind::Defer) << o.text;
+  EXPECT_EQ(o.error_class, "unknown_outcome");
+  EXPECT_EQ(call(*c, "GET", "records/14", {}, "admin").body["state"], "unknown");
+  // The wait counts from the restart, not from the lost send.
+  clock_.advance(4 * 60000);
+  EXPECT_EQ(send(*c, sms(), 14).kind, Outcome::Kind::Defer);
+  auto r = dlr(*c, "d14", 8);
+  EXPECT_EQ(r.body["state"], "smsc");
+  clock_.advance(15000);
+  Outcome done = send(*c, sms(), 14);
+  EXPECT_EQ(done.kind, Outcome::Kind::Delivered) << done.text;
+  EXPECT_EQ(gateway_.total(), 0u);
+}
+
+// The gateway's delivery report and the connector's own save of the gateway's answer, in the
+// three orders, on the real store: the record never goes back and created_at never changes.
+TEST_F(SmsDeliver, AReportBeforeTheConnectorSavesItsAnswerIsKept) {
+  auto c = make();
+  auto store = sms::SmsStore::shared(store_path_, clock_);
+  Millis created = clock_.now_ms();
+  store->set_before_write_for_test([&](const std::string& op, int64_t id) {
+    if (op != "answer") return;
+    clock_.advance(2000);
+    EXPECT_EQ(dlr(*c, "d" + std::to_string(id), 1).body["state"], "delivered");
+  });
+  ASSERT_EQ(send(*c, sms(), 21).kind, Outcome::Kind::Delivered);
+  store->set_before_write_for_test(nullptr);
+  auto rec = call(*c, "GET", "records/21", {}, "admin");
+  EXPECT_EQ(rec.body["state"], "delivered");
+  EXPECT_EQ(rec.body["dlr_status"], 1);
+  EXPECT_EQ(rec.body["gateway_ref"], "gw-1");  // the answer's id is saved all the same
+  EXPECT_EQ(rec.body["created_at"], format_rfc3339(created));
+  EXPECT_EQ(rec.body["updated_at"], format_rfc3339(created + 2000));
+}
+
+TEST_F(SmsDeliver, AReportDuringTheConnectorsSaveIsKept) {
+  auto c = make();
+  auto store = sms::SmsStore::shared(store_path_, clock_);
+  std::vector<std::thread> reports;
+  std::mutex mu;
+  // The report runs on its own thread, started just as the connector writes its answer: the
+  // two writes race on the store (either may win the lock), many times over.
+  store->set_before_write_for_test([&](const std::string& op, int64_t id) {
+    if (op != "answer") return;
+    std::lock_guard<std::mutex> lock(mu);
+    reports.emplace_back([&, id] {
+      auto r = dlr(*c, "d" + std::to_string(id), 1);
+      EXPECT_EQ(r.status, 200);
+    });
+  });
+  constexpr int kSms = 40;
+  for (int i = 0; i < kSms; ++i) {
+    ASSERT_EQ(send(*c, sms(), 100 + i).kind, Outcome::Kind::Delivered);
+  }
+  for (auto& t : reports) t.join();
+  store->set_before_write_for_test(nullptr);
+  for (int i = 0; i < kSms; ++i) {
+    auto rec = call(*c, "GET", "records/" + std::to_string(100 + i), {}, "admin");
+    EXPECT_EQ(rec.body["state"], "delivered") << i;
+    EXPECT_EQ(rec.body["gateway_ref"], "gw-1") << i;
+  }
+}
+
+TEST_F(SmsDeliver, AReportAfterTheConnectorsSaveMovesItForward) {
+  auto c = make();
+  auto store = sms::SmsStore::shared(store_path_, clock_);
+  std::vector<std::string> writes;
+  store->set_before_write_for_test([&](const std::string& op, int64_t) { writes.push_back(op); });
+  Millis created = clock_.now_ms();
+  ASSERT_EQ(send(*c, sms(), 22).kind, Outcome::Kind::Delivered);
+  store->set_before_write_for_test(nullptr);
+  EXPECT_EQ(writes, (std::vector<std::string>{"begin_attempt", "answer"}));
+  EXPECT_EQ(call(*c, "GET", "records/22", {}, "admin").body["state"], "accepted");
+  clock_.advance(3000);
+  auto r = dlr(*c, "d22", 1);
+  EXPECT_EQ(r.body["state"], "delivered");
+  auto rec = call(*c, "GET", "records/22", {}, "admin");
+  EXPECT_EQ(rec.body["created_at"], format_rfc3339(created));
+  // A person's retry of the delivered SMS sends nothing and changes nothing.
+  EXPECT_NE(send(*c, sms(), 22).text.find("not sent again"), std::string::npos);
+  EXPECT_EQ(call(*c, "GET", "records/22", {}, "admin").body["state"], "delivered");
+  EXPECT_EQ(gateway_.total(), 1u);
+}
+
+// A mapping that gives the region reads a national overseas number with it.
+TEST_F(SmsDeliver, TheMappingsRegionReadsANationalOverseasNumber) {
+  auto c = make();
+  json re = sms("0692 12 34 56");
+  re["region"] = "RE";
+  ASSERT_EQ(send(*c, re, 31).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(gateway_.requests().size(), 1u);
+  EXPECT_EQ(json::parse(gateway_.requests()[0].body)["to"], "+262692123456");
+  // Without it, the same number is not a French mobile.
+  Outcome fr = send(*c, sms("0692 12 34 56"), 32);
+  EXPECT_EQ(fr.kind, Outcome::Kind::Skip);
+  EXPECT_NE(fr.text.find("région FR"), std::string::npos) << fr.text;
+  // The region wins over the postcode; an unknown region is the mapping's mistake.
+  re["postcode"] = "76000";
+  EXPECT_EQ(send(*c, re, 33).kind, Outcome::Kind::Delivered);
+  re["region"] = "XX";
+  Outcome bad = send(*c, re, 34);
+  EXPECT_EQ(bad.kind, Outcome::Kind::Reject);
+  EXPECT_EQ(bad.error_class, "mapping");
+  EXPECT_EQ(gateway_.total(), 2u);
 }
 
 TEST_F(SmsDeliver, ReportsMoveTheRecordForwardOnly) {
