@@ -5,12 +5,15 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <algorithm>
 #include <chrono>
+#include <sstream>
 
 namespace relais::tools {
 namespace {
@@ -30,7 +33,17 @@ class SinkHandler final : public Poco::Net::HTTPRequestHandler {
       r.headers[name] = v;
     }
     Poco::StreamCopier::copyToString(req.stream(), r.body);
+    auto& impl = static_cast<Poco::Net::HTTPServerRequestImpl&>(req);
+    std::ostringstream id;
+    id << static_cast<const void*>(&impl.session()) << ' ' << req.clientAddress().toString();
+    r.reused = sink_.note_connection(id.str());
     SinkResponse out = sink_.handle(std::move(r));
+    if (out.reset) {
+      // No answer at all: the connection goes down under the client's feet.
+      resp.setKeepAlive(false);
+      impl.socket().shutdown();
+      return;
+    }
     resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(out.status));
     for (const auto& [k, v] : out.headers) resp.set(k, v);
     resp.setContentType("application/json");
@@ -101,6 +114,11 @@ SinkResponse HttpSink::handle(SinkRequest&& request) {
   }
   cv_.notify_all();
   return out;
+}
+
+bool HttpSink::note_connection(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return served_[id]++ > 0;
 }
 
 std::vector<SinkRequest> HttpSink::requests() const {
