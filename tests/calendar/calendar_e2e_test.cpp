@@ -279,6 +279,7 @@ TEST(CalendarScenario, TwoHundredRdvWithFaultsAndAKill9EndExactlyAsExpected) {
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_GT(ews.request_count(), before);  // the restarted process did work
   for (const char* dest : {"agenda-ews", "agenda-graph"}) {
+    EXPECT_TRUE(settled(c, dest)) << dest << " still has deliveries waiting";
     HttpResponse dead = c.get(std::string("/api/v1/messages?destination=") + dest + "&state=dead");
     EXPECT_EQ(dead.status, 200);
     EXPECT_TRUE(dead.json()["items"].empty()) << dead.body;
@@ -427,6 +428,26 @@ TEST(CalendarReconcile, EwsReportsAndRepairsDuplicatesMissingStaleAndLeftovers) 
   EXPECT_EQ(fb.json()["busy"].size(), expected(n)[mailbox(3)].size()) << fb.body;
   ASSERT_FALSE(fb.json()["busy"].empty());
   EXPECT_EQ(fb.json()["busy"][0]["start"], expected_utc_start(3, is_moved(3)));
+  // Exchange throttles the mailbox: free/busy answers 503 with Retry-After, and while the
+  // mailbox is paused nothing more is sent for it (the deliveries' pause applies to free/busy).
+  ews.set_backoff_ms(60000);
+  ews.inject(EwsSimulator::Fault::ServerBusy, 1, "GetUserAvailabilityRequest");
+  const std::string fb_url = "/api/v1/destinations/agenda/free-busy?mailbox=" + mailbox(3) +
+                             "&from=2026-12-01&to=2027-01-01";
+  HttpResponse busy = c.get(fb_url);
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  EXPECT_EQ(busy.header("retry-after"), "60") << busy.body;
+  size_t sent = ews.request_count();
+  busy = c.get(fb_url);
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  int left = std::atoi(busy.header("retry-after").c_str());
+  EXPECT_GE(left, 1);
+  EXPECT_LE(left, 60);
+  EXPECT_EQ(ews.request_count(), sent);  // not sent: the mailbox is paused
+  EXPECT_EQ(c.get("/api/v1/destinations/agenda/free-busy?mailbox=" + mailbox(4) +
+                  "&from=2026-12-01&to=2027-01-01")
+                .status,
+            200);  // another mailbox is not held back
   EXPECT_EQ(c.get("/api/v1/destinations/agenda/free-busy?mailbox=x&from=2026-12-01").status, 400);
   EXPECT_EQ(c.get("/api/v1/destinations/nowhere/free-busy?mailbox=a@b.c&from=2026-12-01&to=2027-"
                   "01-01")
