@@ -192,7 +192,8 @@ CurlHandles::~CurlHandles() {
 
 HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& url,
                          const std::vector<std::string>& headers, const std::string& body,
-                         const CurlTransfer& transfer, const HttpAuth& auth, size_t max_body) {
+                         const CurlTransfer& transfer, const HttpAuth& auth, Send send,
+                         size_t max_body) {
   CurlCapture cap(max_body);
   prepare_curl(h, url, transfer, cap);
   struct curl_slist* list = nullptr;
@@ -207,17 +208,11 @@ HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& 
     curl_easy_setopt(h, CURLOPT_PASSWORD, auth.password.c_str());
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-  if (method == "GET") {
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  } else {
-    if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-    if (method != "DELETE" || !body.empty()) {
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    }
-  }
+  bool idempotent = send == Send::Idempotent;
+  set_request(h, cap, method, body, idempotent);
   HttpAnswer a;
   a.rc = curl_easy_perform(h);
+  if (a.rc != CURLE_OK) a.failure = classify_curl_failure(a.rc, cap, idempotent);
   curl_slist_free_all(list);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   if (a.rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a.status);
@@ -227,13 +222,11 @@ HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& 
 }
 
 Outcome network_failure(CURLcode rc, const std::string& what) {
-  std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-      rc == CURLE_SSL_CERTPROBLEM) {
-    cls = "tls";
-  }
-  return Outcome::retry(cls, static_cast<int>(rc),
-                        "cannot reach " + what + ": " + curl_easy_strerror(rc));
+  return curl_failure_outcome(rc, CurlFailure::NotSent, what);
+}
+
+Outcome network_failure(const HttpAnswer& answer, const std::string& what) {
+  return curl_failure_outcome(answer.rc, answer.failure, what);
 }
 
 std::optional<int64_t> retry_after_ms(const std::string& value) {
@@ -390,7 +383,7 @@ TokenResult TokenCache::fetch(const TokenSettings& s, Millis now, Millis& refres
   HttpAnswer a =
       http_exchange(h, "POST", s.token_url,
                     {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},
-                    form, s.transfer, HttpAuth{}, 64 * 1024);
+                    form, s.transfer, HttpAuth{}, Send::Idempotent, 64 * 1024);
   curl_easy_cleanup(h);
   if (a.rc != CURLE_OK) {
     return TokenResult{false, {}, network_failure(a.rc, "the token endpoint " + s.token_url)};

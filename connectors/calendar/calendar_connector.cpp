@@ -3,7 +3,9 @@
 // event. Crash protection: a create whose cross-reference was not written (relais killed
 // between the remote create and the write) must not duplicate the event — Graph's
 // transactionId makes the create idempotent; for EWS the connector searches the calendar for the
-// key before every create (see docs/connectors/calendar.md).
+// key before every create (see docs/connectors/calendar.md). A create sent without an answer
+// (unknown_outcome: never re-sent by the transport) leaves a marker cross-reference so that the
+// next attempt searches first, for both drivers.
 
 #include <chrono>
 #include <condition_variable>
@@ -98,6 +100,9 @@ enum class Op { Create, Update, Delete, Repair };
 
 // The external id of a cross-reference whose event Relais deleted (a tombstone).
 const char* const kDeleted = "-";
+// The external id of a cross-reference whose create went out without an answer (the server may
+// have created the event): the next attempt searches the calendar for the key before creating.
+const char* const kUnknown = "?";
 
 // What the connector keeps in a cross-reference's version: "<remote version>|<field
 // digests>|<generation>" for a live event, "deleted|<generation>" for a tombstone. The
@@ -256,14 +261,16 @@ class CalendarConnector final : public Connector {
                             std::string("cannot read the cross-reference: ") + ex.what());
     }
     if (xref) e.generation = read_version(*xref).generation;
+    // A create whose outcome is unknown: whatever the settings, search before creating.
+    bool unsure = xref && xref->external_id == kUnknown;
     // A tombstone: Relais deleted this key's event; nothing to update or delete.
-    if (xref && xref->external_id == kDeleted) xref.reset();
+    if (xref && (xref->external_id == kDeleted || unsure)) xref.reset();
     switch (op) {
       case Op::Create:
         if (xref) return update(e, *xref, req, "already created: updated instead");
-        return create(e, req, "created");
+        return create(e, req, "created", unsure);
       case Op::Update:
-        if (!xref) return create(e, req, "no cross-reference: created");
+        if (!xref) return create(e, req, "no cross-reference: created", unsure);
         return update(e, *xref, req, "updated");
       case Op::Delete:
         return remove(e, xref, req);
@@ -274,6 +281,25 @@ class CalendarConnector final : public Connector {
   }
 
   Outcome failed(const Result& r) { return r.failure; }
+
+  // A create that went out without an answer (Result failed with "unknown_outcome"): the
+  // server may have created the event. The marker cross-reference (external id "?") makes the
+  // next attempt search by key before creating, whatever search_before_create says.
+  Outcome create_failed(const Event& e, const Result& r, const DeliveryRequest& req) {
+    if (r.failure.error_class != "unknown_outcome") return r.failure;
+    CrossReference x;
+    x.destination = name_;
+    x.key = e.key;
+    x.external_id = kUnknown;
+    x.version = "||" + std::to_string(e.generation);
+    x.message_id = req.message->id;
+    try {
+      xrefs_->put(x);
+    } catch (const std::exception&) {
+      // Without the marker the next attempt searches only where search_before_create holds.
+    }
+    return r.failure;
+  }
 
   // After Relais deleted the key's event: the cross-reference becomes a tombstone
   // (external id "-", version "deleted|<generation>") so that a later create of the same key
@@ -316,8 +342,9 @@ class CalendarConnector final : public Connector {
     return Outcome::delivered(ref.id, driver_->name() + ": " + text);
   }
 
-  Outcome create(const Event& e, const DeliveryRequest& req, const std::string& text) {
-    if (!driver_->idempotent_create() && search_before_create_) {
+  Outcome create(const Event& e, const DeliveryRequest& req, const std::string& text,
+                 bool unsure = false) {
+    if (unsure || (!driver_->idempotent_create() && search_before_create_)) {
       Result f = driver_->find(e.mailbox, e.key, "", "", req.slot);
       if (f.kind == Result::Kind::Failed) return failed(f);
       if (!f.found.empty()) {
@@ -339,7 +366,7 @@ class CalendarConnector final : public Connector {
     Result r = driver_->create(e, req.slot);
     if (r.kind != Result::Kind::Ok) {
       return r.kind == Result::Kind::Failed
-                 ? failed(r)
+                 ? create_failed(e, r, req)
                  : Outcome::retry(driver_->name(), 0, "create answered not found");
     }
     if (r.ref.id.empty()) {
@@ -442,7 +469,7 @@ class CalendarConnector final : public Connector {
     ++again.generation;
     Result c = driver_->create(again, req.slot);
     if (c.kind != Result::Kind::Ok) {
-      return c.kind == Result::Kind::Failed ? failed(c)
+      return c.kind == Result::Kind::Failed ? create_failed(again, c, req)
                                             : Outcome::retry(driver_->name(), 0, "create failed");
     }
     return record(again, c.ref, req, text + ", created it again");

@@ -28,6 +28,7 @@ struct HttpAuth {
 
 struct HttpAnswer {
   CURLcode rc = CURLE_OK;
+  CurlFailure failure = CurlFailure::NotSent;  // rc != CURLE_OK: sent or not, outcome unknown
   long status = 0;
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
@@ -51,14 +52,20 @@ class CurlHandles {
   std::vector<CURL*> handles_;
 };
 
+// Whether a request may be sent twice (a search, an update, a delete) or must go at most once
+// (a create): see set_request in connectors/http/curl_capture.h.
+enum class Send { Idempotent, Once };
+
 // Performs one request. `headers` are "Name: value" lines. Never throws.
 HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& url,
                          const std::vector<std::string>& headers, const std::string& body,
                          const CurlTransfer& transfer, const HttpAuth& auth,
-                         size_t max_body = 4 * 1024 * 1024);
+                         Send send = Send::Idempotent, size_t max_body = 4 * 1024 * 1024);
 
 // A transport failure as a retry (or a TLS problem, which a person must fix, as a retry too: the
-// certificate may be renewed).
+// certificate may be renewed); "unknown_outcome" when a Send::Once request may have been taken.
+Outcome network_failure(const HttpAnswer& answer, const std::string& what);
+// The same for a request that may be sent twice.
 Outcome network_failure(CURLcode rc, const std::string& what);
 
 // A Retry-After in seconds (Graph sends fractions: "2.128") as milliseconds; nullopt when it is

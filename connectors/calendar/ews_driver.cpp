@@ -289,11 +289,14 @@ class EwsDriver final : public Driver {
           "SOAPAction: \"http://schemas.microsoft.com/exchange/services/2006/messages/" + op +
               "\""};
       if (impersonation_) headers.push_back("X-AnchorMailbox: " + mailbox);
-      HttpAnswer h = http_exchange(handles_.at(slot), "POST", url_, headers, xml, transfer_, auth);
+      // Every EWS operation is a POST; only CreateItem must not reach Exchange twice.
+      Send send = op == "CreateItem" ? Send::Once : Send::Idempotent;
+      HttpAnswer h =
+          http_exchange(handles_.at(slot), "POST", url_, headers, xml, transfer_, auth, send);
       ++requests;
       if (h.rc != CURLE_OK) {
         a.failed = true;
-        a.failure = network_failure(h.rc, "the Exchange server");
+        a.failure = network_failure(h, "the Exchange server");
         return requests;
       }
       if (h.status == 401) {

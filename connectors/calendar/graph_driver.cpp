@@ -47,7 +47,8 @@ class GraphDriver final : public Driver {
     json body = event_json(e);
     body["transactionId"] = transaction_id(e.key, e.generation);
     body["singleValueExtendedProperties"] = json::array({{{"id", property_id_}, {"value", e.key}}});
-    Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox);
+    Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox,
+                    false, Send::Once);
     if (!a.ok && a.status == 409) {
       // The transactionId is known and Graph refuses it as a duplicate: the event exists (an
       // earlier attempt made it). Find it by its key and bring it to what is asked now.
@@ -275,8 +276,9 @@ class GraphDriver final : public Driver {
 
   // One request with a bearer token (refreshed once on a 401). `on_item`: a 404 means the event
   // is gone (NotFound) unless Graph says the mailbox is the problem.
+  // `send`: Send::Once for a create (see set_request); searches, updates and deletes may go twice.
   Answer call(int slot, const std::string& method, const std::string& url, const std::string& body,
-              const std::string& mailbox, bool on_item = false) {
+              const std::string& mailbox, bool on_item = false, Send send = Send::Idempotent) {
     Answer a;
     if (std::optional<Outcome> paused = gate_.closed(mailbox)) {
       a.result = Result::failed(*paused);
@@ -294,11 +296,12 @@ class GraphDriver final : public Driver {
       std::vector<std::string> headers{"Accept: application/json",
                                        "Prefer: outlook.timezone=\"UTC\""};
       if (!body.empty()) headers.push_back("Content-Type: application/json");
-      HttpAnswer h = http_exchange(handles_.at(slot), method, url, headers, body, transfer_, auth);
+      HttpAnswer h =
+          http_exchange(handles_.at(slot), method, url, headers, body, transfer_, auth, send);
       ++a.requests;
       a.status = h.status;
       if (h.rc != CURLE_OK) {
-        a.result = Result::failed(network_failure(h.rc, "Microsoft Graph"));
+        a.result = Result::failed(network_failure(h, "Microsoft Graph"));
         return a;
       }
       json doc = json::parse(h.body, nullptr, false);

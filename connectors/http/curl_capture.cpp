@@ -18,6 +18,7 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
 size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto* c = static_cast<CurlCapture*>(user);
   size_t len = size * n;
+  c->answered = true;
   std::string line(data, len);
   auto colon = line.find(':');
   if (colon != std::string::npos) {
@@ -29,6 +30,42 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     c->headers[name] = b == std::string::npos ? "" : v.substr(b, e - b + 1);
   }
   return len;
+}
+
+// CURLOPT_PREREQFUNCTION: a connection is ready (new or reused) and the request goes next.
+int on_prereq(void* user, char*, char*, int, int) {
+  static_cast<CurlCapture*>(user)->request_started = true;
+  return CURL_PREREQFUNC_OK;
+}
+
+// CURLOPT_READFUNCTION of a guarded body.
+size_t on_read(char* buffer, size_t size, size_t n, void* user) {
+  auto* c = static_cast<CurlCapture*>(user);
+  if (c->upload_pos == 0) c->answered = false;  // the body goes out (again): wait for an answer
+  size_t len = std::min(size * n, c->upload.size() - c->upload_pos);
+  std::copy_n(c->upload.data() + c->upload_pos, len, buffer);
+  c->upload_pos += len;
+  return len;
+}
+
+// CURLOPT_SEEKFUNCTION of a guarded body: libcurl rewinds to send the body again. Allowed when
+// nothing was read yet or when an answer came after the body (an authentication 401); refused
+// when the body went out and nothing came back (a reused connection that died: the partner may
+// have acted on it).
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* c = static_cast<CurlCapture*>(user);
+  if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+  if (c->upload_pos > 0 && !c->answered) {
+    c->rewind_refused = true;
+    return CURL_SEEKFUNC_FAIL;
+  }
+  c->upload_pos = 0;
+  return CURL_SEEKFUNC_OK;
+}
+
+bool tls_failure(CURLcode rc) {
+  return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+         rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR;
 }
 
 }  // namespace
@@ -55,6 +92,73 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &capture);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &capture);
+  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(h, CURLOPT_PREREQDATA, &capture);
+  capture.request_started = false;
+  capture.answered = false;
+}
+
+bool idempotent_method(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS";
+}
+
+void set_request(CURL* h, CurlCapture& capture, const std::string& method, const std::string& body,
+                 bool idempotent) {
+  capture.upload = {};
+  capture.upload_pos = 0;
+  capture.rewind_refused = false;
+  bool bodiless = method == "GET" || method == "HEAD" || (method == "DELETE" && body.empty());
+  if (method == "GET") {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else if (method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else {
+    if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (!bodiless) {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      if (idempotent || body.empty()) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+      } else {
+        capture.upload = body;
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &capture);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, &capture);
+      }
+    }
+  }
+  // Without a body to guard, only a connection of its own keeps libcurl from re-sending (it
+  // retries on a reused connection only).
+  if (!idempotent && capture.upload.empty()) {
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  }
+}
+
+CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool idempotent) {
+  // Before CURLOPT_PREREQFUNCTION nothing was written on the connection (DNS, connect, TLS
+  // handshake). A connect failure after it comes from libcurl's own retry of a request it
+  // could re-send (idempotent, or whose body had not gone out): nothing reached the partner.
+  bool started = capture.request_started || capture.rewind_refused;
+  if (!started || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT) {
+    return CurlFailure::NotSent;
+  }
+  return idempotent ? CurlFailure::Sent : CurlFailure::UnknownOutcome;
+}
+
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what) {
+  std::string reason = curl_easy_strerror(rc);
+  if (failure == CurlFailure::UnknownOutcome) {
+    return Outcome::retry("unknown_outcome", static_cast<int>(rc),
+                          "envoyé à " + what + " sans réponse (" + reason +
+                              ") : la demande a peut-être été prise en compte ; le connecteur "
+                              "vérifie avant de la renvoyer quand le partenaire le permet");
+  }
+  std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+  if (tls_failure(rc)) cls = "tls";
+  return Outcome::retry(cls, static_cast<int>(rc), "cannot reach " + what + ": " + reason);
 }
 
 Status probe_connection(const std::string& url, const CurlTransfer& t) {

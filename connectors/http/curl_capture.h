@@ -1,14 +1,26 @@
 #pragma once
-// What every libcurl-based connector needs around one request: the shared transfer options
-// (timeouts, TLS verification, no redirects, http/https only) and the capture of the answer
-// (a bounded body, the response headers by lower-case name). Stateless helpers; a CurlCapture
-// belongs to one request on one thread.
+// What every libcurl-based client needs around one request: the shared transfer options
+// (timeouts, TLS verification, no redirects, http/https only), the capture of the answer
+// (a bounded body, the response headers by lower-case name), the request's method and body sent
+// so that a non-idempotent request is never silently re-sent (set_request), and the reading of
+// a transport failure as "not sent" or "sent, outcome unknown" (classify_curl_failure).
+// Stateless helpers; a CurlCapture belongs to one request on one thread.
+//
+// Why: libcurl re-sends a request by itself when a reused keep-alive connection dies before any
+// answer byte ("Connection died, retrying a fresh connect"), rewinding the body it already sent.
+// For a POST the partner may have saved the first one: the re-send duplicates it. set_request
+// sends a non-idempotent body through a read callback whose seek callback refuses that rewind
+// (libcurl then fails instead of re-sending); a rewind after an answer arrived (a 401 of an
+// authentication handshake) is allowed. A bodiless non-idempotent request goes on a fresh
+// connection, which libcurl never retries.
 
 #include <curl/curl.h>
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
@@ -19,6 +31,13 @@ struct CurlCapture {
   size_t max_body;  // bytes of the body kept; the rest is dropped
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case name → value (last one wins)
+  // Set by the transfer (prepare_curl's callbacks):
+  bool request_started = false;  // CURLOPT_PREREQFUNCTION ran: the request was about to go out
+  bool answered = false;         // a response line arrived since the body last went out
+  // The body of a guarded request (set_request): libcurl reads it through a callback.
+  std::string_view upload;
+  size_t upload_pos = 0;
+  bool rewind_refused = false;  // libcurl wanted to re-send it with no answer: refused
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string() : it->second;
@@ -35,9 +54,45 @@ struct CurlTransfer {
 // Percent-encodes `v` for a URL or a form body (curl_easy_escape).
 std::string url_escape(CURL* h, const std::string& v);
 
-// Resets `h` and sets the URL, the transfer options and the capture of the answer.
+// Resets `h` and sets the URL, the transfer options and the capture of the answer (and of
+// whether the request started: CURLOPT_PREREQFUNCTION, libcurl >= 7.80).
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
                   CurlCapture& capture);
+
+// True for the methods HTTP defines as idempotent (RFC 9110 9.2.2): GET, HEAD, PUT, DELETE,
+// OPTIONS. POST and PATCH are not.
+bool idempotent_method(const std::string& method);
+
+// Sets the method and the body of the request prepared on `h` (after prepare_curl, with the
+// same `capture`). `body` must stay alive until curl_easy_perform returns.
+// - idempotent: the body is given to libcurl as is (it may re-send it on a reused connection
+//   that died: harmless for an idempotent request);
+// - not idempotent, with a body: the body goes through CURLOPT_READFUNCTION and a
+//   CURLOPT_SEEKFUNCTION that refuses to rewind when the body went out and nothing came back
+//   (libcurl then fails with CURLE_SEND_FAIL_REWIND or CURLE_RECV_ERROR instead of re-sending);
+//   a rewind after an answer (an NTLM or Basic 401) is allowed;
+// - not idempotent, without a body: a fresh connection, closed afterwards
+//   (CURLOPT_FRESH_CONNECT, CURLOPT_FORBID_REUSE): libcurl only re-sends on a reused one.
+// A GET, HEAD or bodiless DELETE sends no body whatever `body` holds.
+void set_request(CURL* h, CurlCapture& capture, const std::string& method, const std::string& body,
+                 bool idempotent);
+
+// What a failed transfer (curl_easy_perform != CURLE_OK) means for the request.
+enum class CurlFailure {
+  NotSent,         // no request went out (DNS, refused, connect or TLS failure): plain retry
+  Sent,            // an idempotent request failed after it started: plain retry
+  UnknownOutcome,  // a non-idempotent request may have reached the partner: find out first
+};
+CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool idempotent);
+
+// The failure as an Outcome (always a retry). `what` names the partner for the attempt history
+// ("the destination", "the SMS gateway"). Classes: "network", "timeout", "tls" (not sent, or an
+// idempotent request), "unknown_outcome" (with a French text for the support desk).
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what);
+inline Outcome curl_failure_outcome(CURLcode rc, const CurlCapture& capture, bool idempotent,
+                                    const std::string& what) {
+  return curl_failure_outcome(rc, classify_curl_failure(rc, capture, idempotent), what);
+}
 // The connectors' "test the connection": resolves the host of `url`, connects and, for https,
 // completes the TLS handshake with the transfer's verification settings — and sends nothing.
 // The failure names the host and port (never the path, the query or credentials) in French,

@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,11 @@ const ConfigSpec& http_spec() {
            {"POST", "PUT", "PATCH", "DELETE", "GET"}},
           {"headers", F::StringMap, "", false, "extra request headers (values may use ${ENV})"},
           {"send_body", F::Bool, "true", false, "send the (mapped) payload as the request body"},
+          {"idempotent", F::Bool, "", false,
+           "whether sending the same request twice is harmless (default: true for GET, PUT and "
+           "DELETE, false for POST and PATCH). A non-idempotent request is never re-sent "
+           "silently by the transport; when it may have reached the destination without an "
+           "answer, the attempt ends as unknown_outcome (see docs/connectors/http.md)"},
           {"timeout", F::Duration, "30s", false, "total time allowed for one attempt"},
           {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
           {"tls_verify", F::Bool, "true", false,
@@ -56,7 +62,8 @@ const ConfigSpec& http_spec() {
 // handle (and so its own connection cache); slots are never shared between threads.
 class HttpConnector final : public Connector {
  public:
-  explicit HttpConnector(const ConnectorContext& ctx) : name_(ctx.name), clock_(ctx.clock) {
+  explicit HttpConnector(const ConnectorContext& ctx)
+      : name_(ctx.name), clock_(ctx.clock), max_retry_after_ms_(ctx.max_retry_after_ms) {
     const auto& c = ctx.config;
     std::string err;
     if (!JsonTemplate::parse(c.str("url"), url_, err)) {
@@ -64,6 +71,7 @@ class HttpConnector final : public Connector {
     }
     method_ = c.str("method");
     send_body_ = c.boolean("send_body");
+    idempotent_ = c.has("idempotent") ? c.boolean("idempotent") : idempotent_method(method_);
     timeout_ms_ = c.duration_ms("timeout");
     connect_timeout_ms_ = c.duration_ms("connect_timeout");
     tls_verify_ = c.boolean("tls_verify");
@@ -144,32 +152,13 @@ class HttpConnector final : public Connector {
     for (const auto& [k, v] : headers_) add(k + ": " + v);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 
-    if (method_ == "GET") {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else {
-      if (method_ != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method_.c_str());
-      if (send_body_ && req.payload != nullptr) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.payload->data());
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(req.payload->size()));
-      } else if (method_ == "POST" || method_ == "PUT" || method_ == "PATCH") {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
-      } else {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-      }
-    }
+    // An empty body for a POST, PUT or PATCH without one; GET and DELETE send none.
+    static const std::string kNone;
+    const std::string& body = send_body_ && req.payload != nullptr ? *req.payload : kNone;
+    set_request(h, cap, method_, body, idempotent_);
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
-      std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-      if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-          rc == CURLE_SSL_CERTPROBLEM) {
-        cls = "tls";
-      }
-      return Outcome::retry(cls, static_cast<int>(rc),
-                            std::string("cannot reach the destination: ") + curl_easy_strerror(rc));
-    }
+    if (rc != CURLE_OK) return curl_failure_outcome(rc, cap, idempotent_, "the destination");
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     Outcome o;
@@ -179,18 +168,10 @@ class HttpConnector final : public Connector {
         o = Outcome::delivered(cap.header(reference_header_), text);
         o.code = static_cast<int>(status);
         break;
-      case Outcome::Kind::Retry: {
-        std::optional<int64_t> after;
-        if (std::string ra = cap.header("retry-after"); !ra.empty()) {
-          int64_t ms = parse_retry_after_ms(ra, clock_->now_ms());
-          if (ms >= 0) after = ms;
-        }
-        o = Outcome::retry("http", static_cast<int>(status),
-                           text + " from the destination: will try again" +
-                               (after ? " after " + std::to_string(*after / 1000) + " s" : ""),
-                           after);
+      case Outcome::Kind::Retry:
+        o = retry_or_throttle(status, cap.header("retry-after"), clock_->now_ms(),
+                              max_retry_after_ms_, text + " from the destination");
         break;
-      }
       default:
         o = Outcome::reject("http", static_cast<int>(status),
                             text + " from the destination: the request was refused");
@@ -202,9 +183,11 @@ class HttpConnector final : public Connector {
  private:
   std::string name_;
   const Clock* clock_;
+  int64_t max_retry_after_ms_;
   JsonTemplate url_;
   std::string method_;
   bool send_body_ = true;
+  bool idempotent_ = false;
   int64_t timeout_ms_ = 30000, connect_timeout_ms_ = 5000;
   bool tls_verify_ = true;
   std::string ca_file_, client_cert_, client_key_, client_key_password_;
@@ -222,6 +205,21 @@ Outcome::Kind classify_http_status(long status) {
     return Outcome::Kind::Retry;
   }
   return Outcome::Kind::Reject;
+}
+
+Outcome retry_or_throttle(long status, const std::string& retry_after, int64_t now_ms,
+                          int64_t max_retry_after_ms, const std::string& text,
+                          const std::string& scope) {
+  std::optional<int64_t> after;
+  if (int64_t ms = parse_retry_after_ms(retry_after, now_ms); ms >= 0) {
+    after = std::min(ms, std::max<int64_t>(0, max_retry_after_ms));
+  }
+  std::string when = after ? " after " + std::to_string((*after + 999) / 1000) + " s" : "";
+  if (status == 429 || (status == 503 && after)) {
+    return Outcome::throttle(scope, static_cast<int>(status),
+                             text + ": the partner asks to slow down" + when, after);
+  }
+  return Outcome::retry("http", static_cast<int>(status), text + ": will try again" + when, after);
 }
 
 int64_t parse_retry_after_ms(const std::string& value, int64_t now_ms) {

@@ -11,6 +11,7 @@
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/ews_simulator.h"
+#include "tests/support/saves_then_resets.h"
 
 namespace relais::testing {
 namespace {
@@ -164,6 +165,49 @@ TEST_F(EwsTest, DuplicatesFoundByKeyAreRemovedOnCreate) {
   EXPECT_EQ(sim.items(kMb).size(), 2u);  // without the search, a lost answer duplicates
   // A cancellation without reference would still clean both; with the reference it removes
   // the known one. Reconciliation reports the other (see reconcile tests).
+}
+
+// The answer to a CreateItem is lost on a reused keep-alive connection after Exchange saved
+// the item: libcurl must not send it again by itself (that made a second event), the attempt
+// ends "unknown outcome", and the next attempt searches by key before creating — even with
+// search_before_create off — and adopts the event: one event, one CreateItem.
+TEST_F(EwsTest, CreateLostOnAReusedConnectionIsNotSentTwiceAndIsFoundNext) {
+  std::string base = sim.base();
+  SavesThenResets net(std::stoi(base.substr(base.rfind(':') + 1)));
+  CalendarHarness h("driver: ews\nurl: " + net.base() + "/EWS/Exchange.asmx" +
+                    "\nauth: basic\nuser: svc-relais\npassword: secret\n"
+                    "search_before_create: false\n");
+  ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
+  auto create_of = [](int rdv) {
+    return [rdv](const SavedRequest& r) {
+      return r.header("soapaction").find("CreateItem") != std::string::npos &&
+             r.body.find("rdv:" + std::to_string(rdv)) != std::string::npos;
+    };
+  };
+  net.arm(create_of(31));
+  Outcome o = h.send("rdv.planned", 31, planned(31));
+  ASSERT_TRUE(net.fired());
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "unknown_outcome") << outcome_text(o);
+  EXPECT_EQ(net.count(create_of(31)), 1u);
+  ASSERT_EQ(sim.items(kMb).size(), 2u);  // Exchange saved it
+  auto marker = h.xrefs().get("agenda", "rdv:31");
+  ASSERT_TRUE(marker);
+  EXPECT_EQ(marker->external_id, "?");
+
+  o = h.send("rdv.planned", 31, planned(31));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("no duplicate"), std::string::npos) << o.text;
+  EXPECT_EQ(net.count(create_of(31)), 1u);
+  auto items = sim.items(kMb);
+  ASSERT_EQ(items.size(), 2u);
+  std::string id31;
+  for (const auto& it : items) id31 = it.key == "rdv:31" ? it.id : id31;
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:31")->external_id, id31);
+  // Then the key lives on normally.
+  ASSERT_EQ(h.send("rdv.cancelled", 31, nlohmann::json{{"mailbox", kMb}}).kind,
+            Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.items(kMb).size(), 1u);
 }
 
 // Exchange throttles per mailbox: after an ErrorServerBusy, nothing more goes to that mailbox,

@@ -14,6 +14,7 @@
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/graph_simulator.h"
+#include "tests/support/saves_then_resets.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
@@ -75,6 +76,41 @@ TEST_F(GraphTest, PlannedMovedCancelledFollowTheCalendar) {
   EXPECT_TRUE(sim.events(kMb).empty());
   EXPECT_EQ(h.xrefs().get("agenda", "rdv:1")->external_id, "-");  // a tombstone
   EXPECT_EQ(sim.tokens_issued(), 1);
+}
+
+// The answer to POST /events is lost on a reused keep-alive connection after Graph saved the
+// event: not sent again by libcurl, "unknown outcome", and the next attempt searches by key
+// (not only the transactionId) and adopts the event: one event, one POST.
+TEST_F(GraphTest, CreateLostOnAReusedConnectionIsNotSentTwiceAndIsFoundNext) {
+  std::string base = sim.base();
+  SavesThenResets net(std::stoi(base.substr(base.rfind(':') + 1)));
+  std::string api = net.base() + sim.url().substr(base.size());
+  CalendarHarness h("driver: graph\nurl: " + api + "\ntoken_url: " + sim.token_url() +
+                    "\nclient_id: relais-client\nclient_secret: relais-secret\n");
+  ASSERT_EQ(h.send("rdv.planned", 40, planned(40)).kind, Outcome::Kind::Delivered);
+  auto create_of = [](int rdv) {
+    return [rdv](const SavedRequest& r) {
+      return r.method == "POST" && r.body.find("rdv:" + std::to_string(rdv)) != std::string::npos;
+    };
+  };
+  net.arm(create_of(41));
+  Outcome o = h.send("rdv.planned", 41, planned(41));
+  ASSERT_TRUE(net.fired());
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "unknown_outcome") << outcome_text(o);
+  EXPECT_EQ(net.count(create_of(41)), 1u);
+  ASSERT_EQ(sim.events(kMb).size(), 2u);
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:41")->external_id, "?");
+
+  o = h.send("rdv.planned", 41, planned(41));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  EXPECT_NE(o.text.find("no duplicate"), std::string::npos) << o.text;
+  EXPECT_EQ(net.count(create_of(41)), 1u);
+  auto evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 2u);
+  std::string id41;
+  for (const auto& e : evs) id41 = e.key == "rdv:41" ? e.id : id41;
+  EXPECT_EQ(h.xrefs().get("agenda", "rdv:41")->external_id, id41);
 }
 
 TEST_F(GraphTest, RepeatedCreateWithTheSameTransactionIdDoesNotDuplicate) {

@@ -245,7 +245,9 @@ TEST_F(HttpConnectorTest, CustomReferenceHeaderAndBoundedExcerpt) {
   EXPECT_EQ(o.excerpt, std::string(10, 'z'));
 }
 
-TEST_F(HttpConnectorTest, ServiceUnavailableWithRetryAfterIsARetry) {
+// 503 with a Retry-After is the partner's "slow down": a throttle of the destination (not an
+// attempt), for the time asked.
+TEST_F(HttpConnectorTest, ServiceUnavailableWithRetryAfterPausesTheDestination) {
   sink_.set_responder([](const SinkRequest&) {
     SinkResponse r;
     r.status = 503;
@@ -256,8 +258,9 @@ TEST_F(HttpConnectorTest, ServiceUnavailableWithRetryAfterIsARetry) {
   auto c = make("    url: " + url("/x") + "\n");
   ASSERT_TRUE(c);
   Outcome o = deliver(*c);
-  EXPECT_EQ(o.kind, Outcome::Kind::Retry);
-  EXPECT_EQ(o.error_class, "http");
+  EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
+  EXPECT_EQ(o.error_class, "throttled");
+  EXPECT_EQ(o.throttle_scope, "");
   EXPECT_EQ(o.code, 503);
   ASSERT_TRUE(o.retry_after_ms.has_value());
   EXPECT_EQ(*o.retry_after_ms, 7000);
@@ -309,6 +312,8 @@ TEST_F(HttpConnectorTest, ConnectionRefusedIsANetworkRetry) {
   EXPECT_NE(o.text.find("cannot reach"), std::string::npos) << o.text;
 }
 
+// A POST that times out after it was sent may have been taken: an unknown outcome. The same
+// request declared idempotent is a plain timeout.
 TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
   std::mutex mu;
   std::condition_variable cv;
@@ -319,9 +324,11 @@ TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
     return SinkResponse{};
   });
   auto c = make("    url: " + url("/slow") + "\n    timeout: 200ms\n");
-  ASSERT_TRUE(c);
+  auto idem = make("    url: " + url("/slow") + "\n    timeout: 200ms\n    idempotent: true\n");
+  ASSERT_TRUE(c && idem);
+  Outcome unsure = deliver(*c);
   auto start = std::chrono::steady_clock::now();
-  Outcome o = deliver(*c);
+  Outcome o = deliver(*idem);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -331,8 +338,10 @@ TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
   }
   cv.notify_all();
   // The responder uses this test's locals: wait until it has returned, then forget it.
-  EXPECT_TRUE(relais::testing::wait_until([&] { return sink_.total() >= 1; }));
+  EXPECT_TRUE(relais::testing::wait_until([&] { return sink_.total() >= 2; }));
   sink_.set_responder(nullptr);
+  EXPECT_EQ(unsure.kind, Outcome::Kind::Retry);
+  EXPECT_EQ(unsure.error_class, "unknown_outcome");
   EXPECT_EQ(o.kind, Outcome::Kind::Retry);
   EXPECT_EQ(o.error_class, "timeout");
   EXPECT_GE(took, 150);
