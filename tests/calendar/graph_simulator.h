@@ -356,7 +356,9 @@ class GraphSimulator {
     auto& cal = calendars_[mailbox];
     if (tail == "/events" && r.method == "POST") {
       json b = json::parse(r.body, nullptr, false);
-      if (!b.is_object() || !b.contains("subject")) return bad("POST event without subject");
+      if (!b.is_object() || !b.contains("subject")) {
+        return bad("POST event without subject (" + std::to_string(r.body.size()) + " bytes)");
+      }
       std::string why;
       if (!valid_time(b.value("start", json()), why) || !valid_time(b.value("end", json()), why)) {
         return bad(why);

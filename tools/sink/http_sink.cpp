@@ -1,5 +1,6 @@
 #include "tools/sink/http_sink.h"
 
+#include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -32,7 +33,19 @@ class SinkHandler final : public Poco::Net::HTTPRequestHandler {
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
       r.headers[name] = v;
     }
-    Poco::StreamCopier::copyToString(req.stream(), r.body);
+    // A body cut short (the client's connection died while sending it) is no request: it is
+    // neither counted nor answered, as a real partner would not act on it.
+    try {
+      Poco::StreamCopier::copyToString(req.stream(), r.body);
+    } catch (const Poco::Exception&) {
+      resp.setKeepAlive(false);
+      return;
+    }
+    if (!req.stream().eof() || (req.hasContentLength() && static_cast<Poco::Int64>(r.body.size()) !=
+                                                              req.getContentLength64())) {
+      resp.setKeepAlive(false);
+      return;
+    }
     auto& impl = static_cast<Poco::Net::HTTPServerRequestImpl&>(req);
     std::ostringstream id;
     id << static_cast<const void*>(&impl.session()) << ' ' << req.clientAddress().toString();

@@ -1,7 +1,8 @@
 #pragma once
 // A small HTTP server that records what it receives and answers as programmed. Used by the
 // tests (as the destination under test), the benchmark (as the local sink) and the demo
-// sandbox. Never linked into relais itself.
+// sandbox. Never linked into relais itself. A request whose body arrived incomplete is not
+// recorded, counted nor answered.
 
 #include <atomic>
 #include <condition_variable>
