@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/calendar/sim_faults.h"
 #include "tests/support/sim_text.h"
 #include "tools/sink/http_sink.h"
 
@@ -113,7 +114,7 @@ struct EwsRequest {
   std::string anchor;
 };
 
-class EwsSimulator {
+class EwsSimulator : public SimulatorFaults {
  public:
   inline static const std::string kSoap = "http://schemas.xmlsoap.org/soap/envelope/";
   inline static const std::string kT = "http://schemas.microsoft.com/exchange/services/2006/types";
@@ -195,27 +196,12 @@ class EwsSimulator {
   // the operation saved then the connection reset without an answer.
   void random_faults(uint64_t seed, double busy, double transient, double lose, double reset) {
     std::lock_guard<std::mutex> lock(mu_);
-    rng_.seed(seed);
+    this->seed(seed);
     p_busy_ = busy, p_transient_ = transient, p_lose_ = lose, p_reset_ = reset;
   }
   void set_backoff_ms(int ms) {
     std::lock_guard<std::mutex> lock(mu_);
     backoff_ms_ = ms;
-  }
-  // The simulator's clock in milliseconds (the throttling back-off is measured on it).
-  void set_clock(std::function<int64_t()> now) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = std::move(now);
-  }
-  // ErrorServerBusy answers given (the first of a back-off and those refused during it).
-  size_t busy_answers() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return busy_answers_;
-  }
-  // Connections reset after the operation was saved.
-  size_t resets() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return resets_;
   }
   // Changes the item behind Relais's back (its ChangeKey moves on).
   void touch(const std::string& mailbox, const std::string& id) {
@@ -507,7 +493,6 @@ class EwsSimulator {
     auto p = t.find("297749");
     return t.replace(p, 6, std::to_string(backoff_ms));
   }
-  bool chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   std::string mailbox_fault(const std::string& code, const std::string& message) {
     std::string t = ews_fixture("fault-errornonexistentmailbox.xml");
     auto repl = [&t](const std::string& from, const std::string& to) {
@@ -694,10 +679,10 @@ class EwsSimulator {
     // Per-mailbox throttling, as strict as Exchange: during the back-off it asked for, every
     // request of the mailbox (or of the service account without impersonation) is refused.
     const std::string account = !impersonated.empty() ? impersonated : anchor;
-    int64_t now = now_();
-    if (auto b = busy_until_.find(account); b != busy_until_.end() && now < b->second) {
+    int64_t now = this->now();
+    if (int64_t left = busy_left(account, now); left > 0) {
       ++busy_answers_;
-      return {500, server_busy_fault(b->second - now)};
+      return {500, server_busy_fault(left)};
     }
     // Injected, periodic and random faults.
     ++seq_;
@@ -726,8 +711,7 @@ class EwsSimulator {
     if (fault) {
       switch (*fault) {
         case Fault::ServerBusy:
-          busy_until_[account] = now + backoff_ms_;
-          ++busy_answers_;
+          start_backoff(account, now, backoff_ms_);
           return {500, server_busy_fault(backoff_ms_)};
         case Fault::Http503:
           return {503, ""};
@@ -973,7 +957,6 @@ class EwsSimulator {
   }
 
   tools::HttpSink sink_;
-  mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, EwsItem>> calendars_;
   std::set<std::string> denied_;
   std::string expected_auth_ = "Basic " + base64("svc-relais:secret");
@@ -987,16 +970,7 @@ class EwsSimulator {
   std::deque<Injected> injected_;
   int throttle_every_ = 0, transient_every_ = 0, lose_every_ = 0;
   int backoff_ms_ = 50;
-  std::mt19937_64 rng_{1};
   double p_busy_ = 0, p_transient_ = 0, p_lose_ = 0, p_reset_ = 0;
-  std::function<int64_t()> now_ = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
-  std::map<std::string, int64_t> busy_until_;  // mailbox → end of its back-off
-  size_t busy_answers_ = 0;
-  size_t resets_ = 0;
   long seq_ = 0;
   long item_seq_ = 0;
   long change_seq_ = 0;

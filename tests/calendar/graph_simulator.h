@@ -35,6 +35,7 @@
 #include "connectors/calendar/calendar_http.h"
 #include "mappings/tz.h"
 #include "tests/calendar/ews_simulator.h"
+#include "tests/calendar/sim_faults.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
@@ -51,7 +52,7 @@ struct GraphEvent {
   nlohmann::json body;
 };
 
-class GraphSimulator {
+class GraphSimulator : public SimulatorFaults {
  public:
   enum class Fault { Throttle, Http503, Forbidden };
 
@@ -100,26 +101,13 @@ class GraphSimulator {
   void random_faults(uint64_t seed, double throttle, double unavailable, double lose,
                      double reset) {
     std::lock_guard<std::mutex> lock(mu_);
-    rng_.seed(seed);
+    this->seed(seed);
     p_throttle_ = throttle, p_unavailable_ = unavailable, p_lose_ = lose, p_reset_ = reset;
-  }
-  void set_clock(std::function<int64_t()> now) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = std::move(now);
   }
   // Another time zone the simulated tenant accepts (IANA or Windows name).
   void allow_time_zone(const std::string& zone) {
     std::lock_guard<std::mutex> lock(mu_);
     zones_.insert(zone);
-  }
-  // 429 answers given (the first of a delay and those refused during it); connections reset.
-  size_t busy_answers() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return busy_answers_;
-  }
-  size_t resets() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return resets_;
   }
   // The Retry-After value sent with 429 (the sample says 2.128).
   void set_retry_after(std::string v) {
@@ -188,7 +176,6 @@ class GraphSimulator {
     std::string t = graph_fixture("throttling-429-response.http");
     auto blank = t.find("\n\n");
     tools::SinkResponse r;
-    ++busy_answers_;
     r.status = 429;
     r.headers["Content-Type"] = "application/json";
     r.headers["Retry-After"] = retry_after;
@@ -313,15 +300,16 @@ class GraphSimulator {
     }
     // Per-mailbox throttling, as strict as Exchange Online: during the delay a 429 gave, every
     // request of the mailbox is refused with the time left.
-    int64_t now = now_();
-    if (auto b = busy_until_.find(mailbox); b != busy_until_.end() && now < b->second) {
+    int64_t now = this->now();
+    if (int64_t ms = busy_left(mailbox, now); ms > 0) {
       char left[32];
-      std::snprintf(left, sizeof left, "%.3f", static_cast<double>(b->second - now) / 1000.0);
+      std::snprintf(left, sizeof left, "%.3f", static_cast<double>(ms) / 1000.0);
+      ++busy_answers_;
       return throttled(left);
     }
     ++seq_;
     auto throttle = [&] {
-      busy_until_[mailbox] = now + calendar::retry_after_ms(retry_after_).value_or(0);
+      start_backoff(mailbox, now, calendar::retry_after_ms(retry_after_).value_or(0));
       return throttled(retry_after_);
     };
     if (!injected_.empty()) {
@@ -348,8 +336,6 @@ class GraphSimulator {
     if (lose && out.status < 300) return graph_error(503, "ServiceUnavailable", "try later");
     return out;
   }
-
-  bool chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
 
   tools::SinkResponse event_request(const tools::SinkRequest& r, const std::string& mailbox,
                                     const std::string& tail, const std::string& query) {
@@ -464,7 +450,6 @@ class GraphSimulator {
   }
 
   tools::HttpSink sink_;
-  mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, GraphEvent>> calendars_;
   std::map<std::string, GraphEvent> deleted_;  // by mailbox + "\n" + transactionId
   std::string client_id_ = "relais-client", secret_ = "relais-secret";
@@ -476,15 +461,7 @@ class GraphSimulator {
   std::string retry_after_ = "2.128";
   std::set<std::string> zones_{"Romance Standard Time", "UTC", "W. Europe Standard Time",
                                "Europe/Paris"};
-  std::mt19937_64 rng_{1};
   double p_throttle_ = 0, p_unavailable_ = 0, p_lose_ = 0, p_reset_ = 0;
-  std::function<int64_t()> now_ = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
-  std::map<std::string, int64_t> busy_until_;  // mailbox → end of its throttling delay
-  size_t busy_answers_ = 0, resets_ = 0;
   long seq_ = 0, item_seq_ = 0, change_seq_ = 0;
   std::vector<std::string> violations_;
   bool prefer_utc_ = false;  // of the request being answered (guarded by mu_)
