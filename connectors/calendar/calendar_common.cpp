@@ -131,7 +131,10 @@ unsigned changed_fields(const Event& e, const std::string& stored) {
   return changed;
 }
 
-bool to_utc(const std::string& iso, std::string& out) {
+namespace {
+
+// Seconds since the epoch of an ISO 8601 time with a Z or ±hh:mm offset (fractions ignored).
+bool epoch_of(const std::string& iso, int64_t& t) {
   int y, mo, d, h, mi, s, n = 0;
   if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
       n != 19) {
@@ -154,16 +157,30 @@ bool to_utc(const std::string& iso, std::string& out) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-  int64_t t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-              h * 3600 + mi * 60 + s - offset_min * 60;
+  t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+      mi * 60 + s - offset_min * 60;
+  return true;
+}
+
+// "2019-05-17T08:00:00" for seconds since the epoch, with a "Z" when `z`.
+std::string iso_of(int64_t t, bool z) {
   int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
   int64_t secs = t - days * 86400;
+  int y, mo, d;
   civil_from_days(days, y, mo, d);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d,
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mo, d,
                 static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
-                static_cast<int>(secs % 60));
-  out = buf;
+                static_cast<int>(secs % 60), z ? "Z" : "");
+  return buf;
+}
+
+}  // namespace
+
+bool to_utc(const std::string& iso, std::string& out) {
+  int64_t t = 0;
+  if (!epoch_of(iso, t)) return false;
+  out = iso_of(t, true);
   return true;
 }
 
@@ -295,24 +312,24 @@ std::string iana_zone(const std::string& zone) {
 }
 
 bool wall_clock_in(const std::string& iso, const std::string& iana, std::string& out) {
-  std::string utc;
-  if (iana.empty() || !to_utc(iso, utc)) return false;
+  int64_t t = 0;
+  if (iana.empty() || !epoch_of(iso, t)) return false;
   std::shared_ptr<const mappings::TimeZone> tz = mappings::TimeZone::get(iana);
   if (!tz) return false;
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  std::sscanf(utc.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &s);
-  int64_t t =
-      mappings::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-      h * 3600 + mi * 60 + s;
-  int64_t local = t + tz->offset_at_utc(t);
-  int64_t days = local >= 0 ? local / 86400 : (local - 86399) / 86400;
-  int64_t secs = local - days * 86400;
-  mappings::CivilDate c = mappings::civil_from_days(days);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(c.year), c.month,
-                c.day, static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
-                static_cast<int>(secs % 60));
-  out = buf;
+  out = iso_of(t + tz->offset_at_utc(t), false);
+  return true;
+}
+
+bool utc_from_wall(const std::string& wall, const std::string& zone, std::string& out) {
+  int64_t local = 0;
+  if (wall.size() < 19 || !epoch_of(wall.substr(0, 19) + "Z", local)) return false;
+  if (zone.empty() || zone == "UTC") {
+    out = iso_of(local, true);
+    return true;
+  }
+  std::shared_ptr<const mappings::TimeZone> tz = mappings::TimeZone::get(iana_zone(zone));
+  if (!tz) return false;
+  out = iso_of(tz->local_to_utc(local), true);
   return true;
 }
 

@@ -115,5 +115,9 @@ std::string iana_zone(const std::string& zone);
 // The wall-clock time ("2019-05-17T10:00:00") in IANA zone `iana` of the instant `iso` (ISO
 // 8601 with an offset); false when the zone or the time cannot be read.
 bool wall_clock_in(const std::string& iso, const std::string& iana, std::string& out);
+// The instant ("2019-05-17T08:00:00Z") of wall-clock time `wall` ("2019-05-17T10:00:00",
+// fractions ignored) in zone `zone` (IANA or Windows id; "UTC" or "" = UTC); false when the
+// zone or the time cannot be read.
+bool utc_from_wall(const std::string& wall, const std::string& zone, std::string& out);
 
 }  // namespace relais::calendar

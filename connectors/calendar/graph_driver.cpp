@@ -15,10 +15,13 @@ namespace {
 
 using nlohmann::json;
 
-// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here).
+// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here: Prefer
+// outlook.timezone); a time in another zone is read in that zone.
 std::string graph_utc(const json& t) {
   if (!t.is_object()) return {};
   std::string s = t.value("dateTime", std::string());
+  std::string utc;
+  if (utc_from_wall(s, t.value("timeZone", std::string("UTC")), utc)) return utc;
   if (s.size() > 19) s = s.substr(0, 19);
   return s.empty() ? s : s + "Z";
 }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/ews_simulator.h"
 #include "tests/support/saves_then_resets.h"
@@ -484,6 +485,27 @@ TEST(CalendarTime, ConvertsOffsetsToUtc) {
   EXPECT_EQ(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:1"));
   EXPECT_NE(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:2"));
   EXPECT_EQ(calendar::transaction_id("rdv:1").size(), 36u);
+}
+
+// Wall clocks in a named zone (Windows or IANA id), both ways, across summer time.
+TEST(CalendarTime, ReadsAndWritesWallClocksInAZone) {
+  std::string out;
+  ASSERT_TRUE(calendar::utc_from_wall("2019-05-17T10:00:00.0000000", "Romance Standard Time", out));
+  EXPECT_EQ(out, "2019-05-17T08:00:00Z");
+  ASSERT_TRUE(calendar::utc_from_wall("2026-12-07T10:00:00", "Europe/Paris", out));
+  EXPECT_EQ(out, "2026-12-07T09:00:00Z");
+  ASSERT_TRUE(calendar::utc_from_wall("2026-12-07T10:00:00", "UTC", out));
+  EXPECT_EQ(out, "2026-12-07T10:00:00Z");
+  EXPECT_FALSE(calendar::utc_from_wall("2026-12-07T10:00:00", "Nowhere Standard Time", out));
+  ASSERT_TRUE(calendar::wall_clock_in("2019-10-27T00:30:00Z", "Europe/Paris", out));
+  EXPECT_EQ(out, "2019-10-27T02:30:00");  // still summer time
+  ASSERT_TRUE(calendar::wall_clock_in("2019-10-27T01:30:00Z", "Europe/Paris", out));
+  EXPECT_EQ(out, "2019-10-27T02:30:00");  // winter time again
+  ASSERT_TRUE(calendar::wall_clock_in("2026-12-07T10:00:00+04:00", "Indian/Reunion", out));
+  EXPECT_EQ(out, "2026-12-07T10:00:00");
+  EXPECT_FALSE(calendar::wall_clock_in("2026-12-07T10:00:00+04:00", "", out));
+  EXPECT_EQ(calendar::iana_zone("Europe/Paris"), "Europe/Paris");
+  EXPECT_EQ(calendar::iana_zone("Nowhere Standard Time"), "");
 }
 
 }  // namespace

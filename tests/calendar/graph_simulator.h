@@ -33,7 +33,6 @@
 
 #include "connectors/calendar/calendar.h"
 #include "connectors/calendar/calendar_http.h"
-#include "mappings/tz.h"
 #include "tests/calendar/ews_simulator.h"
 #include "tests/calendar/sim_faults.h"
 #include "tools/sink/http_sink.h"
@@ -206,29 +205,13 @@ class GraphSimulator : public SimulatorFaults {
   }
 
   // The sample's event, with this event's fields.
-  // A stored start/end ({dateTime (wall clock), timeZone}) in UTC, "2026-12-04T09:00:00".
-  // Paris zones follow the EU summer-time rule (last Sunday of March to last Sunday of
-  // October, 01:00 UTC).
+  // A stored start/end ({dateTime (wall clock), timeZone}) in UTC, "2026-12-04T09:00:00",
+  // read in its zone with the system's tz database.
   static std::string utc_of(const json& t) {
     std::string wall = t.value("dateTime", std::string()).substr(0, 19);
-    if (t.value("timeZone", std::string()) == "UTC" || wall.size() != 19) return wall;
-    auto tz = mappings::TimeZone::get(calendar::iana_zone(t.value("timeZone", std::string())));
-    std::string as_utc;
-    if (!tz || !calendar::to_utc(wall + "Z", as_utc)) return wall;
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-    std::sscanf(as_utc.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &sec);
-    int64_t local =
-        mappings::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-        h * 3600 + mi * 60 + sec;
-    int64_t utc = tz->local_to_utc(local);
-    int64_t days = utc >= 0 ? utc / 86400 : (utc - 86399) / 86400;
-    int64_t rest = utc - days * 86400;
-    mappings::CivilDate c = mappings::civil_from_days(days);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(c.year),
-                  c.month, c.day, static_cast<int>(rest / 3600), static_cast<int>(rest / 60 % 60),
-                  static_cast<int>(rest % 60));
-    return buf;
+    std::string utc;
+    if (!calendar::utc_from_wall(wall, t.value("timeZone", std::string()), utc)) return wall;
+    return utc.substr(0, 19);
   }
   // How a time is shown: as stored, or in UTC when the client asked for it
   // (Prefer: outlook.timezone="UTC").
