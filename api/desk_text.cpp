@@ -53,6 +53,12 @@ const std::vector<Rule>& rules() {
        "Signaler à un administrateur (configuration du connecteur), puis relancer."},
       {"store", 0, 0, "", "Le message d'origine est introuvable dans la base de Relais.",
        "Signaler à l'équipe technique ; écarter la livraison avec un motif si elle est perdue."},
+      {"unknown_outcome", 0, 0, "",
+       "Envoyé sans réponse : le système destinataire a peut-être bien pris la demande en "
+       "compte.",
+       "Rien à faire en général : quand le destinataire le permet, Relais vérifie avant de "
+       "renvoyer (un agenda est d'abord consulté) ; si un doublon apparaît chez le "
+       "destinataire, le signaler."},
       {"timeout", 0, 0, "", "Le système destinataire n'a pas répondu à temps.",
        "Relance automatique en cours ; si l'échec persiste, vérifier l'état du système "
        "destinataire."},

@@ -35,7 +35,8 @@ std::string ApiClient::escape(const std::string& segment) {
 }
 
 ApiAnswer ApiClient::send(const std::string& method, const std::string& path,
-                          const std::string& body, const std::string& content_type) {
+                          const std::string& body, const std::string& content_type,
+                          std::optional<bool> idempotent) {
   ApiAnswer out;
   CURL* h = static_cast<CURL*>(curl_);
   if (h == nullptr) {
@@ -53,17 +54,16 @@ ApiAnswer ApiClient::send(const std::string& method, const std::string& path,
     hdrs = curl_slist_append(hdrs, ("Content-Type: " + content_type).c_str());
   hdrs = curl_slist_append(hdrs, "Expect:");  // no 100-continue round trip for big bodies
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  if (method == "GET") {
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
+  bool once_only = !idempotent.value_or(idempotent_method(method));
+  set_request(h, capture, method, body, !once_only);
   CURLcode rc = curl_easy_perform(h);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out.status);
     out.body = std::move(capture.body);
+  } else if (classify_curl_failure(rc, capture, !once_only) == CurlFailure::UnknownOutcome) {
+    out.maybe_applied = true;
+    out.error = "no answer from relais at " + base_ + " after the request was sent (" +
+                curl_easy_strerror(rc) + "): it may have been applied; check before repeating it";
   } else {
     out.error = std::string("cannot reach relais at ") + base_ + ": " + curl_easy_strerror(rc);
   }

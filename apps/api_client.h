@@ -1,9 +1,13 @@
 #pragma once
 // ApiClient: the sub-commands' client of a running relais's HTTP API (bearer token, JSON or
 // NDJSON bodies) over one libcurl handle that keeps its connection alive between requests.
-// Not thread-safe: one client per thread. Owns its curl handle.
+// A non-idempotent request (POST, PATCH unless the caller says otherwise) is never re-sent by
+// libcurl on a reused connection that died (connectors/http/curl_capture.h): the answer says
+// when it may have been applied without an answer. Not thread-safe: one client per thread.
+// Owns its curl handle.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +18,9 @@ struct ApiAnswer {
   long status = 0;    // 0 = no HTTP answer (connection refused, reset, timeout…)
   std::string body;   // bounded
   std::string error;  // the transport error when status == 0
+  // status == 0 and the request went out: relais may have applied it (check before repeating a
+  // non-idempotent request).
+  bool maybe_applied = false;
   nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
   // "HTTP 403: forbidden (needs the admin role)" from an error answer, or the transport error.
   std::string describe() const;
@@ -26,9 +33,11 @@ class ApiClient {
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;
 
-  // `path` starts with "/" and is appended to the base URL.
+  // `path` starts with "/" and is appended to the base URL. `idempotent`: whether sending the
+  // request twice is harmless (default: from the method; a batch of messages with idempotency
+  // keys is).
   ApiAnswer send(const std::string& method, const std::string& path, const std::string& body,
-                 const std::string& content_type);
+                 const std::string& content_type, std::optional<bool> idempotent = std::nullopt);
   ApiAnswer get(const std::string& path) { return send("GET", path, "", ""); }
   ApiAnswer send_json(const std::string& method, const std::string& path,
                       const nlohmann::json& body) {

@@ -297,9 +297,9 @@ class Backfill {
   bool stopping() const { return g_stop || fatal_; }
 
   void send_loop() {
-    // Each sender has its own connection, kept alive. libcurl may send a POST again on a
-    // reused connection found dead before any answer; harmless here: the batch is idempotent
-    // thanks to the source's idempotency key.
+    // Each sender has its own connection, kept alive. The batch is idempotent thanks to the
+    // source's idempotency key: libcurl may send it again on a reused connection found dead
+    // before any answer, and a batch without an answer is sent again.
     ApiClient api(s_.server, s_.token, 300000);
     std::string path = "/api/v1/sources/" + api.escape(s_.source) + "/messages:batch";
     std::mt19937 rng(std::random_device{}());
@@ -318,7 +318,7 @@ class Backfill {
       out.end_line = b.first_line + b.lines - 1;
       double backoff = 0.5;
       for (;;) {
-        ApiAnswer a = api.send("POST", path, b.body, "application/x-ndjson");
+        ApiAnswer a = api.send("POST", path, b.body, "application/x-ndjson", true);
         bool again = a.status == 0 || a.status == 429 || a.status >= 500;
         std::string why = a.describe();
         if (a.status == 200 && !settle_answer(a, b, out, why)) again = true;

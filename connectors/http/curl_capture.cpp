@@ -152,8 +152,8 @@ Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string
   std::string reason = curl_easy_strerror(rc);
   if (failure == CurlFailure::UnknownOutcome) {
     return Outcome::retry("unknown_outcome", static_cast<int>(rc),
-                          "envoyé à " + what + " sans réponse (" + reason +
-                              ") : la demande a peut-être été prise en compte ; le connecteur "
+                          "demande envoyée, restée sans réponse (" + reason +
+                              ") : le partenaire l'a peut-être prise en compte ; le connecteur "
                               "vérifie avant de la renvoyer quand le partenaire le permet");
   }
   std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";

@@ -1,6 +1,8 @@
 // The generic HTTP destination: method, URL template, headers, body, timeouts, TLS (verified by
 // default), client certificate, basic or bearer auth, connection reuse (one libcurl handle per
-// worker slot).
+// worker slot). A non-idempotent request (`idempotent`, default from the method) is never
+// re-sent by libcurl (set_request); 429 and 503 + Retry-After pause the destination
+// (retry_or_throttle). See docs/connectors/http.md.
 
 #include "connectors/http/http_connector.h"
 

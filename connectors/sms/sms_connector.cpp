@@ -194,7 +194,10 @@ std::string text_of(const json& j, const char* key) {
 class SmsConnector final : public Connector {
  public:
   explicit SmsConnector(const ConnectorContext& ctx)
-      : name_(ctx.name), clock_(*ctx.clock), metrics_(*ctx.metrics) {
+      : name_(ctx.name),
+        clock_(*ctx.clock),
+        metrics_(*ctx.metrics),
+        max_retry_after_ms_(ctx.max_retry_after_ms) {
     const auto& c = ctx.config;
     try {
       driver_ = sms::make_sms_driver(c);
@@ -339,42 +342,18 @@ class SmsConnector final : public Connector {
     if (sms.client_ref.empty()) sms.client_ref = reference;
 
     limiter_->acquire();
-    CURL* h = handles_.at(static_cast<size_t>(req.slot) % handles_.size());
-    if (auto tc = driver_->time_call(clock_.now_ms())) {
-      CurlCapture tcap(256);
-      prepare_curl(h, tc->url, transfer_, tcap);
-      long tstatus = 0;
-      if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &tstatus);
-      driver_->on_time_answer(tstatus, tcap.body, clock_.now_ms());
-    }
-    sms::HttpCall call = driver_->build(sms, clock_.now_ms());
-    CurlCapture cap(4096);
-    prepare_curl(h, call.url, transfer_, cap);
-    struct curl_slist* hdrs = nullptr;
-    for (const auto& line : call.headers) hdrs = curl_slist_append(hdrs, line.c_str());
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    if (call.method == "GET") {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else {
-      if (call.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, call.body.c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
-    }
-    CURLcode rc = curl_easy_perform(h);
-    curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
-      if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-        rec.state = "retry";  // certainly not sent; a timeout or a cut answer stays unknown
+    sms::Submission sub =
+        sms::submit_sms(handles_.at(static_cast<size_t>(req.slot) % handles_.size()), *driver_, sms,
+                        transfer_, clock_, max_retry_after_ms_);
+    if (!sub.answered) {
+      if (sub.not_sent) {
+        rec.state = "retry";  // certainly not sent; a timeout or a lost answer stays unknown
         store_->put(rec);
       }
-      return Outcome::retry(rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network",
-                            static_cast<int>(rc),
-                            std::string("cannot reach the SMS gateway: ") + curl_easy_strerror(rc));
+      return sub.outcome;
     }
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    sms::GatewayAnswer a = driver_->classify(status, cap.body);
+    long status = sub.status;
+    const sms::GatewayAnswer& a = sub.answer;
     std::string cost = " — " + std::to_string(info.segments) + " segment(s) " + rec.encoding +
                        ", ~" + std::to_string(rec.cost_cents).substr(0, 5) + " c";
     Outcome o;
@@ -390,18 +369,12 @@ class SmsConnector final : public Connector {
         o = Outcome::delivered(a.gateway_ref.empty() ? reference : a.gateway_ref,
                                a.text + cost + note);
         break;
-      case Outcome::Kind::Retry: {
-        std::optional<int64_t> after;
-        if (std::string ra = cap.header("retry-after"); !ra.empty()) {
-          int64_t ms = parse_retry_after_ms(ra, clock_.now_ms());
-          if (ms >= 0) after = ms;
-        }
+      case Outcome::Kind::Retry:
         rec.state = "retry";  // the gateway answered: it did not take the SMS
         rec.detail = a.text.substr(0, 200);
         store_->put(rec);
-        o = Outcome::retry("http", static_cast<int>(status), a.text, after);
+        o = sub.outcome;  // a retry, or a throttle (429, 503 with Retry-After)
         break;
-      }
       default:
         rec.state = "failed";
         rec.detail = a.text.substr(0, 200);
@@ -409,7 +382,7 @@ class SmsConnector final : public Connector {
         o = Outcome::reject("http", static_cast<int>(status), a.text);
     }
     o.code = static_cast<int>(status);
-    o.excerpt = cap.body.substr(0, 1024);
+    o.excerpt = sub.body.substr(0, 1024);
     return o;
   }
 
@@ -588,6 +561,7 @@ class SmsConnector final : public Connector {
   double price_ = 5;
   Millis reminder_offset_ = 24 * 3600 * 1000LL;
   CurlTransfer transfer_;
+  int64_t max_retry_after_ms_;
   std::shared_ptr<RateLimiter> limiter_;
   std::shared_ptr<sms::SmsStore> store_;
   std::vector<CURL*> handles_;

@@ -317,6 +317,57 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
+Submission submit_sms(CURL* h, const SmsDriver& driver, const SmsToSend& sms,
+                      const CurlTransfer& transfer, const Clock& clock,
+                      int64_t max_retry_after_ms) {
+  if (auto tc = driver.time_call(clock.now_ms())) {
+    CurlCapture tcap(256);
+    prepare_curl(h, tc->url, transfer, tcap);
+    long tstatus = 0;
+    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &tstatus);
+    driver.on_time_answer(tstatus, tcap.body, clock.now_ms());
+  }
+  HttpCall call = driver.build(sms, clock.now_ms());
+  // A gateway that refuses a second SMS with the same client reference makes a re-send
+  // harmless; any other submission goes at most once.
+  bool idempotent = driver.deduplicates();
+  CurlCapture cap(4096);
+  prepare_curl(h, call.url, transfer, cap);
+  struct curl_slist* hdrs = nullptr;
+  for (const auto& line : call.headers) hdrs = curl_slist_append(hdrs, line.c_str());
+  hdrs = curl_slist_append(hdrs, "Expect:");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  set_request(h, cap, call.method, call.body, idempotent);
+  CURLcode rc = curl_easy_perform(h);
+  curl_slist_free_all(hdrs);
+  Submission s;
+  if (rc != CURLE_OK) {
+    CurlFailure f = classify_curl_failure(rc, cap, idempotent);
+    s.not_sent = f == CurlFailure::NotSent;
+    s.outcome = curl_failure_outcome(rc, f, "the SMS gateway");
+    return s;
+  }
+  s.answered = true;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.status);
+  s.body = std::move(cap.body);
+  s.answer = driver.classify(s.status, s.body);
+  int code = static_cast<int>(s.status);
+  switch (s.answer.kind) {
+    case Outcome::Kind::Delivered:
+      s.outcome = Outcome::delivered(s.answer.gateway_ref, s.answer.text);
+      break;
+    case Outcome::Kind::Retry:
+      s.outcome = retry_or_throttle(s.status, cap.header("retry-after"), clock.now_ms(),
+                                    max_retry_after_ms, s.answer.text);
+      break;
+    default:
+      s.outcome = Outcome::reject("http", code, s.answer.text);
+  }
+  s.outcome.code = code;
+  s.outcome.excerpt = s.body.substr(0, 1024);
+  return s;
+}
+
 std::string ovh_signature(const std::string& application_secret, const std::string& consumer_key,
                           const std::string& method, const std::string& url,
                           const std::string& body, int64_t timestamp) {

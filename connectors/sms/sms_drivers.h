@@ -1,9 +1,11 @@
 // The SMS gateway drivers: Kannel (smsbox sendsms HTTP interface), OVH (REST API, signed
 // requests) and a generic HTTP driver configured by templates. Each driver has one place that
-// builds the request (build) and one that classifies the answer (classify); the connector does
-// the transfer. Drivers are safe to use from every worker: immutable after construction but for
-// OVH's clock offset, an atomic.
+// builds the request (build) and one that classifies the answer (classify); submit_sms does the
+// transfer, so that a submission is never sent twice without knowing it. Drivers are safe to
+// use from every worker: immutable after construction but for OVH's clock offset, an atomic.
 #pragma once
+
+#include <curl/curl.h>
 
 #include <cstdint>
 #include <memory>
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/http/curl_capture.h"
 #include "core/clock.h"
 #include "core/config_spec.h"
 #include "core/status.h"
@@ -67,6 +70,27 @@ class SmsDriver {
   // Whether the gateway itself refuses a second SMS with the same client reference.
   virtual bool deduplicates() const { return false; }
 };
+
+// What one submission to the gateway gave. Value type.
+struct Submission {
+  bool answered = false;  // the gateway answered: status, body, answer
+  bool not_sent = false;  // no answer, and certainly nothing reached the gateway
+  long status = 0;
+  std::string body;      // the answer, bounded
+  GatewayAnswer answer;  // answered: the driver's reading
+  // Unless the gateway accepted the SMS: the attempt's outcome — a retry ("network",
+  // "timeout": not sent; "unknown_outcome": sent, no answer), the gateway's "slow down" (429,
+  // 503 with Retry-After: a throttle of the destination), a retry or a reject on its answer.
+  Outcome outcome;
+};
+
+// Sends `sms` through `driver` on the slot's handle `h` (the driver's time call first, when it
+// needs one). The submission is never re-sent by the transport: Kannel's GET goes on a fresh
+// connection, a POST (OVH, template driver) with a body libcurl may not rewind once sent
+// (connectors/http/curl_capture.h), unless the gateway deduplicates. `max_retry_after_ms` caps
+// the gateway's Retry-After. Never throws.
+Submission submit_sms(CURL* h, const SmsDriver& driver, const SmsToSend& sms,
+                      const CurlTransfer& transfer, const Clock& clock, int64_t max_retry_after_ms);
 
 // The driver keys (one spec shared by every driver; each reads its own keys).
 const ConfigSpec& sms_driver_spec();

@@ -1,20 +1,21 @@
 // No silent re-send of a non-idempotent request (connectors/http/curl_capture.h): libcurl alone
 // re-sends a POST when a reused keep-alive connection dies after the partner saved it; with
-// set_request it does not, and the failure reads as "sent, outcome unknown". Then the generic
-// HTTP destination over the same fault, and the partner's "slow down" (429, 503 + Retry-After)
-// as a throttle.
+// set_request it does not, and the failure reads as "sent, outcome unknown"; the partner's
+// "slow down" (429, 503 + Retry-After) as a throttle. The generic HTTP destination over the same
+// fault: http_connector_test.cpp.
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <string>
 
+#include "apps/api_client.h"
 #include "connectors/http/curl_capture.h"
 #include "connectors/http/http_connector.h"
-#include "connectors/registry.h"
-#include "core/clock.h"
-#include "core/metrics.h"
-#include "routing/hub_config.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/saves_then_resets.h"
+#include "tools/sink/http_sink.h"
 
 namespace relais {
 namespace {
@@ -180,6 +181,46 @@ TEST(CurlResend, RefusedConnectionIsNotSent) {
   EXPECT_NE(o.text.find("cannot reach the destination"), std::string::npos) << o.text;
 }
 
+// The sub-commands' client of relais: a POST is not re-sent by libcurl and says that it may
+// have been applied; a request the caller declares idempotent (a batch with idempotency keys)
+// keeps libcurl's re-send.
+TEST(CurlResend, ApiClientNeverResendsANonIdempotentRequestSilently) {
+  SavesThenResets relais(saving_partner());
+  ApiClient api(relais.base(), "token");
+  ASSERT_EQ(api.get("/api/v1/health").status, 200);
+  relais.arm(is_post);
+  ApiAnswer a = api.send("POST", "/api/v1/deliveries/7/retry", "{}", "application/json");
+  ASSERT_TRUE(relais.fired());
+  EXPECT_EQ(a.status, 0);
+  EXPECT_TRUE(a.maybe_applied);
+  EXPECT_NE(a.describe().find("may have been applied"), std::string::npos) << a.describe();
+  EXPECT_EQ(relais.count(is_post), 1u);
+
+  ASSERT_EQ(api.get("/api/v1/health").status, 200);  // a new keep-alive connection
+  relais.arm(is_post);
+  ApiAnswer b =
+      api.send("POST", "/api/v1/sources/s/messages:batch", "{}\n", "application/x-ndjson", true);
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(relais.count(is_post), 3u);
+}
+
+// The test sink never counts a request whose body was cut short.
+TEST(CurlResend, SinkIgnoresARequestWhoseBodyWasCut) {
+  tools::HttpSink sink;
+  {
+    testing::RawConnection cut(sink.port());
+    ASSERT_TRUE(cut.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789"));
+    ::shutdown(cut.fd(), SHUT_WR);
+    ASSERT_TRUE(cut.closed_by_peer());  // the sink gave up on it, without an answer
+  }
+  testing::RawConnection whole(sink.port());
+  ASSERT_TRUE(whole.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok"));
+  EXPECT_EQ(whole.read_response().status, 200);
+  EXPECT_EQ(sink.total(), 1u);
+  ASSERT_EQ(sink.requests().size(), 1u);
+  EXPECT_EQ(sink.requests()[0].body, "ok");
+}
+
 TEST(CurlResend, IdempotentMethods) {
   for (const char* m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
     EXPECT_TRUE(idempotent_method(m)) << m;
@@ -208,107 +249,6 @@ TEST(RetryOrThrottle, TooManyRequestsAndBusyWithADelayPauseTheDestination) {
   EXPECT_EQ(e.kind, Outcome::Kind::Retry);
   EXPECT_EQ(e.error_class, "http");
   EXPECT_EQ(e.retry_after_ms, 5000);
-}
-
-// ---- the generic HTTP destination ----------------------------------------------------------
-
-class HttpDestinationResendTest : public ::testing::Test {
- protected:
-  std::unique_ptr<Connector> make(const std::string& keys) {
-    static const ConnectorRegistry reg = [] {
-      ConnectorRegistry r;
-      register_builtin_connectors(r);
-      return r;
-    }();
-    HubConfig cfg;
-    std::vector<ConfigError> errors;
-    bool ok = load_hub_config_text(
-        "store: {path: a.db}\nsources: {s: {type: $.event}}\n"
-        "connectors:\n  d:\n    connector: http\n" +
-            keys,
-        "test.yaml", "/tmp", reg, cfg, errors);
-    EXPECT_TRUE(ok) << (errors.empty() ? "" : errors[0].to_string());
-    if (!ok) return nullptr;
-    const DestinationConfig& dc = cfg.destinations.at("d");
-    ConnectorContext ctx;
-    ctx.name = dc.name;
-    ctx.config = dc.settings;
-    ctx.concurrency = 1;
-    ctx.metrics = &metrics_;
-    ctx.clock = &clock_;
-    ctx.max_retry_after_ms = 120000;
-    return reg.find("http")->create(ctx);
-  }
-  Outcome deliver(Connector& c, const std::string& text) {
-    body_ = nlohmann::json{{"event", "rdv.planned"}, {"n", text}};
-    payload_ = body_.dump();
-    message_.id = "01HF0000000000000000000000";
-    DeliveryRequest req;
-    req.delivery_id = 7;
-    req.message = &message_;
-    req.body = &body_;
-    req.mapped = &body_;
-    req.payload = &payload_;
-    req.content_type = "application/json";
-    req.attempt = 1;
-    return c.deliver(req);
-  }
-
-  Metrics metrics_;
-  SystemClock clock_;
-  Message message_;
-  nlohmann::json body_;
-  std::string payload_;
-};
-
-TEST_F(HttpDestinationResendTest, PostOnAReusedConnectionThatDiesIsAnUnknownOutcome) {
-  SavesThenResets server(saving_partner());
-  auto c = make("    url: " + server.base() + "/rdv\n");
-  ASSERT_TRUE(c);
-  ASSERT_EQ(deliver(*c, "one").kind, Outcome::Kind::Delivered);
-  server.arm(is_post);
-  Outcome o = deliver(*c, "two");
-  EXPECT_EQ(o.kind, Outcome::Kind::Retry);
-  EXPECT_EQ(o.error_class, "unknown_outcome");
-  ASSERT_TRUE(server.fired());
-  EXPECT_EQ(server.count(
-                [](const SavedRequest& r) { return r.body.find("\"two\"") != std::string::npos; }),
-            1u);
-  EXPECT_EQ(server.requests().size(), 2u);
-}
-
-TEST_F(HttpDestinationResendTest, IdempotentKeyLetsLibcurlRetry) {
-  SavesThenResets server(saving_partner());
-  auto c = make("    url: " + server.base() + "/rdv\n    idempotent: true\n");
-  ASSERT_TRUE(c);
-  ASSERT_EQ(deliver(*c, "one").kind, Outcome::Kind::Delivered);
-  server.arm(is_post);
-  EXPECT_EQ(deliver(*c, "two").kind, Outcome::Kind::Delivered);
-  EXPECT_EQ(server.requests().size(), 3u);  // the partner said the same twice is harmless
-}
-
-TEST_F(HttpDestinationResendTest, PutDefaultsToIdempotent) {
-  SavesThenResets server(saving_partner());
-  auto c = make("    url: " + server.base() + "/rdv\n    method: PUT\n");
-  ASSERT_TRUE(c);
-  ASSERT_EQ(deliver(*c, "one").kind, Outcome::Kind::Delivered);
-  server.arm();
-  EXPECT_EQ(deliver(*c, "two").kind, Outcome::Kind::Delivered);
-  EXPECT_EQ(server.requests().size(), 3u);
-}
-
-TEST_F(HttpDestinationResendTest, TooManyRequestsPausesTheDestination) {
-  SavesThenResets server([](const SavedRequest&) {
-    return SavesThenResets::answer(429, "slow down", "Retry-After: 86400\r\n");
-  });
-  auto c = make("    url: " + server.base() + "/rdv\n");
-  ASSERT_TRUE(c);
-  Outcome o = deliver(*c, "one");
-  EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
-  EXPECT_EQ(o.throttle_scope, "");
-  EXPECT_EQ(o.code, 429);
-  EXPECT_EQ(o.retry_after_ms, 120000);  // ConnectorContext::max_retry_after_ms
-  EXPECT_EQ(o.excerpt, "slow down");
 }
 
 }  // namespace

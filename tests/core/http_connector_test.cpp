@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
+#include "tests/support/saves_then_resets.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais {
@@ -24,6 +25,8 @@ namespace {
 using relais::tools::HttpSink;
 using relais::tools::SinkRequest;
 using relais::tools::SinkResponse;
+using testing::SavedRequest;
+using testing::SavesThenResets;
 
 constexpr Millis kT0 = 1'700'000'000'000;  // a whole second
 
@@ -245,29 +248,36 @@ TEST_F(HttpConnectorTest, CustomReferenceHeaderAndBoundedExcerpt) {
   EXPECT_EQ(o.excerpt, std::string(10, 'z'));
 }
 
-// 503 with a Retry-After is the partner's "slow down": a throttle of the destination (not an
-// attempt), for the time asked.
-TEST_F(HttpConnectorTest, ServiceUnavailableWithRetryAfterPausesTheDestination) {
-  sink_.set_responder([](const SinkRequest&) {
-    SinkResponse r;
-    r.status = 503;
-    r.headers["Retry-After"] = "7";
-    r.body = "{\"error\":\"maintenance\"}";
-    return r;
-  });
-  auto c = make("    url: " + url("/x") + "\n");
-  ASSERT_TRUE(c);
-  Outcome o = deliver(*c);
-  EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
-  EXPECT_EQ(o.error_class, "throttled");
-  EXPECT_EQ(o.throttle_scope, "");
-  EXPECT_EQ(o.code, 503);
-  ASSERT_TRUE(o.retry_after_ms.has_value());
-  EXPECT_EQ(*o.retry_after_ms, 7000);
-  EXPECT_NE(o.text.find("503"), std::string::npos) << o.text;
-  EXPECT_EQ(o.excerpt, "{\"error\":\"maintenance\"}");
-  EXPECT_EQ(sink_.total(), 1u);
-  EXPECT_EQ(sink_.count(), 0u);
+// 503 with a Retry-After, and 429, are the partner's "slow down": a throttle of the destination
+// (not an attempt), for the time asked, bounded by ConnectorContext::max_retry_after_ms.
+TEST_F(HttpConnectorTest, PartnerSlowDownPausesTheDestinationForABoundedTime) {
+  struct Case {
+    int status;
+    const char* retry_after;
+    int64_t pause_ms;
+  };
+  for (Case k : {Case{503, "7", 7000}, Case{429, "86400", 15 * 60 * 1000}}) {
+    sink_.clear();
+    sink_.set_responder([k](const SinkRequest&) {
+      SinkResponse r;
+      r.status = k.status;
+      r.headers["Retry-After"] = k.retry_after;
+      r.body = "{\"error\":\"maintenance\"}";
+      return r;
+    });
+    auto c = make("    url: " + url("/x") + "\n");
+    ASSERT_TRUE(c);
+    Outcome o = deliver(*c);
+    EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
+    EXPECT_EQ(o.error_class, "throttled");
+    EXPECT_EQ(o.throttle_scope, "");
+    EXPECT_EQ(o.code, k.status);
+    EXPECT_EQ(o.retry_after_ms, k.pause_ms);
+    EXPECT_NE(o.text.find(std::to_string(k.status)), std::string::npos) << o.text;
+    EXPECT_EQ(o.excerpt, "{\"error\":\"maintenance\"}");
+    EXPECT_EQ(sink_.total(), 1u);
+    EXPECT_EQ(sink_.count(), 0u);
+  }
 }
 
 TEST_F(HttpConnectorTest, ServerErrorWithoutRetryAfterIsARetryWithoutDelay) {
@@ -346,6 +356,42 @@ TEST_F(HttpConnectorTest, SlowDestinationIsATimeoutRetry) {
   EXPECT_EQ(o.error_class, "timeout");
   EXPECT_GE(took, 150);
   EXPECT_LT(took, 3000);
+}
+
+// ---- no silent re-send (connectors/http/curl_capture.h), throttling ---------------------------
+
+// The partner: saves every request and answers 200 (keep-alive).
+SavesThenResets::Backend saving_partner() {
+  return [](const SavedRequest& r) { return SavesThenResets::answer(200, "saved " + r.body); };
+}
+
+TEST_F(HttpConnectorTest, PostOnAReusedConnectionThatDiesIsAnUnknownOutcome) {
+  SavesThenResets server(saving_partner());
+  auto c = make("    url: " + server.base() + "/rdv\n");
+  ASSERT_TRUE(c);
+  ASSERT_EQ(deliver(*c, R"({"event":"rdv.planned","n":"one"})").kind, Outcome::Kind::Delivered);
+  server.arm([](const SavedRequest& r) { return r.method == "POST"; });
+  Outcome o = deliver(*c, R"({"event":"rdv.planned","n":"two"})");
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry);
+  EXPECT_EQ(o.error_class, "unknown_outcome");
+  ASSERT_TRUE(server.fired());
+  EXPECT_EQ(server.count(
+                [](const SavedRequest& r) { return r.body.find("\"two\"") != std::string::npos; }),
+            1u);
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+// `idempotent: true` (a POST the partner deduplicates), or a PUT by default: libcurl may re-send.
+TEST_F(HttpConnectorTest, IdempotentRequestsKeepLibcurlsRetry) {
+  for (const std::string keys : {"    idempotent: true\n", "    method: PUT\n"}) {
+    SavesThenResets server(saving_partner());
+    auto c = make("    url: " + server.base() + "/rdv\n" + keys);
+    ASSERT_TRUE(c);
+    ASSERT_EQ(deliver(*c).kind, Outcome::Kind::Delivered);
+    server.arm();
+    EXPECT_EQ(deliver(*c).kind, Outcome::Kind::Delivered) << keys;
+    EXPECT_EQ(server.requests().size(), 3u) << keys;
+  }
 }
 
 TEST_F(HttpConnectorTest, MissingUrlValueIsAConfigReject) {

@@ -113,7 +113,9 @@ class OvhSimulator {
     if (t < now - 180 || t > now + 180) {
       return error(400, "QUERY_TIME_OUT", "400 Bad Request", "Query out of time");
     }
-    std::string url = endpoint() + r.path.substr(4);  // as the client named it
+    // The URL as the client named it (through a proxy too: the Host it sent).
+    std::string host = header(r, "host");
+    std::string url = host.empty() ? endpoint() + r.path.substr(4) : "http://" + host + r.path;
     std::string expected =
         "$1$" + sha1_hex(as_ + "+" + ck_ + "+" + r.method + "+" + url + "+" + r.body + "+" + ts);
     if (header(r, "x-ovh-signature") != expected) {

@@ -265,10 +265,22 @@ TEST_F(SmsDeliver, GatewayAnswersAreRetriedOrRejected) {
   EXPECT_EQ(gateway_.total(), 3u);
 }
 
+// The gateway's "slow down" pauses the destination (not an attempt); it did not take the SMS.
+TEST_F(SmsDeliver, TooManyRequestsPausesTheDestination) {
+  auto c = make();
+  status_ = 429;
+  Outcome o = send(*c, sms(), 12);
+  EXPECT_EQ(o.kind, Outcome::Kind::Throttle);
+  EXPECT_EQ(o.code, 429);
+  EXPECT_EQ(call(*c, "GET", "records/12", {}, "admin").body["state"], "retry");
+}
+
 TEST_F(SmsDeliver, AnAnswerThatNeverCameIsSentAgainAndSaysSo) {
   auto c = make("timeout: 300ms\n");
   status_ = 0;  // the gateway takes it but answers after the timeout
-  EXPECT_EQ(send(*c, sms(), 11).kind, Outcome::Kind::Retry);
+  Outcome lost = send(*c, sms(), 11);
+  EXPECT_EQ(lost.kind, Outcome::Kind::Retry);
+  EXPECT_EQ(lost.error_class, "unknown_outcome");
   EXPECT_EQ(call(*c, "GET", "records/11", {}, "admin").body["state"], "submitting");
   status_ = 201;
   Outcome o = send(*c, sms(), 11);

@@ -109,11 +109,12 @@ class SavesThenResets {
   std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
   // Arms the fault for the first request `which` accepts that comes as the second (or later)
-  // request of its connection — a reused connection. Fires once.
+  // request of its connection — a reused connection. Fires once (arm again for another).
   void arm(Trigger which = [](const SavedRequest&) { return true; }) {
     std::lock_guard<std::mutex> lock(mu_);
     trigger_ = std::move(which);
     reused_only_ = true;
+    fired_ = false;
   }
   // Arms the fault for the first request `which` accepts, whatever its place on its
   // connection (a request on a fresh connection too).
@@ -121,6 +122,7 @@ class SavesThenResets {
     std::lock_guard<std::mutex> lock(mu_);
     trigger_ = std::move(which);
     reused_only_ = false;
+    fired_ = false;
   }
   bool fired() const {
     std::lock_guard<std::mutex> lock(mu_);
