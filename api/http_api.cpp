@@ -481,16 +481,21 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     std::string f = format_rfc3339(from).substr(0, 19) + "Z";
     std::string t = format_rfc3339(to).substr(0, 19) + "Z";
-    calendar::Result r;
-    try {
-      r = calendar::free_busy(it->second.settings, destination, q["mailbox"], f, t, hub_.clock());
-    } catch (const std::exception& e) {
-      return send_error(resp, 502, "calendar unavailable",
-                        std::string("unexpected answer from the calendar server: ") + e.what());
+    Connector* c = hub_.connector(destination);
+    if (c == nullptr) {
+      return send_error(resp, 404, "unknown destination",
+                        "no calendar destination named '" + destination + "' is running");
     }
+    // Through the running connector: its per-mailbox pauses apply to free/busy too.
+    calendar::Result r = calendar::free_busy(*c, q["mailbox"], f, t);
     if (r.kind != calendar::Result::Kind::Ok) {
-      bool retry = r.failure.kind == Outcome::Kind::Retry;
-      return send_error(resp, retry ? 503 : 502, "calendar unavailable", r.failure.text);
+      const Outcome& o = r.failure;
+      bool later = o.kind == Outcome::Kind::Retry || o.kind == Outcome::Kind::Throttle;
+      if (later && o.retry_after_ms) {
+        resp.set("Retry-After",
+                 std::to_string(std::max<int64_t>(1, (*o.retry_after_ms + 999) / 1000)));
+      }
+      return send_error(resp, later ? 503 : 502, "calendar unavailable", o.text);
     }
     json busy = json::array();
     for (const auto& b : r.busy) {

@@ -82,9 +82,6 @@ void BM_RdvSmsConfirmation(benchmark::State& s) {
 void BM_RdvSmsReminder(benchmark::State& s) {
   run(s, "rdv-sms-reminder", "rdv-planned.json");
 }
-void BM_RdvCalendarEwsXml(benchmark::State& s) {
-  run(s, "rdv-calendar-ews", "rdv-planned.json");
-}
 void BM_IndividuGenesis(benchmark::State& s) {
   run(s, "individu-genesis", "individu-created.json");
 }
@@ -94,6 +91,5 @@ void BM_IndividuGenesis(benchmark::State& s) {
 BENCHMARK(BM_RdvCalendar);
 BENCHMARK(BM_RdvSmsConfirmation);
 BENCHMARK(BM_RdvSmsReminder);
-BENCHMARK(BM_RdvCalendarEwsXml);
 BENCHMARK(BM_IndividuGenesis);
 BENCHMARK_MAIN();

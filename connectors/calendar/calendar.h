@@ -10,6 +10,7 @@
 // Personal data: events carry only what the mapping put there; nothing here logs a subject, a
 // body or a location. Failure texts name the mailbox (support needs it to fix rights).
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "core/connector.h"
 #include "core/status.h"
 #include "core/store.h"
+#include "core/throttle_gate.h"
 #include "core/xref_store.h"
 
 namespace relais {
@@ -43,6 +45,9 @@ struct Event {
   std::string start;  // ISO 8601 with offset, e.g. 2019-05-17T10:00:00+02:00
   std::string end;
   std::string location;
+  // The mapping's time zone (IANA "Europe/Paris" or a Windows id); "" = the configured one.
+  // Graph states the event's times in it; it is not part of the field digests.
+  std::string time_zone;
   std::vector<std::string> categories;
   int reminder_minutes = -1;     // -1 = no reminder
   std::string show_as = "busy";  // free | tentative | busy | oof | workingElsewhere
@@ -160,9 +165,11 @@ class Driver {
   virtual Status probe() = 0;
 };
 
-// Builds the driver a validated `calendar` configuration names. Throws at start-up.
+// Builds the driver a validated `calendar` configuration names. Throws at start-up. With a
+// `gate` (owned by the caller, outliving the driver), every request first asks it whether its
+// mailbox is paused, and a partner's "slow down" for a mailbox pauses it there.
 std::unique_ptr<Driver> make_driver(const ConfigView& config, const std::string& destination,
-                                    int slots, const Clock& clock);
+                                    int slots, const Clock& clock, ThrottleGate* gate = nullptr);
 
 // OAuth2 client-credentials settings.
 struct TokenSettings {
@@ -184,9 +191,11 @@ struct TokenResult {
 // expire (refreshed when less than a fifth of their lifetime, at most 5 minutes, is left).
 // One cache per process (shared_token_cache()) is shared by every driver, keyed by token URL,
 // client id, scope and (a digest of) the secret.
-// Thread-safety: all methods may be called from any thread; a fetch holds the cache's lock, so
-// concurrent callers wait for one fetch instead of each asking for a token.
-// Ownership: owns its tokens and one curl handle.
+// Thread-safety: all methods may be called from any thread. No lock is held during a token
+// request: concurrent callers for the same credentials wait for the one fetch in flight
+// (single flight) and take its result; callers for other credentials, and those whose token is
+// cached, are never held up by a slow token endpoint.
+// Ownership: owns its tokens; each fetch uses its own curl handle.
 class TokenCache {
  public:
   TokenCache();
@@ -205,10 +214,15 @@ class TokenCache {
   struct Entry {
     std::string token;
     Millis refresh_at = 0;
+    bool fetching = false;    // a fetch is in flight (its caller holds no lock)
+    uint64_t generation = 0;  // fetches completed for this key
+    TokenResult last;         // the result of the last fetch, for those who waited for it
   };
+  // Performs the token request (no lock held).
+  TokenResult fetch(const TokenSettings& s, Millis now, Millis& refresh_at);
   mutable std::mutex mu_;
+  std::condition_variable done_;
   std::map<std::string, Entry> entries_;
-  void* curl_ = nullptr;  // CURL*
   int fetches_ = 0;
 };
 TokenCache& shared_token_cache();
@@ -218,11 +232,13 @@ TokenCache& shared_token_cache();
 Status probe_server(bool oauth, const TokenSettings& token, const Clock& clock,
                     const std::string& url, const CurlTransfer& transfer);
 
-// Busy periods of `mailbox` through the destination `config` describes (EWS
-// GetUserAvailability or Graph getSchedule). For the portal's online booking.
-Result free_busy(const ConfigView& config, const std::string& destination,
-                 const std::string& mailbox, const std::string& from_utc, const std::string& to_utc,
-                 const Clock& clock);
+// Busy periods of `mailbox` through the running calendar connector `connector` (EWS
+// GetUserAvailability or Graph getSchedule), for the portal's online booking. It goes through
+// the connector's per-mailbox gate: while the partner has paused the mailbox, nothing is sent
+// and the result fails with a throttle outcome (retry_after_ms = the time left). A connector
+// of another kind gives a reject. Callable from any thread, alongside deliveries.
+Result free_busy(Connector& connector, const std::string& mailbox, const std::string& from_utc,
+                 const std::string& to_utc);
 
 // ---- reconciliation ----------------------------------------------------------------------
 

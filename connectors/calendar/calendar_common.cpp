@@ -3,10 +3,13 @@
 
 #include <cctype>
 #include <cstdio>
+#include <map>
+#include <memory>
 
 #include "connectors/calendar/calendar.h"
 #include "connectors/calendar/calendar_http.h"
 #include "core/crypto.h"
+#include "mappings/tz.h"
 
 namespace relais::calendar {
 namespace {
@@ -62,6 +65,7 @@ bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std:
   out.start = str_at(e, "start");
   out.end = str_at(e, "end");
   out.location = str_at(e, "location");
+  out.time_zone = str_at(e, "time_zone");
   if (auto s = str_at(e, "show_as"); !s.empty()) out.show_as = s;
   out.categories.clear();
   if (auto c = e.find("categories"); c != e.end() && c->is_array()) {
@@ -127,7 +131,10 @@ unsigned changed_fields(const Event& e, const std::string& stored) {
   return changed;
 }
 
-bool to_utc(const std::string& iso, std::string& out) {
+namespace {
+
+// Seconds since the epoch of an ISO 8601 time with a Z or ±hh:mm offset (fractions ignored).
+bool epoch_of(const std::string& iso, int64_t& t) {
   int y, mo, d, h, mi, s, n = 0;
   if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
       n != 19) {
@@ -150,16 +157,30 @@ bool to_utc(const std::string& iso, std::string& out) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-  int64_t t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-              h * 3600 + mi * 60 + s - offset_min * 60;
+  t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+      mi * 60 + s - offset_min * 60;
+  return true;
+}
+
+// "2019-05-17T08:00:00" for seconds since the epoch, with a "Z" when `z`.
+std::string iso_of(int64_t t, bool z) {
   int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
   int64_t secs = t - days * 86400;
+  int y, mo, d;
   civil_from_days(days, y, mo, d);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d,
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mo, d,
                 static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
-                static_cast<int>(secs % 60));
-  out = buf;
+                static_cast<int>(secs % 60), z ? "Z" : "");
+  return buf;
+}
+
+}  // namespace
+
+bool to_utc(const std::string& iso, std::string& out) {
+  int64_t t = 0;
+  if (!epoch_of(iso, t)) return false;
+  out = iso_of(t, true);
   return true;
 }
 
@@ -234,17 +255,92 @@ std::optional<int64_t> retry_after_ms(const std::string& value) {
   return static_cast<int64_t>(s * 1000);
 }
 
+std::string mailbox_scope(const std::string& mailbox) {
+  std::string out = mailbox;
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<Outcome> MailboxGate::closed(const std::string& mailbox) const {
+  if (gate_ == nullptr) return std::nullopt;
+  Millis now = clock_.now_ms();
+  std::optional<Millis> until = gate_->paused_until(mailbox_scope(mailbox), now);
+  if (!until) return std::nullopt;
+  return Outcome::throttle(mailbox_scope(mailbox), 0,
+                           "mailbox " + mailbox +
+                               " paused at the server's request: nothing sent for another " +
+                               std::to_string((*until - now + 999) / 1000) + " s",
+                           *until - now);
+}
+
+Outcome MailboxGate::pause(const std::string& mailbox, int code, const std::string& text,
+                           std::optional<int64_t> after_ms) const {
+  int64_t after = after_ms.value_or(kDefaultThrottleMs);
+  if (gate_ != nullptr) {
+    Millis now = clock_.now_ms();
+    after = gate_->pause(mailbox_scope(mailbox), now, after) - now;
+  }
+  return Outcome::throttle(mailbox_scope(mailbox), code,
+                           text + " for mailbox " + mailbox + ": paused for " +
+                               std::to_string((after + 999) / 1000) + " s",
+                           after);
+}
+
+std::string iana_zone(const std::string& zone) {
+  if (zone.find('/') != std::string::npos || zone == "UTC") return zone;
+  // The Windows ids of France (metropolitan and overseas) and its neighbours (CLDR
+  // windowsZones.xml, territory of the département where it differs from "001").
+  static const std::map<std::string, std::string> windows{
+      {"Romance Standard Time", "Europe/Paris"},
+      {"W. Europe Standard Time", "Europe/Berlin"},
+      {"Central Europe Standard Time", "Europe/Budapest"},
+      {"Central European Standard Time", "Europe/Warsaw"},
+      {"GMT Standard Time", "Europe/London"},
+      {"Greenwich Standard Time", "Atlantic/Reykjavik"},
+      {"UTC", "UTC"},
+      {"Coordinated Universal Time", "UTC"},
+      {"SA Western Standard Time", "America/Guadeloupe"},
+      {"SA Eastern Standard Time", "America/Cayenne"},
+      {"Mauritius Standard Time", "Indian/Reunion"},
+      {"E. Africa Standard Time", "Indian/Mayotte"},
+      {"Saint Pierre Standard Time", "America/Miquelon"},
+      {"New Caledonia Standard Time", "Pacific/Noumea"},
+      {"Hawaiian Standard Time", "Pacific/Tahiti"},
+  };
+  auto it = windows.find(zone);
+  return it == windows.end() ? std::string() : it->second;
+}
+
+bool wall_clock_in(const std::string& iso, const std::string& iana, std::string& out) {
+  int64_t t = 0;
+  if (iana.empty() || !epoch_of(iso, t)) return false;
+  std::shared_ptr<const mappings::TimeZone> tz = mappings::TimeZone::get(iana);
+  if (!tz) return false;
+  out = iso_of(t + tz->offset_at_utc(t), false);
+  return true;
+}
+
+bool utc_from_wall(const std::string& wall, const std::string& zone, std::string& out) {
+  int64_t local = 0;
+  if (wall.size() < 19 || !epoch_of(wall.substr(0, 19) + "Z", local)) return false;
+  if (zone.empty() || zone == "UTC") {
+    out = iso_of(local, true);
+    return true;
+  }
+  std::shared_ptr<const mappings::TimeZone> tz = mappings::TimeZone::get(iana_zone(zone));
+  if (!tz) return false;
+  out = iso_of(tz->local_to_utc(local), true);
+  return true;
+}
+
 std::string excerpt(const std::string& body, size_t max) {
   return body.size() <= max ? body : body.substr(0, max);
 }
 
 // ---- token cache -------------------------------------------------------------------------
 
-TokenCache::TokenCache() : curl_(curl_easy_init()) {}
-
-TokenCache::~TokenCache() {
-  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
-}
+TokenCache::TokenCache() = default;
+TokenCache::~TokenCache() = default;
 
 int TokenCache::fetches() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -260,20 +356,41 @@ std::string cache_key(const TokenSettings& s) {
 
 void TokenCache::invalidate(const TokenSettings& s) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_.erase(cache_key(s));
+  auto it = entries_.find(cache_key(s));
+  if (it != entries_.end()) it->second.refresh_at = 0;
 }
 
 TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool force) {
   const std::string k = cache_key(s);
-  std::lock_guard<std::mutex> lock(mu_);
-  Millis now = clock.now_ms();
-  if (!force) {
-    auto it = entries_.find(k);
-    if (it != entries_.end() && now < it->second.refresh_at) {
-      return TokenResult{true, it->second.token, {}};
-    }
+  std::unique_lock<std::mutex> lock(mu_);
+  Entry& e = entries_[k];  // std::map: the reference stays valid while other keys come and go
+  if (e.fetching) {
+    // Another caller is asking for this token: take its result rather than ask again.
+    uint64_t seen = e.generation;
+    done_.wait(lock, [&] { return e.generation != seen; });
+    return e.last;
   }
-  auto* h = static_cast<CURL*>(curl_);
+  if (!force && clock.now_ms() < e.refresh_at) return TokenResult{true, e.token, {}};
+  e.fetching = true;
+  ++fetches_;
+  lock.unlock();
+  Millis refresh_at = 0;
+  TokenResult r = fetch(s, clock.now_ms(), refresh_at);
+  lock.lock();
+  if (r.ok) {
+    e.token = r.token;
+    e.refresh_at = refresh_at;
+  }
+  e.last = r;
+  e.fetching = false;
+  ++e.generation;
+  lock.unlock();
+  done_.notify_all();
+  return r;
+}
+
+TokenResult TokenCache::fetch(const TokenSettings& s, Millis now, Millis& refresh_at) {
+  CURL* h = curl_easy_init();
   if (h == nullptr) {
     return TokenResult{false, {}, Outcome::retry("oauth2", 0, "curl_easy_init failed")};
   }
@@ -284,7 +401,7 @@ TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool for
       http_exchange(h, "POST", s.token_url,
                     {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},
                     form, s.transfer, HttpAuth{}, Send::Idempotent, 64 * 1024);
-  ++fetches_;
+  curl_easy_cleanup(h);
   if (a.rc != CURLE_OK) {
     return TokenResult{false, {}, network_failure(a.rc, "the token endpoint " + s.token_url)};
   }
@@ -299,9 +416,8 @@ TokenResult TokenCache::get(const TokenSettings& s, const Clock& clock, bool for
     }
     if (life_s <= 0) life_s = 60;
     int64_t margin_ms = std::min<int64_t>(life_s * 1000 / 5, 300000);
-    Entry e{j["access_token"].get<std::string>(), now + life_s * 1000 - margin_ms};
-    entries_[k] = e;
-    return TokenResult{true, e.token, {}};
+    refresh_at = now + life_s * 1000 - margin_ms;
+    return TokenResult{true, j["access_token"].get<std::string>(), {}};
   }
   if (a.status == 429 || a.status >= 500) {
     Outcome o = Outcome::retry(

@@ -7,7 +7,10 @@
 // (unknown_outcome: never re-sent by the transport) leaves a marker cross-reference so that the
 // next attempt searches first, for both drivers.
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 
 #include "connectors/calendar/calendar.h"
 #include "connectors/calendar/calendar_http.h"
@@ -139,18 +142,31 @@ bool parse_op(const std::string& s, Op& op) {
   return true;
 }
 
+// Worker slots kept for free/busy requests (API threads), beyond the delivery slots.
+constexpr int kFreeBusySlots = 2;
+
+}  // namespace
+
 // One configured calendar destination. Thread-safe for distinct slots (the driver keeps one
-// curl handle per slot; the xref store serialises itself). Owns its driver; the xref store is
-// the hub's.
+// curl handle per slot; the xref store serialises itself); free_busy() may be called from any
+// thread (it borrows one of kFreeBusySlots slots of its own). Owns its driver and the
+// per-mailbox ThrottleGate every request goes through (a partner's "slow down" for a mailbox
+// holds back every slot and free/busy); the xref store is the hub's.
 class CalendarConnector final : public Connector {
  public:
-  explicit CalendarConnector(const ConnectorContext& ctx) : name_(ctx.name), xrefs_(ctx.xrefs) {
+  explicit CalendarConnector(const ConnectorContext& ctx)
+      : name_(ctx.name),
+        xrefs_(ctx.xrefs),
+        gate_(ctx.max_retry_after_ms),
+        delivery_slots_(std::max(1, ctx.concurrency)) {
     if (xrefs_ == nullptr) {
       throw std::runtime_error("connector " + name_ +
                                ": the calendar connector needs the store's "
                                "cross-references");
     }
-    driver_ = make_driver(ctx.config, ctx.name, ctx.concurrency, *ctx.clock);
+    driver_ =
+        make_driver(ctx.config, ctx.name, delivery_slots_ + kFreeBusySlots, *ctx.clock, &gate_);
+    for (int i = 0; i < kFreeBusySlots; ++i) free_slots_.push_back(delivery_slots_ + i);
     search_before_create_ = ctx.config.boolean("search_before_create");
     operations_ = {{"rdv.planned", "create"},
                    {"rdv.moved", "update"},
@@ -160,6 +176,35 @@ class CalendarConnector final : public Connector {
   }
 
   Status probe() override { return driver_->probe(); }
+
+  // Busy periods through the driver, on a slot of its own (see calendar::free_busy).
+  Result free_busy(const std::string& mailbox, const std::string& from, const std::string& to) {
+    int slot = -1;
+    {
+      std::unique_lock<std::mutex> lock(fb_mu_);
+      if (!fb_free_.wait_for(lock, std::chrono::seconds(30),
+                             [&] { return !free_slots_.empty(); })) {
+        return Result::failed(Outcome::retry(
+            driver_->name(), 0, "free/busy: every connection is busy, try again shortly", 1000));
+      }
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
+    Result r;
+    try {
+      r = driver_->free_busy(mailbox, from, to, slot);
+    } catch (const std::exception& e) {
+      r = Result::failed(
+          Outcome::retry(driver_->name(), 0,
+                         std::string("unexpected answer from the calendar server: ") + e.what()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(fb_mu_);
+      free_slots_.push_back(slot);
+    }
+    fb_free_.notify_one();
+    return r;
+  }
 
   Outcome deliver(const DeliveryRequest& req) override {
     // The drivers read answers with nlohmann-json and pugixml; an answer of an unexpected shape
@@ -173,7 +218,9 @@ class CalendarConnector final : public Connector {
   }
 
  private:
-  Outcome deliver_checked(const DeliveryRequest& req) {
+  Outcome deliver_checked(const DeliveryRequest& req_in) {
+    DeliveryRequest req = req_in;
+    req.slot %= delivery_slots_;  // the slots above belong to free/busy
     if (req.mapped == nullptr || !req.mapped->is_object()) {
       return Outcome::reject("mapping", 0,
                              "the calendar connector needs a mapping that gives a JSON object "
@@ -430,10 +477,17 @@ class CalendarConnector final : public Connector {
 
   std::string name_;
   XrefStore* xrefs_;
+  ThrottleGate gate_;  // before driver_: the driver keeps a pointer to it
+  int delivery_slots_;
   std::unique_ptr<Driver> driver_;
   bool search_before_create_ = true;
   std::map<std::string, std::string> operations_;
+  std::mutex fb_mu_;
+  std::condition_variable fb_free_;
+  std::vector<int> free_slots_;  // free/busy slots not in use (guarded by fb_mu_)
 };
+
+namespace {
 
 void check(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
   auto need = [&](const char* key, const std::string& why) {
@@ -488,16 +542,20 @@ TokenSettings token_settings(const ConfigView& c, const std::string& default_sco
 }
 
 std::unique_ptr<Driver> make_driver(const ConfigView& config, const std::string& destination,
-                                    int slots, const Clock& clock) {
-  if (config.str("driver") == "graph") return make_graph_driver(config, destination, slots, clock);
-  return make_ews_driver(config, destination, slots, clock);
+                                    int slots, const Clock& clock, ThrottleGate* gate) {
+  if (config.str("driver") == "graph") {
+    return make_graph_driver(config, destination, slots, clock, gate);
+  }
+  return make_ews_driver(config, destination, slots, clock, gate);
 }
 
-Result free_busy(const ConfigView& config, const std::string& destination,
-                 const std::string& mailbox, const std::string& from_utc, const std::string& to_utc,
-                 const Clock& clock) {
-  auto d = make_driver(config, destination, 1, clock);
-  return d->free_busy(mailbox, from_utc, to_utc, 0);
+Result free_busy(Connector& connector, const std::string& mailbox, const std::string& from_utc,
+                 const std::string& to_utc) {
+  auto* c = dynamic_cast<CalendarConnector*>(&connector);
+  if (c == nullptr) {
+    return Result::failed(Outcome::reject("config", 0, "this destination is not a calendar"));
+  }
+  return c->free_busy(mailbox, from_utc, to_utc);
 }
 
 }  // namespace calendar

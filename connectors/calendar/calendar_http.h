@@ -14,6 +14,7 @@
 #include "connectors/http/curl_capture.h"
 #include "core/config_spec.h"
 #include "core/status.h"
+#include "core/throttle_gate.h"
 
 namespace relais::calendar {
 
@@ -71,6 +72,31 @@ Outcome network_failure(CURLcode rc, const std::string& what);
 // not a number of seconds.
 std::optional<int64_t> retry_after_ms(const std::string& value);
 
+// The pause taken when a partner throttles without saying for how long (the dispatcher's
+// default, retry.throttle_default, is 5 s too; the gate needs a number).
+inline constexpr int64_t kDefaultThrottleMs = 5000;
+
+// The throttle scope of a mailbox: the address in lower case (Exchange throttles per mailbox).
+std::string mailbox_scope(const std::string& mailbox);
+
+// The per-mailbox gate every request of a driver goes through (null: no gate, e.g. the
+// reconciliation command). Thread-safe (the ThrottleGate locks itself); does not own the gate.
+class MailboxGate {
+ public:
+  MailboxGate(ThrottleGate* gate, const Clock& clock) : gate_(gate), clock_(clock) {}
+  // A throttle outcome for the time left when `mailbox` is paused, else nullopt: the request
+  // must not be sent.
+  std::optional<Outcome> closed(const std::string& mailbox) const;
+  // The partner asked to slow down for `mailbox`: pauses it (capped) for every slot and returns
+  // the throttle outcome the delivery gets. `after_ms` nullopt: kDefaultThrottleMs.
+  Outcome pause(const std::string& mailbox, int code, const std::string& text,
+                std::optional<int64_t> after_ms) const;
+
+ private:
+  ThrottleGate* gate_;
+  const Clock& clock_;
+};
+
 // The bounded excerpt kept in the attempt history.
 std::string excerpt(const std::string& body, size_t max = 1024);
 
@@ -79,8 +105,19 @@ std::string excerpt(const std::string& body, size_t max = 1024);
 TokenSettings token_settings(const ConfigView& c, const std::string& default_scope);
 
 std::unique_ptr<Driver> make_ews_driver(const ConfigView& c, const std::string& destination,
-                                        int slots, const Clock& clock);
+                                        int slots, const Clock& clock, ThrottleGate* gate);
 std::unique_ptr<Driver> make_graph_driver(const ConfigView& c, const std::string& destination,
-                                          int slots, const Clock& clock);
+                                          int slots, const Clock& clock, ThrottleGate* gate);
+
+// The IANA zone of a Windows time zone id ("Romance Standard Time" → "Europe/Paris"); an IANA
+// name is returned as it is; "" when unknown.
+std::string iana_zone(const std::string& zone);
+// The wall-clock time ("2019-05-17T10:00:00") in IANA zone `iana` of the instant `iso` (ISO
+// 8601 with an offset); false when the zone or the time cannot be read.
+bool wall_clock_in(const std::string& iso, const std::string& iana, std::string& out);
+// The instant ("2019-05-17T08:00:00Z") of wall-clock time `wall` ("2019-05-17T10:00:00",
+// fractions ignored) in zone `zone` (IANA or Windows id; "UTC" or "" = UTC); false when the
+// zone or the time cannot be read.
+bool utc_from_wall(const std::string& wall, const std::string& zone, std::string& out);
 
 }  // namespace relais::calendar

@@ -79,8 +79,9 @@ struct Answer {
 // handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
 class EwsDriver final : public Driver {
  public:
-  EwsDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)
-      : destination_(destination), clock_(clock), handles_(slots) {
+  EwsDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock,
+            ThrottleGate* gate)
+      : destination_(destination), clock_(clock), gate_(gate, clock), handles_(slots) {
     url_ = c.str("url");
     if (url_.empty()) {
       throw std::runtime_error("connector " + destination + ": the ews driver needs url");
@@ -235,11 +236,11 @@ class EwsDriver final : public Driver {
     std::string detail = op + " answered " + code;
     if (code == "ErrorItemNotFound") return Result::not_found();
     if (code == "ErrorServerBusy") {
-      int64_t after = a.backoff_ms >= 0 ? a.backoff_ms : 30000;
-      Outcome o = Outcome::retry("ews", 0,
-                                 detail + " (throttled): will try again after " +
-                                     std::to_string((after + 999) / 1000) + " s",
-                                 after);
+      // Exchange throttles per mailbox (and per account): no request for this mailbox, from
+      // any slot, until the BackOffMilliseconds it asked for has passed.
+      Outcome o =
+          gate_.pause(mailbox, 0, detail + " (throttled)",
+                      a.backoff_ms >= 0 ? std::optional<int64_t>(a.backoff_ms) : std::nullopt);
       o.excerpt = excerpt(a.raw);
       return Result::failed(o);
     }
@@ -267,6 +268,11 @@ class EwsDriver final : public Driver {
   int exchange(const std::string& xml, const std::string& mailbox, const std::string& op, int slot,
                Answer& a) {
     int requests = 0;
+    if (std::optional<Outcome> paused = gate_.closed(mailbox)) {
+      a.failed = true;
+      a.failure = *paused;
+      return requests;
+    }
     for (int pass = 0; pass < 2; ++pass) {
       HttpAuth auth = auth_;
       if (oauth_) {
@@ -315,6 +321,14 @@ class EwsDriver final : public Driver {
           (h.status >= 500 && !parsed)) {
         std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
         a.failed = true;
+        if ((h.status == 429 || h.status == 503) && (after || h.status == 429)) {
+          // "Slow down" at the HTTP level: the mailbox's requests wait, every slot.
+          a.failure =
+              gate_.pause(mailbox, static_cast<int>(h.status),
+                          "HTTP " + std::to_string(h.status) + " from the Exchange server", after);
+          a.failure.excerpt = excerpt(h.body);
+          return requests;
+        }
         a.failure = Outcome::retry(
             "http", static_cast<int>(h.status),
             "HTTP " + std::to_string(h.status) + " from the Exchange server: will try again",
@@ -371,6 +385,7 @@ class EwsDriver final : public Driver {
 
   std::string destination_;
   const Clock& clock_;
+  MailboxGate gate_;
   CurlHandles handles_;
   std::string url_;
   HttpAuth auth_;
@@ -384,8 +399,8 @@ class EwsDriver final : public Driver {
 }  // namespace
 
 std::unique_ptr<Driver> make_ews_driver(const ConfigView& c, const std::string& destination,
-                                        int slots, const Clock& clock) {
-  return std::make_unique<EwsDriver>(c, destination, slots, clock);
+                                        int slots, const Clock& clock, ThrottleGate* gate) {
+  return std::make_unique<EwsDriver>(c, destination, slots, clock, gate);
 }
 
 }  // namespace relais::calendar

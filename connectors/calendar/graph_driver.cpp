@@ -15,10 +15,13 @@ namespace {
 
 using nlohmann::json;
 
-// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here).
+// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here: Prefer
+// outlook.timezone); a time in another zone is read in that zone.
 std::string graph_utc(const json& t) {
   if (!t.is_object()) return {};
   std::string s = t.value("dateTime", std::string());
+  std::string utc;
+  if (utc_from_wall(s, t.value("timeZone", std::string("UTC")), utc)) return utc;
   if (s.size() > 19) s = s.substr(0, 19);
   return s.empty() ? s : s + "Z";
 }
@@ -27,8 +30,9 @@ std::string graph_utc(const json& t) {
 // handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
 class GraphDriver final : public Driver {
  public:
-  GraphDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock)
-      : destination_(destination), clock_(clock), handles_(slots) {
+  GraphDriver(const ConfigView& c, const std::string& destination, int slots, const Clock& clock,
+              ThrottleGate* gate)
+      : destination_(destination), clock_(clock), gate_(gate, clock), handles_(slots) {
     base_ = c.str("url");
     if (base_.empty()) base_ = "https://graph.microsoft.com/v1.0";
     while (!base_.empty() && base_.back() == '/') base_.pop_back();
@@ -48,8 +52,25 @@ class GraphDriver final : public Driver {
     body["singleValueExtendedProperties"] = json::array({{{"id", property_id_}, {"value", e.key}}});
     Answer a = call(slot, "POST", user_url(slot, e.mailbox) + "/events", body.dump(), e.mailbox,
                     false, Send::Once);
+    if (!a.ok && a.status == 409) {
+      // The transactionId is known and Graph refuses it as a duplicate: the event exists (an
+      // earlier attempt made it). Find it by its key and bring it to what is asked now.
+      Result f = find(e.mailbox, e.key, "", "", slot);
+      int n = a.requests + f.requests;
+      if (f.kind == Result::Kind::Failed) return with(f, n);
+      if (f.found.empty()) return with(a.result, n);
+      Result u = update(e, f.found[0].ref, kAllFields, slot);
+      return with(u, n + u.requests);
+    }
     if (!a.ok) return a.result;
-    return with(Result::ok(ref_of(a.doc)), a);
+    RemoteRef ref = ref_of(a.doc);
+    // A transactionId hit returns the event as an earlier attempt made it, which may be older
+    // than what is asked now (a move delivered after a lost cross-reference): compare, and
+    // PATCH what differs.
+    unsigned stale = differing_fields(a.doc, e);
+    if (stale == 0 || ref.id.empty()) return with(Result::ok(ref), a);
+    Result u = update(e, ref, stale, slot);
+    return with(u, a.requests + u.requests);
   }
 
   Result update(const Event& e, const RemoteRef& ref, unsigned fields, int slot) override {
@@ -141,7 +162,8 @@ class GraphDriver final : public Driver {
  private:
   struct Answer {
     bool ok = false;
-    Result result;  // !ok: the failure (or NotFound)
+    long status = 0;  // the last HTTP status
+    Result result;    // !ok: the failure (or NotFound)
     json doc;
     int requests = 0;
   };
@@ -180,13 +202,62 @@ class GraphDriver final : public Driver {
     return user_url(slot, mailbox) + "/events/" + url_escape(handles_.at(slot), id);
   }
 
+  // A time as Graph takes it: the wall clock, in the event's zone (the mapping's, else the
+  // configured one), of the instant the mapping gave; in UTC when the zone is unknown here.
+  json graph_time(const Event& e, const std::string& iso) const {
+    // The configured (Windows) name when it is the mapping's zone under another name.
+    std::string zone = e.time_zone.empty() || iana_zone(e.time_zone) == iana_zone(time_zone_)
+                           ? time_zone_
+                           : e.time_zone;
+    std::string wall;
+    if (wall_clock_in(iso, iana_zone(zone), wall)) return {{"dateTime", wall}, {"timeZone", zone}};
+    std::string utc;
+    to_utc(iso, utc);
+    return {{"dateTime", utc.substr(0, 19)}, {"timeZone", "UTC"}};
+  }
+
+  // The fields (FieldBits) of the event Graph answered that differ from `e`. Times are
+  // compared as instants (answers are in UTC: Prefer outlook.timezone); the body only when
+  // Graph gives it back as text.
+  static unsigned differing_fields(const json& got, const Event& e) {
+    if (!got.is_object()) return 0;
+    unsigned d = 0;
+    if (got.value("subject", std::string()) != e.subject) d |= kSubject;
+    json body = got.value("body", json::object());
+    if (body.is_object() && body.value("contentType", std::string()) == "text" &&
+        body.value("content", std::string()) != e.body) {
+      d |= kBody;
+    }
+    std::string start, end;
+    to_utc(e.start, start);
+    to_utc(e.end, end);
+    if (graph_utc(got.value("start", json())) != start) d |= kStart;
+    if (graph_utc(got.value("end", json())) != end) d |= kEnd;
+    json loc = got.value("location", json::object());
+    if ((loc.is_object() ? loc.value("displayName", std::string()) : std::string()) != e.location) {
+      d |= kLocation;
+    }
+    std::vector<std::string> cats;
+    for (const auto& c : got.value("categories", json::array())) {
+      if (c.is_string()) cats.push_back(c.get<std::string>());
+    }
+    if (cats != e.categories) d |= kCategories;
+    bool on = got.value("isReminderOn", false);
+    if (on != (e.reminder_minutes >= 0) ||
+        (on && got.value("reminderMinutesBeforeStart", -1) != e.reminder_minutes)) {
+      d |= kReminder;
+    }
+    if (got.value("showAs", e.show_as) != e.show_as) d |= kShowAs;
+    return d;
+  }
+
   // The event's `fields` (FieldBits) as Graph JSON.
   json event_json(const Event& e, unsigned fields = kAllFields) const {
     json j = json::object();
     if (fields & kSubject) j["subject"] = e.subject;
     if (fields & kBody) j["body"] = {{"contentType", "text"}, {"content", e.body}};
-    if (fields & kStart) j["start"] = {{"dateTime", wall_clock(e.start)}, {"timeZone", time_zone_}};
-    if (fields & kEnd) j["end"] = {{"dateTime", wall_clock(e.end)}, {"timeZone", time_zone_}};
+    if (fields & kStart) j["start"] = graph_time(e, e.start);
+    if (fields & kEnd) j["end"] = graph_time(e, e.end);
     if (fields & kLocation) j["location"] = {{"displayName", e.location}};
     if (fields & kCategories) j["categories"] = e.categories;
     if (fields & kReminder) {
@@ -212,6 +283,10 @@ class GraphDriver final : public Driver {
   Answer call(int slot, const std::string& method, const std::string& url, const std::string& body,
               const std::string& mailbox, bool on_item = false, Send send = Send::Idempotent) {
     Answer a;
+    if (std::optional<Outcome> paused = gate_.closed(mailbox)) {
+      a.result = Result::failed(*paused);
+      return a;
+    }
     for (int pass = 0; pass < 2; ++pass) {
       TokenResult t = shared_token_cache().get(token_, clock_, pass > 0);
       if (!t.ok) {
@@ -227,6 +302,7 @@ class GraphDriver final : public Driver {
       HttpAnswer h =
           http_exchange(handles_.at(slot), method, url, headers, body, transfer_, auth, send);
       ++a.requests;
+      a.status = h.status;
       if (h.rc != CURLE_OK) {
         a.result = Result::failed(network_failure(h, "Microsoft Graph"));
         return a;
@@ -271,8 +347,12 @@ class GraphDriver final : public Driver {
                                 ": the mailbox does not exist in Exchange Online or is not "
                                 "enabled for Graph (an on-premises mailbox needs the ews driver); "
                                 "correct the professional's address in CMS76");
-      } else if (h.status == 429 || h.status == 408 || h.status >= 500 || h.status == 409 ||
-                 h.status == 412) {
+      } else if (h.status == 429 || (h.status == 503 && retry_after_ms(h.header("retry-after")))) {
+        // Graph throttles per mailbox (and per app and tenant): every slot waits for the
+        // time asked before sending anything more for this mailbox.
+        o = gate_.pause(mailbox, static_cast<int>(h.status), what + " (throttled)",
+                        retry_after_ms(h.header("retry-after")));
+      } else if (h.status == 408 || h.status >= 500 || h.status == 409 || h.status == 412) {
         std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
         o = Outcome::retry(
             "http", static_cast<int>(h.status),
@@ -294,6 +374,7 @@ class GraphDriver final : public Driver {
 
   std::string destination_;
   const Clock& clock_;
+  MailboxGate gate_;
   CurlHandles handles_;
   std::string base_;
   TokenSettings token_;
@@ -305,8 +386,8 @@ class GraphDriver final : public Driver {
 }  // namespace
 
 std::unique_ptr<Driver> make_graph_driver(const ConfigView& c, const std::string& destination,
-                                          int slots, const Clock& clock) {
-  return std::make_unique<GraphDriver>(c, destination, slots, clock);
+                                          int slots, const Clock& clock, ThrottleGate* gate) {
+  return std::make_unique<GraphDriver>(c, destination, slots, clock, gate);
 }
 
 }  // namespace relais::calendar

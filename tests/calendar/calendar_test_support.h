@@ -75,7 +75,8 @@ class CalendarHarness {
   const std::string& name() const { return name_; }
 
   // Delivers `mapped` as a message of `type` with correlation "rdv:<rdv>".
-  Outcome send(const std::string& type, int rdv, const nlohmann::json& mapped, int attempt = 1) {
+  Outcome send(const std::string& type, int rdv, const nlohmann::json& mapped, int attempt = 1,
+               int slot = 0) {
     Message m;
     m.id = "01MSG" + std::to_string(++seq_);
     m.type = type;
@@ -90,7 +91,7 @@ class CalendarHarness {
     r.payload = &payload;
     r.content_type = "application/json";
     r.attempt = attempt;
-    r.slot = 0;
+    r.slot = slot;
     return connector_->deliver(r);
   }
 

@@ -13,9 +13,14 @@
 //
 // Answers are built from the real samples of ${RELAIS_SHARED_DIR}/fixtures/ews/ (the CreateItem
 // response envelope, the ErrorItemNotFound response, the ErrorServerBusy and
-// ErrorNonExistentMailbox faults). Faults are injectable per operation; periodic throttling and
-// transient errors can be switched on for scenarios. Auth: Basic, or OAuth2 bearer tokens from
-// its own client-credentials token endpoint.
+// ErrorNonExistentMailbox faults). Faults are injectable per operation; periodic or random
+// (seeded) throttling, transient errors, lost answers and "saved, then the connection reset
+// without an answer" (on reused keep-alive connections, where libcurl may silently re-send) can
+// be switched on for scenarios. Throttling is per mailbox and as strict as Exchange: after an
+// ErrorServerBusy, every request of that mailbox is refused (ErrorServerBusy with the time
+// left) until the BackOffMilliseconds it gave has passed, on the simulator's clock (the steady
+// clock unless a test gives its own). Auth: Basic, or OAuth2 bearer tokens from its own
+// client-credentials token endpoint.
 //
 // Thread-safe: every public method locks; requests are served on the sink's thread pool.
 
@@ -24,17 +29,22 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <pugixml.hpp>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "tests/calendar/sim_faults.h"
 #include "tests/support/sim_text.h"
 #include "tools/sink/http_sink.h"
 
@@ -104,7 +114,7 @@ struct EwsRequest {
   std::string anchor;
 };
 
-class EwsSimulator {
+class EwsSimulator : public SimulatorFaults {
  public:
   inline static const std::string kSoap = "http://schemas.xmlsoap.org/soap/envelope/";
   inline static const std::string kT = "http://schemas.microsoft.com/exchange/services/2006/types";
@@ -112,13 +122,14 @@ class EwsSimulator {
       "http://schemas.microsoft.com/exchange/services/2006/messages";
 
   enum class Fault {
-    ServerBusy,    // SOAP fault ErrorServerBusy with BackOffMilliseconds
-    Http503,       // HTTP 503 without body
-    Transient,     // ResponseCode ErrorInternalServerTransientError
-    MailboxMove,   // ResponseCode ErrorMailboxMoveInProgress
-    Conflict,      // ResponseCode ErrorIrresolvableConflict
-    LoseResponse,  // the operation is applied, then HTTP 503 is answered (lost response)
-    AccessDenied,  // ResponseCode ErrorAccessDenied
+    ServerBusy,      // SOAP fault ErrorServerBusy with BackOffMilliseconds
+    Http503,         // HTTP 503 without body
+    Transient,       // ResponseCode ErrorInternalServerTransientError
+    MailboxMove,     // ResponseCode ErrorMailboxMoveInProgress
+    Conflict,        // ResponseCode ErrorIrresolvableConflict
+    LoseResponse,    // the operation is applied, then HTTP 503 is answered (lost response)
+    AccessDenied,    // ResponseCode ErrorAccessDenied
+    ResetAfterSave,  // the operation is applied, then the connection is reset, no answer
   };
 
   EwsSimulator() : sink_(0, true, 16) {
@@ -178,6 +189,15 @@ class EwsSimulator {
     throttle_every_ = throttle_every;
     transient_every_ = transient_every;
     lose_every_ = lose_every;
+  }
+  // Random faults from a seeded generator, each a probability per request: ErrorServerBusy,
+  // a transient error (503 or ErrorInternalServerTransientError), a lost answer after the
+  // create is saved (503), and — on a reused connection, for CreateItem/UpdateItem/DeleteItem —
+  // the operation saved then the connection reset without an answer.
+  void random_faults(uint64_t seed, double busy, double transient, double lose, double reset) {
+    std::lock_guard<std::mutex> lock(mu_);
+    this->seed(seed);
+    p_busy_ = busy, p_transient_ = transient, p_lose_ = lose, p_reset_ = reset;
   }
   void set_backoff_ms(int ms) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -243,6 +263,7 @@ class EwsSimulator {
   struct Reply {
     int status = 200;
     std::string body;
+    bool reset = false;  // close the connection without answering
   };
 
   // --- namespaces -------------------------------------------------------------------------
@@ -467,10 +488,10 @@ class EwsSimulator {
     }
     return text_of(doc);
   }
-  std::string server_busy_fault() {
+  std::string server_busy_fault(int64_t backoff_ms) {
     std::string t = ews_fixture("fault-errorserverbusy-backoff.xml");
     auto p = t.find("297749");
-    return t.replace(p, 6, std::to_string(backoff_ms_));
+    return t.replace(p, 6, std::to_string(backoff_ms));
   }
   std::string mailbox_fault(const std::string& code, const std::string& message) {
     std::string t = ews_fixture("fault-errornonexistentmailbox.xml");
@@ -556,6 +577,7 @@ class EwsSimulator {
     rep = handle(r);
     out.status = rep.status;
     out.body = rep.body;
+    out.reset = rep.reset;
     return out;
   }
 
@@ -654,7 +676,15 @@ class EwsSimulator {
                                    "requested user.")};
       }
     }
-    // Injected and periodic faults.
+    // Per-mailbox throttling, as strict as Exchange: during the back-off it asked for, every
+    // request of the mailbox (or of the service account without impersonation) is refused.
+    const std::string account = !impersonated.empty() ? impersonated : anchor;
+    int64_t now = this->now();
+    if (int64_t left = busy_left(account, now); left > 0) {
+      ++busy_answers_;
+      return {500, server_busy_fault(left)};
+    }
+    // Injected, periodic and random faults.
     ++seq_;
     std::optional<Fault> fault;
     for (auto it = injected_.begin(); it != injected_.end(); ++it) {
@@ -673,10 +703,16 @@ class EwsSimulator {
         name == "CreateItem") {
       fault = Fault::LoseResponse;
     }
+    if (!fault && chance(p_busy_)) fault = Fault::ServerBusy;
+    if (!fault && chance(p_transient_)) fault = chance(0.5) ? Fault::Http503 : Fault::Transient;
+    if (!fault && name == "CreateItem" && chance(p_lose_)) fault = Fault::LoseResponse;
+    bool mutation = name == "CreateItem" || name == "UpdateItem" || name == "DeleteItem";
+    if (!fault && mutation && r.reused && chance(p_reset_)) fault = Fault::ResetAfterSave;
     if (fault) {
       switch (*fault) {
         case Fault::ServerBusy:
-          return {500, server_busy_fault()};
+          start_backoff(account, now, backoff_ms_);
+          return {500, server_busy_fault(backoff_ms_)};
         case Fault::Http503:
           return {503, ""};
         case Fault::Transient:
@@ -692,12 +728,17 @@ class EwsSimulator {
         case Fault::AccessDenied:
           return {200, error(name, "ErrorAccessDenied", "Access is denied.")};
         case Fault::LoseResponse:
+        case Fault::ResetAfterSave:
           break;
       }
     }
     Reply rep = operation(name, op, impersonated, errs);
     if (!errs.empty()) return schema_fault(errs);
     if (fault && *fault == Fault::LoseResponse) return {503, ""};
+    if (fault && *fault == Fault::ResetAfterSave) {
+      ++resets_;
+      return {0, "", true};
+    }
     return rep;
   }
 
@@ -916,7 +957,6 @@ class EwsSimulator {
   }
 
   tools::HttpSink sink_;
-  mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, EwsItem>> calendars_;
   std::set<std::string> denied_;
   std::string expected_auth_ = "Basic " + base64("svc-relais:secret");
@@ -930,6 +970,7 @@ class EwsSimulator {
   std::deque<Injected> injected_;
   int throttle_every_ = 0, transient_every_ = 0, lose_every_ = 0;
   int backoff_ms_ = 50;
+  double p_busy_ = 0, p_transient_ = 0, p_lose_ = 0, p_reset_ = 0;
   long seq_ = 0;
   long item_seq_ = 0;
   long change_seq_ = 0;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/ews_simulator.h"
 #include "tests/support/saves_then_resets.h"
@@ -210,17 +211,69 @@ TEST_F(EwsTest, CreateLostOnAReusedConnectionIsNotSentTwiceAndIsFoundNext) {
   EXPECT_EQ(sim.items(kMb).size(), 1u);
 }
 
-TEST_F(EwsTest, ServerBusyRetriesAfterTheServersBackOff) {
+// Exchange throttles per mailbox: after an ErrorServerBusy, nothing more goes to that mailbox,
+// from any slot nor from free/busy, until its BackOffMilliseconds has passed; the delivery is
+// paused (not an attempt) and other mailboxes carry on.
+TEST_F(EwsTest, ServerBusyPausesThatMailboxForEverySlotAndFreeBusy) {
+  const std::string other = "marc.leroux@example.org";
+  sim.add_mailbox(other);
   CalendarHarness h(ews_yaml(sim));
+  sim.set_clock([&h] { return h.clock().now_ms(); });
   sim.set_backoff_ms(1234);
   sim.inject(EwsSimulator::Fault::ServerBusy);
   Outcome o = h.send("rdv.planned", 10, planned(10));
-  ASSERT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  ASSERT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
+  EXPECT_EQ(o.throttle_scope, kMb);
   ASSERT_TRUE(o.retry_after_ms);
   EXPECT_EQ(*o.retry_after_ms, 1234);
-  EXPECT_NE(o.text.find("ErrorServerBusy"), std::string::npos);
-  EXPECT_EQ(h.send("rdv.planned", 10, planned(10), 2).kind, Outcome::Kind::Delivered);
-  EXPECT_EQ(sim.items(kMb).size(), 1u);
+  EXPECT_NE(o.text.find("ErrorServerBusy"), std::string::npos) << o.text;
+  size_t sent = sim.request_count();
+
+  h.clock().advance(234);
+  o = h.send("rdv.planned", 11, planned(11), 1, 1);  // another slot, same mailbox
+  ASSERT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
+  ASSERT_TRUE(o.retry_after_ms);
+  EXPECT_EQ(*o.retry_after_ms, 1000);  // the time left
+  calendar::Result fb =
+      calendar::free_busy(h.connector(), kMb, "2019-05-17T00:00:00Z", "2019-05-18T00:00:00Z");
+  ASSERT_EQ(fb.kind, calendar::Result::Kind::Failed);
+  EXPECT_EQ(fb.failure.kind, Outcome::Kind::Throttle);
+  EXPECT_EQ(fb.failure.retry_after_ms, std::optional<int64_t>(1000));
+  EXPECT_EQ(sim.request_count(), sent);  // nothing was sent for the paused mailbox
+
+  nlohmann::json elsewhere = planned(12);
+  elsewhere["mailbox"] = other;
+  o = h.send("rdv.planned", 12, elsewhere, 1, 1);
+  EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+
+  h.clock().advance(1000);
+  EXPECT_EQ(h.send("rdv.planned", 10, planned(10)).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(h.send("rdv.planned", 11, planned(11), 1, 1).kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(sim.items(kMb).size(), 2u);
+  EXPECT_EQ(
+      calendar::free_busy(h.connector(), kMb, "2019-05-17T00:00:00Z", "2019-05-18T00:00:00Z").kind,
+      calendar::Result::Kind::Ok);
+}
+
+// An absurd back-off is capped by the destination's retry.max_retry_after (15 min here).
+TEST_F(EwsTest, ServerBusyPauseIsCapped) {
+  CalendarHarness h(ews_yaml(sim));
+  sim.set_clock([&h] { return h.clock().now_ms(); });
+  sim.set_backoff_ms(48 * 3600 * 1000);
+  sim.inject(EwsSimulator::Fault::ServerBusy);
+  Outcome o = h.send("rdv.planned", 13, planned(13));
+  ASSERT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
+  EXPECT_EQ(o.retry_after_ms, std::optional<int64_t>(15 * 60 * 1000));
+  size_t sent = sim.request_count();
+  h.clock().advance(15 * 60 * 1000 - 1);
+  EXPECT_EQ(h.send("rdv.planned", 13, planned(13)).kind, Outcome::Kind::Throttle);
+  EXPECT_EQ(sim.request_count(), sent);
+  // After the cap, relais asks again (and this strict server, still in its back-off, refuses).
+  h.clock().advance(1);
+  o = h.send("rdv.planned", 13, planned(13));
+  EXPECT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
+  EXPECT_EQ(sim.request_count(), sent + 1);
+  EXPECT_EQ(sim.busy_answers(), 2u);
 }
 
 TEST_F(EwsTest, TransientErrorsRetry) {
@@ -388,8 +441,8 @@ TEST_F(EwsTest, FreeBusyListsBusyPeriods) {
   CalendarHarness h(ews_yaml(sim));
   ASSERT_EQ(h.send("rdv.planned", 30, planned(30)).kind, Outcome::Kind::Delivered);
   ASSERT_EQ(h.send("rdv.planned", 31, moved(31)).kind, Outcome::Kind::Delivered);
-  calendar::Result r = calendar::free_busy(h.config(), "agenda", kMb, "2019-05-17T00:00:00Z",
-                                           "2019-05-18T00:00:00Z", h.clock());
+  calendar::Result r =
+      calendar::free_busy(h.connector(), kMb, "2019-05-17T00:00:00Z", "2019-05-18T00:00:00Z");
   ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
   ASSERT_EQ(r.busy.size(), 1u);
   EXPECT_EQ(r.busy[0].start, "2019-05-17T08:00:00Z");
@@ -432,6 +485,27 @@ TEST(CalendarTime, ConvertsOffsetsToUtc) {
   EXPECT_EQ(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:1"));
   EXPECT_NE(calendar::transaction_id("rdv:1"), calendar::transaction_id("rdv:2"));
   EXPECT_EQ(calendar::transaction_id("rdv:1").size(), 36u);
+}
+
+// Wall clocks in a named zone (Windows or IANA id), both ways, across summer time.
+TEST(CalendarTime, ReadsAndWritesWallClocksInAZone) {
+  std::string out;
+  ASSERT_TRUE(calendar::utc_from_wall("2019-05-17T10:00:00.0000000", "Romance Standard Time", out));
+  EXPECT_EQ(out, "2019-05-17T08:00:00Z");
+  ASSERT_TRUE(calendar::utc_from_wall("2026-12-07T10:00:00", "Europe/Paris", out));
+  EXPECT_EQ(out, "2026-12-07T09:00:00Z");
+  ASSERT_TRUE(calendar::utc_from_wall("2026-12-07T10:00:00", "UTC", out));
+  EXPECT_EQ(out, "2026-12-07T10:00:00Z");
+  EXPECT_FALSE(calendar::utc_from_wall("2026-12-07T10:00:00", "Nowhere Standard Time", out));
+  ASSERT_TRUE(calendar::wall_clock_in("2019-10-27T00:30:00Z", "Europe/Paris", out));
+  EXPECT_EQ(out, "2019-10-27T02:30:00");  // still summer time
+  ASSERT_TRUE(calendar::wall_clock_in("2019-10-27T01:30:00Z", "Europe/Paris", out));
+  EXPECT_EQ(out, "2019-10-27T02:30:00");  // winter time again
+  ASSERT_TRUE(calendar::wall_clock_in("2026-12-07T10:00:00+04:00", "Indian/Reunion", out));
+  EXPECT_EQ(out, "2026-12-07T10:00:00");
+  EXPECT_FALSE(calendar::wall_clock_in("2026-12-07T10:00:00+04:00", "", out));
+  EXPECT_EQ(calendar::iana_zone("Europe/Paris"), "Europe/Paris");
+  EXPECT_EQ(calendar::iana_zone("Nowhere Standard Time"), "");
 }
 
 }  // namespace

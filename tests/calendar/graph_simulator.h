@@ -10,14 +10,21 @@
 // it remembers a transactionId, so the simulator never forgets one),
 // singleValueExtendedProperties stored and filterable ($filter with Any on id and value,
 // $expand on calendarView), PATCH/DELETE with 404 ErrorItemNotFound, getSchedule, and 429 with
-// Retry-After built from the throttling sample. Strict: unknown users get 404 ErrorInvalidUser;
+// Retry-After built from the throttling sample. Throttling is per mailbox and strict: after a
+// 429, every request of that mailbox gets 429 (Retry-After: the time left) until the delay it
+// gave has passed, on the simulator's clock (steady clock unless a test gives its own).
+// Random (seeded) faults for scenarios, including "saved, then the connection reset without an
+// answer" on reused keep-alive connections. Strict: unknown users get 404 ErrorInvalidUser;
 // malformed bodies (no subject/start/end, times with an offset, an unknown time zone) get 400
-// and are recorded as violations.
+// and are recorded as violations. Times are read in their zone with the system's tz database.
 //
 // Thread-safe: every public method locks; requests are served on the sink's thread pool.
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,7 +32,9 @@
 #include <nlohmann/json.hpp>
 
 #include "connectors/calendar/calendar.h"
+#include "connectors/calendar/calendar_http.h"
 #include "tests/calendar/ews_simulator.h"
+#include "tests/calendar/sim_faults.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
@@ -42,7 +51,7 @@ struct GraphEvent {
   nlohmann::json body;
 };
 
-class GraphSimulator {
+class GraphSimulator : public SimulatorFaults {
  public:
   enum class Fault { Throttle, Http503, Forbidden };
 
@@ -84,6 +93,20 @@ class GraphSimulator {
     throttle_every_ = throttle_every;
     unavailable_every_ = unavailable_every;
     lose_every_ = lose_every;
+  }
+  // Random faults from a seeded generator, each a probability per event request: 429, 503,
+  // a lost answer after the operation (503), and — on a reused connection, for POST, PATCH and
+  // DELETE — the operation saved then the connection reset without an answer.
+  void random_faults(uint64_t seed, double throttle, double unavailable, double lose,
+                     double reset) {
+    std::lock_guard<std::mutex> lock(mu_);
+    this->seed(seed);
+    p_throttle_ = throttle, p_unavailable_ = unavailable, p_lose_ = lose, p_reset_ = reset;
+  }
+  // Another time zone the simulated tenant accepts (IANA or Windows name).
+  void allow_time_zone(const std::string& zone) {
+    std::lock_guard<std::mutex> lock(mu_);
+    zones_.insert(zone);
   }
   // The Retry-After value sent with 429 (the sample says 2.128).
   void set_retry_after(std::string v) {
@@ -147,14 +170,14 @@ class GraphSimulator {
     violations_.push_back(why);
     return graph_error(400, "ErrorInvalidRequest", why);
   }
-  tools::SinkResponse throttled() {
+  tools::SinkResponse throttled(const std::string& retry_after) {
     // Built from the sample: its status, headers and body (Retry-After set by the test).
     std::string t = graph_fixture("throttling-429-response.http");
     auto blank = t.find("\n\n");
     tools::SinkResponse r;
     r.status = 429;
     r.headers["Content-Type"] = "application/json";
-    r.headers["Retry-After"] = retry_after_;
+    r.headers["Retry-After"] = retry_after;
     r.body = blank == std::string::npos ? "" : t.substr(blank + 2);
     return r;
   }
@@ -182,20 +205,13 @@ class GraphSimulator {
   }
 
   // The sample's event, with this event's fields.
-  // A stored start/end ({dateTime (wall clock), timeZone}) in UTC, "2026-12-04T09:00:00".
-  // Paris zones follow the EU summer-time rule (last Sunday of March to last Sunday of
-  // October, 01:00 UTC).
+  // A stored start/end ({dateTime (wall clock), timeZone}) in UTC, "2026-12-04T09:00:00",
+  // read in its zone with the system's tz database.
   static std::string utc_of(const json& t) {
     std::string wall = t.value("dateTime", std::string()).substr(0, 19);
-    if (t.value("timeZone", std::string()) == "UTC" || wall.size() != 19) return wall;
-    int y = std::stoi(wall.substr(0, 4));
-    char from[32], to[32];
-    std::snprintf(from, sizeof from, "%04d-03-%02dT01:00:00Z", y, 31 - (5 * y / 4 + 4) % 7);
-    std::snprintf(to, sizeof to, "%04d-10-%02dT01:00:00Z", y, 31 - (5 * y / 4 + 1) % 7);
-    std::string summer, winter;
-    calendar::to_utc(wall + "+02:00", summer);
-    calendar::to_utc(wall + "+01:00", winter);
-    return (summer >= from && summer < to ? summer : winter).substr(0, 19);
+    std::string utc;
+    if (!calendar::utc_from_wall(wall, t.value("timeZone", std::string()), utc)) return wall;
+    return utc.substr(0, 19);
   }
   // How a time is shown: as stored, or in UTC when the client asked for it
   // (Prefer: outlook.timezone="UTC").
@@ -235,9 +251,7 @@ class GraphSimulator {
       why = "dateTime must be a local time without offset: " + dt;
       return false;
     }
-    static const std::set<std::string> zones{"Romance Standard Time", "UTC",
-                                             "W. Europe Standard Time", "Europe/Paris"};
-    if (zones.count(t["timeZone"].get<std::string>()) == 0) {
+    if (zones_.count(t["timeZone"].get<std::string>()) == 0) {
       why = "unknown timeZone " + t["timeZone"].get<std::string>();
       return false;
     }
@@ -267,20 +281,41 @@ class GraphSimulator {
       return graph_error(404, "ErrorInvalidUser",
                          "The requested user '" + mailbox + "' is invalid.");
     }
+    // Per-mailbox throttling, as strict as Exchange Online: during the delay a 429 gave, every
+    // request of the mailbox is refused with the time left.
+    int64_t now = this->now();
+    if (int64_t ms = busy_left(mailbox, now); ms > 0) {
+      char left[32];
+      std::snprintf(left, sizeof left, "%.3f", static_cast<double>(ms) / 1000.0);
+      ++busy_answers_;
+      return throttled(left);
+    }
     ++seq_;
+    auto throttle = [&] {
+      start_backoff(mailbox, now, calendar::retry_after_ms(retry_after_).value_or(0));
+      return throttled(retry_after_);
+    };
     if (!injected_.empty()) {
       Fault f = injected_.front();
       injected_.erase(injected_.begin());
-      if (f == Fault::Throttle) return throttled();
+      if (f == Fault::Throttle) return throttle();
       if (f == Fault::Http503) return graph_error(503, "ServiceUnavailable", "try later");
       if (f == Fault::Forbidden) return graph_error(403, "ErrorAccessDenied", "Access is denied.");
     }
-    if (throttle_every_ > 0 && seq_ % throttle_every_ == 0) return throttled();
+    if (throttle_every_ > 0 && seq_ % throttle_every_ == 0) return throttle();
     if (unavailable_every_ > 0 && seq_ % unavailable_every_ == 1 % unavailable_every_ && seq_ > 1) {
       return graph_error(503, "ServiceUnavailable", "try later");
     }
-    bool lose = lose_every_ > 0 && seq_ % lose_every_ == 2 % lose_every_;
+    if (chance(p_throttle_)) return throttle();
+    if (chance(p_unavailable_)) return graph_error(503, "ServiceUnavailable", "try later");
+    bool lose = (lose_every_ > 0 && seq_ % lose_every_ == 2 % lose_every_) || chance(p_lose_);
+    bool reset = r.reused && r.method != "GET" && chance(p_reset_);
     tools::SinkResponse out = event_request(r, mailbox, tail, query);
+    if (reset && out.status < 300) {
+      ++resets_;
+      out.reset = true;
+      return out;
+    }
     if (lose && out.status < 300) return graph_error(503, "ServiceUnavailable", "try later");
     return out;
   }
@@ -290,7 +325,9 @@ class GraphSimulator {
     auto& cal = calendars_[mailbox];
     if (tail == "/events" && r.method == "POST") {
       json b = json::parse(r.body, nullptr, false);
-      if (!b.is_object() || !b.contains("subject")) return bad("POST event without subject");
+      if (!b.is_object() || !b.contains("subject")) {
+        return bad("POST event without subject (" + std::to_string(r.body.size()) + " bytes)");
+      }
       std::string why;
       if (!valid_time(b.value("start", json()), why) || !valid_time(b.value("end", json()), why)) {
         return bad(why);
@@ -396,7 +433,6 @@ class GraphSimulator {
   }
 
   tools::HttpSink sink_;
-  mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, GraphEvent>> calendars_;
   std::map<std::string, GraphEvent> deleted_;  // by mailbox + "\n" + transactionId
   std::string client_id_ = "relais-client", secret_ = "relais-secret";
@@ -406,6 +442,9 @@ class GraphSimulator {
   std::vector<Fault> injected_;
   int throttle_every_ = 0, unavailable_every_ = 0, lose_every_ = 0;
   std::string retry_after_ = "2.128";
+  std::set<std::string> zones_{"Romance Standard Time", "UTC", "W. Europe Standard Time",
+                               "Europe/Paris"};
+  double p_throttle_ = 0, p_unavailable_ = 0, p_lose_ = 0, p_reset_ = 0;
   long seq_ = 0, item_seq_ = 0, change_seq_ = 0;
   std::vector<std::string> violations_;
   bool prefer_utc_ = false;  // of the request being answered (guarded by mu_)

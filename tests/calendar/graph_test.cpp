@@ -5,6 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "connectors/calendar/calendar.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/graph_simulator.h"
@@ -172,18 +178,86 @@ TEST_F(GraphTest, AnRdvPlannedAgainAfterItsCancellationIsANewEvent) {
   EXPECT_EQ(h.xrefs().get("agenda", "rdv:30")->external_id, evs[0].id);
 }
 
-TEST_F(GraphTest, ThrottlingHonoursRetryAfter) {
+// A 429 pauses that mailbox (every slot, free/busy too) for its Retry-After; a 503 without
+// Retry-After is an ordinary transient failure.
+TEST_F(GraphTest, ThrottlingPausesTheMailboxForItsRetryAfter) {
   CalendarHarness h(graph_yaml(sim));
+  sim.set_clock([&h] { return h.clock().now_ms(); });
   sim.inject(GraphSimulator::Fault::Throttle);
   Outcome o = h.send("rdv.planned", 4, planned(4));
-  ASSERT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  ASSERT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
   EXPECT_EQ(o.code, 429);
+  EXPECT_EQ(o.throttle_scope, kMb);
   ASSERT_TRUE(o.retry_after_ms);
   EXPECT_EQ(*o.retry_after_ms, 2128);  // the sample's "Retry-After: 2.128"
+  size_t sent = sim.total();
+  o = h.send("rdv.planned", 5, planned(5), 1, 1);
+  EXPECT_EQ(o.kind, Outcome::Kind::Throttle) << outcome_text(o);
+  calendar::Result fb =
+      calendar::free_busy(h.connector(), kMb, "2019-05-17T00:00:00Z", "2019-05-18T00:00:00Z");
+  EXPECT_EQ(fb.failure.kind, Outcome::Kind::Throttle);
+  EXPECT_EQ(sim.total(), sent);
+  h.clock().advance(2128);
   sim.inject(GraphSimulator::Fault::Http503);
   o = h.send("rdv.planned", 4, planned(4));
   EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
   EXPECT_EQ(h.send("rdv.planned", 4, planned(4)).kind, Outcome::Kind::Delivered);
+}
+
+// Times follow the instant the mapping gave, whatever its offset: Graph gets the wall clock of
+// that instant in the event's zone (summer and winter time of Paris).
+TEST_F(GraphTest, TimesFollowTheInstantInTheEventsZone) {
+  CalendarHarness h(graph_yaml(sim));
+  // 08:00Z in May is 10:00 in Paris; 09:00+00:00 in December is 10:00 in Paris.
+  nlohmann::json summer = rdv_event(kMb, 40, "2019-05-17T08:00:00Z", "2019-05-17T12:30:00+04:00");
+  nlohmann::json winter =
+      rdv_event(kMb, 41, "2026-12-07T09:00:00+00:00", "2026-12-07T05:30:00-04:00");
+  winter["event"].erase("time_zone");  // the configured zone applies
+  ASSERT_EQ(h.send("rdv.planned", 40, summer).kind, Outcome::Kind::Delivered);
+  ASSERT_EQ(h.send("rdv.planned", 41, winter).kind, Outcome::Kind::Delivered);
+  std::map<std::string, nlohmann::json> by_key;
+  for (const auto& e : sim.events(kMb)) by_key[e.key] = e.body;
+  EXPECT_EQ(by_key["rdv:40"]["start"]["dateTime"], "2019-05-17T10:00:00");
+  EXPECT_EQ(by_key["rdv:40"]["end"]["dateTime"], "2019-05-17T10:30:00");
+  EXPECT_EQ(by_key["rdv:40"]["start"]["timeZone"], "Romance Standard Time");
+  EXPECT_EQ(by_key["rdv:41"]["start"]["dateTime"], "2026-12-07T10:00:00");
+  EXPECT_EQ(by_key["rdv:41"]["end"]["dateTime"], "2026-12-07T10:30:00");
+  // A zone of the mapping other than the configured one is kept, with its own wall clock.
+  nlohmann::json reunion =
+      rdv_event(kMb, 42, "2026-12-07T10:00:00+04:00", "2026-12-07T10:30:00+04:00");
+  reunion["event"]["time_zone"] = "Indian/Reunion";
+  CalendarHarness r(graph_yaml(sim));
+  sim.allow_time_zone("Indian/Reunion");
+  ASSERT_EQ(r.send("rdv.planned", 42, reunion).kind, Outcome::Kind::Delivered);
+  for (const auto& e : sim.events(kMb)) by_key[e.key] = e.body;
+  EXPECT_EQ(by_key["rdv:42"]["start"]["dateTime"], "2026-12-07T10:00:00");
+  EXPECT_EQ(by_key["rdv:42"]["start"]["timeZone"], "Indian/Reunion");
+  EXPECT_EQ(calendar::iana_zone("Romance Standard Time"), "Europe/Paris");
+}
+
+// A transactionId hit returns the event as an earlier attempt made it: the connector compares
+// it with what is asked now and PATCHes what differs (here a move whose cross-reference was
+// lost with the create's).
+TEST_F(GraphTest, TransactionIdHitIsComparedAndPatched) {
+  CalendarHarness h(graph_yaml(sim));
+  ASSERT_EQ(h.send("rdv.planned", 43, planned(43)).kind, Outcome::Kind::Delivered);
+  ASSERT_TRUE(h.xrefs().remove("agenda", "rdv:43"));
+  Outcome o = h.send("rdv.moved", 43, moved(43));
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  auto evs = sim.events(kMb);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].body["start"]["dateTime"], "2019-05-20T14:30:00");
+  EXPECT_EQ(evs[0].body["location"]["displayName"], "Visite à domicile (Rouen)");
+  int patches = 0;
+  for (const auto& r : sim.requests()) patches += r.method == "PATCH" ? 1 : 0;
+  EXPECT_EQ(patches, 1);
+  // The same create again: the hit equals the request, nothing is patched.
+  ASSERT_TRUE(h.xrefs().remove("agenda", "rdv:43"));
+  ASSERT_EQ(h.send("rdv.moved", 43, moved(43)).kind, Outcome::Kind::Delivered);
+  patches = 0;
+  for (const auto& r : sim.requests()) patches += r.method == "PATCH" ? 1 : 0;
+  EXPECT_EQ(patches, 1);
+  EXPECT_EQ(sim.events(kMb).size(), 1u);
 }
 
 TEST_F(GraphTest, TokenFailuresAreConfigurationErrorsNamingTheFix) {
@@ -256,8 +330,8 @@ TEST_F(GraphTest, FindsByKeyAndListsThePeriod) {
 TEST_F(GraphTest, FreeBusyListsBusyPeriods) {
   CalendarHarness h(graph_yaml(sim));
   ASSERT_EQ(h.send("rdv.planned", 13, planned(13)).kind, Outcome::Kind::Delivered);
-  calendar::Result r = calendar::free_busy(h.config(), "agenda", kMb, "2019-05-17T00:00:00Z",
-                                           "2019-05-18T00:00:00Z", h.clock());
+  calendar::Result r =
+      calendar::free_busy(h.connector(), kMb, "2019-05-17T00:00:00Z", "2019-05-18T00:00:00Z");
   ASSERT_EQ(r.kind, calendar::Result::Kind::Ok) << r.failure.text;
   ASSERT_EQ(r.busy.size(), 1u);
   EXPECT_EQ(r.busy[0].status, "busy");
@@ -266,6 +340,67 @@ TEST_F(GraphTest, FreeBusyListsBusyPeriods) {
     schedule = schedule || q.path.find("/calendar/getSchedule") != std::string::npos;
   }
   EXPECT_TRUE(schedule);
+}
+
+// The token cache holds no lock during a token request: while one app's token endpoint is slow,
+// another app's token comes at once; callers for the same credentials share the one request.
+TEST(CalendarTokenCache, ASlowTokenRequestHoldsNoLockAndIsShared) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  int arrived = 0;
+  tools::HttpSink slow(0, true, 4);
+  slow.set_responder([&](const tools::SinkRequest&) {
+    std::unique_lock<std::mutex> lock(m);
+    ++arrived;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    tools::SinkResponse out;
+    out.body = "{\"access_token\":\"slow\",\"expires_in\":3599}";
+    return out;
+  });
+  tools::HttpSink fast(0, true, 4);
+  fast.set_responder([](const tools::SinkRequest&) {
+    tools::SinkResponse out;
+    out.body = "{\"access_token\":\"fast\",\"expires_in\":3599}";
+    return out;
+  });
+  calendar::TokenCache cache;
+  ManualClock clock(kCalT0);
+  calendar::TokenSettings a, b;
+  a.token_url = "http://127.0.0.1:" + std::to_string(slow.port()) + "/token";
+  b.token_url = "http://127.0.0.1:" + std::to_string(fast.port()) + "/token";
+  a.client_id = b.client_id = "relais";
+  a.client_secret = b.client_secret = "s";
+  a.scope = b.scope = "https://graph.microsoft.com/.default";
+  std::vector<calendar::TokenResult> results(3);
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < results.size(); ++i) {
+    callers.emplace_back([&, i] { results[i] = cache.get(a, clock); });
+  }
+  {
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return arrived == 1; }));
+  }
+  // Another app's token while the first request is still waiting for its answer.
+  auto other = std::async(std::launch::async, [&] { return cache.get(b, clock); });
+  bool quick = other.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_TRUE(quick) << "held up by the slow token request";
+  calendar::TokenResult o = other.get();
+  EXPECT_TRUE(o.ok);
+  EXPECT_EQ(o.token, "fast");
+  for (auto& t : callers) t.join();
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok) << r.failure.text;
+    EXPECT_EQ(r.token, "slow");
+  }
+  EXPECT_EQ(arrived, 1);  // one request for the three callers
+  EXPECT_EQ(cache.fetches(), 2);
 }
 
 // Answers of an unexpected shape end as outcomes with a reason, never as exceptions.

@@ -30,8 +30,8 @@ struct Fixture {
     std::vector<relais::mappings::Diagnostic> diags;
     std::string dir = RELAIS_SOURCE_DIR "/config";
     tables = relais::mappings::TableSet::load_dir(dir + "/tables", diags);
-    for (const char* name : {"rdv-calendar", "rdv-sms-confirmation", "rdv-sms-reminder",
-                             "individu-genesis", "rdv-calendar-ews"}) {
+    for (const char* name :
+         {"rdv-calendar", "rdv-sms-confirmation", "rdv-sms-reminder", "individu-genesis"}) {
       auto m = relais::mappings::compile(slurp(dir + "/mappings/" + name + ".yaml"), name, tables,
                                          diags);
       if (!m) __builtin_trap();  // the shipped mappings compile

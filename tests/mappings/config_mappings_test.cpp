@@ -64,7 +64,6 @@ TEST(ConfigMappings, AllCompile) {
 TEST(ConfigMappings, NoHealthOrSocialDetailInCalendarAndSms) {
   const std::map<std::string, std::vector<std::string>> cases = {
       {"rdv-calendar", {"rdv-planned.json", "rdv-moved.json", "rdv-cancelled.json"}},
-      {"rdv-calendar-ews", {"rdv-planned.json", "rdv-moved.json"}},
       {"rdv-sms-confirmation", {"rdv-planned.json"}},
       {"rdv-sms-moved", {"rdv-moved.json"}},
       {"rdv-sms-cancelled", {"rdv-cancelled.json", "rdv-planned.json"}},

@@ -6,12 +6,15 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <algorithm>
 #include <chrono>
+#include <sstream>
 
 namespace relais::tools {
 namespace {
@@ -43,7 +46,17 @@ class SinkHandler final : public Poco::Net::HTTPRequestHandler {
       resp.setKeepAlive(false);
       return;
     }
+    auto& impl = static_cast<Poco::Net::HTTPServerRequestImpl&>(req);
+    std::ostringstream id;
+    id << static_cast<const void*>(&impl.session()) << ' ' << req.clientAddress().toString();
+    r.reused = sink_.note_connection(id.str());
     SinkResponse out = sink_.handle(std::move(r));
+    if (out.reset) {
+      // No answer at all: the connection goes down under the client's feet.
+      resp.setKeepAlive(false);
+      impl.socket().shutdown();
+      return;
+    }
     resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(out.status));
     for (const auto& [k, v] : out.headers) resp.set(k, v);
     resp.setContentType("application/json");
@@ -114,6 +127,11 @@ SinkResponse HttpSink::handle(SinkRequest&& request) {
   }
   cv_.notify_all();
   return out;
+}
+
+bool HttpSink::note_connection(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return served_[id]++ > 0;
 }
 
 std::vector<SinkRequest> HttpSink::requests() const {

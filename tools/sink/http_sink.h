@@ -24,12 +24,17 @@ struct SinkRequest {
   std::string path;                            // with query
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  // The connection served an earlier request (keep-alive): a client that loses the answer may
+  // re-send on its own (libcurl does so for a reused connection that dies before any byte).
+  bool reused = false;
 };
 
 struct SinkResponse {
   int status = 200;
   std::map<std::string, std::string> headers;
   std::string body = "{\"ok\":true}";
+  // Close the connection without answering anything (a peer that dies after doing the work).
+  bool reset = false;
 };
 
 // Thread-safe: requests are served on a thread pool; accessors lock. Owns its server.
@@ -52,6 +57,8 @@ class HttpSink {
 
   // Called by the server's handlers.
   SinkResponse handle(SinkRequest&& request);
+  // Called by the server's handlers: true when connection `id` served a request before.
+  bool note_connection(const std::string& id);
 
  private:
   int port_ = 0;
@@ -63,6 +70,9 @@ class HttpSink {
   std::atomic<size_t> count_{0};
   std::atomic<size_t> total_{0};
   size_t in_flight_ = 0;  // handlers running (guarded by mu_); the destructor waits for 0
+  // Requests served per connection (session address and peer), guarded by mu_.
+  std::map<std::string, size_t> served_;
+
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
