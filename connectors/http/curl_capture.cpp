@@ -105,8 +105,9 @@ bool idempotent_method(const std::string& method) {
 
 void set_request(CURL* h, CurlCapture& capture, const std::string& method, const std::string& body,
                  bool idempotent) {
-  capture.upload = {};
+  capture.upload.clear();
   capture.upload_pos = 0;
+  capture.guarded = false;
   capture.rewind_refused = false;
   bool bodiless = method == "GET" || method == "HEAD" || (method == "DELETE" && body.empty());
   if (method == "GET") {
@@ -118,10 +119,11 @@ void set_request(CURL* h, CurlCapture& capture, const std::string& method, const
     if (!bodiless) {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      capture.upload = body;
       if (idempotent || body.empty()) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, capture.upload.data());
       } else {
-        capture.upload = body;
+        capture.guarded = true;
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, &capture);
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
@@ -131,7 +133,7 @@ void set_request(CURL* h, CurlCapture& capture, const std::string& method, const
   }
   // Without a body to guard, only a connection of its own keeps libcurl from re-sending (it
   // retries on a reused connection only).
-  if (!idempotent && capture.upload.empty()) {
+  if (!idempotent && !capture.guarded) {
     curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
   }

@@ -34,8 +34,10 @@ struct CurlCapture {
   // Set by the transfer (prepare_curl's callbacks):
   bool request_started = false;  // CURLOPT_PREREQFUNCTION ran: the request was about to go out
   bool answered = false;         // a response line arrived since the body last went out
-  // The body of a guarded request (set_request): libcurl reads it through a callback.
-  std::string_view upload;
+  // The request's body (set_request), owned here so that it outlives the transfer; a guarded
+  // one is read by libcurl through a callback.
+  std::string upload;
+  bool guarded = false;
   size_t upload_pos = 0;
   bool rewind_refused = false;  // libcurl wanted to re-send it with no answer: refused
   std::string header(const std::string& lower_name) const {
