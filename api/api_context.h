@@ -59,9 +59,38 @@ bool handle_console_endpoint(Ep id, RequestContext& rc);
 // Session login (public endpoint): no principal yet.
 void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
                   Poco::Net::HTTPServerResponse& resp, const std::string& address);
-// A payload as this request's role may see it: admins see it clear (`personal` tells whether it
-// holds personal data: the caller audits the view), other roles see personal fields masked.
-nlohmann::json payload_for(const RequestContext& rc, const nlohmann::json& value, bool& personal,
-                           bool& masked);
+// How one request may see one message and what was derived from it (docs/security.md,
+// "Masking"). Admins see everything clear (`personal` tells whether anything was personal: the
+// caller audits the view); every other role sees personal values masked: the source's declared
+// paths in the body, the mapping's declared paths in a mapped payload, the name and person rules
+// everywhere, and the body's personal values wherever they reappear (a mapped payload, an error
+// text). Partners' response excerpts are masked whole for them. Per request, one thread.
+class PayloadMasker {
+ public:
+  // `source` names the message's source (its declared paths); `body` is the stored body.
+  PayloadMasker(const RequestContext& rc, const std::string& source, const nlohmann::json& body);
+  bool clear() const { return clear_; }
+  // The body as this role may see it.
+  nlohmann::json body() const { return body_; }
+  // A payload derived from the body: mapped by `mapping` (its version; "" = none), or a dry run's
+  // output (`extra` declared paths: a candidate mapping's).
+  nlohmann::json derived(const nlohmann::json& value, const std::string& mapping, int64_t version,
+                         const PersonalPaths* extra = nullptr);
+  // A text written by Relais about the message (error texts, mapping errors).
+  std::string text(const std::string& t) const;
+  // A partner's own words (response excerpt): they may echo anything.
+  std::string excerpt(const std::string& e);
+
+  bool personal = false;  // admin only: something personal was shown clear (audit the view)
+  bool masked = false;    // something was masked
+
+ private:
+  nlohmann::json mask(const nlohmann::json& value, const PersonalPaths& declared);
+  const RequestContext& rc_;
+  bool clear_;
+  PersonalPaths source_paths_;
+  std::vector<std::string> values_;  // the body's personal values
+  nlohmann::json body_;
+};
 
 }  // namespace relais::api

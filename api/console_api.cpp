@@ -220,20 +220,20 @@ void overview(RequestContext& rc) {
   send_json(rc.resp, 200, {{"at", format_rfc3339(now)}, {"destinations", items}});
 }
 
-json attempt_json(const Attempt& a) {
+json attempt_json(const Attempt& a, PayloadMasker& view) {
   json j = {{"at", format_rfc3339(a.at)},
             {"duration_ms", a.duration_ms},
             {"outcome", a.outcome},
             {"class", a.error_class},
             {"code", a.code},
-            {"text", a.text}};
+            {"text", view.text(a.text)}};
   // A deferral (a reminder's time, the sending window) is not a failure: its own text says it.
   if (!a.outcome.empty() && a.outcome != "delivered" && a.outcome != "skip" &&
       a.outcome != "defer") {
     Explanation e = explain(a.error_class, a.code, a.text + " " + a.excerpt);
     j["explanation"] = e.title;
   }
-  if (!a.excerpt.empty()) j["response_excerpt"] = a.excerpt;
+  if (!a.excerpt.empty()) j["response_excerpt"] = view.excerpt(a.excerpt);
   return j;
 }
 
@@ -257,9 +257,8 @@ void delivery_detail(RequestContext& rc) {
   }
   if (d == nullptr) return send_error(rc.resp, 404, "not found", "no delivery " + text);
   const Message& m = *rec->message;
-  bool personal = false, masked = false;
   const size_t max_depth = static_cast<size_t>(rc.shared.config.max_depth);
-  json before = stored_view(m.body, max_depth);
+  PayloadMasker view(rc, m.source, stored_view(m.body, max_depth));
   json out = {
       {"delivery_id", std::to_string(d->id)},
       {"message_id", m.id},
@@ -285,22 +284,22 @@ void delivery_detail(RequestContext& rc) {
     Explanation e = explain(d->last_class, d->last_code, d->last_text + said);
     out["error"] = {{"class", d->last_class},
                     {"code", d->last_code},
-                    {"text", d->last_text},
+                    {"text", view.text(d->last_text)},
                     {"explanation", e.title},
                     {"action", e.action}};
   }
   json attempts = json::array();
-  for (const auto& a : d->history) attempts.push_back(attempt_json(a));
+  for (const auto& a : d->history) attempts.push_back(attempt_json(a, view));
   out["attempts"] = attempts;
-  out["payload_before"] = payload_for(rc, before, personal, masked);
+  out["payload_before"] = view.body();
   if (d->payload) {
-    json after = stored_view(*d->payload, max_depth);
-    out["payload_after"] = payload_for(rc, after, personal, masked);
+    out["payload_after"] =
+        view.derived(stored_view(*d->payload, max_depth), d->mapping, d->mapping_version);
   } else {
     out["payload_after"] = nullptr;
   }
-  out["masked"] = masked;
-  if (personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
+  out["masked"] = view.masked;
+  if (view.personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
   send_json(rc.resp, 200, out);
 }
 
@@ -543,22 +542,64 @@ void RequestContext::audit(const std::string& action, const std::string& object,
   shared.console->audit(AuditEntry{0, 0, who.name, who.role, action, object, detail, address});
 }
 
-json payload_for(const RequestContext& rc, const json& value, bool& personal, bool& masked) {
-  if (rc.who.role == "admin") {
-    bool found = false;
-    mask_personal(value, found);
-    if (found) personal = true;
-    return value;
-  }
-  if (value.is_string()) {
+namespace {
+
+// The declared paths of a source, or of a mapping version; a declaration that does not parse
+// masks the whole document (a safe default, never a clear view).
+PersonalPaths declared(const std::vector<std::string>& texts) {
+  PersonalPaths out;
+  std::string err;
+  if (!PersonalPaths::parse(texts, out, err)) PersonalPaths::parse({"$"}, out, err);
+  return out;
+}
+
+}  // namespace
+
+PayloadMasker::PayloadMasker(const RequestContext& rc, const std::string& source, const json& body)
+    : rc_(rc), clear_(rc.who.role == "admin") {
+  auto s = rc.shared.config.sources.find(source);
+  if (s != rc.shared.config.sources.end()) source_paths_ = s->second.personal;
+  body_ = mask(body, source_paths_);
+}
+
+json PayloadMasker::mask(const json& value, const PersonalPaths& paths) {
+  if (value.is_string() && !clear_) {
     // Not JSON (e.g. XML after mapping): nothing can be shown field by field.
     masked = true;
     return "••• (contenu masqué : format non structuré ; visible par un administrateur)";
   }
-  bool found = false;
-  json out = mask_personal(value, found);
-  if (found) masked = true;
+  MaskFindings f;
+  json out = mask_payload(value, paths, f, values_.empty() ? nullptr : &values_);
+  values_.insert(values_.end(), f.values.begin(), f.values.end());
+  if (clear_) {
+    if (f.found) personal = true;  // a clear view of personal data: the caller audits it
+    return value;
+  }
+  if (f.found) masked = true;
   return out;
+}
+
+json PayloadMasker::derived(const json& value, const std::string& mapping, int64_t version,
+                            const PersonalPaths* extra) {
+  PersonalPaths paths = source_paths_;  // a mapping may copy the body as it is
+  if (!mapping.empty() && rc_.shared.mappings != nullptr) {
+    std::vector<mappings::Diagnostic> diags;
+    auto compiled = rc_.shared.mappings->compiled_version(mapping, version, nullptr, diags);
+    if (compiled) paths = paths.merged(declared(compiled->personal_paths()));
+  }
+  if (extra != nullptr) paths = paths.merged(*extra);
+  return mask(value, paths);
+}
+
+std::string PayloadMasker::text(const std::string& t) const {
+  if (clear_) return t;
+  return scrub_text(t, values_);
+}
+
+std::string PayloadMasker::excerpt(const std::string& e) {
+  if (clear_ || e.empty()) return e;
+  masked = true;
+  return "••• (réponse du partenaire masquée ; visible par un administrateur)";
 }
 
 void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
@@ -637,7 +678,21 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
       if (!desk_filter_from(kv, f, rc.resp, true)) return true;
       auto items = rc.shared.console->desk(f);
       json list = json::array();
-      for (const auto& d : items) list.push_back(desk_item_json(d));
+      for (const auto& d : items) {
+        json item = desk_item_json(d);
+        // An error text may quote the message (a value refused by the partner): cleaned of the
+        // body's personal values for every role but admin.
+        if (rc.who.role != "admin" && !d.last_text.empty()) {
+          auto rec = rc.shared.hub.store().message(d.message_id, false);
+          if (rec) {
+            PayloadMasker view(
+                rc, rec->message->source,
+                stored_view(rec->message->body, static_cast<size_t>(rc.shared.config.max_depth)));
+            item["text"] = view.text(d.last_text);
+          }
+        }
+        list.push_back(std::move(item));
+      }
       json out = {{"items", list}};
       out["next_cursor"] = static_cast<int>(items.size()) == f.limit && !items.empty()
                                ? json(std::to_string(items.back().delivery_id))

@@ -179,38 +179,112 @@ bool is_personal_key(const std::string& key) {
   return false;
 }
 
-// Iterative (an explicit stack instead of recursion): a stored document of any depth is masked
-// without exhausting the thread's stack.
-nlohmann::json mask_personal(const nlohmann::json& value, bool& found) {
+namespace {
+
+// Keys naming a person; plurals too. Accents folded (é, è, ê → e) before comparing.
+const std::vector<std::string>& person_words() {
+  static const std::vector<std::string> w = {
+      "individu",    "personne", "beneficiaire", "usager", "citoyen", "demandeur",
+      "patient",     "enfant",   "mere",         "pere",   "parent",  "representant_legal",
+      "allocataire", "conjoint", "requerant",
+  };
+  return w;
+}
+
+std::string fold_accents(std::string s) {
+  static const std::pair<const char*, char> folds[] = {
+      {"\xc3\xa9", 'e'}, {"\xc3\xa8", 'e'}, {"\xc3\xaa", 'e'}, {"\xc3\xa0", 'a'},
+      {"\xc3\xa7", 'c'}, {"\xc3\xb4", 'o'}, {"\xc3\xae", 'i'}, {"\xc3\xbb", 'u'}};
+  for (const auto& [from, to] : folds) {
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + 1)) {
+      s.replace(p, 2, 1, to);
+    }
+  }
+  return s;
+}
+
+constexpr size_t kMinTaint = 4;  // shorter values ("M", "75") would mask everything
+const char* const kMasked = "\u2022\u2022\u2022";
+
+bool tainted(const nlohmann::json& v, const std::vector<std::string>& taint) {
+  std::string text = v.is_string() ? v.get<std::string>() : v.is_number() ? v.dump() : "";
+  if (text.size() < kMinTaint) return false;
+  for (const auto& t : taint) {
+    if (text.find(t) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool is_person_key(const std::string& key) {
+  std::string k = fold_accents(lower_ascii(key));
+  for (const auto& w : person_words()) {
+    if (k == w || k == w + "s") return true;
+  }
+  return false;
+}
+
+nlohmann::json mask_payload(const nlohmann::json& value, const PersonalPaths& declared,
+                            MaskFindings& findings, const std::vector<std::string>* taint) {
   struct Step {
     const nlohmann::json* from;
     nlohmann::json* to;
-    bool mask;  // under a personal key: every value but null and booleans becomes "•••"
+    PersonalPaths::Cursor at;  // declared paths; `personal`: every value but null/bool masked
   };
   nlohmann::json out;
-  std::vector<Step> todo{{&value, &out, false}};
+  std::vector<Step> todo{{&value, &out, declared.start()}};
   while (!todo.empty()) {
-    Step s = todo.back();
+    Step s = std::move(todo.back());
     todo.pop_back();
     const nlohmann::json& v = *s.from;
     if (v.is_object()) {
       *s.to = nlohmann::json::object();
       auto& obj = s.to->get_ref<nlohmann::json::object_t&>();  // std::map: stable addresses
       for (auto it = v.begin(); it != v.end(); ++it) {
-        bool personal = !s.mask && is_personal_key(it.key()) && !it.value().is_null() &&
-                        !it.value().is_boolean();
-        if (personal) found = true;
-        todo.push_back({&it.value(), &obj[it.key()], s.mask || personal});
+        PersonalPaths::Cursor next = declared.advance(s.at, it.key());
+        if (!next.personal && (is_personal_key(it.key()) || is_person_key(it.key()))) {
+          next.personal = true;
+          next.live.clear();
+        }
+        todo.push_back({&it.value(), &obj[it.key()], std::move(next)});
       }
     } else if (v.is_array()) {
       *s.to = nlohmann::json::array();
       auto& arr = s.to->get_ref<nlohmann::json::array_t&>();
       arr.resize(v.size());  // sized once: the addresses handed out stay valid
-      for (size_t i = 0; i < v.size(); ++i) todo.push_back({&v[i], &arr[i], s.mask});
-    } else if (s.mask && !v.is_null() && !v.is_boolean()) {
-      *s.to = "•••";
+      for (size_t i = 0; i < v.size(); ++i) {
+        todo.push_back({&v[i], &arr[i], declared.advance(s.at, i)});
+      }
+    } else if (v.is_null() || v.is_boolean()) {
+      *s.to = v;
+    } else if (s.at.personal || (taint != nullptr && tainted(v, *taint))) {
+      findings.found = true;
+      std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+      if (text.size() >= kMinTaint) findings.values.push_back(std::move(text));
+      *s.to = kMasked;
     } else {
       *s.to = v;
+    }
+  }
+  return out;
+}
+
+nlohmann::json mask_personal(const nlohmann::json& value, bool& found) {
+  static const PersonalPaths none;
+  MaskFindings f;
+  nlohmann::json out = mask_payload(value, none, f);
+  if (f.found) found = true;
+  return out;
+}
+
+std::string scrub_text(const std::string& text, const std::vector<std::string>& values) {
+  std::string out = text;
+  for (const auto& v : values) {
+    if (v.size() < kMinTaint) continue;
+    for (size_t p = out.find(v); p != std::string::npos; p = out.find(v, p)) {
+      out.replace(p, v.size(), kMasked);
+      p += std::char_traits<char>::length(kMasked);
     }
   }
   return out;

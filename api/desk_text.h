@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/personal_paths.h"
+
 namespace relais::api {
 
 // "rdv:91877" → "RDV 91877"; unknown prefixes are shown as they are.
@@ -26,7 +28,27 @@ nlohmann::json explanation_table();
 
 // True when a JSON key names personal data (nom, prénom, téléphone, adresse, e-mail, …).
 bool is_personal_key(const std::string& key);
-// A copy with every value under a personal key replaced by "•••"; `found` is set when any was.
+// True when a JSON key names a person (individu, personne, bénéficiaire, usager, citoyen,
+// demandeur, …): everything under it is personal, whatever the names of its fields.
+bool is_person_key(const std::string& key);
+
+// What masking found in a document: whether anything was personal, and the personal values
+// themselves (texts of 4 characters or more) so that a text derived from the document (a mapped
+// payload, an error text) can be cleaned of them too.
+struct MaskFindings {
+  bool found = false;
+  std::vector<std::string> values;
+};
+// A copy with every personal value replaced by "•••". Personal: a declared path (or under one),
+// a key naming personal data (is_personal_key), everything under a person (is_person_key), and
+// — when `taint` is given — any text containing, or number equal to, one of those values.
+// Iterative: a document of any depth is masked without recursion.
+nlohmann::json mask_payload(const nlohmann::json& value, const PersonalPaths& declared,
+                            MaskFindings& findings,
+                            const std::vector<std::string>* taint = nullptr);
+// mask_payload without declared paths nor taint; `found` is set when anything was masked.
 nlohmann::json mask_personal(const nlohmann::json& value, bool& found);
+// `text` with every occurrence of a personal value replaced by "•••".
+std::string scrub_text(const std::string& text, const std::vector<std::string>& values);
 
 }  // namespace relais::api

@@ -33,10 +33,10 @@ using api::send_json;
 using api::split_path;
 using api::stored_view;
 
-using PayloadView = std::function<json(const json&)>;
-
+// `view` masks for the request's role; null only where no payload nor text is shown (admin).
 json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_history,
-                   const PayloadView& view, size_t max_depth) {
+                   api::PayloadMasker* view, size_t max_depth) {
+  auto text = [&](const std::string& t) { return view ? view->text(t) : t; };
   std::string state = to_string(d.state);
   if (is_active(d.state) && dispatcher.in_flight(d.id)) state = "in_flight";
   json j = {{"id", std::to_string(d.id)},
@@ -60,7 +60,7 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
     j["last_outcome"] = {{"outcome", d.last_outcome},
                          {"class", d.last_class},
                          {"code", d.last_code},
-                         {"text", d.last_text}};
+                         {"text", text(d.last_text)}};
   }
   if (!d.external_ref.empty()) j["external_ref"] = d.external_ref;
   if (!d.flags.empty()) j["flags"] = d.flags;
@@ -72,18 +72,21 @@ json delivery_json(const Delivery& d, const Dispatcher& dispatcher, bool with_hi
                  {"outcome", a.outcome},
                  {"class", a.error_class},
                  {"code", a.code},
-                 {"text", a.text}};
-      if (!a.excerpt.empty()) aj["response_excerpt"] = a.excerpt;
+                 {"text", text(a.text)}};
+      if (!a.excerpt.empty()) aj["response_excerpt"] = view ? view->excerpt(a.excerpt) : a.excerpt;
       attempts.push_back(std::move(aj));
     }
     j["attempts"] = std::move(attempts);
-    if (d.payload) j["payload"] = view(stored_view(*d.payload, max_depth));
+    if (d.payload && view) {
+      j["payload"] =
+          view->derived(stored_view(*d.payload, max_depth), d.mapping, d.mapping_version);
+    }
   }
   return j;
 }
 
 json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool full,
-                  const PayloadView& view, size_t max_depth) {
+                  api::PayloadMasker* view, size_t max_depth) {
   const Message& m = *rec.message;
   json j = {{"id", m.id},
             {"source", m.source},
@@ -93,7 +96,7 @@ json message_json(const MessageRecord& rec, const Dispatcher& dispatcher, bool f
   if (!m.idempotency.empty()) j["idempotency_key"] = m.idempotency;
   if (full) {
     j["headers"] = m.headers;
-    j["body"] = view(stored_view(m.body, max_depth));
+    if (view) j["body"] = view->body();
   }
   json deliveries = json::array();
   for (const auto& d : rec.deliveries)
@@ -248,16 +251,15 @@ class ApiHandler final : public HTTPRequestHandler {
         return inbound(req, resp, source, ep->id == api::Ep::InboundBatch);
       }
       case api::Ep::MessagesList:
-        return list_messages(uri, resp);
+        return list_messages(rc);
       case api::Ep::MessageGet: {
         auto rec = hub_.store().message(params["id"], true);
         if (!rec) return send_error(resp, 404, "not found", "no message " + params["id"]);
-        bool personal = false, masked = false;
-        json out = message_json(
-            *rec, hub_.dispatcher(), true,
-            [&](const json& v) { return api::payload_for(rc, v, personal, masked); }, max_depth());
-        if (personal) rc.audit("payload.view", "message:" + params["id"]);
-        out["masked"] = masked;
+        api::PayloadMasker view(rc, rec->message->source,
+                                stored_view(rec->message->body, max_depth()));
+        json out = message_json(*rec, hub_.dispatcher(), true, &view, max_depth());
+        if (view.personal) rc.audit("payload.view", "message:" + params["id"]);
+        out["masked"] = view.masked;
         return send_json(resp, 200, out);
       }
       case api::Ep::DeliveryRetry:
@@ -341,7 +343,7 @@ class ApiHandler final : public HTTPRequestHandler {
         if (n == name) before = v;
       }
     }
-    MappingsApi m{hub_, config_, *shared_.mappings, as};
+    MappingsApi m{hub_, config_, *shared_.mappings, as, &rc};
     if (!m.handle(seg, rc.uri, rc.req, rc.resp)) {
       return send_error(rc.resp, 404, "not found", "no endpoint at " + rc.uri.getPath());
     }
@@ -532,7 +534,9 @@ class ApiHandler final : public HTTPRequestHandler {
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 
-  void list_messages(const Poco::URI& uri, HTTPServerResponse& resp) {
+  void list_messages(api::RequestContext& rc) {
+    const Poco::URI& uri = rc.uri;
+    HTTPServerResponse& resp = rc.resp;
     MessageFilter f;
     for (const auto& [k, v] : uri.getQueryParameters()) {
       if (k == "state") {
@@ -579,7 +583,14 @@ class ApiHandler final : public HTTPRequestHandler {
     MessagePage page = hub_.store().list(f);
     json items = json::array();
     for (const auto& rec : page.items) {
-      items.push_back(message_json(rec, hub_.dispatcher(), false, nullptr, max_depth()));
+      // Search results carry no payload; their error texts are cleaned of the body's personal
+      // values for every role but admin.
+      std::optional<api::PayloadMasker> view;
+      if (rc.who.role != "admin") {
+        view.emplace(rc, rec.message->source, stored_view(rec.message->body, max_depth()));
+      }
+      items.push_back(
+          message_json(rec, hub_.dispatcher(), false, view ? &*view : nullptr, max_depth()));
     }
     json out = {{"items", std::move(items)}};
     out["next_cursor"] = page.next_cursor ? json(std::to_string(page.next_cursor)) : json(nullptr);

@@ -300,6 +300,30 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
         }
         input = read_stored_json(rec->message->body, static_cast<size_t>(config.max_depth));
         meta = MappingRepository::meta_of(*rec->message);
+        if (rc == nullptr) {
+          send_error(resp, 403, "forbidden", "a dry run on a stored message needs a request");
+          return true;
+        }
+        // A dry run reads a stored message: audited for every role, and its output masked for
+        // every role but admin — a candidate such as `$` must not show the body in clear.
+        bool candidate = body.contains("content");
+        rc->audit("mapping.test", "mapping:" + name,
+                  "message:" + rec->message->id + (candidate ? " (candidate)" : ""));
+        api::PayloadMasker view(*rc, rec->message->source, input);
+        json out = result_json(compiled->apply(input, meta));
+        PersonalPaths own;
+        std::string err;
+        if (!PersonalPaths::parse(compiled->personal_paths(), own, err)) {
+          PersonalPaths::parse({"$"}, own, err);
+        }
+        if (out.contains("output")) {
+          out["output"] = view.derived(out["output"], name, 0, &own);
+        }
+        if (out.contains("reason")) out["reason"] = view.text(out["reason"].get<std::string>());
+        out["masked"] = view.masked;
+        if (version) out["version"] = version;
+        send_json(resp, 200, out);
+        return true;
       } else if (body.contains("input")) {
         input = body["input"];
         // The type as the hub would compute it: the first source whose type expression gives
@@ -328,7 +352,9 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
       send_json(resp, 200, out);
       return true;
     }
-    // replay-check: the candidate over the last N dead deliveries of a destination.
+    // replay-check: the candidate over the last N dead deliveries of a destination (stored
+    // messages are read: audited; reasons cleaned of personal values unless admin).
+    if (rc != nullptr) rc->audit("mapping.replay_check", "mapping:" + name);
     std::string destination = body.value("destination", "");
     int limit = std::clamp(body.value("limit", 100), 1, 500);
     MessageFilter f;
@@ -347,6 +373,9 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
         ++checked;
         json input = read_stored_json(rec.message->body, static_cast<size_t>(config.max_depth));
         auto r = compiled->apply(input, MappingRepository::meta_of(*rec.message));
+        if (r.kind == mappings::MapResult::Kind::Error && rc != nullptr) {
+          r.reason = api::PayloadMasker(*rc, rec.message->source, input).text(r.reason);
+        }
         if (r.kind == mappings::MapResult::Kind::Ok) {
           ++ok;
         } else if (r.kind == mappings::MapResult::Kind::Skip) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "api/api_context.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -20,6 +21,9 @@ struct MappingsApi {
   const HubConfig& config;
   MappingRepository& repo;
   const TokenConfig& token;
+  // The request (audit of dry runs, masking of what they read from the store); may be null in
+  // tests of the mapping endpoints alone: nothing read from the store is then shown.
+  const api::RequestContext* rc = nullptr;
 
   // Returns false when the path is not one of these endpoints (the caller answers 404).
   bool handle(const std::vector<std::string>& seg, const Poco::URI& uri,

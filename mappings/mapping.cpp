@@ -218,6 +218,7 @@ class MappingImpl {
   std::string content_type;
   bool xml_declaration = true;
   std::vector<std::pair<std::string, std::string>> namespaces;
+  std::vector<std::string> personal;  // declared personal paths of the output
   std::vector<std::string> var_names;
   std::vector<ExprPtr> vars;
   struct SkipRule {
@@ -349,9 +350,9 @@ class Compiler {
     if (m->name.size() > 5 && m->name.compare(m->name.size() - 5, 5, ".test") == 0)
       m->name.resize(m->name.size() - 5);
 
-    static const char* const kKeys[] = {"name",       "description",     "output",  "content_type",
-                                        "namespaces", "omit_null",       "vars",    "skip",
-                                        "fields",     "xml_declaration", "version", "tags"};
+    static const char* const kKeys[] = {
+        "name", "description", "output",          "content_type", "namespaces", "omit_null", "vars",
+        "skip", "fields",      "xml_declaration", "version",      "tags",       "personal"};
     for (const auto& kv : root) {
       std::string k = kv.first.Scalar();
       bool known = false;
@@ -359,7 +360,7 @@ class Compiler {
       if (!known)
         error(kv.first, "unknown key '" + k +
                             "' (expected name, description, output, namespaces, omit_null, "
-                            "vars, skip, fields)");
+                            "vars, skip, fields, personal)");
     }
     if (auto n = root["name"]) {
       if (!n.IsScalar() || n.Scalar().empty())
@@ -374,6 +375,23 @@ class Compiler {
         m->format = n.Scalar();
     }
     if (auto n = root["content_type"]) m->content_type = n.Scalar();
+    if (auto n = root["personal"]) {
+      // Paths of the output holding personal data ($.to, $.participants[*].email); the console
+      // masks them for every role but admin (the full syntax is checked by the core's
+      // PersonalPaths, which the hub applies).
+      if (!n.IsSequence()) {
+        error(n, "'personal' must be a list of paths like $.to");
+      } else {
+        for (const auto& p : n) {
+          if (!p.IsScalar() || p.Scalar().empty() || p.Scalar()[0] != '$' ||
+              p.Scalar().find_first_of(" {}") != std::string::npos) {
+            error(p, "a personal path looks like $.to or $.participants[*].email");
+          } else {
+            m->personal.push_back(p.Scalar());
+          }
+        }
+      }
+    }
     bool omit_null = false;
     if (auto n = root["omit_null"]) omit_null = bool_value(n, "omit_null");
     if (auto n = root["xml_declaration"]) m->xml_declaration = bool_value(n, "xml_declaration");
@@ -697,6 +715,9 @@ const std::string& CompiledMapping::name() const {
 }
 const std::string& CompiledMapping::output_format() const {
   return impl_->format;
+}
+const std::vector<std::string>& CompiledMapping::personal_paths() const {
+  return impl_->personal;
 }
 MapResult CompiledMapping::apply(const nlohmann::json& body, const nlohmann::json& meta) const {
   return impl_->apply(body, meta);

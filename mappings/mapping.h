@@ -97,6 +97,8 @@ class CompiledMapping {
   const std::string& name() const;
   // "json" or "xml".
   const std::string& output_format() const;
+  // The declared personal paths of the output (`personal:`), as written.
+  const std::vector<std::string>& personal_paths() const;
   // Applies the mapping to a message body and its metadata (id, source, type, correlation_key,
   // received_at). Never throws.
   MapResult apply(const nlohmann::json& body, const nlohmann::json& meta) const;

@@ -205,6 +205,11 @@ const ConfigSpec& source_spec() {
           {"idempotency", F::String, "", false,
            "path of the deduplication key in the body (the Idempotency-Key header wins)"},
           {"keep_headers", F::StringList, "", false, "inbound headers kept with the message"},
+          {"personal", F::StringList, "", false,
+           "paths of the body holding personal data, masked for every role but admin, e.g. "
+           "[$.individu, $.rdv.demandeur]; [*] for any element. Always masked besides: keys "
+           "naming personal data (nom, téléphone, adresse, …) and everything under a person "
+           "(individu, personne, bénéficiaire, usager, citoyen, demandeur, …)"},
       }};
   return s;
 }
@@ -538,6 +543,9 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
       }
     }
     sc.keep_headers = s.strings("keep_headers");
+    if (s.has("personal") && !PersonalPaths::parse(s.strings("personal"), sc.personal, err)) {
+      errors.push_back(error_at(s.raw("personal"), file, s.path() + ".personal", err));
+    }
     out.sources.emplace(name, std::move(sc));
   }
 

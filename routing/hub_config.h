@@ -15,6 +15,7 @@
 #include "core/connector.h"
 #include "core/enricher.h"
 #include "core/json_template.h"
+#include "core/personal_paths.h"
 #include "core/retry_policy.h"
 #include "routing/predicate.h"
 
@@ -28,6 +29,7 @@ struct SourceConfig {
   std::vector<JsonTemplate> correlation;
   std::optional<JsonPath> idempotency;    // e.g. "$.id"; the Idempotency-Key header wins
   std::vector<std::string> keep_headers;  // inbound headers kept with the message
+  PersonalPaths personal;                 // declared personal paths of the body (masking)
 };
 
 struct RouteTarget {
