@@ -112,7 +112,7 @@ TEST(CompileErrors, DocumentStructure) {
             "m.yaml:1:1: a mapping document must be a YAML map with at least 'fields:'");
   EXPECT_EQ(compile_error("fields: {a: 1}\nfeilds: {}\n"),
             "m.yaml:2:1: unknown key 'feilds' (expected name, description, output, namespaces, "
-            "omit_null, vars, skip, fields)");
+            "omit_null, vars, skip, fields, personal)");
   EXPECT_EQ(compile_error("output: csv\nfields: {a: 1}\n"),
             "m.yaml:1:9: 'output' must be json or xml");
   EXPECT_EQ(compile_error("skip:\n  - when: true\nfields: {a: 1}\n"),
