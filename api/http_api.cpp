@@ -519,17 +519,25 @@ class ApiHandler final : public HTTPRequestHandler {
 
   void free_busy(api::RequestContext& rc, const Poco::URI& uri, HTTPServerResponse& resp,
                  const std::string& destination) {
-    // Every read is audited, answered or not; the mailbox is a professional's address (not a
-    // citizen's), so the trail names it.
-    const std::string object = "destination:" + destination + " mailbox:" + mailbox_of(uri);
-    if (!may_read_free_busy(rc.who, mailbox_of(uri))) {
+    // A request that names no calendar destination or no mailbox is answered 404 / 400 by
+    // free_busy_answer before anything is read. Every read is audited, answered or not; the
+    // mailbox is a professional's address (not a citizen's), so the trail names it.
+    const std::string mailbox = mailbox_of(uri);
+    auto it = config_.destinations.find(destination);
+    const bool names_one = it != config_.destinations.end() && it->second.connector == "calendar" &&
+                           mailbox.find('@') != std::string::npos;
+    const std::string object = "destination:" + destination + " mailbox:" + mailbox;
+    if (names_one && !may_read_free_busy(rc.who, mailbox)) {
       rc.audit("freebusy.refused", object);
       return send_error(resp, 403, "forbidden",
                         "this token may not read this mailbox's free/busy (see the token's "
                         "free_busy_mailboxes)");
     }
     free_busy_answer(uri, resp, destination);
-    rc.audit("freebusy.read", object, "HTTP " + std::to_string(static_cast<int>(resp.getStatus())));
+    if (names_one) {
+      rc.audit("freebusy.read", object,
+               "HTTP " + std::to_string(static_cast<int>(resp.getStatus())));
+    }
   }
 
   void free_busy_answer(const Poco::URI& uri, HTTPServerResponse& resp,
