@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -107,32 +108,43 @@ TEST(Alerts, AStormSendsOneAlertByWebhookAndMail) {
 namespace relais::testing {
 namespace {
 
+// A relais whose one delivery waits an hour (its destination answers 503), so that an
+// oldest_pending rule "attente" (max_age 1s) fires. `alerts_yaml`: the other keys of `alerts:`
+// (timings, channels), each line indented by two spaces. Owns the destination and the process.
+struct PendingDelivery {
+  explicit PendingDelivery(const std::string& alerts_yaml) {
+    destination.set_responder([](const tools::SinkRequest&) {
+      tools::SinkResponse r;
+      r.status = 503;  // transient: the delivery waits an hour for its next attempt
+      return r;
+    });
+    RelaisOptions o;
+    o.binary = RELAIS_BINARY;
+    o.body_yaml =
+        "sources:\n  cms76:\n    type: $.event\n"
+        "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
+        std::to_string(destination.port()) +
+        "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
+        "routes:\n  - name: r\n    source: cms76\n    to:\n"
+        "      - destination: agenda\n"
+        "alerts:\n" +
+        alerts_yaml + "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
+    relais = std::make_unique<RelaisProcess>(o);
+    relais->start();
+    HttpClient c = relais->client();
+    EXPECT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
+              202);
+  }
+  tools::HttpSink destination{0, true, 2};
+  std::unique_ptr<RelaisProcess> relais;
+};
+
 TEST(Alerts, AnOldPendingDeliveryFiresItsRuleOnce) {
-  tools::HttpSink destination(0, true, 2);
-  destination.set_responder([](const tools::SinkRequest&) {
-    tools::SinkResponse r;
-    r.status = 503;  // transient: the delivery waits an hour for its next attempt
-    return r;
-  });
   tools::HttpSink webhook(0, true, 2);
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml =
-      "sources:\n  cms76:\n    type: $.event\n"
-      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
-      std::to_string(destination.port()) +
-      "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
-      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
-      "alerts:\n  check_every: 200ms\n  quiet_period: 1h\n"
-      "  webhook:\n    url: http://127.0.0.1:" +
-      std::to_string(webhook.port()) +
-      "/alerts\n"
-      "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
-  RelaisProcess relais(o);
-  relais.start();
-  HttpClient c = relais.client();
-  ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
-            202);
+  PendingDelivery p(
+      "  check_every: 200ms\n  quiet_period: 1h\n  webhook:\n    url: http://127.0.0.1:" +
+      std::to_string(webhook.port()) + "/alerts\n");
+  HttpClient c = p.relais->client();
   ASSERT_TRUE(wait_until([&] { return webhook.count() >= 1; }, std::chrono::seconds(60)));
   ASSERT_TRUE(wait_until([&] { return rule_status(c, "attente").value("suppressed", 0) >= 2; },
                          std::chrono::seconds(60)));
@@ -152,12 +164,6 @@ namespace {
 // A webhook that fails twice then accepts: the alert is not swallowed by the quiet period; it
 // is sent again with back-off, counted as sent once accepted, and the quiet period starts then.
 TEST(Alerts, AChannelThatFailsFirstGetsTheAlertAgainUntilItAcceptsIt) {
-  tools::HttpSink destination(0, true, 2);
-  destination.set_responder([](const tools::SinkRequest&) {
-    tools::SinkResponse r;
-    r.status = 503;
-    return r;
-  });
   tools::HttpSink webhook(0, true, 2);
   std::mutex mu;
   std::vector<std::string> bodies;  // every try, refused or not
@@ -168,24 +174,11 @@ TEST(Alerts, AChannelThatFailsFirstGetsTheAlertAgainUntilItAcceptsIt) {
     if (bodies.size() <= 2) r.status = 500;  // the first two tries fail
     return r;
   });
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml =
-      "sources:\n  cms76:\n    type: $.event\n"
-      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
-      std::to_string(destination.port()) +
-      "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
-      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
-      "alerts:\n  check_every: 100ms\n  quiet_period: 1h\n  retry_initial: 200ms\n"
+  PendingDelivery p(
+      "  check_every: 100ms\n  quiet_period: 1h\n  retry_initial: 1s\n"
       "  webhook:\n    url: http://127.0.0.1:" +
-      std::to_string(webhook.port()) +
-      "/alerts\n"
-      "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
-  RelaisProcess relais(o);
-  relais.start();
-  HttpClient c = relais.client();
-  ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
-            202);
+      std::to_string(webhook.port()) + "/alerts\n");
+  HttpClient c = p.relais->client();
   // The first refusal: pending, not sent, the error shown.
   ASSERT_TRUE(wait_until([&] { return webhook.total() >= 1; }, std::chrono::seconds(60)));
   ASSERT_TRUE(wait_until([&] { return rule_status(c, "attente").value("failures", 0) >= 1; },
@@ -217,32 +210,14 @@ TEST(Alerts, AChannelThatFailsFirstGetsTheAlertAgainUntilItAcceptsIt) {
 // STARTTLS is required by default: a server that does not offer it never receives the alert in
 // clear text; the alert stays pending (retried) and the error says why.
 TEST(Alerts, MailIsNeverSentInClearWhenStartTlsIsRequired) {
-  tools::HttpSink destination(0, true, 2);
-  destination.set_responder([](const tools::SinkRequest&) {
-    tools::SinkResponse r;
-    r.status = 503;
-    return r;
-  });
   SmtpListener smtp;  // offers no STARTTLS
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml =
-      "sources:\n  cms76:\n    type: $.event\n"
-      "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
-      std::to_string(destination.port()) +
-      "/agenda\n    retry: {initial: 1h, max: 1h, max_attempts: 5}\n"
-      "routes:\n  - name: r\n    source: cms76\n    to:\n      - destination: agenda\n"
-      "alerts:\n  check_every: 100ms\n  quiet_period: 1h\n  retry_initial: 100ms\n"
+  PendingDelivery p(
+      "  check_every: 100ms\n  quiet_period: 1h\n  retry_initial: 100ms\n"
       "  smtp:\n    host: 127.0.0.1\n    port: " +
       std::to_string(smtp.port()) +
       "\n    from: relais@example.org\n    to: [support@example.org]\n"
-      "    username: relais\n    password: not-to-be-sent-in-clear\n"
-      "  rules:\n    - {name: attente, kind: oldest_pending, max_age: 1s}\n";
-  RelaisProcess relais(o);
-  relais.start();
-  HttpClient c = relais.client();
-  ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages", "{\"event\":\"rdv.planned\"}").status,
-            202);
+      "    username: relais\n    password: not-to-be-sent-in-clear\n");
+  HttpClient c = p.relais->client();
   ASSERT_TRUE(wait_until([&] { return rule_status(c, "attente").value("failures", 0) >= 2; },
                          std::chrono::seconds(60)))
       << c.get("/api/v1/alerts").body;
