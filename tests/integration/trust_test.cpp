@@ -123,6 +123,9 @@ TEST_F(SignedWebhookTest, AGoodSignatureIsAcceptedAndTheDeliveryIsSignedForThePa
       },
       std::chrono::seconds(10)));
   EXPECT_EQ(stored(), 1u);
+  // No pseudonym key configured here: relais says so at start-up (docs/security.md).
+  EXPECT_NE((relais_->stdout_text() + relais_->stderr_text()).find("no pseudonym key"),
+            std::string::npos);
 }
 
 TEST_F(SignedWebhookTest, BadMissingAndStaleSignaturesAreRefusedAndNothingIsStored) {
