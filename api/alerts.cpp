@@ -2,10 +2,11 @@
 
 #include <Poco/Net/MailMessage.h>
 #include <Poco/Net/MailRecipient.h>
-#include <Poco/Net/SMTPClientSession.h>
-#include <Poco/Timespan.h>
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include "connectors/http/curl_capture.h"
@@ -29,6 +30,8 @@ AlertMonitor::AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& confi
   ConfigView v(node, {&alerts_spec()}, "alerts");
   check_every_ms_ = std::max<Millis>(v.duration_ms("check_every"), 100);
   quiet_ms_ = v.duration_ms("quiet_period");
+  retry_initial_ms_ = std::max<Millis>(v.duration_ms("retry_initial"), 1);
+  retry_max_ms_ = std::max(v.duration_ms("retry_max"), retry_initial_ms_);
   if (v.has("webhook")) {
     auto w = v.object("webhook");
     channels_.webhook_url = w.str("url");
@@ -42,6 +45,9 @@ AlertMonitor::AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& confi
     channels_.smtp_to = m.strings("to");
     channels_.smtp_user = m.str("username");
     channels_.smtp_password = m.str("password");
+    channels_.smtp_tls = m.str("tls");
+    channels_.smtp_tls_verify = m.boolean("tls_verify");
+    channels_.smtp_ca_file = m.str("ca_file");
     channels_.timeout_ms = m.duration_ms("timeout");
   }
   for (const auto& r : v.objects("rules")) {
@@ -139,8 +145,9 @@ bool AlertMonitor::measure(const AlertRule& r, int64_t& value, std::string& text
   return value > 0;
 }
 
-std::string AlertMonitor::send(const Alert& a) {
-  std::string errors;
+namespace {
+
+json alert_json(const Alert& a) {
   json body = {{"rule", a.rule},
                {"kind", a.kind},
                {"text", a.text},
@@ -148,65 +155,115 @@ std::string AlertMonitor::send(const Alert& a) {
                {"at", format_rfc3339(a.at)},
                {"suppressed_since_last", a.suppressed}};
   if (!a.destination.empty()) body["destination"] = a.destination;
-  if (!channels_.webhook_url.empty()) {
-    CURL* h = curl_easy_init();
-    CurlCapture capture(4096);
-    CurlTransfer transfer;
-    transfer.timeout_ms = channels_.timeout_ms;
-    prepare_curl(h, channels_.webhook_url, transfer, capture);
-    std::string payload = body.dump();
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-    for (const auto& [k, v] : channels_.webhook_headers) {
-      headers = curl_slist_append(headers, (k + ": " + v).c_str());
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-      errors += std::string("webhook: ") + curl_easy_strerror(rc) + "; ";
-    } else if (status < 200 || status >= 300) {
-      errors += "webhook: HTTP " + std::to_string(status) + "; ";
-    }
+  return body;
+}
+
+// The mail as RFC 5322 text (Poco builds the headers and the quoted-printable body).
+std::string mail_text(const Alert& a, const AlertChannels& ch) {
+  Poco::Net::MailMessage m;
+  m.setSender(ch.smtp_from);
+  for (const auto& to : ch.smtp_to) {
+    m.addRecipient(Poco::Net::MailRecipient(Poco::Net::MailRecipient::PRIMARY_RECIPIENT, to));
   }
-  if (!channels_.smtp_host.empty()) {
-    try {
-      Poco::Net::SMTPClientSession smtp(channels_.smtp_host,
-                                        static_cast<Poco::UInt16>(channels_.smtp_port));
-      smtp.setTimeout(Poco::Timespan(channels_.timeout_ms * 1000));
-      if (channels_.smtp_user.empty()) {
-        smtp.login();
-      } else {
-        smtp.login(Poco::Net::SMTPClientSession::AUTH_LOGIN, channels_.smtp_user,
-                   channels_.smtp_password);
-      }
-      Poco::Net::MailMessage m;
-      m.setSender(channels_.smtp_from);
-      for (const auto& to : channels_.smtp_to) {
-        m.addRecipient(Poco::Net::MailRecipient(Poco::Net::MailRecipient::PRIMARY_RECIPIENT, to));
-      }
-      m.setSubject(Poco::Net::MailMessage::encodeWord("[Relais] alerte " + a.rule + " : " + a.text,
-                                                      "UTF-8"));
-      std::string content = "Alerte Relais « " + a.rule + " » (" + a.kind + ")\r\n\r\n" + a.text +
-                            "\r\n\r\nLe " + format_rfc3339(a.at) + ".\r\n";
-      if (a.suppressed > 0) {
-        content += std::to_string(a.suppressed) +
-                   " déclenchement(s) pendant la période de silence précédente.\r\n";
-      }
-      content += "Voir la console : /console/\r\n";
-      m.setContentType("text/plain; charset=UTF-8");
-      m.setContent(content, Poco::Net::MailMessage::ENCODING_QUOTED_PRINTABLE);
-      smtp.sendMessage(m);
-      smtp.close();
-    } catch (const std::exception& e) {
-      errors += std::string("smtp: ") + e.what() + "; ";
-    }
+  m.setSubject(
+      Poco::Net::MailMessage::encodeWord("[Relais] alerte " + a.rule + " : " + a.text, "UTF-8"));
+  std::string content = "Alerte Relais « " + a.rule + " » (" + a.kind + ")\r\n\r\n" + a.text +
+                        "\r\n\r\nLe " + format_rfc3339(a.at) + ".\r\n";
+  if (a.suppressed > 0) {
+    content += std::to_string(a.suppressed) +
+               " déclenchement(s) pendant la période de silence précédente.\r\n";
   }
-  return errors;
+  content += "Voir la console : /console/\r\n";
+  m.setContentType("text/plain; charset=UTF-8");
+  m.setContent(content, Poco::Net::MailMessage::ENCODING_QUOTED_PRINTABLE);
+  std::ostringstream out;
+  m.write(out);
+  return out.str();
+}
+
+struct UploadSource {
+  const std::string* data;
+  size_t pos = 0;
+};
+
+size_t read_upload(char* buffer, size_t size, size_t items, void* user) {
+  auto* src = static_cast<UploadSource*>(user);
+  size_t n = std::min(size * items, src->data->size() - src->pos);
+  std::memcpy(buffer, src->data->data() + src->pos, n);
+  src->pos += n;
+  return n;
+}
+
+}  // namespace
+
+std::string AlertMonitor::send_webhook(const Alert& a) {
+  CURL* h = curl_easy_init();
+  if (h == nullptr) return "webhook: curl_easy_init failed";
+  CurlCapture capture(4096);
+  CurlTransfer transfer;
+  transfer.timeout_ms = channels_.timeout_ms;
+  prepare_curl(h, channels_.webhook_url, transfer, capture);
+  std::string payload = alert_json(a).dump();
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  for (const auto& [k, v] : channels_.webhook_headers) {
+    headers = curl_slist_append(headers, (k + ": " + v).c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload.c_str());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK) return std::string("webhook: ") + curl_easy_strerror(rc);
+  if (status < 200 || status >= 300) return "webhook: HTTP " + std::to_string(status);
+  return "";
+}
+
+// Through libcurl's SMTP: STARTTLS required (CURLUSESSL_ALL: no clear-text fallback) or
+// implicit TLS (smtps://), the certificate verified, authentication with the server's offered
+// mechanism. Succeeds only when the server answered 250 to the message.
+std::string AlertMonitor::send_mail(const Alert& a) {
+  const AlertChannels& ch = channels_;
+  std::string text;
+  try {
+    text = mail_text(a, ch);
+  } catch (const std::exception& e) {
+    return std::string("smtp: cannot build the mail: ") + e.what();
+  }
+  CURL* h = curl_easy_init();
+  if (h == nullptr) return "smtp: curl_easy_init failed";
+  std::string url = (ch.smtp_tls == "tls" ? "smtps://" : "smtp://") + ch.smtp_host + ":" +
+                    std::to_string(ch.smtp_port);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(ch.timeout_ms));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ch.timeout_ms));
+  if (ch.smtp_tls != "none") {
+    curl_easy_setopt(h, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, ch.smtp_tls_verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, ch.smtp_tls_verify ? 2L : 0L);
+    if (!ch.smtp_ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ch.smtp_ca_file.c_str());
+  }
+  if (!ch.smtp_user.empty()) {
+    curl_easy_setopt(h, CURLOPT_USERNAME, ch.smtp_user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, ch.smtp_password.c_str());
+  }
+  std::string from = "<" + ch.smtp_from + ">";
+  curl_easy_setopt(h, CURLOPT_MAIL_FROM, from.c_str());
+  curl_slist* rcpt = nullptr;
+  for (const auto& to : ch.smtp_to) rcpt = curl_slist_append(rcpt, ("<" + to + ">").c_str());
+  curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
+  UploadSource src{&text};
+  curl_easy_setopt(h, CURLOPT_READFUNCTION, read_upload);
+  curl_easy_setopt(h, CURLOPT_READDATA, &src);
+  curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  curl_slist_free_all(rcpt);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK) return std::string("smtp: ") + curl_easy_strerror(rc);
+  return "";
 }
 
 void AlertMonitor::evaluate() {
@@ -223,27 +280,79 @@ void AlertMonitor::evaluate() {
       continue;
     }
     Alert alert;
+    bool webhook = false, mail = false, accepted_before = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       RuleState& s = states_[i];
       s.firing = fires;
       s.last_value = value;
-      if (!fires) continue;
-      if (s.last_sent != 0 && now - s.last_sent < quiet_ms_) {
-        ++s.suppressed;
-        continue;
+      if (s.pending) {
+        // An alert a channel has not accepted yet: its turn comes with the back-off.
+        if (now < s.next_try) continue;
+        alert = *s.pending;
+        webhook = s.webhook_due;
+        mail = s.smtp_due;
+        accepted_before = s.accepted;
+      } else {
+        if (!fires) continue;
+        if (s.last_sent != 0 && now - s.last_sent < quiet_ms_) {
+          ++s.suppressed;
+          continue;
+        }
+        alert = Alert{r.name, r.kind, dest, text, value, s.suppressed, now};
+        s.suppressed = 0;
+        webhook = !channels_.webhook_url.empty();
+        mail = !channels_.smtp_host.empty();
       }
-      alert = Alert{r.name, r.kind, dest, text, value, s.suppressed, now};
-      s.last_sent = now;
-      s.suppressed = 0;
-      ++s.sent;
     }
-    std::string errors = send(alert);
-    log_info("alerts", "rule " + r.name + ": " + text + (errors.empty() ? "" : " — " + errors));
-    store_.audit(AuditEntry{0, 0, "relais", "system", "alert.sent", "alert:" + r.name,
-                            text + (errors.empty() ? "" : " — " + errors), "local"});
-    std::lock_guard<std::mutex> lock(mu_);
-    states_[i].last_error = errors;
+    std::string errors;
+    bool took = false;  // a channel accepted the alert in this round
+    if (webhook) {
+      std::string e = send_webhook(alert);
+      webhook = !e.empty();
+      took = took || e.empty();
+      errors += e.empty() ? "" : e + "; ";
+    }
+    if (mail) {
+      std::string e = send_mail(alert);
+      mail = !e.empty();
+      took = took || e.empty();
+      errors += e.empty() ? "" : e + "; ";
+    }
+    int failures = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RuleState& s = states_[i];
+      if (took && !accepted_before) {
+        s.last_sent = now;  // the quiet period starts at the first accepted send
+        ++s.sent;
+      }
+      if (webhook || mail) {
+        s.pending = alert;
+        s.webhook_due = webhook;
+        s.smtp_due = mail;
+        s.accepted = accepted_before || took;
+        failures = ++s.failures;
+        Millis wait = retry_initial_ms_;
+        for (int k = 1; k < s.failures && wait < retry_max_ms_; ++k) wait *= 2;
+        s.next_try = now + std::min(wait, retry_max_ms_);
+      } else {
+        s.pending.reset();
+        s.failures = 0;
+      }
+      s.last_error = errors;
+    }
+    if (took) {
+      log_info("alerts", "rule " + r.name + ": " + alert.text);
+      store_.audit(AuditEntry{0, 0, "relais", "system", "alert.sent", "alert:" + r.name,
+                              alert.text + (errors.empty() ? "" : " — " + errors), "local"});
+    }
+    if (!errors.empty()) {
+      log_warn("alerts", "rule " + r.name + ": not accepted (try " + std::to_string(failures) +
+                             "), will try again: " + errors);
+      store_.audit(
+          AuditEntry{0, 0, "relais", "system", "alert.failed", "alert:" + r.name, errors, "local"});
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   ++evaluations_;
@@ -258,6 +367,9 @@ json AlertMonitor::status() {
               {"last_error", s.last_error}};
     if (!s.rule.destination.empty()) j["destination"] = s.rule.destination;
     j["last_sent"] = s.last_sent ? json(format_rfc3339(s.last_sent)) : json();
+    j["pending"] = s.pending.has_value();
+    j["failures"] = s.failures;
+    if (s.pending) j["next_try"] = format_rfc3339(s.next_try);
     rules.push_back(std::move(j));
   }
   json channels = json::array();

@@ -1,11 +1,15 @@
 #pragma once
 // Alerts: rules evaluated periodically over the store and the dispatcher — dead deliveries
 // above N within M minutes, oldest pending delivery older than X, a connector failing — sent by
-// webhook (JSON POST) and/or e-mail (SMTP), with a quiet period per rule so that a storm sends
-// one alert (the next one says how many evaluations were suppressed).
+// webhook (JSON POST) and/or e-mail (SMTP through libcurl: STARTTLS or TLS, authentication),
+// with a quiet period per rule so that a storm sends one alert (the next one says how many
+// evaluations were suppressed). An alert counts as sent once a channel accepted it (2xx, SMTP
+// 250): the quiet period starts then. A channel that did not accept it gets it again with
+// back-off (retry_initial doubling up to retry_max) until it does; nothing is swallowed.
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +40,9 @@ struct AlertChannels {
   std::string smtp_from;
   std::vector<std::string> smtp_to;
   std::string smtp_user, smtp_password;
+  std::string smtp_tls = "starttls";  // starttls | tls | none
+  bool smtp_tls_verify = true;
+  std::string smtp_ca_file;
   Millis timeout_ms = 10000;
 };
 
@@ -71,15 +78,23 @@ class AlertMonitor {
     int64_t sent = 0;
     int64_t last_value = 0;
     std::string last_error;  // of the last send
+    // An alert some channel has not accepted yet: retried at next_try on those channels.
+    std::optional<Alert> pending;
+    bool webhook_due = false, smtp_due = false;
+    bool accepted = false;  // some channel took the pending alert already
+    int failures = 0;
+    Millis next_try = 0;
   };
   bool measure(const AlertRule& r, int64_t& value, std::string& text, std::string& dest);
-  std::string send(const Alert& a);  // "" when every channel took it, else the errors
-
+  // "" when the channel accepted the alert, else what failed.
+  std::string send_webhook(const Alert& a);
+  std::string send_mail(const Alert& a);
   Hub& hub_;
   ConsoleStore& store_;
   AlertChannels channels_;
   Millis check_every_ms_ = 30000;
   Millis quiet_ms_ = 30 * 60000;
+  Millis retry_initial_ms_ = 30000, retry_max_ms_ = 15 * 60000;
   std::vector<AlertRule> rules_;
   std::mutex mu_;  // guards states_ and evaluations_
   std::vector<RuleState> states_;

@@ -14,6 +14,7 @@
 #include "api/alerts.h"
 #include "api/auth.h"
 #include "api/endpoints.h"
+#include "api/proxy.h"
 #include "core/console_store.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
@@ -21,19 +22,22 @@
 namespace relais::api {
 
 struct ApiShared {
-  ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs, AlertMonitor* a)
+  ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs, AlertMonitor* a,
+            TrustedProxies p = {})
       : hub(h),
         config(c),
         mappings(m),
         console(cs),
         alerts(a),
+        proxies(std::move(p)),
         sessions(h.clock()),
         throttle(h.clock()) {}
   Hub& hub;
   const HubConfig& config;
-  MappingRepository* mappings;  // may be null (no mapping endpoints)
-  ConsoleStore* console;        // may be null (no users, audit, desk)
-  AlertMonitor* alerts;         // may be null (no alerts configured)
+  MappingRepository* mappings;   // may be null (no mapping endpoints)
+  ConsoleStore* console;         // may be null (no users, audit, desk)
+  AlertMonitor* alerts;          // may be null (no alerts configured)
+  const TrustedProxies proxies;  // server.trusted_proxies
   SessionTable sessions;
   LoginThrottle throttle;
 };
@@ -46,7 +50,7 @@ struct RequestContext {
   const Poco::URI& uri;
   Poco::Net::HTTPServerRequest& req;
   Poco::Net::HTTPServerResponse& resp;
-  std::string address;  // client IP
+  std::string address;  // client IP (the real client's behind a trusted proxy)
 
   // Appends to the audit trail as this request's principal.
   void audit(const std::string& action, const std::string& object,

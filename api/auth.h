@@ -16,9 +16,11 @@ struct Principal {
   std::string name;
   std::string role;                  // admin | support | auditor | system
   std::vector<std::string> sources;  // for system tokens: sources it may post to (empty = all)
-  bool session = false;              // authenticated by the session cookie (CSRF applies)
-  std::string csrf;                  // the session's CSRF token
-  std::string session_id;            // the cookie value (to log out)
+  // For system tokens: mailbox globs whose free/busy it may read (empty = none).
+  std::vector<std::string> free_busy_mailboxes;
+  bool session = false;    // authenticated by the session cookie (CSRF applies)
+  std::string csrf;        // the session's CSRF token
+  std::string session_id;  // the cookie value (to log out)
 };
 
 // Console sessions, in memory (a restart logs everybody out). A session ends after `idle_ms`

@@ -176,7 +176,8 @@ json yaml_to_json(const YAML::Node& n, bool hide) {
     for (const auto& e : n) out.push_back(yaml_to_json(e, hide));
     return out;
   }
-  if (n.IsScalar()) return hide ? json("••• (secret masqué)") : json(n.Scalar());
+  // A value that is not secret by its key may still carry one in a URL (token=…, user:pass@).
+  if (n.IsScalar()) return hide ? json("••• (secret masqué)") : json(redact_url(n.Scalar()));
   return nullptr;
 }
 

@@ -18,6 +18,7 @@
 #include "connectors/calendar/calendar.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/signature.h"
 
 namespace relais {
 namespace {
@@ -155,7 +156,11 @@ class ApiHandler final : public HTTPRequestHandler {
         // Compare every token's hash in constant time; do not stop early.
         if (constant_time_equals(digest, t.sha256)) found = &t;
       }
-      if (found != nullptr) return api::Principal{found->name, found->role, found->sources};
+      if (found != nullptr) {
+        api::Principal p{found->name, found->role, found->sources};
+        p.free_busy_mailboxes = found->free_busy_mailboxes;
+        return p;
+      }
       if (shared_.console != nullptr) {
         if (auto t = shared_.console->token_by_sha256(digest)) {
           return api::Principal{t->name, t->role, t->sources};
@@ -168,8 +173,17 @@ class ApiHandler final : public HTTPRequestHandler {
     return shared_.sessions.find(sid);
   }
 
-  static std::string client_address(HTTPServerRequest& req) {
-    return req.clientAddress().host().toString();
+  // The real client: the TCP peer, or behind a trusted proxy the rightmost untrusted address
+  // of X-Forwarded-For (api/proxy.h). Several X-Forwarded-For headers read as one list.
+  std::string client_address(HTTPServerRequest& req) const {
+    std::string peer = req.clientAddress().host().toString();
+    if (shared_.proxies.empty()) return peer;
+    std::string xff;
+    for (auto it = req.find("X-Forwarded-For");
+         it != req.end() && lower(it->first) == "x-forwarded-for"; ++it) {
+      xff += (xff.empty() ? "" : ",") + it->second;
+    }
+    return shared_.proxies.client(peer, xff);
   }
 
   void route(HTTPServerRequest& req, HTTPServerResponse& resp, const Poco::URI& uri) {
@@ -280,7 +294,7 @@ class ApiHandler final : public HTTPRequestHandler {
         }
         return;
       case api::Ep::FreeBusy:
-        return free_busy(uri, resp, params["name"]);
+        return free_busy(rc, uri, resp, params["name"]);
       case api::Ep::DestinationMessage:
         direct_message(req, resp, params["name"]);
         return audit_if_done(rc, "destination.message", "destination:" + params["name"]);
@@ -409,6 +423,7 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     std::map<std::string, std::string> headers;
     for (const auto& [k, v] : req) headers[lower(k)] = v;
+    if (!signature_ok(source, headers, body, resp)) return;
     if (batch) {
       int64_t lines = std::count(body.begin(), body.end(), '\n') + 1;
       if (lines > config_.max_batch_lines + 1) {
@@ -466,7 +481,69 @@ class ApiHandler final : public HTTPRequestHandler {
     send_error(resp, r.status, r.error, r.detail, r.extra);
   }
 
-  void free_busy(const Poco::URI& uri, HTTPServerResponse& resp, const std::string& destination) {
+  // A source with `signature:` takes signed requests only (core/signature.h): anything else is
+  // answered 401 naming what failed, before anything is stored.
+  bool signature_ok(const std::string& source, const std::map<std::string, std::string>& headers,
+                    const std::string& body, HTTPServerResponse& resp) {
+    auto it = config_.sources.find(source);
+    if (it == config_.sources.end() || !it->second.signature) return true;
+    const SignatureScheme& s = *it->second.signature;
+    auto header = [&headers](const std::string& name) {
+      auto h = headers.find(lower(name));
+      return h == headers.end() ? std::string() : h->second;
+    };
+    SignatureCheck c = verify_signature(s, header(s.header), header(s.timestamp_header), body,
+                                        hub_.clock().now_ms());
+    if (c == SignatureCheck::Ok) return true;
+    hub_.metrics()
+        .counter("relais_signature_refused_total", {{"source", source}, {"reason", to_string(c)}})
+        .inc();
+    log_warn("api", "source " + source + ": request refused, " + to_string(c));
+    send_error(resp, 401, "invalid signature", explain(c, s), {{"signature", to_string(c)}});
+    return false;
+  }
+
+  static std::string mailbox_of(const Poco::URI& uri) {
+    for (const auto& [k, v] : uri.getQueryParameters()) {
+      if (k == "mailbox") return v;
+    }
+    return "";
+  }
+
+  // A system token reads the free/busy of the mailboxes its configuration names only
+  // (auth.tokens[].free_busy_mailboxes, globs); admins read any.
+  static bool may_read_free_busy(const api::Principal& who, const std::string& mailbox) {
+    if (who.role != "system") return true;
+    std::string m = lower(mailbox);
+    return std::any_of(who.free_busy_mailboxes.begin(), who.free_busy_mailboxes.end(),
+                       [&m](const std::string& g) { return glob_match(lower(g), m); });
+  }
+
+  void free_busy(api::RequestContext& rc, const Poco::URI& uri, HTTPServerResponse& resp,
+                 const std::string& destination) {
+    // A request that names no calendar destination or no mailbox is answered 404 / 400 by
+    // free_busy_answer before anything is read. Every read is audited, answered or not; the
+    // mailbox is a professional's address (not a citizen's), so the trail names it.
+    const std::string mailbox = mailbox_of(uri);
+    auto it = config_.destinations.find(destination);
+    const bool names_one = it != config_.destinations.end() && it->second.connector == "calendar" &&
+                           mailbox.find('@') != std::string::npos;
+    const std::string object = "destination:" + destination + " mailbox:" + mailbox;
+    if (names_one && !may_read_free_busy(rc.who, mailbox)) {
+      rc.audit("freebusy.refused", object);
+      return send_error(resp, 403, "forbidden",
+                        "this token may not read this mailbox's free/busy (see the token's "
+                        "free_busy_mailboxes)");
+    }
+    free_busy_answer(uri, resp, destination);
+    if (names_one) {
+      rc.audit("freebusy.read", object,
+               "HTTP " + std::to_string(static_cast<int>(resp.getStatus())));
+    }
+  }
+
+  void free_busy_answer(const Poco::URI& uri, HTTPServerResponse& resp,
+                        const std::string& destination) {
     auto it = config_.destinations.find(destination);
     if (it == config_.destinations.end() || it->second.connector != "calendar") {
       return send_error(resp, 404, "unknown destination",
@@ -655,8 +732,12 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
     : hub_(hub), config_(config), mappings_(mappings) {
   console_ = open_sqlite_console_store(config_.store_path, hub_.clock());
   alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
+  std::vector<std::string> errors;
+  api::TrustedProxies proxies(config_.trusted_proxies, errors);
+  if (!errors.empty()) throw std::runtime_error("server.trusted_proxies: " + errors.front());
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
-                                             alerts_->enabled() ? alerts_.get() : nullptr);
+                                             alerts_->enabled() ? alerts_.get() : nullptr,
+                                             std::move(proxies));
 }
 
 ApiServer::~ApiServer() {

@@ -159,4 +159,49 @@ bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerRe
   return true;
 }
 
+namespace {
+
+bool secret_name(std::string name) {
+  name = lower(std::move(name));
+  for (const char* w :
+       {"token", "password", "passwd", "pwd", "key", "secret", "sig", "auth", "credential"}) {
+    if (name.find(w) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string redact_url(const std::string& text) {
+  static const std::string kMask = "•••";
+  std::string out = text;
+  // userinfo: scheme://user:pass@host — the password goes.
+  for (size_t p = out.find("://"); p != std::string::npos; p = out.find("://", p + 3)) {
+    size_t start = p + 3;
+    size_t end = out.find_first_of("/?#", start);
+    size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+    if (at == std::string::npos || at < start) continue;
+    size_t colon = out.find(':', start);
+    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, kMask);
+  }
+  // query (and fragment) parameters: name=value pairs after '?', '&' or ';'.
+  size_t q = out.find('?');
+  if (q == std::string::npos) return out;
+  std::string result = out.substr(0, q + 1);
+  size_t pos = q + 1;
+  while (pos <= out.size()) {
+    size_t amp = out.find_first_of("&;#", pos);
+    std::string pair = out.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    size_t eq = pair.find('=');
+    if (eq != std::string::npos && secret_name(pair.substr(0, eq)) && eq + 1 < pair.size()) {
+      pair = pair.substr(0, eq + 1) + kMask;
+    }
+    result += pair;
+    if (amp == std::string::npos) break;
+    result += out[amp];
+    pos = amp + 1;
+  }
+  return result;
+}
+
 }  // namespace relais::api

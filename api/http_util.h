@@ -43,6 +43,12 @@ std::string exception_for_log(const std::exception& e);
 // guards: one deeper than `max_depth`, or not JSON, is given as its text (a JSON string, which
 // payload_for masks whole for every role but admin), so that no view walks a deep document.
 nlohmann::json stored_view(const std::string& text, size_t max_depth);
+// A URL (or any text holding one) as it may be shown: the password of a userinfo
+// (`user:pass@host` → `user:•••@host`) and the values of query parameters whose names say
+// secret (token, password, passwd, pwd, key, secret, sig, signature, auth, credential, in any
+// case and as part of a name: access_token, api_key…) are replaced by "•••". Other text is
+// returned unchanged.
+std::string redact_url(const std::string& text);
 // Reads a JSON object body; on failure answers the error (400/413) and returns false.
 bool read_json_object(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
                       int64_t limit, nlohmann::json& out);

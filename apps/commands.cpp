@@ -18,6 +18,7 @@
 #include "core/document_store.h"
 #include "core/files.h"
 #include "core/log.h"
+#include "core/pseudonym.h"
 #include "core/store.h"
 #include "mappings/mapping.h"
 
@@ -521,6 +522,13 @@ int run_command(const std::string& cmd, int argc, char** argv) {
 }
 
 Runtime make_runtime(const HubConfig& config, const Registries& registries, const Clock& clock) {
+  // One key for every pseudonym (core/pseudonym.h), installed before anything computes one.
+  set_pseudonym_key(load_pseudonym_key(config.pseudonym_key_file));
+  if (!has_pseudonym_key()) {
+    log_warn("privacy",
+             "no pseudonym key (privacy.pseudonym_key_file or RELAIS_PSEUDONYM_KEY): pseudonyms "
+             "are plain SHA-256 of guessable values; see docs/security.md");
+  }
   {
     StoreOptions so;
     so.path = config.store_path;

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <stdexcept>
@@ -38,6 +39,19 @@ std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return to_hex(md, len);
+}
+
+std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  // An empty key is a valid HMAC key; OpenSSL wants a non-null pointer for it.
+  static const unsigned char kEmpty = 0;
+  const void* k = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
+  if (HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len) == nullptr) {
+    return "";  // never matches a signature (only on allocation failure)
+  }
   return to_hex(md, len);
 }
 

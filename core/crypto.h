@@ -6,6 +6,9 @@
 namespace relais {
 
 std::string sha256_hex(const std::string& data);
+// HMAC-SHA256 of `data` under `key`, in lower-case hex (64 characters); "" if OpenSSL fails
+// (allocation), which matches no signature.
+std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 // Compares two strings in time that depends only on their lengths.
 bool constant_time_equals(const std::string& a, const std::string& b);
 // `bytes` bytes from OpenSSL's CSPRNG, in hex (2 × bytes characters). Throws if it fails.

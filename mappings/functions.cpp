@@ -9,6 +9,7 @@
 
 #include <phonenumbers/phonenumberutil.h>
 
+#include "core/pseudonym.h"
 #include "mappings/datetime.h"
 #include "mappings/expr.h"
 #include "mappings/text.h"
@@ -906,6 +907,16 @@ json f_sha256(const CallNode& n, EvalContext& ctx) {
   return json(hex(out, len));
 }
 
+// A keyed pseudonym (core/pseudonym.h): HMAC-SHA256 under the installation's pseudonym key,
+// plain SHA-256 when none is configured.
+json f_pseudonym(const CallNode& n, EvalContext& ctx) {
+  json v = n.arg(0, ctx);
+  if (v.is_null()) return v;
+  std::string out = pseudonym_hex(to_text(v));
+  if (out.empty()) ctx.fail("pseudonym failed", n.value_path());
+  return out.empty() ? json() : json(out);
+}
+
 json f_uuid_v5(const CallNode& n, EvalContext& ctx) {
   unsigned char ns[16];
   if (n.pattern.size() == 16) {
@@ -1004,6 +1015,7 @@ std::vector<FunctionSpec> build_registry() {
       {"has_key", 2, 2, f_has_key, check_lookup, "has_key('table', key)"},
       // ids
       {"sha256", 1, 1, f_sha256, nullptr, "sha256(text)"},
+      {"pseudonym", 1, 1, f_pseudonym, nullptr, "pseudonym(text)"},
       {"uuid_v5", 2, 2, f_uuid_v5, check_uuid, "uuid_v5('namespace', name)"},
   };
 }

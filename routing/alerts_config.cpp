@@ -25,7 +25,20 @@ const ConfigSpec& smtp_spec() {
           {"port", F::Int, "25", false, "SMTP port", {}, nullptr, 1, 65535},
           {"from", F::String, "", true, "sender address"},
           {"to", F::StringList, "", true, "recipient addresses"},
-          {"username", F::String, "", false, "login (AUTH LOGIN) when the server needs one"},
+          {"tls",
+           F::String,
+           "starttls",
+           false,
+           "starttls: the session must switch to TLS (STARTTLS) before anything is sent, else "
+           "the mail is not sent; tls: TLS from the first byte (usually port 465); none: clear "
+           "text (a relay on the same host only)",
+           {"starttls", "tls", "none"}},
+          {"tls_verify", F::Bool, "true", false,
+           "verify the server's certificate and name (never turn off in production)"},
+          {"ca_file", F::String, "", false, "CA bundle to verify the server with (PEM)"},
+          {"username", F::String, "", false,
+           "login when the server needs one (the mechanism the server offers: PLAIN, LOGIN…); "
+           "sent only over TLS unless tls is none"},
           {"password", F::Secret, "", false, "password (${ENV} or @file:PATH)"},
           {"timeout", F::Duration, "10s", false, "connection and answer timeout"},
       }};
@@ -69,7 +82,12 @@ const ConfigSpec& alerts_spec() {
       {
           {"check_every", F::Duration, "30s", false, "how often the rules are evaluated"},
           {"quiet_period", F::Duration, "30m", false,
-           "after an alert, the same rule stays silent this long (a storm sends one alert)"},
+           "after an alert was accepted by a channel, the same rule stays silent this long (a "
+           "storm sends one alert)"},
+          {"retry_initial", F::Duration, "30s", false,
+           "an alert a channel did not accept is sent again to that channel after this delay, "
+           "doubled at each failure (checked at each check_every)"},
+          {"retry_max", F::Duration, "15m", false, "the longest delay between two tries"},
           {"webhook", F::Object, "", false, "send alerts as JSON POSTs", {}, &webhook_spec()},
           {"smtp", F::Object, "", false, "send alerts by e-mail", {}, &smtp_spec()},
           {"rules", F::ObjectList, "", false, "alert rules", {}, &rule_spec()},

@@ -1,5 +1,7 @@
 #include "routing/hub_config.h"
 
+#include <arpa/inet.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -108,6 +110,11 @@ const ConfigSpec& server_spec() {
            "the deadline to write one answer"},
           {"shutdown_grace", F::Duration, "30s", false,
            "how long in-flight deliveries may take to finish at shutdown"},
+          {"trusted_proxies", F::StringList, "", false,
+           "reverse proxies (addresses or CIDR ranges, e.g. 127.0.0.1, 10.0.0.0/8) whose "
+           "X-Forwarded-For is believed: login throttling and the audit trail then see the real "
+           "client (the rightmost X-Forwarded-For address that is not a trusted proxy). From "
+           "any other peer the header is ignored"},
       }};
   return s;
 }
@@ -184,6 +191,9 @@ const ConfigSpec& token_spec() {
           {"sources", F::StringList, "", false,
            "sources a system token may post to (all if "
            "absent)"},
+          {"free_busy_mailboxes", F::StringList, "", false,
+           "mailboxes (globs, e.g. *@cms76.fr or agenda-*@seinemaritime.fr) whose free/busy a "
+           "system token may read; none if absent (admins read any; every read is audited)"},
       }};
   return s;
 }
@@ -210,6 +220,13 @@ const ConfigSpec& source_spec() {
            "[$.individu, $.rdv.demandeur]; [*] for any element. Always masked besides: keys "
            "naming personal data (nom, téléphone, adresse, …) and everything under a person "
            "(individu, personne, bénéficiaire, usager, citoyen, demandeur, …)"},
+          {"signature",
+           F::Object,
+           "",
+           false,
+           "require an HMAC-SHA256 signature on every request (see docs/security.md)",
+           {},
+           &signature_verify_spec()},
       }};
   return s;
 }
@@ -284,6 +301,34 @@ const ConfigSpec& mappings_spec() {
           {"tables", F::String, "", false, "folder of lookup tables (CSV or YAML)"},
       }};
   return s;
+}
+
+const ConfigSpec& privacy_spec() {
+  static const ConfigSpec s{
+      "privacy",
+      {
+          {"pseudonym_key_file", F::String, "", false,
+           "file holding the secret (32 bytes or more) of every pseudonym: HMAC-SHA256 for the "
+           "mappings' pseudonym() and the SMS opt-out list. Without it, the environment "
+           "variable RELAIS_PSEUDONYM_KEY; without either, plain SHA-256 (warned at start-up; "
+           "see docs/security.md)"},
+      }};
+  return s;
+}
+
+// "10.0.0.0/8", "127.0.0.1", "fd00::/8" (api/proxy.h reads them).
+bool valid_ip_range(const std::string& text) {
+  std::string addr = text.substr(0, text.find('/'));
+  unsigned char buf[16];
+  bool v4 = inet_pton(AF_INET, addr.c_str(), buf) == 1;
+  if (!v4 && inet_pton(AF_INET6, addr.c_str(), buf) != 1) return false;
+  if (text.find('/') == std::string::npos) return true;
+  std::string bits = text.substr(text.find('/') + 1);
+  if (bits.empty() || bits.size() > 3 ||
+      bits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  return std::stoi(bits) <= (v4 ? 32 : 128);
 }
 
 std::string resolve(const std::string& base, const std::string& p) {
@@ -386,6 +431,7 @@ const ConfigSpec& hub_config_spec() {
            "mapping files and lookup tables",
            {},
            &mappings_spec()},
+          {"privacy", F::Object, "", false, "pseudonym key", {}, &privacy_spec()},
           {"alerts",
            F::Object,
            "",
@@ -470,6 +516,13 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.body_timeout_ms = server.duration_ms("body_timeout");
   out.max_header_size = server.size("max_header_size");
   out.shutdown_grace_ms = server.duration_ms("shutdown_grace");
+  out.trusted_proxies = server.strings("trusted_proxies");
+  for (const auto& p : out.trusted_proxies) {
+    if (!valid_ip_range(p)) {
+      errors.push_back(error_at(server.raw("trusted_proxies"), file, "server.trusted_proxies",
+                                "'" + p + "' is not an IP address or a CIDR range"));
+    }
+  }
 
   auto store = top.object("store");
   out.store_path = resolve(base_dir, store.str("path"));
@@ -481,12 +534,17 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   auto mappings = top.object("mappings");
   if (mappings.has("directory")) out.mappings_dir = resolve(base_dir, mappings.str("directory"));
   if (mappings.has("tables")) out.tables_dir = resolve(base_dir, mappings.str("tables"));
+  auto privacy = top.object("privacy");
+  if (privacy.has("pseudonym_key_file")) {
+    out.pseudonym_key_file = resolve(base_dir, privacy.str("pseudonym_key_file"));
+  }
 
   for (const auto& t : top.object("auth").objects("tokens")) {
     TokenConfig tc;
     tc.name = t.str("name");
     tc.role = t.str("role");
     tc.sources = t.strings("sources");
+    tc.free_busy_mailboxes = t.strings("free_busy_mailboxes");
     if (t.has("token") == t.has("token_sha256")) {
       errors.push_back(error_at(t.node(), file, t.path(),
                                 "give exactly one of token (${ENV} or @file:) or token_sha256"));
@@ -545,6 +603,13 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     sc.keep_headers = s.strings("keep_headers");
     if (s.has("personal") && !PersonalPaths::parse(s.strings("personal"), sc.personal, err)) {
       errors.push_back(error_at(s.raw("personal"), file, s.path() + ".personal", err));
+    }
+    if (s.has("signature")) {
+      sc.signature = signature_scheme_from(s.object("signature"));
+      if (sc.signature->secret.size() < 16) {
+        errors.push_back(error_at(s.raw("signature"), file, s.path() + ".signature.secret",
+                                  "a signing secret must be at least 16 characters long"));
+      }
     }
     out.sources.emplace(name, std::move(sc));
   }

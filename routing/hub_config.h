@@ -17,6 +17,7 @@
 #include "core/json_template.h"
 #include "core/personal_paths.h"
 #include "core/retry_policy.h"
+#include "core/signature.h"
 #include "routing/predicate.h"
 
 namespace relais {
@@ -30,6 +31,9 @@ struct SourceConfig {
   std::optional<JsonPath> idempotency;    // e.g. "$.id"; the Idempotency-Key header wins
   std::vector<std::string> keep_headers;  // inbound headers kept with the message
   PersonalPaths personal;                 // declared personal paths of the body (masking)
+  // Set: every request to this source must carry a valid HMAC signature (core/signature.h);
+  // others are answered 401 and nothing is stored.
+  std::optional<SignatureScheme> signature;
 };
 
 struct RouteTarget {
@@ -73,6 +77,7 @@ struct TokenConfig {
   std::string sha256;                // hex digest of the token; the token itself is not kept
   std::string role;                  // system | admin | support | auditor
   std::vector<std::string> sources;  // sources a system token may post to (empty = all)
+  std::vector<std::string> free_busy_mailboxes;  // globs; a system token reads these only
 };
 
 struct HubConfig {
@@ -92,6 +97,7 @@ struct HubConfig {
   int64_t header_timeout_ms = 10000;
   int64_t body_timeout_ms = 60000;
   int64_t max_header_size = 16 * 1024;
+  std::vector<std::string> trusted_proxies;  // addresses / CIDR ranges (api/proxy.h)
 
   std::string store_path;
   bool store_sync_full = true;
@@ -100,8 +106,9 @@ struct HubConfig {
   int store_busy_timeout_ms = 10000;
 
   std::string log_level = "info";
-  std::string mappings_dir;  // "" = none
-  std::string tables_dir;    // "" = none
+  std::string mappings_dir;        // "" = none
+  std::string tables_dir;          // "" = none
+  std::string pseudonym_key_file;  // "" = RELAIS_PSEUDONYM_KEY, else none (core/pseudonym.h)
   int64_t shutdown_grace_ms = 30000;
 
   std::vector<TokenConfig> tokens;

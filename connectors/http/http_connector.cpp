@@ -2,7 +2,8 @@
 // default), client certificate, basic or bearer auth, connection reuse (one libcurl handle per
 // worker slot). A non-idempotent request (`idempotent`, default from the method) is never
 // re-sent by libcurl (set_request); 429 and 503 + Retry-After pause the destination
-// (retry_or_throttle). See docs/connectors/http.md.
+// (retry_or_throttle); optional HMAC signature of each request (core/signature.h). See
+// docs/connectors/http.md.
 
 #include "connectors/http/http_connector.h"
 
@@ -14,9 +15,11 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/json_template.h"
+#include "core/signature.h"
 
 namespace relais {
 namespace {
@@ -56,6 +59,14 @@ const ConfigSpec& http_spec() {
           {"reference_header", F::String, "Location", false,
            "response header kept as the external reference"},
           {"max_excerpt", F::Size, "1KiB", false, "bytes of the response kept in the history"},
+          {"sign",
+           F::Object,
+           "",
+           false,
+           "sign every request for a partner that checks it: HMAC-SHA256 of TIMESTAMP.BODY "
+           "(see docs/security.md)",
+           {},
+           &signature_sign_spec()},
       }};
   return s;
 }
@@ -90,6 +101,7 @@ class HttpConnector final : public Connector {
     }
     max_excerpt_ = static_cast<size_t>(c.size("max_excerpt"));
     headers_ = c.string_map("headers");
+    if (c.has("sign")) sign_ = signature_scheme_from(c.object("sign"));
     for (int i = 0; i < ctx.concurrency; ++i) {
       CURL* h = curl_easy_init();
       if (h == nullptr) throw std::runtime_error("connector " + name_ + ": curl_easy_init failed");
@@ -152,11 +164,16 @@ class HttpConnector final : public Connector {
     add("Expect:");
     if (!bearer_.empty()) add("Authorization: Bearer " + bearer_);
     for (const auto& [k, v] : headers_) add(k + ": " + v);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-
     // An empty body for a POST, PUT or PATCH without one; GET and DELETE send none.
     static const std::string kNone;
     const std::string& body = send_body_ && req.payload != nullptr ? *req.payload : kNone;
+    if (sign_) {
+      // Signed at each attempt: a retry carries a fresh timestamp.
+      std::string ts = std::to_string(clock_->now_ms() / 1000);
+      add(sign_->timestamp_header + ": " + ts);
+      add(sign_->header + ": " + signature_value(sign_->secret, ts, body));
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     set_request(h, cap, method_, body, idempotent_);
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdrs);
@@ -196,6 +213,7 @@ class HttpConnector final : public Connector {
   std::string basic_user_, basic_password_, bearer_, reference_header_;
   size_t max_excerpt_ = 1024;
   std::vector<std::pair<std::string, std::string>> headers_;
+  std::optional<SignatureScheme> sign_;  // set: every request is signed
   std::vector<CURL*> handles_;
 };
 
@@ -257,6 +275,10 @@ void register_http_connector(ConnectorRegistry& registry) {
     if (c.has("client_cert") != c.has("client_key")) {
       errors.push_back(
           error_at(c.node(), file, c.path(), "client_cert and client_key go together"));
+    }
+    if (c.has("sign") && c.object("sign").str("secret").size() < 16) {
+      errors.push_back(error_at(c.raw("sign"), file, c.path() + ".sign.secret",
+                                "a signing secret must be at least 16 characters long"));
     }
     if (c.has("basic_user") && c.has("bearer_token")) {
       errors.push_back(error_at(c.node(), file, c.path(),

@@ -279,7 +279,7 @@ class SmsConnector final : public Connector {
     std::string hash = sms::optout_hash(pc.e164);
     std::optional<sms::OptOut> opted;
     try {
-      opted = store_->optout(hash);
+      opted = store_->find_optout(hash, sms::legacy_optout_hash(pc.e164));
     } catch (const std::exception& e) {
       return Outcome::retry("store", 0, std::string(e.what()) + ": will try again");
     }
@@ -501,12 +501,13 @@ class SmsConnector final : public Connector {
   }
 
   InboundResponse optouts(const InboundRequest& in) {
-    std::string hash;
+    std::string hash, legacy;  // legacy: the unkeyed hash of a number given in clear
     if (in.path.size() > 8) hash = in.path.substr(8);
     if (std::string number = q(in, "number"); !number.empty()) {
       sms::PhoneCheck pc = sms::check_mobile(number, "", region_);
       if (!pc.ok) return error(400, "bad number", pc.reason);
       hash = sms::optout_hash(pc.e164);
+      legacy = sms::legacy_optout_hash(pc.e164);
     }
     auto entry = [](const sms::OptOut& o) {
       return json{{"hash", o.number_hash},
@@ -516,7 +517,7 @@ class SmsConnector final : public Connector {
     };
     if (in.method == "GET") {
       if (!hash.empty()) {
-        auto o = store_->optout(hash);
+        auto o = legacy.empty() ? store_->optout(hash) : store_->find_optout(hash, legacy);
         if (!o) return error(404, "not found", "this number is not on the opt-out list");
         return InboundResponse{200, entry(*o)};
       }
@@ -544,7 +545,9 @@ class SmsConnector final : public Connector {
     }
     if (in.method == "DELETE") {
       if (hash.empty()) return error(400, "bad request", "optouts/{hash} or ?number=…");
-      if (!store_->remove_optout(hash)) {
+      bool removed = store_->remove_optout(hash);
+      if (!legacy.empty() && legacy != hash) removed = store_->remove_optout(legacy) || removed;
+      if (!removed) {
         return error(404, "not found", "this number is not on the opt-out list");
       }
       log_info("sms", "opt-out list: entry removed by " + in.actor);

@@ -6,7 +6,7 @@
 #include <cctype>
 #include <set>
 
-#include "core/crypto.h"
+#include "core/pseudonym.h"
 
 namespace relais::sms {
 
@@ -65,7 +65,11 @@ PhoneCheck check_mobile(const std::string& raw, const std::string& postcode,
 }
 
 std::string optout_hash(const std::string& e164) {
-  return sha256_hex("relais-sms-optout:" + e164);
+  return pseudonym_hex("relais-sms-optout:" + e164);
+}
+
+std::string legacy_optout_hash(const std::string& e164) {
+  return legacy_pseudonym_hex("relais-sms-optout:" + e164);
 }
 
 namespace {

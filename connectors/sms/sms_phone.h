@@ -29,11 +29,14 @@ bool known_region(const std::string& region);
 PhoneCheck check_mobile(const std::string& raw, const std::string& postcode,
                         const std::string& default_region);
 
-// SHA-256 (hex) of "relais-sms-optout:" + the E.164 number: the key of the opt-out list.
-// Plain (unkeyed) so every SMS destination and node shares one list without a shared secret;
-// it keeps numbers out of the table's plain text, not out of reach of someone who enumerates
-// every number (see docs/connectors/sms.md).
+// The key of the opt-out list: the pseudonym (core/pseudonym.h: HMAC-SHA256 under the
+// installation's pseudonym key, plain SHA-256 without one) of "relais-sms-optout:" + the E.164
+// number. Keyed, someone who enumerates every number cannot tell who is on the list; every
+// node of one installation shares the key, so they share one list (docs/security.md).
 std::string optout_hash(const std::string& e164);
+// The unkeyed SHA-256 the list held before keys: entries written then are still found, and
+// rewritten to optout_hash() when found (SmsStore::find_optout).
+std::string legacy_optout_hash(const std::string& e164);
 
 // True when a reply means "stop sending me SMS": STOP, stop, Stop SMS, STOP., ARRET, ARRÊT,
 // arrêter, désabonner, désinscrire, unsubscribe … (first word, case and accents ignored,

@@ -289,6 +289,25 @@ std::optional<OptOut> SmsStore::optout(const std::string& number_hash) {
   }
 }
 
+std::optional<OptOut> SmsStore::find_optout(const std::string& keyed_hash,
+                                            const std::string& legacy_hash) {
+  std::lock_guard<std::mutex> lock(mu_);
+  try {
+    if (auto o = optout_locked(keyed_hash)) return o;
+    if (legacy_hash == keyed_hash) return std::nullopt;
+    auto legacy = optout_locked(legacy_hash);
+    if (!legacy) return std::nullopt;
+    std::string from = legacy_hash, to = keyed_hash;
+    *s_ << "UPDATE sms_optouts SET number_hash = ? WHERE number_hash = ?", use(to), use(from), now;
+    legacy->number_hash = keyed_hash;
+    log_info("sms", "opt-out list: a legacy entry was rewritten under the keyed pseudonym");
+    return legacy;
+  } catch (const Poco::Exception& e) {
+    log_error("sms", "opt-out list: cannot read: " + e.displayText());
+    throw std::runtime_error("the opt-out list cannot be read");
+  }
+}
+
 std::optional<OptOut> SmsStore::optout_locked(const std::string& number_hash) {
   Statement st(*s_);
   std::string h = number_hash;

@@ -102,6 +102,10 @@ class SmsStore {
   bool add_optout(const OptOut& o);  // false when it was already there (kept as it was)
   // Throws std::runtime_error when the list cannot be read (the caller must not send).
   std::optional<OptOut> optout(const std::string& number_hash);
+  // The entry of a number, by its keyed hash or its legacy (unkeyed SHA-256) hash; a legacy
+  // entry found is rewritten under the keyed hash in the same step (the migration of the list,
+  // docs/security.md). Throws like optout().
+  std::optional<OptOut> find_optout(const std::string& keyed_hash, const std::string& legacy_hash);
   std::vector<OptOut> optouts(int limit, const std::string& after_hash);
   bool remove_optout(const std::string& number_hash);
 

@@ -796,3 +796,44 @@ TEST(ConfigShapes, ScalarsWhereMappingsBelongAreReported) {
 
 }  // namespace
 }  // namespace relais
+
+namespace relais {
+namespace {
+
+// Trust settings (docs/security.md): signatures, trusted proxies, pseudonym key, free/busy scope.
+TEST(Config, TrustSettingsLoadAndBadOnesAreLocated) {
+  Loaded ok = load(
+      "server:\n  trusted_proxies: [127.0.0.1, 10.0.0.0/8, \"fd00::/8\"]\n"
+      "store:\n  path: relais.db\n"
+      "privacy:\n  pseudonym_key_file: keys/pseudonym.key\n"
+      "auth:\n  tokens:\n    - name: portail\n      token: portal-token-0123456789\n"
+      "      free_busy_mailboxes: [\"*@cms76.fr\"]\n"
+      "sources:\n  app:\n    type: $.event\n    signature:\n"
+      "      secret: a-secret-of-sufficient-length\n      tolerance: 2m\n");
+  ASSERT_TRUE(ok.ok) << all(ok.errors);
+  EXPECT_EQ(ok.config.trusted_proxies.size(), 3u);
+  EXPECT_EQ(ok.config.pseudonym_key_file, "/etc/relais/keys/pseudonym.key");
+  EXPECT_EQ(ok.config.tokens.at(0).free_busy_mailboxes, std::vector<std::string>{"*@cms76.fr"});
+  const auto& sig = ok.config.sources.at("app").signature;
+  ASSERT_TRUE(sig.has_value());
+  EXPECT_EQ(sig->header, "X-Signature");
+  EXPECT_EQ(sig->timestamp_header, "X-Timestamp");
+  EXPECT_EQ(sig->tolerance_ms, 120000);
+  EXPECT_FALSE(ok.config.sources.at("app").signature->secret.empty());
+
+  Loaded bad = load(
+      "server:\n  trusted_proxies: [10.0.0.0/33, proxy.example]\n"
+      "store:\n  path: relais.db\n"
+      "sources:\n  app:\n    type: $.event\n    signature:\n      secret: short\n"
+      "      scheme: md5\n");
+  ASSERT_FALSE(bad.ok);
+  EXPECT_NE(all(bad.errors).find("'10.0.0.0/33' is not an IP address"), std::string::npos)
+      << all(bad.errors);
+  EXPECT_NE(all(bad.errors).find("'proxy.example' is not an IP address"), std::string::npos);
+  EXPECT_NE(error_for(bad, "sources.app.signature.secret").message.find("16 characters"),
+            std::string::npos);
+  error_for(bad, "sources.app.signature.scheme");
+}
+
+}  // namespace
+}  // namespace relais

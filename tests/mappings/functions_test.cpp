@@ -1,4 +1,5 @@
 // One test (or more) per function of the mapping language.
+#include "core/pseudonym.h"
 #include "test_util.h"
 
 namespace relais::mappings::testing {
@@ -237,6 +238,21 @@ TEST(Ids, Sha256AndUuidV5) {
   EXPECT_EQ(ev("uuid_v5('dns', 'example.org')"), "aad03681-8b63-5304-89e0-8ca8f49461b5");
   EXPECT_EQ(ev("uuid_v5('f3a6c1d0-76cd-4c5e-9b1a-2c0d7e6f7601', 'cms76:rdv:91877')"),
             "69a1a73c-2c2b-509d-afd0-7d698c541de8");
+}
+
+// pseudonym(): HMAC-SHA256 under the process's pseudonym key (core/pseudonym.h); plain SHA-256
+// without one. The keyed value is `printf abc | openssl dgst -sha256 -hmac KEY`.
+TEST(Ids, PseudonymIsKeyed) {
+  struct KeyGuard {
+    ~KeyGuard() { relais::set_pseudonym_key(""); }
+  } guard;
+  relais::set_pseudonym_key("");
+  EXPECT_EQ(ev("pseudonym('abc')"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  relais::set_pseudonym_key("0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(ev("pseudonym('abc')"),
+            "a60c859a6827c5ea576a48d8d368672fbfe4667c6a927428284a0cb3859cc1d6");
+  EXPECT_EQ(ev("pseudonym(null)"), nullptr);
 }
 
 }  // namespace

@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "connectors/registry.h"
+#include "connectors/sms/sms_phone.h"
 #include "connectors/sms/sms_store.h"
+#include "core/pseudonym.h"
 #include "core/store.h"
 #include "routing/hub_config.h"
 #include "tests/support/relais_process.h"
@@ -247,6 +249,36 @@ TEST_F(SmsDeliver, OptedOutNumbersAreSkippedUntilAnAdminRemovesThem) {
   // An admin adds a number by hand.
   EXPECT_EQ(call(*c, "POST", "optouts", {{"number", "06 00 00 00 00"}}, "admin").status, 201);
   EXPECT_EQ(send(*c, sms(), 3).kind, Outcome::Kind::Skip);
+}
+
+// The opt-out list written before the pseudonym key (unkeyed SHA-256) is still honoured once a
+// key is installed, and each legacy entry is rewritten under the keyed hash when it is found.
+TEST_F(SmsDeliver, LegacyOptOutHashesAreHonouredAndRewrittenUnderTheKey) {
+  struct KeyGuard {
+    ~KeyGuard() { set_pseudonym_key(""); }
+  } guard;
+  const std::string number = "+33600000000";
+  auto store = sms::SmsStore::shared(store_path_, clock_);
+  ASSERT_TRUE(store->add_optout(sms::OptOut{sms::optout_hash(number), 0, "mo:old", "STOP"}));
+  const std::string legacy = sms::legacy_optout_hash(number);
+  ASSERT_EQ(sms::optout_hash(number), legacy);  // no key yet: the same SHA-256 as before
+  set_pseudonym_key(std::string(32, 'k'));
+  const std::string keyed = sms::optout_hash(number);
+  EXPECT_NE(keyed, legacy);
+  EXPECT_EQ(keyed.size(), 64u);
+  auto c = make();
+  Outcome o = send(*c, sms("06.00.00.00.00"));
+  EXPECT_EQ(o.kind, Outcome::Kind::Skip) << o.text;
+  EXPECT_EQ(gateway_.total(), 0u);
+  EXPECT_TRUE(store->optout(keyed).has_value());
+  EXPECT_FALSE(store->optout(legacy).has_value());
+  // Another number's legacy entry, removed by number: both forms go.
+  const std::string other = "+33611111111";
+  ASSERT_TRUE(store->add_optout(sms::OptOut{sms::legacy_optout_hash(other), 0, "mo:old", "STOP"}));
+  EXPECT_EQ(call(*c, "GET", "optouts", {{"number", "0611111111"}}, "admin").body["hash"],
+            sms::optout_hash(other));
+  EXPECT_EQ(call(*c, "DELETE", "optouts", {{"number", "0611111111"}}, "admin").status, 200);
+  EXPECT_EQ(call(*c, "GET", "optouts", {{"number", "0611111111"}}, "admin").status, 404);
 }
 
 TEST_F(SmsDeliver, NoSecondSmsOnceTheGatewayTookIt) {
