@@ -299,6 +299,8 @@ void delivery_detail(RequestContext& rc) {
   } else {
     out["payload_after"] = nullptr;
   }
+  // An erased message: its payloads are the tombstone, shown as such.
+  if (json t = erased_tombstone(m.body); !t.is_null()) out["erased"] = t;
   out["masked"] = view.masked;
   if (view.personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
   send_json(rc.resp, 200, out);
@@ -345,6 +347,74 @@ void bulk_retry(RequestContext& rc) {
            std::to_string(retried) + " relancée(s), " + std::to_string(refused) +
                " refusée(s); filtre " + filter_text);
   send_json(rc.resp, 200, {{"count", count}, {"retried", retried}, {"refused", refused}});
+}
+
+// POST /api/v1/privacy/erase (docs/security.md, "Erasure"). Without force, refused while
+// deliveries of the key are active; with force, those are discarded first through the
+// dispatcher (so none is sent afterwards), then the payloads are erased. Audited with the key and
+// the counts only.
+void erase_person(RequestContext& rc) {
+  json body;
+  if (!read_json_object(rc.req, rc.resp, rc.shared.config.max_body, body)) return;
+  const json correlation = body.value("correlation", json());
+  const json reason = body.value("reason", json());
+  const json force = body.value("force", json(false));
+  if (!correlation.is_string() || correlation.get<std::string>().empty()) {
+    return send_error(rc.resp, 400, "no correlation key",
+                      "send {\"correlation\": \"individu:58123\", \"reason\": \"…\"}");
+  }
+  if (!reason.is_string() || reason.get<std::string>().empty()) {
+    return send_error(rc.resp, 400, "no reason", "say why the payloads are erased (\"reason\")");
+  }
+  if (!force.is_boolean()) return send_error(rc.resp, 400, "bad force", "force is true or false");
+  ErasureRequest r;
+  r.correlation = correlation.get<std::string>();
+  r.reason = reason.get<std::string>();
+  r.by = rc.who.name;
+  r.at = rc.shared.hub.clock().now_ms();
+  ErasureResult res;
+  Status s = rc.shared.hub.store().erase(r, res);
+  int64_t discarded = 0;
+  if (!s.ok && s.http_status == 409 && force.get<bool>()) {
+    int64_t busy = 0;
+    for (int64_t id : res.active) {
+      Status d = rc.shared.hub.dispatcher().discard(id, "effacement des données: " + r.reason);
+      d.ok ? ++discarded : ++busy;
+    }
+    if (busy > 0) {
+      rc.audit("privacy.erase", r.correlation,
+               "refusé: " + std::to_string(busy) + " envoi(s) en cours; " +
+                   std::to_string(discarded) + " abandonné(s)");
+      return send_error(rc.resp, 409, "deliveries in flight",
+                        std::to_string(busy) +
+                            " delivery(ies) of this key are being attempted right now: try again "
+                            "in a moment",
+                        {{"active", busy}, {"discarded", discarded}});
+    }
+    r.force = true;
+    s = rc.shared.hub.store().erase(r, res);
+  }
+  if (!s.ok) {
+    if (s.http_status == 409) {
+      rc.audit("privacy.erase", r.correlation,
+               "refusé: " + std::to_string(res.active.size()) + " envoi(s) actif(s)");
+      return send_error(rc.resp, 409, s.error, s.detail,
+                        {{"active", static_cast<int64_t>(res.active.size())}});
+    }
+    return send_error(rc.resp, s.http_status, s.error, s.detail);
+  }
+  rc.audit("privacy.erase", r.correlation,
+           std::to_string(res.messages) + " message(s), " + std::to_string(res.deliveries) +
+               " envoi(s), " + std::to_string(res.attempts) + " tentative(s) effacés; " +
+               std::to_string(discarded) + " envoi(s) abandonné(s)");
+  send_json(rc.resp, 200,
+            {{"correlation", r.correlation},
+             {"messages", res.messages},
+             {"deliveries", res.deliveries},
+             {"attempts", res.attempts},
+             {"discarded", discarded},
+             {"wal_truncated", res.checkpointed},
+             {"tombstone", json::parse(erasure_tombstone(r))}});
 }
 
 void create_user(RequestContext& rc) {
@@ -757,6 +827,9 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
       return true;
     case Ep::DestinationProbe:
       probe(rc);
+      return true;
+    case Ep::PrivacyErase:
+      erase_person(rc);
       return true;
     default:
       return false;

@@ -114,6 +114,8 @@ const std::vector<Endpoint>& endpoints() {
        "one opt-out entry by hash"},
       {Ep::OptoutRemove, "DELETE", "/api/v1/connectors/{destination}/optouts/{hash}", admin,
        "remove an opt-out entry by hash"},
+      {Ep::PrivacyErase, "POST", "/api/v1/privacy/erase", admin,
+       "erase the payloads of every message of one correlation key (tombstone, audited)"},
   };
   return table;
 }

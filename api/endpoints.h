@@ -61,6 +61,7 @@ enum class Ep {
   OptoutRemoveByNumber,
   OptoutGet,
   OptoutRemove,
+  PrivacyErase,
 };
 
 struct Endpoint {

@@ -272,6 +272,8 @@ class ApiHandler final : public HTTPRequestHandler {
         api::PayloadMasker view(rc, rec->message->source,
                                 stored_view(rec->message->body, max_depth()));
         json out = message_json(*rec, hub_.dispatcher(), true, &view, max_depth());
+        // An erased message: its payloads are the tombstone, shown as such.
+        if (json t = erased_tombstone(rec->message->body); !t.is_null()) out["erased"] = t;
         if (view.personal) rc.audit("payload.view", "message:" + params["id"]);
         out["masked"] = view.masked;
         return send_json(resp, 200, out);

@@ -505,6 +505,8 @@ std::string extra_commands_usage() {
          "  calendar reconcile --config FILE --destination D --from DATE --to DATE [--repair]\n"
          "                            compare a calendar destination with the calendars\n"
          "  users add|list|passwd|disable   console users (the first admin)\n"
+         "  privacy erase --correlation KEY --reason TEXT [--force]   erase one person's\n"
+         "                            payloads through the running relais's API\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }
@@ -517,6 +519,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "ban") return ban_command(argc, argv);
   if (cmd == "calendar") return calendar_command(argc, argv);
   if (cmd == "users") return users_command(argc, argv);
+  if (cmd == "privacy") return privacy_command(argc, argv);
   if (cmd == "backfill") return backfill_command(argc, argv);
   return -1;
 }

@@ -23,6 +23,8 @@ int ban_command(int argc, char** argv);
 int calendar_command(int argc, char** argv);
 // `relais users …` (apps/users_command.cpp).
 int users_command(int argc, char** argv);
+// `relais privacy erase …` (apps/privacy_command.cpp).
+int privacy_command(int argc, char** argv);
 // `relais backfill …` (apps/backfill_command.cpp).
 int backfill_command(int argc, char** argv);
 // Loads the configuration named by --config (or $RELAIS_CONFIG). Throws with every error.

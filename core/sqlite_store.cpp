@@ -150,6 +150,11 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
            "INSERT INTO store_probe(id, at) VALUES(1, 0)",
        }},
+      {8,
+       "erasure: when a message's payloads were replaced by a tombstone",
+       {
+           "ALTER TABLE messages ADD COLUMN erased_at INTEGER NOT NULL DEFAULT 0",
+       }},
   };
   return list;
 }
@@ -184,7 +189,20 @@ struct UpdateJob {
 struct FlushJob {
   std::promise<void>* done = nullptr;
 };
-using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob>;
+// One batch of an erasure: the key's next `request.batch` messages after `after_seq`.
+struct EraseBatch {
+  Status status;
+  int64_t messages = 0, deliveries = 0, attempts = 0;
+  int64_t last_seq = 0;  // the cursor for the next batch
+  bool more = false;     // a full batch: there may be more
+  std::vector<int64_t> active;
+};
+struct EraseJob {
+  const ErasureRequest* request = nullptr;  // owned by the caller, who waits
+  int64_t after_seq = 0;                    // -1: the checkpoint after the last batch
+  std::promise<EraseBatch>* done = nullptr;
+};
+using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob>;
 
 // What the completion thread does after a group: hand the new deliveries to the listener, then
 // answer every caller of the group in order (accepts, applies, flushes, record callbacks).
@@ -193,6 +211,7 @@ struct Completion {
   std::vector<Job> jobs;
   std::vector<std::vector<AcceptResult>> results;  // per accept job (empty on failure)
   std::vector<Status> statuses;                    // per update job (empty on failure)
+  std::vector<EraseBatch> erasures;                // per erase job (empty on failure)
   std::string failure;                             // "" = committed
 };
 
@@ -271,6 +290,7 @@ class SqliteStore final : public Store {
   void record(DeliveryUpdate update, std::function<void()> committed) override;
   Status apply(DeliveryUpdate update) override;
   void flush() override;
+  Status erase(const ErasureRequest& request, ErasureResult& result) override;
   void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
     std::lock_guard<std::mutex> lock(mu_);
     listener_ = std::move(fn);
@@ -295,6 +315,8 @@ class SqliteStore final : public Store {
   void accept_one(Incoming& in, std::vector<AcceptResult>& out, std::vector<QueuedDelivery>& fresh);
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
+  EraseBatch erase_batch(const EraseJob& job);
+  bool checkpoint_truncate();
   std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
   static MessagePtr message_from(RecordSet& rs, size_t row);
   static Delivery delivery_from(RecordSet& rs, size_t row);
@@ -347,9 +369,13 @@ class SqliteStore final : public Store {
     // idempotency_keys
     std::string k_message_id, k_digest;
     int64_t k_expires = 0, k_now = 0;
+    // erasure
+    std::string e_key, e_tombstone, e_text;
+    int64_t e_after = 0, e_limit = 0, e_at = 0, e_seq = 0;
   } b_;
   std::unique_ptr<RawStatement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, ins_idem_,
-      renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_;
+      renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_, erase_select_,
+      erase_active_, erase_message_, erase_deliveries_, erase_attempts_;
 };
 
 // The statements of the accept and delivery paths, in one place: prepared by the store and
@@ -389,6 +415,22 @@ constexpr const char* kPurgeIdempotency =
     "DELETE FROM idempotency_keys WHERE (source, key) IN (SELECT source, key FROM "
     "idempotency_keys WHERE expires_at <= ? LIMIT 5000)";
 constexpr const char* kSelectState = "SELECT state FROM deliveries WHERE id = ?";
+// Erasure (through messages_correlation): the key's next messages not erased yet, its active
+// deliveries, then the payloads and texts of one message replaced.
+constexpr const char* kEraseSelect =
+    "SELECT seq FROM messages WHERE correlation = ? AND seq > ? AND erased_at = 0 ORDER BY seq "
+    "LIMIT ?";
+constexpr const char* kEraseActive =
+    "SELECT d.id FROM messages m JOIN deliveries d ON d.message_seq = m.seq WHERE "
+    "m.correlation = ? AND d.state IN ('pending', 'retrying') ORDER BY d.id";
+constexpr const char* kEraseMessage = "UPDATE messages SET body = ?, erased_at = ? WHERE seq = ?";
+constexpr const char* kEraseDeliveries =
+    "UPDATE deliveries SET payload = CASE WHEN payload IS NULL THEN NULL ELSE ? END, "
+    "last_text = CASE WHEN last_text = '' THEN '' ELSE ? END WHERE message_seq = ?";
+constexpr const char* kEraseAttempts =
+    "UPDATE attempts SET excerpt = CASE WHEN excerpt = '' THEN '' ELSE ? END, "
+    "text = CASE WHEN text = '' THEN '' ELSE ? END WHERE delivery_id IN (SELECT id FROM "
+    "deliveries WHERE message_seq = ?)";
 constexpr const char* kLoadActive =
     "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
@@ -501,6 +543,11 @@ void SqliteStore::prepare_statements() {
   find_idem_ = make(kFindIdempotency);
   renew_idem_ = make(kRenewIdempotency);
   purge_idem_ = make(kPurgeIdempotency);
+  erase_select_ = make(kEraseSelect);
+  erase_active_ = make(kEraseActive);
+  erase_message_ = make(kEraseMessage);
+  erase_deliveries_ = make(kEraseDeliveries);
+  erase_attempts_ = make(kEraseAttempts);
   begin_ = make("BEGIN IMMEDIATE");
   commit_ = make("COMMIT");
   rollback_ = make("ROLLBACK");
@@ -564,6 +611,94 @@ void SqliteStore::flush() {
   fut.wait();
 }
 
+Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) {
+  result = ErasureResult{};
+  ErasureRequest req = request;
+  req.batch = std::clamp<size_t>(req.batch, 1, 1000);
+  EraseJob job{&req, 0, nullptr};
+  for (;;) {
+    std::promise<EraseBatch> done;
+    auto fut = done.get_future();
+    job.done = &done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closing_) return Status::failure(503, "store closed");
+      queue_.emplace_back(job);
+    }
+    cv_.notify_one();
+    EraseBatch b = fut.get();
+    result.messages += b.messages;
+    result.deliveries += b.deliveries;
+    result.attempts += b.attempts;
+    if (!b.active.empty()) result.active = std::move(b.active);
+    if (!b.status.ok) return b.status;
+    if (!b.more) break;
+    job.after_seq = b.last_seq;
+  }
+  // The old bytes may still be in the WAL (and, until it is copied back, in the frames of the
+  // main file): checkpoint and truncate it, on the writer thread between two groups.
+  std::promise<EraseBatch> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return Status::success();
+    queue_.emplace_back(EraseJob{&req, -1, &done});
+  }
+  cv_.notify_one();
+  result.checkpointed = fut.get().status.ok;
+  return Status::success();
+}
+
+EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
+  EraseBatch out;
+  const ErasureRequest& r = *job.request;
+  auto& b = b_;
+  b.e_key = r.correlation;
+  // A delivery still active would carry (or load) the body: refused unless forced, checked in
+  // the same transaction as the batch.
+  auto& act = erase_active_->bind(1, b.e_key);
+  while (act.row()) out.active.push_back(act.int64(0));
+  if (!out.active.empty() && !r.force) {
+    out.status = Status::failure(
+        409, "deliveries active",
+        std::to_string(out.active.size()) +
+            " delivery(ies) of this key are pending, retrying or in flight: wait for them, "
+            "discard them, or force");
+    return out;
+  }
+  std::vector<int64_t> seqs;
+  b.e_after = job.after_seq;
+  b.e_limit = static_cast<int64_t>(r.batch);
+  auto& sel = erase_select_->bind(1, b.e_key).bind(2, b.e_after).bind(3, b.e_limit);
+  while (sel.row()) seqs.push_back(sel.int64(0));
+  b.e_tombstone = erasure_tombstone(r);
+  b.e_text = "[effacé le " + format_rfc3339(r.at) + "]";
+  b.e_at = r.at;
+  for (int64_t seq : seqs) {
+    b.e_seq = seq;
+    out.messages += erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
+    out.deliveries +=
+        erase_deliveries_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+    out.attempts +=
+        erase_attempts_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+  }
+  out.last_seq = seqs.empty() ? job.after_seq : seqs.back();
+  out.more = seqs.size() == r.batch;
+  return out;
+}
+
+bool SqliteStore::checkpoint_truncate() {
+  sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*write_);
+  int log = 0, done = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+  if (rc != SQLITE_OK) {
+    log_warn("store", std::string("checkpoint after an erasure failed: ") + sqlite3_errstr(rc) +
+                          "; the WAL may keep erased bytes until the next checkpoint");
+    return false;
+  }
+  return true;
+}
+
 void SqliteStore::writer_loop() {
   std::vector<Job> jobs;
   for (;;) {
@@ -584,7 +719,23 @@ void SqliteStore::writer_loop() {
       jobs = std::move(retained_);
       retained_.clear();
       size_t messages = jobs.size();
+      // An erasure's checkpoint runs alone, outside any transaction.
+      if (jobs.empty() && !queue_.empty()) {
+        auto* e = std::get_if<EraseJob>(&queue_.front());
+        if (e != nullptr && e->after_seq < 0) {
+          EraseJob cp = *e;
+          queue_.pop_front();
+          lock.unlock();
+          EraseBatch b;
+          if (!checkpoint_truncate()) b.status = Status::failure(503, "checkpoint failed");
+          cp.done->set_value(std::move(b));
+          continue;
+        }
+      }
       while (!queue_.empty() && messages < options_.max_batch) {
+        if (auto* e = std::get_if<EraseJob>(&queue_.front()); e != nullptr && e->after_seq < 0) {
+          break;  // the checkpoint waits for the next turn
+        }
         if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
           messages += (*a)->batch.size();
         } else {
@@ -634,7 +785,7 @@ void SqliteStore::completion_loop() {
       }
       if (fn) fn(std::move(c.fresh));
     }
-    size_t ai = 0, ui = 0;
+    size_t ai = 0, ui = 0, ei = 0;
     for (auto& job : c.jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         if (c.failure.empty()) {
@@ -658,6 +809,15 @@ void SqliteStore::completion_loop() {
         if (u->committed) u->committed();
       } else if (auto* f = std::get_if<FlushJob>(&job)) {
         f->done->set_value();
+      } else if (auto* e = std::get_if<EraseJob>(&job)) {
+        EraseBatch b;
+        if (c.failure.empty()) {
+          b = std::move(c.erasures[ei]);
+        } else {
+          b.status = Status::failure(503, "storage error", c.failure);
+        }
+        ++ei;
+        e->done->set_value(std::move(b));
       }
     }
   }
@@ -783,6 +943,10 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   Completion c;
   c.results.reserve(jobs.size());
   c.statuses.reserve(jobs.size());
+  // Erased values are overwritten with zeros in the pages they leave (not only unlinked).
+  const bool erasing = std::any_of(
+      jobs.begin(), jobs.end(), [](const Job& j) { return std::holds_alternative<EraseJob>(j); });
+  if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
   try {
     // BEGIN IMMEDIATE takes the write lock first, before anything is read: other connections
     // to the file (the document, cross-reference and SMS stores) write too, and a deferred
@@ -803,6 +967,8 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
         for (auto& in : (*a)->batch) accept_one(in, out, c.fresh);
       } else if (auto* u = std::get_if<UpdateJob>(&job)) {
         c.statuses.push_back(apply_update(u->update));
+      } else if (auto* e = std::get_if<EraseJob>(&job)) {
+        c.erasures.push_back(erase_batch(*e));
       }
     }
     purge_expired_keys();
@@ -830,6 +996,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     c.fresh.clear();
     c.results.clear();
     c.statuses.clear();
+    c.erasures.clear();
     log_error("store", "commit failed (" + std::to_string(failed_groups_) +
                            " in a row): " + c.failure +
                            "; accepts are refused (503) and outcomes are kept until it succeeds");
@@ -844,6 +1011,13 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
       }
     }
     jobs = std::move(answer);
+  }
+  if (erasing) {
+    try {
+      *write_ << "PRAGMA secure_delete=OFF", now;
+    } catch (const std::exception& e) {
+      log_warn("store", std::string("cannot turn secure_delete off: ") + e.what());
+    }
   }
   c.jobs = std::move(jobs);
   {
@@ -969,6 +1143,11 @@ void SqliteStore::close() {
   commit_.reset();
   rollback_.reset();
   purge_idem_.reset();
+  erase_select_.reset();
+  erase_active_.reset();
+  erase_message_.reset();
+  erase_deliveries_.reset();
+  erase_attempts_.reset();
   if (readers_) readers_->shutdown();
   if (write_) {
     try {
@@ -1226,6 +1405,11 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"deliveries of a message", kDeliveriesOfMessage},
       {"attempts of a delivery", kAttemptsOfDelivery},
       {"delivery by id", kDeliveryById},
+      {"erasure: messages of a key", kEraseSelect},
+      {"erasure: active deliveries of a key", kEraseActive},
+      {"erasure: message", kEraseMessage},
+      {"erasure: deliveries of a message", kEraseDeliveries},
+      {"erasure: attempts of a message", kEraseAttempts},
   };
   for (auto& st : sqlite_xref_hot_statements()) out.push_back(std::move(st));
   return out;
@@ -1239,6 +1423,23 @@ std::vector<std::pair<int, std::string>> sqlite_schema_migrations() {
   std::vector<std::pair<int, std::string>> out;
   for (const auto& m : migrations()) out.emplace_back(m.version, m.description);
   return out;
+}
+
+std::string erasure_tombstone(const ErasureRequest& request) {
+  return nlohmann::json{{"effacé", true},
+                        {"le", format_rfc3339(request.at)},
+                        {"par", request.by},
+                        {"motif", request.reason}}
+      .dump();
+}
+
+nlohmann::json erased_tombstone(const std::string& payload) {
+  if (payload.rfind("{\"effac", 0) != 0) return nullptr;  // cheap test first
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object()) return nullptr;
+  auto it = j.find("effacé");
+  if (it == j.end() || !it->is_boolean() || !it->get<bool>()) return nullptr;
+  return j;
 }
 
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {

@@ -104,6 +104,29 @@ struct HeldKey {
   int64_t dead_delivery_id = 0;
 };
 
+// The erasure of one person's payloads (docs/security.md, "Erasure"): every message whose
+// correlation key is `correlation` has its body, its deliveries' mapped payloads and texts, and
+// its attempts' response excerpts and texts replaced by a tombstone.
+struct ErasureRequest {
+  std::string correlation;  // exact key, e.g. individu:58123
+  std::string by;           // who asked (user or token name), written in the tombstone
+  std::string reason;       // why, written in the tombstone
+  Millis at = 0;            // when (the tombstone's date)
+  bool force = false;       // erase even when deliveries of the key are still active
+  size_t batch = 100;       // messages per group commit (the writer is never held long)
+};
+
+struct ErasureResult {
+  int64_t messages = 0, deliveries = 0, attempts = 0;  // rows erased (already erased: skipped)
+  std::vector<int64_t> active;  // the key's pending/retrying deliveries (refused unless force)
+  bool checkpointed = false;    // the WAL was checkpointed and truncated afterwards
+};
+
+// The tombstone that replaces a payload: {"effacé": true, "le": rfc3339, "par", "motif"}.
+std::string erasure_tombstone(const ErasureRequest& request);
+// The tombstone when `payload` is one (an object whose "effacé" is true), else null.
+nlohmann::json erased_tombstone(const std::string& payload);
+
 // Thread-safe: every method may be called from any thread.
 //
 // Durability of outcomes: record() never drops an update. When a group commit fails (disk full,
@@ -129,6 +152,12 @@ class Store {
   virtual Status apply(DeliveryUpdate update) = 0;
   // Waits until everything queued so far is committed.
   virtual void flush() = 0;
+  // Erases the payloads of every message of `request.correlation` (ErasureRequest), in batches
+  // of `request.batch` messages, each committed with a group on the writer thread; then
+  // checkpoints and truncates the WAL. 409 (nothing erased, `result.active` lists them) when
+  // deliveries of the key are pending or retrying, unless `force`; 503 when a commit fails
+  // (batches committed before stay erased: running it again finishes the work).
+  virtual Status erase(const ErasureRequest& request, ErasureResult& result) = 0;
   // Called (on the completion thread, before the accepts of the group are answered) with each
   // group's new active deliveries after its commit.
   virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;

@@ -2,7 +2,7 @@
 // one), for every role, on a message carrying known personal values — masked by declaration
 // (source and mapping `personal:` paths), by the name and person rules, and in partners'
 // response excerpts; dry runs on stored messages audited and masked for every role but admin.
-// Erasure by correlation key: payloads gone, audited tombstone shown instead.
+// Erasure by correlation key: erasure_test.cpp.
 
 #include <gtest/gtest.h>
 

@@ -310,6 +310,41 @@ TEST(StoreQueryPlan, NoHotStatementScansATable) {
   }
 }
 
+// The erasure finds a person's messages through the correlation index, never by reading the
+// table.
+TEST(StoreQueryPlan, ErasureGoesThroughTheCorrelationIndex) {
+  TempDir dir;
+  {
+    StoreOptions o;
+    o.path = dir.file("plan.db");
+    open_sqlite_store(o)->close();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
+  ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
+  int found = 0;
+  for (const auto& st : sqlite_hot_statements()) {
+    if (st.name != "erasure: messages of a key" && st.name != "erasure: active deliveries of a key")
+      continue;
+    ++found;
+    sqlite3_stmt* stmt = nullptr;
+    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << st.name;
+    std::string plan;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+      plan += "; ";
+    }
+    sqlite3_finalize(stmt);
+    // The messages by key and cursor (correlation=? AND rowid>?); the active deliveries from
+    // the partial index of active ones, each checked against the key through the index.
+    EXPECT_NE(plan.find("INDEX messages_correlation (correlation=?"), std::string::npos)
+        << st.name << ": " << plan;
+  }
+  EXPECT_EQ(found, 2);
+}
+
 // --- idempotency -------------------------------------------------------------------------------
 
 class IdempotencyTest : public ::testing::Test {

@@ -762,5 +762,106 @@ TEST_F(StoreTest, WritesAfterCloseFail) {
   store_->close();  // idempotent
 }
 
+// --- erasure -----------------------------------------------------------------------------------
+
+// A message with one delivery that went through an attempt: body, mapped payload, the partner's
+// excerpt and the texts all carry the person's values.
+std::string accept_attempted(IdGenerator& ids, Store& store, const std::string& correlation,
+                             const std::string& personal, DeliveryState final_state) {
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids, "cms", "rdv", correlation, "", kT0, {to_dest("sms")},
+                                "{\"nom\":\"" + personal + "\"}"));
+  auto r = store.accept(std::move(batch));
+  EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created);
+  auto rec = store.message(r.at(0).id, false);
+  DeliveryUpdate u;
+  u.id = rec->deliveries.at(0).id;
+  u.state = final_state;
+  u.attempts = 1;
+  u.now = kT0 + 1;
+  u.payload = "{\"to\":\"" + personal + "\"}";
+  u.attempt = Attempt{kT0 + 1,
+                      5,
+                      "failed",
+                      "rejected",
+                      400,
+                      "refused for " + personal,
+                      "{\"echo\":\"" + personal + "\"}"};
+  EXPECT_TRUE(store.apply(u).ok);
+  return r.at(0).id;
+}
+
+TEST_F(StoreTest, ErasureReplacesEveryPayloadOfTheKeyInBatches) {
+  std::vector<std::string> erased;
+  for (int i = 0; i < 5; ++i) {
+    erased.push_back(accept_attempted(ids_, *store_, "individu:58123",
+                                      "MARTIN-" + std::to_string(i), DeliveryState::Dead));
+  }
+  std::string kept =
+      accept_attempted(ids_, *store_, "individu:77001", "LEROUX", DeliveryState::Dead);
+  ErasureRequest req{"individu:58123", "alice", "demande d'effacement n°12", kT0 + 10, false, 2};
+  ErasureResult res;
+  Status s = store_->erase(req, res);
+  ASSERT_TRUE(s.ok) << s.detail;
+  EXPECT_EQ(res.messages, 5);
+  EXPECT_EQ(res.deliveries, 5);
+  EXPECT_EQ(res.attempts, 5);
+  EXPECT_TRUE(res.checkpointed);
+  const std::string tomb = erasure_tombstone(req);
+  for (const auto& id : erased) {
+    auto rec = store_->message(id, true);
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->message->body, tomb);
+    EXPECT_FALSE(erased_tombstone(rec->message->body).is_null());
+    EXPECT_EQ(erased_tombstone(rec->message->body).value("par", ""), "alice");
+    const auto& d = rec->deliveries.at(0);
+    EXPECT_EQ(d.payload.value_or(""), tomb);
+    EXPECT_EQ(d.last_text.find("MARTIN"), std::string::npos) << d.last_text;
+    ASSERT_EQ(d.history.size(), 1u);
+    EXPECT_EQ(d.history[0].excerpt, tomb);
+    EXPECT_EQ(d.history[0].text.find("MARTIN"), std::string::npos);
+    EXPECT_EQ(d.history[0].error_class, "rejected");  // metadata kept
+  }
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE body LIKE '%MARTIN%'"), 0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries WHERE payload LIKE '%MARTIN%' OR "
+                   "last_text LIKE '%MARTIN%'"),
+            0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM attempts WHERE excerpt LIKE '%MARTIN%' OR text LIKE "
+                   "'%MARTIN%'"),
+            0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE erased_at = " + std::to_string(kT0 + 10)),
+            5);
+  // The other person's payloads are intact.
+  auto other = store_->message(kept, true);
+  EXPECT_EQ(other->message->body, "{\"nom\":\"LEROUX\"}");
+  EXPECT_EQ(other->deliveries.at(0).payload.value_or(""), "{\"to\":\"LEROUX\"}");
+  EXPECT_TRUE(erased_tombstone(other->message->body).is_null());
+  // Again: nothing left to erase, the first tombstone stays.
+  ErasureRequest again = req;
+  again.at = kT0 + 20;
+  ASSERT_TRUE(store_->erase(again, res).ok);
+  EXPECT_EQ(res.messages, 0);
+  EXPECT_EQ(store_->message(erased[0], false)->message->body, tomb);
+}
+
+TEST_F(StoreTest, ErasureIsRefusedWhileADeliveryOfTheKeyIsActiveUnlessForced) {
+  std::string done =
+      accept_attempted(ids_, *store_, "individu:9", "BERNARD", DeliveryState::Delivered);
+  std::string waiting =
+      accept_attempted(ids_, *store_, "individu:9", "BERNARD", DeliveryState::Retrying);
+  ErasureRequest req{"individu:9", "alice", "demande", kT0 + 10, false, 100};
+  ErasureResult res;
+  Status s = store_->erase(req, res);
+  EXPECT_EQ(s.http_status, 409);
+  ASSERT_EQ(res.active.size(), 1u);
+  EXPECT_EQ(res.active[0], delivery_ids(waiting).at(0));
+  EXPECT_EQ(res.messages, 0);
+  EXPECT_EQ(store_->message(done, false)->message->body, "{\"nom\":\"BERNARD\"}");
+  req.force = true;
+  ASSERT_TRUE(store_->erase(req, res).ok);
+  EXPECT_EQ(res.messages, 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE body LIKE '%BERNARD%'"), 0);
+}
+
 }  // namespace
 }  // namespace relais
