@@ -123,9 +123,14 @@ TEST_F(ErasureTest, ErasesOnePersonsPayloadsAndKeepsTheOthers) {
   // Before: the values are in the API and in the file (so that the test can fail).
   std::string before = admin_.get("/api/v1/deliveries/" + a1_delivery).body;
   std::string rows = table_rows();
+  auto file_bytes = [&] {
+    return read_file(relais_->store_path()) + read_file(relais_->store_path() + "-wal");
+  };
+  std::string raw = file_bytes();
   for (const auto& v : kMartin) {
     ASSERT_NE(before.find(v), std::string::npos) << v;
     ASSERT_NE(rows.find(v), std::string::npos) << v;
+    ASSERT_NE(raw.find(v), std::string::npos) << v;
   }
 
   // Other roles may not erase.
@@ -159,7 +164,7 @@ TEST_F(ErasureTest, ErasesOnePersonsPayloadsAndKeepsTheOthers) {
   EXPECT_EQ(detail.json()["payload_before"].value("effacé", false), true) << detail.body;
   // In the file: no row of the tables holds them, nor (secure_delete, WAL truncated) any byte.
   rows = table_rows();
-  std::string raw = read_file(relais_->store_path()) + read_file(relais_->store_path() + "-wal");
+  raw = file_bytes();
   for (const auto& v : kMartin) {
     EXPECT_EQ(rows.find(v), std::string::npos) << v;
     EXPECT_EQ(raw.find(v), std::string::npos) << v << " is still in the file's bytes";
