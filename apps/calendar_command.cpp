@@ -38,13 +38,6 @@ std::string opt(int argc, char** argv, const std::string& name) {
   return {};
 }
 
-bool flag(int argc, char** argv, const std::string& name) {
-  for (int i = 1; i < argc; ++i) {
-    if (argv[i] == name) return true;
-  }
-  return false;
-}
-
 bool utc_bound(const std::string& text, std::string& out) {
   Millis t = 0;
   if (!parse_rfc3339(text, t)) return false;
@@ -91,7 +84,7 @@ std::string post_repair(const std::string& url, const std::string& token,
 }  // namespace
 
 int calendar_command(int argc, char** argv) {
-  if (flag(argc, argv, "--help") || flag(argc, argv, "-h")) {
+  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
     std::cout << kUsage;
     return 0;
   }
@@ -138,7 +131,7 @@ int calendar_command(int argc, char** argv) {
               << rep.remote_events << " event(s) in the calendars from " << from << " to " << to
               << "\n";
     int code = !rep.errors.empty() ? 2 : rep.findings.empty() ? 0 : 1;
-    if (flag(argc, argv, "--repair") && !rep.findings.empty()) {
+    if (cli_flag(argc, argv, "--repair") && !rep.findings.empty()) {
       std::string url = opt(argc, argv, "--url");
       if (url.empty()) url = std::getenv("RELAIS_URL") ? std::getenv("RELAIS_URL") : "";
       if (url.empty()) url = "http://127.0.0.1:8080";

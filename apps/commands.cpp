@@ -402,6 +402,12 @@ std::string cli_option(int argc, char** argv, const std::string& name) {
 std::vector<std::string> cli_positionals(int argc, char** argv) {
   return positionals(argc, argv);
 }
+bool cli_flag(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == name) return true;
+  }
+  return false;
+}
 
 void load_configuration(int argc, char** argv, HubConfig& cfg) {
   std::string path = option(argc, argv, "--config");

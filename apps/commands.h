@@ -55,6 +55,8 @@ WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
 // (every option of the sub-commands takes a value).
 std::string cli_option(int argc, char** argv, const std::string& name);
 std::vector<std::string> cli_positionals(int argc, char** argv);
+// Whether the flag (an option without a value, e.g. --force) is among the arguments.
+bool cli_flag(int argc, char** argv, const std::string& name);
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
 // What `serve` runs: the versioned mappings and the hub that uses them.

@@ -24,17 +24,10 @@ const char* kPrivacyUsage =
     "admin token). When no relais runs on the store it refuses: start relais, or call "
     "POST /api/v1/privacy/erase.\n";
 
-bool has_flag(int argc, char** argv, const char* flag) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], flag) == 0) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 int privacy_command(int argc, char** argv) {
-  if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
     std::cout << kPrivacyUsage;
     return 0;
   }
@@ -59,7 +52,7 @@ int privacy_command(int argc, char** argv) {
     ApiAnswer a = api.send_json("POST", "/api/v1/privacy/erase",
                                 {{"correlation", correlation},
                                  {"reason", reason},
-                                 {"force", has_flag(argc, argv, "--force")}});
+                                 {"force", cli_flag(argc, argv, "--force")}});
     if (a.status != 200) {
       std::cerr << "relais privacy erase: " << a.describe() << "\n";
       return a.status == 409 ? 2 : 1;
