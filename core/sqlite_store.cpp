@@ -946,8 +946,8 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   // Erased values are overwritten with zeros in the pages they leave (not only unlinked).
   const bool erasing = std::any_of(
       jobs.begin(), jobs.end(), [](const Job& j) { return std::holds_alternative<EraseJob>(j); });
-  if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
   try {
+    if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
     // BEGIN IMMEDIATE takes the write lock first, before anything is read: other connections
     // to the file (the document, cross-reference and SMS stores) write too, and a deferred
     // transaction that has read a snapshot cannot wait for their lock (SQLITE_BUSY at once,
