@@ -277,6 +277,10 @@ async function vueLivraison(id) {
     d.attempts.map((a) => h('li', {}, date(a.at), ' — ', badge(ISSUES_ESSAI[a.outcome] || 'dead'), ' ',
       a.explanation || a.text || '', a.code ? ' (' + a.class + ' ' + a.code + ')' : '', ' — ', a.duration_ms, ' ms'))));
   blocs.push(h('h2', {}, 'Contenu'));
+  if (d.erased) {
+    blocs.push(h('p', { class: 'efface', role: 'note' }, 'Données effacées le ', date(d.erased.le), ' par ', d.erased.par,
+      ' — motif : ', d.erased.motif, '. Le contenu ci-dessous est la trace de l\'effacement.'));
+  }
   if (d.masked) blocs.push(h('p', { class: 'discret' }, 'Les données personnelles sont masquées pour votre rôle.'));
   blocs.push(h('div', { class: 'colonnes' },
     h('section', {}, h('h3', {}, 'Avant transformation'), h('pre', { tabindex: 0 }, json(d.payload_before))),
