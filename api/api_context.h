@@ -16,10 +16,17 @@
 #include "api/endpoints.h"
 #include "api/proxy.h"
 #include "core/console_store.h"
+#include "core/rate_bucket.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
 namespace relais::api {
+
+// The name a principal's requests are counted under: a token's name, or "session:" + the user
+// of a console session (a user and a token may share a name).
+std::string rate_caller(const Principal& who);
+// The limit of a caller: its token's own rate_limit/burst, else server.rate_limit.
+RateLimit rate_limit_of(const HubConfig& config, const std::string& caller);
 
 struct ApiShared {
   ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs, AlertMonitor* a,
@@ -31,7 +38,8 @@ struct ApiShared {
         alerts(a),
         proxies(std::move(p)),
         sessions(h.clock()),
-        throttle(h.clock()) {}
+        throttle(h.clock()),
+        rate_buckets([&c](const std::string& caller) { return rate_limit_of(c, caller); }) {}
   Hub& hub;
   const HubConfig& config;
   MappingRepository* mappings;   // may be null (no mapping endpoints)
@@ -40,6 +48,7 @@ struct ApiShared {
   const TrustedProxies proxies;  // server.trusted_proxies
   SessionTable sessions;
   LoginThrottle throttle;
+  RateBuckets rate_buckets;  // server.rate_limit, per caller (rate_caller())
 };
 
 struct RequestContext {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <istream>
 #include <optional>
+#include <sstream>
 
 #include "api/api_context.h"
 #include "api/console_assets.h"
@@ -173,6 +174,30 @@ class ApiHandler final : public HTTPRequestHandler {
     return shared_.sessions.find(sid);
   }
 
+  // server.rate_limit: true when `who` is over its limit, answered 429 with Retry-After (whole
+  // seconds, at least 1) and counted in relais_http_rate_limited_total{token} (the name only).
+  bool over_rate_limit(const api::Principal& who, HTTPServerResponse& resp) {
+    const std::string caller = api::rate_caller(who);
+    Micros wait = shared_.rate_buckets.take(caller, steady_micros());
+    if (wait == 0) return false;
+    hub_.metrics().counter("relais_http_rate_limited_total", {{"token", caller}}).inc();
+    RateLimit limit = shared_.rate_buckets.limit(caller);
+    int64_t retry_after = std::max<int64_t>(1, (wait + 999'999) / 1'000'000);
+    resp.set("Retry-After", std::to_string(retry_after));
+    std::ostringstream rate;
+    rate << limit.per_second;
+    send_error(resp, 429, "rate limited",
+               "'" + caller + "' sent more than " + rate.str() + " requests per second (burst " +
+                   std::to_string(limit.burst) + "); send again after " +
+                   std::to_string(retry_after) + " s",
+               {{"limit", "server.rate_limit"},
+                {"token", caller},
+                {"per_second", limit.per_second},
+                {"burst", limit.burst},
+                {"retry_after_s", retry_after}});
+    return true;
+  }
+
   // The real client: the TCP peer, or behind a trusted proxy the rightmost untrusted address
   // of X-Forwarded-For (api/proxy.h). Several X-Forwarded-For headers read as one list.
   std::string client_address(HTTPServerRequest& req) const {
@@ -213,6 +238,7 @@ class ApiHandler final : public HTTPRequestHandler {
         case api::Ep::ConnectorInbound:
         case api::Ep::ConnectorInboundPost: {
           std::optional<api::Principal> who = authenticate(req);
+          if (who && over_rate_limit(*who, resp)) return;
           return connector_request(req, resp, uri, seg, who ? &*who : nullptr);
         }
         default:
@@ -225,6 +251,7 @@ class ApiHandler final : public HTTPRequestHandler {
       return send_error(resp, 401, "unauthorized",
                         "a valid bearer token or a console session is required");
     }
+    if (over_rate_limit(*who, resp)) return;
     if (!ep->allows(who->role)) {
       std::string roles;
       for (const auto& r : ep->roles) roles += (roles.empty() ? "" : ", ") + r;
@@ -758,6 +785,7 @@ int ApiServer::start() {
   o.idle_timeout_ms = config_.request_timeout_ms;
   o.write_timeout_ms = config_.request_timeout_ms;
   o.max_header_bytes = static_cast<size_t>(config_.max_header_size);
+  o.max_header_count = static_cast<size_t>(config_.max_header_count);
   // The largest body any endpoint reads: a batch takes 64 times max_body. A larger declared
   // body is not read; the handler answers 413 and the connection is closed.
   const int64_t max_body = config_.max_body;
@@ -790,3 +818,26 @@ void ApiServer::stop() {
 }
 
 }  // namespace relais
+
+namespace relais::api {
+
+std::string rate_caller(const Principal& who) {
+  return who.session ? "session:" + who.name : who.name;
+}
+
+RateLimit rate_limit_of(const HubConfig& config, const std::string& caller) {
+  double per_second = config.rate_limit;
+  int64_t burst = config.rate_burst;
+  for (const auto& t : config.tokens) {
+    if (t.name != caller) continue;
+    if (t.rate_limit >= 0) {
+      per_second = t.rate_limit;
+      burst = 0;  // the token's own rate: its own burst, else twice its rate
+    }
+    if (t.burst >= 0) burst = t.burst;
+  }
+  if (burst <= 0) burst = std::max<int64_t>(1, static_cast<int64_t>(2 * per_second));
+  return RateLimit{per_second, burst};
+}
+
+}  // namespace relais::api

@@ -274,6 +274,11 @@ bool HttpRequestParser::parse_head_text(std::string_view text) {
   head_.target.assign(target);
   head_.keep_alive = head_.version_minor == 1;
 
+  if (lines.size() - 1 > limits_.max_header_count) {
+    fail(431,
+         "the request has more than " + std::to_string(limits_.max_header_count) + " header lines");
+    return false;
+  }
   bool has_te = false;
   for (size_t i = 1; i < lines.size(); ++i) {
     std::string_view line = lines[i];

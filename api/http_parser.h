@@ -29,6 +29,7 @@ struct HttpRequestHead {
 
 struct HttpParserLimits {
   size_t max_header_bytes = 16 * 1024;  // request line + headers; beyond: 431
+  size_t max_header_count = 100;        // header lines; beyond: 431
   // The largest body accepted for this head (e.g. larger for batches); empty: 1 MiB.
   std::function<int64_t(const HttpRequestHead&)> body_limit;
 };

@@ -384,6 +384,7 @@ struct HttpServer::Impl {
   HttpRequestParser::Limits limits() const {
     HttpRequestParser::Limits l;
     l.max_header_bytes = options.max_header_bytes;
+    l.max_header_count = options.max_header_count;
     l.body_limit = options.body_limit;
     return l;
   }

@@ -47,6 +47,7 @@ struct HttpServerOptions {
   int64_t idle_timeout_ms = 30000;   // keep-alive: between two requests
   int64_t write_timeout_ms = 30000;  // writing one answer
   size_t max_header_bytes = 16 * 1024;
+  size_t max_header_count = 100;
   // The largest body for a request head (413 beyond); empty: 1 MiB.
   std::function<int64_t(const HttpRequestHead&)> body_limit;
   std::string server_name = "relais";  // the Server header

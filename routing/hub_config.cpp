@@ -15,6 +15,34 @@ namespace {
 
 using F = FieldType;
 
+const ConfigSpec& rate_limit_spec() {
+  static const ConfigSpec s{
+      "rate_limit",
+      {
+          {"per_token",
+           F::Float,
+           "0",
+           false,
+           "average requests per second each token (or console user) may send, on every "
+           "authenticated request; 0 = no limit",
+           {},
+           nullptr,
+           0,
+           1e6},
+          {"burst",
+           F::Int,
+           "0",
+           false,
+           "requests a caller may send at once above the average (0 = twice per_token, at "
+           "least 1)",
+           {},
+           nullptr,
+           0,
+           1e7},
+      }};
+  return s;
+}
+
 const ConfigSpec& server_spec() {
   static const ConfigSpec s{
       "server",
@@ -105,6 +133,23 @@ const ConfigSpec& server_spec() {
            nullptr,
            1024,
            1024.0 * 1024},
+          {"max_header_count",
+           F::Int,
+           "100",
+           false,
+           "most header lines in a request head; beyond, 431",
+           {},
+           nullptr,
+           1,
+           10000},
+          {"rate_limit",
+           F::Object,
+           "",
+           false,
+           "requests per second per caller (bearer token or console user); beyond, 429 with "
+           "Retry-After",
+           {},
+           &rate_limit_spec()},
           {"request_timeout", F::Duration, "30s", false,
            "keep-alive: an idle connection is closed after this time between two requests; also "
            "the deadline to write one answer"},
@@ -194,6 +239,25 @@ const ConfigSpec& token_spec() {
           {"free_busy_mailboxes", F::StringList, "", false,
            "mailboxes (globs, e.g. *@cms76.fr or agenda-*@seinemaritime.fr) whose free/busy a "
            "system token may read; none if absent (admins read any; every read is audited)"},
+          {"rate_limit",
+           F::Float,
+           "",
+           false,
+           "this token's requests per second (0 = no limit); server.rate_limit.per_token if "
+           "absent",
+           {},
+           nullptr,
+           0,
+           1e6},
+          {"burst",
+           F::Int,
+           "",
+           false,
+           "this token's burst; server.rate_limit.burst (or twice rate_limit) if absent",
+           {},
+           nullptr,
+           0,
+           1e7},
       }};
   return s;
 }
@@ -515,6 +579,10 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.header_timeout_ms = server.duration_ms("header_timeout");
   out.body_timeout_ms = server.duration_ms("body_timeout");
   out.max_header_size = server.size("max_header_size");
+  out.max_header_count = server.integer("max_header_count");
+  auto rate = server.object("rate_limit");
+  out.rate_limit = rate.number("per_token");
+  out.rate_burst = rate.integer("burst");
   out.shutdown_grace_ms = server.duration_ms("shutdown_grace");
   out.trusted_proxies = server.strings("trusted_proxies");
   for (const auto& p : out.trusted_proxies) {
@@ -545,6 +613,8 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     tc.role = t.str("role");
     tc.sources = t.strings("sources");
     tc.free_busy_mailboxes = t.strings("free_busy_mailboxes");
+    if (t.has("rate_limit")) tc.rate_limit = t.number("rate_limit");
+    if (t.has("burst")) tc.burst = t.integer("burst");
     if (t.has("token") == t.has("token_sha256")) {
       errors.push_back(error_at(t.node(), file, t.path(),
                                 "give exactly one of token (${ENV} or @file:) or token_sha256"));

@@ -78,6 +78,8 @@ struct TokenConfig {
   std::string role;                  // system | admin | support | auditor
   std::vector<std::string> sources;  // sources a system token may post to (empty = all)
   std::vector<std::string> free_busy_mailboxes;  // globs; a system token reads these only
+  double rate_limit = -1;  // requests per second (0 = none); < 0: server.rate_limit
+  int64_t burst = -1;      // < 0: server.rate_limit.burst
 };
 
 struct HubConfig {
@@ -97,6 +99,9 @@ struct HubConfig {
   int64_t header_timeout_ms = 10000;
   int64_t body_timeout_ms = 60000;
   int64_t max_header_size = 16 * 1024;
+  int64_t max_header_count = 100;
+  double rate_limit = 0;                     // requests per second per caller (0 = none)
+  int64_t rate_burst = 0;                    // 0: twice rate_limit
   std::vector<std::string> trusted_proxies;  // addresses / CIDR ranges (api/proxy.h)
 
   std::string store_path;

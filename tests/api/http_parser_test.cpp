@@ -102,6 +102,29 @@ TEST(HttpParser, OversizedHeaderIs431EvenBeforeItsEnd) {
   EXPECT_EQ(g.parser.status(), 431);
 }
 
+TEST(HttpParser, TooManyHeaderLinesAre431) {
+  HttpParserLimits limits;
+  limits.max_header_count = 5;
+  auto head = [](int n) {
+    std::string h = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < n; ++i) h += "X-H" + std::to_string(i) + ": v\r\n";
+    return h + "\r\n";
+  };
+  Feeder ok(limits);
+  EXPECT_EQ(ok.feed(head(5)), Status::Complete);
+  EXPECT_EQ(ok.parser.head().headers.size(), 5u);
+  Feeder over(limits);
+  EXPECT_EQ(over.feed(head(6)), Status::Error);
+  EXPECT_EQ(over.parser.status(), 431);
+  EXPECT_NE(over.parser.detail().find("more than 5 header lines"), std::string::npos);
+  // The default: 100 lines pass, 101 do not.
+  Feeder def;
+  EXPECT_EQ(def.feed(head(100)), Status::Complete);
+  Feeder def_over;
+  EXPECT_EQ(def_over.feed(head(101)), Status::Error);
+  EXPECT_EQ(def_over.parser.status(), 431);
+}
+
 TEST(HttpParser, ExpectContinueIsDueOnceBeforeTheBody) {
   Feeder f;
   EXPECT_EQ(f.feed("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
