@@ -24,6 +24,7 @@ BODY_FILE=$SHARED/fixtures/cms76/rdv-planned.json
 [[ -f $BODY_FILE ]] || { echo "prefill: no sample body at $BODY_FILE" >&2; exit 1; }
 [[ $N =~ ^[0-9]+$ ]] || { echo "prefill: N must be a number" >&2; exit 1; }
 
+mkdir -p "$(dirname "$STORE")"
 if [[ ! -f $STORE ]]; then
   RELAIS=$BUILD/apps/relais
   [[ -x $RELAIS ]] || { echo "prefill: no relais binary at $RELAIS" >&2; exit 1; }
