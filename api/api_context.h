@@ -1,4 +1,6 @@
 #pragma once
+
+#include <algorithm>
 // What the API's handlers share: the hub, the configuration, the mappings, the console's store,
 // sessions and login throttle (ApiShared, owned by ApiServer, thread-safe parts only), and what
 // one request carries (RequestContext, per request).
@@ -39,6 +41,9 @@ struct ApiShared {
         proxies(std::move(p)),
         sessions(h.clock()),
         throttle(h.clock()),
+        rate_limited(c.rate_limit > 0 ||
+                     std::any_of(c.tokens.begin(), c.tokens.end(),
+                                 [](const auto& t) { return t.rate_limit > 0; })),
         rate_buckets([&c](const std::string& caller) { return rate_limit_of(c, caller); }) {}
   Hub& hub;
   const HubConfig& config;
@@ -48,6 +53,9 @@ struct ApiShared {
   const TrustedProxies proxies;  // server.trusted_proxies
   SessionTable sessions;
   LoginThrottle throttle;
+  // Any rate limit configured (server.rate_limit or a token's own): else no request pays for
+  // a bucket lookup.
+  const bool rate_limited;
   RateBuckets rate_buckets;  // server.rate_limit, per caller (rate_caller())
 };
 

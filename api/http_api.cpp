@@ -177,6 +177,7 @@ class ApiHandler final : public HTTPRequestHandler {
   // server.rate_limit: true when `who` is over its limit, answered 429 with Retry-After (whole
   // seconds, at least 1) and counted in relais_http_rate_limited_total{token} (the name only).
   bool over_rate_limit(const api::Principal& who, HTTPServerResponse& resp) {
+    if (!shared_.rate_limited) return false;
     const std::string caller = api::rate_caller(who);
     Micros wait = shared_.rate_buckets.take(caller, steady_micros());
     if (wait == 0) return false;
