@@ -16,8 +16,9 @@ struct Principal {
   std::string name;
   std::string role;                  // admin | support | auditor | system
   std::vector<std::string> sources;  // for system tokens: sources it may post to (empty = all)
-  // For system tokens: mailbox globs whose free/busy it may read (empty = none).
-  std::vector<std::string> free_busy_mailboxes;
+  // For system tokens of the configuration: mailbox globs whose free/busy it may read (null or
+  // empty = none); points into the configuration, which outlives every request.
+  const std::vector<std::string>* free_busy_mailboxes = nullptr;
   bool session = false;    // authenticated by the session cookie (CSRF applies)
   std::string csrf;        // the session's CSRF token
   std::string session_id;  // the cookie value (to log out)

@@ -159,7 +159,7 @@ class ApiHandler final : public HTTPRequestHandler {
       }
       if (found != nullptr) {
         api::Principal p{found->name, found->role, found->sources};
-        p.free_busy_mailboxes = found->free_busy_mailboxes;
+        p.free_busy_mailboxes = &found->free_busy_mailboxes;
         return p;
       }
       if (shared_.console != nullptr) {
@@ -533,19 +533,13 @@ class ApiHandler final : public HTTPRequestHandler {
     return false;
   }
 
-  static std::string mailbox_of(const Poco::URI& uri) {
-    for (const auto& [k, v] : uri.getQueryParameters()) {
-      if (k == "mailbox") return v;
-    }
-    return "";
-  }
-
   // A system token reads the free/busy of the mailboxes its configuration names only
   // (auth.tokens[].free_busy_mailboxes, globs); admins read any.
   static bool may_read_free_busy(const api::Principal& who, const std::string& mailbox) {
     if (who.role != "system") return true;
+    if (who.free_busy_mailboxes == nullptr) return false;
     std::string m = lower(mailbox);
-    return std::any_of(who.free_busy_mailboxes.begin(), who.free_busy_mailboxes.end(),
+    return std::any_of(who.free_busy_mailboxes->begin(), who.free_busy_mailboxes->end(),
                        [&m](const std::string& g) { return glob_match(lower(g), m); });
   }
 
@@ -554,7 +548,15 @@ class ApiHandler final : public HTTPRequestHandler {
     // A request that names no calendar destination or no mailbox is answered 404 / 400 by
     // free_busy_answer before anything is read. Every read is audited, answered or not; the
     // mailbox is a professional's address (not a citizen's), so the trail names it.
-    const std::string mailbox = mailbox_of(uri);
+    // The query read once: what is checked, audited and read is the same mailbox (a repeated
+    // parameter is refused, not resolved one way here and another there).
+    std::map<std::string, std::string> q;
+    for (const auto& [k, v] : uri.getQueryParameters()) {
+      if (!q.emplace(k, v).second) {
+        return send_error(resp, 400, "bad request", "the parameter '" + k + "' is given twice");
+      }
+    }
+    const std::string mailbox = q["mailbox"];
     auto it = config_.destinations.find(destination);
     const bool names_one = it != config_.destinations.end() && it->second.connector == "calendar" &&
                            mailbox.find('@') != std::string::npos;
@@ -565,22 +567,20 @@ class ApiHandler final : public HTTPRequestHandler {
                         "this token may not read this mailbox's free/busy (see the token's "
                         "free_busy_mailboxes)");
     }
-    free_busy_answer(uri, resp, destination);
+    free_busy_answer(q, resp, destination);
     if (names_one) {
       rc.audit("freebusy.read", object,
                "HTTP " + std::to_string(static_cast<int>(resp.getStatus())));
     }
   }
 
-  void free_busy_answer(const Poco::URI& uri, HTTPServerResponse& resp,
+  void free_busy_answer(std::map<std::string, std::string>& q, HTTPServerResponse& resp,
                         const std::string& destination) {
     auto it = config_.destinations.find(destination);
     if (it == config_.destinations.end() || it->second.connector != "calendar") {
       return send_error(resp, 404, "unknown destination",
                         "no calendar destination named '" + destination + "' is configured");
     }
-    std::map<std::string, std::string> q;
-    for (const auto& [k, v] : uri.getQueryParameters()) q[k] = v;
     Millis from = 0, to = 0;
     if (q["mailbox"].find('@') == std::string::npos || !parse_rfc3339(q["from"], from) ||
         !parse_rfc3339(q["to"], to) || to <= from) {

@@ -289,6 +289,9 @@ TEST_F(ScopesTest, FreeBusyIsLimitedToTheTokensMailboxesAndAudited) {
   EXPECT_EQ(no1.status, 403) << no1.body;
   EXPECT_EQ(free_busy(kPortal, "m.durand@cms76.example.evil.example").status, 403);
   EXPECT_EQ(free_busy(relais_->system_token(), "m.durand@cms76.example").status, 403);
+  // The mailbox twice (an allowed one checked, another read): refused before anything.
+  auto twice = free_busy(kPortal, "m.durand@cms76.example&mailbox=someone@elsewhere.example");
+  EXPECT_EQ(twice.status, 400) << twice.body;
   // Admins read any mailbox.
   auto admin = free_busy(relais_->token(), "someone@elsewhere.example");
   EXPECT_NE(admin.status, 403) << admin.body;
