@@ -82,8 +82,6 @@ bool parse_event(const nlohmann::json& mapped, bool need_event, Event& out, std:
 // "2019-05-17T10:00:00+02:00" → "2019-05-17T08:00:00Z"; false when it is not ISO 8601 with a
 // Z or ±hh:mm offset.
 bool to_utc(const std::string& iso, std::string& out);
-// "2019-05-17T10:00:00+02:00" → "2019-05-17T10:00:00" (the wall-clock time).
-std::string wall_clock(const std::string& iso);
 // A deterministic UUID-shaped transaction id for a correlation key and its generation (Graph
 // transactionId).
 std::string transaction_id(const std::string& key, int generation = 0);

@@ -184,10 +184,6 @@ bool to_utc(const std::string& iso, std::string& out) {
   return true;
 }
 
-std::string wall_clock(const std::string& iso) {
-  return iso.substr(0, 19);
-}
-
 std::string transaction_id(const std::string& key, int generation) {
   std::string h = sha256_hex("relais-calendar:" + key +
                              (generation > 0 ? "#" + std::to_string(generation) : std::string()));

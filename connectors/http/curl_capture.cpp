@@ -98,6 +98,10 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   capture.answered = false;
 }
 
+bool method_sends_body(const std::string& method) {
+  return method != "GET" && method != "HEAD";
+}
+
 bool idempotent_method(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
          method == "OPTIONS";
@@ -109,7 +113,7 @@ void set_request(CURL* h, CurlCapture& capture, const std::string& method, const
   capture.upload_pos = 0;
   capture.guarded = false;
   capture.rewind_refused = false;
-  bool bodiless = method == "GET" || method == "HEAD" || (method == "DELETE" && body.empty());
+  bool bodiless = !method_sends_body(method) || (method == "DELETE" && body.empty());
   if (method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else if (method == "HEAD") {

@@ -20,7 +20,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "core/status.h"
 
@@ -64,6 +63,9 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
 // True for the methods HTTP defines as idempotent (RFC 9110 9.2.2): GET, HEAD, PUT, DELETE,
 // OPTIONS. POST and PATCH are not.
 bool idempotent_method(const std::string& method);
+// Whether set_request sends a body for `method` (GET and HEAD never do): what a signature
+// covers must be what goes out.
+bool method_sends_body(const std::string& method);
 
 // Sets the method and the body of the request prepared on `h` (after prepare_curl, with the
 // same `capture`). `body` must stay alive until curl_easy_perform returns.

@@ -164,9 +164,11 @@ class HttpConnector final : public Connector {
     add("Expect:");
     if (!bearer_.empty()) add("Authorization: Bearer " + bearer_);
     for (const auto& [k, v] : headers_) add(k + ": " + v);
-    // An empty body for a POST, PUT or PATCH without one; GET and DELETE send none.
+    // The bytes that go out, and that a signature covers: none for GET and HEAD, an empty body
+    // for a POST, PUT, PATCH or DELETE without a payload.
     static const std::string kNone;
-    const std::string& body = send_body_ && req.payload != nullptr ? *req.payload : kNone;
+    const std::string& body =
+        send_body_ && req.payload != nullptr && method_sends_body(method_) ? *req.payload : kNone;
     if (sign_) {
       // Signed at each attempt: a retry carries a fresh timestamp.
       std::string ts = std::to_string(clock_->now_ms() / 1000);

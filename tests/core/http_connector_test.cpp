@@ -13,6 +13,7 @@
 #include "connectors/http/http_connector.h"
 #include "connectors/registry.h"
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/metrics.h"
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
@@ -230,6 +231,21 @@ TEST_F(HttpConnectorTest, GetSendsNoBody) {
   EXPECT_EQ(r.method, "GET");
   EXPECT_EQ(r.path, "/lookup/a%20b");
   EXPECT_TRUE(r.body.empty());
+}
+
+// A signature covers the bytes that go out: for a GET, none.
+TEST_F(HttpConnectorTest, ASignedGetSignsTheEmptyBodyItSends) {
+  auto c = make("    url: " + url("/lookup/{$.event}") +
+                "\n    method: GET\n    sign:\n      secret: a-secret-of-32-characters-000000\n");
+  ASSERT_TRUE(c);
+  Outcome o = deliver(*c, R"({"event":"a"})");
+  EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+  SinkRequest r = only_request();
+  EXPECT_TRUE(r.body.empty());
+  const std::string ts = r.headers["x-timestamp"];
+  ASSERT_FALSE(ts.empty());
+  EXPECT_EQ(r.headers["x-signature"],
+            "sha256=" + hmac_sha256_hex("a-secret-of-32-characters-000000", ts + "."));
 }
 
 TEST_F(HttpConnectorTest, CustomReferenceHeaderAndBoundedExcerpt) {
