@@ -655,10 +655,12 @@ EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
   auto& b = b_;
   b.e_key = r.correlation;
   // A delivery still active would carry (or load) the body: refused unless forced, checked in
-  // the same transaction as the batch.
-  auto& act = erase_active_->bind(1, b.e_key);
-  while (act.row()) out.active.push_back(act.int64(0));
-  if (!out.active.empty() && !r.force) {
+  // the same transaction as the batch (a forced erasure does not ask).
+  if (!r.force) {
+    auto& act = erase_active_->bind(1, b.e_key);
+    while (act.row()) out.active.push_back(act.int64(0));
+  }
+  if (!out.active.empty()) {
     out.status = Status::failure(
         409, "deliveries active",
         std::to_string(out.active.size()) +

@@ -154,9 +154,11 @@ class Store {
   virtual void flush() = 0;
   // Erases the payloads of every message of `request.correlation` (ErasureRequest), in batches
   // of `request.batch` messages, each committed with a group on the writer thread; then
-  // checkpoints and truncates the WAL. 409 (nothing erased, `result.active` lists them) when
-  // deliveries of the key are pending or retrying, unless `force`; 503 when a commit fails
-  // (batches committed before stay erased: running it again finishes the work).
+  // checkpoints and truncates the WAL. 409 (`result.active` lists them) when deliveries of the
+  // key are pending or retrying, unless `force`: checked in each batch's transaction, so nothing
+  // is erased when they are there at the start, and a delivery of the key that turns active
+  // mid-way (a message accepted during the erasure) stops it there, the batches before staying
+  // erased; 503 when a commit fails. Either way running it again finishes the work.
   virtual Status erase(const ErasureRequest& request, ErasureResult& result) = 0;
   // Called (on the completion thread, before the accepts of the group are answered) with each
   // group's new active deliveries after its commit.

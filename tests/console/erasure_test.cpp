@@ -148,7 +148,17 @@ TEST_F(ErasureTest, ErasesOnePersonsPayloadsAndKeepsTheOthers) {
   EXPECT_EQ(out.value("messages", 0), 2);
   EXPECT_EQ(out.value("deliveries", 0), 2);
   EXPECT_GE(out.value("attempts", 0), 2);
-  EXPECT_TRUE(out.value("wal_truncated", false));
+  // The WAL's truncation waits for readers (busy timeout); a reader holding a snapshot longer
+  // (a loaded machine) leaves it for a second call, which erases nothing more and truncates.
+  bool truncated = out.value("wal_truncated", false);
+  size_t calls = 1;
+  for (int i = 0; i < 3 && !truncated; ++i, ++calls) {
+    auto again = erase(admin_, "individu:58123", false);
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(again.json().value("messages", -1), 0) << again.body;
+    truncated = again.json().value("wal_truncated", false);
+  }
+  EXPECT_TRUE(truncated);
 
   // The API shows the tombstone, nothing of the person.
   auto detail = admin_.get("/api/v1/deliveries/" + a1_delivery);
@@ -179,9 +189,13 @@ TEST_F(ErasureTest, ErasesOnePersonsPayloadsAndKeepsTheOthers) {
 
   // Audited: the key and the counts, nothing else of the person.
   auto audit = admin_.get("/api/v1/audit?action=privacy.erase").json()["items"];
-  ASSERT_EQ(audit.size(), 1u) << audit.dump();
-  EXPECT_EQ(audit[0].value("object", ""), "individu:58123");
-  EXPECT_NE(audit[0].value("detail", "").find("2 message(s)"), std::string::npos);
+  ASSERT_EQ(audit.size(), calls) << audit.dump();  // one entry per call
+  bool counted = false;
+  for (const auto& e : audit) {
+    EXPECT_EQ(e.value("object", ""), "individu:58123");
+    counted = counted || e.value("detail", "").find("2 message(s)") != std::string::npos;
+  }
+  EXPECT_TRUE(counted) << audit.dump();
   std::string csv = admin_.get("/api/v1/audit.csv").body;
   for (const auto& v : kMartin) EXPECT_EQ(csv.find(v), std::string::npos) << v;
 
