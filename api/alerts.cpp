@@ -30,8 +30,8 @@ AlertMonitor::AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& confi
   ConfigView v(node, {&alerts_spec()}, "alerts");
   check_every_ms_ = std::max<Millis>(v.duration_ms("check_every"), 100);
   quiet_ms_ = v.duration_ms("quiet_period");
-  retry_initial_ms_ = std::max<Millis>(v.duration_ms("retry_initial"), 1);
-  retry_max_ms_ = std::max(v.duration_ms("retry_max"), retry_initial_ms_);
+  backoff_.initial_ms = std::max<Millis>(v.duration_ms("retry_initial"), 1);
+  backoff_.max_ms = std::max(v.duration_ms("retry_max"), backoff_.initial_ms);
   if (v.has("webhook")) {
     auto w = v.object("webhook");
     channels_.webhook_url = w.str("url");
@@ -333,9 +333,7 @@ void AlertMonitor::evaluate() {
         s.smtp_due = mail;
         s.accepted = accepted_before || took;
         failures = ++s.failures;
-        Millis wait = retry_initial_ms_;
-        for (int k = 1; k < s.failures && wait < retry_max_ms_; ++k) wait *= 2;
-        s.next_try = now + std::min(wait, retry_max_ms_);
+        s.next_try = now + backoff_.ceiling(s.failures);
       } else {
         s.pending.reset();
         s.failures = 0;

@@ -18,6 +18,7 @@
 
 #include "core/config_spec.h"
 #include "core/console_store.h"
+#include "core/retry_policy.h"
 #include "routing/alerts_config.h"
 #include "routing/hub.h"
 
@@ -94,7 +95,7 @@ class AlertMonitor {
   AlertChannels channels_;
   Millis check_every_ms_ = 30000;
   Millis quiet_ms_ = 30 * 60000;
-  Millis retry_initial_ms_ = 30000, retry_max_ms_ = 15 * 60000;
+  RetryPolicy backoff_{30000, 15 * 60000};  // retry_initial, retry_max (doubling)
   std::vector<AlertRule> rules_;
   std::mutex mu_;  // guards states_ and evaluations_
   std::vector<RuleState> states_;
