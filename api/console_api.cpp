@@ -656,7 +656,10 @@ json PayloadMasker::derived(const json& value, const std::string& mapping, int64
   if (!mapping.empty() && rc_.shared.mappings != nullptr) {
     std::vector<mappings::Diagnostic> diags;
     auto compiled = rc_.shared.mappings->compiled_version(mapping, version, nullptr, diags);
-    if (compiled) paths = paths.merged(declared(compiled->personal_paths()));
+    // A version that cannot be read or compiled any more: its declarations are unknown, so the
+    // whole payload counts as declared personal.
+    paths = paths.merged(
+        declared(compiled ? compiled->personal_paths() : std::vector<std::string>{"$"}));
   }
   if (extra != nullptr) paths = paths.merged(*extra);
   return mask(value, paths);
