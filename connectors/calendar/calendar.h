@@ -185,6 +185,11 @@ struct TokenResult {
   Outcome failure;
 };
 
+// Reads a token endpoint's answer (any bytes): the token and when to refresh it (a fifth of its
+// lifetime early, at most 5 minutes; lifetimes bounded to a day), or why it was refused (a
+// retry for 429/5xx, else a configuration fault with the fix). Never throws.
+TokenResult read_token_answer(long status, const std::string& body, Millis now, Millis& refresh_at);
+
 // Responsibility: fetches client-credentials tokens and keeps them until shortly before they
 // expire (refreshed when less than a fifth of their lifetime, at most 5 minutes, is left).
 // One cache per process (shared_token_cache()) is shared by every driver, keyed by token URL,

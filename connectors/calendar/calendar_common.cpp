@@ -401,25 +401,40 @@ TokenResult TokenCache::fetch(const TokenSettings& s, Millis now, Millis& refres
   if (a.rc != CURLE_OK) {
     return TokenResult{false, {}, network_failure(a.rc, "the token endpoint " + s.token_url)};
   }
-  nlohmann::json j = nlohmann::json::parse(a.body, nullptr, false);
-  if (a.status == 200 && j.is_object() && j.contains("access_token") &&
+  return read_token_answer(a.status, a.body, now, refresh_at);
+}
+
+TokenResult read_token_answer(long status, const std::string& body, Millis now,
+                              Millis& refresh_at) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (status == 200 && j.is_object() && j.contains("access_token") &&
       j["access_token"].is_string()) {
+    // A lifetime in seconds, a number or its text; anything else (or absurd) is an hour, a
+    // non-positive one a minute: bounded to a day so no hostile answer overflows the clock.
     int64_t life_s = 3600;
-    if (j.contains("expires_in") && j["expires_in"].is_number()) {
-      life_s = j["expires_in"].get<int64_t>();
-    } else if (j.contains("expires_in") && j["expires_in"].is_string()) {
-      life_s = std::atoll(j["expires_in"].get<std::string>().c_str());
+    const nlohmann::json& in = j["expires_in"];
+    if (in.is_number_integer()) {
+      life_s = in.is_number_unsigned() && in.get<uint64_t>() > 86400 ? 86400 : in.get<int64_t>();
+    } else if (in.is_number_float()) {
+      double d = in.get<double>();
+      life_s = d > 0 && d < 86400 ? static_cast<int64_t>(d) : (d >= 86400 ? 86400 : 0);
+    } else if (in.is_string()) {
+      const std::string& t = in.get_ref<const std::string&>();
+      if (!t.empty() && t.size() <= 9 && t.find_first_not_of("0123456789") == std::string::npos) {
+        life_s = std::stoll(t);
+      }
     }
+    life_s = std::min<int64_t>(life_s, 86400);
     if (life_s <= 0) life_s = 60;
     int64_t margin_ms = std::min<int64_t>(life_s * 1000 / 5, 300000);
     refresh_at = now + life_s * 1000 - margin_ms;
     return TokenResult{true, j["access_token"].get<std::string>(), {}};
   }
-  if (a.status == 429 || a.status >= 500) {
+  if (status == 429 || status >= 500) {
     Outcome o = Outcome::retry(
-        "oauth2", static_cast<int>(a.status),
-        "the token endpoint answered HTTP " + std::to_string(a.status) + ": will try again");
-    o.excerpt = excerpt(a.body);
+        "oauth2", static_cast<int>(status),
+        "the token endpoint answered HTTP " + std::to_string(status) + ": will try again");
+    o.excerpt = excerpt(body);
     return TokenResult{false, {}, o};
   }
   std::string err = j.is_object() && j.contains("error") && j["error"].is_string()
@@ -435,16 +450,16 @@ TokenResult TokenCache::fetch(const TokenSettings& s, Millis now, Millis& refres
         "check scope: it must be the resource's .default scope (Graph: "
         "https://graph.microsoft.com/.default, Exchange Online EWS: "
         "https://outlook.office365.com/.default)";
-  } else if (err == "invalid_request" || err == "invalid_tenant" || a.status == 404) {
+  } else if (err == "invalid_request" || err == "invalid_tenant" || status == 404) {
     fix = "check tenant / token_url (the tenant id or domain may be wrong)";
   } else {
     fix = "check the app registration (client id, secret, tenant) and its admin consent";
   }
-  Outcome o = Outcome::reject("config", static_cast<int>(a.status),
+  Outcome o = Outcome::reject("config", static_cast<int>(status),
                               "the token endpoint refused the client credentials (HTTP " +
-                                  std::to_string(a.status) +
+                                  std::to_string(status) +
                                   (err.empty() ? std::string() : ", " + err) + "): " + fix);
-  o.excerpt = excerpt(a.body);
+  o.excerpt = excerpt(body);
   return TokenResult{false, {}, o};
 }
 

@@ -63,15 +63,10 @@ std::string fix_for(const std::string& code, bool impersonation) {
   return "";
 }
 
-// What one SOAP exchange answered, read down to the first response message.
-struct Answer {
+// What one SOAP exchange gave: a transport/HTTP failure, or the answer read (ews::Answer).
+struct Exchange : Answer {
   bool failed = false;  // transport, HTTP or auth failure: see `failure`
   Outcome failure;
-  std::string code;  // NoError or the Error* response code
-  std::string text;  // MessageText / faultstring
-  int64_t backoff_ms = -1;
-  pugi::xml_document doc;
-  pugi::xml_node message;  // the element carrying ResponseClass (or the Fault)
   std::string raw;
 };
 
@@ -110,7 +105,7 @@ class EwsDriver final : public Driver {
 
   Result create(const Event& e, int slot) override {
     std::string xml = create_item(opts_, e);
-    Answer a;
+    Exchange a;
     int n = exchange(xml, e.mailbox, "CreateItem", slot, a);
     if (a.failed) return counted(Result::failed(a.failure), n);
     if (a.code != "NoError") return counted(classify(a, e.mailbox, "CreateItem"), n);
@@ -121,7 +116,7 @@ class EwsDriver final : public Driver {
     RemoteRef current = ref;
     int n = 0;
     for (int pass = 0; pass < 2; ++pass) {
-      Answer a;
+      Exchange a;
       n += exchange(update_item(opts_, e, current, fields), e.mailbox, "UpdateItem", slot, a);
       if (a.failed) return counted(Result::failed(a.failure), n);
       if (a.code == "NoError") {
@@ -133,7 +128,7 @@ class EwsDriver final : public Driver {
         return counted(classify(a, e.mailbox, "UpdateItem"), n);
       // Someone changed the item (or the ChangeKey we hold is stale): read the current
       // ChangeKey and apply the update once more.
-      Answer g;
+      Exchange g;
       n += exchange(get_item(opts_, e.mailbox, current.id), e.mailbox, "GetItem", slot, g);
       if (g.failed) return counted(Result::failed(g.failure), n);
       if (g.code != "NoError") return counted(classify(g, e.mailbox, "GetItem"), n);
@@ -144,7 +139,7 @@ class EwsDriver final : public Driver {
   }
 
   Result remove(const std::string& mailbox, const RemoteRef& ref, int slot) override {
-    Answer a;
+    Exchange a;
     int n = exchange(delete_item(opts_, mailbox, ref.id), mailbox, "DeleteItem", slot, a);
     if (a.failed) return counted(Result::failed(a.failure), n);
     if (a.code != "NoError") return counted(classify(a, mailbox, "DeleteItem"), n);
@@ -156,54 +151,36 @@ class EwsDriver final : public Driver {
     Result out;
     int offset = 0;
     for (int page = 0; page < 1000; ++page) {
-      Answer a;
+      Exchange a;
       out.requests += exchange(find_item(opts_, mailbox, key, from, to, offset, kPage), mailbox,
                                "FindItem", slot, a);
       if (a.failed) return counted(Result::failed(a.failure), out.requests);
       if (a.code != "NoError") return counted(classify(a, mailbox, "FindItem"), out.requests);
-      pugi::xml_node root = child(a.message, "RootFolder");
-      int got = 0;
-      for (pugi::xml_node ci : child(root, "Items").children()) {
-        RemoteEvent ev;
-        pugi::xml_node id = child(ci, "ItemId");
-        ev.ref.id = id.attribute("Id").value();
-        ev.ref.version = id.attribute("ChangeKey").value();
-        ev.subject = child(ci, "Subject").text().get();
-        ev.start = child(ci, "Start").text().get();
-        ev.end = child(ci, "End").text().get();
-        ev.key = child(child(ci, "ExtendedProperty"), "Value").text().get();
-        if (key.empty() || ev.key == key) out.found.push_back(ev);
-        ++got;
+      FoundPage found = read_found_items(a.message, key);
+      if (!found.valid) {
+        Outcome o = Outcome::retry("ews", 0,
+                                   "unexpected answer from the calendar server to FindItem: no "
+                                   "RootFolder");
+        o.excerpt = excerpt(a.raw);
+        return counted(Result::failed(o), out.requests);
       }
-      if (std::string(root.attribute("IncludesLastItemInRange").value()) != "false" || got == 0) {
-        break;
-      }
-      offset += got;
+      out.found.insert(out.found.end(), found.items.begin(), found.items.end());
+      if (found.last) break;
+      offset += found.count;
     }
     return out;
   }
 
   Result free_busy(const std::string& mailbox, const std::string& from, const std::string& to,
                    int slot) override {
-    Answer a;
+    Exchange a;
     int n = exchange(get_user_availability(opts_, mailbox, from, to), mailbox,
                      "GetUserAvailability", slot, a);
     if (a.failed) return counted(Result::failed(a.failure), n);
     if (a.code != "NoError") return counted(classify(a, mailbox, "GetUserAvailability"), n);
     Result out = Result::ok();
     out.requests = n;
-    // The FreeBusyView is the sibling of the ResponseMessage inside FreeBusyResponse.
-    pugi::xml_node view = child(a.message.parent(), "FreeBusyView");
-    for (pugi::xml_node ev : child(view, "CalendarEventArray").children()) {
-      if (local(ev.name()) != "CalendarEvent") continue;
-      std::string type = child(ev, "BusyType").text().get();
-      if (type == "Free" || type == "NoData") continue;
-      BusyPeriod p;
-      p.start = utc_text(child(ev, "StartTime").text().get());
-      p.end = utc_text(child(ev, "EndTime").text().get());
-      p.status = type == "Tentative" ? "tentative" : type == "OOF" ? "oof" : "busy";
-      out.busy.push_back(p);
-    }
+    out.busy = read_free_busy(a.message);
     return out;
   }
 
@@ -215,23 +192,7 @@ class EwsDriver final : public Driver {
     return r;
   }
 
-  // Availability answers in the requested zone (UTC here) without a designator.
-  static std::string utc_text(std::string t) {
-    if (!t.empty() && t.back() != 'Z' && t.find('+') == std::string::npos) t += "Z";
-    return t;
-  }
-
-  static RemoteRef item_id(pugi::xml_node n) {
-    pugi::xpath_node x = n.select_node(".//*[local-name()='ItemId']");
-    RemoteRef r;
-    if (x) {
-      r.id = x.node().attribute("Id").value();
-      r.version = x.node().attribute("ChangeKey").value();
-    }
-    return r;
-  }
-
-  Result classify(const Answer& a, const std::string& mailbox, const std::string& op) {
+  Result classify(const Exchange& a, const std::string& mailbox, const std::string& op) {
     const std::string& code = a.code;
     std::string detail = op + " answered " + code;
     if (code == "ErrorItemNotFound") return Result::not_found();
@@ -266,7 +227,7 @@ class EwsDriver final : public Driver {
   // Sends one SOAP request (refreshing an OAuth2 token once on a 401). Fills `a`; returns the
   // number of HTTP requests made.
   int exchange(const std::string& xml, const std::string& mailbox, const std::string& op, int slot,
-               Answer& a) {
+               Exchange& a) {
     int requests = 0;
     if (std::optional<Outcome> paused = gate_.closed(mailbox)) {
       a.failed = true;
@@ -316,7 +277,7 @@ class EwsDriver final : public Driver {
         return requests;
       }
       a.raw = h.body;
-      bool parsed = !h.body.empty() && a.doc.load_buffer(h.body.data(), h.body.size());
+      bool parsed = read_answer(h.body, a);
       if (h.status == 429 || h.status == 502 || h.status == 503 || h.status == 504 ||
           (h.status >= 500 && !parsed)) {
         std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
@@ -346,7 +307,6 @@ class EwsDriver final : public Driver {
         a.failure.excerpt = excerpt(h.body);
         return requests;
       }
-      read_answer(a);
       if (a.code.empty()) {
         a.failed = true;
         a.failure = Outcome::reject("ews", static_cast<int>(h.status),
@@ -356,31 +316,6 @@ class EwsDriver final : public Driver {
       return requests;
     }
     return requests;
-  }
-
-  static void read_answer(Answer& a) {
-    pugi::xml_node body = child(a.doc.document_element(), "Body");
-    pugi::xml_node fault = child(body, "Fault");
-    if (fault) {
-      a.message = fault;
-      a.text = trim(child(fault, "faultstring").text().get());
-      std::string code = trim(child(child(fault, "detail"), "ResponseCode").text().get());
-      if (code.empty()) code = local(trim(child(fault, "faultcode").text().get()));
-      a.code = code;
-    } else {
-      pugi::xpath_node m = body.select_node(".//*[@ResponseClass]");
-      if (!m) return;
-      a.message = m.node();
-      a.code = trim(child(a.message, "ResponseCode").text().get());
-      a.text = trim(child(a.message, "MessageText").text().get());
-      if (a.code.empty() &&
-          std::string(a.message.attribute("ResponseClass").value()) == "Success") {
-        a.code = "NoError";
-      }
-    }
-    pugi::xpath_node v =
-        a.message.select_node(".//*[local-name()='Value'][@Name='BackOffMilliseconds']");
-    if (v) a.backoff_ms = std::atoll(trim(v.node().text().get()).c_str());
   }
 
   std::string destination_;

@@ -314,4 +314,96 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+namespace {
+
+// Availability answers in the requested zone (UTC here) without a designator.
+std::string utc_text(std::string t) {
+  if (!t.empty() && t.back() != 'Z' && t.find('+') == std::string::npos) t += "Z";
+  return t;
+}
+
+}  // namespace
+
+bool read_answer(const std::string& body, Answer& a) {
+  if (body.empty() || !a.doc.load_buffer(body.data(), body.size())) return false;
+  pugi::xml_node soap_body = child(a.doc.document_element(), "Body");
+  pugi::xml_node fault = child(soap_body, "Fault");
+  if (fault) {
+    a.message = fault;
+    a.text = trim(child(fault, "faultstring").text().get());
+    std::string code = trim(child(child(fault, "detail"), "ResponseCode").text().get());
+    if (code.empty()) code = local(trim(child(fault, "faultcode").text().get()));
+    a.code = code;
+  } else {
+    pugi::xpath_node m = soap_body.select_node(".//*[@ResponseClass]");
+    if (!m) return true;
+    a.message = m.node();
+    a.code = trim(child(a.message, "ResponseCode").text().get());
+    a.text = trim(child(a.message, "MessageText").text().get());
+    if (a.code.empty() && std::string(a.message.attribute("ResponseClass").value()) == "Success") {
+      a.code = "NoError";
+    }
+  }
+  pugi::xpath_node v =
+      a.message.select_node(".//*[local-name()='Value'][@Name='BackOffMilliseconds']");
+  if (v) {
+    // Digits only, bounded: a hostile or broken answer cannot overflow the pause.
+    std::string digits = trim(v.node().text().get());
+    if (!digits.empty() && digits.size() <= 9 &&
+        digits.find_first_not_of("0123456789") == std::string::npos) {
+      a.backoff_ms = std::stoll(digits);
+    }
+  }
+  return true;
+}
+
+RemoteRef item_id(pugi::xml_node n) {
+  pugi::xpath_node x = n.select_node(".//*[local-name()='ItemId']");
+  RemoteRef r;
+  if (x) {
+    r.id = x.node().attribute("Id").value();
+    r.version = x.node().attribute("ChangeKey").value();
+  }
+  return r;
+}
+
+FoundPage read_found_items(pugi::xml_node message, const std::string& key) {
+  FoundPage page;
+  pugi::xml_node root = child(message, "RootFolder");
+  page.valid = static_cast<bool>(root);
+  for (pugi::xml_node ci : child(root, "Items").children()) {
+    if (ci.type() != pugi::node_element) continue;
+    RemoteEvent ev;
+    pugi::xml_node id = child(ci, "ItemId");
+    ev.ref.id = id.attribute("Id").value();
+    ev.ref.version = id.attribute("ChangeKey").value();
+    ev.subject = child(ci, "Subject").text().get();
+    ev.start = child(ci, "Start").text().get();
+    ev.end = child(ci, "End").text().get();
+    ev.key = child(child(ci, "ExtendedProperty"), "Value").text().get();
+    if (key.empty() || ev.key == key) page.items.push_back(ev);
+    ++page.count;
+  }
+  page.last =
+      std::string(root.attribute("IncludesLastItemInRange").value()) != "false" || page.count == 0;
+  return page;
+}
+
+std::vector<BusyPeriod> read_free_busy(pugi::xml_node message) {
+  std::vector<BusyPeriod> out;
+  // The FreeBusyView is the sibling of the ResponseMessage inside FreeBusyResponse.
+  pugi::xml_node view = child(message.parent(), "FreeBusyView");
+  for (pugi::xml_node ev : child(view, "CalendarEventArray").children()) {
+    if (local(ev.name()) != "CalendarEvent") continue;
+    std::string type = child(ev, "BusyType").text().get();
+    if (type == "Free" || type == "NoData") continue;
+    BusyPeriod p;
+    p.start = utc_text(child(ev, "StartTime").text().get());
+    p.end = utc_text(child(ev, "EndTime").text().get());
+    p.status = type == "Tentative" ? "tentative" : type == "OOF" ? "oof" : "busy";
+    out.push_back(p);
+  }
+  return out;
+}
+
 }  // namespace relais::calendar::ews

@@ -4,7 +4,9 @@
 // thread-safe. Every request built here is validated against the schema by a ctest
 // (tests/calendar).
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <pugixml.hpp>
 
@@ -38,6 +40,32 @@ std::string find_item(const Options& o, const std::string& mailbox, const std::s
                       const std::string& from_utc, const std::string& to_utc, int offset, int max);
 std::string get_user_availability(const Options& o, const std::string& mailbox,
                                   const std::string& from_utc, const std::string& to_utc);
+
+// What one EWS answer says, read down to its first response message (or its SOAP Fault).
+// Owns the parsed document; `message` points into it.
+struct Answer {
+  std::string code;  // NoError, an Error* response code, the fault's code, or "" (none found)
+  std::string text;  // MessageText or faultstring
+  int64_t backoff_ms = -1;  // BackOffMilliseconds of an ErrorServerBusy, -1 when absent
+  pugi::xml_document doc;
+  pugi::xml_node message;  // the element carrying ResponseClass (or the Fault)
+};
+// Parses an answer's body; false when it is not XML (then `out` is left without a code).
+bool read_answer(const std::string& body, Answer& out);
+// The first ItemId under `n` (Id and ChangeKey), empty when there is none.
+RemoteRef item_id(pugi::xml_node n);
+// One FindItem page (valid: it has a RootFolder; a broken answer must not read as "no item"):
+// the items (those whose key is `key`, every one when `key` is empty), how
+// many items the page held, and whether it was the last.
+struct FoundPage {
+  bool valid = false;
+  std::vector<RemoteEvent> items;
+  int count = 0;
+  bool last = true;
+};
+FoundPage read_found_items(pugi::xml_node message, const std::string& key);
+// The busy periods of a GetUserAvailability answer (Free and NoData left out), in UTC.
+std::vector<BusyPeriod> read_free_busy(pugi::xml_node message);
 
 // "t:Subject" → "Subject".
 std::string local(const std::string& name);

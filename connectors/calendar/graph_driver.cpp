@@ -9,22 +9,12 @@
 
 #include "connectors/calendar/calendar.h"
 #include "connectors/calendar/calendar_http.h"
+#include "connectors/calendar/graph_json.h"
 
 namespace relais::calendar {
 namespace {
 
 using nlohmann::json;
-
-// Graph gives times as "2019-05-17T08:00:00.0000000" in the zone asked for (UTC here: Prefer
-// outlook.timezone); a time in another zone is read in that zone.
-std::string graph_utc(const json& t) {
-  if (!t.is_object()) return {};
-  std::string s = t.value("dateTime", std::string());
-  std::string utc;
-  if (utc_from_wall(s, t.value("timeZone", std::string("UTC")), utc)) return utc;
-  if (s.size() > 19) s = s.substr(0, 19);
-  return s.empty() ? s : s + "Z";
-}
 
 // The Graph driver of one destination. Thread-safe for distinct slots: each slot owns one curl
 // handle; the token cache is shared and locks itself. Owns its handles; the clock is the hub's.
@@ -63,11 +53,11 @@ class GraphDriver final : public Driver {
       return with(u, n + u.requests);
     }
     if (!a.ok) return a.result;
-    RemoteRef ref = ref_of(a.doc);
+    RemoteRef ref = graph::ref_of(a.doc);
     // A transactionId hit returns the event as an earlier attempt made it, which may be older
     // than what is asked now (a move delivered after a lost cross-reference): compare, and
     // PATCH what differs.
-    unsigned stale = differing_fields(a.doc, e);
+    unsigned stale = graph::differing_fields(a.doc, e);
     if (stale == 0 || ref.id.empty()) return with(Result::ok(ref), a);
     Result u = update(e, ref, stale, slot);
     return with(u, a.requests + u.requests);
@@ -77,7 +67,7 @@ class GraphDriver final : public Driver {
     Answer a = call(slot, "PATCH", event_url(slot, e.mailbox, ref.id), event_json(e, fields).dump(),
                     e.mailbox, true);
     if (!a.ok) return a.result;
-    RemoteRef r = ref_of(a.doc);
+    RemoteRef r = graph::ref_of(a.doc);
     if (r.id.empty()) r = ref;
     return with(Result::ok(r), a);
   }
@@ -110,23 +100,10 @@ class GraphDriver final : public Driver {
       Answer a = call(slot, "GET", url, "", mailbox);
       out.requests += a.requests;
       if (!a.ok) return with(a.result, out.requests);
-      for (const auto& ev : a.doc.value("value", json::array())) {
-        RemoteEvent r;
-        r.ref.id = ev.value("id", std::string());
-        r.ref.version = ev.value("changeKey", std::string());
-        r.subject = ev.value("subject", std::string());
-        r.start = graph_utc(ev.value("start", json()));
-        r.end = graph_utc(ev.value("end", json()));
-        for (const auto& p : ev.value("singleValueExtendedProperties", json::array())) {
-          if (p.value("id", std::string()) == property_id_ ||
-              same_property(p.value("id", std::string()))) {
-            r.key = p.value("value", std::string());
-          }
-        }
-        if (r.key.empty() || (!key.empty() && r.key != key)) continue;
-        out.found.push_back(r);
-      }
-      url = a.doc.value("@odata.nextLink", std::string());
+      graph::EventsPage events = graph::read_events(a.doc, property_id_, key);
+      if (!events.valid) return with(unexpected_answer("a search", a), out.requests);
+      out.found.insert(out.found.end(), events.items.begin(), events.items.end());
+      url = events.next_link;
     }
     return out;
   }
@@ -140,22 +117,17 @@ class GraphDriver final : public Driver {
     Answer a =
         call(slot, "POST", user_url(slot, mailbox) + "/calendar/getSchedule", body.dump(), mailbox);
     if (!a.ok) return a.result;
-    Result out = with(Result::ok(), a);
-    for (const auto& s : a.doc.value("value", json::array())) {
-      if (s.contains("error") && s["error"].is_object()) {
-        return with(Result::failed(Outcome::reject(
-                        "graph", 0,
-                        "getSchedule could not read the schedule of mailbox " + mailbox + ": " +
-                            s["error"].value("responseCode", std::string("error")))),
-                    a);
-      }
-      for (const auto& item : s.value("scheduleItems", json::array())) {
-        std::string status = item.value("status", std::string("busy"));
-        if (status == "free") continue;
-        out.busy.push_back(BusyPeriod{graph_utc(item.value("start", json())),
-                                      graph_utc(item.value("end", json())), status});
-      }
+    graph::Schedule schedule = graph::read_schedule(a.doc);
+    if (!schedule.valid) return with(unexpected_answer("getSchedule", a), a);
+    if (schedule.failed) {
+      return with(Result::failed(Outcome::reject("graph", 0,
+                                                 "getSchedule could not read the schedule of "
+                                                 "mailbox " +
+                                                     mailbox + ": " + schedule.error)),
+                  a);
     }
+    Result out = with(Result::ok(), a);
+    out.busy = std::move(schedule.busy);
     return out;
   }
 
@@ -168,22 +140,20 @@ class GraphDriver final : public Driver {
     int requests = 0;
   };
 
+  // A 2xx answer whose shape is not the one asked for (a proxy's page, a truncated list): never
+  // read as "nothing found"; tried again, with the answer's start for the desk.
+  static Result unexpected_answer(const std::string& what, const Answer& a) {
+    Outcome o = Outcome::retry(
+        "graph", static_cast<int>(a.status),
+        "unexpected answer from the calendar server to " + what + ": not a list of objects");
+    o.excerpt = excerpt(a.doc.dump());
+    return Result::failed(o);
+  }
+
   static Result with(Result r, const Answer& a) { return with(std::move(r), a.requests); }
   static Result with(Result r, int n) {
     r.requests = n;
     return r;
-  }
-
-  // Graph may answer the property id in another case ("String {guid} Name X").
-  bool same_property(const std::string& id) const {
-    if (id.size() != property_id_.size()) return false;
-    for (size_t i = 0; i < id.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(id[i])) !=
-          std::tolower(static_cast<unsigned char>(property_id_[i]))) {
-        return false;
-      }
-    }
-    return true;
   }
 
   static std::string quote(const std::string& v) {
@@ -216,41 +186,6 @@ class GraphDriver final : public Driver {
     return {{"dateTime", utc.substr(0, 19)}, {"timeZone", "UTC"}};
   }
 
-  // The fields (FieldBits) of the event Graph answered that differ from `e`. Times are
-  // compared as instants (answers are in UTC: Prefer outlook.timezone); the body only when
-  // Graph gives it back as text.
-  static unsigned differing_fields(const json& got, const Event& e) {
-    if (!got.is_object()) return 0;
-    unsigned d = 0;
-    if (got.value("subject", std::string()) != e.subject) d |= kSubject;
-    json body = got.value("body", json::object());
-    if (body.is_object() && body.value("contentType", std::string()) == "text" &&
-        body.value("content", std::string()) != e.body) {
-      d |= kBody;
-    }
-    std::string start, end;
-    to_utc(e.start, start);
-    to_utc(e.end, end);
-    if (graph_utc(got.value("start", json())) != start) d |= kStart;
-    if (graph_utc(got.value("end", json())) != end) d |= kEnd;
-    json loc = got.value("location", json::object());
-    if ((loc.is_object() ? loc.value("displayName", std::string()) : std::string()) != e.location) {
-      d |= kLocation;
-    }
-    std::vector<std::string> cats;
-    for (const auto& c : got.value("categories", json::array())) {
-      if (c.is_string()) cats.push_back(c.get<std::string>());
-    }
-    if (cats != e.categories) d |= kCategories;
-    bool on = got.value("isReminderOn", false);
-    if (on != (e.reminder_minutes >= 0) ||
-        (on && got.value("reminderMinutesBeforeStart", -1) != e.reminder_minutes)) {
-      d |= kReminder;
-    }
-    if (got.value("showAs", e.show_as) != e.show_as) d |= kShowAs;
-    return d;
-  }
-
   // The event's `fields` (FieldBits) as Graph JSON.
   json event_json(const Event& e, unsigned fields = kAllFields) const {
     json j = json::object();
@@ -266,15 +201,6 @@ class GraphDriver final : public Driver {
     }
     if (fields & kShowAs) j["showAs"] = e.show_as;
     return j;
-  }
-
-  static RemoteRef ref_of(const json& j) {
-    RemoteRef r;
-    if (j.is_object()) {
-      r.id = j.value("id", std::string());
-      r.version = j.value("changeKey", std::string());
-    }
-    return r;
   }
 
   // One request with a bearer token (refreshed once on a 401). `on_item`: a 404 means the event
@@ -313,11 +239,9 @@ class GraphDriver final : public Driver {
         a.doc = doc.is_discarded() ? json::object() : doc;
         return a;
       }
-      std::string code, message;
-      if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) {
-        code = doc["error"].value("code", std::string());
-        message = doc["error"].value("message", std::string());
-      }
+      graph::Error error = graph::read_error(doc);
+      const std::string& code = error.code;
+      const std::string& message = error.message;
       std::string what = method + " answered HTTP " + std::to_string(h.status) +
                          (code.empty() ? std::string() : " " + code);
       if (h.status == 401 && pass == 0) {
