@@ -18,6 +18,7 @@
 #include "api/mappings_api.h"
 #include "connectors/calendar/calendar.h"
 #include "core/crypto.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/signature.h"
 
@@ -797,6 +798,15 @@ int ApiServer::start() {
     return batch ? max_body * 64 : max_body;
   };
   o.server_name = "relais";
+  // Every connection, every partner's connection and the store need a descriptor.
+  const long wanted = static_cast<long>(config_.max_connections) + 1024;
+  const long limit = raise_descriptor_limit(wanted);
+  if (limit < wanted) {
+    log_warn("api", "open files limited to " + std::to_string(limit) +
+                        " (hard limit): fewer than " + "server.max_connections (" +
+                        std::to_string(config_.max_connections) +
+                        ") + 1024; raise LimitNOFILE in the service unit");
+  }
   api::ApiShared& shared = *shared_;
   server_ = std::make_unique<api::HttpServer>(
       std::move(o),

@@ -164,7 +164,10 @@ Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string
   }
   std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
   if (tls_failure(rc)) cls = "tls";
-  return Outcome::retry(cls, static_cast<int>(rc), "cannot reach " + what + ": " + reason);
+  // An idempotent request that went out and got no complete answer reached the partner: say
+  // so (a partner that accepts and stays silent is not one that cannot be reached).
+  std::string lead = failure == CurlFailure::Sent ? "no complete answer from " : "cannot reach ";
+  return Outcome::retry(cls, static_cast<int>(rc), lead + what + ": " + reason);
 }
 
 Status probe_connection(const std::string& url, const CurlTransfer& t) {

@@ -89,9 +89,10 @@ enum class CurlFailure {
 };
 CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool idempotent);
 
-// The failure as an Outcome (always a retry). Classes: "network", "timeout", "tls" (not sent, or
-// an idempotent request: "cannot reach <what>: …", `what` naming the partner, e.g. "the SMS
-// gateway"), "unknown_outcome" (a French text for the support desk, whoever the partner).
+// The failure as an Outcome (always a retry). Classes: "network", "timeout", "tls" (not sent:
+// "cannot reach <what>: …"; an idempotent request sent: "no complete answer from <what>: …";
+// `what` naming the partner, e.g. "the SMS gateway"), "unknown_outcome" (a French text for the
+// support desk, whoever the partner).
 Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what);
 inline Outcome curl_failure_outcome(CURLcode rc, const CurlCapture& capture, bool idempotent,
                                     const std::string& what) {
