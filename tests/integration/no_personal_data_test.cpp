@@ -2,12 +2,15 @@
 // values go through the real binary at log level debug, to partners that refuse them (400 and
 // 500 echoing the body, so dead letters), through a mapping that fails, and through one that
 // works; then relais's whole output and GET /metrics must hold none of those values, in any
-// common form.
+// common form. The second test does the same for the RDV connectors: the calendar (Graph and
+// EWS drivers, refused with the body echoed) and the SMS destination (refused, then accepted).
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <map>
 
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -33,6 +36,21 @@ std::vector<std::string> forms(const std::vector<std::string>& values) {
     if (digits.size() >= 8) out.push_back(digits);
   }
   return out;
+}
+
+// relais's whole output and its metrics, in lower case, must hold none of `personal`'s forms.
+void expect_no_personal_data(RelaisProcess& relais, const std::string& metrics,
+                             const std::vector<std::string>& personal) {
+  const std::string out = lower(relais.stdout_text() + "\n" + relais.stderr_text());
+  const std::string m = lower(metrics);
+  ASSERT_NE(out.find("listening"), std::string::npos) << "the log is captured";
+  for (const auto& f : forms(personal)) {
+    size_t at = out.find(f);
+    EXPECT_EQ(at, std::string::npos)
+        << "'" << f << "' in the log: "
+        << out.substr(at == std::string::npos ? 0 : at - std::min<size_t>(at, 200), 400);
+    EXPECT_EQ(m.find(f), std::string::npos) << "'" << f << "' in the metrics";
+  }
 }
 
 TEST(NoPersonalData, NoneInLogsOrMetricsWhateverHappensToTheMessage) {
@@ -146,16 +164,140 @@ TEST(NoPersonalData, NoneInLogsOrMetricsWhateverHappensToTheMessage) {
       << refuses.total() << " refused, " << fails.total() << " failed";
   std::string metrics = admin.get("/metrics").body;
   relais.stop();
-  const std::string out = lower(relais.stdout_text() + "\n" + relais.stderr_text());
-  const std::string m = lower(metrics);
-  ASSERT_NE(out.find("listening"), std::string::npos) << "the log is captured";
-  for (const auto& f : forms(personal)) {
-    size_t at = out.find(f);
-    EXPECT_EQ(at, std::string::npos)
-        << "'" << f << "' in the log: "
-        << out.substr(at == std::string::npos ? 0 : at - std::min<size_t>(at, 200), 400);
-    EXPECT_EQ(m.find(f), std::string::npos) << "'" << f << "' in the metrics";
-  }
+  expect_no_personal_data(relais, metrics, personal);
+}
+
+TEST(NoPersonalData, NoneFromTheCalendarAndSmsConnectors) {
+  // Graph: a token, then every event refused with the request echoed in the error message.
+  tools::HttpSink graph{0, true, 4};
+  graph.set_responder([](const tools::SinkRequest& r) {
+    tools::SinkResponse out;
+    out.headers["Content-Type"] = "application/json";
+    if (r.path.find("/token") != std::string::npos) {
+      out.body = R"({"token_type":"Bearer","expires_in":3599,"access_token":"t"})";
+      return out;
+    }
+    out.status = 400;
+    out.body =
+        json{{"error", {{"code", "ErrorInvalidRequest"}, {"message", r.path + " " + r.body}}}}
+            .dump();
+    return out;
+  });
+  // EWS: a SOAP fault whose faultstring echoes the request.
+  tools::HttpSink ews{0, true, 4};
+  ews.set_responder([](const tools::SinkRequest& r) {
+    tools::SinkResponse out;
+    out.status = 500;
+    out.headers["Content-Type"] = "text/xml; charset=utf-8";
+    std::string echoed;
+    for (char c : r.body)
+      echoed += c == '<' ? std::string("&lt;") : c == '&' ? "&amp;" : std::string(1, c);
+    out.body =
+        "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+        "<s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>" +
+        echoed + "</faultstring></s:Fault></s:Body></s:Envelope>";
+    return out;
+  });
+  // The SMS gateway: fails the first request of each SMS (500, the body echoed), then accepts.
+  std::atomic<int> sms_calls{0};
+  tools::HttpSink sms{0, true, 4};
+  sms.set_responder([&sms_calls](const tools::SinkRequest& r) {
+    tools::SinkResponse out;
+    out.headers["Content-Type"] = "application/json";
+    if (sms_calls++ % 2 == 0) {
+      out.status = 500;
+      out.body = json{{"error", "internal"}, {"request", r.body}}.dump();
+    } else {
+      out.body = R"({"id":"sms-1"})";
+    }
+    return out;
+  });
+  auto base = [](const tools::HttpSink& s) {
+    return "http://127.0.0.1:" + std::to_string(s.port());
+  };
+  const std::string retry = "    retry: {initial: 20ms, max: 50ms, max_attempts: 2}\n";
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.log_level = "debug";
+  o.body_yaml = std::string("mappings:\n  directory: ") + RELAIS_SOURCE_DIR +
+                "/config/mappings\n  tables: " + RELAIS_SOURCE_DIR +
+                "/config/tables\n"
+                "sources:\n  cms76:\n    type: $.event\n    correlation: [\"rdv:{$.rdv.id}\"]\n"
+                "connectors:\n"
+                "  agenda-graph:\n    connector: calendar\n    driver: graph\n    url: " +
+                base(graph) + "/v1.0\n    token_url: " + base(graph) +
+                "/token\n    client_id: a\n    client_secret: b\n" + retry +
+                "  agenda-ews:\n    connector: calendar\n    driver: ews\n    url: " + base(ews) +
+                "/EWS/Exchange.asmx\n    auth: basic\n    user: u\n    password: p\n" + retry +
+                "  sms:\n    connector: sms\n    driver: http\n    url: " + base(sms) +
+                "/send\n    http_body: '{\"to\":\"{{to}}\",\"text\":\"{{text}}\"}'\n"
+                "    http_ref_path: $.id\n    window: false\n    rate_limit: 0\n"
+                "    inbound_token: tok-0123456789abcdef\n"
+                "    retry: {initial: 20ms, max: 50ms, max_attempts: 3}\n"
+                "routes:\n"
+                "  - name: agenda\n    source: cms76\n    type: \"rdv.*\"\n    to:\n"
+                "      - {destination: agenda-graph, mapping: rdv-calendar}\n"
+                "      - {destination: agenda-ews, mapping: rdv-calendar}\n"
+                "  - name: sms\n    source: cms76\n    type: rdv.planned\n    to:\n"
+                "      - {destination: sms, mapping: rdv-sms-confirmation}\n";
+  RelaisProcess relais(o);
+  relais.start();
+
+  const std::vector<std::string> personal = {
+      "ZORGLUBINE",   "Pétronille",           "06 98 76 54 32",
+      "+33698765432", "Zorglubville-en-Caux", "lea.gosselinz@example.org",
+      "GOSSELINZ"};
+  json rdv = json::parse(R"({
+    "event": "rdv.planned", "id": "evt-rdv-90010", "occurred_at": "2026-12-07T10:00:00+01:00",
+    "rdv": {"id": 90010, "demande_numero": 547, "libelle": "Rendez-vous initial",
+            "individu_id": 58123,
+            "demandeur": {"prenom": "Pétronille", "nom": "ZORGLUBINE",
+                          "telephone_portable": "06 98 76 54 32", "consent_sms": true},
+            "tms": {"nom": "Léa GOSSELINZ", "email": "lea.gosselinz@example.org"},
+            "emplacement": "VAD", "commune_residence": "Zorglubville-en-Caux",
+            "cms": {"nom": "Barentin", "adresse": "Place de la Libération, 76360 Barentin",
+                    "telephone": "02.35.00.00.00"},
+            "date": "2027-01-12", "heure": "10:00", "duree_minutes": 30,
+            "statut": "Rendez-vous initial posé"}})");
+  HttpClient system(relais.base_url(), relais.system_token());
+  ASSERT_EQ(system.post_json("/api/v1/sources/cms76/messages", rdv.dump()).status, 202);
+  // A move of another RDV (its own key: the first one's key is held by its dead deliveries).
+  json moved = rdv;
+  moved["event"] = "rdv.moved";
+  moved["id"] = "evt-rdv-90011-2";
+  moved["rdv"]["id"] = 90011;
+  moved["rdv"]["heure"] = "11:00";
+  ASSERT_EQ(system.post_json("/api/v1/sources/cms76/messages", moved.dump()).status, 202);
+
+  // Every calendar delivery ends dead (refused with the body echoed); the SMS is delivered on
+  // its second attempt.
+  HttpClient admin = relais.client();
+  std::map<std::string, int> ended;  // "destination state" → count
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = admin.get("/api/v1/messages?source=cms76");
+        if (r.status != 200) return false;
+        ended.clear();
+        for (const auto& m : r.json().value("items", json::array())) {
+          for (const auto& d : m.value("deliveries", json::array())) {
+            ++ended[d.value("destination", "") + " " + d.value("state", "")];
+          }
+        }
+        return ended["agenda-graph dead"] == 2 && ended["agenda-ews dead"] == 2 &&
+               ended["sms delivered"] == 1;
+      },
+      std::chrono::milliseconds(30000), std::chrono::milliseconds(100)))
+      << [&] {
+           std::string seen;
+           for (const auto& [k, n] : ended) seen += k + " ×" + std::to_string(n) + "; ";
+           return seen;
+         }();
+  EXPECT_GE(sms_calls, 2);
+  EXPECT_GE(graph.total(), 2u);
+  EXPECT_GE(ews.total(), 2u);
+  std::string metrics = admin.get("/metrics").body;
+  relais.stop();
+  expect_no_personal_data(relais, metrics, personal);
 }
 
 }  // namespace
