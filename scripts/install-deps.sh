@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   tzdata clang-format libxml2-utils
+  clang libclang-rt-14-dev
   nginx-light wrk redis-server
   kannel kannel-extras
   chromium nodejs

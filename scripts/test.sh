@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Relais needs, builds it three times (sanitizers, a compile-only Release build as a
-# packager makes it, then RelWithDebInfo) and runs every test of the first and the last.
+# Installs what Relais needs, builds it four times (sanitizers, the fuzz targets under libFuzzer,
+# a compile-only Release build as a packager makes it, then RelWithDebInfo) and runs every test
+# of the first and the last, and a bounded libFuzzer run of each fuzz target.
 # The output ends with the ctest summary of the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,22 @@ if [ "${RELAIS_SKIP_SANITIZE:-0}" != "1" ]; then
     LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure --timeout 900 -j2 -LE long)
+fi
+
+# Fuzzing: every fuzz target under libFuzzer for a bounded time (clang, every library
+# instrumented for coverage with ASan+UBSan; see docs/security.md "Fuzzing"). The replays of the
+# seed corpora already ran in the sanitizer build's ctest (label fuzz).
+if [ "${RELAIS_SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== fuzzing (libFuzzer, ${RELAIS_FUZZ_SECONDS:-20} s per target) =="
+  FUZZ_LAUNCHER=()
+  if command -v ccache >/dev/null; then FUZZ_LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DRELAIS_FUZZ=ON -DRELAIS_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAIS_FUZZ_SECONDS="${RELAIS_FUZZ_SECONDS:-20}" \
+    "${FUZZ_LAUNCHER[@]}" >/dev/null
+  FUZZ_TARGETS=$(sed -n 's/^relais_fuzz_target(\([a-z_]*\) .*/fuzz_\1/p' "$ROOT/tests/fuzz/CMakeLists.txt")
+  # shellcheck disable=SC2086
+  cmake --build "$ROOT/build-fuzz" -j"$JOBS" --target $FUZZ_TARGETS
+  (cd "$ROOT/build-fuzz" && ctest --output-on-failure -L libfuzzer)
 fi
 
 # A packager's build: CMAKE_BUILD_TYPE=Release (-O3) warns where -O2 does not (GCC 12's false
