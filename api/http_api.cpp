@@ -760,7 +760,8 @@ class ApiHandler final : public HTTPRequestHandler {
 
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
     : hub_(hub), config_(config), mappings_(mappings) {
-  console_ = open_sqlite_console_store(config_.store_path, hub_.clock());
+  console_ = open_sqlite_console_store(config_.store_path, hub_.clock(), StoreAccess::ReadWrite,
+                                       hub_.store_cipher());
   alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
   std::vector<std::string> errors;
   api::TrustedProxies proxies(config_.trusted_proxies, errors);

@@ -513,6 +513,8 @@ std::string extra_commands_usage() {
          "  users add|list|passwd|disable   console users (the first admin)\n"
          "  privacy erase --correlation KEY --reason TEXT [--force]   erase one person's\n"
          "                            payloads through the running relais's API\n"
+         "  store rekey [--batch N]   re-encrypt the stored payloads under the active key\n"
+         "                            (through the running relais's API, or the store itself)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }
@@ -526,6 +528,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "calendar") return calendar_command(argc, argv);
   if (cmd == "users") return users_command(argc, argv);
   if (cmd == "privacy") return privacy_command(argc, argv);
+  if (cmd == "store") return store_command(argc, argv);
   if (cmd == "backfill") return backfill_command(argc, argv);
   return -1;
 }
