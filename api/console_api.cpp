@@ -301,6 +301,7 @@ void delivery_detail(RequestContext& rc) {
   }
   // An erased message: its payloads are the tombstone, shown as such.
   if (json t = erased_tombstone(m.body); !t.is_null()) out["erased"] = t;
+  if (!m.unreadable.empty()) out["unreadable"] = m.unreadable;  // encrypted under a missing key
   out["masked"] = view.masked;
   if (view.personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
   send_json(rc.resp, 200, out);

@@ -302,6 +302,8 @@ class ApiHandler final : public HTTPRequestHandler {
         json out = message_json(*rec, hub_.dispatcher(), true, &view, max_depth());
         // An erased message: its payloads are the tombstone, shown as such.
         if (json t = erased_tombstone(rec->message->body); !t.is_null()) out["erased"] = t;
+        // A body that does not decrypt (docs/security.md, "Encryption at rest"): why.
+        if (!rec->message->unreadable.empty()) out["unreadable"] = rec->message->unreadable;
         if (view.personal) rc.audit("payload.view", "message:" + params["id"]);
         out["masked"] = view.masked;
         return send_json(resp, 200, out);

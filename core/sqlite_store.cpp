@@ -219,6 +219,20 @@ struct RekeyJob {
 };
 using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob, RekeyJob>;
 
+// Answers the caller of a batch job (erasure, rekey): its result, or the group's failure.
+template <typename Batch>
+void answer_batch(std::promise<Batch>& done, const std::string& failure,
+                  std::vector<Batch>& results, size_t& next) {
+  Batch b;
+  if (failure.empty()) {
+    b = std::move(results[next]);
+  } else {
+    b.status = Status::failure(503, "storage error", failure);
+  }
+  ++next;
+  done.set_value(std::move(b));
+}
+
 // What the completion thread does after a group: hand the new deliveries to the listener, then
 // answer every caller of the group in order (accepts, applies, flushes, record callbacks).
 struct Completion {
@@ -1075,23 +1089,9 @@ void SqliteStore::completion_loop() {
       } else if (auto* f = std::get_if<FlushJob>(&job)) {
         f->done->set_value();
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
-        EraseBatch b;
-        if (c.failure.empty()) {
-          b = std::move(c.erasures[ei]);
-        } else {
-          b.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++ei;
-        e->done->set_value(std::move(b));
+        answer_batch(*e->done, c.failure, c.erasures, ei);
       } else if (auto* r = std::get_if<RekeyJob>(&job)) {
-        RekeyBatch b;
-        if (c.failure.empty()) {
-          b = std::move(c.rekeys[ri]);
-        } else {
-          b.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++ri;
-        r->done->set_value(std::move(b));
+        answer_batch(*r->done, c.failure, c.rekeys, ri);
       }
     }
   }
