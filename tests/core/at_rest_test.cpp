@@ -16,6 +16,7 @@
 #include "connectors/registry.h"
 #include "core/at_rest.h"
 #include "core/clock.h"
+#include "core/console_store.h"
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/store.h"
@@ -336,6 +337,16 @@ TEST_F(AtRestStore, NothingOfAKnownValueIsInTheFileAndEverythingReadsBackClear) 
   auto m = store_->message_by_seq(1);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->body, "{\"nom\":\"ZOLTAN-BRUCKNER\"}");
+  // The support desk reads the last excerpt (for its explanation) through the same key.
+  {
+    auto desk =
+        open_sqlite_console_store(path(), clock_, StoreAccess::ReadOnly, cipher({"A"}, "A"));
+    auto items = desk->desk(DeskFilter{});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].last_excerpt, "echo: ZOLTAN-BRUCKNER");
+    auto without = open_sqlite_console_store(path(), clock_, StoreAccess::ReadOnly);
+    EXPECT_EQ(without->desk(DeskFilter{}).at(0).last_excerpt, "") << "undecryptable: nothing";
+  }
   store_->close();
   EXPECT_EQ(file_bytes(path()).find("ZOLTAN"), std::string::npos);
   // Control: the same without encryption does put the name in the file (the test can fail).
