@@ -815,6 +815,7 @@ int ApiServer::start() {
 
 void ApiServer::stop() {
   if (alerts_) alerts_->stop();
+  if (shared_) shared_->rekey.stop();  // after its current batch, before the store closes
   if (server_) {
     server_->stop();  // stop accepting; requests in progress are answered
     server_.reset();

@@ -5,6 +5,10 @@
 namespace relais {
 
 RekeyRun::~RekeyRun() {
+  stop();
+}
+
+void RekeyRun::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

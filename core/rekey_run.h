@@ -1,8 +1,9 @@
 #pragma once
 // A rekey of the store (Store::rekey) run in the background of the server, for the API
 // (`POST /api/v1/store/rekey` starts it, `GET` reads its progress): one run at a time; a
-// second start while one runs joins it. Thread-safe. Owns its thread; the destructor stops the
-// run after its current batch and joins it, so it must be destroyed before the store closes.
+// second start while one runs joins it. Thread-safe. Owns its thread; stop() (and the
+// destructor) ends the run after its current batch and joins it: call it before the store
+// closes (the server's shutdown does). The rekey resumes where it was when started again.
 
 #include <mutex>
 #include <thread>
@@ -22,6 +23,8 @@ class RekeyRun {
   bool start(const RekeyRequest& request);
   // The progress of the current or last run (running=false, to_do=0 before the first).
   RekeyProgress progress() const;
+  // Stops the run after its current batch and waits for it; start() refuses afterwards.
+  void stop();
 
  private:
   Store& store_;
