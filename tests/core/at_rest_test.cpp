@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "connectors/registry.h"
 #include "core/at_rest.h"
@@ -447,6 +448,31 @@ TEST_F(AtRestStore, RekeyInterruptedThenResumedLeavesNothingOnTheOldKey) {
   expect_clear(ids.back(), "PERSONNE-1499");
   expect_clear(late, "APRES-ROTATION");
   EXPECT_EQ(store_->rekey_remaining(), 0);
+}
+
+TEST_F(AtRestStore, RekeyRunsWhileMessagesKeepComing) {
+  open(cipher({"A"}, "A"));
+  for (int i = 0; i < 400; ++i) add("AVANT-" + std::to_string(i));
+  store_->flush();
+  open(cipher({"A", "B"}, "B"));
+  RekeyProgress p;
+  Status s;
+  std::thread rekey([&] {
+    RekeyRequest r;
+    r.batch = 25;  // many small jobs, interleaved with the accepts and outcomes
+    s = store_->rekey(r, p, nullptr);
+  });
+  std::vector<std::string> during;
+  for (int i = 0; i < 200; ++i) during.push_back(add("PENDANT-" + std::to_string(i)));
+  rekey.join();
+  store_->flush();
+  ASSERT_TRUE(s.ok) << s.detail;
+  EXPECT_TRUE(p.finished);
+  EXPECT_EQ(p.done, 3 * 400);
+  EXPECT_EQ(store_->rekey_remaining(), 0);
+  open(cipher({"B"}, "B"));
+  expect_clear(during.back(), "PENDANT-199");
+  for (const auto& v : stored_values()) EXPECT_EQ(v.rfind("enc1:B:", 0), 0u) << v;
 }
 
 TEST_F(AtRestStore, RekeyEncryptsALegacyPlainStoreAndSkipsWhatItCannotRead) {
