@@ -1,5 +1,8 @@
 // SqliteStore: the embedded store on SQLite through Poco::Data, in WAL mode, with a single
 // writer thread that group-commits accepts and state updates.
+// With StoreOptions::cipher, bodies, mapped payloads and partners' excerpts are stored encrypted
+// (core/at_rest.h): encrypted on the callers' threads, decrypted by the readers; the rekey and the
+// erasure rewrite them on the writer thread, in batches that join the group commits.
 
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
