@@ -19,6 +19,7 @@
 #include "api/proxy.h"
 #include "core/console_store.h"
 #include "core/rate_bucket.h"
+#include "core/rekey_run.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -44,7 +45,8 @@ struct ApiShared {
         rate_limited(c.rate_limit > 0 ||
                      std::any_of(c.tokens.begin(), c.tokens.end(),
                                  [](const auto& t) { return t.rate_limit > 0; })),
-        rate_buckets([&c](const std::string& caller) { return rate_limit_of(c, caller); }) {}
+        rate_buckets([&c](const std::string& caller) { return rate_limit_of(c, caller); }),
+        rekey(h.store()) {}
   Hub& hub;
   const HubConfig& config;
   MappingRepository* mappings;   // may be null (no mapping endpoints)
@@ -57,6 +59,7 @@ struct ApiShared {
   // a bucket lookup.
   const bool rate_limited;
   RateBuckets rate_buckets;  // server.rate_limit, per caller (rate_caller())
+  RekeyRun rekey;            // POST /api/v1/store/rekey: stopped and joined with ApiShared
 };
 
 struct RequestContext {

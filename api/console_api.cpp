@@ -301,6 +301,7 @@ void delivery_detail(RequestContext& rc) {
   }
   // An erased message: its payloads are the tombstone, shown as such.
   if (json t = erased_tombstone(m.body); !t.is_null()) out["erased"] = t;
+  if (!m.unreadable.empty()) out["unreadable"] = m.unreadable;  // encrypted under a missing key
   out["masked"] = view.masked;
   if (view.personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
   send_json(rc.resp, 200, out);
@@ -415,6 +416,37 @@ void erase_person(RequestContext& rc) {
              {"discarded", discarded},
              {"wal_truncated", res.checkpointed},
              {"tombstone", json::parse(erasure_tombstone(r))}});
+}
+
+json rekey_json(const RekeyProgress& p) {
+  return {{"active", p.active},         {"to_do", p.to_do},         {"done", p.done},
+          {"unreadable", p.unreadable}, {"remaining", p.remaining}, {"running", p.running},
+          {"finished", p.finished},     {"error", p.error}};
+}
+
+// POST /api/v1/store/rekey (docs/operations.md, "Rotating the encryption key"): starts the
+// re-encryption in the background (or answers the run already going); GET reads its progress.
+void start_rekey(RequestContext& rc) {
+  RekeyRequest r;
+  if (rc.req.getContentLength() > 0) {
+    json body;
+    if (!read_json_object(rc.req, rc.resp, rc.shared.config.max_body, body)) return;
+    const json batch = body.value("batch", json(r.batch));
+    if (!batch.is_number_integer() || batch.get<int64_t>() < 1 || batch.get<int64_t>() > 100000) {
+      return send_error(rc.resp, 400, "bad batch", "batch is a number of rows, 1 to 100000");
+    }
+    r.batch = batch.get<int64_t>();
+  }
+  if (!rc.shared.hub.store_cipher()) {
+    return send_error(rc.resp, 409, "encryption not configured",
+                      "configure store.encryption (an active key) and restart relais first");
+  }
+  bool started = rc.shared.rekey.start(r);
+  if (started) {
+    rc.audit("store.rekey", "key:" + rc.shared.hub.store_cipher()->active(),
+             "ré-chiffrement lancé (lots de " + std::to_string(r.batch) + ")");
+  }
+  send_json(rc.resp, 202, rekey_json(rc.shared.rekey.progress()));
 }
 
 void create_user(RequestContext& rc) {
@@ -833,6 +865,12 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
       return true;
     case Ep::PrivacyErase:
       erase_person(rc);
+      return true;
+    case Ep::StoreRekeyStart:
+      start_rekey(rc);
+      return true;
+    case Ep::StoreRekeyStatus:
+      send_json(rc.resp, 200, rekey_json(rc.shared.rekey.progress()));
       return true;
     default:
       return false;

@@ -116,6 +116,10 @@ const std::vector<Endpoint>& endpoints() {
        "remove an opt-out entry by hash"},
       {Ep::PrivacyErase, "POST", "/api/v1/privacy/erase", admin,
        "erase the payloads of every message of one correlation key (tombstone, audited)"},
+      {Ep::StoreRekeyStart, "POST", "/api/v1/store/rekey", admin,
+       "re-encrypt every stored payload not on the active key, in the background (audited)"},
+      {Ep::StoreRekeyStatus, "GET", "/api/v1/store/rekey", admin,
+       "the progress of the current or last rekey"},
   };
   return table;
 }

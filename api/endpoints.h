@@ -62,6 +62,8 @@ enum class Ep {
   OptoutGet,
   OptoutRemove,
   PrivacyErase,
+  StoreRekeyStart,
+  StoreRekeyStatus,
 };
 
 struct Endpoint {

@@ -303,6 +303,8 @@ class ApiHandler final : public HTTPRequestHandler {
         json out = message_json(*rec, hub_.dispatcher(), true, &view, max_depth());
         // An erased message: its payloads are the tombstone, shown as such.
         if (json t = erased_tombstone(rec->message->body); !t.is_null()) out["erased"] = t;
+        // A body that does not decrypt (docs/security.md, "Encryption at rest"): why.
+        if (!rec->message->unreadable.empty()) out["unreadable"] = rec->message->unreadable;
         if (view.personal) rc.audit("payload.view", "message:" + params["id"]);
         out["masked"] = view.masked;
         return send_json(resp, 200, out);
@@ -761,7 +763,8 @@ class ApiHandler final : public HTTPRequestHandler {
 
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
     : hub_(hub), config_(config), mappings_(mappings) {
-  console_ = open_sqlite_console_store(config_.store_path, hub_.clock());
+  console_ = open_sqlite_console_store(config_.store_path, hub_.clock(), StoreAccess::ReadWrite,
+                                       hub_.store_cipher());
   alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
   std::vector<std::string> errors;
   api::TrustedProxies proxies(config_.trusted_proxies, errors);
@@ -822,6 +825,7 @@ int ApiServer::start() {
 
 void ApiServer::stop() {
   if (alerts_) alerts_->stop();
+  if (shared_) shared_->rekey.stop();  // after its current batch, before the store closes
   if (server_) {
     server_->stop();  // stop accepting; requests in progress are answered
     server_.reset();

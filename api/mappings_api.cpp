@@ -298,6 +298,10 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
           send_error(resp, 404, "not found", "no stored message with that id");
           return true;
         }
+        if (!rec->message->unreadable.empty()) {  // its key is not configured, or it was changed
+          send_error(resp, 409, "payload cannot be decrypted", rec->message->unreadable);
+          return true;
+        }
         input = read_stored_json(rec->message->body, static_cast<size_t>(config.max_depth));
         meta = MappingRepository::meta_of(*rec->message);
         if (rc == nullptr) {
@@ -371,6 +375,14 @@ bool MappingsApi::handle(const std::vector<std::string>& seg, const Poco::URI& u
           continue;
         }
         ++checked;
+        if (!rec.message->unreadable.empty()) {  // not decryptable: no mapping can fix it
+          ++failing;
+          if (failures.size() < 20) {
+            failures.push_back(
+                {{"delivery_id", std::to_string(d.id)}, {"reason", rec.message->unreadable}});
+          }
+          continue;
+        }
         json input = read_stored_json(rec.message->body, static_cast<size_t>(config.max_depth));
         auto r = compiled->apply(input, MappingRepository::meta_of(*rec.message));
         if (r.kind == mappings::MapResult::Kind::Error && rc != nullptr) {

@@ -118,6 +118,7 @@ int calendar_command(int argc, char** argv) {
     so.path = cfg.store_path;
     so.read_only = true;
     so.read_pool = 1;
+    so.cipher = load_at_rest_cipher(cfg.store_encryption);  // the payloads it compares
     auto store = open_sqlite_store(so);
     auto xrefs = open_sqlite_xref_store(cfg.store_path, clock, StoreAccess::ReadOnly);
     auto driver = calendar::make_driver(it->second.settings, dest, 1, clock);

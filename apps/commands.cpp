@@ -38,7 +38,8 @@ int check_config(int argc, char** argv) {
         << "usage: relais check-config FILE\n\n"
            "Validates FILE (YAML) without starting anything: unknown keys, wrong types, missing "
            "required keys, unknown sources, destinations, connectors and mappings, unset "
-           "environment variables. Prints every error as FILE:LINE:COLUMN: KEY: MESSAGE and "
+           "environment variables, the store's encryption keys (readable, owner-only, 32 bytes). "
+           "Prints every error as FILE:LINE:COLUMN: KEY: MESSAGE and "
            "exits 1 when there is any, 0 when the configuration is valid.\n";
     return argc == 2 ? 0 : 64;
   }
@@ -47,6 +48,15 @@ int check_config(int argc, char** argv) {
   std::vector<ConfigError> errors;
   bool ok = load_hub_config(argv[1], registries.connectors, cfg, errors, &registries.enrichers);
   if (ok) ok = check_mappings(cfg, errors);
+  if (ok) {
+    // The encryption keys as relais will read them at start-up (files, their modes, variables).
+    try {
+      load_at_rest_cipher(cfg.store_encryption);
+    } catch (const std::exception& e) {
+      errors.push_back(ConfigError{cfg.file, 0, 0, "store.encryption", e.what()});
+      ok = false;
+    }
+  }
   for (const auto& n : cfg.notices) std::cout << "note: " << n << "\n";
   if (!ok) {
     for (const auto& e : errors) std::cout << e.to_string() << "\n";
@@ -513,6 +523,8 @@ std::string extra_commands_usage() {
          "  users add|list|passwd|disable   console users (the first admin)\n"
          "  privacy erase --correlation KEY --reason TEXT [--force]   erase one person's\n"
          "                            payloads through the running relais's API\n"
+         "  store rekey [--batch N]   re-encrypt the stored payloads under the active key\n"
+         "                            (through the running relais's API, or the store itself)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }
@@ -526,6 +538,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "calendar") return calendar_command(argc, argv);
   if (cmd == "users") return users_command(argc, argv);
   if (cmd == "privacy") return privacy_command(argc, argv);
+  if (cmd == "store") return store_command(argc, argv);
   if (cmd == "backfill") return backfill_command(argc, argv);
   return -1;
 }

@@ -25,6 +25,8 @@ int calendar_command(int argc, char** argv);
 int users_command(int argc, char** argv);
 // `relais privacy erase …` (apps/privacy_command.cpp).
 int privacy_command(int argc, char** argv);
+// `relais store rekey …` (apps/store_command.cpp).
+int store_command(int argc, char** argv);
 // `relais backfill …` (apps/backfill_command.cpp).
 int backfill_command(int argc, char** argv);
 // Loads the configuration named by --config (or $RELAIS_CONFIG). Throws with every error.

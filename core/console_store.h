@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/at_rest.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "core/store_access.h"
@@ -131,8 +132,10 @@ class ConsoleStore {
 };
 
 // Opens the console's tables in an existing, migrated store file. Throws at start-up.
-// ReadOnly (core/store_access.h): for the commands that only read; writes fail.
+// ReadOnly (core/store_access.h): for the commands that only read; writes fail. `cipher`
+// decrypts the partners' excerpts the desk reads (core/at_rest.h; null: no encryption).
 std::unique_ptr<ConsoleStore> open_sqlite_console_store(
-    const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite);
+    const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite,
+    std::shared_ptr<const AtRestCipher> cipher = nullptr);
 
 }  // namespace relais

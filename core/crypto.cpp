@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -33,7 +35,101 @@ std::string pbkdf2_hex(const std::string& password, const std::string& salt, int
   return to_hex(out, sizeof out);
 }
 
+// One cipher context per thread, reused: allocating one per record would cost more than the
+// encryption of a small payload. Freed when the thread ends.
+EVP_CIPHER_CTX* thread_cipher_context() {
+  struct Free {
+    void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, Free> ctx(EVP_CIPHER_CTX_new());
+  return ctx.get();
+}
+
+constexpr int kNonce = 12;
+constexpr int kTag = 16;
+
+const unsigned char* bytes(std::string_view s) {
+  static const unsigned char kEmpty = 0;  // OpenSSL wants a non-null pointer, even for 0 bytes
+  return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
+}
+
 }  // namespace
+
+std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes(data),
+                          static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(std::max(n, 0)));
+  return out;
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+  out.clear();
+  if (text.size() % 4 != 0) return false;
+  if (text.empty()) return true;
+  // EVP_DecodeBlock skips blanks and does not refuse everything: check the alphabet first.
+  size_t pad = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+    if (c == '=' && i + 2 >= text.size()) {
+      ++pad;
+    } else if (!alpha || pad > 0) {
+      return false;
+    }
+  }
+  out.resize(text.size() / 4 * 3);
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes(text),
+                          static_cast<int>(text.size()));
+  if (n < 0) {
+    out.clear();
+    return false;
+  }
+  out.resize(static_cast<size_t>(n) - pad);  // EVP_DecodeBlock counts the padding as zeros
+  return true;
+}
+
+bool aes256gcm_seal(const unsigned char* key, std::string_view aad, std::string_view plain,
+                    std::string& sealed) {
+  sealed.assign(plain.size() + kNonce + kTag, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(sealed.data());
+  EVP_CIPHER_CTX* ctx = thread_cipher_context();
+  int len = 0, fin = 0;
+  bool ok = ctx != nullptr && RAND_bytes(out, kNonce) == 1 &&
+            EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, out) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
+            EVP_EncryptUpdate(ctx, out + kNonce, &len, bytes(plain),
+                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx, out + kNonce + len, &fin) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTag, out + kNonce + plain.size()) == 1;
+  if (!ok) sealed.clear();
+  return ok;
+}
+
+bool aes256gcm_open(const unsigned char* key, std::string_view aad, std::string_view sealed,
+                    std::string& plain) {
+  plain.clear();
+  if (sealed.size() < static_cast<size_t>(kNonce + kTag)) return false;
+  const auto* in = bytes(sealed);
+  const size_t n = sealed.size() - kNonce - kTag;
+  plain.assign(n, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(plain.data());
+  EVP_CIPHER_CTX* ctx = thread_cipher_context();
+  unsigned char tag[kTag];
+  std::copy(in + kNonce + n, in + kNonce + n + kTag, tag);
+  int len = 0, fin = 0;
+  bool ok = ctx != nullptr && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, in) == 1 &&
+            EVP_DecryptUpdate(ctx, nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx, out, &len, in + kNonce, static_cast<int>(n)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTag, tag) == 1 &&
+            EVP_DecryptFinal_ex(ctx, out + len, &fin) == 1;
+  if (!ok) {
+    OPENSSL_cleanse(plain.data(), plain.size());
+    plain.clear();
+  }
+  return ok;
+}
 
 std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -1,7 +1,9 @@
 #pragma once
-// Hashing, random and password helpers over OpenSSL. Stateless, thread-safe.
+// Hashing, random, password and authenticated-encryption helpers over OpenSSL. Stateless,
+// thread-safe (the AES-GCM context is one per thread, reused).
 
 #include <string>
+#include <string_view>
 
 namespace relais {
 
@@ -20,5 +22,21 @@ constexpr int kPasswordIterations = 600000;
 std::string hash_password(const std::string& password, int iterations = kPasswordIterations);
 // True when `password` matches an encoded hash made by hash_password (constant-time compare).
 bool verify_password(const std::string& password, const std::string& encoded);
+
+// Standard base64 (RFC 4648, with padding). decode: false on any character outside the alphabet,
+// bad padding, or a length that is not a multiple of 4.
+std::string base64_encode(std::string_view data);
+bool base64_decode(std::string_view text, std::string& out);
+
+// AES-256-GCM (OpenSSL EVP). `key` is 32 bytes. seal: a random 96-bit nonce per call; returns
+// nonce (12) | ciphertext | tag (16), i.e. 28 bytes more than `plain`; `aad` is authenticated, not
+// stored. False only when OpenSSL fails (the random generator, an allocation). open: false when
+// the tag does not match (wrong key, changed bytes, other associated data) or `sealed` is too
+// short; `plain` is then empty.
+constexpr size_t kAesGcmOverhead = 12 + 16;
+bool aes256gcm_seal(const unsigned char* key, std::string_view aad, std::string_view plain,
+                    std::string& sealed);
+bool aes256gcm_open(const unsigned char* key, std::string_view aad, std::string_view sealed,
+                    std::string& plain);
 
 }  // namespace relais

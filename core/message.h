@@ -26,6 +26,9 @@ struct Message {
   std::string body;                            // the JSON body as received (UTF-8 text)
   Millis received_at = 0;
   std::shared_ptr<const nlohmann::json> doc;  // the parsed body (set at accept or load)
+  // Read from the store: why the stored body could not be decrypted ("" = it could; otherwise
+  // `body` is a placeholder for the console and the message must not be delivered).
+  std::string unreadable;
 };
 using MessagePtr = std::shared_ptr<const Message>;
 

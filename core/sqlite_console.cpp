@@ -75,8 +75,11 @@ std::string like_pattern(const std::string& s, const char* before, const char* a
 
 class SqliteConsoleStore final : public ConsoleStore {
  public:
-  SqliteConsoleStore(const std::string& path, const Clock& clock, StoreAccess access)
-      : clock_(clock), s_(open_store_session(path, "audit", "console", access)) {
+  SqliteConsoleStore(const std::string& path, const Clock& clock, StoreAccess access,
+                     std::shared_ptr<const AtRestCipher> cipher)
+      : clock_(clock),
+        cipher_(std::move(cipher)),
+        s_(open_store_session(path, "audit", "console", access)) {
     for (auto& t : load_tokens()) tokens_[t.sha256] = t;
     tokens_loaded_ = clock_.now_ms();
   }
@@ -262,7 +265,8 @@ class SqliteConsoleStore final : public ConsoleStore {
         "SELECT d.id, m.id, m.source, m.type, m.correlation, d.destination, d.route, d.state, "
         "d.attempts, d.last_class, d.last_code, d.last_text, d.updated_at, m.received_at, "
         "(SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC "
-        "LIMIT 1) "
+        "LIMIT 1), "
+        "(SELECT a.at FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) "
         "FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
         where(f, p);
     if (f.before_id) {
@@ -271,7 +275,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     }
     sql += " ORDER BY d.id DESC LIMIT ?";
     p.num(f.limit);
-    return rows<DeskItem>(sql, p, [](RecordSet& rs, size_t i) {
+    return rows<DeskItem>(sql, p, [this](RecordSet& rs, size_t i) {
       DeskItem d;
       d.delivery_id = rs.value(0, i).convert<int64_t>();
       d.message_id = rs.value(1, i).convert<std::string>();
@@ -287,7 +291,13 @@ class SqliteConsoleStore final : public ConsoleStore {
       d.last_text = rs.value(11, i).convert<std::string>();
       d.updated_at = rs.value(12, i).convert<int64_t>();
       d.received_at = rs.value(13, i).convert<int64_t>();
-      if (!rs.value(14, i).isEmpty()) d.last_excerpt = rs.value(14, i).convert<std::string>();
+      if (!rs.value(14, i).isEmpty()) {
+        // Only for the explanation: an excerpt that does not decrypt explains nothing.
+        Status st = AtRestCipher::open_with(
+            cipher_.get(), excerpt_aad(d.delivery_id, rs.value(15, i).convert<int64_t>()),
+            rs.value(14, i).convert<std::string>(), d.last_excerpt);
+        if (!st.ok) d.last_excerpt.clear();
+      }
       return d;
     });
   }
@@ -458,6 +468,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
   const Clock& clock_;
+  const std::shared_ptr<const AtRestCipher> cipher_;
   std::mutex mu_;
   std::unique_ptr<Session> s_;
   std::map<std::string, ApiTokenRecord> tokens_;  // by sha256 (revoked ones kept, marked)
@@ -466,9 +477,10 @@ class SqliteConsoleStore final : public ConsoleStore {
 
 }  // namespace
 
-std::unique_ptr<ConsoleStore> open_sqlite_console_store(const std::string& path, const Clock& clock,
-                                                        StoreAccess access) {
-  return std::make_unique<SqliteConsoleStore>(path, clock, access);
+std::unique_ptr<ConsoleStore> open_sqlite_console_store(
+    const std::string& path, const Clock& clock, StoreAccess access,
+    std::shared_ptr<const AtRestCipher> cipher) {
+  return std::make_unique<SqliteConsoleStore>(path, clock, access, std::move(cipher));
 }
 
 }  // namespace relais

@@ -1,5 +1,8 @@
 // SqliteStore: the embedded store on SQLite through Poco::Data, in WAL mode, with a single
 // writer thread that group-commits accepts and state updates.
+// With StoreOptions::cipher, bodies, mapped payloads and partners' excerpts are stored encrypted
+// (core/at_rest.h): encrypted on the callers' threads, decrypted by the readers; the rekey and the
+// erasure rewrite them on the writer thread, in batches that join the group commits.
 
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
@@ -179,6 +182,9 @@ std::map<std::string, std::string> headers_from(const std::string& text) {
 // One unit of work for the writer thread.
 struct AcceptJob {
   std::vector<Incoming> batch;
+  // With encryption: each message's body as stored, encrypted by the caller's thread (the single
+  // writer does not pay for it). Empty without encryption: the bodies are stored as they are.
+  std::vector<std::string> sealed;
   std::promise<std::vector<AcceptResult>> done;
 };
 struct UpdateJob {
@@ -202,7 +208,33 @@ struct EraseJob {
   int64_t after_seq = 0;                    // -1: the checkpoint after the last batch
   std::promise<EraseBatch>* done = nullptr;
 };
-using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob>;
+// One range of a rekey: the values of `table` whose primary key is in (from, to] and not on the
+// active key, re-encrypted.
+enum class RekeyTable { Messages, Deliveries, Attempts };
+struct RekeyBatch {
+  Status status;
+  int64_t done = 0, unreadable = 0;
+};
+struct RekeyJob {
+  RekeyTable table = RekeyTable::Messages;
+  int64_t from = 0, to = 0;
+  std::promise<RekeyBatch>* done = nullptr;
+};
+using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob, RekeyJob>;
+
+// Answers the caller of a batch job (erasure, rekey): its result, or the group's failure.
+template <typename Batch>
+void answer_batch(std::promise<Batch>& done, const std::string& failure,
+                  std::vector<Batch>& results, size_t& next) {
+  Batch b;
+  if (failure.empty()) {
+    b = std::move(results[next]);
+  } else {
+    b.status = Status::failure(503, "storage error", failure);
+  }
+  ++next;
+  done.set_value(std::move(b));
+}
 
 // What the completion thread does after a group: hand the new deliveries to the listener, then
 // answer every caller of the group in order (accepts, applies, flushes, record callbacks).
@@ -212,6 +244,7 @@ struct Completion {
   std::vector<std::vector<AcceptResult>> results;  // per accept job (empty on failure)
   std::vector<Status> statuses;                    // per update job (empty on failure)
   std::vector<EraseBatch> erasures;                // per erase job (empty on failure)
+  std::vector<RekeyBatch> rekeys;                  // per rekey job (empty on failure)
   std::string failure;                             // "" = committed
 };
 
@@ -291,6 +324,9 @@ class SqliteStore final : public Store {
   Status apply(DeliveryUpdate update) override;
   void flush() override;
   Status erase(const ErasureRequest& request, ErasureResult& result) override;
+  Status rekey(const RekeyRequest& request, RekeyProgress& progress,
+               const std::function<bool(const RekeyProgress&)>& on_batch) override;
+  int64_t rekey_remaining() override;
   void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
     std::lock_guard<std::mutex> lock(mu_);
     listener_ = std::move(fn);
@@ -312,16 +348,32 @@ class SqliteStore final : public Store {
   void writer_loop();
   void completion_loop();
   void write_group(std::vector<Job>& jobs);
-  void accept_one(Incoming& in, std::vector<AcceptResult>& out, std::vector<QueuedDelivery>& fresh);
+  void accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
+                  std::vector<QueuedDelivery>& fresh);
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
   EraseBatch erase_batch(const EraseJob& job);
+  RekeyBatch rekey_batch(const RekeyJob& job);
   bool checkpoint_truncate();
+  // Queues one job and waits for its answer (erasure and rekey batches, checkpoints). False
+  // when the store is closing (nothing queued).
+  template <typename Result, typename JobT>
+  bool run_job(JobT job, Result& result);
+  // The stored form of a value (encrypted under the active key when encryption is on). Throws
+  // when OpenSSL fails: on the writer thread, the group fails and is tried again.
+  std::string seal(const std::string& aad, const std::string& plain) const;
+  // Encrypts an update's payload and excerpt in place, on the caller's thread.
+  void seal_update(DeliveryUpdate& u) const;
+  // The plain text of a stored value; a value that does not decrypt becomes `placeholder(why)`
+  // (a French sentence for the console) and `why` is returned in `error` when asked.
+  std::string open(const std::string& aad, std::string stored, bool json,
+                   std::string* error = nullptr) const;
   std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
-  static MessagePtr message_from(RecordSet& rs, size_t row);
+  MessagePtr message_from(RecordSet& rs, size_t row) const;
   static Delivery delivery_from(RecordSet& rs, size_t row);
 
   StoreOptions options_;
+  const AtRestCipher* cipher_ = nullptr;  // options_.cipher, null = no encryption
   std::unique_ptr<Session> write_;
   std::unique_ptr<Poco::Data::SessionPool> readers_;
 
@@ -353,7 +405,7 @@ class SqliteStore final : public Store {
   // Prepared statements and their bound variables (writer thread only).
   struct Bound {
     int64_t seq = 0, received_at = 0, routed = 0;
-    std::string id, source, type, correlation, idempotency, headers, body;
+    std::string id, source, type, correlation, idempotency, headers;
     int64_t d_id = 0, d_seq = 0, d_mapping_version = 0, d_attempts = 0, d_next = 0,
             d_not_before = 0, d_updated = 0, d_code = 0;
     std::string d_destination, d_route, d_mapping, d_state, d_outcome, d_class, d_text, d_ref;
@@ -371,11 +423,17 @@ class SqliteStore final : public Store {
     int64_t k_expires = 0, k_now = 0;
     // erasure
     std::string e_key, e_tombstone, e_text;
-    int64_t e_after = 0, e_limit = 0, e_at = 0, e_seq = 0;
+    int64_t e_after = 0, e_limit = 0, e_at = 0, e_seq = 0, e_row = 0;
+    // rekey
+    std::string r_prefix, r_value;
+    int64_t r_from = 0, r_to = 0, r_len = 0, r_row = 0;
   } b_;
   std::unique_ptr<RawStatement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, ins_idem_,
       renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_, erase_select_,
-      erase_active_, erase_message_, erase_deliveries_, erase_attempts_;
+      erase_active_, erase_message_, erase_deliveries_select_, erase_delivery_,
+      erase_attempts_select_, erase_attempt_;
+  // Per RekeyTable: the values of a range not on the active key, and the rewrite of one.
+  std::unique_ptr<RawStatement> rekey_select_[3], rekey_update_[3];
 };
 
 // The statements of the accept and delivery paths, in one place: prepared by the store and
@@ -418,19 +476,52 @@ constexpr const char* kSelectState = "SELECT state FROM deliveries WHERE id = ?"
 // Erasure (through messages_correlation): the key's next messages not erased yet, its active
 // deliveries, then the payloads and texts of one message replaced.
 constexpr const char* kEraseSelect =
-    "SELECT seq FROM messages WHERE correlation = ? AND seq > ? AND erased_at = 0 ORDER BY seq "
-    "LIMIT ?";
+    "SELECT seq, id FROM messages WHERE correlation = ? AND seq > ? AND erased_at = 0 ORDER BY "
+    "seq LIMIT ?";
 constexpr const char* kEraseActive =
     "SELECT d.id FROM messages m JOIN deliveries d ON d.message_seq = m.seq WHERE "
     "m.correlation = ? AND d.state IN ('pending', 'retrying') ORDER BY d.id";
 constexpr const char* kEraseMessage = "UPDATE messages SET body = ?, erased_at = ? WHERE seq = ?";
-constexpr const char* kEraseDeliveries =
+// Row by row: each tombstone is encrypted with its own record's identity.
+constexpr const char* kEraseDeliveriesSelect = "SELECT id FROM deliveries WHERE message_seq = ?";
+constexpr const char* kEraseDelivery =
     "UPDATE deliveries SET payload = CASE WHEN payload IS NULL THEN NULL ELSE ? END, "
-    "last_text = CASE WHEN last_text = '' THEN '' ELSE ? END WHERE message_seq = ?";
-constexpr const char* kEraseAttempts =
+    "last_text = CASE WHEN last_text = '' THEN '' ELSE ? END WHERE id = ?";
+constexpr const char* kEraseAttemptsSelect =
+    "SELECT id, delivery_id, at FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries "
+    "WHERE message_seq = ?)";
+constexpr const char* kEraseAttempt =
     "UPDATE attempts SET excerpt = CASE WHEN excerpt = '' THEN '' ELSE ? END, "
-    "text = CASE WHEN text = '' THEN '' ELSE ? END WHERE delivery_id IN (SELECT id FROM "
-    "deliveries WHERE message_seq = ?)";
+    "text = CASE WHEN text = '' THEN '' ELSE ? END WHERE id = ?";
+// Rekey, per table: a range of the primary key (never the whole table in one job), the values
+// in it that are not empty and not on the active key (bound: the prefix "enc1:<active>:" and
+// its length), then one value rewritten. Columns: the key, the associated data's parts, the
+// value.
+constexpr const char* kRekeySelect[3] = {
+    "SELECT seq, id, 0, body FROM messages WHERE seq > ? AND seq <= ? AND body <> '' AND "
+    "substr(body, 1, ?) <> ?",
+    "SELECT id, id, 0, payload FROM deliveries WHERE id > ? AND id <= ? AND payload IS NOT NULL "
+    "AND payload <> '' AND substr(payload, 1, ?) <> ?",
+    "SELECT id, delivery_id, at, excerpt FROM attempts WHERE id > ? AND id <= ? AND excerpt <> "
+    "'' AND substr(excerpt, 1, ?) <> ?",
+};
+constexpr const char* kRekeyUpdate[3] = {
+    "UPDATE messages SET body = ? WHERE seq = ?",
+    "UPDATE deliveries SET payload = ? WHERE id = ?",
+    "UPDATE attempts SET excerpt = ? WHERE id = ?",
+};
+// Rekey's progress (full reads, on a reader, at the start and the end only).
+constexpr const char* kRekeyCount[3] = {
+    "SELECT COUNT(*) FROM messages WHERE body <> '' AND substr(body, 1, ?) <> ?",
+    "SELECT COUNT(*) FROM deliveries WHERE payload IS NOT NULL AND payload <> '' AND "
+    "substr(payload, 1, ?) <> ?",
+    "SELECT COUNT(*) FROM attempts WHERE excerpt <> '' AND substr(excerpt, 1, ?) <> ?",
+};
+constexpr const char* kRekeyMax[3] = {
+    "SELECT MAX(seq) FROM messages",
+    "SELECT MAX(id) FROM deliveries",
+    "SELECT MAX(id) FROM attempts",
+};
 constexpr const char* kLoadActive =
     "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
@@ -460,7 +551,8 @@ constexpr const char* kDeliveryById =
     "d.last_class, d.last_code, d.last_text, d.external_ref, d.flags, d.payload, m.id FROM "
     "deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.id = ?";
 
-SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
+SqliteStore::SqliteStore(const StoreOptions& options)
+    : options_(options), cipher_(options.cipher.get()) {
   Poco::Data::SQLite::Connector::registerConnector();
   if (options_.read_only) {  // readers only: no writer thread, nothing to migrate or checkpoint
     open_store_session(options_.path, "messages", "messages", StoreAccess::ReadOnly);
@@ -546,8 +638,14 @@ void SqliteStore::prepare_statements() {
   erase_select_ = make(kEraseSelect);
   erase_active_ = make(kEraseActive);
   erase_message_ = make(kEraseMessage);
-  erase_deliveries_ = make(kEraseDeliveries);
-  erase_attempts_ = make(kEraseAttempts);
+  erase_deliveries_select_ = make(kEraseDeliveriesSelect);
+  erase_delivery_ = make(kEraseDelivery);
+  erase_attempts_select_ = make(kEraseAttemptsSelect);
+  erase_attempt_ = make(kEraseAttempt);
+  for (int t = 0; t < 3; ++t) {
+    rekey_select_[t] = make(kRekeySelect[t]);
+    rekey_update_[t] = make(kRekeyUpdate[t]);
+  }
   begin_ = make("BEGIN IMMEDIATE");
   commit_ = make("COMMIT");
   rollback_ = make("ROLLBACK");
@@ -556,6 +654,21 @@ void SqliteStore::prepare_statements() {
 std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
   auto job = std::make_unique<AcceptJob>();
   size_t n = batch.size();
+  if (cipher_ != nullptr) {
+    // Encrypted here, on the caller's thread: the writer only binds the result.
+    job->sealed.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Message& m = *batch[i].message;
+      if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
+        std::vector<AcceptResult> out(n);
+        for (auto& r : out) {
+          r.kind = AcceptResult::Kind::Failed;
+          r.error = "cannot encrypt the body (OpenSSL)";
+        }
+        return out;
+      }
+    }
+  }
   job->batch = std::move(batch);
   auto fut = job->done.get_future();
   {
@@ -575,6 +688,7 @@ std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
 }
 
 void SqliteStore::record(DeliveryUpdate update, std::function<void()> committed) {
+  seal_update(update);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
@@ -588,6 +702,7 @@ void SqliteStore::record(DeliveryUpdate update, std::function<void()> committed)
 }
 
 Status SqliteStore::apply(DeliveryUpdate update) {
+  seal_update(update);
   std::promise<Status> done;
   auto fut = done.get_future();
   {
@@ -617,16 +732,8 @@ Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) 
   req.batch = std::clamp<size_t>(req.batch, 1, 1000);
   EraseJob job{&req, 0, nullptr};
   for (;;) {
-    std::promise<EraseBatch> done;
-    auto fut = done.get_future();
-    job.done = &done;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closing_) return Status::failure(503, "store closed");
-      queue_.emplace_back(job);
-    }
-    cv_.notify_one();
-    EraseBatch b = fut.get();
+    EraseBatch b;
+    if (!run_job(job, b)) return Status::failure(503, "store closed");
     result.messages += b.messages;
     result.deliveries += b.deliveries;
     result.attempts += b.attempts;
@@ -637,16 +744,139 @@ Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) 
   }
   // The old bytes may still be in the WAL (and, until it is copied back, in the frames of the
   // main file): checkpoint and truncate it, on the writer thread between two groups.
-  std::promise<EraseBatch> done;
+  EraseBatch cp;
+  result.checkpointed = run_job(EraseJob{&req, -1, nullptr}, cp) && cp.status.ok;
+  return Status::success();
+}
+
+template <typename Result, typename JobT>
+bool SqliteStore::run_job(JobT job, Result& result) {
+  std::promise<Result> done;
   auto fut = done.get_future();
+  job.done = &done;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) return Status::success();
-    queue_.emplace_back(EraseJob{&req, -1, &done});
+    if (closing_) return false;
+    queue_.emplace_back(std::move(job));
   }
   cv_.notify_one();
-  result.checkpointed = fut.get().status.ok;
-  return Status::success();
+  result = fut.get();
+  return true;
+}
+
+Status SqliteStore::rekey(const RekeyRequest& request, RekeyProgress& progress,
+                          const std::function<bool(const RekeyProgress&)>& on_batch) {
+  progress = RekeyProgress{};
+  if (cipher_ == nullptr) {
+    progress.error = "no encryption configured (store.encryption)";
+    return Status::failure(409, "encryption not configured",
+                           "configure store.encryption (an active key) before a rekey");
+  }
+  if (options_.read_only) return Status::failure(503, "store opened read-only");
+  progress.active = cipher_->active();
+  progress.running = true;
+  const int64_t batch = std::clamp<int64_t>(request.batch, 1, 100000);
+  int64_t last[3] = {0, 0, 0};
+  try {
+    progress.to_do = rekey_remaining();
+    Session s = readers_->get();
+    for (int t = 0; t < 3; ++t) {
+      Poco::Nullable<int64_t> max;
+      s << kRekeyMax[t], into(max), now;
+      last[t] = max.isNull() ? 0 : max.value();
+    }
+  } catch (const std::exception& e) {
+    progress.running = false;
+    progress.error = e.what();
+    return Status::failure(503, "storage error", e.what());
+  }
+  auto stop = [&](Status st) {
+    progress.running = false;
+    if (!st.ok) progress.error = st.detail.empty() ? st.error : st.detail;
+    return st;
+  };
+  // Rows written after `last` are on the active key already (written by this process).
+  for (int t = 0; t < 3; ++t) {
+    for (int64_t from = 0; from < last[t]; from += batch) {
+      RekeyBatch b;
+      if (!run_job(RekeyJob{static_cast<RekeyTable>(t), from, from + batch, nullptr}, b)) {
+        return stop(Status::failure(503, "store closed"));
+      }
+      progress.done += b.done;
+      progress.unreadable += b.unreadable;
+      if (!b.status.ok) return stop(b.status);
+      if (on_batch && !on_batch(progress)) return stop(Status::success());
+    }
+  }
+  // Values rewritten from plain text left their old bytes in the WAL: as after an erasure.
+  EraseBatch cp;
+  run_job(EraseJob{nullptr, -1, nullptr}, cp);
+  try {
+    progress.remaining = rekey_remaining();
+  } catch (const std::exception& e) {
+    return stop(Status::failure(503, "storage error", e.what()));
+  }
+  progress.finished = true;
+  Status st = stop(Status::success());
+  if (on_batch) on_batch(progress);
+  return st;
+}
+
+int64_t SqliteStore::rekey_remaining() {
+  // Without encryption every non-empty value counts: none is on an active key.
+  std::string prefix = cipher_ ? cipher_->active_prefix() : std::string("\x01");
+  int64_t len = static_cast<int64_t>(prefix.size());
+  Session s = readers_->get();
+  int64_t total = 0;
+  for (const char* sql : kRekeyCount) {
+    int64_t n = 0;
+    s << sql, use(len), use(prefix), into(n), now;
+    total += n;
+  }
+  return total;
+}
+
+RekeyBatch SqliteStore::rekey_batch(const RekeyJob& job) {
+  RekeyBatch out;
+  auto& b = b_;
+  const int t = static_cast<int>(job.table);
+  b.r_from = job.from;
+  b.r_to = job.to;
+  b.r_prefix = cipher_->active_prefix();
+  b.r_len = static_cast<int64_t>(b.r_prefix.size());
+  struct Row {
+    int64_t key;
+    std::string aad, value;
+  };
+  std::vector<Row> rows;
+  auto& sel =
+      rekey_select_[t]->bind(1, b.r_from).bind(2, b.r_to).bind(3, b.r_len).bind(4, b.r_prefix);
+  while (sel.row()) {
+    Row r{sel.int64(0), {}, sel.text(3)};
+    switch (job.table) {
+      case RekeyTable::Messages:
+        r.aad = body_aad(sel.text(1));
+        break;
+      case RekeyTable::Deliveries:
+        r.aad = payload_aad(sel.int64(1));
+        break;
+      case RekeyTable::Attempts:
+        r.aad = excerpt_aad(sel.int64(1), sel.int64(2));
+        break;
+    }
+    rows.push_back(std::move(r));
+  }
+  std::string plain;
+  for (auto& r : rows) {
+    if (!cipher_->open(r.aad, r.value, plain).ok) {
+      ++out.unreadable;  // left as it is: its key is unknown, or it was changed
+      continue;
+    }
+    b.r_value = seal(r.aad, plain);
+    b.r_row = r.key;
+    out.done += rekey_update_[t]->bind(1, b.r_value).bind(2, b.r_row).run();
+  }
+  return out;
 }
 
 EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
@@ -668,25 +898,75 @@ EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
             "discard them, or force");
     return out;
   }
-  std::vector<int64_t> seqs;
+  std::vector<std::pair<int64_t, std::string>> seqs;  // seq, message id
   b.e_after = job.after_seq;
   b.e_limit = static_cast<int64_t>(r.batch);
   auto& sel = erase_select_->bind(1, b.e_key).bind(2, b.e_after).bind(3, b.e_limit);
-  while (sel.row()) seqs.push_back(sel.int64(0));
-  b.e_tombstone = erasure_tombstone(r);
+  while (sel.row()) seqs.emplace_back(sel.int64(0), sel.text(1));
+  const std::string tombstone = erasure_tombstone(r);
   b.e_text = "[effacé le " + format_rfc3339(r.at) + "]";
   b.e_at = r.at;
-  for (int64_t seq : seqs) {
+  // Each tombstone stored like the value it replaces (encrypted with that record's identity).
+  for (const auto& [seq, id] : seqs) {
     b.e_seq = seq;
+    b.e_tombstone = seal(body_aad(id), tombstone);
     out.messages += erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
-    out.deliveries +=
-        erase_deliveries_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
-    out.attempts +=
-        erase_attempts_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+    std::vector<int64_t> deliveries;
+    auto& ds = erase_deliveries_select_->bind(1, b.e_seq);
+    while (ds.row()) deliveries.push_back(ds.int64(0));
+    for (int64_t d : deliveries) {
+      b.e_row = d;
+      b.e_tombstone = seal(payload_aad(d), tombstone);
+      out.deliveries +=
+          erase_delivery_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
+    }
+    std::vector<std::pair<int64_t, std::string>> attempts;  // id, associated data
+    auto& as = erase_attempts_select_->bind(1, b.e_seq);
+    while (as.row()) attempts.emplace_back(as.int64(0), excerpt_aad(as.int64(1), as.int64(2)));
+    for (const auto& [id, aad] : attempts) {
+      b.e_row = id;
+      b.e_tombstone = seal(aad, tombstone);
+      out.attempts +=
+          erase_attempt_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
+    }
   }
-  out.last_seq = seqs.empty() ? job.after_seq : seqs.back();
+  out.last_seq = seqs.empty() ? job.after_seq : seqs.back().first;
   out.more = seqs.size() == r.batch;
   return out;
+}
+
+std::string SqliteStore::seal(const std::string& aad, const std::string& plain) const {
+  if (cipher_ == nullptr) return plain;
+  std::string stored;
+  if (!cipher_->seal(aad, plain, stored)) throw std::runtime_error("cannot encrypt (OpenSSL)");
+  return stored;
+}
+
+void SqliteStore::seal_update(DeliveryUpdate& u) const {
+  if (cipher_ == nullptr) return;
+  // Only if OpenSSL itself fails (its random generator): the outcome is kept, the text that
+  // could not be encrypted is not (never written in clear).
+  if (u.payload && !cipher_->seal(payload_aad(u.id), *u.payload, *u.payload)) {
+    log_error("store",
+              "cannot encrypt the payload of delivery " + std::to_string(u.id) + ": not kept");
+    u.payload.reset();
+  }
+  if (u.attempt &&
+      !cipher_->seal(excerpt_aad(u.id, u.attempt->at), u.attempt->excerpt, u.attempt->excerpt)) {
+    log_error("store",
+              "cannot encrypt an excerpt of delivery " + std::to_string(u.id) + ": not kept");
+    u.attempt->excerpt.clear();
+  }
+}
+
+std::string SqliteStore::open(const std::string& aad, std::string stored, bool json,
+                              std::string* error) const {
+  if (!AtRestCipher::is_sealed(stored)) return stored;  // plain: no copy
+  std::string plain;
+  Status st = AtRestCipher::open_with(cipher_, aad, stored, plain);
+  if (st.ok) return plain;
+  if (error != nullptr) *error = st.detail;
+  return json ? unreadable_placeholder_json(st) : unreadable_placeholder_text(st);
 }
 
 bool SqliteStore::checkpoint_truncate() {
@@ -787,7 +1067,7 @@ void SqliteStore::completion_loop() {
       }
       if (fn) fn(std::move(c.fresh));
     }
-    size_t ai = 0, ui = 0, ei = 0;
+    size_t ai = 0, ui = 0, ei = 0, ri = 0;
     for (auto& job : c.jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         if (c.failure.empty()) {
@@ -812,20 +1092,15 @@ void SqliteStore::completion_loop() {
       } else if (auto* f = std::get_if<FlushJob>(&job)) {
         f->done->set_value();
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
-        EraseBatch b;
-        if (c.failure.empty()) {
-          b = std::move(c.erasures[ei]);
-        } else {
-          b.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++ei;
-        e->done->set_value(std::move(b));
+        answer_batch(*e->done, c.failure, c.erasures, ei);
+      } else if (auto* r = std::get_if<RekeyJob>(&job)) {
+        answer_batch(*r->done, c.failure, c.rekeys, ri);
       }
     }
   }
 }
 
-void SqliteStore::accept_one(Incoming& in, std::vector<AcceptResult>& out,
+void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
                              std::vector<QueuedDelivery>& fresh) {
   auto& m = *in.message;
   AcceptResult r;
@@ -878,7 +1153,6 @@ void SqliteStore::accept_one(Incoming& in, std::vector<AcceptResult>& out,
   b.type = m.type;
   b.correlation = m.correlation;
   b.headers = m.headers.empty() ? std::string("{}") : headers_json(m.headers);
-  b.body = m.body;
   b.received_at = m.received_at;
   b.routed = in.deliveries.empty() ? 0 : 1;
   ins_message_->bind(1, b.seq)
@@ -888,7 +1162,7 @@ void SqliteStore::accept_one(Incoming& in, std::vector<AcceptResult>& out,
       .bind(5, b.correlation)
       .bind(6, b.idempotency)
       .bind(7, b.headers)
-      .bind(8, b.body)
+      .bind(8, body)
       .bind(9, b.received_at)
       .bind(10, b.routed)
       .run();
@@ -946,8 +1220,10 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   c.results.reserve(jobs.size());
   c.statuses.reserve(jobs.size());
   // Erased values are overwritten with zeros in the pages they leave (not only unlinked).
-  const bool erasing = std::any_of(
-      jobs.begin(), jobs.end(), [](const Job& j) { return std::holds_alternative<EraseJob>(j); });
+  // (A rekey too: the values it rewrites may be legacy plain text.)
+  const bool erasing = std::any_of(jobs.begin(), jobs.end(), [](const Job& j) {
+    return std::holds_alternative<EraseJob>(j) || std::holds_alternative<RekeyJob>(j);
+  });
   try {
     if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
     // BEGIN IMMEDIATE takes the write lock first, before anything is read: other connections
@@ -966,11 +1242,17 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         auto& out = c.results.emplace_back();
         out.reserve((*a)->batch.size());
-        for (auto& in : (*a)->batch) accept_one(in, out, c.fresh);
+        auto& job = **a;
+        for (size_t i = 0; i < job.batch.size(); ++i) {
+          accept_one(job.batch[i], job.sealed.empty() ? job.batch[i].message->body : job.sealed[i],
+                     out, c.fresh);
+        }
       } else if (auto* u = std::get_if<UpdateJob>(&job)) {
         c.statuses.push_back(apply_update(u->update));
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
         c.erasures.push_back(erase_batch(*e));
+      } else if (auto* r = std::get_if<RekeyJob>(&job)) {
+        c.rekeys.push_back(rekey_batch(*r));
       }
     }
     purge_expired_keys();
@@ -999,6 +1281,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     c.results.clear();
     c.statuses.clear();
     c.erasures.clear();
+    c.rekeys.clear();
     log_error("store", "commit failed (" + std::to_string(failed_groups_) +
                            " in a row): " + c.failure +
                            "; accepts are refused (503) and outcomes are kept until it succeeds");
@@ -1148,8 +1431,14 @@ void SqliteStore::close() {
   erase_select_.reset();
   erase_active_.reset();
   erase_message_.reset();
-  erase_deliveries_.reset();
-  erase_attempts_.reset();
+  erase_deliveries_select_.reset();
+  erase_delivery_.reset();
+  erase_attempts_select_.reset();
+  erase_attempt_.reset();
+  for (int t = 0; t < 3; ++t) {
+    rekey_select_[t].reset();
+    rekey_update_[t].reset();
+  }
   if (readers_) readers_->shutdown();
   if (write_) {
     try {
@@ -1216,7 +1505,7 @@ std::vector<HeldKey> SqliteStore::load_dead_heads() {
   return out;
 }
 
-MessagePtr SqliteStore::message_from(RecordSet& rs, size_t i) {
+MessagePtr SqliteStore::message_from(RecordSet& rs, size_t i) const {
   auto m = std::make_shared<Message>();
   m->seq = rs.value(0, i).convert<int64_t>();
   m->id = rs.value(1, i).convert<std::string>();
@@ -1225,7 +1514,7 @@ MessagePtr SqliteStore::message_from(RecordSet& rs, size_t i) {
   m->correlation = rs.value(4, i).convert<std::string>();
   m->idempotency = rs.value(5, i).convert<std::string>();
   m->headers = headers_from(rs.value(6, i).convert<std::string>());
-  m->body = rs.value(7, i).convert<std::string>();
+  m->body = open(body_aad(m->id), rs.value(7, i).convert<std::string>(), true, &m->unreadable);
   m->received_at = rs.value(8, i).convert<int64_t>();
   return m;
 }
@@ -1277,7 +1566,10 @@ std::vector<Delivery> SqliteStore::deliveries_of(Session& s, int64_t seq, bool w
   std::vector<Delivery> out;
   for (size_t i = 0; i < rs.rowCount(); ++i) {
     out.push_back(delivery_from(rs, i));
-    if (!rs.isNull(17, i)) out.back().payload = rs.value(17, i).convert<std::string>();
+    if (!rs.isNull(17, i)) {
+      out.back().payload =
+          open(payload_aad(out.back().id), rs.value(17, i).convert<std::string>(), true);
+    }
   }
   if (with_history) {
     for (auto& d : out) {
@@ -1293,7 +1585,7 @@ std::vector<Delivery> SqliteStore::deliveries_of(Session& s, int64_t seq, bool w
         a.error_class = ar.value(3, i).convert<std::string>();
         a.code = ar.value(4, i).convert<int>();
         a.text = ar.value(5, i).convert<std::string>();
-        a.excerpt = ar.value(6, i).convert<std::string>();
+        a.excerpt = open(excerpt_aad(d.id, a.at), ar.value(6, i).convert<std::string>(), false);
         d.history.push_back(std::move(a));
       }
     }
@@ -1322,7 +1614,9 @@ std::optional<Delivery> SqliteStore::delivery(int64_t id) {
   RecordSet rs(st);
   if (rs.rowCount() == 0) return std::nullopt;
   Delivery d = delivery_from(rs, 0);
-  if (!rs.isNull(17, 0)) d.payload = rs.value(17, 0).convert<std::string>();
+  if (!rs.isNull(17, 0)) {
+    d.payload = open(payload_aad(d.id), rs.value(17, 0).convert<std::string>(), true);
+  }
   d.message_id = rs.value(18, 0).convert<std::string>();
   return d;
 }
@@ -1410,8 +1704,16 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"erasure: messages of a key", kEraseSelect},
       {"erasure: active deliveries of a key", kEraseActive},
       {"erasure: message", kEraseMessage},
-      {"erasure: deliveries of a message", kEraseDeliveries},
-      {"erasure: attempts of a message", kEraseAttempts},
+      {"erasure: deliveries of a message", kEraseDeliveriesSelect},
+      {"erasure: delivery", kEraseDelivery},
+      {"erasure: attempts of a message", kEraseAttemptsSelect},
+      {"erasure: attempt", kEraseAttempt},
+      {"rekey: messages of a range", kRekeySelect[0]},
+      {"rekey: deliveries of a range", kRekeySelect[1]},
+      {"rekey: attempts of a range", kRekeySelect[2]},
+      {"rekey: message", kRekeyUpdate[0]},
+      {"rekey: delivery", kRekeyUpdate[1]},
+      {"rekey: attempt", kRekeyUpdate[2]},
   };
   for (auto& st : sqlite_xref_hot_statements()) out.push_back(std::move(st));
   return out;

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/at_rest.h"
 #include "core/message.h"
 #include "core/status.h"
 
@@ -127,6 +128,24 @@ std::string erasure_tombstone(const ErasureRequest& request);
 // The tombstone when `payload` is one (an object whose "effacé" is true), else null.
 nlohmann::json erased_tombstone(const std::string& payload);
 
+// The re-encryption of the stored personal columns (messages.body, deliveries.payload,
+// attempts.excerpt) under the active key: every value on another key, or still plain (a legacy
+// row), is rewritten (docs/operations.md, "Rotating the encryption key").
+struct RekeyRequest {
+  int64_t batch = 500;  // rows of one table per writer job (a range of its primary key)
+};
+
+struct RekeyProgress {
+  std::string active;      // the key values are re-encrypted to
+  int64_t to_do = 0;       // values not on the active key when it started
+  int64_t done = 0;        // values rewritten on the active key
+  int64_t unreadable = 0;  // values that could not be decrypted (key unknown, tampered): left
+  int64_t remaining = -1;  // values not on the active key when it ended (-1: not counted)
+  bool running = false;
+  bool finished = false;  // went through every table (else interrupted or failed)
+  std::string error;      // why it stopped, when it failed
+};
+
 // Thread-safe: every method may be called from any thread.
 //
 // Durability of outcomes: record() never drops an update. When a group commit fails (disk full,
@@ -160,6 +179,18 @@ class Store {
   // mid-way (a message accepted during the erasure) stops it there, the batches before staying
   // erased; 503 when a commit fails. Either way running it again finishes the work.
   virtual Status erase(const ErasureRequest& request, ErasureResult& result) = 0;
+  // Re-encrypts under the active key every value that is not on it (RekeyRequest), table by
+  // table, in ranges of `request.batch` primary keys, each range one job of the writer's group
+  // commits (accepts and outcomes are never held behind it); then checkpoints and truncates the
+  // WAL. Resumable: it finds again whatever is not on the active key. `progress` is updated
+  // after each range and passed to `on_batch` (may be null), which returns false to stop there
+  // (progress.finished stays false). 409 when no encryption is configured; 503 when a commit
+  // fails (what was committed stays done).
+  virtual Status rekey(const RekeyRequest& request, RekeyProgress& progress,
+                       const std::function<bool(const RekeyProgress&)>& on_batch) = 0;
+  // Values of the three columns not on the active key (every non-empty one without encryption).
+  // Reads the three tables: for the rekey's progress, not for a hot path.
+  virtual int64_t rekey_remaining() = 0;
   // Called (on the completion thread, before the accepts of the group are answered) with each
   // group's new active deliveries after its commit.
   virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;
@@ -192,6 +223,9 @@ struct StoreOptions {
   // For the read-only commands (core/store_access.h): `mode=ro`, the schema checked instead of
   // migrated, no writer thread, no checkpoint at close; accept/record/apply fail.
   bool read_only = false;
+  // Encryption at rest of bodies, mapped payloads and excerpts (core/at_rest.h); null = values
+  // are written plain (values already encrypted still need it to be read).
+  std::shared_ptr<const AtRestCipher> cipher;
 };
 
 // The SQL of every statement on the accept and delivery paths, with sample bound values, for

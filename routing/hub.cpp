@@ -78,6 +78,8 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
   so.idempotency_retention_ms = config_.store_idempotency_retention_ms;
   so.busy_timeout_ms = config_.store_busy_timeout_ms;
+  cipher_ = load_at_rest_cipher(config_.store_encryption);
+  so.cipher = cipher_;
   store_ = open_sqlite_store(so);
   xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
 
@@ -392,6 +394,12 @@ AttemptResult Hub::process(const QueuedDelivery& q, int slot) {
   if (!m) m = store_->message_by_seq(q.message_seq);
   if (!m) {
     r.outcome = Outcome::reject("store", 0, "the message of this delivery is missing");
+    return r;
+  }
+  if (!m->unreadable.empty()) {
+    // Encrypted under a key that is not configured, or changed: never delivered as it is. A
+    // person configures the key (store.encryption.keys) and retries.
+    r.outcome = Outcome::reject("store", 0, m->unreadable);
     return r;
   }
   std::shared_ptr<const nlohmann::json> doc = m->doc;

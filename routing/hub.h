@@ -66,6 +66,9 @@ class Hub {
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
   Store& store() { return *store_; }
+  // The keys of store.encryption (null: no encryption), loaded once at start-up; shared with
+  // the other readers of the store file (the console store).
+  std::shared_ptr<const AtRestCipher> store_cipher() const { return cipher_; }
   Dispatcher& dispatcher() { return *dispatcher_; }
   Metrics& metrics() { return metrics_; }
   const HubConfig& config() const { return config_; }
@@ -105,6 +108,7 @@ class Hub {
   const Clock& clock_;
   Metrics metrics_;
   IdGenerator ids_;
+  std::shared_ptr<const AtRestCipher> cipher_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
   std::map<std::string, std::unique_ptr<Connector>> connectors_;

@@ -164,6 +164,43 @@ const ConfigSpec& server_spec() {
   return s;
 }
 
+const ConfigSpec& encryption_key_spec() {
+  static const ConfigSpec s{
+      "encryption key",
+      {
+          {"id", F::String, "", true,
+           "the key's name, written in every value it encrypts (letters, digits, - _ .; 32 at "
+           "most), e.g. 2026-12"},
+          {"file", F::String, "", false,
+           "file holding the 32-byte key: 32 raw bytes, or 64 hexadecimal characters, or the "
+           "base64 of the 32 bytes (a trailing newline is ignored); mode 0600 or 0400: a file "
+           "the group or others may access is refused at start-up. Relative to the "
+           "configuration file. Create one with `openssl rand -hex 32`"},
+          {"env", F::String, "", false,
+           "instead of file: the name of an environment variable holding the key (64 "
+           "hexadecimal characters or base64)"},
+      }};
+  return s;
+}
+
+const ConfigSpec& encryption_spec() {
+  static const ConfigSpec s{
+      "encryption",
+      {
+          {"active", F::String, "", true,
+           "id of the key that encrypts what is written from now on (one of keys)"},
+          {"keys",
+           F::ObjectList,
+           "",
+           true,
+           "every key that may have encrypted a stored value: the active one and the older "
+           "ones until `relais store rekey` reports 0 remaining",
+           {},
+           &encryption_key_spec()},
+      }};
+  return s;
+}
+
 const ConfigSpec& store_spec() {
   static const ConfigSpec s{
       "store",
@@ -205,6 +242,15 @@ const ConfigSpec& store_spec() {
            nullptr,
            0,
            600000},
+          {"encryption",
+           F::Object,
+           "",
+           false,
+           "encryption at rest (AES-256-GCM) of message bodies, mapped payloads and partners' "
+           "answers; absent = stored in clear (turn it on in production: docs/security.md, "
+           "\"Encryption at rest\")",
+           {},
+           &encryption_spec()},
       }};
   return s;
 }
@@ -598,6 +644,34 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.store_max_batch = static_cast<int>(store.integer("max_batch"));
   out.store_idempotency_retention_ms = store.duration_ms("idempotency_retention");
   out.store_busy_timeout_ms = static_cast<int>(store.duration_ms("busy_timeout"));
+  if (store.has("encryption")) {
+    auto enc = store.object("encryption");
+    out.store_encryption.active = enc.str("active");
+    bool active_found = false;
+    for (const auto& k : enc.objects("keys")) {
+      AtRestKeySource src;
+      src.id = k.str("id");
+      if (k.has("file")) src.file = resolve(base_dir, k.str("file"));
+      if (k.has("env")) src.env = k.str("env");
+      if (src.file.empty() == src.env.empty()) {
+        errors.push_back(
+            error_at(k.node(), file, k.path(), "give exactly one of file or env for a key"));
+      }
+      for (const auto& other : out.store_encryption.keys) {
+        if (other.id == src.id) {
+          errors.push_back(error_at(k.raw("id"), file, k.path() + ".id",
+                                    "key id '" + src.id + "' is given twice"));
+        }
+      }
+      active_found = active_found || src.id == out.store_encryption.active;
+      out.store_encryption.keys.push_back(std::move(src));
+    }
+    if (!active_found) {
+      errors.push_back(error_at(
+          enc.raw("active"), file, "store.encryption.active",
+          "'" + out.store_encryption.active + "' is not the id of one of store.encryption.keys"));
+    }
+  }
   out.log_level = top.object("log").str("level");
   auto mappings = top.object("mappings");
   if (mappings.has("directory")) out.mappings_dir = resolve(base_dir, mappings.str("directory"));

@@ -11,6 +11,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/at_rest.h"
 #include "core/config_spec.h"
 #include "core/connector.h"
 #include "core/enricher.h"
@@ -109,6 +110,7 @@ struct HubConfig {
   int store_max_batch = 2000;
   Millis store_idempotency_retention_ms = 30LL * 24 * 3600 * 1000;
   int store_busy_timeout_ms = 10000;
+  AtRestSettings store_encryption;  // store.encryption (absent: no encryption)
 
   std::string log_level = "info";
   std::string mappings_dir;        // "" = none
