@@ -76,6 +76,9 @@ sed -e '/^    enrich:$/{N;/enricher: adresse/d}' -e "s/^  synchronous: full$/  s
 grep -q 'enricher: adresse, on_unavailable' "$TMP/config/cms76.yaml" && die "BAN step still there"
 PORT=$(free_port)
 export RELAIS_ADDRESS=127.0.0.1 RELAIS_PORT=$PORT RELAIS_STORE=$TMP/relais.db
+# The shipped file encrypts at rest: its key, created as the file's comment says.
+(umask 077 && head -c 32 /dev/urandom >"$TMP/store-1.key")
+export RELAIS_STORE_KEY_FILE=$TMP/store-1.key
 export CMS76_TOKEN=$TOKEN RELAIS_ADMIN_TOKEN=$ADMIN
 export GENESIS_URL=$SINK_URL/genesis GENESIS_TOKEN=bench PORTAIL_URL=$SINK_URL/portail
 export PORTAIL_USER=bench PORTAIL_PASSWORD=bench BAN_URL=$SINK_URL/ban

@@ -8,6 +8,8 @@
 // fake SMSC) and the BAN simulator. Every delivery must end delivered or skipped by its
 // mapping's own rule: none dead, none left waiting.
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -80,9 +82,19 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   testing::KannelGateway kannel(testing::KannelOptions{});
   kannel.start();
 
+  // The store's encryption key, as the shipped file's comment says to create it (0600).
+  std::string key_file = dir.path() + "/store-1.key";
+  {
+    std::string key(32, '\0');
+    for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<char>(0x5a ^ (i * 37));
+    std::ofstream(key_file, std::ios::binary) << key;
+    ASSERT_EQ(::chmod(key_file.c_str(), 0600), 0);
+  }
+
   // The environment the shipped file names.
   std::map<std::string, std::string> env = {
       {"RELAIS_STORE", dir.path() + "/relais.db"},
+      {"RELAIS_STORE_KEY_FILE", key_file},
       {"CMS76_TOKEN", "cms76-test-token-0123456789abcdef"},
       {"RELAIS_ADMIN_TOKEN", "admin-test-token-0123456789abcdef"},
       {"BAN_URL", ban.search_url()},
@@ -218,6 +230,14 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
 
   hub.stop();
   kannel.stop();
+  // The shipped file encrypts at rest: the store (database and WAL) holds none of the sample
+  // person's names in clear, though every message was read back above.
+  for (const char* file : {"/relais.db", "/relais.db-wal"}) {
+    std::string bytes = slurp(dir.path() + file);
+    for (const char* value : {"DUPONT", "06.00.00.00.00"}) {
+      EXPECT_EQ(bytes.find(value), std::string::npos) << value << " in clear in " << file;
+    }
+  }
   for (const auto& [k, v] : env) unsetenv(k.c_str());
 }
 
