@@ -116,6 +116,9 @@ const std::vector<Endpoint>& endpoints() {
        "remove an opt-out entry by hash"},
       {Ep::PrivacyErase, "POST", "/api/v1/privacy/erase", admin,
        "erase the payloads of every message of one correlation key (tombstone, audited)"},
+      {Ep::RetentionRun, "POST", "/api/v1/retention/run", admin,
+       "run the retention purge now (payloads past their retention, rows past "
+       "retention.metadata); dry_run lists what would go"},
   };
   return table;
 }

@@ -62,6 +62,7 @@ enum class Ep {
   OptoutGet,
   OptoutRemove,
   PrivacyErase,
+  RetentionRun,
 };
 
 struct Endpoint {

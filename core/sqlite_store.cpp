@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "core/sqlite_retention.h"
 #include "core/sqlite_session.h"
 #include "core/store.h"
 
@@ -155,6 +156,13 @@ const std::vector<Migration>& migrations() {
        {
            "ALTER TABLE messages ADD COLUMN erased_at INTEGER NOT NULL DEFAULT 0",
        }},
+      {9,
+       "retention: the messages whose payloads are not purged yet",
+       {
+           // The retention purge walks these (core/sqlite_retention.cpp); a purged or erased
+           // message leaves the index, so a run never reads it again.
+           "CREATE INDEX messages_unpurged ON messages(received_at) WHERE erased_at = 0",
+       }},
   };
   return list;
 }
@@ -202,7 +210,15 @@ struct EraseJob {
   int64_t after_seq = 0;                    // -1: the checkpoint after the last batch
   std::promise<EraseBatch>* done = nullptr;
 };
-using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob>;
+using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob, PurgeStep>;
+
+// Jobs that run alone, between two groups, outside any transaction: an erasure's checkpoint,
+// a purge's vacuum steps and checkpoint.
+bool runs_alone(const Job& job) {
+  if (auto* e = std::get_if<EraseJob>(&job)) return e->after_seq < 0;
+  if (auto* p = std::get_if<PurgeStep>(&job)) return p->alone();
+  return false;
+}
 
 // What the completion thread does after a group: hand the new deliveries to the listener, then
 // answer every caller of the group in order (accepts, applies, flushes, record callbacks).
@@ -212,71 +228,8 @@ struct Completion {
   std::vector<std::vector<AcceptResult>> results;  // per accept job (empty on failure)
   std::vector<Status> statuses;                    // per update job (empty on failure)
   std::vector<EraseBatch> erasures;                // per erase job (empty on failure)
+  std::vector<PurgeBatch> purges;                  // per purge step (empty on failure)
   std::string failure;                             // "" = committed
-};
-
-// A statement of the writer's hot path, compiled once on the connection's raw handle and
-// reused: Poco::Data 1.11 compiles a Statement again at every execute (measured: 1,000
-// executions, 1,006 sqlite3_prepare_v2 calls), which made SQL parsing a large share of the
-// single writer's time. Bound texts must stay alive until run() returns (SQLITE_STATIC).
-// Not thread-safe: the writer thread only. Owns its sqlite3_stmt.
-class RawStatement {
- public:
-  RawStatement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("cannot prepare: ") + sqlite3_errmsg(db) + " (" + sql +
-                               ")");
-    }
-  }
-  ~RawStatement() { sqlite3_finalize(st_); }
-  RawStatement(const RawStatement&) = delete;
-  RawStatement& operator=(const RawStatement&) = delete;
-
-  RawStatement& bind(int i, int64_t v) {
-    check(sqlite3_bind_int64(st_, i, v));
-    return *this;
-  }
-  RawStatement& bind(int i, const std::string& v) {
-    check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
-    return *this;
-  }
-  RawStatement& bind_null(int i) {
-    check(sqlite3_bind_null(st_, i));
-    return *this;
-  }
-  // Runs a statement that returns no row; returns the rows it changed.
-  int64_t run() {
-    int rc = sqlite3_step(st_);
-    sqlite3_reset(st_);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail(rc);
-    return sqlite3_changes64(db_);
-  }
-  // Steps a query: true while there is a row (read it with int64()/text()); reset() after.
-  bool row() {
-    int rc = sqlite3_step(st_);
-    if (rc == SQLITE_ROW) return true;
-    sqlite3_reset(st_);
-    if (rc != SQLITE_DONE) fail(rc);
-    return false;
-  }
-  int64_t int64(int col) const { return sqlite3_column_int64(st_, col); }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(st_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-             : std::string();
-  }
-  void reset() { sqlite3_reset(st_); }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) fail(rc);
-  }
-  [[noreturn]] void fail(int rc) {
-    throw std::runtime_error(std::string(sqlite3_errstr(rc)) + ": " + sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
 };
 
 // The SQLite implementation. Thread-safe: one writer thread owns the write session; reads use
@@ -291,6 +244,8 @@ class SqliteStore final : public Store {
   Status apply(DeliveryUpdate update) override;
   void flush() override;
   Status erase(const ErasureRequest& request, ErasureResult& result) override;
+  Status purge(const RetentionPolicy& policy, const RetentionRun& run,
+               RetentionResult& result) override;
   void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
     std::lock_guard<std::mutex> lock(mu_);
     listener_ = std::move(fn);
@@ -316,6 +271,14 @@ class SqliteStore final : public Store {
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
   EraseBatch erase_batch(const EraseJob& job);
+  // Replaces the payloads and texts of message `seq` by b_.e_tombstone / b_.e_text (the one
+  // writer of tombstones: erasure and retention).
+  TombstoneCounts write_tombstone(int64_t seq);
+  PurgeBatch purge_batch(const PurgeStep& step);
+  void run_alone(Job& job);
+  // Queues `job` and waits for its answer; false when the store is closing.
+  template <class Answer, class J>
+  bool submit(J job, std::promise<Answer>& done, Answer& out);
   bool checkpoint_truncate();
   std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
   static MessagePtr message_from(RecordSet& rs, size_t row);
@@ -376,6 +339,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<RawStatement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, ins_idem_,
       renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_, erase_select_,
       erase_active_, erase_message_, erase_deliveries_, erase_attempts_;
+  std::unique_ptr<SqliteRetention> retention_;
 };
 
 // The statements of the accept and delivery paths, in one place: prepared by the store and
@@ -471,6 +435,10 @@ SqliteStore::SqliteStore(const StoreOptions& options) : options_(options) {
     return;
   }
   write_ = std::make_unique<Session>("SQLite", options_.path);
+  // Before anything writes the file: a new store gives freed pages back to the file system
+  // (the retention purge's incremental_vacuum). No effect on an existing store (`relais store
+  // compact` converts one).
+  *write_ << "PRAGMA auto_vacuum=INCREMENTAL", now;
   *write_ << "PRAGMA journal_mode=WAL", now;
   if (options_.synchronous_full) {
     *write_ << "PRAGMA synchronous=FULL", now;
@@ -548,6 +516,7 @@ void SqliteStore::prepare_statements() {
   erase_message_ = make(kEraseMessage);
   erase_deliveries_ = make(kEraseDeliveries);
   erase_attempts_ = make(kEraseAttempts);
+  retention_ = std::make_unique<SqliteRetention>(db);
   begin_ = make("BEGIN IMMEDIATE");
   commit_ = make("COMMIT");
   rollback_ = make("ROLLBACK");
@@ -618,15 +587,8 @@ Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) 
   EraseJob job{&req, 0, nullptr};
   for (;;) {
     std::promise<EraseBatch> done;
-    auto fut = done.get_future();
-    job.done = &done;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closing_) return Status::failure(503, "store closed");
-      queue_.emplace_back(job);
-    }
-    cv_.notify_one();
-    EraseBatch b = fut.get();
+    EraseBatch b;
+    if (!submit(job, done, b)) return Status::failure(503, "store closed");
     result.messages += b.messages;
     result.deliveries += b.deliveries;
     result.attempts += b.attempts;
@@ -638,15 +600,105 @@ Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) 
   // The old bytes may still be in the WAL (and, until it is copied back, in the frames of the
   // main file): checkpoint and truncate it, on the writer thread between two groups.
   std::promise<EraseBatch> done;
+  EraseBatch cp;
+  if (submit(EraseJob{&req, -1, nullptr}, done, cp)) result.checkpointed = cp.status.ok;
+  return Status::success();
+}
+
+template <class Answer, class J>
+bool SqliteStore::submit(J job, std::promise<Answer>& done, Answer& out) {
   auto fut = done.get_future();
+  job.done = &done;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) return Status::success();
-    queue_.emplace_back(EraseJob{&req, -1, &done});
+    if (closing_) return false;
+    queue_.emplace_back(std::move(job));
   }
   cv_.notify_one();
-  result.checkpointed = fut.get().status.ok;
+  out = fut.get();
+  return true;
+}
+
+Status SqliteStore::purge(const RetentionPolicy& policy, const RetentionRun& run,
+                          RetentionResult& result) {
+  result = RetentionResult{};
+  auto started = std::chrono::steady_clock::now();
+  using Kind = PurgeStep::Kind;
+  // Stage by stage, one writer job per batch (or vacuum step), each waiting for the previous.
+  for (Kind kind : {Kind::Payload, Kind::Metadata, Kind::Vacuum, Kind::Checkpoint}) {
+    if (run.dry_run && (kind == Kind::Vacuum || kind == Kind::Checkpoint)) break;
+    PurgeStep step{kind, &policy, &run, -1, 0, nullptr};
+    for (;;) {
+      if (run.cancel != nullptr && run.cancel->load()) {
+        return Status::failure(503, "stopping",
+                               "the purge stops with the server; the next run "
+                               "goes on");
+      }
+      std::promise<PurgeBatch> done;
+      PurgeBatch b;
+      if (!submit(step, done, b)) return Status::failure(503, "store closed");
+      ++result.batches;
+      if (!b.status.ok) return b.status;
+      if (kind == Kind::Payload) {
+        result.purged_messages += b.messages;
+        result.purged_deliveries += b.deliveries;
+        result.purged_attempts += b.attempts;
+        for (auto& id : b.sample) result.purge_sample.push_back(std::move(id));
+      } else if (kind == Kind::Metadata) {
+        result.deleted_messages += b.messages;
+        result.deleted_deliveries += b.deliveries;
+        result.deleted_attempts += b.attempts;
+        for (auto& id : b.sample) result.delete_sample.push_back(std::move(id));
+      } else if (kind == Kind::Vacuum) {
+        result.freed_bytes += b.freed_bytes;
+        result.free_pages = b.free_pages;
+        result.incremental = b.incremental;
+      } else {
+        result.checkpointed = true;
+      }
+      if (!b.more) break;
+      step.after_at = b.last_at;
+      step.after_seq = b.last_seq;
+    }
+  }
+  result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
   return Status::success();
+}
+
+PurgeBatch SqliteStore::purge_batch(const PurgeStep& step) {
+  if (step.kind == PurgeStep::Kind::Metadata) return retention_->metadata_batch(step);
+  ErasureRequest r;
+  r.retention = true;
+  r.by = "retention";
+  r.reason = "durée de conservation";
+  r.at = step.run->now;
+  b_.e_tombstone = erasure_tombstone(r);
+  b_.e_text = "[purgé le " + format_rfc3339(r.at) + " (durée de conservation)]";
+  b_.e_at = r.at;
+  return retention_->payload_batch(step, [this](int64_t seq) { return write_tombstone(seq); });
+}
+
+void SqliteStore::run_alone(Job& job) {
+  if (auto* e = std::get_if<EraseJob>(&job)) {
+    EraseBatch b;
+    if (!checkpoint_truncate()) b.status = Status::failure(503, "checkpoint failed");
+    e->done->set_value(std::move(b));
+    return;
+  }
+  auto& p = std::get<PurgeStep>(job);
+  PurgeBatch b;
+  try {
+    if (p.kind == PurgeStep::Kind::Vacuum) {
+      b = retention_->vacuum_step(p);
+    } else if (!checkpoint_truncate()) {
+      b.status = Status::failure(503, "checkpoint failed");
+    }
+  } catch (const std::exception& e) {
+    b.status = Status::failure(503, "storage error", e.what());
+  }
+  p.done->set_value(std::move(b));
 }
 
 EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
@@ -677,16 +729,24 @@ EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
   b.e_text = "[effacé le " + format_rfc3339(r.at) + "]";
   b.e_at = r.at;
   for (int64_t seq : seqs) {
-    b.e_seq = seq;
-    out.messages += erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
-    out.deliveries +=
-        erase_deliveries_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
-    out.attempts +=
-        erase_attempts_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+    TombstoneCounts c = write_tombstone(seq);
+    out.messages += c.messages;
+    out.deliveries += c.deliveries;
+    out.attempts += c.attempts;
   }
   out.last_seq = seqs.empty() ? job.after_seq : seqs.back();
   out.more = seqs.size() == r.batch;
   return out;
+}
+
+TombstoneCounts SqliteStore::write_tombstone(int64_t seq) {
+  auto& b = b_;
+  b.e_seq = seq;
+  TombstoneCounts c;
+  c.messages = erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
+  c.deliveries = erase_deliveries_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+  c.attempts = erase_attempts_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_seq).run();
+  return c;
 }
 
 bool SqliteStore::checkpoint_truncate() {
@@ -694,7 +754,8 @@ bool SqliteStore::checkpoint_truncate() {
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
   if (rc != SQLITE_OK) {
-    log_warn("store", std::string("checkpoint after an erasure failed: ") + sqlite3_errstr(rc) +
+    log_warn("store", std::string("checkpoint after an erasure or a purge failed: ") +
+                          sqlite3_errstr(rc) +
                           "; the WAL may keep erased bytes until the next checkpoint");
     return false;
   }
@@ -721,23 +782,16 @@ void SqliteStore::writer_loop() {
       jobs = std::move(retained_);
       retained_.clear();
       size_t messages = jobs.size();
-      // An erasure's checkpoint runs alone, outside any transaction.
-      if (jobs.empty() && !queue_.empty()) {
-        auto* e = std::get_if<EraseJob>(&queue_.front());
-        if (e != nullptr && e->after_seq < 0) {
-          EraseJob cp = *e;
-          queue_.pop_front();
-          lock.unlock();
-          EraseBatch b;
-          if (!checkpoint_truncate()) b.status = Status::failure(503, "checkpoint failed");
-          cp.done->set_value(std::move(b));
-          continue;
-        }
+      // An erasure's checkpoint, a purge's vacuum step run alone, outside any transaction.
+      if (jobs.empty() && !queue_.empty() && runs_alone(queue_.front())) {
+        Job alone = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        run_alone(alone);
+        continue;
       }
       while (!queue_.empty() && messages < options_.max_batch) {
-        if (auto* e = std::get_if<EraseJob>(&queue_.front()); e != nullptr && e->after_seq < 0) {
-          break;  // the checkpoint waits for the next turn
-        }
+        if (runs_alone(queue_.front())) break;  // it waits for the next turn
         if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
           messages += (*a)->batch.size();
         } else {
@@ -787,7 +841,7 @@ void SqliteStore::completion_loop() {
       }
       if (fn) fn(std::move(c.fresh));
     }
-    size_t ai = 0, ui = 0, ei = 0;
+    size_t ai = 0, ui = 0, ei = 0, pi = 0;
     for (auto& job : c.jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         if (c.failure.empty()) {
@@ -820,6 +874,15 @@ void SqliteStore::completion_loop() {
         }
         ++ei;
         e->done->set_value(std::move(b));
+      } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+        PurgeBatch b;
+        if (c.failure.empty()) {
+          b = std::move(c.purges[pi]);
+        } else {
+          b.status = Status::failure(503, "storage error", c.failure);
+        }
+        ++pi;
+        p->done->set_value(std::move(b));
       }
     }
   }
@@ -945,9 +1008,11 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   Completion c;
   c.results.reserve(jobs.size());
   c.statuses.reserve(jobs.size());
-  // Erased values are overwritten with zeros in the pages they leave (not only unlinked).
-  const bool erasing = std::any_of(
-      jobs.begin(), jobs.end(), [](const Job& j) { return std::holds_alternative<EraseJob>(j); });
+  // Erased and purged values are overwritten with zeros in the pages they leave (not only
+  // unlinked).
+  const bool erasing = std::any_of(jobs.begin(), jobs.end(), [](const Job& j) {
+    return std::holds_alternative<EraseJob>(j) || std::holds_alternative<PurgeStep>(j);
+  });
   try {
     if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
     // BEGIN IMMEDIATE takes the write lock first, before anything is read: other connections
@@ -971,6 +1036,8 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
         c.statuses.push_back(apply_update(u->update));
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
         c.erasures.push_back(erase_batch(*e));
+      } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+        c.purges.push_back(purge_batch(*p));
       }
     }
     purge_expired_keys();
@@ -999,6 +1066,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     c.results.clear();
     c.statuses.clear();
     c.erasures.clear();
+    c.purges.clear();
     log_error("store", "commit failed (" + std::to_string(failed_groups_) +
                            " in a row): " + c.failure +
                            "; accepts are refused (503) and outcomes are kept until it succeeds");
@@ -1150,6 +1218,7 @@ void SqliteStore::close() {
   erase_message_.reset();
   erase_deliveries_.reset();
   erase_attempts_.reset();
+  retention_.reset();
   if (readers_) readers_->shutdown();
   if (write_) {
     try {
@@ -1414,6 +1483,7 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"erasure: attempts of a message", kEraseAttempts},
   };
   for (auto& st : sqlite_xref_hot_statements()) out.push_back(std::move(st));
+  for (auto& st : SqliteRetention::statements()) out.push_back(std::move(st));
   return out;
 }
 
@@ -1428,11 +1498,19 @@ std::vector<std::pair<int, std::string>> sqlite_schema_migrations() {
 }
 
 std::string erasure_tombstone(const ErasureRequest& request) {
-  return nlohmann::json{{"effacé", true},
-                        {"le", format_rfc3339(request.at)},
-                        {"par", request.by},
-                        {"motif", request.reason}}
-      .dump();
+  nlohmann::json t = {{"effacé", true},
+                      {"le", format_rfc3339(request.at)},
+                      {"par", request.by},
+                      {"motif", request.reason}};
+  // Sorted after "effacé" (nlohmann orders keys): the tombstone still starts with it.
+  if (request.retention) t["type"] = "purge";
+  return t.dump();
+}
+
+std::string erased_label(const nlohmann::json& tombstone) {
+  return tombstone.is_object() && tombstone.value("type", "") == "purge"
+             ? "purgé (durée de conservation)"
+             : "effacé (demande d'effacement)";
 }
 
 nlohmann::json erased_tombstone(const std::string& payload) {
@@ -1442,6 +1520,12 @@ nlohmann::json erased_tombstone(const std::string& payload) {
   auto it = j.find("effacé");
   if (it == j.end() || !it->is_boolean() || !it->get<bool>()) return nullptr;
   return j;
+}
+
+nlohmann::json erased_view(const std::string& payload) {
+  nlohmann::json t = erased_tombstone(payload);
+  if (!t.is_null()) t["label"] = erased_label(t);
+  return t;
 }
 
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {
