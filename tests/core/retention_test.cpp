@@ -401,6 +401,51 @@ TEST_F(RetentionTest, CompactShrinksAnOldStoreAndRefusesUnderAServer) {
   EXPECT_EQ(store_->list(MessageFilter{}).items.size(), 50u);
 }
 
+// retention: is declared as data: defaults when absent, per-route values, and the errors.
+TEST(RetentionConfig, DefaultsRoutesAndErrors) {
+  Registries registries;
+  auto load = [&](const std::string& extra, HubConfig& cfg, std::vector<ConfigError>& errors) {
+    std::string text =
+        "store:\n  path: r.db\nsources:\n  src:\n    type: $.t\nconnectors:\n  d:\n"
+        "    connector: http\n    url: http://127.0.0.1:9/in\nroutes:\n  - name: fast\n"
+        "    source: src\n    to:\n      - destination: d\n" +
+        extra;
+    return load_hub_config_text(text, "relais.yaml", "/tmp", registries.connectors, cfg, errors,
+                                &registries.enrichers);
+  };
+  HubConfig cfg;
+  std::vector<ConfigError> errors;
+  ASSERT_TRUE(load("", cfg, errors)) << (errors.empty() ? "" : errors[0].to_string());
+  EXPECT_EQ(cfg.retention.of("fast", DeliveryState::Delivered), 30 * kDay);
+  EXPECT_EQ(cfg.retention.of("fast", DeliveryState::Dead), 90 * kDay);
+  EXPECT_EQ(cfg.retention.metadata_ms, 400 * kDay);
+  EXPECT_EQ(cfg.retention.interval_ms, kHour);
+
+  ASSERT_TRUE(
+      load("retention:\n  interval: 10m\n  default: {delivered: 20d}\n  routes:\n"
+           "    fast: {delivered: 7d, dead: 120d}\n",
+           cfg, errors));
+  EXPECT_EQ(cfg.retention.of("fast", DeliveryState::Delivered), 7 * kDay);
+  EXPECT_EQ(cfg.retention.of("fast", DeliveryState::Dead), 120 * kDay);
+  EXPECT_EQ(cfg.retention.of("fast", DeliveryState::Discarded), 30 * kDay);
+  EXPECT_EQ(cfg.retention.of("other", DeliveryState::Delivered), 20 * kDay);
+  EXPECT_EQ(cfg.retention.shortest(), 7 * kDay);
+
+  errors.clear();
+  EXPECT_FALSE(load("retention:\n  routes:\n    nowhere: {delivered: 7d}\n", cfg, errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].key, "retention.routes.nowhere");
+  errors.clear();
+  EXPECT_FALSE(load("retention:\n  metadata: 60d\n", cfg, errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].key, "retention.metadata") << errors[0].message;
+  errors.clear();
+  EXPECT_FALSE(load("retention:\n  default: {pending: 1d}\n", cfg, errors))
+      << "an active state has no retention";
+  errors.clear();
+  EXPECT_FALSE(load("retention:\n  default: {delivered: forever}\n", cfg, errors));
+}
+
 // The purge's statements go through indexes: the payload stage through messages_unpurged (a
 // purged message is never read again), the rows through their own indexes.
 TEST(RetentionQueryPlan, ThePurgeReadsThroughIndexes) {
