@@ -69,6 +69,20 @@ void print_result(const nlohmann::json& j) {
   }
 }
 
+// 0 after printing the usage for --help, 64 after printing it for anything but `sub`, else -1
+// (go on).
+int usage_exit(int argc, char** argv, const char* usage, const char* sub) {
+  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
+    std::cout << usage;
+    return 0;
+  }
+  if (argc < 2 || std::strcmp(argv[1], sub) != 0) {
+    std::cerr << usage;
+    return 64;
+  }
+  return -1;
+}
+
 int64_t file_bytes(const std::string& path) {
   std::error_code ec;
   int64_t n = 0;
@@ -82,14 +96,7 @@ int64_t file_bytes(const std::string& path) {
 }  // namespace
 
 int retention_command(int argc, char** argv) {
-  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
-    std::cout << kRetentionUsage;
-    return 0;
-  }
-  if (argc < 2 || std::strcmp(argv[1], "run") != 0) {
-    std::cerr << kRetentionUsage;
-    return 64;
-  }
+  if (int rc = usage_exit(argc, argv, kRetentionUsage, "run"); rc >= 0) return rc;
   const bool dry = cli_flag(argc, argv, "--dry-run");
   try {
     HubConfig cfg;
@@ -138,14 +145,7 @@ int retention_command(int argc, char** argv) {
 }
 
 int store_command(int argc, char** argv) {
-  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
-    std::cout << kStoreUsage;
-    return 0;
-  }
-  if (argc < 2 || std::strcmp(argv[1], "compact") != 0) {
-    std::cerr << kStoreUsage;
-    return 64;
-  }
+  if (int rc = usage_exit(argc, argv, kStoreUsage, "compact"); rc >= 0) return rc;
   try {
     HubConfig cfg;
     load_configuration(argc, argv, cfg);

@@ -109,30 +109,15 @@ RetentionJob::~RetentionJob() {
 }
 
 void RetentionJob::start() {
-  if (thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      if (cv_.wait_for(lock, std::chrono::milliseconds(policy_.interval_ms),
-                       [this] { return stopping_.load(); })) {
-        break;
-      }
-      lock.unlock();
-      RetentionResult r;
-      Status s = run(false, "", r);
-      if (!s.ok) log_warn("retention", "purge stopped: " + s.error + " " + s.detail);
-      lock.lock();
-    }
+  thread_.start(std::min<Millis>(policy_.interval_ms, 10 * 60 * 1000), policy_.interval_ms, [this] {
+    RetentionResult r;
+    Status s = run(false, "", r);
+    if (!s.ok) log_warn("retention", "purge stopped: " + s.error + " " + s.detail);
   });
 }
 
 void RetentionJob::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.stop();
 }
 
 Status RetentionJob::run(bool dry_run, const std::string& by, RetentionResult& out) {
@@ -140,7 +125,7 @@ Status RetentionJob::run(bool dry_run, const std::string& by, RetentionResult& o
   RetentionRun r;
   r.now = clock_.now_ms();
   r.dry_run = dry_run;
-  r.cancel = &stopping_;
+  r.cancel = &thread_.stopping();
   Status s = store_.purge(policy_, r, out);
   if (dry_run) return s;
   purged_->inc(static_cast<uint64_t>(out.purged_messages));

@@ -6,16 +6,15 @@
 // vacuum, WAL checkpoint).
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/message.h"
+#include "core/periodic.h"
 #include "core/status.h"
 
 namespace relais {
@@ -88,6 +87,8 @@ class RetentionJob {
   RetentionJob(const RetentionJob&) = delete;
   RetentionJob& operator=(const RetentionJob&) = delete;
 
+  // The first run comes min(interval, 10 min) after start (a relais restarted more often than
+  // the interval still purges), then one every interval.
   void start();
   void stop();
   // Runs the purge now. `by` names who asked ("" = the schedule), written in the audit entry.
@@ -106,11 +107,8 @@ class RetentionJob {
   Counter* purged_;
   Counter* deleted_;
   Counter* freed_;
-  std::mutex run_mu_;  // one run at a time
-  std::mutex mu_;      // guards the schedule's wait
-  std::condition_variable cv_;
-  std::atomic<bool> stopping_{false};  // also cancels a run in progress
-  std::thread thread_;
+  std::mutex run_mu_;      // one run at a time
+  PeriodicThread thread_;  // the schedule; stopping() also cuts a run in progress short
 };
 
 // The audit detail of a run: counts and bytes only.

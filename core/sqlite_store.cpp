@@ -220,6 +220,20 @@ bool runs_alone(const Job& job) {
   return false;
 }
 
+// Answers a batch job (an erasure's or a purge's) with its result, or with the group's failure.
+template <class Batch>
+void answer_batch(std::promise<Batch>* done, std::vector<Batch>& results, size_t& i,
+                  const std::string& failure) {
+  Batch b;
+  if (failure.empty()) {
+    b = std::move(results[i]);
+  } else {
+    b.status = Status::failure(503, "storage error", failure);
+  }
+  ++i;
+  done->set_value(std::move(b));
+}
+
 // What the completion thread does after a group: hand the new deliveries to the listener, then
 // answer every caller of the group in order (accepts, applies, flushes, record callbacks).
 struct Completion {
@@ -866,23 +880,9 @@ void SqliteStore::completion_loop() {
       } else if (auto* f = std::get_if<FlushJob>(&job)) {
         f->done->set_value();
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
-        EraseBatch b;
-        if (c.failure.empty()) {
-          b = std::move(c.erasures[ei]);
-        } else {
-          b.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++ei;
-        e->done->set_value(std::move(b));
+        answer_batch(e->done, c.erasures, ei, c.failure);
       } else if (auto* p = std::get_if<PurgeStep>(&job)) {
-        PurgeBatch b;
-        if (c.failure.empty()) {
-          b = std::move(c.purges[pi]);
-        } else {
-          b.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++pi;
-        p->done->set_value(std::move(b));
+        answer_batch(p->done, c.purges, pi, c.failure);
       }
     }
   }
