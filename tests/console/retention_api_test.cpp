@@ -65,13 +65,7 @@ class RetentionApiTest : public ::testing::Test {
     return r.json().value("id", "");
   }
   void wait_state(const std::string& mid, const std::string& state) {
-    EXPECT_TRUE(wait_until(
-        [&] {
-          auto ds = admin_.get("/api/v1/messages/" + mid).json().value("deliveries", json::array());
-          return !ds.empty() && ds.at(0).value("state", "") == state;
-        },
-        std::chrono::seconds(15)))
-        << mid << " never became " << state;
+    EXPECT_TRUE(wait_deliveries_state(admin_, mid, state)) << mid << " never became " << state;
   }
   HttpResponse run(HttpClient& c, bool dry) {
     return c.post_json("/api/v1/retention/run", json{{"dry_run", dry}}.dump());
