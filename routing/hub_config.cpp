@@ -662,7 +662,9 @@ void load_retention(const ConfigView& v, HubConfig& out, const std::string& file
     longest = std::max(longest, p.defaults[state]);
   }
   for (const auto& [route, states] : v.object_map("routes")) {
-    bool known = std::any_of(out.routes.begin(), out.routes.end(),
+    // "direct": the deliveries queued straight to a destination (Hub::accept_for_destination).
+    bool known = route == "direct" ||
+                 std::any_of(out.routes.begin(), out.routes.end(),
                              [&route](const RouteConfig& r) { return r.name == route; });
     if (!known) {
       errors.push_back(error_at(v.raw("routes")[route], file, "retention.routes." + route,

@@ -432,6 +432,9 @@ TEST(RetentionConfig, DefaultsRoutesAndErrors) {
   EXPECT_EQ(cfg.retention.of("other", DeliveryState::Delivered), 20 * kDay);
   EXPECT_EQ(cfg.retention.shortest(), 7 * kDay);
 
+  EXPECT_TRUE(load("retention:\n  routes:\n    direct: {delivered: 3d}\n", cfg, errors))
+      << "direct names the deliveries queued straight to a destination";
+  EXPECT_EQ(cfg.retention.of("direct", DeliveryState::Delivered), 3 * kDay);
   errors.clear();
   EXPECT_FALSE(load("retention:\n  routes:\n    nowhere: {delivered: 7d}\n", cfg, errors));
   ASSERT_EQ(errors.size(), 1u);
