@@ -75,28 +75,12 @@ AlertMonitor::~AlertMonitor() {
 }
 
 void AlertMonitor::start() {
-  if (rules_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(run_mu_);
-    while (!stopping_) {
-      if (cv_.wait_for(lock, std::chrono::milliseconds(check_every_ms_),
-                       [this] { return stopping_; })) {
-        break;
-      }
-      lock.unlock();
-      evaluate();
-      lock.lock();
-    }
-  });
+  if (rules_.empty()) return;
+  thread_.start(check_every_ms_, check_every_ms_, [this] { evaluate(); });
 }
 
 void AlertMonitor::stop() {
-  {
-    std::lock_guard<std::mutex> lock(run_mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.stop();
 }
 
 bool AlertMonitor::measure(const AlertRule& r, int64_t& value, std::string& text,

@@ -18,6 +18,7 @@
 
 #include "core/config_spec.h"
 #include "core/console_store.h"
+#include "core/periodic.h"
 #include "core/retry_policy.h"
 #include "routing/alerts_config.h"
 #include "routing/hub.h"
@@ -100,10 +101,7 @@ class AlertMonitor {
   std::mutex mu_;  // guards states_ and evaluations_
   std::vector<RuleState> states_;
   int64_t evaluations_ = 0;
-  std::mutex run_mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicThread thread_;  // evaluate() every check_every
 };
 
 }  // namespace relais

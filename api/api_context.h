@@ -20,6 +20,7 @@
 #include "core/console_store.h"
 #include "core/rate_bucket.h"
 #include "core/rekey_run.h"
+#include "core/retention.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -49,10 +50,11 @@ struct ApiShared {
         rekey(h.store()) {}
   Hub& hub;
   const HubConfig& config;
-  MappingRepository* mappings;   // may be null (no mapping endpoints)
-  ConsoleStore* console;         // may be null (no users, audit, desk)
-  AlertMonitor* alerts;          // may be null (no alerts configured)
-  const TrustedProxies proxies;  // server.trusted_proxies
+  MappingRepository* mappings;        // may be null (no mapping endpoints)
+  ConsoleStore* console;              // may be null (no users, audit, desk)
+  AlertMonitor* alerts;               // may be null (no alerts configured)
+  RetentionJob* retention = nullptr;  // the purge job (ApiServer's); null in tests without it
+  const TrustedProxies proxies;       // server.trusted_proxies
   SessionTable sessions;
   LoginThrottle throttle;
   // Any rate limit configured (server.rate_limit or a token's own): else no request pays for

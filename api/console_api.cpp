@@ -299,8 +299,8 @@ void delivery_detail(RequestContext& rc) {
   } else {
     out["payload_after"] = nullptr;
   }
-  // An erased message: its payloads are the tombstone, shown as such.
-  if (json t = erased_tombstone(m.body); !t.is_null()) out["erased"] = t;
+  // An erased or purged message: its payloads are the tombstone, shown as such.
+  if (json t = erased_view(m.body); !t.is_null()) out["erased"] = t;
   if (!m.unreadable.empty()) out["unreadable"] = m.unreadable;  // encrypted under a missing key
   out["masked"] = view.masked;
   if (view.personal) rc.audit("payload.view", "delivery:" + text, "payload with personal data");
@@ -447,6 +447,27 @@ void start_rekey(RequestContext& rc) {
              "ré-chiffrement lancé (lots de " + std::to_string(r.batch) + ")");
   }
   send_json(rc.resp, 202, rekey_json(rc.shared.rekey.progress()));
+}
+
+// POST /api/v1/retention/run (docs/security.md, "Retention"): the purge now, as the schedule runs
+// it (audited by the job as retention.run, naming who asked); a dry run changes nothing and
+// answers what would go (audited here as retention.dry_run).
+void run_retention(RequestContext& rc) {
+  json body = json::object();
+  if (rc.req.getContentLength() > 0 &&
+      !read_json_object(rc.req, rc.resp, rc.shared.config.max_body, body)) {
+    return;
+  }
+  const json dry = body.value("dry_run", json(false));
+  if (!dry.is_boolean()) return send_error(rc.resp, 400, "bad dry_run", "dry_run is true or false");
+  if (rc.shared.retention == nullptr) {
+    return send_error(rc.resp, 503, "no retention job", "the purge job is not running");
+  }
+  RetentionResult r;
+  Status s = rc.shared.retention->run(dry.get<bool>(), rc.who.name, r);
+  if (dry.get<bool>()) rc.audit("retention.dry_run", "store", retention_summary(r));
+  if (!s.ok) return send_error(rc.resp, s.http_status, s.error, s.detail);
+  send_json(rc.resp, 200, retention_json(r, dry.get<bool>()));
 }
 
 void create_user(RequestContext& rc) {
@@ -871,6 +892,9 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
       return true;
     case Ep::StoreRekeyStatus:
       send_json(rc.resp, 200, rekey_json(rc.shared.rekey.progress()));
+      return true;
+    case Ep::RetentionRun:
+      run_retention(rc);
       return true;
     default:
       return false;

@@ -120,6 +120,9 @@ const std::vector<Endpoint>& endpoints() {
        "re-encrypt every stored payload not on the active key, in the background (audited)"},
       {Ep::StoreRekeyStatus, "GET", "/api/v1/store/rekey", admin,
        "the progress of the current or last rekey"},
+      {Ep::RetentionRun, "POST", "/api/v1/retention/run", admin,
+       "run the retention purge now (payloads past their retention, rows past "
+       "retention.metadata); dry_run lists what would go"},
   };
   return table;
 }

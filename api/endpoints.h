@@ -64,6 +64,7 @@ enum class Ep {
   PrivacyErase,
   StoreRekeyStart,
   StoreRekeyStatus,
+  RetentionRun,
 };
 
 struct Endpoint {

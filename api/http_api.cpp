@@ -301,8 +301,8 @@ class ApiHandler final : public HTTPRequestHandler {
         api::PayloadMasker view(rc, rec->message->source,
                                 stored_view(rec->message->body, max_depth()));
         json out = message_json(*rec, hub_.dispatcher(), true, &view, max_depth());
-        // An erased message: its payloads are the tombstone, shown as such.
-        if (json t = erased_tombstone(rec->message->body); !t.is_null()) out["erased"] = t;
+        // An erased or purged message: its payloads are the tombstone, shown as such.
+        if (json t = erased_view(rec->message->body); !t.is_null()) out["erased"] = t;
         // A body that does not decrypt (docs/security.md, "Encryption at rest"): why.
         if (!rec->message->unreadable.empty()) out["unreadable"] = rec->message->unreadable;
         if (view.personal) rc.audit("payload.view", "message:" + params["id"]);
@@ -772,6 +772,9 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
                                              alerts_->enabled() ? alerts_.get() : nullptr,
                                              std::move(proxies));
+  retention_ = std::make_unique<RetentionJob>(hub_.store(), console_.get(), hub_.metrics(),
+                                              hub_.clock(), config_.retention);
+  shared_->retention = retention_.get();
 }
 
 ApiServer::~ApiServer() {
@@ -820,11 +823,13 @@ int ApiServer::start() {
       &hub_.metrics());
   port_ = server_->start();
   alerts_->start();
+  retention_->start();
   return port_;
 }
 
 void ApiServer::stop() {
   if (alerts_) alerts_->stop();
+  if (retention_) retention_->stop();
   if (shared_) shared_->rekey.stop();  // after its current batch, before the store closes
   if (server_) {
     server_->stop();  // stop accepting; requests in progress are answered

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/console_store.h"
+#include "core/retention.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -28,8 +29,8 @@ class ApiServer {
   ~ApiServer();
   // Binds and starts serving; returns the bound port (useful with port 0).
   int start();
-  // Stops the alert monitor, then the server: stops accepting connections and waits for the
-  // requests in progress to be answered.
+  // Stops the alert monitor and the purge job, then the server: stops accepting connections and
+  // waits for the requests in progress to be answered.
   void stop();
   int port() const { return port_; }
 
@@ -37,8 +38,9 @@ class ApiServer {
   Hub& hub_;
   const HubConfig& config_;
   MappingRepository* mappings_;
-  std::unique_ptr<ConsoleStore> console_;  // users, tokens, audit, desk queries
-  std::unique_ptr<AlertMonitor> alerts_;   // rules evaluated on its own thread
+  std::unique_ptr<ConsoleStore> console_;    // users, tokens, audit, desk queries
+  std::unique_ptr<AlertMonitor> alerts_;     // rules evaluated on its own thread
+  std::unique_ptr<RetentionJob> retention_;  // the purge, every retention.interval
   std::unique_ptr<api::ApiShared> shared_;
   std::unique_ptr<api::HttpServer> server_;
   int port_ = 0;

@@ -412,6 +412,10 @@ std::string cli_option(int argc, char** argv, const std::string& name) {
 std::vector<std::string> cli_positionals(int argc, char** argv) {
   return positionals(argc, argv);
 }
+std::string cli_actor() {
+  const char* u = std::getenv("USER");
+  return std::string("cli:") + (u ? u : "unknown");
+}
 bool cli_flag(int argc, char** argv, const std::string& name) {
   for (int i = 1; i < argc; ++i) {
     if (argv[i] == name) return true;
@@ -525,6 +529,10 @@ std::string extra_commands_usage() {
          "                            payloads through the running relais's API\n"
          "  store rekey [--batch N]   re-encrypt the stored payloads under the active key\n"
          "                            (through the running relais's API, or the store itself)\n"
+         "  retention run [--dry-run]   run the retention purge now (through the running\n"
+         "                            relais's API, or on the store when none runs)\n"
+         "  store compact             give a store's free pages back (offline; converts an old\n"
+         "                            store to incremental vacuum)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }
@@ -540,6 +548,7 @@ int run_command(const std::string& cmd, int argc, char** argv) {
   if (cmd == "privacy") return privacy_command(argc, argv);
   if (cmd == "store") return store_command(argc, argv);
   if (cmd == "backfill") return backfill_command(argc, argv);
+  if (cmd == "retention") return retention_command(argc, argv);
   return -1;
 }
 

@@ -25,7 +25,10 @@ int calendar_command(int argc, char** argv);
 int users_command(int argc, char** argv);
 // `relais privacy erase …` (apps/privacy_command.cpp).
 int privacy_command(int argc, char** argv);
-// `relais store rekey …` (apps/store_command.cpp).
+// `relais retention run …` and `relais store compact …` (apps/retention_command.cpp).
+int retention_command(int argc, char** argv);
+int store_compact_command(int argc, char** argv);
+// `relais store rekey …` (apps/store_command.cpp; `store compact` is handed to the above).
 int store_command(int argc, char** argv);
 // `relais backfill …` (apps/backfill_command.cpp).
 int backfill_command(int argc, char** argv);
@@ -57,6 +60,8 @@ WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
 // (every option of the sub-commands takes a value).
 std::string cli_option(int argc, char** argv, const std::string& name);
 std::vector<std::string> cli_positionals(int argc, char** argv);
+// Who runs a command, for the audit trail: "cli:" + $USER.
+std::string cli_actor();
 // Whether the flag (an option without a value, e.g. --force) is among the arguments.
 bool cli_flag(int argc, char** argv, const std::string& name);
 // Checks that every mapping a route names can be loaded and compiles. Appends errors.

@@ -74,11 +74,6 @@ bool read_password(std::string& out) {
   return true;
 }
 
-std::string cli_actor() {
-  const char* u = std::getenv("USER");
-  return std::string("cli:") + (u ? u : "unknown");
-}
-
 }  // namespace
 
 int users_command(int argc, char** argv) {

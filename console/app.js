@@ -278,8 +278,11 @@ async function vueLivraison(id) {
       a.explanation || a.text || '', a.code ? ' (' + a.class + ' ' + a.code + ')' : '', ' — ', a.duration_ms, ' ms'))));
   blocs.push(h('h2', {}, 'Contenu'));
   if (d.erased) {
-    blocs.push(h('p', { class: 'efface', role: 'note' }, 'Données effacées le ', date(d.erased.le), ' par ', d.erased.par,
-      ' — motif : ', d.erased.motif, '. Le contenu ci-dessous est la trace de l\'effacement.'));
+    // Purged by the retention (type "purge") or erased on request: the label says which.
+    const purge = d.erased.type === 'purge';
+    blocs.push(h('p', { class: 'efface', role: 'note' }, 'Contenu ', d.erased.label, ' le ', date(d.erased.le),
+      purge ? '' : [' par ', d.erased.par, ' — motif : ', d.erased.motif],
+      '. Le contenu ci-dessous est la trace ', purge ? 'de la purge.' : 'de l\'effacement.'));
   }
   if (d.masked) blocs.push(h('p', { class: 'discret' }, 'Les données personnelles sont masquées pour votre rôle.'));
   blocs.push(h('div', { class: 'colonnes' },

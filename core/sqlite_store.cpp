@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "core/sqlite_retention.h"
 #include "core/sqlite_session.h"
 #include "core/store.h"
 
@@ -158,6 +159,13 @@ const std::vector<Migration>& migrations() {
        {
            "ALTER TABLE messages ADD COLUMN erased_at INTEGER NOT NULL DEFAULT 0",
        }},
+      {9,
+       "retention: the messages whose payloads are not purged yet",
+       {
+           // The retention purge walks these (core/sqlite_retention.cpp); a purged or erased
+           // message leaves the index, so a run never reads it again.
+           "CREATE INDEX messages_unpurged ON messages(received_at) WHERE erased_at = 0",
+       }},
   };
   return list;
 }
@@ -220,20 +228,29 @@ struct RekeyJob {
   int64_t from = 0, to = 0;
   std::promise<RekeyBatch>* done = nullptr;
 };
-using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob, RekeyJob>;
+using Job =
+    std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, EraseJob, RekeyJob, PurgeStep>;
 
-// Answers the caller of a batch job (erasure, rekey): its result, or the group's failure.
-template <typename Batch>
-void answer_batch(std::promise<Batch>& done, const std::string& failure,
-                  std::vector<Batch>& results, size_t& next) {
+// Jobs that run alone, between two groups, outside any transaction: an erasure's checkpoint,
+// a purge's vacuum steps and checkpoint.
+bool runs_alone(const Job& job) {
+  if (auto* e = std::get_if<EraseJob>(&job)) return e->after_seq < 0;
+  if (auto* p = std::get_if<PurgeStep>(&job)) return p->alone();
+  return false;
+}
+
+// Answers a batch job (an erasure's or a purge's) with its result, or with the group's failure.
+template <class Batch>
+void answer_batch(std::promise<Batch>* done, std::vector<Batch>& results, size_t& i,
+                  const std::string& failure) {
   Batch b;
   if (failure.empty()) {
-    b = std::move(results[next]);
+    b = std::move(results[i]);
   } else {
     b.status = Status::failure(503, "storage error", failure);
   }
-  ++next;
-  done.set_value(std::move(b));
+  ++i;
+  done->set_value(std::move(b));
 }
 
 // What the completion thread does after a group: hand the new deliveries to the listener, then
@@ -245,71 +262,8 @@ struct Completion {
   std::vector<Status> statuses;                    // per update job (empty on failure)
   std::vector<EraseBatch> erasures;                // per erase job (empty on failure)
   std::vector<RekeyBatch> rekeys;                  // per rekey job (empty on failure)
+  std::vector<PurgeBatch> purges;                  // per purge step (empty on failure)
   std::string failure;                             // "" = committed
-};
-
-// A statement of the writer's hot path, compiled once on the connection's raw handle and
-// reused: Poco::Data 1.11 compiles a Statement again at every execute (measured: 1,000
-// executions, 1,006 sqlite3_prepare_v2 calls), which made SQL parsing a large share of the
-// single writer's time. Bound texts must stay alive until run() returns (SQLITE_STATIC).
-// Not thread-safe: the writer thread only. Owns its sqlite3_stmt.
-class RawStatement {
- public:
-  RawStatement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("cannot prepare: ") + sqlite3_errmsg(db) + " (" + sql +
-                               ")");
-    }
-  }
-  ~RawStatement() { sqlite3_finalize(st_); }
-  RawStatement(const RawStatement&) = delete;
-  RawStatement& operator=(const RawStatement&) = delete;
-
-  RawStatement& bind(int i, int64_t v) {
-    check(sqlite3_bind_int64(st_, i, v));
-    return *this;
-  }
-  RawStatement& bind(int i, const std::string& v) {
-    check(sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
-    return *this;
-  }
-  RawStatement& bind_null(int i) {
-    check(sqlite3_bind_null(st_, i));
-    return *this;
-  }
-  // Runs a statement that returns no row; returns the rows it changed.
-  int64_t run() {
-    int rc = sqlite3_step(st_);
-    sqlite3_reset(st_);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail(rc);
-    return sqlite3_changes64(db_);
-  }
-  // Steps a query: true while there is a row (read it with int64()/text()); reset() after.
-  bool row() {
-    int rc = sqlite3_step(st_);
-    if (rc == SQLITE_ROW) return true;
-    sqlite3_reset(st_);
-    if (rc != SQLITE_DONE) fail(rc);
-    return false;
-  }
-  int64_t int64(int col) const { return sqlite3_column_int64(st_, col); }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(st_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-             : std::string();
-  }
-  void reset() { sqlite3_reset(st_); }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) fail(rc);
-  }
-  [[noreturn]] void fail(int rc) {
-    throw std::runtime_error(std::string(sqlite3_errstr(rc)) + ": " + sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
 };
 
 // The SQLite implementation. Thread-safe: one writer thread owns the write session; reads use
@@ -327,6 +281,8 @@ class SqliteStore final : public Store {
   Status rekey(const RekeyRequest& request, RekeyProgress& progress,
                const std::function<bool(const RekeyProgress&)>& on_batch) override;
   int64_t rekey_remaining() override;
+  Status purge(const RetentionPolicy& policy, const RetentionRun& run,
+               RetentionResult& result) override;
   void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
     std::lock_guard<std::mutex> lock(mu_);
     listener_ = std::move(fn);
@@ -354,6 +310,14 @@ class SqliteStore final : public Store {
   Status apply_update(const DeliveryUpdate& u);
   EraseBatch erase_batch(const EraseJob& job);
   RekeyBatch rekey_batch(const RekeyJob& job);
+  // Replaces the payloads and texts of message `seq` (id `id`) by the tombstone b_.e_plain,
+  // encrypted like each value it replaces, and b_.e_text (the one writer of tombstones:
+  // erasure and retention).
+  TombstoneCounts write_tombstone(int64_t seq, const std::string& id);
+  PurgeBatch purge_batch(const PurgeStep& step);
+  Status purge_stages(const RetentionPolicy& policy, const RetentionRun& run,
+                      RetentionResult& result);
+  void run_alone(Job& job);
   bool checkpoint_truncate();
   // Queues one job and waits for its answer (erasure and rekey batches, checkpoints). False
   // when the store is closing (nothing queued).
@@ -422,7 +386,7 @@ class SqliteStore final : public Store {
     std::string k_message_id, k_digest;
     int64_t k_expires = 0, k_now = 0;
     // erasure
-    std::string e_key, e_tombstone, e_text;
+    std::string e_key, e_tombstone, e_text, e_plain;
     int64_t e_after = 0, e_limit = 0, e_at = 0, e_seq = 0, e_row = 0;
     // rekey
     std::string r_prefix, r_value;
@@ -434,6 +398,7 @@ class SqliteStore final : public Store {
       erase_attempts_select_, erase_attempt_;
   // Per RekeyTable: the values of a range not on the active key, and the rewrite of one.
   std::unique_ptr<RawStatement> rekey_select_[3], rekey_update_[3];
+  std::unique_ptr<SqliteRetention> retention_;
 };
 
 // The statements of the accept and delivery paths, in one place: prepared by the store and
@@ -563,6 +528,10 @@ SqliteStore::SqliteStore(const StoreOptions& options)
     return;
   }
   write_ = std::make_unique<Session>("SQLite", options_.path);
+  // Before anything writes the file: a new store gives freed pages back to the file system
+  // (the retention purge's incremental_vacuum). No effect on an existing store (`relais store
+  // compact` converts one).
+  *write_ << "PRAGMA auto_vacuum=INCREMENTAL", now;
   *write_ << "PRAGMA journal_mode=WAL", now;
   if (options_.synchronous_full) {
     *write_ << "PRAGMA synchronous=FULL", now;
@@ -646,6 +615,7 @@ void SqliteStore::prepare_statements() {
     rekey_select_[t] = make(kRekeySelect[t]);
     rekey_update_[t] = make(kRekeyUpdate[t]);
   }
+  retention_ = std::make_unique<SqliteRetention>(db);
   begin_ = make("BEGIN IMMEDIATE");
   commit_ = make("COMMIT");
   rollback_ = make("ROLLBACK");
@@ -879,6 +849,95 @@ RekeyBatch SqliteStore::rekey_batch(const RekeyJob& job) {
   return out;
 }
 
+Status SqliteStore::purge(const RetentionPolicy& policy, const RetentionRun& run,
+                          RetentionResult& result) {
+  result = RetentionResult{};
+  auto started = std::chrono::steady_clock::now();
+  Status s = purge_stages(policy, run, result);
+  result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+  return s;
+}
+
+Status SqliteStore::purge_stages(const RetentionPolicy& policy, const RetentionRun& run,
+                                 RetentionResult& result) {
+  using Kind = PurgeStep::Kind;
+  // Stage by stage, one writer job per batch (or vacuum step), each waiting for the previous.
+  for (Kind kind : {Kind::Payload, Kind::Metadata, Kind::Vacuum, Kind::Checkpoint}) {
+    if (run.dry_run && (kind == Kind::Vacuum || kind == Kind::Checkpoint)) break;
+    PurgeStep step{kind, &policy, &run, -1, 0, nullptr};
+    for (;;) {
+      if (run.cancel != nullptr && run.cancel->load()) {
+        return Status::failure(503, "stopping", "the server stops; the next run goes on");
+      }
+      PurgeBatch b;
+      if (!run_job(step, b)) return Status::failure(503, "store closed");
+      ++result.batches;
+      // A checkpoint that readers hold up is not a failure: the WAL is truncated by a later one.
+      if (kind == Kind::Checkpoint) {
+        result.checkpointed = b.status.ok;
+        break;
+      }
+      if (!b.status.ok) return b.status;
+      if (kind == Kind::Payload) {
+        result.purged_messages += b.messages;
+        result.purged_deliveries += b.deliveries;
+        result.purged_attempts += b.attempts;
+        for (auto& id : b.sample) result.purge_sample.push_back(std::move(id));
+      } else if (kind == Kind::Metadata) {
+        result.deleted_messages += b.messages;
+        result.deleted_deliveries += b.deliveries;
+        result.deleted_attempts += b.attempts;
+        for (auto& id : b.sample) result.delete_sample.push_back(std::move(id));
+      } else {
+        result.freed_bytes += b.freed_bytes;
+        result.free_pages = b.free_pages;
+        result.incremental = b.incremental;
+      }
+      if (!b.more) break;
+      step.after_at = b.last_at;
+      step.after_seq = b.last_seq;
+    }
+  }
+  return Status::success();
+}
+
+PurgeBatch SqliteStore::purge_batch(const PurgeStep& step) {
+  if (step.kind == PurgeStep::Kind::Metadata) return retention_->metadata_batch(step);
+  ErasureRequest r;
+  r.retention = true;
+  r.by = "retention";
+  r.reason = "durée de conservation";
+  r.at = step.run->now;
+  b_.e_plain = erasure_tombstone(r);
+  b_.e_text = "[purgé le " + format_rfc3339(r.at) + " (durée de conservation)]";
+  b_.e_at = r.at;
+  return retention_->payload_batch(
+      step, [this](int64_t seq, const std::string& id) { return write_tombstone(seq, id); });
+}
+
+void SqliteStore::run_alone(Job& job) {
+  if (auto* e = std::get_if<EraseJob>(&job)) {
+    EraseBatch b;
+    if (!checkpoint_truncate()) b.status = Status::failure(503, "checkpoint failed");
+    e->done->set_value(std::move(b));
+    return;
+  }
+  auto& p = std::get<PurgeStep>(job);
+  PurgeBatch b;
+  try {
+    if (p.kind == PurgeStep::Kind::Vacuum) {
+      b = retention_->vacuum_step(p);
+    } else if (!checkpoint_truncate()) {
+      b.status = Status::failure(503, "checkpoint failed");
+    }
+  } catch (const std::exception& e) {
+    b.status = Status::failure(503, "storage error", e.what());
+  }
+  p.done->set_value(std::move(b));
+}
+
 EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
   EraseBatch out;
   const ErasureRequest& r = *job.request;
@@ -903,36 +962,45 @@ EraseBatch SqliteStore::erase_batch(const EraseJob& job) {
   b.e_limit = static_cast<int64_t>(r.batch);
   auto& sel = erase_select_->bind(1, b.e_key).bind(2, b.e_after).bind(3, b.e_limit);
   while (sel.row()) seqs.emplace_back(sel.int64(0), sel.text(1));
-  const std::string tombstone = erasure_tombstone(r);
+  b.e_plain = erasure_tombstone(r);
   b.e_text = "[effacé le " + format_rfc3339(r.at) + "]";
   b.e_at = r.at;
-  // Each tombstone stored like the value it replaces (encrypted with that record's identity).
   for (const auto& [seq, id] : seqs) {
-    b.e_seq = seq;
-    b.e_tombstone = seal(body_aad(id), tombstone);
-    out.messages += erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
-    std::vector<int64_t> deliveries;
-    auto& ds = erase_deliveries_select_->bind(1, b.e_seq);
-    while (ds.row()) deliveries.push_back(ds.int64(0));
-    for (int64_t d : deliveries) {
-      b.e_row = d;
-      b.e_tombstone = seal(payload_aad(d), tombstone);
-      out.deliveries +=
-          erase_delivery_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
-    }
-    std::vector<std::pair<int64_t, std::string>> attempts;  // id, associated data
-    auto& as = erase_attempts_select_->bind(1, b.e_seq);
-    while (as.row()) attempts.emplace_back(as.int64(0), excerpt_aad(as.int64(1), as.int64(2)));
-    for (const auto& [id, aad] : attempts) {
-      b.e_row = id;
-      b.e_tombstone = seal(aad, tombstone);
-      out.attempts +=
-          erase_attempt_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
-    }
+    TombstoneCounts c = write_tombstone(seq, id);
+    out.messages += c.messages;
+    out.deliveries += c.deliveries;
+    out.attempts += c.attempts;
   }
   out.last_seq = seqs.empty() ? job.after_seq : seqs.back().first;
   out.more = seqs.size() == r.batch;
   return out;
+}
+
+TombstoneCounts SqliteStore::write_tombstone(int64_t seq, const std::string& id) {
+  auto& b = b_;
+  TombstoneCounts c;
+  // Each tombstone stored like the value it replaces (encrypted with that record's identity).
+  b.e_seq = seq;
+  b.e_tombstone = seal(body_aad(id), b.e_plain);
+  c.messages = erase_message_->bind(1, b.e_tombstone).bind(2, b.e_at).bind(3, b.e_seq).run();
+  std::vector<int64_t> deliveries;
+  auto& ds = erase_deliveries_select_->bind(1, b.e_seq);
+  while (ds.row()) deliveries.push_back(ds.int64(0));
+  for (int64_t d : deliveries) {
+    b.e_row = d;
+    b.e_tombstone = seal(payload_aad(d), b.e_plain);
+    c.deliveries +=
+        erase_delivery_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
+  }
+  std::vector<std::pair<int64_t, std::string>> attempts;  // id, associated data
+  auto& as = erase_attempts_select_->bind(1, b.e_seq);
+  while (as.row()) attempts.emplace_back(as.int64(0), excerpt_aad(as.int64(1), as.int64(2)));
+  for (const auto& [aid, aad] : attempts) {
+    b.e_row = aid;
+    b.e_tombstone = seal(aad, b.e_plain);
+    c.attempts += erase_attempt_->bind(1, b.e_tombstone).bind(2, b.e_text).bind(3, b.e_row).run();
+  }
+  return c;
 }
 
 std::string SqliteStore::seal(const std::string& aad, const std::string& plain) const {
@@ -974,7 +1042,8 @@ bool SqliteStore::checkpoint_truncate() {
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
   if (rc != SQLITE_OK) {
-    log_warn("store", std::string("checkpoint after an erasure failed: ") + sqlite3_errstr(rc) +
+    log_warn("store", std::string("checkpoint after an erasure or a purge failed: ") +
+                          sqlite3_errstr(rc) +
                           "; the WAL may keep erased bytes until the next checkpoint");
     return false;
   }
@@ -1001,23 +1070,16 @@ void SqliteStore::writer_loop() {
       jobs = std::move(retained_);
       retained_.clear();
       size_t messages = jobs.size();
-      // An erasure's checkpoint runs alone, outside any transaction.
-      if (jobs.empty() && !queue_.empty()) {
-        auto* e = std::get_if<EraseJob>(&queue_.front());
-        if (e != nullptr && e->after_seq < 0) {
-          EraseJob cp = *e;
-          queue_.pop_front();
-          lock.unlock();
-          EraseBatch b;
-          if (!checkpoint_truncate()) b.status = Status::failure(503, "checkpoint failed");
-          cp.done->set_value(std::move(b));
-          continue;
-        }
+      // An erasure's checkpoint, a purge's vacuum step run alone, outside any transaction.
+      if (jobs.empty() && !queue_.empty() && runs_alone(queue_.front())) {
+        Job alone = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        run_alone(alone);
+        continue;
       }
       while (!queue_.empty() && messages < options_.max_batch) {
-        if (auto* e = std::get_if<EraseJob>(&queue_.front()); e != nullptr && e->after_seq < 0) {
-          break;  // the checkpoint waits for the next turn
-        }
+        if (runs_alone(queue_.front())) break;  // it waits for the next turn
         if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
           messages += (*a)->batch.size();
         } else {
@@ -1067,7 +1129,7 @@ void SqliteStore::completion_loop() {
       }
       if (fn) fn(std::move(c.fresh));
     }
-    size_t ai = 0, ui = 0, ei = 0, ri = 0;
+    size_t ai = 0, ui = 0, ei = 0, ri = 0, pi = 0;
     for (auto& job : c.jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
         if (c.failure.empty()) {
@@ -1092,9 +1154,11 @@ void SqliteStore::completion_loop() {
       } else if (auto* f = std::get_if<FlushJob>(&job)) {
         f->done->set_value();
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
-        answer_batch(*e->done, c.failure, c.erasures, ei);
+        answer_batch(e->done, c.erasures, ei, c.failure);
       } else if (auto* r = std::get_if<RekeyJob>(&job)) {
-        answer_batch(*r->done, c.failure, c.rekeys, ri);
+        answer_batch(r->done, c.rekeys, ri, c.failure);
+      } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+        answer_batch(p->done, c.purges, pi, c.failure);
       }
     }
   }
@@ -1219,10 +1283,11 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
   Completion c;
   c.results.reserve(jobs.size());
   c.statuses.reserve(jobs.size());
-  // Erased values are overwritten with zeros in the pages they leave (not only unlinked).
-  // (A rekey too: the values it rewrites may be legacy plain text.)
+  // Erased and purged values are overwritten with zeros in the pages they leave (not only
+  // unlinked); a rekey's too (the values it rewrites may be legacy plain text).
   const bool erasing = std::any_of(jobs.begin(), jobs.end(), [](const Job& j) {
-    return std::holds_alternative<EraseJob>(j) || std::holds_alternative<RekeyJob>(j);
+    return std::holds_alternative<EraseJob>(j) || std::holds_alternative<RekeyJob>(j) ||
+           std::holds_alternative<PurgeStep>(j);
   });
   try {
     if (erasing) *write_ << "PRAGMA secure_delete=ON", now;
@@ -1253,6 +1318,8 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
         c.erasures.push_back(erase_batch(*e));
       } else if (auto* r = std::get_if<RekeyJob>(&job)) {
         c.rekeys.push_back(rekey_batch(*r));
+      } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+        c.purges.push_back(purge_batch(*p));
       }
     }
     purge_expired_keys();
@@ -1282,6 +1349,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     c.statuses.clear();
     c.erasures.clear();
     c.rekeys.clear();
+    c.purges.clear();
     log_error("store", "commit failed (" + std::to_string(failed_groups_) +
                            " in a row): " + c.failure +
                            "; accepts are refused (503) and outcomes are kept until it succeeds");
@@ -1439,6 +1507,7 @@ void SqliteStore::close() {
     rekey_select_[t].reset();
     rekey_update_[t].reset();
   }
+  retention_.reset();
   if (readers_) readers_->shutdown();
   if (write_) {
     try {
@@ -1716,6 +1785,7 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"rekey: attempt", kRekeyUpdate[2]},
   };
   for (auto& st : sqlite_xref_hot_statements()) out.push_back(std::move(st));
+  for (auto& st : SqliteRetention::statements()) out.push_back(std::move(st));
   return out;
 }
 
@@ -1730,11 +1800,19 @@ std::vector<std::pair<int, std::string>> sqlite_schema_migrations() {
 }
 
 std::string erasure_tombstone(const ErasureRequest& request) {
-  return nlohmann::json{{"effacé", true},
-                        {"le", format_rfc3339(request.at)},
-                        {"par", request.by},
-                        {"motif", request.reason}}
-      .dump();
+  nlohmann::json t = {{"effacé", true},
+                      {"le", format_rfc3339(request.at)},
+                      {"par", request.by},
+                      {"motif", request.reason}};
+  // Sorted after "effacé" (nlohmann orders keys): the tombstone still starts with it.
+  if (request.retention) t["type"] = "purge";
+  return t.dump();
+}
+
+std::string erased_label(const nlohmann::json& tombstone) {
+  return tombstone.is_object() && tombstone.value("type", "") == "purge"
+             ? "purgé (durée de conservation)"
+             : "effacé (demande d'effacement)";
 }
 
 nlohmann::json erased_tombstone(const std::string& payload) {
@@ -1744,6 +1822,12 @@ nlohmann::json erased_tombstone(const std::string& payload) {
   auto it = j.find("effacé");
   if (it == j.end() || !it->is_boolean() || !it->get<bool>()) return nullptr;
   return j;
+}
+
+nlohmann::json erased_view(const std::string& payload) {
+  nlohmann::json t = erased_tombstone(payload);
+  if (!t.is_null()) t["label"] = erased_label(t);
+  return t;
 }
 
 std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options) {

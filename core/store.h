@@ -13,6 +13,7 @@
 
 #include "core/at_rest.h"
 #include "core/message.h"
+#include "core/retention.h"
 #include "core/status.h"
 
 namespace relais {
@@ -115,6 +116,7 @@ struct ErasureRequest {
   Millis at = 0;            // when (the tombstone's date)
   bool force = false;       // erase even when deliveries of the key are still active
   size_t batch = 100;       // messages per group commit (the writer is never held long)
+  bool retention = false;   // the retention purge's tombstone (by "retention", no key)
 };
 
 struct ErasureResult {
@@ -123,10 +125,17 @@ struct ErasureResult {
   bool checkpointed = false;    // the WAL was checkpointed and truncated afterwards
 };
 
-// The tombstone that replaces a payload: {"effacé": true, "le": rfc3339, "par", "motif"}.
+// The tombstone that replaces a payload: {"effacé": true, "le": rfc3339, "par", "motif"}, plus
+// "type": "purge" when the retention purge wrote it.
 std::string erasure_tombstone(const ErasureRequest& request);
 // The tombstone when `payload` is one (an object whose "effacé" is true), else null.
 nlohmann::json erased_tombstone(const std::string& payload);
+// What the console says of a tombstone: "purgé (durée de conservation)" or "effacé (demande
+// d'effacement)".
+std::string erased_label(const nlohmann::json& tombstone);
+// What the API shows of an erased or purged payload: the tombstone plus its "label"; null when
+// `payload` is not a tombstone.
+nlohmann::json erased_view(const std::string& payload);
 
 // The re-encryption of the stored personal columns (messages.body, deliveries.payload,
 // attempts.excerpt) under the active key: every value on another key, or still plain (a legacy
@@ -191,6 +200,15 @@ class Store {
   // Values of the three columns not on the active key (every non-empty one without encryption).
   // Reads the three tables: for the rekey's progress, not for a hot path.
   virtual int64_t rekey_remaining() = 0;
+  // The retention purge (docs/security.md, "Retention"): payloads of the messages whose every
+  // delivery is final and past its (route, state) retention replaced by the retention
+  // tombstone, then the rows of the messages past `metadata` deleted, each batch of
+  // `policy.batch` messages one job of the writer; then the freed pages given back
+  // (incremental_vacuum, `policy.vacuum_pages` per job) and the WAL checkpointed. A message
+  // with an active delivery is never touched. 503 when a commit fails (what was committed
+  // stays; the next run finishes).
+  virtual Status purge(const RetentionPolicy& policy, const RetentionRun& run,
+                       RetentionResult& result) = 0;
   // Called (on the completion thread, before the accepts of the group are answered) with each
   // group's new active deliveries after its commit.
   virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;

@@ -459,6 +459,12 @@ Status Dispatcher::retry(int64_t delivery_id) {
   }
   MessagePtr m = store_.message_by_seq(del->message_seq);
   if (!m) return Status::failure(404, "not found", "the delivery's message is gone");
+  // Erased or purged: what is left is the tombstone, which must never reach the partner.
+  if (nlohmann::json t = erased_tombstone(m->body); !t.is_null()) {
+    return Status::failure(
+        409, "conflict",
+        "the message's payloads were " + erased_label(t) + ": there is nothing left to send");
+  }
   DeliveryUpdate u;
   u.id = delivery_id;
   u.state = DeliveryState::Pending;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -413,6 +414,99 @@ const ConfigSpec& mappings_spec() {
   return s;
 }
 
+// A retention per final state; `with_defaults`: the documented safe values (retention.default),
+// else none (a route's own, falling back on retention.default).
+const ConfigSpec& retention_states_spec(bool with_defaults) {
+  auto make = [](bool d) {
+    auto field = [d](const char* state, const char* value, const char* what) {
+      return FieldSpec{state,   F::Duration, d ? value : "",   false, what, {},
+                       nullptr, 1000,        3650.0 * 86400000};
+    };
+    return ConfigSpec{
+        d ? "retention.default" : "retention.route",
+        {
+            field("delivered", "30d",
+                  "payload of a message delivered (long enough to answer a "
+                  "partner's question about what it received)"),
+            field("dead", "90d", "payload of a delivery given up: a person has a quarter to act"),
+            field("discarded", "30d", "payload of a delivery a person discarded"),
+            field("skipped", "30d", "payload of a delivery the mapping skipped"),
+        }};
+  };
+  static const ConfigSpec defaults = make(true);
+  static const ConfigSpec route = make(false);
+  return with_defaults ? defaults : route;
+}
+
+const ConfigSpec& retention_spec() {
+  static const ConfigSpec s{
+      "retention",
+      {
+          {"interval",
+           F::Duration,
+           "1h",
+           false,
+           "how often the server runs the purge",
+           {},
+           nullptr,
+           1000,
+           7.0 * 86400000},
+          {"batch",
+           F::Int,
+           "1000",
+           false,
+           "messages per writer job of the purge (the accept path waits for one job at most)",
+           {},
+           nullptr,
+           1,
+           100000},
+          {"vacuum_pages",
+           F::Int,
+           "2048",
+           false,
+           "pages given back to the file system per incremental_vacuum step",
+           {},
+           nullptr,
+           1,
+           1000000},
+          {"metadata",
+           F::Duration,
+           "400d",
+           false,
+           "after this, a message's rows (ids, states, times, attempts) are deleted — not the "
+           "audit trail; at least every payload retention",
+           {},
+           nullptr,
+           1000,
+           36500.0 * 86400000},
+          {"unrouted",
+           F::Duration,
+           "30d",
+           false,
+           "payload of a message no route took, from its reception",
+           {},
+           nullptr,
+           1000,
+           3650.0 * 86400000},
+          {"default",
+           F::Object,
+           "",
+           false,
+           "payload retention per final state, from the delivery's last change; a message is "
+           "purged when every one of its deliveries is final and past its own retention",
+           {},
+           &retention_states_spec(true)},
+          {"routes",
+           F::ObjectMap,
+           "",
+           false,
+           "per route name: the final states whose retention differs from the default",
+           {},
+           &retention_states_spec(false)},
+      }};
+  return s;
+}
+
 const ConfigSpec& privacy_spec() {
   static const ConfigSpec s{
       "privacy",
@@ -542,6 +636,13 @@ const ConfigSpec& hub_config_spec() {
            {},
            &mappings_spec()},
           {"privacy", F::Object, "", false, "pseudonym key", {}, &privacy_spec()},
+          {"retention",
+           F::Object,
+           "",
+           false,
+           "how long payloads and rows are kept, and the purge (docs/security.md, Retention)",
+           {},
+           &retention_spec()},
           {"alerts",
            F::Object,
            "",
@@ -590,6 +691,45 @@ bool load_hub_config_text(const std::string& text, const std::string& file,
 }
 
 namespace {
+// retention: → out.retention; the routes named must exist, and the rows must outlive every
+// payload (metadata is at least the longest payload retention).
+void load_retention(const ConfigView& v, HubConfig& out, const std::string& file,
+                    std::vector<ConfigError>& errors) {
+  RetentionPolicy& p = out.retention;
+  p.interval_ms = v.duration_ms("interval");
+  p.batch = v.integer("batch");
+  p.vacuum_pages = v.integer("vacuum_pages");
+  p.metadata_ms = v.duration_ms("metadata");
+  p.unrouted_ms = v.duration_ms("unrouted");
+  auto defaults = v.object("default");
+  Millis longest = p.unrouted_ms;
+  for (const auto& state : RetentionPolicy::final_states()) {
+    p.defaults[state] = defaults.duration_ms(state);
+    longest = std::max(longest, p.defaults[state]);
+  }
+  for (const auto& [route, states] : v.object_map("routes")) {
+    // "direct": the deliveries queued straight to a destination (Hub::accept_for_destination).
+    bool known = route == "direct" ||
+                 std::any_of(out.routes.begin(), out.routes.end(),
+                             [&route](const RouteConfig& r) { return r.name == route; });
+    if (!known) {
+      errors.push_back(error_at(v.raw("routes")[route], file, "retention.routes." + route,
+                                "unknown route '" + route + "'"));
+    }
+    for (const auto& state : RetentionPolicy::final_states()) {
+      if (!states.has(state)) continue;
+      p.routes[route][state] = states.duration_ms(state);
+      longest = std::max(longest, p.routes[route][state]);
+    }
+  }
+  if (p.metadata_ms < longest) {
+    errors.push_back(error_at(v.raw("metadata"), file, "retention.metadata",
+                              "shorter than a payload retention (" +
+                                  std::to_string(longest / 86400000) +
+                                  " days): the rows must outlive every payload"));
+  }
+}
+
 bool load_text(const std::string& text, const std::string& file, const std::string& base_dir,
                const ConnectorRegistry& registry, HubConfig& out, std::vector<ConfigError>& errors,
                const EnricherRegistry* enrichers) {
@@ -871,6 +1011,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     }
     out.routes.push_back(std::move(rc));
   }
+  load_retention(top.object("retention"), out, file, errors);
   return errors.size() == before;
 }
 

@@ -17,6 +17,7 @@
 #include "core/enricher.h"
 #include "core/json_template.h"
 #include "core/personal_paths.h"
+#include "core/retention.h"
 #include "core/retry_policy.h"
 #include "core/signature.h"
 #include "routing/predicate.h"
@@ -117,6 +118,7 @@ struct HubConfig {
   std::string tables_dir;          // "" = none
   std::string pseudonym_key_file;  // "" = RELAIS_PSEUDONYM_KEY, else none (core/pseudonym.h)
   int64_t shutdown_grace_ms = 30000;
+  RetentionPolicy retention;  // retention: (docs/security.md, "Retention")
 
   std::vector<TokenConfig> tokens;
   std::map<std::string, SourceConfig> sources;

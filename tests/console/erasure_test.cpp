@@ -71,18 +71,7 @@ class ErasureTest : public ::testing::Test {
 
   // Waits until every delivery of the message is in `state`.
   void wait_state(const std::string& mid, const std::string& state) {
-    EXPECT_TRUE(wait_until(
-        [&] {
-          auto m = admin_.get("/api/v1/messages/" + mid).json();
-          auto ds = m.value("deliveries", json::array());
-          if (ds.empty()) return false;
-          for (const auto& d : ds) {
-            if (d.value("state", "") != state) return false;
-          }
-          return true;
-        },
-        std::chrono::seconds(15)))
-        << mid << " never became " << state;
+    EXPECT_TRUE(wait_deliveries_state(admin_, mid, state)) << mid << " never became " << state;
   }
 
   std::string delivery_of(const std::string& mid) {

@@ -311,8 +311,9 @@ TEST(StoreQueryPlan, NoHotStatementScansATable) {
 }
 
 // The erasure finds a person's messages through the correlation index, never by reading the
-// table.
-TEST(StoreQueryPlan, ErasureGoesThroughTheCorrelationIndex) {
+// table; the retention purge walks the messages not purged yet through their partial index (a
+// purged message is never read again) and the old ones through the reception index.
+TEST(StoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
   TempDir dir;
   {
     StoreOptions o;
@@ -323,10 +324,18 @@ TEST(StoreQueryPlan, ErasureGoesThroughTheCorrelationIndex) {
   ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
   ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
-  int found = 0;
+  // The messages by key and cursor (correlation=? AND rowid>?); the active deliveries from the
+  // partial index of active ones, each checked against the key through the index.
+  const std::map<std::string, std::string> expected = {
+      {"erasure: messages of a key", "INDEX messages_correlation (correlation=?"},
+      {"erasure: active deliveries of a key", "INDEX messages_correlation (correlation=?"},
+      {"retention: messages not purged yet", "INDEX messages_unpurged (received_at>?"},
+      {"retention: messages past metadata", "INDEX messages_received (received_at>?"},
+  };
+  size_t found = 0;
   for (const auto& st : sqlite_hot_statements()) {
-    if (st.name != "erasure: messages of a key" && st.name != "erasure: active deliveries of a key")
-      continue;
+    auto want = expected.find(st.name);
+    if (want == expected.end()) continue;
     ++found;
     sqlite3_stmt* stmt = nullptr;
     std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
@@ -337,12 +346,9 @@ TEST(StoreQueryPlan, ErasureGoesThroughTheCorrelationIndex) {
       plan += "; ";
     }
     sqlite3_finalize(stmt);
-    // The messages by key and cursor (correlation=? AND rowid>?); the active deliveries from
-    // the partial index of active ones, each checked against the key through the index.
-    EXPECT_NE(plan.find("INDEX messages_correlation (correlation=?"), std::string::npos)
-        << st.name << ": " << plan;
+    EXPECT_NE(plan.find(want->second), std::string::npos) << st.name << ": " << plan;
   }
-  EXPECT_EQ(found, 2);
+  EXPECT_EQ(found, expected.size());
 }
 
 // --- idempotency -------------------------------------------------------------------------------

@@ -158,6 +158,22 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
   }
 }
 
+bool wait_deliveries_state(HttpClient& client, const std::string& message_id,
+                           const std::string& state, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        auto ds = client.get("/api/v1/messages/" + message_id)
+                      .json()
+                      .value("deliveries", nlohmann::json::array());
+        if (ds.empty()) return false;
+        for (const auto& d : ds) {
+          if (d.value("state", "") != state) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
 // ---------------------------------------------------------------------------------------------
 TempDir::TempDir(const std::string& prefix) {
   std::string pattern = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();

@@ -185,6 +185,12 @@ int wait_command(pid_t pid, std::chrono::milliseconds timeout);
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
+// Polls GET /api/v1/messages/{id} until every delivery of the message is in `state` (a message
+// without deliveries never is); false after `timeout`.
+bool wait_deliveries_state(HttpClient& client, const std::string& message_id,
+                           const std::string& state,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
 std::string read_file(const std::string& path);
 
 // The value of the first sample line of a Prometheus text that starts with `series`
