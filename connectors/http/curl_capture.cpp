@@ -85,7 +85,16 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout_ms));
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, t.tls_verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, t.tls_verify ? 2L : 0L);
-  if (!t.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, t.ca_file.c_str());
+  const std::string& ca = t.tls.ca_file.empty() ? t.ca_file : t.tls.ca_file;
+  if (!ca.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
+  if (!t.tls.client_certificate.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, t.tls.client_certificate.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, t.tls.format == "p12" ? "P12" : "PEM");
+    if (!t.tls.client_key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, t.tls.client_key.c_str());
+    if (!t.tls.client_key_password.empty()) {
+      curl_easy_setopt(h, CURLOPT_KEYPASSWD, t.tls.client_key_password.c_str());
+    }
+  }
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -96,6 +105,16 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_PREREQDATA, &capture);
   capture.request_started = false;
   capture.answered = false;
+}
+
+CurlTransfer curl_transfer_from(const ConfigView& c, const std::string& where) {
+  CurlTransfer t;
+  t.timeout_ms = c.duration_ms("timeout");
+  t.connect_timeout_ms = c.duration_ms("connect_timeout");
+  t.tls_verify = c.boolean("tls_verify");
+  t.ca_file = c.str("ca_file");
+  t.tls = read_tls_client(c.object("tls"), where);
+  return t;
 }
 
 bool method_sends_body(const std::string& method) {

@@ -21,7 +21,9 @@
 #include <optional>
 #include <string>
 
+#include "core/config_spec.h"
 #include "core/status.h"
+#include "core/tls_client.h"
 
 namespace relais {
 
@@ -50,13 +52,20 @@ struct CurlTransfer {
   int64_t connect_timeout_ms = 5000;
   bool tls_verify = true;
   std::string ca_file;
+  TlsClientOptions tls;  // client certificate (and a CA bundle, which wins over ca_file)
 };
+
+// The transfer options a libcurl connector declares: timeout, connect_timeout, tls_verify,
+// ca_file and the `tls` block (core/tls_client.h). Start-up only: throws (naming `where`) when
+// a file of the tls block is missing or its password cannot be read.
+CurlTransfer curl_transfer_from(const ConfigView& config, const std::string& where);
 
 // Percent-encodes `v` for a URL or a form body (curl_easy_escape).
 std::string url_escape(CURL* h, const std::string& v);
 
-// Resets `h` and sets the URL, the transfer options and the capture of the answer (and of
-// whether the request started: CURLOPT_PREREQFUNCTION, libcurl >= 7.80).
+// Resets `h` and sets the URL, the transfer options (the client certificate of transfer.tls
+// included) and the capture of the answer (and of whether the request started:
+// CURLOPT_PREREQFUNCTION, libcurl >= 7.80).
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
                   CurlCapture& capture);
 

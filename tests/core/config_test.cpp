@@ -474,7 +474,7 @@ TEST(Config, HttpConnectorChecks) {
                   "    url: http://x/\n"                             // 11
                   "    basic_user: u\n"                              // 12
                   "    bearer_token: tttttttttttttttttttt\n"         // 13
-                  "  d4: {connector: http, url: 'http://x/', client_cert: c.pem}\n"
+                  "  d4: {connector: http, url: 'http://x/', tls: {client_key: k.pem}}\n"
                   "  d5: {connector: http, url: 'http://x/', method: BREW}\n");
   ASSERT_FALSE(l.ok);
   ConfigError e = error_for(l, "connectors.d1.url");
@@ -483,8 +483,8 @@ TEST(Config, HttpConnectorChecks) {
   EXPECT_NE(e.message.find("unclosed"), std::string::npos);
   e = error_for(l, "connectors.d3");
   EXPECT_NE(e.message.find("not both"), std::string::npos);
-  e = error_for(l, "connectors.d4");
-  EXPECT_NE(e.message.find("go together"), std::string::npos);
+  e = error_for(l, "connectors.d4.tls");
+  EXPECT_NE(e.message.find("without client_certificate"), std::string::npos);
   e = error_for(l, "connectors.d5.method");
   EXPECT_NE(e.message.find("'BREW'"), std::string::npos);
 }
