@@ -836,7 +836,7 @@ struct HttpServer::Impl {
 
   // Drives the TLS handshake of a connection the calling thread owns. True when it is done
   // (the connection can be read); false when the connection was handed back to wait for the
-  // client (its header deadline still runs) or closed (refused).
+  // client (its header deadline still runs) or to close (refused: the alert sent, lingering).
   bool handshake(const std::shared_ptr<Conn>& cp) {
     Conn& c = *cp;
     ERR_clear_error();
@@ -865,7 +865,9 @@ struct HttpServer::Impl {
       send_now(c.fd,
                server_answer(400, "this port speaks HTTPS: use https://", options.server_name));
     }
-    close_owned(cp);
+    // Linger (reading what the client still sends) so that it reads the alert, not a reset: a
+    // TLS 1.3 client sends its request before the server has checked its certificate.
+    release_closing(c);
     return false;
   }
 

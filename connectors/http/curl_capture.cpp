@@ -68,6 +68,23 @@ bool tls_failure(CURLcode rc) {
          rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR;
 }
 
+// A TLS 1.3 server checks the client certificate after the client finished its side of the
+// handshake: libcurl has sent the request when the refusal (an alert) arrives. A server that
+// refused the handshake never read the request: nothing was delivered.
+bool handshake_refused(CURLcode rc, const CurlCapture& capture) {
+  if (rc != CURLE_RECV_ERROR && rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_SEND_ERROR) {
+    return false;
+  }
+  std::string e = capture.error;
+  for (const char* alert :
+       {"alert certificate required", "alert bad certificate", "alert unknown ca",
+        "alert certificate unknown", "alert certificate expired", "alert certificate revoked",
+        "alert unsupported certificate", "alert access denied"}) {
+    if (e.find(alert) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string url_escape(CURL* h, const std::string& v) {
@@ -103,6 +120,8 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &capture);
   curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(h, CURLOPT_PREREQDATA, &capture);
+  capture.error[0] = '\0';
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, capture.error);
   capture.request_started = false;
   capture.answered = false;
 }
@@ -167,14 +186,17 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
   // handshake). A connect failure after it comes from libcurl's own retry of a request it
   // could re-send (idempotent, or whose body had not gone out): nothing reached the partner.
   bool started = capture.request_started || capture.rewind_refused;
-  if (!started || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT) {
+  if (!started || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT ||
+      handshake_refused(rc, capture)) {
     return CurlFailure::NotSent;
   }
   return idempotent ? CurlFailure::Sent : CurlFailure::UnknownOutcome;
 }
 
-Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what) {
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
+                             const std::string& detail) {
   std::string reason = curl_easy_strerror(rc);
+  if (!detail.empty() && detail != reason) reason += " (" + detail + ")";
   if (failure == CurlFailure::UnknownOutcome) {
     return Outcome::retry("unknown_outcome", static_cast<int>(rc),
                           "demande envoyée, restée sans réponse (" + reason +
@@ -182,7 +204,7 @@ Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string
                               "vérifie avant de la renvoyer quand le partenaire le permet");
   }
   std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-  if (tls_failure(rc)) cls = "tls";
+  if (tls_failure(rc) || detail.find("alert") != std::string::npos) cls = "tls";
   return Outcome::retry(cls, static_cast<int>(rc), "cannot reach " + what + ": " + reason);
 }
 

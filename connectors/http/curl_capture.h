@@ -40,7 +40,8 @@ struct CurlCapture {
   std::string upload;
   bool guarded = false;
   size_t upload_pos = 0;
-  bool rewind_refused = false;  // libcurl wanted to re-send it with no answer: refused
+  bool rewind_refused = false;        // libcurl wanted to re-send it with no answer: refused
+  char error[CURL_ERROR_SIZE] = {0};  // libcurl's own words on a failure (CURLOPT_ERRORBUFFER)
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string() : it->second;
@@ -92,7 +93,8 @@ void set_request(CURL* h, CurlCapture& capture, const std::string& method, const
 
 // What a failed transfer (curl_easy_perform != CURLE_OK) means for the request.
 enum class CurlFailure {
-  NotSent,         // no request went out (DNS, refused, connect or TLS failure): plain retry
+  NotSent,         // no request went out (DNS, refused, connect or TLS failure — a TLS 1.3
+                   // server's refusal of the client certificate included: plain retry
   Sent,            // an idempotent request failed after it started: plain retry
   UnknownOutcome,  // a non-idempotent request may have reached the partner: find out first
 };
@@ -100,11 +102,14 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
 
 // The failure as an Outcome (always a retry). Classes: "network", "timeout", "tls" (not sent, or
 // an idempotent request: "cannot reach <what>: …", `what` naming the partner, e.g. "the SMS
-// gateway"), "unknown_outcome" (a French text for the support desk, whoever the partner).
-Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what);
+// gateway", then libcurl's `detail` when it has one, e.g. the TLS alert), "unknown_outcome" (a
+// French text for the support desk, whoever the partner).
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
+                             const std::string& detail = "");
 inline Outcome curl_failure_outcome(CURLcode rc, const CurlCapture& capture, bool idempotent,
                                     const std::string& what) {
-  return curl_failure_outcome(rc, classify_curl_failure(rc, capture, idempotent), what);
+  return curl_failure_outcome(rc, classify_curl_failure(rc, capture, idempotent), what,
+                              capture.error);
 }
 // The connectors' "test the connection": resolves the host of `url`, connects and, for https,
 // completes the TLS handshake with the transfer's verification settings — and sends nothing.

@@ -1,5 +1,6 @@
 #include "tests/support/test_pki.h"
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -184,6 +185,69 @@ std::string pem_sha256(const std::string& pem) {
   std::string out = fingerprint(x);
   X509_free(x);
   return out;
+}
+
+namespace {
+size_t collect(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+}  // namespace
+
+TlsClient::TlsClient(ClientTls tls) : tls_(std::move(tls)), h_(curl_easy_init()) {
+  check(h_ != nullptr, "curl_easy_init");
+}
+
+TlsClient::~TlsClient() {
+  curl_easy_cleanup(static_cast<CURL*>(h_));
+}
+
+Answer TlsClient::request(const std::string& method, const std::string& url,
+                          const std::string& body, const std::vector<std::string>& headers) {
+  CURL* h = static_cast<CURL*>(h_);
+  Answer a;
+  char err[CURL_ERROR_SIZE] = {0};
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &a.body);
+  curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  if (!tls_.ca.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, tls_.ca.c_str());
+  if (!tls_.cert.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, tls_.cert.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, tls_.cert_type.c_str());
+  }
+  if (!tls_.key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls_.key.c_str());
+  if (!tls_.key_password.empty()) curl_easy_setopt(h, CURLOPT_KEYPASSWD, tls_.key_password.c_str());
+  if (tls_.ssl_version != 0) curl_easy_setopt(h, CURLOPT_SSLVERSION, tls_.ssl_version);
+  if (!tls_.ciphers.empty()) curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, tls_.ciphers.c_str());
+  curl_slist* list = curl_slist_append(nullptr, "Expect:");
+  for (const auto& line : headers) list = curl_slist_append(list, line.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  if (method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  } else if (method != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  a.rc = static_cast<int>(curl_easy_perform(h));
+  curl_slist_free_all(list);
+  a.error = err;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a.status);
+  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &a.new_connections);
+  curl_certinfo* info = nullptr;
+  if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &info) == CURLE_OK && info != nullptr &&
+      info->num_of_certs > 0) {
+    for (curl_slist* s = info->certinfo[0]; s != nullptr; s = s->next) {
+      std::string line = s->data;
+      if (line.rfind("Cert:", 0) == 0) a.served_sha256 = pem_sha256(line.substr(5));
+    }
+  }
+  return a;
 }
 
 }  // namespace relais::testing
