@@ -837,3 +837,49 @@ TEST(Config, TrustSettingsLoadAndBadOnesAreLocated) {
 
 }  // namespace
 }  // namespace relais
+
+namespace relais {
+namespace {
+
+// server.tls, tokens bound to a client certificate, and the connectors' tls block.
+TEST(Config, TlsKeysAreChecked) {
+  Loaded l = load(
+      "server:\n"
+      "  tls:\n"
+      "    certificate: /nonexistent/relais.pem\n"
+      "    key: /nonexistent/relais.key\n"
+      "    client_certificates: required\n"
+      "auth:\n"
+      "  tokens:\n"
+      "    - {name: a, token: aaaaaaaaaaaaaaaaaaaa, client_certificate: 'zz:11'}\n"
+      "    - {name: b, token: bbbbbbbbbbbbbbbbbbbb, client_certificate: '" +
+      std::string(32, 'A') + ":" + std::string(32, 'b') + "'}\n" + kMinimal +
+      "connectors:\n"
+      "  d1: {connector: http, url: 'https://x/', tls: {client_certificate: c.p12, format: p12,"
+      " client_key: k.pem}}\n"
+      "  d2: {connector: http, url: 'https://x/', tls: {client_certificate: c.pem,"
+      " client_key_password_file: p, client_key_password_env: P}}\n");
+  ASSERT_FALSE(l.ok);
+  EXPECT_NE(error_for(l, "server.tls.certificate").message.find("no such file"), std::string::npos);
+  EXPECT_NE(error_for(l, "server.tls.key").message.find("no such file"), std::string::npos);
+  EXPECT_NE(error_for(l, "server.tls.client_ca").message.find("needs client_ca"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "auth.tokens[0].client_certificate").message.find("64 hexadecimal"),
+            std::string::npos);
+  // A well-formed fingerprint still needs mutual TLS.
+  EXPECT_NE(error_for(l, "auth.tokens[1].client_certificate").message.find("mutual TLS"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "connectors.d1.tls.client_key").message.find("PKCS#12"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "connectors.d2.tls").message.find("not both"), std::string::npos);
+}
+
+TEST(Config, FingerprintsAreNormalised) {
+  EXPECT_EQ(normalize_fingerprint(std::string(32, 'A') + ":" + std::string(32, 'b')),
+            std::string(32, 'a') + std::string(32, 'b'));
+  EXPECT_EQ(normalize_fingerprint("AB:CD"), "");
+  EXPECT_EQ(normalize_fingerprint(std::string(63, 'a') + "g"), "");
+}
+
+}  // namespace
+}  // namespace relais

@@ -271,6 +271,35 @@ TEST_F(TlsIntegrationTest, SighupReloadsTheCertificateWithoutDroppingConnections
   EXPECT_EQ(relais.stop(), 0);
 }
 
+// The sub-commands reach a relais with server.tls at the https URL it published, verifying its
+// certificate with $RELAIS_CA_FILE and presenting $RELAIS_CLIENT_CERTIFICATE / _KEY.
+TEST_F(TlsIntegrationTest, CommandsGoThroughTheHttpsApi) {
+  RelaisOptions o = options();
+  o.server_extra_yaml = "  tls:\n    certificate: " + server_cert_.cert +
+                        "\n    key: " + server_cert_.key + "\n    client_ca: " + alpha_->ca_file() +
+                        "\n    client_certificates: required\n";
+  RelaisProcess relais(o);
+  relais.start();
+  const std::vector<std::string> add = {
+      RELAIS_BINARY,        "users",   "add",         "carol", "--role", "support", "--config",
+      relais.config_path(), "--token", relais.token()};
+  ::setenv("RELAIS_PASSWORD", "carol-password-0123", 1);
+  ::setenv("RELAIS_CA_FILE", alpha_->ca_file().c_str(), 1);
+  CommandResult without = run_command(add);  // no client certificate: refused at the handshake
+  ::setenv("RELAIS_CLIENT_CERTIFICATE", client_a_.cert.c_str(), 1);
+  ::setenv("RELAIS_CLIENT_KEY", client_a_.key.c_str(), 1);
+  CommandResult with = run_command(add);
+  for (const char* v :
+       {"RELAIS_PASSWORD", "RELAIS_CA_FILE", "RELAIS_CLIENT_CERTIFICATE", "RELAIS_CLIENT_KEY"}) {
+    ::unsetenv(v);
+  }
+  EXPECT_NE(without.exit_code, 0) << without.out << without.err;
+  EXPECT_EQ(with.exit_code, 0) << with.out << with.err;
+  TlsClient admin(as(&client_a_));
+  Answer a = admin.request("GET", url(relais, "/api/v1/users"), "", bearer(relais.token()));
+  EXPECT_NE(a.body.find("carol"), std::string::npos) << a.body;
+}
+
 TEST_F(TlsIntegrationTest, AKeyThatDoesNotMatchItsCertificateStopsTheStart) {
   RelaisOptions o = options();
   IssuedCert unrelated = alpha_->server("unrelated");
