@@ -365,14 +365,7 @@ bool write_all(int fd, const std::string& head, const char* body, size_t body_si
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int64_t left = deadline - now_ms();
-      if (left <= 0) {
-        timed_out = true;
-        return false;
-      }
-      pollfd p{fd, POLLOUT, 0};
-      int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
-      if (r < 0 && errno != EINTR) return false;
+      if (!wait_ready(fd, POLLOUT, deadline, timed_out)) return false;
       continue;
     }
     return false;

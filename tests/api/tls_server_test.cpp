@@ -73,9 +73,14 @@ class TlsServerTest : public ::testing::Test {
   std::string url(const std::string& path = "/hello") const {
     return "https://localhost:" + std::to_string(port_) + path;
   }
-  ClientTls trusting() const {
+  // A client that trusts the server's CA and presents `cert` (none when null).
+  ClientTls trusting(const IssuedCert* cert = nullptr) const {
     ClientTls t;
     t.ca = pki_->ca_file();
+    if (cert != nullptr) {
+      t.cert = cert->cert;
+      t.key = cert->key;
+    }
     return t;
   }
   static void copy_over(const std::string& from, const std::string& to) {
@@ -268,18 +273,12 @@ TEST_F(TlsServerTest, MutualTlsRequired) {
   EXPECT_NE(a.rc, 0);
   EXPECT_EQ(a.status, 0);
 
-  ClientTls f = trusting();
-  f.cert = foreign.cert;
-  f.key = foreign.key;
-  TlsClient foreign_client(f);
+  TlsClient foreign_client(trusting(&foreign));
   a = foreign_client.get(url());
   EXPECT_NE(a.rc, 0);
   EXPECT_EQ(a.status, 0);
 
-  ClientTls good = trusting();
-  good.cert = a_cert.cert;
-  good.key = a_cert.key;
-  TlsClient good_client(good);
+  TlsClient good_client(trusting(&a_cert));
   a = good_client.get(url());
   ASSERT_EQ(a.rc, 0) << a.error;
   EXPECT_EQ(a.body, "/hello secure=1 cert=" + a_cert.sha256);
@@ -296,10 +295,7 @@ TEST_F(TlsServerTest, MutualTlsOptional) {
   ASSERT_EQ(a.rc, 0) << a.error;
   EXPECT_EQ(a.body, "/hello secure=1 cert=-");
   IssuedCert b = pki_->client("client-b", "system-b");
-  ClientTls with = trusting();
-  with.cert = b.cert;
-  with.key = b.key;
-  TlsClient with_client(with);
+  TlsClient with_client(trusting(&b));
   a = with_client.get(url());
   ASSERT_EQ(a.rc, 0) << a.error;
   EXPECT_EQ(a.body, "/hello secure=1 cert=" + b.sha256);
