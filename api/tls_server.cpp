@@ -67,8 +67,9 @@ std::shared_ptr<SSL_CTX> make_server_tls_context(const TlsServerOptions& o, std:
   }
   SSL_CTX* c = ctx.get();
   SSL_CTX_set_min_proto_version(c, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  // A client that half-closes without close_notify after its request still gets the answer.
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                             SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) {
     error = "server.tls: cannot set the cipher list: " + openssl_error_text();
