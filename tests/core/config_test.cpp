@@ -10,6 +10,7 @@
 
 #include "connectors/registry.h"
 #include "core/crypto.h"
+#include "core/tls_client.h"
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
 
@@ -879,6 +880,55 @@ TEST(Config, FingerprintsAreNormalised) {
             std::string(32, 'a') + std::string(32, 'b'));
   EXPECT_EQ(normalize_fingerprint("AB:CD"), "");
   EXPECT_EQ(normalize_fingerprint(std::string(63, 'a') + "g"), "");
+}
+
+}  // namespace
+}  // namespace relais
+
+namespace relais {
+namespace {
+
+ConfigView tls_block(const std::string& yaml) {
+  return ConfigView(YAML::Load(yaml), {&tls_client_spec()}, "connectors.d.tls");
+}
+
+// The outbound tls block read at start-up: the password from its file (first line) or from
+// the environment; a file missing or a variable unset stops the start, naming the key.
+TEST(TlsClientBlock, ReadsThePasswordFromAFileOrTheEnvironment) {
+  TempDir dir;
+  { std::ofstream(dir.file("c.p12")) << "x"; }
+  { std::ofstream(dir.file("pass")) << "from-file\r\nsecond line\n"; }
+  TlsClientOptions o = read_tls_client(
+      tls_block("{client_certificate: " + dir.file("c.p12") +
+                ", format: p12, client_key_password_file: " + dir.file("pass") + "}"),
+      "connector d");
+  EXPECT_EQ(o.client_certificate, dir.file("c.p12"));
+  EXPECT_EQ(o.format, "p12");
+  EXPECT_EQ(o.client_key_password, "from-file");
+
+  ::setenv("RELAIS_TEST_KEY_PASSWORD", "from-env", 1);
+  o = read_tls_client(tls_block("{client_certificate: " + dir.file("c.p12") +
+                                ", client_key_password_env: RELAIS_TEST_KEY_PASSWORD}"),
+                      "connector d");
+  EXPECT_EQ(o.client_key_password, "from-env");
+  ::unsetenv("RELAIS_TEST_KEY_PASSWORD");
+  try {
+    read_tls_client(tls_block("{client_certificate: " + dir.file("c.p12") +
+                              ", client_key_password_env: RELAIS_TEST_KEY_PASSWORD}"),
+                    "connector d");
+    FAIL() << "an unset variable was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("RELAIS_TEST_KEY_PASSWORD is not set"), std::string::npos)
+        << e.what();
+  }
+  try {
+    read_tls_client(tls_block("{ca_file: " + dir.file("missing.pem") + "}"), "connector d");
+    FAIL() << "a missing CA file was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("connector d: tls.ca_file: no such file"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
