@@ -74,15 +74,7 @@ class TlsServerTest : public ::testing::Test {
     return "https://localhost:" + std::to_string(port_) + path;
   }
   // A client that trusts the server's CA and presents `cert` (none when null).
-  ClientTls trusting(const IssuedCert* cert = nullptr) const {
-    ClientTls t;
-    t.ca = pki_->ca_file();
-    if (cert != nullptr) {
-      t.cert = cert->cert;
-      t.key = cert->key;
-    }
-    return t;
-  }
+  ClientTls trusting(const IssuedCert* cert = nullptr) const { return pki_->client_tls(cert); }
   static void copy_over(const std::string& from, const std::string& to) {
     fs::copy_file(from, to, fs::copy_options::overwrite_existing);
   }

@@ -143,15 +143,7 @@ class TlsIntegrationTest : public ::testing::Test {
   std::string url(const RelaisProcess& r, const std::string& path) const {
     return "https://localhost:" + std::to_string(r.port()) + path;
   }
-  ClientTls as(const IssuedCert* cert) const {
-    ClientTls t;
-    t.ca = alpha_->ca_file();
-    if (cert != nullptr) {
-      t.cert = cert->cert;
-      t.key = cert->key;
-    }
-    return t;
-  }
+  ClientTls as(const IssuedCert* cert) const { return alpha_->client_tls(cert); }
   static std::vector<std::string> bearer(const std::string& token) {
     return {"Authorization: Bearer " + token, "Content-Type: application/json"};
   }

@@ -102,6 +102,16 @@ Pki::Pki(std::string dir, std::string name)
 
 Pki::~Pki() = default;
 
+ClientTls Pki::client_tls(const IssuedCert* cert) const {
+  ClientTls t;
+  t.ca = ca_file_;
+  if (cert != nullptr) {
+    t.cert = cert->cert;
+    t.key = cert->key;
+  }
+  return t;
+}
+
 IssuedCert Pki::issue(const std::string& stem, const std::string& cn, bool server) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   check(key != nullptr, "EVP_EC_gen");

@@ -18,6 +18,14 @@ struct IssuedCert {
   std::string sha256;  // fingerprint of the DER, lower-case hex without colons
 };
 
+// What a client asks of the TLS connection.
+struct ClientTls {
+  std::string ca;  // CA bundle the server must chain to
+  std::string cert, key, cert_type = "PEM", key_password;
+  long ssl_version = 0;  // CURLOPT_SSLVERSION; 0 = libcurl's default
+  std::string ciphers;   // CURLOPT_SSL_CIPHER_LIST; "" = default
+};
+
 class Pki {
  public:
   // A new CA (subject CN=`name`) whose files go to `dir`/`name`-ca.pem and -ca.key.
@@ -27,6 +35,8 @@ class Pki {
   Pki& operator=(const Pki&) = delete;
 
   const std::string& ca_file() const { return ca_file_; }
+  // A client that trusts this CA and presents `cert` (none when null).
+  ClientTls client_tls(const IssuedCert* cert = nullptr) const;
   // A server certificate for localhost and 127.0.0.1, written as `file_stem`.pem / .key.
   IssuedCert server(const std::string& file_stem, const std::string& cn = "localhost");
   // A client certificate (extendedKeyUsage clientAuth), written as `file_stem`.pem / .key.
@@ -48,14 +58,6 @@ class Pki {
 
 // The SHA-256 fingerprint (lower-case hex) of the first certificate of a PEM file or text.
 std::string pem_sha256(const std::string& pem_text);
-
-// What a client asks of the TLS connection.
-struct ClientTls {
-  std::string ca;  // CA bundle the server must chain to
-  std::string cert, key, cert_type = "PEM", key_password;
-  long ssl_version = 0;  // CURLOPT_SSLVERSION; 0 = libcurl's default
-  std::string ciphers;   // CURLOPT_SSL_CIPHER_LIST; "" = default
-};
 
 // One exchange. rc != 0 (CURLcode): no answer, `error` says why (libcurl's error buffer).
 struct Answer {
