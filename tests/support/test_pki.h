@@ -28,7 +28,8 @@ struct ClientTls {
 
 class Pki {
  public:
-  // A new CA (subject CN=`name`) whose files go to `dir`/`name`-ca.pem and -ca.key.
+  // A new CA (subject CN="`name` CA"): its certificate goes to `dir`/`name`-ca.pem, its key
+  // stays in memory.
   Pki(std::string dir, std::string name);
   ~Pki();
   Pki(const Pki&) = delete;
