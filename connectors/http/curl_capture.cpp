@@ -195,8 +195,11 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
 
 Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
                              const std::string& detail) {
+  // libcurl's own words only for TLS failures (OpenSSL's reason: no URL, no data of the
+  // message); the others keep libcurl's generic text.
+  const bool tls = tls_failure(rc) || detail.find("SSL") != std::string::npos;
   std::string reason = curl_easy_strerror(rc);
-  if (!detail.empty() && detail != reason) reason += " (" + detail + ")";
+  if (tls && !detail.empty() && detail != reason) reason += " (" + detail + ")";
   if (failure == CurlFailure::UnknownOutcome) {
     return Outcome::retry("unknown_outcome", static_cast<int>(rc),
                           "demande envoyée, restée sans réponse (" + reason +
@@ -204,7 +207,7 @@ Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string
                               "vérifie avant de la renvoyer quand le partenaire le permet");
   }
   std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-  if (tls_failure(rc) || detail.find("alert") != std::string::npos) cls = "tls";
+  if (tls_failure(rc) || (tls && detail.find("alert") != std::string::npos)) cls = "tls";
   return Outcome::retry(cls, static_cast<int>(rc), "cannot reach " + what + ": " + reason);
 }
 

@@ -102,7 +102,7 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
 
 // The failure as an Outcome (always a retry). Classes: "network", "timeout", "tls" (not sent, or
 // an idempotent request: "cannot reach <what>: …", `what` naming the partner, e.g. "the SMS
-// gateway", then libcurl's `detail` when it has one, e.g. the TLS alert), "unknown_outcome" (a
+// gateway", then, for a TLS failure, libcurl's `detail`, e.g. the alert), "unknown_outcome" (a
 // French text for the support desk, whoever the partner).
 Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
                              const std::string& detail = "");
