@@ -36,6 +36,7 @@ AlertMonitor::AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& confi
     auto w = v.object("webhook");
     channels_.webhook_url = w.str("url");
     channels_.webhook_headers = w.string_map("headers");
+    channels_.webhook_tls = read_tls_client(w.object("tls"), "alerts.webhook");
   }
   if (v.has("smtp")) {
     auto m = v.object("smtp");
@@ -186,6 +187,7 @@ std::string AlertMonitor::send_webhook(const Alert& a) {
   CurlCapture capture(4096);
   CurlTransfer transfer;
   transfer.timeout_ms = channels_.timeout_ms;
+  transfer.tls = channels_.webhook_tls;
   prepare_curl(h, channels_.webhook_url, transfer, capture);
   std::string payload = alert_json(a).dump();
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");

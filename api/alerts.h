@@ -20,6 +20,7 @@
 #include "core/console_store.h"
 #include "core/periodic.h"
 #include "core/retry_policy.h"
+#include "core/tls_client.h"
 #include "routing/alerts_config.h"
 #include "routing/hub.h"
 
@@ -37,6 +38,7 @@ struct AlertRule {
 struct AlertChannels {
   std::string webhook_url;
   std::vector<std::pair<std::string, std::string>> webhook_headers;
+  TlsClientOptions webhook_tls;  // CA bundle, client certificate
   std::string smtp_host;
   int smtp_port = 25;
   std::string smtp_from;

@@ -148,7 +148,17 @@ class ApiHandler final : public HTTPRequestHandler {
                "the request stopped on an unexpected error (" + what + "); see the relais log");
   }
 
-  std::optional<api::Principal> authenticate(HTTPServerRequest& req) {
+  // A configuration token bound to a client certificate (auth.tokens[].client_certificate)
+  // presented without that certificate: which token, and why (for the 401 and the audit).
+  struct BindingRefusal {
+    const TokenConfig* token = nullptr;
+    std::string detail;
+  };
+
+  // The caller, or nothing. A bound token counts only on a connection whose verified client
+  // certificate (the TLS handshake, api::peer_certificate) has its fingerprint; else nothing,
+  // and `refusal` names the token.
+  std::optional<api::Principal> authenticate(HTTPServerRequest& req, BindingRefusal& refusal) {
     if (req.has("Authorization")) {
       const std::string& auth = req.get("Authorization");
       if (auth.size() < 8 || lower(auth.substr(0, 7)) != "bearer ") return std::nullopt;
@@ -157,6 +167,18 @@ class ApiHandler final : public HTTPRequestHandler {
       for (const auto& t : config_.tokens) {
         // Compare every token's hash in constant time; do not stop early.
         if (constant_time_equals(digest, t.sha256)) found = &t;
+      }
+      if (found != nullptr && !found->client_certificate.empty()) {
+        const api::PeerCertificate* cert = api::peer_certificate(req);
+        if (cert == nullptr || !constant_time_equals(cert->sha256, found->client_certificate)) {
+          refusal.token = found;
+          refusal.detail = cert == nullptr
+                               ? "this token is bound to a client certificate; the connection "
+                                 "presented none (mutual TLS)"
+                               : "this token is bound to another client certificate than the "
+                                 "one the connection presented";
+          return std::nullopt;
+        }
       }
       if (found != nullptr) {
         api::Principal p{found->name, found->role, found->sources};
@@ -173,6 +195,18 @@ class ApiHandler final : public HTTPRequestHandler {
     std::string sid = api::session_cookie(req);
     if (sid.empty()) return std::nullopt;
     return shared_.sessions.find(sid);
+  }
+
+  // 401 for a bound token without its certificate, audited (auth.refused) as the token.
+  void refuse_binding(HTTPServerRequest& req, HTTPServerResponse& resp,
+                      const BindingRefusal& refused) {
+    if (shared_.console != nullptr) {
+      shared_.console->audit(AuditEntry{0, 0, refused.token->name, refused.token->role,
+                                        "auth.refused", "token:" + refused.token->name,
+                                        refused.detail, client_address(req)});
+    }
+    resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
+    send_error(resp, 401, "unauthorized", refused.detail);
   }
 
   // server.rate_limit: true when `who` is over its limit, answered 429 with Retry-After (whole
@@ -239,7 +273,9 @@ class ApiHandler final : public HTTPRequestHandler {
           return api::handle_login(shared_, req, resp, client_address(req));
         case api::Ep::ConnectorInbound:
         case api::Ep::ConnectorInboundPost: {
-          std::optional<api::Principal> who = authenticate(req);
+          BindingRefusal refused;
+          std::optional<api::Principal> who = authenticate(req, refused);
+          if (refused.token != nullptr) return refuse_binding(req, resp, refused);
           if (who && over_rate_limit(*who, resp)) return;
           return connector_request(req, resp, uri, seg, who ? &*who : nullptr);
         }
@@ -247,7 +283,9 @@ class ApiHandler final : public HTTPRequestHandler {
           return send_error(resp, 404, "not found", "no endpoint at " + path);
       }
     }
-    std::optional<api::Principal> who = authenticate(req);
+    BindingRefusal refused;
+    std::optional<api::Principal> who = authenticate(req, refused);
+    if (refused.token != nullptr) return refuse_binding(req, resp, refused);
     if (!who) {
       resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
       return send_error(resp, 401, "unauthorized",
@@ -813,6 +851,7 @@ int ApiServer::start() {
                         std::to_string(config_.max_connections) +
                         ") + 1024; raise LimitNOFILE in the service unit");
   }
+  o.tls = config_.tls;
   api::ApiShared& shared = *shared_;
   server_ = std::make_unique<api::HttpServer>(
       std::move(o),
@@ -825,6 +864,14 @@ int ApiServer::start() {
   alerts_->start();
   retention_->start();
   return port_;
+}
+
+bool ApiServer::reload_tls(std::string& error) {
+  if (!server_) {
+    error = "the server is not running";
+    return false;
+  }
+  return server_->reload_tls(error);
 }
 
 void ApiServer::stop() {

@@ -33,6 +33,10 @@ class ApiServer {
   // waits for the requests in progress to be answered.
   void stop();
   int port() const { return port_; }
+  // Reads the TLS certificate, key and client CA files again (server.tls) for the connections
+  // to come; open connections keep theirs. On failure the current ones stay and `error` says
+  // why. Called on SIGHUP (apps/main.cpp). Thread-safe.
+  bool reload_tls(std::string& error);
 
  private:
   Hub& hub_;

@@ -17,6 +17,8 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Timestamp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/tls_server.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -132,17 +135,20 @@ class BufferedResponse final : public Poco::Net::HTTPServerResponse {
 };
 
 // A complete request (head and body already read) seen through Poco's interface. One per
-// request, used by one thread; borrows the body, the addresses and the response.
+// request, used by one thread; borrows the body, the addresses, the response and the peer's
+// certificate.
 class BufferedRequest final : public Poco::Net::HTTPServerRequest {
  public:
   BufferedRequest(const HttpRequestHead& head, const std::string& body, const SocketAddress& client,
                   const SocketAddress& server, const Poco::Net::HTTPServerParams& params,
-                  BufferedResponse& response)
+                  BufferedResponse& response, bool secure, const PeerCertificate* peer)
       : body_(body.data(), body.size()),
         client_(client),
         server_(server),
         params_(params),
-        response_(response) {
+        response_(response),
+        secure_(secure),
+        peer_(peer) {
     setMethod(head.method);
     setURI(head.target);
     setVersion(head.version_minor == 0 ? HTTP_1_0 : HTTP_1_1);
@@ -154,7 +160,8 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   const SocketAddress& serverAddress() const override { return server_; }
   const Poco::Net::HTTPServerParams& serverParams() const override { return params_; }
   Poco::Net::HTTPServerResponse& response() const override { return response_; }
-  bool secure() const override { return false; }
+  bool secure() const override { return secure_; }
+  const PeerCertificate* peer_certificate() const { return peer_; }
 
  private:
   Poco::MemoryInputStream body_;
@@ -162,6 +169,8 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   const SocketAddress& server_;
   const Poco::Net::HTTPServerParams& params_;
   BufferedResponse& response_;
+  bool secure_;
+  const PeerCertificate* peer_;
 };
 
 // Where a connection is between two events. The phase is read and written under Conn::mu.
@@ -182,6 +191,10 @@ enum class Phase : uint8_t {
 // lock. The sweep (acceptor thread) never touches an owned connection; it acts on the others
 // under the lock: it answers 408, or sets `closed` and closes the descriptor. A handler thread
 // that claims a closed connection drops the event.
+//
+// TLS: `ssl` (owned, freed with the Conn) belongs to the owner like the buffer; `want_write`
+// (the next event the owner waits for is writability: a handshake or a read that must write)
+// is read by rearm under the lock.
 struct Conn {
   int fd = -1;
   uint32_t gen = 0;  // tells this connection from a later one on the same descriptor
@@ -194,9 +207,18 @@ struct Conn {
   std::string in;       // received bytes; the unconsumed ones start at in_pos
   size_t in_pos = 0;
   HttpRequestParser parser;
+  SSL* ssl = nullptr;                     // TLS: the session (nullptr: plain HTTP)
+  bool handshake_done = true;             // TLS: the handshake completed
+  bool want_write = false;                // TLS: re-arm for EPOLLOUT rather than EPOLLIN
+  std::optional<PeerCertificate> client;  // TLS: the verified client certificate
 
   Conn(int f, uint32_t g, const SocketAddress& p, HttpRequestParser::Limits limits)
       : fd(f), gen(g), peer(p), parser(std::move(limits)) {}
+  ~Conn() {
+    if (ssl != nullptr) SSL_free(ssl);  // the descriptor is closed apart (BIO_NOCLOSE)
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
   bool has_input() const { return in_pos < in.size(); }
 };
 
@@ -250,6 +272,73 @@ void send_now(int fd, const std::string& text) {
   (void)n;
 }
 
+// The same on a connection (through TLS when it has it; nothing before its handshake).
+void send_now(Conn& c, const std::string& text) {
+  if (c.ssl == nullptr) return send_now(c.fd, text);
+  if (!c.handshake_done) return;
+  ERR_clear_error();
+  int n = SSL_write(c.ssl, text.data(), static_cast<int>(text.size()));
+  if (n <= 0) ERR_clear_error();
+}
+
+// Waits until `fd` is ready for `events` or `deadline` passes (at most 1 s per call). False on
+// timeout (`timed_out` set) or error.
+bool wait_ready(int fd, short events, int64_t deadline, bool& timed_out) {
+  int64_t left = deadline - now_ms();
+  if (left <= 0) {
+    timed_out = true;
+    return false;
+  }
+  pollfd p{fd, events, 0};
+  int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+  return r >= 0 || errno == EINTR;
+}
+
+// Writes all of `data` through TLS before `deadline`. False on error or timeout.
+bool tls_write_all(SSL* ssl, int fd, const char* data, size_t size, int64_t deadline,
+                   bool& timed_out) {
+  timed_out = false;
+  size_t off = 0;
+  while (off < size) {
+    ERR_clear_error();
+    int chunk = static_cast<int>(std::min<size_t>(size - off, 1 << 30));
+    int n = SSL_write(ssl, data + off, chunk);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    int err = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      if (!wait_ready(fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline, timed_out)) {
+        return false;
+      }
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// Reads what the connection has, without blocking: > 0 bytes, 0 end of stream (or a TLS
+// error), -1 with errno (EAGAIN when nothing more is there; c.want_write when TLS must write
+// first).
+ssize_t conn_recv(Conn& c, char* buf, size_t size) {
+  if (c.ssl == nullptr) return ::recv(c.fd, buf, size, 0);
+  ERR_clear_error();
+  int n = SSL_read(c.ssl, buf, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+  if (n > 0) return n;
+  int err = SSL_get_error(c.ssl, n);
+  ERR_clear_error();
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    c.want_write = err == SSL_ERROR_WANT_WRITE;
+    errno = EAGAIN;
+    return -1;
+  }
+  if (err == SSL_ERROR_SYSCALL && errno == EINTR) return -1;
+  return 0;  // close_notify, a reset, or a TLS error: the end of this connection
+}
+
 // Writes all of head + body before `deadline` (ms, steady clock). False on error or timeout.
 bool write_all(int fd, const std::string& head, const char* body, size_t body_size,
                int64_t deadline, bool& timed_out) {
@@ -276,14 +365,7 @@ bool write_all(int fd, const std::string& head, const char* body, size_t body_si
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int64_t left = deadline - now_ms();
-      if (left <= 0) {
-        timed_out = true;
-        return false;
-      }
-      pollfd p{fd, POLLOUT, 0};
-      int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
-      if (r < 0 && errno != EINTR) return false;
+      if (!wait_ready(fd, POLLOUT, deadline, timed_out)) return false;
       continue;
     }
     return false;
@@ -315,12 +397,14 @@ struct HttpServer::Impl {
     c_max_conn = &metrics->counter("relais_http_refused_total", {{"reason", "max_connections"}});
     c_busy = &metrics->counter("relais_http_refused_total", {{"reason", "busy"}});
     c_bad = &metrics->counter("relais_http_refused_total", {{"reason", "bad_request"}});
+    c_tls = &metrics->counter("relais_http_refused_total", {{"reason", "tls_handshake"}});
     base_connections = c_connections->value();
     base_header = c_header->value();
     base_body = c_body->value();
     base_write = c_write->value();
     base_refused = c_max_conn->value() + c_busy->value();
     base_bad = c_bad->value();
+    base_tls = c_tls->value();
     if (m != nullptr) {
       std::shared_ptr<std::atomic<int64_t>> gauge = open;
       metrics->add_collector([gauge](std::string& out) {
@@ -345,7 +429,8 @@ struct HttpServer::Impl {
   Counter* c_max_conn;
   Counter* c_busy;
   Counter* c_bad;
-  uint64_t base_connections, base_header, base_body, base_write, base_refused, base_bad;
+  Counter* c_tls;
+  uint64_t base_connections, base_header, base_body, base_write, base_refused, base_bad, base_tls;
   std::shared_ptr<std::atomic<int64_t>> open = std::make_shared<std::atomic<int64_t>>(0);
 
   // --- set by start() ---
@@ -381,6 +466,11 @@ struct HttpServer::Impl {
   std::condition_variable stop_cv;
   bool quiesced = false;  // guarded by stop_mu: the acceptor accepts nothing more
 
+  // The TLS context of new connections (null: plain HTTP); swapped by reload_tls. Each
+  // connection's SSL holds its own reference to the context it was made from.
+  mutable std::mutex tls_mu;
+  std::shared_ptr<SSL_CTX> tls_ctx;  // guarded by tls_mu
+
   HttpRequestParser::Limits limits() const {
     HttpRequestParser::Limits l;
     l.max_header_bytes = options.max_header_bytes;
@@ -398,7 +488,7 @@ struct HttpServer::Impl {
   // Arms the connection for its next readable event (caller holds c.mu).
   void rearm(Conn& c) const {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.events = (c.want_write ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP | EPOLLONESHOT;
     ev.data.u64 = conn_key(c.fd, c.gen);
     if (::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev) != 0) {
       log_error("http", std::string("epoll_ctl: ") + std::strerror(errno));
@@ -409,6 +499,12 @@ struct HttpServer::Impl {
   // Answered and closing: no more to send; read what the client still sends, then close
   // (caller holds c.mu; the caller re-arms).
   void begin_close(Conn& c) const {
+    if (c.ssl != nullptr && c.handshake_done) {
+      ERR_clear_error();
+      SSL_shutdown(c.ssl);  // close_notify, best effort (never waits for the client's)
+      ERR_clear_error();
+    }
+    c.want_write = false;
     ::shutdown(c.fd, SHUT_WR);
     c.phase = Phase::Draining;
     c.deadline = now_ms() + kLingerMs;
@@ -487,10 +583,12 @@ struct HttpServer::Impl {
       }
       if (open->load(std::memory_order_relaxed) >= options.max_connections) {
         // Counted before the client can see the answer: whoever reads the 503 also reads it
-        // in the metrics.
+        // in the metrics. (A TLS client gets no answer before its handshake: closed.)
         c_max_conn->inc();
-        send_now(fd, server_answer(503, "too many open connections; try again later",
-                                   options.server_name));
+        if (!options.tls.enabled()) {
+          send_now(fd, server_answer(503, "too many open connections; try again later",
+                                     options.server_name));
+        }
         ::close(fd);
         continue;
       }
@@ -498,8 +596,12 @@ struct HttpServer::Impl {
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       SocketAddress peer(reinterpret_cast<const sockaddr*>(&addr), len);
       auto conn = std::make_shared<Conn>(fd, ++next_gen, peer, limits());
-      conn->phase = Phase::Head;  // nothing yet: the head is due from now
+      conn->phase = Phase::Head;  // nothing yet: the head (and the handshake) due from now
       conn->deadline = now_ms() + options.header_timeout_ms;
+      if (options.tls.enabled() && !start_tls(*conn)) {
+        ::close(fd);
+        continue;
+      }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
       ev.data.u64 = conn_key(fd, conn->gen);
@@ -514,6 +616,24 @@ struct HttpServer::Impl {
       open->fetch_add(1, std::memory_order_relaxed);
       c_connections->inc();
     }
+  }
+
+  // A new connection's TLS session, from the current context (acceptor thread).
+  bool start_tls(Conn& c) {
+    std::shared_ptr<SSL_CTX> ctx;
+    {
+      std::lock_guard<std::mutex> lock(tls_mu);
+      ctx = tls_ctx;
+    }
+    ERR_clear_error();
+    c.ssl = SSL_new(ctx.get());  // holds its own reference to ctx
+    if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
+      log_error("http", "cannot start TLS on a connection: " + openssl_error_text());
+      return false;
+    }
+    SSL_set_accept_state(c.ssl);
+    c.handshake_done = false;
+    return true;
   }
 
   // Acts on the connections whose deadline passed (and, when stopping, closes the ones that
@@ -534,14 +654,14 @@ struct HttpServer::Impl {
       } else if (now >= c.deadline) {
         if (c.phase == Phase::Head && (c.parser.in_progress() || c.has_input())) {
           c_header->inc();
-          send_now(c.fd, server_answer(408, "the request head did not arrive in time",
-                                       options.server_name));
+          send_now(c, server_answer(408, "the request head did not arrive in time",
+                                    options.server_name));
           begin_close(c);
           rearm(c);
         } else if (c.phase == Phase::Body) {
           c_body->inc();
-          send_now(c.fd, server_answer(408, "the request body did not arrive in time",
-                                       options.server_name));
+          send_now(c, server_answer(408, "the request body did not arrive in time",
+                                    options.server_name));
           begin_close(c);
           rearm(c);
         } else {
@@ -643,6 +763,7 @@ struct HttpServer::Impl {
       c.owned = true;
       phase = c.phase;
     }
+    c.want_write = false;
     char buf[kReadChunk];
     if (phase == Phase::Draining) {
       for (int i = 0; i < 4; ++i) {
@@ -660,12 +781,14 @@ struct HttpServer::Impl {
       close_owned(cp);
       return;
     }
+    if (!c.handshake_done && !handshake(cp)) return;
     bool eof = false;
     for (int i = 0; i < 16; ++i) {
-      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      ssize_t n = conn_recv(c, buf, sizeof buf);
       if (n > 0) {
         c.in.append(buf, static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < sizeof buf) break;
+        // TLS gives one record (16 KiB at most) per read: read on until nothing is left.
+        if (c.ssl == nullptr && static_cast<size_t>(n) < sizeof buf) break;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -685,7 +808,7 @@ struct HttpServer::Impl {
         return;
       case Next::Error:
         c_bad->inc();
-        send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
+        send_now(c, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
         if (eof) {
           close_owned(cp);
           return;
@@ -699,9 +822,46 @@ struct HttpServer::Impl {
       close_owned(cp);
       return;
     }
-    if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (c.parser.continue_due()) send_now(c, "HTTP/1.1 100 Continue\r\n\r\n");
     int64_t now = now_ms();
     release(c, &now);
+  }
+
+  // Drives the TLS handshake of a connection the calling thread owns. True when it is done
+  // (the connection can be read); false when the connection was handed back to wait for the
+  // client (its header deadline still runs) or to close (refused: the alert sent, lingering).
+  bool handshake(const std::shared_ptr<Conn>& cp) {
+    Conn& c = *cp;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c.ssl);
+    if (r == 1) {
+      c.handshake_done = true;
+      if (options.tls.client_certificates != ClientCertificates::None) {
+        c.client = verified_peer_certificate(c.ssl);
+      }
+      return true;
+    }
+    int err = SSL_get_error(c.ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      ERR_clear_error();
+      c.want_write = err == SSL_ERROR_WANT_WRITE;
+      release(c, nullptr);  // the phase and the header deadline stay
+      return false;
+    }
+    // Refused: not TLS, a version or cipher refused, no or a bad client certificate, a reset.
+    unsigned long e = ERR_peek_error();
+    std::string why = e != 0 ? openssl_error_text() : "connection closed during the handshake";
+    c_tls->inc();
+    log_debug("http", "TLS handshake refused: " + why);
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+      // Plain HTTP on the HTTPS port: say so in plain HTTP.
+      send_now(c.fd,
+               server_answer(400, "this port speaks HTTPS: use https://", options.server_name));
+    }
+    // Linger (reading what the client still sends) so that it reads the alert, not a reset: a
+    // TLS 1.3 client sends its request before the server has checked its certificate.
+    release_closing(c);
+    return false;
   }
 
   // Hands the connection back: sets its reading phase (when `now` is given; `answered`: a new
@@ -735,7 +895,8 @@ struct HttpServer::Impl {
       resp.set("Server", options.server_name);
       resp.setKeepAlive(head.keep_alive);
       {
-        BufferedRequest req(head, c.parser.body(), c.peer, server_address, *params, resp);
+        BufferedRequest req(head, c.parser.body(), c.peer, server_address, *params, resp,
+                            c.ssl != nullptr, c.client ? &*c.client : nullptr);
         try {
           handler(req, resp);
         } catch (const std::exception& e) {
@@ -754,8 +915,14 @@ struct HttpServer::Impl {
                            resp.getStatus() == HTTPResponse::HTTP_NO_CONTENT ||
                            resp.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED;
       bool timed_out = false;
-      bool ok = write_all(c.fd, text, body.data(), no_body ? 0 : body.size(),
-                          now_ms() + options.write_timeout_ms, timed_out);
+      const int64_t deadline = now_ms() + options.write_timeout_ms;
+      bool ok;
+      if (c.ssl != nullptr) {
+        if (!no_body) text += body;  // one write: the head and the body in the same records
+        ok = tls_write_all(c.ssl, c.fd, text.data(), text.size(), deadline, timed_out);
+      } else {
+        ok = write_all(c.fd, text, body.data(), no_body ? 0 : body.size(), deadline, timed_out);
+      }
       if (timed_out) c_write->inc();
       c.parser.reset();
       if (!ok) {
@@ -770,11 +937,11 @@ struct HttpServer::Impl {
       if (next == Next::Request) continue;  // pipelined: answered in order, by this thread
       if (next == Next::Error) {
         c_bad->inc();
-        send_now(c.fd, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
+        send_now(c, server_answer(c.parser.status(), c.parser.detail(), options.server_name));
         release_closing(c);
         return;
       }
-      if (c.parser.continue_due()) send_now(c.fd, "HTTP/1.1 100 Continue\r\n\r\n");
+      if (c.parser.continue_due()) send_now(c, "HTTP/1.1 100 Continue\r\n\r\n");
       int64_t now = now_ms();
       release(c, &now, true);
       return;
@@ -827,6 +994,11 @@ HttpServer::~HttpServer() {
 
 int HttpServer::start() {
   Impl& s = *impl_;
+  if (s.options.tls.enabled()) {
+    std::string error;
+    s.tls_ctx = make_server_tls_context(s.options.tls, error);
+    if (!s.tls_ctx) throw std::runtime_error(error);
+  }
   SocketAddress addr(s.options.address, static_cast<Poco::UInt16>(s.options.port));
   s.listener = std::make_unique<Poco::Net::ServerSocket>(addr, s.options.backlog);
   s.listener->setBlocking(false);
@@ -909,8 +1081,31 @@ HttpServerStats HttpServer::stats() const {
   st.write_timeouts = s.c_write->value() - s.base_write;
   st.refused = s.c_max_conn->value() + s.c_busy->value() - s.base_refused;
   st.bad_requests = s.c_bad->value() - s.base_bad;
+  st.tls_failures = s.c_tls->value() - s.base_tls;
   st.open = s.open->load(std::memory_order_relaxed);
   return st;
+}
+
+}  // namespace relais::api
+
+namespace relais::api {
+
+bool HttpServer::reload_tls(std::string& error) {
+  Impl& s = *impl_;
+  if (!s.options.tls.enabled()) {
+    error = "TLS is not configured (server.tls)";
+    return false;
+  }
+  std::shared_ptr<SSL_CTX> ctx = make_server_tls_context(s.options.tls, error);
+  if (!ctx) return false;
+  std::lock_guard<std::mutex> lock(s.tls_mu);
+  s.tls_ctx.swap(ctx);  // the old one is freed with its last connection
+  return true;
+}
+
+const PeerCertificate* peer_certificate(const Poco::Net::HTTPServerRequest& request) {
+  const auto* r = dynamic_cast<const BufferedRequest*>(&request);
+  return r != nullptr ? r->peer_certificate() : nullptr;
 }
 
 }  // namespace relais::api

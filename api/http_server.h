@@ -18,6 +18,14 @@
 // request is arriving. Bodies by Content-Length or chunked; "Expect: 100-continue" answered
 // before the body is read; HTTP/1.0 and "Connection: close"; pipelined requests answered in
 // order. See docs/architecture.md (Threads and ownership).
+//
+// TLS (options.tls set): the same reactor, non-blocking OpenSSL. The handshake is driven by the
+// thread that owns the connection (SSL_do_handshake; WANT_READ / WANT_WRITE re-arm the
+// connection for EPOLLIN / EPOLLOUT), inside the header deadline: a client that opens TCP and
+// never finishes its handshake is closed by the sweep like one that never sends its head, and
+// holds no thread meanwhile. The context is a shared_ptr swapped by reload_tls() (SIGHUP):
+// new connections take the new one, open connections keep theirs. The verified client
+// certificate of a connection is given to the handler through peer_certificate(request).
 
 #include <cstdint>
 #include <functional>
@@ -28,6 +36,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 
 #include "api/http_parser.h"
+#include "api/tls_server.h"
 
 namespace relais {
 class Metrics;
@@ -51,6 +60,7 @@ struct HttpServerOptions {
   // The largest body for a request head (413 beyond); empty: 1 MiB.
   std::function<int64_t(const HttpRequestHead&)> body_limit;
   std::string server_name = "relais";  // the Server header
+  TlsServerOptions tls;                // enabled(): HTTPS only on this port
 };
 
 // Runs one request; never called concurrently for the same connection. Must not throw (an
@@ -66,6 +76,7 @@ struct HttpServerStats {
   uint64_t write_timeouts = 0;   // answer not written in time
   uint64_t refused = 0;          // over max_connections (503)
   uint64_t bad_requests = 0;     // refused by the parser (400, 413, 417, 431, 501, 505)
+  uint64_t tls_failures = 0;     // TLS handshakes that failed (refused, not TLS, bad certificate)
   int64_t open = 0;              // open connections now
 };
 
@@ -98,10 +109,20 @@ class HttpServer {
   void stop();
   int port() const;
   HttpServerStats stats() const;
+  // Builds a new TLS context from the files of options.tls (read again) and makes it the one
+  // of new connections; the connections already open keep theirs. On failure (a file missing,
+  // the key not matching…) the current context stays and `error` says why. False too when TLS
+  // is off. Thread-safe.
+  bool reload_tls(std::string& error);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The client certificate verified during the TLS handshake of the connection that carries
+// `request` (options.tls.client_ca set and a certificate sent), or nullptr: plain HTTP, no
+// certificate, or a request not served by HttpServer. Valid while the request is handled.
+const PeerCertificate* peer_certificate(const Poco::Net::HTTPServerRequest& request);
 
 }  // namespace relais::api

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <cstdlib>
+
 #include "connectors/http/curl_capture.h"
 
 namespace relais {
@@ -24,6 +26,13 @@ ApiClient::ApiClient(std::string base_url, std::string token, int64_t timeout_ms
       token_(std::move(token)),
       timeout_ms_(timeout_ms) {
   while (!base_.empty() && base_.back() == '/') base_.pop_back();
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  tls_.ca_file = env("RELAIS_CA_FILE");
+  tls_.client_certificate = env("RELAIS_CLIENT_CERTIFICATE");
+  tls_.client_key = env("RELAIS_CLIENT_KEY");
 }
 
 ApiClient::~ApiClient() {
@@ -45,6 +54,7 @@ ApiAnswer ApiClient::send(const std::string& method, const std::string& path,
   }
   CurlTransfer transfer;
   transfer.timeout_ms = timeout_ms_;
+  transfer.tls = tls_;
   CurlCapture capture(1 << 26);
   // prepare_curl resets the handle's options; the connection cache stays (keep-alive).
   prepare_curl(h, base_ + path, transfer, capture);

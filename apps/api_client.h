@@ -3,14 +3,18 @@
 // NDJSON bodies) over one libcurl handle that keeps its connection alive between requests.
 // A non-idempotent request (POST, PATCH unless the caller says otherwise) is never re-sent by
 // libcurl on a reused connection that died (connectors/http/curl_capture.h): the answer says
-// when it may have been applied without an answer. Not thread-safe: one client per thread.
-// Owns its curl handle.
+// when it may have been applied without an answer. A relais with server.tls is reached over
+// https with the CA bundle in $RELAIS_CA_FILE (else the system's) and, for mutual TLS, the
+// client certificate and key (PEM) in $RELAIS_CLIENT_CERTIFICATE and $RELAIS_CLIENT_KEY.
+// Not thread-safe: one client per thread. Owns its curl handle.
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "core/tls_client.h"
 
 namespace relais {
 
@@ -52,6 +56,7 @@ class ApiClient {
   std::string base_;
   std::string token_;
   int64_t timeout_ms_;
+  TlsClientOptions tls_;  // from the environment (above)
 };
 
 }  // namespace relais

@@ -37,6 +37,31 @@ std::string local_host(const std::string& address) {
   return address;
 }
 
+// Waits for the signals `relais serve` acts on (blocked in every thread by main(), taken here
+// with sigwait): SIGHUP reloads the API server's TLS certificates (server.tls) and waits on; a
+// failed reload keeps the certificates in use and says why. Returns on SIGTERM, SIGINT or
+// SIGQUIT. Runs on the main thread only.
+void wait_for_signals(ApiServer& api, bool tls) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP}) sigaddset(&set, sig);
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) return;
+    if (!tls) {
+      log_info("relais", "SIGHUP: nothing to reload (server.tls is not set)");
+      continue;
+    }
+    std::string error;
+    if (api.reload_tls(error)) {
+      log_info("relais", "SIGHUP: TLS certificates reloaded; new connections use them");
+    } else {
+      log_error("relais", "SIGHUP: TLS certificates NOT reloaded, the current ones stay: " + error);
+    }
+  }
+}
+
 // `relais serve`: a Poco ServerApplication. Owns the hub and the API server for its run.
 class ServeApp final : public Poco::Util::ServerApplication {
  protected:
@@ -59,7 +84,8 @@ class ServeApp final : public Poco::Util::ServerApplication {
     f.setUsage("--config FILE");
     f.setHeader(
         "Runs the Relais hub: accepts messages, stores them, routes, maps and delivers "
-        "them. Stops cleanly on SIGTERM or SIGINT (Ctrl-C).");
+        "them. Stops cleanly on SIGTERM or SIGINT (Ctrl-C); SIGHUP reloads the TLS "
+        "certificates (server.tls).");
     f.format(std::cout);
     stopOptionsProcessing();
     help_ = true;
@@ -98,8 +124,9 @@ class ServeApp final : public Poco::Util::ServerApplication {
       rt.hub->start();
       api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get());
       int port = api->start();
-      lock->publish_url("http://" + local_host(cfg.address) + ":" + std::to_string(port));
-      std::cout << "relais " << RELAIS_VERSION << " listening on http://" << cfg.address << ":"
+      const std::string scheme = cfg.tls.enabled() ? "https://" : "http://";
+      lock->publish_url(scheme + local_host(cfg.address) + ":" + std::to_string(port));
+      std::cout << "relais " << RELAIS_VERSION << " listening on " << scheme << cfg.address << ":"
                 << port << " (store " << cfg.store_path << ")" << std::endl;
     } catch (const std::exception& e) {
       std::cerr << "relais serve: cannot start: " << e.what() << std::endl;
@@ -107,7 +134,7 @@ class ServeApp final : public Poco::Util::ServerApplication {
       if (rt.hub) rt.hub->stop();
       return Application::EXIT_SOFTWARE;
     }
-    waitForTerminationRequest();
+    wait_for_signals(*api, cfg.tls.enabled());
     std::cout << "relais: stopping (no new connections; finishing deliveries in flight)"
               << std::endl;
     api->stop();
@@ -149,13 +176,14 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   int rc;
   if (cmd == "serve") {
-    // Block the termination signals in every thread; ServerApplication waits for them with
-    // sigwait in the main thread, so no worker thread is ever killed by one.
+    // Block the termination signals and SIGHUP in every thread; the main thread waits for them
+    // with sigwait (wait_for_signals), so no worker thread is ever killed by one.
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
     ServeApp app;

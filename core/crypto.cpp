@@ -6,13 +6,12 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
 namespace relais {
-namespace {
-
 std::string to_hex(const unsigned char* data, size_t len) {
   static const char* hex = "0123456789abcdef";
   std::string out;
@@ -23,6 +22,19 @@ std::string to_hex(const unsigned char* data, size_t len) {
   }
   return out;
 }
+
+std::string normalize_fingerprint(const std::string& text) {
+  std::string out;
+  out.reserve(64);
+  for (char c : text) {
+    if (c == ':' || c == ' ') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return "";
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out.size() == 64 ? out : "";
+}
+
+namespace {
 
 std::string pbkdf2_hex(const std::string& password, const std::string& salt, int iterations) {
   unsigned char out[32];

@@ -15,6 +15,11 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 bool constant_time_equals(const std::string& a, const std::string& b);
 // `bytes` bytes from OpenSSL's CSPRNG, in hex (2 × bytes characters). Throws if it fails.
 std::string random_hex(size_t bytes);
+// Bytes in lower-case hex (2 × len characters).
+std::string to_hex(const unsigned char* data, size_t len);
+// A SHA-256 fingerprint as people write it ("AB:CD:…", any case, colons or not) in the
+// canonical form: lower-case hex without colons; "" when it is not 64 hexadecimal digits.
+std::string normalize_fingerprint(const std::string& text);
 
 // The minimum (and default) PBKDF2-SHA256 work factor for passwords (OWASP 2023).
 constexpr int kPasswordIterations = 600000;

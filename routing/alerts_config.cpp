@@ -2,6 +2,8 @@
 
 #include "routing/alerts_config.h"
 
+#include "core/tls_client.h"
+
 namespace relais {
 namespace {
 
@@ -13,6 +15,7 @@ const ConfigSpec& webhook_spec() {
       {
           {"url", F::String, "", true, "URL receiving a JSON POST per alert"},
           {"headers", F::StringMap, "", false, "extra headers (values may use ${ENV})"},
+          tls_client_field(),
       }};
   return s;
 }

@@ -9,6 +9,7 @@
 
 #include "core/crypto.h"
 #include "core/files.h"
+#include "core/tls_client.h"
 #include "routing/alerts_config.h"
 
 namespace relais {
@@ -40,6 +41,37 @@ const ConfigSpec& rate_limit_spec() {
            nullptr,
            0,
            1e7},
+      }};
+  return s;
+}
+
+const ConfigSpec& server_tls_spec() {
+  static const ConfigSpec s{
+      "server.tls",
+      {
+          {"certificate", F::String, "", true,
+           "the server's certificate chain (PEM: the certificate, then the intermediates); read "
+           "again on SIGHUP"},
+          {"key", F::String, "", true, "its private key (PEM); read again on SIGHUP"},
+          {"key_password_file", F::String, "", false,
+           "file holding the password of an encrypted key (one line); never in the YAML"},
+          {"min_version",
+           F::String,
+           "1.2",
+           false,
+           "oldest TLS version accepted (1.2: ECDHE with AEAD ciphers only; 1.3)",
+           {"1.2", "1.3"}},
+          {"client_ca", F::String, "", false,
+           "CA bundle (PEM) that client certificates must chain to (mutual TLS: e.g. the "
+           "IGC-Santé CAs); read again on SIGHUP"},
+          {"client_certificates",
+           F::String,
+           "",
+           false,
+           "none: no client certificate asked for; optional: asked for, a client without one is "
+           "served (one sent must be valid); required: refused at the handshake without a valid "
+           "one. Default: optional when client_ca is set, else none",
+           {"none", "optional", "required"}},
       }};
   return s;
 }
@@ -156,6 +188,14 @@ const ConfigSpec& server_spec() {
            "the deadline to write one answer"},
           {"shutdown_grace", F::Duration, "30s", false,
            "how long in-flight deliveries may take to finish at shutdown"},
+          {"tls",
+           F::Object,
+           "",
+           false,
+           "HTTPS on the API port (absent: plain HTTP). Certificates reloaded on SIGHUP without "
+           "dropping open connections (docs/security.md, \"TLS\")",
+           {},
+           &server_tls_spec()},
           {"trusted_proxies", F::StringList, "", false,
            "reverse proxies (addresses or CIDR ranges, e.g. 127.0.0.1, 10.0.0.0/8) whose "
            "X-Forwarded-For is believed: login throttling and the audit trail then see the real "
@@ -286,6 +326,9 @@ const ConfigSpec& token_spec() {
           {"free_busy_mailboxes", F::StringList, "", false,
            "mailboxes (globs, e.g. *@cms76.fr or agenda-*@seinemaritime.fr) whose free/busy a "
            "system token may read; none if absent (admins read any; every read is audited)"},
+          {"client_certificate", F::String, "", false,
+           "SHA-256 fingerprint (hex, colons allowed) of the client certificate this token must "
+           "come with (mutual TLS, server.tls.client_ca): presented without it, 401"},
           {"rate_limit",
            F::Float,
            "",
@@ -771,12 +814,41 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   out.rate_burst = rate.integer("burst");
   out.shutdown_grace_ms = server.duration_ms("shutdown_grace");
   out.trusted_proxies = server.strings("trusted_proxies");
+  if (server.has("tls")) {
+    auto tls = server.object("tls");
+    auto path_of = [&](const char* key) {
+      if (!tls.has(key)) return std::string();
+      std::string p = resolve(base_dir, tls.str(key));
+      if (!std::filesystem::is_regular_file(p)) {
+        errors.push_back(
+            error_at(tls.raw(key), file, std::string("server.tls.") + key, "no such file: " + p));
+      }
+      return p;
+    };
+    out.tls.certificate = path_of("certificate");
+    out.tls.key = path_of("key");
+    out.tls.key_password_file = path_of("key_password_file");
+    out.tls.client_ca = path_of("client_ca");
+    out.tls.min_version = tls.str("min_version");
+    std::string mode = tls.str("client_certificates");
+    if (mode.empty()) mode = out.tls.client_ca.empty() ? "none" : "optional";
+    out.tls.client_certificates = mode == "required"   ? ClientCertificates::Required
+                                  : mode == "optional" ? ClientCertificates::Optional
+                                                       : ClientCertificates::None;
+    if (mode != "none" && out.tls.client_ca.empty()) {
+      errors.push_back(error_at(tls.node(), file, "server.tls.client_ca",
+                                "client_certificates: " + mode +
+                                    " needs client_ca (the CAs client certificates chain to)"));
+    }
+  }
   for (const auto& p : out.trusted_proxies) {
     if (!valid_ip_range(p)) {
       errors.push_back(error_at(server.raw("trusted_proxies"), file, "server.trusted_proxies",
                                 "'" + p + "' is not an IP address or a CIDR range"));
     }
   }
+
+  check_tls_client(top.object("alerts").object("webhook").object("tls"), file, errors);
 
   auto store = top.object("store");
   out.store_path = resolve(base_dir, store.str("path"));
@@ -829,6 +901,20 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     tc.free_busy_mailboxes = t.strings("free_busy_mailboxes");
     if (t.has("rate_limit")) tc.rate_limit = t.number("rate_limit");
     if (t.has("burst")) tc.burst = t.integer("burst");
+    if (t.has("client_certificate")) {
+      tc.client_certificate = normalize_fingerprint(t.str("client_certificate"));
+      if (tc.client_certificate.empty()) {
+        errors.push_back(error_at(t.raw("client_certificate"), file,
+                                  t.path() + ".client_certificate",
+                                  "expected a SHA-256 fingerprint: 64 hexadecimal digits "
+                                  "(colons allowed)"));
+      } else if (out.tls.client_ca.empty()) {
+        errors.push_back(error_at(t.raw("client_certificate"), file,
+                                  t.path() + ".client_certificate",
+                                  "a token bound to a client certificate needs mutual TLS "
+                                  "(server.tls.client_ca)"));
+      }
+    }
     if (t.has("token") == t.has("token_sha256")) {
       errors.push_back(error_at(t.node(), file, t.path(),
                                 "give exactly one of token (${ENV} or @file:) or token_sha256"));

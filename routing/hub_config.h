@@ -20,6 +20,7 @@
 #include "core/retention.h"
 #include "core/retry_policy.h"
 #include "core/signature.h"
+#include "core/tls_options.h"
 #include "routing/predicate.h"
 
 namespace relais {
@@ -80,8 +81,9 @@ struct TokenConfig {
   std::string role;                  // system | admin | support | auditor
   std::vector<std::string> sources;  // sources a system token may post to (empty = all)
   std::vector<std::string> free_busy_mailboxes;  // globs; a system token reads these only
-  double rate_limit = -1;  // requests per second (0 = none); < 0: server.rate_limit
-  int64_t burst = -1;      // < 0: server.rate_limit.burst
+  std::string client_certificate;  // SHA-256 (lower-case hex) it must come with; "" = any
+  double rate_limit = -1;          // requests per second (0 = none); < 0: server.rate_limit
+  int64_t burst = -1;              // < 0: server.rate_limit.burst
 };
 
 struct HubConfig {
@@ -105,6 +107,7 @@ struct HubConfig {
   double rate_limit = 0;                     // requests per second per caller (0 = none)
   int64_t rate_burst = 0;                    // 0: twice rate_limit
   std::vector<std::string> trusted_proxies;  // addresses / CIDR ranges (api/proxy.h)
+  TlsServerOptions tls;                      // server.tls (not enabled(): plain HTTP)
 
   std::string store_path;
   bool store_sync_full = true;

@@ -25,6 +25,7 @@
 #include "core/enricher.h"
 #include "core/json_template.h"
 #include "core/metrics.h"
+#include "core/tls_client.h"
 
 namespace relais {
 
@@ -189,6 +190,7 @@ struct Options {
   double rate_limit = 50;  // requests per second, overall
   bool tls_verify = true;
   std::string ca_file;
+  TlsClientOptions tls;  // the `tls` block: CA bundle, client certificate
   std::string user_agent = "relais-ban/1";
 };
 
@@ -276,6 +278,7 @@ class BulkGeocoder {
     int64_t timeout_ms = 120000;
     bool tls_verify = true;
     std::string ca_file;
+    TlsClientOptions tls;  // CA bundle, client certificate
     bool filter_postcode = true;
     std::string user_agent = "relais-ban/1";
   };

@@ -110,6 +110,7 @@ const ConfigSpec& ban_spec() {
           {"tls_verify", F::Bool, "true", false,
            "verify the server certificate (never turn off in production)"},
           {"ca_file", F::String, "", false, "CA bundle to verify the server with (PEM)"},
+          tls_client_field(),
       }};
   return s;
 }
@@ -243,6 +244,7 @@ std::unique_ptr<BanEnricher> make_ban_enricher(const EnricherContext& ctx) {
   o.rate_limit = c.number("rate_limit");
   o.tls_verify = c.boolean("tls_verify");
   o.ca_file = c.str("ca_file");
+  o.tls = read_tls_client(c.object("tls"), who);
   if (o.review_score > o.accept_score) {
     throw std::runtime_error(who + ": review_score is above accept_score");
   }
@@ -278,6 +280,7 @@ void register_ban_enricher(EnricherRegistry& registry) {
                                 c.path() + ".review_score",
                                 "review_score must not be above accept_score"));
     }
+    check_tls_client(c.object("tls"), file, errors);
     ConfigView f = c.object("fields");
     if (!f.has("street") && !f.has("city")) {
       errors.push_back(error_at(c.has("fields") ? c.raw("fields") : c.node(), file,

@@ -40,10 +40,9 @@ struct HttpResult {
 };
 
 // The shared transfer options plus what only the BAN sends.
-void common_options(CURL* h, const std::string& url, int64_t timeout_ms, int64_t connect_timeout_ms,
-                    bool tls_verify, const std::string& ca_file, const std::string& user_agent,
-                    CurlCapture& cap) {
-  prepare_curl(h, url, CurlTransfer{timeout_ms, connect_timeout_ms, tls_verify, ca_file}, cap);
+void common_options(CURL* h, const std::string& url, const CurlTransfer& transfer,
+                    const std::string& user_agent, CurlCapture& cap) {
+  prepare_curl(h, url, transfer, cap);
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 }
@@ -162,8 +161,10 @@ Lookup Geocoder::fetch(const std::string& url) {
     return l;
   }
   CurlCapture cap(kMaxBody);
-  common_options(h, url, options_.timeout_ms, options_.connect_timeout_ms, options_.tls_verify,
-                 options_.ca_file, options_.user_agent, cap);
+  common_options(h, url,
+                 CurlTransfer{options_.timeout_ms, options_.connect_timeout_ms, options_.tls_verify,
+                              options_.ca_file, options_.tls},
+                 options_.user_agent, cap);
   curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   http_requests_.fetch_add(1);
   if (misses_) misses_->inc();
@@ -286,8 +287,10 @@ std::vector<BulkRow> BulkGeocoder::geocode(const std::vector<Address>& addresses
     std::string error;
     for (int attempt = 0;; ++attempt) {
       CurlCapture cap(kMaxBody);
-      common_options(h, settings_.csv_url, settings_.timeout_ms, 10000, settings_.tls_verify,
-                     settings_.ca_file, settings_.user_agent, cap);
+      common_options(h, settings_.csv_url,
+                     CurlTransfer{settings_.timeout_ms, 10000, settings_.tls_verify,
+                                  settings_.ca_file, settings_.tls},
+                     settings_.user_agent, cap);
       curl_mime* mime = curl_mime_init(h);
       curl_mimepart* part = curl_mime_addpart(mime);
       curl_mime_name(part, "data");

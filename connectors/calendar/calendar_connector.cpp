@@ -92,6 +92,7 @@ const ConfigSpec& calendar_spec() {
           {"tls_verify", F::Bool, "true", false,
            "verify the server certificate and host name (never turn off in production)"},
           {"ca_file", F::String, "", false, "CA bundle to verify the servers with (PEM)"},
+          tls_client_field(),
       }};
   return s;
 }
@@ -490,6 +491,7 @@ class CalendarConnector final : public Connector {
 namespace {
 
 void check(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
+  check_tls_client(c.object("tls"), file, errors);
   auto need = [&](const char* key, const std::string& why) {
     if (c.str(key).empty()) {
       errors.push_back(
@@ -536,8 +538,7 @@ TokenSettings token_settings(const ConfigView& c, const std::string& default_sco
   t.client_id = c.str("client_id");
   t.client_secret = c.str("client_secret");
   t.scope = c.str("scope").empty() ? default_scope : c.str("scope");
-  t.transfer = CurlTransfer{c.duration_ms("timeout"), c.duration_ms("connect_timeout"),
-                            c.boolean("tls_verify"), c.str("ca_file")};
+  t.transfer = curl_transfer_from(c, c.path());
   return t;
 }
 

@@ -68,6 +68,23 @@ bool tls_failure(CURLcode rc) {
          rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR;
 }
 
+// A TLS 1.3 server checks the client certificate after the client finished its side of the
+// handshake: libcurl has sent the request when the refusal (an alert) arrives. A server that
+// refused the handshake never read the request: nothing was delivered.
+bool handshake_refused(CURLcode rc, const CurlCapture& capture) {
+  if (rc != CURLE_RECV_ERROR && rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_SEND_ERROR) {
+    return false;
+  }
+  std::string e = capture.error;
+  for (const char* alert :
+       {"alert certificate required", "alert bad certificate", "alert unknown ca",
+        "alert certificate unknown", "alert certificate expired", "alert certificate revoked",
+        "alert unsupported certificate", "alert access denied"}) {
+    if (e.find(alert) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string url_escape(CURL* h, const std::string& v) {
@@ -85,7 +102,16 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t.connect_timeout_ms));
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, t.tls_verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, t.tls_verify ? 2L : 0L);
-  if (!t.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, t.ca_file.c_str());
+  const std::string& ca = t.tls.ca_file.empty() ? t.ca_file : t.tls.ca_file;
+  if (!ca.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca.c_str());
+  if (!t.tls.client_certificate.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, t.tls.client_certificate.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, t.tls.format == "p12" ? "P12" : "PEM");
+    if (!t.tls.client_key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, t.tls.client_key.c_str());
+    if (!t.tls.client_key_password.empty()) {
+      curl_easy_setopt(h, CURLOPT_KEYPASSWD, t.tls.client_key_password.c_str());
+    }
+  }
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -94,8 +120,20 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &capture);
   curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(h, CURLOPT_PREREQDATA, &capture);
+  capture.error[0] = '\0';
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, capture.error);
   capture.request_started = false;
   capture.answered = false;
+}
+
+CurlTransfer curl_transfer_from(const ConfigView& c, const std::string& where) {
+  CurlTransfer t;
+  t.timeout_ms = c.duration_ms("timeout");
+  t.connect_timeout_ms = c.duration_ms("connect_timeout");
+  t.tls_verify = c.boolean("tls_verify");
+  t.ca_file = c.str("ca_file");
+  t.tls = read_tls_client(c.object("tls"), where);
+  return t;
 }
 
 bool method_sends_body(const std::string& method) {
@@ -148,14 +186,20 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
   // handshake). A connect failure after it comes from libcurl's own retry of a request it
   // could re-send (idempotent, or whose body had not gone out): nothing reached the partner.
   bool started = capture.request_started || capture.rewind_refused;
-  if (!started || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT) {
+  if (!started || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT ||
+      handshake_refused(rc, capture)) {
     return CurlFailure::NotSent;
   }
   return idempotent ? CurlFailure::Sent : CurlFailure::UnknownOutcome;
 }
 
-Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what) {
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
+                             const std::string& detail) {
+  // libcurl's own words only for TLS failures (OpenSSL's reason: no URL, no data of the
+  // message); the others keep libcurl's generic text.
+  const bool tls = tls_failure(rc) || detail.find("SSL") != std::string::npos;
   std::string reason = curl_easy_strerror(rc);
+  if (tls && !detail.empty() && detail != reason) reason += " (" + detail + ")";
   if (failure == CurlFailure::UnknownOutcome) {
     return Outcome::retry("unknown_outcome", static_cast<int>(rc),
                           "demande envoyée, restée sans réponse (" + reason +
@@ -163,7 +207,7 @@ Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string
                               "vérifie avant de la renvoyer quand le partenaire le permet");
   }
   std::string cls = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-  if (tls_failure(rc)) cls = "tls";
+  if (tls_failure(rc) || (tls && detail.find("alert") != std::string::npos)) cls = "tls";
   // An idempotent request that went out and got no complete answer reached the partner: say
   // so (a partner that accepts and stays silent is not one that cannot be reached).
   std::string lead = failure == CurlFailure::Sent ? "no complete answer from " : "cannot reach ";

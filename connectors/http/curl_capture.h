@@ -21,7 +21,9 @@
 #include <optional>
 #include <string>
 
+#include "core/config_spec.h"
 #include "core/status.h"
+#include "core/tls_client.h"
 
 namespace relais {
 
@@ -38,7 +40,8 @@ struct CurlCapture {
   std::string upload;
   bool guarded = false;
   size_t upload_pos = 0;
-  bool rewind_refused = false;  // libcurl wanted to re-send it with no answer: refused
+  bool rewind_refused = false;        // libcurl wanted to re-send it with no answer: refused
+  char error[CURL_ERROR_SIZE] = {0};  // libcurl's own words on a failure (CURLOPT_ERRORBUFFER)
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string() : it->second;
@@ -50,13 +53,20 @@ struct CurlTransfer {
   int64_t connect_timeout_ms = 5000;
   bool tls_verify = true;
   std::string ca_file;
+  TlsClientOptions tls;  // client certificate (and a CA bundle, which wins over ca_file)
 };
+
+// The transfer options a libcurl connector declares: timeout, connect_timeout, tls_verify,
+// ca_file and the `tls` block (core/tls_client.h). Start-up only: throws (naming `where`) when
+// a file of the tls block is missing or its password cannot be read.
+CurlTransfer curl_transfer_from(const ConfigView& config, const std::string& where);
 
 // Percent-encodes `v` for a URL or a form body (curl_easy_escape).
 std::string url_escape(CURL* h, const std::string& v);
 
-// Resets `h` and sets the URL, the transfer options and the capture of the answer (and of
-// whether the request started: CURLOPT_PREREQFUNCTION, libcurl >= 7.80).
+// Resets `h` and sets the URL, the transfer options (the client certificate of transfer.tls
+// included) and the capture of the answer (and of whether the request started:
+// CURLOPT_PREREQFUNCTION, libcurl >= 7.80).
 void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& transfer,
                   CurlCapture& capture);
 
@@ -83,7 +93,8 @@ void set_request(CURL* h, CurlCapture& capture, const std::string& method, const
 
 // What a failed transfer (curl_easy_perform != CURLE_OK) means for the request.
 enum class CurlFailure {
-  NotSent,         // no request went out (DNS, refused, connect or TLS failure): plain retry
+  NotSent,         // no request went out (DNS, refused, connect or TLS failure — a TLS 1.3
+                   // server's refusal of the client certificate included: plain retry
   Sent,            // an idempotent request failed after it started: plain retry
   UnknownOutcome,  // a non-idempotent request may have reached the partner: find out first
 };
@@ -91,12 +102,15 @@ CurlFailure classify_curl_failure(CURLcode rc, const CurlCapture& capture, bool 
 
 // The failure as an Outcome (always a retry). Classes: "network", "timeout", "tls" (not sent:
 // "cannot reach <what>: …"; an idempotent request sent: "no complete answer from <what>: …";
-// `what` naming the partner, e.g. "the SMS gateway"), "unknown_outcome" (a French text for the
-// support desk, whoever the partner).
-Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what);
+// `what` naming the partner, e.g. "the SMS gateway", then, for a TLS failure, libcurl's
+// `detail`, e.g. the alert), "unknown_outcome" (a French text for the support desk, whoever the
+// partner).
+Outcome curl_failure_outcome(CURLcode rc, CurlFailure failure, const std::string& what,
+                             const std::string& detail = "");
 inline Outcome curl_failure_outcome(CURLcode rc, const CurlCapture& capture, bool idempotent,
                                     const std::string& what) {
-  return curl_failure_outcome(rc, classify_curl_failure(rc, capture, idempotent), what);
+  return curl_failure_outcome(rc, classify_curl_failure(rc, capture, idempotent), what,
+                              capture.error);
 }
 // The connectors' "test the connection": resolves the host of `url`, connects and, for https,
 // completes the TLS handshake with the transfer's verification settings — and sends nothing.

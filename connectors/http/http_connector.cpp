@@ -1,9 +1,9 @@
 // The generic HTTP destination: method, URL template, headers, body, timeouts, TLS (verified by
-// default), client certificate, basic or bearer auth, connection reuse (one libcurl handle per
-// worker slot). A non-idempotent request (`idempotent`, default from the method) is never
-// re-sent by libcurl (set_request); 429 and 503 + Retry-After pause the destination
-// (retry_or_throttle); optional HMAC signature of each request (core/signature.h). See
-// docs/connectors/http.md.
+// default), CA bundle and client certificate (the `tls` block, core/tls_client.h), basic or bearer
+// auth, connection reuse (one libcurl handle per worker slot). A non-idempotent request
+// (`idempotent`, default from the method) is never re-sent by libcurl (set_request); 429 and 503 +
+// Retry-After pause the destination (retry_or_throttle); optional HMAC signature of each request
+// (core/signature.h). See docs/connectors/http.md.
 
 #include "connectors/http/http_connector.h"
 
@@ -50,9 +50,7 @@ const ConfigSpec& http_spec() {
           {"tls_verify", F::Bool, "true", false,
            "verify the server certificate and host name (never turn off in production)"},
           {"ca_file", F::String, "", false, "CA bundle to verify the server with (PEM)"},
-          {"client_cert", F::String, "", false, "client certificate for mutual TLS (PEM)"},
-          {"client_key", F::String, "", false, "private key of the client certificate (PEM)"},
-          {"client_key_password", F::Secret, "", false, "password of the client key"},
+          tls_client_field(),
           {"basic_user", F::String, "", false, "user for HTTP basic authentication"},
           {"basic_password", F::Secret, "", false, "password for HTTP basic authentication"},
           {"bearer_token", F::Secret, "", false, "token sent as Authorization: Bearer"},
@@ -85,13 +83,7 @@ class HttpConnector final : public Connector {
     method_ = c.str("method");
     send_body_ = c.boolean("send_body");
     idempotent_ = c.has("idempotent") ? c.boolean("idempotent") : idempotent_method(method_);
-    timeout_ms_ = c.duration_ms("timeout");
-    connect_timeout_ms_ = c.duration_ms("connect_timeout");
-    tls_verify_ = c.boolean("tls_verify");
-    ca_file_ = c.str("ca_file");
-    client_cert_ = c.str("client_cert");
-    client_key_ = c.str("client_key");
-    client_key_password_ = c.str("client_key_password");
+    transfer_ = curl_transfer_from(c, "connector " + name_);
     basic_user_ = c.str("basic_user");
     basic_password_ = c.str("basic_password");
     bearer_ = c.str("bearer_token");
@@ -123,8 +115,7 @@ class HttpConnector final : public Connector {
       return Status::failure(501, "test non disponible",
                              "l'adresse de cette destination dépend du message");
     }
-    return probe_connection(fixed,
-                            CurlTransfer{timeout_ms_, connect_timeout_ms_, tls_verify_, ca_file_});
+    return probe_connection(fixed, transfer_);
   }
 
   Outcome deliver(const DeliveryRequest& req) override {
@@ -134,13 +125,7 @@ class HttpConnector final : public Connector {
       return Outcome::reject("config", 0, "cannot build the URL: " + err);
     }
     CurlCapture cap(max_excerpt_);
-    prepare_curl(h, url, CurlTransfer{timeout_ms_, connect_timeout_ms_, tls_verify_, ca_file_},
-                 cap);
-    if (!client_cert_.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, client_cert_.c_str());
-    if (!client_key_.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, client_key_.c_str());
-    if (!client_key_password_.empty()) {
-      curl_easy_setopt(h, CURLOPT_KEYPASSWD, client_key_password_.c_str());
-    }
+    prepare_curl(h, url, transfer_, cap);
     if (!basic_user_.empty()) {
       curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
       curl_easy_setopt(h, CURLOPT_USERNAME, basic_user_.c_str());
@@ -209,9 +194,7 @@ class HttpConnector final : public Connector {
   std::string method_;
   bool send_body_ = true;
   bool idempotent_ = false;
-  int64_t timeout_ms_ = 30000, connect_timeout_ms_ = 5000;
-  bool tls_verify_ = true;
-  std::string ca_file_, client_cert_, client_key_, client_key_password_;
+  CurlTransfer transfer_;  // timeouts, TLS verification, CA bundle, client certificate
   std::string basic_user_, basic_password_, bearer_, reference_header_;
   size_t max_excerpt_ = 1024;
   std::vector<std::pair<std::string, std::string>> headers_;
@@ -274,10 +257,7 @@ void register_http_connector(ConnectorRegistry& registry) {
       errors.push_back(
           error_at(c.raw("url"), file, c.path() + ".url", "the URL must start with http(s)://"));
     }
-    if (c.has("client_cert") != c.has("client_key")) {
-      errors.push_back(
-          error_at(c.node(), file, c.path(), "client_cert and client_key go together"));
-    }
+    check_tls_client(c.object("tls"), file, errors);
     if (c.has("sign") && c.object("sign").str("secret").size() < 16) {
       errors.push_back(error_at(c.raw("sign"), file, c.path() + ".sign.secret",
                                 "a signing secret must be at least 16 characters long"));

@@ -99,6 +99,7 @@ const ConfigSpec& sms_spec() {
         {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
         {"tls_verify", F::Bool, "true", false, "verify the gateway's certificate"},
         {"ca_file", F::String, "", false, "CA bundle to verify the gateway with (PEM)"},
+        tls_client_field(),
     };
     spec.fields.insert(spec.fields.end(), own.begin(), own.end());
     return spec;
@@ -229,8 +230,7 @@ class SmsConnector final : public Connector {
     unknown_wait_ = c.duration_ms("unknown_outcome_wait");
     unknown_check_ = std::max<Millis>(1, c.duration_ms("unknown_outcome_check"));
     inbound_token_ = c.str("inbound_token");
-    transfer_ = CurlTransfer{c.duration_ms("timeout"), c.duration_ms("connect_timeout"),
-                             c.boolean("tls_verify"), c.str("ca_file")};
+    transfer_ = curl_transfer_from(c, "connector " + name_);
     std::string group = c.str("rate_limit_group");
     limiter_ = RateLimiter::shared(group.empty() ? "destination:" + name_ : "group:" + group,
                                    c.number("rate_limit"));
@@ -651,6 +651,7 @@ void register_sms_connector(ConnectorRegistry& registry) {
   k.spec = &sms_spec();
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
     sms::check_sms_driver(c, file, errors);
+    check_tls_client(c.object("tls"), file, errors);
     try {
       sms::SendingWindow w(window_config(c));
     } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 
 #include "connectors/registry.h"
 #include "core/crypto.h"
+#include "core/tls_client.h"
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
 
@@ -474,7 +475,7 @@ TEST(Config, HttpConnectorChecks) {
                   "    url: http://x/\n"                             // 11
                   "    basic_user: u\n"                              // 12
                   "    bearer_token: tttttttttttttttttttt\n"         // 13
-                  "  d4: {connector: http, url: 'http://x/', client_cert: c.pem}\n"
+                  "  d4: {connector: http, url: 'http://x/', tls: {client_key: k.pem}}\n"
                   "  d5: {connector: http, url: 'http://x/', method: BREW}\n");
   ASSERT_FALSE(l.ok);
   ConfigError e = error_for(l, "connectors.d1.url");
@@ -483,8 +484,8 @@ TEST(Config, HttpConnectorChecks) {
   EXPECT_NE(e.message.find("unclosed"), std::string::npos);
   e = error_for(l, "connectors.d3");
   EXPECT_NE(e.message.find("not both"), std::string::npos);
-  e = error_for(l, "connectors.d4");
-  EXPECT_NE(e.message.find("go together"), std::string::npos);
+  e = error_for(l, "connectors.d4.tls");
+  EXPECT_NE(e.message.find("without client_certificate"), std::string::npos);
   e = error_for(l, "connectors.d5.method");
   EXPECT_NE(e.message.find("'BREW'"), std::string::npos);
 }
@@ -833,6 +834,101 @@ TEST(Config, TrustSettingsLoadAndBadOnesAreLocated) {
   EXPECT_NE(error_for(bad, "sources.app.signature.secret").message.find("16 characters"),
             std::string::npos);
   error_for(bad, "sources.app.signature.scheme");
+}
+
+}  // namespace
+}  // namespace relais
+
+namespace relais {
+namespace {
+
+// server.tls, tokens bound to a client certificate, and the connectors' tls block.
+TEST(Config, TlsKeysAreChecked) {
+  Loaded l = load(
+      "server:\n"
+      "  tls:\n"
+      "    certificate: /nonexistent/relais.pem\n"
+      "    key: /nonexistent/relais.key\n"
+      "    client_certificates: required\n"
+      "auth:\n"
+      "  tokens:\n"
+      "    - {name: a, token: aaaaaaaaaaaaaaaaaaaa, client_certificate: 'zz:11'}\n"
+      "    - {name: b, token: bbbbbbbbbbbbbbbbbbbb, client_certificate: '" +
+      std::string(32, 'A') + ":" + std::string(32, 'b') + "'}\n" + kMinimal +
+      "connectors:\n"
+      "  d1: {connector: http, url: 'https://x/', tls: {client_certificate: c.p12, format: p12,"
+      " client_key: k.pem}}\n"
+      "  d2: {connector: http, url: 'https://x/', tls: {client_certificate: c.pem,"
+      " client_key_password_file: p, client_key_password_env: P}}\n");
+  ASSERT_FALSE(l.ok);
+  EXPECT_NE(error_for(l, "server.tls.certificate").message.find("no such file"), std::string::npos);
+  EXPECT_NE(error_for(l, "server.tls.key").message.find("no such file"), std::string::npos);
+  EXPECT_NE(error_for(l, "server.tls.client_ca").message.find("needs client_ca"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "auth.tokens[0].client_certificate").message.find("64 hexadecimal"),
+            std::string::npos);
+  // A well-formed fingerprint still needs mutual TLS.
+  EXPECT_NE(error_for(l, "auth.tokens[1].client_certificate").message.find("mutual TLS"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "connectors.d1.tls.client_key").message.find("PKCS#12"),
+            std::string::npos);
+  EXPECT_NE(error_for(l, "connectors.d2.tls").message.find("not both"), std::string::npos);
+}
+
+TEST(Config, FingerprintsAreNormalised) {
+  EXPECT_EQ(normalize_fingerprint(std::string(32, 'A') + ":" + std::string(32, 'b')),
+            std::string(32, 'a') + std::string(32, 'b'));
+  EXPECT_EQ(normalize_fingerprint("AB:CD"), "");
+  EXPECT_EQ(normalize_fingerprint(std::string(63, 'a') + "g"), "");
+}
+
+}  // namespace
+}  // namespace relais
+
+namespace relais {
+namespace {
+
+ConfigView tls_block(const std::string& yaml) {
+  return ConfigView(YAML::Load(yaml), {&tls_client_spec()}, "connectors.d.tls");
+}
+
+// The outbound tls block read at start-up: the password from its file (first line) or from
+// the environment; a file missing or a variable unset stops the start, naming the key.
+TEST(TlsClientBlock, ReadsThePasswordFromAFileOrTheEnvironment) {
+  TempDir dir;
+  { std::ofstream(dir.file("c.p12")) << "x"; }
+  { std::ofstream(dir.file("pass")) << "from-file\r\nsecond line\n"; }
+  TlsClientOptions o = read_tls_client(
+      tls_block("{client_certificate: " + dir.file("c.p12") +
+                ", format: p12, client_key_password_file: " + dir.file("pass") + "}"),
+      "connector d");
+  EXPECT_EQ(o.client_certificate, dir.file("c.p12"));
+  EXPECT_EQ(o.format, "p12");
+  EXPECT_EQ(o.client_key_password, "from-file");
+
+  ::setenv("RELAIS_TEST_KEY_PASSWORD", "from-env", 1);
+  o = read_tls_client(tls_block("{client_certificate: " + dir.file("c.p12") +
+                                ", client_key_password_env: RELAIS_TEST_KEY_PASSWORD}"),
+                      "connector d");
+  EXPECT_EQ(o.client_key_password, "from-env");
+  ::unsetenv("RELAIS_TEST_KEY_PASSWORD");
+  try {
+    read_tls_client(tls_block("{client_certificate: " + dir.file("c.p12") +
+                              ", client_key_password_env: RELAIS_TEST_KEY_PASSWORD}"),
+                    "connector d");
+    FAIL() << "an unset variable was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("RELAIS_TEST_KEY_PASSWORD is not set"), std::string::npos)
+        << e.what();
+  }
+  try {
+    read_tls_client(tls_block("{ca_file: " + dir.file("missing.pem") + "}"), "connector d");
+    FAIL() << "a missing CA file was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("connector d: tls.ca_file: no such file"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -64,11 +64,15 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-// The port of relais' "listening on http://ADDR:PORT" line, or 0 when the line is not there.
+// The port of relais' "listening on http(s)://ADDR:PORT" line, or 0 when the line is not there.
 // (No std::regex: GCC 12 reports false maybe-uninitialized errors in it under the sanitizers.)
 int parse_listening_port(const std::string& text) {
-  const std::string marker = "listening on http://";
+  std::string marker = "listening on http://";
   size_t at = text.find(marker);
+  if (at == std::string::npos) {
+    marker = "listening on https://";
+    at = text.find(marker);
+  }
   if (at == std::string::npos) return 0;
   size_t colon = text.find(':', at + marker.size());
   if (colon == std::string::npos) return 0;
@@ -331,6 +335,8 @@ RelaisProcess::RelaisProcess(RelaisOptions options) : options_(std::move(options
     << "    - name: test-system\n"
     << "      token: " << options_.system_token << "\n"
     << "      role: system\n"
+    << options_.tokens_extra_yaml
+    << (options_.tokens_extra_yaml.empty() || options_.tokens_extra_yaml.back() == '\n' ? "" : "\n")
     << options_.body_yaml;
   config_path_ = dir_.write("relais.yaml", y.str());
 }
@@ -345,7 +351,8 @@ std::string RelaisProcess::store_path() const {
 }
 
 std::string RelaisProcess::base_url() const {
-  return "http://127.0.0.1:" + std::to_string(port_.load());
+  const bool tls = options_.server_extra_yaml.find("  tls:") != std::string::npos;
+  return (tls ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(port_.load());
 }
 
 std::string RelaisProcess::stdout_text() const {

@@ -105,6 +105,8 @@ struct RelaisOptions {
   std::string binary;             // path of the relais executable
   std::string body_yaml;          // sources/connectors/routes sections, as YAML text
   std::string server_extra_yaml;  // more keys of `server:`, each line indented by two spaces
+                                  // (with a `tls:` key, base_url() is https://localhost:PORT)
+  std::string tokens_extra_yaml;  // more items of auth.tokens, each line indented by four
   std::string store_path;         // "" = relais.db in the temporary directory
   std::string store_extra_yaml;   // more keys of `store:`, each line indented by two spaces
   std::string token = "integration-admin-token-0123456789";          // role admin
