@@ -121,7 +121,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   }
   dispatcher_ = std::make_unique<Dispatcher>(
       *store_, metrics_, clock_,
-      [this](const QueuedDelivery& q, int slot) { return process(q, slot); });
+      [this](const QueuedDelivery& q, int slot) { return process_guarded(q, slot); });
   for (const auto& [name, dc] : config_.destinations) {
     DestinationSettings ds{name, dc.concurrency, dc.retry, dc.hold_on_dead};
     ds.replace_pending = dc.replace_pending;
@@ -386,6 +386,30 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
   for (size_t i = 0; i < results.size(); ++i)
     settle(source_name, results[i], dests[i], out[slot_of[i]]);
   return out;
+}
+
+AttemptResult Hub::process_guarded(const QueuedDelivery& q, int slot) {
+  // The dispatcher's workers must not see an exception (it would end the process): whatever a
+  // connector, an enricher or a mapping throws despite its contract becomes a retry whose
+  // reason the desk shows. The log names the delivery only: an exception's text may quote the
+  // input (a JSON parser's "last read: …").
+  try {
+    return process(q, slot);
+  } catch (const std::exception& e) {
+    log_error("hub", "delivery " + std::to_string(q.id) + " to " + q.destination +
+                         ": internal error (an exception escaped the connector or a step before "
+                         "it); will try again");
+    AttemptResult r;
+    r.outcome = Outcome::retry("internal", 0,
+                               std::string("erreur interne pendant le traitement : ") + e.what());
+    return r;
+  } catch (...) {
+    log_error("hub", "delivery " + std::to_string(q.id) + " to " + q.destination +
+                         ": internal error (unknown exception); will try again");
+    AttemptResult r;
+    r.outcome = Outcome::retry("internal", 0, "erreur interne pendant le traitement");
+    return r;
+  }
 }
 
 AttemptResult Hub::process(const QueuedDelivery& q, int slot) {

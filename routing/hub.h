@@ -90,6 +90,8 @@ class Hub {
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);
   AttemptResult process(const QueuedDelivery& q, int slot);
+  // process(), with any exception turned into a retry (the dispatcher's contract: no throw).
+  AttemptResult process_guarded(const QueuedDelivery& q, int slot);
   // 503 with Retry-After: the store could not commit.
   static void not_stored(const AcceptResult& r, AcceptResponse& out);
   // Turns a store result into the answer and counts it.

@@ -220,14 +220,20 @@ nlohmann::json feature_data(const nlohmann::json& feature) {
   auto pit = feature.find("properties");
   if (pit != feature.end() && pit->is_object()) {
     const auto& p = *pit;
-    for (const char* k : {"label", "score", "id", "type", "housenumber", "street", "postcode",
-                          "citycode", "city", "context"}) {
+    // Only the types the service documents: a property of another type (a broken or hostile
+    // answer) is left out, so that nothing downstream reads a number where text belongs.
+    for (const char* k : {"label", "id", "type", "housenumber", "street", "postcode", "citycode",
+                          "city", "context"}) {
       auto it = p.find(k);
-      if (it != p.end() && !it->is_null()) data[k] = *it;
+      if (it != p.end() && it->is_string()) data[k] = *it;
     }
+    auto score = p.find("score");
+    if (score != p.end() && score->is_number()) data["score"] = *score;
     // A street-level answer names the street in `name`.
-    if (!data.contains("street") && p.value("type", "") == "street" && p.contains("name")) {
-      data["street"] = p["name"];
+    auto name = p.find("name");
+    if (!data.contains("street") && data.value("type", "") == "street" && name != p.end() &&
+        name->is_string()) {
+      data["street"] = *name;
     }
   }
   auto git = feature.find("geometry");
