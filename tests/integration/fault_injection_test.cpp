@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/raw_http.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 
@@ -40,19 +41,8 @@ class MisbehavingPartner {
   enum class Mode { Silent, Trickle, Healthy };
 
   explicit MisbehavingPartner(Mode mode) : mode_(mode) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(listen_fd_, 128) != 0) {
-      throw std::runtime_error("MisbehavingPartner: cannot listen");
-    }
-    socklen_t len = sizeof a;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listen_fd_ = listen_on_loopback(128, port_);
+    if (listen_fd_ < 0) throw std::runtime_error("MisbehavingPartner: cannot listen");
     thread_ = std::thread([this] { run(); });
   }
   ~MisbehavingPartner() {

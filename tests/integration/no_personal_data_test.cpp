@@ -38,6 +38,12 @@ std::vector<std::string> forms(const std::vector<std::string>& values) {
   return out;
 }
 
+// The `mappings:` section that loads the shipped mappings and tables.
+std::string shipped_mappings() {
+  return std::string("mappings:\n  directory: ") + RELAIS_SOURCE_DIR +
+         "/config/mappings\n  tables: " + RELAIS_SOURCE_DIR + "/config/tables\n";
+}
+
 // relais's whole output and its metrics, in lower case, must hold none of `personal`'s forms.
 void expect_no_personal_data(RelaisProcess& relais, const std::string& metrics,
                              const std::vector<std::string>& personal) {
@@ -74,9 +80,7 @@ TEST(NoPersonalData, NoneInLogsOrMetricsWhateverHappensToTheMessage) {
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   o.log_level = "debug";
-  o.body_yaml = std::string("mappings:\n  directory: ") + RELAIS_SOURCE_DIR +
-                "/config/mappings\n  tables: " + RELAIS_SOURCE_DIR +
-                "/config/tables\n"
+  o.body_yaml = shipped_mappings() +
                 "sources:\n  cms76:\n    type: $.event\n"
                 "connectors:\n"
                 "  refuses:\n    connector: http\n    url: " +
@@ -219,9 +223,7 @@ TEST(NoPersonalData, NoneFromTheCalendarAndSmsConnectors) {
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   o.log_level = "debug";
-  o.body_yaml = std::string("mappings:\n  directory: ") + RELAIS_SOURCE_DIR +
-                "/config/mappings\n  tables: " + RELAIS_SOURCE_DIR +
-                "/config/tables\n"
+  o.body_yaml = shipped_mappings() +
                 "sources:\n  cms76:\n    type: $.event\n    correlation: [\"rdv:{$.rdv.id}\"]\n"
                 "connectors:\n"
                 "  agenda-graph:\n    connector: calendar\n    driver: graph\n    url: " +

@@ -31,6 +31,26 @@ struct RawResponse {
   }
 };
 
+// A listening TCP socket on 127.0.0.1 and a free port, for the tests' own partners: the
+// descriptor (the caller closes it), or -1; `port` receives the port.
+inline int listen_on_loopback(int backlog, int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, backlog) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 // One blocking TCP connection to 127.0.0.1:port. Not thread-safe; owns its socket.
 class RawConnection {
  public:

@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/raw_http.h"
+
 namespace relais::testing {
 
 struct SavedRequest {
@@ -70,21 +72,8 @@ class SavesThenResets {
   using Trigger = std::function<bool(const SavedRequest&)>;
 
   explicit SavesThenResets(Backend backend) : backend_(std::move(backend)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(listen_fd_, 64) != 0) {
-      ::close(listen_fd_);
-      listen_fd_ = -1;
-      return;
-    }
-    socklen_t len = sizeof a;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listen_fd_ = listen_on_loopback(64, port_);
+    if (listen_fd_ < 0) return;
     acceptor_ = std::thread([this] { accept_loop(); });
   }
 
