@@ -12,6 +12,7 @@
 #include "core/at_rest.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/store.h"
 #include "core/store_access.h"
 
 namespace relais {
@@ -137,5 +138,8 @@ class ConsoleStore {
 std::unique_ptr<ConsoleStore> open_sqlite_console_store(
     const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite,
     std::shared_ptr<const AtRestCipher> cipher = nullptr);
+
+// The statements of the dashboard's figures (for the query-plan test: each must seek an index).
+std::vector<HotStatement> sqlite_console_figures_statements();
 
 }  // namespace relais

@@ -23,6 +23,25 @@ using Poco::Data::Statement;
 namespace relais {
 namespace {
 
+// The dashboard's figures (figures()): each an index seek, see sqlite_console_figures_statements.
+// The destinations that have deliveries, by skipping through the index (one seek each).
+constexpr const char* kFiguresDestinations =
+    "WITH RECURSIVE d(name) AS (SELECT MIN(destination) FROM deliveries UNION ALL "
+    "SELECT (SELECT MIN(destination) FROM deliveries WHERE destination > d.name) FROM d "
+    "WHERE d.name IS NOT NULL) SELECT name FROM d WHERE name IS NOT NULL";
+constexpr const char* kFiguresCount =
+    "SELECT COUNT(*) FROM deliveries WHERE destination = ? AND state = ? AND updated_at >= ?";
+constexpr const char* kFiguresLast =
+    "SELECT updated_at FROM deliveries WHERE destination = ? AND state = ? "
+    "ORDER BY updated_at DESC LIMIT 1";
+constexpr const char* kFiguresHourly =
+    "SELECT (updated_at - ?) / 3600000, COUNT(*) FROM deliveries WHERE destination = ? AND "
+    "state = 'delivered' AND updated_at >= ? GROUP BY 1";
+// The retrying ones are few (active): through the partial index of active deliveries.
+constexpr const char* kFiguresRetrying =
+    "SELECT destination, SUM(updated_at >= ?), MAX(updated_at) FROM deliveries "
+    "WHERE state = 'retrying' AND last_outcome <> 'throttled' GROUP BY destination";
+
 // Bound values of a statement built piece by piece (a deque keeps their addresses stable).
 struct Params {
   struct P {
@@ -328,50 +347,63 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
   std::vector<DestinationFigures> figures(Millis since, Millis now_ms) override {
+    // Every statement is an index seek (deliveries_destination_state: destination, state,
+    // updated_at; deliveries_active for the retrying ones), so the dashboard and the alerts'
+    // monitor cost the same on a store of a million deliveries as on an empty one
+    // (StoreQueryPlan.DashboardFiguresSeekTheirIndexes checks the plans).
     std::map<std::string, DestinationFigures> by;
     std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> destinations;
     {
       Statement st(*s_);
-      int64_t s = since;
-      // A delivery waiting because the partner asked to slow down is not failing: it counts
-      // neither as a failure of the day nor in the circuit (nor in the connector_failing alert).
-      st << "SELECT destination, CASE WHEN last_outcome = 'throttled' THEN 'throttled' "
-            "ELSE state END AS st, SUM(updated_at >= ?), MAX(updated_at) FROM deliveries "
-            "GROUP BY destination, st",
-          use(s), now;
-      RecordSet rs(st);
+      st << kFiguresDestinations, into(destinations), now;
+    }
+    const int64_t day_start = now_ms - 24 * 3600000LL;
+    for (const std::string& dest : destinations) {
+      auto& f = by[dest];
+      f.destination = dest;
+      for (const char* state : {"delivered", "dead"}) {
+        std::string d = dest, s = state;
+        int64_t from = since, count = 0;
+        Poco::Nullable<int64_t> last;
+        Statement c(*s_);
+        c << kFiguresCount, use(d), use(s), use(from), into(count), now;
+        Statement m(*s_);
+        m << kFiguresLast, use(d), use(s), into(last), now;
+        Millis at = last.isNull() ? 0 : last.value();
+        if (s == "delivered") {
+          f.delivered = count;
+          f.last_success = at;
+        } else {
+          f.dead = count;
+          f.last_failure = std::max(f.last_failure, at);
+        }
+      }
+      std::string d = dest;
+      int64_t start = day_start, start2 = day_start;
+      Statement h(*s_);
+      h << kFiguresHourly, use(start), use(d), use(start2), now;
+      RecordSet rs(h);
       for (size_t i = 0; i < rs.rowCount(); ++i) {
-        std::string dest = rs.value(0, i).convert<std::string>();
-        std::string state = rs.value(1, i).convert<std::string>();
-        int64_t today = rs.value(2, i).isEmpty() ? 0 : rs.value(2, i).convert<int64_t>();
-        int64_t last = rs.value(3, i).isEmpty() ? 0 : rs.value(3, i).convert<int64_t>();
-        auto& f = by[dest];
-        f.destination = dest;
-        if (state == "delivered") {
-          f.delivered += today;
-          f.last_success = std::max(f.last_success, last);
-        } else if (state == "retrying") {
-          f.failed += today;
-          f.last_failure = std::max(f.last_failure, last);
-        } else if (state == "dead") {
-          f.dead += today;
-          f.last_failure = std::max(f.last_failure, last);
+        int64_t hour = rs.value(0, i).convert<int64_t>();
+        if (hour >= 0 && hour < 24) {
+          f.hourly[static_cast<size_t>(hour)] += rs.value(1, i).convert<int64_t>();
         }
       }
     }
     {
+      // A delivery waiting because the partner asked to slow down is not failing: it counts
+      // neither as a failure of the day nor in the circuit (nor in the connector_failing alert).
+      int64_t from = since;
       Statement st(*s_);
-      int64_t start = now_ms - 24 * 3600000LL, start2 = start;
-      st << "SELECT destination, (updated_at - ?) / 3600000, COUNT(*) FROM deliveries "
-            "WHERE state = 'delivered' AND updated_at >= ? GROUP BY 1, 2",
-          use(start), use(start2), now;
+      st << kFiguresRetrying, use(from), now;
       RecordSet rs(st);
       for (size_t i = 0; i < rs.rowCount(); ++i) {
-        std::string dest = rs.value(0, i).convert<std::string>();
-        int64_t h = rs.value(1, i).convert<int64_t>();
-        auto& f = by[dest];
-        f.destination = dest;
-        if (h >= 0 && h < 24) f.hourly[static_cast<size_t>(h)] += rs.value(2, i).convert<int64_t>();
+        auto& f = by[rs.value(0, i).convert<std::string>()];
+        f.destination = rs.value(0, i).convert<std::string>();
+        f.failed += rs.value(1, i).isEmpty() ? 0 : rs.value(1, i).convert<int64_t>();
+        int64_t last = rs.value(2, i).isEmpty() ? 0 : rs.value(2, i).convert<int64_t>();
+        f.last_failure = std::max(f.last_failure, last);
       }
     }
     std::vector<DestinationFigures> out;
@@ -481,6 +513,14 @@ std::unique_ptr<ConsoleStore> open_sqlite_console_store(
     const std::string& path, const Clock& clock, StoreAccess access,
     std::shared_ptr<const AtRestCipher> cipher) {
   return std::make_unique<SqliteConsoleStore>(path, clock, access, std::move(cipher));
+}
+
+std::vector<HotStatement> sqlite_console_figures_statements() {
+  return {{"figures: destinations", kFiguresDestinations},
+          {"figures: count since", kFiguresCount},
+          {"figures: last outcome", kFiguresLast},
+          {"figures: hourly", kFiguresHourly},
+          {"figures: retrying", kFiguresRetrying}};
 }
 
 }  // namespace relais

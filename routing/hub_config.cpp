@@ -752,9 +752,11 @@ void load_retention(const ConfigView& v, HubConfig& out, const std::string& file
   }
   for (const auto& [route, states] : v.object_map("routes")) {
     // "direct": the deliveries queued straight to a destination (Hub::accept_for_destination).
-    bool known = route == "direct" ||
-                 std::any_of(out.routes.begin(), out.routes.end(),
-                             [&route](const RouteConfig& r) { return r.name == route; });
+    // Named: clang 14 (the fuzz build's compiler) cannot capture a structured binding.
+    const std::string& name = route;
+    bool known =
+        name == "direct" || std::any_of(out.routes.begin(), out.routes.end(),
+                                        [&name](const RouteConfig& r) { return r.name == name; });
     if (!known) {
       errors.push_back(error_at(v.raw("routes")[route], file, "retention.routes." + route,
                                 "unknown route '" + route + "'"));
