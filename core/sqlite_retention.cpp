@@ -22,6 +22,11 @@ constexpr const char* kDeliveries =
     "SELECT state, route, updated_at FROM deliveries WHERE message_seq = ?";
 constexpr const char* kDeleteAttempts =
     "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_seq = ?)";
+// The SMS destination's record of each SMS (the number as a pseudonym, the gateway's reference,
+// the delivery report): kept as long as its delivery, no longer.
+constexpr const char* kDeleteSmsRecords =
+    "DELETE FROM sms_records WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_seq = "
+    "?)";
 constexpr const char* kDeleteDeliveries = "DELETE FROM deliveries WHERE message_seq = ?";
 constexpr const char* kDeleteMessage = "DELETE FROM messages WHERE seq = ?";
 
@@ -44,6 +49,7 @@ SqliteRetention::SqliteRetention(sqlite3* db) : db_(db) {
   aged_ = make(kAged);
   deliveries_ = make(kDeliveries);
   delete_attempts_ = make(kDeleteAttempts);
+  delete_sms_records_ = make(kDeleteSmsRecords);
   delete_deliveries_ = make(kDeleteDeliveries);
   delete_message_ = make(kDeleteMessage);
 }
@@ -138,6 +144,7 @@ PurgeBatch SqliteRetention::metadata_batch(const PurgeStep& step) {
     b_seq_ = rows[i].first;
     // Children first: deliveries reference their message (foreign key).
     out.attempts += delete_attempts_->bind(1, b_seq_).run();
+    delete_sms_records_->bind(1, b_seq_).run();
     out.deliveries += delete_deliveries_->bind(1, b_seq_).run();
     out.messages += delete_message_->bind(1, b_seq_).run();
   }
@@ -175,6 +182,7 @@ std::vector<HotStatement> SqliteRetention::statements() {
       {"retention: messages past metadata", kAged},
       {"retention: deliveries of a message", kDeliveries},
       {"retention: delete attempts", kDeleteAttempts},
+      {"retention: delete SMS records", kDeleteSmsRecords},
       {"retention: delete deliveries", kDeleteDeliveries},
       {"retention: delete message", kDeleteMessage},
   };

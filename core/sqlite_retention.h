@@ -71,7 +71,7 @@ class SqliteRetention {
   std::string route_, state_;
   int64_t b_cutoff_ = 0, b_at_ = 0, b_seq_ = 0, b_limit_ = 0;
   std::unique_ptr<RawStatement> candidates_, aged_, deliveries_, delete_attempts_,
-      delete_deliveries_, delete_message_;
+      delete_sms_records_, delete_deliveries_, delete_message_;
 };
 
 }  // namespace relais

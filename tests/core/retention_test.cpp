@@ -231,6 +231,22 @@ TEST_F(RetentionTest, PurgesExactlyWhatIsDuePerRouteAndStateThenDeletesTheRows) 
   EXPECT_EQ(metric("relais_retention_messages_purged_total"), "6");
   EXPECT_EQ(metric("relais_retention_messages_deleted_total"), "0");
 
+  // The SMS destination's record of a delivery (the number as a pseudonym) goes with its rows.
+  const int64_t sms_delivery = store_->message(fast_delivered, false)->deliveries.at(0).id;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    std::string sql =
+        "INSERT INTO sms_records(delivery_id, destination, driver, reference, number_hash, "
+        "encoding, segments, cost_cents, state, created_at, updated_at) VALUES(" +
+        std::to_string(sms_delivery) +
+        ", 'sms', 'kannel', 'd1.1', 'h', 'gsm7', 1, 4.5, 'sent', 0, 0)";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  EXPECT_EQ(pragma(path_, "SELECT COUNT(*) FROM sms_records"), 1);
+
   // Day 399: the rows stay; day 401: the rows of every final message go, not the active ones.
   clock_.set(kT0 + 399 * kDay);
   EXPECT_EQ(run().deleted_messages, 0);
@@ -244,6 +260,7 @@ TEST_F(RetentionTest, PurgesExactlyWhatIsDuePerRouteAndStateThenDeletesTheRows) 
     EXPECT_TRUE(gone(id)) << id;
   }
   all_active_intact();
+  EXPECT_EQ(pragma(path_, "SELECT COUNT(*) FROM sms_records"), 0);
   EXPECT_EQ(metric("relais_retention_messages_deleted_total"), "6");
   EXPECT_NE(metric("relais_retention_last_run_timestamp_seconds"), "0.000000");
 
