@@ -109,7 +109,8 @@ const ConfigSpec& ban_spec() {
            10000},
           {"tls_verify", F::Bool, "true", false,
            "verify the server certificate (never turn off in production)"},
-          {"ca_file", F::String, "", false, "CA bundle to verify the server with (PEM)"},
+          {"ca_file", F::String, "", false,
+           "CA bundle to verify the server with (PEM); superseded by tls.ca_file"},
           tls_client_field(),
       }};
   return s;

@@ -91,7 +91,8 @@ const ConfigSpec& calendar_spec() {
           {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
           {"tls_verify", F::Bool, "true", false,
            "verify the server certificate and host name (never turn off in production)"},
-          {"ca_file", F::String, "", false, "CA bundle to verify the servers with (PEM)"},
+          {"ca_file", F::String, "", false,
+           "CA bundle to verify the servers with (PEM); superseded by tls.ca_file"},
           tls_client_field(),
       }};
   return s;

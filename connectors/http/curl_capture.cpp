@@ -1,5 +1,7 @@
 #include "connectors/http/curl_capture.h"
 
+#include "core/log.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -133,6 +135,11 @@ CurlTransfer curl_transfer_from(const ConfigView& c, const std::string& where) {
   t.tls_verify = c.boolean("tls_verify");
   t.ca_file = c.str("ca_file");
   t.tls = read_tls_client(c.object("tls"), where);
+  if (!t.ca_file.empty() && !t.tls.ca_file.empty() && t.ca_file != t.tls.ca_file) {
+    // Two CA bundles named: the tls block's is used. Said once, at start-up.
+    log_warn("config", where + ": ca_file (" + t.ca_file + ") is ignored: tls.ca_file (" +
+                           t.tls.ca_file + ") is used; keep only tls.ca_file");
+  }
   return t;
 }
 

@@ -98,7 +98,8 @@ const ConfigSpec& sms_spec() {
         {"timeout", F::Duration, "15s", false, "total time allowed for one gateway request"},
         {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
         {"tls_verify", F::Bool, "true", false, "verify the gateway's certificate"},
-        {"ca_file", F::String, "", false, "CA bundle to verify the gateway with (PEM)"},
+        {"ca_file", F::String, "", false,
+         "CA bundle to verify the gateway with (PEM); superseded by tls.ca_file"},
         tls_client_field(),
     };
     spec.fields.insert(spec.fields.end(), own.begin(), own.end());
