@@ -35,18 +35,15 @@ class ErasureTest : public ::testing::Test {
     });
     RelaisOptions o;
     o.binary = RELAIS_BINARY;
-    auto connector = [](const char* name, int port, const char* retry) {
-      return std::string("  ") + name +
-             ":\n    connector: http\n    url: http://127.0.0.1:" + std::to_string(port) +
-             "/in\n    retry: " + retry + "\n";
-    };
     o.body_yaml =
         "sources:\n"
         "  app:\n    type: $.type\n    correlation: \"individu:{$.personne.id}\"\n"
         "  held:\n    type: $.type\n    correlation: \"individu:{$.personne.id}\"\n"
         "connectors:\n" +
-        connector("partner", ok_->port(), "{initial: 50ms, max: 100ms, max_attempts: 3}") +
-        connector("closed", down_->port(), "{initial: 600s, max: 600s, max_attempts: 5}") +
+        http_connector_yaml("partner", ok_->port(),
+                            "    retry: {initial: 50ms, max: 100ms, max_attempts: 3}\n") +
+        http_connector_yaml("closed", down_->port(),
+                            "    retry: {initial: 600s, max: 600s, max_attempts: 5}\n") +
         "routes:\n"
         "  - name: app-partner\n    source: app\n    to:\n      - destination: partner\n"
         "  - name: held-closed\n    source: held\n    to:\n      - destination: closed\n";

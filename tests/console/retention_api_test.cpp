@@ -29,15 +29,12 @@ class RetentionApiTest : public ::testing::Test {
     });
     RelaisOptions o;
     o.binary = RELAIS_BINARY;
-    auto connector = [](const char* name, int port) {
-      return std::string("  ") + name +
-             ":\n    connector: http\n    url: http://127.0.0.1:" + std::to_string(port) +
-             "/in\n    on_dead: release\n";
-    };
+    const std::string release = "    on_dead: release\n";
     o.body_yaml =
         "sources:\n  app:\n    type: $.type\n    correlation: \"rdv:{$.id}\"\n"
         "connectors:\n" +
-        connector("partner", ok_->port()) + connector("refuses", refuses_->port()) +
+        http_connector_yaml("partner", ok_->port(), release) +
+        http_connector_yaml("refuses", refuses_->port(), release) +
         "routes:\n"
         "  - name: vite\n    source: app\n    type: rdv.fast\n    to:\n"
         "      - destination: partner\n"

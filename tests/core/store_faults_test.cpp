@@ -274,36 +274,71 @@ TEST_F(FaultTest, IdCountersAreReadBackAfterAFailedCommit) {
 
 // --- query plans -----------------------------------------------------------------------------
 
+// A store created and migrated, then ANALYZEd, and the query plans of statements on it.
+// Owns its directory and connection.
+class PlanStore {
+ public:
+  PlanStore() : db_(nullptr, sqlite3_close) {
+    StoreOptions o;
+    o.path = dir_.file("plan.db");
+    open_sqlite_store(o)->close();  // creates and migrates
+    reopen();
+    // Statistics as a big store would have them, so the planner chooses as it would there.
+    exec("ANALYZE");
+  }
+  void exec(const char* sql) {
+    ASSERT_EQ(sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db_.get());
+  }
+  // After statistics were written: a new connection reads them.
+  void reopen() {
+    sqlite3* db = nullptr;
+    db_.reset();
+    EXPECT_EQ(sqlite3_open(dir_.file("plan.db").c_str(), &db), SQLITE_OK);
+    db_.reset(db);
+  }
+  // The details of EXPLAIN QUERY PLAN, in order; a failure to prepare is a test failure.
+  std::vector<std::string> plan(const HotStatement& st) {
+    std::vector<std::string> out;
+    sqlite3_stmt* stmt = nullptr;
+    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
+    EXPECT_EQ(sqlite3_prepare_v2(db_.get(), sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+        << st.name << ": " << sqlite3_errmsg(db_.get());
+    while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3)));
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  }
+  static std::string joined(const std::vector<std::string>& plan) {
+    std::string out;
+    for (const auto& d : plan) out += d + "; ";
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_;
+};
+
+// A plan step that reads a whole table (the rows of a recursive query's own CTE, `SCAN d`, and
+// a constant row are not tables).
+bool scans_a_table(const std::string& detail) {
+  return detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW" && detail != "SCAN d";
+}
+
 // Every statement of the accept and delivery paths is answered through an index: no SCAN of
 // messages, deliveries, attempts or idempotency_keys (which would read whole tables as the
 // store grows).
 TEST(StoreQueryPlan, NoHotStatementScansATable) {
-  TempDir dir;
-  {
-    StoreOptions o;
-    o.path = dir.file("plan.db");
-    open_sqlite_store(o)->close();  // creates and migrates
-  }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
-  // Statistics as a big store would have them, so the planner chooses as it would in production.
-  ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
+  PlanStore store;
   auto statements = sqlite_hot_statements();
   ASSERT_GE(statements.size(), 10u);
   for (const auto& st : statements) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-        << st.name << ": " << sqlite3_errmsg(db);
-    std::string plan;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
-      plan += detail + "; ";
-      bool scan = detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW";
-      EXPECT_FALSE(scan) << st.name << " scans a table: " << detail;
+    auto plan = store.plan(st);
+    for (const auto& detail : plan) {
+      EXPECT_FALSE(scans_a_table(detail)) << st.name << " scans a table: " << detail;
     }
-    sqlite3_finalize(stmt);
     // A plain INSERT … VALUES reads nothing (no plan); every other statement has one.
     bool plain_insert =
         st.sql.rfind("INSERT", 0) == 0 && st.sql.find("SELECT") == std::string::npos;
@@ -315,16 +350,7 @@ TEST(StoreQueryPlan, NoHotStatementScansATable) {
 // table; the retention purge walks the messages not purged yet through their partial index (a
 // purged message is never read again) and the old ones through the reception index.
 TEST(StoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
-  TempDir dir;
-  {
-    StoreOptions o;
-    o.path = dir.file("plan.db");
-    open_sqlite_store(o)->close();
-  }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
-  ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
+  PlanStore store;
   // The messages by key and cursor (correlation=? AND rowid>?); the active deliveries from the
   // partial index of active ones, each checked against the key through the index.
   const std::map<std::string, std::string> expected = {
@@ -338,15 +364,7 @@ TEST(StoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
     auto want = expected.find(st.name);
     if (want == expected.end()) continue;
     ++found;
-    sqlite3_stmt* stmt = nullptr;
-    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << st.name;
-    std::string plan;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
-      plan += "; ";
-    }
-    sqlite3_finalize(stmt);
+    std::string plan = PlanStore::joined(store.plan(st));
     EXPECT_NE(plan.find(want->second), std::string::npos) << st.name << ": " << plan;
   }
   EXPECT_EQ(found, expected.size());
@@ -356,48 +374,24 @@ TEST(StoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
 // destination and state instead of reading every delivery; with statistics of a store holding
 // a million deliveries, so that the planner chooses as it would there.
 TEST(StoreQueryPlan, DashboardFiguresSeekTheirIndexes) {
-  TempDir dir;
-  {
-    StoreOptions o;
-    o.path = dir.file("plan.db");
-    open_sqlite_store(o)->close();
-  }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
-  ASSERT_EQ(sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DELETE FROM sqlite_stat1 WHERE tbl = 'deliveries';"
-                         "INSERT INTO sqlite_stat1 VALUES('deliveries', "
-                         "'deliveries_destination_state', '1000000 100000 30000 2');"
-                         "INSERT INTO sqlite_stat1 VALUES('deliveries', 'deliveries_active', "
-                         "'2000 1000');"
-                         "INSERT INTO sqlite_stat1 VALUES('deliveries', 'deliveries_message', "
-                         "'1000000 2');"
-                         "INSERT INTO sqlite_stat1 VALUES('deliveries', NULL, '1000000');",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  closer.reset();
-  ASSERT_EQ(sqlite3_open(dir.file("plan.db").c_str(), &db), SQLITE_OK);  // statistics reread
-  closer.reset(db);
+  PlanStore store;
+  store.exec(
+      "DELETE FROM sqlite_stat1 WHERE tbl = 'deliveries';"
+      "INSERT INTO sqlite_stat1 VALUES('deliveries', 'deliveries_destination_state', "
+      "'1000000 100000 30000 2');"
+      "INSERT INTO sqlite_stat1 VALUES('deliveries', 'deliveries_active', '2000 1000');"
+      "INSERT INTO sqlite_stat1 VALUES('deliveries', 'deliveries_message', '1000000 2');"
+      "INSERT INTO sqlite_stat1 VALUES('deliveries', NULL, '1000000');");
+  store.reopen();
   auto statements = sqlite_console_figures_statements();
   ASSERT_EQ(statements.size(), 5u);
   for (const auto& st : statements) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string sql = "EXPLAIN QUERY PLAN " + st.sql;
-    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
-        << st.name << ": " << sqlite3_errmsg(db);
-    std::string plan;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
-      plan += detail + "; ";
-      // Only the recursive query's own rows may be scanned (SCAN d), never a table.
-      bool scan =
-          detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW" && detail != "SCAN d";
-      EXPECT_FALSE(scan) << st.name << " scans: " << detail;
+    auto plan = store.plan(st);
+    for (const auto& detail : plan) {
+      EXPECT_FALSE(scans_a_table(detail)) << st.name << " scans: " << detail;
     }
-    sqlite3_finalize(stmt);
-    EXPECT_NE(plan.find("INDEX deliveries_"), std::string::npos) << st.name << ": " << plan;
+    std::string all = PlanStore::joined(plan);
+    EXPECT_NE(all.find("INDEX deliveries_"), std::string::npos) << st.name << ": " << all;
   }
 }
 

@@ -58,9 +58,6 @@ class MisbehavingPartner {
   void set_mode(Mode m) { mode_ = m; }
   int accepted() const { return accepted_; }
   int answered() const { return answered_; }  // complete answers written
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
 
  private:
   struct Conn {
@@ -167,17 +164,13 @@ RelaisOptions options(const MisbehavingPartner& partner, const tools::HttpSink& 
       "sources:\n"
       "  app:\n    type: $.type\n    correlation: \"{$.key}\"\n"
       "  other:\n    type: $.type\n    correlation: \"{$.key}\"\n"
-      "connectors:\n"
-      "  partner:\n    connector: http\n    url: " +
-      partner.url("/in") +
-      "\n    method: PUT\n    timeout: 1s\n    connect_timeout: 1s\n"
-      "    concurrency: 2\n"
-      "    retry: {initial: 300ms, max: 300ms, max_attempts: " +
-      std::to_string(max_attempts) +
-      "}\n"
-      "  healthy:\n    connector: http\n    url: http://127.0.0.1:" +
-      std::to_string(healthy.port()) +
-      "/in\n    method: POST\n"
+      "connectors:\n" +
+      http_connector_yaml("partner", partner.port(),
+                          "    method: PUT\n    timeout: 1s\n    connect_timeout: 1s\n"
+                          "    concurrency: 2\n"
+                          "    retry: {initial: 300ms, max: 300ms, max_attempts: " +
+                              std::to_string(max_attempts) + "}\n") +
+      http_connector_yaml("healthy", healthy.port(), "    method: POST\n") +
       "routes:\n"
       "  - {name: to-partner, source: app, to: [{destination: partner}]}\n"
       "  - {name: to-healthy, source: other, to: [{destination: healthy}]}\n";

@@ -461,4 +461,9 @@ double metric_value(const std::string& text, const std::string& series) {
   return -1;
 }
 
+std::string http_connector_yaml(const std::string& name, int port, const std::string& extra) {
+  return "  " + name + ":\n    connector: http\n    url: http://127.0.0.1:" + std::to_string(port) +
+         "/in\n" + extra;
+}
+
 }  // namespace relais::testing

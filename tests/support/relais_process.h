@@ -202,4 +202,8 @@ double metric_value(const std::string& text, const std::string& series);
 // A loopback TCP port that was free a moment ago (bound to 0, then released).
 int free_port();
 
+// One item of `connectors:`: an `http` connector `name` that posts to
+// http://127.0.0.1:PORT/in, with `extra` keys (each line "    key: value\n").
+std::string http_connector_yaml(const std::string& name, int port, const std::string& extra = "");
+
 }  // namespace relais::testing
