@@ -22,6 +22,25 @@
 namespace relais {
 
 class XrefStore;
+class PairingStore;
+
+// What a connector may ask of the hub that owns it. Implemented by the Hub; thread-safe; valid
+// for the connector's whole life (set in ConnectorContext::hub, null in unit tests that build a
+// connector alone).
+class HubServices {
+ public:
+  virtual ~HubServices() = default;
+  // Commits a message for one destination only (no route, no mapping: the body is what that
+  // destination's connector receives), e.g. a pairing's candidates sent back to CMS76. Blocks
+  // until committed; success fills `id`; failures: 404 unknown destination, 400 body not
+  // JSON, 503 not stored. May be called from a worker's deliver().
+  virtual Status post(const std::string& destination, const std::string& type,
+                      const std::string& correlation, const std::string& body,
+                      std::string& id) = 0;
+  // Makes the deferred head delivery of (destination, key) due now: what it waited for (a
+  // pairing) is there. Nothing when the key has no deferred delivery in memory.
+  virtual void wake(const std::string& destination, const std::string& key) = 0;
+};
 
 // What a connector gets for one attempt. References are valid for the call only.
 struct DeliveryRequest {
@@ -86,6 +105,11 @@ struct ConnectorContext {
   // The cross-references of the hub's store (owned by the hub, outlives the connector; null
   // where no store is open). Connectors that update or delete what they created use it.
   XrefStore* xrefs = nullptr;
+  // The pairings of persons with partners' records (core/pairing_store.h; owned by the hub,
+  // outlives the connector; null where no store is open).
+  PairingStore* pairings = nullptr;
+  // The hub's services (post a message to another destination, wake a deferred key).
+  HubServices* hub = nullptr;
   // The destination's retry.max_retry_after: the longest pause a partner's "slow down"
   // (Retry-After, BackOffMilliseconds) may impose; the bound of the connector's ThrottleGate.
   Millis max_retry_after_ms = 15 * 60 * 1000;
