@@ -17,4 +17,8 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
   register_ban_enricher(registry);
 }
 
+void register_builtin_pollers(PollerRegistry& registry) {
+  (void)registry;  // the kinds of polling sources are registered here
+}
+
 }  // namespace relais

@@ -3,19 +3,23 @@
 
 #include "core/connector.h"
 #include "core/enricher.h"
+#include "core/poller.h"
 
 namespace relais {
 
 void register_builtin_connectors(ConnectorRegistry& registry);
 void register_builtin_enrichers(EnricherRegistry& registry);
+void register_builtin_pollers(PollerRegistry& registry);
 
-// Both registries, filled with every built-in kind.
+// Every registry, filled with every built-in kind.
 struct Registries {
   ConnectorRegistry connectors;
   EnricherRegistry enrichers;
+  PollerRegistry pollers;
   Registries() {
     register_builtin_connectors(connectors);
     register_builtin_enrichers(enrichers);
+    register_builtin_pollers(pollers);
   }
 };
 
