@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
@@ -171,11 +172,15 @@ struct FolderPoller::Checkpoint {
 
 FolderSettings folder_settings(const ConfigView& c, const std::string& base_dir) {
   FolderSettings s;
-  s.path = join(base_dir, c.str("path"));
-  while (s.path.size() > 1 && s.path.back() == '/') s.path.pop_back();
+  auto normal = [](const std::string& p) {
+    std::string n = std::filesystem::path(p).lexically_normal().string();
+    while (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n;
+  };
+  s.path = normal(join(base_dir, c.str("path")));
   s.pattern = c.str("pattern");
-  s.done_dir = join(s.path, c.str("done"));
-  s.error_dir = join(s.path, c.str("error"));
+  s.done_dir = normal(join(s.path, c.str("done")));
+  s.error_dir = normal(join(s.path, c.str("error")));
   if (s.done_dir == s.path || s.error_dir == s.path) {
     throw std::invalid_argument(c.path() + ": done and error must be other folders than path");
   }
@@ -306,7 +311,9 @@ Status FolderPoller::poll(const std::string& checkpoint, PollBatch& out) {
   Status s = transport_->list(settings_.path, entries);
   if (!s.ok) return Status::failure(503, "dossier surveillé inaccessible", s.detail);
   if (!(s = transport_->make_dir(work_dir_)).ok) return s;
-  if (!(s = complete_journals()).ok) return s;
+  bool moved = false;
+  if (!(s = complete_journals(moved)).ok) return s;
+  if (moved && !(s = transport_->list(settings_.path, entries)).ok) return s;
   std::vector<FileEntry> work;
   if (!(s = transport_->list(work_dir_, work)).ok) return s;
 
@@ -360,6 +367,27 @@ Status FolderPoller::hash_file(const FileEntry& entry, std::string& sha) {
   return Status::success();
 }
 
+Status FolderPoller::scan_lines(const std::string& path,
+                                const std::function<void(std::string_view)>& each, bool* whole) {
+  std::string buf, chunk;
+  int64_t at = 0;
+  for (;;) {
+    Status s = transport_->read(path, at, 64 * 1024, chunk);
+    if (!s.ok) return s;
+    if (chunk.empty()) {  // a last line without '\n' is not a row
+      if (whole) *whole = buf.empty();
+      return Status::success();
+    }
+    at += int64_t(chunk.size());
+    buf += chunk;
+    size_t start = 0;
+    for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+      each(std::string_view(buf).substr(start, nl - start));
+    }
+    buf.erase(0, start);
+  }
+}
+
 Status FolderPoller::read_whole(const std::string& path, std::string& out) {
   out.clear();
   std::string chunk;
@@ -388,20 +416,32 @@ Status FolderPoller::start_file(const FileEntry& entry, PollBatch& out, bool& em
     return finish(entry.name);
   }
   if (!settings_.xml && settings_.csv.header) {
-    int64_t offset = 0, line = 1;
-    std::vector<CsvRow> header;
-    ReadAt read = [&](int64_t at, size_t max, std::string& o) {
-      return transport_->read(in_folder(entry.name), at, max, o);
-    };
-    if (!(s = read_csv(read, cp.size, settings_.csv, offset, line, 1, header)).ok) return s;
-    cp.offset = offset;
-    cp.line = line;
+    if (!(s = csv_header(cp)).ok) return s;
+    cp.offset = header_offset_;
+    cp.line = header_line_;
   }
   if (!(s = read_batch(cp, false, out)).ok) return s;
   if (out.records.empty()) {  // a header without records
     empty = true;
     return finish(entry.name);
   }
+  return s;
+}
+
+Status FolderPoller::csv_header(const Checkpoint& cp) {
+  std::string key = cp.name + "\n" + cp.sha;
+  if (header_key_ == key) return Status::success();
+  header_key_.clear();
+  header_.clear();
+  header_offset_ = 0;
+  header_line_ = 1;
+  ReadAt read = [&](int64_t at, size_t max, std::string& o) {
+    return transport_->read(in_folder(cp.name), at, max, o);
+  };
+  CsvFormat small = settings_.csv;
+  small.chunk = 4096;  // a header is short: no need to read a whole chunk of records
+  Status s = read_csv(read, cp.size, small, header_offset_, header_line_, 1, header_);
+  if (s.ok) header_key_ = key;
   return s;
 }
 
@@ -478,10 +518,8 @@ Status FolderPoller::read_batch(const Checkpoint& from, bool replay, PollBatch& 
     CsvMapper mapper(settings_.csv);
     std::string reason;
     if (settings_.csv.header) {
-      int64_t offset = 0, line = 1;
-      std::vector<CsvRow> header;
-      if (!(s = read_csv(read, from.size, settings_.csv, offset, line, 1, header)).ok) return s;
-      if (header.empty() || !mapper.set_header(header[0], reason)) {
+      if (!(s = csv_header(from)).ok) return s;
+      if (header_.empty() || !mapper.set_header(header_[0], reason)) {
         // Nothing of the file can be read: one unreadable record, the file in error/.
         add(1, "", reason.empty() ? "en-tête absent" : reason);
         next.offset = from.size;
@@ -524,27 +562,23 @@ Status FolderPoller::read_batch(const Checkpoint& from, bool replay, PollBatch& 
 
 Status FolderPoller::check_report(const Checkpoint& cp, bool& lagging) {
   lagging = false;
-  std::string text;
-  Status s = read_whole(report_path(cp.name), text);
-  if (!s.ok && s.http_status != 404) return s;
   int64_t last = -1;
-  size_t end = text.rfind('\n');
-  if (end != std::string::npos) {
-    size_t begin = text.rfind('\n', end == 0 ? 0 : end - 1);
-    begin = (begin == std::string::npos || end == 0) ? 0 : begin + 1;
-    last = row_number(std::string_view(text).substr(begin, end - begin));
-  }
-  if (last == cp.last_line && end == text.size() - 1) return Status::success();
-  // Keep the header and the rows before the last batch; the batch is offered again.
-  lagging = true;
-  std::string kept = report_header();
-  std::istringstream in(text);
-  std::string row;
-  while (std::getline(in, row)) {
-    if (in.eof()) break;  // a row cut short by a crash
-    int64_t n = row_number(row);
-    if (n >= 0 && n < cp.batch_line) kept += row + "\n";
-  }
+  std::string kept = report_header();  // the rows before the last batch
+  bool whole = true;
+  Status s = scan_lines(
+      report_path(cp.name),
+      [&](std::string_view row) {
+        int64_t n = row_number(row);
+        if (n < 0) return;
+        last = n;
+        if (n < cp.batch_line) kept.append(row).append("\n");
+      },
+      &whole);
+  if (!s.ok && s.http_status != 404) return s;
+  // Complete when its last row is the batch's last record, whole (a row cut short by a crash
+  // is left out by scan_lines, and dropped by the rewrite below).
+  if (last == cp.last_line && whole) return Status::success();
+  lagging = true;  // the last batch is offered again, its rows written anew
   return transport_->write(report_path(cp.name), kept, false);
 }
 
@@ -605,19 +639,15 @@ Status FolderPoller::free_name(const std::string& dir, const std::string& name,
 }
 
 Status FolderPoller::finish(const std::string& name) {
-  std::string report;
-  Status s = read_whole(report_path(name), report);
-  if (!s.ok && s.http_status != 404) return s;
   bool all_taken = true;
   size_t rows = 0;
-  std::istringstream in(report);
-  std::string row;
-  while (std::getline(in, row)) {
-    if (row_number(row) < 0) continue;
+  Status s = scan_lines(report_path(name), [&](std::string_view row) {
+    if (row_number(row) < 0) return;
     ++rows;
     int status = row_status(row);
     if (status != 202 && status != 200) all_taken = false;
-  }
+  });
+  if (!s.ok && s.http_status != 404) return s;
   const std::string& dir = all_taken ? settings_.done_dir : settings_.error_dir;
   if (!(s = transport_->make_dir(dir)).ok) return s;
   std::string chosen;
@@ -647,12 +677,13 @@ Status FolderPoller::complete_journal(const std::string& name) {
   return transport_->remove(journal_path(name));
 }
 
-Status FolderPoller::complete_journals() {
+Status FolderPoller::complete_journals(bool& moved) {
   std::vector<FileEntry> work;
   Status s = transport_->list(work_dir_, work);
   if (!s.ok) return s;
   for (const auto& f : work) {
     if (ends_with(f.name, ".fin")) {
+      moved = true;
       if (!(s = complete_journal(f.name.substr(0, f.name.size() - 4))).ok) return s;
     }
   }

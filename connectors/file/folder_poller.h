@@ -18,6 +18,7 @@
 // thread at the same time (it only lists the folder). Owns its transport. Never throws after
 // construction.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -74,13 +75,18 @@ class FolderPoller final : public Poller {
   Status start_file(const FileEntry& entry, PollBatch& out, bool& empty);
   Status hash_file(const FileEntry& entry, std::string& sha);
   Status load_xml(const Checkpoint& cp, std::string& unreadable);
+  Status csv_header(const Checkpoint& cp);
   Status check_report(const Checkpoint& cp, bool& lagging);
   Status finish(const std::string& name);
   Status complete_journal(const std::string& name);
-  Status complete_journals();
+  Status complete_journals(bool& moved);
   Status abandon(const Checkpoint& cp);
   Status free_name(const std::string& dir, const std::string& name, std::string& chosen);
   Status read_whole(const std::string& path, std::string& out);
+  // Calls `each` with every whole line of `path` (without its '\n'), reading 64 KiB at a time;
+  // `whole` (optional): false when the file ends with a line cut short.
+  Status scan_lines(const std::string& path, const std::function<void(std::string_view)>& each,
+                    bool* whole = nullptr);
   std::vector<FileEntry> settled(const std::vector<FileEntry>& entries);
 
   std::string in_folder(const std::string& name) const;
@@ -96,6 +102,10 @@ class FolderPoller final : public Poller {
   std::string verified_;  // the checkpoint whose report is known complete
   std::string xml_key_;   // name + SHA-256 of the document in xml_
   std::unique_ptr<XmlRecords> xml_;
+  std::string header_key_;  // name + SHA-256 of the file whose header is in header_
+  std::vector<CsvRow> header_;
+  int64_t header_offset_ = 0;  // where its records start
+  int64_t header_line_ = 1;
 };
 
 }  // namespace file
