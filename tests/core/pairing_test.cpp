@@ -216,6 +216,7 @@ TEST(PairingWake, PostCommitsAMessageForOneDestination) {
   registries.connectors.add(std::move(k));
   std::string yaml =
       "store:\n  path: relais.db\n  synchronous: normal\n"
+      "sources:\n  app:\n    type: $.type\n"
       "connectors:\n  cms76-appariement:\n    connector: waiting\n";
   HubConfig cfg;
   std::vector<ConfigError> errors;
