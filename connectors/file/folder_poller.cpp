@@ -585,8 +585,9 @@ Status FolderPoller::check_report(const Checkpoint& cp, bool& lagging) {
 Status FolderPoller::committed(const PollBatch& batch, bool stored,
                                const std::vector<PolledOutcome>& outcomes) {
   auto ctx = std::static_pointer_cast<BatchContext>(batch.context);
-  if (!stored || !ctx) {
-    verified_.clear();
+  if (!ctx) return Status::success();  // nothing was read
+  if (!stored) {
+    verified_.clear();  // the next poll starts again from the previous checkpoint
     return Status::success();
   }
   std::string rows;
