@@ -4,8 +4,9 @@
 // without touching the readers (record_reader.h) nor the poller's bookkeeping
 // (folder_poller.h). Every path is absolute on the transport's side ("/srv/exports/a.csv").
 //
-// A transport's calls are made from one thread at a time (the poller's); implementations need
-// no locking of their own. Failures are Status values with a French reason naming the path and
+// A transport's calls are made from the poller's thread, except list(), which probe() may call
+// from an API thread at the same time: list() must be safe alongside any other call (the local
+// transport holds no state; an SFTP transport lists through a session of its own). Failures are Status values with a French reason naming the path and
 // the system's cause (never a file's content).
 
 #include <cstdint>

@@ -343,12 +343,22 @@ Status FolderPoller::poll(const std::string& checkpoint, PollBatch& out) {
       if (!(s = abandon(cp)).ok) return s;
     }
   }
+  // One file that cannot be read (its rights, a read error) does not hold back the others: it
+  // is tried again at each poll, and its failure is the poll's only when no other file was read.
+  Status first_failure;
   for (const FileEntry& entry : settled(entries)) {
     bool empty = false;
-    if (!(s = start_file(entry, out, empty)).ok) return s;
+    s = start_file(entry, out, empty);
+    if (!s.ok) {
+      log_warn(kLog, "folder " + settings_.path + ": " + entry.name +
+                         " cannot be read: " + s.error + " — " + s.detail);
+      if (first_failure.ok) first_failure = s;
+      out = PollBatch{};
+      continue;
+    }
     if (!empty) return s;
   }
-  return Status::success();
+  return first_failure;
 }
 
 Status FolderPoller::hash_file(const FileEntry& entry, std::string& sha) {

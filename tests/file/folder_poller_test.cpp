@@ -53,6 +53,11 @@ class CountingTransport final : public FileTransport {
     return inner_->list(d, o);
   }
   Status read(const std::string& p, int64_t off, size_t max, std::string& o) override {
+    if (!unreadable_name.empty() && p.size() >= unreadable_name.size() &&
+        p.compare(p.size() - unreadable_name.size(), unreadable_name.size(), unreadable_name) ==
+            0) {
+      return Status::failure(503, "fichier illisible", p + " : Permission denied");
+    }
     max_request = std::max(max_request, max);
     Status s = inner_->read(p, off, max, o);
     bytes_read += o.size();
@@ -75,6 +80,7 @@ class CountingTransport final : public FileTransport {
   size_t max_request = 0;
   uint64_t bytes_read = 0;
   int fail_moves = 0;
+  std::string unreadable_name;  // reads of a path ending so fail (a file without read rights)
 };
 
 // The hub's side, reduced to what matters here: the idempotency keys already stored, the
@@ -363,6 +369,29 @@ TEST_F(FolderPollerTest, FailedMoveIsCompletedByTheNextPoll) {
   EXPECT_EQ(names_in(dir_ / "done"),
             (std::vector<std::string>{"aides.csv", "aides.csv.rapport.csv"}));
   EXPECT_EQ(names_in(dir_ / ".relais"), std::vector<std::string>{});
+}
+
+TEST_F(FolderPollerTest, FileThatCannotBeReadDoesNotHoldBackTheOthers) {
+  put(dir_ / "a-interdit.csv", "N° demande;Identifiant;Montant\n1;2;3\n");
+  put(dir_ / "b-bon.csv", "N° demande;Identifiant;Montant\n547;58123;120\n");
+  auto local = local_transport();
+  auto p = poller(kCsv, local.get());
+  counting_->unreadable_name = "/a-interdit.csv";
+  FakeHub hub;
+  size_t n = 0;
+  ASSERT_TRUE(hub.step(*p, n).ok);
+  // b-bon.csv (one batch: read through and moved), though a-interdit.csv comes first; a poll
+  // with only the bad file left fails…
+  EXPECT_EQ(n, 1u);
+  PollBatch b;
+  Status s = p->poll(hub.checkpoint, b);
+  EXPECT_FALSE(s.ok);
+  EXPECT_NE(s.detail.find("a-interdit.csv : Permission denied"), std::string::npos) << s.detail;
+  EXPECT_TRUE(fs::exists(dir_ / "done" / "b-bon.csv"));
+  counting_->unreadable_name.clear();  // …until its rights are fixed
+  hub.drain(*p);
+  EXPECT_EQ(hub.bodies.size(), 2u);
+  EXPECT_TRUE(fs::exists(dir_ / "done" / "a-interdit.csv"));
 }
 
 TEST_F(FolderPollerTest, MissingFolderIsAReadablePollFailure) {
