@@ -27,13 +27,6 @@ using json = nlohmann::json;
 using std::chrono::milliseconds;
 using Steady = std::chrono::steady_clock;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Drops a file the way an export job should: written under a .part name, then renamed.
 void drop(const fs::path& dir, const std::string& name, const std::string& content) {
   {
@@ -41,16 +34,6 @@ void drop(const fs::path& dir, const std::string& name, const std::string& conte
     out << content;
   }
   fs::rename(dir / (name + ".part"), dir / name);
-}
-
-// Polls `ok` every 20 ms until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& ok, milliseconds timeout) {
-  auto end = Steady::now() + timeout;
-  while (Steady::now() < end) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return ok();
 }
 
 size_t count_lines(const std::string& text) {
@@ -145,7 +128,7 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   drop(in, "aides-20261204.csv", csv);
 
   ASSERT_EQ(sink.wait_for(3, 30000), 3u) << relais.stdout_text();
-  ASSERT_TRUE(eventually([&] { return fs::exists(in / "done" / "aides-20261204.csv.rapport.csv"); },
+  ASSERT_TRUE(wait_until([&] { return fs::exists(in / "done" / "aides-20261204.csv.rapport.csv"); },
                          milliseconds(10000)));
   auto requests = sink.requests();
   std::map<std::string, json> by_person;
@@ -168,7 +151,7 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
 
   EXPECT_TRUE(fs::exists(in / "done" / "aides-20261204.csv"));
   EXPECT_FALSE(fs::exists(in / "aides-20261204.csv"));
-  std::string report = slurp(in / "done" / "aides-20261204.csv.rapport.csv");
+  std::string report = read_file(in / "done" / "aides-20261204.csv.rapport.csv");
   EXPECT_EQ(count_lines(report), 4u) << report;
   EXPECT_NE(report.find("\n2;202;accepté;"), std::string::npos) << report;
   EXPECT_NE(report.find("\n4;202;accepté;"), std::string::npos) << report;
@@ -177,9 +160,9 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   // The same export dropped again: nothing new is sent, its report says why.
   drop(in, "aides-20261204.csv", csv);
   ASSERT_TRUE(
-      eventually([&] { return fs::exists(in / "done" / "aides-20261204-2.csv.rapport.csv"); },
+      wait_until([&] { return fs::exists(in / "done" / "aides-20261204-2.csv.rapport.csv"); },
                  milliseconds(10000)));
-  std::string again = slurp(in / "done" / "aides-20261204-2.csv.rapport.csv");
+  std::string again = read_file(in / "done" / "aides-20261204-2.csv.rapport.csv");
   EXPECT_NE(again.find("\n3;200;déjà reçu (fichier déjà lu);"), std::string::npos) << again;
   EXPECT_EQ(sink.count(), 3u);
 
@@ -187,9 +170,8 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   HttpClient api(relais.base_url(), relais.token());
   HttpResponse metrics = api.get("/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.body;
-  EXPECT_NE(metrics.body.find("relais_polled_records_total{source=\"genesis-exports\"} 6"),
-            std::string::npos)
-      << metrics.body;
+  EXPECT_EQ(metric_value(metrics.body, "relais_polled_records_total{source=\"genesis-exports\"}"),
+            6);
   EXPECT_EQ(relais.stop(), 0);
 }
 
@@ -235,7 +217,7 @@ TEST(FolderEndToEnd, KillNineMidHugeFileDeliversEveryLineOnce) {
 
   // Killed once the file is being read: part of its report written, the file not moved yet.
   fs::path working = in / ".relais" / "gros.csv.rapport.csv";
-  ASSERT_TRUE(eventually(
+  ASSERT_TRUE(wait_until(
       [&] {
         std::error_code ec;
         return fs::file_size(working, ec) > 200 * 1024 && !ec;
@@ -248,20 +230,20 @@ TEST(FolderEndToEnd, KillNineMidHugeFileDeliversEveryLineOnce) {
     for (const auto& [id, n] : times) before_kill.insert(id);
   }
   ASSERT_TRUE(fs::exists(in / "gros.csv")) << "the file was read through before the kill";
-  size_t rows_at_kill = count_lines(slurp(working));
+  size_t rows_at_kill = count_lines(read_file(working));
   std::cout << "killed with " << rows_at_kill - 1 << " lines reported, " << sink.count()
             << " delivered" << std::endl;
   ASSERT_LT(rows_at_kill, size_t(kLines));
 
   relais.restart();
-  ASSERT_TRUE(eventually(
+  ASSERT_TRUE(wait_until(
       [&] {
         std::lock_guard<std::mutex> lock(mu);
         return ids_by_line.size() == size_t(kLines);
       },
       milliseconds(240000)))
       << ids_by_line.size() << " lines delivered";
-  ASSERT_TRUE(eventually([&] { return fs::exists(in / "done" / "gros.csv.rapport.csv"); },
+  ASSERT_TRUE(wait_until([&] { return fs::exists(in / "done" / "gros.csv.rapport.csv"); },
                          milliseconds(30000)));
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -285,7 +267,7 @@ TEST(FolderEndToEnd, KillNineMidHugeFileDeliversEveryLineOnce) {
     std::cout << "re-sent after the kill (outcome not yet committed): " << resent << " of "
               << before_kill.size() << std::endl;
   }
-  std::string report = slurp(in / "done" / "gros.csv.rapport.csv");
+  std::string report = read_file(in / "done" / "gros.csv.rapport.csv");
   EXPECT_EQ(count_lines(report), size_t(kLines) + 1);
   std::set<int> reported;
   std::istringstream rows(report);

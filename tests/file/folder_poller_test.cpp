@@ -7,9 +7,6 @@
 #include "connectors/file/folder_poller.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -20,18 +17,14 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/relais_process.h"
+
 namespace relais::file {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using relais::testing::read_file;
 
 void put(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -144,16 +137,7 @@ struct FakeHub {
 
 class FolderPollerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/relais-folder-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    dir_ = root_ / "exports";
-    fs::create_directory(dir_);
-  }
-  void TearDown() override {
-    if (!getenv("RELAIS_TEST_KEEP")) fs::remove_all(root_);
-  }
+  void SetUp() override { fs::create_directory(dir_); }
 
   // A poller over dir_ with the `poll:` keys given in YAML (path added).
   std::unique_ptr<FolderPoller> poller(const std::string& yaml,
@@ -180,7 +164,8 @@ class FolderPollerTest : public ::testing::Test {
     return out;
   }
 
-  fs::path root_, dir_;
+  relais::testing::TempDir root_{"relais-folder-"};  // removed with the test
+  fs::path dir_ = fs::path(root_.path()) / "exports";
   ManualClock clock_{1'700'000'000'000};
   CountingTransport* counting_ = nullptr;
 };
@@ -203,7 +188,7 @@ TEST_F(FolderPollerTest, GoodFileBecomesMessagesThenDoneWithItsReport) {
   EXPECT_EQ(names_in(dir_), std::vector<std::string>{});
   EXPECT_EQ(names_in(dir_ / "done"),
             (std::vector<std::string>{"aides.csv", "aides.csv.rapport.csv"}));
-  auto report = lines_of(slurp(dir_ / "done" / "aides.csv.rapport.csv"));
+  auto report = lines_of(read_file(dir_ / "done" / "aides.csv.rapport.csv"));
   ASSERT_EQ(report.size(), 3u);
   EXPECT_EQ(report[0], "ligne;statut;résultat;message;motif");
   EXPECT_EQ(report[1], "2;202;accepté;M1;");
@@ -223,7 +208,7 @@ TEST_F(FolderPollerTest, BadLineAmongGoodOnesIsReportedAndTheFileGoesToError) {
   EXPECT_EQ(names_in(dir_ / "error"),
             (std::vector<std::string>{"aides.csv", "aides.csv.rapport.csv"}));
   EXPECT_FALSE(fs::exists(dir_ / "done" / "aides.csv"));
-  std::string report = slurp(dir_ / "error" / "aides.csv.rapport.csv");
+  std::string report = read_file(dir_ / "error" / "aides.csv.rapport.csv");
   auto rows = lines_of(report);
   ASSERT_EQ(rows.size(), 5u);
   EXPECT_EQ(rows[2], "3;422;illisible;;nombre de champs incorrect : 2 au lieu de 3");
@@ -275,7 +260,7 @@ TEST_F(FolderPollerTest, SameFileDroppedAgainIsAllDuplicatesAndReportedSo) {
   EXPECT_EQ(names_in(dir_ / "done"),
             (std::vector<std::string>{"aides-2.csv", "aides-2.csv.rapport.csv", "aides.csv",
                                       "aides.csv.rapport.csv"}));
-  auto rows = lines_of(slurp(dir_ / "done" / "aides-2.csv.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "done" / "aides-2.csv.rapport.csv"));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[1], "2;200;déjà reçu (fichier déjà lu);M-dup;");
   EXPECT_EQ(rows[2], "3;200;déjà reçu (fichier déjà lu);M-dup;");
@@ -302,7 +287,7 @@ TEST_F(FolderPollerTest, HugeFileIsReadInBoundedBatchesAndChunks) {
   EXPECT_LE(counting_->max_request, size_t(1) << 20);
   uint64_t report = fs::file_size(dir_ / "done" / "gros.csv.rapport.csv");
   EXPECT_LT(counting_->bytes_read, 2 * text.size() + 101 * 64 * 1024 + report);
-  auto rows = lines_of(slurp(dir_ / "done" / "gros.csv.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "done" / "gros.csv.rapport.csv"));
   ASSERT_EQ(rows.size(), 100001u);
   EXPECT_EQ(rows.back().substr(0, 11), "100001;202;");
 }
@@ -324,7 +309,7 @@ TEST_F(FolderPollerTest, CrashMidFileResumesFromTheCommittedCheckpoint) {
   hub.drain(*p);
   EXPECT_EQ(hub.bodies.size(), 2500u);
   for (const auto& [key, times] : hub.offered) ASSERT_EQ(times, 1) << key;
-  auto rows = lines_of(slurp(dir_ / "done" / "aides.csv.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "done" / "aides.csv.rapport.csv"));
   ASSERT_EQ(rows.size(), 2501u);
   for (size_t i = 1; i < rows.size(); ++i) {
     ASSERT_EQ(rows[i].substr(0, rows[i].find(';')), std::to_string(i + 1));
@@ -348,7 +333,7 @@ TEST_F(FolderPollerTest, CrashBetweenCommitAndReportOffersTheBatchAgainAsDuplica
   auto p = poller(yaml);
   hub.drain(*p);
   EXPECT_EQ(hub.bodies.size(), 30u);
-  auto rows = lines_of(slurp(dir_ / "done" / "aides.csv.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "done" / "aides.csv.rapport.csv"));
   ASSERT_EQ(rows.size(), 31u);
   EXPECT_EQ(rows[11], "12;200;déjà reçu (fichier déjà lu);M-dup;");  // offered again
   EXPECT_EQ(rows[21], "22;202;accepté;M21;");
@@ -413,7 +398,7 @@ TEST_F(FolderPollerTest, MissingHeaderColumnSendsTheWholeFileToError) {
   FakeHub hub;
   hub.drain(*p);
   EXPECT_TRUE(hub.bodies.empty());
-  auto rows = lines_of(slurp(dir_ / "error" / "aides.csv.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "error" / "aides.csv.rapport.csv"));
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1], "1;422;illisible;;colonne « N° demande » absente de l'en-tête");
 }
@@ -437,7 +422,7 @@ TEST_F(FolderPollerTest, Windows1252FileAndXmlFile) {
   ASSERT_EQ(xhub.bodies.size(), 2u);
   EXPECT_EQ(json::parse(xhub.bodies[1]),
             json::parse(R"({"aide":{"id":"3"},"individu":{"id":"7"}})"));
-  auto rows = lines_of(slurp(dir_ / "error" / "b.xml.rapport.csv"));
+  auto rows = lines_of(read_file(dir_ / "error" / "b.xml.rapport.csv"));
   ASSERT_EQ(rows.size(), 4u);
   EXPECT_EQ(rows[0], "enregistrement;statut;résultat;message;motif");
   EXPECT_EQ(rows[2], "2;422;illisible;;champ obligatoire absent : individu.id");
