@@ -75,6 +75,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   // The partners' stand-ins.
   Recorder genesis("Bearer genesis-test-token");
   Recorder portal("Basic " + std::string("cG9ydGFpbDpwb3J0YWlsLXNlY3JldA=="));  // portail:…
+  Recorder cms76_api("Bearer cms76-api-test-token");
   testing::GraphSimulator graph;
   graph.set_credentials("relais-client", "relais-secret");
   graph.add_mailbox("lea.gosselin@example.org");
@@ -111,6 +112,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"CALENDAR_TENANT", "tenant-1"},
       {"CALENDAR_CLIENT_ID", "relais-client"},
       {"CALENDAR_CLIENT_SECRET", "relais-secret"},
+      {"CMS76_API_URL", cms76_api.url()},
+      {"CMS76_API_TOKEN", "cms76-api-test-token"},
+      {"GENESIS_EXPORTS_DIR", dir.path() + "/genesis-exports"},
   };
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
 
@@ -123,11 +127,33 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   yaml.insert(at + graph_line.size(),
               "    url: " + graph.url() + "\n    token_url: " + graph.token_url() + "\n");
 
+  // The watched folder of Genesis's exports polls every 100 ms of real time (not 30 s), and
+  // its settling time counts on the test's clock.
+  for (const auto& [from, to] : {std::pair{"      interval: 30s\n", "      interval: 100ms\n"},
+                                 std::pair{"      settle: 30s\n", "      settle: 0s\n"}}) {
+    auto k = yaml.find(from);
+    ASSERT_NE(k, std::string::npos) << from;
+    yaml.replace(k, std::string(from).size(), to);
+  }
+  // An export of Genesis (Windows-1252, `;`, CRLF) already waiting in the folder.
+  ::mkdir((dir.path() + "/genesis-exports").c_str(), 0700);
+  std::ofstream(dir.path() + "/genesis-exports/aides-20261204.csv", std::ios::binary)
+      << "Identifiant Genesis;Identifiant CMS76;N\xB0 demande;Code aide;Libell\xE9 aide;"
+         "Montant;Date d\xE9"
+         "cision;Date d\xE9"
+         "but;Date fin;\xC9tat\r\n"
+         "G-000912;58123;547;APA;Allocation personnalis\xE9"
+         "e d'autonomie;412,30;02/12/2026;01/01/2027;31/12/2027;Accord\xE9"
+         "e\r\n"
+         "G-000913;58124;548;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;03/12/2026;;"
+         "Suspendue\r\n";
+
   Registries registries;
   HubConfig cfg;
   std::vector<ConfigError> errors;
   ASSERT_TRUE(load_hub_config_text(yaml, src + "/config/cms76.yaml", src + "/config",
-                                   registries.connectors, cfg, errors, &registries.enrichers))
+                                   registries.connectors, cfg, errors, &registries.enrichers,
+                                   &registries.pollers))
       << (errors.empty() ? "" : errors[0].to_string());
 
   // The sample events, in the order they happened; the clock follows them.
@@ -227,6 +253,27 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   EXPECT_EQ(delivered["sms-rappels"], 0);
   // The address went through the BAN.
   EXPECT_GE(ban.hits().size(), 1u);
+  // Genesis's export: both lines reached the CMS76 API through genesis-aide-cms76, and the
+  // file is in done/ with its report.
+  ASSERT_TRUE(
+      wait_until([&] { return cms76_api.sink.requests().size() >= 2; }, std::chrono::seconds(20)));
+  std::map<std::string, json> aides;
+  for (const auto& r : cms76_api.sink.requests()) {
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.path, "/api/aides/decisions");
+    json j = json::parse(r.body);
+    aides[j["aide"]["code"]] = j;
+  }
+  ASSERT_EQ(aides.size(), 2u);
+  EXPECT_EQ(aides["APA"]["aide"]["montant"], 412.3);
+  EXPECT_EQ(aides["APA"]["aide"]["libelle"], "Allocation personnalisée d'autonomie");
+  EXPECT_EQ(aides["FSL"]["aide"]["etat"], "SUSPENDUE");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return std::ifstream(dir.path() + "/genesis-exports/done/aides-20261204.csv.rapport.csv")
+            .good();
+      },
+      std::chrono::seconds(10)));
 
   hub.stop();
   kannel.stop();
