@@ -75,6 +75,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   // The partners' stand-ins.
   Recorder genesis("Bearer genesis-test-token");
   Recorder portal("Basic " + std::string("cG9ydGFpbDpwb3J0YWlsLXNlY3JldA=="));  // portail:…
+  Recorder cms76("Bearer cms76-api-test-token");  // CMS76's own API (Genesis → CMS76)
   testing::GraphSimulator graph;
   graph.set_credentials("relais-client", "relais-secret");
   graph.add_mailbox("lea.gosselin@example.org");
@@ -100,6 +101,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"BAN_URL", ban.search_url()},
       {"GENESIS_URL", genesis.url()},
       {"GENESIS_TOKEN", "genesis-test-token"},
+      {"GENESIS_INBOUND_TOKEN", "genesis-inbound-test-token-0123456789"},
+      {"CMS76_API_URL", cms76.url()},
+      {"CMS76_API_TOKEN", "cms76-api-test-token"},
       {"PORTAIL_URL", portal.url()},
       {"PORTAIL_USER", "portail"},
       {"PORTAIL_PASSWORD", "portail-secret"},
@@ -170,6 +174,24 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
         wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
         << "not settled after " << e["id"];
   }
+  // Genesis decides on the request: the decision goes back to the person's record in CMS76.
+  {
+    json decision = {
+        {"evenement", "aide.accordee"},
+        {"id", "GEN-2019-0001"},
+        {"date", "2019-06-03T10:12:00+02:00"},
+        {"personne", {{"id_genesis", "G-000123"}, {"id_cms76", 58123}}},
+        {"processus", {{"id", "P-2019-778"}, {"etat", "Accordé"}, {"demande_cms76", 547}}},
+        {"aide", {{"nature", "Secours d'urgence"}, {"montant", 150.0}}}};
+    clock.set(std::max(clock.now_ms(), instant(decision["date"])));
+    AcceptRequest a;
+    a.source = "genesis";
+    a.body = decision.dump();
+    AcceptResponse r = hub.accept(a);
+    ASSERT_EQ(r.status, 202) << r.detail;
+    ids.push_back(r.id);
+    events.push_back(decision);
+  }
   // Then the days go by until nothing is left to do (reminders wait for their day).
   for (int step = 0; step < 20; ++step) {
     Millis next = 0;
@@ -184,7 +206,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   for (size_t i = 0; i < ids.size(); ++i) {
     auto rec = hub.store().message(ids[i], true);
     ASSERT_TRUE(rec) << ids[i];
-    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i]["event"];
+    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i].dump().substr(0, 60);
     for (const auto& d : rec->deliveries) {
       EXPECT_TRUE(d.state == DeliveryState::Delivered || d.state == DeliveryState::Skipped)
           << events[i]["event"] << " → " << d.destination << " (" << d.mapping
@@ -214,6 +236,10 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   }
   EXPECT_EQ(static_cast<int>(portal.sink.requests().size()), delivered["portail"]);
   EXPECT_GE(delivered["portail"], 1);
+  // Genesis's decision reached the person's record in CMS76, once.
+  ASSERT_EQ(cms76.sink.requests().size(), 1u);
+  EXPECT_EQ(cms76.sink.requests()[0].path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(json::parse(cms76.sink.requests()[0].body).value("etat", ""), "Accordé");
   // The RDV was planned, moved, then cancelled: it was in the calendar, and is gone.
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_EQ(delivered["agenda"], 3);
