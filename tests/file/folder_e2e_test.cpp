@@ -42,18 +42,19 @@ size_t count_lines(const std::string& text) {
 
 // The Genesis export's header, in Windows-1252 ("\xB0" is "°", "\xE9" is "é", "\xC9" is "É").
 const char* kGenesisHeader =
-    "Identifiant Genesis;Identifiant CMS76;N\xB0 demande;Code aide;Libell\xE9 aide;Montant;"
-    "Date d\xE9"
+    "Identifiant Genesis;Identifiant CMS76;N\xB0 processus;N\xB0 demande CMS76;Code aide;"
+    "Libell\xE9 aide;Montant;Date d\xE9"
     "cision;Date d\xE9"
     "but;Date fin;\xC9tat\r\n";
 
-// The poll block of source genesis-exports as shipped in config/cms76.yaml (the folder and the
-// timings aside).
+// The source genesis-exports as shipped in config/cms76.yaml (the folder and the timings
+// aside).
 std::string source_yaml(const fs::path& in, const std::string& extra) {
   return "sources:\n"
          "  genesis-exports:\n"
          "    type: $.event\n"
-         "    correlation: \"individu:{$.individu.id}\"\n"
+         "    correlation: [\"individu:{$.personne.id_cms76}\", "
+         "\"genesis:{$.personne.id_genesis}\"]\n"
          "    poll:\n"
          "      kind: folder\n"
          "      interval: 100ms\n"
@@ -64,37 +65,38 @@ std::string source_yaml(const fs::path& in, const std::string& extra) {
          "      encoding: windows-1252\n"
          "      settle: 200ms\n"
          "      columns:\n"
-         "        Identifiant Genesis: individu.genesis_id\n"
-         "        Identifiant CMS76: individu.id\n"
-         "        N° demande: demande.numero\n"
+         "        Identifiant Genesis: personne.id_genesis\n"
+         "        Identifiant CMS76: personne.id_cms76\n"
+         "        N° processus: processus.id\n"
+         "        N° demande CMS76: processus.demande_cms76\n"
          "        Code aide: aide.code\n"
-         "        Libellé aide: aide.libelle\n"
+         "        Libellé aide: aide.nature\n"
          "        Montant: aide.montant\n"
          "        Date décision: aide.date_decision\n"
          "        Date début: aide.date_debut\n"
          "        Date fin: aide.date_fin\n"
-         "        État: aide.etat\n"
+         "        État: processus.etat\n"
          "      constants: {event: genesis.aide.accordee}\n"
-         "      required: [individu.id, aide.code]\n" +
+         "      required: [personne.id_genesis, processus.id, aide.code]\n" +
          extra;
 }
 
 std::string sink_yaml(int port, const std::string& mapping) {
   return "connectors:\n"
-         "  cms76-aides:\n"
+         "  cms76-situation:\n"
          "    connector: http\n"
          "    url: http://127.0.0.1:" +
          std::to_string(port) +
-         "/api/aides/decisions\n"
+         "/api/individus/{$.personne.id_cms76}/situation-genesis\n"
          "    method: POST\n"
          "    concurrency: 8\n"
          "    retry: {initial: 100ms, max: 1s, max_attempts: 1000}\n"
          "routes:\n"
-         "  - name: aides-genesis-cms76\n"
+         "  - name: genesis-exports-cms76\n"
          "    source: genesis-exports\n"
          "    type: genesis.aide.accordee\n"
          "    to:\n"
-         "      - {destination: cms76-aides" +
+         "      - {destination: cms76-situation" +
          (mapping.empty() ? "" : ", mapping: " + mapping) + "}\n";
 }
 
@@ -114,40 +116,40 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
 
   std::string csv = kGenesisHeader;
   csv +=
-      "G-000912;58123;547;APA;Allocation personnalis\xE9"
-      "e d'autonomie;412,30;02/12/2026;"
-      "01/01/2027;31/12/2027;Accord\xE9"
+      "G-000912;58123;P-2026-4410;547;APA;Allocation personnalis\xE9"
+      "e d'autonomie;412,30;02/12/2026;01/01/2027;31/12/2027;Accord\xE9"
       "e\r\n";
   csv +=
-      "G-000913;58124;548;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;03/12/2026;;"
-      "Accord\xE9"
-      "e\r\n";
+      "G-000913;58124;P-2026-4411;;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;"
+      "03/12/2026;;Suspendue\r\n";
+  // A person Genesis knows but CMS76 does not (not paired): taken, then skipped by the mapping.
   csv +=
-      "G-000914;58125;549;PCH;Prestation de compensation;1250,5;04/12/2026;05/12/2026;"
-      "04/12/2028;Suspendue\r\n";
+      "G-000914;;P-2026-4412;;PCH;Prestation de compensation;1250,5;04/12/2026;05/12/2026;"
+      "04/12/2028;Accord\xE9"
+      "e\r\n";
   drop(in, "aides-20261204.csv", csv);
 
-  ASSERT_EQ(sink.wait_for(3, 30000), 3u) << relais.stdout_text();
+  ASSERT_EQ(sink.wait_for(2, 30000), 2u) << relais.stdout_text();
   ASSERT_TRUE(wait_until([&] { return fs::exists(in / "done" / "aides-20261204.csv.rapport.csv"); },
                          milliseconds(10000)));
-  auto requests = sink.requests();
-  std::map<std::string, json> by_person;
+  std::map<std::string, relais::tools::SinkRequest> by_path;
   std::set<std::string> ids;
-  for (const auto& r : requests) {
-    json j = json::parse(r.body);
-    by_person[j["individu"]["id"]] = j;
+  for (const auto& r : sink.requests()) {
+    by_path[r.path] = r;
     ids.insert(r.headers.at("x-relais-message-id"));
   }
-  EXPECT_EQ(ids.size(), 3u);
-  ASSERT_EQ(by_person.size(), 3u);
-  json apa = by_person["58123"];
-  EXPECT_EQ(apa["aide"],
-            json::parse(R"({"code":"APA","libelle":"Allocation personnalisée d'autonomie",
-      "montant":412.3,"dateDecision":"2026-12-02","dateDebut":"2027-01-01","dateFin":"2027-12-31",
-      "etat":"ACCORDEE"})"));
-  EXPECT_EQ(apa["individu"]["genesisId"], "G-000912");
-  EXPECT_EQ(by_person["58125"]["aide"]["etat"], "SUSPENDUE");
-  EXPECT_FALSE(by_person["58124"]["aide"].contains("dateFin"));
+  EXPECT_EQ(ids.size(), 2u);
+  ASSERT_EQ(by_path.size(), 2u);
+  json apa = json::parse(by_path["/api/individus/58123/situation-genesis"].body);
+  apa.erase("idempotency_key");
+  EXPECT_EQ(apa, json::parse(R"({"individu_id":58123,"demande_numero":547,"origine":"GENESIS",
+      "reference":"GENESIS-P-2026-4410","evenement":"aide.accordee","etat":"Accordée",
+      "aide":{"code":"APA","nature":"Allocation personnalisée d'autonomie","montant":412.3,
+      "debut":"2027-01-01","fin":"2027-12-31"},"decide_le":"2026-12-01T23:00:00Z"})"));
+  json fsl = json::parse(by_path["/api/individus/58124/situation-genesis"].body);
+  EXPECT_EQ(fsl["etat"], "Suspendue");
+  EXPECT_FALSE(fsl.contains("demande_numero"));
+  EXPECT_FALSE(fsl["aide"].contains("fin"));
 
   EXPECT_TRUE(fs::exists(in / "done" / "aides-20261204.csv"));
   EXPECT_FALSE(fs::exists(in / "aides-20261204.csv"));
@@ -156,6 +158,7 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   EXPECT_NE(report.find("\n2;202;accepté;"), std::string::npos) << report;
   EXPECT_NE(report.find("\n4;202;accepté;"), std::string::npos) << report;
   for (const auto& id : ids) EXPECT_NE(report.find(id), std::string::npos) << id;
+  EXPECT_EQ(report.find("58123"), std::string::npos);  // no value of a line in its report
 
   // The same export dropped again: nothing new is sent, its report says why.
   drop(in, "aides-20261204.csv", csv);
@@ -164,7 +167,7 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
                  milliseconds(10000)));
   std::string again = read_file(in / "done" / "aides-20261204-2.csv.rapport.csv");
   EXPECT_NE(again.find("\n3;200;déjà reçu (fichier déjà lu);"), std::string::npos) << again;
-  EXPECT_EQ(sink.count(), 3u);
+  EXPECT_EQ(sink.count(), 2u);
 
   // The source's counters: 3 records taken, then 3 duplicates (taken too), none refused.
   HttpClient api(relais.base_url(), relais.token());
@@ -188,7 +191,7 @@ TEST(FolderEndToEnd, KillNineMidHugeFileDeliversEveryLineOnce) {
       out.status = 400;
       return out;
     }
-    int line = std::stoi(j["demande"]["numero"].get<std::string>());
+    int line = std::stoi(j["processus"]["id"].get<std::string>().substr(1));  // "L12"
     std::lock_guard<std::mutex> lock(mu);
     const std::string& id = r.headers.at("x-relais-message-id");
     ids_by_line[line].insert(id);
@@ -207,10 +210,10 @@ TEST(FolderEndToEnd, KillNineMidHugeFileDeliversEveryLineOnce) {
 
   std::string csv = kGenesisHeader;
   for (int i = 0; i < kLines; ++i) {
-    // N° demande = the line's number in the file (header = line 1).
-    csv += "G-" + std::to_string(i) + ";" + std::to_string(100000 + i) + ";" +
+    // N° processus = "L" and the line's number in the file (header = line 1).
+    csv += "G-" + std::to_string(i) + ";" + std::to_string(100000 + i) + ";L" +
            std::to_string(i + 2) +
-           ";APA;Allocation;12,5;02/12/2026;01/01/2027;;Accord\xE9"
+           ";;APA;Allocation;12,5;02/12/2026;01/01/2027;;Accord\xE9"
            "e\r\n";
   }
   drop(in, "gros.csv", csv);

@@ -75,7 +75,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   // The partners' stand-ins.
   Recorder genesis("Bearer genesis-test-token");
   Recorder portal("Basic " + std::string("cG9ydGFpbDpwb3J0YWlsLXNlY3JldA=="));  // portail:…
-  Recorder cms76_api("Bearer cms76-api-test-token");
+  Recorder cms76("Bearer cms76-api-test-token");  // CMS76's own API (Genesis → CMS76)
   testing::GraphSimulator graph;
   graph.set_credentials("relais-client", "relais-secret");
   graph.add_mailbox("lea.gosselin@example.org");
@@ -101,6 +101,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"BAN_URL", ban.search_url()},
       {"GENESIS_URL", genesis.url()},
       {"GENESIS_TOKEN", "genesis-test-token"},
+      {"GENESIS_INBOUND_TOKEN", "genesis-inbound-test-token-0123456789"},
+      {"CMS76_API_URL", cms76.url()},
+      {"CMS76_API_TOKEN", "cms76-api-test-token"},
       {"PORTAIL_URL", portal.url()},
       {"PORTAIL_USER", "portail"},
       {"PORTAIL_PASSWORD", "portail-secret"},
@@ -112,8 +115,6 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"CALENDAR_TENANT", "tenant-1"},
       {"CALENDAR_CLIENT_ID", "relais-client"},
       {"CALENDAR_CLIENT_SECRET", "relais-secret"},
-      {"CMS76_API_URL", cms76_api.url()},
-      {"CMS76_API_TOKEN", "cms76-api-test-token"},
       {"GENESIS_EXPORTS_DIR", dir.path() + "/genesis-exports"},
   };
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
@@ -138,15 +139,15 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   // An export of Genesis (Windows-1252, `;`, CRLF) already waiting in the folder.
   ::mkdir((dir.path() + "/genesis-exports").c_str(), 0700);
   std::ofstream(dir.path() + "/genesis-exports/aides-20261204.csv", std::ios::binary)
-      << "Identifiant Genesis;Identifiant CMS76;N\xB0 demande;Code aide;Libell\xE9 aide;"
-         "Montant;Date d\xE9"
+      << "Identifiant Genesis;Identifiant CMS76;N\xB0 processus;N\xB0 demande CMS76;Code aide;"
+         "Libell\xE9 aide;Montant;Date d\xE9"
          "cision;Date d\xE9"
          "but;Date fin;\xC9tat\r\n"
-         "G-000912;58123;547;APA;Allocation personnalis\xE9"
+         "G-000912;58123;P-2026-4410;547;APA;Allocation personnalis\xE9"
          "e d'autonomie;412,30;02/12/2026;01/01/2027;31/12/2027;Accord\xE9"
          "e\r\n"
-         "G-000913;58124;548;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;03/12/2026;;"
-         "Suspendue\r\n";
+         "G-000913;58124;P-2026-4411;;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;"
+         "03/12/2026;;Suspendue\r\n";
 
   Registries registries;
   HubConfig cfg;
@@ -196,6 +197,24 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
         wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
         << "not settled after " << e["id"];
   }
+  // Genesis decides on the request: the decision goes back to the person's record in CMS76.
+  {
+    json decision = {
+        {"evenement", "aide.accordee"},
+        {"id", "GEN-2019-0001"},
+        {"date", "2019-06-03T10:12:00+02:00"},
+        {"personne", {{"id_genesis", "G-000123"}, {"id_cms76", 58123}}},
+        {"processus", {{"id", "P-2019-778"}, {"etat", "Accordé"}, {"demande_cms76", 547}}},
+        {"aide", {{"nature", "Secours d'urgence"}, {"montant", 150.0}}}};
+    clock.set(std::max(clock.now_ms(), instant(decision["date"])));
+    AcceptRequest a;
+    a.source = "genesis";
+    a.body = decision.dump();
+    AcceptResponse r = hub.accept(a);
+    ASSERT_EQ(r.status, 202) << r.detail;
+    ids.push_back(r.id);
+    events.push_back(decision);
+  }
   // Then the days go by until nothing is left to do (reminders wait for their day).
   for (int step = 0; step < 20; ++step) {
     Millis next = 0;
@@ -210,7 +229,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   for (size_t i = 0; i < ids.size(); ++i) {
     auto rec = hub.store().message(ids[i], true);
     ASSERT_TRUE(rec) << ids[i];
-    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i]["event"];
+    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i].dump().substr(0, 60);
     for (const auto& d : rec->deliveries) {
       EXPECT_TRUE(d.state == DeliveryState::Delivered || d.state == DeliveryState::Skipped)
           << events[i]["event"] << " → " << d.destination << " (" << d.mapping
@@ -240,6 +259,34 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   }
   EXPECT_EQ(static_cast<int>(portal.sink.requests().size()), delivered["portail"]);
   EXPECT_GE(delivered["portail"], 1);
+  // Genesis's decision reached the person's record in CMS76, once; so did the two lines of
+  // Genesis's export (source genesis-exports, read from the watched folder), in the same shape.
+  ASSERT_TRUE(
+      wait_until([&] { return cms76.sink.requests().size() >= 3; }, std::chrono::seconds(20)));
+  std::map<std::string, tools::SinkRequest> by_reference;
+  for (const auto& r : cms76.sink.requests()) {
+    EXPECT_EQ(r.method, "POST");
+    std::string ref = json::parse(r.body).value("reference", "");
+    EXPECT_TRUE(by_reference.emplace(ref, r).second) << ref << " twice";
+  }
+  ASSERT_EQ(by_reference.size(), 3u);
+  const tools::SinkRequest& posted = by_reference["GENESIS-P-2019-778"];
+  EXPECT_EQ(posted.path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(json::parse(posted.body).value("etat", ""), "Accordé");
+  json apa = json::parse(by_reference["GENESIS-P-2026-4410"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4410"].path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(apa["aide"]["montant"], 412.3);
+  EXPECT_EQ(apa["aide"]["nature"], "Allocation personnalisée d'autonomie");
+  EXPECT_EQ(apa["demande_numero"], 547);
+  json fsl = json::parse(by_reference["GENESIS-P-2026-4411"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4411"].path, "/api/individus/58124/situation-genesis");
+  EXPECT_EQ(fsl["etat"], "Suspendue");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return std::ifstream(dir.path() + "/genesis-exports/done/aides-20261204.csv.rapport.csv")
+            .good();
+      },
+      std::chrono::seconds(10)));
   // The RDV was planned, moved, then cancelled: it was in the calendar, and is gone.
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_EQ(delivered["agenda"], 3);
@@ -253,27 +300,6 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   EXPECT_EQ(delivered["sms-rappels"], 0);
   // The address went through the BAN.
   EXPECT_GE(ban.hits().size(), 1u);
-  // Genesis's export: both lines reached the CMS76 API through genesis-aide-cms76, and the
-  // file is in done/ with its report.
-  ASSERT_TRUE(
-      wait_until([&] { return cms76_api.sink.requests().size() >= 2; }, std::chrono::seconds(20)));
-  std::map<std::string, json> aides;
-  for (const auto& r : cms76_api.sink.requests()) {
-    EXPECT_EQ(r.method, "POST");
-    EXPECT_EQ(r.path, "/api/aides/decisions");
-    json j = json::parse(r.body);
-    aides[j["aide"]["code"]] = j;
-  }
-  ASSERT_EQ(aides.size(), 2u);
-  EXPECT_EQ(aides["APA"]["aide"]["montant"], 412.3);
-  EXPECT_EQ(aides["APA"]["aide"]["libelle"], "Allocation personnalisée d'autonomie");
-  EXPECT_EQ(aides["FSL"]["aide"]["etat"], "SUSPENDUE");
-  EXPECT_TRUE(wait_until(
-      [&] {
-        return std::ifstream(dir.path() + "/genesis-exports/done/aides-20261204.csv.rapport.csv")
-            .good();
-      },
-      std::chrono::seconds(10)));
 
   hub.stop();
   kannel.stop();
