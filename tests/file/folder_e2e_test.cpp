@@ -175,6 +175,72 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   ASSERT_EQ(metrics.status, 200) << metrics.body;
   EXPECT_EQ(metric_value(metrics.body, "relais_polled_records_total{source=\"genesis-exports\"}"),
             6);
+  HttpResponse sources = api.get("/api/v1/sources");
+  ASSERT_EQ(sources.status, 200) << sources.body;
+  json state, all = sources.json();
+  for (const auto& item : all["items"]) {
+    if (item["source"] == "genesis-exports") state = item;
+  }
+  EXPECT_EQ(state["kind"], "folder") << sources.body;
+  EXPECT_EQ(state["records"], 6) << sources.body;
+  EXPECT_EQ(state["rejected"], 0) << sources.body;
+  EXPECT_EQ(state["failing"], false) << sources.body;
+  EXPECT_EQ(relais.stop(), 0);
+}
+
+// The folder missing at start is a failure the dashboard explains; once it exists, a file with
+// a bad line gives its good lines, the bad one is among the source's refused records (position
+// and reason, no content), and the file ends in error/ with its report.
+TEST(FolderEndToEnd, MissingFolderThenBadLineAreShownAndReported) {
+  relais::tools::HttpSink sink;
+  TempDir dir("relais-folder-bad-");
+  fs::path in = fs::path(dir.path()) / "genesis";  // not there yet
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = source_yaml(in, "") + sink_yaml(sink.port(), "");
+  RelaisProcess relais(o);
+  relais.start();
+  HttpClient api(relais.base_url(), relais.token());
+  auto state = [&] {
+    json all = api.get("/api/v1/sources").json();
+    for (const auto& item : all["items"]) {
+      if (item["source"] == "genesis-exports") return item;
+    }
+    return json();
+  };
+  ASSERT_TRUE(wait_until([&] { return state().value("failing", false); }, milliseconds(10000)));
+  std::string why = state()["last_error"];
+  EXPECT_NE(why.find("dossier surveillé inaccessible"), std::string::npos) << why;
+  EXPECT_NE(why.find(in.string()), std::string::npos) << why;
+
+  fs::create_directories(in);
+  std::string csv = kGenesisHeader;
+  csv +=
+      "G-1;1;P-1;;APA;Aide;10;02/12/2026;;;Accord\xE9"
+      "e\r\n";
+  csv += "G-2;2;P-2;;APA;Aide Durand\r\n";  // too few fields
+  csv +=
+      "G-3;3;P-3;;APA;Aide;30;02/12/2026;;;Accord\xE9"
+      "e\r\n";
+  drop(in, "aides.csv", csv);
+  ASSERT_TRUE(wait_until([&] { return fs::exists(in / "error" / "aides.csv.rapport.csv"); },
+                         milliseconds(20000)))
+      << relais.stdout_text();
+  EXPECT_EQ(sink.wait_for(2, 10000), 2u);
+  std::string report = read_file(in / "error" / "aides.csv.rapport.csv");
+  EXPECT_NE(report.find("\n3;422;illisible;;nombre de champs incorrect : 6 au lieu de 11\n"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.find("Durand"), std::string::npos);
+  HttpResponse rejects = api.get("/api/v1/sources/genesis-exports/rejects");
+  ASSERT_EQ(rejects.status, 200) << rejects.body;
+  json refused = rejects.json()["items"];
+  ASSERT_EQ(refused.size(), 1u) << rejects.body;
+  EXPECT_EQ(refused[0]["position"], "ligne 3");
+  EXPECT_EQ(refused[0]["detail"], "nombre de champs incorrect : 6 au lieu de 11");
+  EXPECT_EQ(rejects.body.find("Durand"), std::string::npos);
+  EXPECT_EQ(state()["failing"], false);
+  EXPECT_EQ(state()["rejected"], 1);
   EXPECT_EQ(relais.stop(), 0);
 }
 
