@@ -458,7 +458,10 @@ Status FolderPoller::csv_header(const Checkpoint& cp) {
 Status FolderPoller::load_xml(const Checkpoint& cp, std::string& unreadable) {
   unreadable.clear();
   std::string key = cp.name + "\n" + cp.sha;
-  if (xml_ && xml_key_ == key) return Status::success();
+  if (xml_ && xml_key_ == key) {  // parsed at an earlier poll (the same file)
+    if (!xml_->ok()) unreadable = xml_->error();
+    return Status::success();
+  }
   xml_.reset();
   xml_key_.clear();
   if (cp.size > settings_.max_xml_size) {

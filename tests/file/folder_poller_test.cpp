@@ -428,6 +428,20 @@ TEST_F(FolderPollerTest, Windows1252FileAndXmlFile) {
   EXPECT_EQ(rows[2], "2;422;illisible;;champ obligatoire absent : individu.id");
 }
 
+TEST_F(FolderPollerTest, MalformedXmlStaysUnreadableWhenItsBatchIsReadAgain) {
+  put(dir_ / "a.xml", "<export>\n<aide>\n</export>");
+  auto p = poller("settle: 0s\nformat: xml\nrecord: //aide\nfields: {a: '@a'}\n");
+  FakeHub hub;
+  size_t n = 0;
+  ASSERT_TRUE(hub.step(*p, n, /*store=*/false).ok);  // the store could not commit it
+  ASSERT_EQ(n, 1u);
+  hub.drain(*p);  // read again from the same (cached) document
+  auto rows = lines_of(read_file(dir_ / "error" / "a.xml.rapport.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].rfind("1;422;illisible;;XML mal formé ligne 3 : ", 0), 0u) << rows[1];
+  EXPECT_FALSE(fs::exists(dir_ / "done" / "a.xml"));
+}
+
 TEST(FolderSettings, ConfigurationErrorsNameTheKey) {
   auto check = [](const std::string& yaml) {
     YAML::Node node = YAML::Load(yaml);
