@@ -428,6 +428,24 @@ TEST_F(FolderPollerTest, Windows1252FileAndXmlFile) {
   EXPECT_EQ(rows[2], "2;422;illisible;;champ obligatoire absent : individu.id");
 }
 
+TEST_F(FolderPollerTest, BatchTheStoreCouldNotCommitIsOfferedAgain) {
+  std::string text = "N° demande;Identifiant;Montant\n";
+  for (int i = 0; i < 25; ++i) text += std::to_string(i) + ";" + std::to_string(i) + ";1\n";
+  put(dir_ / "aides.csv", text);
+  auto p = poller(std::string(kCsv) + "batch: 10\n");
+  FakeHub hub;
+  size_t n = 0;
+  ASSERT_TRUE(hub.step(*p, n).ok);
+  ASSERT_TRUE(hub.step(*p, n, /*store=*/false).ok);  // lines 12…21: not stored
+  ASSERT_EQ(n, 10u);
+  hub.drain(*p);
+  EXPECT_EQ(hub.bodies.size(), 25u);
+  for (const auto& [key, times] : hub.offered) ASSERT_EQ(times, 1) << key;
+  auto rows = lines_of(read_file(dir_ / "done" / "aides.csv.rapport.csv"));
+  ASSERT_EQ(rows.size(), 26u);
+  EXPECT_EQ(rows[11], "12;202;accepté;M11;");
+}
+
 TEST_F(FolderPollerTest, MalformedXmlStaysUnreadableWhenItsBatchIsReadAgain) {
   put(dir_ / "a.xml", "<export>\n<aide>\n</export>");
   auto p = poller("settle: 0s\nformat: xml\nrecord: //aide\nfields: {a: '@a'}\n");
