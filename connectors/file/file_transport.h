@@ -6,8 +6,9 @@
 //
 // A transport's calls are made from the poller's thread, except list(), which probe() may call
 // from an API thread at the same time: list() must be safe alongside any other call (the local
-// transport holds no state; an SFTP transport lists through a session of its own). Failures are Status values with a French reason naming the path and
-// the system's cause (never a file's content).
+// transport holds no state; an SFTP transport lists through a session of its own). Failures are
+// Status values with a French reason naming the path and the system's cause (never a file's
+// content).
 
 #include <cstdint>
 #include <memory>

@@ -253,11 +253,20 @@ FolderSettings folder_settings(const ConfigView& c, const std::string& base_dir)
 }
 
 FolderPoller::FolderPoller(FolderSettings settings, std::unique_ptr<FileTransport> transport,
-                           const Clock* clock)
+                           const Clock* clock, Metrics* metrics, const std::string& source)
     : settings_(std::move(settings)),
       transport_(std::move(transport)),
       clock_(clock),
-      work_dir_(join(settings_.path, ".relais")) {}
+      work_dir_(join(settings_.path, ".relais")) {
+  if (metrics != nullptr) {
+    metrics->describe("relais_folder_files_total", "counter",
+                      "Files of a watched folder read through and moved to done/ or error/");
+    files_done_ =
+        &metrics->counter("relais_folder_files_total", {{"source", source}, {"outcome", "done"}});
+    files_error_ =
+        &metrics->counter("relais_folder_files_total", {{"source", source}, {"outcome", "error"}});
+  }
+}
 
 FolderPoller::~FolderPoller() = default;
 
@@ -681,6 +690,10 @@ Status FolderPoller::complete_journal(const std::string& name) {
   for (auto [from, to] :
        {std::pair{in_folder(name), target}, std::pair{report_path(name), target + kReportSuffix}}) {
     s = transport_->move(from, to);
+    if (s.ok && to == target) {  // the file itself moved: counted once, done or error
+      Counter* files = target.rfind(settings_.done_dir + "/", 0) == 0 ? files_done_ : files_error_;
+      if (files != nullptr) files->inc();
+    }
     if (!s.ok && s.http_status != 404) {
       // Gone already (an earlier attempt moved it) is done; anything else waits for next time.
       std::string probe;
@@ -796,9 +809,9 @@ void register_folder_poller(PollerRegistry& registry) {
   };
   k.create = [](const PollerContext& ctx) -> std::unique_ptr<Poller> {
     static const SystemClock system_clock;
-    return std::make_unique<file::FolderPoller>(file::folder_settings(ctx.config, ctx.base_dir),
-                                                file::local_transport(),
-                                                ctx.clock ? ctx.clock : &system_clock);
+    return std::make_unique<file::FolderPoller>(
+        file::folder_settings(ctx.config, ctx.base_dir), file::local_transport(),
+        ctx.clock ? ctx.clock : &system_clock, ctx.metrics, ctx.name);
   };
   registry.add(std::move(k));
 }

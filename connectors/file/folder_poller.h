@@ -52,8 +52,9 @@ FolderSettings folder_settings(const ConfigView& config, const std::string& base
 
 class FolderPoller final : public Poller {
  public:
+  // `metrics` (optional) gets relais_folder_files_total{source, outcome="done"|"error"}.
   FolderPoller(FolderSettings settings, std::unique_ptr<FileTransport> transport,
-               const Clock* clock);
+               const Clock* clock, Metrics* metrics = nullptr, const std::string& source = "");
   ~FolderPoller() override;
 
   Status poll(const std::string& checkpoint, PollBatch& out) override;
@@ -97,7 +98,9 @@ class FolderPoller final : public Poller {
   FolderSettings settings_;
   std::unique_ptr<FileTransport> transport_;
   const Clock* clock_;
-  std::string work_dir_;  // <path>/.relais
+  std::string work_dir_;           // <path>/.relais
+  Counter* files_done_ = nullptr;  // owned by the Metrics given (outlives the poller)
+  Counter* files_error_ = nullptr;
   std::map<std::string, Seen> seen_;
   std::string verified_;  // the checkpoint whose report is known complete
   std::string xml_key_;   // name + SHA-256 of the document in xml_

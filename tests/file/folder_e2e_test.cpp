@@ -175,6 +175,10 @@ TEST(FolderEndToEnd, GenesisExportBecomesCms76CallsAndEndsInDone) {
   ASSERT_EQ(metrics.status, 200) << metrics.body;
   EXPECT_EQ(metric_value(metrics.body, "relais_polled_records_total{source=\"genesis-exports\"}"),
             6);
+  EXPECT_EQ(metric_value(metrics.body,
+                         "relais_folder_files_total{source=\"genesis-exports\",outcome=\"done\"}"),
+            2)
+      << metrics.body;
   HttpResponse sources = api.get("/api/v1/sources");
   ASSERT_EQ(sources.status, 200) << sources.body;
   json state, all = sources.json();
