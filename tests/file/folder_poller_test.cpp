@@ -177,6 +177,16 @@ const char* kCsv =
     "constants: {event: genesis.aide.accordee}\n"
     "required: [individu.id]\n";
 
+// An export of `lines` records under kCsv's header: demande i, individu 500000 + i.
+std::string numbered_csv(int lines) {
+  std::string text = "N° demande;Identifiant;Montant\n";
+  for (int i = 0; i < lines; ++i) {
+    text +=
+        std::to_string(i) + ";" + std::to_string(500000 + i) + ";" + std::to_string(i % 97) + "\n";
+  }
+  return text;
+}
+
 TEST_F(FolderPollerTest, GoodFileBecomesMessagesThenDoneWithItsReport) {
   put(dir_ / "aides.csv", "N° demande;Identifiant;Montant\n547;58123;120\n548;58124;80\n");
   auto p = poller(kCsv);
@@ -267,11 +277,7 @@ TEST_F(FolderPollerTest, SameFileDroppedAgainIsAllDuplicatesAndReportedSo) {
 }
 
 TEST_F(FolderPollerTest, HugeFileIsReadInBoundedBatchesAndChunks) {
-  std::string text = "N° demande;Identifiant;Montant\n";
-  for (int i = 0; i < 100000; ++i) {
-    text +=
-        std::to_string(i) + ";" + std::to_string(500000 + i) + ";" + std::to_string(i % 97) + "\n";
-  }
+  const std::string text = numbered_csv(100000);
   put(dir_ / "gros.csv", text);
   auto local = local_transport();
   auto p = poller(std::string(kCsv) + "batch: 1000\n", local.get());
@@ -293,9 +299,7 @@ TEST_F(FolderPollerTest, HugeFileIsReadInBoundedBatchesAndChunks) {
 }
 
 TEST_F(FolderPollerTest, CrashMidFileResumesFromTheCommittedCheckpoint) {
-  std::string text = "N° demande;Identifiant;Montant\n";
-  for (int i = 0; i < 2500; ++i) text += std::to_string(i) + ";" + std::to_string(i) + ";1\n";
-  put(dir_ / "aides.csv", text);
+  put(dir_ / "aides.csv", numbered_csv(2500));
   const std::string yaml = std::string(kCsv) + "batch: 1000\n";
   FakeHub hub;
   {
@@ -317,9 +321,7 @@ TEST_F(FolderPollerTest, CrashMidFileResumesFromTheCommittedCheckpoint) {
 }
 
 TEST_F(FolderPollerTest, CrashBetweenCommitAndReportOffersTheBatchAgainAsDuplicates) {
-  std::string text = "N° demande;Identifiant;Montant\n";
-  for (int i = 0; i < 30; ++i) text += std::to_string(i) + ";" + std::to_string(i) + ";1\n";
-  put(dir_ / "aides.csv", text);
+  put(dir_ / "aides.csv", numbered_csv(30));
   const std::string yaml = std::string(kCsv) + "batch: 10\n";
   FakeHub hub;
   {
@@ -429,9 +431,7 @@ TEST_F(FolderPollerTest, Windows1252FileAndXmlFile) {
 }
 
 TEST_F(FolderPollerTest, BatchTheStoreCouldNotCommitIsOfferedAgain) {
-  std::string text = "N° demande;Identifiant;Montant\n";
-  for (int i = 0; i < 25; ++i) text += std::to_string(i) + ";" + std::to_string(i) + ";1\n";
-  put(dir_ / "aides.csv", text);
+  put(dir_ / "aides.csv", numbered_csv(25));
   auto p = poller(std::string(kCsv) + "batch: 10\n");
   FakeHub hub;
   size_t n = 0;
