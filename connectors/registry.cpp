@@ -2,6 +2,7 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/file/file_destination.h"
 #include "connectors/file/folder_poller.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
@@ -12,6 +13,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
   register_sms_connector(registry);
   register_calendar_connector(registry);
+  register_file_destination(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

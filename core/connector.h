@@ -39,6 +39,12 @@ class HubServices {
   // Makes the deferred head delivery of (destination, key) due now: what it waited for (a
   // pairing) is there. Nothing when the key has no deferred delivery in memory.
   virtual void wake(const std::string& destination, const std::string& key) = 0;
+  // The same for one delivery, whether its message has a correlation key (`key`) or not ("").
+  virtual void wake_delivery(const std::string& destination, int64_t delivery_id,
+                             const std::string& key) {
+    (void)delivery_id;
+    wake(destination, key);
+  }
 };
 
 // What a connector gets for one attempt. References are valid for the call only.
@@ -101,6 +107,7 @@ struct ConnectorContext {
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   std::string store_path;  // the hub's SQLite store (migrated), for connectors' own tables
+  std::string base_dir;    // the configuration file's folder: relative paths resolve from it
   // The cross-references of the hub's store (owned by the hub, outlives the connector; null
   // where no store is open). Connectors that update or delete what they created use it.
   XrefStore* xrefs = nullptr;

@@ -423,10 +423,22 @@ bool Dispatcher::in_flight(int64_t delivery_id) const {
 }
 
 void Dispatcher::wake(const std::string& destination, const std::string& key) {
+  if (!key.empty()) wake_queue(destination, "k:" + key);
+}
+
+void Dispatcher::wake_delivery(const std::string& destination, int64_t delivery_id,
+                               const std::string& key) {
+  QueuedDelivery q;
+  q.id = delivery_id;
+  q.key = key;
+  wake_queue(destination, queue_key(q));
+}
+
+void Dispatcher::wake_queue(const std::string& destination, const std::string& queue) {
   Dest* d = find(destination);
-  if (d == nullptr || key.empty()) return;
+  if (d == nullptr) return;
   std::lock_guard<std::mutex> lock(d->mu);
-  auto it = d->keys.find("k:" + key);
+  auto it = d->keys.find(queue);
   if (it == d->keys.end()) return;
   KeyQueue& kq = it->second;
   if (kq.busy_id != 0) {

@@ -94,6 +94,9 @@ class Dispatcher {
   // deferred delivery whose reason is gone: a pairing made). Not an attempt; nothing when the
   // key is idle, in flight or held.
   void wake(const std::string& destination, const std::string& key);
+  // The same for the delivery `delivery_id` of key `key` ("" = a delivery without correlation
+  // key, its own queue).
+  void wake_delivery(const std::string& destination, int64_t delivery_id, const std::string& key);
   Status discard(int64_t delivery_id, const std::string& reason);
 
   bool in_flight(int64_t delivery_id) const;
@@ -103,6 +106,7 @@ class Dispatcher {
  private:
   struct KeyQueue;
   struct Dest;
+  void wake_queue(const std::string& destination, const std::string& queue);
   using ReadyEntry = std::tuple<Millis, int64_t, KeyQueue*>;
 
   struct KeyQueue {

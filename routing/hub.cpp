@@ -94,6 +94,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
     ctx.store_path = config_.store_path;
+    ctx.base_dir = config_.base_dir;
     ctx.xrefs = xrefs_.get();
     ctx.pairings = pairings_.get();
     ctx.hub = this;
@@ -315,6 +316,11 @@ Status Hub::post(const std::string& destination, const std::string& type,
 
 void Hub::wake(const std::string& destination, const std::string& key) {
   if (dispatcher_) dispatcher_->wake(destination, key);
+}
+
+void Hub::wake_delivery(const std::string& destination, int64_t delivery_id,
+                        const std::string& key) {
+  if (dispatcher_) dispatcher_->wake_delivery(destination, delivery_id, key);
 }
 
 AcceptResponse Hub::accept_for_destination(const std::string& destination, const std::string& type,

@@ -82,6 +82,8 @@ class Hub final : public HubServices {
   Status post(const std::string& destination, const std::string& type,
               const std::string& correlation, const std::string& body, std::string& id) override;
   void wake(const std::string& destination, const std::string& key) override;
+  void wake_delivery(const std::string& destination, int64_t delivery_id,
+                     const std::string& key) override;
   // The pairings of persons with partners (core/pairing_store.h).
   PairingStore& pairings() { return *pairings_; }
 

@@ -14,10 +14,12 @@ PACKAGES=(
   clang libclang-rt-14-dev
   nginx-light wrk redis-server
   kannel kannel-extras
+  openssh-server openssh-client
   chromium nodejs
 )
 # nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
 # chromium + playwright-core (npm, below) run the console's browser tests.
+# openssh-server (+ ssh-keygen): the real SFTP server of the file connector's tests (tests/support/sshd_server.h).
 
 # The browser tests' npm packages (playwright-core only), pinned by tests/browser/package-lock.json.
 install_browser_test_packages() {

@@ -11,6 +11,27 @@
 #include <filesystem>
 
 namespace relais::file {
+
+std::string parent_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Status FileTransport::stat(const std::string& path, FileEntry& out) {
+  std::vector<FileEntry> entries;
+  Status s = list(parent_of(path), entries);
+  if (!s.ok) return s;
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  for (auto& e : entries) {
+    if (e.name == name) {
+      out = e;
+      return Status::success();
+    }
+  }
+  return Status::failure(404, "fichier introuvable", path);
+}
+
 namespace {
 
 std::string cause(int err) {
@@ -19,12 +40,6 @@ std::string cause(int err) {
 
 Status fail(int http, const std::string& what, const std::string& path, int err) {
   return Status::failure(http, what, path + " : " + cause(err));
-}
-
-std::string parent_of(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 // fsync of a folder, so that a rename or a creation inside it survives a crash.
@@ -126,6 +141,18 @@ class LocalTransport final : public FileTransport {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return fail(503, "suppression impossible", path, errno);
     }
+    return Status::success();
+  }
+
+  Status stat(const std::string& path, FileEntry& out) override {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      return fail(errno == ENOENT ? 404 : 503, "fichier introuvable", path, errno);
+    }
+    if (!S_ISREG(st.st_mode)) return Status::failure(404, "fichier introuvable", path);
+    out.name = path.substr(path.find_last_of('/') + 1);
+    out.size = st.st_size;
+    out.mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
     return Status::success();
   }
 

@@ -44,7 +44,13 @@ class FileTransport {
   virtual Status remove(const std::string& path) = 0;
   // Creates `dir` (and its parents) when missing.
   virtual Status make_dir(const std::string& dir) = 0;
+  // The regular file `path` (its name, size and time): http_status 404 when there is none. The
+  // default lists its folder.
+  virtual Status stat(const std::string& path, FileEntry& out);
 };
+
+// The folder of `path` ("/a/b.csv" → "/a"; "/" for a file at the root).
+std::string parent_of(const std::string& path);
 
 // The local file system (POSIX calls; rename without replacing through renameat2
 // RENAME_NOREPLACE, or link + unlink where the file system lacks it).

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "connectors/file/sftp_transport.h"
 #include "core/crypto.h"
 #include "core/log.h"
 
@@ -177,7 +178,12 @@ FolderSettings folder_settings(const ConfigView& c, const std::string& base_dir)
     while (n.size() > 1 && n.back() == '/') n.pop_back();
     return n;
   };
-  s.path = normal(join(base_dir, c.str("path")));
+  // Over SFTP the folder is a path on the server: absolute, never joined to a local folder.
+  bool remote = c.has("sftp");
+  if (remote && (c.str("path").empty() || c.str("path")[0] != '/')) {
+    throw std::invalid_argument(c.path() + ".path: an absolute path on the SFTP server expected");
+  }
+  s.path = normal(remote ? c.str("path") : join(base_dir, c.str("path")));
   s.pattern = c.str("pattern");
   s.done_dir = normal(join(s.path, c.str("done")));
   s.error_dir = normal(join(s.path, c.str("error")));
@@ -789,6 +795,14 @@ const ConfigSpec& folder_poller_spec() {
            "to path)"},
           {"max_xml_size", F::Size, "64MiB", false,
            "xml: larger files are not read (an XML file is parsed whole)"},
+          {"sftp",
+           F::Object,
+           "",
+           false,
+           "read the folder on an SFTP server instead of the local disk (section `sftp`): "
+           "`path`, `done` and `error` are then absolute paths on the server",
+           {},
+           &file::sftp_spec()},
       }};
   return spec;
 }
@@ -803,6 +817,7 @@ void register_folder_poller(PollerRegistry& registry) {
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
     try {
       file::folder_settings(c, "/");
+      if (c.has("sftp")) file::sftp_settings(c.object("sftp"), "/");
     } catch (const std::invalid_argument& e) {
       errors.push_back(error_at(c.node(), file, c.path(), e.what()));
     }
@@ -810,7 +825,10 @@ void register_folder_poller(PollerRegistry& registry) {
   k.create = [](const PollerContext& ctx) -> std::unique_ptr<Poller> {
     static const SystemClock system_clock;
     return std::make_unique<file::FolderPoller>(
-        file::folder_settings(ctx.config, ctx.base_dir), file::local_transport(),
+        file::folder_settings(ctx.config, ctx.base_dir),
+        ctx.config.has("sftp")
+            ? file::sftp_transport(file::sftp_settings(ctx.config.object("sftp"), ctx.base_dir))
+            : file::local_transport(),
         ctx.clock ? ctx.clock : &system_clock, ctx.metrics, ctx.name);
   };
   registry.add(std::move(k));

@@ -2,6 +2,7 @@
 
 #include <Poco/Latin1Encoding.h>
 #include <Poco/TextConverter.h>
+#include <Poco/TextIterator.h>
 #include <Poco/UTF8Encoding.h>
 #include <Poco/Windows1252Encoding.h>
 
@@ -189,6 +190,32 @@ bool to_utf8(std::string_view in, Encoding enc, std::string& out) {
     errors = conv.convert(in.data(), int(in.size()), out);
   }
   return errors == 0;
+}
+
+bool from_utf8(std::string_view in, Encoding enc, std::string& out) {
+  out.clear();
+  if (!valid_utf8(in)) return false;
+  if (enc == Encoding::Utf8 || std::all_of(in.begin(), in.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x80;
+      })) {
+    out.assign(in);
+    return true;
+  }
+  Poco::UTF8Encoding utf8;
+  Poco::Windows1252Encoding cp1252;
+  Poco::Latin1Encoding latin1;
+  Poco::TextEncoding& target =
+      enc == Encoding::Windows1252 ? static_cast<Poco::TextEncoding&>(cp1252) : latin1;
+  // Poco's converter writes '?' for a character the target lacks: each one is checked here.
+  std::string text(in);
+  Poco::TextIterator it(text, utf8), end(text);
+  unsigned char buf[8];
+  for (; it != end; ++it) {
+    int n = target.convert(*it, buf, sizeof buf);
+    if (n <= 0) return false;
+    out.append(reinterpret_cast<const char*>(buf), size_t(n));
+  }
+  return true;
 }
 
 JsonPath message_path(const std::string& text) {

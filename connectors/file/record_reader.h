@@ -35,6 +35,9 @@ const char* to_string(Encoding e);
 // `in` in UTF-8. False when `in` is not valid in `enc` (a byte Windows-1252 leaves undefined,
 // a broken UTF-8 sequence); `out` is then unspecified.
 bool to_utf8(std::string_view in, Encoding enc, std::string& out);
+// The reverse: UTF-8 `in` in `enc`. False when `in` is not valid UTF-8 or holds a character
+// `enc` cannot write (e.g. "€" in ISO-8859-1, "ő" in Windows-1252).
+bool from_utf8(std::string_view in, Encoding enc, std::string& out);
 
 // A path of the message from configuration: "demande.numero" or "$.demande.numero". Throws
 // std::invalid_argument naming the text when it is not a path.
