@@ -113,23 +113,29 @@ int config_reference(int argc, char** argv) {
       todo.push_back(&poll_spec());
     }
   }
+  std::vector<const ConfigSpec*> kinds_nested;
   for (const auto& name : registry.names()) {
     const ConnectorKind* k = registry.find(name);
     std::cout << "\n### connector `" << name << "`\n\n" << k->description << "\n\n";
-    std::vector<const ConfigSpec*> nested;
-    spec_markdown(*k->spec, "", std::cout, nested);
+    spec_markdown(*k->spec, "", std::cout, kinds_nested);
   }
   for (const auto& name : registries.enrichers.names()) {
     const EnricherKind* k = registries.enrichers.find(name);
     std::cout << "\n### enricher `" << name << "`\n\n" << k->description << "\n\n";
-    std::vector<const ConfigSpec*> nested;
-    spec_markdown(*k->spec, "", std::cout, nested);
+    spec_markdown(*k->spec, "", std::cout, kinds_nested);
   }
   for (const auto& name : registries.pollers.names()) {
     const PollerKind* k = registries.pollers.find(name);
     std::cout << "\n### polling source `" << name << "`\n\n" << k->description << "\n\n";
-    std::vector<const ConfigSpec*> nested;
-    spec_markdown(*k->spec, "", std::cout, nested);
+    spec_markdown(*k->spec, "", std::cout, kinds_nested);
+  }
+  // The sections the kinds share or nest (e.g. `sftp` of the file connector), once each.
+  while (!kinds_nested.empty()) {
+    const ConfigSpec* s = kinds_nested.front();
+    kinds_nested.erase(kinds_nested.begin());
+    if (!seen.insert(s).second) continue;
+    std::cout << "\n### `" << s->name << "`\n\n";
+    spec_markdown(*s, "", std::cout, kinds_nested);
   }
   return 0;
 }
