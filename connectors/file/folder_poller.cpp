@@ -293,7 +293,9 @@ std::string FolderPoller::report_header() const {
 Status FolderPoller::probe() {
   std::vector<FileEntry> entries;
   Status s = transport_->list(settings_.path, entries);
-  if (!s.ok) return Status::failure(503, "dossier surveillé inaccessible", s.detail);
+  if (!s.ok) {
+    return Status::failure(503, "dossier surveillé inaccessible", s.error + " : " + s.detail);
+  }
   return Status::success();
 }
 
@@ -324,7 +326,9 @@ Status FolderPoller::poll(const std::string& checkpoint, PollBatch& out) {
   out = PollBatch{};
   std::vector<FileEntry> entries;
   Status s = transport_->list(settings_.path, entries);
-  if (!s.ok) return Status::failure(503, "dossier surveillé inaccessible", s.detail);
+  if (!s.ok) {
+    return Status::failure(503, "dossier surveillé inaccessible", s.error + " : " + s.detail);
+  }
   if (!(s = transport_->make_dir(work_dir_)).ok) return s;
   bool moved = false;
   if (!(s = complete_journals(moved)).ok) return s;

@@ -151,6 +151,37 @@ TEST(PartnerDoc, MdphExampleRunsAsWritten) {
   EXPECT_EQ(relais.stop(), 0);
 }
 
+TEST(SftpSource, ChangedHostKeyShowsOnTheDashboardAndNothingIsRead) {
+  SshdServer sshd;
+  sshd.start();
+  std::string depot = sshd.home() + "/depot";
+  fs::create_directories(depot);
+  {
+    std::ofstream out(depot + "/a.csv", std::ios::binary);
+    out << "id\r\n1\r\n";
+  }
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = "sources:\n  mdph:\n    type: $.event\n    poll:\n      kind: folder\n"
+                "      interval: 100ms\n      settle: 100ms\n      path: " +
+                depot + "\n      constants: {event: x}\n      sftp:\n        host: 127.0.0.1\n"
+                        "        port: " +
+                std::to_string(sshd.port()) + "\n        user: " + sshd.user() +
+                "\n        private_key: " + sshd.private_key() + "\n        known_hosts: " +
+                sshd.wrong_known_hosts() + "\n";
+  RelaisProcess relais(o);
+  relais.start();
+  HttpClient api(relais.base_url(), relais.token());
+  ASSERT_TRUE(wait_until([&] { return source_state(api, "mdph").value("failing", false); },
+                         milliseconds(10000)));
+  std::string why = source_state(api, "mdph")["last_error"];
+  EXPECT_NE(why.find("serveur SFTP refusé"), std::string::npos) << why;
+  EXPECT_NE(why.find("n'est pas celle de known_hosts"), std::string::npos) << why;
+  EXPECT_TRUE(fs::exists(depot + "/a.csv"));  // untouched
+  EXPECT_FALSE(fs::exists(depot + "/.relais"));
+  EXPECT_EQ(relais.stop(), 0);
+}
+
 TEST(SftpDestination, ThousandMessagesBatchedWithAConnectionCutMidFile) {
   SshdServer sshd;
   sshd.start();

@@ -1,0 +1,146 @@
+// The file destination (connectors/file/file_destination.h) in-process over a local folder, as
+// the hub drives it: one file per message (a retry finds its file), and batches — deliveries
+// deferred without holding a slot, the batch sealed when full or when batch_wait passed (a
+// ManualClock), published by the connector's thread, its deliveries woken and then delivered
+// with the file's name.
+
+#include "connectors/file/file_destination.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "tests/support/relais_process.h"
+
+namespace relais::file {
+namespace {
+
+namespace fs = std::filesystem;
+using relais::testing::read_file;
+using relais::testing::TempDir;
+using relais::testing::wait_until;
+
+// The hub's side: which deliveries were woken.
+class FakeHub final : public HubServices {
+ public:
+  Status post(const std::string&, const std::string&, const std::string&, const std::string&,
+              std::string&) override {
+    return Status::failure(501, "unused");
+  }
+  void wake(const std::string&, const std::string&) override {}
+  void wake_delivery(const std::string& destination, int64_t id, const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(destination, "retour");
+    woken.insert(id);
+  }
+  std::set<int64_t> woken_now() {
+    std::lock_guard<std::mutex> lock(mu);
+    return woken;
+  }
+  std::mutex mu;
+  std::set<int64_t> woken;
+};
+
+class FileDestinationTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Connector> make(const std::string& yaml) {
+    YAML::Node node = YAML::Load("path: " + dir_.path() + "\nprefix: t\n" +
+                                 "columns: {Id: id, Nom: nom}\n" + yaml);
+    std::vector<ConfigError> errors;
+    EXPECT_TRUE(validate(node, {&file_destination_spec()}, "connectors.retour", "t.yaml", errors))
+        << (errors.empty() ? "" : errors[0].to_string());
+    ConnectorRegistry registry;
+    register_file_destination(registry);
+    ConnectorContext ctx;
+    ctx.name = "retour";
+    ctx.config = ConfigView(node, {&file_destination_spec()}, "connectors.retour");
+    ctx.clock = &clock_;
+    ctx.hub = &hub_;
+    ctx.base_dir = "/";
+    return registry.find("file")->create(ctx);
+  }
+
+  Outcome send(Connector& c, int64_t id, const std::string& nom) {
+    nlohmann::json mapped = {{"id", "m" + std::to_string(id)}, {"nom", nom}};
+    std::string payload = mapped.dump();
+    DeliveryRequest r;
+    r.delivery_id = id;
+    r.mapped = &mapped;
+    r.payload = &payload;
+    r.content_type = "application/json";
+    return c.deliver(r);
+  }
+
+  std::set<std::string> names() const {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_.path())) out.insert(e.path().filename());
+    return out;
+  }
+
+  TempDir dir_{"relais-filedest-"};
+  ManualClock clock_{1'000'000};
+  FakeHub hub_;
+};
+
+TEST_F(FileDestinationTest, OneFilePerMessageAndARetryFindsItsFile) {
+  auto c = make("checksum: true\n");
+  Outcome o = send(*c, 9, "Zoé");
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+  EXPECT_EQ(o.external_ref, "t-000000000009.csv");
+  EXPECT_EQ(read_file(dir_.path() + "/t-000000000009.csv"), "Id;Nom\r\nm9;Zoé\r\n");
+  // The same delivery again (its outcome was not recorded): the file is there, not rewritten.
+  o = send(*c, 9, "Zoé");
+  EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+  EXPECT_EQ(names(), (std::set<std::string>{"t-000000000009.csv", "t-000000000009.csv.sha256"}));
+}
+
+TEST_F(FileDestinationTest, BatchesWaitDeferredThenDeliverOnceTheirFileIsInPlace) {
+  auto c = make("batch_size: 3\nbatch_wait: 10s\n");
+  for (int64_t id : {1, 2}) {
+    Outcome o = send(*c, id, "n" + std::to_string(id));
+    ASSERT_EQ(o.kind, Outcome::Kind::Defer) << o.text;  // no slot waits for the flush
+    EXPECT_GT(o.not_before, clock_.now_ms());
+  }
+  Outcome again = send(*c, 1, "n1");  // back before its batch is written: still waiting
+  EXPECT_EQ(again.kind, Outcome::Kind::Defer);
+  EXPECT_NE(again.text.find("lot ouvert"), std::string::npos) << again.text;
+  EXPECT_TRUE(names().empty());
+
+  ASSERT_EQ(send(*c, 3, "n3").kind, Outcome::Kind::Defer);  // full: sealed, flushed
+  ASSERT_TRUE(wait_until([&] { return hub_.woken_now().size() == 3; },
+                         std::chrono::milliseconds(5000)));
+  EXPECT_EQ(read_file(dir_.path() + "/t-000000000001-000000000003.csv"),
+            "Id;Nom\r\nm1;n1\r\nm2;n2\r\nm3;n3\r\n");
+  for (int64_t id : {1, 2, 3}) {
+    Outcome o = send(*c, id, "n");
+    EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+    EXPECT_EQ(o.external_ref, "t-000000000001-000000000003.csv");
+  }
+
+  // A batch that does not fill up is written when batch_wait passed.
+  ASSERT_EQ(send(*c, 4, "n4").kind, Outcome::Kind::Defer);
+  clock_.advance(9'000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the flusher looks (and waits)
+  EXPECT_FALSE(fs::exists(dir_.path() + "/t-000000000004.csv"));
+  clock_.advance(1'000);
+  ASSERT_TRUE(wait_until([&] { return hub_.woken_now().count(4) == 1; },
+                         std::chrono::milliseconds(5000)));
+  EXPECT_EQ(read_file(dir_.path() + "/t-000000000004.csv"), "Id;Nom\r\nm4;n4\r\n");
+  EXPECT_EQ(send(*c, 4, "n4").kind, Outcome::Kind::Delivered);
+  for (const auto& n : names()) EXPECT_NE(n[0], '.') << "temporary file left: " << n;
+}
+
+TEST_F(FileDestinationTest, ARecordTheEncodingCannotWriteIsRejectedWithoutItsValue) {
+  auto c = make("encoding: windows-1252\n");
+  Outcome o = send(*c, 5, "Łukasz");
+  EXPECT_EQ(o.kind, Outcome::Kind::Reject);
+  EXPECT_EQ(o.text.find("ukasz"), std::string::npos) << o.text;
+  EXPECT_TRUE(names().empty());
+}
+
+}  // namespace
+}  // namespace relais::file
