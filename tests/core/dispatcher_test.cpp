@@ -690,6 +690,32 @@ TEST_F(DispatcherTest, DeferWaitsWithoutConsumingAnAttemptAndSurvivesARestart) {
   EXPECT_EQ(labels_of_key("A"), (std::vector<std::string>{"a", "a", "a2"}));
 }
 
+// wake_delivery makes a deferred delivery due now, with or without a correlation key (the file
+// destination wakes a batch's deliveries once their file is in place).
+TEST_F(DispatcherTest, WakeDeliveryMakesADeferredDeliveryDueWithOrWithoutKey) {
+  ManualClock& clock = manual_;  // outlives the dispatcher's workers
+  init(clock, {dest("d", 2, 1, 1, 2)});
+  std::atomic<bool> ready{false};
+  set_script([&](const Call&) {
+    if (!ready.load()) return Outcome::defer(kT0 + 3600000, "lot ouvert");
+    return Outcome::delivered("f.csv");
+  });
+  dispatcher_->start();
+  int64_t keyed = send("a", "A");
+  int64_t loose = send("b", "");
+  ASSERT_TRUE(wait_until([&] {
+    auto a = committed(keyed), b = committed(loose);
+    return a && b && a->last_outcome == "defer" && b->last_outcome == "defer";
+  }));
+  ready = true;
+  dispatcher_->wake_delivery("d", loose, "");
+  ASSERT_TRUE(wait_state(loose, DeliveryState::Delivered));
+  EXPECT_EQ(committed(keyed)->state, DeliveryState::Pending);  // not woken: still waits
+  dispatcher_->wake_delivery("d", keyed, "A");
+  ASSERT_TRUE(wait_state(keyed, DeliveryState::Delivered));
+  EXPECT_LT(clock.now_ms(), kT0 + 3600000);  // before the deferral's time
+}
+
 // A partner's "slow down" without a scope pauses the whole destination, every slot, for the time
 // asked; it is not an attempt, so the delivery keeps its attempt count and back-off step.
 TEST_F(DispatcherTest, ThrottlePausesTheWholeDestinationWithoutCountingAnAttempt) {
