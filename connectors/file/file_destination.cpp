@@ -199,8 +199,9 @@ FileDestinationSettings file_destination_settings(const ConfigView& c,
   while (s.path.size() > 1 && s.path.back() == '/') s.path.pop_back();
   s.prefix = c.str("prefix");
   if (s.prefix.empty() || s.prefix.find('/') != std::string::npos || s.prefix[0] == '.') {
-    throw std::invalid_argument(c.path() + ".prefix: a file name prefix expected (no '/', no "
-                                           "leading '.')");
+    throw std::invalid_argument(c.path() +
+                                ".prefix: a file name prefix expected (no '/', no "
+                                "leading '.')");
   }
   s.xml = c.str("format") == "xml";
   auto one_char = [&](const std::string& key) {
@@ -311,8 +312,9 @@ class FileDestination final : public Connector {
       due = now;
       cv_.notify_all();
     }
-    return Outcome::defer(due + s_.batch_wait_ms + 1000, "mis dans un lot, écrit au plus tard à "
-                                                         "la fin de batch_wait");
+    return Outcome::defer(due + s_.batch_wait_ms + 1000,
+                          "mis dans un lot, écrit au plus tard à "
+                          "la fin de batch_wait");
   }
 
   Status probe() override {
@@ -423,8 +425,12 @@ const ConfigSpec& file_destination_spec() {
           {"path", F::String, "", true,
            "the folder the files go to (local: relative paths from the configuration file's "
            "folder; with `sftp`: absolute on the server)"},
-          {"sftp", F::Object, "", false,
-           "write on an SFTP server instead of the local disk (section `sftp`)", {},
+          {"sftp",
+           F::Object,
+           "",
+           false,
+           "write on an SFTP server instead of the local disk (section `sftp`)",
+           {},
            &file::sftp_spec()},
           {"prefix", F::String, "relais", false,
            "file names: `<prefix>-<first delivery id>[-<last delivery id>].csv|xml`"},
@@ -449,7 +455,10 @@ const ConfigSpec& file_destination_spec() {
            "gives its own element)"},
           {"checksum", F::Bool, "false", false,
            "write `<name>.sha256` (sha256sum format) beside each file, before it"},
-          {"batch_size", F::Int, "1", false,
+          {"batch_size",
+           F::Int,
+           "1",
+           false,
            "messages per file: 1 = one file per message; more = batched, a file written when "
            "it holds this many or after batch_wait",
            {},

@@ -125,9 +125,8 @@ class SftpTransport final : public FileTransport {
     curl_easy_setopt(h_, CURLOPT_WRITEDATA, &sink);
     CURLcode rc = curl_easy_perform(h_);
     if (rc != CURLE_OK) {
-      return failure(rc, rc == CURLE_REMOTE_FILE_NOT_FOUND ? "dossier introuvable"
-                                                           : "dossier illisible",
-                     dir);
+      return failure(
+          rc, rc == CURLE_REMOTE_FILE_NOT_FOUND ? "dossier introuvable" : "dossier illisible", dir);
     }
     int64_t now = int64_t(std::time(nullptr));
     std::istringstream in(text);
@@ -305,13 +304,13 @@ class SftpTransport final : public FileTransport {
   Status failure(CURLcode rc, const std::string& what, const std::string& path) const {
     std::string server = s_.host + ":" + std::to_string(s_.port);
     if (host_.called && host_.match != CURLKHMATCH_OK) {
-      return Status::failure(
-          503, "serveur SFTP refusé",
-          host_.match == CURLKHMATCH_MISMATCH
-              ? "la clé d'hôte de " + server + " n'est pas celle de known_hosts (" +
-                    s_.known_hosts + ") : connexion refusée (serveur changé ou usurpé ?)"
-              : server + " n'est pas dans known_hosts (" + s_.known_hosts +
-                    ") : connexion refusée");
+      return Status::failure(503, "serveur SFTP refusé",
+                             host_.match == CURLKHMATCH_MISMATCH
+                                 ? "la clé d'hôte de " + server +
+                                       " n'est pas celle de known_hosts (" + s_.known_hosts +
+                                       ") : connexion refusée (serveur changé ou usurpé ?)"
+                                 : server + " n'est pas dans known_hosts (" + s_.known_hosts +
+                                       ") : connexion refusée");
     }
     if (rc == CURLE_LOGIN_DENIED) {
       return Status::failure(503, "authentification SFTP refusée",

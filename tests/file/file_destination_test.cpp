@@ -111,8 +111,8 @@ TEST_F(FileDestinationTest, BatchesWaitDeferredThenDeliverOnceTheirFileIsInPlace
   EXPECT_TRUE(names().empty());
 
   ASSERT_EQ(send(*c, 3, "n3").kind, Outcome::Kind::Defer);  // full: sealed, flushed
-  ASSERT_TRUE(wait_until([&] { return hub_.woken_now().size() == 3; },
-                         std::chrono::milliseconds(5000)));
+  ASSERT_TRUE(
+      wait_until([&] { return hub_.woken_now().size() == 3; }, std::chrono::milliseconds(5000)));
   EXPECT_EQ(read_file(dir_.path() + "/t-000000000001-000000000003.csv"),
             "Id;Nom\r\nm1;n1\r\nm2;n2\r\nm3;n3\r\n");
   for (int64_t id : {1, 2, 3}) {
@@ -127,8 +127,8 @@ TEST_F(FileDestinationTest, BatchesWaitDeferredThenDeliverOnceTheirFileIsInPlace
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the flusher looks (and waits)
   EXPECT_FALSE(fs::exists(dir_.path() + "/t-000000000004.csv"));
   clock_.advance(1'000);
-  ASSERT_TRUE(wait_until([&] { return hub_.woken_now().count(4) == 1; },
-                         std::chrono::milliseconds(5000)));
+  ASSERT_TRUE(
+      wait_until([&] { return hub_.woken_now().count(4) == 1; }, std::chrono::milliseconds(5000)));
   EXPECT_EQ(read_file(dir_.path() + "/t-000000000004.csv"), "Id;Nom\r\nm4;n4\r\n");
   EXPECT_EQ(send(*c, 4, "n4").kind, Outcome::Kind::Delivered);
   for (const auto& n : names()) EXPECT_NE(n[0], '.') << "temporary file left: " << n;

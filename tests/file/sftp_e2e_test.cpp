@@ -33,8 +33,8 @@ using std::chrono::milliseconds;
 std::map<std::string, std::string> doc_blocks(const std::string& doc) {
   std::map<std::string, std::string> out;
   std::regex marker("<!-- mdph-test: ([^ ]+) -->\n```[a-z]*\n");
-  for (auto it = std::sregex_iterator(doc.begin(), doc.end(), marker);
-       it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(doc.begin(), doc.end(), marker); it != std::sregex_iterator();
+       ++it) {
     size_t start = size_t(it->position(0) + it->length(0));
     size_t end = doc.find("\n```", start - 1);
     out[(*it)[1]] = doc.substr(start, end + 1 - start);
@@ -162,13 +162,15 @@ TEST(SftpSource, ChangedHostKeyShowsOnTheDashboardAndNothingIsRead) {
   }
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
-  o.body_yaml = "sources:\n  mdph:\n    type: $.event\n    poll:\n      kind: folder\n"
-                "      interval: 100ms\n      settle: 100ms\n      path: " +
-                depot + "\n      constants: {event: x}\n      sftp:\n        host: 127.0.0.1\n"
-                        "        port: " +
-                std::to_string(sshd.port()) + "\n        user: " + sshd.user() +
-                "\n        private_key: " + sshd.private_key() + "\n        known_hosts: " +
-                sshd.wrong_known_hosts() + "\n";
+  o.body_yaml =
+      "sources:\n  mdph:\n    type: $.event\n    poll:\n      kind: folder\n"
+      "      interval: 100ms\n      settle: 100ms\n      path: " +
+      depot +
+      "\n      constants: {event: x}\n      sftp:\n        host: 127.0.0.1\n"
+      "        port: " +
+      std::to_string(sshd.port()) + "\n        user: " + sshd.user() +
+      "\n        private_key: " + sshd.private_key() +
+      "\n        known_hosts: " + sshd.wrong_known_hosts() + "\n";
   RelaisProcess relais(o);
   relais.start();
   HttpClient api(relais.base_url(), relais.token());
@@ -234,8 +236,7 @@ TEST(SftpDestination, ThousandMessagesBatchedWithAConnectionCutMidFile) {
   // known_hosts names the server's port; the proxy's port is another: name it too.
   std::string line = read_file(sshd.known_hosts());
   std::string key = line.substr(line.find(' '));
-  std::ofstream(sshd.known_hosts(), std::ios::app)
-      << "[127.0.0.1]:" << proxy.port() << key;
+  std::ofstream(sshd.known_hosts(), std::ios::app) << "[127.0.0.1]:" << proxy.port() << key;
   RelaisProcess relais(o);
   relais.start();
   HttpClient api(relais.base_url(), relais.token());

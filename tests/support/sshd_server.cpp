@@ -79,18 +79,16 @@ SshdServer::SshdServer() {
   std::string host_pub = first_line(read_file(d + "/host_key.pub"));
   // "ssh-ed25519 AAAA… comment" → the type and the key.
   host_pub = host_pub.substr(0, host_pub.rfind(' '));
-  known_hosts_ = dir_.write("known_hosts", "[127.0.0.1]:" + std::to_string(port_) + " " +
-                                               host_pub + "\n");
+  known_hosts_ =
+      dir_.write("known_hosts", "[127.0.0.1]:" + std::to_string(port_) + " " + host_pub + "\n");
   config_ = dir_.write(
-      "sshd_config",
-      "Port " + std::to_string(port_) +
-          "\nListenAddress 127.0.0.1\nHostKey " + d + "/host_key\nPidFile " + d +
-          "/sshd.pid\nAuthorizedKeysFile " + d +
-          "/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
-          "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-          "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
-          "AllowTcpForwarding no\nX11Forwarding no\nPrintMotd no\nLogLevel VERBOSE\n"
-          "MaxStartups 50\nMaxSessions 50\n");
+      "sshd_config", "Port " + std::to_string(port_) + "\nListenAddress 127.0.0.1\nHostKey " + d +
+                         "/host_key\nPidFile " + d + "/sshd.pid\nAuthorizedKeysFile " + d +
+                         "/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
+                         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+                         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+                         "AllowTcpForwarding no\nX11Forwarding no\nPrintMotd no\nLogLevel VERBOSE\n"
+                         "MaxStartups 50\nMaxSessions 50\n");
 }
 
 SshdServer::~SshdServer() {

@@ -39,8 +39,8 @@ class SshdServer {
 
   int port() const { return port_; }
   std::string user() const;
-  const std::string& home() const { return home_; }             // absolute, exists
-  const std::string& private_key() const { return client_key_; }  // OpenSSH format, no passphrase
+  const std::string& home() const { return home_; }                // absolute, exists
+  const std::string& private_key() const { return client_key_; }   // OpenSSH format, no passphrase
   const std::string& known_hosts() const { return known_hosts_; }  // "[127.0.0.1]:PORT <key>"
   // A known_hosts file naming another key for the same host (a server that changed its key).
   std::string wrong_known_hosts() const;
