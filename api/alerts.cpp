@@ -166,19 +166,6 @@ std::string mail_text(const Alert& a, const AlertChannels& ch) {
   return out.str();
 }
 
-struct UploadSource {
-  const std::string* data;
-  size_t pos = 0;
-};
-
-size_t read_upload(char* buffer, size_t size, size_t items, void* user) {
-  auto* src = static_cast<UploadSource*>(user);
-  size_t n = std::min(size * items, src->data->size() - src->pos);
-  std::memcpy(buffer, src->data->data() + src->pos, n);
-  src->pos += n;
-  return n;
-}
-
 }  // namespace
 
 std::string AlertMonitor::send_webhook(const Alert& a) {
@@ -241,8 +228,8 @@ std::string AlertMonitor::send_mail(const Alert& a) {
   curl_slist* rcpt = nullptr;
   for (const auto& to : ch.smtp_to) rcpt = curl_slist_append(rcpt, ("<" + to + ">").c_str());
   curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
-  UploadSource src{&text};
-  curl_easy_setopt(h, CURLOPT_READFUNCTION, read_upload);
+  CurlUpload src{&text};
+  curl_easy_setopt(h, CURLOPT_READFUNCTION, curl_upload_read);
   curl_easy_setopt(h, CURLOPT_READDATA, &src);
   curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
   CURLcode rc = curl_easy_perform(h);

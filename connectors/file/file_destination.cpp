@@ -7,13 +7,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
+#include "connectors/file/file_config.h"
 #include "connectors/file/sftp_transport.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -187,16 +187,7 @@ std::string file_text(const FileDestinationSettings& s, const std::vector<std::s
 FileDestinationSettings file_destination_settings(const ConfigView& c,
                                                   const std::string& base_dir) {
   FileDestinationSettings s;
-  bool remote = c.has("sftp");
-  std::string path = c.str("path");
-  if (remote && (path.empty() || path[0] != '/')) {
-    throw std::invalid_argument(c.path() + ".path: an absolute path on the SFTP server expected");
-  }
-  std::filesystem::path p(path);
-  s.path = (p.is_absolute() || remote ? p : std::filesystem::path(base_dir) / p)
-               .lexically_normal()
-               .string();
-  while (s.path.size() > 1 && s.path.back() == '/') s.path.pop_back();
+  s.path = folder_path(c, "path", base_dir);
   s.prefix = c.str("prefix");
   if (s.prefix.empty() || s.prefix.find('/') != std::string::npos || s.prefix[0] == '.') {
     throw std::invalid_argument(c.path() +
@@ -204,14 +195,8 @@ FileDestinationSettings file_destination_settings(const ConfigView& c,
                                 "leading '.')");
   }
   s.xml = c.str("format") == "xml";
-  auto one_char = [&](const std::string& key) {
-    std::string v = c.str(key);
-    if (v == "\\t" || v == "tab") v = "\t";
-    if (v.size() != 1) throw std::invalid_argument(c.path() + "." + key + ": one character");
-    return v[0];
-  };
-  s.delimiter = one_char("delimiter");
-  s.quote = one_char("quote");
+  s.delimiter = single_char(c, "delimiter");
+  s.quote = single_char(c, "quote");
   s.header = c.boolean("header");
   if (!parse_encoding(c.str("encoding"), s.encoding)) {
     throw std::invalid_argument(c.path() + ".encoding: unknown encoding \"" + c.str("encoding") +
@@ -481,17 +466,14 @@ void register_file_destination(ConnectorRegistry& registry) {
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
     try {
       file::file_destination_settings(c, "/");
-      if (c.has("sftp")) file::sftp_settings(c.object("sftp"), "/");
+      file::check_transport(c);
     } catch (const std::invalid_argument& e) {
       errors.push_back(error_at(c.node(), file, c.path(), e.what()));
     }
   };
   k.create = [](const ConnectorContext& ctx) -> std::unique_ptr<Connector> {
     auto s = file::file_destination_settings(ctx.config, ctx.base_dir);
-    auto transport =
-        ctx.config.has("sftp")
-            ? file::sftp_transport(file::sftp_settings(ctx.config.object("sftp"), ctx.base_dir))
-            : file::local_transport();
+    auto transport = file::transport_for(ctx.config, ctx.base_dir);
     return std::make_unique<file::FileDestination>(ctx, std::move(s), std::move(transport));
   };
   registry.add(std::move(k));

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "connectors/file/file_config.h"
 #include "connectors/file/sftp_transport.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -107,16 +108,6 @@ struct BatchContext {
   std::vector<std::string> unreadable;
 };
 
-std::string single_char(const ConfigView& c, const std::string& key) {
-  std::string v = c.str(key);
-  if (v == "\\t" || v == "tab") v = "\t";
-  if (v.size() != 1) {
-    throw std::invalid_argument(c.path() + "." + key + ": one character expected, not \"" + v +
-                                "\"");
-  }
-  return v;
-}
-
 }  // namespace
 
 // The position in the folder, as committed with each batch. Text: one "key value" per line.
@@ -178,12 +169,7 @@ FolderSettings folder_settings(const ConfigView& c, const std::string& base_dir)
     while (n.size() > 1 && n.back() == '/') n.pop_back();
     return n;
   };
-  // Over SFTP the folder is a path on the server: absolute, never joined to a local folder.
-  bool remote = c.has("sftp");
-  if (remote && (c.str("path").empty() || c.str("path")[0] != '/')) {
-    throw std::invalid_argument(c.path() + ".path: an absolute path on the SFTP server expected");
-  }
-  s.path = normal(remote ? c.str("path") : join(base_dir, c.str("path")));
+  s.path = folder_path(c, "path", base_dir);
   s.pattern = c.str("pattern");
   s.done_dir = normal(join(s.path, c.str("done")));
   s.error_dir = normal(join(s.path, c.str("error")));
@@ -229,8 +215,8 @@ FolderSettings folder_settings(const ConfigView& c, const std::string& base_dir)
     if (c.has("fields") || c.has("record")) {
       throw std::invalid_argument(c.path() + ": record and fields are for format xml");
     }
-    s.csv.delimiter = single_char(c, "delimiter")[0];
-    s.csv.quote = single_char(c, "quote")[0];
+    s.csv.delimiter = single_char(c, "delimiter");
+    s.csv.quote = single_char(c, "quote");
     if (s.csv.delimiter == s.csv.quote) {
       throw std::invalid_argument(c.path() + ": delimiter and quote must differ");
     }
@@ -821,19 +807,17 @@ void register_folder_poller(PollerRegistry& registry) {
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
     try {
       file::folder_settings(c, "/");
-      if (c.has("sftp")) file::sftp_settings(c.object("sftp"), "/");
+      file::check_transport(c);
     } catch (const std::invalid_argument& e) {
       errors.push_back(error_at(c.node(), file, c.path(), e.what()));
     }
   };
   k.create = [](const PollerContext& ctx) -> std::unique_ptr<Poller> {
     static const SystemClock system_clock;
-    return std::make_unique<file::FolderPoller>(
-        file::folder_settings(ctx.config, ctx.base_dir),
-        ctx.config.has("sftp")
-            ? file::sftp_transport(file::sftp_settings(ctx.config.object("sftp"), ctx.base_dir))
-            : file::local_transport(),
-        ctx.clock ? ctx.clock : &system_clock, ctx.metrics, ctx.name);
+    return std::make_unique<file::FolderPoller>(file::folder_settings(ctx.config, ctx.base_dir),
+                                                file::transport_for(ctx.config, ctx.base_dir),
+                                                ctx.clock ? ctx.clock : &system_clock, ctx.metrics,
+                                                ctx.name);
   };
   registry.add(std::move(k));
 }

@@ -37,19 +37,6 @@ size_t collect(char* data, size_t size, size_t n, void* ctx) {
   return len;
 }
 
-struct Upload {
-  const std::string* data;
-  size_t pos = 0;
-};
-
-size_t feed(char* buf, size_t size, size_t n, void* ctx) {
-  auto* up = static_cast<Upload*>(ctx);
-  size_t len = std::min(size * n, up->data->size() - up->pos);
-  std::memcpy(buf, up->data->data() + up->pos, len);
-  up->pos += len;
-  return len;
-}
-
 // A path inside a quote command: double-quoted, `"` and `\` escaped (libcurl's own syntax).
 std::string path_arg(const std::string& path) {
   std::string out = "\"";
@@ -177,12 +164,12 @@ class SftpTransport final : public FileTransport {
 
   Status write(const std::string& path, const std::string& data, bool append) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Upload up{&data};
+    CurlUpload up{&data};
     prepare(path);
     curl_easy_setopt(h_, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h_, CURLOPT_APPEND, append ? 1L : 0L);
     curl_easy_setopt(h_, CURLOPT_NEW_FILE_PERMS, 0640L);
-    curl_easy_setopt(h_, CURLOPT_READFUNCTION, feed);
+    curl_easy_setopt(h_, CURLOPT_READFUNCTION, curl_upload_read);
     curl_easy_setopt(h_, CURLOPT_READDATA, &up);
     curl_easy_setopt(h_, CURLOPT_INFILESIZE_LARGE, curl_off_t(data.size()));
     CURLcode rc = curl_easy_perform(h_);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 namespace relais {
 namespace {
@@ -88,6 +89,14 @@ bool handshake_refused(CURLcode rc, const CurlCapture& capture) {
 }
 
 }  // namespace
+
+size_t curl_upload_read(char* buffer, size_t size, size_t items, void* upload) {
+  auto* src = static_cast<CurlUpload*>(upload);
+  size_t n = std::min(size * items, src->data->size() - src->pos);
+  std::memcpy(buffer, src->data->data() + src->pos, n);
+  src->pos += n;
+  return n;
+}
 
 std::string url_escape(CURL* h, const std::string& v) {
   char* e = curl_easy_escape(h, v.data(), static_cast<int>(v.size()));

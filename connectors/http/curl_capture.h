@@ -61,6 +61,14 @@ struct CurlTransfer {
 // a file of the tls block is missing or its password cannot be read.
 CurlTransfer curl_transfer_from(const ConfigView& config, const std::string& where);
 
+// A body given to libcurl through CURLOPT_READFUNCTION (curl_upload_read, CURLOPT_READDATA =
+// the CurlUpload): SMTP's message, an SFTP upload. `data` must outlive the transfer.
+struct CurlUpload {
+  const std::string* data;
+  size_t pos = 0;
+};
+size_t curl_upload_read(char* buffer, size_t size, size_t items, void* upload);
+
 // Percent-encodes `v` for a URL or a form body (curl_easy_escape).
 std::string url_escape(CURL* h, const std::string& v);
 
