@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -115,13 +116,18 @@ Status FilePublisher::publish(const std::string& name, const std::string& data) 
   return place(name, data);
 }
 
-std::string batch_file_name(const FileDestinationSettings& s, int64_t first, int64_t last,
-                            size_t count) {
-  char a[32], b[32];
-  std::snprintf(a, sizeof a, "%012lld", static_cast<long long>(first));
-  std::snprintf(b, sizeof b, "%012lld", static_cast<long long>(last));
-  std::string name = s.prefix + "-" + a;
-  if (count > 1) name += std::string("-") + b;
+std::string batch_file_name(const FileDestinationSettings& s, const std::vector<int64_t>& ids) {
+  auto padded = [](int64_t id) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(id));
+    return std::string(buf);
+  };
+  std::string name = s.prefix + "-" + padded(ids.front());
+  if (ids.size() > 1) {
+    std::string list;
+    for (int64_t id : ids) list += std::to_string(id) + ",";
+    name += "-" + padded(ids.back()) + "-" + sha256_hex(list).substr(0, 8);
+  }
   return name + (s.xml ? ".xml" : ".csv");
 }
 
@@ -242,6 +248,11 @@ class FileDestination final : public Connector {
                             "Files renamed into place by the file destination");
       files_ = &ctx.metrics->counter("relais_file_written_total", {{"destination", name_}});
     }
+    started_ms_ = clock_->now_ms();
+    if (s_.batch_size > 1 && !ctx.store_path.empty()) {
+      journal_dir_ = parent_of(ctx.store_path) + "/file-batches/" + name_;
+      load_journal();
+    }
     if (s_.batch_size > 1) flusher_ = std::thread([this] { flush_loop(); });
   }
 
@@ -262,7 +273,7 @@ class FileDestination final : public Connector {
       return Outcome::reject("mapping", 422, "enregistrement impossible à écrire : " + reason);
     }
     if (s_.batch_size <= 1) {
-      std::string name = batch_file_name(s_, r.delivery_id, r.delivery_id, 1);
+      std::string name = batch_file_name(s_, {r.delivery_id});
       Status st;
       {
         std::lock_guard<std::mutex> lock(publish_mu_);
@@ -272,13 +283,29 @@ class FileDestination final : public Connector {
       if (files_ != nullptr) files_->inc();
       return Outcome::delivered(name, "écrit dans " + name);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    int64_t now = clock_->now_ms();
+    std::unique_lock<std::mutex> lock(mu_);
     if (auto w = written_.find(r.delivery_id); w != written_.end()) {
       std::string name = w->second;
       written_.erase(w);
+      settle_locked(name);
       return Outcome::delivered(name, "écrit dans " + name + " (lot)");
     }
+    if (auto j = journaled_.find(r.delivery_id); j != journaled_.end()) {
+      // Put in a batch before a restart: its file is there (written, delivered) or not (never
+      // renamed into place: the delivery goes into a new batch).
+      std::string name = j->second;
+      lock.unlock();
+      FileEntry there;
+      Status st = transport_->stat(s_.path + "/" + name, there);
+      lock.lock();
+      if (!st.ok && st.http_status != 404) return failed(st);
+      journaled_.erase(r.delivery_id);
+      settle_locked(name);
+      if (!st.ok) startup_names_.erase(name);  // never in place: its journal goes by settle
+      if (st.ok)
+        return Outcome::delivered(name, "écrit dans " + name + " (lot, avant redémarrage)");
+    }
+    int64_t now = clock_->now_ms();
     if (auto m = member_.find(r.delivery_id); m != member_.end()) {
       const Batch& b = *m->second;
       std::string why = b.sealed ? "lot en attente d'écriture" : "lot ouvert";
@@ -330,7 +357,74 @@ class FileDestination final : public Connector {
     return Outcome::retry("network", st.http_status, text);
   }
 
+  // The batch journal (`<store folder>/file-batches/<destination>/<file name>`: the delivery
+  // ids of a sealed batch, written and synced before its file is published, removed once every
+  // one of them was answered): after a restart, a delivery of a batch whose file is in place is
+  // delivered without being written again.
+  void load_journal() {
+    Status s = local_->make_dir(journal_dir_);
+    std::vector<FileEntry> entries;
+    if (s.ok) s = local_->list(journal_dir_, entries);
+    if (!s.ok) throw std::runtime_error("destination " + name_ + ": " + s.error + " " + s.detail);
+    for (const auto& e : entries) {
+      std::string text;
+      if (!local_->read(journal_dir_ + "/" + e.name, 0, size_t(e.size), text).ok) continue;
+      std::istringstream in(text);
+      for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        journaled_[std::stoll(line)] = e.name;
+        ++remaining_[e.name];
+        startup_names_.insert(e.name);
+      }
+      if (remaining_.count(e.name) == 0) local_->remove(journal_dir_ + "/" + e.name);
+    }
+  }
+
+  // One delivery of the batch `name` was answered (or went into another batch). Its journal file
+  // stays a while after the last one: an answer is recorded by the hub just after, and a crash in
+  // between brings the delivery back.
+  void settle_locked(const std::string& name) {
+    auto it = remaining_.find(name);
+    if (it == remaining_.end()) return;
+    if (--it->second == 0) {
+      remaining_.erase(it);
+      answered_at_[name] = clock_->now_ms();
+    }
+  }
+
+  int64_t journal_grace_ms() const { return std::max<int64_t>(2 * s_.batch_wait_ms, 10000); }
+
+  // Removes the journal files answered long enough ago and, once the deliveries pending at
+  // start-up had their time to come back, what is left of the journal read at start-up (batches
+  // whose deliveries were all recorded before the restart).
+  void prune_journal_locked(int64_t now) {
+    for (auto it = answered_at_.begin(); it != answered_at_.end();) {
+      if (now - it->second < journal_grace_ms()) {
+        ++it;
+        continue;
+      }
+      local_->remove(journal_dir_ + "/" + it->first);
+      it = answered_at_.erase(it);
+    }
+    if (startup_names_.empty() ||
+        now < started_ms_ + s_.batch_wait_ms + 1000 + journal_grace_ms()) {
+      return;
+    }
+    for (auto it = journaled_.begin(); it != journaled_.end();) {
+      it = startup_names_.count(it->second) ? journaled_.erase(it) : std::next(it);
+    }
+    for (const auto& name : startup_names_) {
+      remaining_.erase(name);
+      local_->remove(journal_dir_ + "/" + name);
+    }
+    startup_names_.clear();
+  }
+
   void seal_locked() {
+    // In delivery order: the file reads in the order the messages came, and its name is the same
+    // whatever order the deliveries arrived in.
+    std::sort(open_->items.begin(), open_->items.end(),
+              [](const Item& a, const Item& b) { return a.id < b.id; });
     open_->sealed = true;
     sealed_.push_back(std::move(open_));
     open_.reset();
@@ -340,16 +434,23 @@ class FileDestination final : public Connector {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       int64_t now = clock_->now_ms();
+      if (!journal_dir_.empty()) prune_journal_locked(now);
       if (open_ && now >= open_->opened_ms + s_.batch_wait_ms) seal_locked();
       if (!sealed_.empty() && sealed_.front()->next_try_ms <= now) {
         std::shared_ptr<Batch> b = sealed_.front();
         std::vector<std::string> records;
-        for (const auto& it : b->items) records.push_back(it.record);
-        std::string name =
-            batch_file_name(s_, b->items.front().id, b->items.back().id, b->items.size());
+        std::vector<int64_t> ids;
+        for (const auto& it : b->items) {
+          records.push_back(it.record);
+          ids.push_back(it.id);
+        }
+        std::string name = batch_file_name(s_, ids);
+        std::string journal;
+        for (int64_t id : ids) journal += std::to_string(id) + "\n";
         lock.unlock();
         Status st;
-        {
+        if (!journal_dir_.empty()) st = local_->write(journal_dir_ + "/" + name, journal, false);
+        if (st.ok) {
           std::lock_guard<std::mutex> p(publish_mu_);
           st = publisher_.publish(name, file_text(s_, records));
         }
@@ -360,6 +461,7 @@ class FileDestination final : public Connector {
             written_[it.id] = name;
             member_.erase(it.id);
           }
+          if (!journal_dir_.empty()) remaining_[name] += b->items.size();
           if (files_ != nullptr) files_->inc();
           lock.unlock();
           if (hub_ != nullptr) {
@@ -396,6 +498,13 @@ class FileDestination final : public Connector {
   std::deque<std::shared_ptr<Batch>> sealed_;
   std::unordered_map<int64_t, std::shared_ptr<Batch>> member_;
   std::unordered_map<int64_t, std::string> written_;
+  std::string journal_dir_;  // "" = no journal (no store: unit tests)
+  std::unique_ptr<FileTransport> local_ = local_transport();
+  std::unordered_map<int64_t, std::string> journaled_;    // from the journal at start-up
+  std::unordered_map<std::string, size_t> remaining_;     // journal file → ids not yet answered
+  std::unordered_map<std::string, int64_t> answered_at_;  // journal file → its last answer
+  std::set<std::string> startup_names_;                   // journal files read at start-up
+  int64_t started_ms_ = 0;
   std::thread flusher_;
 };
 

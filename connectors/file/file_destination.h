@@ -7,10 +7,10 @@
 // Publishing a file (FilePublisher): written under a hidden temporary name (`.<name>.part`,
 // never read by a folder poller), synced (local: fdatasync + folder fsync), the checksum file
 // `<name>.sha256` (sha256sum format) published first when configured, then renamed into place
-// without replacing. Names come from the deliveries (`<prefix>-<first id>[-<last id>].<ext>`,
-// ids zero-padded): a retry after a lost rename answer finds its file already there (same size:
-// done) instead of writing it twice; a connection dropped mid-file leaves only the temporary
-// name, written again whole at the next try.
+// without replacing. Names come from the deliveries (batch_file_name): a retry after a lost
+// rename answer finds its file already there (same size: done) instead of writing it twice; a
+// connection dropped mid-file leaves only the temporary name, written again whole at the next
+// try.
 //
 // One file per message (`batch_size: 1`, the default): deliver() publishes it and answers.
 // Batched (N messages or T seconds into one file): deliver() adds the row to the open batch and
@@ -20,9 +20,10 @@
 // deliveries are marked written and woken (HubServices::wake_delivery): their next deliver()
 // answers delivered with the file's name. Only then are their outcomes recorded, so a batch is
 // delivered exactly when its file is in place. A restart loses the open and unflushed batches
-// from memory but not their deliveries: still pending in the store, they come back and form new
-// batches (a crash between a batch's rename and its deliveries' next deliver() writes them
-// again in another file: the hub's at-least-once). docs/connectors/files.md.
+// from memory but not their deliveries: still pending in the store, they come back. The batch
+// journal (beside the store: `file-batches/<destination>/<file name>`, the ids of a sealed batch
+// synced before its file is published) tells each one whether its batch's file is in place
+// (delivered, not written again) or not (a new batch). docs/connectors/files.md.
 //
 // Thread-safety: deliver() from any worker slot; one mutex guards the batches; the flusher
 // thread publishes outside it. Owns its transport and its thread (joined by the destructor).
@@ -82,9 +83,11 @@ class FilePublisher {
   bool checksum_;
 };
 
-// The name of the file holding the deliveries `first`..`last` (`count` of them).
-std::string batch_file_name(const FileDestinationSettings& s, int64_t first, int64_t last,
-                            size_t count);
+// The name of the file holding the deliveries `ids` (ascending): `<prefix>-<id>.<ext>` for one,
+// `<prefix>-<first>-<last>-<8 hex of the SHA-256 of the list>.<ext>` for a batch (ids
+// zero-padded to 12 digits): the same deliveries always give the same name, other deliveries
+// another one.
+std::string batch_file_name(const FileDestinationSettings& s, const std::vector<int64_t>& ids);
 
 // One record of the file from the mapped payload (a CSV row with its line end, or an XML
 // element); false with a French reason (a character the encoding cannot write, a value that is

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 
@@ -47,7 +48,7 @@ class FakeHub final : public HubServices {
 
 class FileDestinationTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Connector> make(const std::string& yaml) {
+  std::unique_ptr<Connector> make(const std::string& yaml, const std::string& store_path = "") {
     YAML::Node node = YAML::Load("path: " + dir_.path() + "\nprefix: t\n" +
                                  "columns: {Id: id, Nom: nom}\n" + yaml);
     std::vector<ConfigError> errors;
@@ -61,6 +62,7 @@ class FileDestinationTest : public ::testing::Test {
     ctx.clock = &clock_;
     ctx.hub = &hub_;
     ctx.base_dir = "/";
+    ctx.store_path = store_path;
     return registry.find("file")->create(ctx);
   }
 
@@ -73,6 +75,12 @@ class FileDestinationTest : public ::testing::Test {
     r.payload = &payload;
     r.content_type = "application/json";
     return c.deliver(r);
+  }
+
+  FileDestinationSettings settings() const {
+    FileDestinationSettings s;
+    s.prefix = "t";
+    return s;
   }
 
   std::set<std::string> names() const {
@@ -113,12 +121,12 @@ TEST_F(FileDestinationTest, BatchesWaitDeferredThenDeliverOnceTheirFileIsInPlace
   ASSERT_EQ(send(*c, 3, "n3").kind, Outcome::Kind::Defer);  // full: sealed, flushed
   ASSERT_TRUE(
       wait_until([&] { return hub_.woken_now().size() == 3; }, std::chrono::milliseconds(5000)));
-  EXPECT_EQ(read_file(dir_.path() + "/t-000000000001-000000000003.csv"),
-            "Id;Nom\r\nm1;n1\r\nm2;n2\r\nm3;n3\r\n");
+  std::string first = batch_file_name(settings(), {1, 2, 3});
+  EXPECT_EQ(read_file(dir_.path() + "/" + first), "Id;Nom\r\nm1;n1\r\nm2;n2\r\nm3;n3\r\n");
   for (int64_t id : {1, 2, 3}) {
     Outcome o = send(*c, id, "n");
     EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
-    EXPECT_EQ(o.external_ref, "t-000000000001-000000000003.csv");
+    EXPECT_EQ(o.external_ref, first);
   }
 
   // A batch that does not fill up is written when batch_wait passed.
@@ -132,6 +140,56 @@ TEST_F(FileDestinationTest, BatchesWaitDeferredThenDeliverOnceTheirFileIsInPlace
   EXPECT_EQ(read_file(dir_.path() + "/t-000000000004.csv"), "Id;Nom\r\nm4;n4\r\n");
   EXPECT_EQ(send(*c, 4, "n4").kind, Outcome::Kind::Delivered);
   for (const auto& n : names()) EXPECT_NE(n[0], '.') << "temporary file left: " << n;
+}
+
+// A restart between a batch's rename and its deliveries' outcomes: the batch journal (beside the
+// store) tells them their file is in place — delivered, nothing written twice. A journal naming a
+// file that was never renamed into place sends its deliveries into a new batch.
+TEST_F(FileDestinationTest, AfterARestartABatchWhoseFileIsInPlaceIsNotWrittenAgain) {
+  TempDir state("relais-filedest-store-");
+  std::string store = state.path() + "/relais.db";
+  std::string journal = state.path() + "/file-batches/retour";
+  std::string name = batch_file_name(settings(), {1, 2, 3});
+  {
+    auto c = make("batch_size: 3\n", store);
+    for (int64_t id : {3, 1, 2}) ASSERT_EQ(send(*c, id, "n").kind, Outcome::Kind::Defer);
+    ASSERT_TRUE(
+        wait_until([&] { return hub_.woken_now().size() == 3; }, std::chrono::milliseconds(5000)));
+    EXPECT_TRUE(fs::exists(journal + "/" + name));
+  }  // relais stops before any of the three outcomes is recorded
+  std::string content = read_file(dir_.path() + "/" + name);
+  EXPECT_EQ(content, "Id;Nom\r\nm1;n\r\nm2;n\r\nm3;n\r\n");  // in delivery order
+  // A batch whose file never reached its place (its journal only).
+  std::string lost = batch_file_name(settings(), {7, 8});
+  std::ofstream(journal + "/" + lost) << "7\n8\n";
+  // A batch whose deliveries were all recorded before the stop: they never come back.
+  std::string old = batch_file_name(settings(), {4, 5});
+  std::ofstream(journal + "/" + old) << "4\n5\n";
+
+  auto c = make("batch_size: 3\n", store);
+  for (int64_t id : {2, 1, 3}) {
+    Outcome o = send(*c, id, "n");
+    EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+    EXPECT_EQ(o.external_ref, name);
+  }
+  EXPECT_EQ(read_file(dir_.path() + "/" + name), content);
+  EXPECT_EQ(send(*c, 7, "n").kind, Outcome::Kind::Defer);  // into a new batch
+  EXPECT_EQ(send(*c, 8, "n").kind, Outcome::Kind::Defer);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/" + lost));
+  EXPECT_EQ(names(), (std::set<std::string>{name}));
+  // The journal files stay while an answer may still be on its way to the store, then go: the
+  // answered ones after a grace, what was read at start-up once its deliveries had their time.
+  EXPECT_TRUE(fs::exists(journal + "/" + name));
+  clock_.advance(60'000 + 1'000 + 120'000);
+  // Meanwhile 7 and 8's new batch was written (the same deliveries: the same name).
+  ASSERT_TRUE(
+      wait_until([&] { return hub_.woken_now().count(8) == 1; }, std::chrono::milliseconds(5000)));
+  EXPECT_EQ(send(*c, 7, "n").kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(send(*c, 8, "n").kind, Outcome::Kind::Delivered);
+  EXPECT_EQ(names(), (std::set<std::string>{name, lost}));
+  clock_.advance(120'000);
+  ASSERT_TRUE(wait_until([&] { return fs::is_empty(journal); }, std::chrono::milliseconds(5000)))
+      << fs::directory_iterator(journal)->path();
 }
 
 TEST_F(FileDestinationTest, ARecordTheEncodingCannotWriteIsRejectedWithoutItsValue) {

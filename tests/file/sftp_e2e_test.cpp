@@ -184,123 +184,124 @@ TEST(SftpSource, ChangedHostKeyShowsOnTheDashboardAndNothingIsRead) {
   EXPECT_EQ(relais.stop(), 0);
 }
 
+// The destination `mdph-retour`: CSV in Windows-1252 with a checksum, batched, on the SFTP server
+// at `port` (the server's, or a proxy's in front of it).
+std::string retour_yaml(const SshdServer& sshd, int port, const std::string& out, int batch) {
+  return "sources:\n"
+         "  app:\n"
+         "    type: $.type\n"
+         "    correlation: \"{$.key}\"\n"
+         "    idempotency: $.id\n"
+         "connectors:\n"
+         "  mdph-retour:\n"
+         "    connector: file\n"
+         "    path: " +
+         out +
+         "\n"
+         "    prefix: accuses\n"
+         "    format: csv\n"
+         "    encoding: windows-1252\n"
+         "    columns: {Identifiant: id, Dossier: dossier, Libellé: texte}\n"
+         "    checksum: true\n"
+         "    batch_size: " +
+         std::to_string(batch) +
+         "\n"
+         "    batch_wait: 2s\n"
+         "    concurrency: 8\n"
+         "    retry: {initial: 100ms, max: 1s, max_attempts: 1000}\n"
+         "    sftp:\n"
+         "      host: 127.0.0.1\n"
+         "      port: " +
+         std::to_string(port) + "\n      user: " + sshd.user() +
+         "\n      private_key: " + sshd.private_key() +
+         "\n      known_hosts: " + sshd.known_hosts() +
+         "\n      timeout: 10s\n"
+         "routes:\n"
+         "  - name: retour\n"
+         "    source: app\n"
+         "    type: accuse\n"
+         "    to: [{destination: mdph-retour}]\n";
+}
+
+void post_accuses(HttpClient& api, int from, int to) {
+  std::string nd;
+  for (int i = from; i < to; ++i) {
+    nd += "{\"type\": \"accuse\", \"id\": \"m" + std::to_string(i) + "\", \"key\": \"k" +
+          std::to_string(i) + "\", \"dossier\": \"D-" + std::to_string(i) +
+          "\", \"texte\": \"reçu\"}\n";
+  }
+  HttpResponse r = api.post_ndjson("/api/v1/sources/app/messages:batch", nd);
+  ASSERT_EQ(r.status, 200) << r.body;
+}
+
+// Identifiant → how many times it is in the visible files of `out`.
+std::map<std::string, int> rows_in(const std::string& out) {
+  std::map<std::string, int> seen;
+  for (const auto& e : fs::directory_iterator(out)) {
+    std::string name = e.path().filename();
+    if (name[0] == '.' || e.path().extension() != ".csv") continue;
+    std::istringstream in(read_file(e.path()));
+    std::string l;
+    std::getline(in, l);  // header
+    while (std::getline(in, l)) ++seen[l.substr(0, l.find(';'))];
+  }
+  return seen;
+}
+
+size_t csv_files(const std::string& out) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(out)) {
+    n += e.path().filename().string()[0] != '.' && e.path().extension() == ".csv";
+  }
+  return n;
+}
+
 TEST(SftpDestination, ThousandMessagesBatchedWithAConnectionCutMidFile) {
   SshdServer sshd;
   sshd.start();
   DroppingProxy proxy(sshd.port());
   std::string out = sshd.home() + "/retour";
   fs::create_directories(out);
-  RelaisOptions o;
-  o.binary = RELAIS_BINARY;
-  o.body_yaml =
-      "sources:\n"
-      "  app:\n"
-      "    type: $.type\n"
-      "    correlation: \"{$.key}\"\n"
-      "    idempotency: $.id\n"
-      "connectors:\n"
-      "  mdph-retour:\n"
-      "    connector: file\n"
-      "    path: " +
-      out +
-      "\n"
-      "    prefix: accuses\n"
-      "    format: csv\n"
-      "    encoding: windows-1252\n"
-      "    columns: {Identifiant: id, Dossier: dossier, Libellé: texte}\n"
-      "    checksum: true\n"
-      "    batch_size: 128\n"
-      "    batch_wait: 2s\n"
-      "    concurrency: 8\n"
-      "    retry: {initial: 100ms, max: 1s, max_attempts: 1000}\n"
-      "    sftp:\n"
-      "      host: 127.0.0.1\n"
-      "      port: " +
-      std::to_string(proxy.port()) +
-      "\n"
-      "      user: " +
-      sshd.user() +
-      "\n"
-      "      private_key: " +
-      sshd.private_key() +
-      "\n"
-      "      known_hosts: " +
-      sshd.known_hosts() +
-      "\n"
-      "      timeout: 10s\n"
-      "routes:\n"
-      "  - name: retour\n"
-      "    source: app\n"
-      "    type: accuse\n"
-      "    to: [{destination: mdph-retour}]\n";
   // known_hosts names the server's port; the proxy's port is another: name it too.
   std::string line = read_file(sshd.known_hosts());
   std::string key = line.substr(line.find(' '));
   std::ofstream(sshd.known_hosts(), std::ios::app) << "[127.0.0.1]:" << proxy.port() << key;
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = retour_yaml(sshd, proxy.port(), out, 128);
   RelaisProcess relais(o);
   relais.start();
   HttpClient api(relais.base_url(), relais.token());
 
   // A first 300, so that a file has been written; then the cut is armed for the middle of a
   // later upload, and 700 more.
-  auto post = [&](int from, int to) {
-    std::string nd;
-    for (int i = from; i < to; ++i) {
-      nd += "{\"type\": \"accuse\", \"id\": \"m" + std::to_string(i) + "\", \"key\": \"k" +
-            std::to_string(i) + "\", \"dossier\": \"D-" + std::to_string(i) +
-            "\", \"texte\": \"reçu\"}\n";
-    }
-    HttpResponse r = api.post_ndjson("/api/v1/sources/app/messages:batch", nd);
-    ASSERT_EQ(r.status, 200) << r.body;
-  };
-  post(0, 300);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (const auto& e : fs::directory_iterator(out)) {
-          if (e.path().extension() == ".csv") return true;
-        }
-        return false;
-      },
-      milliseconds(20000)));
+  post_accuses(api, 0, 300);
+  ASSERT_TRUE(wait_until([&] { return csv_files(out) > 0; }, milliseconds(20000)));
   // One row is ~20 bytes: 2,000 bytes from now on falls inside the next file's upload.
   proxy.drop_after(2000);
-  post(300, 1000);
+  post_accuses(api, 300, 1000);
 
-  auto rows = [&] {
-    std::map<std::string, int> seen;
-    for (const auto& e : fs::directory_iterator(out)) {
-      std::string name = e.path().filename();
-      if (name[0] == '.' || e.path().extension() != ".csv") continue;
-      std::istringstream in(read_file(e.path()));
-      std::string l;
-      std::getline(in, l);  // header
-      while (std::getline(in, l)) ++seen[l.substr(0, l.find(';'))];
-    }
-    return seen;
-  };
-  ASSERT_TRUE(wait_until([&] { return rows().size() == 1000; }, milliseconds(60000)))
-      << rows().size() << "\n"
+  ASSERT_TRUE(wait_until([&] { return rows_in(out).size() == 1000; }, milliseconds(60000)))
+      << rows_in(out).size() << "\n"
       << relais.stdout_text();
   // The cut fell in a file's upload, which was written again whole.
   EXPECT_GE(proxy.drops(), 1);
   std::string log = relais.stdout_text() + relais.stderr_text();
   EXPECT_NE(log.find("not written (try 1): écriture impossible"), std::string::npos) << log;
-  std::map<std::string, int> seen = rows();
+  std::map<std::string, int> seen = rows_in(out);
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(seen["m" + std::to_string(i)], 1) << i;
   // Every visible file is whole: its checksum file says so.
-  int files = 0;
   for (const auto& e : fs::directory_iterator(out)) {
     std::string name = e.path().filename();
     EXPECT_NE(name[0], '.') << "a temporary file is left: " << name;
     if (e.path().extension() != ".csv") continue;
-    ++files;
     std::string sum = read_file(e.path().string() + ".sha256");
     CommandResult check = run_command({"/usr/bin/sha256sum", e.path().string()});
     EXPECT_EQ(sum.substr(0, 64), check.out.substr(0, 64)) << name;
     EXPECT_NE(read_file(e.path()).find("re\xE7u"), std::string::npos);  // Windows-1252
   }
   // 7 files of 128 (full), the last 104 written when batch_wait passed.
-  EXPECT_EQ(files, 8);
+  EXPECT_EQ(csv_files(out), 8u);
   // Every delivery ends delivered (its outcome recorded once its file was in place).
   ASSERT_TRUE(wait_until(
       [&] {
@@ -308,8 +309,48 @@ TEST(SftpDestination, ThousandMessagesBatchedWithAConnectionCutMidFile) {
                             "relais_delivered_total{source=\"app\",destination=\"mdph-retour\"}") ==
                1000;
       },
-      milliseconds(30000)))
-      << api.get("/metrics").body.substr(0, 0);
+      milliseconds(30000)));
+  EXPECT_EQ(relais.stop(), 0);
+}
+
+// relais killed (SIGKILL) while batches are written: after the restart every message is in
+// exactly one file — the batch journal tells the deliveries of a batch already in place that
+// they are delivered, the others go into new batches — and the journal empties.
+TEST(SftpDestination, KillNineWhileBatchesAreWrittenLosesNothingAndWritesNothingTwice) {
+  SshdServer sshd;
+  sshd.start();
+  std::string out = sshd.home() + "/retour";
+  fs::create_directories(out);
+  RelaisOptions o;
+  o.binary = RELAIS_BINARY;
+  o.body_yaml = retour_yaml(sshd, sshd.port(), out, 40);
+  RelaisProcess relais(o);
+  relais.start();
+  {
+    HttpClient api(relais.base_url(), relais.token());
+    post_accuses(api, 0, 1000);
+  }
+  ASSERT_TRUE(wait_until([&] { return csv_files(out) >= 3; }, milliseconds(20000)));
+  relais.kill9();
+  size_t before = rows_in(out).size();
+  relais.restart();
+  HttpClient api(relais.base_url(), relais.token());
+  ASSERT_TRUE(wait_until([&] { return rows_in(out).size() == 1000; }, milliseconds(60000)))
+      << rows_in(out).size() << "\n"
+      << relais.stdout_text();
+  EXPECT_LT(before, 1000u);  // the kill fell before the end
+  std::map<std::string, int> seen = rows_in(out);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(seen["m" + std::to_string(i)], 1) << i;
+  // Nothing left waiting: every delivery answered, the journal emptied.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return metric_value(api.get("/metrics").body,
+                            "relais_queue_depth{destination=\"mdph-retour\"}") == 0;
+      },
+      milliseconds(30000)));
+  // The journal empties once the answers had their time to be recorded (10 s here).
+  ASSERT_TRUE(wait_until([&] { return fs::is_empty(relais.dir() + "/file-batches/mdph-retour"); },
+                         milliseconds(40000), milliseconds(200)));
   EXPECT_EQ(relais.stop(), 0);
 }
 

@@ -193,7 +193,10 @@ TEST(FileDestination, RendersCsvInWindows1252AndXml) {
   EXPECT_EQ(row, "<message><a><b>x&lt;y</b></a></message>");
   ASSERT_TRUE(render_record(s, {}, "<decision id=\"1\"/>", "application/xml", row, why));
   EXPECT_EQ(row, "<decision id=\"1\"/>");
-  EXPECT_EQ(batch_file_name(s, 7, 9, 3), "relais-000000000007-000000000009.xml");
+  EXPECT_EQ(batch_file_name(s, {7}), "relais-000000000007.xml");
+  std::string name = batch_file_name(s, {7, 8, 9});
+  EXPECT_EQ(name, "relais-000000000007-000000000009-" + sha256_hex("7,8,9,").substr(0, 8) + ".xml");
+  EXPECT_NE(batch_file_name(s, {7, 9}), name);  // other deliveries, another name
 }
 
 }  // namespace
