@@ -1,14 +1,14 @@
 #pragma once
-// The seam between the watched folder and where its files live: list, read, move, write. The
-// local folder is the first transport; SFTP (issue 14) adds another behind the same interface,
-// without touching the readers (record_reader.h) nor the poller's bookkeeping
-// (folder_poller.h). Every path is absolute on the transport's side ("/srv/exports/a.csv").
+// The seam between the file connector and where its files live: list, read, move, write, stat.
+// Two transports: the local folder (below) and SFTP (sftp_transport.h); the readers
+// (record_reader.h), the poller's bookkeeping (folder_poller.h) and the destination
+// (file_destination.h) do not know which. Every path is absolute on the transport's side
+// ("/srv/exports/a.csv").
 //
 // A transport's calls are made from the poller's thread, except list(), which probe() may call
 // from an API thread at the same time: list() must be safe alongside any other call (the local
-// transport holds no state; an SFTP transport lists through a session of its own). Failures are
-// Status values with a French reason naming the path and the system's cause (never a file's
-// content).
+// transport holds no state; the SFTP transport serialises its calls). Failures are Status values
+// with a French reason naming the path and the system's cause (never a file's content).
 
 #include <cstdint>
 #include <memory>
@@ -38,7 +38,8 @@ class FileTransport {
   // replaces: when `to` exists the call fails with http_status 409 and nothing moves.
   virtual Status move(const std::string& from, const std::string& to) = 0;
   // Writes `data` to `path`: appended (the file created when missing) or replacing its content;
-  // durable when the call returns (file and folder synced).
+  // durable when the call returns (local: file and folder synced; SFTP: as durable as the server
+  // makes a closed file).
   virtual Status write(const std::string& path, const std::string& data, bool append) = 0;
   // Removes `path`; a missing file is a success.
   virtual Status remove(const std::string& path) = 0;

@@ -1,7 +1,7 @@
 #pragma once
 // The watched folder: a polling source (core/poller.h) of kind `folder` that turns the records
-// of the CSV or XML files dropped in a folder into messages — the first half of the `file`
-// connector (issue 14 adds SFTP behind file_transport.h, and the destination).
+// of the CSV or XML files dropped in a folder — local or on an SFTP server (file_transport.h) —
+// into messages: the reading half of the `file` connector (file_destination.h writes).
 //
 // A file is taken when it has settled (same size and modification time for `settle`), oldest
 // first, one at a time, `batch` records per poll. The checkpoint (its own text, committed by the

@@ -119,6 +119,22 @@ TEST(Sftp, ChangedHostKeyIsRefusedWithAClearReason) {
   EXPECT_NE(st.detail.find("n'est pas dans known_hosts"), std::string::npos) << st.detail;
 }
 
+TEST(Sftp, KeyWithAPassphrase) {
+  SshdServer sshd;
+  sshd.start();
+  SftpSettings s = settings_for(sshd);
+  s.private_key = sshd.add_client_key("phrase de passe");
+  s.key_passphrase = "wrong";
+  std::vector<FileEntry> entries;
+  Status st = sftp_transport(s)->list(sshd.home(), entries);
+  EXPECT_FALSE(st.ok);
+  EXPECT_EQ(st.error, "authentification SFTP refusée") << st.detail;
+  EXPECT_EQ(st.detail.find("wrong"), std::string::npos) << st.detail;  // never the secret
+  s.key_passphrase = "phrase de passe";
+  st = sftp_transport(s)->list(sshd.home(), entries);
+  EXPECT_TRUE(st.ok) << st.error << " " << st.detail;
+}
+
 // The local transport, whose rename answer is "lost" once: the file was renamed.
 class LostAnswer final : public FileTransport {
  public:

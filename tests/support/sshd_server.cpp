@@ -23,8 +23,9 @@ namespace {
 constexpr const char* kSshd = "/usr/sbin/sshd";
 constexpr const char* kKeygen = "/usr/bin/ssh-keygen";
 
-void keygen(const std::string& path) {
-  auto r = run_command({kKeygen, "-q", "-t", "ed25519", "-N", "", "-C", "relais-test", "-f", path});
+void keygen(const std::string& path, const std::string& passphrase = "") {
+  auto r = run_command(
+      {kKeygen, "-q", "-t", "ed25519", "-N", passphrase, "-C", "relais-test", "-f", path});
   if (r.exit_code != 0) throw std::runtime_error("ssh-keygen failed: " + r.err);
 }
 
@@ -128,6 +129,13 @@ int SshdServer::kill_sessions() {
     if (::kill(c, SIGKILL) == 0) ++n;
   }
   return n;
+}
+
+std::string SshdServer::add_client_key(const std::string& passphrase) {
+  std::string key = dir_.path() + "/client_key_" + std::to_string(++extra_keys_);
+  keygen(key, passphrase);
+  std::ofstream(dir_.path() + "/authorized_keys", std::ios::app) << read_file(key + ".pub");
+  return key;
 }
 
 std::string SshdServer::wrong_known_hosts() const {

@@ -42,6 +42,9 @@ class SshdServer {
   const std::string& home() const { return home_; }                // absolute, exists
   const std::string& private_key() const { return client_key_; }   // OpenSSH format, no passphrase
   const std::string& known_hosts() const { return known_hosts_; }  // "[127.0.0.1]:PORT <key>"
+  // Makes another client key pair, protected by `passphrase`, authorised on the server; returns
+  // the private key's path.
+  std::string add_client_key(const std::string& passphrase);
   // A known_hosts file naming another key for the same host (a server that changed its key).
   std::string wrong_known_hosts() const;
   std::string log() const;
@@ -50,6 +53,7 @@ class SshdServer {
   TempDir dir_{"relais-sshd-"};
   int port_ = 0;
   pid_t pid_ = -1;
+  int extra_keys_ = 0;
   std::string home_, client_key_, known_hosts_, config_;
 };
 
