@@ -371,7 +371,10 @@ class FileDestination final : public Connector {
       if (!local_->read(journal_dir_ + "/" + e.name, 0, size_t(e.size), text).ok) continue;
       std::istringstream in(text);
       for (std::string line; std::getline(in, line);) {
-        if (line.empty()) continue;
+        if (line.empty() || line.find_first_not_of("0123456789") != std::string::npos ||
+            line.size() > 18) {
+          continue;  // a line cut by a crash while the journal was written: its batch never went
+        }
         journaled_[std::stoll(line)] = e.name;
         ++remaining_[e.name];
         startup_names_.insert(e.name);

@@ -57,7 +57,7 @@ std::vector<pid_t> children_of(pid_t parent) {
     std::string stat;
     std::getline(in, stat);
     auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
+    if (close == std::string::npos || close + 4 >= stat.size()) continue;
     // ") S PPID …"
     int ppid = ::atoi(stat.c_str() + close + 4);
     if (ppid == parent) out.push_back(pid);
