@@ -1,8 +1,9 @@
 // The file connector over SFTP through the real relais binary and a real OpenSSH server
 // (tests/support/sshd_server.h):
 // - docs/adding-a-partner.md's MDPH example, its blocks extracted from the page and run as they
-//   are: a decisions file with a bad line on the MDPH's SFTP server → the good lines reach CMS76
-//   (an HTTP sink) through the doc's mapping, the bad one is in the report and on the desk;
+//   are: the configuration checked, the mapping's test cases passed, and a decisions file with a
+//   bad line on the MDPH's SFTP server → the good lines reach CMS76 (an HTTP sink) through the
+//   doc's mapping, the bad one is in the report and on the desk;
 // - the file destination: 1,000 messages batched into files on the SFTP server (128 per file,
 //   the last 104 when batch_wait passed), the connection cut (a proxy resets it) in the middle of
 //   a file's upload: no partial file visible, every message in exactly one file (checksums
@@ -100,6 +101,9 @@ TEST(PartnerDoc, MdphExampleRunsAsWritten) {
   o.binary = RELAIS_BINARY;
   o.body_yaml = blocks["relais.yaml"] + "mappings:\n  directory: " + work.path() + "/mappings\n";
   RelaisProcess relais(o);
+  // What the page tells the admin to run first.
+  CommandResult check = run_command({RELAIS_BINARY, "check-config", relais.config_path()});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
   relais.start();
   for (const auto& [k, v] : env) ::unsetenv(k.c_str());
 
@@ -138,16 +142,11 @@ TEST(PartnerDoc, MdphExampleRunsAsWritten) {
   EXPECT_EQ(rejects.body.find("58124"), std::string::npos);  // never the line's content
   EXPECT_EQ(source_state(api, "mdph-decisions")["failing"], false);
 
-  // The doc's mapping passes its own tests.
-  CommandResult t = run_command({RELAIS_BINARY, "mapping", "test", "--file",
-                                 work.path() + "/mappings/mdph-decision-cms76.yaml", "--input",
-                                 work.write("case.json",
-                                            "{\"event\": \"mdph.decision\", \"dossier\": "
-                                            "{\"numero\": \"D-1\"}, \"personne\": {\"id_cms76\": "
-                                            "\"7\"}, \"decision\": {\"prestation\": \"AAH\", "
-                                            "\"sens\": \"Accord\", \"date\": \"01/02/2026\"}}")});
+  // The doc's mapping passes its own tests (the test file of the page).
+  CommandResult t = run_command({RELAIS_MAPPING_TESTS, work.path() + "/mappings"});
   EXPECT_EQ(t.exit_code, 0) << t.out << t.err;
-  EXPECT_NE(t.out.find("MDPH-D-1"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("mdph-decision-cms76: 1 case(s) passed"), std::string::npos)
+      << t.out << t.err;
   EXPECT_EQ(relais.stop(), 0);
 }
 
