@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "connectors/file/file_destination.h"
+#include "connectors/file/folder_poller.h"
 #include "connectors/file/sftp_transport.h"
 #include "core/crypto.h"
 #include "tests/support/sshd_server.h"
@@ -133,6 +136,48 @@ TEST(Sftp, KeyWithAPassphrase) {
   s.key_passphrase = "phrase de passe";
   st = sftp_transport(s)->list(sshd.home(), entries);
   EXPECT_TRUE(st.ok) << st.error << " " << st.detail;
+}
+
+// The watched folder on the SFTP server: a `.part` file is never read, a file still growing waits
+// until it settled, then its records are read and it moves to done/ on the server.
+TEST(Sftp, WatchedFolderReadsOnlySettledFilesAndMovesThemOnTheServer) {
+  SshdServer sshd;
+  sshd.start();
+  std::string in = sshd.home() + "/in";
+  fs::create_directories(in);
+  YAML::Node node = YAML::Load(
+      "path: " + in + "\nsettle: 5s\nconstants: {event: e}\nsftp: {host: " + "127.0.0.1, port: " +
+      std::to_string(sshd.port()) + ", user: " + sshd.user() +
+      ", private_key: " + sshd.private_key() + ", known_hosts: " + sshd.known_hosts() + "}\n");
+  std::vector<ConfigError> errors;
+  ASSERT_TRUE(validate(node, {&folder_poller_spec()}, "p", "t.yaml", errors))
+      << errors[0].to_string();
+  ConfigView view(node, {&folder_poller_spec()}, "p");
+  ManualClock clock(1'000'000);
+  FolderPoller poller(folder_settings(view, "/"),
+                      sftp_transport(sftp_settings(view.object("sftp"), "/")), &clock);
+  std::ofstream(in + "/b.csv.part") << "id\nx\n";
+  std::ofstream(in + "/a.csv") << "id\n1\n";
+  auto poll = [&](PollBatch& b) {
+    Status st = poller.poll("", b);
+    EXPECT_TRUE(st.ok) << st.error << " " << st.detail;
+    return b.records.size();
+  };
+  PollBatch b;
+  EXPECT_EQ(poll(b), 0u);                                // just seen
+  std::ofstream(in + "/a.csv", std::ios::app) << "2\n";  // still being written
+  clock.advance(6000);
+  EXPECT_EQ(poll(b), 0u);  // it changed: not settled
+  clock.advance(6000);
+  ASSERT_EQ(poll(b), 2u);
+  EXPECT_EQ(nlohmann::json::parse(b.records[1].body)["id"], "2");
+  std::vector<PolledOutcome> outcomes(2);
+  Status st = poller.committed(b, true, outcomes);
+  ASSERT_TRUE(st.ok) << st.detail;
+  EXPECT_TRUE(fs::exists(in + "/done/a.csv"));
+  EXPECT_TRUE(fs::exists(in + "/done/a.csv.rapport.csv"));
+  EXPECT_TRUE(fs::exists(in + "/b.csv.part"));  // never read, never moved
+  EXPECT_TRUE(poller.probe().ok);
 }
 
 // The local transport, whose rename answer is "lost" once: the file was renamed.
