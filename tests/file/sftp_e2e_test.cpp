@@ -247,6 +247,13 @@ std::map<std::string, int> rows_in(const std::string& out) {
   return seen;
 }
 
+// Messages m0…m<n-1> are each in exactly one file: nothing lost, nothing written twice.
+void expect_each_once(const std::string& out, int n) {
+  std::map<std::string, int> seen = rows_in(out);
+  EXPECT_EQ(seen.size(), size_t(n));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(seen["m" + std::to_string(i)], 1) << i;
+}
+
 size_t csv_files(const std::string& out) {
   size_t n = 0;
   for (const auto& e : fs::directory_iterator(out)) {
@@ -287,8 +294,7 @@ TEST(SftpDestination, ThousandMessagesBatchedWithAConnectionCutMidFile) {
   EXPECT_GE(proxy.drops(), 1);
   std::string log = relais.stdout_text() + relais.stderr_text();
   EXPECT_NE(log.find("not written (try 1): écriture impossible"), std::string::npos) << log;
-  std::map<std::string, int> seen = rows_in(out);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(seen["m" + std::to_string(i)], 1) << i;
+  expect_each_once(out, 1000);
   // Every visible file is whole: its checksum file says so.
   for (const auto& e : fs::directory_iterator(out)) {
     std::string name = e.path().filename();
@@ -338,8 +344,7 @@ TEST(SftpDestination, KillNineWhileBatchesAreWrittenLosesNothingAndWritesNothing
       << rows_in(out).size() << "\n"
       << relais.stdout_text();
   EXPECT_LT(before, 1000u);  // the kill fell before the end
-  std::map<std::string, int> seen = rows_in(out);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(seen["m" + std::to_string(i)], 1) << i;
+  expect_each_once(out, 1000);
   // Nothing left waiting: every delivery answered, the journal emptied.
   ASSERT_TRUE(wait_until(
       [&] {
