@@ -301,9 +301,10 @@ class FileDestination final : public Connector {
       if (!st.ok && st.http_status != 404) return failed(st);
       journaled_.erase(r.delivery_id);
       settle_locked(name);
-      if (!st.ok) startup_names_.erase(name);  // never in place: its journal goes by settle
-      if (st.ok)
+      if (st.ok) {
         return Outcome::delivered(name, "écrit dans " + name + " (lot, avant redémarrage)");
+      }
+      startup_names_.erase(name);  // never in place: its journal goes once all are re-batched
     }
     int64_t now = clock_->now_ms();
     if (auto m = member_.find(r.delivery_id); m != member_.end()) {
@@ -464,7 +465,10 @@ class FileDestination final : public Connector {
             written_[it.id] = name;
             member_.erase(it.id);
           }
-          if (!journal_dir_.empty()) remaining_[name] += b->items.size();
+          if (!journal_dir_.empty()) {
+            remaining_[name] += b->items.size();
+            answered_at_.erase(name);  // the same deliveries again (re-batched after a restart)
+          }
           if (files_ != nullptr) files_->inc();
           lock.unlock();
           if (hub_ != nullptr) {
