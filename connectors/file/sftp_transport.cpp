@@ -1,7 +1,9 @@
 #include "connectors/file/sftp_transport.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -107,7 +109,7 @@ class SftpTransport final : public FileTransport {
     out.clear();
     std::string text;
     auto sink = std::make_pair(&text, size_t(64) << 20);
-    prepare(dir.back() == '/' ? dir : dir + "/");
+    prepare(!dir.empty() && dir.back() == '/' ? dir : dir + "/");
     curl_easy_setopt(h_, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h_, CURLOPT_WRITEDATA, &sink);
     CURLcode rc = curl_easy_perform(h_);
@@ -366,6 +368,13 @@ SftpSettings sftp_settings(const ConfigView& c, const std::string& base_dir) {
 }
 
 std::unique_ptr<FileTransport> sftp_transport(SftpSettings settings) {
+  // Start-up: a missing file is said here, not as a refused server at every poll.
+  for (const std::string* file : {&settings.known_hosts, &settings.private_key}) {
+    if (!file->empty() && ::access(file->c_str(), R_OK) != 0) {
+      throw std::runtime_error("sftp " + settings.host + ": cannot read " + *file + " (" +
+                               std::strerror(errno) + ")");
+    }
+  }
   return std::make_unique<SftpTransport>(std::move(settings));
 }
 

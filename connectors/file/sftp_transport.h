@@ -43,6 +43,7 @@ const ConfigSpec& sftp_spec();
 // naming the key at fault (a missing known_hosts file, neither key nor password).
 SftpSettings sftp_settings(const ConfigView& block, const std::string& base_dir);
 
+// Start-up only: throws std::runtime_error when known_hosts or the private key cannot be read.
 std::unique_ptr<FileTransport> sftp_transport(SftpSettings settings);
 
 }  // namespace relais::file

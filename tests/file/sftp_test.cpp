@@ -113,6 +113,9 @@ TEST(Sftp, ChangedHostKeyIsRefusedWithAClearReason) {
   EXPECT_FALSE(t->write(sshd.home() + "/x.csv", "x", false).ok);
   EXPECT_FALSE(fs::exists(sshd.home() + "/x.csv"));
 
+  // A known_hosts that cannot be read: said at start-up.
+  s.known_hosts = sshd.home() + "/no_such_known_hosts";
+  EXPECT_THROW(sftp_transport(s), std::runtime_error);
   // A host that known_hosts does not name: refused too.
   s.known_hosts = sshd.home() + "/../empty_known_hosts";
   std::ofstream(s.known_hosts).close();
