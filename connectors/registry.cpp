@@ -2,6 +2,7 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/genesis/genesis.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
 
@@ -11,6 +12,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
   register_sms_connector(registry);
   register_calendar_connector(registry);
+  register_genesis_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

@@ -1,7 +1,8 @@
 #pragma once
 // What both calendar drivers share around one HTTP request: curl handles per worker slot, the
 // exchange itself (method, headers, body, auth) and the reading of a network failure.
-// Internal to connectors/calendar.
+// Internal to connectors/calendar and connectors/genesis (which reuses the handles, the
+// exchange and the reading of a network failure).
 
 #include <curl/curl.h>
 
