@@ -59,8 +59,8 @@ struct AnswerSpec {
 
 // What one answer says. Plain value.
 struct Answer {
-  bool parsed = false;  // the body is XML (SOAP) / JSON (REST); false: a broken answer
-  bool fault = false;   // SOAP: the Body holds a Fault
+  bool parsed = false;     // the body is XML (SOAP) / JSON (REST); false: a broken answer
+  bool fault = false;      // SOAP: the Body holds a Fault
   std::string fault_code;  // its faultcode's local name (Client, Server, wsse:… local part)
   std::string fault_text;  // its faultstring (Genesis's words: excerpt only)
   std::map<std::string, std::string> values;  // extract name → text; a missing path is absent

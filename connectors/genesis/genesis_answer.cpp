@@ -114,8 +114,7 @@ bool xpath_text(const pugi::xml_node& context, const std::string& path, std::str
   }
 }
 
-pugi::xpath_node_set xpath_nodes(const pugi::xml_node& context, const std::string& path,
-                                 bool& ok) {
+pugi::xpath_node_set xpath_nodes(const pugi::xml_node& context, const std::string& path, bool& ok) {
   ok = false;
   try {
     pugi::xpath_query q(path.c_str());
@@ -159,8 +158,8 @@ Answer read_soap_answer(const std::string& body, const AnswerSpec& spec) {
   Answer a;
   try {
     pugi::xml_document doc;
-    pugi::xml_parse_result r = doc.load_buffer(body.data(), body.size(), pugi::parse_default,
-                                               pugi::encoding_utf8);
+    pugi::xml_parse_result r =
+        doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
     if (!r) {
       a.broken = "not XML";
       return a;
@@ -238,8 +237,7 @@ Answer read_json_answer(const std::string& body, const AnswerSpec& spec) {
     if (!spec.candidates.empty()) {
       JsonPath p;
       std::string e;
-      const nlohmann::json* list =
-          JsonPath::parse(spec.candidates, p, e) ? p.find(doc) : nullptr;
+      const nlohmann::json* list = JsonPath::parse(spec.candidates, p, e) ? p.find(doc) : nullptr;
       a.candidates_valid = list != nullptr && list->is_array();
       if (a.candidates_valid) {
         for (const auto& item : *list) {

@@ -132,15 +132,23 @@ const ConfigSpec& appariement_spec() {
            "individu:{$.individu.id} or individu:{$.demande.individu_id} (several: the first "
            "that renders)"},
           {"search", F::String, "", false, "the search operation (candidates with scores)"},
-          {"search_types", F::StringList, "individu.*", false,
-           "message types that may search (the others wait for the pairing)"},
+          {"search_types", F::StringList, "", false,
+           "message types that may search (the others wait for the pairing); default "
+           "[individu.*]"},
           {"criteria", F::StringMap, "", false,
            "the search's criteria: name → JSON path over the context (missing values left "
            "out); the search's input is $.criteria"},
           {"auto_pair", F::Bool, "false", false,
            "pair without a person when exactly one candidate scores at least auto_score"},
-          {"auto_score", F::Float, "0.95", false, "the score of an automatic pairing", {},
-           nullptr, 0, 1},
+          {"auto_score",
+           F::Float,
+           "0.95",
+           false,
+           "the score of an automatic pairing",
+           {},
+           nullptr,
+           0,
+           1},
           {"callback", F::String, "", false,
            "destination that receives the candidates (message type candidates_type)"},
           {"candidates_type", F::String, "appariement.candidats", false,
@@ -171,7 +179,11 @@ const ConfigSpec& genesis_spec() {
   static const ConfigSpec s{
       "genesis",
       {
-          {"driver", F::String, "", true, "soap (SOAP 1.1, WS-Security) or rest (JSON)",
+          {"driver",
+           F::String,
+           "",
+           true,
+           "soap (SOAP 1.1, WS-Security) or rest (JSON)",
            {"soap", "rest"}},
           {"url", F::String, "", true, "the base endpoint (operations' paths are appended)"},
           {"timeout", F::Duration, "30s", false, "total time allowed for one request"},
@@ -181,24 +193,48 @@ const ConfigSpec& genesis_spec() {
           {"ca_file", F::String, "", false,
            "CA bundle to verify the server with (PEM); superseded by tls.ca_file"},
           tls_client_field(),
-          {"wss", F::Object, "", false, "soap: WS-Security UsernameToken (OASIS 2004)", {},
+          {"wss",
+           F::Object,
+           "",
+           false,
+           "soap: WS-Security UsernameToken (OASIS 2004)",
+           {},
            &wss_spec()},
           {"bearer_token", F::Secret, "", false, "rest: token sent as Authorization: Bearer"},
           {"basic_user", F::String, "", false, "HTTP basic authentication: user"},
           {"basic_password", F::Secret, "", false, "HTTP basic authentication: password"},
           {"namespaces", F::StringMap, "", false,
            "soap: prefix → URI shared by every operation (elements and XPaths)"},
-          {"operations", F::ObjectMap, "", true,
-           "name → operation (docs/connectors/genesis.md)", {}, &operation_spec()},
+          {"operations",
+           F::ObjectMap,
+           "",
+           true,
+           "name → operation (docs/connectors/genesis.md)",
+           {},
+           &operation_spec()},
           {"types", F::StringMap, "", true,
            "message type glob → operation name, first match wins (e.g. individu.*: "
            "personne_maj)"},
-          {"errors", F::ObjectMap, "", false,
-           "Genesis error code (or glob) → action and explanation", {}, &error_spec()},
-          {"default_error", F::Object, "", false,
-           "for an error code not in errors (default: reject)", {}, &error_spec()},
-          {"appariement", F::Object, "", false,
-           "pairing of persons with their Genesis record (docs/connectors/genesis.md)", {},
+          {"errors",
+           F::ObjectMap,
+           "",
+           false,
+           "Genesis error code (or glob) → action and explanation",
+           {},
+           &error_spec()},
+          {"default_error",
+           F::Object,
+           "",
+           false,
+           "for an error code not in errors (default: reject)",
+           {},
+           &error_spec()},
+          {"appariement",
+           F::Object,
+           "",
+           false,
+           "pairing of persons with their Genesis record (docs/connectors/genesis.md)",
+           {},
            &appariement_spec()},
       }};
   return s;
@@ -208,12 +244,23 @@ std::string xml_escape(const std::string& v) {
   std::string out;
   for (char c : v) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -412,7 +459,8 @@ class GenesisConnector final : public Connector {
       ops_[n] = read_operation(n, v, soap_, shared_ns);
     }
     types_ = c.string_map("types");
-    for (const auto& [pattern, v] : c.object_map("errors")) errors_.push_back(error_rule(pattern, v));
+    for (const auto& [pattern, v] : c.object_map("errors"))
+      errors_.push_back(error_rule(pattern, v));
     default_error_ = error_rule("*", c.object("default_error"));
     if (c.has("appariement")) read_appariement(c.object("appariement"));
   }
@@ -432,9 +480,9 @@ class GenesisConnector final : public Connector {
       }
     }
     if (op == nullptr) {
-      return Outcome::reject("config", 0,
-                             "no Genesis operation for message type '" + req.message->type +
-                                 "': add it to types");
+      return Outcome::reject(
+          "config", 0,
+          "no Genesis operation for message type '" + req.message->type + "': add it to types");
     }
     nlohmann::json ctx = context(req);
     const std::string& key = req.message->correlation;
@@ -475,6 +523,7 @@ class GenesisConnector final : public Connector {
     }
     app_.search = a.str("search");
     app_.search_types = a.strings("search_types");
+    if (app_.search_types.empty()) app_.search_types = {"individu.*"};
     for (const auto& [name, path] : a.string_map("criteria")) {
       JsonPath p;
       if (!JsonPath::parse(path, p, err)) {
@@ -525,8 +574,8 @@ class GenesisConnector final : public Connector {
     CURL* h = handles_.at(req.slot);
     std::string path, err;
     if (!op.path.render(ctx, path, err, [h](const std::string& v) { return url_escape(h, v); })) {
-      call.failure = Outcome::reject("config", 0,
-                                     "Genesis " + op.name + ": cannot build the path: " + err);
+      call.failure =
+          Outcome::reject("config", 0, "Genesis " + op.name + ": cannot build the path: " + err);
       return call;
     }
     std::string body;
@@ -555,8 +604,10 @@ class GenesisConnector final : public Connector {
       if (!body.empty()) headers.emplace_back("Content-Type: application/json");
     }
     headers.push_back("X-Relais-Message-Id: " + req.message->id);
-    HttpAnswer a = calendar::http_exchange(h, op.method, url_ + path, headers, body, transfer_,
-                                           auth_, op.idempotent ? Send::Idempotent : Send::Once);
+    // A WS-Security request carries a nonce the peer refuses to see twice: never re-sent as is.
+    Send send = !op.idempotent ? Send::Once : wss_ ? Send::Fresh : Send::Idempotent;
+    HttpAnswer a =
+        calendar::http_exchange(h, op.method, url_ + path, headers, body, transfer_, auth_, send);
     if (a.rc != CURLE_OK) {
       call.failure = calendar::network_failure(a, "Genesis");
       return call;
@@ -613,8 +664,9 @@ class GenesisConnector final : public Connector {
     }
     if (a.fault && a.fault_code == "MessageExpired") {
       return Outcome::retry("clock", static_cast<int>(status),
-                            what + ": the WS-Security timestamp was refused as stale (check the "
-                                   "clocks of relais and Genesis)");
+                            what +
+                                ": the WS-Security timestamp was refused as stale (check the "
+                                "clocks of relais and Genesis)");
     }
     std::string code = a.value("error_code");
     if (!code.empty()) return business(code, status);
@@ -625,17 +677,19 @@ class GenesisConnector final : public Connector {
     if (a.fault) {
       bool server = a.fault_code == "Server" || a.fault_code == "Receiver";
       std::string text = what + " answered a SOAP Fault (" + a.fault_code + ")";
-      if (server) return Outcome::retry("genesis", static_cast<int>(status), text + ": will try again");
-      return Outcome::reject("genesis", static_cast<int>(status), text + ": the request was refused");
+      if (server)
+        return Outcome::retry("genesis", static_cast<int>(status), text + ": will try again");
+      return Outcome::reject("genesis", static_cast<int>(status),
+                             text + ": the request was refused");
     }
     if (!status_matches(op.success_status, status)) {
       if (classify_http_status(status) == Outcome::Kind::Retry) {
         return retry_or_throttle(status, h.header("retry-after"), now(), max_retry_after_ms_,
                                  "HTTP " + std::to_string(status) + " from " + what);
       }
-      return Outcome::reject("http", static_cast<int>(status),
-                             "HTTP " + std::to_string(status) + " from " + what +
-                                 ": the request was refused");
+      return Outcome::reject(
+          "http", static_cast<int>(status),
+          "HTTP " + std::to_string(status) + " from " + what + ": the request was refused");
     }
     if (!a.parsed) {
       // A broken answer is not an empty one: the outcome is unclear.
@@ -673,8 +727,8 @@ class GenesisConnector final : public Connector {
     try {
       return xrefs_->get(name_, key);
     } catch (const std::exception& e) {
-      failed = Outcome::retry("store", 0, std::string("cannot read the cross-reference: ") +
-                                              e.what());
+      failed =
+          Outcome::retry("store", 0, std::string("cannot read the cross-reference: ") + e.what());
       return std::nullopt;
     }
   }
@@ -692,8 +746,8 @@ class GenesisConnector final : public Connector {
       return true;
     } catch (const std::exception& e) {
       failed = Outcome::retry(
-          "store", 0, std::string("Genesis record written but the cross-reference could not be: ") +
-                          e.what());
+          "store", 0,
+          std::string("Genesis record written but the cross-reference could not be: ") + e.what());
       return false;
     }
   }
@@ -859,9 +913,9 @@ class GenesisConnector final : public Connector {
     Call s = exec(ops_.at(app_.search), ctx, req);
     if (!s.ok) return s.failure;
     if (!s.answer.candidates_valid) {
-      Outcome o = Outcome::retry("genesis", static_cast<int>(s.status),
-                                 "Genesis " + app_.search +
-                                     ": the answer holds no list of candidates");
+      Outcome o =
+          Outcome::retry("genesis", static_cast<int>(s.status),
+                         "Genesis " + app_.search + ": the answer holds no list of candidates");
       o.excerpt = s.raw;
       return o;
     }
@@ -909,12 +963,9 @@ class GenesisConnector final : public Connector {
   // tried again at the next attempt (remembered in memory).
   std::optional<Outcome> post_candidates(const std::string& person, const Pairing& p) {
     if (app_.callback.empty() || hub_ == nullptr) return std::nullopt;
-    nlohmann::json body = {{"event", app_.candidates_type},
-                           {"personne", person},
-                           {"partenaire", app_.partner},
-                           {"appariement", p.id},
-                           {"destination", name_},
-                           {"candidats", nlohmann::json::array()}};
+    nlohmann::json body = {{"event", app_.candidates_type}, {"personne", person},
+                           {"partenaire", app_.partner},    {"appariement", p.id},
+                           {"destination", name_},          {"candidats", nlohmann::json::array()}};
     for (const auto& c : p.candidates) {
       nlohmann::json item = c.summary.is_object() ? c.summary : nlohmann::json::object();
       item["genesis_id"] = c.external_id;
@@ -927,8 +978,7 @@ class GenesisConnector final : public Connector {
     if (!st.ok) {
       unposted_.insert(person);
       return Outcome::retry("hub", st.http_status,
-                            "candidats Genesis non transmis à " + app_.callback + " : " +
-                                st.error);
+                            "candidats Genesis non transmis à " + app_.callback + " : " + st.error);
     }
     unposted_.erase(person);
     return std::nullopt;
@@ -951,20 +1001,20 @@ class GenesisConnector final : public Connector {
     const nlohmann::json* pv = app_.choice_person.find(*req.body);
     const nlohmann::json* iv = app_.choice_id.find(*req.body);
     if (pv == nullptr || !scalar_text(*pv, person) || person.empty()) {
-      return Outcome::reject("mapping", 0,
-                             "choix d'appariement sans personne (" + app_.choice_person.text() +
-                                 ")");
+      return Outcome::reject(
+          "mapping", 0, "choix d'appariement sans personne (" + app_.choice_person.text() + ")");
     }
     if (iv == nullptr || !scalar_text(*iv, id) || id.empty()) {
-      return Outcome::reject("mapping", 0,
-                             "choix d'appariement sans identifiant Genesis (" +
-                                 app_.choice_id.text() + ")");
+      return Outcome::reject(
+          "mapping", 0,
+          "choix d'appariement sans identifiant Genesis (" + app_.choice_id.text() + ")");
     }
     Status st;
     std::optional<Pairing> p = pairings_->get(app_.partner, person, st);
     if (!st.ok) return Outcome::retry("store", st.http_status, "pairings: " + st.detail);
-    bool proposed = p && std::any_of(p->candidates.begin(), p->candidates.end(),
-                                     [&](const PairingCandidate& c) { return c.external_id == id; });
+    bool proposed =
+        p && std::any_of(p->candidates.begin(), p->candidates.end(),
+                         [&](const PairingCandidate& c) { return c.external_id == id; });
     if (!proposed && !(p && p->state == PairingState::Paired && p->external_id == id)) {
       if (app_.verify.empty()) {
         return Outcome::reject("genesis", 0,
@@ -978,7 +1028,8 @@ class GenesisConnector final : public Connector {
         if (v.failure.kind != Outcome::Kind::Reject) return v.failure;
         Outcome o = Outcome::reject("genesis", v.failure.code,
                                     "appariement refusé : identifiant Genesis inconnu de Genesis "
-                                    "(" + v.failure.text + ")");
+                                    "(" +
+                                        v.failure.text + ")");
         o.excerpt = v.failure.excerpt;
         return o;
       }

@@ -132,7 +132,9 @@ GenesisSimulator::GenesisSimulator(Protocol p)
   sink_.set_responder([this](const tools::SinkRequest& r) { return serve(r); });
 }
 
-GenesisSimulator::~GenesisSimulator() { sink_.set_responder(nullptr); }
+GenesisSimulator::~GenesisSimulator() {
+  sink_.set_responder(nullptr);
+}
 
 std::string GenesisSimulator::url() const {
   return "http://127.0.0.1:" + std::to_string(sink_.port()) +
@@ -260,8 +262,11 @@ tools::SinkResponse GenesisSimulator::serve(const tools::SinkRequest& r) {
     if (faulty && f == Fault::Http500) {
       reply = Reply{500, "text/html", "<html><body>Internal Server Error</body></html>", {}, false};
     } else if (faulty && f == Fault::Http503) {
-      reply = Reply{503, "text/html", "<html><body>Service Unavailable</body></html>",
-                    {{"Retry-After", retry_after_}}, false};
+      reply = Reply{503,
+                    "text/html",
+                    "<html><body>Service Unavailable</body></html>",
+                    {{"Retry-After", retry_after_}},
+                    false};
     } else if (faulty && f == Fault::SoapServerFault) {
       reply = protocol_ == Protocol::Soap
                   ? soap_fault("soap:Server", "Erreur technique Genesis", "")
@@ -313,7 +318,8 @@ GenesisSimulator::Reply GenesisSimulator::soap(const tools::SinkRequest& r, std:
     auto it = r.headers.find(name);
     return it == r.headers.end() ? std::string() : it->second;
   };
-  if (r.method != "POST") return violation("SOAP over " + r.method, Reply{405, "text/plain", "", {}, false});
+  if (r.method != "POST")
+    return violation("SOAP over " + r.method, Reply{405, "text/plain", "", {}, false});
   if (header("content-type").rfind("text/xml", 0) != 0) {
     return violation("content type " + header("content-type"),
                      Reply{415, "text/plain", "text/xml expected", {}, false});
@@ -380,8 +386,11 @@ GenesisSimulator::Reply GenesisSimulator::rest(const tools::SinkRequest& r, std:
     return it == r.headers.end() ? std::string() : it->second;
   };
   auto error = [](int status, const std::string& code, const std::string& msg) {
-    return Reply{status, "application/json",
-                 json{{"erreur", {{"code", code}, {"message", msg}}}}.dump(), {}, false};
+    return Reply{status,
+                 "application/json",
+                 json{{"erreur", {{"code", code}, {"message", msg}}}}.dump(),
+                 {},
+                 false};
   };
   if (header("authorization") != "Bearer " + token_) {
     return violation("bad bearer token", error(401, "AUTH", "jeton invalide"));
@@ -445,7 +454,8 @@ nlohmann::json GenesisSimulator::search(const json& in) const {
   std::vector<std::pair<double, const SimPerson*>> found;
   for (const auto& [id, p] : persons_) {
     double s = 0;
-    if (!nom.empty() && (upper(p.nom_naissance) == nom || upper(p.nom_usage) == nom)) s += 0.35;
+    if (!nom.empty() && (upper(p.nom_naissance) == nom || upper(p.nom_usage) == nom))
+      s += 0.35;
     else if (!usage.empty() && (upper(p.nom_usage) == usage || upper(p.nom_naissance) == usage))
       s += 0.3;
     std::string first = upper(p.prenoms.substr(0, p.prenoms.find(' ')));
@@ -591,8 +601,10 @@ GenesisSimulator::Reply GenesisSimulator::soap_answer(const std::string& op, con
 GenesisSimulator::Reply GenesisSimulator::rest_answer(const std::string& op, const Result& res) {
   (void)op;
   if (!res.ok) {
-    return Reply{res.http, "application/json",
-                 json{{"erreur", {{"code", res.code}, {"message", res.message}}}}.dump(), {},
+    return Reply{res.http,
+                 "application/json",
+                 json{{"erreur", {{"code", res.code}, {"message", res.message}}}}.dump(),
+                 {},
                  false};
   }
   return Reply{res.http, "application/json", res.fields.dump(), {}, false};

@@ -103,7 +103,7 @@ class GenesisSimulator {
   struct Result {
     bool ok = true;
     int http = 200;
-    std::string code, message;  // business error
+    std::string code, message;     // business error
     json fields = json::object();  // ok: the answer's fields (identifiant, candidats…)
   };
 
