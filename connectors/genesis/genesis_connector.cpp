@@ -98,6 +98,13 @@ const ConfigSpec& operation_spec() {
            "the operation used instead when the key already has a Genesis id (create → update)"},
           {"person", F::Bool, "false", false,
            "the operation needs the person's Genesis id ($.pairing.id): appariement first"},
+          {"unknown_ref",
+           F::String,
+           "reject",
+           false,
+           "when the operation uses $.ref.id and the key has no Genesis id yet (its create was "
+           "never delivered, e.g. skipped): reject (dead, explained) or skip",
+           {"reject", "skip"}},
           {"idempotent", F::Bool, "", false,
            "sending it twice is harmless (default: false for creates, else from the method; "
            "soap: true unless creates)"},
@@ -298,6 +305,8 @@ struct Operation {
   std::string find;
   std::string if_known;
   bool person = false;
+  bool needs_ref = false;  // a template reads $.ref (the key's Genesis id)
+  bool skip_unknown_ref = false;
   bool idempotent = true;
 };
 
@@ -398,6 +407,10 @@ Operation read_operation(const std::string& name, const ConfigView& c, bool soap
   op.find = c.str("find");
   op.if_known = c.str("if_known");
   op.person = c.boolean("person");
+  op.skip_unknown_ref = c.str("unknown_ref") == "skip";
+  std::string texts = c.str("path") + c.str("body");
+  for (const auto& [target, tpl] : c.string_map("set")) texts += tpl;
+  op.needs_ref = texts.find("{$.ref.") != std::string::npos;
   if (c.has("idempotent")) {
     op.idempotent = c.boolean("idempotent");
   } else {
@@ -783,6 +796,12 @@ class GenesisConnector final : public Connector {
     if (x) {
       ctx["ref"] = {{"id", x->external_id}};
       if (!op->if_known.empty()) op = &ops_.at(op->if_known);
+    }
+    if (op->needs_ref && !x) {
+      std::string why = "aucun dossier Genesis connu pour " + key +
+                        " (sa création n'a pas été transmise à Genesis)";
+      if (op->skip_unknown_ref) return Outcome::skip(why + " : rien à mettre à jour");
+      return Outcome::reject("genesis", 0, "Genesis " + op->name + " : " + why);
     }
     if (op->person && !ctx.contains("pairing")) {
       return Outcome::reject("config", 0, "operation " + op->name + " needs appariement");

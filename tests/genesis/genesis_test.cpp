@@ -434,6 +434,21 @@ TEST_P(GenesisDriver, LostCreateAnswerIsNotDuplicated) {
   EXPECT_TRUE(h.sim().violations().empty()) << h.sim().violations().front();
 }
 
+// A status for a request whose creation never reached Genesis (skipped by the mapping: no
+// instruction) has nothing to update: skipped, said so.
+TEST_P(GenesisDriver, StatusOfARequestGenesisNeverHadIsSkipped) {
+  GenesisHarness h(GetParam());
+  auto closed = demande(99, 7, "demande.closed", "clos");
+  Outcome o = h.send("demande.closed", "demande:99", closed.body, closed.mapped);
+  ASSERT_EQ(o.kind, Outcome::Kind::Skip) << outcome_text(o);
+  EXPECT_NE(o.text.find("aucun dossier Genesis connu pour demande:99"), std::string::npos);
+  EXPECT_TRUE(h.sim().received().empty());
+  h.node()["operations"]["processus_statut"]["unknown_ref"] = "reject";
+  h.build();
+  o = h.send("demande.closed", "demande:99", closed.body, closed.mapped);
+  EXPECT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+}
+
 TEST_P(GenesisDriver, CandidatesNotPostedAreTriedAgain) {
   GenesisHarness h(GetParam());
   h.sim().add_person(person("DUPONT", "Jean", "1962-09-22"));

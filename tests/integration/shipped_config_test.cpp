@@ -246,6 +246,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   EXPECT_EQ(genesis.processes()[0].personne, dupont_id);
   EXPECT_EQ(genesis.processes()[0].id_externe, "CMS76-DEM-547");
   EXPECT_EQ(genesis.person(dupont_id)->id_externe, "CMS76-IND-58123");
+  ASSERT_EQ(applied.size(), 3u);  // the request's closure: the process's status
+  EXPECT_EQ(applied[2], genesis.processes()[0].id.insert(0, "changerStatutProcessus ") + " clos");
+  EXPECT_EQ(genesis.processes()[0].statut, "clos");
   EXPECT_EQ(delivered["genesis"], static_cast<int>(applied.size()) + 1);  // + the choice
   for (const auto& r : portal.sink.requests()) {
     EXPECT_EQ(r.method, "POST");
