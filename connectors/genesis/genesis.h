@@ -99,13 +99,11 @@ struct WsseToken {
   bool digest = false;
 };
 // `nonce`: raw bytes (16 random ones in production); `created`: UTC, e.g.
-// 2026-12-07T08:00:00Z.
+// 2026-12-07T08:00:00.000Z (format_rfc3339).
 std::string wsse_header(const WsseToken& t, const std::string& nonce, const std::string& created);
 // Base64(SHA-1(nonce + created + password)), as the digest is computed by both sides.
 std::string wsse_digest(const std::string& nonce, const std::string& created,
                         const std::string& password);
-// "2026-12-07T08:00:00Z" for a time in milliseconds since the epoch.
-std::string utc_text(Millis t);
 
 // The SOAP 1.1 envelope around `body_xml` (one or more elements, with their own namespace
 // declarations) with `header_xml` (may be empty) in soap:Header.

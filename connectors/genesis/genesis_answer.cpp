@@ -142,6 +142,32 @@ bool make_candidate(const std::map<std::string, std::string>& fields, PairingCan
   return true;
 }
 
+// Reads the fields of one candidate with `read(path, text)` and adds it when it has an id and a
+// score (at most kMaxCandidates).
+template <typename Read>
+void add_candidate(Answer& a, const std::map<std::string, std::string>& paths, Read read) {
+  if (a.candidates.size() >= kMaxCandidates) return;
+  std::map<std::string, std::string> fields;
+  for (const auto& [name, path] : paths) {
+    std::string v;
+    if (read(path, v)) fields[name] = v;
+  }
+  PairingCandidate c;
+  if (make_candidate(fields, c)) a.candidates.push_back(std::move(c));
+}
+
+// Runs a reader; whatever escapes it (a library that throws, memory) is a broken answer.
+template <typename Reader>
+Answer guarded(Reader read) {
+  try {
+    return read();
+  } catch (...) {
+    Answer a;
+    a.broken = "unreadable answer";
+    return a;
+  }
+}
+
 bool json_text(const nlohmann::json& doc, const std::string& path, std::string& out) {
   JsonPath p;
   std::string err;
@@ -155,8 +181,8 @@ bool json_text(const nlohmann::json& doc, const std::string& path, std::string& 
 }  // namespace
 
 Answer read_soap_answer(const std::string& body, const AnswerSpec& spec) {
-  Answer a;
-  try {
+  return guarded([&] {
+    Answer a;
     pugi::xml_document doc;
     pugi::xml_parse_result r =
         doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
@@ -194,26 +220,18 @@ Answer read_soap_answer(const std::string& body, const AnswerSpec& spec) {
       pugi::xpath_node_set set = xpath_nodes(doc, spec.candidates, ok);
       a.candidates_valid = ok && !a.fault;
       for (const pugi::xpath_node& n : set) {
-        if (a.candidates.size() >= kMaxCandidates) break;
-        std::map<std::string, std::string> fields;
-        for (const auto& [name, path] : spec.candidate) {
-          std::string v;
-          if (xpath_text(n.node(), path, v)) fields[name] = v;
-        }
-        PairingCandidate c;
-        if (make_candidate(fields, c)) a.candidates.push_back(std::move(c));
+        add_candidate(a, spec.candidate, [&](const std::string& path, std::string& v) {
+          return xpath_text(n.node(), path, v);
+        });
       }
     }
-  } catch (...) {
-    a = Answer{};
-    a.broken = "unreadable answer";
-  }
-  return a;
+    return a;
+  });
 }
 
 Answer read_json_answer(const std::string& body, const AnswerSpec& spec) {
-  Answer a;
-  try {
+  return guarded([&] {
+    Answer a;
     nlohmann::json doc;
     if (trim(body).empty()) {
       a.parsed = true;  // 204 and friends: nothing to read
@@ -241,23 +259,15 @@ Answer read_json_answer(const std::string& body, const AnswerSpec& spec) {
       a.candidates_valid = list != nullptr && list->is_array();
       if (a.candidates_valid) {
         for (const auto& item : *list) {
-          if (a.candidates.size() >= kMaxCandidates) break;
           if (!item.is_object()) continue;
-          std::map<std::string, std::string> fields;
-          for (const auto& [name, path] : spec.candidate) {
-            std::string v;
-            if (json_text(item, path, v)) fields[name] = v;
-          }
-          PairingCandidate c;
-          if (make_candidate(fields, c)) a.candidates.push_back(std::move(c));
+          add_candidate(a, spec.candidate, [&](const std::string& path, std::string& v) {
+            return json_text(item, path, v);
+          });
         }
       }
     }
-  } catch (...) {
-    a = Answer{};
-    a.broken = "unreadable answer";
-  }
-  return a;
+    return a;
+  });
 }
 
 std::string check_xpath(const std::string& path) {
@@ -305,15 +315,6 @@ std::string wsse_header(const WsseToken& t, const std::string& nonce, const std:
   std::ostringstream s;
   doc.save(s, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
   return s.str();
-}
-
-std::string utc_text(Millis t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string soap_envelope(const std::string& header_xml, const std::string& body_xml) {

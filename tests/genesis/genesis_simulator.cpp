@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "tests/support/sim_text.h"
 
@@ -78,18 +79,6 @@ std::string text_of(const nlohmann::json& in, const char* key) {
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
-}
-
-bool parse_utc(const std::string& t, int64_t& ms) {
-  std::tm tm{};
-  std::istringstream s(t);
-  s >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (s.fail()) return false;
-  std::string rest;
-  s >> rest;
-  if (rest != "Z") return false;
-  ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  return true;
 }
 
 std::string sha1_base64(const std::string& data) {
@@ -369,7 +358,9 @@ GenesisSimulator::Reply GenesisSimulator::soap(const tools::SinkRequest& r, std:
   }
   if (!good) return refuse("authentication failed", "wsse:FailedAuthentication");
   int64_t at = 0;
-  if (!parse_utc(created.child_value(), at) || std::llabs(at - now_()) > 5 * 60 * 1000) {
+  std::string when = created.child_value();
+  if (when.empty() || when.back() != 'Z' || !parse_rfc3339(when, at) ||
+      std::llabs(at - now_()) > 5 * 60 * 1000) {
     return refuse("Created outside five minutes", "wsse:MessageExpired");
   }
   if (!nonces_.insert(nonce.child_value()).second) {

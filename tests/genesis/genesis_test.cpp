@@ -513,9 +513,9 @@ TEST(GenesisSecurity, StaleCreatedIsAClockProblemAndEveryNonceIsFresh) {
 TEST(GenesisSecurity, SimulatorRefusesAReplayedNonce) {
   GenesisSimulator sim(P::Soap);
   sim.set_account("relais", "pw", true);
-  std::string created = genesis::utc_text(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
+  std::string created = format_rfc3339(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
   std::string env = genesis::soap_envelope(
       genesis::wsse_header({"relais", "pw", true}, "0123456789abcdef", created),
       R"(<g:rechercherPersonne xmlns:g="urn:worldline:genesis:1.0"><g:nomUsage>X</g:nomUsage>)"

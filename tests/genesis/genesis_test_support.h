@@ -24,6 +24,7 @@
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
 #include "tests/genesis/genesis_simulator.h"
+#include "tests/support/deliver.h"
 
 namespace relais::testing {
 
@@ -160,15 +161,7 @@ class GenesisHarness {
     m.type = type;
     m.correlation = key;
     m.body = body.dump();
-    std::string payload = mapped.dump();
-    DeliveryRequest r;
-    r.delivery_id = seq_;
-    r.message = &m;
-    r.body = &body;
-    r.mapped = &mapped;
-    r.payload = &payload;
-    r.content_type = "application/json";
-    return connector_->deliver(r);
+    return deliver_mapped(*connector_, m, body, mapped, seq_);
   }
 
  private:
