@@ -83,6 +83,7 @@ export CMS76_TOKEN=$TOKEN RELAIS_ADMIN_TOKEN=$ADMIN
 # Genesis is a SOAP destination with WS-Security (docs/connectors/genesis.md): its password file.
 (umask 077 && echo bench >"$TMP/genesis.password")
 export GENESIS_URL=$SINK_URL/genesis GENESIS_USER=bench GENESIS_PASSWORD_FILE=$TMP/genesis.password
+export GENESIS_INBOUND_TOKEN=bench-genesis-inbound-0123456789
 export CMS76_API_URL=$SINK_URL/cms76 CMS76_API_TOKEN=bench PORTAIL_URL=$SINK_URL/portail
 export PORTAIL_USER=bench PORTAIL_PASSWORD=bench BAN_URL=$SINK_URL/ban
 export KANNEL_SENDSMS_URL=$SINK_URL/kannel KANNEL_USER=bench KANNEL_PASSWORD=bench

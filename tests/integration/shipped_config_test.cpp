@@ -83,8 +83,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   const std::string dupont_id = genesis.add_person(dupont);
   dupont.commune = "DIEPPE";
   genesis.add_person(dupont);
-  Recorder cms76_api("Bearer cms76-api-test-token");
   Recorder portal("Basic " + std::string("cG9ydGFpbDpwb3J0YWlsLXNlY3JldA=="));  // portail:…
+  // CMS76's own API: the Genesis candidates of a person to pair, and Genesis → CMS76.
+  Recorder cms76("Bearer cms76-api-test-token");
   testing::GraphSimulator graph;
   graph.set_credentials("relais-client", "relais-secret");
   graph.add_mailbox("lea.gosselin@example.org");
@@ -114,7 +115,8 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"GENESIS_URL", genesis.url()},
       {"GENESIS_USER", "relais-genesis"},
       {"GENESIS_PASSWORD_FILE", genesis_password},
-      {"CMS76_API_URL", cms76_api.url()},
+      {"GENESIS_INBOUND_TOKEN", "genesis-inbound-test-token-0123456789"},
+      {"CMS76_API_URL", cms76.url()},
       {"CMS76_API_TOKEN", "cms76-api-test-token"},
       {"PORTAIL_URL", portal.url()},
       {"PORTAIL_USER", "portail"},
@@ -174,6 +176,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     return settled;
   };
   std::vector<std::string> ids;
+  std::vector<json> sent;  // the body of each message of `ids`
   for (const auto& e : events) {
     clock.set(std::max(clock.now_ms(), instant(e["occurred_at"])));
     AcceptRequest a;
@@ -182,6 +185,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     AcceptResponse r = hub.accept(a);
     ASSERT_EQ(r.status, 202) << e["id"] << ": " << r.detail;
     ids.push_back(r.id);
+    sent.push_back(e);
     Millis next = 0;
     ASSERT_TRUE(
         wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
@@ -189,7 +193,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     if (e["event"] == "individu.created") {
       // Genesis has two Jean DUPONT born the same day: the candidates went to CMS76, whose
       // person chooses; the choice comes back as a message.
-      auto got = cms76_api.sink.requests();
+      auto got = cms76.sink.requests();
       ASSERT_EQ(got.size(), 1u) << "no candidates sent to CMS76";
       EXPECT_EQ(got[0].path, "/api/appariements/genesis");
       json candidates = json::parse(got[0].body);
@@ -204,10 +208,29 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       AcceptResponse cr = hub.accept(c);
       ASSERT_EQ(cr.status, 202) << cr.detail;
       ids.push_back(cr.id);
+      sent.push_back(choice);
       ASSERT_TRUE(
           wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
           << "not settled after the choice";
     }
+  }
+  // Genesis decides on the request: the decision goes back to the person's record in CMS76.
+  {
+    json decision = {
+        {"evenement", "aide.accordee"},
+        {"id", "GEN-2019-0001"},
+        {"date", "2019-06-03T10:12:00+02:00"},
+        {"personne", {{"id_genesis", "G-000123"}, {"id_cms76", 58123}}},
+        {"processus", {{"id", "P-2019-778"}, {"etat", "Accordé"}, {"demande_cms76", 547}}},
+        {"aide", {{"nature", "Secours d'urgence"}, {"montant", 150.0}}}};
+    clock.set(std::max(clock.now_ms(), instant(decision["date"])));
+    AcceptRequest a;
+    a.source = "genesis";
+    a.body = decision.dump();
+    AcceptResponse r = hub.accept(a);
+    ASSERT_EQ(r.status, 202) << r.detail;
+    ids.push_back(r.id);
+    sent.push_back(decision);
   }
   // Then the days go by until nothing is left to do (reminders wait for their day).
   for (int step = 0; step < 20; ++step) {
@@ -223,11 +246,12 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   for (size_t i = 0; i < ids.size(); ++i) {
     auto rec = hub.store().message(ids[i], true);
     ASSERT_TRUE(rec) << ids[i];
-    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i]["event"];
+    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << sent[i].dump().substr(0, 60);
     for (const auto& d : rec->deliveries) {
       EXPECT_TRUE(d.state == DeliveryState::Delivered || d.state == DeliveryState::Skipped)
-          << events[i]["event"] << " → " << d.destination << " (" << d.mapping
-          << "): " << to_string(d.state) << ", " << d.last_outcome << " " << d.last_text;
+          << sent[i].value("event", sent[i].value("evenement", "")) << " → " << d.destination
+          << " (" << d.mapping << "): " << to_string(d.state) << ", " << d.last_outcome << " "
+          << d.last_text;
       if (d.state == DeliveryState::Delivered) ++delivered[d.destination];
     }
   }
@@ -256,6 +280,12 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   }
   EXPECT_EQ(static_cast<int>(portal.sink.requests().size()), delivered["portail"]);
   EXPECT_GE(delivered["portail"], 1);
+  // CMS76's API got the candidates, then Genesis's decision on the person's record, once.
+  auto to_cms76 = cms76.sink.requests();
+  ASSERT_EQ(to_cms76.size(), 2u);
+  EXPECT_EQ(to_cms76[0].path, "/api/appariements/genesis");
+  EXPECT_EQ(to_cms76[1].path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(json::parse(to_cms76[1].body).value("etat", ""), "Accordé");
   // The RDV was planned, moved, then cancelled: it was in the calendar, and is gone.
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_EQ(delivered["agenda"], 3);
