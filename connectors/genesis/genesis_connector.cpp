@@ -478,6 +478,29 @@ class GenesisConnector final : public Connector {
 
   Status probe() override { return probe_connection(url_, transfer_); }
 
+  // Wakes the person's own deliveries now and holds the others until one of those has gone
+  // (all at once when the person has none waiting). `except_key`: this delivery's own key,
+  // which is running and needs no wake-up.
+  void wake_in_order(const std::string& person, const std::vector<PairingWaiter>& woken,
+                     const std::string& except_key = {}) {
+    std::vector<PairingWaiter> first, later;
+    for (const auto& w : woken) {
+      if (w.destination == name_ && w.key == except_key) continue;
+      (w.key == person ? first : later).push_back(w);
+    }
+    bool self_is_person = !except_key.empty() && except_key == person;
+    if (first.empty() && !self_is_person) {
+      wake(later);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& h = held_[person];
+      h.insert(h.end(), later.begin(), later.end());
+    }
+    wake(first);
+  }
+
   Outcome deliver(const DeliveryRequest& req) override {
     if (req.message == nullptr || req.body == nullptr) {
       return Outcome::reject("config", 0, "no message to deliver");
@@ -866,28 +889,6 @@ class GenesisConnector final : public Connector {
     return o;
   }
 
-  // Wakes the person's own deliveries now and holds the others until one of those has gone
-  // (all at once when the person has none waiting).
-  void wake_in_order(const std::string& person, const std::vector<PairingWaiter>& woken,
-                     const std::string& except_key = {}) {
-    std::vector<PairingWaiter> first, later;
-    for (const auto& w : woken) {
-      if (w.destination == name_ && w.key == except_key) continue;
-      (w.key == person ? first : later).push_back(w);
-    }
-    bool self_is_person = !except_key.empty() && except_key == person;
-    if (first.empty() && !self_is_person) {
-      wake(later);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto& h = held_[person];
-      h.insert(h.end(), later.begin(), later.end());
-    }
-    wake(first);
-  }
-
   Outcome waiting() const {
     return Outcome::defer(now() + app_.recheck_ms, "en attente d'appariement Genesis");
   }
@@ -1086,6 +1087,18 @@ class GenesisConnector final : public Connector {
   std::map<std::string, std::vector<PairingWaiter>> held_;  // person → woken after its own
   std::set<std::string> unposted_;                          // persons whose candidates wait
 };
+
+}  // namespace
+
+bool wake_after_pairing(Connector& connector, const std::string& person,
+                        const std::vector<PairingWaiter>& woken) {
+  auto* c = dynamic_cast<GenesisConnector*>(&connector);
+  if (c == nullptr) return false;
+  c->wake_in_order(person, woken);
+  return true;
+}
+
+namespace {
 
 void check(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
   check_tls_client(c.object("tls"), file, errors);

@@ -299,6 +299,68 @@ TEST_P(GenesisDriver, ChoiceWakesThePersonFirstThenItsRequests) {
   EXPECT_TRUE(h.sim().violations().empty()) << h.sim().violations().front();
 }
 
+// A pairing made in the console (the pairing store directly, as the API does) wakes the
+// deliveries in the same order through wake_after_pairing.
+TEST_P(GenesisDriver, ConsoleChoiceWakesThePersonFirstToo) {
+  GenesisHarness h(GetParam());
+  std::string id = h.sim().add_person(person("DUPONT", "Jean", "1962-09-22"));
+  auto ind = individu(58123, "DUPONT", "Jean", "1962-09-22");
+  auto dem = demande(547, 58123, "demande.created", "ouvert");
+  ASSERT_EQ(h.send("demande.created", "demande:547", dem.body, dem.mapped).kind,
+            Outcome::Kind::Defer);
+  ASSERT_EQ(h.send("individu.created", "individu:58123", ind.body, ind.mapped).kind,
+            Outcome::Kind::Defer);
+  EXPECT_EQ(times(h.sim(), "rechercherPersonne"), 1);  // the request's wait did not stop it
+  std::vector<PairingWaiter> woken;
+  ASSERT_TRUE(h.pairings().pair("genesis", "individu:58123", id, "console", "agent", woken).ok);
+  ASSERT_EQ(woken.size(), 2u);
+  ASSERT_TRUE(genesis::wake_after_pairing(h.connector(), "individu:58123", woken));
+  EXPECT_EQ(h.hub().wakes(), std::vector<std::string>{"genesis individu:58123"});
+  ASSERT_EQ(h.send("individu.created", "individu:58123", ind.body, ind.mapped).kind,
+            Outcome::Kind::Delivered);
+  EXPECT_EQ(h.hub().wakes(),
+            (std::vector<std::string>{"genesis individu:58123", "genesis demande:547"}));
+  ASSERT_EQ(h.send("demande.created", "demande:547", dem.body, dem.mapped).kind,
+            Outcome::Kind::Delivered);
+  auto applied = h.sim().applied();
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_EQ(applied[0], "mettreAJourPersonne " + id);
+  // Another kind of destination is left to the caller.
+  Registries registries;
+  YAML::Node http = YAML::Load("url: http://127.0.0.1:9/x\n");
+  ConnectorContext ctx;
+  ctx.name = "autre";
+  ctx.config = ConfigView(http, {registries.connectors.find("http")->spec}, "connectors.autre");
+  ctx.clock = &h.clock();
+  auto other = registries.connectors.find("http")->create(ctx);
+  EXPECT_FALSE(genesis::wake_after_pairing(*other, "individu:58123", woken));
+}
+
+// An undone pairing makes the person's next messages wait again: a person's message searches
+// anew, a request waits.
+TEST_P(GenesisDriver, UndoneAppariementHoldsTheNextMessagesAgain) {
+  GenesisHarness h(GetParam(), [](YAML::Node& n) { n["appariement"]["auto_pair"] = true; });
+  h.sim().add_person(person("MARTIN", "Elodie", "1990-01-31", "F"));
+  auto ind = individu(7, "MARTIN", "Elodie", "1990-01-31", "F");
+  ASSERT_EQ(h.send("individu.created", "individu:7", ind.body, ind.mapped).kind,
+            Outcome::Kind::Delivered);
+  ASSERT_TRUE(h.pairings().undo("genesis", "individu:7", "agent", "mauvaise fiche").ok);
+  h.sim().add_person(person("MARTIN", "Elodie", "1990-01-31", "F", "DIEPPE"));  // now two
+  auto dem = demande(8, 7, "demande.created", "ouvert");
+  Outcome o = h.send("demande.created", "demande:8", dem.body, dem.mapped);
+  EXPECT_EQ(o.kind, Outcome::Kind::Defer) << outcome_text(o);
+  o = h.send("individu.updated", "individu:7", ind.body, ind.mapped);
+  EXPECT_EQ(o.kind, Outcome::Kind::Defer) << outcome_text(o);
+  EXPECT_EQ(times(h.sim(), "rechercherPersonne"), 2);
+  ASSERT_EQ(h.hub().posts().size(), 1u);
+  EXPECT_EQ(h.hub().posts()[0].body["candidats"].size(), 2u);
+  Status st;
+  auto p = h.pairings().get("genesis", "individu:7", st);
+  EXPECT_EQ(p->state, PairingState::Waiting);
+  EXPECT_EQ(p->waiters.size(), 2u);
+  EXPECT_TRUE(h.sim().processes().empty());
+}
+
 TEST_P(GenesisDriver, ChoiceOfAnUnknownGenesisIdIsRefused) {
   GenesisHarness h(GetParam());
   h.sim().add_person(person("DUPONT", "Jean", "1962-09-22"));
