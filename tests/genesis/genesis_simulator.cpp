@@ -256,6 +256,14 @@ tools::SinkResponse GenesisSimulator::serve(const tools::SinkRequest& r) {
                     "<html><body>Service Unavailable</body></html>",
                     {{"Retry-After", retry_after_}},
                     false};
+    } else if (faulty && (f == Fault::TechnicalError || f == Fault::UnknownCode)) {
+      Result res;
+      res.ok = false;
+      res.http = f == Fault::TechnicalError ? 503 : 422;
+      res.code = f == Fault::TechnicalError ? "TECH-INDISPONIBLE" : "XYZ-42";
+      res.message = f == Fault::TechnicalError ? "service momentanément indisponible"
+                                               : "règle de gestion non respectée";
+      reply = protocol_ == Protocol::Soap ? soap_answer(op, res) : rest_answer(op, res);
     } else if (faulty && f == Fault::SoapServerFault) {
       reply = protocol_ == Protocol::Soap
                   ? soap_fault("soap:Server", "Erreur technique Genesis", "")

@@ -13,7 +13,8 @@
 //
 // Faults injected per request (the next n requests of an operation, or of any): SOAP Fault
 // soap:Server, HTTP 500, 503 + Retry-After, a connection reset before anything is done, a lost
-// answer after the operation was applied (reset), a slow answer. Business errors come from the
+// answer after the operation was applied (reset), a slow answer, Genesis's technical error code
+// and a business error code the profile does not know. Business errors come from the
 // data: "personne inconnue" (PERS-INCONNUE), "processus déjà clos" (PROC-CLOS), a person
 // created twice with the same idExterne (PERS-DOUBLON).
 //
@@ -54,7 +55,18 @@ struct SimProcess {
 class GenesisSimulator {
  public:
   enum class Protocol { Soap, Rest };
-  enum class Fault { SoapServerFault, Http500, Http503, Reset, LostAfterApply, Slow };
+  // TechnicalError: Genesis's own "try later" (code TECH-INDISPONIBLE); UnknownCode: a business
+  // error whose code the profile does not list (code XYZ-42).
+  enum class Fault {
+    SoapServerFault,
+    Http500,
+    Http503,
+    Reset,
+    LostAfterApply,
+    Slow,
+    TechnicalError,
+    UnknownCode
+  };
 
   explicit GenesisSimulator(Protocol p);
   ~GenesisSimulator();

@@ -447,6 +447,20 @@ TEST_P(GenesisDriver, TransientFaultsAreRetriesAndThrottles) {
     EXPECT_EQ(o.error_class, "network");
   }
   EXPECT_TRUE(h.sim().violations().empty()) << h.sim().violations().front();
+  // Genesis's own technical error code: a retry, explained.
+  h.sim().inject(Fault::TechnicalError, "mettreAJourPersonne");
+  o = again();
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "genesis");
+  EXPECT_NE(o.text.find("incident technique Genesis"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("(code TECH-INDISPONIBLE)"), std::string::npos) << o.text;
+  // A code the profile does not list: the default explanation, rejected.
+  h.sim().inject(Fault::UnknownCode, "mettreAJourPersonne");
+  o = again();
+  EXPECT_EQ(o.kind, Outcome::Kind::Reject) << outcome_text(o);
+  EXPECT_EQ(o.text,
+            "Genesis : demande refusée par Genesis : voir le code avec l'équipe Genesis (code "
+            "XYZ-42)");
   // Slower than the timeout.
   h.node()["timeout"] = "1s";
   h.build();
@@ -460,6 +474,13 @@ TEST_P(GenesisDriver, TransientFaultsAreRetriesAndThrottles) {
   h.sim().inject(Fault::Slow, "mettreAJourPersonne", 1, 300);
   o = again();
   EXPECT_EQ(o.kind, Outcome::Kind::Delivered) << outcome_text(o);
+  // Nobody listening: not sent, a plain retry.
+  h.node()["url"] = "http://127.0.0.1:9/genesis";
+  h.build();
+  o = again();
+  EXPECT_EQ(o.kind, Outcome::Kind::Retry) << outcome_text(o);
+  EXPECT_EQ(o.error_class, "network");
+  EXPECT_NE(o.text.find("cannot reach Genesis"), std::string::npos) << o.text;
 }
 
 // A create whose answer is lost after Genesis applied it: the next attempt finds it, no
