@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "api/desk_text.h"
 #include "connectors/genesis/genesis.h"
 #include "tests/genesis/genesis_test_support.h"
 
@@ -138,6 +139,17 @@ TEST(GenesisWsse, DigestIsBase64OfSha1OfNonceCreatedPassword) {
   std::string t =
       genesis::wsse_header({"relais", "secret", false}, "0123456789abcdef", "2026-12-07T08:00:00Z");
   EXPECT_NE(t.find(genesis::kPasswordText), std::string::npos);
+}
+
+// The support desk's plain-French reading of the connector's outcomes.
+TEST(GenesisDesk, OutcomesAreExplainedToTheDesk) {
+  auto waiting = api::explain("scheduled", 0, "en attente d'appariement Genesis");
+  EXPECT_NE(waiting.title.find("pas encore rattachée"), std::string::npos) << waiting.title;
+  auto refused =
+      api::explain("genesis", 0, "appariement refusé : identifiant Genesis inconnu de Genesis");
+  EXPECT_NE(refused.title.find("choix d'appariement a été refusé"), std::string::npos);
+  auto business = api::explain("genesis", 409, "Genesis : processus déjà clos (code PROC-CLOS)");
+  EXPECT_NE(business.title.find("Genesis a refusé"), std::string::npos) << business.title;
 }
 
 // ---- configuration ---------------------------------------------------------------------------
