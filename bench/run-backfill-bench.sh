@@ -89,6 +89,8 @@ export PORTAIL_USER=bench PORTAIL_PASSWORD=bench BAN_URL=$SINK_URL/ban
 export KANNEL_SENDSMS_URL=$SINK_URL/kannel KANNEL_USER=bench KANNEL_PASSWORD=bench
 export RELAIS_PUBLIC_URL=http://127.0.0.1:$PORT SMS_INBOUND_TOKEN=bench-inbound-token-0123456789
 export CALENDAR_TENANT=bench CALENDAR_CLIENT_ID=bench CALENDAR_CLIENT_SECRET=bench
+export CMS76_API_URL=$SINK_URL/cms76 CMS76_API_TOKEN=bench GENESIS_EXPORTS_DIR=$TMP/genesis-exports
+mkdir -p "$GENESIS_EXPORTS_DIR"  # the watched folder of Genesis's exports, empty here
 "$RELAIS" serve --config "$TMP/config/cms76.yaml" >"$TMP/relais.out" 2>"$TMP/relais.err" &
 RELAIS_PID=$!
 PIDS+=("$RELAIS_PID")

@@ -129,6 +129,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"CALENDAR_TENANT", "tenant-1"},
       {"CALENDAR_CLIENT_ID", "relais-client"},
       {"CALENDAR_CLIENT_SECRET", "relais-secret"},
+      {"GENESIS_EXPORTS_DIR", dir.path() + "/genesis-exports"},
   };
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
 
@@ -141,11 +142,33 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   yaml.insert(at + graph_line.size(),
               "    url: " + graph.url() + "\n    token_url: " + graph.token_url() + "\n");
 
+  // The watched folder of Genesis's exports polls every 100 ms of real time (not 30 s), and
+  // its settling time counts on the test's clock.
+  for (const auto& [from, to] : {std::pair{"      interval: 30s\n", "      interval: 100ms\n"},
+                                 std::pair{"      settle: 30s\n", "      settle: 0s\n"}}) {
+    auto k = yaml.find(from);
+    ASSERT_NE(k, std::string::npos) << from;
+    yaml.replace(k, std::string(from).size(), to);
+  }
+  // An export of Genesis (Windows-1252, `;`, CRLF) already waiting in the folder.
+  ::mkdir((dir.path() + "/genesis-exports").c_str(), 0700);
+  std::ofstream(dir.path() + "/genesis-exports/aides-20261204.csv", std::ios::binary)
+      << "Identifiant Genesis;Identifiant CMS76;N\xB0 processus;N\xB0 demande CMS76;Code aide;"
+         "Libell\xE9 aide;Montant;Date d\xE9"
+         "cision;Date d\xE9"
+         "but;Date fin;\xC9tat\r\n"
+         "G-000912;58123;P-2026-4410;547;APA;Allocation personnalis\xE9"
+         "e d'autonomie;412,30;02/12/2026;01/01/2027;31/12/2027;Accord\xE9"
+         "e\r\n"
+         "G-000913;58124;P-2026-4411;;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;"
+         "03/12/2026;;Suspendue\r\n";
+
   Registries registries;
   HubConfig cfg;
   std::vector<ConfigError> errors;
   ASSERT_TRUE(load_hub_config_text(yaml, src + "/config/cms76.yaml", src + "/config",
-                                   registries.connectors, cfg, errors, &registries.enrichers))
+                                   registries.connectors, cfg, errors, &registries.enrichers,
+                                   &registries.pollers))
       << (errors.empty() ? "" : errors[0].to_string());
 
   // The sample events, in the order they happened; the clock follows them.
@@ -193,9 +216,12 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     if (e["event"] == "individu.created") {
       // Genesis has two Jean DUPONT born the same day: the candidates went to CMS76, whose
       // person chooses; the choice comes back as a message.
-      auto got = cms76.sink.requests();
+      // (CMS76's API also receives Genesis's exports meanwhile: the candidates by their path.)
+      std::vector<tools::SinkRequest> got;
+      for (const auto& r : cms76.sink.requests()) {
+        if (r.path == "/api/appariements/genesis") got.push_back(r);
+      }
       ASSERT_EQ(got.size(), 1u) << "no candidates sent to CMS76";
-      EXPECT_EQ(got[0].path, "/api/appariements/genesis");
       json candidates = json::parse(got[0].body);
       EXPECT_EQ(candidates["personne"], "individu:58123");
       ASSERT_EQ(candidates["candidats"].size(), 2u);
@@ -280,12 +306,41 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   }
   EXPECT_EQ(static_cast<int>(portal.sink.requests().size()), delivered["portail"]);
   EXPECT_GE(delivered["portail"], 1);
-  // CMS76's API got the candidates, then Genesis's decision on the person's record, once.
-  auto to_cms76 = cms76.sink.requests();
-  ASSERT_EQ(to_cms76.size(), 2u);
-  EXPECT_EQ(to_cms76[0].path, "/api/appariements/genesis");
-  EXPECT_EQ(to_cms76[1].path, "/api/individus/58123/situation-genesis");
-  EXPECT_EQ(json::parse(to_cms76[1].body).value("etat", ""), "Accordé");
+  // CMS76's API got the Genesis candidates of the person to pair, once (before the choice);
+  // Genesis's decision reached the person's record in CMS76, once; so did the two lines of
+  // Genesis's export (source genesis-exports, read from the watched folder), in the same shape.
+  ASSERT_TRUE(
+      wait_until([&] { return cms76.sink.requests().size() >= 4; }, std::chrono::seconds(20)));
+  std::map<std::string, tools::SinkRequest> by_reference;
+  int candidates_posts = 0;
+  for (const auto& r : cms76.sink.requests()) {
+    EXPECT_EQ(r.method, "POST");
+    if (r.path == "/api/appariements/genesis") {
+      ++candidates_posts;
+      continue;
+    }
+    std::string ref = json::parse(r.body).value("reference", "");
+    EXPECT_TRUE(by_reference.emplace(ref, r).second) << ref << " twice";
+  }
+  EXPECT_EQ(candidates_posts, 1);
+  ASSERT_EQ(by_reference.size(), 3u);
+  const tools::SinkRequest& posted = by_reference["GENESIS-P-2019-778"];
+  EXPECT_EQ(posted.path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(json::parse(posted.body).value("etat", ""), "Accordé");
+  json apa = json::parse(by_reference["GENESIS-P-2026-4410"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4410"].path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(apa["aide"]["montant"], 412.3);
+  EXPECT_EQ(apa["aide"]["nature"], "Allocation personnalisée d'autonomie");
+  EXPECT_EQ(apa["demande_numero"], 547);
+  json fsl = json::parse(by_reference["GENESIS-P-2026-4411"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4411"].path, "/api/individus/58124/situation-genesis");
+  EXPECT_EQ(fsl["etat"], "Suspendue");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return std::ifstream(dir.path() + "/genesis-exports/done/aides-20261204.csv.rapport.csv")
+            .good();
+      },
+      std::chrono::seconds(10)));
   // The RDV was planned, moved, then cancelled: it was in the calendar, and is gone.
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_EQ(delivered["agenda"], 3);
