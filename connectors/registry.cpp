@@ -4,6 +4,7 @@
 #include "connectors/calendar/calendar.h"
 #include "connectors/file/file_destination.h"
 #include "connectors/file/folder_poller.h"
+#include "connectors/genesis/genesis.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
 
@@ -14,6 +15,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_sms_connector(registry);
   register_calendar_connector(registry);
   register_file_destination(registry);
+  register_genesis_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
