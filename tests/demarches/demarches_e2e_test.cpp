@@ -186,6 +186,9 @@ TEST(DemarchesEndToEnd, DecisionsGoBackOnceEachThroughLostAnswersAndAKill9) {
             (std::vector<std::string>{"dossierPasserEnInstruction", "dossierAccepter"}));
   EXPECT_EQ(sim.dossier(other).applied, (std::vector<std::string>{"dossierPasserEnInstruction"}));
   EXPECT_EQ(sim.dossier(n).motivation, "Dossier complet");
+  // Exactly once on the wire too: after a lost answer the state was read, nothing re-sent.
+  EXPECT_EQ(sim.calls("dossierPasserEnInstruction"), 2);
+  EXPECT_EQ(sim.calls("dossierAccepter"), 1);
   // A refusal of an accepted dossier is rejected with a French explanation, never sent.
   const std::string refuser = decide("d-4", n, "refuser", "Hors délai");
   ASSERT_TRUE(

@@ -13,6 +13,8 @@ namespace relais::testing {
 
 namespace {
 
+using json = nlohmann::json;
+
 // Every name the schema subset knows: operations, fields, arguments, types, keywords.
 const std::set<std::string>& schema_names() {
   static const std::set<std::string> names{
@@ -105,7 +107,7 @@ std::string DsSimulator::url() const {
 std::string DsSimulator::tick() {
   ++clock_s_;
   int64_t s = 10 * 3600 + clock_s_;
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "2026-12-07T%02lld:%02lld:%02lld+01:00",
                 static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60),
                 static_cast<long long>(s % 60));
@@ -351,8 +353,10 @@ tools::SinkResponse DsSimulator::run(const std::string& op, const nlohmann::json
     }
   }
   auto refused = [&](const std::string& why) {
-    return json_answer(
-        {{"data", {{op, {{"dossier", nullptr}, {"errors", {{{"message", why}}}}}}}}});
+    json payload = {{"dossier", nullptr}, {"errors", json::array({json{{"message", why}}})}};
+    json data = json::object();
+    data[op] = payload;
+    return json_answer({{"data", data}});
   };
   DsDossier* d = nullptr;
   for (auto& [n, x] : dossiers_) {
@@ -374,23 +378,14 @@ tools::SinkResponse DsSimulator::run(const std::string& op, const nlohmann::json
   d->motivation = input.value("motivation", "");
   d->updated = tick();
   d->applied.push_back(op);
-  return json_answer({
-    {
-      "data", {
-        {
-          op, {
-            {"dossier",
-             {{"id", base64_encode("Dossier-" + std::to_string(d->number))},
-              {"number", d->number},
-              {"state", d->state}}},
-            {
-              "errors", nullptr
-            }
-          }
-        }
-      }
-    }}
-});
+  json payload = {{"dossier",
+                   {{"id", base64_encode("Dossier-" + std::to_string(d->number))},
+                    {"number", d->number},
+                    {"state", d->state}}},
+                  {"errors", nullptr}};
+  json data = json::object();
+  data[op] = payload;
+  return json_answer({{"data", data}});
 }
 
 }  // namespace relais::testing
