@@ -102,6 +102,11 @@ TEST(DemarchesEndToEnd, WebhookMakesOneCms76DemandeAndOtherProceduresAreRefused)
   EXPECT_EQ(cms76.count(), 2u);
   EXPECT_EQ(json::parse(cms76.requests()[1].body)["reference"], "DS-" + std::to_string(second));
   EXPECT_TRUE(sim.violations().empty()) << sim.violations().front();
+  // The dossiers' personal data never reach the log.
+  const std::string out = relais.stdout_text() + relais.stderr_text();
+  for (const char* p : {"Martin", "Claire", "1984-03-02", "usager@example.invalid", "facture"}) {
+    EXPECT_EQ(out.find(p), std::string::npos) << p;
+  }
   EXPECT_EQ(relais.stop(), 0);
 }
 
