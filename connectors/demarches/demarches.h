@@ -126,6 +126,9 @@ MutationAnswer read_mutation_answer(const std::string& body, const std::string& 
 // (signed, different at each fetch): the same dossier fetched twice gives the same body.
 // False with `why` when the node is not a dossier.
 bool dossier_message(const nlohmann::json& node, Dossier& out, std::string& why);
+// A positive decimal number of at most 18 digits (a démarche's or a dossier's number, given as
+// text by a webhook, a configuration or a message); false for anything else.
+bool parse_number(const std::string& text, int64_t& out);
 // A champ's label as a key: lower case ASCII, French accents folded, anything else '_'
 // ("Nom de l'enfant" → "nom_de_l_enfant").
 std::string champ_key(const std::string& label);

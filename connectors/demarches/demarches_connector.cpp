@@ -106,10 +106,11 @@ std::vector<int64_t> procedures_from(const ConfigView& c, const std::string& key
                                      const std::string& where) {
   std::vector<int64_t> out;
   for (const auto& p : c.strings(key)) {
-    if (p.empty() || p.size() > 18 || p.find_first_not_of("0123456789") != std::string::npos) {
+    int64_t n = 0;
+    if (!parse_number(p, n)) {
       throw std::invalid_argument(where + ": " + key + ": '" + p + "' is not a démarche number");
     }
-    out.push_back(std::stoll(p));
+    out.push_back(n);
   }
   return out;
 }
@@ -168,6 +169,9 @@ Outcome broken_answer(const std::string& why, const std::string& what) {
 
 // An Outcome that is not a delivery, as a Status for the poller and the webhook.
 Status as_status(const Outcome& o) {
+  if (o.kind == Outcome::Kind::Reject && o.error_class == "not_found") {
+    return Status::failure(404, "dossier introuvable", o.text);
+  }
   return Status::failure(o.kind == Outcome::Kind::Reject ? 502 : 503,
                          "démarches-simplifiées indisponible", o.text);
 }
@@ -240,10 +244,8 @@ class DemarchesConnector final : public Connector {
     int64_t number = 0;
     if (const auto& n = m.value("dossier", nlohmann::json()); n.is_number_integer()) {
       number = n.get<int64_t>();
-    } else if (n.is_string() && !n.get<std::string>().empty() &&
-               n.get<std::string>().find_first_not_of("0123456789") == std::string::npos &&
-               n.get<std::string>().size() < 19) {
-      number = std::stoll(n.get<std::string>());
+    } else if (n.is_string()) {
+      parse_number(n.get<std::string>(), number);
     }
     if (number <= 0) {
       return Outcome::reject("mapping", 422, "le numéro du dossier manque (champ dossier)");
@@ -334,14 +336,9 @@ class DemarchesConnector final : public Connector {
       auto it = r.query.find(k);
       return it == r.query.end() ? std::string() : it->second;
     };
-    auto number = [](const std::string& s) -> int64_t {
-      if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
-        return 0;
-      return std::stoll(s);
-    };
-    const int64_t procedure = number(field("procedure_id"));
-    const int64_t dossier = number(field("dossier_id"));
-    if (procedure == 0 || dossier == 0) {
+    int64_t procedure = 0, dossier = 0;
+    if (!parse_number(field("procedure_id"), procedure) ||
+        !parse_number(field("dossier_id"), dossier)) {
       return answer(400, "webhook incomplet", "procedure_id et dossier_id sont attendus");
     }
     if (procedures_.count(procedure) == 0) {
@@ -418,9 +415,8 @@ std::map<int64_t, Position> read_checkpoint(const std::string& text) {
   nlohmann::json doc = read_stored_json(text);
   if (!doc.is_object()) return out;
   for (const auto& [k, v] : doc.items()) {
-    if (!v.is_object() || k.empty() || k.find_first_not_of("0123456789") != std::string::npos ||
-        k.size() > 18)
-      continue;
+    int64_t procedure = 0;
+    if (!v.is_object() || !parse_number(k, procedure)) continue;
     Position p;
     p.since = v.value("since", "");
     p.after = v.value("after", "");
@@ -429,7 +425,7 @@ std::map<int64_t, Position> read_checkpoint(const std::string& text) {
       for (const auto& t : v["taken"])
         if (t.is_string()) p.taken.push_back(t.get<std::string>());
     }
-    out[std::stoll(k)] = std::move(p);
+    out[procedure] = std::move(p);
   }
   return out;
 }

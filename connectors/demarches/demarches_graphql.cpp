@@ -74,17 +74,7 @@ bool to_int(const nlohmann::json& v, int64_t& out) {
     out = v.get<int64_t>();
     return true;
   }
-  if (v.is_string()) {
-    const std::string& s = v.get_ref<const std::string&>();
-    if (s.empty() || s.size() > 18) return false;
-    int64_t n = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return false;
-      n = n * 10 + (c - '0');
-    }
-    out = n;
-    return true;
-  }
+  if (v.is_string()) return parse_number(v.get_ref<const std::string&>(), out);
   return false;
 }
 
@@ -217,6 +207,13 @@ Failure classify_errors(const ErrorList& errors) {
              "connecteur";
   }
   return f;
+}
+
+bool parse_number(const std::string& text, int64_t& out) {
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  out = std::stoll(text);
+  return out > 0;
 }
 
 std::string Dossier::idempotency() const {

@@ -119,6 +119,9 @@ TEST(DemarchesEndToEnd, MissedWebhooksAreCaughtUpOnceAcrossPages) {
   RelaisProcess relais(options(body));
   relais.start();
   const std::string hook = relais.base_url() + "/api/v1/connectors/ds/inbound/webhook";
+  // The API fails the first reads (503, then a GraphQL timeout): polls fail, then recover.
+  sim.inject("getDemarcheDossiers", DsSimulator::Fault::Http503, 1);
+  sim.inject("getDemarcheDossiers", DsSimulator::Fault::Timeout, 1);
   std::vector<int64_t> numbers;
   for (int i = 0; i < 5; ++i) numbers.push_back(sim.submit(42, kChamps));
   ASSERT_TRUE(wait_until([&] { return cms76.count() >= 5; }, 20s)) << relais.stderr_text();
@@ -128,8 +131,11 @@ TEST(DemarchesEndToEnd, MissedWebhooksAreCaughtUpOnceAcrossPages) {
   // idempotency key stays the dossier's, for CMS76).
   sim.edit(numbers[0], "Objet de la demande", "Aide alimentaire");
   ASSERT_TRUE(wait_until([&] { return cms76.count() >= 6; }, 20s)) << relais.stderr_text();
-  // A later dossier proves the catch-up went on without repeating anything.
+  // A later dossier whose webhook finds the API down: 503 to démarches-simplifiées, and the
+  // catch-up takes it; it also proves the catch-up went on without repeating anything.
+  sim.inject("getDossier", DsSimulator::Fault::Http503, 1);
   const int64_t last = sim.submit(42, kChamps);
+  EXPECT_EQ(sim.send_webhook(hook, last), 503);
   ASSERT_TRUE(wait_until([&] { return cms76.count() >= 7; }, 20s)) << relais.stderr_text();
   std::map<std::string, int> per_reference;
   for (const auto& r : cms76.requests()) ++per_reference[json::parse(r.body)["reference"]];
@@ -155,11 +161,12 @@ TEST(DemarchesEndToEnd, DecisionsGoBackOnceEachThroughLostAnswersAndAKill9) {
   relais.start();
   const int64_t n = sim.submit(42, kChamps);
   const int64_t other = sim.submit(42, kChamps);
-  // Every decision's answer is lost once after it was applied; getDossierEtat is slow to come
-  // back once (503), and the refusal of a second decision on a closed dossier is explained.
+  // Every decision's answer is lost once after it was applied; the state read fails twice (HTTP
+  // 503, a GraphQL timeout); the refusal of a second decision on a closed dossier is explained.
   sim.inject("dossierPasserEnInstruction", DsSimulator::Fault::LostAfterApply, 2);
   sim.inject("dossierAccepter", DsSimulator::Fault::LostAfterApply, 1);
   sim.inject("getDossierEtat", DsSimulator::Fault::Http503, 1);
+  sim.inject("getDossierEtat", DsSimulator::Fault::Timeout, 1);
   HttpClient c = relais.client();
   auto decide = [&](const std::string& id, int64_t dossier, const std::string& decision,
                     const std::string& motivation) {
