@@ -57,6 +57,12 @@ const Decision* find_decision(const std::string& name);
 // The mutation document of `d` (operation name = d.mutation, variable $input).
 std::string mutation_document(const Decision& d);
 
+// getDemarche($demarche: Int!): the procedure's number only — the probe (is the token valid and
+// allowed on this procedure?).
+std::string demarche_query();
+// Whether the answer to getDemarche names the procedure; false with `why` (French) otherwise.
+bool read_demarche_answer(const std::string& body, std::string& why);
+
 // How a GraphQL or HTTP failure is handled.
 struct Failure {
   enum class Action { Retry, Reject };

@@ -229,7 +229,24 @@ class DemarchesConnector final : public Connector {
     }
   }
 
-  Status probe() override { return probe_connection(api_.url, api_.transfer); }
+  // With webhook procedures: asks the API for each one (the token is valid and allowed on it);
+  // else only the connection.
+  Status probe() override {
+    if (procedures_.empty()) return probe_connection(api_.url, api_.transfer);
+    OwnedHandle h;
+    for (int64_t p : procedures_) {
+      HttpAnswer a =
+          graphql(h.h, api_, "getDemarche", demarche_query(), {{"demarche", p}}, Send::Idempotent);
+      if (auto f = http_failure(a, "démarche " + std::to_string(p), clock_->now_ms(), 0)) {
+        return as_status(*f);
+      }
+      std::string why;
+      if (!read_demarche_answer(a.body, why)) {
+        return Status::failure(502, "démarche " + std::to_string(p), why);
+      }
+    }
+    return Status::success();
+  }
 
   Outcome deliver(const DeliveryRequest& r) override {
     const nlohmann::json& m = r.mapped ? *r.mapped : *r.body;

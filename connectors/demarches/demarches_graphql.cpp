@@ -160,6 +160,26 @@ std::string state_query() {
          "number\n    state\n    dateDerniereModification\n    demarche { number }\n  }\n}\n";
 }
 
+std::string demarche_query() {
+  return "query getDemarche($demarche: Int!) {\n  demarche(number: $demarche) { number }\n}\n";
+}
+
+bool read_demarche_answer(const std::string& body, std::string& why) {
+  nlohmann::json doc;
+  ErrorList errors;
+  if (!read_envelope(body, doc, errors, why)) return false;
+  if (errors.present) {
+    why = classify_errors(errors).text;
+    return false;
+  }
+  int64_t n = 0;
+  if (!to_int(member(member(member(doc, "data"), "demarche"), "number"), n)) {
+    why = "la réponse ne nomme pas la démarche";
+    return false;
+  }
+  return true;
+}
+
 const Decision* find_decision(const std::string& name) {
   for (const auto& d : kDecisions) {
     if (d.name == name) return &d;

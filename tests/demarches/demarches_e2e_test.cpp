@@ -101,6 +101,14 @@ TEST(DemarchesEndToEnd, WebhookMakesOneCms76DemandeAndOtherProceduresAreRefused)
   ASSERT_TRUE(wait_until([&] { return cms76.count() >= 2; }, 20s)) << relais.stderr_text();
   EXPECT_EQ(cms76.count(), 2u);
   EXPECT_EQ(json::parse(cms76.requests()[1].body)["reference"], "DS-" + std::to_string(second));
+  // The console's "test the connection": the token must be allowed on the webhook's procedure.
+  HttpClient admin = relais.client();
+  json probe = admin.post_json("/api/v1/destinations/ds/probe", "{}").json();
+  EXPECT_EQ(probe.value("ok", true), false) << probe.dump();
+  EXPECT_NE(probe.value("detail", "").find("ne trouve pas"), std::string::npos) << probe.dump();
+  sim.allow_procedure(42);
+  probe = admin.post_json("/api/v1/destinations/ds/probe", "{}").json();
+  EXPECT_EQ(probe.value("ok", false), true) << probe.dump();
   EXPECT_TRUE(sim.violations().empty()) << sim.violations().front();
   // The dossiers' personal data never reach the log.
   const std::string out = relais.stdout_text() + relais.stderr_text();

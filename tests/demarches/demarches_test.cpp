@@ -107,6 +107,16 @@ TEST(DemarchesReaders, MutationsAndErrorsAreClassified) {
   EXPECT_NE(schema.text.find("schéma"), std::string::npos);
 }
 
+TEST(DemarchesReaders, TheProbesAnswer) {
+  std::string why;
+  EXPECT_TRUE(read_demarche_answer(R"({"data":{"demarche":{"number":42}}})", why));
+  EXPECT_FALSE(read_demarche_answer(
+      R"({"data":null,"errors":[{"message":"x","extensions":{"code":"unauthorized"}}]})", why));
+  EXPECT_NE(why.find("jeton"), std::string::npos);
+  EXPECT_FALSE(read_demarche_answer(R"({"data":{"demarche":null}})", why));
+  EXPECT_FALSE(why.empty());
+}
+
 TEST(DemarchesReaders, DecisionsAndKeys) {
   const Decision* d = find_decision("classer_sans_suite");
   ASSERT_NE(d, nullptr);

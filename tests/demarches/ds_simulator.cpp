@@ -24,8 +24,8 @@ const std::set<std::string>& schema_names() {
       "PieceJustificativeChamp", "DossierPasserEnInstructionInput", "DossierAccepterInput",
       "DossierRefuserInput", "DossierClasserSansSuiteInput", "ChampFields", "DossierFields",
       // operations
-      "getDossier", "getDossierEtat", "getDemarcheDossiers", "dossierPasserEnInstruction",
-      "dossierAccepter", "dossierRefuser", "dossierClasserSansSuite",
+      "getDossier", "getDossierEtat", "getDemarcheDossiers", "getDemarche",
+      "dossierPasserEnInstruction", "dossierAccepter", "dossierRefuser", "dossierClasserSansSuite",
       // arguments
       "number", "updatedSince", "first", "after", "order", "input",
       // fields
@@ -151,6 +151,11 @@ long DsSimulator::send_webhook(const std::string& url, int64_t procedure, int64_
                      "&dossier_id=" + std::to_string(number) + "&state=" + d.state +
                      "&updated_at=" + d.updated.substr(0, 19);
   return client.post(url, form, "application/x-www-form-urlencoded").status;
+}
+
+void DsSimulator::allow_procedure(int64_t demarche) {
+  std::lock_guard<std::mutex> lock(mu_);
+  allowed_.insert(demarche);
 }
 
 void DsSimulator::inject(const std::string& operation, Fault fault, int n) {
@@ -289,6 +294,16 @@ tools::SinkResponse DsSimulator::run(const std::string& op, const nlohmann::json
       return json_answer(graphql_error("Dossier not found", "not_found"));
     }
     return json_answer({{"data", {{"dossier", dossier_json(it->second)}}}});
+  }
+  if (op == "getDemarche") {
+    if (!vars.contains("demarche") || !vars["demarche"].is_number_integer() || vars.size() != 1) {
+      return violation("Variable $demarche of type Int! was not provided");
+    }
+    const int64_t n = vars["demarche"];
+    if (allowed_.count(n) == 0) {
+      return json_answer(graphql_error("Demarche not found", "not_found"));
+    }
+    return json_answer({{"data", {{"demarche", {{"number", n}}}}}});
   }
   if (op == "getDemarcheDossiers") {
     if (!vars.contains("demarche") || !vars["demarche"].is_number_integer()) {

@@ -5,13 +5,13 @@
 //
 // As strict as the real service where relais depends on it: the bearer token must be right
 // (401 otherwise); the body must be JSON with an operationName the simulator knows (getDossier,
-// getDossierEtat, getDemarcheDossiers and the four decision mutations) and the variables that
-// operation takes; every field name in the query must exist in the schema subset the simulator
-// knows (a GraphQL error "Field 'x' doesn't exist", as the real schema answers). Mutations follow
-// the state machine (en_construction → en_instruction → accepte / refuse / sans_suite; refuser
-// and classer sans suite need a motivation; the instructeur must be known): a refused transition
-// is an `errors` entry of the mutation's payload. Every refusal of a request relais should
-// never have sent is recorded as a violation.
+// getDossierEtat, getDemarcheDossiers, getDemarche and the four decision mutations) and the
+// variables that operation takes; every field name in the query must exist in the schema subset the
+// simulator knows (a GraphQL error "Field 'x' doesn't exist", as the real schema answers).
+// Mutations follow the state machine (en_construction → en_instruction → accepte / refuse /
+// sans_suite; refuser and classer sans suite need a motivation; the instructeur must be known): a
+// refused transition is an `errors` entry of the mutation's payload. Every refusal of a request
+// relais should never have sent is recorded as a violation.
 //
 // Faults: the next n answers of an operation lost after it was applied (connection reset),
 // HTTP 503, or a GraphQL top-level error with a code.
@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,9 @@ class DsSimulator {
   long send_webhook(const std::string& url, int64_t number) const;
   long send_webhook(const std::string& url, int64_t procedure, int64_t number) const;
 
+  // The token may read procedure `demarche` (getDemarche; the others answer not_found).
+  void allow_procedure(int64_t demarche);
+
   enum class Fault { LostAfterApply, Http503, Timeout };
   // The next `n` requests of `operation` ("*" = any) get `fault` (Timeout: a top-level GraphQL
   // error with extensions.code "timeout", nothing applied).
@@ -80,6 +84,7 @@ class DsSimulator {
   std::string instructeur_;
   mutable std::mutex mu_;
   std::map<int64_t, DsDossier> dossiers_;
+  std::set<int64_t> allowed_;
   int64_t next_number_ = 1001;
   int64_t clock_s_ = 0;
   struct Injected {

@@ -32,6 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   d::MutationAnswer m = d::read_mutation_answer(text, "dossierAccepter");
   if (!m.parsed && m.broken.empty()) __builtin_trap();
   if (m.applied && m.refusals > 0) __builtin_trap();
+  std::string why;
+  if (!d::read_demarche_answer(text, why) && why.empty()) __builtin_trap();
   (void)d::champ_key(text);
   return 0;
 }
