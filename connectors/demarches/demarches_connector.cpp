@@ -301,10 +301,12 @@ class DemarchesConnector final : public Connector {
     if (!st.found) {
       return Outcome::reject("not_found", 404, "démarches-simplifiées ne trouve pas ce dossier");
     }
-    if (ref && ref->version == kIntended + mine && st.dossier.state == d->to) {
+    if (ref && ref->version == kIntended + mine && st.dossier.state != d->from) {
+      // Sent before and the answer lost: the dossier left the state the decision needs, so
+      // the decision was applied (and maybe followed by another one made on the site).
       put(key, st.dossier.id, kApplied + mine, mine);
-      return Outcome::delivered(st.dossier.id,
-                                "décision appliquée (réponse perdue, état relu : " + d->to + ")");
+      return Outcome::delivered(st.dossier.id, "décision appliquée (réponse perdue, état relu : " +
+                                                   st.dossier.state + ")");
     }
     if (st.dossier.state != d->from) {
       return Outcome::reject("state", 409,
@@ -484,47 +486,27 @@ class DemarchesPoller final : public Poller {
     for (int64_t procedure : procedures_) {
       Position pos = positions.count(procedure) ? positions[procedure]
                                                 : Position{first_since_, "", first_since_, {}};
-      nlohmann::json vars = {{"demarche", procedure}, {"first", page_size_}};
-      vars["since"] = pos.since.empty() ? nlohmann::json() : nlohmann::json(pos.since);
-      vars["after"] = pos.after.empty() ? nlohmann::json() : nlohmann::json(pos.after);
-      HttpAnswer a =
-          graphql(h_, api_, "getDemarcheDossiers", dossiers_query(), vars, Send::Idempotent);
-      if (auto f = http_failure(a, "dossiers de la démarche", clock_->now_ms(), 0)) {
-        return as_status(*f);
-      }
-      PageAnswer page = read_page_answer(a.body);
-      if (!page.parsed) {
-        return Status::failure(502, "réponse illisible", "démarches-simplifiées : " + page.broken);
-      }
-      if (page.errors.present) return as_status(failure_outcome(classify_errors(page.errors)));
-      Position next = pos;
-      for (const auto& d : page.dossiers) {
-        const std::string key = d.idempotency();
-        if (std::find(pos.taken.begin(), pos.taken.end(), key) != pos.taken.end()) {
-          continue;  // taken already: updatedSince includes the latest date
+      // Pages of dossiers taken already (the hub writes no checkpoint for an empty batch) are
+      // passed over in this call, up to kMaxEmptyPages; the first page with something new is
+      // the batch.
+      for (int page_no = 0; page_no < kMaxEmptyPages; ++page_no) {
+        PageAnswer page;
+        if (Status s = read_page(procedure, pos, page); !s.ok) return s;
+        const size_t before = out.records.size();
+        for (const auto& d : page.dossiers) take(d, pos, out);
+        if (page.has_next) {
+          pos.after = page.end_cursor;
+        } else {
+          pos.since = pos.latest;
+          pos.after.clear();
         }
-        PolledRecord rec;
-        rec.body = d.body.dump();
-        rec.idempotency_key = key;
-        rec.position = "dossier " + std::to_string(d.number);
-        out.records.push_back(std::move(rec));
-        if (next.latest.empty() || later(d.updated, next.latest)) {
-          next.latest = d.updated;
-          next.taken.clear();
-        }
-        if (d.updated == next.latest) next.taken.push_back(key);
+        if (out.records.size() == before && page.has_next) continue;
+        if (out.records.size() == before) break;  // nothing new for this procedure
+        positions[procedure] = pos;
+        out.checkpoint = write_checkpoint(positions);
+        out.more = page.has_next;
+        return Status::success();
       }
-      if (page.has_next) {
-        next.after = page.end_cursor;
-      } else {
-        next.since = next.latest;
-        next.after.clear();
-      }
-      if (out.records.empty() && !page.has_next) continue;  // nothing new for this procedure
-      positions[procedure] = next;
-      out.checkpoint = write_checkpoint(positions);
-      out.more = page.has_next;
-      return Status::success();
     }
     return Status::success();
   }
@@ -541,6 +523,43 @@ class DemarchesPoller final : public Poller {
   int64_t page_size_ = 100;
   std::string first_since_;
   CURL* h_ = curl_easy_init();
+
+  static constexpr int kMaxEmptyPages = 20;
+
+  // One page of `procedure`'s dossiers from `pos`.
+  Status read_page(int64_t procedure, const Position& pos, PageAnswer& page) {
+    nlohmann::json vars = {{"demarche", procedure}, {"first", page_size_}};
+    vars["since"] = pos.since.empty() ? nlohmann::json() : nlohmann::json(pos.since);
+    vars["after"] = pos.after.empty() ? nlohmann::json() : nlohmann::json(pos.after);
+    HttpAnswer a =
+        graphql(h_, api_, "getDemarcheDossiers", dossiers_query(), vars, Send::Idempotent);
+    if (auto f = http_failure(a, "dossiers de la démarche", clock_->now_ms(), 0)) {
+      return as_status(*f);
+    }
+    page = read_page_answer(a.body);
+    if (!page.parsed) {
+      return Status::failure(502, "réponse illisible", "démarches-simplifiées : " + page.broken);
+    }
+    if (page.errors.present) return as_status(failure_outcome(classify_errors(page.errors)));
+    return Status::success();
+  }
+
+  // Adds `d` to the batch unless taken already (updatedSince includes the latest date), and
+  // moves the latest date taken.
+  static void take(const Dossier& d, Position& pos, PollBatch& out) {
+    const std::string key = d.idempotency();
+    if (std::find(pos.taken.begin(), pos.taken.end(), key) != pos.taken.end()) return;
+    PolledRecord rec;
+    rec.body = d.body.dump();
+    rec.idempotency_key = key;
+    rec.position = "dossier " + std::to_string(d.number);
+    out.records.push_back(std::move(rec));
+    if (pos.latest.empty() || later(d.updated, pos.latest)) {
+      pos.latest = d.updated;
+      pos.taken.clear();
+    }
+    if (d.updated == pos.latest) pos.taken.push_back(key);
+  }
 };
 
 }  // namespace
