@@ -118,7 +118,7 @@ TEST(DemarchesEndToEnd, WebhookMakesOneCms76DemandeAndOtherProceduresAreRefused)
   EXPECT_EQ(relais.stop(), 0);
 }
 
-TEST(DemarchesEndToEnd, MissedWebhooksAreCaughtUpOnceAcrossPages) {
+TEST(DemarchesEndToEnd, MissedWebhooksAreCaughtUpOnceAcrossPagesAndAKill9) {
   DsSimulator sim(kToken, kInstructeur);
   tools::HttpSink cms76(0, true, 4);
   std::string body = config(sim, cms76.port(), "300ms");
@@ -126,13 +126,17 @@ TEST(DemarchesEndToEnd, MissedWebhooksAreCaughtUpOnceAcrossPages) {
   body.replace(body.find("      procedures: [\"42\"]\n"), 0, "      page_size: 2\n");
   RelaisProcess relais(options(body));
   relais.start();
-  const std::string hook = relais.base_url() + "/api/v1/connectors/ds/inbound/webhook";
+  std::string hook = relais.base_url() + "/api/v1/connectors/ds/inbound/webhook";
   // The API fails the first reads (503, then a GraphQL timeout): polls fail, then recover.
   sim.inject("getDemarcheDossiers", DsSimulator::Fault::Http503, 1);
   sim.inject("getDemarcheDossiers", DsSimulator::Fault::Timeout, 1);
   std::vector<int64_t> numbers;
   for (int i = 0; i < 5; ++i) numbers.push_back(sim.submit(42, kChamps));
   ASSERT_TRUE(wait_until([&] { return cms76.count() >= 5; }, 20s)) << relais.stderr_text();
+  // Killed and restarted: the catch-up goes on from its checkpoint, nothing read twice.
+  relais.kill9();
+  relais.restart();
+  hook = relais.base_url() + "/api/v1/connectors/ds/inbound/webhook";
   // A late webhook for a dossier already caught up: taken once.
   EXPECT_EQ(sim.send_webhook(hook, numbers[2]), 200);
   // An edit moves the modification date: the change is a new message (the demande mapping's
