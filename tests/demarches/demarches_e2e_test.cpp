@@ -95,6 +95,15 @@ TEST(DemarchesEndToEnd, WebhookMakesOneCms76DemandeAndOtherProceduresAreRefused)
   // A webhook that lies about the procedure: the fetched dossier says otherwise.
   EXPECT_EQ(sim.send_webhook(hook, 42, other), 403);
   EXPECT_EQ(sim.calls("getDossier"), fetched + 1);
+  // A form without a dossier number, a GET: refused, nothing fetched.
+  HttpClient anyone;
+  EXPECT_EQ(
+      anyone
+          .post(hook, "procedure_id=42&state=en_construction", "application/x-www-form-urlencoded")
+          .status,
+      400);
+  EXPECT_EQ(anyone.get(hook).status, 405);
+  EXPECT_EQ(sim.calls("getDossier"), fetched + 1);
   // A second dossier flows: the first was not sent twice meanwhile.
   const int64_t second = sim.submit(42, kChamps);
   EXPECT_EQ(sim.send_webhook(hook, second), 200);
