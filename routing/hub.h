@@ -84,6 +84,8 @@ class Hub final : public HubServices {
   void wake(const std::string& destination, const std::string& key) override;
   void wake_delivery(const std::string& destination, int64_t delivery_id,
                      const std::string& key) override;
+  Status submit(const std::string& source, const std::string& body,
+                const std::string& idempotency_key, std::string& id, bool& duplicate) override;
   // The pairings of persons with partners (core/pairing_store.h).
   PairingStore& pairings() { return *pairings_; }
 
