@@ -313,6 +313,19 @@ Status Hub::post(const std::string& destination, const std::string& type,
   return Status::success();
 }
 
+Status Hub::submit(const std::string& source, const std::string& body,
+                   const std::string& idempotency_key, std::string& id, bool& duplicate) {
+  AcceptRequest r;
+  r.source = source;
+  r.body = body;
+  r.idempotency_key = idempotency_key;
+  AcceptResponse a = accept(r);
+  duplicate = a.status == 200;
+  if (a.status >= 300) return Status::failure(a.status, a.error, a.detail);
+  id = a.id;
+  return Status::success();
+}
+
 void Hub::wake(const std::string& destination, const std::string& key) {
   if (dispatcher_) dispatcher_->wake(destination, key);
 }
