@@ -420,6 +420,7 @@ class GenesisConnector final : public Connector {
     url_ = c.str("url");
     transfer_ = curl_transfer_from(c, where);
     if (c.has("wss")) {
+      wss_ = true;
       token_ = soap::wsse_token_from(c.object("wss"), where);
     }
     if (!c.str("bearer_token").empty()) {

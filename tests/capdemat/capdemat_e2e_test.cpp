@@ -23,7 +23,7 @@ using nlohmann::json;
 // pointed at the simulator, as YAML text.
 std::string config_yaml(const CapdematSimulator& sim, int cms76_port,
                         const std::string& password_file) {
-  YAML::Node reader;
+  YAML::Node reader(YAML::NodeType::Map);
   capdemat_reader(reader);
   YAML::Node dest;
   dest["connector"] = "capdemat";
@@ -163,6 +163,7 @@ TEST(CapdematEndToEnd, StateChangesReachCapdematOnceInOrderThroughLostAnswersAnd
             (std::vector<std::string>{"4021:Pending>Extinprogress", "4021:Extinprogress>Uncomplete",
                                       "4021:Uncomplete>Rectified", "4021:Rectified>Extinprogress",
                                       "4021:Extinprogress>Validated"}));
+  EXPECT_GE(w.sim.lost_answers(), 2);  // 2 or 3: the kill may come before the second
   EXPECT_TRUE(w.sim.violations().empty()) << w.sim.violations().front();
 
   // Validated → Rejected is not a transition of the workflow: dead, with the reason.

@@ -131,6 +131,10 @@ int CapdematSimulator::get_requests_calls() const {
   std::lock_guard<std::mutex> lock(mu_);
   return get_calls_;
 }
+int CapdematSimulator::lost_answers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lost_;
+}
 void CapdematSimulator::lose_next_state_answers(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   lose_ = n;
@@ -186,6 +190,7 @@ tools::SinkResponse CapdematSimulator::state_call(const tools::SinkRequest& r,
   tools::SinkResponse out{200, {}, nlohmann::json{{"state", to}}.dump()};
   if (lose_ > 0) {
     --lose_;
+    ++lost_;
     out.reset = true;
   }
   return out;

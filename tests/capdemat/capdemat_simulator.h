@@ -55,6 +55,7 @@ class CapdematSimulator {
 
   // The next n state changes are applied, then their answer is lost (reset).
   void lose_next_state_answers(int n);
+  int lost_answers() const;  // answers lost so far
   // The server goes away and comes back on the same port (state kept, open connections cut).
   void restart();
 
@@ -88,6 +89,7 @@ class CapdematSimulator {
   // (from, to) → contexts ("" = none)
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> transitions_;
   int lose_ = 0;
+  int lost_ = 0;
   int get_calls_ = 0;
 };
 

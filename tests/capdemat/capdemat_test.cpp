@@ -280,6 +280,7 @@ TEST(CapdematConnector, EachStateChangeReachesCapdematOnceInOrderDespiteLostAnsw
   EXPECT_EQ(h.state("4021", "incomplet").kind, Outcome::Kind::Delivered);
   EXPECT_EQ(h.sim_.applied(), (std::vector<std::string>{"4021:Pending>Extinprogress",
                                                         "4021:Extinprogress>Uncomplete"}));
+  EXPECT_EQ(h.sim_.lost_answers(), 2);
   EXPECT_TRUE(h.sim_.violations().empty()) << h.sim_.violations().front();
   EXPECT_EQ(h.sim_.state("4021"), "Uncomplete");
 }
