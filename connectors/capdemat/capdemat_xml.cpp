@@ -21,11 +21,14 @@
 #include <stdexcept>
 
 #include "connectors/capdemat/capdemat.h"
+#include "connectors/soap/wsse.h"
 #include "core/json_reader.h"
 #include "core/json_template.h"
 
 namespace relais::capdemat {
 namespace {
+
+using soap::xml_escape;
 
 // libxml2 reports through per-thread handlers; every entry point silences them (errors are
 // read from the contexts, never printed).
@@ -139,29 +142,6 @@ xmlNodePtr soap_body_child(xmlDoc* d, std::string& broken) {
   }
   broken = "an empty SOAP Body";
   return nullptr;
-}
-
-std::string xml_escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
 }
 
 // The catalogue of the schema set being compiled and the loader that reads through it. Schemas
@@ -498,18 +478,31 @@ bool extract_request(const std::string& xml, const Extraction& e, nlohmann::json
 
 // ---- SOAP ----
 
-GetRequestsAnswer read_get_requests(const std::string& body) {
-  GetRequestsAnswer a;
+namespace {
+
+// Parses a SOAP answer and finds the Body's element; null with `broken` when it cannot be read.
+// A Fault sets `parsed` and `fault`.
+template <typename A>
+xmlNodePtr open_answer(const std::string& body, Doc& d, A& a) {
   int line = 0, column = 0, code = 0;
-  Doc d = parse(body, line, column, code);
+  d = parse(body, line, column, code);
   if (!d) {
     a.broken = "not XML (line " + std::to_string(line) + ")";
-    return a;
+    return nullptr;
   }
   xmlNodePtr c = soap_body_child(d.get(), a.broken);
+  if (c != nullptr && is(c, nullptr, "Fault")) a.parsed = a.fault = true;
+  return c;
+}
+
+}  // namespace
+
+GetRequestsAnswer read_get_requests(const std::string& body) {
+  GetRequestsAnswer a;
+  Doc d;
+  xmlNodePtr c = open_answer(body, d, a);
   if (c == nullptr) return a;
-  if (is(c, nullptr, "Fault")) {
-    a.parsed = a.fault = true;
+  if (a.fault) {
     std::string fc = text_of(child(c, nullptr, "faultcode"));
     a.fault_code = fc.substr(fc.find(':') == std::string::npos ? 0 : fc.find(':') + 1);
     return a;
@@ -533,18 +526,9 @@ GetRequestsAnswer read_get_requests(const std::string& body) {
 
 AckAnswer read_ack_requests(const std::string& body) {
   AckAnswer a;
-  int line = 0, column = 0, code = 0;
-  Doc d = parse(body, line, column, code);
-  if (!d) {
-    a.broken = "not XML (line " + std::to_string(line) + ")";
-    return a;
-  }
-  xmlNodePtr c = soap_body_child(d.get(), a.broken);
-  if (c == nullptr) return a;
-  if (is(c, nullptr, "Fault")) {
-    a.parsed = a.fault = true;
-    return a;
-  }
+  Doc d;
+  xmlNodePtr c = open_answer(body, d, a);
+  if (c == nullptr || a.fault) return a;
   xmlNodePtr acc = child(c, kCapdematNs, "Accomplished");
   if (!is(c, kCapdematNs, "AckRequestsResponse") || acc == nullptr) {
     a.broken = "not an AckRequestsResponse";

@@ -229,32 +229,6 @@ const ConfigSpec& genesis_spec() {
   return s;
 }
 
-std::string xml_escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
-}
-
 std::string json_escape(const std::string& v) {
   std::string q = nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return q.substr(1, q.size() - 2);
@@ -640,7 +614,7 @@ class GenesisConnector final : public Connector {
       return true;
     }
     if (op.body_mode == "template") {
-      return op.body.render(ctx, out, err, soap_ ? xml_escape : json_escape);
+      return op.body.render(ctx, out, err, soap_ ? soap::xml_escape : json_escape);
     }
     const nlohmann::json* in = op.input.find(ctx);
     nlohmann::json input = in != nullptr ? *in : nlohmann::json::object();

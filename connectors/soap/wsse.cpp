@@ -60,6 +60,32 @@ std::string wsse_digest(const std::string& nonce, const std::string& created,
   return base64_encode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
+std::string xml_escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
 std::string wsse_nonce() {
   unsigned char nonce[16];
   if (RAND_bytes(nonce, sizeof nonce) != 1) return {};

@@ -45,6 +45,9 @@ std::string wsse_digest(const std::string& nonce, const std::string& created,
 // 16 random bytes for a nonce; "" when the system has no random bytes to give.
 std::string wsse_nonce();
 
+// `v` escaped for XML text and attribute values (& < > " ').
+std::string xml_escape(const std::string& v);
+
 // The SOAP 1.1 envelope around `body_xml` (one or more elements, with their own namespace
 // declarations) with `header_xml` (may be empty) in soap:Header. A leading XML declaration of
 // `body_xml` is dropped (one per document).

@@ -139,24 +139,22 @@ TEST(CapdematEndToEnd, StateChangesReachCapdematOnceInOrderThroughLostAnswersAnd
   HttpClient c = w.relais->client();
   const std::vector<std::string> states = {"externalise", "incomplet", "rectifie", "externalise",
                                            "accorde"};
-  for (size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages",
-                          state_message("4021", states[i], static_cast<int>(i)).dump())
-                  .status,
-              202);
-  }
+  auto post_states = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages",
+                            state_message("4021", states[i], static_cast<int>(i)).dump())
+                    .status,
+                202);
+    }
+  };
+  post_states(0, 3);
   ASSERT_TRUE(wait_until([&] { return w.sim.applied().size() >= 1; }, std::chrono::seconds(20)))
       << w.relais->stderr_text();
   w.relais->kill9();
   w.sim.lose_next_state_answers(1);
   w.relais->restart();
   c = w.relais->client();
-  for (size_t i = 3; i < states.size(); ++i) {
-    ASSERT_EQ(c.post_json("/api/v1/sources/cms76/messages",
-                          state_message("4021", states[i], static_cast<int>(i)).dump())
-                  .status,
-              202);
-  }
+  post_states(3, states.size());
   ASSERT_TRUE(wait_until([&] { return w.sim.applied().size() >= 5; }, std::chrono::seconds(30)))
       << w.relais->stderr_text();
   EXPECT_EQ(w.sim.applied(),
