@@ -137,6 +137,18 @@ AckAnswer read_ack_requests(const std::string& body);
 // Capdémat sees it; "" when the body says none.
 std::string read_state_answer(const std::string& body);
 
+// One code list as Capdémat's local referential takes it (referential/ReferentialData.xsd,
+// samples/local_referential_sgr.xml): a LocalReferential with one `data` element named `name`
+// (an NMTOKEN), its label and its entries (key → label, in order). Keys and the name are made
+// NMTOKENs (characters outside letters, digits, . - _ : become '-'); "" when `name` is empty.
+struct ReferentialEntry {
+  std::string key;
+  std::string label;
+};
+std::string local_referential_xml(const std::string& name, const std::string& label,
+                                  const std::vector<ReferentialEntry>& entries);
+std::string nmtoken(const std::string& text);
+
 // The SOAP bodies (children of soap:Body).
 std::string get_requests_body(const std::string& request_type_label, const std::string& state);
 std::string ack_requests_body(const std::vector<std::pair<std::string, bool>>& acks);

@@ -266,6 +266,8 @@ class CapdematConnector final : public Connector {
       inbound_source_ = in.str("source");
       reader_ = std::make_unique<Reader>(in, "", where + ": inbound");
     }
+    referential_types_ = c.strings("referential_types");
+    if (referential_types_.empty()) referential_types_ = {"capdemat.referentiel"};
     ConfigView p = c.object("pairing");
     pairing_types_ = p.strings("types");
     if (pairing_types_.empty()) pairing_types_ = {"capdemat.appariement"};
@@ -283,6 +285,9 @@ class CapdematConnector final : public Connector {
     }
     for (const auto& t : pairing_types_) {
       if (glob_match(t, req.message->type)) return pair(req);
+    }
+    for (const auto& t : referential_types_) {
+      if (glob_match(t, req.message->type)) return push_referential(req);
     }
     return push_state(req);
   }
@@ -361,6 +366,42 @@ class CapdematConnector final : public Connector {
       if (hub_ != nullptr) hub_->wake(w.destination, w.key);
     }
     return Outcome::delivered(x, "apparié");
+  }
+
+  // A code list → PUT {url}/service/referential/{name} as a LocalReferential document. PUT
+  // replaces the whole list: sending it twice is harmless.
+  Outcome push_referential(const DeliveryRequest& req) {
+    const nlohmann::json& m = *req.mapped;
+    const nlohmann::json* r = m.contains("referentiel") ? &m["referentiel"] : nullptr;
+    if (r == nullptr || !r->is_object() || !(*r)["name"].is_string() ||
+        !(*r)["entries"].is_array()) {
+      return Outcome::reject("mapping", 0,
+                             "référentiel Capdémat : $.referentiel.name et .entries attendus");
+    }
+    std::vector<ReferentialEntry> entries;
+    for (const auto& e : (*r)["entries"]) {
+      ReferentialEntry x;
+      if (!e.is_object() || !e.contains("key") || !scalar_text(e["key"], x.key) || x.key.empty()) {
+        return Outcome::reject("mapping", 0, "référentiel Capdémat : une entrée sans clé");
+      }
+      if (e.contains("label")) scalar_text(e["label"], x.label);
+      entries.push_back(std::move(x));
+    }
+    const std::string name = nmtoken((*r)["name"].get<std::string>());
+    std::string label =
+        r->contains("label") && (*r)["label"].is_string() ? (*r)["label"].get<std::string>() : name;
+    std::string xml = local_referential_xml(name, label, entries);
+    if (xml.empty()) return Outcome::reject("mapping", 0, "référentiel Capdémat sans nom");
+    CURL* h = handles_.at(req.slot);
+    HttpAnswer a = calendar::http_exchange(
+        h, "PUT", url_ + "/service/referential/" + url_escape(h, name),
+        {"Content-Type: application/xml; charset=utf-8", "X-Relais-Message-Id: " + req.message->id},
+        xml, transfer_, auth_, Send::Idempotent);
+    if (a.rc != CURLE_OK) return calendar::network_failure(a.rc, "Capdémat (referential)");
+    if (a.status >= 200 && a.status < 300) {
+      return Outcome::delivered(name, std::to_string(entries.size()) + " entrées");
+    }
+    return answer_failure(a, "referential");
   }
 
   // The state of request `id` at Capdémat (GET); "" with `failure` set when it cannot be read.
@@ -498,6 +539,7 @@ class CapdematConnector final : public Connector {
   std::string inbound_user_, inbound_password_, inbound_source_;
   std::unique_ptr<Reader> reader_;
   std::vector<std::string> pairing_types_;
+  std::vector<std::string> referential_types_;
 };
 
 // ---- the poller ----

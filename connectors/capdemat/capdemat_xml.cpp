@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -551,6 +552,35 @@ std::string read_state_answer(const std::string& body) {
   xmlNodePtr root = d ? xmlDocGetRootElement(d.get()) : nullptr;
   if (is(root, nullptr, "State")) return text_of(root);
   return {};
+}
+
+std::string nmtoken(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    // Non-ASCII bytes (accents) are kept: XML name characters include them.
+    out.push_back(std::isalnum(c) || c >= 0x80 || ch == '.' || ch == '-' || ch == '_' || ch == ':'
+                      ? ch
+                      : '-');
+  }
+  return out;
+}
+
+std::string local_referential_xml(const std::string& name, const std::string& label,
+                                  const std::vector<ReferentialEntry>& entries) {
+  if (name.empty()) return {};
+  std::string out =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocalReferential "
+      "xmlns=\"http://www.cg95.fr/cvq/schema/referential\">\n  <data name=\"" +
+      xml_escape(nmtoken(name)) +
+      "\" allowMultipleChoices=\"false\" manager=\"Relais\">\n    <label>" +
+      xml_escape(label.empty() ? name : label) + "</label>\n    <entries>\n";
+  for (const auto& e : entries) {
+    out += "      <entry key=\"" + xml_escape(nmtoken(e.key)) + "\">\n        <label>" +
+           xml_escape(e.label.empty() ? e.key : e.label) + "</label>\n      </entry>\n";
+  }
+  out += "    </entries>\n  </data>\n</LocalReferential>\n";
+  return out;
 }
 
 std::string get_requests_body(const std::string& request_type_label, const std::string& state) {

@@ -127,6 +127,10 @@ std::map<std::string, std::vector<bool>> CapdematSimulator::acks() const {
   std::lock_guard<std::mutex> lock(mu_);
   return acks_;
 }
+std::map<std::string, std::string> CapdematSimulator::referentials() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return referentials_;
+}
 int CapdematSimulator::get_requests_calls() const {
   std::lock_guard<std::mutex> lock(mu_);
   return get_calls_;
@@ -154,6 +158,12 @@ tools::SinkResponse CapdematSimulator::handle(const tools::SinkRequest& r) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string prefix = "/service/request/";
   if (r.path == "/soap" && r.method == "POST") return soap(r);
+  const std::string referential = "/service/referential/";
+  if (r.path.rfind(referential, 0) == 0 && r.method == "PUT") {
+    if (r.body.find("<LocalReferential") == std::string::npos) return {400, {}, "{}"};
+    referentials_[r.path.substr(referential.size())] = r.body;
+    return {204, {}, ""};
+  }
   if (r.path.rfind(prefix, 0) == 0) {
     std::string rest = r.path.substr(prefix.size());
     auto slash = rest.find('/');

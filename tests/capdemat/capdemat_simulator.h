@@ -52,6 +52,8 @@ class CapdematSimulator {
   // Acknowledgements received: id → list of Erroneous flags, in order.
   std::map<std::string, std::vector<bool>> acks() const;
   int get_requests_calls() const;
+  // The local referentials received (PUT /service/referential/{name}): name → document.
+  std::map<std::string, std::string> referentials() const;
 
   // The next n state changes are applied, then their answer is lost (reset).
   void lose_next_state_answers(int n);
@@ -86,6 +88,7 @@ class CapdematSimulator {
   std::map<std::string, Request> requests_;
   std::vector<std::string> applied_, violations_;
   std::map<std::string, std::vector<bool>> acks_;
+  std::map<std::string, std::string> referentials_;
   // (from, to) → contexts ("" = none)
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> transitions_;
   int lose_ = 0;

@@ -367,6 +367,34 @@ TEST(CapdematConnector, AMappingMessageIsKeptAsAPairing) {
   EXPECT_EQ(p->state, PairingState::Paired);
 }
 
+TEST(CapdematConnector, ACodeListReachesCapdematAsAValidLocalReferential) {
+  Harness h;
+  // The CMS of config/tables/cms.csv, as CMS76 (or an operator) posts them.
+  nlohmann::json body = {{"referentiel",
+                          {{"name", "CentreMedicoSocial"},
+                           {"label", "Centre médico-social"},
+                           {"entries",
+                            {{{"key", "Barentin"}, {"label", "CMS de Barentin"}},
+                             {{"key", "Rouen Nord"}, {"label", "CMS Rouen Nord"}}}}}}};
+  Message m;
+  m.id = "01REF";
+  m.source = "cms76";
+  m.type = "capdemat.referentiel";
+  m.correlation = "referentiel:cms";
+  Outcome o = deliver_mapped(*h.connector_, m, body, body, 1);
+  ASSERT_EQ(o.kind, Outcome::Kind::Delivered) << o.text;
+  auto refs = h.sim_.referentials();
+  ASSERT_EQ(refs.count("CentreMedicoSocial"), 1u);
+  SchemaSet s(capdemat_fixtures(), {}, {{"LocalReferential", "referential/ReferentialData.xsd"}});
+  capdemat::Validation v = s.validate(refs["CentreMedicoSocial"]);
+  EXPECT_TRUE(v.ok) << v.error;
+  EXPECT_NE(refs["CentreMedicoSocial"].find("key=\"Rouen-Nord\""), std::string::npos);
+  // The shared sample is valid against the same schema: the format is Capdémat's.
+  EXPECT_TRUE(s.validate(slurp(capdemat_fixtures() + "/samples/local_referential_sgr.xml")).ok);
+  nlohmann::json bad = {{"referentiel", {{"name", "X"}}}};
+  EXPECT_EQ(deliver_mapped(*h.connector_, m, bad, bad, 2).kind, Outcome::Kind::Reject);
+}
+
 // The poller, built the way the hub builds it.
 std::unique_ptr<Poller> make_poller(CapdematSimulator& sim, TempDir& dir, const Clock& clock) {
   Registries reg;
