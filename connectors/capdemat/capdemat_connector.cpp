@@ -23,6 +23,7 @@
 #include "core/files.h"
 #include "core/glob.h"
 #include "core/json_template.h"
+#include "core/tls_client.h"
 #include "core/xref_store.h"
 
 namespace relais::capdemat {
@@ -207,6 +208,17 @@ struct Reader {
 void check_reader(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
   if (std::string err = check_extraction(Reader::extraction_of(c)); !err.empty()) {
     errors.push_back(error_at(c.node(), file, c.path(), err));
+  }
+}
+
+// What the destination and the poller both check: the tls block and the URL's scheme.
+void check_transport(const ConfigView& c, const std::string& file,
+                     std::vector<ConfigError>& errors) {
+  check_tls_client(c.object("tls"), file, errors);
+  std::string url = c.str("url");
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+    errors.push_back(
+        error_at(c.node(), file, c.path() + ".url", "the URL must start with http(s)://"));
   }
 }
 
@@ -682,6 +694,7 @@ void register_capdemat_connector(ConnectorRegistry& registry) {
       "HomeFolder/Individual mappings as pairings";
   k.spec = &capdemat::connector_spec();
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
+    capdemat::check_transport(c, file, errors);
     if (c.has("inbound")) capdemat::check_reader(c.object("inbound"), file, errors);
   };
   k.create = [](const ConnectorContext& ctx) -> std::unique_ptr<Connector> {
@@ -697,7 +710,13 @@ void register_capdemat_poller(PollerRegistry& registry) {
       "Capdémat GetRequests / AckRequests over SOAP (WS-Security): requests acknowledged once "
       "committed, Erroneous=true when they cannot be read";
   k.spec = &capdemat::poller_spec();
-  k.check = capdemat::check_reader;
+  k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
+    capdemat::check_transport(c, file, errors);
+    capdemat::check_reader(c, file, errors);
+    if (std::string p = soap::wss_problem(c.object("wss")); !p.empty()) {
+      errors.push_back(error_at(c.node(), file, c.path() + ".wss", p));
+    }
+  };
   k.create = [](const PollerContext& ctx) -> std::unique_ptr<Poller> {
     return std::make_unique<capdemat::CapdematPoller>(ctx);
   };

@@ -1052,9 +1052,7 @@ void check(const ConfigView& c, const std::string& file, std::vector<ConfigError
   if (c.has("wss")) {
     ConfigView w = c.object("wss");
     if (!soap) err("wss", "WS-Security is for the soap driver");
-    if (w.has("password_file") == w.has("password_env")) {
-      err("wss", "give exactly one of password_file and password_env");
-    }
+    if (std::string p = soap::wss_problem(w); !p.empty()) err("wss", p);
   }
   if (c.has("bearer_token") && c.has("basic_user")) {
     err("bearer_token", "choose bearer_token or basic_user/basic_password, not both");

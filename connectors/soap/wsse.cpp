@@ -29,6 +29,13 @@ const ConfigSpec& wss_spec() {
   return s;
 }
 
+std::string wss_problem(const ConfigView& w) {
+  if (w.has("password_file") == w.has("password_env")) {
+    return "give exactly one of password_file and password_env";
+  }
+  return {};
+}
+
 WsseToken wsse_token_from(const ConfigView& w, const std::string& where) {
   WsseToken t;
   t.username = w.str("username");

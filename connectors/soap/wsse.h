@@ -36,6 +36,9 @@ struct WsseToken {
 // naming `where` when the password cannot be read.
 const ConfigSpec& wss_spec();
 WsseToken wsse_token_from(const ConfigView& wss, const std::string& where);
+// The configuration check of a `wss:` block: "" or what is wrong (exactly one of password_file
+// and password_env).
+std::string wss_problem(const ConfigView& wss);
 // `nonce`: raw bytes (16 random ones in production); `created`: UTC, e.g.
 // 2026-12-07T08:00:00.000Z (format_rfc3339).
 std::string wsse_header(const WsseToken& t, const std::string& nonce, const std::string& created);

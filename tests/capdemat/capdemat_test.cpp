@@ -472,6 +472,25 @@ TEST(CapdematPoller, AnInvalidAnswerIsUnreadableAndAcknowledgedErroneous) {
   EXPECT_EQ(sim.acks()["3"], std::vector<bool>{true});
 }
 
+TEST(CapdematPoller, TheConfigurationCheckNamesAMissingPasswordAndABadUrl) {
+  Registries reg;
+  const PollerKind* kind = reg.pollers.find("capdemat");
+  ASSERT_NE(kind, nullptr);
+  YAML::Node n;
+  n["kind"] = "capdemat";
+  n["url"] = "ftp://capdemat.invalid";
+  n["wss"]["username"] = "relais";
+  capdemat_reader(n);
+  n["fields"]["$.x"] = "cvq:Id[[";
+  std::vector<ConfigError> errors;
+  kind->check(ConfigView(n, {kind->spec}, "sources.capdemat.poll"), "test.yaml", errors);
+  std::string all;
+  for (const auto& e : errors) all += e.to_string() + "\n";
+  EXPECT_NE(all.find("password_file"), std::string::npos) << all;
+  EXPECT_NE(all.find("http(s)://"), std::string::npos) << all;
+  EXPECT_NE(all.find("not an XPath"), std::string::npos) << all;
+}
+
 TEST(CapdematPoller, AWrongPasswordIsAPollFailure) {
   TempDir dir;
   SystemClock clock;
