@@ -20,6 +20,7 @@
 #include "tests/capdemat/capdemat_simulator.h"
 #include "tests/capdemat/capdemat_test_support.h"
 #include "tests/core/test_support.h"
+#include "tests/support/connector_harness.h"
 #include "tests/support/deliver.h"
 
 namespace relais::testing {
@@ -178,14 +179,9 @@ class SubmitHub final : public HubServices {
 
 // One `capdemat` destination on a real store's cross-references and pairings, pointed at a
 // simulator.
-class Harness {
+class Harness : public ConnectorStoreFixture {
  public:
-  Harness() : clock_(SystemClock().now_ms()), sim_(capdemat_workflow()) {
-    StoreOptions so;
-    so.path = dir_.file("relais.db");
-    store_ = open_sqlite_store(so);
-    xrefs_ = open_sqlite_xref_store(so.path, clock_);
-    pairings_ = open_sqlite_pairing_store(so.path, clock_, nullptr);
+  Harness() : sim_(capdemat_workflow()) {
     node_["connector"] = "capdemat";
     node_["url"] = sim_.url();
     node_["timeout"] = "3s";
@@ -203,23 +199,9 @@ class Harness {
   }
 
   void build() {
-    const ConnectorKind* kind = registries_.connectors.find("capdemat");
-    ASSERT_NE(kind, nullptr);
-    std::vector<ConfigError> errors;
-    std::vector<const ConfigSpec*> specs{&destination_spec(), kind->spec};
-    validate(node_, specs, "connectors.capdemat", "test.yaml", errors);
-    ConfigView view(node_, {kind->spec}, "connectors.capdemat");
-    if (errors.empty() && kind->check) kind->check(view, "test.yaml", errors);
-    for (const auto& e : errors) ADD_FAILURE() << e.to_string();
-    ConnectorContext ctx;
-    ctx.name = "capdemat";
-    ctx.config = view;
-    ctx.concurrency = 2;
-    ctx.clock = &clock_;
-    ctx.xrefs = xrefs_.get();
-    ctx.pairings = pairings_.get();
-    ctx.hub = &hub_;
-    connector_ = kind->create(ctx);
+    std::vector<std::string> errors;
+    connector_ = build_connector("capdemat", "capdemat", node_, &hub_, errors);
+    for (const auto& e : errors) ADD_FAILURE() << e;
   }
 
   Outcome state(const std::string& id, const std::string& cms_state) {
@@ -252,13 +234,7 @@ class Harness {
     return *connector_->inbound(in);
   }
 
-  TempDir dir_;
-  ManualClock clock_;
   CapdematSimulator sim_;
-  Registries registries_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<XrefStore> xrefs_;
-  std::unique_ptr<PairingStore> pairings_;
   SubmitHub hub_;
   YAML::Node node_;
   std::unique_ptr<Connector> connector_;
@@ -361,7 +337,7 @@ TEST(CapdematConnector, AMappingMessageIsKeptAsAPairing) {
   m.correlation = "foyer:12";
   EXPECT_EQ(deliver_mapped(*h.connector_, m, body, body, 1).kind, Outcome::Kind::Delivered);
   Status s;
-  auto p = h.pairings_->get("capdemat", "foyer:12", s);
+  auto p = h.pairings().get("capdemat", "foyer:12", s);
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->external_id, "900");
   EXPECT_EQ(p->state, PairingState::Paired);
