@@ -2,6 +2,7 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/capdemat/capdemat.h"
 #include "connectors/demarches/demarches.h"
 #include "connectors/file/folder_poller.h"
 #include "connectors/genesis/genesis.h"
@@ -16,6 +17,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_calendar_connector(registry);
   register_genesis_connector(registry);
   register_demarches_connector(registry);
+  register_capdemat_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
@@ -25,6 +27,7 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 void register_builtin_pollers(PollerRegistry& registry) {
   register_folder_poller(registry);
   register_demarches_poller(registry);
+  register_capdemat_poller(registry);
 }
 
 }  // namespace relais
