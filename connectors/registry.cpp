@@ -2,6 +2,7 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/database/database_poller.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
 
@@ -18,7 +19,7 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 }
 
 void register_builtin_pollers(PollerRegistry& registry) {
-  (void)registry;  // the kinds of polling sources are registered here
+  register_database_poller(registry);
 }
 
 }  // namespace relais

@@ -1,0 +1,676 @@
+#include "connectors/database/db_session.h"
+
+#include "core/log.h"
+
+#include <libpq-fe.h>
+
+#include <Poco/Data/Date.h>
+#include <Poco/Data/LOB.h>
+#include <Poco/Data/MetaColumn.h>
+#include <Poco/Data/MySQL/Connector.h>
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Data/Time.h>
+#include <Poco/DateTime.h>
+#include <Poco/Exception.h>
+
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+
+namespace relais::db {
+
+// ---------------------------------------------------------------------------------------------
+// SqlTemplate
+
+namespace {
+
+bool name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool name_char(char c) {
+  return name_start(c) || (c >= '0' && c <= '9');
+}
+
+}  // namespace
+
+bool SqlTemplate::parse(const std::string& sql, SqlTemplate& out, std::string& error) {
+  out = SqlTemplate{};
+  out.text_ = sql;
+  std::string piece;
+  size_t i = 0;
+  const size_t n = sql.size();
+  while (i < n) {
+    char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`') {  // a literal or a quoted identifier, copied whole
+      size_t end = i + 1;
+      while (true) {
+        if (end >= n) {
+          error = std::string("unterminated ") + (c == '\'' ? "string literal" : "quoted name");
+          return false;
+        }
+        if (sql[end] == '\\' && c == '\'' && end + 1 < n) {
+          end += 2;  // MySQL escapes
+          continue;
+        }
+        if (sql[end] == c) {
+          if (end + 1 < n && sql[end + 1] == c) {  // doubled quote
+            end += 2;
+            continue;
+          }
+          break;
+        }
+        ++end;
+      }
+      piece.append(sql, i, end + 1 - i);
+      i = end + 1;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      size_t end = sql.find('\n', i);
+      if (end == std::string::npos) end = n;
+      piece.append(sql, i, end - i);
+      i = end;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      size_t end = sql.find("*/", i + 2);
+      if (end == std::string::npos) {
+        error = "unterminated /* comment";
+        return false;
+      }
+      piece.append(sql, i, end + 2 - i);
+      i = end + 2;
+    } else if (c == ':' && i + 1 < n && sql[i + 1] == ':') {  // PostgreSQL cast
+      piece += "::";
+      i += 2;
+    } else if (c == ':' && i + 1 < n && name_start(sql[i + 1]) &&
+               (i == 0 || !name_char(sql[i - 1]))) {
+      size_t end = i + 1;
+      while (end < n && name_char(sql[end])) ++end;
+      out.pieces_.push_back(std::move(piece));
+      piece.clear();
+      out.names_.push_back(sql.substr(i + 1, end - i - 1));
+      i = end;
+    } else {
+      piece += c;
+      ++i;
+    }
+  }
+  out.pieces_.push_back(std::move(piece));
+  return true;
+}
+
+bool SqlTemplate::uses(const std::string& name) const {
+  for (const auto& n : names_) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+std::string Session::render(const SqlTemplate& sql, const std::vector<Param>& params, bool numbered,
+                            std::vector<const Param*>& bound_params,
+                            std::vector<std::string>& bound, Status& status) {
+  std::string text = sql.pieces_.empty() ? sql.text_ : sql.pieces_[0];
+  for (size_t i = 0; i < sql.names_.size(); ++i) {
+    const Param* p = nullptr;
+    for (const auto& candidate : params) {
+      if (candidate.name == sql.names_[i]) p = &candidate;
+    }
+    if (p == nullptr || (!p->list && p->values.size() != 1) || p->values.empty()) {
+      status =
+          Status::failure(500, "paramètre sans valeur",
+                          "the statement names :" + sql.names_[i] + ", which has no value here");
+      return {};
+    }
+    for (size_t k = 0; k < p->values.size(); ++k) {
+      if (k > 0) text += ", ";
+      bound.push_back(p->values[k]);
+      bound_params.push_back(p);
+      text += numbered ? "$" + std::to_string(bound.size()) : "?";
+    }
+    text += sql.pieces_[i + 1];
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error texts
+
+namespace {
+
+// The password of a connection string ("password=…" up to a space or ';', or a URI's
+// user:password@), or "".
+std::string password_of(const std::string& connection) {
+  size_t at = connection.find("password=");
+  if (at != std::string::npos) {
+    size_t start = at + 9;
+    size_t end = connection.find_first_of(" ;", start);
+    return connection.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  }
+  size_t scheme = connection.find("://");
+  size_t arobase = connection.find('@');
+  if (scheme != std::string::npos && arobase != std::string::npos && arobase > scheme) {
+    size_t colon = connection.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < arobase) {
+      return connection.substr(colon + 1, arobase - colon - 1);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string mask_error_text(const std::string& text, const std::string& password,
+                            const std::vector<std::string>& quoted_ok) {
+  std::string t = text;
+  size_t nl = t.find('\n');
+  if (nl != std::string::npos) t.resize(nl);
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\r')) t.pop_back();
+  if (!password.empty()) {
+    for (size_t at = t.find(password); at != std::string::npos; at = t.find(password, at)) {
+      t.replace(at, password.size(), "«…»");
+    }
+  }
+  std::string out;
+  size_t i = 0;
+  while (i < t.size()) {
+    char q = t[i];
+    if (q != '"' && q != '\'') {
+      out += q;
+      ++i;
+      continue;
+    }
+    size_t end = t.find(q, i + 1);
+    if (end == std::string::npos) {
+      out += "«…»";  // an unterminated quote: nothing after it is shown
+      break;
+    }
+    std::string inside = t.substr(i + 1, end - i - 1);
+    bool known = inside.empty();
+    for (const auto& ok : quoted_ok) {
+      if (!known && ok.find(inside) != std::string::npos) known = true;
+    }
+    out += q;
+    out += known ? inside : "«…»";
+    out += q;
+    i = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL through libpq
+
+CellKind pg_kind(Oid oid) {
+  switch (oid) {
+    case 16:
+      return CellKind::Bool;
+    case 20:
+    case 21:
+    case 23:
+    case 26:
+      return CellKind::Integer;
+    case 700:
+    case 701:
+    case 1700:
+      return CellKind::Number;
+    case 114:
+    case 3802:
+      return CellKind::Json;
+    case 1082:
+      return CellKind::Date;
+    case 1083:
+      return CellKind::Time;
+    case 1114:
+      return CellKind::Timestamp;
+    case 1184:
+      return CellKind::TimestampTz;
+    case 17:
+      return CellKind::Bytes;
+    default:
+      return CellKind::Text;
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// bytea's hex output ("\x0102") as raw bytes.
+std::string pg_bytes(const char* text, int length) {
+  std::string out;
+  if (length >= 2 && text[0] == '\\' && text[1] == 'x') {
+    for (int i = 2; i + 1 < length; i += 2) {
+      int hi = hex_value(text[i]);
+      int lo = hex_value(text[i + 1]);
+      if (hi < 0 || lo < 0) break;
+      out += static_cast<char>(hi * 16 + lo);
+    }
+    return out;
+  }
+  return std::string(text, static_cast<size_t>(length));
+}
+
+class PgSession final : public Session {
+ public:
+  PgSession(PGconn* conn, std::string password, std::vector<std::string> quoted_ok)
+      : conn_(conn), password_(std::move(password)), quoted_ok_(std::move(quoted_ok)) {}
+  ~PgSession() override { PQfinish(conn_); }
+
+  Status query(const SqlTemplate& sql, const std::vector<Param>& params, ResultSet& out) override {
+    out = ResultSet{};
+    PGresult* r = nullptr;
+    Status s = run(sql, params, r);
+    if (!s.ok) return s;
+    int cols = PQnfields(r);
+    int rows = PQntuples(r);
+    std::vector<CellKind> kinds;
+    for (int c = 0; c < cols; ++c) {
+      out.columns.emplace_back(PQfname(r, c));
+      kinds.push_back(pg_kind(PQftype(r, c)));
+    }
+    out.rows.resize(static_cast<size_t>(rows));
+    for (int i = 0; i < rows; ++i) {
+      auto& row = out.rows[static_cast<size_t>(i)];
+      row.resize(static_cast<size_t>(cols));
+      for (int c = 0; c < cols; ++c) {
+        Cell& cell = row[static_cast<size_t>(c)];
+        if (PQgetisnull(r, i, c)) continue;
+        cell.kind = kinds[static_cast<size_t>(c)];
+        const char* v = PQgetvalue(r, i, c);
+        int len = PQgetlength(r, i, c);
+        if (cell.kind == CellKind::Bool) {
+          cell.text = v[0] == 't' ? "true" : "false";
+        } else if (cell.kind == CellKind::Bytes) {
+          cell.text = pg_bytes(v, len);
+        } else {
+          cell.text.assign(v, static_cast<size_t>(len));
+        }
+      }
+    }
+    PQclear(r);
+    return Status::success();
+  }
+
+  Status execute(const SqlTemplate& sql, const std::vector<Param>& params,
+                 int64_t& affected) override {
+    PGresult* r = nullptr;
+    Status s = run(sql, params, r);
+    if (!s.ok) return s;
+    const char* n = PQcmdTuples(r);
+    affected = (n != nullptr && *n != '\0') ? std::stoll(n) : 0;
+    PQclear(r);
+    return Status::success();
+  }
+
+  bool healthy() const override { return healthy_ && PQstatus(conn_) == CONNECTION_OK; }
+
+  // Runs a statement without parameters (session settings). Failure text masked.
+  Status simple(const std::string& text) {
+    PGresult* r = PQexec(conn_, text.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      std::string detail = mask_error_text(PQresultErrorMessage(r), password_, quoted_ok_);
+      PQclear(r);
+      healthy_ = false;
+      return Status::failure(502, "réglage de session refusé", detail);
+    }
+    PQclear(r);
+    return Status::success();
+  }
+
+ private:
+  Status run(const SqlTemplate& sql, const std::vector<Param>& params, PGresult*& r) {
+    Status s;
+    std::vector<const Param*> bound_params;
+    std::vector<std::string> bound;
+    std::string text = render(sql, params, true, bound_params, bound, s);
+    if (!s.ok) return s;
+    std::vector<const char*> values;
+    for (const auto& b : bound) values.push_back(b.c_str());
+    r = PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                     nullptr, nullptr, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return Status::success();
+    std::string detail = mask_error_text(
+        r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_), password_, quoted_ok_);
+    const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string code = state != nullptr ? state : "";
+    PQclear(r);
+    r = nullptr;
+    healthy_ = false;
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      return Status::failure(503, "base de données injoignable", detail);
+    }
+    if (code == "57014") return Status::failure(504, "requête trop longue", detail);
+    return Status::failure(502, "requête refusée par la base",
+                           detail + (code.empty() ? "" : " (SQLSTATE " + code + ")"));
+  }
+
+  PGconn* conn_;
+  std::string password_;
+  std::vector<std::string> quoted_ok_;
+  bool healthy_ = true;
+};
+
+Status connect_pg(const std::string& connection, const Timeouts& t,
+                  const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
+  std::string password = password_of(connection);
+  std::string connect_s = std::to_string(std::max<int64_t>(2, (t.connect_ms + 999) / 1000));
+  // A connection that stops answering is cut after the query time plus a margin.
+  std::string user_timeout = std::to_string(t.query_ms + 10000);
+  const char* keys[] = {"dbname",     "connect_timeout",  "tcp_user_timeout",
+                        "keepalives", "application_name", nullptr};
+  const char* values[] = {
+      connection.c_str(), connect_s.c_str(), user_timeout.c_str(), "1", "relais", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  if (conn == nullptr) return Status::failure(503, "base de données injoignable", "out of memory");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string detail = mask_error_text(PQerrorMessage(conn), password, quoted_ok);
+    PQfinish(conn);
+    return Status::failure(503, "base de données injoignable", detail);
+  }
+  auto session = std::make_unique<PgSession>(conn, password, quoted_ok);
+  Status s = session->simple("SET statement_timeout = " + std::to_string(t.query_ms) +
+                             "; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
+                             " SET client_encoding = 'UTF8'");
+  if (!s.ok) return s;
+  out = std::move(session);
+  return Status::success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MySQL/MariaDB and SQLite through Poco::Data
+
+std::string two(int v) {
+  char b[8];
+  std::snprintf(b, sizeof b, "%02d", v);
+  return b;
+}
+
+// ".5" for 500000 µs (as PostgreSQL writes it), "" for none.
+std::string fraction(int micros) {
+  if (micros == 0) return "";
+  char b[16];
+  std::snprintf(b, sizeof b, ".%06d", micros);
+  std::string out = b;
+  while (out.back() == '0') out.pop_back();
+  return out;
+}
+
+std::string shortest(double d) {
+  char b[64];
+  auto r = std::to_chars(b, b + sizeof b, d);
+  return std::string(b, r.ptr);
+}
+
+Cell poco_cell(const Poco::Dynamic::Var& v, Poco::Data::MetaColumn::ColumnDataType type) {
+  using MC = Poco::Data::MetaColumn;
+  Cell c;
+  if (v.isEmpty()) return c;
+  switch (type) {
+    case MC::FDT_BOOL:
+      c.kind = CellKind::Bool;
+      c.text = v.convert<bool>() ? "true" : "false";
+      break;
+    case MC::FDT_INT8:
+    case MC::FDT_INT16:
+    case MC::FDT_INT32:
+    case MC::FDT_INT64:
+      c.kind = CellKind::Integer;
+      c.text = std::to_string(v.convert<Poco::Int64>());
+      break;
+    case MC::FDT_UINT8:
+    case MC::FDT_UINT16:
+    case MC::FDT_UINT32:
+    case MC::FDT_UINT64:
+      c.kind = CellKind::Integer;
+      c.text = std::to_string(v.convert<Poco::UInt64>());
+      break;
+    case MC::FDT_FLOAT:
+    case MC::FDT_DOUBLE:
+      c.kind = CellKind::Number;
+      c.text = shortest(v.convert<double>());
+      break;
+    case MC::FDT_CLOB: {
+      const auto& lob = v.extract<Poco::Data::CLOB>();
+      c.kind = CellKind::Text;
+      c.text.assign(lob.rawContent(), lob.size());
+      break;
+    }
+    case MC::FDT_BLOB: {
+      const auto& lob = v.extract<Poco::Data::BLOB>();
+      c.kind = CellKind::Bytes;
+      c.text.assign(reinterpret_cast<const char*>(lob.rawContent()), lob.size());
+      break;
+    }
+    case MC::FDT_DATE: {
+      const auto& d = v.extract<Poco::Data::Date>();
+      c.kind = CellKind::Date;
+      c.text = std::to_string(d.year()) + "-" + two(d.month()) + "-" + two(d.day());
+      break;
+    }
+    case MC::FDT_TIME: {
+      const auto& t = v.extract<Poco::Data::Time>();
+      c.kind = CellKind::Time;
+      c.text = two(t.hour()) + ":" + two(t.minute()) + ":" + two(t.second());
+      break;
+    }
+    case MC::FDT_TIMESTAMP: {
+      const auto& t = v.extract<Poco::DateTime>();
+      c.kind = CellKind::Timestamp;
+      c.text = std::to_string(t.year()) + "-" + two(t.month()) + "-" + two(t.day()) + " " +
+               two(t.hour()) + ":" + two(t.minute()) + ":" + two(t.second()) +
+               fraction(t.millisecond() * 1000 + t.microsecond());
+      break;
+    }
+    case MC::FDT_UNKNOWN:
+      throw std::runtime_error("a column of a type Poco::Data cannot read (cast it in the query)");
+    default:
+      c.kind = CellKind::Text;
+      c.text = v.convert<std::string>();
+      break;
+  }
+  return c;
+}
+
+// Poco's MySQL exceptions carry "[mysql_stmt_error]: … [mysql_stmt_errno]: N …[statemnt]: …":
+// the server's words and number are kept, not the statement.
+std::string readable_poco_error(const std::string& text) {
+  for (const char* key : {"[mysql_stmt_error]: ", "[mysql_error]: "}) {
+    size_t at = text.find(key);
+    if (at == std::string::npos) continue;
+    at += std::string(key).size();
+    size_t end = text.find('\t', at);
+    std::string out = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    for (const char* no : {"[mysql_stmt_errno]: ", "[mysql_errno]: "}) {
+      size_t n = text.find(no);
+      if (n == std::string::npos) continue;
+      n += std::string(no).size();
+      size_t e = text.find_first_not_of("0123456789", n);
+      out += " (" + text.substr(n, e == std::string::npos ? std::string::npos : e - n) + ")";
+      break;
+    }
+    return out;
+  }
+  return text;
+}
+
+// The client errors that mean the server is not there (CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR,
+// CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED), or SQLite's "unable to open".
+bool connection_lost(const std::string& text) {
+  for (const char* code : {": 2002", ": 2003", ": 2006", ": 2013", ": 2055"}) {
+    for (const char* key : {"[mysql_stmt_errno]", "[mysql_errno]"}) {
+      if (text.find(std::string(key) + code) != std::string::npos) return true;
+    }
+  }
+  return text.find("Can't connect") != std::string::npos ||
+         text.find("unable to open database") != std::string::npos;
+}
+
+std::once_flag poco_registered;
+
+class PocoSession final : public Session {
+ public:
+  PocoSession(std::unique_ptr<Poco::Data::Session> session, std::string password,
+              std::vector<std::string> quoted_ok)
+      : session_(std::move(session)),
+        password_(std::move(password)),
+        quoted_ok_(std::move(quoted_ok)) {}
+  ~PocoSession() override {
+    try {
+      if (session_) session_->close();
+    } catch (...) {  // closing a connection that died: nothing to do
+    }
+  }
+
+  Status query(const SqlTemplate& sql, const std::vector<Param>& params, ResultSet& out) override {
+    out = ResultSet{};
+    return guarded([&] {
+      Poco::Data::Statement st(*session_);
+      if (!prepare(st, sql, params)) return;
+      st.execute();
+      Poco::Data::RecordSet rs(st);
+      size_t cols = rs.columnCount();
+      std::vector<Poco::Data::MetaColumn::ColumnDataType> types;
+      for (size_t c = 0; c < cols; ++c) {
+        out.columns.push_back(rs.columnName(c));
+        types.push_back(rs.columnType(c));
+      }
+      size_t rows = rs.rowCount();
+      out.rows.resize(rows);
+      for (size_t r = 0; r < rows; ++r) {
+        out.rows[r].reserve(cols);
+        for (size_t c = 0; c < cols; ++c)
+          out.rows[r].push_back(poco_cell(rs.value(c, r), types[c]));
+      }
+    });
+  }
+
+  Status execute(const SqlTemplate& sql, const std::vector<Param>& params,
+                 int64_t& affected) override {
+    return guarded([&] {
+      Poco::Data::Statement st(*session_);
+      if (!prepare(st, sql, params)) return;
+      affected = static_cast<int64_t>(st.execute());
+    });
+  }
+
+  bool healthy() const override { return healthy_; }
+
+  // Runs a session setting; false when the server refuses it (the session stays usable).
+  bool setting(const std::string& text) {
+    try {
+      Poco::Data::Statement st(*session_);
+      st << text;
+      st.execute();
+      return true;
+    } catch (const Poco::Exception&) {
+      return false;
+    }
+  }
+
+ private:
+  bool prepare(Poco::Data::Statement& st, const SqlTemplate& sql,
+               const std::vector<Param>& params) {
+    std::vector<const Param*> bound_params;
+    std::vector<std::string> bound;
+    pending_ = Status::success();
+    std::string text = render(sql, params, false, bound_params, bound, pending_);
+    if (!pending_.ok) return false;
+    st << text;
+    integers_.clear();
+    texts_ = std::move(bound);
+    integers_.reserve(texts_.size());
+    for (size_t i = 0; i < texts_.size(); ++i) {
+      if (bound_params[i]->integer) {
+        integers_.push_back(std::stoll(texts_[i]));
+        st, Poco::Data::Keywords::use(integers_.back());
+      } else {
+        st, Poco::Data::Keywords::use(texts_[i]);
+      }
+    }
+    return true;
+  }
+
+  template <class F>
+  Status guarded(F&& f) {
+    pending_ = Status::success();
+    try {
+      f();
+      return pending_;
+    } catch (const Poco::Data::ConnectionFailedException& e) {
+      return fail(503, "base de données injoignable", e.displayText());
+    } catch (const Poco::Exception& e) {
+      std::string text = readable_poco_error(e.displayText());
+      bool down = !session_->isConnected() || connection_lost(e.displayText());
+      return fail(down ? 503 : 502,
+                  down ? "base de données injoignable" : "requête refusée par la base", text);
+    } catch (const std::exception& e) {
+      return fail(502, "requête refusée par la base", e.what());
+    }
+  }
+
+  Status fail(int status, const std::string& title, const std::string& text) {
+    healthy_ = false;
+    return Status::failure(status, title, mask_error_text(text, password_, quoted_ok_));
+  }
+
+  std::unique_ptr<Poco::Data::Session> session_;
+  std::string password_;
+  std::vector<std::string> quoted_ok_;
+  std::vector<std::string> texts_;  // the values bound by reference (use) for one statement
+  std::vector<Poco::Int64> integers_;
+  Status pending_;
+  bool healthy_ = true;
+};
+
+Status connect_poco(const std::string& driver, const std::string& connection, const Timeouts& t,
+                    const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
+  std::call_once(poco_registered, [] {
+    Poco::Data::MySQL::Connector::registerConnector();
+    Poco::Data::SQLite::Connector::registerConnector();
+  });
+  std::string password = password_of(connection);
+  std::string connector = driver == "mysql" ? "mysql" : "sqlite";
+  int64_t timeout_ms = driver == "mysql" ? t.connect_ms : t.query_ms;
+  std::unique_ptr<Poco::Data::Session> session;
+  try {
+    session = std::make_unique<Poco::Data::Session>(
+        connector, connection,
+        static_cast<size_t>(std::max<int64_t>(1, (timeout_ms + 999) / 1000)));
+  } catch (const Poco::Exception& e) {
+    return Status::failure(503, "base de données injoignable",
+                           mask_error_text(e.displayText(), password, quoted_ok));
+  }
+  auto s = std::make_unique<PocoSession>(std::move(session), password, quoted_ok);
+  if (driver == "mysql") {
+    // MariaDB's limit on a statement's time, else MySQL's (SELECT only, milliseconds).
+    if (!s->setting("SET SESSION max_statement_time = " +
+                    shortest(static_cast<double>(t.query_ms) / 1000.0)) &&
+        !s->setting("SET SESSION max_execution_time = " + std::to_string(t.query_ms))) {
+      log_warn("database", "the server accepts no statement time limit: query_timeout unused");
+    }
+  }
+  out = std::move(s);
+  return Status::success();
+}
+
+}  // namespace
+
+Status connect(const std::string& driver, const std::string& connection, const Timeouts& t,
+               const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
+  out.reset();
+  if (driver == "postgresql") return connect_pg(connection, t, quoted_ok, out);
+  if (driver == "mysql" || driver == "sqlite") {
+    return connect_poco(driver, connection, t, quoted_ok, out);
+  }
+  return Status::failure(500, "pilote inconnu", "driver " + driver + " is not known");
+}
+
+}  // namespace relais::db

@@ -1,0 +1,44 @@
+#pragma once
+// What the throwaway database servers of the tests share (pg_server.h, mariadb_server.h): the
+// account a server runs as (root cannot run postgres; mariadbd refuses root without --user), a
+// folder handed to that account, and commands run as it. Nothing here is linked into relais.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tests/support/relais_process.h"
+
+namespace relais::testing {
+
+// The database a test server creates, and the account (with a password) that the code under
+// test connects with over TCP on 127.0.0.1. Plain value.
+struct DbServerOptions {
+  std::string database = "cms76";
+  std::string user = "relais";
+  std::string password = "relais-test-Pw-0123456789";
+};
+
+// The system account a server runs as: `preferred` ("postgres", "mysql") when this process runs
+// as root, else the current user (a non-root CI user runs the server itself).
+struct ServerAccount {
+  bool switch_user = false;  // true: commands go through runuser -u NAME --
+  std::string name;
+  unsigned uid = 0;
+  unsigned gid = 0;
+  static ServerAccount for_server(const std::string& preferred);
+  // argv run as the account, in the folder `cwd` (env -C: the account must be able to read it).
+  std::vector<std::string> command(const std::vector<std::string>& argv,
+                                   const std::string& cwd) const;
+  // Gives `path` (and what it holds) to the account.
+  void own(const std::string& path) const;
+};
+
+// Runs argv; throws std::runtime_error naming `what` with its output when it fails.
+CommandResult run_or_throw(const std::vector<std::string>& argv, const std::string& what,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// The first of `candidates` that is an executable file, or "".
+std::string find_executable(const std::vector<std::string>& candidates);
+
+}  // namespace relais::testing
