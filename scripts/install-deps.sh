@@ -15,7 +15,14 @@ PACKAGES=(
   nginx-light wrk redis-server
   kannel kannel-extras
   chromium nodejs
+  libmariadb-dev libmariadb-dev-compat
+  postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 )
+# libmariadb-dev: MariaDB's client library, which Poco::DataMySQL links (the `database` polling
+# source); libmariadb-dev-compat: the <mysql/mysql.h> path Poco's headers include.
+# postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
+# (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts
+# the servers run as. The packaged services are never started (the tests start their own).
 # nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
 # chromium + playwright-core (npm, below) run the console's browser tests.
 
