@@ -101,7 +101,8 @@ int calendar_command(int argc, char** argv) {
     Registries registries;
     HubConfig cfg;
     std::vector<ConfigError> errors;
-    if (!load_hub_config(config, registries.connectors, cfg, errors, &registries.enrichers)) {
+    if (!load_hub_config(config, registries.connectors, cfg, errors, &registries.enrichers,
+                         &registries.pollers)) {
       for (const auto& e : errors) std::cerr << e.to_string() << "\n";
       return 64;
     }

@@ -46,7 +46,8 @@ int check_config(int argc, char** argv) {
   Registries registries;
   HubConfig cfg;
   std::vector<ConfigError> errors;
-  bool ok = load_hub_config(argv[1], registries.connectors, cfg, errors, &registries.enrichers);
+  bool ok = load_hub_config(argv[1], registries.connectors, cfg, errors, &registries.enrichers,
+                            &registries.pollers);
   if (ok) ok = check_mappings(cfg, errors);
   if (ok) {
     // The encryption keys as relais will read them at start-up (files, their modes, variables).
@@ -109,6 +110,7 @@ int config_reference(int argc, char** argv) {
     if (s == &hub_config_spec()) {
       todo.push_back(&destination_spec());
       todo.push_back(&enricher_spec());
+      todo.push_back(&poll_spec());
     }
   }
   for (const auto& name : registry.names()) {
@@ -120,6 +122,12 @@ int config_reference(int argc, char** argv) {
   for (const auto& name : registries.enrichers.names()) {
     const EnricherKind* k = registries.enrichers.find(name);
     std::cout << "\n### enricher `" << name << "`\n\n" << k->description << "\n\n";
+    std::vector<const ConfigSpec*> nested;
+    spec_markdown(*k->spec, "", std::cout, nested);
+  }
+  for (const auto& name : registries.pollers.names()) {
+    const PollerKind* k = registries.pollers.find(name);
+    std::cout << "\n### polling source `" << name << "`\n\n" << k->description << "\n\n";
     std::vector<const ConfigSpec*> nested;
     spec_markdown(*k->spec, "", std::cout, nested);
   }
@@ -429,7 +437,8 @@ void load_configuration(int argc, char** argv, HubConfig& cfg) {
   if (path.empty()) throw std::runtime_error("--config FILE is required (or set RELAIS_CONFIG)");
   Registries registries;
   std::vector<ConfigError> errors;
-  if (!load_hub_config(path, registries.connectors, cfg, errors, &registries.enrichers)) {
+  if (!load_hub_config(path, registries.connectors, cfg, errors, &registries.enrichers,
+                       &registries.pollers)) {
     std::string all;
     for (const auto& e : errors) all += "\n  " + e.to_string();
     throw std::runtime_error("invalid configuration:" + all);
@@ -588,7 +597,7 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
     throw std::runtime_error("the active mappings do not compile:" + all);
   }
   rt.hub = std::make_unique<Hub>(config, registries.connectors, clock, rt.mappings,
-                                 &registries.enrichers);
+                                 &registries.enrichers, &registries.pollers);
   rt.mappings->watch(2000);
   return rt;
 }

@@ -103,7 +103,8 @@ class ServeApp final : public Poco::Util::ServerApplication {
     Registries registries;
     HubConfig cfg;
     std::vector<ConfigError> errors;
-    if (!load_hub_config(config_path_, registries.connectors, cfg, errors, &registries.enrichers)) {
+    if (!load_hub_config(config_path_, registries.connectors, cfg, errors, &registries.enrichers,
+                         &registries.pollers)) {
       for (const auto& e : errors) std::cerr << e.to_string() << "\n";
       std::cerr << "relais serve: " << errors.size()
                 << " configuration error(s); nothing started\n";

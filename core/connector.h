@@ -35,8 +35,7 @@ class HubServices {
   // until committed; success fills `id`; failures: 404 unknown destination, 400 body not
   // JSON, 503 not stored. May be called from a worker's deliver().
   virtual Status post(const std::string& destination, const std::string& type,
-                      const std::string& correlation, const std::string& body,
-                      std::string& id) = 0;
+                      const std::string& correlation, const std::string& body, std::string& id) = 0;
   // Makes the deferred head delivery of (destination, key) due now: what it waited for (a
   // pairing) is there. Nothing when the key has no deferred delivery in memory.
   virtual void wake(const std::string& destination, const std::string& key) = 0;

@@ -99,12 +99,12 @@ class PairingStore {
   // (the list is cleared). 409 when it is already paired to another id (undo first); pairing
   // again to the same id is a success with nothing to wake.
   virtual Status pair(const std::string& partner, const std::string& person,
-                      const std::string& external_id, const std::string& how,
-                      const std::string& by, std::vector<PairingWaiter>& woken) = 0;
+                      const std::string& external_id, const std::string& how, const std::string& by,
+                      std::vector<PairingWaiter>& woken) = 0;
   // Undoes a pairing (state Undone, external id kept in the history of the audit, not here);
   // 404 when there is none, 409 when it is not Paired.
-  virtual Status undo(const std::string& partner, const std::string& person,
-                      const std::string& by, const std::string& reason) = 0;
+  virtual Status undo(const std::string& partner, const std::string& person, const std::string& by,
+                      const std::string& reason) = 0;
   // Pairings, newest first.
   virtual std::vector<Pairing> list(const PairingFilter& filter, Status& status) = 0;
   // How many pairings are in `state` (every partner): the dashboard's count.
@@ -114,7 +114,7 @@ class PairingStore {
 // Opens the pairings of the SQLite store at `path` (table of migration 12 of sqlite_store.cpp:
 // the store must have been opened once by open_sqlite_store). Candidates' summaries are
 // encrypted with `cipher` when it is not null. Throws at start-up.
-std::unique_ptr<PairingStore> open_sqlite_pairing_store(
-    const std::string& path, const Clock& clock, std::shared_ptr<const AtRestCipher> cipher);
+std::unique_ptr<PairingStore> open_sqlite_pairing_store(const std::string& path, const Clock& clock,
+                                                        std::shared_ptr<const AtRestCipher> cipher);
 
 }  // namespace relais

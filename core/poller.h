@@ -24,7 +24,7 @@ namespace relais {
 struct PolledRecord {
   std::string body;             // JSON text of one message
   std::string idempotency_key;  // "" = the source's own idempotency expression, if any
-  std::string position;  // where it was read, for a person: "ligne 12", "id 4521" (no data)
+  std::string position;         // where it was read, for a person: "ligne 12", "id 4521" (no data)
   // Set when the record could not even be read (a CSV line with too many fields, a row with a
   // column that does not convert): the record is not offered to the hub, it is reported as
   // refused with this reason (French, for the desk) — never dropped silently.

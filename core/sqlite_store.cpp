@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <variant>
@@ -177,6 +178,30 @@ const std::vector<Migration>& migrations() {
            "CREATE INDEX deliveries_destination_state ON deliveries(destination, state, "
            "updated_at)",
        }},
+      {11,
+       "polling sources: their checkpoints and the records they could not take",
+       {
+           // Written in the transaction of the messages a batch produced (core/poller.h).
+           "CREATE TABLE source_checkpoints (source TEXT PRIMARY KEY, value TEXT NOT NULL, "
+           "updated_at INTEGER NOT NULL)",
+           "CREATE TABLE source_rejects (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT "
+           "NULL, position TEXT NOT NULL, status INTEGER NOT NULL, error TEXT NOT NULL, detail "
+           "TEXT NOT NULL, at INTEGER NOT NULL)",
+           "CREATE INDEX source_rejects_source ON source_rejects(source, id)",
+       }},
+      {12,
+       "appariement: persons paired with their record at a partner (core/pairing_store.h)",
+       {
+           // candidates: JSON, encrypted like the bodies when store.encryption is on (names,
+           // birth dates); waiters: JSON list of the deliveries to wake when paired.
+           "CREATE TABLE pairings (id INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL, "
+           "person TEXT NOT NULL, state TEXT NOT NULL, external_id TEXT NOT NULL DEFAULT '', "
+           "candidates TEXT NOT NULL DEFAULT '[]', waiters TEXT NOT NULL DEFAULT '[]', "
+           "how TEXT NOT NULL DEFAULT '', actor TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL "
+           "DEFAULT '', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, "
+           "UNIQUE(partner, person))",
+           "CREATE INDEX pairings_state ON pairings(state, id)",
+       }},
   };
   return list;
 }
@@ -205,6 +230,9 @@ struct AcceptJob {
   // writer does not pay for it). Empty without encryption: the bodies are stored as they are.
   std::vector<std::string> sealed;
   std::promise<std::vector<AcceptResult>> done;
+  // A polling source's position and refused records, written in the same transaction.
+  std::optional<SourceCheckpoint> checkpoint;
+  Millis at = 0;
 };
 struct UpdateJob {
   DeliveryUpdate update;
@@ -285,6 +313,11 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { close(); }
 
   std::vector<AcceptResult> accept(std::vector<Incoming> batch) override;
+  std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch, SourceCheckpoint checkpoint,
+                                          Millis at) override;
+  std::optional<std::string> checkpoint(const std::string& source) override;
+  std::vector<StoredReject> rejects(const std::string& source, int64_t before_id,
+                                    int limit) override;
   void record(DeliveryUpdate update, std::function<void()> committed) override;
   Status apply(DeliveryUpdate update) override;
   void flush() override;
@@ -315,8 +348,11 @@ class SqliteStore final : public Store {
   void writer_loop();
   void completion_loop();
   void write_group(std::vector<Job>& jobs);
+  // Queues an accept job (its bodies sealed here, on the caller's thread) and waits for it.
+  std::vector<AcceptResult> submit(std::unique_ptr<AcceptJob> job, std::vector<Incoming> batch);
   void accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
                   std::vector<QueuedDelivery>& fresh);
+  void write_checkpoint(const SourceCheckpoint& c, Millis at);
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
   EraseBatch erase_batch(const EraseJob& job);
@@ -633,7 +669,19 @@ void SqliteStore::prepare_statements() {
 }
 
 std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
+  return submit(std::make_unique<AcceptJob>(), std::move(batch));
+}
+
+std::vector<AcceptResult> SqliteStore::accept_polled(std::vector<Incoming> batch,
+                                                     SourceCheckpoint checkpoint, Millis at) {
   auto job = std::make_unique<AcceptJob>();
+  job->checkpoint = std::move(checkpoint);
+  job->at = at;
+  return submit(std::move(job), std::move(batch));
+}
+
+std::vector<AcceptResult> SqliteStore::submit(std::unique_ptr<AcceptJob> job,
+                                              std::vector<Incoming> batch) {
   size_t n = batch.size();
   if (cipher_ != nullptr) {
     // Encrypted here, on the caller's thread: the writer only binds the result.
@@ -641,7 +689,7 @@ std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
     for (size_t i = 0; i < n; ++i) {
       const Message& m = *batch[i].message;
       if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
-        std::vector<AcceptResult> out(n);
+        std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
         for (auto& r : out) {
           r.kind = AcceptResult::Kind::Failed;
           r.error = "cannot encrypt the body (OpenSSL)";
@@ -655,7 +703,7 @@ std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closing_) {
-      std::vector<AcceptResult> out(n);
+      std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
       for (auto& r : out) {
         r.kind = AcceptResult::Kind::Failed;
         r.error = "the store is closing";
@@ -1146,7 +1194,8 @@ void SqliteStore::completion_loop() {
         if (c.failure.empty()) {
           (*a)->done.set_value(std::move(c.results[ai]));
         } else {
-          std::vector<AcceptResult> failed((*a)->batch.size());
+          // A polled batch answers one more result: its checkpoint's.
+          std::vector<AcceptResult> failed((*a)->batch.size() + ((*a)->checkpoint ? 1 : 0));
           for (auto& r : failed) {
             r.kind = AcceptResult::Kind::Failed;
             r.error = "storage error: " + c.failure;
@@ -1322,6 +1371,10 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
         for (size_t i = 0; i < job.batch.size(); ++i) {
           accept_one(job.batch[i], job.sealed.empty() ? job.batch[i].message->body : job.sealed[i],
                      out, c.fresh);
+        }
+        if (job.checkpoint) {
+          write_checkpoint(*job.checkpoint, job.at);
+          out.push_back(AcceptResult{AcceptResult::Kind::Created, {}, {}});
         }
       } else if (auto* u = std::get_if<UpdateJob>(&job)) {
         c.statuses.push_back(apply_update(u->update));
@@ -1685,6 +1738,60 @@ std::optional<MessageRecord> SqliteStore::message(const std::string& id, bool wi
   rec.deliveries = deliveries_of(s, rec.message->seq, with_history);
   for (auto& d : rec.deliveries) d.message_id = rec.message->id;
   return rec;
+}
+
+void SqliteStore::write_checkpoint(const SourceCheckpoint& c, Millis at) {
+  std::string source = c.source, value = c.value;
+  *write_ << "INSERT INTO source_checkpoints(source, value, updated_at) VALUES(?, ?, ?) "
+             "ON CONFLICT(source) DO UPDATE SET value = excluded.value, "
+             "updated_at = excluded.updated_at",
+      use(source), use(value), use(at), now;
+  for (const auto& r : c.rejects) {
+    std::string position = r.position, error = r.error, detail = r.detail;
+    int status = r.status;
+    *write_ << "INSERT INTO source_rejects(source, position, status, error, detail, at) "
+               "VALUES(?, ?, ?, ?, ?, ?)",
+        use(source), use(position), use(status), use(error), use(detail), use(at), now;
+  }
+}
+
+std::optional<std::string> SqliteStore::checkpoint(const std::string& source) {
+  try {
+    Session s = readers_->get();
+    std::string key = source;
+    std::vector<std::string> values;
+    s << "SELECT value FROM source_checkpoints WHERE source = ?", use(key), into(values), now;
+    return values.empty() ? std::string() : values.front();
+  } catch (const std::exception& e) {
+    log_error("store", std::string("cannot read the checkpoint of a polling source: ") + e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<StoredReject> SqliteStore::rejects(const std::string& source, int64_t before_id,
+                                               int limit) {
+  Session s = readers_->get();
+  Statement st(s);
+  std::string src = source;
+  int64_t before = before_id > 0 ? before_id : std::numeric_limits<int64_t>::max();
+  int64_t lim = std::clamp(limit, 1, 500);
+  st << "SELECT id, source, position, status, error, detail, at FROM source_rejects "
+        "WHERE (? = '' OR source = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+      use(src), use(src), use(before), use(lim), now;
+  RecordSet rs(st);
+  std::vector<StoredReject> out;
+  for (size_t i = 0; i < rs.rowCount(); ++i) {
+    StoredReject r;
+    r.id = rs.value(0, i).convert<int64_t>();
+    r.source = rs.value(1, i).convert<std::string>();
+    r.reject.position = rs.value(2, i).convert<std::string>();
+    r.reject.status = rs.value(3, i).convert<int>();
+    r.reject.error = rs.value(4, i).convert<std::string>();
+    r.reject.detail = rs.value(5, i).convert<std::string>();
+    r.at = rs.value(6, i).convert<int64_t>();
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::optional<Delivery> SqliteStore::delivery(int64_t id) {

@@ -43,6 +43,31 @@ struct AcceptResult {
   std::string error;  // Failed: why (storage error)
 };
 
+// A record a polling source could not turn into a message (core/poller.h): kept with the
+// source's checkpoint, in the same transaction, for the support desk.
+struct SourceReject {
+  std::string position;  // where it was read ("ligne 12", "id 4521"): no personal data
+  int status = 422;      // the status the HTTP door would have answered
+  std::string error;     // short title
+  std::string detail;    // explanation (no personal data)
+};
+
+// A polling source's position after a batch, committed together with the batch's messages so
+// that a crash never loses nor repeats a record.
+struct SourceCheckpoint {
+  std::string source;
+  std::string value;  // the poller's own text
+  std::vector<SourceReject> rejects;
+};
+
+// A stored reject, as the desk lists it.
+struct StoredReject {
+  int64_t id = 0;
+  std::string source;
+  SourceReject reject;
+  Millis at = 0;
+};
+
 // A delivery that the dispatcher must work on: committed and active.
 struct QueuedDelivery {
   int64_t id = 0;
@@ -170,6 +195,17 @@ class Store {
   // Commits the messages and their deliveries, then returns one result per input, in order.
   // Blocks until the commit is durable (group commit). Never throws.
   virtual std::vector<AcceptResult> accept(std::vector<Incoming> batch) = 0;
+  // accept(), plus a polling source's checkpoint and its refused records written in the same
+  // transaction: all of them are durable, or none. `at` dates the rejects. Answers one result
+  // per input and, last, one for the checkpoint (Created, or Failed with the storage error).
+  virtual std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch,
+                                                  SourceCheckpoint checkpoint, Millis at) = 0;
+  // The last committed checkpoint of a polling source ("" when it never committed one);
+  // nullopt when the store cannot be read (the poller waits).
+  virtual std::optional<std::string> checkpoint(const std::string& source) = 0;
+  // The refused records of polling sources, newest first ("" = every source).
+  virtual std::vector<StoredReject> rejects(const std::string& source, int64_t before_id,
+                                            int limit) = 0;
   // Queues a state change; committed with the next group. Never blocks on disk. `committed`
   // (optional) runs once the update is durable, on the store's completion thread (never the
   // caller's): it must not block on the store. After close() the update is not recorded and

@@ -382,12 +382,14 @@ void Dispatcher::settle(Dest& d, const QueuedDelivery& q, const Settled& s) {
   if (kit == d.keys.end()) return;
   KeyQueue& kq = kit->second;
   kq.busy_id = 0;
+  bool woken = kq.wake_pending;
+  kq.wake_pending = false;
   auto it = std::find_if(kq.items.begin(), kq.items.end(),
                          [&](const QueuedDelivery& e) { return e.id == q.id; });
   if (it != kq.items.end()) {
     if (s.state == DeliveryState::Retrying || s.deferred) {
       it->attempts = s.attempts;
-      it->due = s.next;
+      it->due = s.deferred && woken ? std::min(s.next, clock_.now_ms()) : s.next;
       if (!it->message && q.message) it->message = q.message;
     } else {
       kq.items.erase(it);
@@ -418,6 +420,26 @@ bool Dispatcher::in_flight(int64_t delivery_id) const {
     if (kit != d->keys.end() && kit->second.busy_id == delivery_id) return true;
   }
   return false;
+}
+
+void Dispatcher::wake(const std::string& destination, const std::string& key) {
+  Dest* d = find(destination);
+  if (d == nullptr || key.empty()) return;
+  std::lock_guard<std::mutex> lock(d->mu);
+  auto it = d->keys.find("k:" + key);
+  if (it == d->keys.end()) return;
+  KeyQueue& kq = it->second;
+  if (kq.busy_id != 0) {
+    kq.wake_pending = true;  // the attempt in flight may be deferring for what just arrived
+    return;
+  }
+  if (kq.held_by != 0 || kq.items.empty()) return;
+  Millis now = clock_.now_ms();
+  if (kq.items.front().due <= now) return;
+  kq.items.front().due = now;
+  unready_locked(*d, kq);
+  make_ready_locked(*d, kq);
+  d->cv.notify_one();
 }
 
 Status Dispatcher::retry(int64_t delivery_id) {

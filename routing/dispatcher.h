@@ -90,6 +90,10 @@ class Dispatcher {
   // A person's actions. Answer statuses: 200, 404 (no such delivery), 409 (not in a state that
   // allows it, e.g. in flight).
   Status retry(int64_t delivery_id);
+  // Makes the head of (destination, correlation key) due now when it waits for a later time (a
+  // deferred delivery whose reason is gone: a pairing made). Not an attempt; nothing when the
+  // key is idle, in flight or held.
+  void wake(const std::string& destination, const std::string& key);
   Status discard(int64_t delivery_id, const std::string& reason);
 
   bool in_flight(int64_t delivery_id) const;
@@ -107,6 +111,7 @@ class Dispatcher {
     int64_t busy_id = 0;               // delivery in flight (0 = none)
     int64_t held_by = 0;               // dead delivery holding the key (0 = none)
     bool in_ready = false;
+    bool wake_pending = false;  // woken while in flight: a deferral that comes back is due now
     ReadyEntry ready_entry{};
   };
 

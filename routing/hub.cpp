@@ -53,7 +53,8 @@ bool parse_json_body(const std::string& text, nlohmann::json& out, AcceptRespons
 }
 
 Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
-         std::shared_ptr<MappingStage> mappings, const EnricherRegistry* enrichers)
+         std::shared_ptr<MappingStage> mappings, const EnricherRegistry* enrichers,
+         const PollerRegistry* pollers)
     : config_(config), clock_(clock), ids_(clock), mappings_(std::move(mappings)) {
   metrics_.describe("relais_received_total", "counter", "Messages accepted, per source");
   metrics_.describe("relais_duplicates_total", "counter",
@@ -82,6 +83,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   so.cipher = cipher_;
   store_ = open_sqlite_store(so);
   xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
+  pairings_ = open_sqlite_pairing_store(config_.store_path, clock_, cipher_);
 
   for (const auto& [name, dc] : config_.destinations) {
     const ConnectorKind* kind = registry.find(dc.connector);
@@ -93,6 +95,8 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.clock = &clock_;
     ctx.store_path = config_.store_path;
     ctx.xrefs = xrefs_.get();
+    ctx.pairings = pairings_.get();
+    ctx.hub = this;
     ctx.max_retry_after_ms = dc.retry.max_retry_after_ms;
     connectors_[name] = kind->create(ctx);
   }
@@ -127,6 +131,25 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ds.replace_pending = dc.replace_pending;
     dispatcher_->add_destination(ds);
   }
+  for (const auto& [sname, sc] : config_.sources) {
+    if (!sc.poll) continue;
+    const PollerKind* kind = pollers ? pollers->find(sc.poll->kind) : nullptr;
+    if (kind == nullptr) {
+      throw std::runtime_error("polling-source kind '" + sc.poll->kind + "' is not known");
+    }
+    PollerContext pctx;
+    pctx.name = sname;
+    pctx.config = sc.poll->settings;
+    pctx.metrics = &metrics_;
+    pctx.clock = &clock_;
+    pctx.base_dir = config_.base_dir;
+    polling_.push_back(std::make_unique<PollingSource>(
+        sname, *sc.poll, kind->create(pctx), *store_,
+        [this](const std::string& source, const PollBatch& batch, bool& stored) {
+          return commit_polled(source, batch, stored);
+        },
+        clock_, metrics_));
+  }
   store_->set_commit_listener(
       [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
 }
@@ -147,11 +170,13 @@ void Hub::start() {
   }
   dispatcher_->start();
   running_ = true;
+  for (auto& p : polling_) p->start();
 }
 
 void Hub::stop() {
   if (!store_) return;
   running_ = false;
+  for (auto& p : polling_) p->stop();
   if (dispatcher_) dispatcher_->stop(config_.shutdown_grace_ms);
   store_->flush();
   store_->close();
@@ -267,6 +292,31 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   return out;
 }
 
+std::vector<PollingState> Hub::polling_states() const {
+  std::vector<PollingState> out;
+  for (const auto& p : polling_) out.push_back(p->state());
+  return out;
+}
+
+Poller* Hub::poller(const std::string& source) const {
+  for (const auto& p : polling_) {
+    if (p->state().source == source) return &p->poller();
+  }
+  return nullptr;
+}
+
+Status Hub::post(const std::string& destination, const std::string& type,
+                 const std::string& correlation, const std::string& body, std::string& id) {
+  AcceptResponse r = accept_for_destination(destination, type, correlation, body);
+  if (r.status >= 400) return Status::failure(r.status, r.error, r.detail);
+  id = r.id;
+  return Status::success();
+}
+
+void Hub::wake(const std::string& destination, const std::string& key) {
+  if (dispatcher_) dispatcher_->wake(destination, key);
+}
+
 AcceptResponse Hub::accept_for_destination(const std::string& destination, const std::string& type,
                                            const std::string& correlation,
                                            const std::string& body) {
@@ -346,9 +396,8 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
   std::vector<AcceptResponse> out;
   auto it = config_.sources.find(source_name);
   if (it == config_.sources.end()) return out;
-  std::vector<Incoming> batch;
-  std::vector<size_t> slot_of;  // batch index → out index
-  std::vector<std::vector<std::string>> dests;
+  std::vector<RawRecord> records;
+  std::vector<size_t> lines;
   size_t start = 0, line_no = 0;
   while (start <= ndjson.size()) {
     size_t end = ndjson.find('\n', start);
@@ -359,33 +408,95 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
     start = end + 1;
     bool blank =
         std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c) != 0; });
-    if (blank) {
-      if (end == ndjson.size()) break;
-      continue;
-    }
-    Prepared p = prepare(it->second, line, "", headers);
-    AcceptResponse r;
-    if (p.failed) {
-      r = p.error;
-      r.extra["line"] = line_no;
-      counters_.at(source_name).rejected->inc();
-      out.push_back(std::move(r));
-    } else {
-      std::vector<std::string> d;
-      for (const auto& nd : p.incoming.deliveries) d.push_back(nd.destination);
-      dests.push_back(std::move(d));
-      r.extra["line"] = line_no;
-      out.push_back(std::move(r));
-      slot_of.push_back(out.size() - 1);
-      batch.push_back(std::move(p.incoming));
+    if (!blank) {
+      records.push_back(RawRecord{std::move(line), {}, {}});
+      lines.push_back(line_no);
     }
     if (end == ndjson.size()) break;
   }
-  if (batch.empty()) return out;
-  auto results = store_->accept(std::move(batch));
-  for (size_t i = 0; i < results.size(); ++i)
-    settle(source_name, results[i], dests[i], out[slot_of[i]]);
+  PreparedBatch pb = prepare_all(it->second, records, headers, out);
+  for (size_t i = 0; i < out.size(); ++i) out[i].extra["line"] = lines[i];
+  if (pb.batch.empty()) return out;
+  auto results = store_->accept(std::move(pb.batch));
+  settle_all(source_name, results, pb, out);
   return out;
+}
+
+Hub::PreparedBatch Hub::prepare_all(const SourceConfig& source,
+                                    const std::vector<RawRecord>& records,
+                                    const std::map<std::string, std::string>& headers,
+                                    std::vector<AcceptResponse>& out) {
+  PreparedBatch pb;
+  for (const auto& rec : records) {
+    AcceptResponse r;
+    if (!rec.unreadable.empty()) {
+      r.status = 422;
+      r.error = "unreadable record";
+      r.detail = rec.unreadable;
+      counters_.at(source.name).rejected->inc();
+      out.push_back(std::move(r));
+      continue;
+    }
+    Prepared p = prepare(source, rec.body, rec.idempotency, headers);
+    if (p.failed) {
+      counters_.at(source.name).rejected->inc();
+      out.push_back(std::move(p.error));
+      continue;
+    }
+    std::vector<std::string> d;
+    for (const auto& nd : p.incoming.deliveries) d.push_back(nd.destination);
+    pb.dests.push_back(std::move(d));
+    out.push_back(std::move(r));
+    pb.slot_of.push_back(out.size() - 1);
+    pb.batch.push_back(std::move(p.incoming));
+  }
+  return pb;
+}
+
+void Hub::settle_all(const std::string& source, const std::vector<AcceptResult>& results,
+                     const PreparedBatch& pb, std::vector<AcceptResponse>& out) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    settle(source, results[i], pb.dests[i], out[pb.slot_of[i]]);
+  }
+}
+
+std::vector<PolledOutcome> Hub::commit_polled(const std::string& source_name,
+                                              const PollBatch& batch, bool& stored) {
+  std::vector<PolledOutcome> outcomes;
+  stored = false;
+  auto it = config_.sources.find(source_name);
+  if (it == config_.sources.end()) return outcomes;
+  std::vector<RawRecord> records;
+  records.reserve(batch.records.size());
+  for (const auto& r : batch.records) {
+    records.push_back(RawRecord{r.body, r.idempotency_key, r.unreadable});
+  }
+  std::vector<AcceptResponse> out;
+  PreparedBatch pb = prepare_all(it->second, records, {}, out);
+  SourceCheckpoint cp;
+  cp.source = source_name;
+  cp.value = batch.checkpoint;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].status >= 400) {
+      cp.rejects.push_back(
+          SourceReject{batch.records[i].position, out[i].status, out[i].error, out[i].detail});
+    }
+  }
+  auto results = store_->accept_polled(std::move(pb.batch), std::move(cp), clock_.now_ms());
+  // The last result is the checkpoint's: the whole batch was committed, or nothing of it.
+  stored = !results.empty() && results.back().kind != AcceptResult::Kind::Failed;
+  if (!results.empty()) results.pop_back();
+  settle_all(source_name, results, pb, out);
+  for (auto& r : out) {
+    PolledOutcome o;
+    o.status = stored ? r.status : 503;
+    o.id = r.id.empty() && r.extra.contains("first_id") ? r.extra["first_id"].get<std::string>()
+                                                        : r.id;
+    o.error = stored ? r.error : "not stored";
+    o.detail = stored ? r.detail : "the store could not commit: read again at the next poll";
+    outcomes.push_back(std::move(o));
+  }
+  return outcomes;
 }
 
 AttemptResult Hub::process_guarded(const QueuedDelivery& q, int slot) {

@@ -13,11 +13,14 @@
 #include "core/ids.h"
 #include "core/json_reader.h"
 #include "core/metrics.h"
+#include "core/pairing_store.h"
+#include "core/poller.h"
 #include "core/store.h"
 #include "core/xref_store.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"
 #include "routing/mapping_stage.h"
+#include "routing/polling.h"
 
 namespace relais {
 
@@ -37,18 +40,20 @@ struct AcceptResponse {
   int retry_after_s = 0;  // 503 when the store cannot commit: when to send again (Retry-After)
 };
 
-// Thread-safe after start(): accept() is called from every HTTP thread.
-class Hub {
+// Thread-safe after start(): accept() is called from every HTTP thread. It is the connectors'
+// HubServices (post a message to a destination, wake a deferred key).
+class Hub final : public HubServices {
  public:
   // Opens the store and builds every connector. Throws (start-up) with a readable message.
   Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock& clock,
-      std::shared_ptr<MappingStage> mappings = nullptr,
-      const EnricherRegistry* enrichers = nullptr);
-  ~Hub();
+      std::shared_ptr<MappingStage> mappings = nullptr, const EnricherRegistry* enrichers = nullptr,
+      const PollerRegistry* pollers = nullptr);
+  ~Hub() override;
 
-  // Loads active deliveries from the store and starts the workers.
+  // Loads active deliveries from the store and starts the workers, then the polling sources.
   void start();
-  // Stops workers (in-flight attempts finish and are recorded), then closes the store.
+  // Stops the polling sources (the batch in progress is committed), the workers (in-flight
+  // attempts finish and are recorded), then closes the store.
   void stop();
 
   AcceptResponse accept(const AcceptRequest& request);
@@ -62,6 +67,23 @@ class Hub {
   // 202 with the id; 404 for an unknown destination; 400 for a body that is not JSON.
   AcceptResponse accept_for_destination(const std::string& destination, const std::string& type,
                                         const std::string& correlation, const std::string& body);
+
+  // Commits a polling source's batch (core/poller.h): each record prepared like an HTTP message
+  // of the source, the checkpoint and the refused records in the same transaction. One outcome
+  // per record; `stored` false when nothing of the batch is stored.
+  std::vector<PolledOutcome> commit_polled(const std::string& source, const PollBatch& batch,
+                                           bool& stored);
+  // The polling sources' states (for the dashboard), by source name.
+  std::vector<PollingState> polling_states() const;
+  // The polling source's poller (probe), or null.
+  Poller* poller(const std::string& source) const;
+
+  // HubServices
+  Status post(const std::string& destination, const std::string& type,
+              const std::string& correlation, const std::string& body, std::string& id) override;
+  void wake(const std::string& destination, const std::string& key) override;
+  // The pairings of persons with partners (core/pairing_store.h).
+  PairingStore& pairings() { return *pairings_; }
 
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
@@ -89,6 +111,24 @@ class Hub {
   Prepared prepare(const SourceConfig& source, const std::string& body,
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);
+  // Records of a batch to prepare (NDJSON lines, polled records).
+  struct RawRecord {
+    std::string body;
+    std::string idempotency;  // "" = the source's expression
+    std::string unreadable;   // set: refused with this reason (422) without preparing
+  };
+  struct PreparedBatch {
+    std::vector<Incoming> batch;
+    std::vector<size_t> slot_of;                  // batch index → answer index
+    std::vector<std::vector<std::string>> dests;  // per batch index
+  };
+  // Prepares every record: one answer per record in `out` (refusals filled in), the rest to
+  // commit.
+  PreparedBatch prepare_all(const SourceConfig& source, const std::vector<RawRecord>& records,
+                            const std::map<std::string, std::string>& headers,
+                            std::vector<AcceptResponse>& out);
+  void settle_all(const std::string& source, const std::vector<AcceptResult>& results,
+                  const PreparedBatch& pb, std::vector<AcceptResponse>& out);
   AttemptResult process(const QueuedDelivery& q, int slot);
   // process(), with any exception turned into a retry (the dispatcher's contract: no throw).
   AttemptResult process_guarded(const QueuedDelivery& q, int slot);
@@ -113,12 +153,15 @@ class Hub {
   std::shared_ptr<const AtRestCipher> cipher_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
+  std::unique_ptr<PairingStore> pairings_;  // likewise
   std::map<std::string, std::unique_ptr<Connector>> connectors_;
   std::map<std::string, std::unique_ptr<Enricher>> enrichers_;
   std::map<std::string, const RouteConfig*> routes_by_name_;
   std::map<std::string, SourceCounters> counters_;  // by source; filled by the constructor
   std::shared_ptr<MappingStage> mappings_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  // After the dispatcher: stopped first, destroyed first.
+  std::vector<std::unique_ptr<PollingSource>> polling_;
   std::atomic<bool> running_{false};
 };
 

@@ -381,6 +381,9 @@ const ConfigSpec& source_spec() {
            "require an HMAC-SHA256 signature on every request (see docs/security.md)",
            {},
            &signature_verify_spec()},
+          {"poll", F::Any, "", false,
+           "poll this source instead of waiting for HTTP messages: `kind` (a polling-source "
+           "kind, e.g. database or folder) and its keys; see `poll` below and each kind"},
       }};
   return s;
 }
@@ -628,6 +631,20 @@ void load_instances(const YAML::Node& section, const std::string& section_name,
 
 }  // namespace
 
+const ConfigSpec& poll_spec() {
+  static const ConfigSpec s{
+      "poll",
+      {
+          {"kind", F::String, "", true, "the polling-source kind (e.g. database, folder)"},
+          {"interval", F::Duration, "5s", false,
+           "wait between two polls that found nothing (a full batch polls again at once)"},
+          {"max_backoff", F::Duration, "5m", false,
+           "longest wait between two attempts while the source cannot be read (the wait "
+           "doubles from 1 s)"},
+      }};
+  return s;
+}
+
 const ConfigSpec& destination_spec() {
   static const ConfigSpec s{
       "destination",
@@ -698,30 +715,31 @@ const ConfigSpec& hub_config_spec() {
 }
 
 bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
-                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers) {
+                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers,
+                     const PollerRegistry* pollers) {
   std::string text;
   if (!read_text_file(path, text)) {
     errors.push_back(ConfigError{path, 0, 0, "", "cannot open the configuration file"});
     return false;
   }
   std::string base = std::filesystem::absolute(path).parent_path().string();
-  return load_hub_config_text(text, path, base, registry, out, errors, enrichers);
+  return load_hub_config_text(text, path, base, registry, out, errors, enrichers, pollers);
 }
 
 namespace {
 bool load_text(const std::string& text, const std::string& file, const std::string& base_dir,
                const ConnectorRegistry& registry, HubConfig& out, std::vector<ConfigError>& errors,
-               const EnricherRegistry* enrichers);
+               const EnricherRegistry* enrichers, const PollerRegistry* pollers);
 }  // namespace
 
 bool load_hub_config_text(const std::string& text, const std::string& file,
                           const std::string& base_dir, const ConnectorRegistry& registry,
                           HubConfig& out, std::vector<ConfigError>& errors,
-                          const EnricherRegistry* enrichers) {
+                          const EnricherRegistry* enrichers, const PollerRegistry* pollers) {
   // A document of an unexpected shape (a scalar where a mapping belongs, a list as a key…) is
   // reported, never thrown out of here.
   try {
-    return load_text(text, file, base_dir, registry, out, errors, enrichers);
+    return load_text(text, file, base_dir, registry, out, errors, enrichers, pollers);
   } catch (const YAML::Exception& e) {
     errors.push_back(ConfigError{file, e.mark.line >= 0 ? e.mark.line + 1 : 0,
                                  e.mark.column >= 0 ? e.mark.column + 1 : 0, "",
@@ -777,7 +795,7 @@ void load_retention(const ConfigView& v, HubConfig& out, const std::string& file
 
 bool load_text(const std::string& text, const std::string& file, const std::string& base_dir,
                const ConnectorRegistry& registry, HubConfig& out, std::vector<ConfigError>& errors,
-               const EnricherRegistry* enrichers) {
+               const EnricherRegistry* enrichers, const PollerRegistry* pollers) {
   size_t before = errors.size();
   out = HubConfig();
   out.file = file;
@@ -981,6 +999,36 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
       if (sc.signature->secret.size() < 16) {
         errors.push_back(error_at(s.raw("signature"), file, s.path() + ".signature.secret",
                                   "a signing secret must be at least 16 characters long"));
+      }
+    }
+    if (s.has("poll")) {
+      YAML::Node pn = s.raw("poll");
+      std::string key = s.path() + ".poll";
+      const PollerKind* kind = nullptr;
+      if (!pn.IsMap() || !pn["kind"] || !pn["kind"].IsScalar()) {
+        errors.push_back(error_at(pn, file, key + ".kind",
+                                  "required key is missing (the polling-source kind, e.g. "
+                                  "database or folder)"));
+      } else if ((kind = pollers ? pollers->find(pn["kind"].Scalar()) : nullptr) == nullptr) {
+        std::string known;
+        if (pollers) {
+          for (const auto& n : pollers->names()) known += (known.empty() ? "" : ", ") + n;
+        }
+        errors.push_back(error_at(
+            pn["kind"], file, key + ".kind",
+            "unknown polling-source kind '" + pn["kind"].Scalar() + "' (known: " + known + ")"));
+      } else {
+        std::vector<const ConfigSpec*> specs{&poll_spec(), kind->spec};
+        if (validate(pn, specs, key, file, errors)) {
+          PollConfig pc;
+          pc.kind = kind->name;
+          pc.settings = ConfigView(pn, specs, key);
+          pc.interval_ms = std::max<Millis>(100, pc.settings.duration_ms("interval"));
+          pc.max_backoff_ms =
+              std::max<Millis>(pc.interval_ms, pc.settings.duration_ms("max_backoff"));
+          if (kind->check) kind->check(pc.settings, file, errors);
+          sc.poll = std::move(pc);
+        }
       }
     }
     out.sources.emplace(name, std::move(sc));

@@ -17,6 +17,7 @@
 #include "core/enricher.h"
 #include "core/json_template.h"
 #include "core/personal_paths.h"
+#include "core/poller.h"
 #include "core/retention.h"
 #include "core/retry_policy.h"
 #include "core/signature.h"
@@ -24,6 +25,14 @@
 #include "routing/predicate.h"
 
 namespace relais {
+
+// A source that is polled (core/poller.h): its kind and its `poll:` block.
+struct PollConfig {
+  std::string kind;           // a kind of the PollerRegistry given to the loader (and to the Hub)
+  ConfigView settings;        // the hub's keys (poll_spec) and the kind's (static specs)
+  Millis interval_ms = 5000;  // between two polls that found nothing
+  Millis max_backoff_ms = 300000;  // the longest wait after failures
+};
 
 struct SourceConfig {
   std::string name;
@@ -37,6 +46,9 @@ struct SourceConfig {
   // Set: every request to this source must carry a valid HMAC signature (core/signature.h);
   // others are answered 401 and nothing is stored.
   std::optional<SignatureScheme> signature;
+  // Set: the hub polls this source (a database, a folder) instead of (as well as) being sent
+  // messages by HTTP.
+  std::optional<PollConfig> poll;
 };
 
 struct RouteTarget {
@@ -136,14 +148,17 @@ struct HubConfig {
 const ConfigSpec& hub_config_spec();
 const ConfigSpec& destination_spec();
 const ConfigSpec& enricher_spec();
+const ConfigSpec& poll_spec();  // the hub's keys of a `poll:` block (kind, interval, max_backoff)
 
 // Loads and validates `path`. Returns false with every error found (never stops at the first).
 bool load_hub_config(const std::string& path, const ConnectorRegistry& registry, HubConfig& out,
-                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers = nullptr);
+                     std::vector<ConfigError>& errors, const EnricherRegistry* enrichers = nullptr,
+                     const PollerRegistry* pollers = nullptr);
 // Same from text (tests); `file` names the text in errors; relative paths resolve from base_dir.
 bool load_hub_config_text(const std::string& text, const std::string& file,
                           const std::string& base_dir, const ConnectorRegistry& registry,
                           HubConfig& out, std::vector<ConfigError>& errors,
-                          const EnricherRegistry* enrichers = nullptr);
+                          const EnricherRegistry* enrichers = nullptr,
+                          const PollerRegistry* pollers = nullptr);
 
 }  // namespace relais

@@ -1,0 +1,268 @@
+// Polling sources through the hub (core/poller.h, routing/polling.*): each batch's messages,
+// its checkpoint and its refused records are committed together; a restart resumes from the
+// checkpoint; a source that cannot be read backs off and says why; the same record offered
+// again is a duplicate, never a second message.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "connectors/registry.h"
+#include "core/clock.h"
+#include "core/config_spec.h"
+#include "routing/hub.h"
+#include "routing/hub_config.h"
+#include "tests/core/test_support.h"
+
+namespace relais::testing {
+namespace {
+
+// What the scripted source offers and what it was told. Guarded by mu.
+struct Script {
+  std::mutex mu;
+  std::vector<PolledRecord> records;  // offered in order, `batch` at a time
+  size_t batch = 2;
+  int fail_polls = 0;  // the next polls that fail
+  std::vector<std::string> seen_checkpoints;
+  std::vector<std::vector<int>> told;  // statuses given to committed(), per stored batch
+  bool repeat_last = false;            // offer the last batch again once (a crash before commit)
+};
+Script g_script;
+
+// Offers g_script.records after the checkpoint (the index of the next record).
+class ScriptedPoller final : public Poller {
+ public:
+  Status poll(const std::string& checkpoint, PollBatch& out) override {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.seen_checkpoints.push_back(checkpoint);
+    if (g_script.fail_polls > 0) {
+      --g_script.fail_polls;
+      return Status::failure(503, "base injoignable", "connexion refusée (test)");
+    }
+    size_t from = checkpoint.empty() ? 0 : std::stoul(checkpoint);
+    size_t to = std::min(g_script.records.size(), from + g_script.batch);
+    for (size_t i = from; i < to; ++i) out.records.push_back(g_script.records[i]);
+    out.checkpoint = std::to_string(to);
+    out.more = to < g_script.records.size();
+    return Status::success();
+  }
+  Status committed(const PollBatch& batch, bool stored,
+                   const std::vector<PolledOutcome>& outcomes) override {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    if (stored && !batch.records.empty()) {
+      std::vector<int> s;
+      for (const auto& o : outcomes) s.push_back(o.status);
+      g_script.told.push_back(s);
+    }
+    return Status::success();
+  }
+};
+
+const ConfigSpec& scripted_spec() {
+  static const ConfigSpec spec{"scripted", {}};
+  return spec;
+}
+
+// Records every delivered body, in order.
+std::mutex g_seen_mu;
+std::vector<std::string> g_seen;
+class RecordingConnector final : public Connector {
+ public:
+  Outcome deliver(const DeliveryRequest& r) override {
+    std::lock_guard<std::mutex> lock(g_seen_mu);
+    g_seen.push_back(r.message->body);
+    return Outcome::delivered();
+  }
+};
+const ConfigSpec& recording_spec() {
+  static const ConfigSpec spec{"recording", {}};
+  return spec;
+}
+
+void register_test_kinds(Registries& registries) {
+  PollerKind p;
+  p.name = "scripted";
+  p.description = "test: scripted records";
+  p.spec = &scripted_spec();
+  p.create = [](const PollerContext&) { return std::make_unique<ScriptedPoller>(); };
+  registries.pollers.add(std::move(p));
+  ConnectorKind c;
+  c.name = "recording";
+  c.description = "test: records bodies";
+  c.spec = &recording_spec();
+  c.create = [](const ConnectorContext&) { return std::make_unique<RecordingConnector>(); };
+  registries.connectors.add(std::move(c));
+}
+
+const char* kYaml =
+    "store:\n  path: relais.db\n  synchronous: normal\n"
+    "sources:\n  base:\n    type: $.event\n    correlation: \"demande:{$.numero}\"\n"
+    "    idempotency: $.id\n"
+    "    poll: {kind: scripted, interval: 50ms, max_backoff: 200ms}\n"
+    "connectors:\n  partner:\n    connector: recording\n"
+    "routes:\n  - name: r\n    source: base\n    to:\n      - destination: partner\n";
+
+PolledRecord rec(int id, int numero, const std::string& event = "demande.created") {
+  PolledRecord r;
+  r.body = R"({"id":"row-)" + std::to_string(id) + R"(","numero":)" + std::to_string(numero) +
+           R"(,"event":")" + event + R"("})";
+  r.position = "id " + std::to_string(id);
+  return r;
+}
+
+class Polling : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.records.clear();
+    g_script.batch = 2;
+    g_script.fail_polls = 0;
+    g_script.seen_checkpoints.clear();
+    g_script.told.clear();
+    std::lock_guard<std::mutex> lock2(g_seen_mu);
+    g_seen.clear();
+    register_test_kinds(registries_);
+    std::vector<ConfigError> errors;
+    ASSERT_TRUE(load_hub_config_text(kYaml, "t.yaml", dir_.path(), registries_.connectors, cfg_,
+                                     errors, &registries_.enrichers, &registries_.pollers))
+        << errors.at(0).to_string();
+  }
+  std::unique_ptr<Hub> hub() {
+    return std::make_unique<Hub>(cfg_, registries_.connectors, SystemClock::instance(), nullptr,
+                                 &registries_.enrichers, &registries_.pollers);
+  }
+  size_t seen() {
+    std::lock_guard<std::mutex> lock(g_seen_mu);
+    return g_seen.size();
+  }
+  TempDir dir_;
+  Registries registries_;
+  HubConfig cfg_;
+};
+
+TEST_F(Polling, RecordsCheckpointAndRejectsAreCommittedTogether) {
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.records = {rec(1, 547), rec(2, 548), rec(3, 547, "")};
+    PolledRecord bad;
+    bad.position = "id 4";
+    bad.unreadable = "colonne date_modification illisible";
+    g_script.records.push_back(bad);
+    g_script.records.push_back(rec(5, 547, "demande.closed"));
+  }
+  auto h = hub();
+  h->start();
+  ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "5"; }, 5000));
+  ASSERT_TRUE(wait_until([&] { return seen() == 3; }, 5000));
+  // The refused records are kept for the desk with their position and reason, no content.
+  auto rejects = h->store().rejects("base", 0, 10);
+  ASSERT_EQ(rejects.size(), 2u);
+  EXPECT_EQ(rejects[0].reject.position, "id 4");
+  EXPECT_EQ(rejects[0].reject.status, 422);
+  EXPECT_EQ(rejects[0].reject.detail, "colonne date_modification illisible");
+  EXPECT_EQ(rejects[1].reject.position, "id 3");
+  EXPECT_EQ(rejects[1].reject.error, "no message type");
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    ASSERT_EQ(g_script.told.size(), 3u);
+    EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 202}));
+    EXPECT_EQ(g_script.told[1], (std::vector<int>{422, 422}));
+    EXPECT_EQ(g_script.told[2], (std::vector<int>{202}));
+  }
+  {
+    // Order per key: demande 547's created then closed.
+    std::lock_guard<std::mutex> lock(g_seen_mu);
+    EXPECT_NE(g_seen.back().find("demande.closed"), std::string::npos);
+  }
+  auto states = h->polling_states();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].records, 3);
+  EXPECT_EQ(states[0].rejected, 2);
+  EXPECT_FALSE(states[0].failing);
+  h->stop();
+}
+
+TEST_F(Polling, ARestartResumesFromTheCommittedCheckpoint) {
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.records = {rec(1, 1), rec(2, 2), rec(3, 3)};
+  }
+  {
+    auto h = hub();
+    h->start();
+    ASSERT_TRUE(
+        wait_until([&] { return h->store().checkpoint("base").value_or("") == "3"; }, 5000));
+    h->stop();
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.seen_checkpoints.clear();
+    g_script.records.push_back(rec(4, 4));
+  }
+  auto h = hub();
+  h->start();
+  ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "4"; }, 5000));
+  ASSERT_TRUE(wait_until([&] { return seen() == 4; }, 5000));
+  std::lock_guard<std::mutex> lock(g_script.mu);
+  ASSERT_FALSE(g_script.seen_checkpoints.empty());
+  EXPECT_EQ(g_script.seen_checkpoints.front(), "3");  // not from the start
+  h->stop();
+}
+
+TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.records = {rec(1, 1), rec(1, 1)};  // the same row twice (same idempotency key)
+  }
+  auto h = hub();
+  h->start();
+  ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "2"; }, 5000));
+  std::lock_guard<std::mutex> lock(g_script.mu);
+  ASSERT_EQ(g_script.told.size(), 1u);
+  EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 200}));
+  h->stop();
+}
+
+TEST_F(Polling, ASourceThatCannotBeReadBacksOffAndSaysWhy) {
+  {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    g_script.records = {rec(1, 1)};
+    g_script.fail_polls = 3;
+  }
+  auto h = hub();
+  h->start();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = h->polling_states();
+        return s.at(0).failing && s.at(0).failures_in_row >= 1;
+      },
+      5000));
+  auto failing = h->polling_states().at(0);
+  EXPECT_NE(failing.last_error.find("base injoignable"), std::string::npos) << failing.last_error;
+  // Then it comes back: the record flows and the state is clear again.
+  ASSERT_TRUE(wait_until([&] { return seen() == 1; }, 10000));
+  ASSERT_TRUE(wait_until([&] { return !h->polling_states().at(0).failing; }, 5000));
+  EXPECT_TRUE(h->polling_states().at(0).last_error.empty());
+  h->stop();
+}
+
+TEST(PollingConfig, AnUnknownKindIsNamedWithTheKnownOnes) {
+  Registries registries;
+  register_test_kinds(registries);
+  HubConfig cfg;
+  std::vector<ConfigError> errors;
+  std::string yaml =
+      "store:\n  path: r.db\nsources:\n  base:\n    type: $.event\n    poll: {kind: ftp}\n";
+  EXPECT_FALSE(load_hub_config_text(yaml, "t.yaml", "/tmp", registries.connectors, cfg, errors,
+                                    &registries.enrichers, &registries.pollers));
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].to_string().find("unknown polling-source kind 'ftp'"), std::string::npos)
+      << errors[0].to_string();
+  EXPECT_NE(errors[0].to_string().find("scripted"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace relais::testing
