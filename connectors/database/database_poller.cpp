@@ -1,9 +1,12 @@
 #include "connectors/database/database_poller.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -304,20 +307,144 @@ bool parse_checkpoint(const std::string& text, size_t size, std::vector<std::str
   return true;
 }
 
-// One configured database source. poll() and committed() from the hub's thread of this source
-// (they share one connection, reopened after a failure); probe() from any thread, on a
-// connection of its own. Owned by the Hub.
+// One connection of the poller, opened on first use and reopened after a failure. Not
+// thread-safe: one per thread.
+class Connection {
+ public:
+  Connection(const Settings& s, const std::vector<std::string>& quoted_ok)
+      : s_(s), quoted_ok_(quoted_ok) {}
+
+  // Runs `f` on the open session (opened first if needed). A session kept from an earlier call
+  // may have died with a database restart since: when `f` then finds the connection lost, it
+  // runs once more on a new one. Any failure drops the session (the next call reconnects).
+  template <class F>
+  Status run(F&& f) {
+    for (int attempt = 0;; ++attempt) {
+      bool reused = session_ != nullptr && session_->healthy();
+      if (!reused) {
+        session_.reset();
+        Status st = db::connect(s_.driver, s_.connection, s_.timeouts, quoted_ok_, session_);
+        if (!st.ok) return st;
+      }
+      Status st = f(*session_);
+      if (st.ok) return st;
+      session_.reset();
+      if (!(reused && attempt == 0 && st.http_status == 503)) return st;
+    }
+  }
+  void drop() { session_.reset(); }
+
+  // Runs mark_done over `ids`, in slices so that a statement never carries more values than a
+  // driver takes.
+  Status mark_done(const std::vector<std::string>& ids) {
+    if (ids.empty()) return Status::success();
+    return run([&](db::Session& session) {
+      const size_t slice = 1000;
+      for (size_t from = 0; from < ids.size(); from += slice) {
+        db::Param p{"ids", {}, false, true};
+        p.values.assign(
+            ids.begin() + static_cast<std::ptrdiff_t>(from),
+            ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), from + slice)));
+        int64_t affected = 0;
+        Status st = session.execute(s_.mark_done, {p}, affected);
+        if (!st.ok) return st;
+      }
+      return Status::success();
+    });
+  }
+
+ private:
+  const Settings& s_;
+  const std::vector<std::string>& quoted_ok_;
+  std::unique_ptr<db::Session> session_;
+};
+
+// Marks outbox rows done on a thread and connection of its own, so that the next poll reads
+// while the previous batch is being marked (marking costs as much as the hub's commit: an UPDATE
+// of a batch's rows and the database's own commit). A marking that fails is reported once by
+// take_failure(); its rows stay undone in the database and are found again by the poller's
+// recovery poll. Thread-safety: add() and take_failure() from the poller's thread; the worker
+// thread is owned and joined by the destructor after the queued rows are marked.
+class DoneMarker {
+ public:
+  DoneMarker(const Settings& s, const std::vector<std::string>& quoted_ok)
+      : connection_(s, quoted_ok), thread_([this] { loop(); }) {}
+  ~DoneMarker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void add(const std::vector<std::string>& ids) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queued_.insert(queued_.end(), ids.begin(), ids.end());
+    }
+    cv_.notify_all();
+  }
+  // The first marking failure since the last call, if any.
+  std::optional<Status> take_failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::optional<Status> f = std::move(failure_);
+    failure_.reset();
+    return f;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+      if (queued_.empty()) return;  // stopping, nothing left
+      std::vector<std::string> ids;
+      ids.swap(queued_);
+      lock.unlock();
+      Status st;
+      try {
+        st = connection_.mark_done(ids);
+      } catch (const std::exception& e) {
+        st = Status::failure(500, "erreur interne de la source", e.what());
+      }
+      lock.lock();
+      if (!st.ok && !failure_) failure_ = st;
+    }
+  }
+
+  Connection connection_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> queued_;
+  std::optional<Status> failure_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started once the rest is built
+};
+
+// One configured database source. poll() and committed() from the hub's thread of this source,
+// on one connection; in outbox mode the rows are marked done by a DoneMarker (a second
+// connection and thread). probe() from any thread, on a connection of its own. Owned by the Hub.
+//
+// Outbox reading: the rows at or below the checkpoint are committed already; found again they
+// are only marked done. When the query names the watermark (`AND id > :id`), polls bind the
+// checkpoint and so skip the rows still being marked; a recovery poll (the first one of the
+// process, and after a marking failed) binds `start` instead, to find the rows a crash or a
+// failure left undone below the checkpoint, and stays in recovery while it finds some.
 class DatabasePoller final : public Poller {
  public:
-  DatabasePoller(std::string name, Settings s) : name_(std::move(name)), s_(std::move(s)) {
-    quoted_ok_ = {s_.query.text(), s_.mark_done.text()};
+  DatabasePoller(std::string name, Settings s)
+      : name_(std::move(name)),
+        s_(std::move(s)),
+        quoted_ok_{s_.query.text(), s_.mark_done.text()},
+        connection_(s_, quoted_ok_) {
+    if (s_.outbox) marker_ = std::make_unique<DoneMarker>(s_, quoted_ok_);
   }
 
   Status poll(const std::string& checkpoint, PollBatch& out) override {
     try {
       return poll_rows(checkpoint, out);
     } catch (const std::exception& e) {  // a broken contract: a failure, never the process
-      session_.reset();
+      connection_.drop();
       return Status::failure(500, "erreur interne de la source", e.what());
     }
   }
@@ -325,14 +452,16 @@ class DatabasePoller final : public Poller {
   Status committed(const PollBatch& batch, bool stored,
                    const std::vector<PolledOutcome>& outcomes) override {
     (void)outcomes;
-    if (!s_.outbox || !stored || !batch.context) return Status::success();
-    const auto& ctx = *std::static_pointer_cast<BatchContext>(batch.context);
-    try {
-      return mark_done(ctx.ids);
-    } catch (const std::exception& e) {
-      session_.reset();
-      return Status::failure(500, "erreur interne de la source", e.what());
+    if (!marker_) return Status::success();
+    if (stored && batch.context) {
+      marker_->add(std::static_pointer_cast<BatchContext>(batch.context)->ids);
     }
+    // A marking of an earlier batch that failed: said now, its rows found again by recovery.
+    if (auto failure = marker_->take_failure()) {
+      recovery_ = true;
+      return *failure;
+    }
+    return Status::success();
   }
 
   Status probe() override {
@@ -347,12 +476,6 @@ class DatabasePoller final : public Poller {
   }
 
  private:
-  Status ensure_session() {
-    if (session_ && session_->healthy()) return Status::success();
-    session_.reset();
-    return db::connect(s_.driver, s_.connection, s_.timeouts, quoted_ok_, session_);
-  }
-
   Status poll_rows(const std::string& checkpoint, PollBatch& out) {
     out = PollBatch{};
     std::vector<std::string> last;
@@ -362,17 +485,17 @@ class DatabasePoller final : public Poller {
                              "the checkpoint does not hold " + std::to_string(s_.watermark.size()) +
                                  " watermark values");
     }
-    Status st = ensure_session();
-    if (!st.ok) return st;
-
+    bool recovering = s_.outbox && recovery_;
     std::vector<db::Param> params;
     params.push_back({"limit", {std::to_string(s_.batch)}, true, false});
     for (size_t i = 0; i < s_.watermark.size(); ++i) {
-      std::string v = have_checkpoint ? last[i] : (i < s_.start.size() ? s_.start[i] : "");
+      std::string v =
+          have_checkpoint && !recovering ? last[i] : (i < s_.start.size() ? s_.start[i] : "");
       params.push_back({s_.watermark[i], {v}, false, false});
     }
     db::ResultSet rs;
-    st = session_->query(s_.query, params, rs);
+    Status st =
+        connection_.run([&](db::Session& session) { return session.query(s_.query, params, rs); });
     if (!st.ok) return st;
 
     // Where the columns the poller needs are.
@@ -429,17 +552,15 @@ class DatabasePoller final : public Poller {
       if (s_.outbox) ctx->ids.push_back(row[id_at].text);
     }
     if (!already_done.empty()) {
-      st = mark_done(already_done);
+      st = connection_.mark_done(already_done);
       if (!st.ok) return st;
       log_info("database", "source " + name_ + ": " + std::to_string(already_done.size()) +
                                " row(s) already taken marked done");
     }
+    // Recovery ends with the first recovery poll that finds nothing left below the checkpoint.
+    if (recovering && already_done.empty()) recovery_ = false;
     out.more = static_cast<int64_t>(rs.rows.size()) >= s_.batch;
-    if (!out.records.empty()) {
-      out.checkpoint = checkpoint_text(newest);
-    } else {
-      out.checkpoint = checkpoint;
-    }
+    out.checkpoint = out.records.empty() ? checkpoint : checkpoint_text(newest);
     if (s_.outbox) out.context = ctx;
     return Status::success();
   }
@@ -477,10 +598,11 @@ class DatabasePoller final : public Poller {
         size_t dot = name.find('.', from);
         std::string part = name.substr(from, dot == std::string::npos ? dot : dot - from);
         if (dot == std::string::npos) {
-          if (node->contains(part))
+          if (node->contains(part)) {
             clash = true;
-          else
+          } else {
             (*node)[part] = json_value(row[c], *s_.zone);
+          }
           break;
         }
         auto& child = (*node)[part];
@@ -502,24 +624,6 @@ class DatabasePoller final : public Poller {
     return r;
   }
 
-  Status mark_done(const std::vector<std::string>& ids) {
-    if (ids.empty()) return Status::success();
-    Status st = ensure_session();
-    if (!st.ok) return st;
-    // In slices, so that a statement never carries more values than a driver takes.
-    const size_t slice = 1000;
-    for (size_t from = 0; from < ids.size(); from += slice) {
-      db::Param p{"ids", {}, false, true};
-      p.values.assign(
-          ids.begin() + static_cast<std::ptrdiff_t>(from),
-          ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), from + slice)));
-      int64_t affected = 0;
-      st = session_->execute(s_.mark_done, {p}, affected);
-      if (!st.ok) return st;
-    }
-    return Status::success();
-  }
-
   static constexpr size_t npos = static_cast<size_t>(-1);
   static size_t find_column(const db::ResultSet& rs, const std::string& name) {
     for (size_t i = 0; i < rs.columns.size(); ++i) {
@@ -535,7 +639,9 @@ class DatabasePoller final : public Poller {
   std::string name_;
   Settings s_;
   std::vector<std::string> quoted_ok_;
-  std::unique_ptr<db::Session> session_;
+  Connection connection_;
+  bool recovery_ = true;                // outbox: the next poll looks below the checkpoint
+  std::unique_ptr<DoneMarker> marker_;  // outbox only; destroyed first (joins its thread)
 };
 
 }  // namespace

@@ -70,9 +70,10 @@ std::string poll_yaml(const std::string& mode, const std::string& connection) {
       "      connect_timeout: 2s\n";
   if (mode == "outbox") {
     y += "      mode: outbox\n"
-         "      query: SELECT id, payload FROM relais_outbox WHERE traite_le IS NULL ORDER BY id "
-         "LIMIT :limit\n"
+         "      query: SELECT id, payload FROM relais_outbox WHERE traite_le IS NULL AND id > :id "
+         "ORDER BY id LIMIT :limit\n"
          "      watermark: [id]\n"
+         "      start: ['0']\n"
          "      body_column: payload\n"
          // A slow mark_done (pg_sleep) widens the window between relais's commit and the rows
          // marked done, so that kills land in it: rows found again must not be messages again.
