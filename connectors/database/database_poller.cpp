@@ -42,7 +42,9 @@ const ConfigSpec& spec() {
            "the SELECT, with named parameters: `:limit` (the batch size) and `:<column>` for each "
            "watermark column (the last tuple read, or `start`). Watermark mode: it must select "
            "the tuples strictly greater, in their order, e.g. `WHERE (date_modification, id) > "
-           "(:date_modification, :id) ORDER BY date_modification, id LIMIT :limit`"},
+           "(:date_modification, :id) ORDER BY date_modification, id LIMIT :limit`. Outbox: the "
+           "rows not done, ORDER BY the id; add `AND id > :id` (with `start`) to skip the rows "
+           "still being marked done"},
           {"watermark", F::StringList, "", true,
            "the columns whose tuple orders the rows (e.g. [date_modification, id]); the last "
            "one must make the tuple unique. Outbox: the increasing id"},
