@@ -377,6 +377,51 @@ TEST_P(DatabaseDownTest, StoppedDatabaseIsReadableFailureThenPollingResumes) {
   EXPECT_TRUE(done_becomes(t, 4)) << count_done(t);
 }
 
+// The rights docs/connectors/cms76.md asks for are enough: SELECT on the outbox and UPDATE of
+// its done column only.
+TEST_P(DatabaseDownTest, ReadOnlyRoleWithUpdateOfTheDoneColumnIsEnough) {
+  std::string t = create_outbox();
+  insert_outbox(t, 1, 3);
+  std::string role = "relais_lecture_" + std::to_string(::getpid());
+  std::string pw = "Lecture-Pw-0123456789";
+  if (db().driver() == "postgresql") {
+    db().admin_sql("CREATE ROLE " + role + " LOGIN PASSWORD '" + pw +
+                   "';\nGRANT CONNECT ON DATABASE cms76 TO " + role +
+                   ";\nGRANT USAGE ON SCHEMA public TO " + role + ";\nGRANT SELECT ON " + t +
+                   " TO " + role + ";\nGRANT UPDATE (traite_le) ON " + t + " TO " + role + ";\n");
+  } else {
+    db().admin_sql("CREATE USER '" + role + "'@'127.0.0.1' IDENTIFIED BY '" + pw +
+                   "';\nGRANT SELECT, UPDATE (traite_le) ON cms76." + t + " TO '" + role +
+                   "'@'127.0.0.1';\n");
+  }
+  std::string yaml = outbox_yaml(t, 10, /*skip_marking=*/true);
+  yaml.replace(yaml.find(db().connection()), db().connection().size(),
+               db().connection_as(role, pw));
+  Harness h{make_database_poller(yaml)};
+  ASSERT_TRUE(h.step().ok);
+  ASSERT_EQ(h.messages.size(), 3u);
+  EXPECT_TRUE(done_becomes(t, 3)) << count_done(t);
+  ASSERT_TRUE(h.step().ok);  // reports a marking failure, if there was one
+  // And that role can change nothing else.
+  auto writer = make_database_poller(
+      "driver: " + db().driver() + "\nconnection: '" + db().connection_as(role, pw) +
+      "'\nmode: outbox\nquery: SELECT id, payload FROM " + t +
+      " ORDER BY id LIMIT :limit\nwatermark: [id]\nmark_done: UPDATE " + t +
+      " SET payload = 'x' WHERE id IN (:ids)\n");
+  PollBatch b;
+  ASSERT_TRUE(writer->poll("", b).ok);
+  ASSERT_EQ(b.records.size(), 3u);
+  writer->committed(b, true, {});
+  Status later;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        later = writer->committed(PollBatch{}, true, {});
+        return !later.ok;
+      },
+      std::chrono::seconds(10)));
+  EXPECT_NE(later.detail.find("denied"), std::string::npos) << later.detail;
+}
+
 TEST_P(DatabaseDownTest, WrongPasswordNeverShowsIt) {
   std::string conn = db().connection();
   std::string pw = db().password();

@@ -17,6 +17,11 @@ class PgDb final : public TestDb {
   std::string connection() const override { return server_.connection(); }
   std::string password() const override { return server_.options().password; }
   std::string sql(const std::string& s) override { return server_.sql_as_user(s); }
+  std::string admin_sql(const std::string& s) override { return server_.sql(s); }
+  std::string connection_as(const std::string& user, const std::string& pw) const override {
+    return "host=127.0.0.1 port=" + std::to_string(server_.port()) +
+           " dbname=" + server_.options().database + " user=" + user + " password=" + pw;
+  }
   void stop() override { server_.stop(); }
   void start() override { server_.start(); }
   std::string timestamp_type() const override { return "timestamp(6)"; }
@@ -38,6 +43,11 @@ class MariaDb final : public TestDb {
       if (c == '\t') c = '|';
     }
     return out;
+  }
+  std::string admin_sql(const std::string& s) override { return sql(s); }
+  std::string connection_as(const std::string& user, const std::string& pw) const override {
+    return "host=127.0.0.1;port=" + std::to_string(server_.port()) +
+           ";db=" + server_.options().database + ";user=" + user + ";password=" + pw;
   }
   void stop() override { server_.stop(); }
   void start() override { server_.start(); }

@@ -24,6 +24,12 @@ class TestDb {
   // Runs statements as the administrator; returns the text output (rows on lines, fields
   // separated by '|').
   virtual std::string sql(const std::string& statements) = 0;
+  // The same as the server's administrator (roles, grants); SQLite: as sql().
+  virtual std::string admin_sql(const std::string& statements) { return sql(statements); }
+  // The connection string of another account of the server.
+  virtual std::string connection_as(const std::string& user, const std::string& password) const {
+    return connection();
+  }
   virtual void stop() = 0;
   virtual void start() = 0;
   // Dialect.
