@@ -15,11 +15,10 @@ PACKAGES=(
   nginx-light wrk redis-server
   kannel kannel-extras
   chromium nodejs
-  libmariadb-dev libmariadb-dev-compat
+  libmariadb-dev
   postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 )
-# libmariadb-dev: MariaDB's client library, which Poco::DataMySQL links (the `database` polling
-# source); libmariadb-dev-compat: the <mysql/mysql.h> path Poco's headers include.
+# libmariadb-dev: MariaDB Connector/C, the `database` polling source's MySQL/MariaDB driver.
 # postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
 # (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts
 # the servers run as. The packaged services are never started (the tests start their own).

@@ -29,8 +29,9 @@ const ConfigSpec& spec() {
           {"driver", F::String, "", true, "the database's kind", {"postgresql", "mysql", "sqlite"}},
           {"connection", F::Secret, "", true,
            "connection string: libpq's (`host=… port=… dbname=… user=… password=…` or a "
-           "postgresql:// URI), Poco's MySQL one (`host=…;port=…;db=…;user=…;password=…`) or "
-           "the SQLite file's path; give the password as ${ENV} or @file:PATH"},
+           "postgresql:// URI), for MariaDB `host=…;port=…;db=…;user=…;password=…` (also "
+           "`socket`, `character-set`, `ssl`, `ssl-ca`), or the SQLite file's path; give the "
+           "password as ${ENV} or @file:PATH"},
           {"mode",
            F::String,
            "watermark",
@@ -74,7 +75,8 @@ const ConfigSpec& spec() {
           {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
           {"query_timeout", F::Duration, "30s", false,
            "time allowed to one statement (PostgreSQL statement_timeout, MariaDB "
-           "max_statement_time, SQLite busy timeout)"},
+           "max_statement_time, SQLite busy timeout); a connection silent for this plus 10 s "
+           "is cut"},
       }};
   return s;
 }

@@ -3,11 +3,11 @@
 #include "core/log.h"
 
 #include <libpq-fe.h>
+#include <mysql.h>
 
 #include <Poco/Data/Date.h>
 #include <Poco/Data/LOB.h>
 #include <Poco/Data/MetaColumn.h>
-#include <Poco/Data/MySQL/Connector.h>
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
@@ -16,6 +16,7 @@
 #include <Poco/DateTime.h>
 #include <Poco/Exception.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <mutex>
@@ -107,9 +108,10 @@ bool SqlTemplate::uses(const std::string& name) const {
   return false;
 }
 
-std::string Session::render(const SqlTemplate& sql, const std::vector<Param>& params, bool numbered,
-                            std::vector<const Param*>& bound_params,
-                            std::vector<std::string>& bound, Status& status) {
+std::string Session::render(const SqlTemplate& sql, const std::vector<Param>& params,
+                            Placeholders style, std::vector<const Param*>& bound_params,
+                            std::vector<std::string>& bound, Status& status,
+                            const std::function<std::string(const std::string&)>& literal) {
   std::string text = sql.pieces_.empty() ? sql.text_ : sql.pieces_[0];
   for (size_t i = 0; i < sql.names_.size(); ++i) {
     const Param* p = nullptr;
@@ -126,7 +128,15 @@ std::string Session::render(const SqlTemplate& sql, const std::vector<Param>& pa
       if (k > 0) text += ", ";
       bound.push_back(p->values[k]);
       bound_params.push_back(p);
-      text += numbered ? "$" + std::to_string(bound.size()) : "?";
+      if (style == Placeholders::Numbered) {
+        text += "$" + std::to_string(bound.size());
+      } else if (style == Placeholders::Question) {
+        text += "?";
+      } else if (p->integer) {
+        text += std::to_string(std::stoll(p->values[k]));  // digits only
+      } else {
+        text += literal(p->values[k]);
+      }
     }
     text += sql.pieces_[i + 1];
   }
@@ -175,7 +185,11 @@ std::string mask_error_text(const std::string& text, const std::string& password
   size_t i = 0;
   while (i < t.size()) {
     char q = t[i];
-    if (q != '"' && q != '\'') {
+    // A quote opens a quoted value at the start or after a non-alphanumeric character ("can't"
+    // has none).
+    bool opens =
+        (q == '"' || q == '\'') && (i == 0 || !std::isalnum(static_cast<unsigned char>(t[i - 1])));
+    if (!opens) {
       out += q;
       ++i;
       continue;
@@ -329,7 +343,7 @@ class PgSession final : public Session {
     Status s;
     std::vector<const Param*> bound_params;
     std::vector<std::string> bound;
-    std::string text = render(sql, params, true, bound_params, bound, s);
+    std::string text = render(sql, params, Placeholders::Numbered, bound_params, bound, s);
     if (!s.ok) return s;
     std::vector<const char*> values;
     for (const auto& b : bound) values.push_back(b.c_str());
@@ -385,7 +399,7 @@ Status connect_pg(const std::string& connection, const Timeouts& t,
 }
 
 // ---------------------------------------------------------------------------------------------
-// MySQL/MariaDB and SQLite through Poco::Data
+// SQLite through Poco::Data
 
 std::string two(int v) {
   char b[8];
@@ -479,38 +493,9 @@ Cell poco_cell(const Poco::Dynamic::Var& v, Poco::Data::MetaColumn::ColumnDataTy
   return c;
 }
 
-// Poco's MySQL exceptions carry "[mysql_stmt_error]: … [mysql_stmt_errno]: N …[statemnt]: …":
-// the server's words and number are kept, not the statement.
-std::string readable_poco_error(const std::string& text) {
-  for (const char* key : {"[mysql_stmt_error]: ", "[mysql_error]: "}) {
-    size_t at = text.find(key);
-    if (at == std::string::npos) continue;
-    at += std::string(key).size();
-    size_t end = text.find('\t', at);
-    std::string out = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    for (const char* no : {"[mysql_stmt_errno]: ", "[mysql_errno]: "}) {
-      size_t n = text.find(no);
-      if (n == std::string::npos) continue;
-      n += std::string(no).size();
-      size_t e = text.find_first_not_of("0123456789", n);
-      out += " (" + text.substr(n, e == std::string::npos ? std::string::npos : e - n) + ")";
-      break;
-    }
-    return out;
-  }
-  return text;
-}
-
-// The client errors that mean the server is not there (CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR,
-// CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED), or SQLite's "unable to open".
-bool connection_lost(const std::string& text) {
-  for (const char* code : {": 2002", ": 2003", ": 2006", ": 2013", ": 2055"}) {
-    for (const char* key : {"[mysql_stmt_errno]", "[mysql_errno]"}) {
-      if (text.find(std::string(key) + code) != std::string::npos) return true;
-    }
-  }
-  return text.find("Can't connect") != std::string::npos ||
-         text.find("unable to open database") != std::string::npos;
+// SQLite's words when the file cannot be opened (the database "down").
+bool sqlite_unreachable(const std::string& text) {
+  return text.find("unable to open database") != std::string::npos;
 }
 
 std::once_flag poco_registered;
@@ -581,7 +566,7 @@ class PocoSession final : public Session {
     std::vector<const Param*> bound_params;
     std::vector<std::string> bound;
     pending_ = Status::success();
-    std::string text = render(sql, params, false, bound_params, bound, pending_);
+    std::string text = render(sql, params, Placeholders::Question, bound_params, bound, pending_);
     if (!pending_.ok) return false;
     st << text;
     integers_.clear();
@@ -607,10 +592,10 @@ class PocoSession final : public Session {
     } catch (const Poco::Data::ConnectionFailedException& e) {
       return fail(503, "base de données injoignable", e.displayText());
     } catch (const Poco::Exception& e) {
-      std::string text = readable_poco_error(e.displayText());
-      bool down = !session_->isConnected() || connection_lost(e.displayText());
+      bool down = sqlite_unreachable(e.displayText());
       return fail(down ? 503 : 502,
-                  down ? "base de données injoignable" : "requête refusée par la base", text);
+                  down ? "base de données injoignable" : "requête refusée par la base",
+                  e.displayText());
     } catch (const std::exception& e) {
       return fail(502, "requête refusée par la base", e.what());
     }
@@ -630,32 +615,243 @@ class PocoSession final : public Session {
   bool healthy_ = true;
 };
 
-Status connect_poco(const std::string& driver, const std::string& connection, const Timeouts& t,
-                    const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
-  std::call_once(poco_registered, [] {
-    Poco::Data::MySQL::Connector::registerConnector();
-    Poco::Data::SQLite::Connector::registerConnector();
-  });
-  std::string password = password_of(connection);
-  std::string connector = driver == "mysql" ? "mysql" : "sqlite";
-  int64_t timeout_ms = driver == "mysql" ? t.connect_ms : t.query_ms;
+Status connect_sqlite(const std::string& connection, const Timeouts& t,
+                      const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
+  std::call_once(poco_registered, [] { Poco::Data::SQLite::Connector::registerConnector(); });
   std::unique_ptr<Poco::Data::Session> session;
   try {
+    // The timeout is SQLite's busy timeout: how long a statement waits for a lock.
     session = std::make_unique<Poco::Data::Session>(
-        connector, connection,
-        static_cast<size_t>(std::max<int64_t>(1, (timeout_ms + 999) / 1000)));
+        "sqlite", connection, static_cast<size_t>(std::max<int64_t>(1, (t.query_ms + 999) / 1000)));
   } catch (const Poco::Exception& e) {
     return Status::failure(503, "base de données injoignable",
-                           mask_error_text(e.displayText(), password, quoted_ok));
+                           mask_error_text(e.displayText(), "", quoted_ok));
   }
-  auto s = std::make_unique<PocoSession>(std::move(session), password, quoted_ok);
-  if (driver == "mysql") {
-    // MariaDB's limit on a statement's time, else MySQL's (SELECT only, milliseconds).
-    if (!s->setting("SET SESSION max_statement_time = " +
-                    shortest(static_cast<double>(t.query_ms) / 1000.0)) &&
-        !s->setting("SET SESSION max_execution_time = " + std::to_string(t.query_ms))) {
-      log_warn("database", "the server accepts no statement time limit: query_timeout unused");
+  out = std::make_unique<PocoSession>(std::move(session), "", quoted_ok);
+  return Status::success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MySQL/MariaDB through MariaDB Connector/C (text protocol: every value as the server's text)
+
+std::once_flag mysql_initialised;
+
+// The connection string's keys, Poco's MySQL syntax: "host=…;port=…;db=…;user=…;password=…".
+struct MySqlTarget {
+  std::string host = "localhost", user, password, db, socket, charset = "utf8mb4", ssl_ca;
+  unsigned port = 3306;
+  bool ssl = false;
+};
+
+bool parse_mysql_target(const std::string& text, MySqlTarget& out, std::string& error) {
+  size_t from = 0;
+  while (from < text.size()) {
+    size_t end = text.find(';', from);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(from, end - from);
+    from = end + 1;
+    size_t eq = item.find('=');
+    if (item.find_first_not_of(" ") == std::string::npos) continue;
+    if (eq == std::string::npos) {
+      error = "an item of the connection string has no '='";
+      return false;
     }
+    std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    while (!key.empty() && key.front() == ' ') key.erase(0, 1);
+    while (!key.empty() && key.back() == ' ') key.pop_back();
+    if (key == "host") {
+      out.host = value;
+    } else if (key == "port") {
+      out.port = static_cast<unsigned>(std::atoi(value.c_str()));
+    } else if (key == "user") {
+      out.user = value;
+    } else if (key == "password") {
+      out.password = value;
+    } else if (key == "db" || key == "database") {
+      out.db = value;
+    } else if (key == "socket") {
+      out.socket = value;
+    } else if (key == "character-set") {
+      out.charset = value;
+    } else if (key == "ssl-ca") {
+      out.ssl_ca = value;
+      out.ssl = true;
+    } else if (key == "ssl") {
+      out.ssl = value == "1" || value == "true" || value == "required";
+    } else {
+      error = "unknown key " + key +
+              " in the connection string (host, port, db, user, password, socket, "
+              "character-set, ssl, ssl-ca)";
+      return false;
+    }
+  }
+  return true;
+}
+
+CellKind mysql_kind(const MYSQL_FIELD& f) {
+  switch (f.type) {
+    case MYSQL_TYPE_TINY:
+    case MYSQL_TYPE_SHORT:
+    case MYSQL_TYPE_LONG:
+    case MYSQL_TYPE_LONGLONG:
+    case MYSQL_TYPE_INT24:
+    case MYSQL_TYPE_YEAR:
+      return CellKind::Integer;
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+    case MYSQL_TYPE_FLOAT:
+    case MYSQL_TYPE_DOUBLE:
+      return CellKind::Number;
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_NEWDATE:
+      return CellKind::Date;
+    case MYSQL_TYPE_TIME:
+      return CellKind::Time;
+    case MYSQL_TYPE_DATETIME:
+      return CellKind::Timestamp;
+    case MYSQL_TYPE_TIMESTAMP:
+      return CellKind::TimestampTz;  // an instant, given in the session's zone (UTC)
+    case MYSQL_TYPE_JSON:
+      return CellKind::Json;
+    case MYSQL_TYPE_BIT:
+    case MYSQL_TYPE_GEOMETRY:
+      return CellKind::Bytes;
+    default:
+      return f.charsetnr == 63 ? CellKind::Bytes : CellKind::Text;  // 63: binary
+  }
+}
+
+class MySqlSession final : public Session {
+ public:
+  MySqlSession(MYSQL* m, std::string password, std::vector<std::string> quoted_ok)
+      : m_(m), password_(std::move(password)), quoted_ok_(std::move(quoted_ok)) {}
+  ~MySqlSession() override { mysql_close(m_); }
+
+  Status query(const SqlTemplate& sql, const std::vector<Param>& params, ResultSet& out) override {
+    out = ResultSet{};
+    MYSQL_RES* res = nullptr;
+    Status st = run(sql, params, res);
+    if (!st.ok) return st;
+    if (res == nullptr) return Status::success();
+    unsigned cols = mysql_num_fields(res);
+    MYSQL_FIELD* fields = mysql_fetch_fields(res);
+    std::vector<CellKind> kinds;
+    for (unsigned c = 0; c < cols; ++c) {
+      out.columns.emplace_back(fields[c].name, fields[c].name_length);
+      kinds.push_back(mysql_kind(fields[c]));
+    }
+    out.rows.reserve(mysql_num_rows(res));
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      unsigned long* lengths = mysql_fetch_lengths(res);
+      std::vector<Cell> cells(cols);
+      for (unsigned c = 0; c < cols; ++c) {
+        if (row[c] == nullptr) continue;
+        cells[c].kind = kinds[c];
+        cells[c].text.assign(row[c], lengths[c]);
+        if (kinds[c] == CellKind::TimestampTz) cells[c].text += "+00";
+      }
+      out.rows.push_back(std::move(cells));
+    }
+    mysql_free_result(res);
+    return Status::success();
+  }
+
+  Status execute(const SqlTemplate& sql, const std::vector<Param>& params,
+                 int64_t& affected) override {
+    MYSQL_RES* res = nullptr;
+    Status st = run(sql, params, res);
+    if (!st.ok) return st;
+    if (res != nullptr) mysql_free_result(res);
+    affected = static_cast<int64_t>(mysql_affected_rows(m_));
+    return Status::success();
+  }
+
+  bool healthy() const override { return healthy_; }
+
+  // A session setting; false when the server refuses it (the session stays usable).
+  bool setting(const std::string& text) {
+    return mysql_real_query(m_, text.c_str(), text.size()) == 0;
+  }
+
+ private:
+  Status run(const SqlTemplate& sql, const std::vector<Param>& params, MYSQL_RES*& res) {
+    Status st;
+    std::vector<const Param*> bound_params;
+    std::vector<std::string> bound;
+    std::string text = render(
+        sql, params, Placeholders::Inline, bound_params, bound, st, [this](const std::string& v) {
+          std::string out(v.size() * 2 + 3, '\0');
+          out[0] = '\'';
+          unsigned long n = mysql_real_escape_string(m_, &out[1], v.data(), v.size());
+          out.resize(n + 1);
+          return out + "'";
+        });
+    if (!st.ok) return st;
+    if (mysql_real_query(m_, text.data(), text.size()) != 0) return fail();
+    res = mysql_store_result(m_);
+    if (res == nullptr && mysql_field_count(m_) != 0) return fail();
+    return Status::success();
+  }
+
+  Status fail() {
+    unsigned no = mysql_errno(m_);
+    std::string detail =
+        mask_error_text(mysql_error(m_), password_, quoted_ok_) + " (" + std::to_string(no) + ")";
+    healthy_ = false;
+    // CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST,
+    // CR_SERVER_LOST_EXTENDED: the server is not there (any more).
+    if (no == 2002 || no == 2003 || no == 2006 || no == 2013 || no == 2055) {
+      return Status::failure(503, "base de données injoignable", detail);
+    }
+    // ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 5.7+)
+    if (no == 1969 || no == 3024) return Status::failure(504, "requête trop longue", detail);
+    return Status::failure(502, "requête refusée par la base", detail);
+  }
+
+  MYSQL* m_;
+  std::string password_;
+  std::vector<std::string> quoted_ok_;
+  bool healthy_ = true;
+};
+
+Status connect_mysql(const std::string& connection, const Timeouts& t,
+                     const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
+  std::call_once(mysql_initialised, [] { mysql_library_init(0, nullptr, nullptr); });
+  MySqlTarget target;
+  std::string error;
+  if (!parse_mysql_target(connection, target, error)) {
+    return Status::failure(503, "base de données injoignable", error);
+  }
+  MYSQL* m = mysql_init(nullptr);
+  if (m == nullptr) return Status::failure(503, "base de données injoignable", "out of memory");
+  unsigned connect_s = static_cast<unsigned>(std::max<int64_t>(1, (t.connect_ms + 999) / 1000));
+  // A connection that stops answering is cut after the query time plus a margin.
+  unsigned io_s = static_cast<unsigned>((t.query_ms + 10999) / 1000);
+  mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+  mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_s);
+  mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
+  mysql_options(m, MYSQL_SET_CHARSET_NAME, target.charset.c_str());
+  if (target.ssl) {
+    my_bool yes = 1;
+    mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &yes);
+    mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &yes);
+    if (!target.ssl_ca.empty()) mysql_options(m, MYSQL_OPT_SSL_CA, target.ssl_ca.c_str());
+  }
+  if (mysql_real_connect(m, target.host.c_str(), target.user.c_str(), target.password.c_str(),
+                         target.db.empty() ? nullptr : target.db.c_str(), target.port,
+                         target.socket.empty() ? nullptr : target.socket.c_str(), 0) == nullptr) {
+    std::string detail = mask_error_text(mysql_error(m), target.password, quoted_ok) + " (" +
+                         std::to_string(mysql_errno(m)) + ")";
+    mysql_close(m);
+    return Status::failure(503, "base de données injoignable", detail);
+  }
+  auto s = std::make_unique<MySqlSession>(m, target.password, quoted_ok);
+  s->setting("SET time_zone = '+00:00'");
+  // MariaDB's limit on a statement's time, else MySQL's (SELECT only, milliseconds).
+  if (!s->setting("SET SESSION max_statement_time = " +
+                  shortest(static_cast<double>(t.query_ms) / 1000.0)) &&
+      !s->setting("SET SESSION max_execution_time = " + std::to_string(t.query_ms))) {
+    log_warn("database", "the server accepts no statement time limit: query_timeout unused");
   }
   out = std::move(s);
   return Status::success();
@@ -667,9 +863,8 @@ Status connect(const std::string& driver, const std::string& connection, const T
                const std::vector<std::string>& quoted_ok, std::unique_ptr<Session>& out) {
   out.reset();
   if (driver == "postgresql") return connect_pg(connection, t, quoted_ok, out);
-  if (driver == "mysql" || driver == "sqlite") {
-    return connect_poco(driver, connection, t, quoted_ok, out);
-  }
+  if (driver == "mysql") return connect_mysql(connection, t, quoted_ok, out);
+  if (driver == "sqlite") return connect_sqlite(connection, t, quoted_ok, out);
   return Status::failure(500, "pilote inconnu", "driver " + driver + " is not known");
 }
 

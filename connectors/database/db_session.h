@@ -4,11 +4,13 @@
 // as its kind plus the database's own text, so that nothing is lost on the way (a watermark read
 // is bound back exactly as it was read; numbers stay numbers, timestamps keep their fraction).
 //
-// PostgreSQL goes through libpq, MySQL/MariaDB and SQLite through Poco::Data: Poco 1.11's
-// PostgreSQL connector drops the fraction of timestamps, cannot tell a timestamp from a
-// timestamptz and reads NUMERIC as a double (docs/dependencies.md says more).
+// PostgreSQL goes through libpq and MySQL/MariaDB through MariaDB Connector/C, SQLite through
+// Poco::Data: Poco 1.11's PostgreSQL connector drops the fraction of timestamps, cannot tell a
+// timestamp from a timestamptz and reads NUMERIC as a double; its MySQL connector crashes the
+// process on a LONGTEXT or JSON column and refuses TIMESTAMP ones (docs/dependencies.md).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,11 +92,17 @@ class Session {
   virtual bool healthy() const = 0;
 
  protected:
+  enum class Placeholders {
+    Numbered,  // PostgreSQL's $1, $2…
+    Question,  // ?
+    Inline,    // the values themselves: integers as digits, texts through `literal`
+  };
   // The statement text with the driver's placeholders and the flat list of values bound in
-  // order. `numbered`: PostgreSQL's $1, $2… instead of ?.
-  static std::string render(const SqlTemplate& sql, const std::vector<Param>& params, bool numbered,
-                            std::vector<const Param*>& bound_params,
-                            std::vector<std::string>& bound, Status& status);
+  // order.
+  static std::string render(const SqlTemplate& sql, const std::vector<Param>& params,
+                            Placeholders style, std::vector<const Param*>& bound_params,
+                            std::vector<std::string>& bound, Status& status,
+                            const std::function<std::string(const std::string&)>& literal = {});
 };
 
 // Connects (driver: "postgresql", "mysql", "sqlite"). `quoted_ok`: texts the driver's error

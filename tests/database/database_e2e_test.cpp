@@ -1,4 +1,5 @@
-// The `database` polling source through the real relais binary, against a real PostgreSQL:
+// The `database` polling source through the real relais binary, against a real PostgreSQL and a
+// real MariaDB:
 // demandes inserted and updated by a writer while relais polls them (outbox filled by a trigger,
 // or a watermark on date_modification) and delivers them to an HTTP sink; relais is killed with
 // SIGKILL several times during polling and the database is stopped and restarted mid-run.
@@ -17,7 +18,7 @@
 #include <random>
 #include <thread>
 
-#include "tests/support/pg_server.h"
+#include "tests/database/test_databases.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 
@@ -31,7 +32,7 @@ constexpr int kDemandes = 200;
 constexpr int kVersions = 4;  // one insert, three updates
 constexpr int kKills = 4;
 
-const char* kSchema = R"SQL(
+const char* kPgSchema = R"SQL(
 CREATE TABLE demande (
   numero bigint PRIMARY KEY,
   etat text NOT NULL,
@@ -56,13 +57,65 @@ CREATE TRIGGER relais_demande AFTER INSERT OR UPDATE ON demande
   FOR EACH ROW EXECUTE FUNCTION relais_demande_event();
 )SQL";
 
-std::string poll_yaml(const std::string& mode, const std::string& connection) {
+const char* kMariaDbSchema = R"SQL(
+CREATE TABLE demande (
+  numero bigint PRIMARY KEY,
+  etat varchar(40) NOT NULL,
+  version int NOT NULL,
+  date_modification datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  KEY demande_suivi (date_modification, numero)
+) ENGINE=InnoDB;
+CREATE TABLE relais_outbox (
+  id bigint AUTO_INCREMENT PRIMARY KEY,
+  payload longtext NOT NULL,
+  traite_le datetime(6) NULL
+) ENGINE=InnoDB;
+CREATE TRIGGER relais_demande_ins AFTER INSERT ON demande FOR EACH ROW
+  INSERT INTO relais_outbox (payload) VALUES (JSON_OBJECT('event', 'demande.created',
+    'demande', JSON_OBJECT('numero', NEW.numero, 'etat', NEW.etat, 'version', NEW.version)));
+CREATE TRIGGER relais_demande_upd AFTER UPDATE ON demande FOR EACH ROW
+  INSERT INTO relais_outbox (payload) VALUES (JSON_OBJECT('event', 'demande.updated',
+    'demande', JSON_OBJECT('numero', NEW.numero, 'etat', NEW.etat, 'version', NEW.version)));
+)SQL";
+
+// What differs between the two servers in this test.
+struct Dialect {
+  std::string driver;
+  const char* schema;
+  std::string clock;      // the time of the statement
+  std::string slow_done;  // mark_done, slowed down
+  std::string q;          // identifier quote
+  std::string begin;
+};
+
+Dialect dialect(const std::string& driver) {
+  if (driver == "postgresql") {
+    return {driver,
+            kPgSchema,
+            "clock_timestamp()",
+            "UPDATE relais_outbox SET traite_le = now() FROM (SELECT pg_sleep(0.15)) AS lent "
+            "WHERE id IN (:ids)",
+            "\"",
+            "BEGIN;"};
+  }
+  return {driver,
+          kMariaDbSchema,
+          "NOW(6)",
+          "UPDATE relais_outbox, (SELECT SLEEP(0.15) AS s) AS lent SET traite_le = NOW(6) WHERE "
+          "id IN (:ids)",
+          "`",
+          "START TRANSACTION;"};
+}
+
+std::string poll_yaml(const std::string& mode, const Dialect& d, const std::string& connection) {
   std::string y =
       "    poll:\n"
       "      kind: database\n"
       "      interval: 100ms\n"
       "      max_backoff: 1s\n"
-      "      driver: postgresql\n"
+      "      driver: " +
+      d.driver +
+      "\n"
       "      connection: '" +
       connection +
       "'\n"
@@ -75,15 +128,18 @@ std::string poll_yaml(const std::string& mode, const std::string& connection) {
          "      watermark: [id]\n"
          "      start: ['0']\n"
          "      body_column: payload\n"
-         // A slow mark_done (pg_sleep) widens the window between relais's commit and the rows
-         // marked done, so that kills land in it: rows found again must not be messages again.
-         "      mark_done: UPDATE relais_outbox SET traite_le = now() FROM (SELECT "
-         "pg_sleep(0.15)) AS lent WHERE id IN (:ids)\n";
+         // A slow mark_done widens the window between relais's commit and the rows marked done,
+         // so that kills land in it: rows found again must not be messages again.
+         "      mark_done: " +
+         d.slow_done + "\n";
   } else {
+    auto q = [&](const std::string& name) { return d.q + name + d.q; };
     y += "      mode: watermark\n"
          "      query: >-\n"
-         "        SELECT 'demande.changed' AS event, numero AS \"demande.numero\",\n"
-         "        etat AS \"demande.etat\", version AS \"demande.version\", date_modification,\n"
+         "        SELECT 'demande.changed' AS event, numero AS " +
+         q("demande.numero") + ",\n        etat AS " + q("demande.etat") + ", version AS " +
+         q("demande.version") +
+         ", date_modification,\n"
          "        numero FROM demande WHERE (date_modification, numero) >\n"
          "        (:date_modification, :numero) ORDER BY date_modification, numero LIMIT :limit\n"
          "      watermark: [date_modification, numero]\n"
@@ -92,12 +148,13 @@ std::string poll_yaml(const std::string& mode, const std::string& connection) {
   return y;
 }
 
-std::string config_yaml(const std::string& mode, const std::string& connection, int sink_port) {
+std::string config_yaml(const std::string& mode, const Dialect& d, const std::string& connection,
+                        int sink_port) {
   return "sources:\n"
          "  cms76:\n"
          "    type: $.event\n"
          "    correlation: \"demande:{$.demande.numero}\"\n" +
-         poll_yaml(mode, connection) +
+         poll_yaml(mode, d, connection) +
          "connectors:\n"
          "  sink:\n"
          "    connector: http\n"
@@ -135,13 +192,14 @@ std::map<std::pair<int, int>, int> stored_messages(const std::string& store) {
   return out;
 }
 
-class DatabaseEndToEnd : public ::testing::TestWithParam<std::string> {};
+class DatabaseEndToEnd : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
-  const std::string mode = GetParam();
-  PgServer pg;
-  pg.start();
-  pg.sql_as_user(kSchema);
+  const std::string driver = std::get<0>(GetParam());
+  const std::string mode = std::get<1>(GetParam());
+  const Dialect d = dialect(driver);
+  std::unique_ptr<TestDb> db = new_test_db(driver);
+  db->sql(d.schema);
 
   // The sink records each demande's versions in arrival order.
   struct Seen {
@@ -164,13 +222,13 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
 
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
-  o.body_yaml = config_yaml(mode, pg.connection(), sink.port());
+  o.body_yaml = config_yaml(mode, d, db->connection(), sink.port());
   o.log_level = "warn";
   RelaisProcess relais(o);
   relais.start();
 
   unsigned seed = std::random_device{}();
-  std::cout << "database e2e (" << mode << "): seed " << seed << std::endl;
+  std::cout << "database e2e (" << driver << ", " << mode << "): seed " << seed << std::endl;
   std::mt19937 rng(seed);
 
   // The writer: demandes inserted, then updated, a few statements per transaction, paced so
@@ -179,65 +237,75 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
   std::mutex db_mu;
   std::atomic<bool> writing{true};
   std::atomic<int> written{0};
+  std::string writer_error, main_error;
   std::thread writer([&] {
-    std::mt19937 wrng(seed + 1);
-    std::vector<int> next(kDemandes, 1);  // next version of each demande
-    int remaining = kDemandes * kVersions;
-    while (remaining > 0) {
-      std::string batch = "BEGIN;\n";
-      int in_batch = 0;
-      for (int k = 0; k < 6 && remaining > 0; ++k) {
-        int n = static_cast<int>(wrng() % kDemandes);
-        while (next[static_cast<size_t>(n)] > kVersions) n = (n + 1) % kDemandes;
-        int v = next[static_cast<size_t>(n)]++;
-        --remaining;
-        ++in_batch;
-        if (v == 1) {
-          batch += "INSERT INTO demande (numero, etat, version) VALUES (" + std::to_string(n) +
-                   ", 'depose', 1);\n";
-        } else {
-          batch += "UPDATE demande SET etat = 'etape-" + std::to_string(v) +
-                   "', version = " + std::to_string(v) +
-                   ", date_modification = clock_timestamp() WHERE numero = " + std::to_string(n) +
-                   ";\n";
+    try {
+      std::mt19937 wrng(seed + 1);
+      std::vector<int> next(kDemandes, 1);  // next version of each demande
+      int remaining = kDemandes * kVersions;
+      while (remaining > 0) {
+        std::string batch = d.begin + "\n";
+        int in_batch = 0;
+        for (int k = 0; k < 6 && remaining > 0; ++k) {
+          int n = static_cast<int>(wrng() % kDemandes);
+          while (next[static_cast<size_t>(n)] > kVersions) n = (n + 1) % kDemandes;
+          int v = next[static_cast<size_t>(n)]++;
+          --remaining;
+          ++in_batch;
+          if (v == 1) {
+            batch += "INSERT INTO demande (numero, etat, version) VALUES (" + std::to_string(n) +
+                     ", 'depose', 1);\n";
+          } else {
+            batch += "UPDATE demande SET etat = 'etape-" + std::to_string(v) +
+                     "', version = " + std::to_string(v) + ", date_modification = " + d.clock +
+                     " WHERE numero = " + std::to_string(n) + ";\n";
+          }
         }
+        batch += "COMMIT;\n";
+        std::lock_guard<std::mutex> lock(db_mu);
+        db->sql(batch);
+        written += in_batch;
+        std::this_thread::sleep_for(milliseconds(15));  // pacing, not synchronisation
       }
-      batch += "COMMIT;\n";
-      std::lock_guard<std::mutex> lock(db_mu);
-      pg.sql_as_user(batch);
-      written += in_batch;
-      std::this_thread::sleep_for(milliseconds(15));  // pacing, not synchronisation
+    } catch (const std::exception& e) {
+      writer_error = e.what();
     }
     writing = false;
   });
 
   // Kills during polling; the database goes down and up once in the middle.
   int kills_while_writing = 0;
-  for (int k = 0; k < kKills; ++k) {
-    std::this_thread::sleep_for(milliseconds(300 + rng() % 700));
-    if (writing) ++kills_while_writing;
-    relais.kill9();
-    if (k == kKills / 2) {
-      std::lock_guard<std::mutex> lock(db_mu);
+  try {
+    for (int k = 0; k < kKills; ++k) {
+      std::this_thread::sleep_for(milliseconds(300 + rng() % 700));
+      if (writing) ++kills_while_writing;
+      relais.kill9();
+      if (k == kKills / 2) {
+        std::lock_guard<std::mutex> lock(db_mu);
+        relais.restart();
+        db->stop();
+        // relais polls a database that is not there: a readable failure, counted.
+        HttpClient client = relais.client();
+        bool failing = wait_until(
+            [&] {
+              return metric_value(client.get("/metrics").body,
+                                  "relais_poll_failures_total{source=\"cms76\"}") >= 1;
+            },
+            std::chrono::seconds(15), milliseconds(50));
+        db->start();
+        EXPECT_TRUE(failing) << relais.stderr_text();
+        EXPECT_TRUE(relais.running());
+        EXPECT_EQ(relais.stderr_text().find(db->password()), std::string::npos);
+        continue;
+      }
       relais.restart();
-      pg.stop();
-      // relais polls a database that is not there: a readable failure, counted.
-      HttpClient client = relais.client();
-      bool failing = wait_until(
-          [&] {
-            return metric_value(client.get("/metrics").body,
-                                "relais_poll_failures_total{source=\"cms76\"}") >= 1;
-          },
-          std::chrono::seconds(15), milliseconds(50));
-      pg.start();
-      EXPECT_TRUE(failing) << relais.stderr_text();
-      EXPECT_TRUE(relais.running());
-      EXPECT_EQ(relais.stderr_text().find(pg.options().password), std::string::npos);
-      continue;
     }
-    relais.restart();
+  } catch (const std::exception& e) {
+    main_error = e.what();
   }
   writer.join();
+  ASSERT_TRUE(main_error.empty()) << main_error;
+  ASSERT_TRUE(writer_error.empty()) << writer_error;
   ASSERT_FALSE(writing.load());
   EXPECT_GE(kills_while_writing, 3) << "the rows were written before the kills: slow the writer";
   ASSERT_EQ(written.load(), kDemandes * kVersions);
@@ -257,8 +325,7 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
   if (mode == "outbox") {
     bool marked = wait_until(
         [&] {
-          return pg.sql_as_user("SELECT count(*) FROM relais_outbox WHERE traite_le IS NULL;") ==
-                 "0\n";
+          return db->sql("SELECT count(*) FROM relais_outbox WHERE traite_le IS NULL;\n") == "0\n";
         },
         std::chrono::seconds(30), milliseconds(100));
     EXPECT_TRUE(marked) << "outbox rows left undone";
@@ -275,7 +342,7 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
   if (mode == "outbox") {
     // Every outbox row (one per insert or update) is exactly one message.
     EXPECT_EQ(total, kDemandes * kVersions);
-    EXPECT_EQ(pg.sql_as_user("SELECT count(*) FROM relais_outbox;"),
+    EXPECT_EQ(db->sql("SELECT count(*) FROM relais_outbox;\n"),
               std::to_string(kDemandes * kVersions) + "\n");
   } else {
     // The watermark sees the last state of a row when it polls: some intermediate versions
@@ -294,8 +361,12 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, DatabaseEndToEnd, ::testing::Values("outbox", "watermark"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Databases, DatabaseEndToEnd,
+                         ::testing::Combine(::testing::Values("postgresql", "mysql"),
+                                            ::testing::Values("outbox", "watermark")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
 
 }  // namespace
 }  // namespace relais::testing

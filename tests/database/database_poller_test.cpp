@@ -268,9 +268,13 @@ TEST_P(DatabasePollerTest, RowBecomesNestedObjectWithNullsAndTypes) {
     EXPECT_EQ(summer["date_modification"], "2026-07-01 14:30:00.500000");
     EXPECT_EQ(summer["urgent"], true);
   } else {
-    // A timestamp without zone: ISO-8601 with the offset of Europe/Paris at that date.
-    EXPECT_EQ(summer["date_modification"], "2026-07-01T14:30:00.5+02:00");
-    EXPECT_EQ(winter["date_modification"], "2026-01-15T08:00:00+01:00");
+    // A timestamp without zone: ISO-8601 with the offset of Europe/Paris at that date, the
+    // fraction as the database writes it (PostgreSQL trims it, MariaDB gives the column's).
+    bool pg = db().driver() == "postgresql";
+    EXPECT_EQ(summer["date_modification"],
+              pg ? "2026-07-01T14:30:00.5+02:00" : "2026-07-01T14:30:00.500000+02:00");
+    EXPECT_EQ(winter["date_modification"],
+              pg ? "2026-01-15T08:00:00+01:00" : "2026-01-15T08:00:00.000000+01:00");
     if (db().driver() == "postgresql") {
       EXPECT_EQ(summer["urgent"], true);
     } else {
@@ -466,6 +470,61 @@ TEST_P(DatabaseDownTest, ValuesQuotedInErrorsAreMasked) {
 INSTANTIATE_TEST_SUITE_P(Servers, DatabaseDownTest, ::testing::Values("postgresql", "mysql"),
                          [](const auto& info) { return info.param; });
 
+// The column types an outbox or a CMS76 table may have, each as exactly as the server gives it
+// (Poco 1.11's MySQL connector crashed the process on LONGTEXT and JSON, refused TIMESTAMP).
+TEST(DatabaseTypes, MariaDbLongTextJsonTimestampDecimal) {
+  TestDb& db = test_db("mysql");
+  std::string t = unique_table("types");
+  db.sql("CREATE TABLE " + t +
+         " (id bigint PRIMARY KEY, lt longtext, js json, ts timestamp(3) NULL, dt datetime, "
+         "d decimal(20,4), u bigint unsigned, b blob, bo boolean);\n"
+         "SET time_zone = '+01:00';\nINSERT INTO " +
+         t +
+         " VALUES (1, REPEAT('é', 70000), '{\"a\":[1,2]}', '2026-12-07 09:10:11.250', "
+         "'2026-12-07 09:10:11', 12345678901234.5678, 18446744073709551615, x'00ff', true);\n");
+  auto p = make_database_poller("driver: mysql\nconnection: '" + db.connection() +
+                                "'\nwatermark: [id]\nstart: ['0']\nquery: SELECT * FROM " + t +
+                                " WHERE id > :id ORDER BY id LIMIT :limit\n");
+  PollBatch b;
+  Status s = p->poll("", b);
+  ASSERT_TRUE(s.ok) << s.error << ": " << s.detail;
+  ASSERT_EQ(b.records.size(), 1u);
+  json j = json::parse(b.records[0].body);
+  EXPECT_EQ(j["lt"].get<std::string>().size(), 140000u);  // 70,000 × 2 bytes of UTF-8
+  EXPECT_EQ(j["js"], R"({"a":[1,2]})");                   // MariaDB's JSON is a LONGTEXT: its text
+  EXPECT_EQ(j["ts"], "2026-12-07T08:10:11.250+00:00");    // an instant, written at +01:00
+  EXPECT_EQ(j["dt"], "2026-12-07T09:10:11+01:00");
+  EXPECT_DOUBLE_EQ(j["d"].get<double>(), 12345678901234.5678);
+  EXPECT_EQ(j["u"].get<uint64_t>(), 18446744073709551615ull);
+  EXPECT_EQ(j["b"], "AP8=");  // binary, not UTF-8: base64
+  EXPECT_EQ(j["bo"], 1);
+}
+
+TEST(DatabaseTypes, PostgresJsonTimestampTzNumericUuid) {
+  TestDb& db = test_db("postgresql");
+  std::string t = unique_table("types");
+  db.sql("CREATE TABLE " + t +
+         " (id bigint PRIMARY KEY, js jsonb, tz timestamptz, n numeric(30,6), u uuid, b bytea, "
+         "arr int[]);\nINSERT INTO " +
+         t +
+         " VALUES (1, '{\"a\": [1, 2]}', '2026-12-07 09:10:11.123456+01', 12345678901.123456, "
+         "'123e4567-e89b-12d3-a456-426614174000', '\\x00ff', '{1,2}');\n");
+  auto p = make_database_poller("driver: postgresql\nconnection: '" + db.connection() +
+                                "'\nwatermark: [id]\nstart: ['0']\nquery: SELECT * FROM " + t +
+                                " WHERE id > :id ORDER BY id LIMIT :limit\n");
+  PollBatch b;
+  Status s = p->poll("", b);
+  ASSERT_TRUE(s.ok) << s.error << ": " << s.detail;
+  ASSERT_EQ(b.records.size(), 1u);
+  json j = json::parse(b.records[0].body);
+  EXPECT_EQ(j["js"], json::parse(R"({"a":[1,2]})"));
+  EXPECT_EQ(j["tz"], "2026-12-07T08:10:11.123456+00:00");
+  EXPECT_DOUBLE_EQ(j["n"].get<double>(), 12345678901.123456);
+  EXPECT_EQ(j["u"], "123e4567-e89b-12d3-a456-426614174000");
+  EXPECT_EQ(j["b"], "AP8=");
+  EXPECT_EQ(j["arr"], "{1,2}");  // other types: PostgreSQL's text
+}
+
 TEST(SqlTemplate, NamedParametersOutsideLiteralsCommentsAndCasts) {
   db::SqlTemplate t;
   std::string err;
@@ -488,6 +547,8 @@ TEST(MaskErrorText, KeepsTheQuerysOwnNamesMasksValuesAndPassword) {
             "invalid input syntax for type integer: \"«…»\"");
   EXPECT_EQ(db::mask_error_text("auth failed with s3cret-pw", "s3cret-pw", {}),
             "auth failed with «…»");
+  EXPECT_EQ(db::mask_error_text("Can't connect to server on '127.0.0.1' (115)", "", {}),
+            "Can't connect to server on '«…»' (115)");
 }
 
 }  // namespace

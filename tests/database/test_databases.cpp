@@ -100,12 +100,14 @@ TestDb& test_db(const std::string& driver) {
   auto& m = dbs();
   auto it = m.find(driver);
   if (it != m.end()) return *it->second;
-  std::unique_ptr<TestDb> db;
-  if (driver == "postgresql") db = std::make_unique<PgDb>();
-  if (driver == "mysql") db = std::make_unique<MariaDb>();
-  if (driver == "sqlite") db = std::make_unique<SqliteDb>();
-  if (!db) throw std::runtime_error("unknown test database " + driver);
-  return *m.emplace(driver, std::move(db)).first->second;
+  return *m.emplace(driver, new_test_db(driver)).first->second;
+}
+
+std::unique_ptr<TestDb> new_test_db(const std::string& driver) {
+  if (driver == "postgresql") return std::make_unique<PgDb>();
+  if (driver == "mysql") return std::make_unique<MariaDb>();
+  if (driver == "sqlite") return std::make_unique<SqliteDb>();
+  throw std::runtime_error("unknown test database " + driver);
 }
 
 std::string database_poller_errors(const std::string& yaml) {

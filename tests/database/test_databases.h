@@ -39,8 +39,11 @@ class TestDb {
   virtual std::string now() const { return "CURRENT_TIMESTAMP"; }
 };
 
-// The database named by `driver` ("postgresql", "mysql", "sqlite"), started on first use.
+// The database named by `driver` ("postgresql", "mysql", "sqlite"), started on first use and
+// shared by the binary's tests.
 TestDb& test_db(const std::string& driver);
+// A database of its own (a new server, started), stopped and removed with the object.
+std::unique_ptr<TestDb> new_test_db(const std::string& driver);
 
 // A poller of kind `database` built from the YAML text of its `poll:` block (validated and
 // checked as the hub does; throws std::runtime_error with the errors).
