@@ -26,6 +26,7 @@
 #   BENCH_TIMEOUT [300]   seconds allowed to one run
 #   BENCH_KEEP [0]        1 = keep the temp dir      BENCH_NO_BUILD [0]  1 = binaries as built
 #   BENCH_PERF            if set, `perf record -g` of relais during run 1 into this file
+#   BENCH_THREADS_CPU [0] 1 = print the CPU time of relais's busiest threads after each run
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -187,6 +188,12 @@ EOF
   done
   [[ $left == 0 ]] || die "run $run: $left outbox rows not marked done"
   hwm=$(hwm_kib "$RELAIS_PID")
+  # CPU seconds of relais's busiest threads (BENCH_THREADS_CPU=1): where the time goes.
+  if [[ ${BENCH_THREADS_CPU:-0} == 1 ]]; then
+    for task in /proc/"$RELAIS_PID"/task/*; do
+      echo "$(awk '{print $14 + $15}' "$task/stat") $(cat "$task/comm") ${task##*/}"
+    done | sort -rn | head -8 | awk -v hz="$(getconf CLK_TCK)" '{printf "  thread %s (%s): %.2f s\n", $3, $2, $1 / hz}' >&2
+  fi
   stop_pid "$RELAIS_PID" 60
   read -r messages deliveries first_ms last_ms < <(python3 - "$STORE" <<'PY'
 import sqlite3, sys
