@@ -212,6 +212,13 @@ std::string mask_error_text(const std::string& text, const std::string& password
   return out;
 }
 
+Status Session::failed(int status, std::string title, const std::string& words,
+                       const std::string& suffix) {
+  healthy_ = false;
+  return Status::failure(status, std::move(title),
+                         mask_error_text(words, password_, quoted_ok_) + suffix);
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +280,7 @@ std::string pg_bytes(const char* text, int length) {
 class PgSession final : public Session {
  public:
   PgSession(PGconn* conn, std::string password, std::vector<std::string> quoted_ok)
-      : conn_(conn), password_(std::move(password)), quoted_ok_(std::move(quoted_ok)) {}
+      : Session(std::move(password), std::move(quoted_ok)), conn_(conn) {}
   ~PgSession() override { PQfinish(conn_); }
 
   Status query(const SqlTemplate& sql, const std::vector<Param>& params, ResultSet& out) override {
@@ -329,10 +336,9 @@ class PgSession final : public Session {
     PGresult* r = PQexec(conn_, text.c_str());
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      std::string detail = mask_error_text(PQresultErrorMessage(r), password_, quoted_ok_);
+      Status f = failed(502, "réglage de session refusé", PQresultErrorMessage(r));
       PQclear(r);
-      healthy_ = false;
-      return Status::failure(502, "réglage de session refusé", detail);
+      return f;
     }
     PQclear(r);
     return Status::success();
@@ -351,25 +357,18 @@ class PgSession final : public Session {
                      nullptr, nullptr, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return Status::success();
-    std::string detail = mask_error_text(
-        r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_), password_, quoted_ok_);
+    std::string words = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
     const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string code = state != nullptr ? state : "";
     PQclear(r);
     r = nullptr;
-    healthy_ = false;
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      return Status::failure(503, "base de données injoignable", detail);
-    }
-    if (code == "57014") return Status::failure(504, "requête trop longue", detail);
-    return Status::failure(502, "requête refusée par la base",
-                           detail + (code.empty() ? "" : " (SQLSTATE " + code + ")"));
+    if (PQstatus(conn_) != CONNECTION_OK) return failed(503, "base de données injoignable", words);
+    if (code == "57014") return failed(504, "requête trop longue", words);
+    return failed(502, "requête refusée par la base", words,
+                  code.empty() ? "" : " (SQLSTATE " + code + ")");
   }
 
   PGconn* conn_;
-  std::string password_;
-  std::vector<std::string> quoted_ok_;
-  bool healthy_ = true;
 };
 
 Status connect_pg(const std::string& connection, const Timeouts& t,
@@ -504,9 +503,7 @@ class PocoSession final : public Session {
  public:
   PocoSession(std::unique_ptr<Poco::Data::Session> session, std::string password,
               std::vector<std::string> quoted_ok)
-      : session_(std::move(session)),
-        password_(std::move(password)),
-        quoted_ok_(std::move(quoted_ok)) {}
+      : Session(std::move(password), std::move(quoted_ok)), session_(std::move(session)) {}
   ~PocoSession() override {
     try {
       if (session_) session_->close();
@@ -590,29 +587,21 @@ class PocoSession final : public Session {
       f();
       return pending_;
     } catch (const Poco::Data::ConnectionFailedException& e) {
-      return fail(503, "base de données injoignable", e.displayText());
+      return failed(503, "base de données injoignable", e.displayText());
     } catch (const Poco::Exception& e) {
       bool down = sqlite_unreachable(e.displayText());
-      return fail(down ? 503 : 502,
-                  down ? "base de données injoignable" : "requête refusée par la base",
-                  e.displayText());
+      return failed(down ? 503 : 502,
+                    down ? "base de données injoignable" : "requête refusée par la base",
+                    e.displayText());
     } catch (const std::exception& e) {
-      return fail(502, "requête refusée par la base", e.what());
+      return failed(502, "requête refusée par la base", e.what());
     }
   }
 
-  Status fail(int status, const std::string& title, const std::string& text) {
-    healthy_ = false;
-    return Status::failure(status, title, mask_error_text(text, password_, quoted_ok_));
-  }
-
   std::unique_ptr<Poco::Data::Session> session_;
-  std::string password_;
-  std::vector<std::string> quoted_ok_;
   std::vector<std::string> texts_;  // the values bound by reference (use) for one statement
   std::vector<Poco::Int64> integers_;
   Status pending_;
-  bool healthy_ = true;
 };
 
 Status connect_sqlite(const std::string& connection, const Timeouts& t,
@@ -724,7 +713,7 @@ CellKind mysql_kind(const MYSQL_FIELD& f) {
 class MySqlSession final : public Session {
  public:
   MySqlSession(MYSQL* m, std::string password, std::vector<std::string> quoted_ok)
-      : m_(m), password_(std::move(password)), quoted_ok_(std::move(quoted_ok)) {}
+      : Session(std::move(password), std::move(quoted_ok)), m_(m) {}
   ~MySqlSession() override { mysql_close(m_); }
 
   Status query(const SqlTemplate& sql, const std::vector<Param>& params, ResultSet& out) override {
@@ -795,23 +784,18 @@ class MySqlSession final : public Session {
 
   Status fail() {
     unsigned no = mysql_errno(m_);
-    std::string detail =
-        mask_error_text(mysql_error(m_), password_, quoted_ok_) + " (" + std::to_string(no) + ")";
-    healthy_ = false;
+    std::string code = " (" + std::to_string(no) + ")";
     // CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST,
     // CR_SERVER_LOST_EXTENDED: the server is not there (any more).
     if (no == 2002 || no == 2003 || no == 2006 || no == 2013 || no == 2055) {
-      return Status::failure(503, "base de données injoignable", detail);
+      return failed(503, "base de données injoignable", mysql_error(m_), code);
     }
     // ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 5.7+)
-    if (no == 1969 || no == 3024) return Status::failure(504, "requête trop longue", detail);
-    return Status::failure(502, "requête refusée par la base", detail);
+    if (no == 1969 || no == 3024) return failed(504, "requête trop longue", mysql_error(m_), code);
+    return failed(502, "requête refusée par la base", mysql_error(m_), code);
   }
 
   MYSQL* m_;
-  std::string password_;
-  std::vector<std::string> quoted_ok_;
-  bool healthy_ = true;
 };
 
 Status connect_mysql(const std::string& connection, const Timeouts& t,

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -92,6 +93,14 @@ class Session {
   virtual bool healthy() const = 0;
 
  protected:
+  Session(std::string password, std::vector<std::string> quoted_ok)
+      : password_(std::move(password)), quoted_ok_(std::move(quoted_ok)) {}
+  // A failure with the database's own `words` masked (mask_error_text) and `suffix` (an error
+  // code) after them; the session is unhealthy from then on.
+  Status failed(int status, std::string title, const std::string& words,
+                const std::string& suffix = "");
+  bool healthy_ = true;
+
   enum class Placeholders {
     Numbered,  // PostgreSQL's $1, $2…
     Question,  // ?
@@ -103,6 +112,10 @@ class Session {
                             Placeholders style, std::vector<const Param*>& bound_params,
                             std::vector<std::string>& bound, Status& status,
                             const std::function<std::string(const std::string&)>& literal = {});
+
+ private:
+  std::string password_;
+  std::vector<std::string> quoted_ok_;
 };
 
 // Connects (driver: "postgresql", "mysql", "sqlite"). `quoted_ok`: texts the driver's error

@@ -154,19 +154,10 @@ std::string config_yaml(const std::string& mode, const Dialect& d, const std::st
          "  cms76:\n"
          "    type: $.event\n"
          "    correlation: \"demande:{$.demande.numero}\"\n" +
-         poll_yaml(mode, d, connection) +
-         "connectors:\n"
-         "  sink:\n"
-         "    connector: http\n"
-         "    url: http://127.0.0.1:" +
-         std::to_string(sink_port) +
-         "/in\n"
-         "    concurrency: 4\n"
-         "    timeout: 5s\n"
-         "    retry:\n"
-         "      initial: 100ms\n"
-         "      max: 1s\n"
-         "      max_attempts: 1000\n"
+         poll_yaml(mode, d, connection) + "connectors:\n" +
+         http_connector_yaml("sink", sink_port,
+                             "    concurrency: 4\n    timeout: 5s\n    retry:\n"
+                             "      initial: 100ms\n      max: 1s\n      max_attempts: 1000\n") +
          "routes:\n"
          "  - name: all\n"
          "    source: cms76\n"

@@ -470,6 +470,18 @@ TEST_P(DatabaseDownTest, ValuesQuotedInErrorsAreMasked) {
 INSTANTIATE_TEST_SUITE_P(Servers, DatabaseDownTest, ::testing::Values("postgresql", "mysql"),
                          [](const auto& info) { return info.param; });
 
+// Polls the one row of `table` (SELECT *) as a message body.
+void poll_one_row(TestDb& db, const std::string& table, json& out) {
+  auto p = make_database_poller("driver: " + db.driver() + "\nconnection: '" + db.connection() +
+                                "'\nwatermark: [id]\nstart: ['0']\nquery: SELECT * FROM " + table +
+                                " WHERE id > :id ORDER BY id LIMIT :limit\n");
+  PollBatch b;
+  Status s = p->poll("", b);
+  ASSERT_TRUE(s.ok) << s.error << ": " << s.detail;
+  ASSERT_EQ(b.records.size(), 1u);
+  out = json::parse(b.records[0].body);
+}
+
 // The column types an outbox or a CMS76 table may have, each as exactly as the server gives it
 // (Poco 1.11's MySQL connector crashed the process on LONGTEXT and JSON, refused TIMESTAMP).
 TEST(DatabaseTypes, MariaDbLongTextJsonTimestampDecimal) {
@@ -482,14 +494,8 @@ TEST(DatabaseTypes, MariaDbLongTextJsonTimestampDecimal) {
          t +
          " VALUES (1, REPEAT('é', 70000), '{\"a\":[1,2]}', '2026-12-07 09:10:11.250', "
          "'2026-12-07 09:10:11', 12345678901234.5678, 18446744073709551615, x'00ff', true);\n");
-  auto p = make_database_poller("driver: mysql\nconnection: '" + db.connection() +
-                                "'\nwatermark: [id]\nstart: ['0']\nquery: SELECT * FROM " + t +
-                                " WHERE id > :id ORDER BY id LIMIT :limit\n");
-  PollBatch b;
-  Status s = p->poll("", b);
-  ASSERT_TRUE(s.ok) << s.error << ": " << s.detail;
-  ASSERT_EQ(b.records.size(), 1u);
-  json j = json::parse(b.records[0].body);
+  json j;
+  ASSERT_NO_FATAL_FAILURE(poll_one_row(db, t, j));
   EXPECT_EQ(j["lt"].get<std::string>().size(), 140000u);  // 70,000 × 2 bytes of UTF-8
   EXPECT_EQ(j["js"], R"({"a":[1,2]})");                   // MariaDB's JSON is a LONGTEXT: its text
   EXPECT_EQ(j["ts"], "2026-12-07T08:10:11.250+00:00");    // an instant, written at +01:00
@@ -509,14 +515,8 @@ TEST(DatabaseTypes, PostgresJsonTimestampTzNumericUuid) {
          t +
          " VALUES (1, '{\"a\": [1, 2]}', '2026-12-07 09:10:11.123456+01', 12345678901.123456, "
          "'123e4567-e89b-12d3-a456-426614174000', '\\x00ff', '{1,2}');\n");
-  auto p = make_database_poller("driver: postgresql\nconnection: '" + db.connection() +
-                                "'\nwatermark: [id]\nstart: ['0']\nquery: SELECT * FROM " + t +
-                                " WHERE id > :id ORDER BY id LIMIT :limit\n");
-  PollBatch b;
-  Status s = p->poll("", b);
-  ASSERT_TRUE(s.ok) << s.error << ": " << s.detail;
-  ASSERT_EQ(b.records.size(), 1u);
-  json j = json::parse(b.records[0].body);
+  json j;
+  ASSERT_NO_FATAL_FAILURE(poll_one_row(db, t, j));
   EXPECT_EQ(j["js"], json::parse(R"({"a":[1,2]})"));
   EXPECT_EQ(j["tz"], "2026-12-07T08:10:11.123456+00:00");
   EXPECT_DOUBLE_EQ(j["n"].get<double>(), 12345678901.123456);
