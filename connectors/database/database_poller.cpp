@@ -40,7 +40,8 @@ const ConfigSpec& spec() {
            "marked done by mark_done after the commit",
            {"watermark", "outbox"}},
           {"query", F::String, "", true,
-           "the SELECT, with named parameters: `:limit` (the batch size) and `:<column>` for each "
+           "the SELECT, with named parameters: `:limit` (the batch size, required) and `:<column>` "
+           "for each "
            "watermark column (the last tuple read, or `start`). Watermark mode: it must select "
            "the tuples strictly greater, in their order, e.g. `WHERE (date_modification, id) > "
            "(:date_modification, :id) ORDER BY date_modification, id LIMIT :limit`. Outbox: the "
@@ -126,8 +127,10 @@ Settings read_settings(const ConfigView& c,
                                          "parameters are :limit and :<watermark column>)");
     }
   }
-  if (!s.outbox && !s.query.uses("limit")) {
-    problems.emplace_back("query", "the query must use :limit (LIMIT :limit)");
+  if (!s.query.uses("limit")) {
+    problems.emplace_back("query",
+                          "the query must use :limit (LIMIT :limit): a poll reads one "
+                          "batch at most");
   }
   if (!s.outbox && !names_watermark) {
     problems.emplace_back("query",

@@ -303,6 +303,10 @@ TEST_P(DatabasePollerTest, BadQueriesAreReadableErrors) {
   std::string e3 =
       database_poller_errors(base + "mode: outbox\nquery: SELECT id FROM " + t + " LIMIT :limit\n");
   EXPECT_NE(e3.find("mark_done"), std::string::npos) << e3;
+  std::string e5 =
+      database_poller_errors(base + "mode: outbox\nquery: SELECT id FROM " + t +
+                             "\nmark_done: DELETE FROM " + t + " WHERE id IN (:ids)\n");
+  EXPECT_NE(e5.find("must use :limit"), std::string::npos) << e5;
   std::string e4 = database_poller_errors(base + "query: SELECT id FROM " + t +
                                           " WHERE id > :id LIMIT :limit\n");
   EXPECT_NE(e4.find("start"), std::string::npos) << e4;
