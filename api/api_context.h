@@ -82,6 +82,9 @@ struct RequestContext {
 // The console's endpoints (console_api.cpp): session, users, tokens, audit, overview, desk,
 // delivery detail, bulk retry, destinations. Returns false when `id` is not one of them.
 bool handle_console_endpoint(Ep id, RequestContext& rc);
+// The polling sources' state and refused records, and the appariements (pairings_api.cpp).
+// Returns false when `id` is not one of them.
+bool handle_pairing_endpoint(Ep id, RequestContext& rc);
 // Session login (public endpoint): no principal yet.
 void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
                   Poco::Net::HTTPServerResponse& resp, const std::string& address);

@@ -44,6 +44,20 @@ const std::vector<Rule>& rules() {
        "deux fois.",
        "Rien à faire : Relais renvoie seul si le partenaire n'a rien reçu. Ne pas relancer à la "
        "main, sauf si l'attente dure plus d'une heure."},
+      {"", 0, 0, "en attente d'appariement",
+       "En attente d'appariement : la personne n'est pas encore rattachée à sa fiche chez le "
+       "partenaire (Genesis). Ce n'est pas un échec.",
+       "Choisir la fiche de la personne (CMS76, bouton APPARIEMENT GENESIS, ou la console, "
+       "Appariements à traiter) : l'envoi reprend seul."},
+      {"", 0, 0, "appariement refusé",
+       "Le choix d'appariement a été refusé (identifiant inconnu, ou personne déjà appariée à "
+       "une autre fiche).",
+       "Vérifier l'identifiant choisi dans CMS76 ; défaire d'abord l'appariement existant dans "
+       "la console s'il est faux, puis renvoyer le choix."},
+      {"genesis", 0, 0, "",
+       "Genesis a refusé ou n'a pas pu traiter la demande ; l'explication suit.",
+       "Lire l'explication : corriger dans CMS76 (ou l'appariement), puis relancer. Un incident "
+       "technique Genesis est réessayé seul."},
       {"", 0, 0, "errornonexistentmailbox",
        "Boîte aux lettres inconnue : l'agenda du professionnel n'existe pas.",
        "Vérifier l'adresse e-mail du professionnel dans CMS76, puis relancer."},

@@ -123,6 +123,18 @@ const std::vector<Endpoint>& endpoints() {
       {Ep::RetentionRun, "POST", "/api/v1/retention/run", admin,
        "run the retention purge now (payloads past their retention, rows past "
        "retention.metadata); dry_run lists what would go"},
+      {Ep::SourcesList, "GET", "/api/v1/sources", people,
+       "sources: the polling ones' state (last poll, failing and why, records, refused)"},
+      {Ep::SourceRejects, "GET", "/api/v1/sources/{source}/rejects", people,
+       "records a polling source could not take (position and reason, cursor)"},
+      {Ep::PairingsList, "GET", "/api/v1/pairings", people,
+       "appariements (state: en_attente | apparie | defait; partner; cursor)"},
+      {Ep::PairingGet, "GET", "/api/v1/pairings/{id}", people,
+       "one appariement and its candidates (identity masked for roles that do not pair)"},
+      {Ep::PairingChoice, "POST", "/api/v1/pairings/{id}/choice", operate,
+       "pair the person with a partner's record; the deliveries that waited flow (audited)"},
+      {Ep::PairingUndo, "POST", "/api/v1/pairings/{id}/undo", operate,
+       "undo an appariement; the person's next messages wait again (audited)"},
   };
   return table;
 }

@@ -65,6 +65,12 @@ enum class Ep {
   StoreRekeyStart,
   StoreRekeyStatus,
   RetentionRun,
+  SourcesList,
+  SourceRejects,
+  PairingsList,
+  PairingGet,
+  PairingChoice,
+  PairingUndo,
 };
 
 struct Endpoint {

@@ -373,6 +373,7 @@ class ApiHandler final : public HTTPRequestHandler {
         break;
     }
     if (api::handle_console_endpoint(ep->id, rc)) return;
+    if (api::handle_pairing_endpoint(ep->id, rc)) return;
     if (shared_.mappings != nullptr && (seg[2] == "mappings" || seg[2] == "tables")) {
       return mappings_endpoint(rc, seg);
     }

@@ -80,11 +80,17 @@ export RELAIS_ADDRESS=127.0.0.1 RELAIS_PORT=$PORT RELAIS_STORE=$TMP/relais.db
 (umask 077 && head -c 32 /dev/urandom >"$TMP/store-1.key")
 export RELAIS_STORE_KEY_FILE=$TMP/store-1.key
 export CMS76_TOKEN=$TOKEN RELAIS_ADMIN_TOKEN=$ADMIN
-export GENESIS_URL=$SINK_URL/genesis GENESIS_TOKEN=bench PORTAIL_URL=$SINK_URL/portail
+# Genesis is a SOAP destination with WS-Security (docs/connectors/genesis.md): its password file.
+(umask 077 && echo bench >"$TMP/genesis.password")
+export GENESIS_URL=$SINK_URL/genesis GENESIS_USER=bench GENESIS_PASSWORD_FILE=$TMP/genesis.password
+export GENESIS_INBOUND_TOKEN=bench-genesis-inbound-0123456789
+export CMS76_API_URL=$SINK_URL/cms76 CMS76_API_TOKEN=bench PORTAIL_URL=$SINK_URL/portail
 export PORTAIL_USER=bench PORTAIL_PASSWORD=bench BAN_URL=$SINK_URL/ban
 export KANNEL_SENDSMS_URL=$SINK_URL/kannel KANNEL_USER=bench KANNEL_PASSWORD=bench
 export RELAIS_PUBLIC_URL=http://127.0.0.1:$PORT SMS_INBOUND_TOKEN=bench-inbound-token-0123456789
 export CALENDAR_TENANT=bench CALENDAR_CLIENT_ID=bench CALENDAR_CLIENT_SECRET=bench
+export CMS76_API_URL=$SINK_URL/cms76 CMS76_API_TOKEN=bench GENESIS_EXPORTS_DIR=$TMP/genesis-exports
+mkdir -p "$GENESIS_EXPORTS_DIR"  # the watched folder of Genesis's exports, empty here
 "$RELAIS" serve --config "$TMP/config/cms76.yaml" >"$TMP/relais.out" 2>"$TMP/relais.err" &
 RELAIS_PID=$!
 PIDS+=("$RELAIS_PID")

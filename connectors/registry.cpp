@@ -3,6 +3,8 @@
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
 #include "connectors/database/database_poller.h"
+#include "connectors/file/folder_poller.h"
+#include "connectors/genesis/genesis.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/sms/sms_connector.h"
 
@@ -12,6 +14,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_http_connector(registry);
   register_sms_connector(registry);
   register_calendar_connector(registry);
+  register_genesis_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
@@ -19,6 +22,7 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 }
 
 void register_builtin_pollers(PollerRegistry& registry) {
+  register_folder_poller(registry);
   register_database_poller(registry);
 }
 

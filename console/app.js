@@ -158,8 +158,19 @@ function ralenti(d) {
   return 'non';
 }
 
+// The polling sources (a database, a folder): reachable or not, and why; what they refused.
+function tableauSources(sources) {
+  const interrogees = sources.items.filter((s) => s.polled);
+  if (!interrogees.length) return h('p', { class: 'discret' }, 'Aucune source interrogée (les messages arrivent par l\'API).');
+  return h('table', {}, h('thead', {}, h('tr', {}, ['Source', 'Type', 'État', 'Dernière lecture', 'Dernier enregistrement', 'Enregistrés', 'Refusés'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, interrogees.map((s) => h('tr', {}, h('td', {}, s.source), h('td', {}, s.kind),
+      h('td', {}, s.failing ? [h('span', { class: 'etat etat-dead' }, 'Injoignable'), h('span', { class: 'diagnostics' }, ' ' + (s.last_error || '') + ' — nouvel essai ' + date(s.next_poll_at))] : h('span', { class: 'etat etat-closed' }, 'Normal')),
+      h('td', {}, date(s.last_poll_at)), h('td', {}, date(s.last_record_at)), h('td', { class: 'nombre' }, s.records),
+      h('td', { class: 'nombre' }, s.rejected ? h('a', { href: '#/refus/' + encodeURIComponent(s.source) }, s.rejected) : 0)))));
+}
+
 async function vueTableau() {
-  const [o, alertes] = await Promise.all([api('GET', '/overview'), api('GET', '/alerts')]);
+  const [o, alertes, sources, attente] = await Promise.all([api('GET', '/overview'), api('GET', '/alerts'), api('GET', '/sources'), api('GET', '/pairings?state=en_attente&limit=1')]);
   const cartes = o.destinations.map((d) => h('section', { class: 'carte', 'aria-labelledby': 'd-' + d.destination },
     h('h2', { id: 'd-' + d.destination }, d.destination, ' ', badge(d.circuit)),
     h('dl', {},
@@ -172,7 +183,10 @@ async function vueTableau() {
       h('dt', {}, 'Dernier succès'), h('dd', {}, date(d.last_success)),
       h('dt', {}, 'Débit (24 h)'), h('dd', {}, graphe(d.delivered_per_hour)))));
   page('Tableau de bord', h('p', { class: 'discret' }, 'Situation au ' + date(o.at) + ' — connecteur, état du circuit et chiffres du jour par destination (mise à jour toutes les 30 secondes).'),
-    h('div', { class: 'cartes' }, cartes), h('h2', {}, 'Alertes'), tableauAlertes(alertes));
+    h('div', { class: 'cartes' }, cartes),
+    h('p', {}, h('a', { href: '#/appariements' }, attente.waiting + ' appariement(s) à traiter')),
+    h('h2', {}, 'Sources interrogées'), tableauSources(sources),
+    h('h2', {}, 'Alertes'), tableauAlertes(alertes));
   clearTimeout(etat.rafraichir);
   etat.rafraichir = setTimeout(() => { if ((location.hash || '#/') === '#/' && etat.moi) route(); }, 30000);
 }
@@ -290,6 +304,70 @@ async function vueLivraison(id) {
     h('section', {}, h('h3', {}, 'Après transformation'), h('pre', { tabindex: 0 }, d.payload_after === null ? '(pas encore transformé, ou sans mapping)' : json(d.payload_after)))));
   blocs.push(h('p', { class: 'discret' }, 'Message ', d.message_id, ' — livraison ', d.delivery_id));
   page(d.object || 'Livraison ' + id, ...blocs);
+}
+
+// ---------- appariements ----------
+const ETATS_APPARIEMENT = { en_attente: 'À traiter', apparie: 'Apparié', defait: 'Défait' };
+const LIBELLES_FICHE = { nom_naissance: 'Nom de naissance', nom_usage: 'Nom d\'usage', prenoms: 'Prénoms', prenom: 'Prénom', date_naissance: 'Né(e) le', sexe: 'Sexe', commune: 'Commune' };
+
+function fiche(summary) {
+  return h('dl', { class: 'fiche' }, Object.entries(summary || {}).map(([k, v]) => [h('dt', {}, LIBELLES_FICHE[k] || k), h('dd', {}, v === null ? '—' : String(v))]));
+}
+
+async function choisir(p, externe) {
+  try {
+    const r = await api('POST', '/pairings/' + p.id + '/choice', { external_id: externe });
+    annoncer('Personne appariée à la fiche ' + externe + ' ; ' + r.woken + ' envoi(s) repris.');
+    route();
+  } catch (e) { annoncer(erreurDe(e), true); }
+}
+
+async function vueAppariements(params) {
+  const etatFiltre = params.get('state') || 'en_attente';
+  const filtre = h('select', { onchange: () => { location.hash = '#/appariements?state=' + filtre.value; } },
+    Object.entries(ETATS_APPARIEMENT).map(([k, v]) => h('option', { value: k }, v)));
+  filtre.value = etatFiltre;
+  const l = await api('GET', '/pairings?state=' + encodeURIComponent(etatFiltre));
+  const agir = peut('admin', 'support');
+  const blocs = l.items.map((p) => {
+    const s = h('section', { class: 'carte appariement', 'aria-labelledby': 'a-' + p.id },
+      h('h2', { id: 'a-' + p.id }, p.person, ' — ', p.partner, ' ', h('span', { class: 'etat etat-' + (p.state === 'apparie' ? 'delivered' : 'pending') }, ETATS_APPARIEMENT[p.state])),
+      h('p', { class: 'discret' }, 'Depuis le ', date(p.created_at), p.waiting.length ? ' — ' + p.waiting.length + ' envoi(s) en attente' : '',
+        p.state === 'apparie' ? ' — fiche ' + p.external_id + ' (' + p.how + ', par ' + p.by + ')' : '', p.state === 'defait' ? ' — défait par ' + p.by + ' : ' + p.reason : ''));
+    if (p.state !== 'apparie') {
+      if (!p.candidates.length) s.append(h('p', {}, 'Aucun candidat trouvé chez le partenaire.'));
+      else {
+        s.append(h('table', {}, h('caption', { class: 'discret' }, p.candidates.length + ' candidat(s)'),
+          h('thead', {}, h('tr', {}, ['Fiche', 'Score', 'Identité', ''].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, p.candidates.map((c) => h('tr', {}, h('td', {}, c.id), h('td', { class: 'nombre' }, Math.round(c.score * 100) + ' %'), h('td', {}, fiche(c.summary)),
+            h('td', {}, agir ? h('button', { type: 'button', onclick: () => choisir(p, c.id) }, 'Choisir la fiche ' + c.id) : ''))))));
+      }
+      if (agir) {
+        const autre = h('input', { size: 20 });
+        s.append(h('form', { class: 'boutons', onsubmit: (ev) => { ev.preventDefault(); if (autre.value.trim()) choisir(p, autre.value.trim()); } },
+          champ('Autre fiche (identifiant chez le partenaire)', autre), h('button', { type: 'submit' }, 'Apparier')));
+      }
+    } else if (agir) {
+      const motif = h('input', { required: true, size: 40 });
+      s.append(h('form', { class: 'boutons', onsubmit: async (ev) => {
+        ev.preventDefault();
+        if (!motif.value.trim()) { annoncer('Un motif est obligatoire pour défaire un appariement.', true); motif.focus(); return; }
+        try { await api('POST', '/pairings/' + p.id + '/undo', { reason: motif.value }); annoncer('Appariement défait : les prochains envois de la personne attendront un nouvel appariement.'); route(); } catch (e) { annoncer(erreurDe(e), true); }
+      } }, champ('Motif pour défaire', motif), h('button', { type: 'submit', class: 'danger' }, 'Défaire l\'appariement')));
+    }
+    return s;
+  });
+  page('Appariements à traiter', h('form', { class: 'filtres' }, champ('État', filtre)),
+    l.items.length ? h('div', {}, blocs) : h('p', {}, 'Aucun appariement dans cet état.'),
+    peut('admin', 'support') ? '' : h('p', { class: 'discret' }, 'L\'identité des candidats est masquée pour votre rôle.'));
+}
+
+// ---------- refus d'une source interrogée ----------
+async function vueRefus(source) {
+  const l = await api('GET', '/sources/' + encodeURIComponent(source) + '/rejects');
+  page('Enregistrements refusés — ' + source, h('table', {},
+    h('thead', {}, h('tr', {}, ['Position', 'Statut', 'Erreur', 'Détail', 'Le'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, l.items.map((r) => h('tr', {}, h('td', {}, r.position), h('td', { class: 'nombre' }, r.status), h('td', {}, r.error), h('td', {}, r.detail), h('td', {}, date(r.at)))))));
 }
 
 // ---------- mappings ----------
@@ -519,6 +597,8 @@ async function route() {
     if (seg.length === 0) await vueTableau();
     else if (seg[0] === 'echecs') await vueEchecs(params);
     else if (seg[0] === 'livraison') await vueLivraison(seg[1]);
+    else if (seg[0] === 'appariements') await vueAppariements(params);
+    else if (seg[0] === 'refus') await vueRefus(seg[1]);
     else if (seg[0] === 'mappings') await vueMappings();
     else if (seg[0] === 'mapping') await vueMapping(seg[1]);
     else if (seg[0] === 'tables') await vueTables();

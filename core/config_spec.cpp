@@ -60,6 +60,12 @@ const char* to_string(FieldType t) {
   return "?";
 }
 
+std::vector<FieldSpec> join_fields(std::initializer_list<std::vector<FieldSpec>> parts) {
+  std::vector<FieldSpec> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
 const FieldSpec* ConfigSpec::find(const std::string& key) const {
   for (const auto& f : fields) {
     if (f.key == key) return &f;

@@ -59,6 +59,10 @@ struct ConfigSpec {
   const FieldSpec* find(const std::string& key) const;
 };
 
+// The fields of several lists, in order: a spec made of its own keys and shared ones (e.g. the
+// transfer options of every libcurl client, connectors/http/curl_capture.h).
+std::vector<FieldSpec> join_fields(std::initializer_list<std::vector<FieldSpec>> parts);
+
 // Parses "10s" etc.; false on bad syntax.
 bool parse_duration_ms(const std::string& text, int64_t& out);
 bool parse_size(const std::string& text, int64_t& out);

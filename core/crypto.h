@@ -8,6 +8,21 @@
 namespace relais {
 
 std::string sha256_hex(const std::string& data);
+
+// SHA-256 of data given in pieces (a file read chunk by chunk). Not thread-safe; owns its
+// OpenSSL context. hex() ends it: update() after hex() is a programming error.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  std::string hex();  // lower-case, 64 characters
+
+ private:
+  void* ctx_;  // EVP_MD_CTX*
+};
 // HMAC-SHA256 of `data` under `key`, in lower-case hex (64 characters); "" if OpenSSL fails
 // (allocation), which matches no signature.
 std::string hmac_sha256_hex(const std::string& key, const std::string& data);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config_spec.h"
+#include "core/glob.h"
 #include "core/json_template.h"
 
 namespace relais {
@@ -40,8 +41,5 @@ class Predicate {
   std::regex regex_;
   std::vector<std::unique_ptr<Predicate>> children_;
 };
-
-// True if `text` matches the glob `pattern` ('*' any run, '?' one character).
-bool glob_match(const std::string& pattern, const std::string& text);
 
 }  // namespace relais

@@ -221,8 +221,8 @@ HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& 
     curl_easy_setopt(h, CURLOPT_PASSWORD, auth.password.c_str());
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-  bool idempotent = send == Send::Idempotent;
-  set_request(h, cap, method, body, idempotent);
+  bool idempotent = send != Send::Once;
+  set_request(h, cap, method, body, send == Send::Idempotent);
   HttpAnswer a;
   a.rc = curl_easy_perform(h);
   if (a.rc != CURLE_OK) a.failure = classify_curl_failure(a.rc, cap, idempotent);

@@ -1,7 +1,8 @@
 #pragma once
 // What both calendar drivers share around one HTTP request: curl handles per worker slot, the
 // exchange itself (method, headers, body, auth) and the reading of a network failure.
-// Internal to connectors/calendar.
+// Internal to connectors/calendar and connectors/genesis (which reuses the handles, the
+// exchange and the reading of a network failure).
 
 #include <curl/curl.h>
 
@@ -53,8 +54,10 @@ class CurlHandles {
 };
 
 // Whether a request may be sent twice (a search, an update, a delete) or must go at most once
-// (a create): see set_request in connectors/http/curl_capture.h.
-enum class Send { Idempotent, Once };
+// (a create): see set_request in connectors/http/curl_capture.h. Fresh: idempotent, but the same
+// bytes must never go twice (a WS-Security nonce: the peer refuses a replay), so libcurl must
+// not re-send it by itself; a failure after it went out is a plain retry, which builds a new one.
+enum class Send { Idempotent, Once, Fresh };
 
 // Performs one request. `headers` are "Name: value" lines. Never throws.
 HttpAnswer http_exchange(CURL* h, const std::string& method, const std::string& url,

@@ -128,6 +128,19 @@ void prepare_curl(CURL* h, const std::string& url, const CurlTransfer& t, CurlCa
   capture.answered = false;
 }
 
+std::vector<FieldSpec> curl_transfer_fields(const std::string& timeout_description,
+                                            const std::string& ca_description) {
+  using F = FieldType;
+  return {
+      {"timeout", F::Duration, "30s", false, timeout_description},
+      {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
+      {"tls_verify", F::Bool, "true", false,
+       "verify the server certificate and host name (never turn off in production)"},
+      {"ca_file", F::String, "", false, ca_description},
+      tls_client_field(),
+  };
+}
+
 CurlTransfer curl_transfer_from(const ConfigView& c, const std::string& where) {
   CurlTransfer t;
   t.timeout_ms = c.duration_ms("timeout");

@@ -20,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/config_spec.h"
 #include "core/status.h"
@@ -55,6 +56,14 @@ struct CurlTransfer {
   std::string ca_file;
   TlsClientOptions tls;  // client certificate (and a CA bundle, which wins over ca_file)
 };
+
+// The keys of those transfer options, for a connector's spec: timeout (its default and
+// description given: what one request or attempt is), connect_timeout, tls_verify, ca_file and
+// the `tls` block.
+std::vector<FieldSpec> curl_transfer_fields(const std::string& timeout_description,
+                                            const std::string& ca_description =
+                                                "CA bundle to verify the server with (PEM); "
+                                                "superseded by tls.ca_file");
 
 // The transfer options a libcurl connector declares: timeout, connect_timeout, tls_verify,
 // ca_file and the `tls` block (core/tls_client.h). Start-up only: throws (naming `where`) when

@@ -29,44 +29,43 @@ using F = FieldType;
 const ConfigSpec& http_spec() {
   static const ConfigSpec s{
       "http",
-      {
-          {"url", F::String, "", true,
-           "target URL; {$.path} placeholders are filled from the message body (URL-encoded)"},
-          {"method",
-           F::String,
-           "POST",
-           false,
-           "HTTP method",
-           {"POST", "PUT", "PATCH", "DELETE", "GET"}},
-          {"headers", F::StringMap, "", false, "extra request headers (values may use ${ENV})"},
-          {"send_body", F::Bool, "true", false, "send the (mapped) payload as the request body"},
-          {"idempotent", F::Bool, "", false,
-           "whether sending the same request twice is harmless (default: true for GET, PUT and "
-           "DELETE, false for POST and PATCH). A non-idempotent request is never re-sent "
-           "silently by the transport; when it may have reached the destination without an "
-           "answer, the attempt ends as unknown_outcome (see docs/connectors/http.md)"},
-          {"timeout", F::Duration, "30s", false, "total time allowed for one attempt"},
-          {"connect_timeout", F::Duration, "5s", false, "time allowed to connect"},
-          {"tls_verify", F::Bool, "true", false,
-           "verify the server certificate and host name (never turn off in production)"},
-          {"ca_file", F::String, "", false,
-           "CA bundle to verify the server with (PEM); superseded by tls.ca_file"},
-          tls_client_field(),
-          {"basic_user", F::String, "", false, "user for HTTP basic authentication"},
-          {"basic_password", F::Secret, "", false, "password for HTTP basic authentication"},
-          {"bearer_token", F::Secret, "", false, "token sent as Authorization: Bearer"},
-          {"reference_header", F::String, "Location", false,
-           "response header kept as the external reference"},
-          {"max_excerpt", F::Size, "1KiB", false, "bytes of the response kept in the history"},
-          {"sign",
-           F::Object,
-           "",
-           false,
-           "sign every request for a partner that checks it: HMAC-SHA256 of TIMESTAMP.BODY "
-           "(see docs/security.md)",
-           {},
-           &signature_sign_spec()},
-      }};
+      join_fields({
+          {
+              {"url", F::String, "", true,
+               "target URL; {$.path} placeholders are filled from the message body (URL-encoded)"},
+              {"method",
+               F::String,
+               "POST",
+               false,
+               "HTTP method",
+               {"POST", "PUT", "PATCH", "DELETE", "GET"}},
+              {"headers", F::StringMap, "", false, "extra request headers (values may use ${ENV})"},
+              {"send_body", F::Bool, "true", false,
+               "send the (mapped) payload as the request body"},
+              {"idempotent", F::Bool, "", false,
+               "whether sending the same request twice is harmless (default: true for GET, PUT and "
+               "DELETE, false for POST and PATCH). A non-idempotent request is never re-sent "
+               "silently by the transport; when it may have reached the destination without an "
+               "answer, the attempt ends as unknown_outcome (see docs/connectors/http.md)"},
+          },
+          curl_transfer_fields("total time allowed for one attempt"),
+          {
+              {"basic_user", F::String, "", false, "user for HTTP basic authentication"},
+              {"basic_password", F::Secret, "", false, "password for HTTP basic authentication"},
+              {"bearer_token", F::Secret, "", false, "token sent as Authorization: Bearer"},
+              {"reference_header", F::String, "Location", false,
+               "response header kept as the external reference"},
+              {"max_excerpt", F::Size, "1KiB", false, "bytes of the response kept in the history"},
+              {"sign",
+               F::Object,
+               "",
+               false,
+               "sign every request for a partner that checks it: HMAC-SHA256 of TIMESTAMP.BODY "
+               "(see docs/security.md)",
+               {},
+               &signature_sign_spec()},
+          },
+      })};
   return s;
 }
 

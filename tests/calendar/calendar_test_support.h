@@ -16,6 +16,7 @@
 #include "core/store.h"
 #include "core/xref_store.h"
 #include "tests/core/test_support.h"
+#include "tests/support/deliver.h"
 
 namespace relais::testing {
 
@@ -81,18 +82,7 @@ class CalendarHarness {
     m.id = "01MSG" + std::to_string(++seq_);
     m.type = type;
     m.correlation = "rdv:" + std::to_string(rdv);
-    std::string payload = mapped.dump();
-    nlohmann::json body = nlohmann::json::object();
-    DeliveryRequest r;
-    r.delivery_id = seq_;
-    r.message = &m;
-    r.body = &body;
-    r.mapped = &mapped;
-    r.payload = &payload;
-    r.content_type = "application/json";
-    r.attempt = attempt;
-    r.slot = slot;
-    return connector_->deliver(r);
+    return deliver_mapped(*connector_, m, nlohmann::json::object(), mapped, seq_, attempt, slot);
   }
 
  private:

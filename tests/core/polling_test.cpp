@@ -157,6 +157,12 @@ TEST_F(Polling, RecordsCheckpointAndRejectsAreCommittedTogether) {
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "5"; }, 5000));
   ASSERT_TRUE(wait_until([&] { return seen() == 3; }, 5000));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> lock(g_script.mu);
+        return g_script.told.size() == 3;
+      },
+      5000));
   // The refused records are kept for the desk with their position and reason, no content.
   auto rejects = h->store().rejects("base", 0, 10);
   ASSERT_EQ(rejects.size(), 2u);
@@ -220,8 +226,14 @@ TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
   auto h = hub();
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "2"; }, 5000));
+  // committed() runs after the commit: wait for it to be told.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> lock(g_script.mu);
+        return g_script.told.size() == 1;
+      },
+      5000));
   std::lock_guard<std::mutex> lock(g_script.mu);
-  ASSERT_EQ(g_script.told.size(), 1u);
   EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 200}));
   h->stop();
 }

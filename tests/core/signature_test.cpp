@@ -22,6 +22,22 @@ TEST(HmacSha256, MatchesRfc4231) {
   EXPECT_EQ(hmac_sha256_hex("", "").size(), 64u);
 }
 
+TEST(Sha256, ByPiecesEqualsInOneGo) {
+  // FIPS 180-2, "abc"; then a text fed in uneven pieces.
+  Sha256 abc;
+  abc.update("a");
+  abc.update("");
+  abc.update("bc");
+  EXPECT_EQ(abc.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::string text(100000, 'x');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = char('a' + i * 7 % 26);
+  Sha256 pieces;
+  for (size_t at = 0, n = 1; at < text.size(); at += n, n = n * 3 % 4097 + 1) {
+    pieces.update(std::string_view(text).substr(at, n));
+  }
+  EXPECT_EQ(pieces.hex(), sha256_hex(text));
+}
+
 class SignatureTest : public ::testing::Test {
  protected:
   SignatureScheme s_;

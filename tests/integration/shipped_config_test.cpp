@@ -2,8 +2,10 @@
 // unchanged but for the partners' addresses (the environment variables it names, and the Graph
 // endpoints, which production takes from the tenant), runs in-process on a ManualClock set to
 // the sample events' own days, and every CMS76 sample event of ../shared/fixtures/cms76 is
-// delivered by each route through its connector to the partner's stand-in: the Genesis and
-// portal endpoints (HTTP recorders that check the method, the path and the credentials), the
+// delivered by each route through its connector to the partner's stand-in: the Genesis simulator
+// (SOAP with WS-Security, strict; the person is paired as CMS76 would do it: the candidates
+// reach CMS76's recorder, and CMS76's choice comes back as an appariement.choisi message), the
+// portal endpoint (an HTTP recorder that checks the method, the path and the credentials), the
 // Microsoft Graph simulator (strict about bodies and times), a real Kannel (bearerbox, smsbox,
 // fake SMSC) and the BAN simulator. Every delivery must end delivered or skipped by its
 // mapping's own rule: none dead, none left waiting.
@@ -25,6 +27,7 @@
 #include "core/clock.h"
 #include "tests/ban/ban_simulator.h"
 #include "tests/calendar/graph_simulator.h"
+#include "tests/genesis/genesis_simulator.h"
 #include "tests/sms/kannel_gateway.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -73,8 +76,16 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   const std::string fixtures = std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/";
 
   // The partners' stand-ins.
-  Recorder genesis("Bearer genesis-test-token");
+  testing::GenesisSimulator genesis(testing::GenesisSimulator::Protocol::Soap);
+  genesis.set_account("relais-genesis", "genesis-test-password", true);
+  // Jean DUPONT of the samples, and a homonym born elsewhere: CMS76 has to choose.
+  testing::SimPerson dupont{"", "DUPONT", "DUPONT", "Jean", "1962-09-22", "M", "ROUEN", "", 0};
+  const std::string dupont_id = genesis.add_person(dupont);
+  dupont.commune = "DIEPPE";
+  genesis.add_person(dupont);
   Recorder portal("Basic " + std::string("cG9ydGFpbDpwb3J0YWlsLXNlY3JldA=="));  // portail:…
+  // CMS76's own API: the Genesis candidates of a person to pair, and Genesis → CMS76.
+  Recorder cms76("Bearer cms76-api-test-token");
   testing::GraphSimulator graph;
   graph.set_credentials("relais-client", "relais-secret");
   graph.add_mailbox("lea.gosselin@example.org");
@@ -91,6 +102,9 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     ASSERT_EQ(::chmod(key_file.c_str(), 0600), 0);
   }
 
+  std::string genesis_password = dir.path() + "/genesis.password";
+  std::ofstream(genesis_password) << "genesis-test-password\n";
+
   // The environment the shipped file names.
   std::map<std::string, std::string> env = {
       {"RELAIS_STORE", dir.path() + "/relais.db"},
@@ -99,7 +113,11 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"RELAIS_ADMIN_TOKEN", "admin-test-token-0123456789abcdef"},
       {"BAN_URL", ban.search_url()},
       {"GENESIS_URL", genesis.url()},
-      {"GENESIS_TOKEN", "genesis-test-token"},
+      {"GENESIS_USER", "relais-genesis"},
+      {"GENESIS_PASSWORD_FILE", genesis_password},
+      {"GENESIS_INBOUND_TOKEN", "genesis-inbound-test-token-0123456789"},
+      {"CMS76_API_URL", cms76.url()},
+      {"CMS76_API_TOKEN", "cms76-api-test-token"},
       {"PORTAIL_URL", portal.url()},
       {"PORTAIL_USER", "portail"},
       {"PORTAIL_PASSWORD", "portail-secret"},
@@ -111,6 +129,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
       {"CALENDAR_TENANT", "tenant-1"},
       {"CALENDAR_CLIENT_ID", "relais-client"},
       {"CALENDAR_CLIENT_SECRET", "relais-secret"},
+      {"GENESIS_EXPORTS_DIR", dir.path() + "/genesis-exports"},
   };
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
 
@@ -123,11 +142,33 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   yaml.insert(at + graph_line.size(),
               "    url: " + graph.url() + "\n    token_url: " + graph.token_url() + "\n");
 
+  // The watched folder of Genesis's exports polls every 100 ms of real time (not 30 s), and
+  // its settling time counts on the test's clock.
+  for (const auto& [from, to] : {std::pair{"      interval: 30s\n", "      interval: 100ms\n"},
+                                 std::pair{"      settle: 30s\n", "      settle: 0s\n"}}) {
+    auto k = yaml.find(from);
+    ASSERT_NE(k, std::string::npos) << from;
+    yaml.replace(k, std::string(from).size(), to);
+  }
+  // An export of Genesis (Windows-1252, `;`, CRLF) already waiting in the folder.
+  ::mkdir((dir.path() + "/genesis-exports").c_str(), 0700);
+  std::ofstream(dir.path() + "/genesis-exports/aides-20261204.csv", std::ios::binary)
+      << "Identifiant Genesis;Identifiant CMS76;N\xB0 processus;N\xB0 demande CMS76;Code aide;"
+         "Libell\xE9 aide;Montant;Date d\xE9"
+         "cision;Date d\xE9"
+         "but;Date fin;\xC9tat\r\n"
+         "G-000912;58123;P-2026-4410;547;APA;Allocation personnalis\xE9"
+         "e d'autonomie;412,30;02/12/2026;01/01/2027;31/12/2027;Accord\xE9"
+         "e\r\n"
+         "G-000913;58124;P-2026-4411;;FSL;Fonds de solidarit\xE9 logement;80;03/12/2026;"
+         "03/12/2026;;Suspendue\r\n";
+
   Registries registries;
   HubConfig cfg;
   std::vector<ConfigError> errors;
   ASSERT_TRUE(load_hub_config_text(yaml, src + "/config/cms76.yaml", src + "/config",
-                                   registries.connectors, cfg, errors, &registries.enrichers))
+                                   registries.connectors, cfg, errors, &registries.enrichers,
+                                   &registries.pollers))
       << (errors.empty() ? "" : errors[0].to_string());
 
   // The sample events, in the order they happened; the clock follows them.
@@ -140,6 +181,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     return instant(a["occurred_at"]) < instant(b["occurred_at"]);
   });
   ManualClock clock(instant(events.front()["occurred_at"]));
+  genesis.set_clock([&clock] { return clock.now_ms(); });  // WS-Security's Created
   Runtime rt = make_runtime(cfg, registries, clock);
   Hub& hub = *rt.hub;
   hub.start();
@@ -157,6 +199,7 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     return settled;
   };
   std::vector<std::string> ids;
+  std::vector<json> sent;  // the body of each message of `ids`
   for (const auto& e : events) {
     clock.set(std::max(clock.now_ms(), instant(e["occurred_at"])));
     AcceptRequest a;
@@ -165,10 +208,55 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
     AcceptResponse r = hub.accept(a);
     ASSERT_EQ(r.status, 202) << e["id"] << ": " << r.detail;
     ids.push_back(r.id);
+    sent.push_back(e);
     Millis next = 0;
     ASSERT_TRUE(
         wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
         << "not settled after " << e["id"];
+    if (e["event"] == "individu.created") {
+      // Genesis has two Jean DUPONT born the same day: the candidates went to CMS76, whose
+      // person chooses; the choice comes back as a message.
+      // (CMS76's API also receives Genesis's exports meanwhile: the candidates by their path.)
+      std::vector<tools::SinkRequest> got;
+      for (const auto& r : cms76.sink.requests()) {
+        if (r.path == "/api/appariements/genesis") got.push_back(r);
+      }
+      ASSERT_EQ(got.size(), 1u) << "no candidates sent to CMS76";
+      json candidates = json::parse(got[0].body);
+      EXPECT_EQ(candidates["personne"], "individu:58123");
+      ASSERT_EQ(candidates["candidats"].size(), 2u);
+      json choice = {{"event", "appariement.choisi"},
+                     {"id", "evt-choix-58123"},
+                     {"appariement", {{"personne", "individu:58123"}, {"genesis_id", dupont_id}}}};
+      AcceptRequest c;
+      c.source = "cms76";
+      c.body = choice.dump();
+      AcceptResponse cr = hub.accept(c);
+      ASSERT_EQ(cr.status, 202) << cr.detail;
+      ids.push_back(cr.id);
+      sent.push_back(choice);
+      ASSERT_TRUE(
+          wait_until([&] { return settled_at(clock.now_ms(), next); }, std::chrono::seconds(60)))
+          << "not settled after the choice";
+    }
+  }
+  // Genesis decides on the request: the decision goes back to the person's record in CMS76.
+  {
+    json decision = {
+        {"evenement", "aide.accordee"},
+        {"id", "GEN-2019-0001"},
+        {"date", "2019-06-03T10:12:00+02:00"},
+        {"personne", {{"id_genesis", "G-000123"}, {"id_cms76", 58123}}},
+        {"processus", {{"id", "P-2019-778"}, {"etat", "Accordé"}, {"demande_cms76", 547}}},
+        {"aide", {{"nature", "Secours d'urgence"}, {"montant", 150.0}}}};
+    clock.set(std::max(clock.now_ms(), instant(decision["date"])));
+    AcceptRequest a;
+    a.source = "genesis";
+    a.body = decision.dump();
+    AcceptResponse r = hub.accept(a);
+    ASSERT_EQ(r.status, 202) << r.detail;
+    ids.push_back(r.id);
+    sent.push_back(decision);
   }
   // Then the days go by until nothing is left to do (reminders wait for their day).
   for (int step = 0; step < 20; ++step) {
@@ -184,11 +272,12 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   for (size_t i = 0; i < ids.size(); ++i) {
     auto rec = hub.store().message(ids[i], true);
     ASSERT_TRUE(rec) << ids[i];
-    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << events[i]["event"];
+    EXPECT_FALSE(rec->deliveries.empty()) << "no route for " << sent[i].dump().substr(0, 60);
     for (const auto& d : rec->deliveries) {
       EXPECT_TRUE(d.state == DeliveryState::Delivered || d.state == DeliveryState::Skipped)
-          << events[i]["event"] << " → " << d.destination << " (" << d.mapping
-          << "): " << to_string(d.state) << ", " << d.last_outcome << " " << d.last_text;
+          << sent[i].value("event", sent[i].value("evenement", "")) << " → " << d.destination
+          << " (" << d.mapping << "): " << to_string(d.state) << ", " << d.last_outcome << " "
+          << d.last_text;
       if (d.state == DeliveryState::Delivered) ++delivered[d.destination];
     }
   }
@@ -196,24 +285,62 @@ TEST(ShippedConfig, EverySampleEventReachesEveryPartnerThroughTheShippedMappings
   for (const auto& [k, n] : delivered) summary += " " + k + "=" + std::to_string(n);
   RecordProperty("delivered", summary);
   std::cout << "delivered:" << summary << "\n";
-  // What each partner saw.
-  auto genesis_paths = genesis.sink.requests();
-  int personnes = 0, demandes = 0;
-  for (const auto& r : genesis_paths) {
-    EXPECT_EQ(r.method, "PUT") << r.path;
-    EXPECT_TRUE(json::accept(r.body)) << r.path;
-    if (r.path == "/api/personnes/58123") ++personnes;
-    if (r.path.rfind("/api/demandes/", 0) == 0) ++demandes;
-  }
-  EXPECT_EQ(personnes, 1);
-  EXPECT_EQ(demandes, delivered["genesis-demandes"]);
-  EXPECT_GE(demandes, 1);
+  // What each partner saw. Genesis: the person chosen updated, then the request created for
+  // that person; the request that waited for the pairing went after the person.
+  EXPECT_TRUE(genesis.violations().empty()) << genesis.violations().front();
+  auto applied = genesis.applied();
+  ASSERT_GE(applied.size(), 2u);
+  EXPECT_EQ(applied[0], "mettreAJourPersonne " + dupont_id);
+  EXPECT_EQ(applied[1].rfind("creerProcessus PR-", 0), 0u) << applied[1];
+  ASSERT_EQ(genesis.processes().size(), 1u);
+  EXPECT_EQ(genesis.processes()[0].personne, dupont_id);
+  EXPECT_EQ(genesis.processes()[0].id_externe, "CMS76-DEM-547");
+  EXPECT_EQ(genesis.person(dupont_id)->id_externe, "CMS76-IND-58123");
+  ASSERT_EQ(applied.size(), 3u);  // the request's closure: the process's status
+  EXPECT_EQ(applied[2], genesis.processes()[0].id.insert(0, "changerStatutProcessus ") + " clos");
+  EXPECT_EQ(genesis.processes()[0].statut, "clos");
+  EXPECT_EQ(delivered["genesis"], static_cast<int>(applied.size()) + 1);  // + the choice
   for (const auto& r : portal.sink.requests()) {
     EXPECT_EQ(r.method, "POST");
     EXPECT_EQ(r.path, "/api/demandes/statut");
   }
   EXPECT_EQ(static_cast<int>(portal.sink.requests().size()), delivered["portail"]);
   EXPECT_GE(delivered["portail"], 1);
+  // CMS76's API got the Genesis candidates of the person to pair, once (before the choice);
+  // Genesis's decision reached the person's record in CMS76, once; so did the two lines of
+  // Genesis's export (source genesis-exports, read from the watched folder), in the same shape.
+  ASSERT_TRUE(
+      wait_until([&] { return cms76.sink.requests().size() >= 4; }, std::chrono::seconds(20)));
+  std::map<std::string, tools::SinkRequest> by_reference;
+  int candidates_posts = 0;
+  for (const auto& r : cms76.sink.requests()) {
+    EXPECT_EQ(r.method, "POST");
+    if (r.path == "/api/appariements/genesis") {
+      ++candidates_posts;
+      continue;
+    }
+    std::string ref = json::parse(r.body).value("reference", "");
+    EXPECT_TRUE(by_reference.emplace(ref, r).second) << ref << " twice";
+  }
+  EXPECT_EQ(candidates_posts, 1);
+  ASSERT_EQ(by_reference.size(), 3u);
+  const tools::SinkRequest& posted = by_reference["GENESIS-P-2019-778"];
+  EXPECT_EQ(posted.path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(json::parse(posted.body).value("etat", ""), "Accordé");
+  json apa = json::parse(by_reference["GENESIS-P-2026-4410"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4410"].path, "/api/individus/58123/situation-genesis");
+  EXPECT_EQ(apa["aide"]["montant"], 412.3);
+  EXPECT_EQ(apa["aide"]["nature"], "Allocation personnalisée d'autonomie");
+  EXPECT_EQ(apa["demande_numero"], 547);
+  json fsl = json::parse(by_reference["GENESIS-P-2026-4411"].body);
+  EXPECT_EQ(by_reference["GENESIS-P-2026-4411"].path, "/api/individus/58124/situation-genesis");
+  EXPECT_EQ(fsl["etat"], "Suspendue");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return std::ifstream(dir.path() + "/genesis-exports/done/aides-20261204.csv.rapport.csv")
+            .good();
+      },
+      std::chrono::seconds(10)));
   // The RDV was planned, moved, then cancelled: it was in the calendar, and is gone.
   EXPECT_TRUE(graph.violations().empty()) << graph.violations().front();
   EXPECT_EQ(delivered["agenda"], 3);
