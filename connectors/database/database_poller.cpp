@@ -243,9 +243,9 @@ std::string iso_timestamp(const Cell& c, const mappings::TimeZone& zone) {
     int64_t utc = zone.local_to_utc(local);
     return t + offset_text(local - utc);
   }
-  // "+00", "+05:30", "-03" → "+HH:MM"
+  // "+00", "+05:30", "-03" → "+HH:MM"; none (MariaDB's TIMESTAMP, in the session's UTC) → +00:00
   size_t sign = t.find_last_of("+-");
-  if (sign == std::string::npos || sign < 19) return t;
+  if (sign == std::string::npos || sign < 19) return t + "+00:00";
   std::string off = t.substr(sign);
   if (off.size() == 3) off += ":00";
   return t.substr(0, sign) + off;

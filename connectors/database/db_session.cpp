@@ -737,7 +737,6 @@ class MySqlSession final : public Session {
         if (row[c] == nullptr) continue;
         cells[c].kind = kinds[c];
         cells[c].text.assign(row[c], lengths[c]);
-        if (kinds[c] == CellKind::TimestampTz) cells[c].text += "+00";
       }
       out.rows.push_back(std::move(cells));
     }

@@ -30,7 +30,8 @@ enum class CellKind {
   Date,         // "YYYY-MM-DD"
   Time,         // "HH:MM:SS[.ffffff]"
   Timestamp,    // without time zone: "YYYY-MM-DD HH:MM:SS[.ffffff]"
-  TimestampTz,  // an instant: "YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]"
+  TimestampTz,  // an instant: "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]" (no offset: UTC, the
+                // session's zone — MariaDB writes none)
   Bytes,        // text: the raw bytes
 };
 

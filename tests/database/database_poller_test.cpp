@@ -508,6 +508,18 @@ TEST(DatabaseTypes, MariaDbLongTextJsonTimestampDecimal) {
   EXPECT_EQ(j["u"].get<uint64_t>(), 18446744073709551615ull);
   EXPECT_EQ(j["b"], "AP8=");  // binary, not UTF-8: base64
   EXPECT_EQ(j["bo"], 1);
+
+  // A TIMESTAMP as watermark: bound back exactly as read, the row is not read again.
+  auto p = make_database_poller("driver: mysql\nconnection: '" + db.connection() +
+                                "'\nwatermark: [ts, id]\nstart: ['1970-01-01 00:00:01', '0']\n"
+                                "query: SELECT id, ts FROM " +
+                                t + " WHERE (ts, id) > (:ts, :id) ORDER BY ts, id LIMIT :limit\n");
+  PollBatch first, again;
+  ASSERT_TRUE(p->poll("", first).ok);
+  ASSERT_EQ(first.records.size(), 1u);
+  Status s = p->poll(first.checkpoint, again);
+  ASSERT_TRUE(s.ok) << s.detail;
+  EXPECT_TRUE(again.records.empty()) << first.checkpoint;
 }
 
 TEST(DatabaseTypes, PostgresJsonTimestampTzNumericUuid) {
