@@ -4,6 +4,11 @@
 // mark_done, restart from a checkpoint, a crash between the commit and mark_done, nested
 // columns, NULLs and types, a database stopped then restarted, bad queries.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -383,6 +388,38 @@ TEST_P(DatabaseDownTest, StoppedDatabaseIsReadableFailureThenPollingResumes) {
   ASSERT_EQ(h.messages.size(), 4u);
   EXPECT_EQ(h.messages[2]["id"], 3);
   EXPECT_TRUE(done_becomes(t, 4)) << count_done(t);
+}
+
+// A server that accepts the TCP connection and never says a word: the poll fails within the
+// configured times (connect_timeout, and for MariaDB's handshake the client's read timeout,
+// query_timeout + 10 s), it does not hang the source's thread.
+TEST_P(DatabaseDownTest, SilentServerIsAFailureWithinTheTimeouts) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::string port = std::to_string(ntohs(a.sin_port));
+  std::string conn = db().driver() == "postgresql"
+                         ? "host=127.0.0.1 port=" + port + " dbname=x user=x password=x"
+                         : "host=127.0.0.1;port=" + port + ";db=x;user=x;password=x";
+  auto p =
+      make_database_poller("driver: " + db().driver() + "\nconnection: '" + conn +
+                           "'\nconnect_timeout: 1s\nquery_timeout: 1s\nwatermark: [id]\n"
+                           "start: ['0']\nquery: SELECT id FROM t WHERE id > :id LIMIT :limit\n");
+  auto t0 = std::chrono::steady_clock::now();
+  PollBatch b;
+  Status s = p->poll("", b);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.error, "base de données injoignable") << s.detail;
+  // libpq's smallest connect_timeout is 2 s; MariaDB's handshake read: 1 s + 10 s.
+  EXPECT_LT(took, std::chrono::seconds(db().driver() == "postgresql" ? 5 : 14));
 }
 
 // The rights docs/connectors/cms76.md asks for are enough: SELECT on the outbox and UPDATE of
