@@ -1,7 +1,10 @@
 #include "tests/support/db_server_util.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -53,6 +56,49 @@ void ServerAccount::own(const std::string& path) const {
       throw std::runtime_error("cannot give " + e.path().string() + " to " + name);
     }
   }
+}
+
+pid_t ServerAccount::spawn(const std::vector<std::string>& argv, const std::string& cwd,
+                           const std::string& log) const {
+  int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int out_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (in_fd < 0 || out_fd < 0) {
+    if (in_fd >= 0) ::close(in_fd);
+    if (out_fd >= 0) ::close(out_fd);
+    throw std::runtime_error("cannot open " + log);
+  }
+  if (switch_user && ::fchown(out_fd, uid, gid) != 0) {
+    ::close(in_fd);
+    ::close(out_fd);
+    throw std::runtime_error("cannot give " + log + " to " + name);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {  // only async-signal-safe calls from here
+    if (switch_user && (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
+      ::_exit(126);
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    if (::chdir(cwd.c_str()) != 0) ::_exit(125);
+    ::dup2(in_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in_fd);
+  ::close(out_fd);
+  if (pid < 0) throw std::runtime_error("fork failed");
+  return pid;
+}
+
+int stop_child(pid_t pid, int signal, std::chrono::milliseconds timeout) {
+  ::kill(pid, signal);
+  return wait_command(pid, timeout);
 }
 
 CommandResult run_or_throw(const std::vector<std::string>& argv, const std::string& what,

@@ -3,6 +3,8 @@
 // account a server runs as (root cannot run postgres; mariadbd refuses root without --user), a
 // folder handed to that account, and commands run as it. Nothing here is linked into relais.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -32,7 +34,17 @@ struct ServerAccount {
                                    const std::string& cwd) const;
   // Gives `path` (and what it holds) to the account.
   void own(const std::string& path) const;
+  // Starts argv (argv[0] a full path) as the account, in `cwd`, stdin from /dev/null, stdout
+  // and stderr into `log`. The child gets SIGKILL when the thread that started it dies: the
+  // death signal is set after the change of account (which would clear it), so a test that
+  // crashes leaves no server behind.
+  pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd,
+              const std::string& log) const;
 };
+
+// Sends `signal` to pid and waits up to `timeout` for it (SIGKILL after); the exit code as
+// wait_command gives it.
+int stop_child(pid_t pid, int signal, std::chrono::milliseconds timeout);
 
 // Runs argv; throws std::runtime_error naming `what` with its output when it fails.
 CommandResult run_or_throw(const std::vector<std::string>& argv, const std::string& what,

@@ -34,10 +34,7 @@ MariaDbServer::MariaDbServer(DbServerOptions options)
 }
 
 MariaDbServer::~MariaDbServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    wait_command(pid_, std::chrono::seconds(30));
-  }
+  if (pid_ > 0) stop_child(pid_, SIGKILL, std::chrono::seconds(30));
 }
 
 std::string MariaDbServer::connection() const {
@@ -73,8 +70,7 @@ void MariaDbServer::start() {
                                 "--innodb-flush-log-at-trx-commit=0",
                                 "--innodb-doublewrite=0",
                                 "--skip-log-bin"};
-  if (account_.switch_user) argv.push_back("--user=" + account_.name);
-  pid_ = start_command(argv, d + "/stdout.log", d + "/stderr.log");
+  pid_ = account_.spawn(argv, d, d + "/stdout.log");
   bool up = wait_until(
       [&] {
         int code = 0;
@@ -120,8 +116,7 @@ bool MariaDbServer::ping() const {
 
 void MariaDbServer::stop() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int code = wait_command(pid_, std::chrono::seconds(60));
+  int code = stop_child(pid_, SIGTERM, std::chrono::seconds(60));
   pid_ = -1;
   if (code < 0) throw std::runtime_error("mariadbd did not stop within 60 s (killed)");
 }

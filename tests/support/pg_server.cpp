@@ -1,5 +1,7 @@
 #include "tests/support/pg_server.h"
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,19 +27,14 @@ PgServer::PgServer(DbServerOptions options)
       account_(ServerAccount::for_server("postgres")),
       dir_("relais-pg-") {
   bin_ = "/usr/lib/postgresql/15/bin";
-  if (find_executable({bin_ + "/pg_ctl"}).empty()) {
+  if (find_executable({bin_ + "/postgres"}).empty()) {
     throw std::runtime_error(
         "PostgreSQL 15 is not installed (scripts/install-deps.sh installs postgresql-15)");
   }
 }
 
 PgServer::~PgServer() {
-  if (running_) {
-    run_command(account_.command({bin_ + "/pg_ctl", "stop", "-D", dir_.path() + "/data", "-m",
-                                  "immediate", "-w"},
-                                 dir_.path()),
-                std::chrono::seconds(30));
-  }
+  if (pid_ > 0) stop_child(pid_, SIGQUIT, std::chrono::seconds(30));  // immediate shutdown
 }
 
 std::string PgServer::connection() const {
@@ -59,14 +56,38 @@ void PgServer::start() {
                  "initdb");
     port_ = free_port();
   }
-  // Listens on 127.0.0.1 only, its socket in the folder; durability off (a test server).
-  std::string opts = "-c listen_addresses=127.0.0.1 -p " + std::to_string(port_) + " -k " + d +
-                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                     " -c max_connections=50";
-  run_or_throw(account_.command({bin_ + "/pg_ctl", "start", "-D", d + "/data", "-l",
-                                 d + "/server.log", "-w", "-t", "60", "-o", opts},
-                                d),
-               "pg_ctl start (log: " + d + "/server.log)");
+  // `postgres` itself as a child (not pg_ctl, whose server outlives a test that crashes):
+  // 127.0.0.1 only, its socket in the folder, durability off (a test server).
+  pid_ = account_.spawn(
+      {bin_ + "/postgres", "-D", d + "/data", "-p", std::to_string(port_), "-k", d, "-c",
+       "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
+       "full_page_writes=off", "-c", "max_connections=50"},
+      d, d + "/server.log");
+  // Ready when it accepts connections on its socket (pg_isready, polled).
+  bool up = wait_until(
+      [&] {
+        int code = 0;
+        if (::waitpid(pid_, &code, WNOHANG) == pid_) {
+          pid_ = -1;
+          return true;
+        }
+        return run_command(
+                   account_.command(
+                       {bin_ + "/pg_isready", "-q", "-h", d, "-p", std::to_string(port_)}, d),
+                   std::chrono::seconds(10))
+                   .exit_code == 0;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(50));
+  if (!up || pid_ <= 0) {
+    if (pid_ > 0) stop_child(pid_, SIGQUIT, std::chrono::seconds(30));
+    pid_ = -1;
+    std::string log;
+    try {
+      log = read_file(d + "/server.log");
+    } catch (...) {
+    }
+    throw std::runtime_error("postgres did not start: " + log);
+  }
   running_ = true;
   if (!created_) {
     psql("CREATE ROLE " + options_.user + " LOGIN PASSWORD " + quote_literal(options_.password) +
@@ -78,11 +99,10 @@ void PgServer::start() {
 
 void PgServer::stop() {
   if (!running_) return;
-  run_or_throw(
-      account_.command({bin_ + "/pg_ctl", "stop", "-D", dir_.path() + "/data", "-m", "fast", "-w"},
-                       dir_.path()),
-      "pg_ctl stop");
+  int code = stop_child(pid_, SIGINT, std::chrono::seconds(60));  // fast shutdown
+  pid_ = -1;
   running_ = false;
+  if (code < 0) throw std::runtime_error("postgres did not stop within 60 s (killed)");
 }
 
 std::string PgServer::sql(const std::string& statements) const {

@@ -2,9 +2,10 @@
 // A throwaway PostgreSQL 15 server for tests (the CMS76 database of the polling source, the
 // PostgreSQL store of issue 15): initdb in a temporary folder owned by the `postgres` account
 // (root cannot run postgres), a free loopback port, its own socket folder; a database and a
-// user with a password (scram-sha-256 over TCP). start() waits until the server accepts
-// connections (pg_ctl -w polls it); stop() takes it down (fast shutdown) and start() brings it
-// back on the same port with the same data, to test a database that goes away mid-run.
+// user with a password (scram-sha-256 over TCP). start() runs `postgres` as a child of the test
+// (it dies with the thread that started it) and waits until it accepts connections (pg_isready,
+// polled); stop() takes it down (fast shutdown) and start() brings it back on the same port with
+// the same data, to test a database that goes away mid-run.
 //
 //   PgServer pg;            // nothing runs yet
 //   pg.start();             // throws std::runtime_error (with the server's log) on failure
@@ -13,6 +14,8 @@
 //
 // Not thread-safe: drive it from one thread. Owns the server process and the folder: the
 // destructor stops the server (immediate shutdown) and removes everything.
+
+#include <sys/types.h>
 
 #include <string>
 
@@ -49,6 +52,7 @@ class PgServer {
   TempDir dir_;
   std::string bin_;
   int port_ = 0;
+  pid_t pid_ = -1;  // the postmaster, our child
   bool created_ = false;
   bool running_ = false;
 };
