@@ -115,31 +115,12 @@ bool matches(const Rule& r, const std::string& cls, int code, const std::string&
 // Substrings of lower-case keys that name personal data (French and English field names).
 const std::vector<std::string>& personal_parts() {
   static const std::vector<std::string> p = {
-      "nom",
-      "prenom",
-      "name",
-      "naissance",
-      "birth",
-      "telephone",
-      "phone",
-      "mobile",
-      "email",
-      "mail",
-      "courriel",
-      "adresse",
-      "address",
-      "voie",
-      "street",
-      "civilite",
-      "sexe",
-      "gender",
-      "motif",
-      "nir",
-      "lieu_dit",
-      "complement",
-      "situation_familiale",
-      "iban",
-      "ins_",
+      "nom",       "prenom",     "name",    "naissance", "birth",
+      "telephone", "phone",      "mobile",  "email",     "mail",
+      "courriel",  "adresse",    "address", "voie",      "street",
+      "civilite",  "sexe",       "gender",  "motif",     "nir",
+      "lieu_dit",  "complement", "commune", "localite",  "situation_familiale",
+      "iban",      "ins_",
   };
   return p;
 }

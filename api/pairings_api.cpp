@@ -1,6 +1,7 @@
 // The polling sources' state and refused records, and the appariements (core/pairing_store.h):
 // the support desk's "Appariements à traiter" — list, detail, choice, undo — each change audited.
 
+#include <set>
 #include <string>
 
 #include "api/api_context.h"
@@ -132,7 +133,21 @@ void choose(RequestContext& rc) {
   Status st = rc.shared.hub.pairings().pair(p->partner, p->person, ext.get<std::string>(),
                                             "console", rc.who.name, woken);
   if (!st.ok) return send_error(rc.resp, st.http_status, st.error, st.detail);
-  for (const auto& w : woken) rc.shared.hub.wake(w.destination, w.key);
+  // The partner's connector wakes them in the order it needs (Genesis: the person before its
+  // requests); otherwise each is woken here.
+  std::set<std::string> destinations;
+  for (const auto& w : woken) destinations.insert(w.destination);
+  bool ordered = false;
+  for (const auto& d : destinations) {
+    Connector* c = rc.shared.hub.connector(d);
+    if (c != nullptr && c->wake_paired(p->person, woken)) {
+      ordered = true;
+      break;
+    }
+  }
+  if (!ordered) {
+    for (const auto& w : woken) rc.shared.hub.wake(w.destination, w.key);
+  }
   rc.audit("pairing.choice", p->person,
            p->partner + " : fiche " + ext.get<std::string>() + " choisie; " +
                std::to_string(woken.size()) + " envoi(s) repris");

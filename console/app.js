@@ -308,10 +308,13 @@ async function vueLivraison(id) {
 
 // ---------- appariements ----------
 const ETATS_APPARIEMENT = { en_attente: 'À traiter', apparie: 'Apparié', defait: 'Défait' };
-const LIBELLES_FICHE = { nom_naissance: 'Nom de naissance', nom_usage: 'Nom d\'usage', prenoms: 'Prénoms', prenom: 'Prénom', date_naissance: 'Né(e) le', sexe: 'Sexe', commune: 'Commune' };
+const LIBELLES_FICHE = {
+  nom_naissance: 'Nom de naissance', nomNaissance: 'Nom de naissance', nom_usage: 'Nom d\'usage', nomUsage: 'Nom d\'usage',
+  prenoms: 'Prénoms', prenom: 'Prénom', date_naissance: 'Né(e) le', dateNaissance: 'Né(e) le', sexe: 'Sexe', commune: 'Commune',
+};
 
 function fiche(summary) {
-  return h('dl', { class: 'fiche' }, Object.entries(summary || {}).map(([k, v]) => [h('dt', {}, LIBELLES_FICHE[k] || k), h('dd', {}, v === null ? '—' : String(v))]));
+  return h('dl', { class: 'fiche' }, Object.entries(summary || {}).flatMap(([k, v]) => [h('dt', {}, LIBELLES_FICHE[k] || k), h('dd', {}, v === null ? '—' : String(v))]));
 }
 
 async function choisir(p, externe) {

@@ -16,13 +16,13 @@
 #include "core/config_spec.h"
 #include "core/message.h"
 #include "core/metrics.h"
+#include "core/pairing_store.h"
 #include "core/registry.h"
 #include "core/status.h"
 
 namespace relais {
 
 class XrefStore;
-class PairingStore;
 
 // What a connector may ask of the hub that owns it. Implemented by the Hub; thread-safe; valid
 // for the connector's whole life (set in ConnectorContext::hub, null in unit tests that build a
@@ -90,6 +90,15 @@ class Connector {
   virtual std::optional<InboundResponse> inbound(const InboundRequest& request) {
     (void)request;
     return std::nullopt;
+  }
+  // A person was paired outside the connector (the console's choice): wakes, in the order the
+  // partner needs, the deliveries that waited (e.g. the person before its requests). False when
+  // this connector has no order of its own: the caller wakes them (HubServices::wake). Called
+  // from an API thread. Never throws.
+  virtual bool wake_paired(const std::string& person, const std::vector<PairingWaiter>& woken) {
+    (void)person;
+    (void)woken;
+    return false;
   }
 };
 

@@ -91,43 +91,40 @@ Millis PollingSource::once() {
   Status st = poller_->poll(*checkpoint, batch);
   if (!st.ok) return fail(st.error + (st.detail.empty() ? "" : " : " + st.detail));
   {
+    // Reachable: the state says so before anything is committed or told.
     std::lock_guard<std::mutex> lock(mu_);
     state_.last_poll_at = clock_.now_ms();
-  }
-  if (batch.records.empty() && (batch.checkpoint.empty() || batch.checkpoint == *checkpoint)) {
-    // Nothing read and no position to move to: nothing to commit.
-    poller_->committed(batch, true, {});
-    std::lock_guard<std::mutex> lock(mu_);
     if (state_.failing) log_info("poll", "source " + source_ + ": reachable again");
     state_.failing = false;
     state_.failures_in_row = 0;
     state_.last_error.clear();
+  }
+  if (batch.records.empty() && (batch.checkpoint.empty() || batch.checkpoint == *checkpoint)) {
+    // Nothing read and no position to move to: nothing to commit.
+    poller_->committed(batch, true, {});
     return batch.more ? 0 : config_.interval_ms;
   }
   bool stored = false;
   std::vector<PolledOutcome> outcomes = commit_(source_, batch, stored);
-  Status after = poller_->committed(batch, stored, outcomes);
-  if (!stored) return fail("les messages lus n'ont pas pu être enregistrés (magasin)");
-  int64_t taken = 0, refused = 0;
-  for (const auto& o : outcomes) (o.status < 400 ? taken : refused) += 1;
-  records_->inc(static_cast<uint64_t>(taken));
-  rejected_->inc(static_cast<uint64_t>(refused));
-  {
+  if (stored) {
+    // Counted as soon as they are durable, before the poller is told (its report, its file
+    // moved): whoever sees those sees the counts too.
+    int64_t taken = 0, refused = 0;
+    for (const auto& o : outcomes) (o.status < 400 ? taken : refused) += 1;
+    records_->inc(static_cast<uint64_t>(taken));
+    rejected_->inc(static_cast<uint64_t>(refused));
     std::lock_guard<std::mutex> lock(mu_);
     state_.records += taken;
     state_.rejected += refused;
     if (!batch.records.empty()) state_.last_record_at = clock_.now_ms();
   }
+  Status after = poller_->committed(batch, stored, outcomes);
+  if (!stored) return fail("les messages lus n'ont pas pu être enregistrés (magasin)");
   if (!after.ok) {
     // The checkpoint already protects against reading the batch again; the source is told
     // again at the next batch (e.g. the outbox rows are marked then).
     return fail(after.error + (after.detail.empty() ? "" : " : " + after.detail));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (state_.failing) log_info("poll", "source " + source_ + ": reachable again");
-  state_.failing = false;
-  state_.failures_in_row = 0;
-  state_.last_error.clear();
   return batch.more ? 0 : config_.interval_ms;
 }
 

@@ -30,16 +30,6 @@ namespace relais {
 void register_genesis_connector(ConnectorRegistry& registry);
 
 namespace genesis {
-// For a pairing made outside the connector (the console's choice): wakes the deliveries that
-// waited for it through the `genesis` destination `connector` the way a choice message does —
-// the person's own deliveries (key `person`) now, the others once one of those has gone, so
-// that Genesis sees the person before its requests. False (nothing woken) when `connector` is
-// not a genesis destination: the caller wakes them itself. Thread-safe.
-bool wake_after_pairing(Connector& connector, const std::string& person,
-                        const std::vector<PairingWaiter>& woken);
-}  // namespace genesis
-
-namespace genesis {
 
 inline constexpr const char* kSoapNs = "http://schemas.xmlsoap.org/soap/envelope/";
 inline constexpr const char* kWsseNs =

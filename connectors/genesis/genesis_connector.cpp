@@ -481,6 +481,13 @@ class GenesisConnector final : public Connector {
   // Wakes the person's own deliveries now and holds the others until one of those has gone
   // (all at once when the person has none waiting). `except_key`: this delivery's own key,
   // which is running and needs no wake-up.
+  // A pairing made outside the connector (the console's choice): the person before its
+  // requests, as for a choice message.
+  bool wake_paired(const std::string& person, const std::vector<PairingWaiter>& woken) override {
+    wake_in_order(person, woken);
+    return true;
+  }
+
   void wake_in_order(const std::string& person, const std::vector<PairingWaiter>& woken,
                      const std::string& except_key = {}) {
     std::vector<PairingWaiter> first, later;
@@ -1089,14 +1096,6 @@ class GenesisConnector final : public Connector {
 };
 
 }  // namespace
-
-bool wake_after_pairing(Connector& connector, const std::string& person,
-                        const std::vector<PairingWaiter>& woken) {
-  auto* c = dynamic_cast<GenesisConnector*>(&connector);
-  if (c == nullptr) return false;
-  c->wake_in_order(person, woken);
-  return true;
-}
 
 namespace {
 

@@ -10,8 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include <yaml-cpp/yaml.h>
-
+#include "tests/genesis/genesis_profile.h"
 #include "tests/genesis/genesis_simulator.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -20,31 +19,6 @@ namespace relais::testing {
 namespace {
 
 using nlohmann::json;
-
-// The shipped `genesis` destination, with the simulator's address and credentials.
-std::string genesis_yaml(const GenesisSimulator& sim, const std::string& password_file) {
-  YAML::Node root = YAML::LoadFile(std::string(RELAIS_SOURCE_DIR) + "/config/cms76.yaml");
-  YAML::Node g = YAML::Clone(root["connectors"]["genesis"]);
-  g["url"] = sim.url();
-  g["wss"]["username"] = "relais";
-  g["wss"]["password_file"] = password_file;
-  g["timeout"] = "5s";
-  g["retry"] = YAML::Load("{initial: 100ms, max: 1s, max_attempts: 50}");
-  YAML::Node connectors;
-  connectors["genesis"] = g;
-  YAML::Emitter out;
-  out << connectors;
-  std::string text = out.c_str();
-  std::string indented;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    indented += "  " + text.substr(start, end - start) + "\n";
-    start = end + 1;
-  }
-  return indented;
-}
 
 TEST(GenesisEndToEnd, ChoiceAfterAKill9ThePersonThenItsRequest) {
   GenesisSimulator sim(GenesisSimulator::Protocol::Soap);
@@ -57,30 +31,9 @@ TEST(GenesisEndToEnd, ChoiceAfterAKill9ThePersonThenItsRequest) {
 
   TempDir secrets("relais-genesis-e2e-");
   std::string password = secrets.write("genesis.password", "mot-de-passe-e2e\n");
-  const std::string src = RELAIS_SOURCE_DIR;
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
-  o.body_yaml =
-      "sources:\n"
-      "  cms76:\n"
-      "    type: $.event\n"
-      "    correlation:\n"
-      "      - \"demande:{$.demande.numero}\"\n"
-      "      - \"individu:{$.individu.id}\"\n"
-      "      - \"appariement:{$.appariement.personne}\"\n"
-      "    idempotency: $.id\n"
-      "mappings:\n  directory: " +
-      src + "/config/mappings\n  tables: " + src +
-      "/config/tables\n"
-      "connectors:\n" +
-      genesis_yaml(sim, password) + http_connector_yaml("cms76-appariement", cms76.port()) +
-      "routes:\n"
-      "  - {name: individus, source: cms76, type: \"individu.*\", to: [{destination: "
-      "genesis, mapping: individu-genesis}]}\n"
-      "  - {name: demandes, source: cms76, type: \"demande.*\", to: [{destination: "
-      "genesis, mapping: demande-genesis}]}\n"
-      "  - {name: choix, source: cms76, type: appariement.choisi, to: [{destination: "
-      "genesis}]}\n";
+  o.body_yaml = appariement_yaml(sim, password, cms76.port());
   RelaisProcess relais(o);
   relais.start();
   const std::string fixtures = std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/";

@@ -312,7 +312,7 @@ TEST_P(GenesisDriver, ChoiceWakesThePersonFirstThenItsRequests) {
 }
 
 // A pairing made in the console (the pairing store directly, as the API does) wakes the
-// deliveries in the same order through wake_after_pairing.
+// deliveries in the same order through Connector::wake_paired.
 TEST_P(GenesisDriver, ConsoleChoiceWakesThePersonFirstToo) {
   GenesisHarness h(GetParam());
   std::string id = h.sim().add_person(person("DUPONT", "Jean", "1962-09-22"));
@@ -326,7 +326,7 @@ TEST_P(GenesisDriver, ConsoleChoiceWakesThePersonFirstToo) {
   std::vector<PairingWaiter> woken;
   ASSERT_TRUE(h.pairings().pair("genesis", "individu:58123", id, "console", "agent", woken).ok);
   ASSERT_EQ(woken.size(), 2u);
-  ASSERT_TRUE(genesis::wake_after_pairing(h.connector(), "individu:58123", woken));
+  ASSERT_TRUE(h.connector().wake_paired("individu:58123", woken));
   EXPECT_EQ(h.hub().wakes(), std::vector<std::string>{"genesis individu:58123"});
   ASSERT_EQ(h.send("individu.created", "individu:58123", ind.body, ind.mapped).kind,
             Outcome::Kind::Delivered);
@@ -345,7 +345,7 @@ TEST_P(GenesisDriver, ConsoleChoiceWakesThePersonFirstToo) {
   ctx.config = ConfigView(http, {registries.connectors.find("http")->spec}, "connectors.autre");
   ctx.clock = &h.clock();
   auto other = registries.connectors.find("http")->create(ctx);
-  EXPECT_FALSE(genesis::wake_after_pairing(*other, "individu:58123", woken));
+  EXPECT_FALSE(other->wake_paired("individu:58123", woken));
 }
 
 // An undone pairing makes the person's next messages wait again: a person's message searches
