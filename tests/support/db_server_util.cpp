@@ -111,6 +111,16 @@ CommandResult run_or_throw(const std::vector<std::string>& argv, const std::stri
   return r;
 }
 
+std::string sql_literal(const std::string& s, bool backslash_escapes) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += backslash_escapes ? '\\' : '\'';
+    if (c == '\\' && backslash_escapes) out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
 std::string find_executable(const std::vector<std::string>& candidates) {
   for (const auto& c : candidates) {
     if (::access(c.c_str(), X_OK) == 0) return c;

@@ -50,6 +50,10 @@ int stop_child(pid_t pid, int signal, std::chrono::milliseconds timeout);
 CommandResult run_or_throw(const std::vector<std::string>& argv, const std::string& what,
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// `s` as an SQL string literal: quotes doubled (PostgreSQL), or quotes and backslashes escaped
+// with a backslash (`backslash_escapes`: MariaDB).
+std::string sql_literal(const std::string& s, bool backslash_escapes);
+
 // The first of `candidates` that is an executable file, or "".
 std::string find_executable(const std::vector<std::string>& candidates);
 

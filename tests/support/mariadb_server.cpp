@@ -9,19 +9,6 @@
 
 namespace relais::testing {
 
-namespace {
-
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
-}  // namespace
-
 MariaDbServer::MariaDbServer(DbServerOptions options)
     : options_(std::move(options)),
       account_(ServerAccount::for_server("mysql")),
@@ -94,7 +81,7 @@ void MariaDbServer::start() {
     created_ = true;  // sql() now runs in the test database, created first
     std::string create =
         "CREATE DATABASE " + options_.database + " CHARACTER SET utf8mb4;\nCREATE USER '" +
-        options_.user + "'@'127.0.0.1' IDENTIFIED BY " + quote_literal(options_.password) +
+        options_.user + "'@'127.0.0.1' IDENTIFIED BY " + sql_literal(options_.password, true) +
         ";\nGRANT ALL ON " + options_.database + ".* TO '" + options_.user + "'@'127.0.0.1';\n";
     run_or_throw(
         account_.command({"/usr/bin/mariadb", "--no-defaults", "--socket=" + d + "/mariadb.sock",

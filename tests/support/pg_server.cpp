@@ -9,19 +9,6 @@
 
 namespace relais::testing {
 
-namespace {
-
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
-}  // namespace
-
 PgServer::PgServer(DbServerOptions options)
     : options_(std::move(options)),
       account_(ServerAccount::for_server("postgres")),
@@ -90,8 +77,9 @@ void PgServer::start() {
   }
   running_ = true;
   if (!created_) {
-    psql("CREATE ROLE " + options_.user + " LOGIN PASSWORD " + quote_literal(options_.password) +
-             ";\nCREATE DATABASE " + options_.database + " OWNER " + options_.user + ";\n",
+    psql("CREATE ROLE " + options_.user + " LOGIN PASSWORD " +
+             sql_literal(options_.password, false) + ";\nCREATE DATABASE " + options_.database +
+             " OWNER " + options_.user + ";\n",
          false);
     created_ = true;
   }
