@@ -336,7 +336,11 @@ class PgSession final : public Session {
     PGresult* r = PQexec(conn_, text.c_str());
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      Status f = failed(502, "réglage de session refusé", PQresultErrorMessage(r));
+      // A server going down may accept the connection and close it at once.
+      bool down = PQstatus(conn_) != CONNECTION_OK;
+      Status f = failed(down ? 503 : 502,
+                        down ? "base de données injoignable" : "réglage de session refusé",
+                        PQresultErrorMessage(r));
       PQclear(r);
       return f;
     }
@@ -362,7 +366,10 @@ class PgSession final : public Session {
     std::string code = state != nullptr ? state : "";
     PQclear(r);
     r = nullptr;
-    if (PQstatus(conn_) != CONNECTION_OK) return failed(503, "base de données injoignable", words);
+    // The connection lost, or the server shutting down or starting (57P01, 57P02, 57P03).
+    if (PQstatus(conn_) != CONNECTION_OK || code.rfind("57P0", 0) == 0) {
+      return failed(503, "base de données injoignable", words);
+    }
     if (code == "57014") return failed(504, "requête trop longue", words);
     return failed(502, "requête refusée par la base", words,
                   code.empty() ? "" : " (SQLSTATE " + code + ")");
@@ -785,8 +792,10 @@ class MySqlSession final : public Session {
     unsigned no = mysql_errno(m_);
     std::string code = " (" + std::to_string(no) + ")";
     // CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST,
-    // CR_SERVER_LOST_EXTENDED: the server is not there (any more).
-    if (no == 2002 || no == 2003 || no == 2006 || no == 2013 || no == 2055) {
+    // CR_SERVER_LOST_EXTENDED: the server is not there (any more); ER_SERVER_SHUTDOWN,
+    // ER_CONNECTION_KILLED: it is going away.
+    if (no == 2002 || no == 2003 || no == 2006 || no == 2013 || no == 2055 || no == 1053 ||
+        no == 1927) {
       return failed(503, "base de données injoignable", mysql_error(m_), code);
     }
     // ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL 5.7+)

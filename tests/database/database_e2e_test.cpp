@@ -275,18 +275,37 @@ TEST_P(DatabaseEndToEnd, KillNineAndDatabaseRestartLoseAndRepeatNothing) {
         std::lock_guard<std::mutex> lock(db_mu);
         relais.restart();
         db->stop();
-        // relais polls a database that is not there: a readable failure, counted.
+        // relais polls a database that is not there: a readable failure, counted, and shown
+        // on the dashboard's list of sources (without the password).
         HttpClient client = relais.client();
+        json state;
+        auto source_state = [&] {
+          for (const auto& item :
+               client.get("/api/v1/sources").json().value("items", json::array())) {
+            if (item.value("source", "") == "cms76") state = item;
+          }
+          return state;
+        };
         bool failing = wait_until(
             [&] {
               return metric_value(client.get("/metrics").body,
-                                  "relais_poll_failures_total{source=\"cms76\"}") >= 1;
+                                  "relais_poll_failures_total{source=\"cms76\"}") >= 1 &&
+                     source_state().value("failing", false);
             },
             std::chrono::seconds(15), milliseconds(50));
         db->start();
-        EXPECT_TRUE(failing) << relais.stderr_text();
+        EXPECT_TRUE(failing) << relais.stderr_text() << state.dump();
+        std::string why = state.value("last_error", json("")).is_string()
+                              ? state["last_error"].get<std::string>()
+                              : "";
+        EXPECT_NE(why.find("base de données injoignable"), std::string::npos) << why;
+        EXPECT_EQ(why.find(db->password()), std::string::npos) << why;
         EXPECT_TRUE(relais.running());
         EXPECT_EQ(relais.stderr_text().find(db->password()), std::string::npos);
+        // Back: the dashboard says so once a poll reaches it again.
+        EXPECT_TRUE(wait_until([&] { return !source_state().value("failing", true); },
+                               std::chrono::seconds(20), milliseconds(100)))
+            << state.dump();
         continue;
       }
       relais.restart();
