@@ -39,6 +39,16 @@ class HubServices {
   // Makes the deferred head delivery of (destination, key) due now: what it waited for (a
   // pairing) is there. Nothing when the key has no deferred delivery in memory.
   virtual void wake(const std::string& destination, const std::string& key) = 0;
+  // Commits a message as if source `source` had received it (its type, correlation and
+  // idempotency expressions, its routes and mappings), e.g. a dossier fetched after a partner's
+  // webhook. `idempotency_key` "" = the source's expression. Blocks until committed; success
+  // fills `id` and `duplicate` (the source already had this key with the same body: nothing new).
+  // Failures: 404 unknown source, 409 same key other body, 4xx refused, 503 not stored.
+  virtual Status submit(const std::string& source, const std::string& body,
+                        const std::string& idempotency_key, std::string& id, bool& duplicate) {
+    (void)source, (void)body, (void)idempotency_key, (void)id, (void)duplicate;
+    return Status::failure(501, "non disponible", "this hub cannot take a source's message");
+  }
 };
 
 // What a connector gets for one attempt. References are valid for the call only.
