@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -94,6 +95,29 @@ pid_t ServerAccount::spawn(const std::vector<std::string>& argv, const std::stri
   ::close(out_fd);
   if (pid < 0) throw std::runtime_error("fork failed");
   return pid;
+}
+
+void wait_until_ready(pid_t& pid, const std::function<bool()>& ready, const std::string& what,
+                      const std::string& log) {
+  bool up = wait_until(
+      [&] {
+        int code = 0;
+        if (::waitpid(pid, &code, WNOHANG) == pid) {
+          pid = -1;
+          return true;
+        }
+        return ready();
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(50));
+  if (up && pid > 0) return;
+  if (pid > 0) stop_child(pid, SIGKILL, std::chrono::seconds(30));
+  pid = -1;
+  std::string text;
+  try {
+    text = read_file(log);
+  } catch (...) {  // no log: the message says what it can
+  }
+  throw std::runtime_error(what + " did not start: " + text);
 }
 
 int stop_child(pid_t pid, int signal, std::chrono::milliseconds timeout) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct ServerAccount {
   pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd,
               const std::string& log) const;
 };
+
+// Waits (polling, up to 60 s) until `ready()` holds for the server child `pid`; when it exits
+// or never gets ready, kills it and throws std::runtime_error with `what` and the server's
+// `log`. `pid` is -1 afterwards when the server is gone.
+void wait_until_ready(pid_t& pid, const std::function<bool()>& ready, const std::string& what,
+                      const std::string& log);
 
 // Sends `signal` to pid and waits up to `timeout` for it (SIGKILL after); the exit code as
 // wait_command gives it.

@@ -1,7 +1,6 @@
 #include "tests/support/mariadb_server.h"
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -58,25 +57,8 @@ void MariaDbServer::start() {
                                 "--innodb-doublewrite=0",
                                 "--skip-log-bin"};
   pid_ = account_.spawn(argv, d, d + "/stdout.log");
-  bool up = wait_until(
-      [&] {
-        int code = 0;
-        if (::waitpid(pid_, &code, WNOHANG) == pid_) {
-          pid_ = -1;
-          return true;
-        }
-        return ping();
-      },
-      std::chrono::seconds(60), std::chrono::milliseconds(50));
-  if (!up || pid_ <= 0) {
-    if (pid_ > 0) stop();
-    std::string log;
-    try {
-      log = read_file(d + "/server.log");
-    } catch (...) {
-    }
-    throw std::runtime_error("mariadbd did not start: " + log);
-  }
+  wait_until_ready(
+      pid_, [&] { return ping(); }, "mariadbd", d + "/server.log");
   if (!created_) {
     created_ = true;  // sql() now runs in the test database, created first
     std::string create =

@@ -1,7 +1,6 @@
 #include "tests/support/pg_server.h"
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -51,30 +50,16 @@ void PgServer::start() {
        "full_page_writes=off", "-c", "max_connections=50"},
       d, d + "/server.log");
   // Ready when it accepts connections on its socket (pg_isready, polled).
-  bool up = wait_until(
+  wait_until_ready(
+      pid_,
       [&] {
-        int code = 0;
-        if (::waitpid(pid_, &code, WNOHANG) == pid_) {
-          pid_ = -1;
-          return true;
-        }
         return run_command(
                    account_.command(
                        {bin_ + "/pg_isready", "-q", "-h", d, "-p", std::to_string(port_)}, d),
                    std::chrono::seconds(10))
                    .exit_code == 0;
       },
-      std::chrono::seconds(60), std::chrono::milliseconds(50));
-  if (!up || pid_ <= 0) {
-    if (pid_ > 0) stop_child(pid_, SIGQUIT, std::chrono::seconds(30));
-    pid_ = -1;
-    std::string log;
-    try {
-      log = read_file(d + "/server.log");
-    } catch (...) {
-    }
-    throw std::runtime_error("postgres did not start: " + log);
-  }
+      "postgres", d + "/server.log");
   running_ = true;
   if (!created_) {
     psql("CREATE ROLE " + options_.user + " LOGIN PASSWORD " +
