@@ -3,6 +3,7 @@
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
 #include "connectors/capdemat/capdemat.h"
+#include "connectors/database/database_poller.h"
 #include "connectors/demarches/demarches.h"
 #include "connectors/file/folder_poller.h"
 #include "connectors/genesis/genesis.h"
@@ -26,6 +27,7 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 
 void register_builtin_pollers(PollerRegistry& registry) {
   register_folder_poller(registry);
+  register_database_poller(registry);
   register_demarches_poller(registry);
   register_capdemat_poller(registry);
 }

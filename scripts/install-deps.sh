@@ -15,7 +15,13 @@ PACKAGES=(
   nginx-light wrk redis-server
   kannel kannel-extras
   chromium nodejs
+  libmariadb-dev
+  postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 )
+# libmariadb-dev: MariaDB Connector/C, the `database` polling source's MySQL/MariaDB driver.
+# postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
+# (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts
+# the servers run as. The packaged services are never started (the tests start their own).
 # nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
 # chromium + playwright-core (npm, below) run the console's browser tests.
 
