@@ -6,9 +6,10 @@
 # 1. builds relais and bench_sink in BUILD_DIR (Release, configured if needed; BENCH_NO_BUILD=1
 #    uses the binaries already there);
 # 2. generates BENCH_INDIVIDUS individus + BENCH_DEMANDES demandes with bench/gen-cms76-ndjson;
-# 3. starts bench_sink and relais on the shipped config/cms76.yaml, unchanged but for one thing:
+# 3. starts bench_sink and relais on the shipped config/cms76.yaml, unchanged but for two things:
 #    the BAN enrichment of the individus route is left out (it calls the national service, rate
-#    limited; a backfill does not need it to be accepted). Every destination URL (Genesis,
+#    limited; a backfill does not need it to be accepted), and the `genesis` destination becomes
+#    a plain HTTP POST to bench_sink (bench_sink does not speak Genesis's SOAP nor appariement). Every destination URL (Genesis,
 #    portal, Kannel) points at bench_sink through the environment variables the file reads;
 #    mappings, routes and the source's `idempotency: $.id` are as shipped;
 # 4. runs `relais backfill` (batch BENCH_BATCH, BENCH_PARALLEL requests in flight) and reports
@@ -72,7 +73,18 @@ ln -s "$ROOT/config/mappings" "$TMP/config/mappings"
 ln -s "$ROOT/config/tables" "$TMP/config/tables"
 # The one change: no BAN enrichment on the individus route (see the header).
 sed -e '/^    enrich:$/{N;/enricher: adresse/d}' -e "s/^  synchronous: full$/  synchronous: $SYNC/" \
-  "$ROOT/config/cms76.yaml" >"$TMP/config/cms76.yaml"
+  "$ROOT/config/cms76.yaml" |
+  # The `genesis` destination (SOAP, WS-Security, appariement: a search per new person) cannot
+  # be answered by bench_sink: it becomes a plain HTTP POST to the sink, with the same
+  # concurrency. What Genesis itself costs is not in these figures (docs/performance.md).
+  awk -v url="$SINK_URL/genesis" '
+    /^connectors:$/ { in_conn = 1 }
+    in_conn && /^  genesis:$/ { skip = 1; print; print "    connector: http"; print "    url: " url;
+      print "    method: POST"; print "    concurrency: 4"; print "    on_dead: hold"; next }
+    skip && /^  [^ ]/ { skip = 0 }
+    skip { next }
+    { print }' >"$TMP/config/cms76.yaml"
+grep -q '^    connector: genesis$' "$TMP/config/cms76.yaml" && die "the genesis destination is still there"
 grep -q 'enricher: adresse, on_unavailable' "$TMP/config/cms76.yaml" && die "BAN step still there"
 PORT=$(free_port)
 export RELAIS_ADDRESS=127.0.0.1 RELAIS_PORT=$PORT RELAIS_STORE=$TMP/relais.db

@@ -2,6 +2,8 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/capdemat/capdemat.h"
+#include "connectors/database/database_poller.h"
 #include "connectors/demarches/demarches.h"
 #include "connectors/file/file_destination.h"
 #include "connectors/file/folder_poller.h"
@@ -18,6 +20,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_file_destination(registry);
   register_genesis_connector(registry);
   register_demarches_connector(registry);
+  register_capdemat_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
@@ -26,7 +29,9 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 
 void register_builtin_pollers(PollerRegistry& registry) {
   register_folder_poller(registry);
+  register_database_poller(registry);
   register_demarches_poller(registry);
+  register_capdemat_poller(registry);
 }
 
 }  // namespace relais

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl ccache
   libpoco-dev libpq-dev libsqlite3-dev sqlite3
-  libcurl4-openssl-dev libssl-dev libpugixml-dev libhiredis-dev
+  libcurl4-openssl-dev libssl-dev libpugixml-dev libxml2-dev libhiredis-dev
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-dev
   nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -16,7 +16,13 @@ PACKAGES=(
   kannel kannel-extras
   openssh-server openssh-client
   chromium nodejs
+  libmariadb-dev
+  postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 )
+# libmariadb-dev: MariaDB Connector/C, the `database` polling source's MySQL/MariaDB driver.
+# postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
+# (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts
+# the servers run as. The packaged services are never started (the tests start their own).
 # nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
 # chromium + playwright-core (npm, below) run the console's browser tests.
 # openssh-server (+ ssh-keygen): the real SFTP server of the file connector's tests (tests/support/sshd_server.h).
