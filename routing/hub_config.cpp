@@ -11,6 +11,7 @@
 #include "core/files.h"
 #include "core/tls_client.h"
 #include "routing/alerts_config.h"
+#include "routing/booking_config.h"
 
 namespace relais {
 namespace {
@@ -710,6 +711,13 @@ const ConfigSpec& hub_config_spec() {
            "alert rules and channels (webhook, SMTP)",
            {},
            &alerts_spec()},
+          {"booking",
+           F::Object,
+           "",
+           false,
+           "the portal's online booking of appointments (docs/booking.md)",
+           {},
+           &booking_spec()},
       }};
   return s;
 }
