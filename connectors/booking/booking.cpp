@@ -71,6 +71,18 @@ std::string utc_text(Millis t) {  // "2026-03-30T07:00:00Z"
   return format_rfc3339(t).substr(0, 19) + "Z";
 }
 
+// A list key's items, or its declared default ("mon,tue,…") when absent: ConfigView::strings()
+// gives no default.
+std::vector<std::string> list_or_default(const ConfigView& v, const std::string& key) {
+  std::vector<std::string> raw;
+  if (v.has(key)) {
+    raw = v.strings(key);
+  } else {
+    raw.push_back(v.str(key));
+  }
+  return items(raw);
+}
+
 }  // namespace
 
 Settings read_settings(const ConfigView& b) {
@@ -90,12 +102,12 @@ Settings read_settings(const ConfigView& b) {
     offer.cms = o.str("cms");
     offer.motif = o.str("motif");
     offer.slot_ms = o.duration_ms("slot");
-    for (const auto& d : items(o.strings("days"))) {
+    for (const auto& d : list_or_default(o, "days")) {
       int w = weekday_index(d);
       if (w < 0) throw std::invalid_argument(where + ".days: '" + d + "' is not mon…sun");
       offer.open_day[static_cast<size_t>(w)] = true;
     }
-    for (const auto& h : items(o.strings("hours"))) {
+    for (const auto& h : list_or_default(o, "hours")) {
       size_t dash = h.find('-');
       int open = 0, close = 0;
       if (dash == std::string::npos || !parse_hhmm(h.substr(0, dash), open) ||
@@ -106,7 +118,7 @@ Settings read_settings(const ConfigView& b) {
     }
     std::sort(offer.hours.begin(), offer.hours.end());
     offer.public_holidays = o.boolean("public_holidays");
-    for (const auto& d : items(o.strings("closed_dates"))) {
+    for (const auto& d : list_or_default(o, "closed_dates")) {
       sms::LocalDate date;
       if (!parse_date(d, date)) {
         throw std::invalid_argument(where + ".closed_dates: '" + d + "' is not YYYY-MM-DD");
