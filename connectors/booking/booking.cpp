@@ -126,6 +126,12 @@ Settings read_settings(const ConfigView& b) {
       offer.closed_dates.push_back(date);
     }
     for (const ConfigView& p : o.objects("professionals")) {
+      for (const auto& known : offer.professionals) {
+        if (known.id == p.str("id")) {
+          throw std::invalid_argument(where + ".professionals: the id '" + p.str("id") +
+                                      "' is given twice");
+        }
+      }
       offer.professionals.push_back({p.str("id"), p.str("mailbox")});
       if (offer.professionals.back().mailbox.find('@') == std::string::npos) {
         throw std::invalid_argument(where + ".professionals: '" + p.str("mailbox") +
@@ -281,20 +287,26 @@ const Offer* BookingService::find_offer(const std::string& cms, const std::strin
   return nullptr;
 }
 
+std::optional<std::vector<BookingService::Interval>> BookingService::cached(const Professional& p,
+                                                                            Millis from,
+                                                                            Millis to) const {
+  if (settings_.cache_ttl_ms <= 0) return std::nullopt;
+  const Millis now = clock_.now_ms();
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto mb = cache_.find(p.mailbox);
+  if (mb == cache_.end()) return std::nullopt;
+  auto it = mb->second.find({from, to});
+  if (it == mb->second.end() || now - it->second.at >= settings_.cache_ttl_ms) return std::nullopt;
+  return it->second.busy;
+}
+
 std::optional<std::vector<BookingService::Interval>> BookingService::busy_of(const Professional& p,
                                                                              Millis from, Millis to,
                                                                              bool fresh,
                                                                              std::string& why) {
   const Millis now = clock_.now_ms();
-  if (!fresh && settings_.cache_ttl_ms > 0) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto mb = cache_.find(p.mailbox);
-    if (mb != cache_.end()) {
-      auto it = mb->second.find({from, to});
-      if (it != mb->second.end() && now - it->second.at < settings_.cache_ttl_ms) {
-        return it->second.busy;
-      }
-    }
+  if (!fresh) {
+    if (auto hit = cached(p, from, to)) return hit;
   }
   ++reads_;
   calendar::Result r = busy_(p.mailbox, utc_text(from), utc_text(to));
@@ -369,11 +381,18 @@ BookingService::SlotsAnswer BookingService::slots(const std::string& cms, const 
   const auto& pros = offer->professionals;
   std::vector<std::optional<std::vector<Interval>>> busy(pros.size());
   std::vector<std::string> why(pros.size());
+  // The cache first, without a thread; the misses are read in parallel.
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < pros.size(); ++i) {
+    busy[i] = cached(pros[i], span_from, span_to);
+    if (!busy[i]) misses.push_back(i);
+  }
   std::atomic<size_t> next{0};
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.timeout_ms);
   auto work = [&] {
-    for (size_t i = next++; i < pros.size(); i = next++) {
+    for (size_t n = next++; n < misses.size(); n = next++) {
+      const size_t i = misses[n];
       if (std::chrono::steady_clock::now() > deadline) {
         why[i] = "the calendar of professional " + pros[i].id + " (" + pros[i].mailbox +
                  ") was not read in time (booking.timeout)";
@@ -382,7 +401,7 @@ BookingService::SlotsAnswer BookingService::slots(const std::string& cms, const 
       busy[i] = busy_of(pros[i], span_from, span_to, false, why[i]);
     }
   };
-  const size_t threads = std::min<size_t>(static_cast<size_t>(settings_.parallel), pros.size());
+  const size_t threads = std::min<size_t>(static_cast<size_t>(settings_.parallel), misses.size());
   std::vector<std::thread> pool;
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
   work();

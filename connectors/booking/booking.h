@@ -173,6 +173,8 @@ class BookingService {
     std::vector<Interval> busy;
   };
   const Offer* find_offer(const std::string& cms, const std::string& motif) const;
+  // The cached busy intervals of `p` over exactly [from, to), when young enough.
+  std::optional<std::vector<Interval>> cached(const Professional& p, Millis from, Millis to) const;
   // The busy intervals of `p` over [from, to): the cache's when `fresh` is false and it is
   // young enough. nullopt with `why` set when it cannot be read.
   std::optional<std::vector<Interval>> busy_of(const Professional& p, Millis from, Millis to,
