@@ -125,17 +125,8 @@ BookingSetup::BookingSetup(Hub& hub, const HubConfig& config) {
   YAML::Node node = config.root["booking"];
   if (!node || !node.IsMap()) return;
   booking::Settings s = booking::read_settings(ConfigView(node, {&booking_spec()}, "booking"));
-  auto cal = config.destinations.find(s.calendar);
-  if (cal == config.destinations.end() || cal->second.connector != "calendar") {
-    throw std::runtime_error("booking.calendar: '" + s.calendar +
-                             "' is not a configured calendar destination");
-  }
-  auto api = config.destinations.find(s.cms76);
-  if (api == config.destinations.end() || api->second.connector != "http") {
-    throw std::runtime_error("booking.cms76: '" + s.cms76 +
-                             "' is not a configured http destination");
-  }
-  rdv_ = booking::make_http_rdv_api(api->second.settings, s.cms76);
+  // load_hub_config checked that both destinations exist and are of the right kinds.
+  rdv_ = booking::make_http_rdv_api(config.destinations.at(s.cms76).settings, s.cms76);
   const std::string calendar = s.calendar;
   service_ = std::make_unique<booking::BookingService>(
       std::move(s),

@@ -1156,6 +1156,18 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     out.routes.push_back(std::move(rc));
   }
   load_retention(top.object("retention"), out, file, errors);
+  if (top.has("booking")) {  // the destinations it names, of the kinds it needs (docs/booking.md)
+    ConfigView b = top.object("booking");
+    for (const auto& [key, kind] :
+         {std::pair<std::string, std::string>{"calendar", "calendar"}, {"cms76", "http"}}) {
+      auto d = out.destinations.find(b.str(key));
+      if (d == out.destinations.end() || d->second.connector != kind) {
+        errors.push_back(
+            error_at(b.raw(key), file, "booking." + key,
+                     "'" + b.str(key) + "' is not a configured " + kind + " destination"));
+      }
+    }
+  }
   return errors.size() == before;
 }
 

@@ -11,6 +11,7 @@
 
 #include "connectors/booking/booking.h"
 #include "routing/booking_config.h"
+#include "routing/hub_config.h"
 #include "tests/calendar/calendar_test_support.h"
 #include "tests/calendar/graph_simulator.h"
 #include "tests/cms76/cms76_simulator.h"
@@ -137,7 +138,7 @@ TEST_F(BookingTest, PublicHolidaysAndClosedDatesHaveNoSlot) {
 }
 
 // On the spring-forward Sunday the wall-clock times 02:00-03:00 do not exist: no slot starts or
-// ends in the gap, and every slot offered lasts its 30 minutes.
+// ends in the gap, and every slot offered lasts its 30 minutes; likewise in the autumn.
 TEST_F(BookingTest, TheDstChangeDayOffersOnlyRealSlots) {
   auto svc = service(
       settings("  - cms: CMS-ROUEN\n    motif: urgence\n    slot: 30m\n    days: [sun]\n"
@@ -149,6 +150,14 @@ TEST_F(BookingTest, TheDstChangeDayOffersOnlyRealSlots) {
   EXPECT_EQ(starts_of(a.slots, "as-anne"),
             (std::vector<std::string>{"2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z",
                                       "2026-03-29T01:30:00Z"}));
+  // On the fall-back Sunday 02:00-03:00 happens twice: the first 02:00 is offered, the slot
+  // 02:30-03:00 (90 minutes long that night) is not.
+  auto b = svc->slots("CMS-ROUEN", "urgence", at("2026-10-24T22:00:00Z"), at("2026-10-26"));
+  ASSERT_FALSE(b.failure) << b.failure->text;
+  EXPECT_EQ(starts_of(b.slots, "as-anne"),
+            (std::vector<std::string>{"2026-10-24T23:00:00Z", "2026-10-24T23:30:00Z",
+                                      "2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z",
+                                      "2026-10-25T02:30:00Z"}));
 }
 
 // A calendar that cannot be read: 503 naming the professional, and no slot at all (never one
@@ -297,6 +306,35 @@ TEST_F(BookingTest, Cms76AnswersDecideTheBooking) {
   EXPECT_EQ(k.failure->status, 400);  // Easter Monday
   EXPECT_EQ(cms76.requests(), sent);
   EXPECT_EQ(cms76.rdvs().size(), 4u);
+}
+
+// check-config names a booking section whose destinations are missing or of another kind.
+TEST(BookingConfig, TheDestinationsItNamesAreChecked) {
+  Registries registries;
+  const std::string yaml =
+      "store: {path: /nonexistent/s.db}\nsources:\n  cms76: {type: $.event, correlation: $.id}\n"
+      "connectors:\n  sink: {connector: http, url: 'http://127.0.0.1:9/'}\n"
+      "booking:\n  calendar: sink\n  cms76: nope\n  offers:\n    - cms: A\n      motif: b\n"
+      "      professionals: [{id: x, mailbox: x@cd76.fr}]\n";
+  HubConfig out;
+  std::vector<ConfigError> errors;
+  EXPECT_FALSE(load_hub_config_text(yaml, "relais.yaml", "/tmp", registries.connectors, out, errors,
+                                    &registries.enrichers, &registries.pollers));
+  std::vector<std::string> texts;
+  for (const auto& e : errors) texts.push_back(e.to_string());
+  ASSERT_EQ(texts.size(), 2u) << ::testing::PrintToString(texts);
+  EXPECT_NE(texts[0].find("booking.calendar: 'sink' is not a configured calendar destination"),
+            std::string::npos)
+      << texts[0];
+  EXPECT_NE(texts[1].find("booking.cms76: 'nope' is not a configured http destination"),
+            std::string::npos)
+      << texts[1];
+  // What the spec cannot check is refused when the service is built (relais serve).
+  YAML::Node bad = YAML::Load(
+      "calendar: agenda\ncms76: api\noffers:\n  - {cms: A, motif: b, hours: ['9h-12h'], "
+      "professionals: [{id: x, mailbox: x@cd76.fr}]}\n");
+  EXPECT_THROW(booking::read_settings(ConfigView(bad, {&booking_spec()}, "booking")),
+               std::invalid_argument);
 }
 
 }  // namespace
