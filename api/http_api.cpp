@@ -395,6 +395,7 @@ class ApiHandler final : public HTTPRequestHandler {
     for (size_t i = 4; i < seg.size(); ++i) in.path += (i > 4 ? "/" : "") + seg[i];
     for (const auto& [k, v] : uri.getQueryParameters()) in.query[k] = v;
     in.content_type = lower(req.getContentType());
+    in.authorization = req.get("Authorization", "");
     if (!read_body(req, config_.max_body, in.body, &resp)) {
       resp.setKeepAlive(false);
       return send_error(resp, 413, "payload too large", "the body exceeds the limit");

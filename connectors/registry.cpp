@@ -2,6 +2,8 @@
 
 #include "connectors/ban/ban.h"
 #include "connectors/calendar/calendar.h"
+#include "connectors/capdemat/capdemat.h"
+#include "connectors/demarches/demarches.h"
 #include "connectors/file/folder_poller.h"
 #include "connectors/genesis/genesis.h"
 #include "connectors/http/http_connector.h"
@@ -14,6 +16,8 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_sms_connector(registry);
   register_calendar_connector(registry);
   register_genesis_connector(registry);
+  register_demarches_connector(registry);
+  register_capdemat_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {
@@ -22,6 +26,8 @@ void register_builtin_enrichers(EnricherRegistry& registry) {
 
 void register_builtin_pollers(PollerRegistry& registry) {
   register_folder_poller(registry);
+  register_demarches_poller(registry);
+  register_capdemat_poller(registry);
 }
 
 }  // namespace relais

@@ -39,6 +39,22 @@ class HubServices {
   // Makes the deferred head delivery of (destination, key) due now: what it waited for (a
   // pairing) is there. Nothing when the key has no deferred delivery in memory.
   virtual void wake(const std::string& destination, const std::string& key) = 0;
+  // Accepts a message as if the configured `source` had sent it: its expressions (type,
+  // correlation), its routes, its mappings; deduplicated by `idempotency_key` ("" = the source's
+  // own expression). For a partner's push received by a connector's inbound endpoint (e.g. a
+  // Capdémat request): the connector answers its partner only after this returned success.
+  // Blocks until committed; success fills `id` and `duplicate` (already taken, same body).
+  // Failures: 404 unknown source, 400/422 body refused, 409 same key other body, 503 not stored.
+  // Default (hubs of unit tests): 501.
+  virtual Status submit(const std::string& source, const std::string& body,
+                        const std::string& idempotency_key, std::string& id, bool& duplicate) {
+    (void)source;
+    (void)body;
+    (void)idempotency_key;
+    (void)id;
+    duplicate = false;
+    return Status::failure(501, "not available", "this hub cannot accept messages");
+  }
 };
 
 // What a connector gets for one attempt. References are valid for the call only.
@@ -64,6 +80,9 @@ struct InboundRequest {
   std::string content_type;
   std::string role;   // the bearer token's role; "" when the request carries none
   std::string actor;  // the bearer token's name; "" when none
+  // The Authorization header as sent (a partner's HTTP Basic credentials on inbound/ paths,
+  // which carry no bearer token: the connector checks them); "" when absent.
+  std::string authorization;
 };
 
 struct InboundResponse {

@@ -313,6 +313,22 @@ Status Hub::post(const std::string& destination, const std::string& type,
   return Status::success();
 }
 
+Status Hub::submit(const std::string& source, const std::string& body,
+                   const std::string& idempotency_key, std::string& id, bool& duplicate) {
+  if (!has_source(source)) {
+    return Status::failure(404, "unknown source", "no source named '" + source + "'");
+  }
+  AcceptRequest request;
+  request.source = source;
+  request.body = body;
+  request.idempotency_key = idempotency_key;
+  AcceptResponse r = accept(request);
+  if (r.status >= 400) return Status::failure(r.status, r.error, r.detail);
+  id = r.id;
+  duplicate = r.status == 200;
+  return Status::success();
+}
+
 void Hub::wake(const std::string& destination, const std::string& key) {
   if (dispatcher_) dispatcher_->wake(destination, key);
 }

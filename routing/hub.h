@@ -82,6 +82,8 @@ class Hub final : public HubServices {
   Status post(const std::string& destination, const std::string& type,
               const std::string& correlation, const std::string& body, std::string& id) override;
   void wake(const std::string& destination, const std::string& key) override;
+  Status submit(const std::string& source, const std::string& body,
+                const std::string& idempotency_key, std::string& id, bool& duplicate) override;
   // The pairings of persons with partners (core/pairing_store.h).
   PairingStore& pairings() { return *pairings_; }
   // The cross-references of the store (core/xref_store.h); thread-safe.

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates curl ccache
   libpoco-dev libpq-dev libsqlite3-dev sqlite3
-  libcurl4-openssl-dev libssl-dev libpugixml-dev libhiredis-dev
+  libcurl4-openssl-dev libssl-dev libpugixml-dev libxml2-dev libhiredis-dev
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-dev
   nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "connectors/soap/wsse.h"
 #include "core/connector.h"
 #include "core/pairing_store.h"
 
@@ -31,20 +32,18 @@ void register_genesis_connector(ConnectorRegistry& registry);
 
 namespace genesis {
 
-inline constexpr const char* kSoapNs = "http://schemas.xmlsoap.org/soap/envelope/";
-inline constexpr const char* kWsseNs =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
-inline constexpr const char* kWsuNs =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-inline constexpr const char* kPasswordText =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-    "#PasswordText";
-inline constexpr const char* kPasswordDigest =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-    "#PasswordDigest";
-inline constexpr const char* kBase64Binary =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"
-    "#Base64Binary";
+// The SOAP envelope and the WS-Security header are shared with other SOAP partners
+// (connectors/soap/wsse.h).
+using soap::kBase64Binary;
+using soap::kPasswordDigest;
+using soap::kPasswordText;
+using soap::kSoapNs;
+using soap::kWsseNs;
+using soap::kWsuNs;
+using soap::soap_envelope;
+using soap::wsse_digest;
+using soap::wsse_header;
+using soap::WsseToken;
 
 // What to read from an answer: paths by name (XPath over the answer with the configured
 // prefixes for SOAP, JSON paths for REST). Plain value.
@@ -91,23 +90,6 @@ Answer read_json_answer(const std::string& body, const AnswerSpec& spec);
 std::string check_xpath(const std::string& path);
 std::string check_json_path(const std::string& path);
 
-// A WS-Security header (OASIS 2004 UsernameToken) to put in soap:Header: PasswordText, or
-// PasswordDigest = Base64(SHA-1(nonce + created + password)) with the Nonce; Created in both.
-struct WsseToken {
-  std::string username;
-  std::string password;
-  bool digest = false;
-};
-// `nonce`: raw bytes (16 random ones in production); `created`: UTC, e.g.
-// 2026-12-07T08:00:00.000Z (format_rfc3339).
-std::string wsse_header(const WsseToken& t, const std::string& nonce, const std::string& created);
-// Base64(SHA-1(nonce + created + password)), as the digest is computed by both sides.
-std::string wsse_digest(const std::string& nonce, const std::string& created,
-                        const std::string& password);
-
-// The SOAP 1.1 envelope around `body_xml` (one or more elements, with their own namespace
-// declarations) with `header_xml` (may be empty) in soap:Header.
-std::string soap_envelope(const std::string& header_xml, const std::string& body_xml);
 // `value` as XML elements under `element` (a qualified name), in namespace `ns` of `prefix`
 // (declared on the element when not empty): objects become child elements, arrays repeat the
 // element, scalars become text; null members are left out. The element names come from the

@@ -288,52 +288,6 @@ std::string check_json_path(const std::string& path) {
   return JsonPath::parse(path, p, err) ? std::string() : err;
 }
 
-std::string wsse_digest(const std::string& nonce, const std::string& created,
-                        const std::string& password) {
-  std::string data = nonce + created + password;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1) return {};
-  return base64_encode(std::string_view(reinterpret_cast<const char*>(md), len));
-}
-
-std::string wsse_header(const WsseToken& t, const std::string& nonce, const std::string& created) {
-  pugi::xml_document doc;
-  auto sec = doc.append_child("wsse:Security");
-  sec.append_attribute("xmlns:wsse") = kWsseNs;
-  sec.append_attribute("xmlns:wsu") = kWsuNs;
-  sec.append_attribute("soap:mustUnderstand") = "1";
-  auto tok = sec.append_child("wsse:UsernameToken");
-  tok.append_child("wsse:Username").text().set(t.username.c_str());
-  auto pw = tok.append_child("wsse:Password");
-  pw.append_attribute("Type") = t.digest ? kPasswordDigest : kPasswordText;
-  pw.text().set(t.digest ? wsse_digest(nonce, created, t.password).c_str() : t.password.c_str());
-  auto n = tok.append_child("wsse:Nonce");
-  n.append_attribute("EncodingType") = kBase64Binary;
-  n.text().set(base64_encode(nonce).c_str());
-  tok.append_child("wsu:Created").text().set(created.c_str());
-  std::ostringstream s;
-  doc.save(s, "", pugi::format_raw | pugi::format_no_declaration, pugi::encoding_utf8);
-  return s.str();
-}
-
-std::string soap_envelope(const std::string& header_xml, const std::string& body_xml) {
-  std::string body = body_xml;
-  // The mapping's XML output may start with its own declaration: one per document.
-  if (body.rfind("<?xml", 0) == 0) {
-    auto end = body.find("?>");
-    body = end == std::string::npos ? std::string() : body.substr(end + 2);
-  }
-  std::string out = "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"";
-  out += kSoapNs;
-  out += "\"><soap:Header>";
-  out += header_xml;
-  out += "</soap:Header><soap:Body>";
-  out += body;
-  out += "</soap:Body></soap:Envelope>";
-  return out;
-}
-
 namespace {
 
 // A JSON key as an XML name: characters outside [A-Za-z0-9_.-] become '_', and a name that

@@ -4,8 +4,6 @@
 // side of appariement (search, auto-pairing, candidates sent back to CMS76, deliveries deferred
 // until a person's choice, the choice message itself).
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <memory>
 #include <mutex>
@@ -30,20 +28,6 @@ using calendar::Send;
 
 // The marker of a create whose answer was lost: the next attempt searches first.
 const char* const kUnknown = "?";
-
-const ConfigSpec& wss_spec() {
-  static const ConfigSpec s{
-      "wss",
-      {
-          {"username", F::String, "", true, "WS-Security UsernameToken: the account"},
-          {"password_file", F::String, "", false, "file whose first line is the password"},
-          {"password_env", F::String, "", false, "environment variable holding the password"},
-          {"digest", F::Bool, "false", false,
-           "true: PasswordDigest (Base64(SHA-1(nonce + created + password))); false: "
-           "PasswordText (only over TLS)"},
-      }};
-  return s;
-}
 
 const ConfigSpec& operation_spec() {
   static const ConfigSpec s{
@@ -203,7 +187,7 @@ const ConfigSpec& genesis_spec() {
                false,
                "soap: WS-Security UsernameToken (OASIS 2004)",
                {},
-               &wss_spec()},
+               &soap::wss_spec()},
               {"bearer_token", F::Secret, "", false, "rest: token sent as Authorization: Bearer"},
               {"basic_user", F::String, "", false, "HTTP basic authentication: user"},
               {"basic_password", F::Secret, "", false, "HTTP basic authentication: password"},
@@ -243,32 +227,6 @@ const ConfigSpec& genesis_spec() {
           },
       })};
   return s;
-}
-
-std::string xml_escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
 }
 
 std::string json_escape(const std::string& v) {
@@ -436,25 +394,8 @@ class GenesisConnector final : public Connector {
     url_ = c.str("url");
     transfer_ = curl_transfer_from(c, where);
     if (c.has("wss")) {
-      ConfigView w = c.object("wss");
       wss_ = true;
-      token_.username = w.str("username");
-      token_.digest = w.boolean("digest");
-      if (w.has("password_file")) {
-        if (!read_text_file(w.str("password_file"), token_.password)) {
-          throw std::runtime_error(where + ": wss.password_file: cannot read " +
-                                   w.str("password_file"));
-        }
-        token_.password = token_.password.substr(0, token_.password.find('\n'));
-        if (!token_.password.empty() && token_.password.back() == '\r') token_.password.pop_back();
-      } else if (w.has("password_env")) {
-        const char* v = std::getenv(w.str("password_env").c_str());
-        if (v == nullptr) {
-          throw std::runtime_error(where + ": wss.password_env: the environment variable " +
-                                   w.str("password_env") + " is not set");
-        }
-        token_.password = v;
-      }
+      token_ = soap::wsse_token_from(c.object("wss"), where);
     }
     if (!c.str("bearer_token").empty()) {
       auth_.mode = HttpAuth::Mode::Bearer;
@@ -629,13 +570,12 @@ class GenesisConnector final : public Connector {
     if (soap_) {
       std::string header;
       if (wss_) {
-        unsigned char nonce[16];
-        if (RAND_bytes(nonce, sizeof nonce) != 1) {
+        std::string nonce = soap::wsse_nonce();
+        if (nonce.empty()) {
           call.failure = Outcome::retry("internal", 0, "no random bytes for the WS-Security nonce");
           return call;
         }
-        header = wsse_header(token_, std::string(reinterpret_cast<char*>(nonce), sizeof nonce),
-                             format_rfc3339(now()));
+        header = wsse_header(token_, nonce, format_rfc3339(now()));
       }
       body = soap_envelope(header, body);
       headers = {"Content-Type: text/xml; charset=utf-8", "Accept: text/xml",
@@ -674,7 +614,7 @@ class GenesisConnector final : public Connector {
       return true;
     }
     if (op.body_mode == "template") {
-      return op.body.render(ctx, out, err, soap_ ? xml_escape : json_escape);
+      return op.body.render(ctx, out, err, soap_ ? soap::xml_escape : json_escape);
     }
     const nlohmann::json* in = op.input.find(ctx);
     nlohmann::json input = in != nullptr ? *in : nlohmann::json::object();
@@ -1112,9 +1052,7 @@ void check(const ConfigView& c, const std::string& file, std::vector<ConfigError
   if (c.has("wss")) {
     ConfigView w = c.object("wss");
     if (!soap) err("wss", "WS-Security is for the soap driver");
-    if (w.has("password_file") == w.has("password_env")) {
-      err("wss", "give exactly one of password_file and password_env");
-    }
+    if (std::string p = soap::wss_problem(w); !p.empty()) err("wss", p);
   }
   if (c.has("bearer_token") && c.has("basic_user")) {
     err("bearer_token", "choose bearer_token or basic_user/basic_password, not both");

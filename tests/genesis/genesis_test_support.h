@@ -24,6 +24,7 @@
 #include "routing/hub_config.h"
 #include "tests/core/test_support.h"
 #include "tests/genesis/genesis_simulator.h"
+#include "tests/support/connector_harness.h"
 #include "tests/support/deliver.h"
 
 namespace relais::testing {
@@ -86,23 +87,14 @@ constexpr const char* kSimPassword = "mot-de-passe-genesis";
 
 // Owns a store file, its cross-references and pairings, a manual clock (at the real time: the
 // simulator checks WS-Security's Created against it), the simulator and one connector.
-class GenesisHarness {
+class GenesisHarness : public ConnectorStoreFixture {
  public:
   using Tweak = std::function<void(YAML::Node&)>;
 
-  explicit GenesisHarness(GenesisSimulator::Protocol p, const Tweak& tweak = {})
-      : clock_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count()),
-        sim_(p) {
+  explicit GenesisHarness(GenesisSimulator::Protocol p, const Tweak& tweak = {}) : sim_(p) {
     sim_.set_clock([this] { return clock_.now_ms(); });
     sim_.set_account("relais", kSimPassword, true);
     sim_.set_token("genesis-token");
-    StoreOptions so;
-    so.path = dir_.file("relais.db");
-    store_ = open_sqlite_store(so);
-    xrefs_ = open_sqlite_xref_store(so.path, clock_);
-    pairings_ = open_sqlite_pairing_store(so.path, clock_, nullptr);
     node_ = shipped_profile(p);
     node_["url"] = sim_.url();
     if (p == GenesisSimulator::Protocol::Soap) {
@@ -121,36 +113,14 @@ class GenesisHarness {
   // (Re)builds the connector from the node (after a tweak of the configuration).
   void build() {
     connector_.reset();
-    config_errors_.clear();
-    const ConnectorKind* kind = registries_.connectors.find("genesis");
-    if (kind == nullptr) throw std::runtime_error("genesis kind not registered");
-    std::vector<ConfigError> errors;
-    std::vector<const ConfigSpec*> specs{&destination_spec(), kind->spec};
-    validate(node_, specs, "connectors.genesis", "test.yaml", errors);
-    ConfigView view(node_, {kind->spec}, "connectors.genesis");
-    if (errors.empty() && kind->check) kind->check(view, "test.yaml", errors);
-    for (const auto& e : errors) config_errors_.push_back(e.to_string());
-    if (!errors.empty()) return;
-    ConnectorContext ctx;
-    ctx.name = "genesis";
-    ctx.config = view;
-    ctx.concurrency = 2;
-    ctx.clock = &clock_;
-    ctx.xrefs = xrefs_.get();
-    ctx.pairings = pairings_.get();
-    ctx.hub = &hub_;
-    ctx.max_retry_after_ms = 60000;
-    connector_ = kind->create(ctx);
+    connector_ = build_connector("genesis", "genesis", node_, &hub_, config_errors_);
   }
 
   YAML::Node& node() { return node_; }
   const std::vector<std::string>& config_errors() const { return config_errors_; }
   Connector& connector() { return *connector_; }
   GenesisSimulator& sim() { return sim_; }
-  XrefStore& xrefs() { return *xrefs_; }
-  PairingStore& pairings() { return *pairings_; }
   RecordingHub& hub() { return hub_; }
-  ManualClock& clock() { return clock_; }
 
   // Delivers a message of `type` with this body, its mapped payload and correlation key.
   Outcome send(const std::string& type, const std::string& key, const nlohmann::json& body,
@@ -165,13 +135,7 @@ class GenesisHarness {
   }
 
  private:
-  TempDir dir_;
-  ManualClock clock_;
   GenesisSimulator sim_;
-  Registries registries_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<XrefStore> xrefs_;
-  std::unique_ptr<PairingStore> pairings_;
   RecordingHub hub_;
   YAML::Node node_;
   std::vector<std::string> config_errors_;
