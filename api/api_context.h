@@ -24,6 +24,11 @@
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
+namespace relais::booking {
+class BookingService;
+class RdvApi;
+}  // namespace relais::booking
+
 namespace relais::api {
 
 // The name a principal's requests are counted under: a token's name, or "session:" + the user
@@ -54,7 +59,8 @@ struct ApiShared {
   ConsoleStore* console;              // may be null (no users, audit, desk)
   AlertMonitor* alerts;               // may be null (no alerts configured)
   RetentionJob* retention = nullptr;  // the purge job (ApiServer's); null in tests without it
-  const TrustedProxies proxies;       // server.trusted_proxies
+  booking::BookingService* booking = nullptr;  // online booking (BookingSetup); null: none
+  const TrustedProxies proxies;                // server.trusted_proxies
   SessionTable sessions;
   LoginThrottle throttle;
   // Any rate limit configured (server.rate_limit or a token's own): else no request pays for
@@ -85,6 +91,24 @@ bool handle_console_endpoint(Ep id, RequestContext& rc);
 // The polling sources' state and refused records, and the appariements (pairings_api.cpp).
 // Returns false when `id` is not one of them.
 bool handle_pairing_endpoint(Ep id, RequestContext& rc);
+// The portal's online booking (booking_api.cpp). Returns false when `id` is not one of them.
+bool handle_booking_endpoint(Ep id, RequestContext& rc);
+
+// The `booking:` section made alive: CMS76's RDV API (the configured http destination) and the
+// BookingService reading free/busy through the hub's calendar connector and claiming slots in
+// the hub's cross-references. Nothing when the section is absent. Start-up only: throws on a
+// destination that is missing or of the wrong kind. Owned by ApiServer; the hub outlives it.
+class BookingSetup {
+ public:
+  BookingSetup(Hub& hub, const HubConfig& config);
+  ~BookingSetup();
+  booking::BookingService* service() const { return service_.get(); }
+
+ private:
+  std::unique_ptr<booking::RdvApi> rdv_;
+  std::unique_ptr<booking::BookingService> service_;
+};
+
 // Session login (public endpoint): no principal yet.
 void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
                   Poco::Net::HTTPServerResponse& resp, const std::string& address);

@@ -135,6 +135,11 @@ const std::vector<Endpoint>& endpoints() {
        "pair the person with a partner's record; the deliveries that waited flow (audited)"},
       {Ep::PairingUndo, "POST", "/api/v1/pairings/{id}/undo", operate,
        "undo an appariement; the person's next messages wait again (audited)"},
+      // The citizen portal's token has the system role (docs/booking.md).
+      {Ep::BookingSlots, "GET", "/api/v1/booking/slots", post,
+       "the free slots of a CMS's motif (opening hours minus the professionals' busy times)"},
+      {Ep::BookingCreate, "POST", "/api/v1/booking", post,
+       "book one slot: re-checked, created in CMS76, answered once CMS76 accepted (audited)"},
   };
   return table;
 }

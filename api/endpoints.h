@@ -71,6 +71,8 @@ enum class Ep {
   PairingGet,
   PairingChoice,
   PairingUndo,
+  BookingSlots,
+  BookingCreate,
 };
 
 struct Endpoint {

@@ -374,6 +374,7 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     if (api::handle_console_endpoint(ep->id, rc)) return;
     if (api::handle_pairing_endpoint(ep->id, rc)) return;
+    if (api::handle_booking_endpoint(ep->id, rc)) return;
     if (shared_.mappings != nullptr && (seg[2] == "mappings" || seg[2] == "tables")) {
       return mappings_endpoint(rc, seg);
     }
@@ -815,6 +816,8 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
   retention_ = std::make_unique<RetentionJob>(hub_.store(), console_.get(), hub_.metrics(),
                                               hub_.clock(), config_.retention);
   shared_->retention = retention_.get();
+  booking_ = std::make_unique<api::BookingSetup>(hub_, config_);
+  shared_->booking = booking_->service();
 }
 
 ApiServer::~ApiServer() {

@@ -17,6 +17,7 @@ class AlertMonitor;
 namespace api {
 struct ApiShared;
 class HttpServer;
+class BookingSetup;
 }  // namespace api
 
 // Owns the HTTP server (its listening socket, acceptor and handler threads), the console's store
@@ -42,9 +43,10 @@ class ApiServer {
   Hub& hub_;
   const HubConfig& config_;
   MappingRepository* mappings_;
-  std::unique_ptr<ConsoleStore> console_;    // users, tokens, audit, desk queries
-  std::unique_ptr<AlertMonitor> alerts_;     // rules evaluated on its own thread
-  std::unique_ptr<RetentionJob> retention_;  // the purge, every retention.interval
+  std::unique_ptr<ConsoleStore> console_;       // users, tokens, audit, desk queries
+  std::unique_ptr<AlertMonitor> alerts_;        // rules evaluated on its own thread
+  std::unique_ptr<RetentionJob> retention_;     // the purge, every retention.interval
+  std::unique_ptr<api::BookingSetup> booking_;  // before shared_, which points into it
   std::unique_ptr<api::ApiShared> shared_;
   std::unique_ptr<api::HttpServer> server_;
   int port_ = 0;

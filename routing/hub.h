@@ -88,6 +88,8 @@ class Hub final : public HubServices {
                 const std::string& idempotency_key, std::string& id, bool& duplicate) override;
   // The pairings of persons with partners (core/pairing_store.h).
   PairingStore& pairings() { return *pairings_; }
+  // The cross-references of the store (core/xref_store.h); thread-safe.
+  XrefStore& xrefs() { return *xrefs_; }
 
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;

@@ -11,6 +11,7 @@
 #include "core/files.h"
 #include "core/tls_client.h"
 #include "routing/alerts_config.h"
+#include "routing/booking_config.h"
 
 namespace relais {
 namespace {
@@ -710,6 +711,13 @@ const ConfigSpec& hub_config_spec() {
            "alert rules and channels (webhook, SMTP)",
            {},
            &alerts_spec()},
+          {"booking",
+           F::Object,
+           "",
+           false,
+           "the portal's online booking of appointments (docs/booking.md)",
+           {},
+           &booking_spec()},
       }};
   return s;
 }
@@ -1148,6 +1156,18 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
     out.routes.push_back(std::move(rc));
   }
   load_retention(top.object("retention"), out, file, errors);
+  if (top.has("booking")) {  // the destinations it names, of the kinds it needs (docs/booking.md)
+    ConfigView b = top.object("booking");
+    for (const auto& [key, kind] :
+         {std::pair<std::string, std::string>{"calendar", "calendar"}, {"cms76", "http"}}) {
+      auto d = out.destinations.find(b.str(key));
+      if (d == out.destinations.end() || d->second.connector != kind) {
+        errors.push_back(
+            error_at(b.raw(key), file, "booking." + key,
+                     "'" + b.str(key) + "' is not a configured " + kind + " destination"));
+      }
+    }
+  }
   return errors.size() == before;
 }
 

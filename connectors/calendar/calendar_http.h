@@ -1,8 +1,8 @@
 #pragma once
 // What both calendar drivers share around one HTTP request: curl handles per worker slot, the
 // exchange itself (method, headers, body, auth) and the reading of a network failure.
-// Internal to connectors/calendar and connectors/genesis (which reuses the handles, the
-// exchange and the reading of a network failure).
+// Internal to connectors/calendar, connectors/genesis (which reuses the handles, the exchange and
+// the reading of a network failure) and connectors/booking (the exchange with CMS76's RDV API).
 
 #include <curl/curl.h>
 
