@@ -3,47 +3,22 @@
 //   RELAIS_URL, SUPPORT_USER/SUPPORT_PASSWORD, AUDITOR_USER/AUDITOR_PASSWORD, PERSON (the local
 //   person waiting), CHOSEN and HOMONYM (the two Genesis candidates), SCREENSHOTS, CHROMIUM.
 // Exits 0 when every step passed; otherwise prints the failed step and exits 1.
-import { chromium } from 'playwright-core';
+import { check, env, launch, login as loginAt, logout, timeout } from './console_lib.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error('environment variable ' + k + ' is not set');
-  return v;
-};
 const base = env('RELAIS_URL');
 const shots = env('SCREENSHOTS');
 const person = env('PERSON');
 const chosen = env('CHOSEN');
 const homonym = env('HOMONYM');
-const timeout = 60000;
 fs.mkdirSync(shots, { recursive: true });
 
 let step = 'start';
-function check(cond, what) {
-  if (!cond) throw new Error('assertion failed: ' + what);
-}
 
-async function login(page, user, password) {
-  await page.goto(base + '/console/#/connexion');
-  await page.getByLabel('Identifiant').fill(user);
-  await page.getByLabel('Mot de passe').fill(password);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
-  await page.getByRole('heading', { name: 'Tableau de bord' }).waitFor({ timeout });
-}
+const login = (page, user, password) => loginAt(page, base, user, password);
 
-async function logout(page) {
-  await page.getByRole('button', { name: 'Se déconnecter' }).click();
-  await page.getByRole('heading', { name: 'Connexion' }).waitFor({ timeout });
-}
-
-const browser = await chromium.launch({
-  executablePath: env('CHROMIUM'),
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'fr-FR' });
