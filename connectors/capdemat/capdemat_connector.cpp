@@ -385,8 +385,10 @@ class CapdematConnector final : public Connector {
   Outcome push_referential(const DeliveryRequest& req) {
     const nlohmann::json& m = *req.mapped;
     const nlohmann::json* r = m.contains("referentiel") ? &m["referentiel"] : nullptr;
-    if (r == nullptr || !r->is_object() || !(*r)["name"].is_string() ||
-        !(*r)["entries"].is_array()) {
+    // value() on a const object: a missing key is not an access past the end (a message can
+    // lack anything).
+    if (r == nullptr || !r->is_object() || !r->value("name", nlohmann::json()).is_string() ||
+        !r->value("entries", nlohmann::json()).is_array()) {
       return Outcome::reject("mapping", 0,
                              "référentiel Capdémat : $.referentiel.name et .entries attendus");
     }

@@ -212,10 +212,11 @@ TEST_F(Polling, ARestartResumesFromTheCommittedCheckpoint) {
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "4"; }, 5000));
   ASSERT_TRUE(wait_until([&] { return seen() == 4; }, 5000));
+  // Stopped first: the polling thread takes g_script.mu in poll(), and stop() joins it.
+  h->stop();
   std::lock_guard<std::mutex> lock(g_script.mu);
   ASSERT_FALSE(g_script.seen_checkpoints.empty());
   EXPECT_EQ(g_script.seen_checkpoints.front(), "3");  // not from the start
-  h->stop();
 }
 
 TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
@@ -233,9 +234,9 @@ TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
         return g_script.told.size() == 1;
       },
       5000));
+  h->stop();  // before taking g_script.mu (the polling thread takes it; stop() joins it)
   std::lock_guard<std::mutex> lock(g_script.mu);
   EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 200}));
-  h->stop();
 }
 
 TEST_F(Polling, ASourceThatCannotBeReadBacksOffAndSaysWhy) {
