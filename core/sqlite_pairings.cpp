@@ -167,10 +167,13 @@ class SqlitePairingStore final : public PairingStore {
       std::string state = f.state ? pairing_state_name(*f.state) : "";
       int64_t before = f.before_id > 0 ? f.before_id : std::numeric_limits<int64_t>::max();
       int64_t limit = std::clamp(f.limit, 1, 500);
-      st << "SELECT " << kColumns
-         << " FROM pairings WHERE (? = '' OR state = ?) AND (? = '' OR partner = ?) AND id < ? "
-            "ORDER BY id DESC LIMIT ?",
-          use(state), use(state), use(partner), use(partner), use(before), use(limit), now;
+      // Only the filters given are in the statement: `(? = '' OR state = ?)` would make SQLite
+      // walk every pairing backwards (the dashboard asks for the waiting ones every 30 s); with
+      // `state = ?` it seeks pairings_state(state, id).
+      st << "SELECT " << kColumns << " FROM pairings WHERE id < ?", use(before);
+      if (!state.empty()) st << " AND state = ?", use(state);
+      if (!partner.empty()) st << " AND partner = ?", use(partner);
+      st << " ORDER BY id DESC LIMIT ?", use(limit), now;
       RecordSet rs(st);
       std::vector<Pairing> out;
       for (size_t i = 0; i < rs.rowCount(); ++i) out.push_back(row(rs, i));

@@ -1775,9 +1775,12 @@ std::vector<StoredReject> SqliteStore::rejects(const std::string& source, int64_
   std::string src = source;
   int64_t before = before_id > 0 ? before_id : std::numeric_limits<int64_t>::max();
   int64_t lim = std::clamp(limit, 1, 500);
-  st << "SELECT id, source, position, status, error, detail, at FROM source_rejects "
-        "WHERE (? = '' OR source = ?) AND id < ? ORDER BY id DESC LIMIT ?",
-      use(src), use(src), use(before), use(lim), now;
+  // The source filter only when given: `(? = '' OR source = ?)` would walk every reject; with
+  // `source = ?` it seeks source_rejects_source(source, id).
+  st << "SELECT id, source, position, status, error, detail, at FROM source_rejects WHERE id < ?",
+      use(before);
+  if (!src.empty()) st << " AND source = ?", use(src);
+  st << " ORDER BY id DESC LIMIT ?", use(lim), now;
   RecordSet rs(st);
   std::vector<StoredReject> out;
   for (size_t i = 0; i < rs.rowCount(); ++i) {

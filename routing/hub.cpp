@@ -299,13 +299,6 @@ std::vector<PollingState> Hub::polling_states() const {
   return out;
 }
 
-Poller* Hub::poller(const std::string& source) const {
-  for (const auto& p : polling_) {
-    if (p->state().source == source) return &p->poller();
-  }
-  return nullptr;
-}
-
 Status Hub::post(const std::string& destination, const std::string& type,
                  const std::string& correlation, const std::string& body, std::string& id) {
   AcceptResponse r = accept_for_destination(destination, type, correlation, body);

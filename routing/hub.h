@@ -75,8 +75,6 @@ class Hub final : public HubServices {
                                            bool& stored);
   // The polling sources' states (for the dashboard), by source name.
   std::vector<PollingState> polling_states() const;
-  // The polling source's poller (probe), or null.
-  Poller* poller(const std::string& source) const;
 
   // HubServices
   Status post(const std::string& destination, const std::string& type,

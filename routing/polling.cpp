@@ -7,6 +7,12 @@
 
 namespace relais {
 
+Millis poll_backoff(int failures_in_row, Millis max_backoff_ms) {
+  Millis wait = 1000;
+  for (int i = 1; i < failures_in_row && wait < max_backoff_ms; ++i) wait *= 2;
+  return std::min(wait, max_backoff_ms);
+}
+
 PollingSource::PollingSource(std::string source, const PollConfig& config,
                              std::unique_ptr<Poller> poller, Store& store, Commit commit,
                              const Clock& clock, Metrics& metrics)
@@ -76,11 +82,7 @@ Millis PollingSource::fail(const std::string& why) {
   }
   state_.failing = true;
   state_.last_error = why;
-  int n = ++state_.failures_in_row;
-  // 1 s, 2 s, 4 s … up to max_backoff.
-  Millis wait = 1000;
-  for (int i = 1; i < n && wait < config_.max_backoff_ms; ++i) wait *= 2;
-  return std::min(wait, config_.max_backoff_ms);
+  return poll_backoff(++state_.failures_in_row, config_.max_backoff_ms);
 }
 
 Millis PollingSource::once() {

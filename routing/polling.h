@@ -34,6 +34,10 @@ struct PollingState {
   int64_t rejected = 0;       // records refused since start
 };
 
+// The wait after `failures_in_row` consecutive failures (1 s, 2 s, 4 s …), at most
+// `max_backoff_ms`.
+Millis poll_backoff(int failures_in_row, Millis max_backoff_ms);
+
 // Responsibility: the loop of one polling source. Thread-safety: start/stop from the owner's
 // thread; state() and wake() from any thread. Ownership: owns its Poller and its thread; the
 // store and the commit function outlive it (the Hub owns all three and stops this first).
@@ -54,7 +58,6 @@ class PollingSource {
   // Stops after the batch in progress (its commit and committed() finish).
   void stop();
   PollingState state() const;
-  Poller& poller() { return *poller_; }
 
  private:
   void loop();

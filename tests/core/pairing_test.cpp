@@ -151,32 +151,49 @@ const ConfigSpec& waiting_spec() {
   return spec;
 }
 
-TEST(PairingWake, ADeferredKeyIsWokenByTheHub) {
+// A hub on a temporary store whose destinations are WaitingConnectors (the `waiting` kind),
+// checking that connectors get the hub's pairings and services.
+class PairingWake : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ConnectorKind k;
+    k.name = "waiting";
+    k.description = "test: defers until ready";
+    k.spec = &waiting_spec();
+    k.create = [](const ConnectorContext& ctx) {
+      EXPECT_NE(ctx.pairings, nullptr);
+      EXPECT_NE(ctx.hub, nullptr);
+      return std::make_unique<WaitingConnector>(*ctx.clock);
+    };
+    registries_.connectors.add(std::move(k));
+  }
+  // Starts the hub on `body` (sources, connectors, routes) after the store section.
+  Hub& start(const std::string& body) {
+    std::string yaml = "store:\n  path: relais.db\n  synchronous: normal\n" + body;
+    std::vector<ConfigError> errors;
+    EXPECT_TRUE(
+        load_hub_config_text(yaml, "t.yaml", dir_.path(), registries_.connectors, cfg_, errors))
+        << (errors.empty() ? "" : errors[0].to_string());
+    hub_ = std::make_unique<Hub>(cfg_, registries_.connectors, SystemClock::instance());
+    hub_->start();
+    return *hub_;
+  }
+  void TearDown() override {
+    if (hub_) hub_->stop();
+  }
+  TempDir dir_;
+  Registries registries_;
+  HubConfig cfg_;
+  std::unique_ptr<Hub> hub_;
+};
+
+TEST_F(PairingWake, ADeferredKeyIsWokenByTheHub) {
   g_ready = false;
   g_attempts = 0;
-  TempDir dir;
-  Registries registries;
-  ConnectorKind k;
-  k.name = "waiting";
-  k.description = "test: defers until ready";
-  k.spec = &waiting_spec();
-  k.create = [](const ConnectorContext& ctx) {
-    EXPECT_NE(ctx.pairings, nullptr);
-    EXPECT_NE(ctx.hub, nullptr);
-    return std::make_unique<WaitingConnector>(*ctx.clock);
-  };
-  registries.connectors.add(std::move(k));
-  std::string yaml =
-      "store:\n  path: relais.db\n  synchronous: normal\n"
+  Hub& hub = start(
       "sources:\n  app:\n    type: $.type\n    correlation: \"{$.key}\"\n"
       "connectors:\n  genesis:\n    connector: waiting\n"
-      "routes:\n  - name: r\n    source: app\n    to:\n      - destination: genesis\n";
-  HubConfig cfg;
-  std::vector<ConfigError> errors;
-  ASSERT_TRUE(load_hub_config_text(yaml, "t.yaml", dir.path(), registries.connectors, cfg, errors))
-      << errors.at(0).to_string();
-  Hub hub(cfg, registries.connectors, SystemClock::instance());
-  hub.start();
+      "routes:\n  - name: r\n    source: app\n    to:\n      - destination: genesis\n");
   ASSERT_EQ(hub.accept(AcceptRequest{"app", R"({"type":"t","key":"individu:1"})", "", {}}).status,
             202);
   ASSERT_EQ(hub.accept(AcceptRequest{"app", R"({"type":"u","key":"individu:1"})", "", {}}).status,
@@ -189,6 +206,8 @@ TEST(PairingWake, ADeferredKeyIsWokenByTheHub) {
                hub.store().delivery(1)->next_attempt_at > 0;
       },
       5000));
+  EXPECT_EQ(hub.store().delivery(2)->state, DeliveryState::Pending);
+  EXPECT_EQ(g_attempts.load(), 1);
   g_ready = true;
   hub.wake("genesis", "individu:1");
   ASSERT_TRUE(wait_until(
@@ -198,32 +217,14 @@ TEST(PairingWake, ADeferredKeyIsWokenByTheHub) {
       },
       5000));
   EXPECT_EQ(g_attempts.load(), 3);
-  hub.stop();
 }
 
 // post() commits a message for one destination; an unknown one is a readable 404.
-TEST(PairingWake, PostCommitsAMessageForOneDestination) {
+TEST_F(PairingWake, PostCommitsAMessageForOneDestination) {
   g_ready = true;
-  TempDir dir;
-  Registries registries;
-  ConnectorKind k;
-  k.name = "waiting";
-  k.description = "test";
-  k.spec = &waiting_spec();
-  k.create = [](const ConnectorContext& ctx) {
-    return std::make_unique<WaitingConnector>(*ctx.clock);
-  };
-  registries.connectors.add(std::move(k));
-  std::string yaml =
-      "store:\n  path: relais.db\n  synchronous: normal\n"
+  Hub& hub = start(
       "sources:\n  app:\n    type: $.type\n"
-      "connectors:\n  cms76-appariement:\n    connector: waiting\n";
-  HubConfig cfg;
-  std::vector<ConfigError> errors;
-  ASSERT_TRUE(load_hub_config_text(yaml, "t.yaml", dir.path(), registries.connectors, cfg, errors))
-      << errors.at(0).to_string();
-  Hub hub(cfg, registries.connectors, SystemClock::instance());
-  hub.start();
+      "connectors:\n  cms76-appariement:\n    connector: waiting\n");
   std::string id;
   ASSERT_TRUE(hub.post("cms76-appariement", "appariement.candidats", "individu:1",
                        R"({"personne":"individu:1"})", id)
@@ -234,7 +235,6 @@ TEST(PairingWake, PostCommitsAMessageForOneDestination) {
   EXPECT_EQ(rec->message->type, "appariement.candidats");
   Status st = hub.post("nowhere", "t", "k", "{}", id);
   EXPECT_EQ(st.http_status, 404);
-  hub.stop();
 }
 
 }  // namespace

@@ -239,7 +239,7 @@ TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
   EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 200}));
 }
 
-TEST_F(Polling, ASourceThatCannotBeReadBacksOffAndSaysWhy) {
+TEST_F(Polling, ASourceThatCannotBeReadIsRetriedAndSaysWhy) {
   {
     std::lock_guard<std::mutex> lock(g_script.mu);
     g_script.records = {rec(1, 1)};
@@ -260,6 +260,17 @@ TEST_F(Polling, ASourceThatCannotBeReadBacksOffAndSaysWhy) {
   ASSERT_TRUE(wait_until([&] { return !h->polling_states().at(0).failing; }, 5000));
   EXPECT_TRUE(h->polling_states().at(0).last_error.empty());
   h->stop();
+}
+
+// The waits between attempts while a source cannot be read: doubling from 1 s, capped.
+TEST(PollingBackoff, DoublesFromOneSecondUpToTheMaximum) {
+  EXPECT_EQ(poll_backoff(1, 300000), 1000);
+  EXPECT_EQ(poll_backoff(2, 300000), 2000);
+  EXPECT_EQ(poll_backoff(3, 300000), 4000);
+  EXPECT_EQ(poll_backoff(9, 300000), 256000);
+  EXPECT_EQ(poll_backoff(10, 300000), 300000);
+  EXPECT_EQ(poll_backoff(1000, 300000), 300000);
+  EXPECT_EQ(poll_backoff(1, 200), 200);  // a maximum below 1 s caps the first wait too
 }
 
 TEST(PollingConfig, AnUnknownKindIsNamedWithTheKnownOnes) {
