@@ -411,7 +411,7 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
   std::vector<AcceptResponse> out;
   auto it = config_.sources.find(source_name);
   if (it == config_.sources.end()) return out;
-  std::vector<RawRecord> records;
+  std::vector<PolledRecord> records;  // the lines, in the shape of polled records
   std::vector<size_t> lines;
   size_t start = 0, line_no = 0;
   while (start <= ndjson.size()) {
@@ -424,7 +424,9 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
     bool blank =
         std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c) != 0; });
     if (!blank) {
-      records.push_back(RawRecord{std::move(line), {}, {}});
+      PolledRecord r;
+      r.body = std::move(line);
+      records.push_back(std::move(r));
       lines.push_back(line_no);
     }
     if (end == ndjson.size()) break;
@@ -438,7 +440,7 @@ std::vector<AcceptResponse> Hub::accept_batch(const std::string& source_name,
 }
 
 Hub::PreparedBatch Hub::prepare_all(const SourceConfig& source,
-                                    const std::vector<RawRecord>& records,
+                                    const std::vector<PolledRecord>& records,
                                     const std::map<std::string, std::string>& headers,
                                     std::vector<AcceptResponse>& out) {
   PreparedBatch pb;
@@ -452,7 +454,7 @@ Hub::PreparedBatch Hub::prepare_all(const SourceConfig& source,
       out.push_back(std::move(r));
       continue;
     }
-    Prepared p = prepare(source, rec.body, rec.idempotency, headers);
+    Prepared p = prepare(source, rec.body, rec.idempotency_key, headers);
     if (p.failed) {
       counters_.at(source.name).rejected->inc();
       out.push_back(std::move(p.error));
@@ -481,13 +483,8 @@ std::vector<PolledOutcome> Hub::commit_polled(const std::string& source_name,
   stored = false;
   auto it = config_.sources.find(source_name);
   if (it == config_.sources.end()) return outcomes;
-  std::vector<RawRecord> records;
-  records.reserve(batch.records.size());
-  for (const auto& r : batch.records) {
-    records.push_back(RawRecord{r.body, r.idempotency_key, r.unreadable});
-  }
   std::vector<AcceptResponse> out;
-  PreparedBatch pb = prepare_all(it->second, records, {}, out);
+  PreparedBatch pb = prepare_all(it->second, batch.records, {}, out);
   SourceCheckpoint cp;
   cp.source = source_name;
   cp.value = batch.checkpoint;

@@ -115,20 +115,14 @@ class Hub final : public HubServices {
   Prepared prepare(const SourceConfig& source, const std::string& body,
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);
-  // Records of a batch to prepare (NDJSON lines, polled records).
-  struct RawRecord {
-    std::string body;
-    std::string idempotency;  // "" = the source's expression
-    std::string unreadable;   // set: refused with this reason (422) without preparing
-  };
   struct PreparedBatch {
     std::vector<Incoming> batch;
     std::vector<size_t> slot_of;                  // batch index → answer index
     std::vector<std::vector<std::string>> dests;  // per batch index
   };
-  // Prepares every record: one answer per record in `out` (refusals filled in), the rest to
-  // commit.
-  PreparedBatch prepare_all(const SourceConfig& source, const std::vector<RawRecord>& records,
+  // Prepares every record (NDJSON lines take the shape of polled records): one answer per
+  // record in `out` (refusals filled in), the rest to commit.
+  PreparedBatch prepare_all(const SourceConfig& source, const std::vector<PolledRecord>& records,
                             const std::map<std::string, std::string>& headers,
                             std::vector<AcceptResponse>& out);
   void settle_all(const std::string& source, const std::vector<AcceptResult>& results,
