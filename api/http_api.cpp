@@ -21,6 +21,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/signature.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

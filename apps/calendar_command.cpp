@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/store.h"
 #include "core/xref_store.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

@@ -21,6 +21,7 @@
 #include "core/pseudonym.h"
 #include "core/store.h"
 #include "mappings/mapping.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

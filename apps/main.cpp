@@ -21,6 +21,7 @@
 #include "core/store.h"
 #include "core/store_lock.h"
 #include "routing/hub.h"
+#include "store/sqlite/sqlite_backend.h"
 
 #ifndef RELAIS_VERSION
 #define RELAIS_VERSION "0.0.0"

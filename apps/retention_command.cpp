@@ -15,6 +15,7 @@
 #include "core/console_store.h"
 #include "core/metrics.h"
 #include "core/retention.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

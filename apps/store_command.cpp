@@ -10,6 +10,7 @@
 
 #include "apps/api_client.h"
 #include "apps/commands.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

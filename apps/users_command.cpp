@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/console_store.h"
 #include "core/crypto.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

@@ -20,6 +20,7 @@
 #include "connectors/registry.h"
 #include "core/store.h"
 #include "routing/booking_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/calendar/graph_simulator.h"
 
 using namespace relais;

@@ -132,14 +132,4 @@ class ConsoleStore {
   virtual std::vector<DestinationFigures> figures(Millis since, Millis now) = 0;
 };
 
-// Opens the console's tables in an existing, migrated store file. Throws at start-up.
-// ReadOnly (core/store_access.h): for the commands that only read; writes fail. `cipher`
-// decrypts the partners' excerpts the desk reads (core/at_rest.h; null: no encryption).
-std::unique_ptr<ConsoleStore> open_sqlite_console_store(
-    const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite,
-    std::shared_ptr<const AtRestCipher> cipher = nullptr);
-
-// The statements of the dashboard's figures (for the query-plan test: each must seek an index).
-std::vector<HotStatement> sqlite_console_figures_statements();
-
 }  // namespace relais

@@ -56,10 +56,4 @@ class DocumentStore {
   virtual int64_t generation() = 0;
 };
 
-// Opens the document tables of the SQLite store at `path` (the store must have been opened once
-// by open_sqlite_store, which creates and migrates the schema). Throws on start-up errors.
-// ReadOnly (core/store_access.h): the schema is checked, never migrated; add/activate throw.
-std::unique_ptr<DocumentStore> open_sqlite_document_store(
-    const std::string& path, const Clock& clock, StoreAccess access = StoreAccess::ReadWrite);
-
 }  // namespace relais

@@ -111,10 +111,4 @@ class PairingStore {
   virtual int64_t count(PairingState state, Status& status) = 0;
 };
 
-// Opens the pairings of the SQLite store at `path` (table of migration 12 of sqlite_store.cpp:
-// the store must have been opened once by open_sqlite_store). Candidates' summaries are
-// encrypted with `cipher` when it is not null. Throws at start-up.
-std::unique_ptr<PairingStore> open_sqlite_pairing_store(const std::string& path, const Clock& clock,
-                                                        std::shared_ptr<const AtRestCipher> cipher);
-
 }  // namespace relais

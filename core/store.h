@@ -282,22 +282,4 @@ struct StoreOptions {
   std::shared_ptr<const AtRestCipher> cipher;
 };
 
-// The SQL of every statement on the accept and delivery paths, with sample bound values, for
-// the query-plan test (no SCAN of messages, deliveries or attempts).
-struct HotStatement {
-  std::string name;
-  std::string sql;
-};
-std::vector<HotStatement> sqlite_hot_statements();
-// Those of the cross-reference store (core/sqlite_xrefs.cpp), included in the list above.
-std::vector<HotStatement> sqlite_xref_hot_statements();
-
-// Opens (creating and migrating as needed) the embedded SQLite store. Throws on start-up errors.
-std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
-
-// The schema version this build writes.
-int sqlite_schema_version();
-// Every migration this build knows: (version, description), in order.
-std::vector<std::pair<int, std::string>> sqlite_schema_migrations();
-
 }  // namespace relais

@@ -55,11 +55,4 @@ class XrefStore {
   virtual size_t count(const std::string& destination) = 0;
 };
 
-// Opens the cross-references of the SQLite store at `path` (the table comes from migration 4 of
-// sqlite_store.cpp, so the store must have been opened once by open_sqlite_store). `clock` must
-// outlive the returned store. Throws std::runtime_error when the file does not exist or has no
-// xrefs table, and Poco exceptions on other start-up errors. ReadOnly: see core/store_access.h.
-std::unique_ptr<XrefStore> open_sqlite_xref_store(const std::string& path, const Clock& clock,
-                                                  StoreAccess access = StoreAccess::ReadWrite);
-
 }  // namespace relais

@@ -6,6 +6,7 @@
 #include "core/crypto.h"
 #include "core/json_reader.h"
 #include "core/log.h"
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 

@@ -12,7 +12,7 @@
 #include <stdexcept>
 
 #include "core/log.h"
-#include "core/sqlite_session.h"
+#include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;

@@ -1,6 +1,6 @@
 // The SMS records (one per delivery sent to a gateway: segments, cost estimate, gateway
 // reference, delivery-report state) and the opt-out list, in the hub's SQLite store (tables
-// of migration 5 in core/sqlite_store.cpp).
+// of migration 5 in store/sqlite/sqlite_store.cpp).
 //
 // Every change is one targeted UPDATE guarded by the state order below, so the connector's own
 // writes and the gateway's delivery reports can come in any order: a record never moves back,

@@ -15,6 +15,7 @@
 #include "core/connector.h"
 #include "core/store.h"
 #include "core/xref_store.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 #include "tests/support/deliver.h"
 

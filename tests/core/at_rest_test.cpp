@@ -23,6 +23,7 @@
 #include "core/store.h"
 #include "routing/hub.h"
 #include "routing/hub_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 #include "tools/sink/http_sink.h"
 

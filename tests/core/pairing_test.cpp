@@ -1,5 +1,6 @@
-// The pairings of persons with partners' records (core/pairing_store.h, core/sqlite_pairings.cpp)
-// and the wake-up of the deliveries that waited for them (Dispatcher::wake through the hub).
+// The pairings of persons with partners' records (core/pairing_store.h,
+// store/sqlite/sqlite_pairings.cpp) and the wake-up of the deliveries that waited for them
+// (Dispatcher::wake through the hub).
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include "core/store.h"
 #include "routing/hub.h"
 #include "routing/hub_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais::testing {

@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "core/retention.h"
 #include "core/store_lock.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais::testing {

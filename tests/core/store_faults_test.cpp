@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "core/store.h"
 #include "routing/dispatcher.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/fault_vfs.h"
 #include "tests/core/test_support.h"
 

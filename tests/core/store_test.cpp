@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais {

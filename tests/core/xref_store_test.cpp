@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/store.h"
 #include "core/xref_store.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais {
@@ -27,7 +28,7 @@ using namespace Poco::Data::Keywords;
 
 constexpr Millis kT0 = 1'700'000'000'000;
 
-// The statements of migration 4 in core/sqlite_store.cpp (kept identical on purpose: the
+// The statements of migration 4 in store/sqlite/sqlite_store.cpp (kept identical on purpose: the
 // MigratedStore test below checks the real migration gives a table this store works with).
 const char* const kCreateTable =
     "CREATE TABLE xrefs (destination TEXT NOT NULL, key TEXT NOT NULL, "

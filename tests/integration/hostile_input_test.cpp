@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 

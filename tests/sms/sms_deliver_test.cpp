@@ -20,6 +20,7 @@
 #include "core/pseudonym.h"
 #include "core/store.h"
 #include "routing/hub_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/support/relais_process.h"
 
 namespace relais::sms {

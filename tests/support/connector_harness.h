@@ -22,6 +22,7 @@
 #include "core/store.h"
 #include "core/xref_store.h"
 #include "routing/hub_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais::testing {

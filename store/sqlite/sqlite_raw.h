@@ -1,6 +1,6 @@
 #pragma once
 // RawStatement: a statement compiled once on a connection's raw handle (the SQLite store's
-// writer thread: core/sqlite_store.cpp, core/sqlite_retention.cpp).
+// writer thread: store/sqlite/sqlite_store.cpp, store/sqlite/sqlite_retention.cpp).
 
 #include <sqlite3.h>
 

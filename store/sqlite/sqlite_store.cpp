@@ -22,9 +22,10 @@
 #include <variant>
 
 #include "core/log.h"
-#include "core/sqlite_retention.h"
-#include "core/sqlite_session.h"
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_retention.h"
+#include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -163,15 +164,15 @@ const std::vector<Migration>& migrations() {
       {9,
        "retention: the messages whose payloads are not purged yet",
        {
-           // The retention purge walks these (core/sqlite_retention.cpp); a purged or erased
-           // message leaves the index, so a run never reads it again.
+           // The retention purge walks these (store/sqlite/sqlite_retention.cpp); a purged or
+           // erased message leaves the index, so a run never reads it again.
            "CREATE INDEX messages_unpurged ON messages(received_at) WHERE erased_at = 0",
        }},
       {10,
        "the dashboard's figures by destination, state and time",
        {
-           // The figures of each destination (core/sqlite_console.cpp, figures()) count a day's
-           // outcomes and find the last one by seeking this index, instead of reading every
+           // The figures of each destination (store/sqlite/sqlite_console.cpp, figures()) count a
+           // day's outcomes and find the last one by seeking this index, instead of reading every
            // delivery (2 s on a million). The outcome's update moves the entry: it already did
            // when the state changed, which is nearly always.
            "DROP INDEX deliveries_destination_state",

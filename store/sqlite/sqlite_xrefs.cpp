@@ -9,9 +9,10 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "core/sqlite_session.h"
 #include "core/store.h"
 #include "core/xref_store.h"
+#include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;

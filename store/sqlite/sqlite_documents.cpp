@@ -8,7 +8,8 @@
 #include <mutex>
 
 #include "core/document_store.h"
-#include "core/sqlite_session.h"
+#include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;

@@ -1,13 +1,14 @@
-// The retention purge's statements (core/sqlite_retention.h). Every batch goes through an
+// The retention purge's statements (store/sqlite/sqlite_retention.h). Every batch goes through an
 // index (the query-plan test checks them with the store's hot statements): the payload stage
 // walks `messages_unpurged` (received_at, seq of the messages not purged or erased yet, partial
 // index of migration 9), the metadata stage `messages_received`, both with a (received_at, seq)
 // cursor, and a message's deliveries and attempts are reached by `deliveries_message` and
 // `attempts_delivery`.
 
-#include "core/sqlite_retention.h"
+#include "store/sqlite/sqlite_retention.h"
 
 #include <algorithm>
+#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {

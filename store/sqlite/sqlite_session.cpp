@@ -1,4 +1,4 @@
-#include "core/sqlite_session.h"
+#include "store/sqlite/sqlite_session.h"
 
 #include <Poco/Data/SQLite/Connector.h>
 
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
 
 using namespace Poco::Data::Keywords;
 

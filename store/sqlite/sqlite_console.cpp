@@ -13,7 +13,8 @@
 
 #include "core/console_store.h"
 #include "core/log.h"
-#include "core/sqlite_session.h"
+#include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;

@@ -1,6 +1,6 @@
 #pragma once
-// The retention purge of the SQLite store (core/sqlite_store.cpp runs it): which messages are
-// due, in batches found through indexes, their rows deleted after `metadata`, and the freed
+// The retention purge of the SQLite store (store/sqlite/sqlite_store.cpp runs it): which messages
+// are due, in batches found through indexes, their rows deleted after `metadata`, and the freed
 // pages given back. Internal to the store: its steps run on the store's writer thread, the
 // batches inside a group's transaction, the vacuum steps alone between groups.
 
@@ -11,9 +11,10 @@
 #include <vector>
 
 #include "core/retention.h"
-#include "core/sqlite_raw.h"
 #include "core/status.h"
 #include "core/store.h"
+#include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_raw.h"
 
 namespace relais {
 
