@@ -26,6 +26,7 @@
 #include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_retention.h"
 #include "store/sqlite/sqlite_session.h"
+#include "store/stored_values.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -207,23 +208,6 @@ const std::vector<Migration>& migrations() {
   return list;
 }
 
-std::string headers_json(const std::map<std::string, std::string>& h) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : h) j[k] = v;
-  return j.dump();
-}
-
-std::map<std::string, std::string> headers_from(const std::string& text) {
-  std::map<std::string, std::string> out;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
-    }
-  }
-  return out;
-}
-
 // One unit of work for the writer thread.
 struct AcceptJob {
   std::vector<Incoming> batch;
@@ -374,12 +358,11 @@ class SqliteStore final : public Store {
   // The stored form of a value (encrypted under the active key when encryption is on). Throws
   // when OpenSSL fails: on the writer thread, the group fails and is tried again.
   std::string seal(const std::string& aad, const std::string& plain) const;
-  // Encrypts an update's payload and excerpt in place, on the caller's thread.
-  void seal_update(DeliveryUpdate& u) const;
-  // The plain text of a stored value; a value that does not decrypt becomes `placeholder(why)`
-  // (a French sentence for the console) and `why` is returned in `error` when asked.
+  // The plain text of a stored value (store/stored_values.h).
   std::string open(const std::string& aad, std::string stored, bool json,
-                   std::string* error = nullptr) const;
+                   std::string* error = nullptr) const {
+    return open_stored(cipher_, aad, std::move(stored), json, error);
+  }
   std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
   MessagePtr message_from(RecordSet& rs, size_t row) const;
   static Delivery delivery_from(RecordSet& rs, size_t row);
@@ -718,7 +701,7 @@ std::vector<AcceptResult> SqliteStore::submit(std::unique_ptr<AcceptJob> job,
 }
 
 void SqliteStore::record(DeliveryUpdate update, std::function<void()> committed) {
-  seal_update(update);
+  seal_update(cipher_, update);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
@@ -732,7 +715,7 @@ void SqliteStore::record(DeliveryUpdate update, std::function<void()> committed)
 }
 
 Status SqliteStore::apply(DeliveryUpdate update) {
-  seal_update(update);
+  seal_update(cipher_, update);
   std::promise<Status> done;
   auto fut = done.get_future();
   {
@@ -1068,33 +1051,6 @@ std::string SqliteStore::seal(const std::string& aad, const std::string& plain) 
   std::string stored;
   if (!cipher_->seal(aad, plain, stored)) throw std::runtime_error("cannot encrypt (OpenSSL)");
   return stored;
-}
-
-void SqliteStore::seal_update(DeliveryUpdate& u) const {
-  if (cipher_ == nullptr) return;
-  // Only if OpenSSL itself fails (its random generator): the outcome is kept, the text that
-  // could not be encrypted is not (never written in clear).
-  if (u.payload && !cipher_->seal(payload_aad(u.id), *u.payload, *u.payload)) {
-    log_error("store",
-              "cannot encrypt the payload of delivery " + std::to_string(u.id) + ": not kept");
-    u.payload.reset();
-  }
-  if (u.attempt &&
-      !cipher_->seal(excerpt_aad(u.id, u.attempt->at), u.attempt->excerpt, u.attempt->excerpt)) {
-    log_error("store",
-              "cannot encrypt an excerpt of delivery " + std::to_string(u.id) + ": not kept");
-    u.attempt->excerpt.clear();
-  }
-}
-
-std::string SqliteStore::open(const std::string& aad, std::string stored, bool json,
-                              std::string* error) const {
-  if (!AtRestCipher::is_sealed(stored)) return stored;  // plain: no copy
-  std::string plain;
-  Status st = AtRestCipher::open_with(cipher_, aad, stored, plain);
-  if (st.ok) return plain;
-  if (error != nullptr) *error = st.detail;
-  return json ? unreadable_placeholder_json(st) : unreadable_placeholder_text(st);
 }
 
 bool SqliteStore::checkpoint_truncate() {
@@ -1672,15 +1628,7 @@ Delivery SqliteStore::delivery_from(RecordSet& rs, size_t i) {
   d.last_code = rs.value(13, i).convert<int>();
   d.last_text = rs.value(14, i).convert<std::string>();
   d.external_ref = rs.value(15, i).convert<std::string>();
-  std::string flags = rs.value(16, i).convert<std::string>();
-  if (!flags.empty()) {
-    auto j = nlohmann::json::parse(flags, nullptr, false);
-    if (j.is_array()) {
-      for (const auto& f : j) {
-        if (f.is_string()) d.flags.push_back(f.get<std::string>());
-      }
-    }
-  }
+  d.flags = flags_from(rs.value(16, i).convert<std::string>());
   return d;
 }
 

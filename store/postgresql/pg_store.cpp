@@ -1,0 +1,1536 @@
+// PgStore: the store of messages, deliveries and attempts (core/store.h) on PostgreSQL, through
+// libpq (store/postgresql/pg_connection.h). Same contract as the SQLite store: one writer thread
+// group-commits accepts, outcomes and the batches of erasures, rekeys and purges (one transaction
+// per group, multi-row inserts through unnest), a completion thread answers the callers after the
+// commit; readers take pooled connections.
+//
+// Several nodes may write the same database: ids come from sequences (one nextval call per group
+// for all its messages, one for its deliveries), never from counters in memory; an idempotency key
+// is claimed with INSERT … ON CONFLICT on its primary key, so two nodes accepting the same key at
+// once give one Created and one Duplicate (the second waits for the first's commit). A lost
+// server: the group fails (accepts answered Failed, outcomes kept and committed again later),
+// writable() is false, and the writer reconnects with back-off.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include "core/log.h"
+#include "store/postgresql/pg_backend.h"
+#include "store/postgresql/pg_connection.h"
+#include "store/stored_values.h"
+
+namespace relais {
+namespace {
+
+using pg::ArrayText;
+using pg::Params;
+using pg::Result;
+
+const std::vector<pg::Migration>& migrations() {
+  static const std::vector<pg::Migration> list = {
+      {1,
+       "messages, deliveries, attempts, idempotency keys, polling checkpoints and rejects",
+       {
+           // Ids from sequences: every node draws from the same ones.
+           "CREATE SEQUENCE messages_seq",
+           "CREATE SEQUENCE deliveries_id_seq",
+           "CREATE TABLE messages (seq bigint PRIMARY KEY, id text NOT NULL UNIQUE, "
+           "source text NOT NULL, type text NOT NULL, correlation text NOT NULL, "
+           "idempotency text NOT NULL, headers text NOT NULL, body text NOT NULL, "
+           "received_at bigint NOT NULL, routed integer NOT NULL, "
+           "erased_at bigint NOT NULL DEFAULT 0)",
+           "CREATE INDEX messages_correlation ON messages(correlation, seq)",
+           "CREATE INDEX messages_received ON messages(received_at, seq)",
+           // The retention purge walks these; a purged or erased message leaves the index.
+           "CREATE INDEX messages_unpurged ON messages(received_at, seq) WHERE erased_at = 0",
+           "CREATE TABLE deliveries (id bigint PRIMARY KEY, message_seq bigint NOT NULL "
+           "REFERENCES messages(seq), destination text NOT NULL, route text NOT NULL, "
+           "mapping text NOT NULL, mapping_version bigint NOT NULL DEFAULT 0, "
+           "state text NOT NULL, attempts integer NOT NULL DEFAULT 0, "
+           "next_attempt_at bigint NOT NULL DEFAULT 0, not_before bigint NOT NULL DEFAULT 0, "
+           "updated_at bigint NOT NULL, last_outcome text NOT NULL DEFAULT '', "
+           "last_class text NOT NULL DEFAULT '', last_code integer NOT NULL DEFAULT 0, "
+           "last_text text NOT NULL DEFAULT '', external_ref text NOT NULL DEFAULT '', "
+           "payload text, flags text NOT NULL DEFAULT '')",
+           "CREATE INDEX deliveries_message ON deliveries(message_seq)",
+           "CREATE INDEX deliveries_active ON deliveries(id) WHERE state IN ('pending', "
+           "'retrying')",
+           "CREATE INDEX deliveries_destination_state ON deliveries(destination, state, "
+           "updated_at)",
+           "CREATE INDEX deliveries_flagged ON deliveries(message_seq) WHERE flags <> ''",
+           "CREATE TABLE attempts (id bigserial PRIMARY KEY, delivery_id bigint NOT NULL, "
+           "at bigint NOT NULL, duration_ms bigint NOT NULL, outcome text NOT NULL, "
+           "class text NOT NULL, code integer NOT NULL, text text NOT NULL, "
+           "excerpt text NOT NULL)",
+           "CREATE INDEX attempts_delivery ON attempts(delivery_id, id)",
+           // The unique index the claims of keys go through (ON CONFLICT), purged by expiry.
+           "CREATE TABLE idempotency_keys (source text NOT NULL, key text NOT NULL, "
+           "message_id text NOT NULL, digest text NOT NULL, expires_at bigint NOT NULL, "
+           "PRIMARY KEY(source, key))",
+           "CREATE INDEX idempotency_keys_expiry ON idempotency_keys(expires_at)",
+           // The row the writer rewrites to find out whether commits succeed again.
+           "CREATE TABLE store_probe (id integer PRIMARY KEY, at bigint NOT NULL)",
+           "INSERT INTO store_probe(id, at) VALUES(1, 0)",
+           "CREATE TABLE source_checkpoints (source text PRIMARY KEY, value text NOT NULL, "
+           "updated_at bigint NOT NULL)",
+           "CREATE TABLE source_rejects (id bigserial PRIMARY KEY, source text NOT NULL, "
+           "position text NOT NULL, status integer NOT NULL, error text NOT NULL, "
+           "detail text NOT NULL, at bigint NOT NULL)",
+           "CREATE INDEX source_rejects_source ON source_rejects(source, id)",
+       }},
+  };
+  return list;
+}
+
+// --- statements --------------------------------------------------------------------------------
+
+// One nextval call per group for its messages, one for its deliveries.
+constexpr const char* kNextIds =
+    "SELECT ARRAY(SELECT nextval('messages_seq') FROM generate_series(1, $1::integer)), "
+    "ARRAY(SELECT nextval('deliveries_id_seq') FROM generate_series(1, $2::integer))";
+// A group's keys claimed at once (sorted, so that two nodes lock them in the same order): a new
+// key is inserted, an expired one renewed; a live one is left and not returned. $6: the
+// retention (expires_at - retention = the new message's reception).
+constexpr const char* kClaimKeys =
+    "INSERT INTO idempotency_keys AS k (source, key, message_id, digest, expires_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
+    "ON CONFLICT (source, key) DO UPDATE SET message_id = excluded.message_id, "
+    "digest = excluded.digest, expires_at = excluded.expires_at "
+    "WHERE k.expires_at <= excluded.expires_at - $6::bigint RETURNING k.source, k.key";
+constexpr const char* kFindKeys =
+    "SELECT k.source, k.key, k.message_id, k.digest FROM unnest($1::text[], $2::text[]) AS "
+    "u(source, key) JOIN idempotency_keys k ON k.source = u.source AND k.key = u.key";
+constexpr const char* kPurgeKeys =
+    "DELETE FROM idempotency_keys WHERE (source, key) IN (SELECT source, key FROM "
+    "idempotency_keys WHERE expires_at <= $1 LIMIT 5000)";
+constexpr const char* kInsertMessages =
+    "INSERT INTO messages(seq, id, source, type, correlation, idempotency, headers, body, "
+    "received_at, routed) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::integer[])";
+constexpr const char* kInsertDeliveries =
+    "INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, not_before, "
+    "updated_at) SELECT id, seq, destination, route, mapping, 'pending', not_before, updated_at "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::bigint[]) AS d(id, seq, destination, route, mapping, not_before, updated_at)";
+constexpr const char* kInsertAttempt =
+    "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
+    "VALUES($1, $2, $3, $4, $5, $6, $7, $8)";
+constexpr const char* kUpdateDelivery =
+    "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
+    "last_outcome = CASE WHEN $5::boolean THEN $6::text ELSE last_outcome END, "
+    "last_class = CASE WHEN $5::boolean THEN $7::text ELSE last_class END, "
+    "last_code = CASE WHEN $5::boolean THEN $8::integer ELSE last_code END, "
+    "last_text = CASE WHEN $9::boolean THEN $10::text ELSE last_text END, "
+    "external_ref = CASE WHEN $11::text <> '' THEN $11::text ELSE external_ref END, "
+    "mapping = CASE WHEN $12::text <> '' THEN $12::text ELSE mapping END, "
+    "mapping_version = CASE WHEN $13::bigint <> 0 THEN $13::bigint ELSE mapping_version END, "
+    "payload = CASE WHEN $14::boolean THEN payload ELSE $15::text END, "
+    "flags = CASE WHEN $16::boolean THEN flags ELSE $17::text END "
+    "WHERE id = $18";
+constexpr const char* kSelectStateForUpdate =
+    "SELECT state FROM deliveries WHERE id = $1 FOR UPDATE";
+constexpr const char* kProbe = "UPDATE store_probe SET at = $1 WHERE id = 1";
+constexpr const char* kWriteCheckpoint =
+    "INSERT INTO source_checkpoints(source, value, updated_at) VALUES($1, $2, $3) "
+    "ON CONFLICT(source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+constexpr const char* kInsertReject =
+    "INSERT INTO source_rejects(source, position, status, error, detail, at) "
+    "VALUES($1, $2, $3, $4, $5, $6)";
+// Erasure (through messages_correlation).
+constexpr const char* kEraseSelect =
+    "SELECT seq, id FROM messages WHERE correlation = $1 AND seq > $2 AND erased_at = 0 ORDER BY "
+    "seq LIMIT $3";
+constexpr const char* kEraseActive =
+    "SELECT d.id FROM messages m JOIN deliveries d ON d.message_seq = m.seq WHERE "
+    "m.correlation = $1 AND d.state IN ('pending', 'retrying') ORDER BY d.id";
+constexpr const char* kEraseMessage =
+    "UPDATE messages SET body = $1, erased_at = $2 WHERE seq = $3";
+constexpr const char* kEraseDeliveriesSelect = "SELECT id FROM deliveries WHERE message_seq = $1";
+constexpr const char* kEraseDelivery =
+    "UPDATE deliveries SET payload = CASE WHEN payload IS NULL THEN NULL ELSE $1 END, "
+    "last_text = CASE WHEN last_text = '' THEN '' ELSE $2 END WHERE id = $3";
+constexpr const char* kEraseAttemptsSelect =
+    "SELECT a.id, a.delivery_id, a.at FROM deliveries d JOIN attempts a ON a.delivery_id = d.id "
+    "WHERE d.message_seq = $1";
+constexpr const char* kEraseAttempt =
+    "UPDATE attempts SET excerpt = CASE WHEN excerpt = '' THEN '' ELSE $1 END, "
+    "text = CASE WHEN text = '' THEN '' ELSE $2 END WHERE id = $3";
+// Rekey, per table (as SQLite's: a range of the primary key, the values not on the active key).
+constexpr const char* kRekeySelect[3] = {
+    "SELECT seq, id, 0, body FROM messages WHERE seq > $1 AND seq <= $2 AND body <> '' AND "
+    "substr(body, 1, $3) <> $4",
+    "SELECT id, id, 0, payload FROM deliveries WHERE id > $1 AND id <= $2 AND payload IS NOT "
+    "NULL AND payload <> '' AND substr(payload, 1, $3) <> $4",
+    "SELECT id, delivery_id, at, excerpt FROM attempts WHERE id > $1 AND id <= $2 AND excerpt "
+    "<> '' AND substr(excerpt, 1, $3) <> $4",
+};
+constexpr const char* kRekeyUpdate[3] = {
+    "UPDATE messages SET body = $1 WHERE seq = $2",
+    "UPDATE deliveries SET payload = $1 WHERE id = $2",
+    "UPDATE attempts SET excerpt = $1 WHERE id = $2",
+};
+constexpr const char* kRekeyCount[3] = {
+    "SELECT COUNT(*) FROM messages WHERE body <> '' AND substr(body, 1, $1) <> $2",
+    "SELECT COUNT(*) FROM deliveries WHERE payload IS NOT NULL AND payload <> '' AND "
+    "substr(payload, 1, $1) <> $2",
+    "SELECT COUNT(*) FROM attempts WHERE excerpt <> '' AND substr(excerpt, 1, $1) <> $2",
+};
+constexpr const char* kRekeyMax[3] = {
+    "SELECT MAX(seq) FROM messages",
+    "SELECT MAX(id) FROM deliveries",
+    "SELECT MAX(id) FROM attempts",
+};
+// Retention (as store/sqlite/sqlite_retention.cpp).
+constexpr const char* kPurgeCandidates =
+    "SELECT seq, id, routed, received_at FROM messages WHERE erased_at = 0 AND received_at <= $1 "
+    "AND (received_at, seq) > ($2, $3) ORDER BY received_at, seq LIMIT $4";
+constexpr const char* kPurgeAged =
+    "SELECT seq, id, routed, received_at FROM messages WHERE received_at <= $1 AND "
+    "(received_at, seq) > ($2, $3) ORDER BY received_at, seq LIMIT $4";
+constexpr const char* kPurgeDeliveries =
+    "SELECT state, route, updated_at FROM deliveries WHERE message_seq = $1";
+constexpr const char* kDeleteAttempts =
+    "DELETE FROM attempts a USING deliveries d WHERE a.delivery_id = d.id AND d.message_seq = $1";
+constexpr const char* kDeleteDeliveries = "DELETE FROM deliveries WHERE message_seq = $1";
+constexpr const char* kDeleteMessage = "DELETE FROM messages WHERE seq = $1";
+// Reads.
+constexpr const char* kLoadActive =
+    "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
+    "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
+    "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id";
+constexpr const char* kLoadDeadHeads =
+    "SELECT d.destination, m.correlation, MIN(d.id) FROM deliveries d JOIN messages m ON "
+    "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' "
+    "GROUP BY d.destination, m.correlation";
+constexpr const char* kMessageColumns =
+    "seq, id, source, type, correlation, idempotency, headers, body, received_at";
+constexpr const char* kMessageBySeq =
+    "SELECT seq, id, source, type, correlation, idempotency, headers, body, received_at FROM "
+    "messages WHERE seq = $1";
+constexpr const char* kMessageById =
+    "SELECT seq, id, source, type, correlation, idempotency, headers, body, received_at FROM "
+    "messages WHERE id = $1";
+constexpr const char* kDeliveriesOfMessage =
+    "SELECT id, message_seq, destination, route, mapping, mapping_version, state, attempts, "
+    "next_attempt_at, not_before, updated_at, last_outcome, last_class, last_code, last_text, "
+    "external_ref, flags, payload FROM deliveries WHERE message_seq = $1 ORDER BY id";
+constexpr const char* kAttemptsOfDelivery =
+    "SELECT at, duration_ms, outcome, class, code, text, excerpt FROM attempts WHERE "
+    "delivery_id = $1 ORDER BY id";
+constexpr const char* kDeliveryById =
+    "SELECT d.id, d.message_seq, d.destination, d.route, d.mapping, d.mapping_version, "
+    "d.state, d.attempts, d.next_attempt_at, d.not_before, d.updated_at, d.last_outcome, "
+    "d.last_class, d.last_code, d.last_text, d.external_ref, d.flags, d.payload, m.id FROM "
+    "deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.id = $1";
+constexpr const char* kCheckpoint = "SELECT value FROM source_checkpoints WHERE source = $1";
+
+// --- jobs --------------------------------------------------------------------------------------
+
+struct AcceptJob {
+  std::vector<Incoming> batch;
+  std::vector<std::string> sealed;  // bodies as stored (encrypted on the caller's thread)
+  std::promise<std::vector<AcceptResult>> done;
+  std::optional<SourceCheckpoint> checkpoint;
+  Millis at = 0;
+};
+struct UpdateJob {
+  DeliveryUpdate update;
+  std::promise<Status>* done = nullptr;  // apply(): owned by the caller
+  std::function<void()> committed;       // record(): runs once the update is durable
+};
+struct FlushJob {
+  std::promise<void>* done = nullptr;
+};
+// A batch of work a long operation (erasure, rekey, purge) hands to the writer: it runs inside a
+// group's transaction, on the writer's connection, and its result is answered after the commit
+// (or replaced by the group's failure).
+struct BatchResult {
+  Status status;
+  int64_t messages = 0, deliveries = 0, attempts = 0;
+  int64_t done = 0, unreadable = 0;
+  int64_t last_at = -1, last_seq = 0;
+  bool more = false;
+  std::vector<int64_t> active;
+  std::vector<std::string> sample;
+};
+struct BatchJob {
+  std::function<BatchResult(pg::Connection&)> work;
+  std::promise<BatchResult>* done = nullptr;
+};
+using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, BatchJob>;
+
+struct Completion {
+  std::vector<QueuedDelivery> fresh;
+  std::vector<Job> jobs;
+  std::vector<std::vector<AcceptResult>> results;  // per accept job (empty on failure)
+  std::vector<Status> statuses;                    // per update job
+  std::vector<BatchResult> batches;                // per batch job
+  std::string failure;                             // "" = committed
+};
+
+// Throws the failure of a statement of the writer (the group rolls back).
+struct GroupFailure : std::runtime_error {
+  explicit GroupFailure(const Status& s) : std::runtime_error(s.detail) {}
+};
+void must(const Status& s) {
+  if (!s.ok) throw GroupFailure(s);
+}
+
+std::vector<int64_t> int_array(const std::string& text) {
+  std::vector<int64_t> out;
+  int64_t v = 0;
+  bool in = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      v = v * 10 + (c - '0');
+      in = true;
+    } else if (in) {
+      out.push_back(v);
+      v = 0;
+      in = false;
+    }
+  }
+  return out;
+}
+
+Millis steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The PostgreSQL implementation. Thread-safe: one writer thread owns the writer's connection;
+// reads take connections of the pool.
+class PgStore final : public Store {
+ public:
+  explicit PgStore(const StoreOptions& options);
+  ~PgStore() override { close(); }
+
+  std::vector<AcceptResult> accept(std::vector<Incoming> batch) override {
+    return submit(std::make_unique<AcceptJob>(), std::move(batch));
+  }
+  std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch, SourceCheckpoint checkpoint,
+                                          Millis at) override {
+    auto job = std::make_unique<AcceptJob>();
+    job->checkpoint = std::move(checkpoint);
+    job->at = at;
+    return submit(std::move(job), std::move(batch));
+  }
+  std::optional<std::string> checkpoint(const std::string& source) override;
+  std::vector<StoredReject> rejects(const std::string& source, int64_t before_id,
+                                    int limit) override;
+  void record(DeliveryUpdate update, std::function<void()> committed) override;
+  Status apply(DeliveryUpdate update) override;
+  void flush() override;
+  Status erase(const ErasureRequest& request, ErasureResult& result) override;
+  Status rekey(const RekeyRequest& request, RekeyProgress& progress,
+               const std::function<bool(const RekeyProgress&)>& on_batch) override;
+  int64_t rekey_remaining() override;
+  Status purge(const RetentionPolicy& policy, const RetentionRun& run,
+               RetentionResult& result) override;
+  void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = std::move(fn);
+  }
+  std::vector<QueuedDelivery> load_active() override;
+  std::vector<HeldKey> load_dead_heads() override;
+  MessagePtr message_by_seq(int64_t seq) override;
+  std::optional<MessageRecord> message(const std::string& id, bool with_history) override;
+  std::optional<Delivery> delivery(int64_t id) override;
+  MessagePage list(const MessageFilter& filter) override;
+  bool healthy() override;
+  bool writable() const override { return write_ok_.load(); }
+  void close() override;
+
+ private:
+  std::vector<AcceptResult> submit(std::unique_ptr<AcceptJob> job, std::vector<Incoming> batch);
+  bool run_batch(std::function<BatchResult(pg::Connection&)> work, BatchResult& out);
+  void writer_loop();
+  void completion_loop();
+  void write_group(std::vector<Job>& jobs);
+  void connect_writer();
+  void accept_all(std::vector<AcceptJob*>& jobs, Completion& c);
+  Status apply_update(const DeliveryUpdate& u);
+  void purge_expired_keys();
+  BatchResult erase_batch(pg::Connection& w, const ErasureRequest& r, int64_t after_seq);
+  TombstoneCounts write_tombstone(pg::Connection& w, int64_t seq, const std::string& id,
+                                  const std::string& plain, const std::string& text, Millis at);
+  BatchResult rekey_batch(pg::Connection& w, int table, int64_t from, int64_t to);
+  BatchResult purge_batch(pg::Connection& w, bool payload, const RetentionPolicy& p,
+                          const RetentionRun& run, int64_t after_at, int64_t after_seq);
+  // VACUUM of the three tables, on a reader's connection (never the writer's: accepts go on).
+  bool vacuum();
+  std::string seal(const std::string& aad, const std::string& plain) const;
+  std::vector<Delivery> deliveries_of(pg::Connection& c, int64_t seq, bool with_history);
+  MessagePtr message_from(const Result& r, int row) const;
+  Result read(const char* sql, const Params& params);
+
+  StoreOptions options_;
+  const AtRestCipher* cipher_ = nullptr;
+  std::string what_;  // "PostgreSQL store <uri without password>", for errors
+  std::unique_ptr<pg::Pool> readers_;
+  std::unique_ptr<pg::Connection> w_;  // the writer's (writer thread only; null when lost)
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool closing_ = false;
+  bool closed_ = false;
+  std::thread writer_;
+  std::function<void(std::vector<QueuedDelivery>&&)> listener_;
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<Completion> done_queue_;
+  bool done_closing_ = false;
+  std::thread completer_;
+
+  std::atomic<bool> write_ok_{true};
+  std::vector<Job> retained_;  // recorded updates of failed groups, committed first next time
+  int failed_groups_ = 0;
+  Millis next_purge_ = 0;
+  Millis latest_received_ = 0;
+};
+
+PgStore::PgStore(const StoreOptions& options)
+    : options_(options),
+      cipher_(options.cipher.get()),
+      what_("PostgreSQL store " + pg::masked_uri(options.uri)) {
+  if (options_.uri.empty()) throw std::runtime_error("PostgreSQL store: no uri");
+  readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool));
+  std::unique_ptr<pg::Connection> c;
+  Status s = pg::Connection::open(options_.uri, 10, c);
+  if (!s.ok) throw std::runtime_error(what_ + ": " + s.detail);
+  if (options_.read_only) {
+    pg::check_schema(*c, postgresql_schema_version(), what_);
+    closing_ = closed_ = true;
+    write_ok_ = false;
+    return;
+  }
+  pg::migrate(*c, migrations(), what_);
+  pg::warn_unsafe_settings(*c);
+  w_ = std::move(c);
+  connect_writer();
+  completer_ = std::thread([this] { completion_loop(); });
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+// The writer's session: its transactions wait `busy_timeout_ms` at most for a lock another node
+// holds (then the group fails and is retried), like SQLite's busy timeout.
+void PgStore::connect_writer() {
+  if (!w_ || !w_->ok()) {
+    w_.reset();
+    std::unique_ptr<pg::Connection> c;
+    Status s = pg::Connection::open(options_.uri, 5, c);
+    if (!s.ok) throw GroupFailure(s);
+    w_ = std::move(c);
+  }
+  must(w_->exec("SET lock_timeout = " + std::to_string(std::max(0, options_.busy_timeout_ms))));
+}
+
+std::vector<AcceptResult> PgStore::submit(std::unique_ptr<AcceptJob> job,
+                                          std::vector<Incoming> batch) {
+  size_t n = batch.size();
+  auto failed = [&](const std::string& why) {
+    std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
+    for (auto& r : out) {
+      r.kind = AcceptResult::Kind::Failed;
+      r.error = why;
+    }
+    return out;
+  };
+  if (cipher_ != nullptr) {
+    job->sealed.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const Message& m = *batch[i].message;
+      if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
+        return failed("cannot encrypt the body (OpenSSL)");
+      }
+    }
+  }
+  job->batch = std::move(batch);
+  auto fut = job->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return failed("the store is closing");
+    queue_.emplace_back(std::move(job));
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void PgStore::record(DeliveryUpdate update, std::function<void()> committed) {
+  seal_update(cipher_, update);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      log_error("store", "update of delivery " + std::to_string(update.id) +
+                             " after close: not recorded (attempted again at the next start)");
+      return;
+    }
+    queue_.emplace_back(UpdateJob{std::move(update), nullptr, std::move(committed)});
+  }
+  cv_.notify_one();
+}
+
+Status PgStore::apply(DeliveryUpdate update) {
+  seal_update(cipher_, update);
+  std::promise<Status> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::failure(503, "store closed");
+    queue_.emplace_back(UpdateJob{std::move(update), &done, nullptr});
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void PgStore::flush() {
+  std::promise<void> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    queue_.emplace_back(FlushJob{&done});
+  }
+  cv_.notify_one();
+  fut.wait();
+}
+
+bool PgStore::run_batch(std::function<BatchResult(pg::Connection&)> work, BatchResult& out) {
+  std::promise<BatchResult> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_) return false;
+    queue_.emplace_back(BatchJob{std::move(work), &done});
+  }
+  cv_.notify_one();
+  out = fut.get();
+  return true;
+}
+
+// --- the writer --------------------------------------------------------------------------------
+
+void PgStore::writer_loop() {
+  std::vector<Job> jobs;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (retained_.empty() && write_ok_) {
+        cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      } else {
+        // After a failed commit (the server down, a lock held too long): retry with back-off,
+        // 100 ms doubling to 5 s, unless new work arrives (tried with it).
+        int shift = std::min(failed_groups_ - 1, 6);
+        auto backoff = std::chrono::milliseconds(std::min(100 << std::max(shift, 0), 5000));
+        cv_.wait_for(lock, backoff, [&] { return !queue_.empty() || closing_; });
+      }
+      if (queue_.empty() && retained_.empty() && closing_) break;
+      if (queue_.empty() && retained_.empty() && write_ok_) continue;
+      jobs = std::move(retained_);
+      retained_.clear();
+      size_t messages = jobs.size();
+      while (!queue_.empty() && messages < options_.max_batch) {
+        if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
+          messages += (*a)->batch.size();
+        } else {
+          ++messages;
+        }
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    write_group(jobs);
+    jobs.clear();
+    if (!retained_.empty() && failed_groups_ >= 3) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closing_ && queue_.empty()) {
+        log_error("store", std::to_string(retained_.size()) +
+                               " delivery outcome(s) could not be committed before closing; "
+                               "those deliveries are attempted again at the next start");
+        retained_.clear();
+        break;
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(done_mu_);
+  done_closing_ = true;
+  done_cv_.notify_all();
+}
+
+void PgStore::completion_loop() {
+  for (;;) {
+    Completion c;
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      done_cv_.wait(lock, [&] { return !done_queue_.empty() || done_closing_; });
+      if (done_queue_.empty()) return;
+      c = std::move(done_queue_.front());
+      done_queue_.pop_front();
+    }
+    // The listener first: when accept() returns, the dispatcher knows the new deliveries.
+    if (!c.fresh.empty()) {
+      std::function<void(std::vector<QueuedDelivery> &&)> fn;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        fn = listener_;
+      }
+      if (fn) fn(std::move(c.fresh));
+    }
+    size_t ai = 0, ui = 0, bi = 0;
+    for (auto& job : c.jobs) {
+      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
+        if (c.failure.empty()) {
+          (*a)->done.set_value(std::move(c.results[ai]));
+        } else {
+          std::vector<AcceptResult> failed((*a)->batch.size() + ((*a)->checkpoint ? 1 : 0));
+          for (auto& r : failed) {
+            r.kind = AcceptResult::Kind::Failed;
+            r.error = "storage error: " + c.failure;
+          }
+          (*a)->done.set_value(std::move(failed));
+        }
+        ++ai;
+      } else if (auto* u = std::get_if<UpdateJob>(&job)) {
+        Status s =
+            c.failure.empty() ? c.statuses[ui] : Status::failure(503, "storage error", c.failure);
+        ++ui;
+        if (u->done) u->done->set_value(std::move(s));
+        if (u->committed) u->committed();
+      } else if (auto* f = std::get_if<FlushJob>(&job)) {
+        f->done->set_value();
+      } else if (auto* b = std::get_if<BatchJob>(&job)) {
+        BatchResult r;
+        if (c.failure.empty()) {
+          r = std::move(c.batches[bi]);
+        } else {
+          r.status = Status::failure(503, "storage error", c.failure);
+        }
+        ++bi;
+        b->done->set_value(std::move(r));
+      }
+    }
+  }
+}
+
+void PgStore::write_group(std::vector<Job>& jobs) {
+  Completion c;
+  bool in_transaction = false;
+  try {
+    connect_writer();
+    must(w_->exec("BEGIN"));
+    in_transaction = true;
+    if (!write_ok_) {
+      // Recovering: write a row for sure, so that success means the server takes commits again.
+      int64_t at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+      must(w_->run(kProbe, Params().num(at)));
+    }
+    // Every accept of the group at once (the multi-row statements), then the other jobs in order:
+    // an update never concerns a delivery of its own group (it is known after a commit only).
+    std::vector<AcceptJob*> accepts;
+    for (auto& job : jobs) {
+      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) accepts.push_back(a->get());
+    }
+    if (!accepts.empty()) accept_all(accepts, c);
+    for (auto& job : jobs) {
+      if (auto* u = std::get_if<UpdateJob>(&job)) {
+        c.statuses.push_back(apply_update(u->update));
+      } else if (auto* b = std::get_if<BatchJob>(&job)) {
+        c.batches.push_back(b->work(*w_));
+      }
+    }
+    purge_expired_keys();
+    must(w_->exec("COMMIT"));
+    in_transaction = false;
+    if (!write_ok_.exchange(true)) {
+      log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
+                            " failed group(s); the dispatcher resumes");
+    }
+    failed_groups_ = 0;
+  } catch (const std::exception& e) {
+    c.failure = e.what();
+    write_ok_ = false;
+    ++failed_groups_;
+    if (in_transaction && w_ && w_->ok()) w_->exec("ROLLBACK");
+    c = Completion{{}, {}, {}, {}, {}, c.failure};
+    log_error("store", "commit failed (" + std::to_string(failed_groups_) +
+                           " in a row): " + c.failure +
+                           "; accepts are refused (503) and outcomes are kept until it succeeds");
+    std::vector<Job> answer;
+    for (auto& job : jobs) {
+      auto* u = std::get_if<UpdateJob>(&job);
+      if (u != nullptr && u->done == nullptr) {
+        retained_.push_back(std::move(job));
+      } else {
+        answer.push_back(std::move(job));
+      }
+    }
+    jobs = std::move(answer);
+  }
+  c.jobs = std::move(jobs);
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_queue_.push_back(std::move(c));
+  }
+  done_cv_.notify_one();
+}
+
+void PgStore::accept_all(std::vector<AcceptJob*>& jobs, Completion& c) {
+  using Kind = AcceptResult::Kind;
+  struct Slot {
+    Incoming* in;
+    const std::string* body;
+    Kind kind = Kind::Created;
+    std::string id;
+    int leader = -1;  // an earlier slot of the group with the same key
+  };
+  std::vector<Slot> slots;
+  for (auto* j : jobs) {
+    for (size_t i = 0; i < j->batch.size(); ++i) {
+      slots.push_back(
+          Slot{&j->batch[i], j->sealed.empty() ? &j->batch[i].message->body : &j->sealed[i]});
+    }
+  }
+  // Keys: the first slot of each (source, key) of the group claims it; the others follow it.
+  std::map<std::pair<std::string, std::string>, int> first;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Message& m = *slots[i].in->message;
+    latest_received_ = std::max(latest_received_, m.received_at);
+    if (m.idempotency.empty()) continue;
+    auto [it, inserted] = first.emplace(std::make_pair(m.source, m.idempotency), int(i));
+    if (!inserted) slots[i].leader = it->second;
+  }
+  if (!first.empty()) {
+    ArrayText src, key, id, digest, expires;
+    for (const auto& [k, i] : first) {  // sorted: two nodes lock keys in the same order
+      const Incoming& in = *slots[i].in;
+      src.add(k.first);
+      key.add(k.second);
+      id.add(in.message->id);
+      digest.add(in.body_digest);
+      expires.add(in.message->received_at + options_.idempotency_retention_ms);
+    }
+    std::string s_src = src.take(), s_key = key.take();
+    Result claimed;
+    must(w_->run(kClaimKeys,
+                 Params()
+                     .ref(s_src)
+                     .ref(s_key)
+                     .text(id.take())
+                     .text(digest.take())
+                     .text(expires.take())
+                     .num(options_.idempotency_retention_ms),
+                 claimed));
+    std::map<std::pair<std::string, std::string>, bool> won;
+    for (int r = 0; r < claimed.rows(); ++r) won[{claimed.text(r, 0), claimed.text(r, 1)}] = true;
+    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> held;
+    if (won.size() < first.size()) {
+      Result found;
+      must(w_->run(kFindKeys, Params().ref(s_src).ref(s_key), found));
+      for (int r = 0; r < found.rows(); ++r) {
+        held[{found.text(r, 0), found.text(r, 1)}] = {found.text(r, 2), found.text(r, 3)};
+      }
+    }
+    // A key held by another message: a duplicate, or a conflict when the bodies differ ('' on
+    // either side: not compared).
+    auto against = [](Slot& s, const std::string& id, const std::string& digest) {
+      const std::string& mine = s.in->body_digest;
+      bool same = digest.empty() || mine.empty() || digest == mine;
+      s.kind = same ? Kind::Duplicate : Kind::Conflict;
+      s.id = id;
+    };
+    for (const auto& [k, i] : first) {
+      if (won.count(k)) continue;
+      auto h = held.find(k);
+      if (h == held.end())
+        throw GroupFailure(Status::failure(503, "storage error", "an idempotency key vanished"));
+      against(slots[i], h->second.first, h->second.second);
+    }
+    for (auto& s : slots) {
+      if (s.leader < 0) continue;
+      const Slot& l = slots[s.leader];
+      if (l.kind == Kind::Created) {
+        against(s, l.in->message->id, l.in->body_digest);
+      } else {
+        const auto& h = held[{l.in->message->source, l.in->message->idempotency}];
+        against(s, h.first, h.second);
+      }
+    }
+  }
+  // Ids for the new messages and their deliveries: one call.
+  int64_t n_messages = 0, n_deliveries = 0;
+  for (const auto& s : slots) {
+    if (s.kind != Kind::Created) continue;
+    ++n_messages;
+    n_deliveries += static_cast<int64_t>(s.in->deliveries.size());
+  }
+  if (n_messages > 0) {
+    Result ids;
+    must(w_->run(kNextIds, Params().num(n_messages).num(n_deliveries), ids));
+    std::vector<int64_t> seqs = int_array(ids.text(0, 0));
+    std::vector<int64_t> dids = int_array(ids.text(0, 1));
+    std::sort(seqs.begin(), seqs.end());
+    std::sort(dids.begin(), dids.end());
+    if (static_cast<int64_t>(seqs.size()) != n_messages ||
+        static_cast<int64_t>(dids.size()) != n_deliveries) {
+      throw GroupFailure(Status::failure(503, "storage error", "the sequences gave too few ids"));
+    }
+    ArrayText m_seq, m_id, m_source, m_type, m_corr, m_idem, m_headers, m_body, m_at, m_routed;
+    ArrayText d_id, d_seq, d_dest, d_route, d_mapping, d_not_before, d_updated;
+    size_t si = 0, di = 0;
+    for (auto& s : slots) {
+      if (s.kind != Kind::Created) continue;
+      Message& m = *s.in->message;
+      m.seq = seqs[si++];
+      s.id = m.id;
+      m_seq.add(m.seq);
+      m_id.add(m.id);
+      m_source.add(m.source);
+      m_type.add(m.type);
+      m_corr.add(m.correlation);
+      m_idem.add(m.idempotency);
+      m_headers.add(m.headers.empty() ? std::string("{}") : headers_json(m.headers));
+      m_body.add(*s.body);
+      m_at.add(m.received_at);
+      m_routed.add(int64_t{s.in->deliveries.empty() ? 0 : 1});
+      for (const auto& d : s.in->deliveries) {
+        QueuedDelivery q;
+        q.id = dids[di++];
+        q.destination = d.destination;
+        q.source = m.source;
+        q.route = d.route;
+        q.key = m.correlation;
+        q.mapping = d.mapping;
+        q.due = d.not_before;
+        q.received_at = m.received_at;
+        q.message_seq = m.seq;
+        q.message = s.in->message;
+        d_id.add(q.id);
+        d_seq.add(m.seq);
+        d_dest.add(d.destination);
+        d_route.add(d.route);
+        d_mapping.add(d.mapping);
+        d_not_before.add(d.not_before);
+        d_updated.add(m.received_at);
+        c.fresh.push_back(std::move(q));
+      }
+    }
+    must(w_->run(kInsertMessages, Params()
+                                      .text(m_seq.take())
+                                      .text(m_id.take())
+                                      .text(m_source.take())
+                                      .text(m_type.take())
+                                      .text(m_corr.take())
+                                      .text(m_idem.take())
+                                      .text(m_headers.take())
+                                      .text(m_body.take())
+                                      .text(m_at.take())
+                                      .text(m_routed.take())));
+    if (n_deliveries > 0) {
+      must(w_->run(kInsertDeliveries, Params()
+                                          .text(d_id.take())
+                                          .text(d_seq.take())
+                                          .text(d_dest.take())
+                                          .text(d_route.take())
+                                          .text(d_mapping.take())
+                                          .text(d_not_before.take())
+                                          .text(d_updated.take())));
+    }
+  }
+  // Answers per job, in order; a polled batch's checkpoint and rejects in the same transaction.
+  size_t k = 0;
+  for (auto* j : jobs) {
+    auto& out = c.results.emplace_back();
+    for (size_t i = 0; i < j->batch.size(); ++i, ++k) {
+      out.push_back(AcceptResult{slots[k].kind, slots[k].id, {}});
+    }
+    if (j->checkpoint) {
+      const SourceCheckpoint& cp = *j->checkpoint;
+      must(w_->run(kWriteCheckpoint, Params().ref(cp.source).ref(cp.value).num(j->at)));
+      for (const auto& r : cp.rejects) {
+        must(w_->run(kInsertReject, Params()
+                                        .ref(cp.source)
+                                        .ref(r.position)
+                                        .num(r.status)
+                                        .ref(r.error)
+                                        .ref(r.detail)
+                                        .num(j->at)));
+      }
+      out.push_back(AcceptResult{Kind::Created, {}, {}});
+    }
+  }
+}
+
+void PgStore::purge_expired_keys() {
+  Millis mono = steady_ms();
+  if (mono < next_purge_) return;
+  next_purge_ = mono + options_.purge_every_ms;
+  if (latest_received_ == 0) return;  // expiry on the messages' clock (the hub's clock seam)
+  must(w_->run(kPurgeKeys, Params().num(latest_received_)));
+}
+
+Status PgStore::apply_update(const DeliveryUpdate& u) {
+  if (!u.expected.empty()) {
+    Result st;
+    must(w_->run(kSelectStateForUpdate, Params().num(u.id), st));
+    if (st.rows() == 0) {
+      return Status::failure(404, "not found", "no delivery " + std::to_string(u.id));
+    }
+    std::string state = st.text(0, 0);
+    auto cur = delivery_state_from(state);
+    if (!cur || !u.expected.count(*cur)) {
+      return Status::failure(409, "conflict", "delivery " + std::to_string(u.id) + " is " + state);
+    }
+  }
+  const bool has_attempt = u.attempt.has_value();
+  std::string flags = u.flags.empty() ? std::string() : nlohmann::json(u.flags).dump();
+  Params p;
+  p.text(to_string(u.state == DeliveryState::InFlight ? DeliveryState::Pending : u.state))
+      .num(u.attempts)
+      .num(u.next_attempt_at)
+      .num(u.now)
+      .flag(has_attempt)
+      .text(has_attempt ? u.attempt->outcome : std::string())
+      .text(has_attempt ? u.attempt->error_class : std::string())
+      .num(has_attempt ? u.attempt->code : 0)
+      .flag(has_attempt || !u.action_text.empty())
+      .ref(has_attempt ? u.attempt->text : u.action_text)
+      .ref(u.external_ref)
+      .ref(u.mapping)
+      .num(u.mapping_version)
+      .flag(!u.payload.has_value());
+  if (u.payload) {
+    p.ref(*u.payload);
+  } else {
+    p.null();
+  }
+  // An attempt states the delivery's flags anew; a person's action keeps them.
+  p.flag(!has_attempt).text(std::move(flags)).num(u.id);
+  Result r;
+  must(w_->run(kUpdateDelivery, p, r));
+  if (r.affected() == 0) {
+    return Status::failure(404, "not found", "no delivery " + std::to_string(u.id));
+  }
+  if (has_attempt) {
+    const Attempt& a = *u.attempt;
+    must(w_->run(kInsertAttempt, Params()
+                                     .num(u.id)
+                                     .num(a.at)
+                                     .num(a.duration_ms)
+                                     .ref(a.outcome)
+                                     .ref(a.error_class)
+                                     .num(a.code)
+                                     .ref(a.text)
+                                     .ref(a.excerpt)));
+  }
+  return Status::success();
+}
+
+std::string PgStore::seal(const std::string& aad, const std::string& plain) const {
+  if (cipher_ == nullptr) return plain;
+  std::string stored;
+  if (!cipher_->seal(aad, plain, stored)) throw std::runtime_error("cannot encrypt (OpenSSL)");
+  return stored;
+}
+
+void PgStore::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ && !writer_.joinable()) return;
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (completer_.joinable()) completer_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  w_.reset();
+  if (readers_) readers_->clear();
+}
+
+// --- erasure, rekey, retention -----------------------------------------------------------------
+
+Status PgStore::erase(const ErasureRequest& request, ErasureResult& result) {
+  result = ErasureResult{};
+  ErasureRequest req = request;
+  req.batch = std::clamp<size_t>(req.batch, 1, 1000);
+  int64_t after = 0;
+  for (;;) {
+    BatchResult b;
+    if (!run_batch([&](pg::Connection& w) { return erase_batch(w, req, after); }, b)) {
+      return Status::failure(503, "store closed");
+    }
+    result.messages += b.messages;
+    result.deliveries += b.deliveries;
+    result.attempts += b.attempts;
+    if (!b.active.empty()) result.active = std::move(b.active);
+    if (!b.status.ok) return b.status;
+    if (!b.more) break;
+    after = b.last_seq;
+  }
+  // The old versions of the rows stay in the tables' pages until VACUUM prunes them.
+  result.checkpointed = vacuum();
+  return Status::success();
+}
+
+BatchResult PgStore::erase_batch(pg::Connection& w, const ErasureRequest& r, int64_t after_seq) {
+  BatchResult out;
+  if (!r.force) {
+    Result act;
+    must(w.run(kEraseActive, Params().ref(r.correlation), act));
+    for (int i = 0; i < act.rows(); ++i) out.active.push_back(act.int64(i, 0));
+  }
+  if (!out.active.empty()) {
+    out.status = Status::failure(
+        409, "deliveries active",
+        std::to_string(out.active.size()) +
+            " delivery(ies) of this key are pending, retrying or in flight: wait for them, "
+            "discard them, or force");
+    return out;
+  }
+  Result sel;
+  must(w.run(kEraseSelect,
+             Params().ref(r.correlation).num(after_seq).num(static_cast<int64_t>(r.batch)), sel));
+  const std::string plain = erasure_tombstone(r);
+  const std::string text = "[effacé le " + format_rfc3339(r.at) + "]";
+  for (int i = 0; i < sel.rows(); ++i) {
+    TombstoneCounts c = write_tombstone(w, sel.int64(i, 0), sel.text(i, 1), plain, text, r.at);
+    out.messages += c.messages;
+    out.deliveries += c.deliveries;
+    out.attempts += c.attempts;
+  }
+  out.last_seq = sel.rows() == 0 ? after_seq : sel.int64(sel.rows() - 1, 0);
+  out.more = static_cast<size_t>(sel.rows()) == r.batch;
+  return out;
+}
+
+TombstoneCounts PgStore::write_tombstone(pg::Connection& w, int64_t seq, const std::string& id,
+                                         const std::string& plain, const std::string& text,
+                                         Millis at) {
+  TombstoneCounts c;
+  Result r;
+  // Each tombstone stored like the value it replaces (encrypted with that record's identity).
+  must(w.run(kEraseMessage, Params().text(seal(body_aad(id), plain)).num(at).num(seq), r));
+  c.messages = r.affected();
+  Result ds;
+  must(w.run(kEraseDeliveriesSelect, Params().num(seq), ds));
+  for (int i = 0; i < ds.rows(); ++i) {
+    int64_t d = ds.int64(i, 0);
+    must(w.run(kEraseDelivery, Params().text(seal(payload_aad(d), plain)).ref(text).num(d), r));
+    c.deliveries += r.affected();
+  }
+  Result as;
+  must(w.run(kEraseAttemptsSelect, Params().num(seq), as));
+  for (int i = 0; i < as.rows(); ++i) {
+    std::string aad = excerpt_aad(as.int64(i, 1), as.int64(i, 2));
+    must(w.run(kEraseAttempt, Params().text(seal(aad, plain)).ref(text).num(as.int64(i, 0)), r));
+    c.attempts += r.affected();
+  }
+  return c;
+}
+
+bool PgStore::vacuum() {
+  try {
+    auto c = readers_->get();
+    Status s = c->exec("VACUUM messages, deliveries, attempts");
+    if (!s.ok) log_warn("store", "VACUUM after an erasure or a purge failed: " + s.detail);
+    return s.ok;
+  } catch (const std::exception& e) {
+    log_warn("store", std::string("VACUUM after an erasure or a purge failed: ") + e.what());
+    return false;
+  }
+}
+
+Status PgStore::rekey(const RekeyRequest& request, RekeyProgress& progress,
+                      const std::function<bool(const RekeyProgress&)>& on_batch) {
+  progress = RekeyProgress{};
+  if (cipher_ == nullptr) {
+    progress.error = "no encryption configured (store.encryption)";
+    return Status::failure(409, "encryption not configured",
+                           "configure store.encryption (an active key) before a rekey");
+  }
+  if (options_.read_only) return Status::failure(503, "store opened read-only");
+  progress.active = cipher_->active();
+  progress.running = true;
+  const int64_t batch = std::clamp<int64_t>(request.batch, 1, 100000);
+  int64_t last[3] = {0, 0, 0};
+  auto stop = [&](Status st) {
+    progress.running = false;
+    if (!st.ok) progress.error = st.detail.empty() ? st.error : st.detail;
+    return st;
+  };
+  try {
+    progress.to_do = rekey_remaining();
+    for (int t = 0; t < 3; ++t) last[t] = read(kRekeyMax[t], Params()).int64(0, 0);
+  } catch (const std::exception& e) {
+    return stop(Status::failure(503, "storage error", e.what()));
+  }
+  for (int t = 0; t < 3; ++t) {
+    for (int64_t from = 0; from < last[t]; from += batch) {
+      BatchResult b;
+      if (!run_batch([&](pg::Connection& w) { return rekey_batch(w, t, from, from + batch); }, b)) {
+        return stop(Status::failure(503, "store closed"));
+      }
+      progress.done += b.done;
+      progress.unreadable += b.unreadable;
+      if (!b.status.ok) return stop(b.status);
+      if (on_batch && !on_batch(progress)) return stop(Status::success());
+    }
+  }
+  vacuum();
+  try {
+    progress.remaining = rekey_remaining();
+  } catch (const std::exception& e) {
+    return stop(Status::failure(503, "storage error", e.what()));
+  }
+  progress.finished = true;
+  Status st = stop(Status::success());
+  if (on_batch) on_batch(progress);
+  return st;
+}
+
+int64_t PgStore::rekey_remaining() {
+  std::string prefix = cipher_ ? cipher_->active_prefix() : std::string("\x01");
+  int64_t total = 0;
+  for (const char* sql : kRekeyCount) {
+    total += read(sql, Params().num(static_cast<int64_t>(prefix.size())).ref(prefix)).int64(0, 0);
+  }
+  return total;
+}
+
+BatchResult PgStore::rekey_batch(pg::Connection& w, int t, int64_t from, int64_t to) {
+  BatchResult out;
+  const std::string& prefix = cipher_->active_prefix();
+  Result sel;
+  must(w.run(kRekeySelect[t],
+             Params().num(from).num(to).num(static_cast<int64_t>(prefix.size())).ref(prefix), sel));
+  std::string plain;
+  for (int i = 0; i < sel.rows(); ++i) {
+    std::string aad = t == 0   ? body_aad(sel.text(i, 1))
+                      : t == 1 ? payload_aad(sel.int64(i, 1))
+                               : excerpt_aad(sel.int64(i, 1), sel.int64(i, 2));
+    if (!cipher_->open(aad, sel.text(i, 3), plain).ok) {
+      ++out.unreadable;
+      continue;
+    }
+    Result r;
+    must(w.run(kRekeyUpdate[t], Params().text(seal(aad, plain)).num(sel.int64(i, 0)), r));
+    out.done += r.affected();
+  }
+  return out;
+}
+
+Status PgStore::purge(const RetentionPolicy& policy, const RetentionRun& run,
+                      RetentionResult& result) {
+  result = RetentionResult{};
+  auto started = std::chrono::steady_clock::now();
+  Status status = Status::success();
+  for (bool payload : {true, false}) {
+    int64_t after_at = -1, after_seq = 0;
+    for (;;) {
+      if (run.cancel != nullptr && run.cancel->load()) {
+        status = Status::failure(503, "stopping", "the server stops; the next run goes on");
+        break;
+      }
+      BatchResult b;
+      if (!run_batch(
+              [&](pg::Connection& w) {
+                return purge_batch(w, payload, policy, run, after_at, after_seq);
+              },
+              b)) {
+        status = Status::failure(503, "store closed");
+        break;
+      }
+      ++result.batches;
+      if (!b.status.ok) {
+        status = b.status;
+        break;
+      }
+      (payload ? result.purged_messages : result.deleted_messages) += b.messages;
+      (payload ? result.purged_deliveries : result.deleted_deliveries) += b.deliveries;
+      (payload ? result.purged_attempts : result.deleted_attempts) += b.attempts;
+      auto& sample = payload ? result.purge_sample : result.delete_sample;
+      for (auto& id : b.sample) sample.push_back(std::move(id));
+      if (!b.more) break;
+      after_at = b.last_at;
+      after_seq = b.last_seq;
+    }
+    if (!status.ok) break;
+  }
+  // No incremental_vacuum: VACUUM makes the space of deleted and rewritten rows reusable (and
+  // gives the file's empty tail back); the server's autovacuum does it too.
+  if (status.ok && !run.dry_run) result.checkpointed = vacuum();
+  result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+  return status;
+}
+
+BatchResult PgStore::purge_batch(pg::Connection& w, bool payload, const RetentionPolicy& p,
+                                 const RetentionRun& run, int64_t after_at, int64_t after_seq) {
+  BatchResult out;
+  const int64_t limit = std::max<int64_t>(1, p.batch);
+  Result sel;
+  must(w.run(payload ? kPurgeCandidates : kPurgeAged,
+             Params()
+                 .num(run.now - (payload ? p.shortest() : p.metadata_ms))
+                 .num(after_at)
+                 .num(after_seq)
+                 .num(limit),
+             sel));
+  const std::string plain = [&] {
+    ErasureRequest r;
+    r.retention = true;
+    r.by = "retention";
+    r.reason = "durée de conservation";
+    r.at = run.now;
+    return erasure_tombstone(r);
+  }();
+  const std::string text = "[purgé le " + format_rfc3339(run.now) + " (durée de conservation)]";
+  for (int i = 0; i < sel.rows(); ++i) {
+    const int64_t seq = sel.int64(i, 0);
+    const Millis received_at = sel.int64(i, 3);
+    // Due when every delivery is final and old enough (its route's retention for the payload
+    // stage, `metadata` for the rows); a message no route took, from its reception.
+    Result ds;
+    must(w.run(kPurgeDeliveries, Params().num(seq), ds));
+    bool due = true;
+    for (int d = 0; d < ds.rows() && due; ++d) {
+      auto state = delivery_state_from(ds.text(d, 0));
+      if (!state || is_active(*state)) {
+        due = false;
+        break;
+      }
+      Millis age = payload ? p.of(ds.text(d, 1), *state) : p.metadata_ms;
+      due = ds.int64(d, 2) + age <= run.now;
+    }
+    if (payload && ds.rows() == 0) due = received_at + p.unrouted_ms <= run.now;
+    if (!due) continue;
+    if (run.dry_run) {
+      ++out.messages;
+      out.deliveries += ds.rows();
+      if (out.sample.size() < run.sample) out.sample.push_back(sel.text(i, 1));
+      continue;
+    }
+    if (payload) {
+      TombstoneCounts c = write_tombstone(w, seq, sel.text(i, 1), plain, text, run.now);
+      out.messages += c.messages;
+      out.deliveries += c.deliveries;
+      out.attempts += c.attempts;
+    } else {
+      Result r;
+      must(w.run(kDeleteAttempts, Params().num(seq), r));
+      out.attempts += r.affected();
+      must(w.run(kDeleteDeliveries, Params().num(seq), r));
+      out.deliveries += r.affected();
+      must(w.run(kDeleteMessage, Params().num(seq), r));
+      out.messages += r.affected();
+    }
+  }
+  out.last_at = sel.rows() == 0 ? after_at : sel.int64(sel.rows() - 1, 3);
+  out.last_seq = sel.rows() == 0 ? after_seq : sel.int64(sel.rows() - 1, 0);
+  out.more = sel.rows() == limit;
+  return out;
+}
+
+// --- reads -------------------------------------------------------------------------------------
+
+Result PgStore::read(const char* sql, const Params& params) {
+  auto c = readers_->get();
+  Result r;
+  Status s = c->run(sql, params, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  return r;
+}
+
+bool PgStore::healthy() {
+  if (!write_ok_ && !options_.read_only) return false;
+  try {
+    return read("SELECT 1", Params()).int64(0, 0) == 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::vector<QueuedDelivery> PgStore::load_active() {
+  Result r = read(kLoadActive, Params());
+  std::vector<QueuedDelivery> out;
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    QueuedDelivery q;
+    q.id = r.int64(i, 0);
+    q.destination = r.text(i, 1);
+    q.key = r.text(i, 2);
+    q.mapping = r.text(i, 3);
+    q.attempts = static_cast<int>(r.int64(i, 4));
+    q.due = std::max(r.int64(i, 5), r.int64(i, 6));
+    q.received_at = r.int64(i, 7);
+    q.message_seq = r.int64(i, 8);
+    q.source = r.text(i, 9);
+    q.route = r.text(i, 10);
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+std::vector<HeldKey> PgStore::load_dead_heads() {
+  Result r = read(kLoadDeadHeads, Params());
+  std::vector<HeldKey> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back(HeldKey{r.text(i, 0), r.text(i, 1), r.int64(i, 2)});
+  return out;
+}
+
+MessagePtr PgStore::message_from(const Result& r, int i) const {
+  auto m = std::make_shared<Message>();
+  m->seq = r.int64(i, 0);
+  m->id = r.text(i, 1);
+  m->source = r.text(i, 2);
+  m->type = r.text(i, 3);
+  m->correlation = r.text(i, 4);
+  m->idempotency = r.text(i, 5);
+  m->headers = headers_from(r.text(i, 6));
+  m->body = open_stored(cipher_, body_aad(m->id), r.text(i, 7), true, &m->unreadable);
+  m->received_at = r.int64(i, 8);
+  return m;
+}
+
+// The columns of kDeliveryColumns (and the payload at 17) as a Delivery.
+Delivery delivery_from(const Result& r, int i, const AtRestCipher* cipher) {
+  Delivery d;
+  d.id = r.int64(i, 0);
+  d.message_seq = r.int64(i, 1);
+  d.destination = r.text(i, 2);
+  d.route = r.text(i, 3);
+  d.mapping = r.text(i, 4);
+  d.mapping_version = r.int64(i, 5);
+  d.state = delivery_state_from(r.text(i, 6)).value_or(DeliveryState::Pending);
+  d.attempts = static_cast<int>(r.int64(i, 7));
+  d.next_attempt_at = r.int64(i, 8);
+  d.not_before = r.int64(i, 9);
+  d.updated_at = r.int64(i, 10);
+  d.last_outcome = r.text(i, 11);
+  d.last_class = r.text(i, 12);
+  d.last_code = static_cast<int>(r.int64(i, 13));
+  d.last_text = r.text(i, 14);
+  d.external_ref = r.text(i, 15);
+  d.flags = flags_from(r.text(i, 16));
+  if (!r.null(i, 17)) d.payload = open_stored(cipher, payload_aad(d.id), r.text(i, 17), true);
+  return d;
+}
+
+MessagePtr PgStore::message_by_seq(int64_t seq) {
+  Result r = read(kMessageBySeq, Params().num(seq));
+  return r.rows() == 0 ? nullptr : message_from(r, 0);
+}
+
+std::vector<Delivery> PgStore::deliveries_of(pg::Connection& c, int64_t seq, bool with_history) {
+  Result r;
+  Status s = c.run(kDeliveriesOfMessage, Params().num(seq), r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  std::vector<Delivery> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(delivery_from(r, i, cipher_));
+  if (!with_history) return out;
+  for (auto& d : out) {
+    Result ar;
+    s = c.run(kAttemptsOfDelivery, Params().num(d.id), ar);
+    if (!s.ok) throw std::runtime_error(s.detail);
+    for (int i = 0; i < ar.rows(); ++i) {
+      Attempt a;
+      a.at = ar.int64(i, 0);
+      a.duration_ms = ar.int64(i, 1);
+      a.outcome = ar.text(i, 2);
+      a.error_class = ar.text(i, 3);
+      a.code = static_cast<int>(ar.int64(i, 4));
+      a.text = ar.text(i, 5);
+      a.excerpt = open_stored(cipher_, excerpt_aad(d.id, a.at), ar.text(i, 6), false);
+      d.history.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+std::optional<MessageRecord> PgStore::message(const std::string& id, bool with_history) {
+  auto c = readers_->get();
+  Result r;
+  Status s = c->run(kMessageById, Params().ref(id), r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  if (r.rows() == 0) return std::nullopt;
+  MessageRecord rec;
+  rec.message = message_from(r, 0);
+  rec.deliveries = deliveries_of(*c, rec.message->seq, with_history);
+  for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+  return rec;
+}
+
+std::optional<Delivery> PgStore::delivery(int64_t id) {
+  Result r = read(kDeliveryById, Params().num(id));
+  if (r.rows() == 0) return std::nullopt;
+  Delivery d = delivery_from(r, 0, cipher_);
+  d.message_id = r.text(0, 18);
+  return d;
+}
+
+MessagePage PgStore::list(const MessageFilter& f) {
+  std::string sql = std::string("SELECT ") + kMessageColumns + " FROM messages m WHERE true";
+  Params p;
+  int n = 0;
+  // Values are bound, never spliced into the SQL text.
+  auto arg = [&]() { return "$" + std::to_string(++n); };
+  if (!f.source.empty()) sql += " AND m.source = " + arg(), p.ref(f.source);
+  if (!f.correlation.empty()) sql += " AND m.correlation = " + arg(), p.ref(f.correlation);
+  if (!f.type.empty()) sql += " AND m.type = " + arg(), p.ref(f.type);
+  if (f.from) sql += " AND m.received_at >= " + arg(), p.num(f.from);
+  if (f.to) sql += " AND m.received_at < " + arg(), p.num(f.to);
+  if (f.before_seq) sql += " AND m.seq < " + arg(), p.num(f.before_seq);
+  if (f.flagged) {
+    sql +=
+        " AND EXISTS (SELECT 1 FROM deliveries df WHERE df.message_seq = m.seq AND "
+        "df.flags <> '')";
+  }
+  if (f.state == "unrouted") {
+    sql += " AND m.routed = 0";
+  } else if (!f.state.empty() || !f.destination.empty()) {
+    sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_seq = m.seq";
+    if (!f.state.empty()) sql += " AND d.state = " + arg(), p.ref(f.state);
+    if (!f.destination.empty()) sql += " AND d.destination = " + arg(), p.ref(f.destination);
+    sql += ")";
+  }
+  const int64_t limit = std::clamp(f.limit, 1, 500) + 1;
+  sql += " ORDER BY m.seq DESC LIMIT " + arg();
+  p.num(limit);
+  auto c = readers_->get();
+  Result r;
+  Status s = c->run_text(sql, p, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  MessagePage page;
+  int keep = std::min(r.rows(), static_cast<int>(limit - 1));
+  for (int i = 0; i < keep; ++i) {
+    MessageRecord rec;
+    rec.message = message_from(r, i);
+    rec.deliveries = deliveries_of(*c, rec.message->seq, false);
+    for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+    page.items.push_back(std::move(rec));
+  }
+  if (r.rows() > keep && keep > 0) page.next_cursor = page.items.back().message->seq;
+  return page;
+}
+
+std::optional<std::string> PgStore::checkpoint(const std::string& source) {
+  try {
+    Result r = read(kCheckpoint, Params().ref(source));
+    return r.rows() == 0 ? std::string() : r.text(0, 0);
+  } catch (const std::exception& e) {
+    log_error("store", std::string("cannot read the checkpoint of a polling source: ") + e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<StoredReject> PgStore::rejects(const std::string& source, int64_t before_id,
+                                           int limit) {
+  // The source filter only when given: `source = $n` seeks source_rejects_source(source, id).
+  std::string sql =
+      "SELECT id, source, position, status, error, detail, at FROM source_rejects WHERE id < $1";
+  Params p;
+  p.num(before_id > 0 ? before_id : std::numeric_limits<int64_t>::max());
+  if (!source.empty()) {
+    sql += " AND source = $2 ORDER BY id DESC LIMIT $3";
+    p.ref(source);
+  } else {
+    sql += " ORDER BY id DESC LIMIT $2";
+  }
+  p.num(std::clamp(limit, 1, 500));
+  auto c = readers_->get();
+  Result r;
+  Status s = c->run_text(sql, p, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  std::vector<StoredReject> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    StoredReject x;
+    x.id = r.int64(i, 0);
+    x.source = r.text(i, 1);
+    x.reject.position = r.text(i, 2);
+    x.reject.status = static_cast<int>(r.int64(i, 3));
+    x.reject.error = r.text(i, 4);
+    x.reject.detail = r.text(i, 5);
+    x.at = r.int64(i, 6);
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgresql_store(const StoreOptions& options) {
+  return std::make_unique<PgStore>(options);
+}
+
+int postgresql_schema_version() {
+  return migrations().back().version;
+}
+
+std::vector<std::pair<int, std::string>> postgresql_schema_migrations() {
+  std::vector<std::pair<int, std::string>> out;
+  for (const auto& m : migrations()) out.emplace_back(m.version, m.description);
+  return out;
+}
+
+std::vector<PgHotStatement> postgresql_hot_statements() {
+  const std::string t = "'enc1:k1:'";
+  return {
+      {"next ids", kNextIds, "3, 4"},
+      {"claim idempotency keys", kClaimKeys,
+       "'{cms}', '{k1}', '{01H}', '{d}', '{1700000000000}', 2592000000"},
+      {"find idempotency keys", kFindKeys, "'{cms}', '{k1}'"},
+      {"purge idempotency keys", kPurgeKeys, "1700000000000"},
+      {"insert messages", kInsertMessages,
+       "'{1}', '{01H}', '{cms}', '{t}', '{k}', '{e}', '{\"{}\"}', '{b}', '{1}', '{1}'"},
+      {"insert deliveries", kInsertDeliveries, "'{1}', '{1}', '{a}', '{r}', '{m}', '{0}', '{0}'"},
+      {"insert attempt", kInsertAttempt, "1, 1, 1, 'o', 'c', 200, 't', 'e'"},
+      {"update delivery", kUpdateDelivery,
+       "'retrying', 1, 2, 3, true, 'retry', 'http', 503, true, 'x', '', '', 0, true, NULL, "
+       "false, '', 42"},
+      {"delivery state", kSelectStateForUpdate, "42"},
+      {"load active deliveries", kLoadActive, ""},
+      {"message by seq", kMessageBySeq, "42"},
+      {"message by id", kMessageById, "'01H'"},
+      {"deliveries of a message", kDeliveriesOfMessage, "42"},
+      {"attempts of a delivery", kAttemptsOfDelivery, "42"},
+      {"delivery by id", kDeliveryById, "42"},
+      {"erasure: messages of a key", kEraseSelect, "'individu:1', 0, 100"},
+      {"erasure: active deliveries of a key", kEraseActive, "'individu:1'"},
+      {"erasure: message", kEraseMessage, "'x', 1, 42"},
+      {"erasure: deliveries of a message", kEraseDeliveriesSelect, "42"},
+      {"erasure: delivery", kEraseDelivery, "'x', 'y', 42"},
+      {"erasure: attempts of a message", kEraseAttemptsSelect, "42"},
+      {"erasure: attempt", kEraseAttempt, "'x', 'y', 42"},
+      {"rekey: messages of a range", kRekeySelect[0], "0, 500, 8, " + t},
+      {"rekey: deliveries of a range", kRekeySelect[1], "0, 500, 8, " + t},
+      {"rekey: attempts of a range", kRekeySelect[2], "0, 500, 8, " + t},
+      {"rekey: message", kRekeyUpdate[0], "'x', 42"},
+      {"rekey: delivery", kRekeyUpdate[1], "'x', 42"},
+      {"rekey: attempt", kRekeyUpdate[2], "'x', 42"},
+      {"retention: messages not purged yet", kPurgeCandidates, "1, -1, 0, 1000"},
+      {"retention: messages past metadata", kPurgeAged, "1, -1, 0, 1000"},
+      {"retention: deliveries of a message", kPurgeDeliveries, "42"},
+      {"retention: delete attempts", kDeleteAttempts, "42"},
+      {"retention: delete deliveries", kDeleteDeliveries, "42"},
+      {"retention: delete message", kDeleteMessage, "42"},
+  };
+}
+
+}  // namespace relais
