@@ -276,6 +276,12 @@ struct Completion {
   std::string failure;                             // "" = committed
 };
 
+// A read that failed; `lost`: the connection was (the server restarted or went away).
+struct ReadFailure : std::runtime_error {
+  ReadFailure(const std::string& what, bool lost) : std::runtime_error(what), lost(lost) {}
+  bool lost;
+};
+
 // Throws the failure of a statement of the writer (the group rolls back).
 struct GroupFailure : std::runtime_error {
   explicit GroupFailure(const Status& s) : std::runtime_error(s.detail) {}
@@ -372,6 +378,9 @@ class PgStore final : public Store {
   std::vector<Delivery> deliveries_of(pg::Connection& c, int64_t seq, bool with_history);
   MessagePtr message_from(const Result& r, int row) const;
   Result read(const char* sql, const Params& params);
+  template <typename F>
+  auto reading(F fn) -> decltype(fn(std::declval<pg::Connection&>()));
+  static void check_read(const Status& s, const pg::Failure& why);
 
   StoreOptions options_;
   const AtRestCipher* cipher_ = nullptr;
@@ -1045,10 +1054,12 @@ TombstoneCounts PgStore::write_tombstone(pg::Connection& w, int64_t seq, const s
 
 bool PgStore::vacuum() {
   try {
-    auto c = readers_->get();
-    Status s = c->exec("VACUUM messages, deliveries, attempts");
-    if (!s.ok) log_warn("store", "VACUUM after an erasure or a purge failed: " + s.detail);
-    return s.ok;
+    reading([&](pg::Connection& c) {
+      pg::Failure why;
+      check_read(c.exec("VACUUM messages, deliveries, attempts", &why), why);
+      return 0;
+    });
+    return true;
   } catch (const std::exception& e) {
     log_warn("store", std::string("VACUUM after an erasure or a purge failed: ") + e.what());
     return false;
@@ -1249,12 +1260,33 @@ BatchResult PgStore::purge_batch(pg::Connection& w, bool payload, const Retentio
 
 // --- reads -------------------------------------------------------------------------------------
 
+// A read on a pooled connection; when the connection turns out lost (the server restarted since
+// it was last used), the pool's idle connections are dropped and the read runs once more on a
+// new one. Throws std::runtime_error when it fails.
+template <typename F>
+auto PgStore::reading(F fn) -> decltype(fn(std::declval<pg::Connection&>())) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      auto c = readers_->get();
+      return fn(*c);
+    } catch (const ReadFailure& e) {
+      if (!e.lost || attempt > 0) throw;
+      readers_->clear();
+    }
+  }
+}
+
+void PgStore::check_read(const Status& s, const pg::Failure& why) {
+  if (!s.ok) throw ReadFailure(s.detail, why.connection_lost);
+}
+
 Result PgStore::read(const char* sql, const Params& params) {
-  auto c = readers_->get();
-  Result r;
-  Status s = c->run(sql, params, r);
-  if (!s.ok) throw std::runtime_error(s.detail);
-  return r;
+  return reading([&](pg::Connection& c) {
+    Result r;
+    pg::Failure why;
+    check_read(c.run(sql, params, r, &why), why);
+    return r;
+  });
 }
 
 bool PgStore::healthy() {
@@ -1340,15 +1372,14 @@ MessagePtr PgStore::message_by_seq(int64_t seq) {
 
 std::vector<Delivery> PgStore::deliveries_of(pg::Connection& c, int64_t seq, bool with_history) {
   Result r;
-  Status s = c.run(kDeliveriesOfMessage, Params().num(seq), r);
-  if (!s.ok) throw std::runtime_error(s.detail);
+  pg::Failure why;
+  check_read(c.run(kDeliveriesOfMessage, Params().num(seq), r, &why), why);
   std::vector<Delivery> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(delivery_from(r, i, cipher_));
   if (!with_history) return out;
   for (auto& d : out) {
     Result ar;
-    s = c.run(kAttemptsOfDelivery, Params().num(d.id), ar);
-    if (!s.ok) throw std::runtime_error(s.detail);
+    check_read(c.run(kAttemptsOfDelivery, Params().num(d.id), ar, &why), why);
     for (int i = 0; i < ar.rows(); ++i) {
       Attempt a;
       a.at = ar.int64(i, 0);
@@ -1365,16 +1396,17 @@ std::vector<Delivery> PgStore::deliveries_of(pg::Connection& c, int64_t seq, boo
 }
 
 std::optional<MessageRecord> PgStore::message(const std::string& id, bool with_history) {
-  auto c = readers_->get();
-  Result r;
-  Status s = c->run(kMessageById, Params().ref(id), r);
-  if (!s.ok) throw std::runtime_error(s.detail);
-  if (r.rows() == 0) return std::nullopt;
-  MessageRecord rec;
-  rec.message = message_from(r, 0);
-  rec.deliveries = deliveries_of(*c, rec.message->seq, with_history);
-  for (auto& d : rec.deliveries) d.message_id = rec.message->id;
-  return rec;
+  return reading([&](pg::Connection& c) -> std::optional<MessageRecord> {
+    Result r;
+    pg::Failure why;
+    check_read(c.run(kMessageById, Params().ref(id), r, &why), why);
+    if (r.rows() == 0) return std::nullopt;
+    MessageRecord rec;
+    rec.message = message_from(r, 0);
+    rec.deliveries = deliveries_of(c, rec.message->seq, with_history);
+    for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+    return rec;
+  });
 }
 
 std::optional<Delivery> PgStore::delivery(int64_t id) {
@@ -1413,21 +1445,22 @@ MessagePage PgStore::list(const MessageFilter& f) {
   const int64_t limit = std::clamp(f.limit, 1, 500) + 1;
   sql += " ORDER BY m.seq DESC LIMIT " + arg();
   p.num(limit);
-  auto c = readers_->get();
-  Result r;
-  Status s = c->run_text(sql, p, r);
-  if (!s.ok) throw std::runtime_error(s.detail);
-  MessagePage page;
-  int keep = std::min(r.rows(), static_cast<int>(limit - 1));
-  for (int i = 0; i < keep; ++i) {
-    MessageRecord rec;
-    rec.message = message_from(r, i);
-    rec.deliveries = deliveries_of(*c, rec.message->seq, false);
-    for (auto& d : rec.deliveries) d.message_id = rec.message->id;
-    page.items.push_back(std::move(rec));
-  }
-  if (r.rows() > keep && keep > 0) page.next_cursor = page.items.back().message->seq;
-  return page;
+  return reading([&](pg::Connection& c) {
+    Result r;
+    pg::Failure why;
+    check_read(c.run_text(sql, p, r, &why), why);
+    MessagePage page;
+    int keep = std::min(r.rows(), static_cast<int>(limit - 1));
+    for (int i = 0; i < keep; ++i) {
+      MessageRecord rec;
+      rec.message = message_from(r, i);
+      rec.deliveries = deliveries_of(c, rec.message->seq, false);
+      for (auto& d : rec.deliveries) d.message_id = rec.message->id;
+      page.items.push_back(std::move(rec));
+    }
+    if (r.rows() > keep && keep > 0) page.next_cursor = page.items.back().message->seq;
+    return page;
+  });
 }
 
 std::optional<std::string> PgStore::checkpoint(const std::string& source) {
@@ -1454,10 +1487,12 @@ std::vector<StoredReject> PgStore::rejects(const std::string& source, int64_t be
     sql += " ORDER BY id DESC LIMIT $2";
   }
   p.num(std::clamp(limit, 1, 500));
-  auto c = readers_->get();
-  Result r;
-  Status s = c->run_text(sql, p, r);
-  if (!s.ok) throw std::runtime_error(s.detail);
+  Result r = reading([&](pg::Connection& c) {
+    Result r;
+    pg::Failure why;
+    check_read(c.run_text(sql, p, r, &why), why);
+    return r;
+  });
   std::vector<StoredReject> out;
   for (int i = 0; i < r.rows(); ++i) {
     StoredReject x;

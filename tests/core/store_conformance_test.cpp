@@ -1,0 +1,874 @@
+// The conformance suite of the store engines (core/store.h): every case runs on the embedded
+// SQLite store and on the PostgreSQL store (tests/core/store_backends.h: a throwaway PostgreSQL
+// 15 server, a fresh database per test). Commits, idempotency (within a batch, across a reopen,
+// with a retention, conflicts), reload after reopen, active/dead-head queries, updates, filters
+// and paging, the commit listener, group commit under concurrency, and erasure. What is proper to
+// one engine stays with it: SQLite's migrations, file faults and query plans in store_test.cpp
+// and store_faults_test.cpp; PostgreSQL's in store_postgresql_test.cpp.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/store.h"
+#include "tests/core/store_backends.h"
+#include "tests/core/test_support.h"
+
+namespace relais {
+namespace {
+
+using relais::testing::make_incoming;
+using relais::testing::StoreBackend;
+using relais::testing::to_dest;
+
+constexpr Millis kT0 = 1'700'000'000'000;
+
+// A store of the backend named by the test's parameter.
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  StoreConformance() : clock_(kT0), ids_(clock_) {}
+
+  void SetUp() override {
+    backend_ = StoreBackend::make(GetParam());
+    open();
+  }
+  void TearDown() override {
+    if (store_) store_->close();
+  }
+
+  void open() { store_ = backend_->open(options_); }
+  void reopen() {
+    store_->close();
+    store_.reset();
+    open();
+  }
+
+  // Accepts one message and returns its id (asserting it was created).
+  std::string accept_one(const std::string& source, const std::string& type,
+                         const std::string& correlation, Millis received_at,
+                         const std::vector<NewDelivery>& deliveries,
+                         const std::string& idempotency = "") {
+    std::vector<Incoming> batch;
+    batch.push_back(
+        make_incoming(ids_, source, type, correlation, idempotency, received_at, deliveries));
+    auto r = store_->accept(std::move(batch));
+    EXPECT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created) << r[0].error;
+    return r[0].id;
+  }
+
+  std::vector<int64_t> delivery_ids(const std::string& message_id) {
+    std::vector<int64_t> out;
+    auto rec = store_->message(message_id, false);
+    EXPECT_TRUE(rec.has_value());
+    if (rec) {
+      for (const auto& d : rec->deliveries) out.push_back(d.id);
+    }
+    return out;
+  }
+
+  int64_t scalar(const std::string& sql) { return backend_->scalar(sql); }
+
+  StoreOptions options_;
+  std::unique_ptr<StoreBackend> backend_;
+  ManualClock clock_;
+  IdGenerator ids_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, AcceptCommitsAndAssignsSeqAndDeliveryIds) {
+  std::vector<Incoming> batch;
+  batch.push_back(
+      make_incoming(ids_, "cms", "rdv.planned", "rdv:1", "", kT0, {to_dest("a"), to_dest("b")}));
+  batch.push_back(make_incoming(ids_, "cms", "rdv.moved", "rdv:2", "", kT0 + 1, {to_dest("a")}));
+  batch.push_back(make_incoming(ids_, "cms", "rdv.gone", "", "", kT0 + 2, {}));
+  std::vector<std::string> sent;
+  for (const auto& in : batch) sent.push_back(in.message->id);
+
+  auto results = store_->accept(std::move(batch));
+  ASSERT_EQ(results.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i].kind, AcceptResult::Kind::Created);
+    EXPECT_EQ(results[i].id, sent[i]);
+    EXPECT_TRUE(is_valid_id(results[i].id));
+  }
+  auto m1 = store_->message(sent[0], false);
+  auto m2 = store_->message(sent[1], false);
+  auto m3 = store_->message(sent[2], false);
+  ASSERT_TRUE(m1 && m2 && m3);
+  EXPECT_EQ(m1->message->seq, 1);
+  EXPECT_EQ(m2->message->seq, 2);
+  EXPECT_EQ(m3->message->seq, 3);
+  ASSERT_EQ(m1->deliveries.size(), 2u);
+  EXPECT_EQ(m1->deliveries[0].id, 1);
+  EXPECT_EQ(m1->deliveries[0].destination, "a");
+  EXPECT_EQ(m1->deliveries[1].id, 2);
+  EXPECT_EQ(m1->deliveries[1].destination, "b");
+  EXPECT_EQ(m1->deliveries[0].state, DeliveryState::Pending);
+  EXPECT_EQ(m1->deliveries[0].message_id, sent[0]);
+  EXPECT_EQ(m1->deliveries[0].route, "r1");
+  ASSERT_EQ(m2->deliveries.size(), 1u);
+  EXPECT_EQ(m2->deliveries[0].id, 3);
+  EXPECT_TRUE(m3->deliveries.empty());
+
+  auto by_seq = store_->message_by_seq(2);
+  ASSERT_TRUE(by_seq);
+  EXPECT_EQ(by_seq->id, sent[1]);
+  EXPECT_EQ(store_->message_by_seq(99), nullptr);
+  EXPECT_FALSE(store_->message("01ZZZZZZZZZZZZZZZZZZZZZZZZ", false).has_value());
+  EXPECT_FALSE(store_->delivery(999).has_value());
+  EXPECT_TRUE(store_->healthy());
+}
+
+TEST_P(StoreConformance, DuplicateIdempotencyKeyReturnsTheFirstId) {
+  std::string first = accept_one("cms", "t", "", kT0, {to_dest("a")}, "evt-1");
+
+  std::vector<Incoming> again;
+  again.push_back(make_incoming(ids_, "cms", "t", "", "evt-1", kT0 + 5, {to_dest("a")}));
+  auto r = store_->accept(std::move(again));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[0].id, first);
+
+  // Same key from another source is a different message.
+  std::string other = accept_one("crm", "t", "", kT0, {to_dest("a")}, "evt-1");
+  EXPECT_NE(other, first);
+
+  // Messages without an idempotency key are never duplicates of each other.
+  std::string n1 = accept_one("cms", "t", "", kT0, {});
+  std::string n2 = accept_one("cms", "t", "", kT0, {});
+  EXPECT_NE(n1, n2);
+
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), 4);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries"), 2);  // the duplicate added none
+}
+
+TEST_P(StoreConformance, DuplicateWithinOneBatch) {
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k", kT0, {to_dest("a")}));
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "other", kT0, {to_dest("a")}));
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k", kT0, {to_dest("a")}));
+  std::string first = batch[0].message->id;
+  std::string other = batch[1].message->id;
+  auto r = store_->accept(std::move(batch));
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[0].id, first);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[1].id, other);
+  EXPECT_EQ(r[2].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[2].id, first);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries"), 2);
+}
+
+TEST_P(StoreConformance, ReopenReloadsMessagesDeliveriesAndAttempts) {
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "rdv.planned", "rdv:7", "evt-7", kT0 + 10,
+                                {to_dest("a", kT0 + 500, "route-a", "map-a"), to_dest("b")},
+                                "{\"rdv\":{\"id\":7}}"));
+  auto& m = *batch[0].message;
+  m.headers = {{"x-trace", "abc"}, {"x-user", "u1"}};
+  std::string id = m.id;
+  ASSERT_EQ(store_->accept(std::move(batch))[0].kind, AcceptResult::Kind::Created);
+  auto ds = delivery_ids(id);
+  ASSERT_EQ(ds.size(), 2u);
+
+  DeliveryUpdate u;
+  u.id = ds[0];
+  u.state = DeliveryState::Retrying;
+  u.attempts = 1;
+  u.next_attempt_at = kT0 + 2000;
+  u.now = kT0 + 1000;
+  u.attempt = Attempt{kT0 + 900, 100, "retry", "http", 503, "HTTP 503", "busy"};
+  store_->record(u);
+  store_->flush();
+
+  reopen();
+
+  auto rec = store_->message(id, true);
+  ASSERT_TRUE(rec.has_value());
+  const Message& back = *rec->message;
+  EXPECT_EQ(back.seq, 1);
+  EXPECT_EQ(back.source, "cms");
+  EXPECT_EQ(back.type, "rdv.planned");
+  EXPECT_EQ(back.correlation, "rdv:7");
+  EXPECT_EQ(back.idempotency, "evt-7");
+  EXPECT_EQ(back.body, "{\"rdv\":{\"id\":7}}");
+  EXPECT_EQ(back.received_at, kT0 + 10);
+  EXPECT_EQ(back.headers,
+            (std::map<std::string, std::string>{{"x-trace", "abc"}, {"x-user", "u1"}}));
+  ASSERT_EQ(rec->deliveries.size(), 2u);
+  const Delivery& d0 = rec->deliveries[0];
+  EXPECT_EQ(d0.id, ds[0]);
+  EXPECT_EQ(d0.destination, "a");
+  EXPECT_EQ(d0.route, "route-a");
+  EXPECT_EQ(d0.mapping, "map-a");
+  EXPECT_EQ(d0.state, DeliveryState::Retrying);
+  EXPECT_EQ(d0.attempts, 1);
+  EXPECT_EQ(d0.next_attempt_at, kT0 + 2000);
+  EXPECT_EQ(d0.not_before, kT0 + 500);
+  EXPECT_EQ(d0.updated_at, kT0 + 1000);
+  EXPECT_EQ(d0.last_outcome, "retry");
+  EXPECT_EQ(d0.last_class, "http");
+  EXPECT_EQ(d0.last_code, 503);
+  EXPECT_EQ(d0.last_text, "HTTP 503");
+  ASSERT_EQ(d0.history.size(), 1u);
+  EXPECT_EQ(d0.history[0].at, kT0 + 900);
+  EXPECT_EQ(d0.history[0].duration_ms, 100);
+  EXPECT_EQ(d0.history[0].outcome, "retry");
+  EXPECT_EQ(d0.history[0].error_class, "http");
+  EXPECT_EQ(d0.history[0].code, 503);
+  EXPECT_EQ(d0.history[0].text, "HTTP 503");
+  EXPECT_EQ(d0.history[0].excerpt, "busy");
+  EXPECT_EQ(rec->deliveries[1].state, DeliveryState::Pending);
+  EXPECT_TRUE(rec->deliveries[1].history.empty());
+
+  // Idempotency survives the restart, and new rows continue after the old ones.
+  std::vector<Incoming> dup;
+  dup.push_back(make_incoming(ids_, "cms", "t", "", "evt-7", kT0, {to_dest("a")}));
+  auto r = store_->accept(std::move(dup));
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[0].id, id);
+  std::string next = accept_one("cms", "t", "", kT0, {to_dest("a")});
+  auto rn = store_->message(next, false);
+  ASSERT_TRUE(rn);
+  EXPECT_EQ(rn->message->seq, 2);
+  ASSERT_EQ(rn->deliveries.size(), 1u);
+  EXPECT_EQ(rn->deliveries[0].id, 3);
+}
+
+TEST_P(StoreConformance, LoadActiveReturnsPendingAndRetryingInIdOrderWithDue) {
+  // d1: pending, not_before in the future; d2: retrying, next attempt later than not_before;
+  // d3: delivered (excluded); d4: retrying with next attempt before not_before; d5: dead.
+  std::string m1 = accept_one("cms", "t", "k1", kT0, {to_dest("a", kT0 + 5000)});
+  std::string m2 = accept_one("cms", "t", "k2", kT0 + 1, {to_dest("a", kT0 + 100)});
+  std::string m3 = accept_one("cms", "t", "k3", kT0 + 2, {to_dest("b")});
+  std::string m4 = accept_one("crm", "t", "", kT0 + 3, {to_dest("b", kT0 + 9000)});
+  std::string m5 = accept_one("cms", "t", "k5", kT0 + 4, {to_dest("a")});
+  auto upd = [&](int64_t id, DeliveryState st, int attempts, Millis next) {
+    DeliveryUpdate u;
+    u.id = id;
+    u.state = st;
+    u.attempts = attempts;
+    u.next_attempt_at = next;
+    u.now = kT0 + 50;
+    store_->record(u);
+  };
+  upd(2, DeliveryState::Retrying, 2, kT0 + 7000);
+  upd(3, DeliveryState::Delivered, 1, 0);
+  upd(4, DeliveryState::Retrying, 1, kT0 + 10);
+  upd(5, DeliveryState::Dead, 3, 0);
+  store_->flush();
+
+  auto active = store_->load_active();
+  ASSERT_EQ(active.size(), 3u);
+  EXPECT_EQ(active[0].id, 1);
+  EXPECT_EQ(active[0].destination, "a");
+  EXPECT_EQ(active[0].key, "k1");
+  EXPECT_EQ(active[0].source, "cms");
+  EXPECT_EQ(active[0].attempts, 0);
+  EXPECT_EQ(active[0].due, kT0 + 5000);
+  EXPECT_EQ(active[0].received_at, kT0);
+  EXPECT_EQ(active[0].message_seq, 1);
+  EXPECT_EQ(active[1].id, 2);
+  EXPECT_EQ(active[1].attempts, 2);
+  EXPECT_EQ(active[1].due, kT0 + 7000);  // max(not_before, next_attempt_at)
+  EXPECT_EQ(active[2].id, 4);
+  EXPECT_EQ(active[2].key, "");
+  EXPECT_EQ(active[2].source, "crm");
+  EXPECT_EQ(active[2].due, kT0 + 9000);  // not_before wins
+  EXPECT_EQ(active[2].message_seq, 4);
+}
+
+TEST_P(StoreConformance, RecordAndFlushUpdateStateHistoryRefAndPayload) {
+  std::string id = accept_one("cms", "t", "k", kT0, {to_dest("a", 0, "r", "m1")});
+  int64_t did = delivery_ids(id).at(0);
+
+  DeliveryUpdate u1;
+  u1.id = did;
+  u1.state = DeliveryState::Retrying;
+  u1.attempts = 1;
+  u1.next_attempt_at = kT0 + 300;
+  u1.now = kT0 + 100;
+  u1.attempt = Attempt{kT0 + 90, 10, "retry", "network", 7, "cannot reach", ""};
+  u1.payload = "{\"mapped\":1}";
+  u1.mapping_version = 3;
+  store_->record(u1);
+
+  DeliveryUpdate u2;
+  u2.id = did;
+  u2.state = DeliveryState::Delivered;
+  u2.attempts = 2;
+  u2.now = kT0 + 400;
+  u2.attempt = Attempt{kT0 + 390, 10, "delivered", "", 201, "HTTP 201", "{\"ok\":true}"};
+  u2.external_ref = "/items/42";
+  store_->record(u2);
+  store_->flush();
+
+  auto d = store_->delivery(did);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->state, DeliveryState::Delivered);
+  EXPECT_EQ(d->attempts, 2);
+  EXPECT_EQ(d->updated_at, kT0 + 400);
+  EXPECT_EQ(d->last_outcome, "delivered");
+  EXPECT_EQ(d->last_code, 201);
+  EXPECT_EQ(d->last_text, "HTTP 201");
+  EXPECT_EQ(d->external_ref, "/items/42");
+  EXPECT_EQ(d->mapping, "m1");
+  EXPECT_EQ(d->mapping_version, 3);
+  ASSERT_TRUE(d->payload.has_value());  // kept: the second update carried none
+  EXPECT_EQ(*d->payload, "{\"mapped\":1}");
+  EXPECT_EQ(d->message_id, id);
+
+  // A person's action without an attempt replaces the text, keeps the outcome and the ref.
+  DeliveryUpdate u3;
+  u3.id = did;
+  u3.state = DeliveryState::Discarded;
+  u3.attempts = 2;
+  u3.now = kT0 + 500;
+  u3.action_text = "discarded: duplicate at the partner";
+  store_->record(u3);
+  store_->flush();
+  d = store_->delivery(did);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->state, DeliveryState::Discarded);
+  EXPECT_EQ(d->last_text, "discarded: duplicate at the partner");
+  EXPECT_EQ(d->last_outcome, "delivered");
+  EXPECT_EQ(d->external_ref, "/items/42");
+
+  auto rec = store_->message(id, true);
+  ASSERT_TRUE(rec);
+  ASSERT_EQ(rec->deliveries.size(), 1u);
+  const auto& h = rec->deliveries[0].history;
+  ASSERT_EQ(h.size(), 2u);  // the action adds no attempt
+  EXPECT_EQ(h[0].outcome, "retry");
+  EXPECT_EQ(h[0].error_class, "network");
+  EXPECT_EQ(h[1].outcome, "delivered");
+  EXPECT_EQ(h[1].excerpt, "{\"ok\":true}");
+  // Without history the attempts list stays empty.
+  EXPECT_TRUE(store_->message(id, false)->deliveries[0].history.empty());
+}
+
+TEST_P(StoreConformance, InFlightIsStoredAsPending) {
+  std::string id = accept_one("cms", "t", "k", kT0, {to_dest("a")});
+  DeliveryUpdate u;
+  u.id = delivery_ids(id).at(0);
+  u.state = DeliveryState::InFlight;
+  u.now = kT0;
+  store_->record(u);
+  store_->flush();
+  EXPECT_EQ(store_->delivery(u.id)->state, DeliveryState::Pending);
+}
+
+TEST_P(StoreConformance, ApplyChecksExpectedStateAndExistence) {
+  std::string id = accept_one("cms", "t", "k", kT0, {to_dest("a")});
+  int64_t did = delivery_ids(id).at(0);
+
+  DeliveryUpdate wrong;
+  wrong.id = did;
+  wrong.state = DeliveryState::Discarded;
+  wrong.now = kT0;
+  wrong.expected = {DeliveryState::Dead};
+  Status s = store_->apply(wrong);
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.http_status, 409);
+  EXPECT_NE(s.detail.find("pending"), std::string::npos) << s.detail;
+  EXPECT_EQ(store_->delivery(did)->state, DeliveryState::Pending);  // unchanged
+
+  DeliveryUpdate missing = wrong;
+  missing.id = 12345;
+  s = store_->apply(missing);
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.http_status, 404);
+  missing.expected.clear();
+  s = store_->apply(missing);
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.http_status, 404);
+
+  DeliveryUpdate right = wrong;
+  right.expected = {DeliveryState::Pending, DeliveryState::Retrying};
+  right.action_text = "discarded: test";
+  s = store_->apply(right);
+  EXPECT_TRUE(s.ok) << s.detail;
+  auto d = store_->delivery(did);  // apply() is durable when it returns: no flush needed
+  EXPECT_EQ(d->state, DeliveryState::Discarded);
+  EXPECT_EQ(d->last_text, "discarded: test");
+}
+
+TEST_P(StoreConformance, ListFiltersAndCursorPaging) {
+  // 12 messages: sources cms/crm alternate, types t0/t1/t2, correlation k0..k3,
+  // received at kT0 + i*1000; destinations a (even) or b (odd); #11 is unrouted.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    std::vector<NewDelivery> to;
+    if (i != 11) to.push_back(to_dest(i % 2 == 0 ? "a" : "b"));
+    ids.push_back(accept_one(i % 2 == 0 ? "cms" : "crm", "t" + std::to_string(i % 3),
+                             "k" + std::to_string(i % 4), kT0 + i * 1000, to));
+  }
+  // Deliveries 1..11 belong to messages 0..10; make #3 dead and #4 delivered.
+  auto set_state = [&](int64_t did, DeliveryState st) {
+    DeliveryUpdate u;
+    u.id = did;
+    u.state = st;
+    u.now = kT0;
+    store_->record(u);
+  };
+  set_state(4, DeliveryState::Dead);
+  set_state(5, DeliveryState::Delivered);
+  store_->flush();
+
+  auto seqs = [&](MessageFilter f) {
+    f.limit = 100;
+    std::vector<int64_t> out;
+    for (const auto& r : store_->list(f).items) out.push_back(r.message->seq);
+    return out;
+  };
+  using V = std::vector<int64_t>;
+  MessageFilter f;
+  EXPECT_EQ(seqs(f), (V{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}));  // newest first
+  f = {};
+  f.source = "crm";
+  EXPECT_EQ(seqs(f), (V{12, 10, 8, 6, 4, 2}));
+  f = {};
+  f.type = "t2";
+  EXPECT_EQ(seqs(f), (V{12, 9, 6, 3}));
+  f = {};
+  f.correlation = "k1";
+  EXPECT_EQ(seqs(f), (V{10, 6, 2}));
+  f = {};
+  f.destination = "a";
+  EXPECT_EQ(seqs(f), (V{11, 9, 7, 5, 3, 1}));
+  f = {};
+  f.state = "dead";
+  EXPECT_EQ(seqs(f), (V{4}));
+  f = {};
+  f.state = "delivered";
+  f.destination = "b";  // message 5 went to a: no match
+  EXPECT_TRUE(seqs(f).empty());
+  f = {};
+  f.state = "pending";
+  f.destination = "a";
+  EXPECT_EQ(seqs(f), (V{11, 9, 7, 3, 1}));
+  f = {};
+  f.state = "unrouted";
+  EXPECT_EQ(seqs(f), (V{12}));
+  f = {};
+  f.from = kT0 + 3000;  // inclusive
+  f.to = kT0 + 6000;    // exclusive
+  EXPECT_EQ(seqs(f), (V{6, 5, 4}));
+  f = {};
+  f.source = "cms";
+  f.type = "t0";
+  EXPECT_EQ(seqs(f), (V{7, 1}));  // filters combine
+  f.correlation = "k0";
+  EXPECT_EQ(seqs(f), (V{1}));
+
+  // Each record carries its deliveries.
+  f = {};
+  f.correlation = "k3";
+  f.limit = 1;
+  auto page = store_->list(f);
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].message->id, ids[11]);
+  EXPECT_TRUE(page.items[0].deliveries.empty());
+
+  // Paging by 5: every message once, in order, and the last page says there is no more.
+  for (int limit : {1, 5, 12, 13}) {
+    std::vector<int64_t> all;
+    MessageFilter pf;
+    pf.limit = limit;
+    int pages = 0;
+    for (;;) {
+      auto p = store_->list(pf);
+      ++pages;
+      ASSERT_LE(p.items.size(), static_cast<size_t>(limit));
+      for (const auto& r : p.items) {
+        all.push_back(r.message->seq);
+        if (r.message->seq <= 11) {
+          ASSERT_EQ(r.deliveries.size(), 1u);
+          EXPECT_EQ(r.deliveries[0].message_id, r.message->id);
+        }
+      }
+      if (p.next_cursor == 0) break;
+      EXPECT_EQ(p.next_cursor, p.items.back().message->seq);
+      pf.before_seq = p.next_cursor;
+      ASSERT_LT(pages, 20);
+    }
+    EXPECT_EQ(all, (V{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1})) << "limit " << limit;
+    EXPECT_EQ(pages, (12 + limit - 1) / limit) << "limit " << limit;
+  }
+
+  // Paging with a filter.
+  std::vector<int64_t> crm;
+  MessageFilter cf;
+  cf.source = "crm";
+  cf.limit = 4;
+  auto p1 = store_->list(cf);
+  for (const auto& r : p1.items) crm.push_back(r.message->seq);
+  ASSERT_NE(p1.next_cursor, 0);
+  cf.before_seq = p1.next_cursor;
+  auto p2 = store_->list(cf);
+  for (const auto& r : p2.items) crm.push_back(r.message->seq);
+  EXPECT_EQ(p2.next_cursor, 0);
+  EXPECT_EQ(crm, (V{12, 10, 8, 6, 4, 2}));
+}
+
+TEST_P(StoreConformance, LoadDeadHeads) {
+  auto dead = [&](int64_t did) {
+    DeliveryUpdate u;
+    u.id = did;
+    u.state = DeliveryState::Dead;
+    u.now = kT0;
+    store_->record(u);
+  };
+  auto delivered = [&](int64_t did) {
+    DeliveryUpdate u;
+    u.id = did;
+    u.state = DeliveryState::Delivered;
+    u.now = kT0;
+    store_->record(u);
+  };
+  // Every (destination, key) with a dead delivery is held by its earliest dead one, whether
+  // or not something is queued behind it yet; messages without a key are never held.
+  accept_one("cms", "t", "A", kT0, {to_dest("a")});  // d1 dead
+  accept_one("cms", "t", "A", kT0, {to_dest("a")});  // d2 pending
+  accept_one("cms", "t", "B", kT0, {to_dest("a")});  // d3 dead, nothing after
+  accept_one("cms", "t", "", kT0, {to_dest("a")});   // d4 dead, no key
+  accept_one("cms", "t", "", kT0, {to_dest("a")});   // d5 pending, no key
+  accept_one("cms", "t", "C", kT0, {to_dest("a")});  // d6 dead
+  accept_one("cms", "t", "C", kT0, {to_dest("a")});  // d7 dead
+  accept_one("cms", "t", "C", kT0, {to_dest("a")});  // d8 retrying
+  accept_one("cms", "t", "A", kT0, {to_dest("b")});  // d9 dead (same key, other destination)
+  accept_one("cms", "t", "A", kT0, {to_dest("b")});  // d10 delivered
+  accept_one("cms", "t", "E", kT0, {to_dest("a")});  // d11 delivered only: not held
+  for (int64_t d : {1, 3, 4, 6, 7, 9}) dead(d);
+  delivered(10);
+  delivered(11);
+  DeliveryUpdate r;
+  r.id = 8;
+  r.state = DeliveryState::Retrying;
+  r.attempts = 1;
+  r.now = kT0;
+  store_->record(r);
+  store_->flush();
+
+  auto heads = store_->load_dead_heads();
+  std::vector<std::tuple<std::string, std::string, int64_t>> got;
+  for (const auto& h : heads) got.emplace_back(h.destination, h.key, h.dead_delivery_id);
+  std::sort(got.begin(), got.end());
+  using T = std::tuple<std::string, std::string, int64_t>;
+  EXPECT_EQ(got, (std::vector<T>{T{"a", "A", 1}, T{"a", "B", 3}, T{"a", "C", 6}, T{"b", "A", 9}}));
+}
+
+TEST_P(StoreConformance, CommitListenerGetsNewActiveDeliveriesAfterCommit) {
+  std::mutex mu;
+  std::vector<QueuedDelivery> got;
+  int calls = 0;
+  bool all_visible = true;
+  Store* store = store_.get();
+  store_->set_commit_listener([&](std::vector<QueuedDelivery>&& fresh) {
+    // Runs after the commit: the rows must already be readable from another connection.
+    bool visible = true;
+    for (const auto& q : fresh) {
+      auto d = store->delivery(q.id);
+      visible = visible && d.has_value() && d->state == DeliveryState::Pending;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls;
+    all_visible = all_visible && visible;
+    for (auto& q : fresh) got.push_back(std::move(q));
+  });
+
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "t", "rdv:1", "e1", kT0,
+                                {to_dest("a", kT0 + 42, "r", "m"), to_dest("b")}));
+  batch.push_back(make_incoming(ids_, "crm", "t", "", "", kT0 + 1, {}));  // unrouted: nothing
+  std::string id1 = batch[0].message->id;
+  store_->accept(std::move(batch));
+  {
+    // The listener has run when accept() returns (after the commit, before the answer), so
+    // a retry or discard right after the 202 finds the delivery queued.
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(got.size(), 2u);
+  }
+  // A duplicate and a state update produce no new deliveries.
+  std::vector<Incoming> dup;
+  dup.push_back(make_incoming(ids_, "cms", "t", "rdv:1", "e1", kT0, {to_dest("a")}));
+  EXPECT_EQ(store_->accept(std::move(dup))[0].kind, AcceptResult::Kind::Duplicate);
+  DeliveryUpdate u;
+  u.id = 1;
+  u.state = DeliveryState::Retrying;
+  u.now = kT0;
+  store_->record(u);
+  store_->flush();
+  // A later message shows that the listener is still called (and the duplicate added nothing).
+  accept_one("cms", "t", "rdv:2", kT0 + 2, {to_dest("a")});
+
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_TRUE(all_visible);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(got[0].id, 1);
+  EXPECT_EQ(got[0].destination, "a");
+  EXPECT_EQ(got[0].source, "cms");
+  EXPECT_EQ(got[0].key, "rdv:1");
+  EXPECT_EQ(got[0].mapping, "m");
+  EXPECT_EQ(got[0].due, kT0 + 42);
+  EXPECT_EQ(got[0].received_at, kT0);
+  EXPECT_EQ(got[0].message_seq, 1);
+  ASSERT_TRUE(got[0].message);
+  EXPECT_EQ(got[0].message->id, id1);
+  EXPECT_EQ(got[1].id, 2);
+  EXPECT_EQ(got[1].destination, "b");
+  EXPECT_EQ(got[2].id, 3);
+  EXPECT_EQ(got[2].key, "rdv:2");
+  EXPECT_EQ(got[2].message_seq, 3);
+  store_->set_commit_listener(nullptr);
+}
+
+TEST_P(StoreConformance, ConcurrentAcceptsAreGroupCommitted) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 500;
+  std::atomic<int> listener_calls{0};
+  std::atomic<int> listener_rows{0};
+  store_->set_commit_listener([&](std::vector<QueuedDelivery>&& fresh) {
+    listener_calls.fetch_add(1);
+    listener_rows.fetch_add(static_cast<int>(fresh.size()));
+  });
+  std::atomic<int> created{0}, other{0};
+  std::mutex ids_mu;
+  std::set<std::string> all_ids;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::string> mine;
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<Incoming> one;
+        one.push_back(make_incoming(ids_, "cms", "t", "k" + std::to_string(t),
+                                    "t" + std::to_string(t) + "-" + std::to_string(i), kT0,
+                                    {to_dest("a")}));
+        auto r = store_->accept(std::move(one));
+        if (r.size() == 1 && r[0].kind == AcceptResult::Kind::Created) {
+          created.fetch_add(1);
+          mine.push_back(r[0].id);
+        } else {
+          other.fetch_add(1);
+        }
+      }
+      std::lock_guard<std::mutex> lock(ids_mu);
+      all_ids.insert(mine.begin(), mine.end());
+    });
+  }
+  for (auto& th : threads) th.join();
+  constexpr int kTotal = kThreads * kPerThread;
+  EXPECT_EQ(created.load(), kTotal);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(all_ids.size(), static_cast<size_t>(kTotal));
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), kTotal);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries"), kTotal);
+  EXPECT_EQ(scalar("SELECT COUNT(DISTINCT seq) FROM messages"), kTotal);
+  EXPECT_EQ(scalar("SELECT MAX(seq) FROM messages"), kTotal);
+  ASSERT_TRUE(relais::testing::wait_until([&] { return listener_rows.load() == kTotal; }));
+  // Many callers shared commits: fewer commits (listener calls) than accepts.
+  EXPECT_LT(listener_calls.load(), kTotal);
+  store_->set_commit_listener(nullptr);
+}
+
+TEST_P(StoreConformance, WritesAfterCloseFail) {
+  store_->close();
+  std::vector<Incoming> one;
+  one.push_back(make_incoming(ids_, "cms", "t", "", "", kT0, {to_dest("a")}));
+  auto r = store_->accept(std::move(one));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Failed);
+  EXPECT_FALSE(r[0].error.empty());
+  DeliveryUpdate u;
+  u.id = 1;
+  EXPECT_EQ(store_->apply(u).http_status, 503);
+  store_->flush();  // returns at once
+  store_->close();  // idempotent
+}
+
+// --- erasure -----------------------------------------------------------------------------------
+
+// A message with one delivery that went through an attempt: body, mapped payload, the partner's
+// excerpt and the texts all carry the person's values.
+std::string accept_attempted(IdGenerator& ids, Store& store, const std::string& correlation,
+                             const std::string& personal, DeliveryState final_state) {
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids, "cms", "rdv", correlation, "", kT0, {to_dest("sms")},
+                                "{\"nom\":\"" + personal + "\"}"));
+  auto r = store.accept(std::move(batch));
+  EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created);
+  auto rec = store.message(r.at(0).id, false);
+  DeliveryUpdate u;
+  u.id = rec->deliveries.at(0).id;
+  u.state = final_state;
+  u.attempts = 1;
+  u.now = kT0 + 1;
+  u.payload = "{\"to\":\"" + personal + "\"}";
+  u.attempt = Attempt{kT0 + 1,
+                      5,
+                      "failed",
+                      "rejected",
+                      400,
+                      "refused for " + personal,
+                      "{\"echo\":\"" + personal + "\"}"};
+  EXPECT_TRUE(store.apply(u).ok);
+  return r.at(0).id;
+}
+
+TEST_P(StoreConformance, ErasureReplacesEveryPayloadOfTheKeyInBatches) {
+  std::vector<std::string> erased;
+  for (int i = 0; i < 5; ++i) {
+    erased.push_back(accept_attempted(ids_, *store_, "individu:58123",
+                                      "MARTIN-" + std::to_string(i), DeliveryState::Dead));
+  }
+  std::string kept =
+      accept_attempted(ids_, *store_, "individu:77001", "LEROUX", DeliveryState::Dead);
+  ErasureRequest req{"individu:58123", "alice", "demande d'effacement n°12", kT0 + 10, false, 2};
+  ErasureResult res;
+  Status s = store_->erase(req, res);
+  ASSERT_TRUE(s.ok) << s.detail;
+  EXPECT_EQ(res.messages, 5);
+  EXPECT_EQ(res.deliveries, 5);
+  EXPECT_EQ(res.attempts, 5);
+  EXPECT_TRUE(res.checkpointed);
+  const std::string tomb = erasure_tombstone(req);
+  for (const auto& id : erased) {
+    auto rec = store_->message(id, true);
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->message->body, tomb);
+    EXPECT_FALSE(erased_tombstone(rec->message->body).is_null());
+    EXPECT_EQ(erased_tombstone(rec->message->body).value("par", ""), "alice");
+    const auto& d = rec->deliveries.at(0);
+    EXPECT_EQ(d.payload.value_or(""), tomb);
+    EXPECT_EQ(d.last_text.find("MARTIN"), std::string::npos) << d.last_text;
+    ASSERT_EQ(d.history.size(), 1u);
+    EXPECT_EQ(d.history[0].excerpt, tomb);
+    EXPECT_EQ(d.history[0].text.find("MARTIN"), std::string::npos);
+    EXPECT_EQ(d.history[0].error_class, "rejected");  // metadata kept
+  }
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE body LIKE '%MARTIN%'"), 0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries WHERE payload LIKE '%MARTIN%' OR "
+                   "last_text LIKE '%MARTIN%'"),
+            0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM attempts WHERE excerpt LIKE '%MARTIN%' OR text LIKE "
+                   "'%MARTIN%'"),
+            0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE erased_at = " + std::to_string(kT0 + 10)),
+            5);
+  // The other person's payloads are intact.
+  auto other = store_->message(kept, true);
+  EXPECT_EQ(other->message->body, "{\"nom\":\"LEROUX\"}");
+  EXPECT_EQ(other->deliveries.at(0).payload.value_or(""), "{\"to\":\"LEROUX\"}");
+  EXPECT_TRUE(erased_tombstone(other->message->body).is_null());
+  // Again: nothing left to erase, the first tombstone stays.
+  ErasureRequest again = req;
+  again.at = kT0 + 20;
+  ASSERT_TRUE(store_->erase(again, res).ok);
+  EXPECT_EQ(res.messages, 0);
+  EXPECT_EQ(store_->message(erased[0], false)->message->body, tomb);
+}
+
+TEST_P(StoreConformance, ErasureIsRefusedWhileADeliveryOfTheKeyIsActiveUnlessForced) {
+  std::string done =
+      accept_attempted(ids_, *store_, "individu:9", "BERNARD", DeliveryState::Delivered);
+  std::string waiting =
+      accept_attempted(ids_, *store_, "individu:9", "BERNARD", DeliveryState::Retrying);
+  ErasureRequest req{"individu:9", "alice", "demande", kT0 + 10, false, 100};
+  ErasureResult res;
+  Status s = store_->erase(req, res);
+  EXPECT_EQ(s.http_status, 409);
+  ASSERT_EQ(res.active.size(), 1u);
+  EXPECT_EQ(res.active[0], delivery_ids(waiting).at(0));
+  EXPECT_EQ(res.messages, 0);
+  EXPECT_EQ(store_->message(done, false)->message->body, "{\"nom\":\"BERNARD\"}");
+  req.force = true;
+  ASSERT_TRUE(store_->erase(req, res).ok);
+  EXPECT_EQ(res.messages, 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE body LIKE '%BERNARD%'"), 0);
+}
+
+// --- idempotency -------------------------------------------------------------------------------
+
+// Keys remembered a minute, expired keys purged at every group.
+class IdempotencyConformance : public StoreConformance {
+ protected:
+  void SetUp() override {
+    options_.idempotency_retention_ms = 60'000;
+    options_.purge_every_ms = 0;
+    StoreConformance::SetUp();
+  }
+
+  AcceptResult send(const std::string& key, const std::string& body, Millis at) {
+    std::vector<Incoming> batch;
+    batch.push_back(make_incoming(ids_, "cms", "t", "", key, at, {to_dest("a")}, body));
+    batch.back().body_digest = body == "" ? "" : "digest:" + body;
+    return store_->accept(std::move(batch)).at(0);
+  }
+
+  int64_t keys() { return scalar("SELECT COUNT(*) FROM idempotency_keys"); }
+};
+
+TEST_P(IdempotencyConformance, SameKeyOtherBodyIsAConflictNamingTheFirstMessage) {
+  Millis t = 1'700'000'000'000;
+  AcceptResult first = send("demande-1", "{\"a\":1}", t);
+  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
+  AcceptResult same = send("demande-1", "{\"a\":1}", t + 10);
+  EXPECT_EQ(same.kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(same.id, first.id);
+  AcceptResult other = send("demande-1", "{\"a\":2}", t + 20);
+  EXPECT_EQ(other.kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(other.id, first.id);
+  // Within one batch too.
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":1}"));
+  batch.back().body_digest = "x";
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":2}"));
+  batch.back().body_digest = "y";
+  auto r = store_->accept(std::move(batch));
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(r[1].id, r[0].id);
+}
+
+TEST_P(IdempotencyConformance, AKeyIsForgottenAfterItsRetention) {
+  Millis t = 1'700'000'000'000;
+  AcceptResult first = send("demande-9", "{\"a\":1}", t);
+  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 59'000).kind, AcceptResult::Kind::Duplicate);
+  AcceptResult later = send("demande-9", "{\"a\":1}", t + 61'000);
+  EXPECT_EQ(later.kind, AcceptResult::Kind::Created);
+  EXPECT_NE(later.id, first.id);
+  // And remembered again from then on.
+  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 62'000).kind, AcceptResult::Kind::Duplicate);
+}
+
+// Expired keys are purged, so the table (and its index) stays bounded by the retention.
+TEST_P(IdempotencyConformance, ExpiredKeysArePurged) {
+  Millis t = 1'700'000'000'000;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(send("old-" + std::to_string(i), "{}", t).kind, AcceptResult::Kind::Created);
+  }
+  EXPECT_EQ(keys(), 50);
+  ASSERT_EQ(send("new-1", "{}", t + 120'000).kind, AcceptResult::Kind::Created);
+  store_->flush();
+  EXPECT_EQ(keys(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreConformance, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Engines, IdempotencyConformance, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace relais
