@@ -33,6 +33,21 @@ class SqliteBackend final : public StoreBackend {
     sqlite3_close(db);
     return v;
   }
+  std::vector<std::string> column(const std::string& sql) override {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    std::vector<std::string> out;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK)
+        << sql << ": " << sqlite3_errmsg(db);
+    while (st != nullptr && sqlite3_step(st) == SQLITE_ROW) {
+      const auto* p = sqlite3_column_text(st, 0);
+      out.emplace_back(p ? reinterpret_cast<const char*>(p) : "");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
   void exec(const std::string& sql) override {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
@@ -62,6 +77,14 @@ class PostgresBackend final : public StoreBackend {
     std::string v = r.text(0, 0);
     if (v == "t" || v == "f") return v == "t" ? 1 : 0;
     return r.int64(0, 0);
+  }
+  std::vector<std::string> column(const std::string& sql) override {
+    pg::Result r;
+    Status s = connection().run_text(sql, pg::Params(), r);
+    EXPECT_TRUE(s.ok) << sql << ": " << s.detail;
+    std::vector<std::string> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
+    return out;
   }
   void exec(const std::string& sql) override {
     Status s = connection().exec(sql);

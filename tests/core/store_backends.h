@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/store.h"
 
@@ -22,6 +23,8 @@ class StoreBackend {
   // The first column of the first row of `sql` as an integer (-1 when there is no row), read on
   // the backend's own connection (another than the store's).
   virtual int64_t scalar(const std::string& sql) = 0;
+  // The first column of every row of `sql`, as text ("" for NULL).
+  virtual std::vector<std::string> column(const std::string& sql) = 0;
   // Runs statements on the backend's own connection; a failure fails the test.
   virtual void exec(const std::string& sql) = 0;
 

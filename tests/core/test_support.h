@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/at_rest.h"
 #include "core/ids.h"
 #include "core/store.h"
 
@@ -51,6 +52,27 @@ bool wait_until(Pred pred, int timeout_ms = 5000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+// Two test keys of encryption at rest (core/at_rest.h), "A" and "B".
+inline const char* kKeyA = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+inline const char* kKeyB = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+inline AtRestCipher::Key key_from_hex(const std::string& id, const std::string& hex) {
+  AtRestCipher::Key k;
+  k.id = id;
+  for (size_t i = 0; i < 32; ++i) {
+    k.bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  return k;
+}
+
+// A cipher with the keys `ids` ("A", "B") and `active` among them.
+inline std::shared_ptr<const AtRestCipher> cipher(const std::vector<std::string>& ids,
+                                                  const std::string& active) {
+  std::vector<AtRestCipher::Key> keys;
+  for (const auto& id : ids) keys.push_back(key_from_hex(id, id == "A" ? kKeyA : kKeyB));
+  return std::make_shared<const AtRestCipher>(std::move(keys), active);
 }
 
 // Builds one message with the given fields and a delivery per destination.
