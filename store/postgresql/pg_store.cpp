@@ -19,6 +19,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -135,6 +136,31 @@ constexpr const char* kUpdateDelivery =
     "payload = CASE WHEN $14::boolean THEN payload ELSE $15::text END, "
     "flags = CASE WHEN $16::boolean THEN flags ELSE $17::text END "
     "WHERE id = $18";
+// The multi-row forms of the two above, for the recorded outcomes of a group (distinct ids).
+constexpr const char* kUpdateDeliveries =
+    "UPDATE deliveries d SET state = u.state, attempts = u.attempts, next_attempt_at = u.next, "
+    "updated_at = u.now, "
+    "last_outcome = CASE WHEN u.has_attempt THEN u.outcome ELSE d.last_outcome END, "
+    "last_class = CASE WHEN u.has_attempt THEN u.class ELSE d.last_class END, "
+    "last_code = CASE WHEN u.has_attempt THEN u.code ELSE d.last_code END, "
+    "last_text = CASE WHEN u.has_text THEN u.text ELSE d.last_text END, "
+    "external_ref = CASE WHEN u.ref <> '' THEN u.ref ELSE d.external_ref END, "
+    "mapping = CASE WHEN u.mapping <> '' THEN u.mapping ELSE d.mapping END, "
+    "mapping_version = CASE WHEN u.mapping_version <> 0 THEN u.mapping_version ELSE "
+    "d.mapping_version END, "
+    "payload = CASE WHEN u.keep_payload THEN d.payload ELSE u.payload END, "
+    "flags = CASE WHEN u.keep_flags THEN d.flags ELSE u.flags END "
+    "FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::bigint[], $5::bigint[], "
+    "$6::boolean[], $7::text[], $8::text[], $9::integer[], $10::boolean[], $11::text[], "
+    "$12::text[], $13::text[], $14::bigint[], $15::boolean[], $16::text[], $17::boolean[], "
+    "$18::text[]) AS u(id, state, attempts, next, now, has_attempt, outcome, class, code, "
+    "has_text, text, ref, mapping, mapping_version, keep_payload, payload, keep_flags, flags) "
+    "WHERE d.id = u.id";
+constexpr const char* kInsertAttempts =
+    "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
+    "SELECT a.* FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
+    "$6::integer[], $7::text[], $8::text[]) AS a(delivery_id, at, duration_ms, outcome, class, "
+    "code, text, excerpt) WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)";
 constexpr const char* kSelectStateForUpdate =
     "SELECT state FROM deliveries WHERE id = $1 FOR UPDATE";
 constexpr const char* kProbe = "UPDATE store_probe SET at = $1 WHERE id = 1";
@@ -365,6 +391,8 @@ class PgStore final : public Store {
   void connect_writer();
   void accept_all(std::vector<AcceptJob*>& jobs, Completion& c);
   Status apply_update(const DeliveryUpdate& u);
+  // Recorded updates of distinct deliveries, in two statements (the updates, their attempts).
+  void update_all(const std::vector<const DeliveryUpdate*>& updates);
   void purge_expired_keys();
   BatchResult erase_batch(pg::Connection& w, const ErasureRequest& r, int64_t after_seq);
   TombstoneCounts write_tombstone(pg::Connection& w, int64_t seq, const std::string& id,
@@ -653,13 +681,32 @@ void PgStore::write_group(std::vector<Job>& jobs) {
       if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) accepts.push_back(a->get());
     }
     if (!accepts.empty()) accept_all(accepts, c);
+    // Recorded outcomes go in multi-row statements, a run of them at a time (a run ends before
+    // an apply, a batch job, or a second update of the same delivery, which must come after).
+    std::vector<const DeliveryUpdate*> run;
+    std::set<int64_t> in_run;
+    auto flush_run = [&] {
+      if (!run.empty()) update_all(run);
+      run.clear();
+      in_run.clear();
+    };
     for (auto& job : jobs) {
       if (auto* u = std::get_if<UpdateJob>(&job)) {
+        if (u->done == nullptr && u->update.expected.empty()) {
+          if (in_run.count(u->update.id)) flush_run();
+          run.push_back(&u->update);
+          in_run.insert(u->update.id);
+          c.statuses.push_back(Status::success());  // a record is not answered
+          continue;
+        }
+        flush_run();
         c.statuses.push_back(apply_update(u->update));
       } else if (auto* b = std::get_if<BatchJob>(&job)) {
+        flush_run();
         c.batches.push_back(b->work(*w_));
       }
     }
+    flush_run();
     purge_expired_keys();
     must(w_->exec("COMMIT"));
     in_transaction = false;
@@ -945,6 +992,82 @@ Status PgStore::apply_update(const DeliveryUpdate& u) {
                                      .ref(a.excerpt)));
   }
   return Status::success();
+}
+
+void PgStore::update_all(const std::vector<const DeliveryUpdate*>& updates) {
+  ArrayText id, state, attempts, next, now, has_attempt, outcome, cls, code, has_text, text, ref,
+      mapping, mapping_version, keep_payload, payload, keep_flags, flags;
+  ArrayText a_delivery, a_at, a_duration, a_outcome, a_class, a_code, a_text, a_excerpt;
+  bool any_attempt = false;
+  for (const DeliveryUpdate* u : updates) {
+    const bool with = u->attempt.has_value();
+    id.add(u->id);
+    state.add(to_string(u->state == DeliveryState::InFlight ? DeliveryState::Pending : u->state));
+    attempts.add(int64_t{u->attempts});
+    next.add(u->next_attempt_at);
+    now.add(u->now);
+    has_attempt.add(std::string(with ? "t" : "f"));
+    outcome.add(with ? u->attempt->outcome : std::string());
+    cls.add(with ? u->attempt->error_class : std::string());
+    code.add(int64_t{with ? u->attempt->code : 0});
+    has_text.add(std::string(with || !u->action_text.empty() ? "t" : "f"));
+    text.add(with ? u->attempt->text : u->action_text);
+    ref.add(u->external_ref);
+    mapping.add(u->mapping);
+    mapping_version.add(u->mapping_version);
+    keep_payload.add(std::string(u->payload ? "f" : "t"));
+    if (u->payload) {
+      payload.add(*u->payload);
+    } else {
+      payload.add_null();
+    }
+    // An attempt states the delivery's flags anew; a person's action keeps them.
+    keep_flags.add(std::string(with ? "f" : "t"));
+    flags.add(u->flags.empty() ? std::string() : nlohmann::json(u->flags).dump());
+    if (with) {
+      const Attempt& a = *u->attempt;
+      any_attempt = true;
+      a_delivery.add(u->id);
+      a_at.add(a.at);
+      a_duration.add(a.duration_ms);
+      a_outcome.add(a.outcome);
+      a_class.add(a.error_class);
+      a_code.add(int64_t{a.code});
+      a_text.add(a.text);
+      a_excerpt.add(a.excerpt);
+    }
+  }
+  must(w_->run(kUpdateDeliveries, Params()
+                                      .text(id.take())
+                                      .text(state.take())
+                                      .text(attempts.take())
+                                      .text(next.take())
+                                      .text(now.take())
+                                      .text(has_attempt.take())
+                                      .text(outcome.take())
+                                      .text(cls.take())
+                                      .text(code.take())
+                                      .text(has_text.take())
+                                      .text(text.take())
+                                      .text(ref.take())
+                                      .text(mapping.take())
+                                      .text(mapping_version.take())
+                                      .text(keep_payload.take())
+                                      .text(payload.take())
+                                      .text(keep_flags.take())
+                                      .text(flags.take())));
+  // As the single form: no attempt for a delivery that does not exist.
+  if (any_attempt) {
+    must(w_->run(kInsertAttempts, Params()
+                                      .text(a_delivery.take())
+                                      .text(a_at.take())
+                                      .text(a_duration.take())
+                                      .text(a_outcome.take())
+                                      .text(a_class.take())
+                                      .text(a_code.take())
+                                      .text(a_text.take())
+                                      .text(a_excerpt.take())));
+  }
 }
 
 std::string PgStore::seal(const std::string& aad, const std::string& plain) const {
@@ -1536,6 +1659,11 @@ std::vector<PgHotStatement> postgresql_hot_statements() {
        "'{1}', '{01H}', '{cms}', '{t}', '{k}', '{e}', '{\"{}\"}', '{b}', '{1}', '{1}'"},
       {"insert deliveries", kInsertDeliveries, "'{1}', '{1}', '{a}', '{r}', '{m}', '{0}', '{0}'"},
       {"insert attempt", kInsertAttempt, "1, 1, 1, 'o', 'c', 200, 't', 'e'"},
+      {"update deliveries", kUpdateDeliveries,
+       "'{42}', '{delivered}', '{1}', '{0}', '{1}', '{t}', '{delivered}', '{\"\"}', '{201}', "
+       "'{t}', '{x}', '{\"\"}', '{\"\"}', '{0}', '{t}', '{NULL}', '{f}', '{\"\"}'"},
+      {"insert attempts", kInsertAttempts,
+       "'{42}', '{1}', '{1}', '{o}', '{c}', '{200}', '{t}', '{e}'"},
       {"update delivery", kUpdateDelivery,
        "'retrying', 1, 2, 3, true, 'retry', 'http', 503, true, 'x', '', '', 0, true, NULL, "
        "false, '', 42"},
