@@ -12,13 +12,26 @@ namespace relais::pg {
 
 // --- Params, ArrayText ---------------------------------------------------------------------
 
+Params& Params::operator=(const Params& o) {
+  if (this == &o) return *this;
+  owned_ = o.owned_;
+  owned_at_ = o.owned_at_;
+  values_ = o.values_;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (owned_at_[i] >= 0) values_[i] = owned_[static_cast<size_t>(owned_at_[i])].c_str();
+  }
+  return *this;
+}
+
 Params& Params::text(std::string v) {
   owned_.push_back(std::move(v));
+  owned_at_.push_back(static_cast<int>(owned_.size() - 1));
   values_.push_back(owned_.back().c_str());
   return *this;
 }
 
 Params& Params::ref(const std::string& v) {
+  owned_at_.push_back(-1);
   values_.push_back(v.c_str());
   return *this;
 }
@@ -28,6 +41,7 @@ Params& Params::num(int64_t v) {
 }
 
 Params& Params::null() {
+  owned_at_.push_back(-1);
   values_.push_back(nullptr);
   return *this;
 }
@@ -187,19 +201,83 @@ Status Connection::finish(PGresult* r, Result& out, Failure* why) {
   return Status::failure(503, lost ? "storage unreachable" : "storage error", detail);
 }
 
-Status Connection::run(const char* sql, const Params& params, Result& out, Failure* why) {
+Status Connection::prepared(const char* sql, const std::string*& name, Failure* why) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
-    std::string name = "s" + std::to_string(prepared_.size());
-    PGresult* p = PQprepare(conn_, name.c_str(), sql, 0, nullptr);
+    std::string n = "s" + std::to_string(prepared_.size());
+    PGresult* p = PQprepare(conn_, n.c_str(), sql, 0, nullptr);
     Result ignored;
     Status s = finish(p, ignored, why);
     if (!s.ok) return s;
-    it = prepared_.emplace(sql, std::move(name)).first;
+    it = prepared_.emplace(sql, std::move(n)).first;
   }
-  PGresult* r = PQexecPrepared(conn_, it->second.c_str(), params.size(), params.values(), nullptr,
-                               nullptr, 0);
+  name = &it->second;
+  return Status::success();
+}
+
+Status Connection::run(const char* sql, const Params& params, Result& out, Failure* why) {
+  const std::string* name = nullptr;
+  Status s = prepared(sql, name, why);
+  if (!s.ok) return s;
+  PGresult* r =
+      PQexecPrepared(conn_, name->c_str(), params.size(), params.values(), nullptr, nullptr, 0);
   return finish(r, out, why);
+}
+
+Status Connection::transaction(const std::vector<Step>& steps, std::vector<Result>& out,
+                               Failure* why) {
+  out.clear();
+  out.resize(steps.size());
+  std::vector<const std::string*> names(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Status s = prepared(steps[i].sql, names[i], why);
+    if (!s.ok) return s;
+  }
+  auto lost = [&](const char* what) {
+    if (why != nullptr) *why = Failure{"", true};
+    return Status::failure(
+        503, "storage unreachable",
+        std::string("PostgreSQL: ") + what + ": " + trimmed(PQerrorMessage(conn_)));
+  };
+  if (PQenterPipelineMode(conn_) != 1) return lost("cannot enter pipeline mode");
+  bool sent = PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  for (size_t i = 0; sent && i < steps.size(); ++i) {
+    sent = PQsendQueryPrepared(conn_, names[i]->c_str(), steps[i].params.size(),
+                               steps[i].params.values(), nullptr, nullptr, 0) == 1;
+  }
+  sent = sent && PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  sent = sent && PQpipelineSync(conn_) == 1;
+  if (!sent) {
+    PQexitPipelineMode(conn_);
+    return lost("cannot send");
+  }
+  // One result per query (then a null), the sync last. The first failure is the answer; the
+  // queries after it are skipped by the server (PGRES_PIPELINE_ABORTED).
+  Status first = Status::success();
+  for (size_t q = 0; q < steps.size() + 2; ++q) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) return lost("connection lost");
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(r);
+    } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (q >= 1 && q <= steps.size()) {
+        out[q - 1] = Result(r);
+      } else {
+        PQclear(r);
+      }
+    } else {
+      Result ignored;
+      Status s = finish(r, ignored, first.ok ? why : nullptr);
+      if (first.ok) first = s;
+    }
+    while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);  // the query's end
+  }
+  PGresult* sync = PQgetResult(conn_);
+  bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  if (sync != nullptr) PQclear(sync);
+  if (!synced || PQexitPipelineMode(conn_) != 1) return lost("pipeline not synchronised");
+  return first;
 }
 
 Status Connection::run_text(const std::string& sql, const Params& params, Result& out,

@@ -27,6 +27,13 @@ namespace relais::pg {
 // the string must outlive the statement's run). Not thread-safe; a plain value per statement.
 class Params {
  public:
+  Params() = default;
+  // Copies point at their own copies of the owned values (references stay references).
+  Params(const Params& o) { *this = o; }
+  Params& operator=(const Params& o);
+  Params(Params&& o) noexcept = default;  // a deque's elements keep their addresses
+  Params& operator=(Params&& o) noexcept = default;
+
   Params& text(std::string v);
   Params& ref(const std::string& v);
   Params& num(int64_t v);
@@ -38,6 +45,7 @@ class Params {
  private:
   std::deque<std::string> owned_;  // stable addresses
   std::vector<const char*> values_;
+  std::vector<int> owned_at_;  // per value: its index in owned_, or -1 (a reference, or null)
 };
 
 // A PostgreSQL array literal ({"a","b\"c"}) of text values, for `$n::text[]` parameters (the
@@ -85,6 +93,12 @@ struct Failure {
   bool connection_lost = false;
 };
 
+// One statement of a transaction run in one round trip (Connection::transaction).
+struct Step {
+  const char* sql;  // a constant of the caller's (prepared by its address, as run())
+  Params params;
+};
+
 // One libpq connection. Not thread-safe: one thread at a time (the store's writer, or a reader
 // that took it from a Pool). Owns the PGconn.
 class Connection {
@@ -103,6 +117,11 @@ class Connection {
     Result r;
     return run(sql, params, r);
   }
+  // Runs BEGIN, the steps and COMMIT in one round trip (libpq's pipeline mode); `out` gets the
+  // result of each step. On failure, the Status of the first step that failed (or of COMMIT);
+  // the transaction may then be left aborted: the caller rolls back.
+  Status transaction(const std::vector<Step>& steps, std::vector<Result>& out,
+                     Failure* why = nullptr);
   // Runs a statement built at run time (not prepared).
   Status run_text(const std::string& sql, const Params& params, Result& out,
                   Failure* why = nullptr);
@@ -114,6 +133,8 @@ class Connection {
  private:
   explicit Connection(pg_conn* c) : conn_(c) {}
   Status finish(pg_result* r, Result& out, Failure* why);
+  // The name `sql` is prepared under on this connection (prepared now the first time).
+  Status prepared(const char* sql, const std::string*& name, Failure* why);
   pg_conn* conn_;
   std::unordered_map<const char*, std::string> prepared_;  // SQL address -> statement name
 };

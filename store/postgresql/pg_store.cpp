@@ -93,34 +93,44 @@ const std::vector<pg::Migration>& migrations() {
 
 // --- statements --------------------------------------------------------------------------------
 
-// One nextval call per group for its messages, one for its deliveries.
-constexpr const char* kNextIds =
-    "SELECT ARRAY(SELECT nextval('messages_seq') FROM generate_series(1, $1::integer)), "
-    "ARRAY(SELECT nextval('deliveries_id_seq') FROM generate_series(1, $2::integer))";
-// A group's keys claimed at once (sorted, so that two nodes lock them in the same order): a new
-// key is inserted, an expired one renewed; a live one is left and not returned. $6: the
-// retention (expires_at - retention = the new message's reception).
-constexpr const char* kClaimKeys =
-    "INSERT INTO idempotency_keys AS k (source, key, message_id, digest, expires_at) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) "
+// The accept of a group in one statement. $1-$11: the messages (those whose key is first in the
+// group), $12-$17: their deliveries (by the message's ord), $18: the keys' retention. Keys are
+// claimed in (source, key) order, so that two nodes lock them in the same order; a new key is
+// inserted, an expired one renewed, a live one left (its message is then not inserted). The
+// seqs and delivery ids are drawn from the sequences in the order given. Answers ('m', seq, id)
+// per message inserted and ('d', id, seq, destination, route, mapping) per delivery.
+constexpr const char* kAccept =
+    "WITH input AS (SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::integer[], $11::text[]) "
+    "AS i(ord, id, source, type, correlation, idempotency, headers, body, received_at, routed, "
+    "digest)), "
+    "claimed AS (INSERT INTO idempotency_keys AS k (source, key, message_id, digest, expires_at) "
+    "SELECT source, idempotency, id, digest, received_at + $18::bigint FROM input WHERE "
+    "idempotency <> '' ORDER BY source, idempotency "
     "ON CONFLICT (source, key) DO UPDATE SET message_id = excluded.message_id, "
     "digest = excluded.digest, expires_at = excluded.expires_at "
-    "WHERE k.expires_at <= excluded.expires_at - $6::bigint RETURNING k.source, k.key";
+    "WHERE k.expires_at <= excluded.expires_at - $18::bigint RETURNING k.message_id), "
+    "fresh AS (INSERT INTO messages(seq, id, source, type, correlation, idempotency, headers, "
+    "body, received_at, routed) SELECT nextval('messages_seq'), id, source, type, correlation, "
+    "idempotency, headers, body, received_at, routed FROM (SELECT * FROM input WHERE "
+    "idempotency = '' OR id IN (SELECT message_id FROM claimed) ORDER BY ord) AS i "
+    "RETURNING seq, id), "
+    "dels AS (INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, "
+    "not_before, updated_at) SELECT nextval('deliveries_id_seq'), seq, destination, route, "
+    "mapping, 'pending', not_before, updated_at FROM (SELECT f.seq, d.destination, d.route, "
+    "d.mapping, d.not_before, d.updated_at FROM unnest($12::integer[], $13::text[], "
+    "$14::text[], $15::text[], $16::bigint[], $17::bigint[]) WITH ORDINALITY AS d(ord, "
+    "destination, route, mapping, not_before, updated_at, n) JOIN input i ON i.ord = d.ord "
+    "JOIN fresh f ON f.id = i.id ORDER BY d.n) AS x "
+    "RETURNING id, message_seq, destination, route, mapping) "
+    "SELECT 'm', seq, id, '', '', '' FROM fresh UNION ALL "
+    "SELECT 'd', id, message_seq::text, destination, route, mapping FROM dels";
 constexpr const char* kFindKeys =
     "SELECT k.source, k.key, k.message_id, k.digest FROM unnest($1::text[], $2::text[]) AS "
     "u(source, key) JOIN idempotency_keys k ON k.source = u.source AND k.key = u.key";
 constexpr const char* kPurgeKeys =
     "DELETE FROM idempotency_keys WHERE (source, key) IN (SELECT source, key FROM "
     "idempotency_keys WHERE expires_at <= $1 LIMIT 5000)";
-constexpr const char* kInsertMessages =
-    "INSERT INTO messages(seq, id, source, type, correlation, idempotency, headers, body, "
-    "received_at, routed) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
-    "$5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::integer[])";
-constexpr const char* kInsertDeliveries =
-    "INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, not_before, "
-    "updated_at) SELECT id, seq, destination, route, mapping, 'pending', not_before, updated_at "
-    "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
-    "$7::bigint[]) AS d(id, seq, destination, route, mapping, not_before, updated_at)";
 constexpr const char* kInsertAttempt =
     "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
     "VALUES($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -136,10 +146,11 @@ constexpr const char* kUpdateDelivery =
     "payload = CASE WHEN $14::boolean THEN payload ELSE $15::text END, "
     "flags = CASE WHEN $16::boolean THEN flags ELSE $17::text END "
     "WHERE id = $18";
-// The multi-row forms of the two above, for the recorded outcomes of a group (distinct ids).
-constexpr const char* kUpdateDeliveries =
-    "UPDATE deliveries d SET state = u.state, attempts = u.attempts, next_attempt_at = u.next, "
-    "updated_at = u.now, "
+// The multi-row form of the two above, for the recorded outcomes of a group (distinct ids), in
+// one statement: $1-$18 the updates, $19-$26 the attempts (of the deliveries updated only).
+constexpr const char* kRecordOutcomes =
+    "WITH updated AS (UPDATE deliveries d SET state = u.state, attempts = u.attempts, "
+    "next_attempt_at = u.next, updated_at = u.now, "
     "last_outcome = CASE WHEN u.has_attempt THEN u.outcome ELSE d.last_outcome END, "
     "last_class = CASE WHEN u.has_attempt THEN u.class ELSE d.last_class END, "
     "last_code = CASE WHEN u.has_attempt THEN u.code ELSE d.last_code END, "
@@ -155,12 +166,11 @@ constexpr const char* kUpdateDeliveries =
     "$12::text[], $13::text[], $14::bigint[], $15::boolean[], $16::text[], $17::boolean[], "
     "$18::text[]) AS u(id, state, attempts, next, now, has_attempt, outcome, class, code, "
     "has_text, text, ref, mapping, mapping_version, keep_payload, payload, keep_flags, flags) "
-    "WHERE d.id = u.id";
-constexpr const char* kInsertAttempts =
+    "WHERE d.id = u.id RETURNING d.id) "
     "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
-    "SELECT a.* FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
-    "$6::integer[], $7::text[], $8::text[]) AS a(delivery_id, at, duration_ms, outcome, class, "
-    "code, text, excerpt) WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)";
+    "SELECT a.* FROM unnest($19::bigint[], $20::bigint[], $21::bigint[], $22::text[], "
+    "$23::text[], $24::integer[], $25::text[], $26::text[]) AS a(delivery_id, at, duration_ms, "
+    "outcome, class, code, text, excerpt) WHERE a.delivery_id IN (SELECT id FROM updated)";
 constexpr const char* kSelectStateForUpdate =
     "SELECT state FROM deliveries WHERE id = $1 FOR UPDATE";
 constexpr const char* kProbe = "UPDATE store_probe SET at = $1 WHERE id = 1";
@@ -293,6 +303,21 @@ struct BatchJob {
 };
 using Job = std::variant<std::unique_ptr<AcceptJob>, UpdateJob, FlushJob, BatchJob>;
 
+// The accepts of a group: each message's slot, and the first slot of each (source, key).
+struct AcceptPlan {
+  struct Slot {
+    Incoming* in;
+    const std::string* body;  // as stored (sealed or not)
+    AcceptResult::Kind kind = AcceptResult::Kind::Created;
+    std::string id;
+    int leader = -1;  // an earlier slot of the group with the same key
+  };
+  std::vector<AcceptJob*> jobs;
+  std::vector<Slot> slots;
+  std::map<std::pair<std::string, std::string>, int> first;
+  size_t step = 0;  // the index of the accept statement among the group's steps
+};
+
 struct Completion {
   std::vector<QueuedDelivery> fresh;
   std::vector<Job> jobs;
@@ -314,23 +339,6 @@ struct GroupFailure : std::runtime_error {
 };
 void must(const Status& s) {
   if (!s.ok) throw GroupFailure(s);
-}
-
-std::vector<int64_t> int_array(const std::string& text) {
-  std::vector<int64_t> out;
-  int64_t v = 0;
-  bool in = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      v = v * 10 + (c - '0');
-      in = true;
-    } else if (in) {
-      out.push_back(v);
-      v = 0;
-      in = false;
-    }
-  }
-  return out;
 }
 
 Millis steady_ms() {
@@ -389,11 +397,12 @@ class PgStore final : public Store {
   void completion_loop();
   void write_group(std::vector<Job>& jobs);
   void connect_writer();
-  void accept_all(std::vector<AcceptJob*>& jobs, Completion& c);
+  // A group's accepts: the statements (appended to `steps`), then, once they ran, the answers.
+  void plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps);
+  void finish_accepts(AcceptPlan& plan, const Result& r, Completion& c);
+  // The parameters of kRecordOutcomes: recorded updates of distinct deliveries.
+  Params outcome_params(const std::vector<const DeliveryUpdate*>& updates);
   Status apply_update(const DeliveryUpdate& u);
-  // Recorded updates of distinct deliveries, in two statements (the updates, their attempts).
-  void update_all(const std::vector<const DeliveryUpdate*>& updates);
-  void purge_expired_keys();
   BatchResult erase_batch(pg::Connection& w, const ErasureRequest& r, int64_t after_seq);
   TombstoneCounts write_tombstone(pg::Connection& w, int64_t seq, const std::string& id,
                                   const std::string& plain, const std::string& text, Millis at);
@@ -454,7 +463,6 @@ PgStore::PgStore(const StoreOptions& options)
   }
   pg::migrate(*c, migrations(), what_);
   pg::warn_unsafe_settings(*c);
-  w_ = std::move(c);
   connect_writer();
   completer_ = std::thread([this] { completion_loop(); });
   writer_ = std::thread([this] { writer_loop(); });
@@ -463,14 +471,13 @@ PgStore::PgStore(const StoreOptions& options)
 // The writer's session: its transactions wait `busy_timeout_ms` at most for a lock another node
 // holds (then the group fails and is retried), like SQLite's busy timeout.
 void PgStore::connect_writer() {
-  if (!w_ || !w_->ok()) {
-    w_.reset();
-    std::unique_ptr<pg::Connection> c;
-    Status s = pg::Connection::open(options_.uri, 5, c);
-    if (!s.ok) throw GroupFailure(s);
-    w_ = std::move(c);
-  }
-  must(w_->exec("SET lock_timeout = " + std::to_string(std::max(0, options_.busy_timeout_ms))));
+  if (w_ && w_->ok()) return;
+  w_.reset();
+  std::unique_ptr<pg::Connection> c;
+  Status s = pg::Connection::open(options_.uri, 5, c);
+  if (!s.ok) throw GroupFailure(s);
+  must(c->exec("SET lock_timeout = " + std::to_string(std::max(0, options_.busy_timeout_ms))));
+  w_ = std::move(c);
 }
 
 std::vector<AcceptResult> PgStore::submit(std::unique_ptr<AcceptJob> job,
@@ -663,33 +670,59 @@ void PgStore::completion_loop() {
 void PgStore::write_group(std::vector<Job>& jobs) {
   Completion c;
   bool in_transaction = false;
+  AcceptPlan plan;
+  std::vector<Result> results;
   try {
     connect_writer();
-    must(w_->exec("BEGIN"));
-    in_transaction = true;
+    // The statements whose results are not needed before the commit: the probe, the accepts
+    // (one statement for every message of the group), the recorded outcomes (one statement per
+    // run of distinct deliveries: a second update of a delivery goes in the next run), the purge
+    // of expired keys. Without an apply or a batch job, they go with BEGIN and COMMIT in one
+    // round trip.
+    std::vector<pg::Step> steps;
     if (!write_ok_) {
       // Recovering: write a row for sure, so that success means the server takes commits again.
       int64_t at = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-      must(w_->run(kProbe, Params().num(at)));
+      steps.push_back(pg::Step{kProbe, Params().num(at)});
     }
-    // Every accept of the group at once (the multi-row statements), then the other jobs in order:
-    // an update never concerns a delivery of its own group (it is known after a commit only).
-    std::vector<AcceptJob*> accepts;
     for (auto& job : jobs) {
-      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) accepts.push_back(a->get());
+      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) plan.jobs.push_back(a->get());
     }
-    if (!accepts.empty()) accept_all(accepts, c);
-    // Recorded outcomes go in multi-row statements, a run of them at a time (a run ends before
-    // an apply, a batch job, or a second update of the same delivery, which must come after).
+    if (!plan.jobs.empty()) plan_accepts(plan, steps);
+    bool simple = true;
+    for (auto& job : jobs) {
+      auto* u = std::get_if<UpdateJob>(&job);
+      if (std::holds_alternative<BatchJob>(job) ||
+          (u != nullptr && (u->done != nullptr || !u->update.expected.empty()))) {
+        simple = false;
+      }
+    }
     std::vector<const DeliveryUpdate*> run;
     std::set<int64_t> in_run;
+    // A run of recorded outcomes: a step (simple group) or a statement now.
     auto flush_run = [&] {
-      if (!run.empty()) update_all(run);
+      if (run.empty()) return;
+      if (simple) {
+        steps.push_back(pg::Step{kRecordOutcomes, outcome_params(run)});
+      } else {
+        must(w_->run(kRecordOutcomes, outcome_params(run)));
+      }
       run.clear();
       in_run.clear();
     };
+    if (!simple) {
+      // Statement by statement: an apply answers from what it reads; a batch job reads too.
+      must(w_->exec("BEGIN"));
+      in_transaction = true;
+      for (const auto& st : steps) {
+        Result r;
+        must(w_->run(st.sql, st.params, r));
+        results.push_back(std::move(r));
+      }
+      steps.clear();
+    }
     for (auto& job : jobs) {
       if (auto* u = std::get_if<UpdateJob>(&job)) {
         if (u->done == nullptr && u->update.expected.empty()) {
@@ -707,8 +740,21 @@ void PgStore::write_group(std::vector<Job>& jobs) {
       }
     }
     flush_run();
-    purge_expired_keys();
-    must(w_->exec("COMMIT"));
+    Millis mono = steady_ms();
+    if (mono >= next_purge_ && latest_received_ != 0) {
+      // Expired idempotency keys, 5,000 at most (on the messages' clock: the hub's clock seam).
+      next_purge_ = mono + options_.purge_every_ms;
+      steps.push_back(pg::Step{kPurgeKeys, Params().num(latest_received_)});
+    }
+    if (simple) {
+      in_transaction = true;
+      std::vector<Result> out;
+      must(w_->transaction(steps, out));
+      for (auto& r : out) results.push_back(std::move(r));
+    } else {
+      for (const auto& st : steps) must(w_->run(st.sql, st.params));
+      must(w_->exec("COMMIT"));
+    }
     in_transaction = false;
     if (!write_ok_.exchange(true)) {
       log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
@@ -735,6 +781,8 @@ void PgStore::write_group(std::vector<Job>& jobs) {
     }
     jobs = std::move(answer);
   }
+  // Committed: the answers (nothing here fails the group any more).
+  if (c.failure.empty() && !plan.jobs.empty()) finish_accepts(plan, results.at(plan.step), c);
   c.jobs = std::move(jobs);
   {
     std::lock_guard<std::mutex> lock(done_mu_);
@@ -743,24 +791,19 @@ void PgStore::write_group(std::vector<Job>& jobs) {
   done_cv_.notify_one();
 }
 
-void PgStore::accept_all(std::vector<AcceptJob*>& jobs, Completion& c) {
-  using Kind = AcceptResult::Kind;
-  struct Slot {
-    Incoming* in;
-    const std::string* body;
-    Kind kind = Kind::Created;
-    std::string id;
-    int leader = -1;  // an earlier slot of the group with the same key
-  };
-  std::vector<Slot> slots;
+void PgStore::plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps) {
+  using Slot = AcceptPlan::Slot;
+  auto& slots = plan.slots;
+  auto& first = plan.first;
+  const auto& jobs = plan.jobs;
   for (auto* j : jobs) {
     for (size_t i = 0; i < j->batch.size(); ++i) {
       slots.push_back(
           Slot{&j->batch[i], j->sealed.empty() ? &j->batch[i].message->body : &j->sealed[i]});
     }
   }
-  // Keys: the first slot of each (source, key) of the group claims it; the others follow it.
-  std::map<std::pair<std::string, std::string>, int> first;
+  // Keys: the first slot of each (source, key) of the group claims it; the others follow it
+  // (ON CONFLICT cannot touch one row twice in a statement).
   for (size_t i = 0; i < slots.size(); ++i) {
     const Message& m = *slots[i].in->message;
     latest_received_ = std::max(latest_received_, m.received_at);
@@ -768,173 +811,187 @@ void PgStore::accept_all(std::vector<AcceptJob*>& jobs, Completion& c) {
     auto [it, inserted] = first.emplace(std::make_pair(m.source, m.idempotency), int(i));
     if (!inserted) slots[i].leader = it->second;
   }
-  if (!first.empty()) {
-    ArrayText src, key, id, digest, expires;
-    for (const auto& [k, i] : first) {  // sorted: two nodes lock keys in the same order
-      const Incoming& in = *slots[i].in;
-      src.add(k.first);
-      key.add(k.second);
-      id.add(in.message->id);
-      digest.add(in.body_digest);
-      expires.add(in.message->received_at + options_.idempotency_retention_ms);
-    }
-    std::string s_src = src.take(), s_key = key.take();
-    Result claimed;
-    must(w_->run(kClaimKeys,
-                 Params()
-                     .ref(s_src)
-                     .ref(s_key)
-                     .text(id.take())
-                     .text(digest.take())
-                     .text(expires.take())
-                     .num(options_.idempotency_retention_ms),
-                 claimed));
-    std::map<std::pair<std::string, std::string>, bool> won;
-    for (int r = 0; r < claimed.rows(); ++r) won[{claimed.text(r, 0), claimed.text(r, 1)}] = true;
-    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> held;
-    if (won.size() < first.size()) {
-      Result found;
-      must(w_->run(kFindKeys, Params().ref(s_src).ref(s_key), found));
-      for (int r = 0; r < found.rows(); ++r) {
-        held[{found.text(r, 0), found.text(r, 1)}] = {found.text(r, 2), found.text(r, 3)};
-      }
-    }
-    // A key held by another message: a duplicate, or a conflict when the bodies differ ('' on
-    // either side: not compared).
-    auto against = [](Slot& s, const std::string& id, const std::string& digest) {
-      const std::string& mine = s.in->body_digest;
-      bool same = digest.empty() || mine.empty() || digest == mine;
-      s.kind = same ? Kind::Duplicate : Kind::Conflict;
-      s.id = id;
-    };
-    for (const auto& [k, i] : first) {
-      if (won.count(k)) continue;
-      auto h = held.find(k);
-      if (h == held.end())
-        throw GroupFailure(Status::failure(503, "storage error", "an idempotency key vanished"));
-      against(slots[i], h->second.first, h->second.second);
-    }
-    for (auto& s : slots) {
-      if (s.leader < 0) continue;
-      const Slot& l = slots[s.leader];
-      if (l.kind == Kind::Created) {
-        against(s, l.in->message->id, l.in->body_digest);
-      } else {
-        const auto& h = held[{l.in->message->source, l.in->message->idempotency}];
-        against(s, h.first, h.second);
-      }
+  // One statement: the keys claimed, the messages whose key was won (or without a key) inserted
+  // with their seq, their deliveries with their ids.
+  ArrayText ord, id, source, type, corr, idem, headers, body, at, routed, digest;
+  ArrayText d_ord, d_dest, d_route, d_mapping, d_not_before, d_updated;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].leader >= 0) continue;
+    const Incoming& in = *slots[i].in;
+    const Message& m = *in.message;
+    ord.add(static_cast<int64_t>(i));
+    id.add(m.id);
+    source.add(m.source);
+    type.add(m.type);
+    corr.add(m.correlation);
+    idem.add(m.idempotency);
+    headers.add(m.headers.empty() ? std::string("{}") : headers_json(m.headers));
+    body.add(*slots[i].body);
+    at.add(m.received_at);
+    routed.add(int64_t{in.deliveries.empty() ? 0 : 1});
+    digest.add(in.body_digest);
+    for (const auto& d : in.deliveries) {
+      d_ord.add(static_cast<int64_t>(i));
+      d_dest.add(d.destination);
+      d_route.add(d.route);
+      d_mapping.add(d.mapping);
+      d_not_before.add(d.not_before);
+      d_updated.add(m.received_at);
     }
   }
-  // Ids for the new messages and their deliveries: one call.
-  int64_t n_messages = 0, n_deliveries = 0;
-  for (const auto& s : slots) {
-    if (s.kind != Kind::Created) continue;
-    ++n_messages;
-    n_deliveries += static_cast<int64_t>(s.in->deliveries.size());
-  }
-  if (n_messages > 0) {
-    Result ids;
-    must(w_->run(kNextIds, Params().num(n_messages).num(n_deliveries), ids));
-    std::vector<int64_t> seqs = int_array(ids.text(0, 0));
-    std::vector<int64_t> dids = int_array(ids.text(0, 1));
-    std::sort(seqs.begin(), seqs.end());
-    std::sort(dids.begin(), dids.end());
-    if (static_cast<int64_t>(seqs.size()) != n_messages ||
-        static_cast<int64_t>(dids.size()) != n_deliveries) {
-      throw GroupFailure(Status::failure(503, "storage error", "the sequences gave too few ids"));
-    }
-    ArrayText m_seq, m_id, m_source, m_type, m_corr, m_idem, m_headers, m_body, m_at, m_routed;
-    ArrayText d_id, d_seq, d_dest, d_route, d_mapping, d_not_before, d_updated;
-    size_t si = 0, di = 0;
-    for (auto& s : slots) {
-      if (s.kind != Kind::Created) continue;
-      Message& m = *s.in->message;
-      m.seq = seqs[si++];
-      s.id = m.id;
-      m_seq.add(m.seq);
-      m_id.add(m.id);
-      m_source.add(m.source);
-      m_type.add(m.type);
-      m_corr.add(m.correlation);
-      m_idem.add(m.idempotency);
-      m_headers.add(m.headers.empty() ? std::string("{}") : headers_json(m.headers));
-      m_body.add(*s.body);
-      m_at.add(m.received_at);
-      m_routed.add(int64_t{s.in->deliveries.empty() ? 0 : 1});
-      for (const auto& d : s.in->deliveries) {
-        QueuedDelivery q;
-        q.id = dids[di++];
-        q.destination = d.destination;
-        q.source = m.source;
-        q.route = d.route;
-        q.key = m.correlation;
-        q.mapping = d.mapping;
-        q.due = d.not_before;
-        q.received_at = m.received_at;
-        q.message_seq = m.seq;
-        q.message = s.in->message;
-        d_id.add(q.id);
-        d_seq.add(m.seq);
-        d_dest.add(d.destination);
-        d_route.add(d.route);
-        d_mapping.add(d.mapping);
-        d_not_before.add(d.not_before);
-        d_updated.add(m.received_at);
-        c.fresh.push_back(std::move(q));
-      }
-    }
-    must(w_->run(kInsertMessages, Params()
-                                      .text(m_seq.take())
-                                      .text(m_id.take())
-                                      .text(m_source.take())
-                                      .text(m_type.take())
-                                      .text(m_corr.take())
-                                      .text(m_idem.take())
-                                      .text(m_headers.take())
-                                      .text(m_body.take())
-                                      .text(m_at.take())
-                                      .text(m_routed.take())));
-    if (n_deliveries > 0) {
-      must(w_->run(kInsertDeliveries, Params()
-                                          .text(d_id.take())
-                                          .text(d_seq.take())
-                                          .text(d_dest.take())
-                                          .text(d_route.take())
-                                          .text(d_mapping.take())
-                                          .text(d_not_before.take())
-                                          .text(d_updated.take())));
-    }
-  }
-  // Answers per job, in order; a polled batch's checkpoint and rejects in the same transaction.
-  size_t k = 0;
+  plan.step = steps.size();
+  steps.push_back(pg::Step{kAccept, Params()
+                                        .text(ord.take())
+                                        .text(id.take())
+                                        .text(source.take())
+                                        .text(type.take())
+                                        .text(corr.take())
+                                        .text(idem.take())
+                                        .text(headers.take())
+                                        .text(body.take())
+                                        .text(at.take())
+                                        .text(routed.take())
+                                        .text(digest.take())
+                                        .text(d_ord.take())
+                                        .text(d_dest.take())
+                                        .text(d_route.take())
+                                        .text(d_mapping.take())
+                                        .text(d_not_before.take())
+                                        .text(d_updated.take())
+                                        .num(options_.idempotency_retention_ms)});
+  // A polled batch's checkpoint and rejects, in the same transaction.
   for (auto* j : jobs) {
-    auto& out = c.results.emplace_back();
-    for (size_t i = 0; i < j->batch.size(); ++i, ++k) {
-      out.push_back(AcceptResult{slots[k].kind, slots[k].id, {}});
-    }
-    if (j->checkpoint) {
-      const SourceCheckpoint& cp = *j->checkpoint;
-      must(w_->run(kWriteCheckpoint, Params().ref(cp.source).ref(cp.value).num(j->at)));
-      for (const auto& r : cp.rejects) {
-        must(w_->run(kInsertReject, Params()
-                                        .ref(cp.source)
-                                        .ref(r.position)
-                                        .num(r.status)
-                                        .ref(r.error)
-                                        .ref(r.detail)
-                                        .num(j->at)));
-      }
-      out.push_back(AcceptResult{Kind::Created, {}, {}});
+    if (!j->checkpoint) continue;
+    const SourceCheckpoint& cp = *j->checkpoint;
+    steps.push_back(pg::Step{kWriteCheckpoint, Params().ref(cp.source).ref(cp.value).num(j->at)});
+    for (const auto& r : cp.rejects) {
+      steps.push_back(pg::Step{kInsertReject, Params()
+                                                  .ref(cp.source)
+                                                  .ref(r.position)
+                                                  .num(r.status)
+                                                  .ref(r.error)
+                                                  .ref(r.detail)
+                                                  .num(j->at)});
     }
   }
 }
 
-void PgStore::purge_expired_keys() {
-  Millis mono = steady_ms();
-  if (mono < next_purge_) return;
-  next_purge_ = mono + options_.purge_every_ms;
-  if (latest_received_ == 0) return;  // expiry on the messages' clock (the hub's clock seam)
-  must(w_->run(kPurgeKeys, Params().num(latest_received_)));
+void PgStore::finish_accepts(AcceptPlan& plan, const Result& r, Completion& c) {
+  using Kind = AcceptResult::Kind;
+  using Slot = AcceptPlan::Slot;
+  auto& slots = plan.slots;
+  std::map<std::string, int64_t> seq_of;        // message id -> seq
+  std::map<int64_t, std::vector<int>> rows_of;  // seq -> its deliveries' rows, by id
+  for (int row = 0; row < r.rows(); ++row) {
+    if (r.text(row, 0) == "m") {
+      seq_of[r.text(row, 2)] = r.int64(row, 1);
+    } else {
+      rows_of[std::stoll(r.text(row, 2))].push_back(row);
+    }
+  }
+  // A key held by another message: a duplicate, or a conflict when the bodies differ ('' on
+  // either side: not compared).
+  auto against = [](Slot& s, const std::string& held_id, const std::string& held_digest) {
+    const std::string& mine = s.in->body_digest;
+    bool same = held_digest.empty() || mine.empty() || held_digest == mine;
+    s.kind = same ? Kind::Duplicate : Kind::Conflict;
+    s.id = held_id;
+  };
+  // The keys lost (held by a message already there, perhaps another node's committed a moment
+  // ago): their holders, read after the commit by a statement of their own (a new snapshot).
+  // If that read fails, only those messages are answered Failed (none of them was stored).
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> held;
+  std::string unknown;
+  try {
+    ArrayText l_src, l_key;
+    bool lost = false;
+    for (const auto& [k, i] : plan.first) {
+      if (seq_of.count(slots[i].in->message->id)) continue;
+      l_src.add(k.first);
+      l_key.add(k.second);
+      lost = true;
+    }
+    if (lost) {
+      Result found;
+      must(w_->run(kFindKeys, Params().text(l_src.take()).text(l_key.take()), found));
+      for (int row = 0; row < found.rows(); ++row) {
+        held[{found.text(row, 0), found.text(row, 1)}] = {found.text(row, 2), found.text(row, 3)};
+      }
+    }
+  } catch (const std::exception& e) {
+    unknown = e.what();
+  }
+  for (auto& s : slots) {
+    const Message& m = *s.in->message;
+    if (s.leader >= 0) {
+      const Slot& l = slots[s.leader];
+      if (l.kind == Kind::Created) {
+        against(s, l.in->message->id, l.in->body_digest);
+      } else if (!unknown.empty()) {
+        s.kind = Kind::Failed;
+      } else {
+        const auto& h = held[{m.source, m.idempotency}];
+        against(s, h.first, h.second);
+      }
+      continue;
+    }
+    auto seq = seq_of.find(m.id);
+    if (seq == seq_of.end()) {
+      auto h = held.find({m.source, m.idempotency});
+      if (!unknown.empty() || m.idempotency.empty() || h == held.end()) {
+        s.kind = Kind::Failed;  // not stored (a key vanished meanwhile, or the read failed)
+        continue;
+      }
+      against(s, h->second.first, h->second.second);
+      continue;
+    }
+    s.in->message->seq = seq->second;
+    s.id = m.id;
+    // The deliveries took their ids in the order given; each is still matched to its row by
+    // what it is (destination, route, mapping), so that an id never goes to another delivery.
+    std::vector<int>& rows = rows_of[seq->second];
+    std::sort(rows.begin(), rows.end(),
+              [&](int a, int b) { return r.int64(a, 1) < r.int64(b, 1); });
+    std::vector<bool> used(rows.size(), false);
+    for (const NewDelivery& d : s.in->deliveries) {
+      int row = -1;
+      for (size_t k = 0; k < rows.size() && row < 0; ++k) {
+        if (!used[k] && r.text(rows[k], 3) == d.destination && r.text(rows[k], 4) == d.route &&
+            r.text(rows[k], 5) == d.mapping) {
+          used[k] = true;
+          row = rows[k];
+        }
+      }
+      if (row < 0) {  // cannot happen; the delivery is in the store all the same
+        log_error("store", "a new delivery's id was not returned; it is queued at the next start");
+        continue;
+      }
+      QueuedDelivery q;
+      q.id = r.int64(row, 1);
+      q.destination = d.destination;
+      q.source = m.source;
+      q.route = d.route;
+      q.key = m.correlation;
+      q.mapping = d.mapping;
+      q.due = d.not_before;
+      q.received_at = m.received_at;
+      q.message_seq = seq->second;
+      q.message = s.in->message;
+      c.fresh.push_back(std::move(q));
+    }
+  }
+  // Answers per job, in order (a polled batch's checkpoint: committed with the group).
+  size_t k = 0;
+  for (auto* j : plan.jobs) {
+    auto& out = c.results.emplace_back();
+    for (size_t i = 0; i < j->batch.size(); ++i, ++k) {
+      const Slot& slot = slots[k];
+      out.push_back(
+          AcceptResult{slot.kind, slot.id,
+                       slot.kind == Kind::Failed ? "storage error: " + unknown : std::string()});
+    }
+    if (j->checkpoint) out.push_back(AcceptResult{Kind::Created, {}, {}});
+  }
 }
 
 Status PgStore::apply_update(const DeliveryUpdate& u) {
@@ -994,11 +1051,10 @@ Status PgStore::apply_update(const DeliveryUpdate& u) {
   return Status::success();
 }
 
-void PgStore::update_all(const std::vector<const DeliveryUpdate*>& updates) {
+Params PgStore::outcome_params(const std::vector<const DeliveryUpdate*>& updates) {
   ArrayText id, state, attempts, next, now, has_attempt, outcome, cls, code, has_text, text, ref,
       mapping, mapping_version, keep_payload, payload, keep_flags, flags;
   ArrayText a_delivery, a_at, a_duration, a_outcome, a_class, a_code, a_text, a_excerpt;
-  bool any_attempt = false;
   for (const DeliveryUpdate* u : updates) {
     const bool with = u->attempt.has_value();
     id.add(u->id);
@@ -1026,7 +1082,6 @@ void PgStore::update_all(const std::vector<const DeliveryUpdate*>& updates) {
     flags.add(u->flags.empty() ? std::string() : nlohmann::json(u->flags).dump());
     if (with) {
       const Attempt& a = *u->attempt;
-      any_attempt = true;
       a_delivery.add(u->id);
       a_at.add(a.at);
       a_duration.add(a.duration_ms);
@@ -1037,37 +1092,15 @@ void PgStore::update_all(const std::vector<const DeliveryUpdate*>& updates) {
       a_excerpt.add(a.excerpt);
     }
   }
-  must(w_->run(kUpdateDeliveries, Params()
-                                      .text(id.take())
-                                      .text(state.take())
-                                      .text(attempts.take())
-                                      .text(next.take())
-                                      .text(now.take())
-                                      .text(has_attempt.take())
-                                      .text(outcome.take())
-                                      .text(cls.take())
-                                      .text(code.take())
-                                      .text(has_text.take())
-                                      .text(text.take())
-                                      .text(ref.take())
-                                      .text(mapping.take())
-                                      .text(mapping_version.take())
-                                      .text(keep_payload.take())
-                                      .text(payload.take())
-                                      .text(keep_flags.take())
-                                      .text(flags.take())));
-  // As the single form: no attempt for a delivery that does not exist.
-  if (any_attempt) {
-    must(w_->run(kInsertAttempts, Params()
-                                      .text(a_delivery.take())
-                                      .text(a_at.take())
-                                      .text(a_duration.take())
-                                      .text(a_outcome.take())
-                                      .text(a_class.take())
-                                      .text(a_code.take())
-                                      .text(a_text.take())
-                                      .text(a_excerpt.take())));
+  Params p;
+  for (ArrayText* a :
+       {&id,           &state,   &attempts,   &next,   &now,        &has_attempt, &outcome,
+        &cls,          &code,    &has_text,   &text,   &ref,        &mapping,     &mapping_version,
+        &keep_payload, &payload, &keep_flags, &flags,  &a_delivery, &a_at,        &a_duration,
+        &a_outcome,    &a_class, &a_code,     &a_text, &a_excerpt}) {
+    p.text(a->take());
   }
+  return p;
 }
 
 std::string PgStore::seal(const std::string& aad, const std::string& plain) const {
@@ -1650,20 +1683,16 @@ std::vector<std::pair<int, std::string>> postgresql_schema_migrations() {
 std::vector<PgHotStatement> postgresql_hot_statements() {
   const std::string t = "'enc1:k1:'";
   return {
-      {"next ids", kNextIds, "3, 4"},
-      {"claim idempotency keys", kClaimKeys,
-       "'{cms}', '{k1}', '{01H}', '{d}', '{1700000000000}', 2592000000"},
+      {"accept a group", kAccept,
+       "'{0,1}', '{01A,01B}', '{cms,cms}', '{t,t}', '{k,k}', '{e1,\"\"}', '{x,x}', '{b,b}', "
+       "'{1,1}', '{1,0}', '{d,d}', '{0}', '{a}', '{r}', '{m}', '{0}', '{0}', 2592000000"},
       {"find idempotency keys", kFindKeys, "'{cms}', '{k1}'"},
       {"purge idempotency keys", kPurgeKeys, "1700000000000"},
-      {"insert messages", kInsertMessages,
-       "'{1}', '{01H}', '{cms}', '{t}', '{k}', '{e}', '{\"{}\"}', '{b}', '{1}', '{1}'"},
-      {"insert deliveries", kInsertDeliveries, "'{1}', '{1}', '{a}', '{r}', '{m}', '{0}', '{0}'"},
       {"insert attempt", kInsertAttempt, "1, 1, 1, 'o', 'c', 200, 't', 'e'"},
-      {"update deliveries", kUpdateDeliveries,
+      {"record outcomes", kRecordOutcomes,
        "'{42}', '{delivered}', '{1}', '{0}', '{1}', '{t}', '{delivered}', '{\"\"}', '{201}', "
-       "'{t}', '{x}', '{\"\"}', '{\"\"}', '{0}', '{t}', '{NULL}', '{f}', '{\"\"}'"},
-      {"insert attempts", kInsertAttempts,
-       "'{42}', '{1}', '{1}', '{o}', '{c}', '{200}', '{t}', '{e}'"},
+       "'{t}', '{x}', '{\"\"}', '{\"\"}', '{0}', '{t}', '{NULL}', '{f}', '{\"\"}', '{42}', "
+       "'{1}', '{1}', '{o}', '{c}', '{200}', '{t}', '{e}'"},
       {"update delivery", kUpdateDelivery,
        "'retrying', 1, 2, 3, true, 'retry', 'http', 503, true, 'x', '', '', 0, true, NULL, "
        "false, '', 42"},

@@ -93,7 +93,7 @@ TEST(PgStoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
       {"erasure: active deliveries of a key", "messages_correlation"},
       {"retention: messages not purged yet", "messages_unpurged"},
       {"retention: messages past metadata", "messages_received"},
-      {"claim idempotency keys", "idempotency_keys"},
+      {"accept a group", "idempotency_keys_pkey"},
       {"find idempotency keys", "idempotency_keys_pkey"},
   };
   size_t found = 0;
