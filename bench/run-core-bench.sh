@@ -73,7 +73,7 @@ if [[ ${BENCH_STORE:-} == postgresql ]]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRELAIS_BENCH=ON >/dev/null
   [[ ${BENCH_NO_BUILD:-0} == 1 ]] || cmake --build "$BUILD" -j2 --target bench_store \
     >"$BUILD/bench-build.log" 2>&1 || die "build failed, see $BUILD/bench-build.log"
-  start_pg relais
+  start_pg relais "${BENCH_PG_OPTIONS:-}"
   log "PostgreSQL on 127.0.0.1:$PG_PORT; $CONNS threads for $DURATION s"
   summary=$("$BUILD/bench/bench_store" --uri "$PG_URI" "$CONNS" "$DURATION")
   echo "SUMMARY $summary"

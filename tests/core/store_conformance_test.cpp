@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/retention.h"
 #include "core/store.h"
 #include "tests/core/store_backends.h"
 #include "tests/core/test_support.h"
@@ -864,6 +865,106 @@ TEST_P(IdempotencyConformance, ExpiredKeysArePurged) {
   ASSERT_EQ(send("new-1", "{}", t + 120'000).kind, AcceptResult::Kind::Created);
   store_->flush();
   EXPECT_EQ(keys(), 1);
+}
+
+// --- retention ---------------------------------------------------------------------------------
+
+// The retention purge (Store::purge): payloads replaced by the retention tombstone exactly when
+// every delivery of a message is past its (route, state) retention — the longest wins, an active
+// delivery keeps its message —, an unrouted message from its reception; a dry run changes
+// nothing; the rows go after `metadata`, the active ones never.
+TEST_P(StoreConformance, RetentionPurgesWhatIsDueThenDeletesTheRows) {
+  constexpr Millis kHour = 3600 * 1000;
+  RetentionPolicy p;
+  p.routes["fast"] = {{"delivered", 7 * kDay}};
+  p.unrouted_ms = 10 * kDay;
+  p.metadata_ms = 400 * kDay;
+  p.batch = 2;  // several batches
+  auto add = [&](const std::vector<std::pair<std::string, DeliveryState>>& routes) {
+    std::vector<NewDelivery> ds;
+    for (const auto& [route, state] : routes) ds.push_back(to_dest("d", 0, route));
+    std::string id = accept_one("src", "t", "rdv:1", kT0, ds);
+    auto rec = store_->message(id, false);
+    for (size_t i = 0; i < routes.size(); ++i) {
+      if (routes[i].second == DeliveryState::Pending) continue;
+      DeliveryUpdate u;
+      u.id = rec->deliveries.at(i).id;
+      u.state = routes[i].second;
+      u.attempts = 1;
+      u.now = kT0 + kHour;
+      u.payload = "{\"to\":\"Dupont\"}";
+      u.attempt = Attempt{u.now, 3, "delivered", "", 200, "texte Dupont", "{\"echo\":\"Dupont\"}"};
+      EXPECT_TRUE(store_->apply(u).ok);
+    }
+    return id;
+  };
+  auto purged = [&](const std::string& id) {
+    auto rec = store_->message(id, true);
+    if (!rec) return false;
+    nlohmann::json t = erased_view(rec->message->body);
+    if (t.is_null() || t.value("par", "") != "retention") return false;
+    for (const auto& d : rec->deliveries) {
+      if (d.payload && d.payload != rec->message->body) return false;
+      for (const auto& a : d.history) {
+        if (a.excerpt.find("Dupont") != std::string::npos) return false;
+        if (a.text.find("Dupont") != std::string::npos) return false;
+      }
+    }
+    return true;
+  };
+  auto intact = [&](const std::string& id) {
+    auto rec = store_->message(id, false);
+    return rec && erased_tombstone(rec->message->body).is_null();
+  };
+  auto run = [&](Millis at, bool dry = false) {
+    RetentionRun r;
+    r.now = at;
+    r.dry_run = dry;
+    RetentionResult out;
+    Status s = store_->purge(p, r, out);
+    EXPECT_TRUE(s.ok) << s.error << " " << s.detail;
+    return out;
+  };
+  using S = DeliveryState;
+  const std::string fast = add({{"fast", S::Delivered}});
+  const std::string slow = add({{"slow", S::Delivered}});
+  const std::string both = add({{"fast", S::Delivered}, {"slow", S::Delivered}});
+  const std::string active = add({{"fast", S::Delivered}, {"slow", S::Retrying}});
+  const std::string pending = add({{"fast", S::Pending}});
+  const std::string unrouted = add({});
+
+  EXPECT_EQ(run(kT0 + 6 * kDay).purged_messages, 0);
+  RetentionResult dry = run(kT0 + 8 * kDay, true);
+  EXPECT_EQ(dry.purged_messages, 1);
+  EXPECT_EQ(dry.purge_sample, std::vector<std::string>{fast});
+  EXPECT_TRUE(intact(fast)) << "a dry run changes nothing";
+  RetentionResult r = run(kT0 + 8 * kDay);
+  EXPECT_EQ(r.purged_messages, 1);
+  EXPECT_EQ(r.purged_deliveries, 1);
+  EXPECT_EQ(r.purged_attempts, 1);
+  EXPECT_GE(r.batches, 3);
+  EXPECT_TRUE(purged(fast));
+  EXPECT_TRUE(intact(both)) << "its slow delivery keeps it 30 days";
+  EXPECT_TRUE(intact(unrouted));
+  EXPECT_EQ(run(kT0 + 11 * kDay).purged_messages, 1);
+  EXPECT_TRUE(purged(unrouted));
+  EXPECT_EQ(run(kT0 + 31 * kDay).purged_messages, 2);
+  EXPECT_TRUE(purged(slow));
+  EXPECT_TRUE(purged(both));
+  EXPECT_TRUE(intact(active)) << "an active delivery's message is never touched";
+  EXPECT_TRUE(intact(pending));
+  EXPECT_EQ(run(kT0 + 399 * kDay).deleted_messages, 0);
+  r = run(kT0 + 401 * kDay);
+  EXPECT_EQ(r.deleted_messages, 4);
+  EXPECT_EQ(r.deleted_deliveries, 4);
+  EXPECT_EQ(r.deleted_attempts, 4);
+  for (const auto& id : {fast, slow, both, unrouted}) {
+    EXPECT_FALSE(store_->message(id, false).has_value()) << id;
+  }
+  EXPECT_TRUE(intact(active));
+  EXPECT_TRUE(intact(pending));
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages WHERE body LIKE '%Dupont%'"), 0);
 }
 
 // --- encryption at rest ------------------------------------------------------------------------
