@@ -867,6 +867,50 @@ TEST_P(IdempotencyConformance, ExpiredKeysArePurged) {
   EXPECT_EQ(keys(), 1);
 }
 
+// --- polling sources ---------------------------------------------------------------------------
+
+// A polled batch's messages, its checkpoint and its refused records are committed together; the
+// checkpoint reads back, the rejects list newest first, by source and with a cursor.
+TEST_P(StoreConformance, APolledBatchCommitsItsCheckpointAndRejects) {
+  EXPECT_EQ(store_->checkpoint("cms76-db").value_or("?"), "");
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms76-db", "demande", "d:1", "id 1", kT0, {to_dest("a")}));
+  batch.push_back(make_incoming(ids_, "cms76-db", "demande", "d:2", "id 2", kT0, {to_dest("a")}));
+  SourceCheckpoint cp{"cms76-db", "{\"id\":3}", {{"id 3", 422, "invalid", "no date"}}};
+  auto r = store_->accept_polled(std::move(batch), cp, kT0 + 5);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[2].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(store_->checkpoint("cms76-db").value_or("?"), "{\"id\":3}");
+  // The next batch: one duplicate (same key), a new checkpoint, two rejects.
+  std::vector<Incoming> next;
+  next.push_back(make_incoming(ids_, "cms76-db", "demande", "d:2", "id 2", kT0, {to_dest("a")}));
+  SourceCheckpoint cp2{
+      "cms76-db", "{\"id\":9}", {{"id 4", 422, "invalid", "a"}, {"id 5", 400, "unreadable", "b"}}};
+  r = store_->accept_polled(std::move(next), cp2, kT0 + 9);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(store_->checkpoint("cms76-db").value_or("?"), "{\"id\":9}");
+  store_->accept_polled({}, SourceCheckpoint{"other", "x", {{"l 1", 422, "e", "d"}}}, kT0 + 10);
+  auto all = store_->rejects("", 0, 10);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].source, "other");
+  EXPECT_EQ(all[1].reject.position, "id 5");
+  EXPECT_EQ(all[1].reject.status, 400);
+  EXPECT_EQ(all[1].at, kT0 + 9);
+  EXPECT_EQ(all[3].reject.position, "id 3");
+  EXPECT_EQ(all[3].reject.detail, "no date");
+  auto mine = store_->rejects("cms76-db", 0, 2);
+  ASSERT_EQ(mine.size(), 2u);
+  EXPECT_EQ(mine[0].reject.position, "id 5");
+  auto older = store_->rejects("cms76-db", mine[1].id, 10);
+  ASSERT_EQ(older.size(), 1u);
+  EXPECT_EQ(older[0].reject.position, "id 3");
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), 2);
+}
+
 // --- retention ---------------------------------------------------------------------------------
 
 // The retention purge (Store::purge): payloads replaced by the retention tombstone exactly when
