@@ -5,6 +5,7 @@
 // Free functions without state; thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,5 +34,29 @@ void seal_update(const AtRestCipher* cipher, DeliveryUpdate& u);
 // placeholder (JSON for a body or payload, text else) and the reason goes to `error` when asked.
 std::string open_stored(const AtRestCipher* cipher, const std::string& aad, std::string stored,
                         bool json, std::string* error = nullptr);
+
+// The course of a rekey (Store::rekey), the same on every engine; the engine gives its steps.
+// Each callback may throw std::exception (a storage error: 503).
+struct RekeySteps {
+  // Values of the three columns not on the active key.
+  std::function<int64_t()> remaining;
+  // The highest primary key of table t (0 messages, 1 deliveries, 2 attempts) when it starts:
+  // rows written later are on the active key already.
+  std::function<int64_t(int t)> last_key;
+  // Re-encrypts table t's keys in (from, to] as one job of the writer: its counts and status in
+  // `progress` terms; false when the store is closing (nothing done).
+  struct Batch {
+    Status status;
+    int64_t done = 0, unreadable = 0;
+  };
+  std::function<bool(int t, int64_t from, int64_t to, Batch& out)> batch;
+  // After the last range: the engine's cleanup of old bytes (WAL checkpoint, VACUUM).
+  std::function<void()> after;
+};
+// 409 without a cipher, 503 read-only or on a storage error; `on_batch` after each range
+// (false: stop there, progress.finished stays false) and once more at the end.
+Status run_rekey(const AtRestCipher* cipher, bool read_only, const RekeyRequest& request,
+                 RekeyProgress& progress, const std::function<bool(const RekeyProgress&)>& on_batch,
+                 const RekeySteps& steps);
 
 }  // namespace relais

@@ -1224,50 +1224,20 @@ bool PgStore::vacuum() {
 
 Status PgStore::rekey(const RekeyRequest& request, RekeyProgress& progress,
                       const std::function<bool(const RekeyProgress&)>& on_batch) {
-  progress = RekeyProgress{};
-  if (cipher_ == nullptr) {
-    progress.error = "no encryption configured (store.encryption)";
-    return Status::failure(409, "encryption not configured",
-                           "configure store.encryption (an active key) before a rekey");
-  }
-  if (options_.read_only) return Status::failure(503, "store opened read-only");
-  progress.active = cipher_->active();
-  progress.running = true;
-  const int64_t batch = std::clamp<int64_t>(request.batch, 1, 100000);
-  int64_t last[3] = {0, 0, 0};
-  auto stop = [&](Status st) {
-    progress.running = false;
-    if (!st.ok) progress.error = st.detail.empty() ? st.error : st.detail;
-    return st;
-  };
-  try {
-    progress.to_do = rekey_remaining();
-    for (int t = 0; t < 3; ++t) last[t] = read(kRekeyMax[t], Params()).int64(0, 0);
-  } catch (const std::exception& e) {
-    return stop(Status::failure(503, "storage error", e.what()));
-  }
-  for (int t = 0; t < 3; ++t) {
-    for (int64_t from = 0; from < last[t]; from += batch) {
-      BatchResult b;
-      if (!run_batch([&](pg::Connection& w) { return rekey_batch(w, t, from, from + batch); }, b)) {
-        return stop(Status::failure(503, "store closed"));
-      }
-      progress.done += b.done;
-      progress.unreadable += b.unreadable;
-      if (!b.status.ok) return stop(b.status);
-      if (on_batch && !on_batch(progress)) return stop(Status::success());
+  RekeySteps steps;
+  steps.remaining = [this] { return rekey_remaining(); };
+  steps.last_key = [this](int t) { return read(kRekeyMax[t], Params()).int64(0, 0); };
+  steps.batch = [this](int t, int64_t from, int64_t to, RekeySteps::Batch& out) {
+    BatchResult b;
+    if (!run_batch([&](pg::Connection& w) { return rekey_batch(w, t, from, to); }, b)) {
+      return false;
     }
-  }
-  vacuum();
-  try {
-    progress.remaining = rekey_remaining();
-  } catch (const std::exception& e) {
-    return stop(Status::failure(503, "storage error", e.what()));
-  }
-  progress.finished = true;
-  Status st = stop(Status::success());
-  if (on_batch) on_batch(progress);
-  return st;
+    out = RekeySteps::Batch{b.status, b.done, b.unreadable};
+    return true;
+  };
+  // The rewritten rows' old versions: pruned by VACUUM.
+  steps.after = [this] { vacuum(); };
+  return run_rekey(cipher_, options_.read_only, request, progress, on_batch, steps);
 }
 
 int64_t PgStore::rekey_remaining() {

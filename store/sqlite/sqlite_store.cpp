@@ -779,60 +779,26 @@ bool SqliteStore::run_job(JobT job, Result& result) {
 
 Status SqliteStore::rekey(const RekeyRequest& request, RekeyProgress& progress,
                           const std::function<bool(const RekeyProgress&)>& on_batch) {
-  progress = RekeyProgress{};
-  if (cipher_ == nullptr) {
-    progress.error = "no encryption configured (store.encryption)";
-    return Status::failure(409, "encryption not configured",
-                           "configure store.encryption (an active key) before a rekey");
-  }
-  if (options_.read_only) return Status::failure(503, "store opened read-only");
-  progress.active = cipher_->active();
-  progress.running = true;
-  const int64_t batch = std::clamp<int64_t>(request.batch, 1, 100000);
-  int64_t last[3] = {0, 0, 0};
-  try {
-    progress.to_do = rekey_remaining();
+  RekeySteps steps;
+  steps.remaining = [this] { return rekey_remaining(); };
+  steps.last_key = [this](int t) {
     Session s = readers_->get();
-    for (int t = 0; t < 3; ++t) {
-      Poco::Nullable<int64_t> max;
-      s << kRekeyMax[t], into(max), now;
-      last[t] = max.isNull() ? 0 : max.value();
-    }
-  } catch (const std::exception& e) {
-    progress.running = false;
-    progress.error = e.what();
-    return Status::failure(503, "storage error", e.what());
-  }
-  auto stop = [&](Status st) {
-    progress.running = false;
-    if (!st.ok) progress.error = st.detail.empty() ? st.error : st.detail;
-    return st;
+    Poco::Nullable<int64_t> max;
+    s << kRekeyMax[t], into(max), now;
+    return max.isNull() ? int64_t{0} : max.value();
   };
-  // Rows written after `last` are on the active key already (written by this process).
-  for (int t = 0; t < 3; ++t) {
-    for (int64_t from = 0; from < last[t]; from += batch) {
-      RekeyBatch b;
-      if (!run_job(RekeyJob{static_cast<RekeyTable>(t), from, from + batch, nullptr}, b)) {
-        return stop(Status::failure(503, "store closed"));
-      }
-      progress.done += b.done;
-      progress.unreadable += b.unreadable;
-      if (!b.status.ok) return stop(b.status);
-      if (on_batch && !on_batch(progress)) return stop(Status::success());
-    }
-  }
+  steps.batch = [this](int t, int64_t from, int64_t to, RekeySteps::Batch& out) {
+    RekeyBatch b;
+    if (!run_job(RekeyJob{static_cast<RekeyTable>(t), from, to, nullptr}, b)) return false;
+    out = RekeySteps::Batch{b.status, b.done, b.unreadable};
+    return true;
+  };
   // Values rewritten from plain text left their old bytes in the WAL: as after an erasure.
-  EraseBatch cp;
-  run_job(EraseJob{nullptr, -1, nullptr}, cp);
-  try {
-    progress.remaining = rekey_remaining();
-  } catch (const std::exception& e) {
-    return stop(Status::failure(503, "storage error", e.what()));
-  }
-  progress.finished = true;
-  Status st = stop(Status::success());
-  if (on_batch) on_batch(progress);
-  return st;
+  steps.after = [this] {
+    EraseBatch cp;
+    run_job(EraseJob{nullptr, -1, nullptr}, cp);
+  };
+  return run_rekey(cipher_, options_.read_only, request, progress, on_batch, steps);
 }
 
 int64_t SqliteStore::rekey_remaining() {
