@@ -24,6 +24,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "store/group_commit.h"
 #include "store/postgresql/pg_backend.h"
 #include "store/postgresql/pg_connection.h"
 #include "store/stored_values.h"
@@ -270,21 +271,6 @@ constexpr const char* kCheckpoint = "SELECT value FROM source_checkpoints WHERE 
 
 // --- jobs --------------------------------------------------------------------------------------
 
-struct AcceptJob {
-  std::vector<Incoming> batch;
-  std::vector<std::string> sealed;  // bodies as stored (encrypted on the caller's thread)
-  std::promise<std::vector<AcceptResult>> done;
-  std::optional<SourceCheckpoint> checkpoint;
-  Millis at = 0;
-};
-struct UpdateJob {
-  DeliveryUpdate update;
-  std::promise<Status>* done = nullptr;  // apply(): owned by the caller
-  std::function<void()> committed;       // record(): runs once the update is durable
-};
-struct FlushJob {
-  std::promise<void>* done = nullptr;
-};
 // A batch of work a long operation (erasure, rekey, purge) hands to the writer: it runs inside a
 // group's transaction, on the writer's connection, and its result is answered after the commit
 // (or replaced by the group's failure).
@@ -349,37 +335,20 @@ Millis steady_ms() {
 
 // The PostgreSQL implementation. Thread-safe: one writer thread owns the writer's connection;
 // reads take connections of the pool.
-class PgStore final : public Store {
+class PgStore final : public GroupCommitStore<PgStore, Job, Completion> {
  public:
   explicit PgStore(const StoreOptions& options);
   ~PgStore() override { close(); }
 
-  std::vector<AcceptResult> accept(std::vector<Incoming> batch) override {
-    return submit(std::make_unique<AcceptJob>(), std::move(batch));
-  }
-  std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch, SourceCheckpoint checkpoint,
-                                          Millis at) override {
-    auto job = std::make_unique<AcceptJob>();
-    job->checkpoint = std::move(checkpoint);
-    job->at = at;
-    return submit(std::move(job), std::move(batch));
-  }
   std::optional<std::string> checkpoint(const std::string& source) override;
   std::vector<StoredReject> rejects(const std::string& source, int64_t before_id,
                                     int limit) override;
-  void record(DeliveryUpdate update, std::function<void()> committed) override;
-  Status apply(DeliveryUpdate update) override;
-  void flush() override;
   Status erase(const ErasureRequest& request, ErasureResult& result) override;
   Status rekey(const RekeyRequest& request, RekeyProgress& progress,
                const std::function<bool(const RekeyProgress&)>& on_batch) override;
   int64_t rekey_remaining() override;
   Status purge(const RetentionPolicy& policy, const RetentionRun& run,
                RetentionResult& result) override;
-  void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    listener_ = std::move(fn);
-  }
   std::vector<QueuedDelivery> load_active() override;
   std::vector<HeldKey> load_dead_heads() override;
   MessagePtr message_by_seq(int64_t seq) override;
@@ -387,15 +356,18 @@ class PgStore final : public Store {
   std::optional<Delivery> delivery(int64_t id) override;
   MessagePage list(const MessageFilter& filter) override;
   bool healthy() override;
-  bool writable() const override { return write_ok_.load(); }
   void close() override;
 
  private:
-  std::vector<AcceptResult> submit(std::unique_ptr<AcceptJob> job, std::vector<Incoming> batch);
-  bool run_batch(std::function<BatchResult(pg::Connection&)> work, BatchResult& out);
-  void writer_loop();
-  void completion_loop();
+  friend class GroupCommitStore<PgStore, Job, Completion>;
+  bool run_batch(std::function<BatchResult(pg::Connection&)> work, BatchResult& out) {
+    return run_job(BatchJob{std::move(work), nullptr}, out);
+  }
+  // The group commit's steps (store/group_commit.h).
   void write_group(std::vector<Job>& jobs);
+  bool runs_alone(const Job&) const { return false; }
+  void run_alone(Job&) {}
+  void answer(Completion& c);
   void connect_writer();
   // A group's accepts: the statements (appended to `steps`), then, once they ran, the answers.
   void plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps);
@@ -420,35 +392,17 @@ class PgStore final : public Store {
   static void check_read(const Status& s, const pg::Failure& why);
 
   StoreOptions options_;
-  const AtRestCipher* cipher_ = nullptr;
   std::string what_;  // "PostgreSQL store <uri without password>", for errors
   std::unique_ptr<pg::Pool> readers_;
   std::unique_ptr<pg::Connection> w_;  // the writer's (writer thread only; null when lost)
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  bool closing_ = false;
-  bool closed_ = false;
-  std::thread writer_;
-  std::function<void(std::vector<QueuedDelivery>&&)> listener_;
-
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
-  std::deque<Completion> done_queue_;
-  bool done_closing_ = false;
-  std::thread completer_;
-
-  std::atomic<bool> write_ok_{true};
-  std::vector<Job> retained_;  // recorded updates of failed groups, committed first next time
-  int failed_groups_ = 0;
   Millis next_purge_ = 0;
   Millis latest_received_ = 0;
 };
 
 PgStore::PgStore(const StoreOptions& options)
-    : options_(options),
-      cipher_(options.cipher.get()),
+    : GroupCommitStore(options.cipher.get(), options.max_batch),
+      options_(options),
       what_("PostgreSQL store " + pg::masked_uri(options.uri)) {
   if (options_.uri.empty()) throw std::runtime_error("PostgreSQL store: no uri");
   readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool));
@@ -457,15 +411,13 @@ PgStore::PgStore(const StoreOptions& options)
   if (!s.ok) throw std::runtime_error(what_ + ": " + s.detail);
   if (options_.read_only) {
     pg::check_schema(*c, postgresql_schema_version(), what_);
-    closing_ = closed_ = true;
-    write_ok_ = false;
+    refuse_writes();
     return;
   }
   pg::migrate(*c, migrations(), what_);
   pg::warn_unsafe_settings(*c);
   connect_writer();
-  completer_ = std::thread([this] { completion_loop(); });
-  writer_ = std::thread([this] { writer_loop(); });
+  start_threads();
 }
 
 // The writer's session: its transactions wait `busy_timeout_ms` at most for a lock another node
@@ -480,191 +432,20 @@ void PgStore::connect_writer() {
   w_ = std::move(c);
 }
 
-std::vector<AcceptResult> PgStore::submit(std::unique_ptr<AcceptJob> job,
-                                          std::vector<Incoming> batch) {
-  size_t n = batch.size();
-  auto failed = [&](const std::string& why) {
-    std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
-    for (auto& r : out) {
-      r.kind = AcceptResult::Kind::Failed;
-      r.error = why;
+void PgStore::answer(Completion& c) {
+  size_t bi = 0;
+  answer_common(c, [&](Job& job) {
+    auto* b = std::get_if<BatchJob>(&job);
+    if (b == nullptr) return;
+    BatchResult r;
+    if (c.failure.empty()) {
+      r = std::move(c.batches[bi]);
+    } else {
+      r.status = Status::failure(503, "storage error", c.failure);
     }
-    return out;
-  };
-  if (cipher_ != nullptr) {
-    job->sealed.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      const Message& m = *batch[i].message;
-      if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
-        return failed("cannot encrypt the body (OpenSSL)");
-      }
-    }
-  }
-  job->batch = std::move(batch);
-  auto fut = job->done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) return failed("the store is closing");
-    queue_.emplace_back(std::move(job));
-  }
-  cv_.notify_one();
-  return fut.get();
-}
-
-void PgStore::record(DeliveryUpdate update, std::function<void()> committed) {
-  seal_update(cipher_, update);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) {
-      log_error("store", "update of delivery " + std::to_string(update.id) +
-                             " after close: not recorded (attempted again at the next start)");
-      return;
-    }
-    queue_.emplace_back(UpdateJob{std::move(update), nullptr, std::move(committed)});
-  }
-  cv_.notify_one();
-}
-
-Status PgStore::apply(DeliveryUpdate update) {
-  seal_update(cipher_, update);
-  std::promise<Status> done;
-  auto fut = done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return Status::failure(503, "store closed");
-    queue_.emplace_back(UpdateJob{std::move(update), &done, nullptr});
-  }
-  cv_.notify_one();
-  return fut.get();
-}
-
-void PgStore::flush() {
-  std::promise<void> done;
-  auto fut = done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    queue_.emplace_back(FlushJob{&done});
-  }
-  cv_.notify_one();
-  fut.wait();
-}
-
-bool PgStore::run_batch(std::function<BatchResult(pg::Connection&)> work, BatchResult& out) {
-  std::promise<BatchResult> done;
-  auto fut = done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) return false;
-    queue_.emplace_back(BatchJob{std::move(work), &done});
-  }
-  cv_.notify_one();
-  out = fut.get();
-  return true;
-}
-
-// --- the writer --------------------------------------------------------------------------------
-
-void PgStore::writer_loop() {
-  std::vector<Job> jobs;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (retained_.empty() && write_ok_) {
-        cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
-      } else {
-        // After a failed commit (the server down, a lock held too long): retry with back-off,
-        // 100 ms doubling to 5 s, unless new work arrives (tried with it).
-        int shift = std::min(failed_groups_ - 1, 6);
-        auto backoff = std::chrono::milliseconds(std::min(100 << std::max(shift, 0), 5000));
-        cv_.wait_for(lock, backoff, [&] { return !queue_.empty() || closing_; });
-      }
-      if (queue_.empty() && retained_.empty() && closing_) break;
-      if (queue_.empty() && retained_.empty() && write_ok_) continue;
-      jobs = std::move(retained_);
-      retained_.clear();
-      size_t messages = jobs.size();
-      while (!queue_.empty() && messages < options_.max_batch) {
-        if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
-          messages += (*a)->batch.size();
-        } else {
-          ++messages;
-        }
-        jobs.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    write_group(jobs);
-    jobs.clear();
-    if (!retained_.empty() && failed_groups_ >= 3) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closing_ && queue_.empty()) {
-        log_error("store", std::to_string(retained_.size()) +
-                               " delivery outcome(s) could not be committed before closing; "
-                               "those deliveries are attempted again at the next start");
-        retained_.clear();
-        break;
-      }
-    }
-  }
-  std::lock_guard<std::mutex> lock(done_mu_);
-  done_closing_ = true;
-  done_cv_.notify_all();
-}
-
-void PgStore::completion_loop() {
-  for (;;) {
-    Completion c;
-    {
-      std::unique_lock<std::mutex> lock(done_mu_);
-      done_cv_.wait(lock, [&] { return !done_queue_.empty() || done_closing_; });
-      if (done_queue_.empty()) return;
-      c = std::move(done_queue_.front());
-      done_queue_.pop_front();
-    }
-    // The listener first: when accept() returns, the dispatcher knows the new deliveries.
-    if (!c.fresh.empty()) {
-      std::function<void(std::vector<QueuedDelivery> &&)> fn;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        fn = listener_;
-      }
-      if (fn) fn(std::move(c.fresh));
-    }
-    size_t ai = 0, ui = 0, bi = 0;
-    for (auto& job : c.jobs) {
-      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
-        if (c.failure.empty()) {
-          (*a)->done.set_value(std::move(c.results[ai]));
-        } else {
-          std::vector<AcceptResult> failed((*a)->batch.size() + ((*a)->checkpoint ? 1 : 0));
-          for (auto& r : failed) {
-            r.kind = AcceptResult::Kind::Failed;
-            r.error = "storage error: " + c.failure;
-          }
-          (*a)->done.set_value(std::move(failed));
-        }
-        ++ai;
-      } else if (auto* u = std::get_if<UpdateJob>(&job)) {
-        Status s =
-            c.failure.empty() ? c.statuses[ui] : Status::failure(503, "storage error", c.failure);
-        ++ui;
-        if (u->done) u->done->set_value(std::move(s));
-        if (u->committed) u->committed();
-      } else if (auto* f = std::get_if<FlushJob>(&job)) {
-        f->done->set_value();
-      } else if (auto* b = std::get_if<BatchJob>(&job)) {
-        BatchResult r;
-        if (c.failure.empty()) {
-          r = std::move(c.batches[bi]);
-        } else {
-          r.status = Status::failure(503, "storage error", c.failure);
-        }
-        ++bi;
-        b->done->set_value(std::move(r));
-      }
-    }
-  }
+    ++bi;
+    b->done->set_value(std::move(r));
+  });
 }
 
 void PgStore::write_group(std::vector<Job>& jobs) {
@@ -770,25 +551,12 @@ void PgStore::write_group(std::vector<Job>& jobs) {
     log_error("store", "commit failed (" + std::to_string(failed_groups_) +
                            " in a row): " + c.failure +
                            "; accepts are refused (503) and outcomes are kept until it succeeds");
-    std::vector<Job> answer;
-    for (auto& job : jobs) {
-      auto* u = std::get_if<UpdateJob>(&job);
-      if (u != nullptr && u->done == nullptr) {
-        retained_.push_back(std::move(job));
-      } else {
-        answer.push_back(std::move(job));
-      }
-    }
-    jobs = std::move(answer);
+    retain_records(jobs);
   }
   // Committed: the answers (nothing here fails the group any more).
   if (c.failure.empty() && !plan.jobs.empty()) finish_accepts(plan, results.at(plan.step), c);
   c.jobs = std::move(jobs);
-  {
-    std::lock_guard<std::mutex> lock(done_mu_);
-    done_queue_.push_back(std::move(c));
-  }
-  done_cv_.notify_one();
+  complete_group(std::move(c));
 }
 
 void PgStore::plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps) {
@@ -1111,18 +879,7 @@ std::string PgStore::seal(const std::string& aad, const std::string& plain) cons
 }
 
 void PgStore::close() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_ && !writer_.joinable()) return;
-    closing_ = true;
-  }
-  cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  if (completer_.joinable()) completer_.join();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-  }
+  if (!stop_threads()) return;
   w_.reset();
   if (readers_) readers_->clear();
 }
