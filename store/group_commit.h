@@ -129,10 +129,7 @@ class GroupCommitStore : public Store {
       : cipher_(cipher), max_batch_(max_batch) {}
 
   // For a store opened read-only: every write fails, no thread runs.
-  void refuse_writes() {
-    closing_ = closed_ = true;
-    write_ok_ = false;
-  }
+  void refuse_writes() { closing_ = closed_ = true; }
   void start_threads() {
     completer_ = std::thread([this] { completion_loop(); });
     writer_ = std::thread([this] { writer_loop(); });
@@ -176,8 +173,24 @@ class GroupCommitStore : public Store {
     }
     done_cv_.notify_one();
   }
-  // After a failed group: its recorded updates are kept for the next group, in order; the other
-  // jobs are left in `jobs`, to be answered with the failure.
+  // A group committed: commits work (again).
+  void group_committed() {
+    if (!write_ok_.exchange(true)) {
+      log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
+                            " failed group(s); the dispatcher resumes");
+    }
+    failed_groups_ = 0;
+  }
+  // A group failed (`why`, already rolled back): writable() is false until a commit succeeds;
+  // its recorded updates are kept for the next group, in order; the other jobs are left in
+  // `jobs`, to be answered with the failure.
+  void group_failed(const std::string& why, std::vector<Job>& jobs) {
+    write_ok_ = false;
+    ++failed_groups_;
+    log_error("store", "commit failed (" + std::to_string(failed_groups_) + " in a row): " + why +
+                           "; accepts are refused (503) and outcomes are kept until it succeeds");
+    retain_records(jobs);
+  }
   void retain_records(std::vector<Job>& jobs) {
     std::vector<Job> answer;
     for (auto& job : jobs) {
@@ -354,6 +367,21 @@ void answer_common(Completion& c, Other&& other) {
       other(job);
     }
   }
+}
+
+// Answers a batch job (an erasure's, a rekey's, a purge's) with its result, the i-th of the
+// group, or with the group's failure.
+template <class Batch>
+void answer_batch(std::promise<Batch>* done, std::vector<Batch>& results, size_t& i,
+                  const std::string& failure) {
+  Batch b;
+  if (failure.empty()) {
+    b = std::move(results[i]);
+  } else {
+    b.status = Status::failure(503, "storage error", failure);
+  }
+  ++i;
+  done->set_value(std::move(b));
 }
 
 }  // namespace relais

@@ -412,6 +412,7 @@ PgStore::PgStore(const StoreOptions& options)
   if (options_.read_only) {
     pg::check_schema(*c, postgresql_schema_version(), what_);
     refuse_writes();
+    write_ok_ = false;
     return;
   }
   pg::migrate(*c, migrations(), what_);
@@ -435,16 +436,7 @@ void PgStore::connect_writer() {
 void PgStore::answer(Completion& c) {
   size_t bi = 0;
   answer_common(c, [&](Job& job) {
-    auto* b = std::get_if<BatchJob>(&job);
-    if (b == nullptr) return;
-    BatchResult r;
-    if (c.failure.empty()) {
-      r = std::move(c.batches[bi]);
-    } else {
-      r.status = Status::failure(503, "storage error", c.failure);
-    }
-    ++bi;
-    b->done->set_value(std::move(r));
+    if (auto* b = std::get_if<BatchJob>(&job)) answer_batch(b->done, c.batches, bi, c.failure);
   });
 }
 
@@ -537,21 +529,11 @@ void PgStore::write_group(std::vector<Job>& jobs) {
       must(w_->exec("COMMIT"));
     }
     in_transaction = false;
-    if (!write_ok_.exchange(true)) {
-      log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
-                            " failed group(s); the dispatcher resumes");
-    }
-    failed_groups_ = 0;
+    group_committed();
   } catch (const std::exception& e) {
-    c.failure = e.what();
-    write_ok_ = false;
-    ++failed_groups_;
     if (in_transaction && w_ && w_->ok()) w_->exec("ROLLBACK");
-    c = Completion{{}, {}, {}, {}, {}, c.failure};
-    log_error("store", "commit failed (" + std::to_string(failed_groups_) +
-                           " in a row): " + c.failure +
-                           "; accepts are refused (503) and outcomes are kept until it succeeds");
-    retain_records(jobs);
+    c = Completion{{}, {}, {}, {}, {}, e.what()};
+    group_failed(c.failure, jobs);
   }
   // Committed: the answers (nothing here fails the group any more).
   if (c.failure.empty() && !plan.jobs.empty()) finish_accepts(plan, results.at(plan.step), c);
