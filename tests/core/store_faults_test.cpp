@@ -22,6 +22,7 @@
 #include "core/store.h"
 #include "routing/dispatcher.h"
 #include "store/sqlite/sqlite_backend.h"
+#include "tests/core/dispatched_store.h"
 #include "tests/core/fault_vfs.h"
 #include "tests/core/test_support.h"
 
@@ -35,10 +36,10 @@ using relais::testing::TempDir;
 using relais::testing::to_dest;
 using relais::testing::wait_until;
 
-// A store and a dispatcher on it; the "partner" records what it received, per key, in order.
-class FaultTest : public ::testing::Test {
+// The dispatched store (tests/core/dispatched_store.h) on a SQLite file under the fault VFS.
+class FaultTest : public relais::testing::DispatchedStoreTest {
  protected:
-  FaultTest() : faults_(install_fault_vfs()), ids_(clock_) { faults_.clear(); }
+  FaultTest() : faults_(install_fault_vfs()) { faults_.clear(); }
   ~FaultTest() override {
     faults_.clear();
     gate(true);
@@ -49,70 +50,7 @@ class FaultTest : public ::testing::Test {
     StoreOptions o;
     o.path = dir_.file("faults.db");
     o.busy_timeout_ms = busy_timeout_ms;
-    store_ = open_sqlite_store(o);
-    metrics_ = std::make_unique<Metrics>();
-    dispatcher_ = std::make_unique<Dispatcher>(
-        *store_, *metrics_, clock_, [this](const QueuedDelivery& q, int) { return deliver(q); });
-    DestinationSettings d;
-    d.name = "cal";
-    d.concurrency = 4;
-    d.retry.initial_ms = 10;
-    d.retry.max_ms = 50;
-    dispatcher_->add_destination(d);
-    store_->set_commit_listener(
-        [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
-    for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
-    dispatcher_->enqueue(store_->load_active());
-    dispatcher_->start();
-  }
-
-  // Like a kill: the dispatcher stops, the store closes with whatever it could not commit.
-  void shutdown() {
-    if (dispatcher_) dispatcher_->stop(0);
-    if (store_) {
-      store_->set_commit_listener(nullptr);
-      store_->close();
-    }
-    dispatcher_.reset();
-    store_.reset();
-    metrics_.reset();
-  }
-
-  AttemptResult deliver(const QueuedDelivery& q) {
-    MessagePtr m = q.message ? q.message : store_->message_by_seq(q.message_seq);
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return gate_open_; });
-      seen_[q.key].push_back(m ? m->type : "?");
-      ++attempts_;
-    }
-    cv_.notify_all();
-    AttemptResult r;
-    r.outcome = Outcome::delivered("ref");
-    return r;
-  }
-
-  AcceptResult send(const std::string& type, const std::string& key) {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", type, key, "", clock_.now_ms(), {to_dest("cal")}));
-    return store_->accept(std::move(batch)).at(0);
-  }
-
-  // While the gate is closed, attempts wait before reaching the partner.
-  void gate(bool open) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      gate_open_ = open;
-    }
-    cv_.notify_all();
-  }
-  int attempts() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return attempts_;
-  }
-  std::vector<std::string> seen(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_[key];
+    start_with(open_sqlite_store(o));
   }
   int64_t count(const std::string& sql) {
     Poco::Data::SQLite::Connector::registerConnector();
@@ -124,16 +62,6 @@ class FaultTest : public ::testing::Test {
 
   StorageFaults& faults_;
   TempDir dir_;
-  SystemClock clock_;
-  IdGenerator ids_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<Dispatcher> dispatcher_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, std::vector<std::string>> seen_;
-  int attempts_ = 0;
-  bool gate_open_ = true;
 };
 
 // fsync fails after the first delivery of a key: its outcome cannot be committed, so the key

@@ -20,6 +20,7 @@
 #include "routing/dispatcher.h"
 #include "store/postgresql/pg_backend.h"
 #include "store/postgresql/pg_connection.h"
+#include "tests/core/dispatched_store.h"
 #include "tests/core/store_backends.h"
 #include "tests/core/test_support.h"
 
@@ -186,10 +187,10 @@ TEST(PgConnection, AnErrorCarriesItsSqlstateButNoValue) {
   EXPECT_EQ(s.detail.find("Dupont"), std::string::npos) << s.detail;
 }
 
-// A store and a dispatcher on it; the partner records what it received, per key, in order.
-class PgFaultTest : public ::testing::Test {
+// The dispatched store (tests/core/dispatched_store.h) on a database of the shared server.
+class PgFaultTest : public relais::testing::DispatchedStoreTest {
  protected:
-  PgFaultTest() : uri_(fresh_pg_database()), ids_(clock_) {}
+  PgFaultTest() : uri_(fresh_pg_database()) {}
   ~PgFaultTest() override {
     gate(true);
     shutdown();
@@ -200,65 +201,7 @@ class PgFaultTest : public ::testing::Test {
     StoreOptions o;
     o.uri = uri_;
     o.busy_timeout_ms = 2000;
-    store_ = open_postgresql_store(o);
-    metrics_ = std::make_unique<Metrics>();
-    dispatcher_ = std::make_unique<Dispatcher>(
-        *store_, *metrics_, clock_, [this](const QueuedDelivery& q, int) { return deliver(q); });
-    DestinationSettings d;
-    d.name = "cal";
-    d.concurrency = 4;
-    d.retry.initial_ms = 10;
-    d.retry.max_ms = 50;
-    dispatcher_->add_destination(d);
-    store_->set_commit_listener(
-        [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
-    for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
-    dispatcher_->enqueue(store_->load_active());
-    dispatcher_->start();
-  }
-  void shutdown() {
-    if (dispatcher_) dispatcher_->stop(0);
-    if (store_) {
-      store_->set_commit_listener(nullptr);
-      store_->close();
-    }
-    dispatcher_.reset();
-    store_.reset();
-    metrics_.reset();
-  }
-  AttemptResult deliver(const QueuedDelivery& q) {
-    MessagePtr m = q.message ? q.message : store_->message_by_seq(q.message_seq);
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      ++waiting_;
-      cv_.wait(lock, [&] { return gate_open_; });
-      --waiting_;
-      seen_[q.key].push_back(m ? m->type : "?");
-    }
-    cv_.notify_all();
-    AttemptResult r;
-    r.outcome = Outcome::delivered("ref");
-    return r;
-  }
-  AcceptResult send(const std::string& type, const std::string& key) {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", type, key, "", clock_.now_ms(), {to_dest("cal")}));
-    return store_->accept(std::move(batch)).at(0);
-  }
-  void gate(bool open) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      gate_open_ = open;
-    }
-    cv_.notify_all();
-  }
-  int waiting() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return waiting_;
-  }
-  std::vector<std::string> seen(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_[key];
+    start_with(open_postgresql_store(o));
   }
   int64_t count(const std::string& sql) {
     auto c = connect(uri_);
@@ -266,16 +209,6 @@ class PgFaultTest : public ::testing::Test {
   }
 
   std::string uri_;
-  SystemClock clock_;
-  IdGenerator ids_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<Dispatcher> dispatcher_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, std::vector<std::string>> seen_;
-  int waiting_ = 0;
-  bool gate_open_ = true;
 };
 
 // The server stops while a delivery is at the partner: its outcome cannot be committed, so the

@@ -1,19 +1,11 @@
-// SqliteStore: commits, idempotency, reload after reopen, active/dead-head queries, updates,
-// filters and paging, migrations, the commit listener and group commit under concurrency.
+// What is proper to the SQLite store: its migrations (a fresh file, a migration numbered below the
+// highest, a newer schema refused). The cases every engine shares are in
+// store_conformance_test.cpp (run on SQLite and PostgreSQL).
 
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <atomic>
-#include <mutex>
-#include <set>
-#include <thread>
-#include <tuple>
-
-#include "core/clock.h"
-#include "core/ids.h"
 #include "core/store.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
@@ -21,17 +13,11 @@
 namespace relais {
 namespace {
 
-using relais::testing::make_incoming;
 using relais::testing::TempDir;
-using relais::testing::to_dest;
 using namespace Poco::Data::Keywords;
-
-constexpr Millis kT0 = 1'700'000'000'000;
 
 class StoreTest : public ::testing::Test {
  protected:
-  StoreTest() : clock_(kT0), ids_(clock_) {}
-
   void SetUp() override { open(); }
   void TearDown() override {
     if (store_) store_->close();
@@ -49,30 +35,6 @@ class StoreTest : public ::testing::Test {
   }
   std::string path() const { return dir_.file("relais.db"); }
 
-  // Accepts one message and returns its id (asserting it was created).
-  std::string accept_one(const std::string& source, const std::string& type,
-                         const std::string& correlation, Millis received_at,
-                         const std::vector<NewDelivery>& deliveries,
-                         const std::string& idempotency = "") {
-    std::vector<Incoming> batch;
-    batch.push_back(
-        make_incoming(ids_, source, type, correlation, idempotency, received_at, deliveries));
-    auto r = store_->accept(std::move(batch));
-    EXPECT_EQ(r.size(), 1u);
-    EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created) << r[0].error;
-    return r[0].id;
-  }
-
-  std::vector<int64_t> delivery_ids(const std::string& message_id) {
-    std::vector<int64_t> out;
-    auto rec = store_->message(message_id, false);
-    EXPECT_TRUE(rec.has_value());
-    if (rec) {
-      for (const auto& d : rec->deliveries) out.push_back(d.id);
-    }
-    return out;
-  }
-
   int64_t scalar(const std::string& sql) {
     Poco::Data::SQLite::Connector::registerConnector();
     Poco::Data::Session s("SQLite", path());
@@ -82,8 +44,6 @@ class StoreTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  ManualClock clock_;
-  IdGenerator ids_;
   std::unique_ptr<Store> store_;
 };
 
