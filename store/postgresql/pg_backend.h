@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/store.h"
+#include "core/store_access.h"
+#include "core/xref_store.h"
 
 namespace relais {
 
@@ -21,6 +24,13 @@ namespace relais {
 // start-up when off). Throws std::runtime_error on start-up errors (server unreachable, schema
 // newer than this build), with the URI's password masked.
 std::unique_ptr<Store> open_postgresql_store(const StoreOptions& options);
+
+// Opens the cross-references (core/xref_store.h) of the PostgreSQL store at `uri` (the table
+// comes from migration 2 of pg_store.cpp: the store must have been opened once by
+// open_postgresql_store). `clock` must outlive the returned store. Throws std::runtime_error
+// when the server cannot be reached or the table is missing. ReadOnly: put and remove throw.
+std::unique_ptr<XrefStore> open_postgresql_xref_store(const std::string& uri, const Clock& clock,
+                                                      StoreAccess access = StoreAccess::ReadWrite);
 
 // The schema version this build writes, and every migration it knows: (version, description).
 int postgresql_schema_version();
@@ -35,5 +45,7 @@ struct PgHotStatement {
   std::string args;  // sample values of the parameters, as SQL literals: "'cms', 42"
 };
 std::vector<PgHotStatement> postgresql_hot_statements();
+// Those of the cross-references (store/postgresql/pg_xrefs.cpp), included in the list above.
+std::vector<PgHotStatement> postgresql_xref_hot_statements();
 
 }  // namespace relais

@@ -315,6 +315,21 @@ Pool::Handle Pool::get() {
   return Handle(this, std::move(c));
 }
 
+Status Pool::run(const char* sql, const Params& params, Result& out) {
+  for (int attempt = 0;; ++attempt) {
+    Failure why;
+    Status s;
+    try {
+      auto c = get();
+      s = c->run(sql, params, out, &why);
+    } catch (const std::exception& e) {
+      return Status::failure(503, "storage unreachable", e.what());
+    }
+    if (s.ok || !why.connection_lost || attempt > 0) return s;
+    clear();
+  }
+}
+
 void Pool::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   idle_.clear();

@@ -160,6 +160,10 @@ class Pool {
   };
   // Throws std::runtime_error (the connection's failure) when none can be opened.
   Handle get();
+  // Runs one statement on a pooled connection; when the connection turns out lost (the server
+  // restarted since it was last used), the idle connections are dropped and it runs once more
+  // on a new one. The statement's failure, or 503 when no connection can be opened.
+  Status run(const char* sql, const Params& params, Result& out);
   void clear();
 
  private:

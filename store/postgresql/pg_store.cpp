@@ -88,6 +88,14 @@ const std::vector<pg::Migration>& migrations() {
            "detail text NOT NULL, at bigint NOT NULL)",
            "CREATE INDEX source_rejects_source ON source_rejects(source, id)",
        }},
+      {2,
+       "cross-references to external systems",
+       {
+           "CREATE TABLE xrefs (destination text NOT NULL, key text NOT NULL, "
+           "external_id text NOT NULL, version text NOT NULL, message_id text NOT NULL, "
+           "updated_at bigint NOT NULL, PRIMARY KEY(destination, key))",
+           "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at, key)",
+       }},
   };
   return list;
 }
@@ -1146,12 +1154,10 @@ void PgStore::check_read(const Status& s, const pg::Failure& why) {
 }
 
 Result PgStore::read(const char* sql, const Params& params) {
-  return reading([&](pg::Connection& c) {
-    Result r;
-    pg::Failure why;
-    check_read(c.run(sql, params, r, &why), why);
-    return r;
-  });
+  Result r;
+  Status s = readers_->run(sql, params, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  return r;
 }
 
 bool PgStore::healthy() {
@@ -1391,7 +1397,7 @@ std::vector<std::pair<int, std::string>> postgresql_schema_migrations() {
 
 std::vector<PgHotStatement> postgresql_hot_statements() {
   const std::string t = "'enc1:k1:'";
-  return {
+  std::vector<PgHotStatement> out = {
       {"accept a group", kAccept,
        "'{0,1}', '{01A,01B}', '{cms,cms}', '{t,t}', '{k,k}', '{e1,\"\"}', '{x,x}', '{b,b}', "
        "'{1,1}', '{1,0}', '{d,d}', '{0}', '{a}', '{r}', '{m}', '{0}', '{0}', 2592000000"},
@@ -1432,6 +1438,8 @@ std::vector<PgHotStatement> postgresql_hot_statements() {
       {"retention: delete deliveries", kDeleteDeliveries, "42"},
       {"retention: delete message", kDeleteMessage, "42"},
   };
+  for (auto& st : postgresql_xref_hot_statements()) out.push_back(std::move(st));
+  return out;
 }
 
 }  // namespace relais

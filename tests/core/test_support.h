@@ -15,6 +15,7 @@
 #include "core/at_rest.h"
 #include "core/ids.h"
 #include "core/store.h"
+#include "core/xref_store.h"
 
 namespace relais::testing {
 
@@ -138,6 +139,25 @@ inline void expect_clear(Store& store, const std::string& id, const std::string&
   auto d = store.delivery(rec->deliveries[0].id);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->payload.value_or(""), "{\"to\":\"" + person + "\"}");
+}
+
+// A cross-reference (core/xref_store.h) to put; the keys of a list of them, in order.
+inline CrossReference xref(const std::string& destination, const std::string& key,
+                           const std::string& external_id, const std::string& version,
+                           const std::string& message_id = "01MSG") {
+  CrossReference r;
+  r.destination = destination;
+  r.key = key;
+  r.external_id = external_id;
+  r.version = version;
+  r.message_id = message_id;
+  return r;
+}
+
+inline std::vector<std::string> keys_of(const std::vector<CrossReference>& refs) {
+  std::vector<std::string> out;
+  for (const auto& r : refs) out.push_back(r.key);
+  return out;
 }
 
 }  // namespace relais::testing
