@@ -22,6 +22,7 @@
 
 namespace relais {
 
+class StoreBackend;
 class XrefStore;
 
 // What a connector may ask of the hub that owns it. Implemented by the Hub; thread-safe; valid
@@ -134,8 +135,11 @@ struct ConnectorContext {
   int concurrency = 1;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
-  std::string store_path;  // the hub's SQLite store (migrated), for connectors' own tables
-  std::string base_dir;    // the configuration file's folder: relative paths resolve from it
+  // The hub's store (owned by the hub, outlives the connector; null in unit tests that build a
+  // connector alone): a connector's own records (StoreBackend::sms()) and the node's own folder
+  // (state_dir()), whatever the engine.
+  StoreBackend* stores = nullptr;
+  std::string base_dir;  // the configuration file's folder: relative paths resolve from it
   // The cross-references of the hub's store (owned by the hub, outlives the connector; null
   // where no store is open). Connectors that update or delete what they created use it.
   XrefStore* xrefs = nullptr;

@@ -92,6 +92,8 @@ class Hub final : public HubServices {
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
   Store& store() { return *store_; }
+  // The engine every store of this hub was opened on (the API opens the console's there).
+  StoreBackend& stores() { return *backend_; }
   // The keys of store.encryption (null: no encryption), loaded once at start-up; shared with
   // the other readers of the store file (the console store).
   std::shared_ptr<const AtRestCipher> store_cipher() const { return cipher_; }
@@ -149,6 +151,7 @@ class Hub final : public HubServices {
   Metrics metrics_;
   IdGenerator ids_;
   std::shared_ptr<const AtRestCipher> cipher_;
+  std::unique_ptr<StoreBackend> backend_;  // before every store opened on it
   std::unique_ptr<Store> store_;
   std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
   std::unique_ptr<PairingStore> pairings_;  // likewise
