@@ -236,28 +236,43 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
                                                   const std::string& author,
                                                   const std::string& comment) {
   MappingCheck out;
-  std::lock_guard<std::mutex> lock(publish_mu_);
-  auto docs = active_table_docs();
-  docs[name] = {format, text};
-  auto tables = mappings::TableSet::from_documents(docs, out.diagnostics);
-  auto next = std::make_shared<Snapshot>();
-  next->tables = tables;
-  for (const auto& doc : docs_.active("mapping")) {
-    auto compiled = mappings::compile(doc.content, doc.name + " v" + std::to_string(doc.version),
-                                      tables, out.diagnostics);
-    if (compiled) next->mappings[doc.name] = Entry{doc.version, compiled};
-  }
-  if (!out.diagnostics.empty()) {
-    out.ok = false;
-    return out;
-  }
-  out.version = docs_.add(make_doc("table", name, format, text, author, comment), true);
+  PublishedTable published;
   {
-    std::lock_guard<std::mutex> l(snap_mu_);
-    snap_ = next;
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    auto docs = active_table_docs();
+    docs[name] = {format, text};
+    auto tables = mappings::TableSet::from_documents(docs, out.diagnostics);
+    auto next = std::make_shared<Snapshot>();
+    next->tables = tables;
+    for (const auto& doc : docs_.active("mapping")) {
+      auto compiled = mappings::compile(doc.content, doc.name + " v" + std::to_string(doc.version),
+                                        tables, out.diagnostics);
+      if (compiled) next->mappings[doc.name] = Entry{doc.version, compiled};
+    }
+    if (!out.diagnostics.empty()) {
+      out.ok = false;
+      return out;
+    }
+    out.version = docs_.add(make_doc("table", name, format, text, author, comment), true);
+    {
+      std::lock_guard<std::mutex> l(snap_mu_);
+      snap_ = next;
+    }
+    generation_ = docs_.generation();
+    published = {name, out.version, tables->rows(name)};
   }
-  generation_ = docs_.generation();
+  TableListener listener;
+  {
+    std::lock_guard<std::mutex> l(listener_mu_);
+    listener = table_listener_;
+  }
+  if (listener) listener(published);
   return out;
+}
+
+void MappingRepository::on_table_published(TableListener listener) {
+  std::lock_guard<std::mutex> l(listener_mu_);
+  table_listener_ = std::move(listener);
 }
 
 ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,
