@@ -278,11 +278,13 @@ void check_transport(const ConfigView& c, const std::string& file,
   }
 }
 
-// One SOAP call with a fresh WS-Security UsernameToken (a new nonce: never the same bytes twice,
-// Send::Fresh). False when no nonce could be drawn (nothing sent).
+// One SOAP call with a fresh WS-Security UsernameToken (a new nonce: libcurl never re-sends the
+// same bytes). `send`: Send::Fresh for a call that may be made again (a failure after sending is
+// a plain retry), Send::Once for one that must not be (a failure after sending is
+// "unknown_outcome"). False when no nonce could be drawn (nothing sent).
 bool soap_call(CURL* h, const std::string& url, const soap::WsseToken& token,
                const CurlTransfer& transfer, Millis now, const std::string& action,
-               const std::string& body_xml, HttpAnswer& a) {
+               const std::string& body_xml, Send send, HttpAnswer& a) {
   std::string nonce = soap::wsse_nonce();
   if (nonce.empty()) return false;
   std::string env =
@@ -290,7 +292,7 @@ bool soap_call(CURL* h, const std::string& url, const soap::WsseToken& token,
   a = calendar::http_exchange(h, "POST", url,
                               {"Content-Type: text/xml; charset=utf-8", "Accept: text/xml",
                                "SOAPAction: \"" + action + "\""},
-                              env, transfer, HttpAuth{}, Send::Fresh);
+                              env, transfer, HttpAuth{}, send);
   return true;
 }
 
@@ -476,10 +478,11 @@ class CapdematConnector final : public Connector {
   // The pairing of `person` (a CMS76 key) with Capdémat's `capdemat_id` sent to Capdémat's
   // HomeFolderMappingService, once: the cross-reference (destination, "mapping:<person>") holds
   // the Capdémat id and "pending:<message>" while it is sent, "sent:<message>" after a 2xx.
-  // The operation is one-way (nothing to read back): after a lost answer or a crash, this
-  // message's next attempt finds its own marker and does not send it again; a new message of
-  // the same pairing (a person's explicit re-send) does. An individual goes with its home
-  // folder's mapping (the schema requires it): it waits until the home folder is paired.
+  // The operation is one-way (nothing to read back): after a lost answer or a crash the marker
+  // stays, and no attempt of any message sends that pairing again (at most once: Capdémat's
+  // endpoint sets the ids, so a lost request is the only loss, said on the desk). A pairing to
+  // another id (after an undo) is sent. An individual goes with its home folder's mapping (the
+  // schema requires it): it waits until the home folder is paired.
   Outcome send_mapping(const DeliveryRequest& req, const std::string& person,
                        const std::string& capdemat_id) {
     IdMapping home;
@@ -519,19 +522,18 @@ class CapdematConnector final : public Connector {
         if (before->version.rfind("sent:", 0) == 0) {
           return Outcome::delivered(capdemat_id, "apparié ; déjà transmis à Capdémat");
         }
-        if (before->version == kPending + mine) {
+        if (before->version.rfind(kPending, 0) == 0) {
           return Outcome::delivered(
               capdemat_id,
               "apparié ; transmis à Capdémat, réponse perdue : non renvoyé (l'opération ne "
-              "répond rien à relire ; renvoyer par un nouveau message d'appariement si Capdémat "
-              "ne l'a pas)");
+              "répond rien à relire ; vérifier dans Capdémat)");
         }
       }
       put_xref(key, capdemat_id, kPending + mine, mine);
       HttpAnswer a;
       if (!soap_call(handles_.at(req.slot), mapping_url_, mapping_token_, transfer_, now(),
                      mapping_action_, home_folder_mapping_body(local_authority_, home, individuals),
-                     a)) {
+                     Send::Once, a)) {
         restore(key, before);
         return Outcome::retry("internal", 0, "no random bytes for the nonce");
       }
@@ -880,7 +882,8 @@ class CapdematPoller final : public Poller {
  private:
   Status call(const std::string& action, const std::string& body_xml, HttpAnswer& a) {
     Millis now = clock_ ? clock_->now_ms() : SystemClock().now_ms();
-    if (!soap_call(handles_.at(0), url_, token_, transfer_, now, action, body_xml, a)) {
+    if (!soap_call(handles_.at(0), url_, token_, transfer_, now, action, body_xml, Send::Fresh,
+                   a)) {
       return Status::failure(500, "internal", "no random bytes for the nonce");
     }
     if (a.rc != CURLE_OK) {
