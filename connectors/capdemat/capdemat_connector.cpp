@@ -4,7 +4,12 @@
 //   workflow's legal transitions for an external service, guarded by the cross-references
 //   (intended before sending, applied after; after a lost answer the request's state is read
 //   before trying again), so a transition is never applied twice; a pairing message records a
-//   HomeFolderMapping / IndividualMapping in the hub's pairings (partner "capdemat");
+//   HomeFolderMapping / IndividualMapping in the hub's pairings (partner "capdemat") and, with
+//   pairing.mapping, sends it to Capdémat's HomeFolderMappingService at most once (SOAP,
+//   WS-Security; the cross-reference "mapping:<person>" guards it); a code list message is PUT
+//   as a local referential;
+// - on_table_published(): a table named in `referentials` becomes a code list message posted to
+//   this destination (durable, retried like any delivery);
 // - inbound("inbound/request"): Capdémat's push of a request (HTTP Basic), validated against its
 //   type's schema, read into a message of the configured source and committed (Hub::submit)
 //   before the 2xx;
@@ -267,15 +272,20 @@ void check_reader(const ConfigView& c, const std::string& file, std::vector<Conf
   }
 }
 
-// What the destination and the poller both check: the tls block and the URL's scheme.
-void check_transport(const ConfigView& c, const std::string& file,
-                     std::vector<ConfigError>& errors) {
-  check_tls_client(c.object("tls"), file, errors);
+// The block's `url` starts with http(s)://.
+void check_url(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
   std::string url = c.str("url");
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
     errors.push_back(
         error_at(c.node(), file, c.path() + ".url", "the URL must start with http(s)://"));
   }
+}
+
+// What the destination and the poller both check: the tls block and the URL's scheme.
+void check_transport(const ConfigView& c, const std::string& file,
+                     std::vector<ConfigError>& errors) {
+  check_tls_client(c.object("tls"), file, errors);
+  check_url(c, file, errors);
 }
 
 // One SOAP call with a fresh WS-Security UsernameToken (a new nonce: libcurl never re-sends the
@@ -925,7 +935,9 @@ void register_capdemat_connector(ConnectorRegistry& registry) {
     if (c.has("inbound")) capdemat::check_reader(c.object("inbound"), file, errors);
     ConfigView p = c.object("pairing");
     if (p.has("mapping")) {
-      ConfigView wss = p.object("mapping").object("wss");
+      ConfigView m = p.object("mapping");
+      capdemat::check_url(m, file, errors);
+      ConfigView wss = m.object("wss");
       if (std::string problem = soap::wss_problem(wss); !problem.empty()) {
         errors.push_back(error_at(wss.node(), file, wss.path(), problem));
       }
