@@ -23,6 +23,9 @@ namespace {
 
 using F = FieldType;
 
+// booking.claim_ttl's upper bound (routing/booking_config.cpp).
+constexpr Millis kLongestClaimMs = 366 * 86400000LL;
+
 const ConfigSpec& release_spec() {
   static const ConfigSpec s{
       "booking",
@@ -55,7 +58,8 @@ const ConfigSpec& release_spec() {
 // nothing but its settings; the hub's XrefStore outlives it.
 class ClaimRelease final : public Connector {
  public:
-  explicit ClaimRelease(const ConnectorContext& ctx) : name_(ctx.name), xrefs_(ctx.xrefs) {
+  explicit ClaimRelease(const ConnectorContext& ctx)
+      : name_(ctx.name), xrefs_(ctx.xrefs), clock_(ctx.clock) {
     const ConfigView& c = ctx.config;
     const std::string where = "connector " + name_ + ": ";
     std::string err;
@@ -105,9 +109,11 @@ class ClaimRelease final : public Connector {
     try {
       std::vector<std::string> keys;
       if (rdv_id_) {
-        // The claims booked for this RDV (its id is the claim's external id).
-        for (const auto& ref :
-             xrefs_->list(kClaimDestination, 0, std::numeric_limits<Millis>::max(), 1000000)) {
+        // The claims booked for this RDV (its id is the claim's external id), within the
+        // longest claim_ttl allowed: an older claim refuses nothing any more.
+        const Millis now = clock_ != nullptr ? clock_->now_ms() : SystemClock().now_ms();
+        for (const auto& ref : xrefs_->list(kClaimDestination, now - kLongestClaimMs,
+                                            std::numeric_limits<Millis>::max(), 1000000)) {
           if (ref.external_id == rdv && !(move && ref.key == slot)) keys.push_back(ref.key);
         }
       } else if (!slot.empty() && xrefs_->get(kClaimDestination, slot)) {
@@ -174,6 +180,7 @@ class ClaimRelease final : public Connector {
 
   std::string name_;
   XrefStore* xrefs_;
+  const Clock* clock_;
   std::optional<JsonPath> rdv_id_, mailbox_, start_, start_time_;
   std::vector<std::string> cancel_types_, move_types_;
   std::shared_ptr<const mappings::TimeZone> tz_;

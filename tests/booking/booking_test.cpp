@@ -325,6 +325,7 @@ class ClaimReleaseTest : public BookingTest {
     ctx.name = "claims";
     ctx.config = ConfigView(node, {kind->spec}, "connectors.claims");
     ctx.xrefs = &h.xrefs();
+    ctx.clock = &h.clock();
     return kind->create(ctx);
   }
   Outcome deliver(Connector& c, const std::string& type, const nlohmann::json& body) {
