@@ -85,9 +85,10 @@ class MappingRepository final : public MappingStage {
 
   DocumentStore& documents() { return docs_; }
 
-  // Who hears of a table published through add_table_version, after its commit, outside the
-  // publishing lock (the hub: it tells every connector). One listener; set once at start-up,
-  // before the API serves.
+  // Who hears of a table published, after its commit, outside the publishing lock (the hub: it
+  // tells every connector): through add_table_version on the publisher's thread, or found by
+  // reload() (the watcher: a version published by another process) on the reloading thread.
+  // Not at the first load. One listener; set once at start-up, before the API serves.
   using TableListener = std::function<void(const PublishedTable&)>;
   void on_table_published(TableListener listener);
 
@@ -110,9 +111,13 @@ class MappingRepository final : public MappingStage {
   const Clock& clock_;
   mutable std::mutex snap_mu_;
   std::shared_ptr<const Snapshot> snap_;
-  std::mutex publish_mu_;  // serialises publishing and reloading
+  std::mutex publish_mu_;                      // serialises publishing and reloading
+  void announce(const PublishedTable& table);  // to the listener, if any
   std::mutex listener_mu_;
   TableListener table_listener_;  // guarded by listener_mu_
+  // The active table versions last loaded or published (guarded by publish_mu_).
+  std::map<std::string, int64_t> table_versions_;
+  bool tables_loaded_ = false;
   std::atomic<int64_t> generation_{-1};
   std::thread watcher_;
   std::mutex watch_mu_;
