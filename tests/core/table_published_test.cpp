@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/store.h"
 #include "routing/mapping_repository.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais {
