@@ -188,7 +188,8 @@ TEST(CapdematEndToEnd, StateChangesReachCapdematOnceInOrderThroughLostAnswersAnd
 
 // Issue 13, gap 3: pairings reach Capdémat's HomeFolderMappingService once each, as its schema
 // describes them (the simulator validates), an individual with its home folder and after it,
-// through lost answers; a home folder Capdémat does not know is refused, dead with its reason.
+// through lost answers and a kill -9; a home folder Capdémat does not know is refused, dead with
+// its reason.
 TEST(CapdematEndToEnd, PairingsReachTheMappingServiceOnceThroughLostAnswers) {
   World w;
   w.sim.add_home_folder("HF-3", {"IND-7", "IND-8"});
@@ -232,6 +233,13 @@ TEST(CapdematEndToEnd, PairingsReachTheMappingServiceOnceThroughLostAnswers) {
   // The same pairing posted again (another event): already sent, nothing sent.
   const std::string again = pairing("evt-p3", "foyer:12", "HF-3", "");
   ASSERT_TRUE(wait_deliveries_state(c, again, "delivered", std::chrono::seconds(20)));
+  EXPECT_EQ(w.sim.mapping_requests(), 2);
+  // The guard is in the store: after a kill -9 and a restart, still nothing sent again.
+  w.relais->kill9();
+  w.relais->restart();
+  c = w.relais->client();
+  const std::string after = pairing("evt-p5", "individu:58123", "IND-7", "foyer:12");
+  ASSERT_TRUE(wait_deliveries_state(c, after, "delivered", std::chrono::seconds(20)));
   EXPECT_EQ(w.sim.mapping_requests(), 2);
   // A home folder Capdémat does not know: a Fault, dead with the reason.
   const std::string unknown = pairing("evt-p4", "foyer:99", "HF-404", "");
