@@ -604,6 +604,8 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
   }
   rt.hub = std::make_unique<Hub>(config, registries.connectors, clock, rt.mappings,
                                  &registries.enrichers, &registries.pollers);
+  rt.mappings->on_table_published(
+      [hub = rt.hub.get()](const PublishedTable& t) { hub->table_published(t); });
   rt.mappings->watch(2000);
   return rt;
 }

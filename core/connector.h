@@ -97,6 +97,15 @@ struct InboundResponse {
   nlohmann::json body = nlohmann::json::object();  // sent as JSON
 };
 
+// A lookup table an admin has just published (its new active version is committed), as its
+// rows: key → value (a text for a table of values, an object of columns for a table of
+// records), sorted by key; the table's default ("*") is not a row. Plain value.
+struct PublishedTable {
+  std::string name;
+  int64_t version = 0;
+  std::vector<std::pair<std::string, nlohmann::json>> rows;
+};
+
 // A configured destination instance. deliver() is called concurrently from up to `concurrency`
 // worker threads, each with its own slot index: implementations keep per-slot state (e.g. one
 // connection per slot) or synchronise internally. Owned by the Hub; lives until shutdown.
@@ -126,6 +135,12 @@ class Connector {
     (void)woken;
     return false;
   }
+  // A lookup table was published (committed, now active): a connector that sends some tables
+  // to its partner (Capdémat's referentials) posts what it will send as a durable message
+  // (HubServices::post), so that the push is retried like any delivery. Called by the hub for
+  // every destination, on the publisher's thread (an API thread), after the commit. Never
+  // throws. Default: nothing.
+  virtual void on_table_published(const PublishedTable& table) { (void)table; }
 };
 
 // What a factory gets to build an instance.

@@ -293,6 +293,10 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   return out;
 }
 
+void Hub::table_published(const PublishedTable& table) {
+  for (const auto& [name, connector] : connectors_) connector->on_table_published(table);
+}
+
 std::vector<PollingState> Hub::polling_states() const {
   std::vector<PollingState> out;
   for (const auto& p : polling_) out.push_back(p->state());

@@ -73,6 +73,10 @@ class Hub final : public HubServices {
   // per record; `stored` false when nothing of the batch is stored.
   std::vector<PolledOutcome> commit_polled(const std::string& source, const PollBatch& batch,
                                            bool& stored);
+  // A lookup table was published (MappingRepository's listener): tells every destination's
+  // connector (Connector::on_table_published), on the caller's thread. Never throws.
+  void table_published(const PublishedTable& table);
+
   // The polling sources' states (for the dashboard), by source name.
   std::vector<PollingState> polling_states() const;
 
