@@ -413,9 +413,10 @@ PgStore::PgStore(const StoreOptions& options)
       options_(options),
       what_("PostgreSQL store " + pg::masked_uri(options.uri)) {
   if (options_.uri.empty()) throw std::runtime_error("PostgreSQL store: no uri");
-  readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool));
+  readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool),
+                                        options_.password);
   std::unique_ptr<pg::Connection> c;
-  Status s = pg::Connection::open(options_.uri, 10, c);
+  Status s = pg::Connection::open(options_.uri, 10, c, options_.password);
   if (!s.ok) throw std::runtime_error(what_ + ": " + s.detail);
   if (options_.read_only) {
     pg::check_schema(*c, postgresql_schema_version(), what_);
@@ -435,7 +436,7 @@ void PgStore::connect_writer() {
   if (w_ && w_->ok()) return;
   w_.reset();
   std::unique_ptr<pg::Connection> c;
-  Status s = pg::Connection::open(options_.uri, 5, c);
+  Status s = pg::Connection::open(options_.uri, 5, c, options_.password);
   if (!s.ok) throw GroupFailure(s);
   must(c->exec("SET lock_timeout = " + std::to_string(std::max(0, options_.busy_timeout_ms))));
   w_ = std::move(c);

@@ -32,8 +32,9 @@ constexpr const char* kCountXrefs = "SELECT COUNT(*) FROM xrefs WHERE destinatio
 // Thread-safe: each call takes a connection of the pool. Owns its connections.
 class PgXrefStore final : public XrefStore {
  public:
-  PgXrefStore(const std::string& uri, const Clock& clock, StoreAccess access)
-      : pool_(uri, 5, 4), clock_(clock), access_(access) {
+  PgXrefStore(const std::string& uri, const Clock& clock, StoreAccess access,
+              const std::string& password)
+      : pool_(uri, 5, 4, password), clock_(clock), access_(access) {
     Result r;
     Status s = pool_.run("SELECT COUNT(*) FROM xrefs WHERE false", Params(), r);
     if (!s.ok) {
@@ -124,8 +125,9 @@ std::vector<PgHotStatement> postgresql_xref_hot_statements() {
 }
 
 std::unique_ptr<XrefStore> open_postgresql_xref_store(const std::string& uri, const Clock& clock,
-                                                      StoreAccess access) {
-  return std::make_unique<PgXrefStore>(uri, clock, access);
+                                                      StoreAccess access,
+                                                      const std::string& password) {
+  return std::make_unique<PgXrefStore>(uri, clock, access, password);
 }
 
 }  // namespace relais
