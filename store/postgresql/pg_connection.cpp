@@ -335,6 +335,13 @@ Status Pool::run(const char* sql, const Params& params, Result& out) {
   }
 }
 
+Result Pool::query(const char* sql, const Params& params) {
+  Result r;
+  Status s = run(sql, params, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  return r;
+}
+
 void Pool::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   idle_.clear();

@@ -167,6 +167,8 @@ class Pool {
   // restarted since it was last used), the idle connections are dropped and it runs once more
   // on a new one. The statement's failure, or 503 when no connection can be opened.
   Status run(const char* sql, const Params& params, Result& out);
+  // The same, throwing std::runtime_error (the Status's detail) when it fails.
+  Result query(const char* sql, const Params& params);
   void clear();
 
  private:

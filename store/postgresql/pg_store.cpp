@@ -1155,10 +1155,7 @@ void PgStore::check_read(const Status& s, const pg::Failure& why) {
 }
 
 Result PgStore::read(const char* sql, const Params& params) {
-  Result r;
-  Status s = readers_->run(sql, params, r);
-  if (!s.ok) throw std::runtime_error(s.detail);
-  return r;
+  return readers_->query(sql, params);
 }
 
 bool PgStore::healthy() {

@@ -88,12 +88,7 @@ class PgXrefStore final : public XrefStore {
   }
 
  private:
-  Result must(const char* sql, const Params& params) {
-    Result r;
-    Status s = pool_.run(sql, params, r);
-    if (!s.ok) throw std::runtime_error("cross-references: " + s.detail);
-    return r;
-  }
+  Result must(const char* sql, const Params& params) { return pool_.query(sql, params); }
   void writable() const {
     if (access_ == StoreAccess::ReadOnly) {
       throw std::runtime_error("cross-references opened read-only");
