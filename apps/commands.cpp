@@ -21,6 +21,8 @@
 #include "core/pseudonym.h"
 #include "core/store.h"
 #include "mappings/mapping.h"
+#include "api/api_context.h"
+#include "store/redis/redis_shared_state.h"
 #include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
@@ -605,6 +607,14 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
   }
   rt.hub = std::make_unique<Hub>(config, registries.connectors, clock, rt.mappings,
                                  &registries.enrichers, &registries.pollers);
+  auto limit_of = [&config](const std::string& caller) {
+    return api::rate_limit_of(config, caller);
+  };
+  rt.shared = std::make_unique<SharedState>(
+      config.redis.enabled() ? redis::open_redis_shared_state(config.redis, clock, limit_of)
+                             : local_shared_state(clock, limit_of));
+  if (config.redis.enabled()) log_info("redis", "shared state in " + rt.shared->where);
+  rt.mappings->notify_through(*rt.shared->changes);
   rt.mappings->watch(2000);
   return rt;
 }

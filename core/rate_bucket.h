@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <unordered_map>
 
 namespace relais {
@@ -71,6 +72,15 @@ class RateBuckets {
   std::function<RateLimit(const std::string&)> limit_of_;
   std::array<Stripe, 16> stripes_;
 };
+
+// The same bucket kept in Redis, shared by every node (one Lua script, atomic; Redis's own
+// clock, so the nodes' clocks do not matter). KEYS[1] the bucket; ARGV[1] the interval and
+// ARGV[2] the tolerance in microseconds (RateBucket's). Returns 0 when admitted, else the
+// microseconds to wait. Used by the API's rate limits (store/redis/) and the BAN's shared
+// limit (connectors/ban/).
+extern const char* const kRateBucketScript;
+// The interval and tolerance of a bucket, as RateBucket computes them.
+std::pair<Micros, Micros> rate_bucket_parameters(double per_second, int64_t burst);
 
 // Now, in microseconds of the steady clock.
 Micros steady_micros();

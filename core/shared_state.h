@@ -113,6 +113,15 @@ struct SharedState {
   std::string where;
 };
 
+// The `redis:` section: where the shared state lives when there are several nodes. Plain value.
+struct RedisSettings {
+  std::string uri;       // "redis://host:port/db"; "" = no Redis (one node, in process)
+  std::string password;  // read from the variable `password_env` names ("" = no AUTH)
+  std::string prefix = "relais:";  // of every key and channel
+  int64_t timeout_ms = 2000;       // connect, read and write
+  bool enabled() const { return !uri.empty(); }
+};
+
 // The in-process parts (one node). `limit_of` gives a caller's rate limit by name.
 SharedState local_shared_state(const Clock& clock,
                                std::function<RateLimit(const std::string&)> limit_of);
