@@ -2,8 +2,9 @@
 
 #include <algorithm>
 // What the API's handlers share: the hub, the configuration, the mappings, the console's store,
-// sessions, login throttle and rate limits (core/shared_state.h: in process or in Redis) (ApiShared, owned by ApiServer, thread-safe parts only), and what
-// one request carries (RequestContext, per request).
+// sessions, login throttle and rate limits (core/shared_state.h: in process or in Redis)
+// (ApiShared, owned by ApiServer, thread-safe parts only), and what one request carries
+// (RequestContext, per request).
 
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
@@ -19,9 +20,9 @@
 #include "api/proxy.h"
 #include "core/console_store.h"
 #include "core/rate_bucket.h"
-#include "core/shared_state.h"
 #include "core/rekey_run.h"
 #include "core/retention.h"
+#include "core/shared_state.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -70,7 +71,7 @@ struct ApiShared {
   // Any rate limit configured (server.rate_limit or a token's own): else no request pays for
   // a bucket lookup.
   const bool rate_limited;
-  RekeyRun rekey;            // POST /api/v1/store/rekey: stopped and joined with ApiShared
+  RekeyRun rekey;  // POST /api/v1/store/rekey: stopped and joined with ApiShared
 };
 
 struct RequestContext {

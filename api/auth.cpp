@@ -27,7 +27,9 @@ Status SessionTable::find(const std::string& id, std::optional<Principal>& out) 
   return st;
 }
 
-Status SessionTable::remove(const std::string& id) { return store_.remove(sha256_hex(id)); }
+Status SessionTable::remove(const std::string& id) {
+  return store_.remove(sha256_hex(id));
+}
 
 }  // namespace relais::api
 

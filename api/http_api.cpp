@@ -826,7 +826,8 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
   if (!errors.empty()) throw std::runtime_error("server.trusted_proxies: " + errors.front());
   if (state_ == nullptr) {
     own_state_ = std::make_unique<SharedState>(local_shared_state(
-        hub_.clock(), [this](const std::string& caller) { return api::rate_limit_of(config_, caller); }));
+        hub_.clock(),
+        [this](const std::string& caller) { return api::rate_limit_of(config_, caller); }));
     state_ = own_state_.get();
   }
   // Tokens created or revoked on another node: re-read at the next request, not 10 s later.
@@ -835,8 +836,8 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
     if (topic == ChangeBus::kTokens || topic == ChangeBus::kAll) console->tokens_changed();
   });
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
-                                             alerts_->enabled() ? alerts_.get() : nullptr,
-                                             *state_, std::move(proxies));
+                                             alerts_->enabled() ? alerts_.get() : nullptr, *state_,
+                                             std::move(proxies));
   retention_ = std::make_unique<RetentionJob>(hub_.store(), console_.get(), hub_.metrics(),
                                               hub_.clock(), config_.retention);
   shared_->retention = retention_.get();

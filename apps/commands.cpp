@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "api/api_context.h"
 #include "apps/api_client.h"
 #include "connectors/registry.h"
 #include "core/clock.h"
@@ -21,7 +22,6 @@
 #include "core/pseudonym.h"
 #include "core/store.h"
 #include "mappings/mapping.h"
-#include "api/api_context.h"
 #include "store/redis/redis_shared_state.h"
 #include "store/sqlite/sqlite_backend.h"
 

@@ -41,6 +41,14 @@ Micros RateBucket::take(Micros now) {
   }
 }
 
+void RateBucket::hold(Micros until) {
+  Micros tat = tat_.load(std::memory_order_relaxed);
+  // Admitted when tat - now <= tolerance: nothing before `until` once tat >= until + tolerance.
+  while (tat < until + tolerance_ &&
+         !tat_.compare_exchange_weak(tat, until + tolerance_, std::memory_order_relaxed)) {
+  }
+}
+
 RateBuckets::RateBuckets(std::function<RateLimit(const std::string&)> limit_of)
     : limit_of_(std::move(limit_of)) {}
 

@@ -17,8 +17,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 namespace relais {
 
@@ -33,6 +33,8 @@ class RateBucket {
   // Takes one request at `now`: 0 when admitted, else the microseconds to wait before a request
   // would be admitted (the bucket is not charged).
   Micros take(Micros now);
+  // Admits nothing before `until` (a partner's Retry-After), then one request per interval.
+  void hold(Micros until);
 
   double per_second() const { return per_second_; }
   int64_t burst() const { return burst_; }

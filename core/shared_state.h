@@ -53,8 +53,7 @@ class LoginThrottle {
   virtual ~LoginThrottle() = default;
   // `wait`: 0 when an attempt is allowed, else the milliseconds to wait. !ok when the counts
   // cannot be read (the caller refuses the attempt: a brute-force window never opens).
-  virtual Status blocked_for(const std::string& user, const std::string& address,
-                             Millis& wait) = 0;
+  virtual Status blocked_for(const std::string& user, const std::string& address, Millis& wait) = 0;
   virtual Status failed(const std::string& user, const std::string& address) = 0;
   virtual Status succeeded(const std::string& user) = 0;
 };
@@ -115,8 +114,8 @@ struct SharedState {
 
 // The `redis:` section: where the shared state lives when there are several nodes. Plain value.
 struct RedisSettings {
-  std::string uri;       // "redis://host:port/db"; "" = no Redis (one node, in process)
-  std::string password;  // read from the variable `password_env` names ("" = no AUTH)
+  std::string uri;                 // "redis://host:port/db"; "" = no Redis (one node, in process)
+  std::string password;            // read from the variable `password_env` names ("" = no AUTH)
   std::string prefix = "relais:";  // of every key and channel
   int64_t timeout_ms = 2000;       // connect, read and write
   bool enabled() const { return !uri.empty(); }

@@ -579,8 +579,15 @@ const ConfigSpec& redis_spec() {
            "the environment variable holding Redis's password (AUTH); absent = none"},
           {"prefix", F::String, "relais:", false,
            "of every key and channel: installations sharing one Redis use different prefixes"},
-          {"timeout", F::Duration, "2s", false,
-           "connect, read and write timeout of each Redis connection", {}, nullptr, 10, 60000},
+          {"timeout",
+           F::Duration,
+           "2s",
+           false,
+           "connect, read and write timeout of each Redis connection",
+           {},
+           nullptr,
+           10,
+           60000},
       }};
   return s;
 }
@@ -741,7 +748,8 @@ const ConfigSpec& hub_config_spec() {
            "",
            false,
            "what several nodes share: console sessions, login throttling, rate limits and "
-           "change notifications (docs/operations.md, \"Several nodes\"); absent = one node, "
+           "change notifications (docs/operations.md, \"Several nodes (Redis)\"); absent = one "
+           "node, "
            "all of it in process",
            {},
            &redis_spec()},

@@ -117,7 +117,7 @@ class MappingRepository final : public MappingStage {
   bool changed_ = false;      // a notification came: check the generation now (watch_mu_)
   ChangeBus* bus_ = nullptr;  // null: no notifications
   int subscription_ = 0;
-  void announce();            // tells the other nodes (after a publication)
+  void announce();  // tells the other nodes (after a publication)
 };
 
 }  // namespace relais

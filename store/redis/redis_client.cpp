@@ -86,7 +86,8 @@ std::string RedisAddress::display() const {
 
 void* open_context(const RedisAddress& address, std::chrono::milliseconds timeout,
                    std::string& error) {
-  redisContext* c = redisConnectWithTimeout(address.host.c_str(), address.port, to_timeval(timeout));
+  redisContext* c =
+      redisConnectWithTimeout(address.host.c_str(), address.port, to_timeval(timeout));
   if (c == nullptr || c->err) {
     error = c ? c->errstr : "out of memory";
     if (c) redisFree(c);
@@ -152,11 +153,11 @@ Status RedisClient::connect_locked() {
   if (ctx_) return Status::success();
   auto now = std::chrono::steady_clock::now();
   if (now < next_connect_) {
-    return unavailable("Redis " + address_.display() + " is unreachable; next try in " +
-                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          next_connect_ - now)
-                                          .count()) +
-                       " ms");
+    return unavailable(
+        "Redis " + address_.display() + " is unreachable; next try in " +
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(next_connect_ - now).count()) +
+        " ms");
   }
   std::string error;
   ctx_ = open_context(address_, timeout_, error);
@@ -168,8 +169,8 @@ Status RedisClient::fail_locked(const std::string& what) {
   if (ctx_) redisFree(static_cast<redisContext*>(ctx_));
   ctx_ = nullptr;
   backoff_ = std::min<std::chrono::milliseconds>(
-      std::chrono::seconds(5), std::max<std::chrono::milliseconds>(backoff_ * 2,
-                                                                   std::chrono::milliseconds(100)));
+      std::chrono::seconds(5),
+      std::max<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(100)));
   next_connect_ = std::chrono::steady_clock::now() + backoff_;
   std::string detail = "Redis " + address_.display() + ": " + what;
   if (!down_) {

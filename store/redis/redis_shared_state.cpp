@@ -55,7 +55,9 @@ end
 return wait
 )lua";
 
-std::string ms(Millis v) { return std::to_string(v); }
+std::string ms(Millis v) {
+  return std::to_string(v);
+}
 
 }  // namespace
 
@@ -74,14 +76,14 @@ Status RedisSessionStore::put(const std::string& key, const SessionRecord& s) {
   const std::string session = prefix_ + "session:" + key;
   const std::string mine = prefix_ + "user-sessions:" + sha256_hex(s.user);
   std::vector<RedisReply> replies;
-  return client_->pipeline({{"MULTI"},
-                            {"HSET", session, "user", s.user, "role", s.role, "csrf", s.csrf,
-                             "created", ms(s.created)},
-                            {"PEXPIRE", session, ms(idle_ms_)},
-                            {"SADD", mine, key},
-                            {"PEXPIRE", mine, ms(max_ms_)},
-                            {"EXEC"}},
-                           replies);
+  return client_->pipeline(
+      {{"MULTI"},
+       {"HSET", session, "user", s.user, "role", s.role, "csrf", s.csrf, "created", ms(s.created)},
+       {"PEXPIRE", session, ms(idle_ms_)},
+       {"SADD", mine, key},
+       {"PEXPIRE", mine, ms(max_ms_)},
+       {"EXEC"}},
+      replies);
 }
 
 Status RedisSessionStore::get(const std::string& key, std::optional<SessionRecord>& out) {
@@ -115,7 +117,9 @@ Status RedisSessionStore::remove_user(const std::string& user) {
 
 RedisLoginThrottle::RedisLoginThrottle(std::unique_ptr<RedisClient> client, std::string prefix,
                                        int max_failures, Millis window_ms)
-    : client_(std::move(client)), prefix_(std::move(prefix)), max_(max_failures),
+    : client_(std::move(client)),
+      prefix_(std::move(prefix)),
+      max_(max_failures),
       window_(window_ms) {}
 
 std::string RedisLoginThrottle::user_key(const std::string& user) const {
@@ -293,8 +297,8 @@ SharedState open_redis_shared_state(const RedisSettings& settings, const Clock& 
   auto sessions = client("sessions");
   std::string problem = persistence_problem(*sessions);
   if (!problem.empty()) {
-    log_warn("redis", "Redis " + address.display() + " holds the console sessions but " +
-                          problem + ": a restart of Redis logs every console user out");
+    log_warn("redis", "Redis " + address.display() + " holds the console sessions but " + problem +
+                          ": a restart of Redis logs every console user out");
   }
   s.sessions = std::make_unique<RedisSessionStore>(std::move(sessions), settings.prefix, clock,
                                                    kSessionIdleMs, kSessionMaxMs);

@@ -257,8 +257,8 @@ TEST_F(SharedStateTest, ARestartOfAPersistentRedisKeepsTheSessionsAndTheNodesCom
   ASSERT_TRUE(wait_until([&] { return on_b.find(id, who).ok && who.has_value(); }, 10000ms, 50ms));
   EXPECT_EQ(who->name, "agnes");
   // The subscriber subscribed again and told its handlers to re-read everything.
-  ASSERT_TRUE(wait_until([&] { return bus->subscriptions() >= 2 && everything_again > 0; },
-                         10000ms));
+  ASSERT_TRUE(
+      wait_until([&] { return bus->subscriptions() >= 2 && everything_again > 0; }, 10000ms));
   b_->changes->unsubscribe(sub);
 }
 

@@ -24,9 +24,10 @@ class TwoNodesTest : public ::testing::Test {
     for (auto* node : {&a_, &b_}) {
       RelaisOptions o;
       o.binary = RELAIS_BINARY;
-      o.body_yaml = "sources:\n  app:\n    type: $.event\n"
-                    "redis:\n  uri: " +
-                    redis_.uri() + "\n  prefix: \"it:\"\n  timeout: 500ms\n";
+      o.body_yaml =
+          "sources:\n  app:\n    type: $.event\n"
+          "redis:\n  uri: " +
+          redis_.uri() + "\n  prefix: \"it:\"\n  timeout: 500ms\n";
       // One request per second per caller on average, three at once.
       o.server_extra_yaml = "  rate_limit:\n    per_token: 1\n    burst: 3\n";
       *node = std::make_unique<RelaisProcess>(o);
@@ -43,8 +44,7 @@ class TwoNodesTest : public ::testing::Test {
   static std::string login(RelaisProcess& node, const std::string& password, std::string& csrf,
                            HttpResponse* out = nullptr) {
     HttpClient c(node.base_url());
-    auto r =
-        c.post_json("/api/v1/session", json{{"user", "agnes"}, {"password", password}}.dump());
+    auto r = c.post_json("/api/v1/session", json{{"user", "agnes"}, {"password", password}}.dump());
     if (out) *out = r;
     if (r.status != 200) return "";
     csrf = r.json().value("csrf", "");

@@ -24,7 +24,9 @@ std::string find_redis_server() {
 
 RedisServer::RedisServer(bool persistent) : dir_("relais-redis-"), persistent_(persistent) {}
 
-RedisServer::~RedisServer() { stop(); }
+RedisServer::~RedisServer() {
+  stop();
+}
 
 bool RedisServer::ping() const {
   timeval tv{0, 200000};
