@@ -31,6 +31,12 @@ Status SessionTable::remove(const std::string& id) {
   return store_.remove(sha256_hex(id));
 }
 
+int follow_token_changes(ChangeBus& bus, ConsoleStore& console) {
+  return bus.subscribe([&console](const std::string& topic) {
+    if (topic == ChangeBus::kTokens || topic == ChangeBus::kAll) console.tokens_changed();
+  });
+}
+
 }  // namespace relais::api
 
 #include <Poco/Net/HTTPServerRequest.h>

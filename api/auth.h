@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/console_store.h"
 #include "core/shared_state.h"
 
 namespace relais::api {
@@ -43,6 +44,11 @@ class SessionTable {
   SessionStore& store_;
   const Clock& clock_;
 };
+
+// Tokens created or revoked on another node (ChangeBus::kTokens, or kAll after the bus
+// reconnected): `console` re-reads them at the next request instead of up to 10 s later.
+// Returns the subscription, to unsubscribe before `console` goes.
+int follow_token_changes(ChangeBus& bus, ConsoleStore& console);
 
 }  // namespace relais::api
 

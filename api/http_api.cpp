@@ -830,11 +830,7 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
         [this](const std::string& caller) { return api::rate_limit_of(config_, caller); }));
     state_ = own_state_.get();
   }
-  // Tokens created or revoked on another node: re-read at the next request, not 10 s later.
-  ConsoleStore* console = console_.get();
-  tokens_subscription_ = state_->changes->subscribe([console](const std::string& topic) {
-    if (topic == ChangeBus::kTokens || topic == ChangeBus::kAll) console->tokens_changed();
-  });
+  tokens_subscription_ = api::follow_token_changes(*state_->changes, *console_);
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
                                              alerts_->enabled() ? alerts_.get() : nullptr, *state_,
                                              std::move(proxies));

@@ -211,6 +211,34 @@ TEST_F(SharedStateTest, AMappingPublishedOnOneNodeIsActiveOnTheOtherWithinTwoSec
   EXPECT_EQ(node_b.active_versions().at("rdv"), check.version);
 }
 
+TEST_F(SharedStateTest, ATokenRevokedOnOneNodeIsRefusedOnTheOtherWithinTwoSeconds) {
+  TempDir dir("relais-redis-tokens-");
+  StoreOptions so;
+  so.path = dir.path() + "/relais.db";
+  open_sqlite_store(so)->close();
+  SystemClock& clock = SystemClock::instance();  // the tokens' own re-read counts real time
+  auto console_a = open_sqlite_console_store(so.path, clock);
+  auto console_b = open_sqlite_console_store(so.path, clock);
+  int follow_b = api::follow_token_changes(*b_->changes, *console_b);
+  auto* bus = dynamic_cast<redis::RedisChangeBus*>(b_->changes.get());
+  ASSERT_TRUE(wait_until([&] { return bus->subscriptions() >= 1; }, 5000ms));
+
+  const std::string digest = sha256_hex("rls_partner-token");
+  ASSERT_TRUE(
+      console_a->add_token(ApiTokenRecord{"partner", "system", {}, digest, 1, "agnes", 0}).ok);
+  a_->changes->publish(ChangeBus::kTokens);
+  ASSERT_TRUE(wait_until([&] { return console_b->token_by_sha256(digest).has_value(); }, 2000ms))
+      << "node B did not see the new token within 2 s";
+  // B has just read its tokens: without the notification it would accept this one for 10 s.
+  ASSERT_TRUE(console_a->revoke_token("partner", clock.now_ms()).ok);
+  a_->changes->publish(ChangeBus::kTokens);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { return !console_b->token_by_sha256(digest).has_value(); }, 2000ms))
+      << "node B still accepts the revoked token";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  b_->changes->unsubscribe(follow_b);
+}
+
 TEST_F(SharedStateTest, RedisDownRefusesSessionsAndLoginsAndLimitsPerNode) {
   api::SessionTable on_a(*a_->sessions, clock_);
   std::string id, csrf;
