@@ -27,16 +27,24 @@ struct ReplyDeleter {
 };
 using OwnedReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+// A command's words as hiredis takes them (pointers into `cmd`, which must outlive this).
+struct Argv {
+  explicit Argv(const RedisCommand& cmd) {
+    for (const auto& w : cmd) {
+      words.push_back(w.data());
+      lens.push_back(w.size());
+    }
+  }
+  int count() const { return static_cast<int>(words.size()); }
+  std::vector<const char*> words;
+  std::vector<size_t> lens;
+};
+
 // One command on an open context, synchronously (start-up of a context only).
 std::string simple_command(redisContext* c, const RedisCommand& cmd) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& w : cmd) {
-    argv.push_back(w.data());
-    lens.push_back(w.size());
-  }
-  OwnedReply r(static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
+  Argv a(cmd);
+  OwnedReply r(
+      static_cast<redisReply*>(redisCommandArgv(c, a.count(), a.words.data(), a.lens.data())));
   if (!r) return c->errstr[0] ? c->errstr : "no answer";
   if (r->type == REDIS_REPLY_ERROR) return std::string(r->str, r->len);
   return "";
@@ -187,14 +195,8 @@ Status RedisClient::run_locked(const std::vector<RedisCommand>& cmds,
   if (!st.ok) return st;
   auto* c = static_cast<redisContext*>(ctx_);
   for (const auto& cmd : cmds) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& w : cmd) {
-      argv.push_back(w.data());
-      lens.push_back(w.size());
-    }
-    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
+    Argv a(cmd);
+    if (redisAppendCommandArgv(c, a.count(), a.words.data(), a.lens.data()) != REDIS_OK) {
       return fail_locked(std::string("send: ") + c->errstr);
     }
   }
