@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "connectors/registry.h"
 #include "core/crypto.h"
 #include "core/store.h"
+#include "routing/hub_config.h"
 #include "routing/mapping_repository.h"
 #include "store/redis/redis_shared_state.h"
 #include "store/sqlite/sqlite_backend.h"
@@ -297,6 +299,41 @@ TEST_F(SharedStateTest, PersistenceIsReported) {
   ASSERT_EQ(persistent.start(), "");
   redis::RedisClient p(redis::RedisAddress{"127.0.0.1", persistent.port()}, 500ms, "test");
   EXPECT_EQ(redis::persistence_problem(p), "");
+}
+
+TEST(RedisConfig, TheSectionIsReadAndChecked) {
+  ConnectorRegistry registry;
+  register_builtin_connectors(registry);
+  const std::string base = "store:\n  path: relais.db\nsources:\n  s1:\n    type: $.event\n";
+  auto load = [&](const std::string& text, HubConfig& out) {
+    std::vector<ConfigError> errors;
+    load_hub_config_text(base + text, "relais.yaml", "/tmp", registry, out, errors);
+    std::string all;
+    for (const auto& e : errors) all += e.to_string() + "\n";
+    return all;
+  };
+  HubConfig none, one, bad, unset;
+  EXPECT_EQ(load("", none), "");
+  EXPECT_FALSE(none.redis.enabled());  // absent: one node, in process
+
+  ::setenv("RELAIS_TEST_REDIS_PASSWORD", "s3cret", 1);
+  EXPECT_EQ(load("redis:\n  uri: redis://10.0.0.5:6379/1\n  password_env: "
+                 "RELAIS_TEST_REDIS_PASSWORD\n  prefix: \"cms76:\"\n  timeout: 500ms\n",
+                 one),
+            "");
+  EXPECT_TRUE(one.redis.enabled());
+  EXPECT_EQ(one.redis.uri, "redis://10.0.0.5:6379/1");
+  EXPECT_EQ(one.redis.password, "s3cret");
+  EXPECT_EQ(one.redis.prefix, "cms76:");
+  EXPECT_EQ(one.redis.timeout_ms, 500);
+
+  EXPECT_NE(load("redis:\n  uri: http://10.0.0.5:6379\n", bad).find("redis.uri"),
+            std::string::npos);
+  ::unsetenv("RELAIS_TEST_REDIS_UNSET");
+  std::string e =
+      load("redis:\n  uri: redis://10.0.0.5\n  password_env: RELAIS_TEST_REDIS_UNSET\n", unset);
+  EXPECT_NE(e.find("RELAIS_TEST_REDIS_UNSET is not set"), std::string::npos) << e;
+  EXPECT_EQ(e.find("s3cret"), std::string::npos);
 }
 
 TEST(RedisAddress, ParsesTheUri) {
