@@ -828,7 +828,6 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
         [this](const std::string& caller) { return api::rate_limit_of(config_, caller); }));
     state_ = own_state_.get();
   }
-  tokens_subscription_ = api::follow_token_changes(*state_->changes, *console_);
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
                                              alerts_->enabled() ? alerts_.get() : nullptr, *state_,
                                              std::move(proxies));
@@ -837,6 +836,8 @@ ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappi
   shared_->retention = retention_.get();
   booking_ = std::make_unique<api::BookingSetup>(hub_, config_);
   shared_->booking = booking_->service();
+  // Last: a constructor that throws leaves no subscription behind.
+  tokens_subscription_ = api::follow_token_changes(*state_->changes, *console_);
 }
 
 ApiServer::~ApiServer() {
