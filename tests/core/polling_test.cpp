@@ -16,6 +16,7 @@
 #include "core/config_spec.h"
 #include "routing/hub.h"
 #include "routing/hub_config.h"
+#include "store/sqlite/sqlite_backend.h"
 #include "tests/core/test_support.h"
 
 namespace relais::testing {
