@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "connectors/registry.h"
 #include "core/clock.h"
@@ -338,9 +341,19 @@ TEST_F(Polling, APipelinedSourceCommitsEveryBatchOnceAndInOrder) {
   for (size_t i = 0; i < 11 && i < g_script.seen_checkpoints.size(); ++i) {
     EXPECT_EQ(g_script.seen_checkpoints[i], i == 0 ? "" : std::to_string(2 * i));
   }
+  // Every record delivered once, in order per correlation key (demande:<numero>).
   std::lock_guard<std::mutex> lock2(g_seen_mu);
-  for (int i = 1; i <= 21; ++i) {
-    EXPECT_NE(g_seen[i - 1].find("\"row-" + std::to_string(i) + "\""), std::string::npos);
+  std::map<int, std::vector<int>> by_key;
+  for (const auto& body : g_seen) {
+    auto doc = nlohmann::json::parse(body);
+    by_key[doc["numero"].get<int>()].push_back(std::stoi(doc["id"].get<std::string>().substr(4)));
+  }
+  for (int k = 0; k < 3; ++k) {
+    std::vector<int> want;
+    for (int i = 1; i <= 21; ++i) {
+      if (i % 3 == k) want.push_back(i);
+    }
+    EXPECT_EQ(by_key[k], want) << "key demande:" << k;
   }
 }
 
