@@ -44,6 +44,13 @@ void PollingSource::start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
+  if (poller_->pipelined()) {
+    {
+      std::lock_guard<std::mutex> commit_lock(commit_mu_);
+      commit_stopping_ = false;
+    }
+    committer_ = std::thread([this] { commit_loop(); });
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -53,7 +60,25 @@ void PollingSource::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) thread_.join();  // the batch in flight is settled first
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    commit_stopping_ = true;
+  }
+  commit_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+}
+
+void PollingSource::commit_loop() {
+  std::unique_lock<std::mutex> lock(commit_mu_);
+  for (;;) {
+    commit_cv_.wait(lock, [&] { return commit_stopping_ || commit_task_.valid(); });
+    if (!commit_task_.valid()) return;  // stopping, nothing handed
+    CommitTask task = std::move(commit_task_);
+    lock.unlock();
+    task();  // an exception is kept in the future (settle() says so)
+    lock.lock();
+  }
 }
 
 PollingState PollingSource::state() const {
@@ -172,27 +197,25 @@ Millis PollingSource::once() {
     return batch.more ? 0 : config_.interval_ms;
   }
   const bool more = batch.more;
+  CommitTask task([commit = std::move(commit)] {
+    bool stored = false;
+    std::vector<PolledOutcome> outcomes = commit(stored);
+    return std::make_pair(stored, std::move(outcomes));
+  });
   in_flight_.emplace();
   in_flight_->batch = std::move(batch);
-  if (poller_->pipelined() && more) {
-    in_flight_->done = std::async(std::launch::async, [commit = std::move(commit)] {
-      bool stored = false;
-      std::vector<PolledOutcome> outcomes = commit(stored);
-      return std::make_pair(stored, std::move(outcomes));
-    });
+  in_flight_->done = task.get_future();
+  if (committer_.joinable() && more) {
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      commit_task_ = std::move(task);
+    }
+    commit_cv_.notify_one();
     return 0;  // the next batch is read while this one commits
   }
   // The last batch for now (or a poller that waits for each commit): committed and told before
   // the wait.
-  std::promise<std::pair<bool, std::vector<PolledOutcome>>> now;
-  in_flight_->done = now.get_future();
-  try {
-    bool stored = false;
-    std::vector<PolledOutcome> outcomes = commit(stored);
-    now.set_value({stored, std::move(outcomes)});
-  } catch (...) {
-    now.set_exception(std::current_exception());
-  }
+  task();
   if (std::optional<std::string> why = settle()) return fail(*why);
   return more ? 0 : config_.interval_ms;
 }

@@ -44,9 +44,9 @@ Millis poll_backoff(int failures_in_row, Millis max_backoff_ms);
 
 // Responsibility: the loop of one polling source. Thread-safety: start/stop from the owner's
 // thread; state() from any thread; poll(), committed() and Prepare on the loop's thread, a
-// Commit on the loop's thread or (pipelined) on a commit thread, one at a time. Ownership: owns
-// its Poller, its thread and the commit in flight; the store and the prepare function outlive it
-// (the Hub owns all three and stops this first).
+// Commit on the loop's thread or (pipelined) on the commit thread, one at a time. Ownership: owns
+// its Poller, its two threads and the commit in flight; the store and the prepare function
+// outlive it (the Hub owns all three and stops this first).
 class PollingSource {
  public:
   // The store's part of one prepared batch: commits its messages with the checkpoint and the
@@ -69,6 +69,7 @@ class PollingSource {
   PollingState state() const;
 
  private:
+  using CommitTask = std::packaged_task<std::pair<bool, std::vector<PolledOutcome>>()>;
   // A batch whose commit runs (pipelined) while the next one is read.
   struct InFlight {
     PollBatch batch;
@@ -76,6 +77,8 @@ class PollingSource {
   };
 
   void loop();
+  // The commit thread (pipelined pollers): runs the task the loop hands it, one at a time.
+  void commit_loop();
   // One poll, its preparation and its commit (started, or done when not pipelined); returns the
   // wait before the next one.
   Millis once();
@@ -90,6 +93,12 @@ class PollingSource {
   Store& store_;
   Prepare prepare_;
   std::optional<InFlight> in_flight_;  // the loop's thread only
+
+  std::mutex commit_mu_;  // guards commit_task_ and commit_stopping_
+  std::condition_variable commit_cv_;
+  CommitTask commit_task_;  // valid(): handed by the loop, not taken yet
+  bool commit_stopping_ = false;
+  std::thread committer_;  // started with the loop for a pipelined poller
   const Clock& clock_;
   Counter* records_ = nullptr;
   Counter* rejected_ = nullptr;
