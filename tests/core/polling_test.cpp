@@ -40,6 +40,18 @@ struct Script {
 };
 Script g_script;
 
+// Back to an empty script: no records, batches of 2, nothing seen nor told.
+void reset_script() {
+  std::lock_guard<std::mutex> lock(g_script.mu);
+  g_script.records.clear();
+  g_script.batch = 2;
+  g_script.fail_polls = 0;
+  g_script.seen_checkpoints.clear();
+  g_script.told.clear();
+  g_script.pipelined = false;
+  g_script.committed_calls.clear();
+}
+
 // Offers g_script.records after the checkpoint (the index of the next record).
 class ScriptedPoller final : public Poller {
  public:
@@ -129,14 +141,7 @@ PolledRecord rec(int id, int numero, const std::string& event = "demande.created
 class Polling : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::lock_guard<std::mutex> lock(g_script.mu);
-    g_script.records.clear();
-    g_script.batch = 2;
-    g_script.fail_polls = 0;
-    g_script.seen_checkpoints.clear();
-    g_script.told.clear();
-    g_script.pipelined = false;
-    g_script.committed_calls.clear();
+    reset_script();
     std::lock_guard<std::mutex> lock2(g_seen_mu);
     g_seen.clear();
     register_test_kinds(registries_);
@@ -152,6 +157,11 @@ class Polling : public ::testing::Test {
   size_t seen() {
     std::lock_guard<std::mutex> lock(g_seen_mu);
     return g_seen.size();
+  }
+  // How many stored batches with records the poller was told of.
+  static size_t told() {
+    std::lock_guard<std::mutex> lock(g_script.mu);
+    return g_script.told.size();
   }
   TempDir dir_;
   Registries registries_;
@@ -172,12 +182,7 @@ TEST_F(Polling, RecordsCheckpointAndRejectsAreCommittedTogether) {
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "5"; }, 5000));
   ASSERT_TRUE(wait_until([&] { return seen() == 3; }, 5000));
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::lock_guard<std::mutex> lock(g_script.mu);
-        return g_script.told.size() == 3;
-      },
-      5000));
+  ASSERT_TRUE(wait_until([&] { return told() == 3; }, 5000));
   // The refused records are kept for the desk with their position and reason, no content.
   auto rejects = h->store().rejects("base", 0, 10);
   ASSERT_EQ(rejects.size(), 2u);
@@ -243,12 +248,7 @@ TEST_F(Polling, TheSameRecordOfferedAgainIsADuplicate) {
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "2"; }, 5000));
   // committed() runs after the commit: wait for it to be told.
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::lock_guard<std::mutex> lock(g_script.mu);
-        return g_script.told.size() == 1;
-      },
-      5000));
+  ASSERT_TRUE(wait_until([&] { return told() == 1; }, 5000));
   h->stop();  // before taking g_script.mu (the polling thread takes it; stop() joins it)
   std::lock_guard<std::mutex> lock(g_script.mu);
   EXPECT_EQ(g_script.told[0], (std::vector<int>{202, 200}));
@@ -288,12 +288,7 @@ TEST_F(Polling, AKeyReusedWithAnotherBodyIsKeptAsARejectWithoutItsContent) {
   }
   auto h = hub();
   h->start();
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::lock_guard<std::mutex> lock(g_script.mu);
-        return g_script.told.size() == 1;
-      },
-      5000));
+  ASSERT_TRUE(wait_until([&] { return told() == 1; }, 5000));
   ASSERT_TRUE(wait_until([&] { return seen() == 2; }, 5000));
   // Committed with the batch: the desk sees where and why, never the key nor the content.
   auto rejects = h->store().rejects("base", 0, 10);
@@ -324,12 +319,7 @@ TEST_F(Polling, APipelinedSourceCommitsEveryBatchOnceAndInOrder) {
   h->start();
   ASSERT_TRUE(wait_until([&] { return h->store().checkpoint("base").value_or("") == "21"; }, 5000));
   ASSERT_TRUE(wait_until([&] { return seen() == 21; }, 5000));
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::lock_guard<std::mutex> lock(g_script.mu);
-        return g_script.told.size() == 11;
-      },
-      5000));
+  ASSERT_TRUE(wait_until([&] { return told() == 11; }, 5000));
   h->stop();
   std::lock_guard<std::mutex> lock(g_script.mu);
   // Told once per batch, in the order read, every one stored; then the empty polls.
@@ -402,13 +392,8 @@ TEST(PollingPipeline, AFailedCommitDropsTheBatchReadMeanwhileAndResumesFromTheSt
     };
   };
   {
+    reset_script();
     std::lock_guard<std::mutex> lock(g_script.mu);
-    g_script.records.clear();
-    g_script.batch = 2;
-    g_script.fail_polls = 0;
-    g_script.seen_checkpoints.clear();
-    g_script.told.clear();
-    g_script.committed_calls.clear();
     g_script.pipelined = true;
     for (int i = 1; i <= 12; ++i) g_script.records.push_back(rec(i, i));
   }
