@@ -2,8 +2,9 @@
 
 #include <algorithm>
 // What the API's handlers share: the hub, the configuration, the mappings, the console's store,
-// sessions and login throttle (ApiShared, owned by ApiServer, thread-safe parts only), and what
-// one request carries (RequestContext, per request).
+// sessions, login throttle and rate limits (core/shared_state.h: in process or in Redis)
+// (ApiShared, owned by ApiServer, thread-safe parts only), and what one request carries
+// (RequestContext, per request).
 
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
@@ -21,6 +22,7 @@
 #include "core/rate_bucket.h"
 #include "core/rekey_run.h"
 #include "core/retention.h"
+#include "core/shared_state.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -39,19 +41,20 @@ RateLimit rate_limit_of(const HubConfig& config, const std::string& caller);
 
 struct ApiShared {
   ApiShared(Hub& h, const HubConfig& c, MappingRepository* m, ConsoleStore* cs, AlertMonitor* a,
-            TrustedProxies p = {})
+            SharedState& st, TrustedProxies p = {})
       : hub(h),
         config(c),
         mappings(m),
         console(cs),
         alerts(a),
         proxies(std::move(p)),
-        sessions(h.clock()),
-        throttle(h.clock()),
+        state(st),
+        sessions(*st.sessions, h.clock()),
+        throttle(*st.logins),
+        rates(*st.rates),
         rate_limited(c.rate_limit > 0 ||
                      std::any_of(c.tokens.begin(), c.tokens.end(),
                                  [](const auto& t) { return t.rate_limit > 0; })),
-        rate_buckets([&c](const std::string& caller) { return rate_limit_of(c, caller); }),
         rekey(h.store()) {}
   Hub& hub;
   const HubConfig& config;
@@ -61,13 +64,14 @@ struct ApiShared {
   RetentionJob* retention = nullptr;  // the purge job (ApiServer's); null in tests without it
   booking::BookingService* booking = nullptr;  // online booking (BookingSetup); null: none
   const TrustedProxies proxies;                // server.trusted_proxies
+  SharedState& state;  // in process or in Redis (ApiServer's, or the caller's)
   SessionTable sessions;
-  LoginThrottle throttle;
+  LoginThrottle& throttle;
+  RateLimiter& rates;  // server.rate_limit, per caller (rate_caller())
   // Any rate limit configured (server.rate_limit or a token's own): else no request pays for
   // a bucket lookup.
   const bool rate_limited;
-  RateBuckets rate_buckets;  // server.rate_limit, per caller (rate_caller())
-  RekeyRun rekey;            // POST /api/v1/store/rekey: stopped and joined with ApiShared
+  RekeyRun rekey;  // POST /api/v1/store/rekey: stopped and joined with ApiShared
 };
 
 struct RequestContext {

@@ -1,14 +1,14 @@
 #pragma once
 // Who is calling: the principal of a request (a bearer token from the configuration or the
-// store, or a console session), the console sessions and the login throttle.
+// store, or a console session) and the console sessions (core/shared_state.h keeps them).
 
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/console_store.h"
+#include "core/shared_state.h"
 
 namespace relais::api {
 
@@ -24,54 +24,31 @@ struct Principal {
   std::string session_id;  // the cookie value (to log out)
 };
 
-// Console sessions, in memory (a restart logs everybody out). A session ends after `idle_ms`
-// without a request or `max_ms` after login. Thread-safe (one mutex; short critical sections).
+// Console sessions over a SessionStore (in memory, or shared in Redis): creates the cookie
+// values (256 random bits) and keys the store by their SHA-256, never by the value itself.
+// Thread-safe as its store; borrows the store, which must outlive it.
 class SessionTable {
  public:
-  SessionTable(const Clock& clock, Millis idle_ms = 30 * 60000, Millis max_ms = 10 * 3600000)
-      : clock_(clock), idle_ms_(idle_ms), max_ms_(max_ms) {}
-  // Creates a session; returns its cookie value (256 random bits) and sets `csrf`.
-  std::string create(const std::string& user, const std::string& role, std::string& csrf);
-  // The principal of a live session (touches it), or nothing.
-  std::optional<Principal> find(const std::string& id);
-  void remove(const std::string& id);
+  explicit SessionTable(SessionStore& store, const Clock& clock) : store_(store), clock_(clock) {}
+  // Creates a session: `id` is its cookie value; sets `csrf`. !ok when it cannot be stored.
+  Status create(const std::string& user, const std::string& role, std::string& id,
+                std::string& csrf);
+  // The principal of a live session (touches it), or nothing in `out`. !ok when the sessions
+  // cannot be read: the request is refused (503), never let in unchecked.
+  Status find(const std::string& id, std::optional<Principal>& out);
+  Status remove(const std::string& id);
   // Ends every session of a user (disabled, role or password changed).
-  void remove_user(const std::string& user);
+  Status remove_user(const std::string& user) { return store_.remove_user(user); }
 
  private:
-  struct Entry {
-    std::string user, role, csrf;
-    Millis created = 0, seen = 0;
-  };
+  SessionStore& store_;
   const Clock& clock_;
-  Millis idle_ms_, max_ms_;
-  std::mutex mu_;
-  std::map<std::string, Entry> by_digest_;  // SHA-256 of the cookie value → session
 };
 
-// Counts failed logins per user name and per client address; after `max_failures` within
-// `window_ms` further attempts are refused until the window has passed. Thread-safe.
-class LoginThrottle {
- public:
-  LoginThrottle(const Clock& clock, int max_failures = 5, Millis window_ms = 15 * 60000)
-      : clock_(clock), max_(max_failures), window_(window_ms) {}
-  // 0 when an attempt is allowed, else the milliseconds to wait.
-  Millis blocked_for(const std::string& user, const std::string& address);
-  void failed(const std::string& user, const std::string& address);
-  void succeeded(const std::string& user);
-
- private:
-  struct Count {
-    int failures = 0;
-    Millis first = 0;
-  };
-  Millis wait_of(Count& c, Millis now) const;
-  const Clock& clock_;
-  int max_;
-  Millis window_;
-  std::mutex mu_;
-  std::map<std::string, Count> users_, addresses_;
-};
+// Tokens created or revoked on another node (ChangeBus::kTokens, or kAll after the bus
+// reconnected): `console` re-reads them at the next request instead of up to 10 s later.
+// Returns the subscription, to unsubscribe before `console` goes.
+int follow_token_changes(ChangeBus& bus, ConsoleStore& console);
 
 }  // namespace relais::api
 

@@ -527,8 +527,17 @@ void update_user(RequestContext& rc) {
   }
   Status s = rc.shared.console->update_user(name, role, hash, disabled);
   if (!s.ok) return send_error(rc.resp, s.http_status, s.error, s.detail);
-  rc.shared.sessions.remove_user(name);
   rc.audit("user.update", "user:" + name, what);
+  // The user's sessions end on every node. When they cannot (the shared sessions unreachable,
+  // so no session is accepted meanwhile), the change is stored and the caller is told to send
+  // it again: a disabled user's session must not come back with the sessions.
+  Status ended = rc.shared.sessions.remove_user(name);
+  if (!ended.ok) {
+    rc.resp.set("Retry-After", "5");
+    return send_error(rc.resp, 503, ended.error,
+                      "the change is stored but the user's sessions could not be ended (" +
+                          ended.detail + "); send it again");
+  }
   send_json(rc.resp, 200, user_json(*rc.shared.console->user(name)));
 }
 
@@ -567,6 +576,7 @@ void create_token(RequestContext& rc) {
   Status s = rc.shared.console->add_token(t);
   if (!s.ok) return send_error(rc.resp, s.http_status, s.error, s.detail);
   rc.audit("token.create", "token:" + name, "role " + role);
+  rc.shared.state.changes->publish(ChangeBus::kTokens);  // the other nodes re-read their tokens
   json out = {{"name", name}, {"role", role}, {"sources", sources}, {"token", value}};
   out["note"] = "the token is shown once; relais keeps only its SHA-256";
   send_json(rc.resp, 201, out);
@@ -740,7 +750,12 @@ void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
   if (shared.console == nullptr) {
     return send_error(resp, 503, "unavailable", "the console store is not open");
   }
-  Millis wait = shared.throttle.blocked_for(user, address);
+  Millis wait = 0;
+  Status counted = shared.throttle.blocked_for(user, address, wait);
+  if (!counted.ok) {  // fail closed: no attempt that could not be counted (docs/security.md)
+    resp.set("Retry-After", "5");
+    return send_error(resp, 503, counted.error, counted.detail);
+  }
   if (wait > 0) {
     resp.set("Retry-After", std::to_string((wait + 999) / 1000));
     shared.console->audit(
@@ -754,13 +769,19 @@ void handle_login(ApiShared& shared, Poco::Net::HTTPServerRequest& req,
   static const std::string dummy = hash_password("relais-dummy-password");
   bool ok = verify_password(password, u ? u->password : dummy) && u && !u->disabled;
   if (!ok) {
-    shared.throttle.failed(user, address);
+    Status st = shared.throttle.failed(user, address);
+    if (!st.ok) log_warn("api", "a failed login could not be counted: " + st.detail);
     shared.console->audit(AuditEntry{0, 0, user, "", "login.failed", "user:" + user, "", address});
     return send_error(resp, 401, "unauthorized", "identifiant ou mot de passe incorrect");
   }
-  shared.throttle.succeeded(user);
-  std::string csrf;
-  std::string sid = shared.sessions.create(u->name, u->role, csrf);
+  Status st = shared.throttle.succeeded(user);
+  if (!st.ok) log_warn("api", "a successful login could not reset its count: " + st.detail);
+  std::string csrf, sid;
+  Status created = shared.sessions.create(u->name, u->role, sid, csrf);
+  if (!created.ok) {
+    resp.set("Retry-After", "5");
+    return send_error(resp, 503, created.error, created.detail);
+  }
   set_session_cookie(req, resp, sid, 10 * 3600);
   shared.console->audit(
       AuditEntry{0, 0, u->name, u->role, "login", "user:" + u->name, "", address});
@@ -779,7 +800,12 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
     }
     case Ep::SessionLogout:
       if (rc.who.session) {
-        rc.shared.sessions.remove(rc.who.session_id);
+        Status st = rc.shared.sessions.remove(rc.who.session_id);
+        if (!st.ok) {  // still alive on the other nodes: say so rather than pretend
+          rc.resp.set("Retry-After", "5");
+          send_error(rc.resp, 503, st.error, st.detail);
+          return true;
+        }
         set_session_cookie(rc.req, rc.resp, "", 0);
         rc.audit("logout", "user:" + rc.who.name);
       }
@@ -869,6 +895,7 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
         return true;
       }
       rc.audit("token.revoke", "token:" + name);
+      rc.shared.state.changes->publish(ChangeBus::kTokens);  // refused on every node within 2 s
       send_json(rc.resp, 200, {{"name", name}, {"revoked", true}});
       return true;
     }

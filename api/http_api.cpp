@@ -153,6 +153,7 @@ class ApiHandler final : public HTTPRequestHandler {
   struct BindingRefusal {
     const TokenConfig* token = nullptr;
     std::string detail;
+    Status sessions = Status::success();  // !ok: the sessions could not be read (503)
   };
 
   // The caller, or nothing. A bound token counts only on a connection whose verified client
@@ -194,7 +195,9 @@ class ApiHandler final : public HTTPRequestHandler {
     }
     std::string sid = api::session_cookie(req);
     if (sid.empty()) return std::nullopt;
-    return shared_.sessions.find(sid);
+    std::optional<api::Principal> who;
+    refusal.sessions = shared_.sessions.find(sid, who);
+    return who;
   }
 
   // 401 for a bound token without its certificate, audited (auth.refused) as the token.
@@ -209,15 +212,22 @@ class ApiHandler final : public HTTPRequestHandler {
     send_error(resp, 401, "unauthorized", refused.detail);
   }
 
+  // A session cookie that could not be checked (the shared sessions are unreachable): 503 with
+  // Retry-After, never let in unchecked, never logged out either.
+  static void sessions_unavailable(HTTPServerResponse& resp, const Status& why) {
+    resp.set("Retry-After", "5");
+    send_error(resp, 503, why.error, why.detail);
+  }
+
   // server.rate_limit: true when `who` is over its limit, answered 429 with Retry-After (whole
   // seconds, at least 1) and counted in relais_http_rate_limited_total{token} (the name only).
   bool over_rate_limit(const api::Principal& who, HTTPServerResponse& resp) {
     if (!shared_.rate_limited) return false;
     const std::string caller = api::rate_caller(who);
-    Micros wait = shared_.rate_buckets.take(caller, steady_micros());
+    Micros wait = shared_.rates.take(caller);
     if (wait == 0) return false;
     hub_.metrics().counter("relais_http_rate_limited_total", {{"token", caller}}).inc();
-    RateLimit limit = shared_.rate_buckets.limit(caller);
+    RateLimit limit = shared_.rates.limit(caller);
     int64_t retry_after = std::max<int64_t>(1, (wait + 999'999) / 1'000'000);
     resp.set("Retry-After", std::to_string(retry_after));
     std::ostringstream rate;
@@ -276,6 +286,7 @@ class ApiHandler final : public HTTPRequestHandler {
           BindingRefusal refused;
           std::optional<api::Principal> who = authenticate(req, refused);
           if (refused.token != nullptr) return refuse_binding(req, resp, refused);
+          if (!refused.sessions.ok) return sessions_unavailable(resp, refused.sessions);
           if (who && over_rate_limit(*who, resp)) return;
           return connector_request(req, resp, uri, seg, who ? &*who : nullptr);
         }
@@ -286,6 +297,7 @@ class ApiHandler final : public HTTPRequestHandler {
     BindingRefusal refused;
     std::optional<api::Principal> who = authenticate(req, refused);
     if (refused.token != nullptr) return refuse_binding(req, resp, refused);
+    if (!refused.sessions.ok) return sessions_unavailable(resp, refused.sessions);
     if (!who) {
       resp.set("WWW-Authenticate", "Bearer realm=\"relais\"");
       return send_error(resp, 401, "unauthorized",
@@ -802,25 +814,35 @@ class ApiHandler final : public HTTPRequestHandler {
 
 }  // namespace
 
-ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
-    : hub_(hub), config_(config), mappings_(mappings) {
+ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings,
+                     SharedState* state)
+    : hub_(hub), config_(config), mappings_(mappings), state_(state) {
   console_ = hub_.stores().open_console(hub_.clock(), StoreAccess::ReadWrite, hub_.store_cipher());
   alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
   std::vector<std::string> errors;
   api::TrustedProxies proxies(config_.trusted_proxies, errors);
   if (!errors.empty()) throw std::runtime_error("server.trusted_proxies: " + errors.front());
+  if (state_ == nullptr) {
+    own_state_ = std::make_unique<SharedState>(local_shared_state(
+        hub_.clock(),
+        [this](const std::string& caller) { return api::rate_limit_of(config_, caller); }));
+    state_ = own_state_.get();
+  }
   shared_ = std::make_unique<api::ApiShared>(hub_, config_, mappings_, console_.get(),
-                                             alerts_->enabled() ? alerts_.get() : nullptr,
+                                             alerts_->enabled() ? alerts_.get() : nullptr, *state_,
                                              std::move(proxies));
   retention_ = std::make_unique<RetentionJob>(hub_.store(), console_.get(), hub_.metrics(),
                                               hub_.clock(), config_.retention);
   shared_->retention = retention_.get();
   booking_ = std::make_unique<api::BookingSetup>(hub_, config_);
   shared_->booking = booking_->service();
+  // Last: a constructor that throws leaves no subscription behind.
+  tokens_subscription_ = api::follow_token_changes(*state_->changes, *console_);
 }
 
 ApiServer::~ApiServer() {
   stop();
+  state_->changes->unsubscribe(tokens_subscription_);
 }
 
 int ApiServer::start() {

@@ -9,6 +9,7 @@
 
 #include "core/console_store.h"
 #include "core/retention.h"
+#include "core/shared_state.h"
 #include "routing/hub.h"
 #include "routing/mapping_repository.h"
 
@@ -25,8 +26,11 @@ class BookingSetup;
 // concurrently on the server's handler threads; the Hub must outlive it.
 class ApiServer {
  public:
-  // `mappings` (optional, not owned) enables the /api/v1/mappings endpoints.
-  ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings = nullptr);
+  // `mappings` (optional, not owned) enables the /api/v1/mappings endpoints. `state` (optional,
+  // not owned, outlives the server): the sessions, login throttle and rate limits shared with
+  // other nodes (store/redis/); null: in process (core/shared_state.h).
+  ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings = nullptr,
+            SharedState* state = nullptr);
   ~ApiServer();
   // Binds and starts serving; returns the bound port (useful with port 0).
   int start();
@@ -47,6 +51,9 @@ class ApiServer {
   std::unique_ptr<AlertMonitor> alerts_;        // rules evaluated on its own thread
   std::unique_ptr<RetentionJob> retention_;     // the purge, every retention.interval
   std::unique_ptr<api::BookingSetup> booking_;  // before shared_, which points into it
+  SharedState* state_;                          // the caller's, or own_state_
+  std::unique_ptr<SharedState> own_state_;      // in process, when the caller gave none
+  int tokens_subscription_ = 0;                 // state_->changes: tokens re-read
   std::unique_ptr<api::ApiShared> shared_;
   std::unique_ptr<api::HttpServer> server_;
   int port_ = 0;

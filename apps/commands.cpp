@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "api/api_context.h"
 #include "apps/api_client.h"
 #include "connectors/registry.h"
 #include "core/clock.h"
@@ -22,6 +23,7 @@
 #include "core/store.h"
 #include "core/store_backend.h"
 #include "mappings/mapping.h"
+#include "store/redis/redis_shared_state.h"
 #include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
@@ -606,6 +608,14 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
                                  &registries.enrichers, &registries.pollers);
   rt.mappings->on_table_published(
       [hub = rt.hub.get()](const PublishedTable& t) { hub->table_published(t); });
+  auto limit_of = [&config](const std::string& caller) {
+    return api::rate_limit_of(config, caller);
+  };
+  rt.shared = std::make_unique<SharedState>(
+      config.redis.enabled() ? redis::open_redis_shared_state(config.redis, clock, limit_of)
+                             : local_shared_state(clock, limit_of));
+  if (config.redis.enabled()) log_info("redis", "shared state in " + rt.shared->where);
+  rt.mappings->notify_through(*rt.shared->changes);
   rt.mappings->watch(2000);
   return rt;
 }

@@ -68,6 +68,8 @@ bool cli_flag(int argc, char** argv, const std::string& name);
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors);
 // What `serve` runs: the versioned mappings and the hub that uses them.
 struct Runtime {
+  // What the nodes share (`redis:`, else in process); first: it outlives what subscribes to it.
+  std::unique_ptr<SharedState> shared;
   std::shared_ptr<MappingRepository> mappings;
   std::unique_ptr<Hub> hub;
 };

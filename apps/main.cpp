@@ -124,7 +124,7 @@ class ServeApp final : public Poco::Util::ServerApplication {
       lock = StoreLock::exclusive(cfg.store_path, std::chrono::seconds(10));
       rt = make_runtime(cfg, registries);
       rt.hub->start();
-      api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get());
+      api = std::make_unique<ApiServer>(*rt.hub, cfg, rt.mappings.get(), rt.shared.get());
       int port = api->start();
       const std::string scheme = cfg.tls.enabled() ? "https://" : "http://";
       lock->publish_url(scheme + local_host(cfg.address) + ":" + std::to_string(port));

@@ -116,6 +116,9 @@ class ConsoleStore {
   virtual std::vector<ApiTokenRecord> tokens() = 0;
   // The valid (not revoked) token with this digest.
   virtual std::optional<ApiTokenRecord> token_by_sha256(const std::string& sha256) = 0;
+  // Tokens were created or revoked elsewhere (a change notification): the next lookup re-reads
+  // them from the store instead of waiting for the periodic re-read.
+  virtual void tokens_changed() {}
   virtual Status revoke_token(const std::string& name, Millis at) = 0;  // 404 when unknown
 
   // Appends to the audit trail (the table refuses updates and deletes). Never throws; a

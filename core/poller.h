@@ -54,16 +54,25 @@ struct PolledOutcome {
 };
 
 // A configured polling source. poll() and committed() are called from one thread only (the
-// hub's thread for this source), one batch at a time; probe() may be called concurrently from an
-// API thread. Owned by the Hub; lives until shutdown.
+// hub's thread for this source), committed() once per batch, in the order of the polls; probe()
+// may be called concurrently from an API thread. Owned by the Hub; lives until shutdown.
+//
+// Pipelining (pipelined() true): while a batch is being committed, the hub already polls the
+// next one, from the checkpoint of the batch in flight, which is not stored yet. At most one
+// batch is in flight; if its commit fails, the batch polled meanwhile is told not stored either
+// and polling resumes from the last stored checkpoint. Such a poller must therefore act on the
+// source (mark rows done, move files) only in committed() with `stored` true, never in poll().
 class Poller {
  public:
   virtual ~Poller() = default;
   // Reads the next records after `checkpoint` ("" the first time), at most the configured batch
   // size. A failure to reach the source (database down, folder missing) is a Status failure
   // with a readable reason: the hub retries with back-off and shows it on the dashboard. Never
-  // throws.
+  // throws. With pipelining, `checkpoint` may be that of a batch still being committed.
   virtual Status poll(const std::string& checkpoint, PollBatch& out) = 0;
+  // True when the poller may be polled while its previous batch is being committed (see
+  // above). Default false: each poll waits for the previous batch's committed().
+  virtual bool pipelined() const { return false; }
   // Called after the batch was committed (`stored` true: the messages and the checkpoint are
   // durable) or not (`stored` false: nothing of the batch is stored; the next poll starts again
   // from the previous checkpoint). `outcomes` has one entry per record, in order. An outbox

@@ -6,11 +6,30 @@
 
 namespace relais {
 
+std::pair<Micros, Micros> rate_bucket_parameters(double per_second, int64_t burst) {
+  Micros interval = std::max<Micros>(1, static_cast<Micros>(std::llround(1e6 / per_second)));
+  return {interval, (std::max<int64_t>(1, burst) - 1) * interval};
+}
+
+const char* const kRateBucketScript = R"lua(
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(tat, now)
+if start - now > tolerance then return start - now - tolerance end
+local next = start + interval
+redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX',
+           string.format('%.0f', math.floor((next - now) / 1000) + 1))
+return 0
+)lua";
+
 RateBucket::RateBucket(double per_second, int64_t burst)
     : per_second_(per_second),
       burst_(std::max<int64_t>(1, burst)),
-      interval_(std::max<Micros>(1, static_cast<Micros>(std::llround(1e6 / per_second)))),
-      tolerance_((burst_ - 1) * interval_) {}
+      interval_(rate_bucket_parameters(per_second, burst).first),
+      tolerance_(rate_bucket_parameters(per_second, burst).second) {}
 
 Micros RateBucket::take(Micros now) {
   Micros tat = tat_.load(std::memory_order_relaxed);
@@ -19,6 +38,14 @@ Micros RateBucket::take(Micros now) {
     // Admitted while the next arrival time is no further ahead of now than the burst allows.
     if (start - now > tolerance_) return start - now - tolerance_;
     if (tat_.compare_exchange_weak(tat, start + interval_, std::memory_order_relaxed)) return 0;
+  }
+}
+
+void RateBucket::hold(Micros until) {
+  Micros tat = tat_.load(std::memory_order_relaxed);
+  // Admitted when tat - now <= tolerance: nothing before `until` once tat >= until + tolerance.
+  while (tat < until + tolerance_ &&
+         !tat_.compare_exchange_weak(tat, until + tolerance_, std::memory_order_relaxed)) {
   }
 }
 

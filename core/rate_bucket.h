@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 namespace relais {
 
@@ -32,6 +33,8 @@ class RateBucket {
   // Takes one request at `now`: 0 when admitted, else the microseconds to wait before a request
   // would be admitted (the bucket is not charged).
   Micros take(Micros now);
+  // Admits nothing before `until` (a partner's Retry-After), then one request per interval.
+  void hold(Micros until);
 
   double per_second() const { return per_second_; }
   int64_t burst() const { return burst_; }
@@ -71,6 +74,15 @@ class RateBuckets {
   std::function<RateLimit(const std::string&)> limit_of_;
   std::array<Stripe, 16> stripes_;
 };
+
+// The same bucket kept in Redis, shared by every node (one Lua script, atomic; Redis's own
+// clock, so the nodes' clocks do not matter). KEYS[1] the bucket; ARGV[1] the interval and
+// ARGV[2] the tolerance in microseconds (RateBucket's). Returns 0 when admitted, else the
+// microseconds to wait. Used by the API's rate limits (store/redis/) and the BAN's shared
+// limit (connectors/ban/).
+extern const char* const kRateBucketScript;
+// The interval and tolerance of a bucket, as RateBucket computes them.
+std::pair<Micros, Micros> rate_bucket_parameters(double per_second, int64_t burst);
 
 // Now, in microseconds of the steady clock.
 Micros steady_micros();

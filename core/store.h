@@ -59,7 +59,20 @@ struct SourceCheckpoint {
   std::string source;
   std::string value;  // the poller's own text
   std::vector<SourceReject> rejects;
+  // The position of each message of the batch, in order (or empty): a message the store
+  // refuses (its idempotency key used with another body, 409) is kept as a reject at it.
+  std::vector<std::string> positions;
 };
+
+// A message refused because its idempotency key was used before with another body (409), as
+// the HTTP door answers it and a polling source's reject keeps it: it names the first message,
+// never the key nor the content.
+inline SourceReject idempotency_conflict(const std::string& position, const std::string& first_id) {
+  return SourceReject{position, 409, "idempotency key reused",
+                      "this idempotency key was already used by message " + first_id +
+                          " with a different body; nothing was stored (send a new key for a new "
+                          "message, or the same body to confirm the first one)"};
+}
 
 // A stored reject, as the desk lists it.
 struct StoredReject {

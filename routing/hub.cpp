@@ -146,8 +146,8 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     pctx.base_dir = config_.base_dir;
     polling_.push_back(std::make_unique<PollingSource>(
         sname, *sc.poll, kind->create(pctx), *store_,
-        [this](const std::string& source, const PollBatch& batch, bool& stored) {
-          return commit_polled(source, batch, stored);
+        [this](const std::string& source, const PollBatch& batch) {
+          return prepare_polled(source, batch);
         },
         clock_, metrics_));
   }
@@ -386,12 +386,12 @@ void Hub::settle(const std::string& source, const AcceptResult& r,
       out.status = 200;
       c.duplicates->inc();
       break;
-    case AcceptResult::Kind::Conflict:
-      out.status = 409;
-      out.error = "idempotency key reused";
-      out.detail = "this idempotency key was already used by message " + r.id +
-                   " with a different body; nothing was stored (send a new key for a new "
-                   "message, or the same body to confirm the first one)";
+    case AcceptResult::Kind::Conflict: {
+      SourceReject conflict = idempotency_conflict("", r.id);
+      out.status = conflict.status;
+      out.error = std::move(conflict.error);
+      out.detail = std::move(conflict.detail);
+    }
       out.id.clear();  // nothing was stored: no id of its own
       out.extra["first_id"] = r.id;
       c.rejected->inc();
@@ -481,38 +481,51 @@ void Hub::settle_all(const std::string& source, const std::vector<AcceptResult>&
   }
 }
 
-std::vector<PolledOutcome> Hub::commit_polled(const std::string& source_name,
-                                              const PollBatch& batch, bool& stored) {
-  std::vector<PolledOutcome> outcomes;
-  stored = false;
+PollingSource::Commit Hub::prepare_polled(const std::string& source_name, const PollBatch& batch) {
   auto it = config_.sources.find(source_name);
-  if (it == config_.sources.end()) return outcomes;
-  std::vector<AcceptResponse> out;
-  PreparedBatch pb = prepare_all(it->second, batch.records, {}, out);
-  SourceCheckpoint cp;
-  cp.source = source_name;
-  cp.value = batch.checkpoint;
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (out[i].status >= 400) {
-      cp.rejects.push_back(
-          SourceReject{batch.records[i].position, out[i].status, out[i].error, out[i].detail});
+  if (it == config_.sources.end()) {
+    return [](bool& stored) {
+      stored = false;
+      return std::vector<PolledOutcome>{};
+    };
+  }
+  // What the commit needs, shared by the copies of the function (no reference to the batch).
+  struct Prepared {
+    PreparedBatch pb;
+    std::vector<AcceptResponse> out;
+    SourceCheckpoint cp;
+  };
+  auto p = std::make_shared<Prepared>();
+  p->pb = prepare_all(it->second, batch.records, {}, p->out);
+  p->cp.source = source_name;
+  p->cp.value = batch.checkpoint;
+  for (size_t i = 0; i < p->out.size(); ++i) {
+    if (p->out[i].status >= 400) {
+      p->cp.rejects.push_back(SourceReject{batch.records[i].position, p->out[i].status,
+                                           p->out[i].error, p->out[i].detail});
     }
   }
-  auto results = store_->accept_polled(std::move(pb.batch), std::move(cp), clock_.now_ms());
-  // The last result is the checkpoint's: the whole batch was committed, or nothing of it.
-  stored = !results.empty() && results.back().kind != AcceptResult::Kind::Failed;
-  if (!results.empty()) results.pop_back();
-  settle_all(source_name, results, pb, out);
-  for (auto& r : out) {
-    PolledOutcome o;
-    o.status = stored ? r.status : 503;
-    o.id = r.id.empty() && r.extra.contains("first_id") ? r.extra["first_id"].get<std::string>()
-                                                        : r.id;
-    o.error = stored ? r.error : "not stored";
-    o.detail = stored ? r.detail : "the store could not commit: read again at the next poll";
-    outcomes.push_back(std::move(o));
-  }
-  return outcomes;
+  // A record refused at the commit (its key used with another body) is kept with its position.
+  for (size_t slot : p->pb.slot_of) p->cp.positions.push_back(batch.records[slot].position);
+  return [this, p, source_name](bool& stored) {
+    auto results = store_->accept_polled(std::move(p->pb.batch), std::move(p->cp), clock_.now_ms());
+    // The last result is the checkpoint's: the whole batch was committed, or nothing of it.
+    stored = !results.empty() && results.back().kind != AcceptResult::Kind::Failed;
+    if (!results.empty()) results.pop_back();
+    settle_all(source_name, results, p->pb, p->out);
+    std::vector<PolledOutcome> outcomes;
+    outcomes.reserve(p->out.size());
+    for (auto& r : p->out) {
+      PolledOutcome o;
+      o.status = stored ? r.status : 503;
+      o.id = r.id.empty() && r.extra.contains("first_id") ? r.extra["first_id"].get<std::string>()
+                                                          : r.id;
+      o.error = stored ? r.error : "not stored";
+      o.detail = stored ? r.detail : "the store could not commit: read again at the next poll";
+      outcomes.push_back(std::move(o));
+    }
+    return outcomes;
+  };
 }
 
 AttemptResult Hub::process_guarded(const QueuedDelivery& q, int slot) {

@@ -68,11 +68,12 @@ class Hub final : public HubServices {
   AcceptResponse accept_for_destination(const std::string& destination, const std::string& type,
                                         const std::string& correlation, const std::string& body);
 
-  // Commits a polling source's batch (core/poller.h): each record prepared like an HTTP message
-  // of the source, the checkpoint and the refused records in the same transaction. One outcome
-  // per record; `stored` false when nothing of the batch is stored.
-  std::vector<PolledOutcome> commit_polled(const std::string& source, const PollBatch& batch,
-                                           bool& stored);
+  // Prepares a polling source's batch (core/poller.h), each record like an HTTP message of the
+  // source, on the caller's thread, and returns its commit: the messages, the checkpoint and the
+  // refused records in the same transaction (a record whose idempotency key was used with
+  // another body is one of them, 409). The commit answers one outcome per record; `stored`
+  // false when nothing of the batch is stored. It may run on another thread, once.
+  PollingSource::Commit prepare_polled(const std::string& source, const PollBatch& batch);
   // A lookup table was published (MappingRepository's listener): tells every destination's
   // connector (Connector::on_table_published), on the caller's thread. Never throws.
   void table_published(const PublishedTable& table);

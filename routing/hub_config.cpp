@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -583,6 +584,30 @@ const ConfigSpec& privacy_spec() {
   return s;
 }
 
+const ConfigSpec& redis_spec() {
+  static const ConfigSpec s{
+      "redis",
+      {
+          {"uri", F::String, "", true,
+           "where Redis is: redis://host:port/db (a password may be given as "
+           "redis://:password@host:port/db, better through password_env)"},
+          {"password_env", F::String, "", false,
+           "the environment variable holding Redis's password (AUTH); absent = none"},
+          {"prefix", F::String, "relais:", false,
+           "of every key and channel: installations sharing one Redis use different prefixes"},
+          {"timeout",
+           F::Duration,
+           "2s",
+           false,
+           "connect, read and write timeout of each Redis connection",
+           {},
+           nullptr,
+           10,
+           60000},
+      }};
+  return s;
+}
+
 // "10.0.0.0/8", "127.0.0.1", "fd00::/8" (api/proxy.h reads them).
 bool valid_ip_range(const std::string& text) {
   std::string addr = text.substr(0, text.find('/'));
@@ -734,6 +759,16 @@ const ConfigSpec& hub_config_spec() {
            "the portal's online booking of appointments (docs/booking.md)",
            {},
            &booking_spec()},
+          {"redis",
+           F::Object,
+           "",
+           false,
+           "what several nodes share: console sessions, login throttling, rate limits and "
+           "change notifications (docs/operations.md, \"Several nodes (Redis)\"); absent = one "
+           "node, "
+           "all of it in process",
+           {},
+           &redis_spec()},
       }};
   return s;
 }
@@ -951,6 +986,26 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   auto mappings = top.object("mappings");
   if (mappings.has("directory")) out.mappings_dir = resolve(base_dir, mappings.str("directory"));
   if (mappings.has("tables")) out.tables_dir = resolve(base_dir, mappings.str("tables"));
+  if (top.has("redis")) {
+    auto redis = top.object("redis");
+    out.redis.uri = redis.str("uri");
+    out.redis.prefix = redis.str("prefix");
+    out.redis.timeout_ms = redis.duration_ms("timeout");
+    if (out.redis.uri.rfind("redis://", 0) != 0) {
+      errors.push_back(error_at(redis.raw("uri"), file, "redis.uri",
+                                "must start with redis:// (e.g. redis://127.0.0.1:6379/0)"));
+    }
+    if (redis.has("password_env")) {
+      std::string var = redis.str("password_env");
+      const char* value = std::getenv(var.c_str());
+      if (value == nullptr || *value == '\0') {
+        errors.push_back(error_at(redis.raw("password_env"), file, "redis.password_env",
+                                  "environment variable " + var + " is not set"));
+      } else {
+        out.redis.password = value;
+      }
+    }
+  }
   auto privacy = top.object("privacy");
   if (privacy.has("pseudonym_key_file")) {
     out.pseudonym_key_file = resolve(base_dir, privacy.str("pseudonym_key_file"));

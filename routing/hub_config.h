@@ -20,6 +20,7 @@
 #include "core/poller.h"
 #include "core/retention.h"
 #include "core/retry_policy.h"
+#include "core/shared_state.h"
 #include "core/signature.h"
 #include "core/store_backend.h"
 #include "core/tls_options.h"
@@ -136,6 +137,7 @@ struct HubConfig {
   std::string pseudonym_key_file;  // "" = RELAIS_PSEUDONYM_KEY, else none (core/pseudonym.h)
   int64_t shutdown_grace_ms = 30000;
   RetentionPolicy retention;  // retention: (docs/security.md, "Retention")
+  RedisSettings redis;        // redis: (absent: one node, the shared state in process)
 
   std::vector<TokenConfig> tokens;
   std::map<std::string, SourceConfig> sources;

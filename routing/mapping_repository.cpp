@@ -51,6 +51,7 @@ MappingRepository::MappingRepository(std::unique_ptr<DocumentStore> docs, const 
 }
 
 MappingRepository::~MappingRepository() {
+  if (bus_ != nullptr) bus_->unsubscribe(subscription_);
   {
     std::lock_guard<std::mutex> lock(watch_mu_);
     stop_watch_ = true;
@@ -226,6 +227,7 @@ MappingCheck MappingRepository::add_version(const std::string& name, const std::
     generation_ = docs_.generation();
     log_info("mappings",
              "mapping " + name + " v" + std::to_string(out.version) + " published by " + author);
+    tell_other_nodes();
   }
   return out;
 }
@@ -257,6 +259,7 @@ Status MappingRepository::activate(const std::string& name, int64_t version, con
   }
   generation_ = docs_.generation();
   log_info("mappings", "mapping " + name + " v" + std::to_string(version) + " activated by " + by);
+  tell_other_nodes();
   return Status::success();
 }
 
@@ -292,6 +295,7 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
     table_versions_[name] = out.version;
     published = {name, out.version, tables->rows(name)};
   }
+  tell_other_nodes();
   announce(published);
   return out;
 }
@@ -379,6 +383,7 @@ ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,
     report.ok = false;
     report.errors.insert(report.errors.end(), errors.begin(), errors.end());
   }
+  if (!report.published.empty()) tell_other_nodes();
   return report;
 }
 
@@ -388,12 +393,30 @@ std::map<std::string, int64_t> MappingRepository::active_versions() const {
   return out;
 }
 
+void MappingRepository::tell_other_nodes() {
+  if (bus_ != nullptr) bus_->publish(ChangeBus::kMappings);
+}
+
+void MappingRepository::notify_through(ChangeBus& bus) {
+  bus_ = &bus;
+  subscription_ = bus.subscribe([this](const std::string& topic) {
+    if (topic != ChangeBus::kMappings && topic != ChangeBus::kAll) return;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      changed_ = true;
+    }
+    watch_cv_.notify_all();
+  });
+}
+
 void MappingRepository::watch(int interval_ms) {
   if (watcher_.joinable()) return;
   watcher_ = std::thread([this, interval_ms] {
     std::unique_lock<std::mutex> lock(watch_mu_);
     while (!stop_watch_) {
-      watch_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms));
+      watch_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),
+                         [this] { return stop_watch_ || changed_; });
+      changed_ = false;
       if (stop_watch_) break;
       lock.unlock();
       try {

@@ -16,6 +16,7 @@
 
 #include "core/connector.h"
 #include "core/document_store.h"
+#include "core/shared_state.h"
 #include "mappings/mapping.h"
 #include "routing/mapping_stage.h"
 
@@ -82,6 +83,12 @@ class MappingRepository final : public MappingStage {
   // Polls the store every interval_ms for activations made by another process (CLI, another
   // node) and reloads. Stopped by the destructor.
   void watch(int interval_ms);
+  // Change notifications (core/shared_state.h): every publication made here is announced on
+  // `bus` (topic kMappings), and the store's generation is checked at once when the bus brings
+  // one from another node, or kAll after the bus reconnected — within 2 s instead of the
+  // polling interval, which stays as the fallback. Call once, before watch(); `bus` must
+  // outlive this repository (whose destructor unsubscribes).
+  void notify_through(ChangeBus& bus);
 
   DocumentStore& documents() { return docs_; }
 
@@ -123,6 +130,10 @@ class MappingRepository final : public MappingStage {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool stop_watch_ = false;
+  bool changed_ = false;      // a notification came: check the generation now (watch_mu_)
+  ChangeBus* bus_ = nullptr;  // null: no notifications
+  int subscription_ = 0;
+  void tell_other_nodes();  // on the bus, after a publication made here
 };
 
 }  // namespace relais

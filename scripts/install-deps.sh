@@ -18,7 +18,10 @@ PACKAGES=(
   chromium nodejs
   libmariadb-dev
   postgresql-15 postgresql-client-15 mariadb-server mariadb-client
+  systemd
 )
+# systemd: `systemd-analyze verify` checks the shipped units (deploy/systemd/); nothing runs
+# under it in the tests.
 # libmariadb-dev: MariaDB Connector/C, the `database` polling source's MySQL/MariaDB driver.
 # postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
 # (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts

@@ -25,6 +25,7 @@
 #include "core/enricher.h"
 #include "core/json_template.h"
 #include "core/metrics.h"
+#include "core/rate_bucket.h"
 #include "core/tls_client.h"
 
 namespace relais {
@@ -132,8 +133,9 @@ class Redis {
   // nullopt on a miss or an error (`error` tells which).
   std::optional<std::string> get(const std::string& key, bool* error = nullptr);
   bool setex(const std::string& key, int64_t ttl_s, const std::string& value);
-  // INCR key, and EXPIRE key ttl_s when it was created. nullopt on error.
-  std::optional<long long> incr_expire(const std::string& key, int64_t ttl_s);
+  // EVAL of a script that answers an integer, with one key. nullopt on error.
+  std::optional<long long> eval_integer(const char* script, const std::string& key,
+                                        const std::vector<std::string>& args);
   bool ping();
 
  private:
@@ -148,10 +150,12 @@ class Redis {
   bool warned_ = false;
 };
 
-// Limits requests to `per_second` overall. Locally: requests are spaced 1/per_second apart
-// (so any window of T ms holds at most 1 + T·per_second/1000 of them). With Redis: also at most
-// `per_second` per wall-clock second across every node sharing `key_prefix` (INCR on a
-// per-second key, EXPIRE 2 s). A 429 pauses every caller until its Retry-After. Thread-safe.
+// Limits requests to `per_second` overall with the one token bucket of core/rate_bucket.h
+// (burst 1: requests spaced 1/per_second apart, so any window of T ms holds at most
+// 1 + T·per_second/1000 of them): locally a RateBucket; with Redis also the same bucket kept in
+// Redis (kRateBucketScript, Redis's clock) under `key_prefix`, shared by every node. Redis
+// unreachable: the local bucket alone. A 429 pauses every caller of this node until its
+// Retry-After. Thread-safe.
 class RateLimiter {
  public:
   RateLimiter(double per_second, Redis* redis, std::string key_prefix);
@@ -161,13 +165,10 @@ class RateLimiter {
   void pause_for(int64_t ms);
 
  private:
-  using SteadyClock = std::chrono::steady_clock;
-  double per_second_;
-  SteadyClock::duration interval_;
+  RateBucket local_;
   Redis* redis_;
-  std::string key_prefix_;
-  std::mutex mu_;
-  SteadyClock::time_point next_slot_{};
+  std::string key_;
+  std::string interval_;  // µs, for the script
 };
 
 // Every setting of a geocoder. Plain value; defaults are the documented ones.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "connectors/ban/ban.h"
@@ -159,29 +160,25 @@ bool Redis::setex(const std::string& key, int64_t ttl_s, const std::string& valu
   return r->type == REDIS_REPLY_STATUS;
 }
 
-std::optional<long long> Redis::incr_expire(const std::string& key, int64_t ttl_s) {
+std::optional<long long> Redis::eval_integer(const char* script, const std::string& key,
+                                             const std::vector<std::string>& args) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!connect_locked()) return std::nullopt;
   auto* c = static_cast<redisContext*>(ctx_);
-  // SET NX EX creates the counter with its expiry (so a crash between the two never leaves a
-  // counter without one); INCR keeps the expiry. Pipelined: one round trip.
-  std::string ttl = std::to_string(std::max<int64_t>(1, ttl_s));
-  redisAppendCommand(c, "SET %b 0 EX %s NX", key.data(), key.size(), ttl.c_str());
-  redisAppendCommand(c, "INCR %b", key.data(), key.size());
-  void* raw = nullptr;
-  if (redisGetReply(c, &raw) != REDIS_OK) {
-    drop_locked("SET NX");
+  std::vector<const char*> argv = {"EVAL", script, "1", key.c_str()};
+  std::vector<size_t> lens = {4, std::strlen(script), 1, key.size()};
+  for (const auto& a : args) {
+    argv.push_back(a.c_str());
+    lens.push_back(a.size());
+  }
+  Reply r(static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
+  if (!r) {
+    drop_locked("EVAL");
     return std::nullopt;
   }
-  Reply first(static_cast<redisReply*>(raw));
-  raw = nullptr;
-  if (redisGetReply(c, &raw) != REDIS_OK) {
-    drop_locked("INCR");
-    return std::nullopt;
-  }
-  Reply second(static_cast<redisReply*>(raw));
-  if (second->type != REDIS_REPLY_INTEGER) return std::nullopt;
-  return second->integer;
+  if (r->type != REDIS_REPLY_INTEGER) return std::nullopt;
+  return r->integer;
 }
 
 bool Redis::ping() {
@@ -200,40 +197,30 @@ bool Redis::ping() {
 // RateLimiter
 
 RateLimiter::RateLimiter(double per_second, Redis* redis, std::string key_prefix)
-    : per_second_(per_second > 0 ? per_second : 1),
-      interval_(std::chrono::duration_cast<SteadyClock::duration>(
-          std::chrono::duration<double>(1.0 / per_second_))),
+    : local_(per_second > 0 ? per_second : 1, 1),
       redis_(redis),
-      key_prefix_(std::move(key_prefix)) {}
+      key_(std::move(key_prefix) + "rate"),
+      interval_(std::to_string(rate_bucket_parameters(per_second > 0 ? per_second : 1, 1).first)) {}
 
 bool RateLimiter::acquire(int64_t max_wait_ms) {
-  auto deadline = SteadyClock::now() + std::chrono::milliseconds(max_wait_ms);
-  const long long shared_limit = std::max<long long>(1, std::llround(std::floor(per_second_)));
+  const Micros deadline = steady_micros() + max_wait_ms * 1000;
   for (;;) {
-    SteadyClock::time_point slot;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      slot = std::max(SteadyClock::now(), next_slot_);
-      if (slot > deadline) return false;
-      next_slot_ = slot + interval_;
+    Micros now = steady_micros();
+    Micros wait = local_.take(now);
+    if (wait == 0) {
+      if (redis_ == nullptr) return true;
+      // The shared bucket, across nodes (burst 1: tolerance 0).
+      auto shared = redis_->eval_integer(kRateBucketScript, key_, {interval_, "0"});
+      if (!shared || *shared <= 0) return true;  // admitted, or Redis down: the local bucket
+      wait = *shared;
     }
-    std::this_thread::sleep_until(slot);
-    if (redis_ == nullptr) return true;
-    // The shared budget of the current wall-clock second, across nodes.
-    Millis wall = SystemClock::instance().now_ms();
-    long long second = wall / 1000;
-    auto n = redis_->incr_expire(key_prefix_ + "rl:" + std::to_string(second), 2);
-    if (!n) return true;  // Redis down: the local limit still holds
-    if (*n <= shared_limit) return true;
-    auto wait = std::chrono::milliseconds((second + 1) * 1000 - wall);
-    if (SteadyClock::now() + wait > deadline) return false;
-    std::this_thread::sleep_for(wait);
+    if (now + wait > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(wait));
   }
 }
 
 void RateLimiter::pause_for(int64_t ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  next_slot_ = std::max(next_slot_, SteadyClock::now() + std::chrono::milliseconds(ms));
+  local_.hold(steady_micros() + ms * 1000);
 }
 
 }  // namespace relais::ban

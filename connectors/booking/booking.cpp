@@ -500,6 +500,7 @@ BookingService::BookAnswer BookingService::book(const std::string& cms, const st
     RdvReply reply = rdv_.create(req);
     if (reply.kind == RdvReply::Kind::Created) {
       xrefs_.put({kClaimDestination, key, reply.id, "", 0, claim_id});
+      if (!reply.id.empty()) xrefs_.put({kClaimByRdv, reply.id, key, "", 0, claim_id});
       forget(pro->mailbox);
       out.rdv_id = reply.id;
       return true;

@@ -40,6 +40,9 @@ namespace relais::booking {
 // external id is CMS76's RDV id once the RDV is created ("pending:…" before, "taken-in-cms76"
 // when CMS76 had it already).
 inline constexpr const char* kClaimDestination = "booking";
+// The claims by RDV: key = the RDV's id in CMS76, external id = the claim's key (mailbox|start):
+// a cancel or a move finds its claim without reading every claim.
+inline constexpr const char* kClaimByRdv = "booking-rdv";
 // A slot's claim key: the mailbox, "|", the start in UTC ("2027-01-04T08:00:00Z").
 std::string claim_key(const std::string& mailbox, Millis start);
 

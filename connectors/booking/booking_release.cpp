@@ -9,7 +9,6 @@
 // types cancel or move, and which fields give the RDV's id, mailbox and start, is configuration.
 
 #include <cstdio>
-#include <limits>
 #include <mutex>
 #include <stdexcept>
 
@@ -22,9 +21,6 @@ namespace relais::booking {
 namespace {
 
 using F = FieldType;
-
-// booking.claim_ttl's upper bound (routing/booking_config.cpp).
-constexpr Millis kLongestClaimMs = 366 * 86400000LL;
 
 const ConfigSpec& release_spec() {
   static const ConfigSpec s{
@@ -59,7 +55,7 @@ const ConfigSpec& release_spec() {
 class ClaimRelease final : public Connector {
  public:
   explicit ClaimRelease(const ConnectorContext& ctx)
-      : name_(ctx.name), xrefs_(ctx.xrefs), clock_(ctx.clock) {
+      : name_(ctx.name), xrefs_(ctx.xrefs) {
     const ConfigView& c = ctx.config;
     const std::string where = "connector " + name_ + ": ";
     std::string err;
@@ -109,12 +105,15 @@ class ClaimRelease final : public Connector {
     try {
       std::vector<std::string> keys;
       if (rdv_id_) {
-        // The claims booked for this RDV (its id is the claim's external id), within the
-        // longest claim_ttl allowed: an older claim refuses nothing any more.
-        const Millis now = clock_ != nullptr ? clock_->now_ms() : SystemClock().now_ms();
-        for (const auto& ref : xrefs_->list(kClaimDestination, now - kLongestClaimMs,
-                                            std::numeric_limits<Millis>::max(), 1000000)) {
-          if (ref.external_id == rdv && !(move && ref.key == slot)) keys.push_back(ref.key);
+        // The claim booked for this RDV, found by its id (kClaimByRdv); the claim itself must
+        // still name that RDV (a slot booked again since belongs to another one).
+        if (auto by_rdv = xrefs_->get(kClaimByRdv, rdv)) {
+          const std::string& key = by_rdv->external_id;
+          auto claim = xrefs_->get(kClaimDestination, key);
+          if (!(move && key == slot)) {
+            if (claim && claim->external_id == rdv) keys.push_back(key);
+            xrefs_->remove(kClaimByRdv, rdv);
+          }
         }
       } else if (!slot.empty() && xrefs_->get(kClaimDestination, slot)) {
         keys.push_back(slot);
@@ -180,7 +179,6 @@ class ClaimRelease final : public Connector {
 
   std::string name_;
   XrefStore* xrefs_;
-  const Clock* clock_;
   std::optional<JsonPath> rdv_id_, mailbox_, start_, start_time_;
   std::vector<std::string> cancel_types_, move_types_;
   std::shared_ptr<const mappings::TimeZone> tz_;

@@ -294,6 +294,11 @@ nlohmann::json json_value(const Cell& c, const mappings::TimeZone& zone) {
 
 struct BatchContext {
   std::vector<std::string> ids;  // outbox: the rows to mark done after the commit
+  // Outbox: rows found at or below the checkpoint the poll was given (committed by an earlier
+  // batch; relais died or a marking failed before they were marked). That checkpoint may be
+  // the one of a batch still being committed (pipelining): they are marked done only once this
+  // batch is stored, which means every batch before it is too.
+  std::vector<std::string> already_done;
 };
 
 std::string checkpoint_text(const std::vector<std::string>& tuple) {
@@ -431,9 +436,12 @@ class DoneMarker {
 // One configured database source. poll() and committed() from the hub's thread of this source,
 // on one connection; in outbox mode the rows are marked done by a DoneMarker (a second
 // connection and thread). probe() from any thread, on a connection of its own. Owned by the Hub.
+// Pipelined (core/poller.h): poll() may be given the checkpoint of a batch not stored yet, so
+// that nothing is written to the database in poll(); every marking waits for committed().
 //
-// Outbox reading: the rows at or below the checkpoint are committed already; found again they
-// are only marked done. When the query names the watermark (`AND id > :id`), polls bind the
+// Outbox reading: the rows at or below the checkpoint are committed already (once the batch
+// that found them is stored); found again they are only marked done, never a second message.
+// When the query names the watermark (`AND id > :id`), polls bind the
 // checkpoint and so skip the rows still being marked; a recovery poll (the first one of the
 // process, and after a marking failed) binds `start` instead, to find the rows a crash or a
 // failure left undone below the checkpoint, and stays in recovery while it finds some.
@@ -456,12 +464,26 @@ class DatabasePoller final : public Poller {
     }
   }
 
+  bool pipelined() const override { return true; }
+
   Status committed(const PollBatch& batch, bool stored,
                    const std::vector<PolledOutcome>& outcomes) override {
     (void)outcomes;
     if (!marker_) return Status::success();
     if (stored && batch.context) {
-      marker_->add(std::static_pointer_cast<BatchContext>(batch.context)->ids);
+      auto ctx = std::static_pointer_cast<BatchContext>(batch.context);
+      if (!ctx->already_done.empty()) {
+        // Here, not in poll(): the checkpoint that poll was given is now stored. Marked before
+        // the next poll, so that a recovery poll does not find them again.
+        Status st = connection_.mark_done(ctx->already_done);
+        if (!st.ok) {
+          recovery_ = true;
+          return st;
+        }
+        log_info("database", "source " + name_ + ": " + std::to_string(ctx->already_done.size()) +
+                                 " row(s) already taken marked done");
+      }
+      marker_->add(ctx->ids);
     }
     // A marking of an earlier batch that failed: said now, its rows found again by recovery.
     if (auto failure = marker_->take_failure()) {
@@ -523,7 +545,7 @@ class DatabasePoller final : public Poller {
     }
 
     auto ctx = std::make_shared<BatchContext>();
-    std::vector<std::string> already_done;
+    std::vector<std::string>& already_done = ctx->already_done;
     std::vector<std::string> previous = last;
     bool have_previous = have_checkpoint;
     std::vector<std::string> newest = last;
@@ -557,12 +579,6 @@ class DatabasePoller final : public Poller {
       newest = tuple;
       out.records.push_back(record_of(rs, row, wm_at, body_at));
       if (s_.outbox) ctx->ids.push_back(row[id_at].text);
-    }
-    if (!already_done.empty()) {
-      st = connection_.mark_done(already_done);
-      if (!st.ok) return st;
-      log_info("database", "source " + name_ + ": " + std::to_string(already_done.size()) +
-                               " row(s) already taken marked done");
     }
     // Recovery ends with the first recovery poll that finds nothing left below the checkpoint.
     if (recovering && already_done.empty()) recovery_ = false;

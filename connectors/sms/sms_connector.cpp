@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "connectors/sms/sms_text.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/rate_bucket.h"
 #include "core/sms_store.h"
 #include "core/store_backend.h"
 
@@ -164,22 +166,20 @@ sms::SendingWindowConfig window_config(const ConfigView& c) {
   return w;
 }
 
-// Messages per second towards one gateway, shared by the destinations of a group. A caller
-// waits for its slot (a burst is spread, never dropped). Thread-safe.
+// Messages per second towards one gateway, shared by the destinations of a group: core's token
+// bucket with a burst of 1 (core/rate_bucket.h). A caller waits for its slot (a burst is spread,
+// never dropped). Thread-safe.
 class RateLimiter {
  public:
-  explicit RateLimiter(double per_second) : interval_(per_second > 0 ? 1.0 / per_second : 0) {}
+  explicit RateLimiter(double per_second) {
+    if (per_second > 0) bucket_.emplace(per_second, 1);
+  }
   void acquire() {
-    if (interval_ <= 0) return;
-    auto now = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point slot;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      slot = std::max(now, next_);
-      next_ = slot + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         std::chrono::duration<double>(interval_));
+    if (!bucket_) return;
+    for (Micros wait = bucket_->take(steady_micros()); wait > 0;
+         wait = bucket_->take(steady_micros())) {
+      std::this_thread::sleep_for(std::chrono::microseconds(wait));
     }
-    std::this_thread::sleep_until(slot);
   }
   static std::shared_ptr<RateLimiter> shared(const std::string& group, double per_second) {
     static std::mutex mu;
@@ -193,9 +193,7 @@ class RateLimiter {
   }
 
  private:
-  double interval_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point next_{};
+  std::optional<RateBucket> bucket_;
 };
 
 std::string text_of(const json& j, const char* key) {

@@ -5,6 +5,7 @@
 #include <Poco/Data/Statement.h>
 
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -200,6 +201,11 @@ class SqliteConsoleStore final : public ConsoleStore {
     auto it = tokens_.find(sha256);
     if (it == tokens_.end() || it->second.revoked_at != 0) return std::nullopt;
     return it->second;
+  }
+
+  void tokens_changed() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_loaded_ = std::numeric_limits<Millis>::min() / 2;
   }
 
   Status revoke_token(const std::string& name, Millis at) override {

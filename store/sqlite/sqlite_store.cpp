@@ -1025,7 +1025,19 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
                      out, c.fresh);
         }
         if (job.checkpoint) {
-          write_checkpoint(*job.checkpoint, job.at);
+          // A polled message refused here (409) is kept as the source's reject, in this
+          // transaction like the others.
+          const SourceCheckpoint* cp = &*job.checkpoint;
+          SourceCheckpoint with_conflicts;
+          for (size_t i = 0; i < out.size() && i < cp->positions.size(); ++i) {
+            if (out[i].kind != AcceptResult::Kind::Conflict) continue;
+            if (cp != &with_conflicts) {
+              with_conflicts = *cp;
+              cp = &with_conflicts;
+            }
+            with_conflicts.rejects.push_back(idempotency_conflict(cp->positions[i], out[i].id));
+          }
+          write_checkpoint(*cp, job.at);
           out.push_back(AcceptResult{AcceptResult::Kind::Created, {}, {}});
         }
       } else if (auto* u = std::get_if<UpdateJob>(&job)) {

@@ -2,12 +2,6 @@
 // in a temporary directory, without persistence): cache and rate limit shared by two enricher
 // instances, as two relais nodes would. Fails (never skips) when redis-server is missing.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -19,6 +13,7 @@
 #include "ban_simulator.h"
 #include "connectors/ban/ban.h"
 #include "core/crypto.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/relais_process.h"
 
 namespace relais::testing {
@@ -26,100 +21,6 @@ namespace {
 
 using nlohmann::json;
 using Kind = Enrichment::Kind;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-std::string find_redis_server() {
-  for (const char* p :
-       {"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"}) {
-    if (::access(p, X_OK) == 0) return p;
-  }
-  return "";
-}
-
-// One redis-server child process; killed (SIGTERM, then SIGKILL) and reaped by the destructor.
-class RedisServer {
- public:
-  RedisServer() : dir_("relais-ban-redis-") {}
-  ~RedisServer() { stop(); }
-
-  // Returns "" on success, or why it could not start.
-  std::string start() {
-    std::string bin = find_redis_server();
-    if (bin.empty()) return "redis-server is not installed (scripts/install-deps.sh installs it)";
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = free_port();
-      std::string port = std::to_string(port_);
-      std::string log = dir_.path() + "/redis.log";
-      pid_ = ::fork();
-      if (pid_ == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        ::execl(bin.c_str(), bin.c_str(), "--port", port.c_str(), "--bind", "127.0.0.1", "--dir",
-                dir_.path().c_str(), "--save", "", "--appendonly", "no", "--logfile", log.c_str(),
-                "--daemonize", "no", static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      ban::Redis probe("127.0.0.1:" + port, 200);
-      bool up = wait_until([&] { return probe.ping() || exited(); },
-                           std::chrono::milliseconds(10000), std::chrono::milliseconds(50));
-      if (up && !exited()) return "";
-      stop();
-    }
-    return "redis-server did not start: " + read_log();
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  bool exited() {
-    if (pid_ <= 0) return true;
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      pid_ = -1;
-      return true;
-    }
-    return false;
-  }
-  std::string read_log() {
-    try {
-      return read_text(dir_.path() + "/redis.log");
-    } catch (...) {
-      return "(no log)";
-    }
-  }
-  TempDir dir_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-};
 
 class BanRedisTest : public ::testing::Test {
  protected:

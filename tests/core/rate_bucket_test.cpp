@@ -24,6 +24,19 @@ TEST(RateBucket, AdmitsTheBurstThenRefusesWithTheWait) {
   EXPECT_GT(b.take(t0 + 100'000), 0);
 }
 
+TEST(RateBucket, HoldAdmitsNothingBeforeItsTime) {
+  RateBucket b(10, 1);  // one request per 100 ms (the BAN's spacing)
+  const Micros t0 = 1'000'000;
+  EXPECT_EQ(b.take(t0), 0);
+  b.hold(t0 + 2'000'000);  // a Retry-After of 2 s
+  EXPECT_EQ(b.take(t0 + 100'000), 1'900'000);
+  EXPECT_EQ(b.take(t0 + 1'999'999), 1);
+  EXPECT_EQ(b.take(t0 + 2'000'000), 0);
+  EXPECT_EQ(b.take(t0 + 2'000'000), 100'000);  // then the rate again
+  b.hold(t0);                                  // a hold in the past changes nothing
+  EXPECT_EQ(b.take(t0 + 2'000'000), 100'000);
+}
+
 TEST(RateBucket, KeepsTheAverageRateOverTime) {
   RateBucket b(100, 10);
   Micros now = 5'000'000;

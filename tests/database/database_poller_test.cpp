@@ -235,6 +235,60 @@ TEST_P(DatabasePollerTest, OutboxCrashBetweenCommitAndMarkDoneDuplicatesNothing)
   }
 }
 
+// Pipelining (core/poller.h): the hub polls the next batch from the checkpoint of a batch still
+// being committed. Rows found again at or below that checkpoint must not be marked done in
+// poll(): if that commit fails (or relais dies), they were never stored and must come again.
+TEST_P(DatabasePollerTest, OutboxRowsBelowAnUnstoredCheckpointAreNotMarkedDone) {
+  std::string t = create_outbox();
+  insert_outbox(t, 1, 3);
+  // The query without `AND id > :id`: the rows being committed are found again.
+  auto poller = make_database_poller(outbox_yaml(t, 2));
+  ASSERT_TRUE(poller->pipelined());
+  PollBatch first, second;
+  ASSERT_TRUE(poller->poll("", first).ok);
+  ASSERT_EQ(first.records.size(), 2u);
+  // Read while `first` commits, from its checkpoint (not stored).
+  ASSERT_TRUE(poller->poll(first.checkpoint, second).ok);
+  // The commit of `first` fails: neither batch is stored.
+  ASSERT_TRUE(poller->committed(first, false, {}).ok);
+  ASSERT_TRUE(poller->committed(second, false, {}).ok);
+  EXPECT_EQ(count_done(t), 0);
+
+  // Relais restarted with the stored checkpoint (none): every row comes, exactly once.
+  Harness again{make_database_poller(outbox_yaml(t, 2))};
+  again.drain();
+  ASSERT_EQ(again.messages.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(again.messages[i]["id"], i + 1);
+  EXPECT_TRUE(done_becomes(t, 3)) << count_done(t);
+  ASSERT_TRUE(again.step().ok);
+  EXPECT_EQ(again.messages.size(), 3u);
+}
+
+// The same reading, stored: the rows below the in-flight checkpoint are marked once the batch
+// that found them is stored, and none comes twice.
+TEST_P(DatabasePollerTest, OutboxPipelinedBatchesMarkEveryRowOnceStored) {
+  std::string t = create_outbox();
+  insert_outbox(t, 1, 5);
+  auto poller = make_database_poller(outbox_yaml(t, 2));
+  std::vector<int> ids;
+  PollBatch in_flight;
+  ASSERT_TRUE(poller->poll("", in_flight).ok);
+  auto take = [&](const PollBatch& b) {
+    for (const auto& r : b.records) ids.push_back(json::parse(r.body)["id"].get<int>());
+    return poller->committed(b, true, std::vector<PolledOutcome>(b.records.size()));
+  };
+  // Each poll from the checkpoint of the batch in flight, then that batch told stored.
+  for (int polls = 0; polls < 20 && (ids.size() < 5 || !in_flight.records.empty()); ++polls) {
+    PollBatch next;
+    ASSERT_TRUE(poller->poll(in_flight.checkpoint, next).ok);
+    ASSERT_TRUE(take(in_flight).ok);
+    in_flight = std::move(next);
+  }
+  ASSERT_TRUE(take(in_flight).ok);
+  EXPECT_EQ(ids, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_TRUE(done_becomes(t, 5)) << count_done(t);
+}
+
 TEST_P(DatabasePollerTest, RowBecomesNestedObjectWithNullsAndTypes) {
   std::string t = create_demands();
   db().sql("INSERT INTO " + t +
