@@ -380,6 +380,10 @@ class PgStore final : public GroupCommitStore<PgStore, Job, Completion> {
   // A group's accepts: the statements (appended to `steps`), then, once they ran, the answers.
   void plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps);
   void finish_accepts(AcceptPlan& plan, const Result& r, Completion& c);
+  // Inside the group's transaction, after finish_accepts: each polled record refused for its
+  // key (409) written as its source's reject at its position. Throws (the group fails) when an
+  // answer could not be read, rather than commit a checkpoint past a record nobody answered.
+  void write_conflict_rejects(const AcceptPlan& plan);
   // The parameters of kRecordOutcomes: recorded updates of distinct deliveries.
   Params outcome_params(const std::vector<const DeliveryUpdate*>& updates);
   Status apply_update(const DeliveryUpdate& u);
@@ -454,6 +458,10 @@ void PgStore::write_group(std::vector<Job>& jobs) {
   bool in_transaction = false;
   AcceptPlan plan;
   std::vector<Result> results;
+  // A polled batch that says where each record came from: a record refused for its key (409)
+  // is kept as the source's reject in this transaction, so the answers are read before the
+  // commit (statement by statement).
+  bool early = false;
   try {
     connect_writer();
     // The statements whose results are not needed before the commit: the probe, the accepts
@@ -474,6 +482,10 @@ void PgStore::write_group(std::vector<Job>& jobs) {
     }
     if (!plan.jobs.empty()) plan_accepts(plan, steps);
     bool simple = true;
+    for (auto* j : plan.jobs) {
+      if (j->checkpoint && !j->checkpoint->positions.empty()) early = true;
+    }
+    if (early) simple = false;
     for (auto& job : jobs) {
       auto* u = std::get_if<UpdateJob>(&job);
       if (std::holds_alternative<BatchJob>(job) ||
@@ -535,6 +547,10 @@ void PgStore::write_group(std::vector<Job>& jobs) {
       for (auto& r : out) results.push_back(std::move(r));
     } else {
       for (const auto& st : steps) must(w_->run(st.sql, st.params));
+      if (early) {
+        finish_accepts(plan, results.at(plan.step), c);
+        write_conflict_rejects(plan);
+      }
       must(w_->exec("COMMIT"));
     }
     in_transaction = false;
@@ -545,7 +561,9 @@ void PgStore::write_group(std::vector<Job>& jobs) {
     group_failed(c.failure, jobs);
   }
   // Committed: the answers (nothing here fails the group any more).
-  if (c.failure.empty() && !plan.jobs.empty()) finish_accepts(plan, results.at(plan.step), c);
+  if (c.failure.empty() && !plan.jobs.empty() && !early) {
+    finish_accepts(plan, results.at(plan.step), c);
+  }
   c.jobs = std::move(jobs);
   complete_group(std::move(c));
 }
@@ -631,6 +649,31 @@ void PgStore::plan_accepts(AcceptPlan& plan, std::vector<pg::Step>& steps) {
                                                   .ref(r.error)
                                                   .ref(r.detail)
                                                   .num(j->at)});
+    }
+  }
+}
+
+void PgStore::write_conflict_rejects(const AcceptPlan& plan) {
+  size_t k = 0;
+  for (const auto* j : plan.jobs) {
+    for (size_t i = 0; i < j->batch.size(); ++i, ++k) {
+      const AcceptPlan::Slot& slot = plan.slots[k];
+      if (slot.kind == AcceptResult::Kind::Failed) {
+        throw std::runtime_error("the answer to a polled record could not be read");
+      }
+      if (!j->checkpoint || i >= j->checkpoint->positions.size() ||
+          slot.kind != AcceptResult::Kind::Conflict) {
+        continue;
+      }
+      const SourceCheckpoint& cp = *j->checkpoint;
+      SourceReject r = idempotency_conflict(cp.positions[i], slot.id);
+      must(w_->run(kInsertReject, Params()
+                                      .ref(cp.source)
+                                      .ref(r.position)
+                                      .num(r.status)
+                                      .ref(r.error)
+                                      .ref(r.detail)
+                                      .num(j->at)));
     }
   }
 }

@@ -872,6 +872,46 @@ TEST_P(IdempotencyConformance, ExpiredKeysArePurged) {
 
 // --- polling sources ---------------------------------------------------------------------------
 
+// A polled record whose idempotency key was used before with another body (409) is kept as the
+// source's reject at its position, in the batch's transaction; the others of the batch and the
+// checkpoint are committed; a resubmission with the same body stays a plain duplicate.
+TEST_P(StoreConformance, APolledRecordRefusedForItsKeyIsKeptAsARejectAtItsPosition) {
+  std::vector<Incoming> first;
+  first.push_back(
+      make_incoming(ids_, "cms76-db", "demande", "d:7", "id 7", kT0, {to_dest("a")}, "{\"v\":1}"));
+  first.back().body_digest = "digest-1";
+  auto r = store_->accept_polled(std::move(first), SourceCheckpoint{"cms76-db", "7", {}, {"id 7"}},
+                                 kT0 + 1);
+  ASSERT_EQ(r.size(), 2u);
+  ASSERT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  const std::string first_id = r[0].id;
+  std::vector<Incoming> next;
+  next.push_back(
+      make_incoming(ids_, "cms76-db", "demande", "d:7", "id 7", kT0, {to_dest("a")}, "{\"v\":2}"));
+  next.back().body_digest = "digest-2";  // same key, another body
+  next.push_back(make_incoming(ids_, "cms76-db", "demande", "d:8", "id 8", kT0, {to_dest("a")}));
+  next.push_back(
+      make_incoming(ids_, "cms76-db", "demande", "d:7", "id 7", kT0, {to_dest("a")}, "{\"v\":1}"));
+  next.back().body_digest = "digest-1";  // same key, same body
+  r = store_->accept_polled(
+      std::move(next), SourceCheckpoint{"cms76-db", "9", {}, {"ligne 2", "ligne 3", "ligne 4"}},
+      kT0 + 2);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(r[0].id, first_id);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[2].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[3].kind, AcceptResult::Kind::Created);  // the checkpoint
+  EXPECT_EQ(store_->checkpoint("cms76-db").value_or("?"), "9");
+  auto rejects = store_->rejects("cms76-db", 0, 10);
+  ASSERT_EQ(rejects.size(), 1u);
+  EXPECT_EQ(rejects[0].reject.position, "ligne 2");
+  EXPECT_EQ(rejects[0].reject.status, 409);
+  EXPECT_NE(rejects[0].reject.detail.find(first_id), std::string::npos);
+  EXPECT_EQ(rejects[0].reject.detail.find("{\"v\""), std::string::npos);  // never the content
+  EXPECT_EQ(rejects[0].at, kT0 + 2);
+}
+
 // A polled batch's messages, its checkpoint and its refused records are committed together; the
 // checkpoint reads back, the rejects list newest first, by source and with a cursor.
 TEST_P(StoreConformance, APolledBatchCommitsItsCheckpointAndRejects) {
