@@ -42,6 +42,36 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of one
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# start_pg DB [POSTGRES_OPTIONS]: a throwaway PostgreSQL 15 in $TMP/pg (initdb + pg_ctl, as the
+# postgres account when root: root cannot run postgres), on a free loopback port, durable as
+# installed (fsync, synchronous_commit on) unless POSTGRES_OPTIONS say otherwise; a role relais
+# (password PG_PASSWORD) owning the database DB. Sets PG_PORT and PG_URI; stopped on exit.
+# as_pg CMD… runs a command as that account, psql_pg ARGS… psql as the superuser.
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_PASSWORD=bench-pg-password-0123456789
+as_pg() {
+  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- env -C "$TMP/pg" "$@"; else env -C "$TMP/pg" "$@"; fi
+}
+psql_pg() { as_pg "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$TMP/pg" -p "$PG_PORT" -U postgres "$@"; }
+STOP_PG() { [[ -d $TMP/pg/data ]] && as_pg "$PG_BIN/pg_ctl" stop -D "$TMP/pg/data" -m fast -w >/dev/null 2>&1 || true; }
+start_pg() {
+  local db=$1 options=${2:-}
+  [[ -x $PG_BIN/pg_ctl ]] || die "PostgreSQL 15 is missing (scripts/install-deps.sh)"
+  mkdir -p "$TMP/pg"
+  printf '%s\n' "$PG_PASSWORD" >"$TMP/pg/pw"
+  [[ $(id -u) == 0 ]] && chown -R postgres: "$TMP/pg"
+  chmod 755 "$TMP"
+  as_pg "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --pwfile="$TMP/pg/pw" --encoding=UTF8 --no-locale >"$TMP/pg/initdb.log"
+  PG_PORT=$(free_port)
+  trap 'STOP_PG; cleanup' EXIT
+  as_pg "$PG_BIN/pg_ctl" start -D "$TMP/pg/data" -l "$TMP/pg/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $TMP/pg $options" >/dev/null
+  psql_pg -d postgres -c "CREATE ROLE relais LOGIN PASSWORD '$PG_PASSWORD'" >/dev/null
+  psql_pg -d postgres -c "CREATE DATABASE $db OWNER relais" >/dev/null
+  PG_URI="host=127.0.0.1 port=$PG_PORT dbname=$db user=relais password=$PG_PASSWORD"
+}
+
 # bench_build: configures BUILD (Release) if needed and builds relais and bench_sink there
 # (unless BENCH_NO_BUILD=1); sets RELAIS and SINK. Needs ROOT and BUILD.
 bench_build() {

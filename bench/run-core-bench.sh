@@ -24,7 +24,12 @@
 #   BENCH_CONNECTIONS [32]    wrk connections        BENCH_THREADS [2]   wrk threads
 #   BENCH_SHAPE [production]  production: idempotency + mapping as shipped (see above);
 #                             bare: no idempotency, no mapping (the figures before 2026-12)
-#   BENCH_STORE               an existing store file to run on (kept; rows are counted as a
+#   BENCH_STORE               postgresql: the store alone on a throwaway PostgreSQL 15 (durable:
+#                             fsync and synchronous_commit on), measured by bench_store (the
+#                             accept and outcome path of the store, BENCH_CONNECTIONS threads for
+#                             BENCH_DURATION s), not through HTTP: relais cannot open a PostgreSQL
+#                             store until `store: {kind: postgresql, uri}` is wired in the hub;
+#                             else an existing store file to run on (kept; rows are counted as a
 #                             difference); default: a fresh store in the temp dir
 #   BENCH_KEYS [vary]         vary: one correlation key and one event id per message;
 #                             single: every message has the key rdv:91877 (FIFO worst case;
@@ -63,6 +68,18 @@ source "$ROOT/bench/bench-lib.sh"
 [[ $SHAPE == production || $SHAPE == bare ]] || die "BENCH_SHAPE is production or bare"
 
 # --- build -----------------------------------------------------------------------------------
+if [[ ${BENCH_STORE:-} == postgresql ]]; then
+  [[ -f $BUILD/CMakeCache.txt ]] ||
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRELAIS_BENCH=ON >/dev/null
+  [[ ${BENCH_NO_BUILD:-0} == 1 ]] || cmake --build "$BUILD" -j2 --target bench_store \
+    >"$BUILD/bench-build.log" 2>&1 || die "build failed, see $BUILD/bench-build.log"
+  start_pg relais "${BENCH_PG_OPTIONS:-}"
+  log "PostgreSQL on 127.0.0.1:$PG_PORT; $CONNS threads for $DURATION s"
+  summary=$("$BUILD/bench/bench_store" --uri "$PG_URI" "$CONNS" "$DURATION")
+  echo "SUMMARY $summary"
+  [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "SUMMARY $summary" >>"$BENCH_SUMMARY_FILE"
+  exit 0
+fi
 bench_build
 if [[ -z ${RELAIS_SHARED_DIR:-} ]]; then
   RELAIS_SHARED_DIR=$(sed -n 's/^RELAIS_SHARED_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")

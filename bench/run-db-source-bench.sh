@@ -42,33 +42,14 @@ BATCH=${BENCH_BATCH:-1000}
 SYNC=${BENCH_SYNC:-full}
 RUN_TIMEOUT=${BENCH_TIMEOUT:-300}
 TOKEN=bench-token-0123456789abcdef
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_PASSWORD=bench-pg-password-0123456789
 
 BENCH_NAME=db-source-bench
 # shellcheck source=bench/bench-lib.sh
 source "$ROOT/bench/bench-lib.sh"
-[[ -x $PG_BIN/pg_ctl ]] || die "PostgreSQL 15 is missing (scripts/install-deps.sh)"
 bench_build
 
 # --- PostgreSQL ------------------------------------------------------------------------------
-as_pg() {  # as_pg CMD…: as the postgres account when root (root cannot run postgres)
-  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- env -C "$TMP/pg" "$@"; else env -C "$TMP/pg" "$@"; fi
-}
-mkdir -p "$TMP/pg"
-printf '%s\n' "$PG_PASSWORD" >"$TMP/pg/pw"
-[[ $(id -u) == 0 ]] && chown -R postgres: "$TMP/pg"
-chmod 755 "$TMP"
-as_pg "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth-local=trust \
-  --auth-host=scram-sha-256 --pwfile="$TMP/pg/pw" --encoding=UTF8 --no-locale >"$TMP/pg/initdb.log"
-PG_PORT=$(free_port)
-as_pg "$PG_BIN/pg_ctl" start -D "$TMP/pg/data" -l "$TMP/pg/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $TMP/pg -c shared_buffers=256MB" >/dev/null
-STOP_PG() { as_pg "$PG_BIN/pg_ctl" stop -D "$TMP/pg/data" -m fast -w >/dev/null 2>&1 || true; }
-trap 'STOP_PG; cleanup' EXIT
-psql_pg() { as_pg "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$TMP/pg" -p "$PG_PORT" -U postgres "$@"; }
-psql_pg -d postgres -c "CREATE ROLE relais LOGIN PASSWORD '$PG_PASSWORD'" >/dev/null
-psql_pg -d postgres -c "CREATE DATABASE cms76 OWNER relais" >/dev/null
+start_pg cms76 "-c shared_buffers=256MB"
 log "PostgreSQL on 127.0.0.1:$PG_PORT; filling the outbox with $ROWS demande events"
 psql_pg -d cms76 >/dev/null <<SQL
 SET ROLE relais;

@@ -1,7 +1,8 @@
 #pragma once
 // The durable store interface: messages, deliveries and attempts. Implementations: SqliteStore
-// (embedded default). Writes are group-committed: callers of accept() block until their
-// messages are on disk, and many callers share one commit.
+// (embedded default, store/sqlite/), PgStore (PostgreSQL, store/postgresql/). Writes are
+// group-committed: callers of accept() block until their messages are durable, and many callers
+// share one commit.
 
 #include <functional>
 #include <memory>
@@ -279,7 +280,14 @@ class Store {
 };
 
 struct StoreOptions {
-  std::string path;
+  std::string path;  // SQLite: the store file
+  // PostgreSQL (store/postgresql/pg_backend.h): the libpq connection string or URI of the
+  // database ("host=… dbname=… user=… password=…" or "postgresql://user:pw@host:5432/db");
+  // `path` and synchronous_full are then unused (durability is the server's synchronous_commit).
+  std::string uri;
+  // PostgreSQL: the role's password when it is not in `uri` (store.password_env's value); kept
+  // out of every error text. "" = libpq's own ways (the URI, ~/.pgpass, PGPASSWORD).
+  std::string password;
   bool synchronous_full = true;  // fsync at every commit (WAL, synchronous=FULL)
   size_t max_batch = 2000;       // messages per group commit at most
   int read_pool = 8;

@@ -15,6 +15,7 @@
 #include "core/store.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_raw.h"
+#include "store/stored_values.h"
 
 namespace relais {
 
@@ -39,11 +40,6 @@ struct PurgeBatch {
   std::vector<std::string> sample;     // dry run: ids
   int64_t freed_bytes = 0, free_pages = 0;
   bool incremental = false;
-};
-
-// Rows a tombstone replaced for one message (the erasure's writer: SqliteStore).
-struct TombstoneCounts {
-  int64_t messages = 0, deliveries = 0, attempts = 0;
 };
 
 // The statements of retention, prepared on the writer's connection. Not thread-safe: the

@@ -23,9 +23,11 @@
 
 #include "core/log.h"
 #include "core/store.h"
+#include "store/group_commit.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_retention.h"
 #include "store/sqlite/sqlite_session.h"
+#include "store/stored_values.h"
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -207,42 +209,7 @@ const std::vector<Migration>& migrations() {
   return list;
 }
 
-std::string headers_json(const std::map<std::string, std::string>& h) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : h) j[k] = v;
-  return j.dump();
-}
-
-std::map<std::string, std::string> headers_from(const std::string& text) {
-  std::map<std::string, std::string> out;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
-    }
-  }
-  return out;
-}
-
-// One unit of work for the writer thread.
-struct AcceptJob {
-  std::vector<Incoming> batch;
-  // With encryption: each message's body as stored, encrypted by the caller's thread (the single
-  // writer does not pay for it). Empty without encryption: the bodies are stored as they are.
-  std::vector<std::string> sealed;
-  std::promise<std::vector<AcceptResult>> done;
-  // A polling source's position and refused records, written in the same transaction.
-  std::optional<SourceCheckpoint> checkpoint;
-  Millis at = 0;
-};
-struct UpdateJob {
-  DeliveryUpdate update;
-  std::promise<Status>* done = nullptr;  // set for apply(); owned by the caller
-  std::function<void()> committed;       // record(): runs once the update is durable
-};
-struct FlushJob {
-  std::promise<void>* done = nullptr;
-};
+// The writer's own jobs (accepts, updates and flushes: store/group_commit.h).
 // One batch of an erasure: the key's next `request.batch` messages after `after_seq`.
 struct EraseBatch {
   Status status;
@@ -273,24 +240,10 @@ using Job =
 
 // Jobs that run alone, between two groups, outside any transaction: an erasure's checkpoint,
 // a purge's vacuum steps and checkpoint.
-bool runs_alone(const Job& job) {
+bool is_alone(const Job& job) {
   if (auto* e = std::get_if<EraseJob>(&job)) return e->after_seq < 0;
   if (auto* p = std::get_if<PurgeStep>(&job)) return p->alone();
   return false;
-}
-
-// Answers a batch job (an erasure's or a purge's) with its result, or with the group's failure.
-template <class Batch>
-void answer_batch(std::promise<Batch>* done, std::vector<Batch>& results, size_t& i,
-                  const std::string& failure) {
-  Batch b;
-  if (failure.empty()) {
-    b = std::move(results[i]);
-  } else {
-    b.status = Status::failure(503, "storage error", failure);
-  }
-  ++i;
-  done->set_value(std::move(b));
 }
 
 // What the completion thread does after a group: hand the new deliveries to the listener, then
@@ -308,30 +261,20 @@ struct Completion {
 
 // The SQLite implementation. Thread-safe: one writer thread owns the write session; reads use
 // pooled sessions (WAL readers never block the writer).
-class SqliteStore final : public Store {
+class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> {
  public:
   explicit SqliteStore(const StoreOptions& options);
   ~SqliteStore() override { close(); }
 
-  std::vector<AcceptResult> accept(std::vector<Incoming> batch) override;
-  std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch, SourceCheckpoint checkpoint,
-                                          Millis at) override;
   std::optional<std::string> checkpoint(const std::string& source) override;
   std::vector<StoredReject> rejects(const std::string& source, int64_t before_id,
                                     int limit) override;
-  void record(DeliveryUpdate update, std::function<void()> committed) override;
-  Status apply(DeliveryUpdate update) override;
-  void flush() override;
   Status erase(const ErasureRequest& request, ErasureResult& result) override;
   Status rekey(const RekeyRequest& request, RekeyProgress& progress,
                const std::function<bool(const RekeyProgress&)>& on_batch) override;
   int64_t rekey_remaining() override;
   Status purge(const RetentionPolicy& policy, const RetentionRun& run,
                RetentionResult& result) override;
-  void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    listener_ = std::move(fn);
-  }
   std::vector<QueuedDelivery> load_active() override;
   std::vector<HeldKey> load_dead_heads() override;
   MessagePtr message_by_seq(int64_t seq) override;
@@ -339,18 +282,17 @@ class SqliteStore final : public Store {
   std::optional<Delivery> delivery(int64_t id) override;
   MessagePage list(const MessageFilter& filter) override;
   bool healthy() override;
-  bool writable() const override { return write_ok_.load(); }
   void close() override;
 
  private:
+  friend class GroupCommitStore<SqliteStore, Job, Completion>;
+  // The group commit's steps (store/group_commit.h).
+  bool runs_alone(const Job& job) const { return is_alone(job); }
+  void answer(Completion& c);
   void migrate();
   void prepare_statements();
   void read_counters();
-  void writer_loop();
-  void completion_loop();
   void write_group(std::vector<Job>& jobs);
-  // Queues an accept job (its bodies sealed here, on the caller's thread) and waits for it.
-  std::vector<AcceptResult> submit(std::unique_ptr<AcceptJob> job, std::vector<Incoming> batch);
   void accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
                   std::vector<QueuedDelivery>& fresh);
   void write_checkpoint(const SourceCheckpoint& c, Millis at);
@@ -367,50 +309,25 @@ class SqliteStore final : public Store {
                       RetentionResult& result);
   void run_alone(Job& job);
   bool checkpoint_truncate();
-  // Queues one job and waits for its answer (erasure and rekey batches, checkpoints). False
-  // when the store is closing (nothing queued).
-  template <typename Result, typename JobT>
-  bool run_job(JobT job, Result& result);
   // The stored form of a value (encrypted under the active key when encryption is on). Throws
   // when OpenSSL fails: on the writer thread, the group fails and is tried again.
   std::string seal(const std::string& aad, const std::string& plain) const;
-  // Encrypts an update's payload and excerpt in place, on the caller's thread.
-  void seal_update(DeliveryUpdate& u) const;
-  // The plain text of a stored value; a value that does not decrypt becomes `placeholder(why)`
-  // (a French sentence for the console) and `why` is returned in `error` when asked.
+  // The plain text of a stored value (store/stored_values.h).
   std::string open(const std::string& aad, std::string stored, bool json,
-                   std::string* error = nullptr) const;
+                   std::string* error = nullptr) const {
+    return open_stored(cipher_, aad, std::move(stored), json, error);
+  }
   std::vector<Delivery> deliveries_of(Session& s, int64_t seq, bool with_history);
   MessagePtr message_from(RecordSet& rs, size_t row) const;
   static Delivery delivery_from(RecordSet& rs, size_t row);
 
   StoreOptions options_;
-  const AtRestCipher* cipher_ = nullptr;  // options_.cipher, null = no encryption
   std::unique_ptr<Session> write_;
   std::unique_ptr<Poco::Data::SessionPool> readers_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  bool closing_ = false;
-  bool closed_ = false;
-  std::thread writer_;
-  std::function<void(std::vector<QueuedDelivery>&&)> listener_;
-
-  // Completions, in commit order, for the completion thread.
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
-  std::deque<Completion> done_queue_;
-  bool done_closing_ = false;
-  std::thread completer_;
 
   // Writer-thread state: ids are assigned here (the writer is the only writer).
   int64_t next_seq_ = 1;
   int64_t next_delivery_ = 1;
-  std::atomic<bool> write_ok_{true};
-  // Recorded updates whose commit failed: committed again, first, with the next group.
-  std::vector<Job> retained_;
-  int failed_groups_ = 0;       // consecutive failed commits (back-off before retrying)
   Millis next_purge_ = 0;       // steady-clock ms of the next purge of expired idempotency keys
   Millis latest_received_ = 0;  // the newest message's reception time: "now" for the purge
 
@@ -565,14 +482,14 @@ constexpr const char* kDeliveryById =
     "deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.id = ?";
 
 SqliteStore::SqliteStore(const StoreOptions& options)
-    : options_(options), cipher_(options.cipher.get()) {
+    : GroupCommitStore(options.cipher.get(), options.max_batch), options_(options) {
   Poco::Data::SQLite::Connector::registerConnector();
   if (options_.read_only) {  // readers only: no writer thread, nothing to migrate or checkpoint
     open_store_session(options_.path, "messages", "messages", StoreAccess::ReadOnly);
     readers_ = std::make_unique<Poco::Data::SessionPool>(
         "SQLite", store_connection_string(options_.path, StoreAccess::ReadOnly), 1,
         options_.read_pool, 60);
-    closing_ = closed_ = true;  // writes fail
+    refuse_writes();
     return;
   }
   write_ = std::make_unique<Session>("SQLite", options_.path);
@@ -593,8 +510,7 @@ SqliteStore::SqliteStore(const StoreOptions& options)
   prepare_statements();
   readers_ =
       std::make_unique<Poco::Data::SessionPool>("SQLite", options_.path, 1, options_.read_pool, 60);
-  completer_ = std::thread([this] { completion_loop(); });
-  writer_ = std::thread([this] { writer_loop(); });
+  start_threads();
 }
 
 void SqliteStore::read_counters() {
@@ -669,93 +585,6 @@ void SqliteStore::prepare_statements() {
   rollback_ = make("ROLLBACK");
 }
 
-std::vector<AcceptResult> SqliteStore::accept(std::vector<Incoming> batch) {
-  return submit(std::make_unique<AcceptJob>(), std::move(batch));
-}
-
-std::vector<AcceptResult> SqliteStore::accept_polled(std::vector<Incoming> batch,
-                                                     SourceCheckpoint checkpoint, Millis at) {
-  auto job = std::make_unique<AcceptJob>();
-  job->checkpoint = std::move(checkpoint);
-  job->at = at;
-  return submit(std::move(job), std::move(batch));
-}
-
-std::vector<AcceptResult> SqliteStore::submit(std::unique_ptr<AcceptJob> job,
-                                              std::vector<Incoming> batch) {
-  size_t n = batch.size();
-  if (cipher_ != nullptr) {
-    // Encrypted here, on the caller's thread: the writer only binds the result.
-    job->sealed.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      const Message& m = *batch[i].message;
-      if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
-        std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
-        for (auto& r : out) {
-          r.kind = AcceptResult::Kind::Failed;
-          r.error = "cannot encrypt the body (OpenSSL)";
-        }
-        return out;
-      }
-    }
-  }
-  job->batch = std::move(batch);
-  auto fut = job->done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) {
-      std::vector<AcceptResult> out(n + (job->checkpoint ? 1 : 0));
-      for (auto& r : out) {
-        r.kind = AcceptResult::Kind::Failed;
-        r.error = "the store is closing";
-      }
-      return out;
-    }
-    queue_.emplace_back(std::move(job));
-  }
-  cv_.notify_one();
-  return fut.get();
-}
-
-void SqliteStore::record(DeliveryUpdate update, std::function<void()> committed) {
-  seal_update(update);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) {
-      log_error("store", "update of delivery " + std::to_string(update.id) +
-                             " after close: not recorded (attempted again at the next start)");
-      return;
-    }
-    queue_.emplace_back(UpdateJob{std::move(update), nullptr, std::move(committed)});
-  }
-  cv_.notify_one();
-}
-
-Status SqliteStore::apply(DeliveryUpdate update) {
-  seal_update(update);
-  std::promise<Status> done;
-  auto fut = done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return Status::failure(503, "store closed");
-    queue_.emplace_back(UpdateJob{std::move(update), &done, nullptr});
-  }
-  cv_.notify_one();
-  return fut.get();
-}
-
-void SqliteStore::flush() {
-  std::promise<void> done;
-  auto fut = done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    queue_.emplace_back(FlushJob{&done});
-  }
-  cv_.notify_one();
-  fut.wait();
-}
-
 Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) {
   result = ErasureResult{};
   ErasureRequest req = request;
@@ -779,77 +608,28 @@ Status SqliteStore::erase(const ErasureRequest& request, ErasureResult& result) 
   return Status::success();
 }
 
-template <typename Result, typename JobT>
-bool SqliteStore::run_job(JobT job, Result& result) {
-  std::promise<Result> done;
-  auto fut = done.get_future();
-  job.done = &done;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closing_) return false;
-    queue_.emplace_back(std::move(job));
-  }
-  cv_.notify_one();
-  result = fut.get();
-  return true;
-}
-
 Status SqliteStore::rekey(const RekeyRequest& request, RekeyProgress& progress,
                           const std::function<bool(const RekeyProgress&)>& on_batch) {
-  progress = RekeyProgress{};
-  if (cipher_ == nullptr) {
-    progress.error = "no encryption configured (store.encryption)";
-    return Status::failure(409, "encryption not configured",
-                           "configure store.encryption (an active key) before a rekey");
-  }
-  if (options_.read_only) return Status::failure(503, "store opened read-only");
-  progress.active = cipher_->active();
-  progress.running = true;
-  const int64_t batch = std::clamp<int64_t>(request.batch, 1, 100000);
-  int64_t last[3] = {0, 0, 0};
-  try {
-    progress.to_do = rekey_remaining();
+  RekeySteps steps;
+  steps.remaining = [this] { return rekey_remaining(); };
+  steps.last_key = [this](int t) {
     Session s = readers_->get();
-    for (int t = 0; t < 3; ++t) {
-      Poco::Nullable<int64_t> max;
-      s << kRekeyMax[t], into(max), now;
-      last[t] = max.isNull() ? 0 : max.value();
-    }
-  } catch (const std::exception& e) {
-    progress.running = false;
-    progress.error = e.what();
-    return Status::failure(503, "storage error", e.what());
-  }
-  auto stop = [&](Status st) {
-    progress.running = false;
-    if (!st.ok) progress.error = st.detail.empty() ? st.error : st.detail;
-    return st;
+    Poco::Nullable<int64_t> max;
+    s << kRekeyMax[t], into(max), now;
+    return max.isNull() ? int64_t{0} : max.value();
   };
-  // Rows written after `last` are on the active key already (written by this process).
-  for (int t = 0; t < 3; ++t) {
-    for (int64_t from = 0; from < last[t]; from += batch) {
-      RekeyBatch b;
-      if (!run_job(RekeyJob{static_cast<RekeyTable>(t), from, from + batch, nullptr}, b)) {
-        return stop(Status::failure(503, "store closed"));
-      }
-      progress.done += b.done;
-      progress.unreadable += b.unreadable;
-      if (!b.status.ok) return stop(b.status);
-      if (on_batch && !on_batch(progress)) return stop(Status::success());
-    }
-  }
+  steps.batch = [this](int t, int64_t from, int64_t to, RekeySteps::Batch& out) {
+    RekeyBatch b;
+    if (!run_job(RekeyJob{static_cast<RekeyTable>(t), from, to, nullptr}, b)) return false;
+    out = RekeySteps::Batch{b.status, b.done, b.unreadable};
+    return true;
+  };
   // Values rewritten from plain text left their old bytes in the WAL: as after an erasure.
-  EraseBatch cp;
-  run_job(EraseJob{nullptr, -1, nullptr}, cp);
-  try {
-    progress.remaining = rekey_remaining();
-  } catch (const std::exception& e) {
-    return stop(Status::failure(503, "storage error", e.what()));
-  }
-  progress.finished = true;
-  Status st = stop(Status::success());
-  if (on_batch) on_batch(progress);
-  return st;
+  steps.after = [this] {
+    EraseBatch cp;
+    run_job(EraseJob{nullptr, -1, nullptr}, cp);
+  };
+  return run_rekey(cipher_, options_.read_only, request, progress, on_batch, steps);
 }
 
 int64_t SqliteStore::rekey_remaining() {
@@ -1070,33 +850,6 @@ std::string SqliteStore::seal(const std::string& aad, const std::string& plain) 
   return stored;
 }
 
-void SqliteStore::seal_update(DeliveryUpdate& u) const {
-  if (cipher_ == nullptr) return;
-  // Only if OpenSSL itself fails (its random generator): the outcome is kept, the text that
-  // could not be encrypted is not (never written in clear).
-  if (u.payload && !cipher_->seal(payload_aad(u.id), *u.payload, *u.payload)) {
-    log_error("store",
-              "cannot encrypt the payload of delivery " + std::to_string(u.id) + ": not kept");
-    u.payload.reset();
-  }
-  if (u.attempt &&
-      !cipher_->seal(excerpt_aad(u.id, u.attempt->at), u.attempt->excerpt, u.attempt->excerpt)) {
-    log_error("store",
-              "cannot encrypt an excerpt of delivery " + std::to_string(u.id) + ": not kept");
-    u.attempt->excerpt.clear();
-  }
-}
-
-std::string SqliteStore::open(const std::string& aad, std::string stored, bool json,
-                              std::string* error) const {
-  if (!AtRestCipher::is_sealed(stored)) return stored;  // plain: no copy
-  std::string plain;
-  Status st = AtRestCipher::open_with(cipher_, aad, stored, plain);
-  if (st.ok) return plain;
-  if (error != nullptr) *error = st.detail;
-  return json ? unreadable_placeholder_json(st) : unreadable_placeholder_text(st);
-}
-
 bool SqliteStore::checkpoint_truncate() {
   sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*write_);
   int log = 0, done = 0;
@@ -1110,119 +863,17 @@ bool SqliteStore::checkpoint_truncate() {
   return true;
 }
 
-void SqliteStore::writer_loop() {
-  std::vector<Job> jobs;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (retained_.empty() && write_ok_) {
-        cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
-      } else {
-        // After a failed commit, retry (the updates kept, or a probe write when there are none)
-        // with back-off, 100 ms doubling to 5 s, unless new work arrives (tried with them).
-        int shift = std::min(failed_groups_ - 1, 6);
-        auto backoff = std::chrono::milliseconds(std::min(100 << std::max(shift, 0), 5000));
-        cv_.wait_for(lock, backoff, [&] { return !queue_.empty() || closing_; });
-      }
-      if (queue_.empty() && retained_.empty() && closing_) break;
-      if (queue_.empty() && retained_.empty() && write_ok_) continue;
-      // Retained updates first: they are older than anything queued.
-      jobs = std::move(retained_);
-      retained_.clear();
-      size_t messages = jobs.size();
-      // An erasure's checkpoint, a purge's vacuum step run alone, outside any transaction.
-      if (jobs.empty() && !queue_.empty() && runs_alone(queue_.front())) {
-        Job alone = std::move(queue_.front());
-        queue_.pop_front();
-        lock.unlock();
-        run_alone(alone);
-        continue;
-      }
-      while (!queue_.empty() && messages < options_.max_batch) {
-        if (runs_alone(queue_.front())) break;  // it waits for the next turn
-        if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&queue_.front())) {
-          messages += (*a)->batch.size();
-        } else {
-          ++messages;
-        }
-        jobs.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+void SqliteStore::answer(Completion& c) {
+  size_t ei = 0, ri = 0, pi = 0;
+  answer_common(c, [&](Job& job) {
+    if (auto* e = std::get_if<EraseJob>(&job)) {
+      answer_batch(e->done, c.erasures, ei, c.failure);
+    } else if (auto* r = std::get_if<RekeyJob>(&job)) {
+      answer_batch(r->done, c.rekeys, ri, c.failure);
+    } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+      answer_batch(p->done, c.purges, pi, c.failure);
     }
-    write_group(jobs);
-    jobs.clear();
-    if (!retained_.empty() && failed_groups_ >= 3) {
-      // Closing on a store that keeps failing: what is left stays active in the store and is
-      // attempted again at the next start (at-least-once; the key never moved on).
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closing_ && queue_.empty()) {
-        log_error("store", std::to_string(retained_.size()) +
-                               " delivery outcome(s) could not be committed before closing; "
-                               "those deliveries are attempted again at the next start");
-        retained_.clear();
-        break;
-      }
-    }
-  }
-  std::lock_guard<std::mutex> lock(done_mu_);
-  done_closing_ = true;
-  done_cv_.notify_all();
-}
-
-void SqliteStore::completion_loop() {
-  for (;;) {
-    Completion c;
-    {
-      std::unique_lock<std::mutex> lock(done_mu_);
-      done_cv_.wait(lock, [&] { return !done_queue_.empty() || done_closing_; });
-      if (done_queue_.empty()) return;
-      c = std::move(done_queue_.front());
-      done_queue_.pop_front();
-    }
-    // Hand the new active deliveries to the listener before answering: when accept() returns,
-    // the dispatcher already knows them (a retry or discard right after 202 finds them queued).
-    if (!c.fresh.empty()) {
-      std::function<void(std::vector<QueuedDelivery> &&)> fn;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        fn = listener_;
-      }
-      if (fn) fn(std::move(c.fresh));
-    }
-    size_t ai = 0, ui = 0, ei = 0, ri = 0, pi = 0;
-    for (auto& job : c.jobs) {
-      if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
-        if (c.failure.empty()) {
-          (*a)->done.set_value(std::move(c.results[ai]));
-        } else {
-          // A polled batch answers one more result: its checkpoint's.
-          std::vector<AcceptResult> failed((*a)->batch.size() + ((*a)->checkpoint ? 1 : 0));
-          for (auto& r : failed) {
-            r.kind = AcceptResult::Kind::Failed;
-            r.error = "storage error: " + c.failure;
-          }
-          (*a)->done.set_value(std::move(failed));
-        }
-        ++ai;
-      } else if (auto* u = std::get_if<UpdateJob>(&job)) {
-        // A failed group's recorded updates were retained by the writer: only applies and
-        // committed records are here.
-        Status s =
-            c.failure.empty() ? c.statuses[ui] : Status::failure(503, "storage error", c.failure);
-        ++ui;
-        if (u->done) u->done->set_value(std::move(s));
-        if (u->committed) u->committed();
-      } else if (auto* f = std::get_if<FlushJob>(&job)) {
-        f->done->set_value();
-      } else if (auto* e = std::get_if<EraseJob>(&job)) {
-        answer_batch(e->done, c.erasures, ei, c.failure);
-      } else if (auto* r = std::get_if<RekeyJob>(&job)) {
-        answer_batch(r->done, c.rekeys, ri, c.failure);
-      } else if (auto* p = std::get_if<PurgeStep>(&job)) {
-        answer_batch(p->done, c.purges, pi, c.failure);
-      }
-    }
-  }
+  });
 }
 
 void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
@@ -1401,15 +1052,9 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     }
     purge_expired_keys();
     commit_->run();
-    if (!write_ok_.exchange(true)) {
-      log_info("store", "commits succeed again after " + std::to_string(failed_groups_) +
-                            " failed group(s); the dispatcher resumes");
-    }
-    failed_groups_ = 0;
+    group_committed();
   } catch (const std::exception& e) {
     c.failure = e.what();
-    write_ok_ = false;
-    ++failed_groups_;
     try {
       rollback_->run();  // SQLite may have rolled back already (disk full): then it throws
     } catch (...) {
@@ -1427,20 +1072,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     c.erasures.clear();
     c.rekeys.clear();
     c.purges.clear();
-    log_error("store", "commit failed (" + std::to_string(failed_groups_) +
-                           " in a row): " + c.failure +
-                           "; accepts are refused (503) and outcomes are kept until it succeeds");
-    // Recorded updates are kept for the next group, in order; everything else is answered.
-    std::vector<Job> answer;
-    for (auto& job : jobs) {
-      auto* u = std::get_if<UpdateJob>(&job);
-      if (u != nullptr && u->done == nullptr) {
-        retained_.push_back(std::move(job));
-      } else {
-        answer.push_back(std::move(job));
-      }
-    }
-    jobs = std::move(answer);
+    group_failed(c.failure, jobs);
   }
   if (erasing) {
     try {
@@ -1450,11 +1082,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     }
   }
   c.jobs = std::move(jobs);
-  {
-    std::lock_guard<std::mutex> lock(done_mu_);
-    done_queue_.push_back(std::move(c));
-  }
-  done_cv_.notify_one();
+  complete_group(std::move(c));
 }
 
 Status SqliteStore::apply_update(const DeliveryUpdate& u) {
@@ -1550,18 +1178,7 @@ Status SqliteStore::apply_update(const DeliveryUpdate& u) {
 }
 
 void SqliteStore::close() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    closing_ = true;
-  }
-  cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-  if (completer_.joinable()) completer_.join();  // every caller answered, every callback run
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-  }
+  if (!stop_threads()) return;
   ins_message_.reset();
   ins_delivery_.reset();
   ins_attempt_.reset();
@@ -1684,15 +1301,7 @@ Delivery SqliteStore::delivery_from(RecordSet& rs, size_t i) {
   d.last_code = rs.value(13, i).convert<int>();
   d.last_text = rs.value(14, i).convert<std::string>();
   d.external_ref = rs.value(15, i).convert<std::string>();
-  std::string flags = rs.value(16, i).convert<std::string>();
-  if (!flags.empty()) {
-    auto j = nlohmann::json::parse(flags, nullptr, false);
-    if (j.is_array()) {
-      for (const auto& f : j) {
-        if (f.is_string()) d.flags.push_back(f.get<std::string>());
-      }
-    }
-  }
+  d.flags = flags_from(rs.value(16, i).convert<std::string>());
   return d;
 }
 

@@ -31,25 +31,6 @@ namespace relais::testing {
 namespace {
 
 constexpr Millis kT0 = 1'700'000'000'000;
-const char* kKeyA = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const char* kKeyB = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
-
-AtRestCipher::Key key_from_hex(const std::string& id, const std::string& hex) {
-  AtRestCipher::Key k;
-  k.id = id;
-  for (size_t i = 0; i < 32; ++i) {
-    k.bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  }
-  return k;
-}
-
-std::shared_ptr<const AtRestCipher> cipher(const std::vector<std::string>& ids,
-                                           const std::string& active) {
-  std::vector<AtRestCipher::Key> keys;
-  for (const auto& id : ids) keys.push_back(key_from_hex(id, id == "A" ? kKeyA : kKeyB));
-  return std::make_shared<const AtRestCipher>(std::move(keys), active);
-}
-
 std::string file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -268,37 +249,11 @@ class AtRestStore : public ::testing::Test {
   }
   std::string path() const { return dir_.file("relais.db"); }
 
-  // A message of `person` with one delivery, its mapped payload and the partner's answer
-  // echoing the person (recorded, not waited for: flush() before reading).
   std::string add(const std::string& person, const std::string& correlation = "individu:1") {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", "rdv", correlation, "", kT0, {to_dest("sms")},
-                                  "{\"nom\":\"" + person + "\"}"));
-    auto r = store_->accept(std::move(batch));
-    EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created) << r.at(0).error;
-    int64_t did = next_delivery_++;
-    DeliveryUpdate u;
-    u.id = did;
-    u.state = DeliveryState::Dead;
-    u.attempts = 1;
-    u.now = kT0 + 1;
-    u.payload = "{\"to\":\"" + person + "\"}";
-    u.attempt = Attempt{kT0 + 1, 5, "reject", "http", 400, "refused", "echo: " + person};
-    store_->record(std::move(u));
-    return r.at(0).id;
+    return add_personal(ids_, *store_, kT0, person, correlation);
   }
   void expect_clear(const std::string& id, const std::string& person) {
-    auto rec = store_->message(id, true);
-    ASSERT_TRUE(rec);
-    EXPECT_EQ(rec->message->body, "{\"nom\":\"" + person + "\"}");
-    EXPECT_TRUE(rec->message->unreadable.empty()) << rec->message->unreadable;
-    ASSERT_EQ(rec->deliveries.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].payload.value_or(""), "{\"to\":\"" + person + "\"}");
-    ASSERT_EQ(rec->deliveries[0].history.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].history[0].excerpt, "echo: " + person);
-    auto d = store_->delivery(rec->deliveries[0].id);
-    ASSERT_TRUE(d);
-    EXPECT_EQ(d->payload.value_or(""), "{\"to\":\"" + person + "\"}");
+    relais::testing::expect_clear(*store_, id, person);
   }
   // Every stored value of the three columns (raw, from the file).
   std::vector<std::string> stored_values() {
@@ -314,7 +269,6 @@ class AtRestStore : public ::testing::Test {
   ManualClock clock_;
   IdGenerator ids_;
   std::unique_ptr<Store> store_;
-  int64_t next_delivery_ = 1;
 };
 
 TEST_F(AtRestStore, NothingOfAKnownValueIsInTheFileAndEverythingReadsBackClear) {
@@ -358,124 +312,6 @@ TEST_F(AtRestStore, NothingOfAKnownValueIsInTheFileAndEverythingReadsBackClear) 
   EXPECT_NE(file_bytes(path()).find("ZOLTAN-PLAIN"), std::string::npos);
 }
 
-TEST_F(AtRestStore, ATamperedOrMovedValueIsAnErrorNotACrash) {
-  open(cipher({"A"}, "A"));
-  std::string a = add("ALICE-MARTIN");
-  std::string b = add("BRUNO-MARTIN");
-  store_->flush();
-  {
-    RawDb db(path());
-    // a: one base64 character of its body changed; b: a's payload copied onto b's delivery.
-    auto body = db.column("SELECT body FROM messages WHERE id = '" + a + "'").at(0);
-    body[body.size() - 6] = body[body.size() - 6] == 'Q' ? 'R' : 'Q';
-    db.exec("UPDATE messages SET body = '" + body + "' WHERE id = '" + a + "'");
-    db.exec(
-        "UPDATE deliveries SET payload = (SELECT payload FROM deliveries WHERE id = 1) "
-        "WHERE id = 2");
-  }
-  auto ra = store_->message(a, true);
-  ASSERT_TRUE(ra);
-  EXPECT_NE(ra->message->unreadable.find("tag mismatch"), std::string::npos)
-      << ra->message->unreadable;
-  EXPECT_NE(ra->message->body.find("illisible"), std::string::npos) << "the console's placeholder";
-  EXPECT_EQ(ra->deliveries.at(0).payload.value_or(""), "{\"to\":\"ALICE-MARTIN\"}");
-  auto rb = store_->message(b, true);
-  ASSERT_TRUE(rb);
-  EXPECT_TRUE(rb->message->unreadable.empty());
-  const std::string moved = rb->deliveries.at(0).payload.value_or("");
-  EXPECT_EQ(moved.find("ALICE"), std::string::npos) << "a value moved to another row never opens";
-  EXPECT_NE(moved.find("contenu chiffré illisible"), std::string::npos) << moved;
-  EXPECT_NE(store_->message_by_seq(1)->unreadable.find("payload cannot be decrypted"),
-            std::string::npos);
-}
-
-TEST_F(AtRestStore, AValueUnderAKeyThatIsNotConfiguredSaysWhichKey) {
-  open(cipher({"A"}, "A"));
-  std::string id = add("CLARA-DUVAL");
-  store_->flush();
-  open(cipher({"B"}, "B"));
-  auto rec = store_->message(id, true);
-  ASSERT_TRUE(rec);
-  EXPECT_NE(rec->message->unreadable.find("key A unknown"), std::string::npos)
-      << rec->message->unreadable;
-  EXPECT_EQ(rec->message->body.find("CLARA"), std::string::npos);
-  EXPECT_NE(rec->deliveries.at(0).history.at(0).excerpt.find("[contenu chiffré illisible"),
-            std::string::npos);
-  // Without any key the same.
-  open(nullptr);
-  EXPECT_NE(store_->message(id, false)->message->unreadable.find("key A unknown"),
-            std::string::npos);
-}
-
-TEST_F(AtRestStore, RekeyInterruptedThenResumedLeavesNothingOnTheOldKey) {
-  open(cipher({"A"}, "A"));
-  std::vector<std::string> ids;
-  for (int i = 0; i < 1500; ++i) ids.push_back(add("PERSONNE-" + std::to_string(i)));
-  store_->flush();
-  // Rotation: B active, A still configured.
-  open(cipher({"A", "B"}, "B"));
-  std::string late = add("APRES-ROTATION");  // written on B at once
-  store_->flush();
-  EXPECT_EQ(store_->rekey_remaining(), 3 * 1500);
-  RekeyRequest req;
-  req.batch = 200;
-  RekeyProgress p;
-  int batches = 0;
-  Status s = store_->rekey(req, p, [&](const RekeyProgress&) { return ++batches < 5; });
-  ASSERT_TRUE(s.ok) << s.detail;
-  EXPECT_FALSE(p.finished) << "stopped after 5 batches";
-  EXPECT_EQ(p.to_do, 3 * 1500);
-  EXPECT_EQ(p.done, 5 * 200);
-  EXPECT_EQ(store_->rekey_remaining(), 3 * 1500 - 5 * 200);
-  // Resumed (after a restart): it finds what is left.
-  open(cipher({"A", "B"}, "B"));
-  std::vector<RekeyProgress> seen;
-  s = store_->rekey(req, p, [&](const RekeyProgress& now) {
-    seen.push_back(now);
-    return true;
-  });
-  ASSERT_TRUE(s.ok) << s.detail;
-  EXPECT_TRUE(p.finished);
-  EXPECT_EQ(p.to_do, 3 * 1500 - 5 * 200);
-  EXPECT_EQ(p.done, p.to_do);
-  EXPECT_EQ(p.unreadable, 0);
-  EXPECT_EQ(p.remaining, 0);
-  ASSERT_GT(seen.size(), 3u);
-  EXPECT_LT(seen.front().done, seen.back().done) << "progress after each batch";
-  // Only B now.
-  for (const auto& v : stored_values()) EXPECT_EQ(v.rfind("enc1:B:", 0), 0u) << v;
-  open(cipher({"B"}, "B"));
-  for (size_t i = 0; i < ids.size(); i += 97) expect_clear(ids[i], "PERSONNE-" + std::to_string(i));
-  expect_clear(ids.back(), "PERSONNE-1499");
-  expect_clear(late, "APRES-ROTATION");
-  EXPECT_EQ(store_->rekey_remaining(), 0);
-}
-
-TEST_F(AtRestStore, RekeyRunsWhileMessagesKeepComing) {
-  open(cipher({"A"}, "A"));
-  for (int i = 0; i < 400; ++i) add("AVANT-" + std::to_string(i));
-  store_->flush();
-  open(cipher({"A", "B"}, "B"));
-  RekeyProgress p;
-  Status s;
-  std::thread rekey([&] {
-    RekeyRequest r;
-    r.batch = 25;  // many small jobs, interleaved with the accepts and outcomes
-    s = store_->rekey(r, p, nullptr);
-  });
-  std::vector<std::string> during;
-  for (int i = 0; i < 200; ++i) during.push_back(add("PENDANT-" + std::to_string(i)));
-  rekey.join();
-  store_->flush();
-  ASSERT_TRUE(s.ok) << s.detail;
-  EXPECT_TRUE(p.finished);
-  EXPECT_EQ(p.done, 3 * 400);
-  EXPECT_EQ(store_->rekey_remaining(), 0);
-  open(cipher({"B"}, "B"));
-  expect_clear(during.back(), "PENDANT-199");
-  for (const auto& v : stored_values()) EXPECT_EQ(v.rfind("enc1:B:", 0), 0u) << v;
-}
-
 TEST_F(AtRestStore, RekeyEncryptsALegacyPlainStoreAndSkipsWhatItCannotRead) {
   open(nullptr);
   std::vector<std::string> ids;
@@ -502,29 +338,6 @@ TEST_F(AtRestStore, RekeyEncryptsALegacyPlainStoreAndSkipsWhatItCannotRead) {
   EXPECT_TRUE(p.finished);
   EXPECT_EQ(p.unreadable, 153);
   EXPECT_EQ(p.remaining, 153);
-}
-
-TEST_F(AtRestStore, ErasureWorksOnEncryptedRowsAndKeepsThemEncrypted) {
-  open(cipher({"A"}, "A"));
-  std::string gone = add("EFFACE-MOI", "individu:58123");
-  std::string kept = add("GARDE-MOI", "individu:77001");
-  store_->flush();
-  ErasureRequest req{"individu:58123", "alice", "demande n°12", kT0 + 10, false, 100};
-  ErasureResult res;
-  Status s = store_->erase(req, res);
-  ASSERT_TRUE(s.ok) << s.detail;
-  EXPECT_EQ(res.messages, 1);
-  EXPECT_EQ(res.deliveries, 1);
-  EXPECT_EQ(res.attempts, 1);
-  auto rec = store_->message(gone, true);
-  ASSERT_TRUE(rec);
-  const std::string tomb = erasure_tombstone(req);
-  EXPECT_EQ(rec->message->body, tomb);
-  EXPECT_EQ(rec->deliveries.at(0).payload.value_or(""), tomb);
-  EXPECT_EQ(rec->deliveries.at(0).history.at(0).excerpt, tomb);
-  expect_clear(kept, "GARDE-MOI");
-  for (const auto& v : stored_values()) EXPECT_EQ(v.rfind("enc1:A:", 0), 0u) << v;
-  EXPECT_EQ(store_->rekey_remaining(), 0);
 }
 
 // --- the hub: delivery after a restart from an encrypted store ----------------------------------

@@ -22,6 +22,7 @@
 #include "core/store.h"
 #include "routing/dispatcher.h"
 #include "store/sqlite/sqlite_backend.h"
+#include "tests/core/dispatched_store.h"
 #include "tests/core/fault_vfs.h"
 #include "tests/core/test_support.h"
 
@@ -35,10 +36,10 @@ using relais::testing::TempDir;
 using relais::testing::to_dest;
 using relais::testing::wait_until;
 
-// A store and a dispatcher on it; the "partner" records what it received, per key, in order.
-class FaultTest : public ::testing::Test {
+// The dispatched store (tests/core/dispatched_store.h) on a SQLite file under the fault VFS.
+class FaultTest : public relais::testing::DispatchedStoreTest {
  protected:
-  FaultTest() : faults_(install_fault_vfs()), ids_(clock_) { faults_.clear(); }
+  FaultTest() : faults_(install_fault_vfs()) { faults_.clear(); }
   ~FaultTest() override {
     faults_.clear();
     gate(true);
@@ -49,70 +50,7 @@ class FaultTest : public ::testing::Test {
     StoreOptions o;
     o.path = dir_.file("faults.db");
     o.busy_timeout_ms = busy_timeout_ms;
-    store_ = open_sqlite_store(o);
-    metrics_ = std::make_unique<Metrics>();
-    dispatcher_ = std::make_unique<Dispatcher>(
-        *store_, *metrics_, clock_, [this](const QueuedDelivery& q, int) { return deliver(q); });
-    DestinationSettings d;
-    d.name = "cal";
-    d.concurrency = 4;
-    d.retry.initial_ms = 10;
-    d.retry.max_ms = 50;
-    dispatcher_->add_destination(d);
-    store_->set_commit_listener(
-        [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
-    for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
-    dispatcher_->enqueue(store_->load_active());
-    dispatcher_->start();
-  }
-
-  // Like a kill: the dispatcher stops, the store closes with whatever it could not commit.
-  void shutdown() {
-    if (dispatcher_) dispatcher_->stop(0);
-    if (store_) {
-      store_->set_commit_listener(nullptr);
-      store_->close();
-    }
-    dispatcher_.reset();
-    store_.reset();
-    metrics_.reset();
-  }
-
-  AttemptResult deliver(const QueuedDelivery& q) {
-    MessagePtr m = q.message ? q.message : store_->message_by_seq(q.message_seq);
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return gate_open_; });
-      seen_[q.key].push_back(m ? m->type : "?");
-      ++attempts_;
-    }
-    cv_.notify_all();
-    AttemptResult r;
-    r.outcome = Outcome::delivered("ref");
-    return r;
-  }
-
-  AcceptResult send(const std::string& type, const std::string& key) {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", type, key, "", clock_.now_ms(), {to_dest("cal")}));
-    return store_->accept(std::move(batch)).at(0);
-  }
-
-  // While the gate is closed, attempts wait before reaching the partner.
-  void gate(bool open) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      gate_open_ = open;
-    }
-    cv_.notify_all();
-  }
-  int attempts() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return attempts_;
-  }
-  std::vector<std::string> seen(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_[key];
+    start_with(open_sqlite_store(o));
   }
   int64_t count(const std::string& sql) {
     Poco::Data::SQLite::Connector::registerConnector();
@@ -124,16 +62,6 @@ class FaultTest : public ::testing::Test {
 
   StorageFaults& faults_;
   TempDir dir_;
-  SystemClock clock_;
-  IdGenerator ids_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<Dispatcher> dispatcher_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, std::vector<std::string>> seen_;
-  int attempts_ = 0;
-  bool gate_open_ = true;
 };
 
 // fsync fails after the first delivery of a key: its outcome cannot be committed, so the key
@@ -394,88 +322,6 @@ TEST(StoreQueryPlan, DashboardFiguresSeekTheirIndexes) {
     std::string all = PlanStore::joined(plan);
     EXPECT_NE(all.find("INDEX deliveries_"), std::string::npos) << st.name << ": " << all;
   }
-}
-
-// --- idempotency -------------------------------------------------------------------------------
-
-class IdempotencyTest : public ::testing::Test {
- protected:
-  IdempotencyTest() : clock_(1'700'000'000'000), ids_(clock_) {}
-  void SetUp() override {
-    StoreOptions o;
-    o.path = dir_.file("idem.db");
-    o.idempotency_retention_ms = 60'000;
-    o.purge_every_ms = 0;  // at every group
-    store_ = open_sqlite_store(o);
-  }
-  void TearDown() override { store_->close(); }
-
-  AcceptResult send(const std::string& key, const std::string& body, Millis at) {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", "t", "", key, at, {to_dest("a")}, body));
-    batch.back().body_digest = body == "" ? "" : "digest:" + body;
-    return store_->accept(std::move(batch)).at(0);
-  }
-
-  int64_t keys() {
-    Poco::Data::SQLite::Connector::registerConnector();
-    Poco::Data::Session s("SQLite", dir_.file("idem.db"));
-    int64_t v = 0;
-    s << "SELECT COUNT(*) FROM idempotency_keys", Poco::Data::Keywords::into(v),
-        Poco::Data::Keywords::now;
-    return v;
-  }
-
-  TempDir dir_;
-  ManualClock clock_;
-  IdGenerator ids_;
-  std::unique_ptr<Store> store_;
-};
-
-TEST_F(IdempotencyTest, SameKeyOtherBodyIsAConflictNamingTheFirstMessage) {
-  Millis t = 1'700'000'000'000;
-  AcceptResult first = send("demande-1", "{\"a\":1}", t);
-  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
-  AcceptResult same = send("demande-1", "{\"a\":1}", t + 10);
-  EXPECT_EQ(same.kind, AcceptResult::Kind::Duplicate);
-  EXPECT_EQ(same.id, first.id);
-  AcceptResult other = send("demande-1", "{\"a\":2}", t + 20);
-  EXPECT_EQ(other.kind, AcceptResult::Kind::Conflict);
-  EXPECT_EQ(other.id, first.id);
-  // Within one batch too.
-  std::vector<Incoming> batch;
-  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":1}"));
-  batch.back().body_digest = "x";
-  batch.push_back(make_incoming(ids_, "cms", "t", "", "k2", t, {to_dest("a")}, "{\"b\":2}"));
-  batch.back().body_digest = "y";
-  auto r = store_->accept(std::move(batch));
-  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
-  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Conflict);
-  EXPECT_EQ(r[1].id, r[0].id);
-}
-
-TEST_F(IdempotencyTest, AKeyIsForgottenAfterItsRetention) {
-  Millis t = 1'700'000'000'000;
-  AcceptResult first = send("demande-9", "{\"a\":1}", t);
-  ASSERT_EQ(first.kind, AcceptResult::Kind::Created);
-  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 59'000).kind, AcceptResult::Kind::Duplicate);
-  AcceptResult later = send("demande-9", "{\"a\":1}", t + 61'000);
-  EXPECT_EQ(later.kind, AcceptResult::Kind::Created);
-  EXPECT_NE(later.id, first.id);
-  // And remembered again from then on.
-  EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 62'000).kind, AcceptResult::Kind::Duplicate);
-}
-
-// Expired keys are purged, so the table (and its index) stays bounded by the retention.
-TEST_F(IdempotencyTest, ExpiredKeysArePurged) {
-  Millis t = 1'700'000'000'000;
-  for (int i = 0; i < 50; ++i) {
-    ASSERT_EQ(send("old-" + std::to_string(i), "{}", t).kind, AcceptResult::Kind::Created);
-  }
-  EXPECT_EQ(keys(), 50);
-  ASSERT_EQ(send("new-1", "{}", t + 120'000).kind, AcceptResult::Kind::Created);
-  store_->flush();
-  EXPECT_EQ(keys(), 1);
 }
 
 }  // namespace
