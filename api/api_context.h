@@ -97,7 +97,9 @@ bool handle_booking_endpoint(Ep id, RequestContext& rc);
 // The `booking:` section made alive: CMS76's RDV API (the configured http destination) and the
 // BookingService reading free/busy through the hub's calendar connector and claiming slots in
 // the hub's cross-references. Nothing when the section is absent. Start-up only: throws on a
-// destination that is missing or of the wrong kind. Owned by ApiServer; the hub outlives it.
+// destination that is missing or of the wrong kind. The hub's destinations of kind `booking`
+// (claims released when an RDV is cancelled or moved) tell the service, from its construction
+// to its destruction. Owned by ApiServer; the hub outlives it.
 class BookingSetup {
  public:
   BookingSetup(Hub& hub, const HubConfig& config);
@@ -107,6 +109,7 @@ class BookingSetup {
  private:
   std::unique_ptr<booking::RdvApi> rdv_;
   std::unique_ptr<booking::BookingService> service_;
+  std::vector<Connector*> releases_;  // the hub's `booking` destinations told of this service
 };
 
 // Session login (public endpoint): no principal yet.

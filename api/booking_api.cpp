@@ -138,8 +138,15 @@ BookingSetup::BookingSetup(Hub& hub, const HubConfig& config) {
         return calendar::free_busy(*c, mailbox, from, to);
       },
       *rdv_, hub.xrefs(), hub.clock());
+  // The destinations that release claims (kind "booking") tell this service.
+  for (const auto& [name, d] : config.destinations) {
+    Connector* c = d.connector == "booking" ? hub.connector(name) : nullptr;
+    if (c != nullptr && booking::attach_release(*c, service_.get())) releases_.push_back(c);
+  }
 }
 
-BookingSetup::~BookingSetup() = default;
+BookingSetup::~BookingSetup() {
+  for (Connector* c : releases_) booking::detach_release(*c);
+}
 
 }  // namespace relais::api

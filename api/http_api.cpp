@@ -21,7 +21,6 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/signature.h"
-#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {
@@ -805,8 +804,7 @@ class ApiHandler final : public HTTPRequestHandler {
 
 ApiServer::ApiServer(Hub& hub, const HubConfig& config, MappingRepository* mappings)
     : hub_(hub), config_(config), mappings_(mappings) {
-  console_ = open_sqlite_console_store(config_.store_path, hub_.clock(), StoreAccess::ReadWrite,
-                                       hub_.store_cipher());
+  console_ = hub_.stores().open_console(hub_.clock(), StoreAccess::ReadWrite, hub_.store_cipher());
   alerts_ = std::make_unique<AlertMonitor>(hub_, *console_, config_);
   std::vector<std::string> errors;
   api::TrustedProxies proxies(config_.trusted_proxies, errors);

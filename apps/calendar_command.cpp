@@ -11,8 +11,8 @@
 #include "connectors/calendar/calendar.h"
 #include "core/clock.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "core/xref_store.h"
-#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 namespace {
@@ -117,12 +117,12 @@ int calendar_command(int argc, char** argv) {
     // Read-only (safe while relais runs: no migration, no checkpoint); repairs go through the
     // API of the running relais.
     StoreOptions so;
-    so.path = cfg.store_path;
     so.read_only = true;
     so.read_pool = 1;
     so.cipher = load_at_rest_cipher(cfg.store_encryption);  // the payloads it compares
-    auto store = open_sqlite_store(so);
-    auto xrefs = open_sqlite_xref_store(cfg.store_path, clock, StoreAccess::ReadOnly);
+    auto backend = open_store_backend(cfg.store);
+    auto store = backend->open_messages(so);
+    auto xrefs = backend->open_xrefs(clock, StoreAccess::ReadOnly);
     auto driver = calendar::make_driver(it->second.settings, dest, 1, clock);
     calendar::ReconcileReport rep = calendar::reconcile(*driver, *xrefs, *store, dest, from, to);
     store->close();

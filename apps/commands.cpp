@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/pseudonym.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "mappings/mapping.h"
 #include "store/sqlite/sqlite_backend.h"
 
@@ -167,7 +168,7 @@ std::shared_ptr<MappingRepository> open_repository(int argc, char** argv, HubCon
                                                    StoreAccess access) {
   open_configured_store(argc, argv, cfg, access);
   auto repo = std::make_shared<MappingRepository>(
-      open_sqlite_document_store(cfg.store_path, SystemClock::instance(), access),
+      open_store_backend(cfg.store)->open_documents(SystemClock::instance(), access),
       SystemClock::instance());
   std::vector<std::string> reload_errors;
   if (!repo->reload(reload_errors)) {
@@ -455,10 +456,9 @@ void load_configuration(int argc, char** argv, HubConfig& cfg) {
 void open_configured_store(int argc, char** argv, HubConfig& cfg, StoreAccess access) {
   load_configuration(argc, argv, cfg);
   StoreOptions so;
-  so.path = cfg.store_path;
   so.read_only = access == StoreAccess::ReadOnly;
   so.read_pool = 1;
-  open_sqlite_store(so)->close();
+  open_store_backend(cfg.store)->open_messages(so)->close();
 }
 
 WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
@@ -578,12 +578,11 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
   }
   {
     StoreOptions so;
-    so.path = config.store_path;
-    open_sqlite_store(so)->close();  // creates or migrates the schema
+    open_store_backend(config.store)->open_messages(so)->close();  // creates or migrates
   }
   Runtime rt;
   rt.mappings = std::make_shared<MappingRepository>(
-      open_sqlite_document_store(config.store_path, clock), clock);
+      open_store_backend(config.store)->open_documents(clock, StoreAccess::ReadWrite), clock);
   bool seeded = !rt.mappings->documents().active("mapping").empty() ||
                 !rt.mappings->documents().active("table").empty();
   if (!seeded && (!config.mappings_dir.empty() || !config.tables_dir.empty())) {
@@ -605,6 +604,8 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
   }
   rt.hub = std::make_unique<Hub>(config, registries.connectors, clock, rt.mappings,
                                  &registries.enrichers, &registries.pollers);
+  rt.mappings->on_table_published(
+      [hub = rt.hub.get()](const PublishedTable& t) { hub->table_published(t); });
   rt.mappings->watch(2000);
   return rt;
 }

@@ -15,7 +15,7 @@
 #include "core/console_store.h"
 #include "core/metrics.h"
 #include "core/retention.h"
-#include "store/sqlite/sqlite_backend.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace {
@@ -115,12 +115,12 @@ int retention_command(int argc, char** argv) {
     }
     // No relais on this store: the purge runs here, the store lock held (target.lock).
     StoreOptions so;
-    so.path = cfg.store_path;
     so.synchronous_full = cfg.store_sync_full;
     so.busy_timeout_ms = cfg.store_busy_timeout_ms;
     so.read_pool = 1;
-    auto store = open_sqlite_store(so);
-    auto console = open_sqlite_console_store(cfg.store_path, SystemClock::instance());
+    auto backend = open_store_backend(cfg.store);
+    auto store = backend->open_messages(so);
+    auto console = backend->open_console(SystemClock::instance(), StoreAccess::ReadWrite, nullptr);
     Metrics metrics;
     RetentionResult r;
     Status s;

@@ -10,7 +10,7 @@
 
 #include "apps/api_client.h"
 #include "apps/commands.h"
-#include "store/sqlite/sqlite_backend.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace {
@@ -89,7 +89,6 @@ int rekey_via_api(const WriteTarget& target, int64_t batch) {
 
 int rekey_direct(const HubConfig& cfg, int64_t batch) {
   StoreOptions so;
-  so.path = cfg.store_path;
   so.read_pool = 1;
   so.cipher = load_at_rest_cipher(cfg.store_encryption);
   if (!so.cipher) {
@@ -97,7 +96,7 @@ int rekey_direct(const HubConfig& cfg, int64_t batch) {
                  "its keys): nothing to encrypt to\n";
     return 1;
   }
-  auto store = open_sqlite_store(so);
+  auto store = open_store_backend(cfg.store)->open_messages(so);
   RekeyRequest r;
   r.batch = batch;
   RekeyProgress p;

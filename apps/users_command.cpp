@@ -12,7 +12,7 @@
 #include "core/clock.h"
 #include "core/console_store.h"
 #include "core/crypto.h"
-#include "store/sqlite/sqlite_backend.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace {
@@ -93,7 +93,8 @@ int users_command(int argc, char** argv) {
     const std::string& op = pos[0];
     if (op == "list" && pos.size() == 1) {
       open_configured_store(argc, argv, cfg, StoreAccess::ReadOnly);
-      auto store = open_sqlite_console_store(cfg.store_path, clock, StoreAccess::ReadOnly);
+      auto store =
+          open_store_backend(cfg.store)->open_console(clock, StoreAccess::ReadOnly, nullptr);
       for (const auto& u : store->users()) {
         std::cout << u.name << "\t" << u.role << "\t" << (u.disabled ? "disabled" : "active")
                   << "\t" << format_rfc3339(u.created_at) << "\t" << u.created_by << "\n";
@@ -121,7 +122,8 @@ int users_command(int argc, char** argv) {
     if (target.via_api) return users_via_api(target, op, name, role, password);
     // No relais on this store: write it directly (creating or migrating it), lock held.
     open_configured_store(argc, argv, cfg, StoreAccess::ReadWrite);
-    auto store = open_sqlite_console_store(cfg.store_path, clock);
+    auto store =
+        open_store_backend(cfg.store)->open_console(clock, StoreAccess::ReadWrite, nullptr);
     if (op == "add") {
       Status s = store->add_user(UserRecord{name, role, hash_password(password), 0, cli_actor()});
       if (!s.ok) {

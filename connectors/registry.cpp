@@ -1,6 +1,7 @@
 #include "connectors/registry.h"
 
 #include "connectors/ban/ban.h"
+#include "connectors/booking/booking.h"
 #include "connectors/calendar/calendar.h"
 #include "connectors/capdemat/capdemat.h"
 #include "connectors/database/database_poller.h"
@@ -21,6 +22,7 @@ void register_builtin_connectors(ConnectorRegistry& registry) {
   register_genesis_connector(registry);
   register_demarches_connector(registry);
   register_capdemat_connector(registry);
+  booking::register_booking_connector(registry);
 }
 
 void register_builtin_enrichers(EnricherRegistry& registry) {

@@ -22,6 +22,7 @@
 
 namespace relais {
 
+class StoreBackend;
 class XrefStore;
 
 // What a connector may ask of the hub that owns it. Implemented by the Hub; thread-safe; valid
@@ -96,6 +97,15 @@ struct InboundResponse {
   nlohmann::json body = nlohmann::json::object();  // sent as JSON
 };
 
+// A lookup table an admin has just published (its new active version is committed), as its
+// rows: key → value (a text for a table of values, an object of columns for a table of
+// records), sorted by key; the table's default ("*") is not a row. Plain value.
+struct PublishedTable {
+  std::string name;
+  int64_t version = 0;
+  std::vector<std::pair<std::string, nlohmann::json>> rows;
+};
+
 // A configured destination instance. deliver() is called concurrently from up to `concurrency`
 // worker threads, each with its own slot index: implementations keep per-slot state (e.g. one
 // connection per slot) or synchronise internally. Owned by the Hub; lives until shutdown.
@@ -125,6 +135,12 @@ class Connector {
     (void)woken;
     return false;
   }
+  // A lookup table was published (committed, now active): a connector that sends some tables
+  // to its partner (Capdémat's referentials) posts what it will send as a durable message
+  // (HubServices::post), so that the push is retried like any delivery. Called by the hub for
+  // every destination, on the publisher's thread (an API thread), after the commit. Never
+  // throws. Default: nothing.
+  virtual void on_table_published(const PublishedTable& table) { (void)table; }
 };
 
 // What a factory gets to build an instance.
@@ -134,8 +150,11 @@ struct ConnectorContext {
   int concurrency = 1;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
-  std::string store_path;  // the hub's SQLite store (migrated), for connectors' own tables
-  std::string base_dir;    // the configuration file's folder: relative paths resolve from it
+  // The hub's store (owned by the hub, outlives the connector; null in unit tests that build a
+  // connector alone): a connector's own records (StoreBackend::sms()) and the node's own folder
+  // (state_dir()), whatever the engine.
+  StoreBackend* stores = nullptr;
+  std::string base_dir;  // the configuration file's folder: relative paths resolve from it
   // The cross-references of the hub's store (owned by the hub, outlives the connector; null
   // where no store is open). Connectors that update or delete what they created use it.
   XrefStore* xrefs = nullptr;

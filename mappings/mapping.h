@@ -59,6 +59,8 @@ class TableSet {
   // The value for key (the table default when the key is absent); nullptr when the table is
   // unknown or the key is absent and the table has no default.
   const nlohmann::json* find(const std::string& table, const std::string& key) const;
+  // Every row of `table` (the default excepted), sorted by key; empty when it is unknown.
+  std::vector<std::pair<std::string, nlohmann::json>> rows(const std::string& table) const;
 
   // Internal: resolved table for compiled lookups (nullptr when unknown).
   const detail::Table* table(const std::string& name) const;

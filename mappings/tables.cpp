@@ -262,6 +262,13 @@ std::vector<std::string> TableSet::names() const {
   return out;
 }
 
+std::vector<std::pair<std::string, json>> TableSet::rows(const std::string& table) const {
+  std::vector<std::pair<std::string, json>> out;
+  if (const Table* t = this->table(table)) out.assign(t->rows.begin(), t->rows.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 const json* TableSet::find(const std::string& table, const std::string& key) const {
   const Table* t = this->table(table);
   return t ? t->find(key) : nullptr;

@@ -6,7 +6,6 @@
 #include "core/crypto.h"
 #include "core/json_reader.h"
 #include "core/log.h"
-#include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
 
@@ -74,17 +73,17 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     }
   }
 
+  backend_ = open_store_backend(config_.store);
   StoreOptions so;
-  so.path = config_.store_path;
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
   so.idempotency_retention_ms = config_.store_idempotency_retention_ms;
   so.busy_timeout_ms = config_.store_busy_timeout_ms;
   cipher_ = load_at_rest_cipher(config_.store_encryption);
   so.cipher = cipher_;
-  store_ = open_sqlite_store(so);
-  xrefs_ = open_sqlite_xref_store(config_.store_path, clock_);
-  pairings_ = open_sqlite_pairing_store(config_.store_path, clock_, cipher_);
+  store_ = backend_->open_messages(so);
+  xrefs_ = backend_->open_xrefs(clock_, StoreAccess::ReadWrite);
+  pairings_ = backend_->open_pairings(clock_, cipher_);
 
   for (const auto& [name, dc] : config_.destinations) {
     const ConnectorKind* kind = registry.find(dc.connector);
@@ -94,7 +93,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     ctx.concurrency = dc.concurrency;
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
-    ctx.store_path = config_.store_path;
+    ctx.stores = backend_.get();
     ctx.base_dir = config_.base_dir;
     ctx.xrefs = xrefs_.get();
     ctx.pairings = pairings_.get();
@@ -292,6 +291,10 @@ AcceptResponse Hub::accept(const AcceptRequest& request) {
   AcceptResponse out;
   settle(request.source, results.front(), dests, out);
   return out;
+}
+
+void Hub::table_published(const PublishedTable& table) {
+  for (const auto& [name, connector] : connectors_) connector->on_table_published(table);
 }
 
 std::vector<PollingState> Hub::polling_states() const {

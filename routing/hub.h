@@ -73,6 +73,10 @@ class Hub final : public HubServices {
   // per record; `stored` false when nothing of the batch is stored.
   std::vector<PolledOutcome> commit_polled(const std::string& source, const PollBatch& batch,
                                            bool& stored);
+  // A lookup table was published (MappingRepository's listener): tells every destination's
+  // connector (Connector::on_table_published), on the caller's thread. Never throws.
+  void table_published(const PublishedTable& table);
+
   // The polling sources' states (for the dashboard), by source name.
   std::vector<PollingState> polling_states() const;
 
@@ -92,6 +96,8 @@ class Hub final : public HubServices {
   bool has_source(const std::string& name) const { return config_.sources.count(name) > 0; }
   bool ready() const;
   Store& store() { return *store_; }
+  // The engine every store of this hub was opened on (the API opens the console's there).
+  StoreBackend& stores() { return *backend_; }
   // The keys of store.encryption (null: no encryption), loaded once at start-up; shared with
   // the other readers of the store file (the console store).
   std::shared_ptr<const AtRestCipher> store_cipher() const { return cipher_; }
@@ -149,6 +155,7 @@ class Hub final : public HubServices {
   Metrics metrics_;
   IdGenerator ids_;
   std::shared_ptr<const AtRestCipher> cipher_;
+  std::unique_ptr<StoreBackend> backend_;  // before every store opened on it
   std::unique_ptr<Store> store_;
   std::unique_ptr<XrefStore> xrefs_;  // on the store's file; before the connectors that use it
   std::unique_ptr<PairingStore> pairings_;  // likewise

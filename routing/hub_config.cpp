@@ -247,8 +247,24 @@ const ConfigSpec& store_spec() {
   static const ConfigSpec s{
       "store",
       {
-          {"kind", F::String, "sqlite", false, "store implementation", {"sqlite"}},
-          {"path", F::String, "", true, "the SQLite file (relative to the configuration file)"},
+          {"kind",
+           F::String,
+           "sqlite",
+           false,
+           "the engine: sqlite (one file, one node) or postgresql (several nodes; "
+           "docs/operations.md)",
+           {"sqlite", "postgresql"}},
+          {"path", F::String, "", false,
+           "sqlite: the SQLite file (relative to the configuration file); required for sqlite"},
+          {"uri", F::String, "", false,
+           "postgresql: the libpq connection URI, e.g. postgresql://relais@db1:5432/relais "
+           "(no password in it: see password_env); required for postgresql"},
+          {"password_env", F::String, "", false,
+           "postgresql: the environment variable that holds the role's password (or use "
+           "libpq's ~/.pgpass)"},
+          {"state_dir", F::String, "", false,
+           "the node's own files that are not shared with other nodes (a file destination's "
+           "batch journal); default: the SQLite file's folder; required for postgresql"},
           {"synchronous",
            F::String,
            "full",
@@ -879,7 +895,26 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
   check_tls_client(top.object("alerts").object("webhook").object("tls"), file, errors);
 
   auto store = top.object("store");
-  out.store_path = resolve(base_dir, store.str("path"));
+  out.store.kind = store.str("kind");
+  if (store.has("path")) out.store.path = resolve(base_dir, store.str("path"));
+  out.store.uri = store.str("uri");
+  out.store.password_env = store.str("password_env");
+  if (store.has("state_dir")) out.store.state_dir = resolve(base_dir, store.str("state_dir"));
+  if (out.store.kind == "sqlite" && out.store.path.empty()) {
+    errors.push_back(error_at(store.node(), file, "store.path",
+                              "the SQLite file is required when store.kind is sqlite"));
+  }
+  if (out.store.kind == "postgresql") {
+    if (out.store.uri.empty()) {
+      errors.push_back(error_at(store.node(), file, "store.uri",
+                                "the connection URI is required when store.kind is postgresql"));
+    }
+    if (out.store.state_dir.empty()) {
+      errors.push_back(error_at(store.node(), file, "store.state_dir",
+                                "the node's own folder is required when store.kind is postgresql"));
+    }
+  }
+  out.store_path = out.store.path;
   out.store_sync_full = store.str("synchronous") == "full";
   out.store_max_batch = static_cast<int>(store.integer("max_batch"));
   out.store_idempotency_retention_ms = store.duration_ms("idempotency_retention");

@@ -21,6 +21,7 @@
 #include "core/retention.h"
 #include "core/retry_policy.h"
 #include "core/signature.h"
+#include "core/store_backend.h"
 #include "core/tls_options.h"
 #include "routing/predicate.h"
 
@@ -121,7 +122,8 @@ struct HubConfig {
   std::vector<std::string> trusted_proxies;  // addresses / CIDR ranges (api/proxy.h)
   TlsServerOptions tls;                      // server.tls (not enabled(): plain HTTP)
 
-  std::string store_path;
+  StoreLocation store;     // store.kind and where (core/store_backend.h)
+  std::string store_path;  // store.path (sqlite): the file, for the commands that open it
   bool store_sync_full = true;
   int store_max_batch = 2000;
   Millis store_idempotency_retention_ms = 30LL * 24 * 3600 * 1000;

@@ -72,8 +72,38 @@ std::map<std::string, std::pair<std::string, std::string>> MappingRepository::ac
 }
 
 bool MappingRepository::reload(std::vector<std::string>& errors) {
-  std::lock_guard<std::mutex> lock(publish_mu_);
-  return reload_locked(errors);
+  std::vector<PublishedTable> changed;
+  bool ok = false;
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    ok = reload_locked(errors);
+    // The tables whose active version changed since the last load (published elsewhere: the
+    // CLI, another node); none at the first load.
+    if (ok) {
+      auto tables = snapshot()->tables;
+      std::map<std::string, int64_t> now;
+      for (const auto& d : docs_.active("table")) {
+        now[d.name] = d.version;
+        auto known = table_versions_.find(d.name);
+        if (tables_loaded_ && (known == table_versions_.end() || known->second != d.version)) {
+          changed.push_back({d.name, d.version, tables->rows(d.name)});
+        }
+      }
+      table_versions_ = std::move(now);
+      tables_loaded_ = true;
+    }
+  }
+  for (const auto& t : changed) announce(t);
+  return ok;
+}
+
+void MappingRepository::announce(const PublishedTable& table) {
+  TableListener listener;
+  {
+    std::lock_guard<std::mutex> l(listener_mu_);
+    listener = table_listener_;
+  }
+  if (listener) listener(table);
 }
 
 bool MappingRepository::reload_locked(std::vector<std::string>& errors) {
@@ -236,28 +266,39 @@ MappingCheck MappingRepository::add_table_version(const std::string& name,
                                                   const std::string& author,
                                                   const std::string& comment) {
   MappingCheck out;
-  std::lock_guard<std::mutex> lock(publish_mu_);
-  auto docs = active_table_docs();
-  docs[name] = {format, text};
-  auto tables = mappings::TableSet::from_documents(docs, out.diagnostics);
-  auto next = std::make_shared<Snapshot>();
-  next->tables = tables;
-  for (const auto& doc : docs_.active("mapping")) {
-    auto compiled = mappings::compile(doc.content, doc.name + " v" + std::to_string(doc.version),
-                                      tables, out.diagnostics);
-    if (compiled) next->mappings[doc.name] = Entry{doc.version, compiled};
-  }
-  if (!out.diagnostics.empty()) {
-    out.ok = false;
-    return out;
-  }
-  out.version = docs_.add(make_doc("table", name, format, text, author, comment), true);
+  PublishedTable published;
   {
-    std::lock_guard<std::mutex> l(snap_mu_);
-    snap_ = next;
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    auto docs = active_table_docs();
+    docs[name] = {format, text};
+    auto tables = mappings::TableSet::from_documents(docs, out.diagnostics);
+    auto next = std::make_shared<Snapshot>();
+    next->tables = tables;
+    for (const auto& doc : docs_.active("mapping")) {
+      auto compiled = mappings::compile(doc.content, doc.name + " v" + std::to_string(doc.version),
+                                        tables, out.diagnostics);
+      if (compiled) next->mappings[doc.name] = Entry{doc.version, compiled};
+    }
+    if (!out.diagnostics.empty()) {
+      out.ok = false;
+      return out;
+    }
+    out.version = docs_.add(make_doc("table", name, format, text, author, comment), true);
+    {
+      std::lock_guard<std::mutex> l(snap_mu_);
+      snap_ = next;
+    }
+    generation_ = docs_.generation();
+    table_versions_[name] = out.version;
+    published = {name, out.version, tables->rows(name)};
   }
-  generation_ = docs_.generation();
+  announce(published);
   return out;
+}
+
+void MappingRepository::on_table_published(TableListener listener) {
+  std::lock_guard<std::mutex> l(listener_mu_);
+  table_listener_ = std::move(listener);
 }
 
 ImportReport MappingRepository::import_dirs(const std::string& mappings_dir,

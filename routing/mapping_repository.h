@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/connector.h"
 #include "core/document_store.h"
 #include "mappings/mapping.h"
 #include "routing/mapping_stage.h"
@@ -65,6 +67,7 @@ class MappingRepository final : public MappingStage {
   Status activate(const std::string& name, int64_t version, const std::string& by,
                   const std::string& comment);
   // Stores a new lookup-table version; every active mapping must still compile against it.
+  // Once committed, the table listener (on_table_published) hears it, on this thread.
   MappingCheck add_table_version(const std::string& name, const std::string& format,
                                  const std::string& text, const std::string& author,
                                  const std::string& comment);
@@ -81,6 +84,13 @@ class MappingRepository final : public MappingStage {
   void watch(int interval_ms);
 
   DocumentStore& documents() { return docs_; }
+
+  // Who hears of a table published, after its commit, outside the publishing lock (the hub: it
+  // tells every connector): through add_table_version on the publisher's thread, or found by
+  // reload() (the watcher: a version published by another process) on the reloading thread.
+  // Not at the first load. One listener; set once at start-up, before the API serves.
+  using TableListener = std::function<void(const PublishedTable&)>;
+  void on_table_published(TableListener listener);
 
  private:
   struct Entry {
@@ -101,7 +111,13 @@ class MappingRepository final : public MappingStage {
   const Clock& clock_;
   mutable std::mutex snap_mu_;
   std::shared_ptr<const Snapshot> snap_;
-  std::mutex publish_mu_;  // serialises publishing and reloading
+  std::mutex publish_mu_;                      // serialises publishing and reloading
+  void announce(const PublishedTable& table);  // to the listener, if any
+  std::mutex listener_mu_;
+  TableListener table_listener_;  // guarded by listener_mu_
+  // The active table versions last loaded or published (guarded by publish_mu_).
+  std::map<std::string, int64_t> table_versions_;
+  bool tables_loaded_ = false;
   std::atomic<int64_t> generation_{-1};
   std::thread watcher_;
   std::mutex watch_mu_;

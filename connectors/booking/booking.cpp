@@ -71,9 +71,9 @@ std::string utc_text(Millis t) {  // "2026-03-30T07:00:00Z"
   return format_rfc3339(t).substr(0, 19) + "Z";
 }
 
-// A list key's items, or its declared default ("mon,tue,…") when absent: ConfigView::strings()
-// gives no default.
-std::vector<std::string> list_or_default(const ConfigView& v, const std::string& key) {
+}  // namespace
+
+std::vector<std::string> config_list(const ConfigView& v, const std::string& key) {
   std::vector<std::string> raw;
   if (v.has(key)) {
     raw = v.strings(key);
@@ -82,8 +82,6 @@ std::vector<std::string> list_or_default(const ConfigView& v, const std::string&
   }
   return items(raw);
 }
-
-}  // namespace
 
 Settings read_settings(const ConfigView& b) {
   Settings s;
@@ -102,12 +100,12 @@ Settings read_settings(const ConfigView& b) {
     offer.cms = o.str("cms");
     offer.motif = o.str("motif");
     offer.slot_ms = o.duration_ms("slot");
-    for (const auto& d : list_or_default(o, "days")) {
+    for (const auto& d : config_list(o, "days")) {
       int w = weekday_index(d);
       if (w < 0) throw std::invalid_argument(where + ".days: '" + d + "' is not mon…sun");
       offer.open_day[static_cast<size_t>(w)] = true;
     }
-    for (const auto& h : list_or_default(o, "hours")) {
+    for (const auto& h : config_list(o, "hours")) {
       size_t dash = h.find('-');
       int open = 0, close = 0;
       if (dash == std::string::npos || !parse_hhmm(h.substr(0, dash), open) ||
@@ -118,7 +116,7 @@ Settings read_settings(const ConfigView& b) {
     }
     std::sort(offer.hours.begin(), offer.hours.end());
     offer.public_holidays = o.boolean("public_holidays");
-    for (const auto& d : list_or_default(o, "closed_dates")) {
+    for (const auto& d : config_list(o, "closed_dates")) {
       sms::LocalDate date;
       if (!parse_date(d, date)) {
         throw std::invalid_argument(where + ".closed_dates: '" + d + "' is not YYYY-MM-DD");
@@ -273,11 +271,26 @@ BookingService::BookingService(Settings settings, BusyReader busy, RdvApi& rdv, 
       clock_(clock),
       ids_(clock) {
   if (!tz_) throw std::invalid_argument("booking.time_zone: unknown zone " + settings_.time_zone);
+  reload_claims();
+}
+
+void BookingService::reload_claims() {
   const Millis now = clock_.now_ms();
+  std::map<std::string, Millis> alive;
   for (const auto& ref :
        xrefs_.list(kClaimDestination, now - settings_.claim_ttl_ms, now + 1, 1000000)) {
-    claims_[ref.key] = ref.updated_at;
+    alive[ref.key] = ref.updated_at;
   }
+  std::lock_guard<std::mutex> lock(claims_mu_);
+  claims_ = std::move(alive);
+}
+
+void BookingService::released(const std::string& key) {
+  {
+    std::lock_guard<std::mutex> lock(claims_mu_);
+    claims_.erase(key);
+  }
+  forget(key.substr(0, key.find('|')));
 }
 
 const Offer* BookingService::find_offer(const std::string& cms, const std::string& motif) const {
@@ -348,10 +361,11 @@ bool BookingService::claimed(const std::string& key, Millis now) const {
   return it != claims_.end() && now - it->second < settings_.claim_ttl_ms;
 }
 
-namespace {
-std::string claim_key(const Professional& p, Millis start) {
-  return p.mailbox + "|" + utc_text(start);
+std::string claim_key(const std::string& mailbox, Millis start) {
+  return mailbox + "|" + utc_text(start);
 }
+
+namespace {
 bool overlaps(Millis s, Millis e, Millis bs, Millis be) {
   return s < be && bs < e;
 }
@@ -416,7 +430,7 @@ BookingService::SlotsAnswer BookingService::slots(const std::string& cms, const 
   }
   for (const auto& s : candidates) {
     const size_t i = index.at(s.professional);
-    bool free = !claimed(claim_key(pros[i], s.start), now);
+    bool free = !claimed(claim_key(pros[i].mailbox, s.start), now);
     for (const auto& b : *busy[i]) free = free && !overlaps(s.start, s.end, b.start, b.end);
     if (free) out.slots.push_back(s);
   }
@@ -457,7 +471,7 @@ BookingService::BookAnswer BookingService::book(const std::string& cms, const st
     return out;
   }
   out.slot = *slot;
-  const std::string key = claim_key(*pro, slot->start);
+  const std::string key = claim_key(pro->mailbox, slot->start);
   // true: answered; false: the slot is taken (answered once its lock is released).
   auto attempt = [&]() -> bool {
     std::lock_guard<std::mutex> lock(

@@ -26,6 +26,7 @@
 #include "connectors/sms/sending_window.h"
 #include "core/clock.h"
 #include "core/config_spec.h"
+#include "core/connector.h"
 #include "core/ids.h"
 #include "core/xref_store.h"
 
@@ -35,8 +36,12 @@ class TimeZone;
 
 namespace relais::booking {
 
-// The cross-reference destination of the slots' claims (key: mailbox + "|" + start UTC).
+// The cross-reference destination of the slots' claims (key: claim_key()). The reference's
+// external id is CMS76's RDV id once the RDV is created ("pending:…" before, "taken-in-cms76"
+// when CMS76 had it already).
 inline constexpr const char* kClaimDestination = "booking";
+// A slot's claim key: the mailbox, "|", the start in UTC ("2027-01-04T08:00:00Z").
+std::string claim_key(const std::string& mailbox, Millis start);
 
 struct Professional {
   std::string id;       // CMS76's id
@@ -66,6 +71,10 @@ struct Settings {
   int64_t claim_ttl_ms = 7 * 86400000LL;
   std::vector<Offer> offers;
 };
+
+// A list key's items, or its declared default ("mon,tue,…", split at commas) when absent:
+// ConfigView::strings() gives no default.
+std::vector<std::string> config_list(const ConfigView& v, const std::string& key);
 
 // Reads a validated `booking:` section (routing/booking_config.h). Throws std::invalid_argument
 // naming the key on what the spec cannot check (hours, days, dates, duplicate offers).
@@ -160,6 +169,14 @@ class BookingService {
   BookAnswer book(const std::string& cms, const std::string& motif, const std::string& professional,
                   Millis start, const nlohmann::json& citizen);
 
+  // A claim was released durably (its cross-reference removed: the RDV was cancelled or moved,
+  // see ClaimRelease): the slot is offered again and its professional's cached free/busy is
+  // dropped. `key` is the claim's key (mailbox|start).
+  void released(const std::string& key);
+  // Reads the claims again from the cross-references (those younger than claim_ttl): what
+  // another writer (the release destination, before this service listened) changed.
+  void reload_claims();
+
   const Settings& settings() const { return settings_; }
   // Free/busy reads sent so far (the cache's hits are not counted), for tests and metrics.
   int64_t reads() const { return reads_.load(); }
@@ -199,5 +216,19 @@ class BookingService {
   std::map<std::string, Millis> claims_;   // key → when claimed
   std::array<std::mutex, 64> slot_locks_;  // striped by the slot's key
 };
+
+// ---- the release of a claim when its RDV is cancelled or moved ------------------------------
+
+// Registers the "booking" connector kind: a destination that releases the claim of a slot
+// booked online when a message says its RDV was cancelled or moved (docs/booking.md, "A
+// cancelled RDV"). Which messages reach it is the routes' business; which types cancel or move
+// and which fields give the RDV's id, mailbox and start is its configuration.
+void register_booking_connector(ConnectorRegistry& registry);
+
+// Makes `service` hear the releases of `destination`'s connector (one of kind "booking"), then
+// reads the claims again (a release committed before it listened is not missed). False when
+// the connector is not of that kind. `service` must stay alive until detach_release().
+bool attach_release(Connector& destination, BookingService* service);
+void detach_release(Connector& destination);
 
 }  // namespace relais::booking

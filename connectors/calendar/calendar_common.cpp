@@ -8,6 +8,7 @@
 
 #include "connectors/calendar/calendar.h"
 #include "connectors/calendar/calendar_http.h"
+#include "connectors/http/http_connector.h"
 #include "core/crypto.h"
 #include "mappings/tz.h"
 
@@ -18,27 +19,6 @@ std::string str_at(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) return {};
   return it->get<std::string>();
-}
-
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void civil_from_days(int64_t z, int& y, int& m, int& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  y = static_cast<int>(static_cast<int64_t>(yoe) + era * 400 + (m <= 2));
 }
 
 }  // namespace
@@ -157,8 +137,8 @@ bool epoch_of(const std::string& iso, int64_t& t) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-  t = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
-      mi * 60 + s - offset_min * 60;
+  t = mappings::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
+      h * 3600 + mi * 60 + s - offset_min * 60;
   return true;
 }
 
@@ -166,12 +146,11 @@ bool epoch_of(const std::string& iso, int64_t& t) {
 std::string iso_of(int64_t t, bool z) {
   int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
   int64_t secs = t - days * 86400;
-  int y, mo, d;
-  civil_from_days(days, y, mo, d);
+  mappings::CivilDate c = mappings::civil_from_days(days);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mo, d,
-                static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
-                static_cast<int>(secs % 60), z ? "Z" : "");
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%s", static_cast<int>(c.year),
+                static_cast<int>(c.month), static_cast<int>(c.day), static_cast<int>(secs / 3600),
+                static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60), z ? "Z" : "");
   return buf;
 }
 
@@ -242,13 +221,10 @@ Outcome network_failure(const HttpAnswer& answer, const std::string& what) {
   return curl_failure_outcome(answer.rc, answer.failure, what);
 }
 
-std::optional<int64_t> retry_after_ms(const std::string& value) {
-  if (value.empty() || value.find_first_not_of("0123456789.") != std::string::npos) {
-    return std::nullopt;
-  }
-  double s = std::atof(value.c_str());
-  if (s < 0 || s > 86400) return std::nullopt;
-  return static_cast<int64_t>(s * 1000);
+std::optional<int64_t> retry_after_ms(const std::string& value, Millis now_ms) {
+  int64_t ms = parse_retry_after_ms(value, now_ms);
+  if (ms < 0) return std::nullopt;
+  return ms;
 }
 
 std::string mailbox_scope(const std::string& mailbox) {

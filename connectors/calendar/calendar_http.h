@@ -71,9 +71,9 @@ Outcome network_failure(const HttpAnswer& answer, const std::string& what);
 // The same for a request that may be sent twice.
 Outcome network_failure(CURLcode rc, const std::string& what);
 
-// A Retry-After in seconds (Graph sends fractions: "2.128") as milliseconds; nullopt when it is
-// not a number of seconds.
-std::optional<int64_t> retry_after_ms(const std::string& value);
+// The partner's Retry-After read by parse_retry_after_ms (connectors/http/http_connector.h):
+// nullopt when absent or unreadable.
+std::optional<int64_t> retry_after_ms(const std::string& value, Millis now_ms);
 
 // The pause taken when a partner throttles without saying for how long (the dispatcher's
 // default, retry.throttle_default, is 5 s too; the gate needs a number).

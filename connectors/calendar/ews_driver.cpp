@@ -280,7 +280,7 @@ class EwsDriver final : public Driver {
       bool parsed = read_answer(h.body, a);
       if (h.status == 429 || h.status == 502 || h.status == 503 || h.status == 504 ||
           (h.status >= 500 && !parsed)) {
-        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"), clock_.now_ms());
         a.failed = true;
         if ((h.status == 429 || h.status == 503) && (after || h.status == 429)) {
           // "Slow down" at the HTTP level: the mailbox's requests wait, every slot.

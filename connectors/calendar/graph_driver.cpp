@@ -271,13 +271,14 @@ class GraphDriver final : public Driver {
                                 ": the mailbox does not exist in Exchange Online or is not "
                                 "enabled for Graph (an on-premises mailbox needs the ews driver); "
                                 "correct the professional's address in CMS76");
-      } else if (h.status == 429 || (h.status == 503 && retry_after_ms(h.header("retry-after")))) {
+      } else if (h.status == 429 ||
+                 (h.status == 503 && retry_after_ms(h.header("retry-after"), clock_.now_ms()))) {
         // Graph throttles per mailbox (and per app and tenant): every slot waits for the
         // time asked before sending anything more for this mailbox.
         o = gate_.pause(mailbox, static_cast<int>(h.status), what + " (throttled)",
-                        retry_after_ms(h.header("retry-after")));
+                        retry_after_ms(h.header("retry-after"), clock_.now_ms()));
       } else if (h.status == 408 || h.status >= 500 || h.status == 409 || h.status == 412) {
-        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"));
+        std::optional<int64_t> after = retry_after_ms(h.header("retry-after"), clock_.now_ms());
         o = Outcome::retry(
             "http", static_cast<int>(h.status),
             what + (h.status == 429 ? " (throttled)" : "") + ": will try again" +

@@ -149,6 +149,18 @@ std::string local_referential_xml(const std::string& name, const std::string& la
                                   const std::vector<ReferentialEntry>& entries);
 std::string nmtoken(const std::string& text);
 
+// One id pair of a HomeFolderMapping / IndividualMapping (external/HomeFolderMappingService.xsd):
+// Capdémat's id (ExternalCapDematId, the schema's spelling) and the external system's
+// (ExternalId, CMS76's).
+struct IdMapping {
+  std::string capdemat_id;
+  std::string external_id;
+};
+// The homeFolderMappingRequest (the service's one-way operation homeFolderMapping): the local
+// authority, the home folder's mapping (required by the schema), then the individuals', in order.
+std::string home_folder_mapping_body(const std::string& local_authority, const IdMapping& home,
+                                     const std::vector<IdMapping>& individuals);
+
 // The SOAP bodies (children of soap:Body).
 std::string get_requests_body(const std::string& request_type_label, const std::string& state);
 std::string ack_requests_body(const std::vector<std::pair<std::string, bool>>& acks);

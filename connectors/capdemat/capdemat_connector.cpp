@@ -4,7 +4,12 @@
 //   workflow's legal transitions for an external service, guarded by the cross-references
 //   (intended before sending, applied after; after a lost answer the request's state is read
 //   before trying again), so a transition is never applied twice; a pairing message records a
-//   HomeFolderMapping / IndividualMapping in the hub's pairings (partner "capdemat");
+//   HomeFolderMapping / IndividualMapping in the hub's pairings (partner "capdemat") and, with
+//   pairing.mapping, sends it to Capdémat's HomeFolderMappingService at most once (SOAP,
+//   WS-Security; the cross-reference "mapping:<person>" guards it); a code list message is PUT
+//   as a local referential;
+// - on_table_published(): a table named in `referentials` becomes a code list message posted to
+//   this destination (durable, retried like any delivery);
 // - inbound("inbound/request"): Capdémat's push of a request (HTTP Basic), validated against its
 //   type's schema, read into a message of the configured source and committed (Hub::submit)
 //   before the 2xx;
@@ -23,6 +28,7 @@
 #include "core/files.h"
 #include "core/glob.h"
 #include "core/json_template.h"
+#include "core/log.h"
 #include "core/tls_client.h"
 #include "core/xref_store.h"
 
@@ -86,6 +92,21 @@ const ConfigSpec& inbound_spec() {
   return s;
 }
 
+// Capdémat's HomeFolderMappingService (external/HomeFolderMappingService.xsd and its WSDL).
+const ConfigSpec& mapping_service_spec() {
+  static const ConfigSpec s{
+      "capdemat mapping service",
+      {
+          {"url", F::String, "", true, "the SOAP endpoint of Capdémat's HomeFolderMappingService"},
+          {"wss", F::Object, "", true, "WS-Security UsernameToken", {}, &soap::wss_spec()},
+          {"local_authority", F::String, "", true,
+           "LocalAuthority of the request: the authority's name at Capdémat"},
+          {"action", F::String, "http://www.capwebct.fr/capdemat/homeFolderMapping", false,
+           "SOAPAction of homeFolderMapping (the WSDL's)"},
+      }};
+  return s;
+}
+
 const ConfigSpec& pairing_spec() {
   static const ConfigSpec s{
       "capdemat pairing",
@@ -96,6 +117,33 @@ const ConfigSpec& pairing_spec() {
            "JSON path of the CMS76 key (individu:… or foyer:…)"},
           {"capdemat_id", F::String, "$.appariement.capdemat_id", false,
            "JSON path of the Capdémat id (individual or home folder)"},
+          {"home_folder_prefix", F::String, "foyer:", false,
+           "CMS76 keys that start with it are home folders; the others are individuals"},
+          {"home_folder", F::String, "$.appariement.foyer", false,
+           "JSON path of an individual's home folder (its CMS76 key, e.g. foyer:12): Capdémat's "
+           "mapping service takes an individual's mapping with its home folder's"},
+          {"mapping",
+           F::Object,
+           "",
+           false,
+           "send each pairing to Capdémat's HomeFolderMappingService (once; ExternalId = the "
+           "CMS76 key without its prefix); absent: pairings are kept in relais only",
+           {},
+           &mapping_service_spec()},
+      }};
+  return s;
+}
+
+// A lookup table sent to Capdémat as a local referential when it is published.
+const ConfigSpec& referential_spec() {
+  static const ConfigSpec s{
+      "capdemat referential",
+      {
+          {"name", F::String, "", false, "the referential's name at Capdémat (\"\" = the table's)"},
+          {"label", F::String, "", false, "its label (\"\" = its name)"},
+          {"entry_label", F::String, "key", false,
+           "what labels an entry: key (the key itself), value (a table of values: its value) or "
+           "the name of a column of a table of records"},
       }};
   return s;
 }
@@ -131,9 +179,22 @@ const ConfigSpec& connector_spec() {
                F::Object,
                "",
                false,
-               "HomeFolderMapping / IndividualMapping messages kept as pairings",
+               "HomeFolderMapping / IndividualMapping messages kept as pairings (and sent to "
+               "Capdémat's mapping service with `mapping`)",
                {},
                &pairing_spec()},
+              {"referential_types", F::StringList, "", false,
+               "message types that carry a code list (default [capdemat.referentiel]); the "
+               "first is the type of the messages posted when a table of `referentials` is "
+               "published"},
+              {"referentials",
+               F::ObjectMap,
+               "",
+               false,
+               "lookup tables pushed to Capdémat as local referentials whenever an admin "
+               "publishes them: table name → how (a durable message for this destination)",
+               {},
+               &referential_spec()},
           },
       })};
   return s;
@@ -211,15 +272,38 @@ void check_reader(const ConfigView& c, const std::string& file, std::vector<Conf
   }
 }
 
-// What the destination and the poller both check: the tls block and the URL's scheme.
-void check_transport(const ConfigView& c, const std::string& file,
-                     std::vector<ConfigError>& errors) {
-  check_tls_client(c.object("tls"), file, errors);
+// The block's `url` starts with http(s)://.
+void check_url(const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
   std::string url = c.str("url");
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
     errors.push_back(
         error_at(c.node(), file, c.path() + ".url", "the URL must start with http(s)://"));
   }
+}
+
+// What the destination and the poller both check: the tls block and the URL's scheme.
+void check_transport(const ConfigView& c, const std::string& file,
+                     std::vector<ConfigError>& errors) {
+  check_tls_client(c.object("tls"), file, errors);
+  check_url(c, file, errors);
+}
+
+// One SOAP call with a fresh WS-Security UsernameToken (a new nonce: libcurl never re-sends the
+// same bytes). `send`: Send::Fresh for a call that may be made again (a failure after sending is
+// a plain retry), Send::Once for one that must not be (a failure after sending is
+// "unknown_outcome"). False when no nonce could be drawn (nothing sent).
+bool soap_call(CURL* h, const std::string& url, const soap::WsseToken& token,
+               const CurlTransfer& transfer, Millis now, const std::string& action,
+               const std::string& body_xml, Send send, HttpAnswer& a) {
+  std::string nonce = soap::wsse_nonce();
+  if (nonce.empty()) return false;
+  std::string env =
+      soap::soap_envelope(soap::wsse_header(token, nonce, format_rfc3339(now)), body_xml);
+  a = calendar::http_exchange(h, "POST", url,
+                              {"Content-Type: text/xml; charset=utf-8", "Accept: text/xml",
+                               "SOAPAction: \"" + action + "\""},
+                              env, transfer, HttpAuth{}, send);
+  return true;
 }
 
 // The idempotency key of a request: its id and the digest of its XML (a request sent again
@@ -280,11 +364,24 @@ class CapdematConnector final : public Connector {
     }
     referential_types_ = c.strings("referential_types");
     if (referential_types_.empty()) referential_types_ = {"capdemat.referentiel"};
+    for (const auto& [table, r] : c.object_map("referentials")) {
+      referentials_[table] = {r.str("name").empty() ? table : r.str("name"), r.str("label"),
+                              r.str("entry_label")};
+    }
     ConfigView p = c.object("pairing");
+    home_prefix_ = p.str("home_folder_prefix");
+    if (p.has("mapping")) {
+      ConfigView m = p.object("mapping");
+      mapping_url_ = m.str("url");
+      mapping_token_ = soap::wsse_token_from(m.object("wss"), where + ": pairing.mapping");
+      local_authority_ = m.str("local_authority");
+      mapping_action_ = m.str("action");
+    }
     pairing_types_ = p.strings("types");
     if (pairing_types_.empty()) pairing_types_ = {"capdemat.appariement"};
     if (!JsonPath::parse(p.str("person"), pair_person_, err) ||
-        !JsonPath::parse(p.str("capdemat_id"), pair_id_, err)) {
+        !JsonPath::parse(p.str("capdemat_id"), pair_id_, err) ||
+        !JsonPath::parse(p.str("home_folder"), pair_home_, err)) {
       throw std::runtime_error(where + ": pairing: " + err);
     }
   }
@@ -374,12 +471,146 @@ class CapdematConnector final : public Connector {
                              "identifiant (défaire l'appariement d'abord)");
     }
     if (!s.ok) return Outcome::retry("store", s.http_status, s.detail);
+    // Pairing again to the same id wakes nothing: a retry of this delivery is harmless.
     for (const auto& w : woken) {
       if (hub_ != nullptr) hub_->wake(w.destination, w.key);
     }
-    return Outcome::delivered(x, "apparié");
+    if (mapping_url_.empty()) return Outcome::delivered(x, "apparié");
+    return send_mapping(req, p, x);
   }
 
+  // The CMS76 id Capdémat keeps (ExternalId): the key without its prefix (foyer:12 → 12).
+  static std::string external_id_of(const std::string& key) {
+    auto colon = key.find(':');
+    return colon == std::string::npos ? key : key.substr(colon + 1);
+  }
+
+  // The pairing of `person` (a CMS76 key) with Capdémat's `capdemat_id` sent to Capdémat's
+  // HomeFolderMappingService, once: the cross-reference (destination, "mapping:<person>") holds
+  // the Capdémat id and "pending:<message>" while it is sent, "sent:<message>" after a 2xx.
+  // The operation is one-way (nothing to read back): after a lost answer or a crash the marker
+  // stays, and no attempt of any message sends that pairing again (at most once: Capdémat's
+  // endpoint sets the ids, so a lost request is the only loss, said on the desk). A pairing to
+  // another id (after an undo) is sent. An individual goes with its home folder's mapping (the
+  // schema requires it): it waits until the home folder is paired.
+  Outcome send_mapping(const DeliveryRequest& req, const std::string& person,
+                       const std::string& capdemat_id) {
+    IdMapping home;
+    std::vector<IdMapping> individuals;
+    if (!home_prefix_.empty() && person.rfind(home_prefix_, 0) == 0) {
+      home = {capdemat_id, external_id_of(person)};
+    } else {
+      const nlohmann::json* hv = pair_home_.find(*req.mapped);
+      std::string folder;
+      if (hv == nullptr || !scalar_text(*hv, folder) || folder.empty()) {
+        return Outcome::reject("mapping", 0,
+                               "appariement Capdémat d'un individu sans son foyer (" +
+                                   pair_home_.text() + ") : Capdémat le demande");
+      }
+      Status st;
+      std::optional<Pairing> fp = pairings_->get(kPartner, folder, st);
+      if (!st.ok) return Outcome::retry("store", st.http_status, st.detail);
+      if (!fp || fp->state != PairingState::Paired) {
+        Status w = pairings_->wait(kPartner, folder, {name_, req.message->correlation});
+        if (!w.ok && w.http_status != 409) return Outcome::retry("store", w.http_status, w.detail);
+        if (w.ok) {
+          return Outcome::defer(now() + 3600000,
+                                "en attente de l'appariement Capdémat du foyer " + folder);
+        }
+        fp = pairings_->get(kPartner, folder, st);  // paired meanwhile (409)
+        if (!st.ok || !fp) return Outcome::retry("store", st.http_status, st.detail);
+      }
+      home = {fp->external_id, external_id_of(folder)};
+      individuals.push_back({capdemat_id, external_id_of(person)});
+    }
+    if (xrefs_ == nullptr) return Outcome::retry("internal", 0, "no cross-reference store");
+    const std::string key = "mapping:" + person;
+    const std::string mine = req.message->id;
+    try {
+      std::optional<CrossReference> before = xrefs_->get(name_, key);
+      if (before && before->external_id == capdemat_id) {
+        if (before->version.rfind("sent:", 0) == 0) {
+          return Outcome::delivered(capdemat_id, "apparié ; déjà transmis à Capdémat");
+        }
+        if (before->version.rfind(kPending, 0) == 0) {
+          return Outcome::delivered(
+              capdemat_id,
+              "apparié ; transmis à Capdémat, réponse perdue : non renvoyé (l'opération ne "
+              "répond rien à relire ; vérifier dans Capdémat)");
+        }
+      }
+      put_xref(key, capdemat_id, kPending + mine, mine);
+      HttpAnswer a;
+      if (!soap_call(handles_.at(req.slot), mapping_url_, mapping_token_, transfer_, now(),
+                     mapping_action_, home_folder_mapping_body(local_authority_, home, individuals),
+                     Send::Once, a)) {
+        restore(key, before);
+        return Outcome::retry("internal", 0, "no random bytes for the nonce");
+      }
+      if (a.rc != CURLE_OK) {
+        // Not sent: nothing at Capdémat, the marker goes. Sent without an answer: it stays.
+        if (a.failure != CurlFailure::UnknownOutcome) restore(key, before);
+        return calendar::network_failure(a, "Capdémat (HomeFolderMappingService)");
+      }
+      if (a.status >= 200 && a.status < 300) {
+        put_xref(key, capdemat_id, "sent:" + mine, mine);
+        return Outcome::delivered(capdemat_id, "apparié et transmis à Capdémat");
+      }
+      restore(key, before);  // an answer that is not a success: not applied
+      GetRequestsAnswer fault = read_get_requests(a.body);
+      if (fault.parsed && fault.fault) {
+        return Outcome::reject("capdemat", static_cast<int>(a.status),
+                               "Capdémat refuse l'appariement (faute SOAP " + fault.fault_code +
+                                   ") : foyer inconnu de Capdémat, ou compte WS-Security refusé");
+      }
+      return answer_failure(a, "HomeFolderMappingService");
+    } catch (const std::exception& e) {
+      return Outcome::retry("store", 0, std::string("cross-reference store: ") + e.what());
+    }
+  }
+
+  // Puts back the cross-reference as it was before an attempt that sent nothing.
+  void restore(const std::string& key, const std::optional<CrossReference>& before) {
+    if (before) {
+      xrefs_->put(*before);
+    } else {
+      xrefs_->remove(name_, key);
+    }
+  }
+
+ public:
+  // A table named in `referentials` was published: its rows become a code list posted to this
+  // destination as a durable message (the first referential type), so that the PUT is retried
+  // like any delivery. Rows sorted by key; the entry's label per `entry_label`.
+  void on_table_published(const PublishedTable& table) override {
+    auto it = referentials_.find(table.name);
+    if (it == referentials_.end() || hub_ == nullptr) return;
+    const RefTable& r = it->second;
+    nlohmann::json entries = nlohmann::json::array();
+    for (const auto& [key, value] : table.rows) {
+      std::string label = key;
+      if (r.entry_label == "value") {
+        scalar_text(value, label);
+      } else if (r.entry_label != "key" && value.is_object() && value.contains(r.entry_label)) {
+        scalar_text(value[r.entry_label], label);
+      }
+      entries.push_back({{"key", key}, {"label", label}});
+    }
+    nlohmann::json body = {
+        {"referentiel",
+         {{"name", r.name}, {"label", r.label.empty() ? r.name : r.label}, {"entries", entries}}},
+        {"table", {{"name", table.name}, {"version", table.version}}}};
+    std::string id;
+    Status s =
+        hub_->post(name_, referential_types_.front(), "referentiel:" + r.name, body.dump(), id);
+    if (!s.ok) {
+      log_error("capdemat", "the referential " + r.name + " (table " + table.name + " v" +
+                                std::to_string(table.version) +
+                                ") could not be queued for Capdémat: " + s.detail);
+    }
+  }
+
+ private:
   // A code list → PUT {url}/service/referential/{name} as a LocalReferential document. PUT
   // replaces the whole list: sending it twice is harmless.
   Outcome push_referential(const DeliveryRequest& req) {
@@ -548,12 +779,20 @@ class CapdematConnector final : public Connector {
   CurlTransfer transfer_;
   HttpAuth auth_;
   Workflow workflow_;
-  JsonPath id_path_, state_path_, pair_person_, pair_id_;
+  JsonPath id_path_, state_path_, pair_person_, pair_id_;  // pair_home_ below
   std::map<std::string, std::string> states_;
   std::string inbound_user_, inbound_password_, inbound_source_;
   std::unique_ptr<Reader> reader_;
   std::vector<std::string> pairing_types_;
   std::vector<std::string> referential_types_;
+  struct RefTable {
+    std::string name, label, entry_label;
+  };
+  std::map<std::string, RefTable> referentials_;  // by table name
+  JsonPath pair_home_;
+  std::string home_prefix_;
+  std::string mapping_url_, local_authority_, mapping_action_;  // "" url: not sent
+  soap::WsseToken mapping_token_;
 };
 
 // ---- the poller ----
@@ -652,15 +891,11 @@ class CapdematPoller final : public Poller {
 
  private:
   Status call(const std::string& action, const std::string& body_xml, HttpAnswer& a) {
-    std::string nonce = soap::wsse_nonce();
-    if (nonce.empty()) return Status::failure(500, "internal", "no random bytes for the nonce");
     Millis now = clock_ ? clock_->now_ms() : SystemClock().now_ms();
-    std::string env =
-        soap::soap_envelope(soap::wsse_header(token_, nonce, format_rfc3339(now)), body_xml);
-    a = calendar::http_exchange(handles_.at(0), "POST", url_,
-                                {"Content-Type: text/xml; charset=utf-8", "Accept: text/xml",
-                                 "SOAPAction: \"" + action + "\""},
-                                env, transfer_, HttpAuth{}, Send::Fresh);
+    if (!soap_call(handles_.at(0), url_, token_, transfer_, now, action, body_xml, Send::Fresh,
+                   a)) {
+      return Status::failure(500, "internal", "no random bytes for the nonce");
+    }
     if (a.rc != CURLE_OK) {
       return Status::failure(503, "Capdémat " + action,
                              std::string("not reachable: ") + curl_easy_strerror(a.rc));
@@ -698,6 +933,15 @@ void register_capdemat_connector(ConnectorRegistry& registry) {
   k.check = [](const ConfigView& c, const std::string& file, std::vector<ConfigError>& errors) {
     capdemat::check_transport(c, file, errors);
     if (c.has("inbound")) capdemat::check_reader(c.object("inbound"), file, errors);
+    ConfigView p = c.object("pairing");
+    if (p.has("mapping")) {
+      ConfigView m = p.object("mapping");
+      capdemat::check_url(m, file, errors);
+      ConfigView wss = m.object("wss");
+      if (std::string problem = soap::wss_problem(wss); !problem.empty()) {
+        errors.push_back(error_at(wss.node(), file, wss.path(), problem));
+      }
+    }
   };
   k.create = [](const ConnectorContext& ctx) -> std::unique_ptr<Connector> {
     return std::make_unique<capdemat::CapdematConnector>(ctx);

@@ -583,6 +583,24 @@ std::string local_referential_xml(const std::string& name, const std::string& la
   return out;
 }
 
+std::string home_folder_mapping_body(const std::string& local_authority, const IdMapping& home,
+                                     const std::vector<IdMapping>& individuals) {
+  auto ids = [](const IdMapping& m) {
+    return "<capdemat:ExternalCapDematId>" + xml_escape(m.capdemat_id) +
+           "</capdemat:ExternalCapDematId><capdemat:ExternalId>" + xml_escape(m.external_id) +
+           "</capdemat:ExternalId>";
+  };
+  std::string out = "<capdemat:homeFolderMappingRequest xmlns:capdemat=\"";
+  out += kCapdematNs;
+  out += "\"><capdemat:LocalAuthority>" + xml_escape(local_authority) +
+         "</capdemat:LocalAuthority><capdemat:HomeFolderMapping>" + ids(home) +
+         "</capdemat:HomeFolderMapping>";
+  for (const auto& i : individuals) {
+    out += "<capdemat:IndividualMapping>" + ids(i) + "</capdemat:IndividualMapping>";
+  }
+  return out + "</capdemat:homeFolderMappingRequest>";
+}
+
 std::string get_requests_body(const std::string& request_type_label, const std::string& state) {
   std::string out = "<capdemat:GetRequestsRequest xmlns:capdemat=\"";
   out += kCapdematNs;

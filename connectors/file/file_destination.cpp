@@ -18,6 +18,7 @@
 #include "connectors/file/sftp_transport.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace file {
@@ -249,8 +250,8 @@ class FileDestination final : public Connector {
       files_ = &ctx.metrics->counter("relais_file_written_total", {{"destination", name_}});
     }
     started_ms_ = clock_->now_ms();
-    if (s_.batch_size > 1 && !ctx.store_path.empty()) {
-      journal_dir_ = parent_of(ctx.store_path) + "/file-batches/" + name_;
+    if (s_.batch_size > 1 && ctx.stores != nullptr) {
+      journal_dir_ = ctx.stores->state_dir() + "/file-batches/" + name_;
       load_journal();
     }
     if (s_.batch_size > 1) flusher_ = std::thread([this] { flush_loop(); });

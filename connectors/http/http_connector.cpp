@@ -229,11 +229,22 @@ Outcome retry_or_throttle(long status, const std::string& retry_after, int64_t n
 
 int64_t parse_retry_after_ms(const std::string& value, int64_t now_ms) {
   if (value.empty()) return -1;
-  bool digits = true;
-  for (char c : value) digits = digits && std::isdigit(static_cast<unsigned char>(c));
-  if (digits) {
-    if (value.size() > 9) return -1;
-    return std::stoll(value) * 1000;
+  // delay-seconds, with the fraction Microsoft Graph sends ("2.128")
+  size_t dot = value.find('.');
+  std::string whole = value.substr(0, dot);
+  std::string fraction = dot == std::string::npos ? "" : value.substr(dot + 1);
+  auto digits = [](const std::string& t) {
+    for (char c : t) {
+      if (std::isdigit(static_cast<unsigned char>(c)) == 0) return false;
+    }
+    return true;
+  };
+  if (!whole.empty() && digits(whole) && digits(fraction) &&
+      (dot == std::string::npos || !fraction.empty())) {
+    if (whole.size() > 9) return -1;
+    int64_t ms = std::stoll(whole) * 1000;
+    fraction.resize(3, '0');  // milliseconds: the first three digits
+    return ms + std::stoll(fraction);
   }
   time_t t = curl_getdate(value.c_str(), nullptr);
   if (t < 0) return -1;

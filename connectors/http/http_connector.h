@@ -8,7 +8,8 @@ namespace relais {
 // Registers the "http" connector kind.
 void register_http_connector(ConnectorRegistry& registry);
 
-// Parses a Retry-After value (delay-seconds or HTTP-date) into milliseconds from `now_ms`.
+// Parses a Retry-After value — delay-seconds (with the fraction Microsoft Graph sends: "2.128")
+// or an HTTP-date — into milliseconds from `now_ms`. The one reader of Retry-After.
 // Returns -1 when the value is not understood.
 int64_t parse_retry_after_ms(const std::string& value, int64_t now_ms);
 

@@ -19,10 +19,11 @@
 #include "connectors/sms/sending_window.h"
 #include "connectors/sms/sms_drivers.h"
 #include "connectors/sms/sms_phone.h"
-#include "connectors/sms/sms_store.h"
 #include "connectors/sms/sms_text.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/sms_store.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace {
@@ -235,7 +236,8 @@ class SmsConnector final : public Connector {
     std::string group = c.str("rate_limit_group");
     limiter_ = RateLimiter::shared(group.empty() ? "destination:" + name_ : "group:" + group,
                                    c.number("rate_limit"));
-    store_ = sms::SmsStore::shared(ctx.store_path, clock_);
+    if (ctx.stores == nullptr) throw std::runtime_error("connector " + name_ + ": no store");
+    store_ = ctx.stores->sms(clock_);
     for (int i = 0; i < ctx.concurrency; ++i) {
       CURL* h = curl_easy_init();
       if (h == nullptr) throw std::runtime_error("connector " + name_ + ": curl_easy_init failed");

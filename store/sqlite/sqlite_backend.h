@@ -15,6 +15,7 @@
 #include "core/console_store.h"
 #include "core/document_store.h"
 #include "core/pairing_store.h"
+#include "core/sms_store.h"
 #include "core/store.h"
 #include "core/store_access.h"
 #include "core/xref_store.h"
@@ -67,5 +68,11 @@ std::unique_ptr<ConsoleStore> open_sqlite_console_store(
 
 // The statements of the dashboard's figures (for the query-plan test: each must seek an index).
 std::vector<HotStatement> sqlite_console_figures_statements();
+
+namespace sms {
+// The SMS records and opt-out list (tables of migration 5). Throws at start-up when the file
+// cannot be opened.
+std::shared_ptr<SmsStore> open_sqlite_sms_store(const std::string& path, const Clock& clock);
+}  // namespace sms
 
 }  // namespace relais

@@ -309,6 +309,83 @@ TEST_F(BookingTest, Cms76AnswersDecideTheBooking) {
 }
 
 // check-config names a booking section whose destinations are missing or of another kind.
+// The `booking` destination (issue 13, gap 1), in process: a cancel found by the RDV's id
+// releases the claim and the running service offers the slot again; without rdv_id a cancel
+// names the slot (mailbox, RFC 3339 start); a move without rdv_id is refused at start-up.
+class ClaimReleaseTest : public BookingTest {
+ protected:
+  std::unique_ptr<Connector> release(const std::string& yaml) {
+    const ConnectorKind* kind = registries.connectors.find("booking");
+    EXPECT_NE(kind, nullptr);
+    node = YAML::Load(yaml);
+    std::vector<ConfigError> errors;
+    validate(node, {kind->spec}, "connectors.claims", "test.yaml", errors);
+    for (const auto& e : errors) ADD_FAILURE() << e.to_string();
+    ConnectorContext ctx;
+    ctx.name = "claims";
+    ctx.config = ConfigView(node, {kind->spec}, "connectors.claims");
+    ctx.xrefs = &h.xrefs();
+    ctx.clock = &h.clock();
+    return kind->create(ctx);
+  }
+  Outcome deliver(Connector& c, const std::string& type, const nlohmann::json& body) {
+    Message m;
+    m.id = "m-" + std::to_string(++n);
+    m.source = "cms76";
+    m.type = type;
+    DeliveryRequest r;
+    r.message = &m;
+    r.body = &body;
+    r.mapped = &body;
+    return c.deliver(r);
+  }
+  YAML::Node node;
+  int n = 0;
+};
+
+TEST_F(ClaimReleaseTest, ACancelReleasesTheClaimOfItsRdvOnly) {
+  auto svc = service(settings(kWeekdays));
+  const Millis from = at("2027-01-04T00:00:00Z"), to = at("2027-01-05T00:00:00Z");
+  auto booked =
+      svc->book("CMS-BARENTIN", "accueil-social", "as-anne", at("2027-01-04T08:00:00Z"), citizen);
+  ASSERT_FALSE(booked.failure) << booked.failure->text;
+  ASSERT_EQ(svc->slots("CMS-BARENTIN", "accueil-social", from, to).slots.size(), 11u);
+  auto by_id = release("mailbox: $.rdv.tms.email\n");
+  ASSERT_TRUE(booking::attach_release(*by_id, svc.get()));
+  // Not a cancel nor a move: skipped. Another RDV: nothing released.
+  EXPECT_EQ(deliver(*by_id, "rdv.planned", {{"rdv", {{"id", booked.rdv_id}}}}).kind,
+            Outcome::Kind::Skip);
+  EXPECT_EQ(deliver(*by_id, "rdv.cancelled", {{"rdv", {{"id", "RDV-404"}}}}).kind,
+            Outcome::Kind::Delivered);
+  EXPECT_EQ(svc->slots("CMS-BARENTIN", "accueil-social", from, to).slots.size(), 11u);
+  EXPECT_EQ(deliver(*by_id, "rdv.cancelled", {{"rdv", {}}}).kind, Outcome::Kind::Reject);
+  // Its RDV: released, in the store and in the running service.
+  Outcome o = deliver(*by_id, "rdv.cancelled", {{"rdv", {{"id", booked.rdv_id}}}});
+  EXPECT_EQ(o.kind, Outcome::Kind::Delivered);
+  EXPECT_NE(o.text.find("1 créneau"), std::string::npos) << o.text;
+  EXPECT_EQ(svc->slots("CMS-BARENTIN", "accueil-social", from, to).slots.size(), 12u);
+  EXPECT_FALSE(h.xrefs().get(booking::kClaimDestination,
+                             booking::claim_key(kA, at("2027-01-04T08:00:00Z"))));
+  booking::detach_release(*by_id);
+
+  // By slot: no rdv_id, the mailbox and an RFC 3339 start name the claim.
+  auto again =
+      svc->book("CMS-BARENTIN", "accueil-social", "as-bruno", at("2027-01-04T09:00:00Z"), citizen);
+  ASSERT_FALSE(again.failure) << again.failure->text;
+  auto by_slot = release("rdv_id: ''\nmailbox: $.m\nstart: $.s\n");
+  // Attaching reads the claims from the store again, then the service hears the releases.
+  ASSERT_TRUE(booking::attach_release(*by_slot, svc.get()));
+  EXPECT_EQ(svc->slots("CMS-BARENTIN", "accueil-social", from, to).slots.size(), 11u);
+  EXPECT_EQ(
+      deliver(*by_slot, "rdv.cancelled", {{"m", kB}, {"s", "2027-01-04T10:00:00+01:00"}}).kind,
+      Outcome::Kind::Delivered);
+  EXPECT_EQ(svc->slots("CMS-BARENTIN", "accueil-social", from, to).slots.size(), 12u);
+  booking::detach_release(*by_slot);
+  // A move cannot be found without the RDV's id.
+  EXPECT_THROW(release("rdv_id: ''\nmailbox: $.m\nstart: $.s\nmove_types: [rdv.moved]\n"),
+               std::runtime_error);
+}
+
 TEST(BookingConfig, TheDestinationsItNamesAreChecked) {
   Registries registries;
   const std::string yaml =

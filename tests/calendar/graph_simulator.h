@@ -292,7 +292,7 @@ class GraphSimulator : public SimulatorFaults {
     }
     ++seq_;
     auto throttle = [&] {
-      start_backoff(mailbox, now, calendar::retry_after_ms(retry_after_).value_or(0));
+      start_backoff(mailbox, now, calendar::retry_after_ms(retry_after_, 0).value_or(0));
       return throttled(retry_after_);
     };
     if (!injected_.empty()) {

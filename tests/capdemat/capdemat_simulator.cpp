@@ -67,6 +67,14 @@ CapdematSimulator::CapdematSimulator(const std::string& workflow_file) {
     auto& ctx = transitions_[{t.attribute("from").value(), t.attribute("to").value()}];
     for (pugi::xml_node c : t.children("context")) ctx.push_back(c.text().get());
   }
+  // The fixtures' folder: the workflow's folder's parent.
+  std::string folder = workflow_file.substr(0, workflow_file.find_last_of('/'));
+  folder = folder.substr(0, folder.find_last_of('/'));
+  schemas_ = std::make_unique<capdemat::SchemaSet>(
+      folder, std::map<std::string, std::string>{},
+      std::map<std::string, std::string>{
+          {"homeFolderMappingRequest", "external/HomeFolderMappingService.xsd"},
+          {"LocalReferential", "referential/ReferentialData.xsd"}});
   start();
 }
 
@@ -139,6 +147,28 @@ int CapdematSimulator::lost_answers() const {
   std::lock_guard<std::mutex> lock(mu_);
   return lost_;
 }
+void CapdematSimulator::add_home_folder(const std::string& capdemat_id,
+                                        const std::vector<std::string>& individuals) {
+  std::lock_guard<std::mutex> lock(mu_);
+  home_folders_[capdemat_id] = {individuals.begin(), individuals.end()};
+}
+std::map<std::string, std::string> CapdematSimulator::home_folder_mappings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hf_mappings_;
+}
+std::map<std::string, std::string> CapdematSimulator::individual_mappings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ind_mappings_;
+}
+int CapdematSimulator::mapping_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mapping_requests_;
+}
+void CapdematSimulator::lose_next_mapping_answers(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lose_mappings_ = n;
+}
+
 void CapdematSimulator::lose_next_state_answers(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   lose_ = n;
@@ -160,7 +190,10 @@ tools::SinkResponse CapdematSimulator::handle(const tools::SinkRequest& r) {
   if (r.path == "/soap" && r.method == "POST") return soap(r);
   const std::string referential = "/service/referential/";
   if (r.path.rfind(referential, 0) == 0 && r.method == "PUT") {
-    if (r.body.find("<LocalReferential") == std::string::npos) return {400, {}, "{}"};
+    if (!schemas_->validate(r.body).ok) {
+      violations_.push_back("invalid LocalReferential");
+      return {400, {}, "{}"};
+    }
     referentials_[r.path.substr(referential.size())] = r.body;
     return {204, {}, ""};
   }
@@ -273,7 +306,60 @@ tools::SinkResponse CapdematSimulator::soap(const tools::SinkRequest& r) {
                         "</capdemat:AckRequestsResponse>");
     return out;
   }
+  if (local(op.name()) == "homeFolderMappingRequest") {
+    // The operation element as a document of its own, with the namespaces declared above it.
+    pugi::xml_document alone;
+    pugi::xml_node copy = alone.append_copy(op);
+    for (pugi::xml_node n = op.parent(); n; n = n.parent()) {
+      for (pugi::xml_attribute a : n.attributes()) {
+        std::string name = a.name();
+        if (name.rfind("xmlns", 0) == 0 && !copy.attribute(a.name())) {
+          copy.append_attribute(a.name()) = a.value();
+        }
+      }
+    }
+    std::ostringstream text;
+    alone.save(text, "", pugi::format_raw);
+    return home_folder_mapping(text.str());
+  }
   return fault("soap:Client", "unknown operation");
+}
+
+tools::SinkResponse CapdematSimulator::home_folder_mapping(const std::string& op_xml) {
+  capdemat::Validation v = schemas_->validate(op_xml);
+  if (!v.ok) {
+    violations_.push_back("invalid homeFolderMappingRequest: " + v.error);
+    return fault("soap:Client", "homeFolderMappingRequest not valid");
+  }
+  pugi::xml_document doc;
+  doc.load_string(op_xml.c_str());
+  pugi::xml_node op = doc.first_child();
+  pugi::xml_node hf = child_local(op, "HomeFolderMapping");
+  const std::string hf_id = child_local(hf, "ExternalCapDematId").text().get();
+  auto folder = home_folders_.find(hf_id);
+  if (folder == home_folders_.end()) {  // Capdémat's endpoint fails on an unknown home folder
+    return fault("soap:Server", "no home folder mapping for this ExternalCapDematId");
+  }
+  if (!mapping_requests_seen_.insert(op_xml).second) {
+    violations_.push_back("mapping sent twice: home folder " + hf_id);
+  }
+  hf_mappings_[hf_id] = child_local(hf, "ExternalId").text().get();
+  for (pugi::xml_node i : op.children()) {
+    if (local(i.name()) != "IndividualMapping") continue;
+    const std::string id = child_local(i, "ExternalCapDematId").text().get();
+    if (folder->second.count(id) == 0) {
+      violations_.push_back("individual " + id + " is not in home folder " + hf_id);
+      continue;
+    }
+    ind_mappings_[id] = child_local(i, "ExternalId").text().get();
+  }
+  ++mapping_requests_;
+  tools::SinkResponse out{202, {}, ""};
+  if (lose_mappings_ > 0) {
+    --lose_mappings_;
+    out.reset = true;
+  }
+  return out;
 }
 
 long CapdematSimulator::push_request(const std::string& url, const std::string& xml,

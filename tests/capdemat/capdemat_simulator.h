@@ -10,6 +10,16 @@
 //   (workflow/requestWorkflow.xml) and is not idempotent: a transition posted again once applied
 //   (its `from` is no longer the request's state) is refused 409 and recorded as a violation
 //   ("applied twice"), so that a test can prove every transition went exactly once;
+// - the HomeFolderMappingService (homeFolderMappingRequest on the same SOAP endpoint, the
+//   one-way operation of external/wsdl/HomeFolderMappingService.wsdl): the operation element
+//   is validated against external/HomeFolderMappingService.xsd (refused: a soap:Client Fault);
+//   as Capdémat's endpoint does, the home folder is looked up by its ExternalCapDematId (unknown:
+//   a soap:Server Fault, nothing applied), then its ExternalId and its individuals' are set; an
+//   individual that is not in that home folder is ignored (recorded as a violation). A request
+//   received again identical is recorded as a violation ("mapping sent twice"). The answer is a
+//   202 without a body;
+// - local referentials (PUT /service/referential/{name}): validated against
+//   referential/ReferentialData.xsd (refused: 400 and a violation);
 // - the REST push of a request (push_request): POST of the request XML with HTTP Basic, as
 //   Capdémat does on a workflow event.
 // Injected faults: the next n state changes applied then their answer lost (connection reset),
@@ -24,13 +34,15 @@
 #include <string>
 #include <vector>
 
+#include "connectors/capdemat/capdemat.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
 
 class CapdematSimulator {
  public:
-  // `workflow_file`: the workflow to enforce (the shared fixture).
+  // `workflow_file`: the workflow to enforce (the shared fixture, in its folder workflow/: the
+  // schemas are read from that folder's parent).
   explicit CapdematSimulator(const std::string& workflow_file);
   ~CapdematSimulator();
   CapdematSimulator(const CapdematSimulator&) = delete;
@@ -55,6 +67,17 @@ class CapdematSimulator {
   // The local referentials received (PUT /service/referential/{name}): name → document.
   std::map<std::string, std::string> referentials() const;
 
+  // A home folder Capdémat holds for this external service, by the ExternalCapDematId it gave
+  // it, with its individuals' ExternalCapDematIds.
+  void add_home_folder(const std::string& capdemat_id, const std::vector<std::string>& individuals);
+  // The mappings applied: ExternalCapDematId → ExternalId (home folders and individuals).
+  std::map<std::string, std::string> home_folder_mappings() const;
+  std::map<std::string, std::string> individual_mappings() const;
+  // homeFolderMappingRequests applied (received valid, home folder known), in order.
+  int mapping_requests() const;
+  // The next n mapping requests are applied, then their answer is lost (reset).
+  void lose_next_mapping_answers(int n);
+
   // The next n state changes are applied, then their answer is lost (reset).
   void lose_next_state_answers(int n);
   int lost_answers() const;  // answers lost so far
@@ -76,6 +99,7 @@ class CapdematSimulator {
   tools::SinkResponse soap(const tools::SinkRequest& r);
   tools::SinkResponse state_call(const tools::SinkRequest& r, const std::string& id);
   tools::SinkResponse fault(const std::string& code, const std::string& text);
+  tools::SinkResponse home_folder_mapping(const std::string& op_xml);
   bool external_may(const std::string& from, const std::string& to) const;
   void start();
 
@@ -91,6 +115,12 @@ class CapdematSimulator {
   std::map<std::string, std::string> referentials_;
   // (from, to) → contexts ("" = none)
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> transitions_;
+  std::unique_ptr<capdemat::SchemaSet> schemas_;
+  std::map<std::string, std::set<std::string>> home_folders_;  // id → individuals
+  std::map<std::string, std::string> hf_mappings_, ind_mappings_;
+  std::set<std::string> mapping_requests_seen_;
+  int mapping_requests_ = 0;
+  int lose_mappings_ = 0;
   int lose_ = 0;
   int lost_ = 0;
   int get_calls_ = 0;

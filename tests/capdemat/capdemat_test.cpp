@@ -371,6 +371,33 @@ TEST(CapdematConnector, ACodeListReachesCapdematAsAValidLocalReferential) {
   EXPECT_EQ(deliver_mapped(*h.connector_, m, bad, bad, 2).kind, Outcome::Kind::Reject);
 }
 
+// The homeFolderMappingRequest is what Capdémat's schema describes: a home folder alone, and an
+// individual with its home folder; ids with XML's special characters escaped.
+TEST(CapdematXml, AHomeFolderMappingRequestIsValidAgainstTheServiceSchema) {
+  SchemaSet s(capdemat_fixtures(), {},
+              {{"homeFolderMappingRequest", "external/HomeFolderMappingService.xsd"}});
+  const std::string alone =
+      capdemat::home_folder_mapping_body("Seine-Maritime", {"HF-3", "12"}, {});
+  capdemat::Validation v = s.validate(alone);
+  EXPECT_TRUE(v.ok) << v.error << "\n" << alone;
+  const std::string with = capdemat::home_folder_mapping_body(
+      "Seine-Maritime", {"HF-3", "12"}, {{"IND-<7>", "58123"}, {"IND-8", "58124"}});
+  v = s.validate(with);
+  EXPECT_TRUE(v.ok) << v.error << "\n" << with;
+  EXPECT_NE(with.find("<capdemat:ExternalCapDematId>IND-&lt;7&gt;</capdemat:ExternalCapDematId>"),
+            std::string::npos)
+      << with;
+  EXPECT_LT(with.find("HomeFolderMapping>"), with.find("IndividualMapping>"));
+  // The schema's order matters: an individual before the home folder is refused.
+  std::string swapped = "<capdemat:homeFolderMappingRequest xmlns:capdemat=\"" +
+                        std::string(capdemat::kCapdematNs) +
+                        "\"><capdemat:LocalAuthority>X</capdemat:LocalAuthority>"
+                        "<capdemat:IndividualMapping><capdemat:ExternalCapDematId>a</"
+                        "capdemat:ExternalCapDematId><capdemat:ExternalId>b</capdemat:ExternalId>"
+                        "</capdemat:IndividualMapping></capdemat:homeFolderMappingRequest>";
+  EXPECT_FALSE(s.validate(swapped).ok);
+}
+
 // The poller, built the way the hub builds it.
 std::unique_ptr<Poller> make_poller(CapdematSimulator& sim, TempDir& dir, const Clock& clock) {
   Registries reg;

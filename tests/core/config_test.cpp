@@ -331,6 +331,37 @@ TEST(Config, MissingRequiredKeys) {
   error_for(l, "routes[0].to");
 }
 
+TEST(Config, TheStoreEngineSaysWhatItNeeds) {
+  const std::string rest =
+      "sources:\n  s1: {type: $.t}\n"
+      "connectors:\n  d1: {connector: http, url: 'http://x/'}\n"
+      "routes:\n  - {name: r, source: s1, to: [{destination: d1}]}\n";
+  Loaded l = load("store: {kind: postgresql}\n" + rest);
+  ASSERT_FALSE(l.ok);
+  EXPECT_NE(error_for(l, "store.uri").message.find("required"), std::string::npos);
+  EXPECT_NE(error_for(l, "store.state_dir").message.find("required"), std::string::npos);
+
+  l = load(
+      "store: {kind: postgresql, uri: 'postgresql://relais@db1/relais', password_env: "
+      "RELAIS_DB_PASSWORD, state_dir: data}\n" +
+      rest);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.store.kind, "postgresql");
+  EXPECT_EQ(l.config.store.uri, "postgresql://relais@db1/relais");
+  EXPECT_EQ(l.config.store.password_env, "RELAIS_DB_PASSWORD");
+  EXPECT_EQ(l.config.store.state_dir, "/etc/relais/data");  // relative to the base dir
+  EXPECT_EQ(l.config.store.path, "");
+
+  l = load("store: {path: relais.db}\n" + rest);
+  ASSERT_TRUE(l.ok) << all(l.errors);
+  EXPECT_EQ(l.config.store.kind, "sqlite");  // the default
+  EXPECT_EQ(l.config.store.path, "/etc/relais/relais.db");
+
+  l = load("store: {kind: oracle, path: x.db}\n" + rest);
+  ASSERT_FALSE(l.ok);
+  error_for(l, "store.kind");
+}
+
 TEST(Config, UnknownConnectorSourceAndDestination) {
   Loaded l = load(kMinimal +
                   "connectors:\n"              // 6

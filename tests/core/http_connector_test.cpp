@@ -45,6 +45,10 @@ TEST(RetryAfter, DelaySeconds) {
   EXPECT_EQ(parse_retry_after_ms("0", kT0), 0);
   EXPECT_EQ(parse_retry_after_ms("120", kT0), 120000);
   EXPECT_EQ(parse_retry_after_ms("999999999", kT0), 999999999000LL);
+  // Microsoft Graph sends fractions of a second: the one reader takes them (milliseconds).
+  EXPECT_EQ(parse_retry_after_ms("7.5", kT0), 7500);
+  EXPECT_EQ(parse_retry_after_ms("2.128", kT0), 2128);
+  EXPECT_EQ(parse_retry_after_ms("0.0004", kT0), 0);
 }
 
 TEST(RetryAfter, HttpDate) {
@@ -61,7 +65,9 @@ TEST(RetryAfter, GarbageIsNotUnderstood) {
   EXPECT_EQ(parse_retry_after_ms("", kT0), -1);
   EXPECT_EQ(parse_retry_after_ms("soon", kT0), -1);
   EXPECT_EQ(parse_retry_after_ms("-5", kT0), -1);
-  EXPECT_EQ(parse_retry_after_ms("7.5", kT0), -1);
+  EXPECT_EQ(parse_retry_after_ms("7.", kT0), -1);
+  EXPECT_EQ(parse_retry_after_ms(".5", kT0), -1);
+  EXPECT_EQ(parse_retry_after_ms("1.2.3", kT0), -1);
   EXPECT_EQ(parse_retry_after_ms("1e3", kT0), -1);
   EXPECT_EQ(parse_retry_after_ms("99999999999999999999", kT0), -1);  // no overflow
 }

@@ -15,6 +15,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/store_backend.h"
 #include "tests/support/relais_process.h"
 
 namespace relais::file {
@@ -62,9 +63,14 @@ class FileDestinationTest : public ::testing::Test {
     ctx.clock = &clock_;
     ctx.hub = &hub_;
     ctx.base_dir = "/";
-    ctx.store_path = store_path;
+    if (!store_path.empty()) {
+      stores_ = open_store_backend(StoreLocation{"sqlite", store_path, "", "", ""});
+      ctx.stores = stores_.get();
+    }
     return registry.find("file")->create(ctx);
   }
+
+  std::unique_ptr<StoreBackend> stores_;  // the journal's folder (state_dir)
 
   Outcome send(Connector& c, int64_t id, const std::string& nom) {
     nlohmann::json mapped = {{"id", "m" + std::to_string(id)}, {"nom", nom}};

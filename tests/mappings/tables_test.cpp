@@ -31,6 +31,21 @@ TEST(CsvTables, RecordsQuotesDefault) {
   EXPECT_EQ((*t->find("cms", "Ailleurs"))["adresse"], "Siège");
 }
 
+// The rows as a connector receives a published table (Connector::on_table_published): sorted
+// by key, the default left out; an unknown table has none.
+TEST(CsvTables, RowsAreSortedWithoutTheDefault) {
+  std::vector<Diagnostic> diags;
+  auto t =
+      load("cms", "csv", "nom,utas,tel\n*,Siège,0\nRouen,UTAS R,1\nBarentin,UTAS B,2\n", diags);
+  ASSERT_TRUE(diags.empty()) << to_string(diags[0]);
+  auto rows = t->rows("cms");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].first, "Barentin");
+  EXPECT_EQ(rows[0].second, json::parse(R"({"utas":"UTAS B","tel":"2"})"));
+  EXPECT_EQ(rows[1].first, "Rouen");
+  EXPECT_TRUE(t->rows("other").empty());
+}
+
 TEST(CsvTables, SemicolonSeparatedTwoColumns) {
   std::vector<Diagnostic> diags;
   auto t = load("codes", "csv", "cle;valeur\na;1\nb;2\n", diags);

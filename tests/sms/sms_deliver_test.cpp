@@ -16,9 +16,10 @@
 
 #include "connectors/registry.h"
 #include "connectors/sms/sms_phone.h"
-#include "connectors/sms/sms_store.h"
 #include "core/pseudonym.h"
+#include "core/sms_store.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "routing/hub_config.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "tests/support/relais_process.h"
@@ -58,6 +59,7 @@ class SmsDeliver : public ::testing::Test {
     so.synchronous_full = false;
     open_sqlite_store(so)->close();  // creates the tables (migration 5)
     store_path_ = so.path;
+    stores_ = open_store_backend(StoreLocation{"sqlite", so.path, "", "", ""});
   }
 
   std::unique_ptr<Connector> make(const std::string& extra = "", int concurrency = 1) {
@@ -79,7 +81,7 @@ class SmsDeliver : public ::testing::Test {
     ctx.concurrency = concurrency;
     ctx.metrics = &metrics_;
     ctx.clock = &clock_;
-    ctx.store_path = store_path_;
+    ctx.stores = stores_.get();
     return kind->create(ctx);
   }
 
@@ -119,6 +121,7 @@ class SmsDeliver : public ::testing::Test {
 
   testing::TempDir dir_{"relais-sms-deliver-"};
   std::string store_path_;
+  std::unique_ptr<StoreBackend> stores_;  // the connectors' SMS records: one per backend
   Registries registries_;
   Metrics metrics_;
   ManualClock clock_{paris(2026, 12, 1, 10, 0)};  // a Tuesday, 10:00
@@ -259,7 +262,7 @@ TEST_F(SmsDeliver, LegacyOptOutHashesAreHonouredAndRewrittenUnderTheKey) {
     ~KeyGuard() { set_pseudonym_key(""); }
   } guard;
   const std::string number = "+33600000000";
-  auto store = sms::SmsStore::shared(store_path_, clock_);
+  auto store = stores_->sms(clock_);
   ASSERT_TRUE(store->add_optout(sms::OptOut{sms::optout_hash(number), 0, "mo:old", "STOP"}));
   const std::string legacy = sms::legacy_optout_hash(number);
   ASSERT_EQ(sms::optout_hash(number), legacy);  // no key yet: the same SHA-256 as before
@@ -399,7 +402,7 @@ TEST_F(SmsDeliver, AFailedReportWhileWaitingSendsAgainAtOnce) {
 // record says submitting at restart. The delivery waits for the report like any unknown
 // result; the report that comes after the restart settles it.
 TEST_F(SmsDeliver, ASubmittingRecordFoundAtRestartWaitsForItsReport) {
-  auto store = sms::SmsStore::shared(store_path_, clock_);
+  auto store = stores_->sms(clock_);
   sms::SmsRecord crashed;
   crashed.delivery_id = 14;
   crashed.destination = "sms-test-1";
@@ -429,7 +432,7 @@ TEST_F(SmsDeliver, ASubmittingRecordFoundAtRestartWaitsForItsReport) {
 // three orders, on the real store: the record never goes back and created_at never changes.
 TEST_F(SmsDeliver, AReportBeforeTheConnectorSavesItsAnswerIsKept) {
   auto c = make();
-  auto store = sms::SmsStore::shared(store_path_, clock_);
+  auto store = stores_->sms(clock_);
   Millis created = clock_.now_ms();
   store->set_before_write_for_test([&](const std::string& op, int64_t id) {
     if (op != "answer") return;
@@ -448,7 +451,7 @@ TEST_F(SmsDeliver, AReportBeforeTheConnectorSavesItsAnswerIsKept) {
 
 TEST_F(SmsDeliver, AReportDuringTheConnectorsSaveIsKept) {
   auto c = make();
-  auto store = sms::SmsStore::shared(store_path_, clock_);
+  auto store = stores_->sms(clock_);
   std::vector<std::thread> reports;
   std::mutex mu;
   // The report runs on its own thread, started just as the connector writes its answer: the
@@ -476,7 +479,7 @@ TEST_F(SmsDeliver, AReportDuringTheConnectorsSaveIsKept) {
 
 TEST_F(SmsDeliver, AReportAfterTheConnectorsSaveMovesItForward) {
   auto c = make();
-  auto store = sms::SmsStore::shared(store_path_, clock_);
+  auto store = stores_->sms(clock_);
   std::vector<std::string> writes;
   store->set_before_write_for_test([&](const std::string& op, int64_t) { writes.push_back(op); });
   Millis created = clock_.now_ms();

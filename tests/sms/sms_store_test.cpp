@@ -2,7 +2,7 @@
 // order (the gateway's answer, delivery reports in any order, unknown results, new sends), so a
 // record never goes back and its created_at never changes.
 
-#include "connectors/sms/sms_store.h"
+#include "core/sms_store.h"
 
 #include <gtest/gtest.h>
 
@@ -35,7 +35,7 @@ class SmsStoreTest : public ::testing::Test {
     so.path = dir_.path() + "/relais.db";
     so.synchronous_full = false;
     open_sqlite_store(so)->close();  // creates the tables (migration 5)
-    store_ = std::make_unique<SmsStore>(so.path, clock_);
+    store_ = open_sqlite_sms_store(so.path, clock_);
   }
   SmsRecord fresh(int64_t id) {
     SmsRecord r;
@@ -51,7 +51,7 @@ class SmsStoreTest : public ::testing::Test {
 
   testing::TempDir dir_{"relais-sms-store-"};
   ManualClock clock_{1'800'000'000'000};
-  std::unique_ptr<SmsStore> store_;
+  std::shared_ptr<SmsStore> store_;
 };
 
 TEST_F(SmsStoreTest, TheAnswerNeverMovesBackWhatAReportMovedForward) {

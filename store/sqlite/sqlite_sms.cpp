@@ -1,4 +1,4 @@
-#include "connectors/sms/sms_store.h"
+#include "core/sms_store.h"
 
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
@@ -45,86 +45,63 @@ SmsRecord row(RecordSet& rs, size_t i) {
   return r;
 }
 
-const std::map<std::string, int>& ranks() {
-  static const std::map<std::string, int> r = {{"submitting", 0}, {"unknown", 0},  {"retry", 0},
-                                               {"queued", 1},     {"accepted", 2}, {"smsc", 3},
-                                               {"delivered", 4},  {"failed", 4}};
-  return r;
-}
-
 // The rank of the `state` column in SQL, from the same table as state_rank().
 std::string rank_sql() {
   std::string s = "(CASE state";
-  for (const auto& [name, rank] : ranks()) {
+  for (const auto& [name, rank] : state_ranks()) {
     if (rank != 0) s += " WHEN '" + name + "' THEN " + std::to_string(rank);
   }
   return s + " ELSE 0 END)";
 }
 
+// The SQLite engine of the SMS records and the opt-out list (tables of migration 5 in
+// sqlite_store.cpp). One connection, serialised by a mutex; every write one guarded statement.
+class SqliteSmsStore : public SmsStore {
+ public:
+  // Opens the store file (which relais has migrated). Throws at start-up when it cannot.
+  SqliteSmsStore(const std::string& path, const Clock& clock);
+  ~SqliteSmsStore() override;
+
+  Begin begin_attempt(SmsRecord& r, const std::string& from_state) override;
+  bool answer(int64_t delivery_id, const std::string& reference, const std::string& state,
+              const std::string& gateway_ref, const std::string& detail) override;
+  bool mark_unknown(int64_t delivery_id, const std::string& reference,
+                    const std::string& detail) override;
+  std::optional<SmsRecord> by_delivery(int64_t delivery_id) override;
+  std::optional<SmsRecord> report(const std::string& reference, const std::string& gateway_ref,
+                                  const std::string& state, int dlr_status,
+                                  const std::string& detail) override;
+  bool add_optout(const OptOut& o) override;
+  std::optional<OptOut> optout(const std::string& number_hash) override;
+  std::optional<OptOut> find_optout(const std::string& keyed_hash,
+                                    const std::string& legacy_hash) override;
+  std::vector<OptOut> optouts(int limit, const std::string& after_hash) override;
+  bool remove_optout(const std::string& number_hash) override;
+
+ private:
+  int changes_locked();
+  std::optional<SmsRecord> by_delivery_locked(int64_t delivery_id);
+  bool add_optout_locked(const OptOut& o);
+  std::optional<OptOut> optout_locked(const std::string& number_hash);
+  const Clock& clock_;
+  std::mutex mu_;
+  std::unique_ptr<Poco::Data::Session> s_;
+};
+
 }  // namespace
 
-int state_rank(const std::string& state) {
-  auto it = ranks().find(state);
-  return it == ranks().end() ? 0 : it->second;
-}
-
-std::string send_reference(int64_t delivery_id, int n) {
-  std::string r = "d" + std::to_string(delivery_id);
-  return n <= 1 ? r : r + "." + std::to_string(n);
-}
-
-bool parse_send_reference(const std::string& reference, int64_t& delivery_id, int& n) {
-  if (reference.size() < 2 || reference[0] != 'd') return false;
-  size_t dot = reference.find('.');
-  std::string id = reference.substr(1, dot == std::string::npos ? std::string::npos : dot - 1);
-  std::string send = dot == std::string::npos ? "1" : reference.substr(dot + 1);
-  auto digits = [](const std::string& t) {
-    return !t.empty() && t.size() <= 18 &&
-           std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
-  };
-  if (!digits(id) || !digits(send) || send.size() > 6) return false;
-  delivery_id = std::stoll(id);
-  n = std::stoi(send);
-  return n >= 1;
-}
-
-SmsStore::SmsStore(const std::string& path, const Clock& clock)
+SqliteSmsStore::SqliteSmsStore(const std::string& path, const Clock& clock)
     : clock_(clock), s_(open_store_session(path, "sms_records", "sms_records")) {}
 
-SmsStore::~SmsStore() = default;
+SqliteSmsStore::~SqliteSmsStore() = default;
 
-std::shared_ptr<SmsStore> SmsStore::shared(const std::string& path, const Clock& clock) {
-  static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<SmsStore>> stores;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& w = stores[path];
-  if (auto s = w.lock()) return s;
-  auto s = std::make_shared<SmsStore>(path, clock);
-  w = s;
-  return s;
-}
-
-void SmsStore::set_before_write_for_test(std::function<void(const std::string&, int64_t)> f) {
-  std::lock_guard<std::mutex> lock(hook_mu_);
-  before_write_ = std::move(f);
-}
-
-void SmsStore::before_write(const char* op, int64_t delivery_id) {
-  std::function<void(const std::string&, int64_t)> f;
-  {
-    std::lock_guard<std::mutex> lock(hook_mu_);
-    f = before_write_;
-  }
-  if (f) f(op, delivery_id);
-}
-
-int SmsStore::changes_locked() {
+int SqliteSmsStore::changes_locked() {
   int changed = 0;
   *s_ << "SELECT changes()", into(changed), now;
   return changed;
 }
 
-SmsStore::Begin SmsStore::begin_attempt(SmsRecord& r, const std::string& from_state) {
+SmsStore::Begin SqliteSmsStore::begin_attempt(SmsRecord& r, const std::string& from_state) {
   before_write("begin_attempt", r.delivery_id);
   std::lock_guard<std::mutex> lock(mu_);
   Millis t = clock_.now_ms();
@@ -162,8 +139,9 @@ SmsStore::Begin SmsStore::begin_attempt(SmsRecord& r, const std::string& from_st
   }
 }
 
-bool SmsStore::answer(int64_t delivery_id, const std::string& reference, const std::string& state,
-                      const std::string& gateway_ref, const std::string& detail) {
+bool SqliteSmsStore::answer(int64_t delivery_id, const std::string& reference,
+                            const std::string& state, const std::string& gateway_ref,
+                            const std::string& detail) {
   before_write("answer", delivery_id);
   std::lock_guard<std::mutex> lock(mu_);
   Millis t = clock_.now_ms();
@@ -185,8 +163,8 @@ bool SmsStore::answer(int64_t delivery_id, const std::string& reference, const s
   }
 }
 
-bool SmsStore::mark_unknown(int64_t delivery_id, const std::string& reference,
-                            const std::string& detail) {
+bool SqliteSmsStore::mark_unknown(int64_t delivery_id, const std::string& reference,
+                                  const std::string& detail) {
   before_write("mark_unknown", delivery_id);
   std::lock_guard<std::mutex> lock(mu_);
   Millis t = clock_.now_ms();
@@ -203,7 +181,7 @@ bool SmsStore::mark_unknown(int64_t delivery_id, const std::string& reference,
   }
 }
 
-std::optional<SmsRecord> SmsStore::by_delivery_locked(int64_t delivery_id) {
+std::optional<SmsRecord> SqliteSmsStore::by_delivery_locked(int64_t delivery_id) {
   Statement st(*s_);
   st << "SELECT " << kColumns << " FROM sms_records WHERE delivery_id = ?", use(delivery_id), now;
   RecordSet rs(st);
@@ -211,7 +189,7 @@ std::optional<SmsRecord> SmsStore::by_delivery_locked(int64_t delivery_id) {
   return row(rs, 0);
 }
 
-std::optional<SmsRecord> SmsStore::by_delivery(int64_t delivery_id) {
+std::optional<SmsRecord> SqliteSmsStore::by_delivery(int64_t delivery_id) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     return by_delivery_locked(delivery_id);
@@ -220,9 +198,10 @@ std::optional<SmsRecord> SmsStore::by_delivery(int64_t delivery_id) {
   }
 }
 
-std::optional<SmsRecord> SmsStore::report(const std::string& reference,
-                                          const std::string& gateway_ref, const std::string& state,
-                                          int dlr_status, const std::string& detail) {
+std::optional<SmsRecord> SqliteSmsStore::report(const std::string& reference,
+                                                const std::string& gateway_ref,
+                                                const std::string& state, int dlr_status,
+                                                const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     std::optional<SmsRecord> found;
@@ -259,7 +238,7 @@ std::optional<SmsRecord> SmsStore::report(const std::string& reference,
   }
 }
 
-bool SmsStore::add_optout(const OptOut& in) {
+bool SqliteSmsStore::add_optout(const OptOut& in) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     return add_optout_locked(in);
@@ -269,7 +248,7 @@ bool SmsStore::add_optout(const OptOut& in) {
   }
 }
 
-bool SmsStore::add_optout_locked(const OptOut& in) {
+bool SqliteSmsStore::add_optout_locked(const OptOut& in) {
   OptOut o = in;
   if (o.created_at == 0) o.created_at = clock_.now_ms();
   *s_ << "INSERT OR IGNORE INTO sms_optouts(number_hash, created_at, source, keyword) "
@@ -278,7 +257,7 @@ bool SmsStore::add_optout_locked(const OptOut& in) {
   return changes_locked() > 0;
 }
 
-std::optional<OptOut> SmsStore::optout(const std::string& number_hash) {
+std::optional<OptOut> SqliteSmsStore::optout(const std::string& number_hash) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     return optout_locked(number_hash);
@@ -289,8 +268,8 @@ std::optional<OptOut> SmsStore::optout(const std::string& number_hash) {
   }
 }
 
-std::optional<OptOut> SmsStore::find_optout(const std::string& keyed_hash,
-                                            const std::string& legacy_hash) {
+std::optional<OptOut> SqliteSmsStore::find_optout(const std::string& keyed_hash,
+                                                  const std::string& legacy_hash) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     if (auto o = optout_locked(keyed_hash)) return o;
@@ -308,7 +287,7 @@ std::optional<OptOut> SmsStore::find_optout(const std::string& keyed_hash,
   }
 }
 
-std::optional<OptOut> SmsStore::optout_locked(const std::string& number_hash) {
+std::optional<OptOut> SqliteSmsStore::optout_locked(const std::string& number_hash) {
   Statement st(*s_);
   std::string h = number_hash;
   st << "SELECT number_hash, created_at, source, keyword FROM sms_optouts WHERE number_hash = ?",
@@ -319,7 +298,7 @@ std::optional<OptOut> SmsStore::optout_locked(const std::string& number_hash) {
                 rs.value(2, 0).convert<std::string>(), rs.value(3, 0).convert<std::string>()};
 }
 
-std::vector<OptOut> SmsStore::optouts(int limit, const std::string& after_hash) {
+std::vector<OptOut> SqliteSmsStore::optouts(int limit, const std::string& after_hash) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement st(*s_);
   std::string after = after_hash;
@@ -336,11 +315,15 @@ std::vector<OptOut> SmsStore::optouts(int limit, const std::string& after_hash) 
   return out;
 }
 
-bool SmsStore::remove_optout(const std::string& number_hash) {
+bool SqliteSmsStore::remove_optout(const std::string& number_hash) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string h = number_hash;
   *s_ << "DELETE FROM sms_optouts WHERE number_hash = ?", use(h), now;
   return changes_locked() > 0;
+}
+
+std::shared_ptr<SmsStore> open_sqlite_sms_store(const std::string& path, const Clock& clock) {
+  return std::make_shared<SqliteSmsStore>(path, clock);
 }
 
 }  // namespace relais::sms

@@ -1,18 +1,20 @@
-// The SMS records (one per delivery sent to a gateway: segments, cost estimate, gateway
-// reference, delivery-report state) and the opt-out list, in the hub's SQLite store (tables
-// of migration 5 in store/sqlite/sqlite_store.cpp).
+// The SMS connector's own records (one per delivery sent to a gateway: segments, cost estimate,
+// gateway reference, delivery-report state) and the opt-out list: the interface, kept by the
+// hub's store whatever its engine (store/sqlite/sqlite_sms.cpp; reached through
+// StoreBackend::sms(), core/store_backend.h).
 //
-// Every change is one targeted UPDATE guarded by the state order below, so the connector's own
-// writes and the gateway's delivery reports can come in any order: a record never moves back,
-// and created_at never changes.
+// Every change is one targeted, guarded write following the state order below, so the
+// connector's own writes and the gateway's delivery reports can come in any order: a record
+// never moves back, and created_at never changes.
 //
-// Thread-safety: every method is safe to call from any thread (one connection per store,
-// serialised by a mutex; each write is one guarded statement, its own transaction). Ownership:
-// owns its connection; shared (shared_ptr) by the SMS destinations of one process.
+// Thread-safety: every method of an implementation is safe to call from any thread (each write
+// is one guarded statement, its own transaction). Ownership: the backend owns one store per
+// process; the SMS destinations and the API share it (shared_ptr).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,10 +22,6 @@
 #include <vector>
 
 #include "core/clock.h"
-
-namespace Poco::Data {
-class Session;
-}
 
 namespace relais::sms {
 
@@ -65,12 +63,13 @@ struct OptOut {
 };
 
 int state_rank(const std::string& state);
+// Every state with its rank (the table state_rank() reads), for an engine that compares ranks
+// in its own statements.
+const std::map<std::string, int>& state_ranks();
 
 class SmsStore {
  public:
-  // Opens the store file (which relais has migrated). Throws at start-up when it cannot.
-  SmsStore(const std::string& path, const Clock& clock);
-  ~SmsStore();
+  virtual ~SmsStore() = default;
 
   enum class Begin {
     Started,  // the record says submitting, with r.reference for this send
@@ -80,52 +79,47 @@ class SmsStore {
   // Starts a send: creates the record (from_state "": state submitting, created now) or moves
   // it from `from_state` (retry: same reference; failed or unknown: the next send's reference,
   // the gateway's id cleared) to submitting. Sets r.reference to the send's reference.
-  Begin begin_attempt(SmsRecord& r, const std::string& from_state);
+  virtual Begin begin_attempt(SmsRecord& r, const std::string& from_state) = 0;
   // The gateway's answer to the send `reference` (still the record's current send): state
   // accepted | queued | retry | failed, and the gateway's id when it gave one. False when the
   // send is no longer current or the store failed.
-  bool answer(int64_t delivery_id, const std::string& reference, const std::string& state,
-              const std::string& gateway_ref, const std::string& detail);
+  virtual bool answer(int64_t delivery_id, const std::string& reference, const std::string& state,
+                      const std::string& gateway_ref, const std::string& detail) = 0;
   // The send `reference` went out but its answer never came: submitting → unknown (the time of
   // this change, updated_at, starts the wait for a delivery report). False when the record was
   // not submitting with that reference (a report settled it first) or the store failed.
-  bool mark_unknown(int64_t delivery_id, const std::string& reference, const std::string& detail);
-  std::optional<SmsRecord> by_delivery(int64_t delivery_id);
+  virtual bool mark_unknown(int64_t delivery_id, const std::string& reference,
+                            const std::string& detail) = 0;
+  virtual std::optional<SmsRecord> by_delivery(int64_t delivery_id) = 0;
   // A delivery report: moves the record (found by the delivery id in our reference, else by
   // the gateway's id) forward to `state`. A report about an earlier send than the current one
   // counts only when it says delivered (the phone got that SMS). Returns the record after the
   // change, nullopt when unknown.
-  std::optional<SmsRecord> report(const std::string& reference, const std::string& gateway_ref,
-                                  const std::string& state, int dlr_status,
-                                  const std::string& detail);
+  virtual std::optional<SmsRecord> report(const std::string& reference,
+                                          const std::string& gateway_ref, const std::string& state,
+                                          int dlr_status, const std::string& detail) = 0;
 
-  bool add_optout(const OptOut& o);  // false when it was already there (kept as it was)
+  virtual bool add_optout(const OptOut& o) = 0;  // false when it was already there (kept)
   // Throws std::runtime_error when the list cannot be read (the caller must not send).
-  std::optional<OptOut> optout(const std::string& number_hash);
+  virtual std::optional<OptOut> optout(const std::string& number_hash) = 0;
   // The entry of a number, by its keyed hash or its legacy (unkeyed SHA-256) hash; a legacy
   // entry found is rewritten under the keyed hash in the same step (the migration of the list,
   // docs/security.md). Throws like optout().
-  std::optional<OptOut> find_optout(const std::string& keyed_hash, const std::string& legacy_hash);
-  std::vector<OptOut> optouts(int limit, const std::string& after_hash);
-  bool remove_optout(const std::string& number_hash);
-
-  // One store per file for the whole process (the SMS destinations share it).
-  static std::shared_ptr<SmsStore> shared(const std::string& path, const Clock& clock);
+  virtual std::optional<OptOut> find_optout(const std::string& keyed_hash,
+                                            const std::string& legacy_hash) = 0;
+  virtual std::vector<OptOut> optouts(int limit, const std::string& after_hash) = 0;
+  virtual bool remove_optout(const std::string& number_hash) = 0;
 
   // Test seam: `f(op, delivery_id)` runs at the start of begin_attempt / answer / mark_unknown
   // (op is the method's name), before the store's lock is taken, on the writing thread: a test
   // injects a delivery report before, during or after the connector saves its own state.
   void set_before_write_for_test(std::function<void(const std::string&, int64_t)> f);
 
- private:
+ protected:
+  // Implementations call it first in begin_attempt, answer and mark_unknown.
   void before_write(const char* op, int64_t delivery_id);
-  int changes_locked();
-  std::optional<SmsRecord> by_delivery_locked(int64_t delivery_id);
-  bool add_optout_locked(const OptOut& o);
-  std::optional<OptOut> optout_locked(const std::string& number_hash);
-  const Clock& clock_;
-  std::mutex mu_;
-  std::unique_ptr<Poco::Data::Session> s_;
+
+ private:
   std::mutex hook_mu_;
   std::function<void(const std::string&, int64_t)> before_write_;
 };
