@@ -1,0 +1,242 @@
+// The stores a StoreBackend opens besides the messages' (core/store_backend.h), on every engine:
+// the cross-references and the pairings through open_store_backend on SQLite and on PostgreSQL
+// (the throwaway server of tests/core/store_backends.h), the same contract on both; the
+// candidates sealed at rest; on PostgreSQL two backends on one database (two nodes) that see
+// each other's writes and take turns on one person; the `store:` section's checks.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "core/at_rest.h"
+#include "core/clock.h"
+#include "core/store_backend.h"
+#include "tests/core/store_backends.h"
+#include "tests/core/test_support.h"
+
+namespace relais {
+namespace {
+
+constexpr Millis kT0 = 1'700'000'000'000;
+
+std::shared_ptr<const AtRestCipher> test_cipher() {
+  AtRestCipher::Key k;
+  k.id = "k1";
+  k.bytes.fill(7);
+  return std::make_shared<const AtRestCipher>(std::vector<AtRestCipher::Key>{k}, "k1");
+}
+
+CrossReference xref(const std::string& d, const std::string& k, const std::string& id,
+                    const std::string& v = "") {
+  CrossReference r;
+  r.destination = d;
+  r.key = k;
+  r.external_id = id;
+  r.version = v;
+  r.message_id = "01MSG";
+  return r;
+}
+
+class BackendStores : public ::testing::TestWithParam<std::string> {
+ protected:
+  BackendStores() : clock_(kT0) {
+    db_ = testing::StoreBackend::make(GetParam());
+    where_ = db_->location();
+    backend_ = open_store_backend(where_);
+    StoreOptions o;
+    messages_ = backend_->open_messages(o);  // creates and migrates every table
+  }
+  ~BackendStores() override {
+    if (messages_) messages_->close();
+  }
+
+  ManualClock clock_;
+  std::unique_ptr<testing::StoreBackend> db_;
+  StoreLocation where_;
+  std::unique_ptr<StoreBackend> backend_;
+  std::unique_ptr<Store> messages_;
+};
+
+TEST_P(BackendStores, DescribesWhereWithoutThePassword) {
+  EXPECT_EQ(backend_->kind(), GetParam());
+  EXPECT_FALSE(backend_->state_dir().empty());
+  if (GetParam() == "postgresql") {
+    EXPECT_EQ(backend_->describe().find(testing::pg_password()), std::string::npos);
+    EXPECT_NE(backend_->describe().find(":"), std::string::npos) << backend_->describe();
+    EXPECT_EQ(backend_->state_dir(), where_.state_dir);
+  }
+}
+
+TEST_P(BackendStores, CrossReferencesPutGetReplaceListRemove) {
+  auto x = backend_->open_xrefs(clock_, StoreAccess::ReadWrite);
+  EXPECT_FALSE(x->get("cal", "k1").has_value());
+  x->put(xref("cal", "k1", "E1", "v1"));
+  clock_.advance(10);
+  x->put(xref("cal", "k2", "E2"));
+  x->put(xref("other", "k1", "O1"));
+  auto got = x->get("cal", "k1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->external_id, "E1");
+  EXPECT_EQ(got->version, "v1");
+  EXPECT_EQ(got->updated_at, kT0);
+  EXPECT_EQ(got->message_id, "01MSG");
+  clock_.advance(10);
+  x->put(xref("cal", "k1", "E1", "v2"));  // replaced: one reference per key
+  EXPECT_EQ(x->get("cal", "k1")->version, "v2");
+  EXPECT_EQ(x->count("cal"), 2u);
+  auto listed = x->list("cal", kT0, kT0 + 100, 10);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].key, "k2");  // oldest first
+  EXPECT_EQ(listed[1].key, "k1");
+  EXPECT_EQ(x->list("cal", kT0, kT0 + 100, 1).size(), 1u);
+  EXPECT_TRUE(x->list("cal", kT0 + 100, kT0, 10).empty());
+  EXPECT_THROW(x->put(xref("cal", "k3", "")), std::invalid_argument);
+  EXPECT_TRUE(x->remove("cal", "k1"));
+  EXPECT_FALSE(x->remove("cal", "k1"));
+  EXPECT_FALSE(x->get("cal", "k1").has_value());
+  EXPECT_EQ(x->count("other"), 1u);
+}
+
+TEST_P(BackendStores, PairingsProposeWaitPairUndoWithSealedCandidates) {
+  auto p = backend_->open_pairings(clock_, test_cipher());
+  PairingCandidate c;
+  c.external_id = "G1";
+  c.score = 0.8;
+  c.summary = {{"nom", "Dupont"}};
+  Pairing out;
+  ASSERT_TRUE(p->propose("genesis", "individu:1", {c}, {"gen", "k1"}, out).ok);
+  EXPECT_EQ(out.state, PairingState::Waiting);
+  ASSERT_EQ(out.candidates.size(), 1u);
+  EXPECT_EQ(out.candidates[0].summary["nom"], "Dupont");
+  ASSERT_TRUE(p->wait("genesis", "individu:1", {"gen", "k2"}).ok);
+  ASSERT_TRUE(p->wait("genesis", "individu:1", {"gen", "k2"}).ok);  // once only
+  // At rest the candidates are sealed: the name is not in the table.
+  auto stored = db_->column("SELECT candidates FROM pairings");
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].rfind("enc1:k1:", 0), 0u);
+  EXPECT_EQ(stored[0].find("Dupont"), std::string::npos);
+
+  Status s;
+  EXPECT_EQ(p->count(PairingState::Waiting, s), 1);
+  EXPECT_TRUE(s.ok);
+  std::vector<PairingWaiter> woken;
+  ASSERT_TRUE(p->pair("genesis", "individu:1", "G1", "console", "alice", woken).ok);
+  EXPECT_EQ(woken, (std::vector<PairingWaiter>{{"gen", "k1"}, {"gen", "k2"}}));
+  ASSERT_TRUE(p->pair("genesis", "individu:1", "G1", "console", "alice", woken).ok);
+  EXPECT_TRUE(woken.empty());
+  EXPECT_EQ(p->pair("genesis", "individu:1", "G2", "console", "alice", woken).http_status, 409);
+  EXPECT_EQ(p->wait("genesis", "individu:1", {"gen", "k3"}).http_status, 409);
+  auto got = p->get("genesis", "individu:1", s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->state, PairingState::Paired);
+  EXPECT_EQ(got->external_id, "G1");
+  EXPECT_EQ(got->by, "alice");
+  EXPECT_TRUE(got->waiters.empty());
+  EXPECT_EQ(p->by_id(got->id, s)->person, "individu:1");
+
+  EXPECT_EQ(p->undo("genesis", "individu:2", "alice", "x").http_status, 404);
+  ASSERT_TRUE(p->undo("genesis", "individu:1", "alice", "erreur").ok);
+  EXPECT_EQ(p->get("genesis", "individu:1", s)->state, PairingState::Undone);
+  EXPECT_EQ(p->undo("genesis", "individu:1", "alice", "x").http_status, 409);
+
+  ASSERT_TRUE(p->wait("capdemat", "individu:2", {"cap", "k9"}).ok);
+  PairingFilter f;
+  EXPECT_EQ(p->list(f, s).size(), 2u);
+  f.partner = "capdemat";
+  auto l = p->list(f, s);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].person, "individu:2");
+  f.partner.clear();
+  f.state = PairingState::Undone;
+  l = p->list(f, s);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].person, "individu:1");
+  f.state.reset();
+  f.before_id = l[0].id + 1;
+  f.limit = 1;
+  l = p->list(f, s);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].person, "individu:1");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, BackendStores, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+// --- PostgreSQL only: two nodes on one database, the `store:` section's checks ------------------
+
+class TwoNodes : public ::testing::Test {
+ protected:
+  TwoNodes() : clock_(kT0) {
+    db_ = testing::StoreBackend::make("postgresql");
+    where_ = db_->location();
+    a_ = open_store_backend(where_);
+    b_ = open_store_backend(where_);
+    messages_a_ = a_->open_messages(StoreOptions{});
+    messages_b_ = b_->open_messages(StoreOptions{});  // finds the schema migrated
+  }
+  ~TwoNodes() override {
+    messages_a_->close();
+    messages_b_->close();
+  }
+  ManualClock clock_;
+  std::unique_ptr<testing::StoreBackend> db_;
+  StoreLocation where_;
+  std::unique_ptr<StoreBackend> a_, b_;
+  std::unique_ptr<Store> messages_a_, messages_b_;
+};
+
+TEST_F(TwoNodes, ACrossReferenceWrittenByOneIsReadByTheOther) {
+  auto xa = a_->open_xrefs(clock_, StoreAccess::ReadWrite);
+  auto xb = b_->open_xrefs(clock_, StoreAccess::ReadOnly);
+  xa->put(xref("demarches", "dossier:42", "D42", "3"));
+  auto got = xb->get("demarches", "dossier:42");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->external_id, "D42");
+  EXPECT_THROW(xb->put(xref("demarches", "dossier:43", "D43")), std::runtime_error);
+  EXPECT_TRUE(xa->remove("demarches", "dossier:42"));
+  EXPECT_FALSE(xb->get("demarches", "dossier:42").has_value());
+}
+
+TEST_F(TwoNodes, WaitersAddedByBothNodesAtOnceAreAllWoken) {
+  auto pa = a_->open_pairings(clock_, nullptr);
+  auto pb = b_->open_pairings(clock_, nullptr);
+  constexpr int kEach = 20;
+  auto add = [&](PairingStore* p, const std::string& node) {
+    for (int i = 0; i < kEach; ++i) {
+      Status s = p->wait("genesis", "individu:7", {"gen", node + std::to_string(i)});
+      EXPECT_TRUE(s.ok) << s.detail;
+    }
+  };
+  std::thread ta(add, pa.get(), "a"), tb(add, pb.get(), "b");
+  ta.join();
+  tb.join();
+  std::vector<PairingWaiter> woken;
+  ASSERT_TRUE(pb->pair("genesis", "individu:7", "G7", "auto", "auto", woken).ok);
+  EXPECT_EQ(woken.size(), 2u * kEach);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM pairings"), 1);
+}
+
+TEST(PostgresqlLocation, RefusesAPasswordInTheUriAndAMissingVariable) {
+  auto db = testing::StoreBackend::make("postgresql");
+  StoreLocation l = db->location();
+  StoreLocation with_password = l;
+  with_password.uri += " password=" + testing::pg_password();
+  with_password.password_env.clear();
+  try {
+    open_store_backend(with_password);
+    ADD_FAILURE() << "a password in the uri was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).find(testing::pg_password()), std::string::npos);
+  }
+  StoreLocation unset = l;
+  unset.password_env = "RELAIS_TEST_PG_PASSWORD_UNSET";
+  ::unsetenv(unset.password_env.c_str());
+  EXPECT_THROW(open_store_backend(unset), std::runtime_error);
+  StoreLocation no_state = l;
+  no_state.state_dir.clear();
+  EXPECT_THROW(open_store_backend(no_state), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace relais
