@@ -98,16 +98,16 @@ class PgBackend : public StoreBackend {
   std::unique_ptr<XrefStore> open_xrefs(const Clock& clock, StoreAccess access) override {
     return open_postgresql_xref_store(connect_, clock, access);
   }
-  std::unique_ptr<DocumentStore> open_documents(const Clock&, StoreAccess) override {
-    throw not_yet("the mappings and tables");
+  std::unique_ptr<DocumentStore> open_documents(const Clock& clock, StoreAccess access) override {
+    return open_postgresql_document_store(connect_, clock, access);
   }
   std::unique_ptr<PairingStore> open_pairings(const Clock& clock,
                                               std::shared_ptr<const AtRestCipher> cipher) override {
     return open_postgresql_pairing_store(connect_, clock, std::move(cipher));
   }
-  std::unique_ptr<ConsoleStore> open_console(const Clock&, StoreAccess,
-                                             std::shared_ptr<const AtRestCipher>) override {
-    throw not_yet("the console's records");
+  std::unique_ptr<ConsoleStore> open_console(const Clock& clock, StoreAccess access,
+                                             std::shared_ptr<const AtRestCipher> cipher) override {
+    return open_postgresql_console_store(connect_, clock, access, std::move(cipher));
   }
   std::shared_ptr<sms::SmsStore> sms(const Clock&) override { throw not_yet("the SMS records"); }
 

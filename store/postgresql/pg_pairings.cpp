@@ -1,13 +1,11 @@
 // PairingStore on PostgreSQL (table of migration 102, store/postgresql/pg_tables.cpp); the rules
-// are store/pairing_rules.h's. One connection serialised by a mutex (pairings are few and slow:
-// a person's choice), opened again when the server was lost. A change is one transaction that
-// first takes a transaction-level advisory lock on (partner, person): two nodes pairing the same
-// person at once take turns, so neither loses a waiter nor trips on the other's insert.
-
-#include <mutex>
-#include <stdexcept>
+// are store/pairing_rules.h's. One PgSession (pairings are few and slow: a person's choice). A
+// change is one transaction that first takes an advisory lock on (partner, person): two nodes
+// pairing the same person at once take turns, so neither loses a waiter nor trips on the other's
+// insert.
 
 #include "store/pairing_rules.h"
+#include "store/postgresql/pg_session.h"
 #include "store/postgresql/pg_stores.h"
 
 namespace relais {
@@ -17,7 +15,8 @@ namespace {
   "id, partner, person, state, external_id, candidates, waiters, how, actor, reason, " \
   "created_at, updated_at"
 
-constexpr const char* kLock = "SELECT pg_advisory_xact_lock(102, hashtext($1))";
+// The advisory locks of the changes: one per (partner, person).
+constexpr int kPairingLocks = 102;
 constexpr const char* kFind =
     "SELECT " PAIRING_COLUMNS " FROM pairings WHERE partner = $1 AND person = $2";
 constexpr const char* kFindId = "SELECT " PAIRING_COLUMNS " FROM pairings WHERE id = $1";
@@ -33,46 +32,29 @@ class PgPairingStore final : public PairingRules {
  public:
   PgPairingStore(const std::string& uri, const Clock& clock,
                  std::shared_ptr<const AtRestCipher> cipher)
-      : PairingRules(std::move(cipher)),
-        uri_(uri),
-        what_("PostgreSQL pairings " + pg::masked_uri(uri)),
-        clock_(clock) {
-    check_other_store_schema(connection(), what_);
-  }
+      : PairingRules(std::move(cipher)), clock_(clock), s_(uri, "PostgreSQL pairings") {}
 
  protected:
-  void reading(const std::function<void()>& fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn();
-  }
+  void reading(const std::function<void()>& fn) override { s_.locked(fn); }
 
   Status changing(const std::string& partner, const std::string& person,
                   const std::function<Status()>& fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    pg::Connection& c = connection();
-    must(c.exec("BEGIN"));
-    in_transaction_ = true;
-    struct Out {
-      bool& flag;
-      ~Out() { flag = false; }
-    } out{in_transaction_};
-    try {
-      must(c.run(kLock, pg::Params().text(partner + "\n" + person)));
-      Status st = fn();
-      must(c.exec(st.ok ? "COMMIT" : "ROLLBACK"));
+    return s_.locked([&]() {
+      Status st;
+      s_.transaction(kPairingLocks, partner + "\n" + person, [&]() {
+        st = fn();
+        return st.ok;
+      });
       return st;
-    } catch (...) {
-      c.exec("ROLLBACK");
-      throw;
-    }
+    });
   }
 
   std::optional<PairingRow> find(const std::string& partner, const std::string& person) override {
-    return first(query(kFind, pg::Params().ref(partner).ref(person)));
+    return first(s_.query(kFind, pg::Params().ref(partner).ref(person)));
   }
 
   std::optional<PairingRow> find_id(int64_t id) override {
-    return first(query(kFindId, pg::Params().num(id)));
+    return first(s_.query(kFindId, pg::Params().num(id)));
   }
 
   void write(const PairingRow& row, bool exists) override {
@@ -88,7 +70,7 @@ class PgPairingStore final : public PairingRules {
         .num(clock_.now_ms())
         .ref(p.partner)
         .ref(p.person);
-    query(exists ? kUpdate : kInsert, params);
+    s_.query(exists ? kUpdate : kInsert, params);
   }
 
   std::vector<PairingRow> select(const PairingFilter& f) override {
@@ -107,39 +89,17 @@ class PgPairingStore final : public PairingRules {
     }
     sql += " ORDER BY id DESC LIMIT $" + std::to_string(++n);
     params.num(f.limit);
-    pg::Result r;
-    must(connection().run_text(sql, params, r));
+    pg::Result r = s_.query_text(sql, params);
     std::vector<PairingRow> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(row(r, i));
     return out;
   }
 
   int64_t count_rows(const std::string& state) override {
-    return query(kCount, pg::Params().ref(state)).int64(0, 0);
+    return s_.query(kCount, pg::Params().ref(state)).int64(0, 0);
   }
 
  private:
-  // The connection (mu_ held), opened again when the server was lost — never inside a
-  // transaction, whose steps must all run on the connection that began it.
-  pg::Connection& connection() {
-    if (in_transaction_ && (!c_ || !c_->ok())) throw std::runtime_error(what_ + ": lost");
-    if (!c_ || !c_->ok()) {
-      c_.reset();
-      must(pg::Connection::open(uri_, 5, c_));
-    }
-    return *c_;
-  }
-
-  void must(const Status& s) const {
-    if (!s.ok) throw std::runtime_error(what_ + ": " + s.detail);
-  }
-
-  pg::Result query(const char* sql, const pg::Params& params) {
-    pg::Result r;
-    must(connection().run(sql, params, r));
-    return r;
-  }
-
   static std::optional<PairingRow> first(const pg::Result& r) {
     if (r.rows() == 0) return std::nullopt;
     return row(r, 0);
@@ -162,12 +122,8 @@ class PgPairingStore final : public PairingRules {
     return x;
   }
 
-  std::string uri_;
-  std::string what_;
   const Clock& clock_;
-  std::mutex mu_;
-  std::unique_ptr<pg::Connection> c_;
-  bool in_transaction_ = false;
+  PgSession s_;
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 #pragma once
 // The stores of the PostgreSQL backend other than the messages' (issue 15, part 3): the
-// cross-references, the pairings (and, as they are added, the documents, the console's records
-// and the SMS records) on the database the messages' store migrates, and their tables.
+// cross-references, the pairings, the documents, the console's records (and, as it is added,
+// the SMS records) on the database the messages' store migrates, and their tables.
 //
 // Their migrations are numbered from 101 and appended by pg_store.cpp's list after the messages'
 // own (1…100), so that one relais_schema line and one advisory lock cover every table while the
@@ -18,6 +18,8 @@
 
 #include "core/at_rest.h"
 #include "core/clock.h"
+#include "core/console_store.h"
+#include "core/document_store.h"
 #include "core/pairing_store.h"
 #include "core/store_access.h"
 #include "core/store_backend.h"
@@ -36,6 +38,12 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations();
 
 std::unique_ptr<XrefStore> open_postgresql_xref_store(const std::string& uri, const Clock& clock,
                                                       StoreAccess access);
+std::unique_ptr<ConsoleStore> open_postgresql_console_store(
+    const std::string& uri, const Clock& clock, StoreAccess access,
+    std::shared_ptr<const AtRestCipher> cipher);
+std::unique_ptr<DocumentStore> open_postgresql_document_store(const std::string& uri,
+                                                              const Clock& clock,
+                                                              StoreAccess access);
 std::unique_ptr<PairingStore> open_postgresql_pairing_store(
     const std::string& uri, const Clock& clock, std::shared_ptr<const AtRestCipher> cipher);
 

@@ -30,6 +30,45 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
            "UNIQUE(partner, person))",
            "CREATE INDEX pairings_state ON pairings(state, id)",
        }},
+      {103,
+       "versioned documents: mappings and lookup tables (core/document_store.h)",
+       {
+           "CREATE TABLE documents (id bigserial PRIMARY KEY, kind text NOT NULL, "
+           "name text NOT NULL, version bigint NOT NULL, format text NOT NULL, "
+           "content text NOT NULL, author text NOT NULL, comment text NOT NULL, "
+           "created_at bigint NOT NULL, UNIQUE(kind, name, version))",
+           "CREATE TABLE document_active (kind text NOT NULL, name text NOT NULL, "
+           "version bigint NOT NULL, PRIMARY KEY(kind, name))",
+           // Its ids are the generation the watchers poll: written under one advisory lock, so
+           // that they are committed in the order they are drawn.
+           "CREATE TABLE document_activations (id bigserial PRIMARY KEY, kind text NOT NULL, "
+           "name text NOT NULL, version bigint NOT NULL, actor text NOT NULL, "
+           "comment text NOT NULL, at bigint NOT NULL)",
+           "CREATE INDEX document_activations_document ON document_activations(kind, name, id)",
+       }},
+      {104,
+       "console: users, API tokens, append-only audit trail (core/console_store.h)",
+       {
+           "CREATE TABLE users (name text PRIMARY KEY, role text NOT NULL, "
+           "password text NOT NULL, created_at bigint NOT NULL, created_by text NOT NULL, "
+           "disabled boolean NOT NULL DEFAULT false)",
+           "CREATE TABLE api_tokens (name text PRIMARY KEY, role text NOT NULL, "
+           "sources text NOT NULL, sha256 text NOT NULL UNIQUE, created_at bigint NOT NULL, "
+           "created_by text NOT NULL, revoked_at bigint NOT NULL DEFAULT 0)",
+           "CREATE TABLE audit (id bigserial PRIMARY KEY, at bigint NOT NULL, "
+           "actor text NOT NULL, role text NOT NULL, action text NOT NULL, "
+           "object text NOT NULL, detail text NOT NULL, address text NOT NULL)",
+           "CREATE INDEX audit_at ON audit(at)",
+           // Append-only, enforced by the database for every role, the owner's included: a row
+           // is never updated nor deleted, the table never truncated.
+           "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "RAISE EXCEPTION 'the audit trail is append-only' USING ERRCODE = "
+           "'insufficient_privilege'; END $$",
+           "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW "
+           "EXECUTE FUNCTION audit_append_only()",
+           "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT "
+           "EXECUTE FUNCTION audit_append_only()",
+       }},
   };
   return list;
 }

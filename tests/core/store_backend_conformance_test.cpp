@@ -12,6 +12,7 @@
 #include "core/at_rest.h"
 #include "core/clock.h"
 #include "core/store_backend.h"
+#include "store/postgresql/pg_connection.h"
 #include "tests/core/store_backends.h"
 #include "tests/core/test_support.h"
 
@@ -160,6 +161,120 @@ TEST_P(BackendStores, PairingsProposeWaitPairUndoWithSealedCandidates) {
   EXPECT_EQ(l[0].person, "individu:1");
 }
 
+TEST_P(BackendStores, DocumentsVersionsActivationsAndGeneration) {
+  auto d = backend_->open_documents(clock_, StoreAccess::ReadWrite);
+  EXPECT_EQ(d->generation(), 0);
+  DocumentVersion v;
+  v.kind = "mapping";
+  v.name = "cms-to-genesis";
+  v.format = "yaml";
+  v.content = "a: 1";
+  v.author = "alice";
+  v.comment = "first";
+  EXPECT_EQ(d->add(v, true), 1);
+  int64_t g1 = d->generation();
+  EXPECT_GT(g1, 0);
+  v.content = "a: 2";
+  v.comment = "second";
+  EXPECT_EQ(d->add(v, false), 2);
+  EXPECT_EQ(d->generation(), g1);  // adding without activating is not an activation
+  EXPECT_EQ(d->get("mapping", "cms-to-genesis", 0)->content, "a: 1");
+  auto second = d->get("mapping", "cms-to-genesis", 2);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE(second->active);
+  EXPECT_EQ(second->content, "a: 2");
+  EXPECT_EQ(second->author, "alice");
+  EXPECT_FALSE(d->get("mapping", "cms-to-genesis", 3).has_value());
+  EXPECT_FALSE(d->get("table", "cms-to-genesis", 0).has_value());
+
+  EXPECT_EQ(d->activate("mapping", "cms-to-genesis", 3, "bob", "x").http_status, 404);
+  EXPECT_EQ(d->generation(), g1);
+  ASSERT_TRUE(d->activate("mapping", "cms-to-genesis", 2, "bob", "go").ok);
+  EXPECT_GT(d->generation(), g1);
+  auto versions = d->versions("mapping", "cms-to-genesis");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].version, 2);  // newest first, without content
+  EXPECT_TRUE(versions[0].active);
+  EXPECT_TRUE(versions[0].content.empty());
+  EXPECT_FALSE(versions[1].active);
+  v.kind = "table";
+  v.name = "communes";
+  v.format = "csv";
+  d->add(v, true);
+  auto active = d->active("mapping");
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].version, 2);
+  EXPECT_EQ(active[0].content, "a: 2");
+  auto acts = d->activations("mapping", "cms-to-genesis");
+  ASSERT_EQ(acts.size(), 2u);
+  EXPECT_EQ(acts[0].version, 2);
+  EXPECT_EQ(acts[0].by, "bob");
+  EXPECT_EQ(acts[0].comment, "go");
+  EXPECT_EQ(acts[1].by, "alice");
+  // Rollback is activating an earlier version.
+  ASSERT_TRUE(d->activate("mapping", "cms-to-genesis", 1, "bob", "back").ok);
+  EXPECT_EQ(d->get("mapping", "cms-to-genesis", 0)->version, 1);
+}
+
+TEST_P(BackendStores, ConsoleUsersTokensAndAnAppendOnlyAuditTrail) {
+  auto c = backend_->open_console(clock_, StoreAccess::ReadWrite, test_cipher());
+  UserRecord u;
+  u.name = "alice";
+  u.role = "admin";
+  u.password = "pbkdf2$x";
+  u.created_by = "setup";
+  ASSERT_TRUE(c->add_user(u).ok);
+  EXPECT_EQ(c->add_user(u).http_status, 409);
+  ASSERT_TRUE(c->update_user("alice", std::string("support"), std::nullopt, true).ok);
+  EXPECT_EQ(c->update_user("bob", std::nullopt, std::nullopt, true).http_status, 404);
+  auto got = c->user("alice");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->role, "support");
+  EXPECT_EQ(got->password, "pbkdf2$x");
+  EXPECT_TRUE(got->disabled);
+  EXPECT_EQ(got->created_at, kT0);
+  EXPECT_EQ(c->users().size(), 1u);
+
+  ApiTokenRecord t;
+  t.name = "cms";
+  t.role = "system";
+  t.sources = {"cms", "portail"};
+  t.sha256 = "abc";
+  t.created_by = "alice";
+  ASSERT_TRUE(c->add_token(t).ok);
+  EXPECT_EQ(c->add_token(t).http_status, 409);
+  auto tok = c->token_by_sha256("abc");
+  ASSERT_TRUE(tok.has_value());
+  EXPECT_EQ(tok->sources, (std::vector<std::string>{"cms", "portail"}));
+  ASSERT_TRUE(c->revoke_token("cms", kT0 + 5).ok);
+  EXPECT_EQ(c->revoke_token("cms", kT0 + 6).http_status, 404);
+  EXPECT_FALSE(c->token_by_sha256("abc").has_value());
+  ASSERT_EQ(c->tokens().size(), 1u);
+  EXPECT_EQ(c->tokens()[0].revoked_at, kT0 + 5);
+
+  for (int i = 0; i < 3; ++i) {
+    AuditEntry e;
+    e.actor = "alice";
+    e.role = "admin";
+    e.action = i == 2 ? "delivery.retry" : "mapping.publish";
+    e.object = "mapping:m" + std::to_string(i);
+    e.address = "127.0.0.1";
+    clock_.advance(1);
+    c->audit(e);
+  }
+  AuditFilter f;
+  EXPECT_EQ(c->audit_entries(f).size(), 3u);
+  f.action = "mapping.";
+  auto entries = c->audit_entries(f);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].object, "mapping:m1");  // newest first
+  EXPECT_EQ(entries[0].at, kT0 + 2);
+  f.action.clear();
+  f.object = "m2";
+  EXPECT_EQ(c->audit_entries(f).size(), 1u);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM audit"), 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, BackendStores, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
@@ -179,6 +294,8 @@ class TwoNodes : public ::testing::Test {
     messages_a_->close();
     messages_b_->close();
   }
+  // The database's connection string with the password (for a raw connection of the test).
+  std::string fresh_uri() const { return where_.uri + " password=" + testing::pg_password(); }
   ManualClock clock_;
   std::unique_ptr<testing::StoreBackend> db_;
   StoreLocation where_;
@@ -215,6 +332,57 @@ TEST_F(TwoNodes, WaitersAddedByBothNodesAtOnceAreAllWoken) {
   ASSERT_TRUE(pb->pair("genesis", "individu:7", "G7", "auto", "auto", woken).ok);
   EXPECT_EQ(woken.size(), 2u * kEach);
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM pairings"), 1);
+}
+
+TEST_F(TwoNodes, DocumentsAddedByBothNodesAtOnceGetDistinctVersions) {
+  auto da = a_->open_documents(clock_, StoreAccess::ReadWrite);
+  auto db = b_->open_documents(clock_, StoreAccess::ReadWrite);
+  constexpr int kEach = 10;
+  auto add = [&](DocumentStore* d) {
+    DocumentVersion v;
+    v.kind = "table";
+    v.name = "communes";
+    v.format = "csv";
+    for (int i = 0; i < kEach; ++i) d->add(v, true);
+  };
+  std::thread ta(add, da.get()), tb(add, db.get());
+  ta.join();
+  tb.join();
+  auto versions = da->versions("table", "communes");
+  ASSERT_EQ(versions.size(), 2u * kEach);
+  EXPECT_EQ(versions.front().version, 2 * kEach);
+  EXPECT_EQ(versions.back().version, 1);
+  EXPECT_EQ(db->activations("table", "communes").size(), 2u * kEach);
+  EXPECT_EQ(db->generation(), da->generation());
+}
+
+TEST_F(TwoNodes, AnAuditLineCannotBeChangedNorRemovedAndTokensAreSeenByTheOther) {
+  auto ca = a_->open_console(clock_, StoreAccess::ReadWrite, nullptr);
+  AuditEntry e;
+  e.actor = "alice";
+  e.action = "user.create";
+  e.object = "user:bob";
+  ca->audit(e);
+  auto cb = b_->open_console(clock_, StoreAccess::ReadOnly, nullptr);
+  ASSERT_EQ(cb->audit_entries(AuditFilter{}).size(), 1u);
+  // As the store's own role (the owner of the table): refused by the database.
+  pg::Result r;
+  std::unique_ptr<pg::Connection> c;
+  ASSERT_TRUE(pg::Connection::open(fresh_uri(), 5, c).ok);
+  for (const char* sql :
+       {"UPDATE audit SET actor = 'mallory'", "DELETE FROM audit", "TRUNCATE audit"}) {
+    Status s = c->run_text(sql, pg::Params(), r);
+    EXPECT_FALSE(s.ok) << sql;
+  }
+  EXPECT_EQ(db_->column("SELECT actor FROM audit"), (std::vector<std::string>{"alice"}));
+
+  ApiTokenRecord t;
+  t.name = "cms";
+  t.role = "system";
+  t.sha256 = "def";
+  ASSERT_TRUE(ca->add_token(t).ok);
+  clock_.advance(10'000);  // the other node reads its tokens again every 10 s
+  EXPECT_TRUE(cb->token_by_sha256("def").has_value());
 }
 
 TEST(PostgresqlLocation, RefusesAPasswordInTheUriAndAMissingVariable) {
