@@ -109,17 +109,18 @@ class PgBackend : public StoreBackend {
                                              std::shared_ptr<const AtRestCipher> cipher) override {
     return open_postgresql_console_store(connect_, clock, access, std::move(cipher));
   }
-  std::shared_ptr<sms::SmsStore> sms(const Clock&) override { throw not_yet("the SMS records"); }
-
- private:
-  static std::runtime_error not_yet(const std::string& what) {
-    return std::runtime_error("store.kind postgresql: " + what +
-                              " are not on PostgreSQL in this build yet");
+  std::shared_ptr<sms::SmsStore> sms(const Clock& clock) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sms_) sms_ = sms::open_postgresql_sms_store(connect_, clock);
+    return sms_;
   }
 
+ private:
   StoreLocation where_;
   std::string describe_;
   std::string connect_;  // the libpq connection string, password included: never shown
+  std::mutex mu_;
+  std::shared_ptr<sms::SmsStore> sms_;
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 #pragma once
 // The stores of the PostgreSQL backend other than the messages' (issue 15, part 3): the
-// cross-references, the pairings, the documents, the console's records (and, as it is added,
-// the SMS records) on the database the messages' store migrates, and their tables.
+// cross-references, the pairings, the documents, the console's records and the SMS records on the
+// database the messages' store migrates, and their tables.
 //
 // Their migrations are numbered from 101 and appended by pg_store.cpp's list after the messages'
 // own (1…100), so that one relais_schema line and one advisory lock cover every table while the
@@ -21,6 +21,7 @@
 #include "core/console_store.h"
 #include "core/document_store.h"
 #include "core/pairing_store.h"
+#include "core/sms_store.h"
 #include "core/store_access.h"
 #include "core/store_backend.h"
 #include "core/xref_store.h"
@@ -46,6 +47,10 @@ std::unique_ptr<DocumentStore> open_postgresql_document_store(const std::string&
                                                               StoreAccess access);
 std::unique_ptr<PairingStore> open_postgresql_pairing_store(
     const std::string& uri, const Clock& clock, std::shared_ptr<const AtRestCipher> cipher);
+
+namespace sms {
+std::shared_ptr<SmsStore> open_postgresql_sms_store(const std::string& uri, const Clock& clock);
+}  // namespace sms
 
 // Throws std::runtime_error when relais_schema on `c` is older than this build (every store
 // checks it at opening; the messages' store migrates).

@@ -69,6 +69,22 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
            "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT "
            "EXECUTE FUNCTION audit_append_only()",
        }},
+      {105,
+       "SMS records and the SMS opt-out list (core/sms_store.h)",
+       {
+           "CREATE TABLE sms_records (delivery_id bigint PRIMARY KEY, "
+           "destination text NOT NULL, driver text NOT NULL, reference text NOT NULL, "
+           "gateway_ref text NOT NULL DEFAULT '', number_hash text NOT NULL, "
+           "encoding text NOT NULL, segments integer NOT NULL, cost_cents double precision NOT "
+           "NULL, state text NOT NULL, dlr_status integer NOT NULL DEFAULT 0, "
+           "detail text NOT NULL DEFAULT '', created_at bigint NOT NULL, "
+           "updated_at bigint NOT NULL)",
+           "CREATE INDEX sms_records_reference ON sms_records(reference)",
+           "CREATE INDEX sms_records_gateway_ref ON sms_records(gateway_ref, delivery_id) "
+           "WHERE gateway_ref <> ''",
+           "CREATE TABLE sms_optouts (number_hash text PRIMARY KEY, created_at bigint NOT NULL, "
+           "source text NOT NULL, keyword text NOT NULL)",
+       }},
   };
   return list;
 }

@@ -278,6 +278,138 @@ TEST_P(BackendStores, ConsoleUsersTokensAndAnAppendOnlyAuditTrail) {
 INSTANTIATE_TEST_SUITE_P(Engines, BackendStores, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
+// The SMS records (StoreBackend::sms): every write guarded by the state order, on both engines.
+class SmsStores : public BackendStores {
+ protected:
+  SmsStores() : store_(backend_->sms(clock_)) {}
+  sms::SmsRecord fresh(int64_t id) {
+    sms::SmsRecord r;
+    r.delivery_id = id;
+    r.destination = "sms";
+    r.driver = "kannel";
+    r.number_hash = "hash";
+    r.encoding = "GSM-7";
+    r.segments = 1;
+    r.cost_cents = 7.5;
+    return r;
+  }
+  std::string state(int64_t id) { return store_->by_delivery(id).value_or(sms::SmsRecord{}).state; }
+  std::shared_ptr<sms::SmsStore> store_;
+};
+using sms::SmsRecord;
+using sms::SmsStore;
+
+TEST_P(SmsStores, TheAnswerNeverMovesBackWhatAReportMovedForward) {
+  SmsRecord r = fresh(1);
+  ASSERT_EQ(store_->begin_attempt(r, ""), SmsStore::Begin::Started);
+  EXPECT_EQ(r.reference, "d1");
+  Millis created = clock_.now_ms();
+  clock_.advance(1000);
+  ASSERT_TRUE(store_->report("d1", "", "smsc", 8, "").has_value());
+  clock_.advance(1000);
+  EXPECT_TRUE(store_->answer(1, "d1", "accepted", "k-77", ""));
+  auto rec = store_->by_delivery(1);
+  EXPECT_EQ(rec->state, "smsc");
+  EXPECT_EQ(rec->gateway_ref, "k-77");  // the answer's id is kept all the same
+  EXPECT_EQ(rec->dlr_status, 8);
+  EXPECT_TRUE(store_->answer(1, "d1", "retry", "", "503"));
+  EXPECT_EQ(state(1), "smsc");
+  EXPECT_EQ(store_->report("d1", "", "delivered", 1, "")->state, "delivered");
+  EXPECT_EQ(store_->report("d1", "", "smsc", 8, "")->state, "delivered");    // late
+  EXPECT_EQ(store_->report("d1", "", "failed", 2, "")->state, "delivered");  // final
+  EXPECT_TRUE(store_->answer(1, "d1", "failed", "", "late refusal"));
+  EXPECT_EQ(state(1), "delivered");
+  // A new send starts only from the state the connector read.
+  SmsRecord again = fresh(1);
+  again.reference = "d1";
+  EXPECT_EQ(store_->begin_attempt(again, "retry"), SmsStore::Begin::Changed);
+  EXPECT_EQ(store_->begin_attempt(again, "submitting"), SmsStore::Begin::Changed);
+  EXPECT_EQ(store_->by_delivery(1)->created_at, created);
+}
+
+TEST_P(SmsStores, AnUnknownSendIsSettledByItsReportOrSentAgainWithANewReference) {
+  SmsRecord r = fresh(2);
+  ASSERT_EQ(store_->begin_attempt(r, ""), SmsStore::Begin::Started);
+  Millis created = clock_.now_ms();
+  EXPECT_FALSE(store_->mark_unknown(2, "d2.2", "wrong send"));
+  clock_.advance(5000);
+  EXPECT_TRUE(store_->mark_unknown(2, "d2", "timeout"));
+  EXPECT_FALSE(store_->mark_unknown(2, "d2", "twice"));  // only out of submitting
+  auto rec = store_->by_delivery(2);
+  EXPECT_EQ(rec->state, "unknown");
+  EXPECT_EQ(rec->updated_at, created + 5000);  // the wait starts here
+  // No report: a second send, with its own reference and the same created_at.
+  clock_.advance(300000);
+  SmsRecord second = fresh(2);
+  second.reference = rec->reference;
+  ASSERT_EQ(store_->begin_attempt(second, "unknown"), SmsStore::Begin::Started);
+  EXPECT_EQ(second.reference, "d2.2");
+  EXPECT_FALSE(store_->answer(2, "d2", "accepted", "", ""));  // not the current send
+  EXPECT_TRUE(store_->answer(2, "d2.2", "accepted", "", ""));
+  // Reports about the first send: only "delivered" counts.
+  EXPECT_EQ(store_->report("d2", "", "failed", 16, "")->state, "accepted");
+  EXPECT_EQ(store_->report("d2", "", "smsc", 8, "")->state, "accepted");
+  EXPECT_EQ(store_->report("d2.2", "", "smsc", 8, "")->state, "smsc");
+  EXPECT_EQ(store_->report("d2", "", "delivered", 1, "")->state, "delivered");
+  EXPECT_EQ(store_->by_delivery(2)->created_at, created);
+  // A report settles an unknown send too.
+  SmsRecord third = fresh(3);
+  ASSERT_EQ(store_->begin_attempt(third, ""), SmsStore::Begin::Started);
+  ASSERT_TRUE(store_->mark_unknown(3, "d3", "cut"));
+  EXPECT_EQ(store_->report("d3", "", "failed", 16, "")->state, "failed");
+  SmsRecord resend = fresh(3);
+  resend.reference = "d3";
+  ASSERT_EQ(store_->begin_attempt(resend, "failed"), SmsStore::Begin::Started);
+  EXPECT_EQ(resend.reference, "d3.2");
+  EXPECT_EQ(store_->by_delivery(3)->dlr_status, 0);
+  // Unknown references and gateway ids find nothing.
+  EXPECT_FALSE(store_->report("d404", "", "delivered", 1, "").has_value());
+  EXPECT_FALSE(store_->report("probe", "", "delivered", 1, "").has_value());
+  EXPECT_FALSE(store_->report("", "nope", "delivered", 1, "").has_value());
+}
+
+TEST_P(SmsStores, AGatewaysIdFindsTheCurrentSendOnly) {
+  SmsRecord r = fresh(4);
+  ASSERT_EQ(store_->begin_attempt(r, ""), SmsStore::Begin::Started);
+  ASSERT_TRUE(store_->answer(4, "d4", "accepted", "ovh-1", ""));
+  EXPECT_EQ(store_->report("", "ovh-1", "failed", 2, "")->state, "failed");
+  SmsRecord again = fresh(4);
+  again.reference = "d4";
+  ASSERT_EQ(store_->begin_attempt(again, "failed"), SmsStore::Begin::Started);
+  // The first send's id is forgotten: its late reports cannot fail the second send.
+  EXPECT_FALSE(store_->report("", "ovh-1", "failed", 2, "").has_value());
+  ASSERT_TRUE(store_->answer(4, "d4.2", "accepted", "ovh-2", ""));
+  EXPECT_EQ(store_->report("", "ovh-2", "delivered", 1, "")->state, "delivered");
+}
+
+TEST_P(SmsStores, TheOptOutListAndTheRewriteOfALegacyEntry) {
+  EXPECT_EQ(store_->by_delivery(9), std::nullopt);
+  SmsRecord r = fresh(9);
+  ASSERT_EQ(store_->begin_attempt(r, ""), SmsStore::Begin::Started);
+  EXPECT_DOUBLE_EQ(store_->by_delivery(9)->cost_cents, 7.5);
+  EXPECT_EQ(backend_->sms(clock_), store_);  // one per backend
+  ASSERT_TRUE(store_->add_optout({"legacy", 0, "mo:sms", "STOP"}));
+  EXPECT_FALSE(store_->add_optout({"legacy", 0, "mo:sms", "ARRET"}));  // kept
+  EXPECT_EQ(store_->optout("legacy")->keyword, "STOP");
+  EXPECT_FALSE(store_->find_optout("keyed2", "other").has_value());
+  auto found = store_->find_optout("keyed", "legacy");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->number_hash, "keyed");
+  EXPECT_EQ(found->created_at, kT0);
+  EXPECT_FALSE(store_->optout("legacy").has_value());
+  EXPECT_EQ(store_->optout("keyed")->source, "mo:sms");
+  ASSERT_TRUE(store_->add_optout({"a", 0, "admin:alice", ""}));
+  auto page = store_->optouts(1, "");
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].number_hash, "a");
+  EXPECT_EQ(store_->optouts(10, "a").size(), 1u);
+  EXPECT_TRUE(store_->remove_optout("a"));
+  EXPECT_FALSE(store_->remove_optout("a"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, SmsStores, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
 // --- PostgreSQL only: two nodes on one database, the `store:` section's checks ------------------
 
 class TwoNodes : public ::testing::Test {
