@@ -38,6 +38,15 @@ Status already_paired() {
   return Status::failure(409, "déjà apparié", "la personne est déjà appariée");
 }
 
+// The pairing a change writes: the stored one, or a new one of (partner, person).
+Pairing starting_from(const std::optional<Pairing>& p, const std::string& partner,
+                      const std::string& person) {
+  Pairing n = p ? *p : Pairing{};
+  n.partner = partner;
+  n.person = person;
+  return n;
+}
+
 void add_waiter(Pairing& p, const PairingWaiter& w) {
   if (w.destination.empty()) return;
   if (std::find(p.waiters.begin(), p.waiters.end(), w) == p.waiters.end()) {
@@ -98,9 +107,7 @@ Status PairingRules::propose(const std::string& partner, const std::string& pers
   return change(partner, person, [&]() -> Status {
     auto p = load(partner, person);
     if (p && p->state == PairingState::Paired) return already_paired();
-    Pairing n = p ? *p : Pairing{};
-    n.partner = partner;
-    n.person = person;
+    Pairing n = starting_from(p, partner, person);
     n.state = PairingState::Waiting;
     n.candidates = candidates;
     add_waiter(n, waiter);
@@ -115,9 +122,7 @@ Status PairingRules::wait(const std::string& partner, const std::string& person,
   return change(partner, person, [&]() -> Status {
     auto p = load(partner, person);
     if (p && p->state == PairingState::Paired) return already_paired();
-    Pairing n = p ? *p : Pairing{};
-    n.partner = partner;
-    n.person = person;
+    Pairing n = starting_from(p, partner, person);
     if (!p) n.state = PairingState::Waiting;
     add_waiter(n, waiter);
     store(n, p.has_value());
@@ -140,9 +145,7 @@ Status PairingRules::pair(const std::string& partner, const std::string& person,
                              "la personne est appariée à une autre fiche : défaire "
                              "l'appariement d'abord");
     }
-    Pairing n = p ? *p : Pairing{};
-    n.partner = partner;
-    n.person = person;
+    Pairing n = starting_from(p, partner, person);
     n.state = PairingState::Paired;
     n.external_id = external_id;
     n.how = how;

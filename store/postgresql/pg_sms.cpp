@@ -198,19 +198,14 @@ class PgSmsStore final : public SmsStore {
                                   const std::string& detail) override {
     try {
       return s_.locked([&]() -> std::optional<SmsRecord> {
-        std::optional<SmsRecord> found;
-        int64_t id = 0;
-        int n = 0;
-        if (parse_send_reference(reference, id, n)) {
-          found = by_delivery_locked(id);
-        } else if (reference.empty() && !gateway_ref.empty()) {
-          pg::Result r = s_.query(kByGatewayRef, pg::Params().ref(gateway_ref));
-          if (r.rows() > 0) found = record(r, 0);
-        }
-        if (!found) return std::nullopt;
-        // A report about an earlier send only tells that its SMS reached the phone.
-        bool current = reference.empty() || reference == found->reference;
-        if (!current && state != "delivered") return found;
+        auto found = report_target(
+            reference, gateway_ref, [&](int64_t id) { return by_delivery_locked(id); },
+            [&](const std::string& ref) -> std::optional<SmsRecord> {
+              pg::Result r = s_.query(kByGatewayRef, pg::Params().ref(ref));
+              if (r.rows() == 0) return std::nullopt;
+              return record(r, 0);
+            });
+        if (!found || !report_counts(*found, reference, state)) return found;
         s_.query(report_sql().c_str(), pg::Params()
                                            .ref(state)
                                            .num(dlr_status)

@@ -190,25 +190,20 @@ std::optional<SmsRecord> SqliteSmsStore::report(const std::string& reference,
                                                 const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
-    std::optional<SmsRecord> found;
-    int64_t id = 0;
-    int n = 0;
-    if (parse_send_reference(reference, id, n)) {
-      found = by_delivery_locked(id);
-    } else if (reference.empty() && !gateway_ref.empty()) {
-      Statement st(*s_);
-      std::string key = gateway_ref;
-      st << "SELECT " << kColumns
-         << " FROM sms_records WHERE gateway_ref = ? ORDER BY delivery_id DESC LIMIT 1",
-          use(key), now;
-      RecordSet rs(st);
-      if (rs.rowCount() > 0) found = row(rs, 0);
-    }
-    if (!found) return std::nullopt;
+    auto found = report_target(
+        reference, gateway_ref, [&](int64_t id) { return by_delivery_locked(id); },
+        [&](const std::string& ref) -> std::optional<SmsRecord> {
+          Statement st(*s_);
+          std::string key = ref;
+          st << "SELECT " << kColumns
+             << " FROM sms_records WHERE gateway_ref = ? ORDER BY delivery_id DESC LIMIT 1",
+              use(key), now;
+          RecordSet rs(st);
+          if (rs.rowCount() == 0) return std::nullopt;
+          return row(rs, 0);
+        });
+    if (!found || !report_counts(*found, reference, state)) return found;
     SmsRecord r = *found;
-    // A report about an earlier send only tells that its SMS reached the phone.
-    bool current = reference.empty() || reference == r.reference;
-    if (!current && state != "delivered") return r;
     // Reports may arrive out of order: never move a record back (smsc after delivered).
     int rank = state_rank(state);
     std::string st = state, det = detail;
