@@ -131,7 +131,11 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   HttpResponse again = relais.client().post_json("/api/v1/sources/app/messages", message(3));
   EXPECT_EQ(again.status, 200) << again.body;  // a duplicate: the key is in the database
   EXPECT_EQ(relais.stop(), 0);
-  EXPECT_TRUE(std::filesystem::exists(state.path()));
+  EXPECT_TRUE(std::filesystem::exists(state.path() + "/relais.lock"));  // the node's lock
+  // The messages are in PostgreSQL, not in a SQLite file.
+  std::string count = pg.sql_as_user("SELECT COUNT(*) FROM messages;");
+  EXPECT_EQ(count.substr(0, count.find_first_of("\r\n")), std::to_string(kFirst + kSecond));
+  EXPECT_FALSE(std::filesystem::exists(relais.store_path()));
   EXPECT_EQ(relais.stdout_text().find(pg.options().password), std::string::npos);
   pg.stop();
 }
