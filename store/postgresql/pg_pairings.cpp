@@ -128,6 +128,13 @@ class PgPairingStore final : public PairingRules {
 
 }  // namespace
 
+std::vector<PgHotStatement> postgresql_pairing_hot_statements() {
+  return {{"find pairing", kFind, "'genesis', 'individu:1'"},
+          {"update pairing", kUpdate,
+           "'apparie', 'G1', '[]', '[]', 'auto', 'auto', '', 1, 'genesis', 'individu:1'"},
+          {"count pairings", kCount, "'en_attente'"}};
+}
+
 std::unique_ptr<PairingStore> open_postgresql_pairing_store(
     const std::string& uri, const Clock& clock, std::shared_ptr<const AtRestCipher> cipher) {
   return std::make_unique<PgPairingStore>(uri, clock, std::move(cipher));

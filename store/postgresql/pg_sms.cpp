@@ -306,6 +306,21 @@ class PgSmsStore final : public SmsStore {
 
 }  // namespace
 
+}  // namespace relais::sms
+
+namespace relais {
+std::vector<PgHotStatement> postgresql_sms_hot_statements() {
+  using namespace sms;
+  return {{"SMS record by delivery", kByDelivery, "1"},
+          {"SMS record by gateway id", kByGatewayRef, "'ovh-1'"},
+          {"SMS answer", answer_sql(), "2, 'ovh-1', '', 'accepted', 1, 1, 'd1'"},
+          {"SMS report", report_sql(), "'delivered', 1, '', 1, 1, 4"},
+          {"SMS mark unknown", kUnknown, "'', 1, 1, 'd1'"},
+          {"SMS opt-out", kOptout, "'h'"}};
+}
+}  // namespace relais
+
+namespace relais::sms {
 std::shared_ptr<SmsStore> open_postgresql_sms_store(const std::string& uri, const Clock& clock) {
   return std::make_shared<PgSmsStore>(uri, clock);
 }

@@ -25,6 +25,7 @@
 #include "core/store_access.h"
 #include "core/store_backend.h"
 #include "core/xref_store.h"
+#include "store/postgresql/pg_backend.h"
 #include "store/postgresql/pg_connection.h"
 
 namespace relais {
@@ -51,6 +52,14 @@ std::unique_ptr<PairingStore> open_postgresql_pairing_store(
 namespace sms {
 std::shared_ptr<SmsStore> open_postgresql_sms_store(const std::string& uri, const Clock& clock);
 }  // namespace sms
+
+// The statements of these stores on the delivery path (a connector reads or writes its
+// cross-reference, pairing or SMS record), with sample arguments, for the query-plan test
+// (EXPLAIN: no Seq Scan on their tables), as postgresql_hot_statements() for the messages'.
+std::vector<PgHotStatement> postgresql_other_hot_statements();
+std::vector<PgHotStatement> postgresql_xref_hot_statements();
+std::vector<PgHotStatement> postgresql_pairing_hot_statements();
+std::vector<PgHotStatement> postgresql_sms_hot_statements();
 
 // Throws std::runtime_error when relais_schema on `c` is older than this build (every store
 // checks it at opening; the messages' store migrates).

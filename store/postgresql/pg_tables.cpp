@@ -89,6 +89,13 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
   return list;
 }
 
+std::vector<PgHotStatement> postgresql_other_hot_statements() {
+  std::vector<PgHotStatement> out = postgresql_xref_hot_statements();
+  for (auto& st : postgresql_pairing_hot_statements()) out.push_back(std::move(st));
+  for (auto& st : postgresql_sms_hot_statements()) out.push_back(std::move(st));
+  return out;
+}
+
 void check_other_store_schema(pg::Connection& c, const std::string& what) {
   pg::check_schema(c, postgresql_other_store_migrations().back().version, what);
 }

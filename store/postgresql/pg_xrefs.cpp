@@ -112,6 +112,13 @@ class PgXrefStore final : public XrefStore {
 
 }  // namespace
 
+std::vector<PgHotStatement> postgresql_xref_hot_statements() {
+  return {{"get cross-reference", kGet, "'cal', 'k1'"},
+          {"put cross-reference", kPut, "'cal', 'k1', 'E1', 'v1', '01M', 1"},
+          {"remove cross-reference", kRemove, "'cal', 'k1'"},
+          {"list cross-references", kList, "'cal', 0, 10, 100"}};
+}
+
 std::unique_ptr<XrefStore> open_postgresql_xref_store(const std::string& uri, const Clock& clock,
                                                       StoreAccess access) {
   return std::make_unique<PgXrefStore>(uri, clock, access);

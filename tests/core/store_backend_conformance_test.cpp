@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/store_backend.h"
 #include "store/postgresql/pg_connection.h"
+#include "store/postgresql/pg_stores.h"
 #include "tests/core/store_backends.h"
 #include "tests/core/test_support.h"
 
@@ -515,6 +516,26 @@ TEST_F(TwoNodes, AnAuditLineCannotBeChangedNorRemovedAndTokensAreSeenByTheOther)
   ASSERT_TRUE(ca->add_token(t).ok);
   clock_.advance(10'000);  // the other node reads its tokens again every 10 s
   EXPECT_TRUE(cb->token_by_sha256("def").has_value());
+}
+
+// The statements of the delivery path seek their indexes (enable_seqscan off: a Seq Scan left in
+// the plan means there is no index it could use).
+TEST_F(TwoNodes, TheDeliveryPathsStatementsSeekAnIndex) {
+  std::unique_ptr<pg::Connection> c;
+  ASSERT_TRUE(pg::Connection::open(fresh_uri(), 5, c).ok);
+  ASSERT_TRUE(c->exec("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off").ok);
+  auto statements = postgresql_other_hot_statements();
+  ASSERT_GE(statements.size(), 13u);
+  for (const auto& st : statements) {
+    ASSERT_TRUE(c->exec("PREPARE hot AS " + st.sql).ok) << st.name;
+    pg::Result plan;
+    Status s = c->run_text("EXPLAIN EXECUTE hot(" + st.args + ")", pg::Params(), plan);
+    ASSERT_TRUE(s.ok) << st.name << ": " << s.detail;
+    std::string all;
+    for (int i = 0; i < plan.rows(); ++i) all += plan.text(i, 0) + "\n";
+    EXPECT_EQ(all.find("Seq Scan"), std::string::npos) << st.name << ":\n" << all;
+    ASSERT_TRUE(c->exec("DEALLOCATE hot").ok);
+  }
 }
 
 TEST(PostgresqlLocation, RefusesAPasswordInTheUriAndAMissingVariable) {
