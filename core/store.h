@@ -272,6 +272,9 @@ struct StoreOptions {
   // database ("host=… dbname=… user=… password=…" or "postgresql://user:pw@host:5432/db");
   // `path` and synchronous_full are then unused (durability is the server's synchronous_commit).
   std::string uri;
+  // PostgreSQL: the role's password when it is not in `uri` (store.password_env's value); kept
+  // out of every error text. "" = libpq's own ways (the URI, ~/.pgpass, PGPASSWORD).
+  std::string password;
   bool synchronous_full = true;  // fsync at every commit (WAL, synchronous=FULL)
   size_t max_batch = 2000;       // messages per group commit at most
   int read_pool = 8;

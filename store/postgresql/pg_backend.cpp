@@ -1,8 +1,8 @@
 // PgBackend: the StoreBackend (core/store_backend.h) of `store: {kind: postgresql, uri,
 // password_env, state_dir}` — every store on one PostgreSQL database that several nodes share.
-// The password is read from the environment variable `password_env` at start-up and joined to
-// the connection string given to libpq; it is never logged nor put in an error (describe() is
-// host:port/database, the stores' errors mask it).
+// The password is read from the environment variable `password_env` at start-up and given to
+// libpq apart from the URI (StoreOptions::password); it is never logged nor put in an error
+// (describe() is host:port/database, the stores' errors mask it).
 //
 // Thread-safety and ownership as StoreBackend: the SMS store is made once under a mutex.
 
@@ -19,16 +19,6 @@
 
 namespace relais {
 namespace {
-
-// A libpq keyword value, quoted ('…' with \ and ' escaped).
-std::string quoted(const std::string& v) {
-  std::string out = "'";
-  for (char ch : v) {
-    if (ch == '\\' || ch == '\'') out += '\\';
-    out += ch;
-  }
-  return out + "'";
-}
 
 // The parsed keywords of a connection string or URI (libpq's own parser); throws when it does
 // not parse (libpq's reason may quote the string: it is left out).
@@ -69,20 +59,13 @@ class PgBackend : public StoreBackend {
     std::string host = info.get("host"), port = info.get("port"), db = info.get("dbname");
     describe_ = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
                 (db.empty() ? info.get("user") : db);
-    connect_ = where_.uri;
     if (!where_.password_env.empty()) {
       const char* pw = std::getenv(where_.password_env.c_str());
       if (pw == nullptr || *pw == '\0') {
         throw std::runtime_error("store.password_env: the environment variable " +
                                  where_.password_env + " is not set");
       }
-      // Rebuilt as keywords (a URI and a keyword string alike), with the password added.
-      connect_.clear();
-      for (auto* o = info.opts; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr || *o->val == '\0') continue;
-        connect_ += std::string(o->keyword) + "=" + quoted(o->val) + " ";
-      }
-      connect_ += "password=" + quoted(pw);
+      password_ = pw;
     }
     std::filesystem::create_directories(where_.state_dir);
   }
@@ -92,33 +75,34 @@ class PgBackend : public StoreBackend {
   std::string state_dir() const override { return where_.state_dir; }
 
   std::unique_ptr<Store> open_messages(StoreOptions options) override {
-    options.uri = connect_;
+    options.uri = where_.uri;
+    options.password = password_;
     return open_postgresql_store(options);
   }
   std::unique_ptr<XrefStore> open_xrefs(const Clock& clock, StoreAccess access) override {
-    return open_postgresql_xref_store(connect_, clock, access);
+    return open_postgresql_xref_store(where_.uri, clock, access, password_);
   }
   std::unique_ptr<DocumentStore> open_documents(const Clock& clock, StoreAccess access) override {
-    return open_postgresql_document_store(connect_, clock, access);
+    return open_postgresql_document_store(where_.uri, password_, clock, access);
   }
   std::unique_ptr<PairingStore> open_pairings(const Clock& clock,
                                               std::shared_ptr<const AtRestCipher> cipher) override {
-    return open_postgresql_pairing_store(connect_, clock, std::move(cipher));
+    return open_postgresql_pairing_store(where_.uri, password_, clock, std::move(cipher));
   }
   std::unique_ptr<ConsoleStore> open_console(const Clock& clock, StoreAccess access,
                                              std::shared_ptr<const AtRestCipher> cipher) override {
-    return open_postgresql_console_store(connect_, clock, access, std::move(cipher));
+    return open_postgresql_console_store(where_.uri, password_, clock, access, std::move(cipher));
   }
   std::shared_ptr<sms::SmsStore> sms(const Clock& clock) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!sms_) sms_ = sms::open_postgresql_sms_store(connect_, clock);
+    if (!sms_) sms_ = sms::open_postgresql_sms_store(where_.uri, password_, clock);
     return sms_;
   }
 
  private:
   StoreLocation where_;
   std::string describe_;
-  std::string connect_;  // the libpq connection string, password included: never shown
+  std::string password_;  // from store.password_env (may be empty): passed apart, never shown
   std::mutex mu_;
   std::shared_ptr<sms::SmsStore> sms_;
 };

@@ -152,15 +152,20 @@ std::string masked_uri(const std::string& uri) {
   return without(uri, password_of(uri));
 }
 
-Status Connection::open(const std::string& uri, int timeout_s, std::unique_ptr<Connection>& out) {
+Status Connection::open(const std::string& uri, int timeout_s, std::unique_ptr<Connection>& out,
+                        const std::string& password) {
   std::string timeout = std::to_string(std::max(1, timeout_s));
-  const char* keys[] = {"dbname",          "connect_timeout", "application_name",
-                        "client_encoding", "keepalives",      nullptr};
-  const char* values[] = {uri.c_str(), timeout.c_str(), "relais", "UTF8", "1", nullptr};
+  // Later keywords override what the expanded URI says: the password given apart wins.
+  const char* keys[] = {
+      "dbname", "connect_timeout", "application_name", "client_encoding", "keepalives", "password",
+      nullptr};
+  const char* values[] = {uri.c_str(), timeout.c_str(),  "relais", "UTF8",
+                          "1",         password.c_str(), nullptr};
+  if (password.empty()) keys[5] = nullptr;  // libpq's own ways (URI, ~/.pgpass, PGPASSWORD)
   PGconn* c = PQconnectdbParams(keys, values, 1);
   if (c == nullptr) return Status::failure(503, "storage unreachable", "out of memory");
   if (PQstatus(c) != CONNECTION_OK) {
-    std::string why = without(trimmed(PQerrorMessage(c)), password_of(uri));
+    std::string why = without(without(trimmed(PQerrorMessage(c)), password_of(uri)), password);
     PQfinish(c);
     return Status::failure(503, "storage unreachable", "PostgreSQL: " + why);
   }
@@ -310,9 +315,24 @@ Pool::Handle Pool::get() {
     }
   }
   std::unique_ptr<Connection> c;
-  Status s = Connection::open(uri_, timeout_s_, c);
+  Status s = Connection::open(uri_, timeout_s_, c, password_);
   if (!s.ok) throw std::runtime_error(s.detail);
   return Handle(this, std::move(c));
+}
+
+Status Pool::run(const char* sql, const Params& params, Result& out) {
+  for (int attempt = 0;; ++attempt) {
+    Failure why;
+    Status s;
+    try {
+      auto c = get();
+      s = c->run(sql, params, out, &why);
+    } catch (const std::exception& e) {
+      return Status::failure(503, "storage unreachable", e.what());
+    }
+    if (s.ok || !why.connection_lost || attempt > 0) return s;
+    clear();
+  }
 }
 
 void Pool::clear() {

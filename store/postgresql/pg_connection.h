@@ -105,7 +105,9 @@ class Connection {
  public:
   // Connects (connect_timeout `timeout_s`), UTF-8, application_name relais. On failure, 503
   // "storage unreachable" with libpq's reason (its password, if it quotes the URI, masked).
-  static Status open(const std::string& uri, int timeout_s, std::unique_ptr<Connection>& out);
+  // `password` (may be empty) overrides one in the URI and is masked in errors too.
+  static Status open(const std::string& uri, int timeout_s, std::unique_ptr<Connection>& out,
+                     const std::string& password = "");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -142,8 +144,9 @@ class Connection {
 // Connections for the readers, opened on demand up to `max` idle ones kept. Thread-safe.
 class Pool {
  public:
-  Pool(std::string uri, int timeout_s, int max)
-      : uri_(std::move(uri)), timeout_s_(timeout_s), max_(max) {}
+  // `password` as Connection::open's.
+  Pool(std::string uri, int timeout_s, int max, std::string password = "")
+      : uri_(std::move(uri)), password_(std::move(password)), timeout_s_(timeout_s), max_(max) {}
   // A connection, back into the pool when the handle goes out of scope (dropped instead when it
   // lost its server).
   class Handle {
@@ -160,10 +163,15 @@ class Pool {
   };
   // Throws std::runtime_error (the connection's failure) when none can be opened.
   Handle get();
+  // Runs one statement on a pooled connection; when the connection turns out lost (the server
+  // restarted since it was last used), the idle connections are dropped and it runs once more
+  // on a new one. The statement's failure, or 503 when no connection can be opened.
+  Status run(const char* sql, const Params& params, Result& out);
   void clear();
 
  private:
   std::string uri_;
+  std::string password_;
   int timeout_s_;
   int max_;
   std::mutex mu_;

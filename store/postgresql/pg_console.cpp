@@ -74,12 +74,12 @@ pg::Params params_of(const console_sql::Query& q) {
 
 class PgConsoleStore final : public ConsoleStore {
  public:
-  PgConsoleStore(const std::string& uri, const Clock& clock, StoreAccess access,
-                 std::shared_ptr<const AtRestCipher> cipher)
+  PgConsoleStore(const std::string& uri, const std::string& password, const Clock& clock,
+                 StoreAccess access, std::shared_ptr<const AtRestCipher> cipher)
       : clock_(clock),
         access_(access),
         cipher_(std::move(cipher)),
-        s_(uri, "PostgreSQL console records") {
+        s_(uri, password, "PostgreSQL console records") {
     s_.locked([&]() { tokens_.reload(load_tokens(), clock_.now_ms()); });
   }
 
@@ -338,9 +338,9 @@ class PgConsoleStore final : public ConsoleStore {
 }  // namespace
 
 std::unique_ptr<ConsoleStore> open_postgresql_console_store(
-    const std::string& uri, const Clock& clock, StoreAccess access,
+    const std::string& uri, const std::string& password, const Clock& clock, StoreAccess access,
     std::shared_ptr<const AtRestCipher> cipher) {
-  return std::make_unique<PgConsoleStore>(uri, clock, access, std::move(cipher));
+  return std::make_unique<PgConsoleStore>(uri, password, clock, access, std::move(cipher));
 }
 
 }  // namespace relais

@@ -59,8 +59,9 @@ constexpr const char* kGeneration = "SELECT COALESCE(MAX(id), 0) FROM document_a
 
 class PgDocumentStore final : public DocumentStore {
  public:
-  PgDocumentStore(const std::string& uri, const Clock& clock, StoreAccess access)
-      : clock_(clock), access_(access), s_(uri, "PostgreSQL documents") {}
+  PgDocumentStore(const std::string& uri, const std::string& password, const Clock& clock,
+                  StoreAccess access)
+      : clock_(clock), access_(access), s_(uri, password, "PostgreSQL documents") {}
 
   int64_t add(const DocumentVersion& d, bool activate) override {
     writable();
@@ -182,9 +183,10 @@ class PgDocumentStore final : public DocumentStore {
 }  // namespace
 
 std::unique_ptr<DocumentStore> open_postgresql_document_store(const std::string& uri,
+                                                              const std::string& password,
                                                               const Clock& clock,
                                                               StoreAccess access) {
-  return std::make_unique<PgDocumentStore>(uri, clock, access);
+  return std::make_unique<PgDocumentStore>(uri, password, clock, access);
 }
 
 }  // namespace relais

@@ -30,9 +30,9 @@ constexpr const char* kCount = "SELECT COUNT(*) FROM pairings WHERE state = $1";
 
 class PgPairingStore final : public PairingRules {
  public:
-  PgPairingStore(const std::string& uri, const Clock& clock,
+  PgPairingStore(const std::string& uri, const std::string& password, const Clock& clock,
                  std::shared_ptr<const AtRestCipher> cipher)
-      : PairingRules(std::move(cipher)), clock_(clock), s_(uri, "PostgreSQL pairings") {}
+      : PairingRules(std::move(cipher)), clock_(clock), s_(uri, password, "PostgreSQL pairings") {}
 
  protected:
   void reading(const std::function<void()>& fn) override { s_.locked(fn); }
@@ -136,8 +136,9 @@ std::vector<PgHotStatement> postgresql_pairing_hot_statements() {
 }
 
 std::unique_ptr<PairingStore> open_postgresql_pairing_store(
-    const std::string& uri, const Clock& clock, std::shared_ptr<const AtRestCipher> cipher) {
-  return std::make_unique<PgPairingStore>(uri, clock, std::move(cipher));
+    const std::string& uri, const std::string& password, const Clock& clock,
+    std::shared_ptr<const AtRestCipher> cipher) {
+  return std::make_unique<PgPairingStore>(uri, password, clock, std::move(cipher));
 }
 
 }  // namespace relais

@@ -12,8 +12,10 @@ namespace {
 constexpr const char* kLock = "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))";
 }  // namespace
 
-PgSession::PgSession(std::string uri, std::string what)
-    : uri_(std::move(uri)), what_(std::move(what) + " " + pg::masked_uri(uri_)) {
+PgSession::PgSession(std::string uri, std::string password, std::string what)
+    : uri_(std::move(uri)),
+      password_(std::move(password)),
+      what_(std::move(what) + " " + pg::masked_uri(uri_)) {
   locked([&]() { check_other_store_schema(connection(), what_); });
 }
 
@@ -21,7 +23,7 @@ pg::Connection& PgSession::connection() {
   if (c_ && c_->ok()) return *c_;
   if (in_transaction_) throw std::runtime_error(what_ + ": the connection was lost");
   c_.reset();
-  must(pg::Connection::open(uri_, 5, c_));
+  must(pg::Connection::open(uri_, 5, c_, password_));
   return *c_;
 }
 

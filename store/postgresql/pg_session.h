@@ -21,7 +21,8 @@ namespace relais {
 class PgSession {
  public:
   // Connects and checks that the schema has every table of this build (throws at start-up).
-  PgSession(std::string uri, std::string what);
+  // `password` as StoreOptions::password (may be empty).
+  PgSession(std::string uri, std::string password, std::string what);
 
   // Runs `fn` alone (the session's statements inside it).
   template <class F>
@@ -44,6 +45,7 @@ class PgSession {
   pg::Connection& connection();
 
   std::string uri_;
+  std::string password_;
   std::string what_;
   std::mutex mu_;
   std::unique_ptr<pg::Connection> c_;

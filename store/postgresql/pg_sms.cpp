@@ -100,8 +100,8 @@ std::string number(double v) {
 
 class PgSmsStore final : public SmsStore {
  public:
-  PgSmsStore(const std::string& uri, const Clock& clock)
-      : clock_(clock), s_(uri, "PostgreSQL SMS records") {}
+  PgSmsStore(const std::string& uri, const std::string& password, const Clock& clock)
+      : clock_(clock), s_(uri, password, "PostgreSQL SMS records") {}
 
   Begin begin_attempt(SmsRecord& r, const std::string& from_state) override {
     before_write("begin_attempt", r.delivery_id);
@@ -321,8 +321,10 @@ std::vector<PgHotStatement> postgresql_sms_hot_statements() {
 }  // namespace relais
 
 namespace relais::sms {
-std::shared_ptr<SmsStore> open_postgresql_sms_store(const std::string& uri, const Clock& clock) {
-  return std::make_shared<PgSmsStore>(uri, clock);
+std::shared_ptr<SmsStore> open_postgresql_sms_store(const std::string& uri,
+                                                    const std::string& password,
+                                                    const Clock& clock) {
+  return std::make_shared<PgSmsStore>(uri, password, clock);
 }
 
 }  // namespace relais::sms

@@ -89,6 +89,14 @@ const std::vector<pg::Migration>& migrations() {
            "detail text NOT NULL, at bigint NOT NULL)",
            "CREATE INDEX source_rejects_source ON source_rejects(source, id)",
        }},
+      {2,
+       "cross-references to external systems",
+       {
+           "CREATE TABLE xrefs (destination text NOT NULL, key text NOT NULL, "
+           "external_id text NOT NULL, version text NOT NULL, message_id text NOT NULL, "
+           "updated_at bigint NOT NULL, PRIMARY KEY(destination, key))",
+           "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at, key)",
+       }},
   };
   // The other stores' tables (store/postgresql/pg_tables.cpp), numbered from 101, after these.
   static const std::vector<pg::Migration> all = [] {
@@ -412,9 +420,10 @@ PgStore::PgStore(const StoreOptions& options)
       options_(options),
       what_("PostgreSQL store " + pg::masked_uri(options.uri)) {
   if (options_.uri.empty()) throw std::runtime_error("PostgreSQL store: no uri");
-  readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool));
+  readers_ = std::make_unique<pg::Pool>(options_.uri, 5, std::max(1, options_.read_pool),
+                                        options_.password);
   std::unique_ptr<pg::Connection> c;
-  Status s = pg::Connection::open(options_.uri, 10, c);
+  Status s = pg::Connection::open(options_.uri, 10, c, options_.password);
   if (!s.ok) throw std::runtime_error(what_ + ": " + s.detail);
   if (options_.read_only) {
     pg::check_schema(*c, postgresql_schema_version(), what_);
@@ -434,7 +443,7 @@ void PgStore::connect_writer() {
   if (w_ && w_->ok()) return;
   w_.reset();
   std::unique_ptr<pg::Connection> c;
-  Status s = pg::Connection::open(options_.uri, 5, c);
+  Status s = pg::Connection::open(options_.uri, 5, c, options_.password);
   if (!s.ok) throw GroupFailure(s);
   must(c->exec("SET lock_timeout = " + std::to_string(std::max(0, options_.busy_timeout_ms))));
   w_ = std::move(c);
@@ -1153,12 +1162,10 @@ void PgStore::check_read(const Status& s, const pg::Failure& why) {
 }
 
 Result PgStore::read(const char* sql, const Params& params) {
-  return reading([&](pg::Connection& c) {
-    Result r;
-    pg::Failure why;
-    check_read(c.run(sql, params, r, &why), why);
-    return r;
-  });
+  Result r;
+  Status s = readers_->run(sql, params, r);
+  if (!s.ok) throw std::runtime_error(s.detail);
+  return r;
 }
 
 bool PgStore::healthy() {
@@ -1398,7 +1405,7 @@ std::vector<std::pair<int, std::string>> postgresql_schema_migrations() {
 
 std::vector<PgHotStatement> postgresql_hot_statements() {
   const std::string t = "'enc1:k1:'";
-  return {
+  std::vector<PgHotStatement> out = {
       {"accept a group", kAccept,
        "'{0,1}', '{01A,01B}', '{cms,cms}', '{t,t}', '{k,k}', '{e1,\"\"}', '{x,x}', '{b,b}', "
        "'{1,1}', '{1,0}', '{d,d}', '{0}', '{a}', '{r}', '{m}', '{0}', '{0}', 2592000000"},
@@ -1439,6 +1446,8 @@ std::vector<PgHotStatement> postgresql_hot_statements() {
       {"retention: delete deliveries", kDeleteDeliveries, "42"},
       {"retention: delete message", kDeleteMessage, "42"},
   };
+  for (auto& st : postgresql_xref_hot_statements()) out.push_back(std::move(st));
+  return out;
 }
 
 }  // namespace relais

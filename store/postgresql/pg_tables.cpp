@@ -1,5 +1,6 @@
 // The tables of the PostgreSQL backend's other stores (store/postgresql/pg_stores.h): their
-// migrations, numbered from 101 and run after the messages' own (pg_store.cpp appends them).
+// migrations, numbered from 101 and run after the messages' own (the cross-references' table is
+// pg_store.cpp's migration 2) (pg_store.cpp appends them).
 
 #include <stdexcept>
 
@@ -10,14 +11,6 @@ namespace relais {
 const std::vector<pg::Migration>& postgresql_other_store_migrations() {
   static const std::vector<pg::Migration> list = {
       {101,
-       "cross-references to external systems (core/xref_store.h)",
-       {
-           "CREATE TABLE xrefs (destination text NOT NULL, key text NOT NULL, "
-           "external_id text NOT NULL, version text NOT NULL, message_id text NOT NULL, "
-           "updated_at bigint NOT NULL, PRIMARY KEY(destination, key))",
-           "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at, key)",
-       }},
-      {102,
        "appariement: persons paired with their record at a partner (core/pairing_store.h)",
        {
            // candidates: JSON, encrypted like the bodies when store.encryption is on (names,
@@ -30,7 +23,7 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
            "UNIQUE(partner, person))",
            "CREATE INDEX pairings_state ON pairings(state, id)",
        }},
-      {103,
+      {102,
        "versioned documents: mappings and lookup tables (core/document_store.h)",
        {
            "CREATE TABLE documents (id bigserial PRIMARY KEY, kind text NOT NULL, "
@@ -46,7 +39,7 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
            "comment text NOT NULL, at bigint NOT NULL)",
            "CREATE INDEX document_activations_document ON document_activations(kind, name, id)",
        }},
-      {104,
+      {103,
        "console: users, API tokens, append-only audit trail (core/console_store.h)",
        {
            "CREATE TABLE users (name text PRIMARY KEY, role text NOT NULL, "
@@ -69,7 +62,7 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
            "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT "
            "EXECUTE FUNCTION audit_append_only()",
        }},
-      {105,
+      {104,
        "SMS records and the SMS opt-out list (core/sms_store.h)",
        {
            "CREATE TABLE sms_records (delivery_id bigint PRIMARY KEY, "
@@ -90,8 +83,7 @@ const std::vector<pg::Migration>& postgresql_other_store_migrations() {
 }
 
 std::vector<PgHotStatement> postgresql_other_hot_statements() {
-  std::vector<PgHotStatement> out = postgresql_xref_hot_statements();
-  for (auto& st : postgresql_pairing_hot_statements()) out.push_back(std::move(st));
+  std::vector<PgHotStatement> out = postgresql_pairing_hot_statements();
   for (auto& st : postgresql_sms_hot_statements()) out.push_back(std::move(st));
   return out;
 }

@@ -1,42 +1,51 @@
-// XrefStore on PostgreSQL (table of migration 101, store/postgresql/pg_tables.cpp). Each call is
-// one statement on a pooled connection (its own transaction): several threads and several nodes
-// read and write at once, and see whole references only. Storage failures are thrown, as the
-// interface says (a delivering connector turns them into a retry).
+// XrefStore on the PostgreSQL store (table of migration 2 of pg_store.cpp): pooled connections,
+// each call one statement (its own transaction), so nodes and readers see whole records only.
 
 #include <limits>
 #include <stdexcept>
 
-#include "store/postgresql/pg_stores.h"
+#include "store/postgresql/pg_backend.h"
+#include "store/postgresql/pg_connection.h"
 
 namespace relais {
 namespace {
 
-constexpr const char* kGet =
+using pg::Params;
+using pg::Result;
+
+// The statements on the delivery path: primary-key lookups (the query-plan test EXPLAINs them).
+constexpr const char* kGetXref =
     "SELECT destination, key, external_id, version, updated_at, message_id FROM xrefs "
     "WHERE destination = $1 AND key = $2";
-constexpr const char* kPut =
+constexpr const char* kPutXref =
     "INSERT INTO xrefs(destination, key, external_id, version, message_id, updated_at) "
     "VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT(destination, key) DO UPDATE SET "
     "external_id = excluded.external_id, version = excluded.version, "
     "message_id = excluded.message_id, updated_at = excluded.updated_at";
-constexpr const char* kRemove = "DELETE FROM xrefs WHERE destination = $1 AND key = $2";
-constexpr const char* kList =
+constexpr const char* kRemoveXref = "DELETE FROM xrefs WHERE destination = $1 AND key = $2";
+constexpr const char* kListXrefs =
     "SELECT destination, key, external_id, version, updated_at, message_id FROM xrefs "
-    "WHERE destination = $1 AND updated_at >= $2 AND updated_at < $3 "
-    "ORDER BY updated_at, key LIMIT $4";
-constexpr const char* kCount = "SELECT COUNT(*) FROM xrefs WHERE destination = $1";
+    "WHERE destination = $1 AND updated_at >= $2 AND updated_at < $3 ORDER BY updated_at, key "
+    "LIMIT $4";
+constexpr const char* kCountXrefs = "SELECT COUNT(*) FROM xrefs WHERE destination = $1";
 
+// Thread-safe: each call takes a connection of the pool. Owns its connections.
 class PgXrefStore final : public XrefStore {
  public:
-  PgXrefStore(const std::string& uri, const Clock& clock, StoreAccess access)
-      : clock_(clock), access_(access), pool_(uri, 5, 4) {
-    auto c = pool_.get();
-    check_other_store_schema(*c, "PostgreSQL cross-references " + pg::masked_uri(uri));
+  PgXrefStore(const std::string& uri, const Clock& clock, StoreAccess access,
+              const std::string& password)
+      : pool_(uri, 5, 4, password), clock_(clock), access_(access) {
+    Result r;
+    Status s = pool_.run("SELECT COUNT(*) FROM xrefs WHERE false", Params(), r);
+    if (!s.ok) {
+      throw std::runtime_error("cross-references of PostgreSQL store " + pg::masked_uri(uri) +
+                               ": " + s.detail + " (open the store once to migrate it)");
+    }
   }
 
   std::optional<CrossReference> get(const std::string& destination,
                                     const std::string& key) override {
-    pg::Result r = run(kGet, pg::Params().ref(destination).ref(key));
+    Result r = must(kGetXref, Params().ref(destination).ref(key));
     if (r.rows() == 0) return std::nullopt;
     return row(r, 0);
   }
@@ -48,18 +57,18 @@ class PgXrefStore final : public XrefStore {
           ref.destination + "', key '" + ref.key + "', external id '" + ref.external_id + "')");
     }
     writable();
-    run(kPut, pg::Params()
-                  .ref(ref.destination)
-                  .ref(ref.key)
-                  .ref(ref.external_id)
-                  .ref(ref.version)
-                  .ref(ref.message_id)
-                  .num(clock_.now_ms()));
+    must(kPutXref, Params()
+                       .ref(ref.destination)
+                       .ref(ref.key)
+                       .ref(ref.external_id)
+                       .ref(ref.version)
+                       .ref(ref.message_id)
+                       .num(clock_.now_ms()));
   }
 
   bool remove(const std::string& destination, const std::string& key) override {
     writable();
-    return run(kRemove, pg::Params().ref(destination).ref(key)).affected() > 0;
+    return must(kRemoveXref, Params().ref(destination).ref(key)).affected() > 0;
   }
 
   std::vector<CrossReference> list(const std::string& destination, Millis from, Millis to,
@@ -69,32 +78,28 @@ class PgXrefStore final : public XrefStore {
     int64_t lim = limit > static_cast<size_t>(std::numeric_limits<int64_t>::max())
                       ? std::numeric_limits<int64_t>::max()
                       : static_cast<int64_t>(limit);
-    pg::Result r = run(kList, pg::Params().ref(destination).num(from).num(to).num(lim));
-    out.reserve(static_cast<size_t>(r.rows()));
+    Result r = must(kListXrefs, Params().ref(destination).num(from).num(to).num(lim));
     for (int i = 0; i < r.rows(); ++i) out.push_back(row(r, i));
     return out;
   }
 
   size_t count(const std::string& destination) override {
-    return static_cast<size_t>(run(kCount, pg::Params().ref(destination)).int64(0, 0));
+    return static_cast<size_t>(must(kCountXrefs, Params().ref(destination)).int64(0, 0));
   }
 
  private:
-  void writable() const {
-    if (access_ == StoreAccess::ReadOnly) {
-      throw std::runtime_error("the cross-references are open read-only");
-    }
-  }
-
-  pg::Result run(const char* sql, const pg::Params& params) {
-    auto c = pool_.get();
-    pg::Result r;
-    Status s = c->run(sql, params, r);
-    if (!s.ok) throw std::runtime_error("PostgreSQL cross-references: " + s.detail);
+  Result must(const char* sql, const Params& params) {
+    Result r;
+    Status s = pool_.run(sql, params, r);
+    if (!s.ok) throw std::runtime_error("cross-references: " + s.detail);
     return r;
   }
-
-  static CrossReference row(const pg::Result& r, int i) {
+  void writable() const {
+    if (access_ == StoreAccess::ReadOnly) {
+      throw std::runtime_error("cross-references opened read-only");
+    }
+  }
+  static CrossReference row(const Result& r, int i) {
     CrossReference x;
     x.destination = r.text(i, 0);
     x.key = r.text(i, 1);
@@ -105,23 +110,24 @@ class PgXrefStore final : public XrefStore {
     return x;
   }
 
+  pg::Pool pool_;
   const Clock& clock_;
   StoreAccess access_;
-  pg::Pool pool_;
 };
 
 }  // namespace
 
 std::vector<PgHotStatement> postgresql_xref_hot_statements() {
-  return {{"get cross-reference", kGet, "'cal', 'k1'"},
-          {"put cross-reference", kPut, "'cal', 'k1', 'E1', 'v1', '01M', 1"},
-          {"remove cross-reference", kRemove, "'cal', 'k1'"},
-          {"list cross-references", kList, "'cal', 0, 10, 100"}};
+  return {{"get cross-reference", kGetXref, "'cal', 'rdv:1'"},
+          {"put cross-reference", kPutXref, "'cal', 'rdv:1', 'x', 'v', 'm', 1"},
+          {"remove cross-reference", kRemoveXref, "'cal', 'rdv:1'"},
+          {"list cross-references", kListXrefs, "'cal', 0, 1, 100"}};
 }
 
 std::unique_ptr<XrefStore> open_postgresql_xref_store(const std::string& uri, const Clock& clock,
-                                                      StoreAccess access) {
-  return std::make_unique<PgXrefStore>(uri, clock, access);
+                                                      StoreAccess access,
+                                                      const std::string& password) {
+  return std::make_unique<PgXrefStore>(uri, clock, access, password);
 }
 
 }  // namespace relais

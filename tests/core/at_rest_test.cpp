@@ -249,37 +249,11 @@ class AtRestStore : public ::testing::Test {
   }
   std::string path() const { return dir_.file("relais.db"); }
 
-  // A message of `person` with one delivery, its mapped payload and the partner's answer
-  // echoing the person (recorded, not waited for: flush() before reading).
   std::string add(const std::string& person, const std::string& correlation = "individu:1") {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", "rdv", correlation, "", kT0, {to_dest("sms")},
-                                  "{\"nom\":\"" + person + "\"}"));
-    auto r = store_->accept(std::move(batch));
-    EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created) << r.at(0).error;
-    int64_t did = next_delivery_++;
-    DeliveryUpdate u;
-    u.id = did;
-    u.state = DeliveryState::Dead;
-    u.attempts = 1;
-    u.now = kT0 + 1;
-    u.payload = "{\"to\":\"" + person + "\"}";
-    u.attempt = Attempt{kT0 + 1, 5, "reject", "http", 400, "refused", "echo: " + person};
-    store_->record(std::move(u));
-    return r.at(0).id;
+    return add_personal(ids_, *store_, kT0, person, correlation);
   }
   void expect_clear(const std::string& id, const std::string& person) {
-    auto rec = store_->message(id, true);
-    ASSERT_TRUE(rec);
-    EXPECT_EQ(rec->message->body, "{\"nom\":\"" + person + "\"}");
-    EXPECT_TRUE(rec->message->unreadable.empty()) << rec->message->unreadable;
-    ASSERT_EQ(rec->deliveries.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].payload.value_or(""), "{\"to\":\"" + person + "\"}");
-    ASSERT_EQ(rec->deliveries[0].history.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].history[0].excerpt, "echo: " + person);
-    auto d = store_->delivery(rec->deliveries[0].id);
-    ASSERT_TRUE(d);
-    EXPECT_EQ(d->payload.value_or(""), "{\"to\":\"" + person + "\"}");
+    relais::testing::expect_clear(*store_, id, person);
   }
   // Every stored value of the three columns (raw, from the file).
   std::vector<std::string> stored_values() {
@@ -295,7 +269,6 @@ class AtRestStore : public ::testing::Test {
   ManualClock clock_;
   IdGenerator ids_;
   std::unique_ptr<Store> store_;
-  int64_t next_delivery_ = 1;
 };
 
 TEST_F(AtRestStore, NothingOfAKnownValueIsInTheFileAndEverythingReadsBackClear) {

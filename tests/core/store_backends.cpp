@@ -21,6 +21,9 @@ class SqliteBackend final : public StoreBackend {
     o.path = file();
     return open_sqlite_store(o);
   }
+  std::unique_ptr<XrefStore> open_xrefs(const Clock& clock) override {
+    return open_sqlite_xref_store(file(), clock);
+  }
   int64_t scalar(const std::string& sql) override {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open(file().c_str(), &db), SQLITE_OK);
@@ -74,6 +77,9 @@ class PostgresBackend final : public StoreBackend {
   std::unique_ptr<Store> open(StoreOptions o) override {
     o.uri = uri_;
     return open_postgresql_store(o);
+  }
+  std::unique_ptr<XrefStore> open_xrefs(const Clock& clock) override {
+    return open_postgresql_xref_store(uri_, clock);
   }
   int64_t scalar(const std::string& sql) override {
     pg::Result r;

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/store.h"
 #include "core/store_backend.h"
+#include "core/xref_store.h"
 
 namespace relais::testing {
 
@@ -21,6 +23,8 @@ class StoreBackend {
   virtual std::string name() const = 0;
   // Opens the store of this backend (o.path or o.uri filled in); throws like the engine does.
   virtual std::unique_ptr<Store> open(StoreOptions o) = 0;
+  // The cross-references of the store opened by open() (core/xref_store.h).
+  virtual std::unique_ptr<XrefStore> open_xrefs(const Clock& clock) = 0;
   // The first column of the first row of `sql` as an integer (-1 when there is no row), read on
   // the backend's own connection (another than the store's).
   virtual int64_t scalar(const std::string& sql) = 0;

@@ -19,6 +19,7 @@
 #include "core/ids.h"
 #include "core/retention.h"
 #include "core/store.h"
+#include "core/xref_store.h"
 #include "tests/core/store_backends.h"
 #include "tests/core/test_support.h"
 
@@ -26,9 +27,11 @@ namespace relais {
 namespace {
 
 using relais::testing::cipher;
+using relais::testing::keys_of;
 using relais::testing::make_incoming;
 using relais::testing::StoreBackend;
 using relais::testing::to_dest;
+using relais::testing::xref;
 
 constexpr Millis kT0 = 1'700'000'000'000;
 
@@ -1024,36 +1027,11 @@ class AtRestConformance : public StoreConformance {
     StoreConformance::open();
   }
 
-  // A message of `person` with one delivery, its mapped payload and the partner's answer
-  // echoing the person (recorded, not waited for: flush() before reading).
   std::string add(const std::string& person, const std::string& correlation = "individu:1") {
-    std::vector<Incoming> batch;
-    batch.push_back(make_incoming(ids_, "cms", "rdv", correlation, "", kT0, {to_dest("sms")},
-                                  "{\"nom\":\"" + person + "\"}"));
-    auto r = store_->accept(std::move(batch));
-    EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created) << r.at(0).error;
-    DeliveryUpdate u;
-    u.id = store_->message(r.at(0).id, false)->deliveries.at(0).id;
-    u.state = DeliveryState::Dead;
-    u.attempts = 1;
-    u.now = kT0 + 1;
-    u.payload = "{\"to\":\"" + person + "\"}";
-    u.attempt = Attempt{kT0 + 1, 5, "reject", "http", 400, "refused", "echo: " + person};
-    store_->record(std::move(u));
-    return r.at(0).id;
+    return relais::testing::add_personal(ids_, *store_, kT0, person, correlation);
   }
   void expect_clear(const std::string& id, const std::string& person) {
-    auto rec = store_->message(id, true);
-    ASSERT_TRUE(rec);
-    EXPECT_EQ(rec->message->body, "{\"nom\":\"" + person + "\"}");
-    EXPECT_TRUE(rec->message->unreadable.empty()) << rec->message->unreadable;
-    ASSERT_EQ(rec->deliveries.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].payload.value_or(""), "{\"to\":\"" + person + "\"}");
-    ASSERT_EQ(rec->deliveries[0].history.size(), 1u);
-    EXPECT_EQ(rec->deliveries[0].history[0].excerpt, "echo: " + person);
-    auto d = store_->delivery(rec->deliveries[0].id);
-    ASSERT_TRUE(d);
-    EXPECT_EQ(d->payload.value_or(""), "{\"to\":\"" + person + "\"}");
+    relais::testing::expect_clear(*store_, id, person);
   }
   // Every stored value of the three encrypted columns, raw.
   std::vector<std::string> stored_values() {
@@ -1223,7 +1201,249 @@ TEST_P(AtRestConformance, ErasureWorksOnEncryptedRowsAndKeepsThemEncrypted) {
   EXPECT_EQ(store_->rekey_remaining(), 0);
 }
 
+// --- cross-references ---------------------------------------------------------------------------
+
+// The cross-references (core/xref_store.h) of a store the backend created and migrated.
+class XrefConformance : public StoreConformance {
+ protected:
+  void SetUp() override {
+    StoreConformance::SetUp();
+    xrefs_ = backend_->open_xrefs(clock_);
+  }
+  void TearDown() override {
+    xrefs_.reset();
+    StoreConformance::TearDown();
+  }
+  // Rows in the table for (destination, key), counted behind the store's back.
+  int64_t raw_rows(const std::string& destination, const std::string& key) {
+    return scalar("SELECT COUNT(*) FROM xrefs WHERE destination = '" + destination +
+                  "' AND key = '" + key + "'");
+  }
+
+  std::unique_ptr<XrefStore> xrefs_;
+};
+
+TEST_P(XrefConformance, PutThenGetReturnsTheRecordStampedByTheClock) {
+  auto in = xref("outlook", "rdv-1", "AAMkAD=", "DwAAABYA", "01HMSG1");
+  in.updated_at = 42;  // ignored: the store stamps the time
+  xrefs_->put(in);
+
+  auto got = xrefs_->get("outlook", "rdv-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->destination, "outlook");
+  EXPECT_EQ(got->key, "rdv-1");
+  EXPECT_EQ(got->external_id, "AAMkAD=");
+  EXPECT_EQ(got->version, "DwAAABYA");
+  EXPECT_EQ(got->message_id, "01HMSG1");
+  EXPECT_EQ(got->updated_at, kT0);
+  EXPECT_EQ(xrefs_->count("outlook"), 1u);
+}
+
+TEST_P(XrefConformance, EmptyVersionAndDigitsOnlyTextRoundTripAsText) {
+  xrefs_->put(xref("graph", "rdv-1", "0042", ""));
+  xrefs_->put(xref("graph", "rdv-2", "id with spaces, 'quotes' and é", "007"));
+  auto a = xrefs_->get("graph", "rdv-1");
+  auto b = xrefs_->get("graph", "rdv-2");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->external_id, "0042");
+  EXPECT_EQ(a->version, "");
+  EXPECT_EQ(b->external_id, "id with spaces, 'quotes' and é");
+  EXPECT_EQ(b->version, "007");
+}
+
+TEST_P(XrefConformance, UpsertKeepsOneRowAndUpdatesVersionTimeAndMessage) {
+  xrefs_->put(xref("outlook", "rdv-1", "item-1", "ck-1", "01MSGA"));
+  clock_.advance(5'000);
+  xrefs_->put(xref("outlook", "rdv-1", "item-1", "ck-2", "01MSGB"));
+
+  auto got = xrefs_->get("outlook", "rdv-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->external_id, "item-1");
+  EXPECT_EQ(got->version, "ck-2");
+  EXPECT_EQ(got->message_id, "01MSGB");
+  EXPECT_EQ(got->updated_at, kT0 + 5'000);
+  EXPECT_EQ(xrefs_->count("outlook"), 1u);
+  EXPECT_EQ(raw_rows("outlook", "rdv-1"), 1);
+
+  // A recreate (the item was gone) replaces the external id too.
+  xrefs_->put(xref("outlook", "rdv-1", "item-2", "ck-1", "01MSGC"));
+  EXPECT_EQ(xrefs_->get("outlook", "rdv-1")->external_id, "item-2");
+  EXPECT_EQ(raw_rows("outlook", "rdv-1"), 1);
+}
+
+TEST_P(XrefConformance, RemoveDeletesAndSaysWhetherThereWasAReference) {
+  xrefs_->put(xref("outlook", "rdv-1", "item-1", "ck-1"));
+  xrefs_->put(xref("outlook", "rdv-2", "item-2", "ck-1"));
+
+  EXPECT_TRUE(xrefs_->remove("outlook", "rdv-1"));
+  EXPECT_FALSE(xrefs_->get("outlook", "rdv-1").has_value());
+  EXPECT_EQ(raw_rows("outlook", "rdv-1"), 0);
+  EXPECT_FALSE(xrefs_->remove("outlook", "rdv-1"));  // already gone
+  EXPECT_FALSE(xrefs_->remove("outlook", "never"));
+  EXPECT_TRUE(xrefs_->get("outlook", "rdv-2").has_value());
+  EXPECT_EQ(xrefs_->count("outlook"), 1u);
+
+  // After a removal, a put creates again.
+  xrefs_->put(xref("outlook", "rdv-1", "item-3", "ck-1"));
+  EXPECT_EQ(xrefs_->get("outlook", "rdv-1")->external_id, "item-3");
+}
+
+TEST_P(XrefConformance, GetOfAMissingKeyIsEmpty) {
+  EXPECT_FALSE(xrefs_->get("outlook", "rdv-1").has_value());
+  EXPECT_EQ(xrefs_->count("outlook"), 0u);
+  xrefs_->put(xref("outlook", "rdv-1", "item-1", "ck-1"));
+  EXPECT_FALSE(xrefs_->get("outlook", "rdv-10").has_value());
+  EXPECT_FALSE(xrefs_->get("outlook", "RDV-1").has_value());  // keys are case-sensitive
+  EXPECT_FALSE(xrefs_->get("outlook", "").has_value());
+}
+
+TEST_P(XrefConformance, PutRejectsMissingDestinationKeyOrExternalId) {
+  EXPECT_THROW(xrefs_->put(xref("", "rdv-1", "item-1", "ck")), std::invalid_argument);
+  EXPECT_THROW(xrefs_->put(xref("outlook", "", "item-1", "ck")), std::invalid_argument);
+  EXPECT_THROW(xrefs_->put(xref("outlook", "rdv-1", "", "ck")), std::invalid_argument);
+  EXPECT_EQ(xrefs_->count("outlook"), 0u);
+  EXPECT_EQ(xrefs_->count(""), 0u);
+}
+
+TEST_P(XrefConformance, ListsByDestinationAndPeriodOldestFirstWithLimit) {
+  // Written out of time order; two share a time (ordered by key then).
+  clock_.set(kT0 + 300);
+  xrefs_->put(xref("outlook", "c", "id-c", "v"));
+  clock_.set(kT0 + 100);
+  xrefs_->put(xref("outlook", "b", "id-b", "v"));
+  clock_.set(kT0 + 100);
+  xrefs_->put(xref("outlook", "a", "id-a", "v"));
+  clock_.set(kT0 + 200);
+  xrefs_->put(xref("outlook", "d", "id-d", "v"));
+  xrefs_->put(xref("graph", "g", "id-g", "v"));  // another destination, same time
+  clock_.set(kT0 + 400);
+  xrefs_->put(xref("outlook", "e", "id-e", "v"));
+
+  using V = std::vector<std::string>;
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0, kT0 + 1'000, 100)), (V{"a", "b", "d", "c", "e"}));
+  // from is inclusive, to exclusive.
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0 + 100, kT0 + 300, 100)), (V{"a", "b", "d"}));
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0 + 101, kT0 + 301, 100)), (V{"d", "c"}));
+  // limit keeps the oldest.
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0, kT0 + 1'000, 3)), (V{"a", "b", "d"}));
+  EXPECT_TRUE(xrefs_->list("outlook", kT0, kT0 + 1'000, 0).empty());
+  // Empty or inverted periods.
+  EXPECT_TRUE(xrefs_->list("outlook", kT0 + 200, kT0 + 200, 100).empty());
+  EXPECT_TRUE(xrefs_->list("outlook", kT0 + 300, kT0 + 100, 100).empty());
+  EXPECT_TRUE(xrefs_->list("outlook", kT0 + 500, kT0 + 1'000, 100).empty());
+  // A huge limit is no limit.
+  EXPECT_EQ(xrefs_->list("outlook", kT0, kT0 + 1'000, static_cast<size_t>(-1)).size(), 5u);
+
+  // Records come back whole.
+  auto one = xrefs_->list("graph", kT0, kT0 + 1'000, 10);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0], (CrossReference{"graph", "g", "id-g", "v", kT0 + 200, "01MSG"}));
+
+  // An update moves a reference to its new time.
+  clock_.set(kT0 + 500);
+  xrefs_->put(xref("outlook", "a", "id-a", "v2"));
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0, kT0 + 1'000, 100)), (V{"b", "d", "c", "e", "a"}));
+}
+
+TEST_P(XrefConformance, KeysOfOtherDestinationsNeverLeak) {
+  xrefs_->put(xref("outlook", "rdv-1", "ews-item", "ck-1"));
+  xrefs_->put(xref("graph", "rdv-1", "graph-event", "etag-1"));
+  xrefs_->put(xref("graph", "rdv-2", "graph-event-2", "etag-1"));
+
+  EXPECT_EQ(xrefs_->get("outlook", "rdv-1")->external_id, "ews-item");
+  EXPECT_EQ(xrefs_->get("graph", "rdv-1")->external_id, "graph-event");
+  EXPECT_FALSE(xrefs_->get("outlook", "rdv-2").has_value());
+  EXPECT_FALSE(xrefs_->get("outlook2", "rdv-1").has_value());
+  EXPECT_FALSE(xrefs_->get("outloo", "rdv-1").has_value());
+  EXPECT_EQ(xrefs_->count("outlook"), 1u);
+  EXPECT_EQ(xrefs_->count("graph"), 2u);
+  EXPECT_EQ(xrefs_->count("other"), 0u);
+  EXPECT_EQ(keys_of(xrefs_->list("outlook", kT0, kT0 + 1, 10)), std::vector<std::string>{"rdv-1"});
+
+  // Updating or removing in one destination leaves the other alone.
+  xrefs_->put(xref("outlook", "rdv-1", "ews-item", "ck-2"));
+  EXPECT_EQ(xrefs_->get("graph", "rdv-1")->version, "etag-1");
+  EXPECT_FALSE(xrefs_->remove("outlook", "rdv-2"));
+  EXPECT_TRUE(xrefs_->remove("graph", "rdv-1"));
+  EXPECT_EQ(xrefs_->get("outlook", "rdv-1")->version, "ck-2");
+  EXPECT_EQ(xrefs_->count("graph"), 1u);
+}
+
+// Each thread owns some keys (checks it reads back exactly what it wrote) and all fight over one
+// shared key (which must end as a single row holding one thread's last write).
+void hammer(XrefStore& xrefs, int threads, int rounds, int keys_per_thread,
+            const std::function<XrefStore&(int)>& store_for) {
+  std::atomic<int> mismatches{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      XrefStore& s = store_for(t);
+      try {
+        for (int i = 0; i < rounds; ++i) {
+          std::string key = "t" + std::to_string(t) + "-k" + std::to_string(i % keys_per_thread);
+          std::string version = std::to_string(i);
+          s.put(xref("outlook", key, "item-" + key, version));
+          auto got = s.get("outlook", key);
+          if (!got || got->version != version || got->external_id != "item-" + key) ++mismatches;
+          s.put(xref("outlook", "shared", "item-shared", "t" + std::to_string(t) + "-" + version));
+          if (!s.get("outlook", "shared")) ++mismatches;
+        }
+      } catch (const std::exception&) {
+        ++errors;
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(xrefs.count("outlook"), static_cast<size_t>(threads * keys_per_thread + 1));
+  for (int t = 0; t < threads; ++t) {
+    for (int k = 0; k < keys_per_thread; ++k) {
+      std::string key = "t" + std::to_string(t) + "-k" + std::to_string(k);
+      auto got = xrefs.get("outlook", key);
+      ASSERT_TRUE(got.has_value()) << key;
+      // The last round that wrote key k.
+      int last = ((rounds - 1 - k) / keys_per_thread) * keys_per_thread + k;
+      EXPECT_EQ(got->version, std::to_string(last)) << key;
+    }
+  }
+  auto shared = xrefs.get("outlook", "shared");
+  ASSERT_TRUE(shared.has_value());
+  EXPECT_EQ(shared->version.substr(shared->version.find('-') + 1), std::to_string(rounds - 1));
+}
+
+TEST_P(XrefConformance, ConcurrentPutAndGetFromEightThreads) {
+  hammer(*xrefs_, 8, 120, 10, [this](int) -> XrefStore& { return *xrefs_; });
+}
+
+TEST_P(XrefConformance, TwoConnectionsOnTheSameFileWorkTogether) {
+  // As relais and `relais calendar reconcile` would.
+  auto second = backend_->open_xrefs(clock_);
+  hammer(*xrefs_, 8, 100, 5, [&](int t) -> XrefStore& { return t % 2 == 0 ? *xrefs_ : *second; });
+  EXPECT_EQ(second->count("outlook"), xrefs_->count("outlook"));
+}
+
+TEST_P(XrefConformance, SurvivesReopen) {
+  xrefs_->put(xref("outlook", "rdv-1", "item-1", "ck-1", "01MSGA"));
+  clock_.advance(1'000);
+  xrefs_->put(xref("graph", "rdv-2", "event-2", "", "01MSGB"));
+  xrefs_->put(xref("outlook", "rdv-3", "item-3", "ck-1"));
+  EXPECT_TRUE(xrefs_->remove("outlook", "rdv-3"));
+  xrefs_.reset();
+
+  xrefs_ = backend_->open_xrefs(clock_);
+  EXPECT_EQ(xrefs_->get("outlook", "rdv-1"),
+            (CrossReference{"outlook", "rdv-1", "item-1", "ck-1", kT0, "01MSGA"}));
+  EXPECT_EQ(xrefs_->get("graph", "rdv-2"),
+            (CrossReference{"graph", "rdv-2", "event-2", "", kT0 + 1'000, "01MSGB"}));
+  EXPECT_FALSE(xrefs_->get("outlook", "rdv-3").has_value());
+  EXPECT_EQ(xrefs_->count("outlook"), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StoreConformance, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Engines, XrefConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 INSTANTIATE_TEST_SUITE_P(Engines, AtRestConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });

@@ -138,6 +138,30 @@ TEST(PgStoreSchema, ANewerSchemaIsRefusedWithBothVersionsAndNoPassword) {
   }
 }
 
+// The role's password given apart from the URI (store.password_env) connects; a wrong one is
+// refused with an error that shows neither.
+TEST(PgStoreSchema, APasswordGivenApartConnectsAndIsNeverInAnError) {
+  std::string uri = fresh_pg_database();
+  const std::string with = " password=" + pg_password();
+  ASSERT_NE(uri.find(with), std::string::npos);
+  StoreOptions o;
+  o.uri = uri.substr(0, uri.find(with)) + uri.substr(uri.find(with) + with.size());
+  o.password = pg_password();
+  auto store = open_postgresql_store(o);
+  EXPECT_TRUE(store->healthy());
+  store->close();
+  o.password = "Wrong-Secret-4242";
+  try {
+    open_postgresql_store(o);
+    FAIL() << "a wrong password must be refused";
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("password"), std::string::npos) << what;  // libpq says why
+    EXPECT_EQ(what.find("Wrong-Secret-4242"), std::string::npos) << what;
+    EXPECT_EQ(what.find(pg_password()), std::string::npos) << what;
+  }
+}
+
 // Two nodes starting at once on a new database: one migrates, the other waits for it (advisory
 // lock) and finds the schema there; each migration is recorded once.
 TEST(PgStoreSchema, TwoNodesStartingAtOnceMigrateOnce) {

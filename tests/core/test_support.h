@@ -15,6 +15,7 @@
 #include "core/at_rest.h"
 #include "core/ids.h"
 #include "core/store.h"
+#include "core/xref_store.h"
 
 namespace relais::testing {
 
@@ -102,6 +103,61 @@ inline NewDelivery to_dest(const std::string& destination, Millis not_before = 0
   d.mapping = mapping;
   d.not_before = not_before;
   return d;
+}
+
+// A message of `person` with one delivery to "sms", its mapped payload and the partner's answer
+// echoing the person (recorded, not waited for: flush() before reading). Its id.
+inline std::string add_personal(IdGenerator& ids, Store& store, Millis at,
+                                const std::string& person,
+                                const std::string& correlation = "individu:1") {
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids, "cms", "rdv", correlation, "", at, {to_dest("sms")},
+                                "{\"nom\":\"" + person + "\"}"));
+  auto r = store.accept(std::move(batch));
+  EXPECT_EQ(r.at(0).kind, AcceptResult::Kind::Created) << r.at(0).error;
+  DeliveryUpdate u;
+  u.id = store.message(r.at(0).id, false)->deliveries.at(0).id;
+  u.state = DeliveryState::Dead;
+  u.attempts = 1;
+  u.now = at + 1;
+  u.payload = "{\"to\":\"" + person + "\"}";
+  u.attempt = Attempt{at + 1, 5, "reject", "http", 400, "refused", "echo: " + person};
+  store.record(std::move(u));
+  return r.at(0).id;
+}
+
+// The message `id` added by add_personal reads back clear: body, payload, excerpt.
+inline void expect_clear(Store& store, const std::string& id, const std::string& person) {
+  auto rec = store.message(id, true);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->message->body, "{\"nom\":\"" + person + "\"}");
+  EXPECT_TRUE(rec->message->unreadable.empty()) << rec->message->unreadable;
+  ASSERT_EQ(rec->deliveries.size(), 1u);
+  EXPECT_EQ(rec->deliveries[0].payload.value_or(""), "{\"to\":\"" + person + "\"}");
+  ASSERT_EQ(rec->deliveries[0].history.size(), 1u);
+  EXPECT_EQ(rec->deliveries[0].history[0].excerpt, "echo: " + person);
+  auto d = store.delivery(rec->deliveries[0].id);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->payload.value_or(""), "{\"to\":\"" + person + "\"}");
+}
+
+// A cross-reference (core/xref_store.h) to put; the keys of a list of them, in order.
+inline CrossReference xref(const std::string& destination, const std::string& key,
+                           const std::string& external_id, const std::string& version,
+                           const std::string& message_id = "01MSG") {
+  CrossReference r;
+  r.destination = destination;
+  r.key = key;
+  r.external_id = external_id;
+  r.version = version;
+  r.message_id = message_id;
+  return r;
+}
+
+inline std::vector<std::string> keys_of(const std::vector<CrossReference>& refs) {
+  std::vector<std::string> out;
+  for (const auto& r : refs) out.push_back(r.key);
+  return out;
 }
 
 }  // namespace relais::testing
