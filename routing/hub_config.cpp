@@ -949,7 +949,11 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
                                 "the node's own folder is required when store.kind is postgresql"));
     }
   }
-  out.store_path = out.store.path;
+  // The node's store lock is STORE.lock (core/store_lock.h): beside the SQLite file, or in the
+  // node's own folder when the store is shared (PostgreSQL: relais.lock in store.state_dir).
+  out.store_path = out.store.kind == "postgresql" && !out.store.state_dir.empty()
+                       ? out.store.state_dir + "/relais"
+                       : out.store.path;
   out.store_sync_full = store.str("synchronous") == "full";
   out.store_max_batch = static_cast<int>(store.integer("max_batch"));
   out.store_idempotency_retention_ms = store.duration_ms("idempotency_retention");

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "store/postgresql/pg_stores.h"
 #include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
@@ -61,6 +62,7 @@ class SqliteBackend : public StoreBackend {
 
 std::unique_ptr<StoreBackend> open_store_backend(const StoreLocation& where) {
   if (where.kind == "sqlite" || where.kind.empty()) return std::make_unique<SqliteBackend>(where);
+  if (where.kind == "postgresql") return open_postgresql_backend(where);
   throw std::runtime_error("store.kind '" + where.kind + "' is not built into this relais");
 }
 

@@ -27,6 +27,7 @@
 #include "store/group_commit.h"
 #include "store/postgresql/pg_backend.h"
 #include "store/postgresql/pg_connection.h"
+#include "store/postgresql/pg_stores.h"
 #include "store/stored_values.h"
 
 namespace relais {
@@ -97,7 +98,13 @@ const std::vector<pg::Migration>& migrations() {
            "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at, key)",
        }},
   };
-  return list;
+  // The other stores' tables (store/postgresql/pg_tables.cpp), numbered from 101, after these.
+  static const std::vector<pg::Migration> all = [] {
+    std::vector<pg::Migration> v = list;
+    for (const auto& m : postgresql_other_store_migrations()) v.push_back(m);
+    return v;
+  }();
+  return all;
 }
 
 // --- statements --------------------------------------------------------------------------------

@@ -4,16 +4,14 @@
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 
-#include <deque>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <stdexcept>
-
-#include <nlohmann/json.hpp>
+#include <variant>
 
 #include "core/console_store.h"
 #include "core/log.h"
+#include "store/console_queries.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "store/sqlite/sqlite_session.h"
 
@@ -44,55 +42,13 @@ constexpr const char* kFiguresRetrying =
     "SELECT destination, SUM(updated_at >= ?), MAX(updated_at) FROM deliveries "
     "WHERE state = 'retrying' AND last_outcome <> 'throttled' GROUP BY destination";
 
-// Bound values of a statement built piece by piece (a deque keeps their addresses stable).
-struct Params {
-  struct P {
-    bool is_int = false;
-    std::string s;
-    int64_t i = 0;
-  };
-  std::deque<P> items;
-  void str(std::string v) { items.push_back({false, std::move(v), 0}); }
-  void num(int64_t v) { items.push_back({true, {}, v}); }
-  void bind(Statement& st) {
-    for (auto& p : items) {
-      if (p.is_int) {
-        st, use(p.i);
-      } else {
-        st, use(p.s);
-      }
-    }
-  }
-};
-
-std::string join_sources(const std::vector<std::string>& v) {
-  nlohmann::json j = v;
-  return j.dump();
+// Binds a shared query's values to a statement (the query must outlive its execution).
+void bind(Statement& st, console_sql::Query& q) {
+  for (auto& a : q.args) std::visit([&](auto& v) { st, use(v); }, a);
 }
 
-std::vector<std::string> split_sources(const std::string& text) {
-  std::vector<std::string> out;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_array()) {
-    for (const auto& e : j) {
-      if (e.is_string()) out.push_back(e.get<std::string>());
-    }
-  }
-  return out;
-}
-
-// `s` for a LIKE pattern with ESCAPE '\\': its wildcards and backslashes escaped, between
-// `before` and `after` ("%" for "contains"). Built by appending: `"%" + like_escape(s)` inlines
-// std::string::insert, on which GCC 12 at -O3 reports a false -Wrestrict overlap.
-std::string like_pattern(const std::string& s, const char* before, const char* after) {
-  std::string out = before;
-  for (char c : s) {
-    if (c == '%' || c == '_' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += after;
-  return out;
-}
+using console_sql::join_sources;
+using console_sql::split_sources;
 
 class SqliteConsoleStore final : public ConsoleStore {
  public:
@@ -101,8 +57,7 @@ class SqliteConsoleStore final : public ConsoleStore {
       : clock_(clock),
         cipher_(std::move(cipher)),
         s_(open_store_session(path, "audit", "console", access)) {
-    for (auto& t : load_tokens()) tokens_[t.sha256] = t;
-    tokens_loaded_ = clock_.now_ms();
+    tokens_.reload(load_tokens(), clock_.now_ms());
   }
 
   Status add_user(const UserRecord& u) override {
@@ -180,7 +135,7 @@ class SqliteConsoleStore final : public ConsoleStore {
         use(name), use(role), use(sources), use(sha), use(at), use(by), now;
     ApiTokenRecord copy = t;
     copy.created_at = at;
-    tokens_[sha] = copy;
+    tokens_.added(copy);
     return Status::success();
   }
 
@@ -191,21 +146,12 @@ class SqliteConsoleStore final : public ConsoleStore {
 
   std::optional<ApiTokenRecord> token_by_sha256(const std::string& sha256) override {
     std::lock_guard<std::mutex> lock(mu_);
-    // Tokens created or revoked on another node (or by the CLI) are seen within 10 seconds.
-    Millis now = clock_.now_ms();
-    if (now - tokens_loaded_ >= 10000) {
-      tokens_.clear();
-      for (auto& t : load_tokens()) tokens_[t.sha256] = t;
-      tokens_loaded_ = now;
-    }
-    auto it = tokens_.find(sha256);
-    if (it == tokens_.end() || it->second.revoked_at != 0) return std::nullopt;
-    return it->second;
+    return tokens_.find(sha256, clock_.now_ms(), [this]() { return load_tokens(); });
   }
 
   void tokens_changed() override {
     std::lock_guard<std::mutex> lock(mu_);
-    tokens_loaded_ = std::numeric_limits<Millis>::min() / 2;
+    tokens_.stale();
   }
 
   Status revoke_token(const std::string& name, Millis at) override {
@@ -216,9 +162,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     st << "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at = 0", use(a), use(n);
     size_t changed = st.execute();
     if (changed == 0) return Status::failure(404, "not found", "no valid token '" + name + "'");
-    for (auto& [sha, t] : tokens_) {
-      if (t.name == name) t.revoked_at = at;
-    }
+    tokens_.revoked(name, at);
     return Status::success();
   }
 
@@ -237,41 +181,8 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
   std::vector<AuditEntry> audit_entries(const AuditFilter& f) override {
-    std::string sql =
-        "SELECT id, at, actor, role, action, object, detail, address FROM audit WHERE 1=1";
-    Params p;
-    if (!f.actor.empty()) {
-      sql += " AND actor = ?";
-      p.str(f.actor);
-    }
-    if (!f.action.empty()) {
-      if (f.action.back() == '.') {
-        sql += " AND action LIKE ? ESCAPE '\\'";
-        p.str(like_pattern(f.action, "", "%"));
-      } else {
-        sql += " AND action = ?";
-        p.str(f.action);
-      }
-    }
-    if (!f.object.empty()) {
-      sql += " AND object LIKE ? ESCAPE '\\'";
-      p.str(like_pattern(f.object, "%", "%"));
-    }
-    if (f.from) {
-      sql += " AND at >= ?";
-      p.num(f.from);
-    }
-    if (f.to) {
-      sql += " AND at < ?";
-      p.num(f.to);
-    }
-    if (f.before_id) {
-      sql += " AND id < ?";
-      p.num(f.before_id);
-    }
-    sql += " ORDER BY id DESC LIMIT ?";
-    p.num(f.limit);
-    return rows<AuditEntry>(sql, p, [](RecordSet& rs, size_t i) {
+    auto q = console_sql::audit(f);
+    return rows<AuditEntry>(q, [](RecordSet& rs, size_t i) {
       AuditEntry e;
       e.id = rs.value(0, i).convert<int64_t>();
       e.at = rs.value(1, i).convert<int64_t>();
@@ -286,22 +197,8 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
   std::vector<DeskItem> desk(const DeskFilter& f) override {
-    Params p;
-    std::string sql =
-        "SELECT d.id, m.id, m.source, m.type, m.correlation, d.destination, d.route, d.state, "
-        "d.attempts, d.last_class, d.last_code, d.last_text, d.updated_at, m.received_at, "
-        "(SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC "
-        "LIMIT 1), "
-        "(SELECT a.at FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) "
-        "FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
-        where(f, p);
-    if (f.before_id) {
-      sql += " AND d.id < ?";
-      p.num(f.before_id);
-    }
-    sql += " ORDER BY d.id DESC LIMIT ?";
-    p.num(f.limit);
-    return rows<DeskItem>(sql, p, [this](RecordSet& rs, size_t i) {
+    auto q = console_sql::desk(f);
+    return rows<DeskItem>(q, [this](RecordSet& rs, size_t i) {
       DeskItem d;
       d.delivery_id = rs.value(0, i).convert<int64_t>();
       d.message_id = rs.value(1, i).convert<std::string>();
@@ -329,27 +226,20 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
   int64_t desk_count(const DeskFilter& f) override {
-    Params p;
-    std::string sql =
-        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
-        where(f, p);
+    auto q = console_sql::desk_count(f);
     std::lock_guard<std::mutex> lock(mu_);
     Statement st(*s_);
     int64_t n = 0;
-    st << sql;
-    p.bind(st);
+    st << q.sql;
+    bind(st, q);
     st, into(n);
     st.execute();
     return n;
   }
 
   std::vector<int64_t> desk_ids(const DeskFilter& f, size_t max) override {
-    Params p;
-    std::string sql =
-        "SELECT d.id FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE " +
-        where(f, p) + " ORDER BY d.id LIMIT ?";
-    p.num(static_cast<int64_t>(max));
-    return rows<int64_t>(sql, p,
+    auto q = console_sql::desk_ids(f, max);
+    return rows<int64_t>(q,
                          [](RecordSet& rs, size_t i) { return rs.value(0, i).convert<int64_t>(); });
   }
 
@@ -421,57 +311,17 @@ class SqliteConsoleStore final : public ConsoleStore {
  private:
   // Runs a SELECT built with bound parameters; one Row per result row.
   template <class Row, class Fn>
-  std::vector<Row> rows(const std::string& sql, Params& p, Fn row) {
+  std::vector<Row> rows(console_sql::Query& q, Fn row) {
     std::lock_guard<std::mutex> lock(mu_);
     Statement st(*s_);
-    st << sql;
-    p.bind(st);
+    st << q.sql;
+    bind(st, q);
     st.execute();
     RecordSet rs(st);
     std::vector<Row> out;
     out.reserve(rs.rowCount());
     for (size_t i = 0; i < rs.rowCount(); ++i) out.push_back(row(rs, i));
     return out;
-  }
-
-  static std::string where(const DeskFilter& f, Params& p) {
-    std::string w = "d.state IN (";
-    for (size_t i = 0; i < f.states.size(); ++i) {
-      w += i ? ",?" : "?";
-      p.str(f.states[i]);
-    }
-    if (f.states.empty()) w += "''";
-    w += ")";
-    if (!f.destination.empty()) {
-      w += " AND d.destination = ?";
-      p.str(f.destination);
-    }
-    if (!f.route.empty()) {
-      w += " AND d.route = ?";
-      p.str(f.route);
-    }
-    if (!f.error_class.empty()) {
-      w += " AND d.last_class = ?";
-      p.str(f.error_class);
-    }
-    if (f.from) {
-      w += " AND d.updated_at >= ?";
-      p.num(f.from);
-    }
-    if (f.to) {
-      w += " AND d.updated_at < ?";
-      p.num(f.to);
-    }
-    if (!f.text.empty()) {
-      std::string like = like_pattern(f.text, "%", "%");
-      w += " AND (m.correlation LIKE ? ESCAPE '\\' OR m.id = ? OR m.type LIKE ? ESCAPE '\\' "
-           "OR d.last_text LIKE ? ESCAPE '\\')";
-      p.str(like);
-      p.str(f.text);
-      p.str(like);
-      p.str(like);
-    }
-    return w;
   }
 
   static UserRecord user_row(RecordSet& rs, size_t i) {
@@ -510,8 +360,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   const std::shared_ptr<const AtRestCipher> cipher_;
   std::mutex mu_;
   std::unique_ptr<Session> s_;
-  std::map<std::string, ApiTokenRecord> tokens_;  // by sha256 (revoked ones kept, marked)
-  Millis tokens_loaded_ = 0;                      // when tokens_ was read from the store
+  console_sql::TokenCache tokens_;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "core/log.h"
+#include "store/sms_rules.h"
 #include "store/sqlite/sqlite_session.h"
 
 using namespace Poco::Data::Keywords;
@@ -43,15 +44,6 @@ SmsRecord row(RecordSet& rs, size_t i) {
   r.created_at = rs.value(12, i).convert<int64_t>();
   r.updated_at = rs.value(13, i).convert<int64_t>();
   return r;
-}
-
-// The rank of the `state` column in SQL, from the same table as state_rank().
-std::string rank_sql() {
-  std::string s = "(CASE state";
-  for (const auto& [name, rank] : state_ranks()) {
-    if (rank != 0) s += " WHEN '" + name + "' THEN " + std::to_string(rank);
-  }
-  return s + " ELSE 0 END)";
 }
 
 // The SQLite engine of the SMS records and the opt-out list (tables of migration 5 in
@@ -106,8 +98,8 @@ SmsStore::Begin SqliteSmsStore::begin_attempt(SmsRecord& r, const std::string& f
   std::lock_guard<std::mutex> lock(mu_);
   Millis t = clock_.now_ms();
   try {
+    r.reference = next_reference(r, from_state);
     if (from_state.empty()) {
-      r.reference = send_reference(r.delivery_id, 1);
       r.state = "submitting";
       r.gateway_ref.clear();
       *s_ << "INSERT OR IGNORE INTO sms_records(" << kColumns
@@ -116,12 +108,6 @@ SmsStore::Begin SqliteSmsStore::begin_attempt(SmsRecord& r, const std::string& f
           use(r.number_hash), use(r.encoding), use(r.segments), use(r.cost_cents), use(t), use(t),
           now;
     } else {
-      if (from_state != "retry") {  // the earlier send may have reached the gateway: a new one
-        int64_t id = 0;
-        int n = 1;
-        if (!parse_send_reference(r.reference, id, n)) n = 1;
-        r.reference = send_reference(r.delivery_id, n + 1);
-      }
       std::string from = from_state;
       *s_ << "UPDATE sms_records SET state = 'submitting', reference = ?, gateway_ref = '', "
              "driver = ?, number_hash = ?, encoding = ?, segments = ?, cost_cents = ?, "
@@ -204,25 +190,20 @@ std::optional<SmsRecord> SqliteSmsStore::report(const std::string& reference,
                                                 const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   try {
-    std::optional<SmsRecord> found;
-    int64_t id = 0;
-    int n = 0;
-    if (parse_send_reference(reference, id, n)) {
-      found = by_delivery_locked(id);
-    } else if (reference.empty() && !gateway_ref.empty()) {
-      Statement st(*s_);
-      std::string key = gateway_ref;
-      st << "SELECT " << kColumns
-         << " FROM sms_records WHERE gateway_ref = ? ORDER BY delivery_id DESC LIMIT 1",
-          use(key), now;
-      RecordSet rs(st);
-      if (rs.rowCount() > 0) found = row(rs, 0);
-    }
-    if (!found) return std::nullopt;
+    auto found = report_target(
+        reference, gateway_ref, [&](int64_t id) { return by_delivery_locked(id); },
+        [&](const std::string& ref) -> std::optional<SmsRecord> {
+          Statement st(*s_);
+          std::string key = ref;
+          st << "SELECT " << kColumns
+             << " FROM sms_records WHERE gateway_ref = ? ORDER BY delivery_id DESC LIMIT 1",
+              use(key), now;
+          RecordSet rs(st);
+          if (rs.rowCount() == 0) return std::nullopt;
+          return row(rs, 0);
+        });
+    if (!found || !report_counts(*found, reference, state)) return found;
     SmsRecord r = *found;
-    // A report about an earlier send only tells that its SMS reached the phone.
-    bool current = reference.empty() || reference == r.reference;
-    if (!current && state != "delivered") return r;
     // Reports may arrive out of order: never move a record back (smsc after delivered).
     int rank = state_rank(state);
     std::string st = state, det = detail;

@@ -58,6 +58,12 @@ class SqliteBackend final : public StoreBackend {
         << sql << ": " << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
+  relais::StoreLocation location() override {
+    relais::StoreLocation l;
+    l.kind = "sqlite";
+    l.path = file();
+    return l;
+  }
 
  private:
   std::string file() const { return dir_.path() + "/relais.db"; }
@@ -96,8 +102,20 @@ class PostgresBackend final : public StoreBackend {
     Status s = connection().exec(sql);
     EXPECT_TRUE(s.ok) << sql << ": " << s.detail;
   }
+  relais::StoreLocation location() override {
+    relais::StoreLocation l;
+    l.kind = "postgresql";
+    std::string from = " password=" + pg_password();
+    l.uri = uri_;
+    l.uri.erase(l.uri.find(from), from.size());
+    l.password_env = "RELAIS_TEST_PG_PASSWORD";
+    ::setenv(l.password_env.c_str(), pg_password().c_str(), 1);
+    l.state_dir = state_.path();
+    return l;
+  }
 
  private:
+  TempDir state_{"relais-state-"};
   pg::Connection& connection() {
     if (!c_ || !c_->ok()) {
       Status s = pg::Connection::open(uri_, 10, c_);

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "core/xref_store.h"
 
 namespace relais::testing {
@@ -31,6 +32,9 @@ class StoreBackend {
   virtual std::vector<std::string> column(const std::string& sql) = 0;
   // Runs statements on the backend's own connection; a failure fails the test.
   virtual void exec(const std::string& sql) = 0;
+  // The `store:` section of this backend's database (PostgreSQL: the password in the
+  // environment variable RELAIS_TEST_PG_PASSWORD, set by this call), for open_store_backend.
+  virtual relais::StoreLocation location() = 0;
 
   // "sqlite" or "postgresql"; throws std::invalid_argument for another name.
   static std::unique_ptr<StoreBackend> make(const std::string& name);

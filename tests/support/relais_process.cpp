@@ -322,7 +322,8 @@ RelaisProcess::RelaisProcess(RelaisOptions options) : options_(std::move(options
     << options_.server_extra_yaml
     << (options_.server_extra_yaml.empty() || options_.server_extra_yaml.back() == '\n' ? "" : "\n")
     << "store:\n"
-    << "  path: " << store_path() << "\n"
+    << (options_.store_section_yaml.empty() ? "  path: " + store_path() + "\n"
+                                            : options_.store_section_yaml)
     << options_.store_extra_yaml
     << (options_.store_extra_yaml.empty() || options_.store_extra_yaml.back() == '\n' ? "" : "\n")
     << "log:\n"

@@ -109,6 +109,9 @@ struct RelaisOptions {
   std::string tokens_extra_yaml;  // more items of auth.tokens, each line indented by four
   std::string store_path;         // "" = relais.db in the temporary directory
   std::string store_extra_yaml;   // more keys of `store:`, each line indented by two spaces
+  // The `store:` section's keys in place of `path:` (e.g. kind: postgresql, uri, password_env,
+  // state_dir), each line indented by two spaces; "" = the SQLite file at store_path().
+  std::string store_section_yaml;
   std::string token = "integration-admin-token-0123456789";          // role admin
   std::string system_token = "integration-system-token-0123456789";  // role system
   std::string log_level = "info";

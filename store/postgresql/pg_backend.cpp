@@ -1,0 +1,116 @@
+// PgBackend: the StoreBackend (core/store_backend.h) of `store: {kind: postgresql, uri,
+// password_env, state_dir}` — every store on one PostgreSQL database that several nodes share.
+// The password is read from the environment variable `password_env` at start-up and given to
+// libpq apart from the URI (StoreOptions::password); it is never logged nor put in an error
+// (describe() is host:port/database, the stores' errors mask it).
+//
+// Thread-safety and ownership as StoreBackend: the SMS store is made once under a mutex.
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+
+#include "core/store_backend.h"
+#include "store/postgresql/pg_backend.h"
+#include "store/postgresql/pg_stores.h"
+
+namespace relais {
+namespace {
+
+// The parsed keywords of a connection string or URI (libpq's own parser); throws when it does
+// not parse (libpq's reason may quote the string: it is left out).
+struct ConnInfo {
+  explicit ConnInfo(const std::string& uri) {
+    char* err = nullptr;
+    opts = PQconninfoParse(uri.c_str(), &err);
+    if (err != nullptr) PQfreemem(err);
+    if (opts == nullptr) throw std::runtime_error("store.uri: not a libpq connection string");
+  }
+  ~ConnInfo() { PQconninfoFree(opts); }
+  ConnInfo(const ConnInfo&) = delete;
+  ConnInfo& operator=(const ConnInfo&) = delete;
+  std::string get(const char* key) const {
+    for (auto* o = opts; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == key) return o->val ? o->val : "";
+    }
+    return "";
+  }
+  PQconninfoOption* opts;
+};
+
+class PgBackend : public StoreBackend {
+ public:
+  explicit PgBackend(StoreLocation where) : where_(std::move(where)) {
+    if (where_.uri.empty()) throw std::runtime_error("store.uri: required for kind postgresql");
+    if (where_.state_dir.empty()) {
+      throw std::runtime_error(
+          "store.state_dir: required for kind postgresql (the node's own "
+          "files, not shared with other nodes)");
+    }
+    ConnInfo info(where_.uri);
+    if (!info.get("password").empty()) {
+      throw std::runtime_error(
+          "store.uri: it holds a password; give it through "
+          "store.password_env instead");
+    }
+    std::string host = info.get("host"), port = info.get("port"), db = info.get("dbname");
+    describe_ = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
+                (db.empty() ? info.get("user") : db);
+    if (!where_.password_env.empty()) {
+      const char* pw = std::getenv(where_.password_env.c_str());
+      if (pw == nullptr || *pw == '\0') {
+        throw std::runtime_error("store.password_env: the environment variable " +
+                                 where_.password_env + " is not set");
+      }
+      password_ = pw;
+    }
+    std::filesystem::create_directories(where_.state_dir);
+  }
+
+  std::string kind() const override { return "postgresql"; }
+  std::string describe() const override { return describe_; }
+  std::string state_dir() const override { return where_.state_dir; }
+
+  std::unique_ptr<Store> open_messages(StoreOptions options) override {
+    options.uri = where_.uri;
+    options.password = password_;
+    return open_postgresql_store(options);
+  }
+  std::unique_ptr<XrefStore> open_xrefs(const Clock& clock, StoreAccess access) override {
+    return open_postgresql_xref_store(where_.uri, clock, access, password_);
+  }
+  std::unique_ptr<DocumentStore> open_documents(const Clock& clock, StoreAccess access) override {
+    return open_postgresql_document_store(where_.uri, password_, clock, access);
+  }
+  std::unique_ptr<PairingStore> open_pairings(const Clock& clock,
+                                              std::shared_ptr<const AtRestCipher> cipher) override {
+    return open_postgresql_pairing_store(where_.uri, password_, clock, std::move(cipher));
+  }
+  std::unique_ptr<ConsoleStore> open_console(const Clock& clock, StoreAccess access,
+                                             std::shared_ptr<const AtRestCipher> cipher) override {
+    return open_postgresql_console_store(where_.uri, password_, clock, access, std::move(cipher));
+  }
+  std::shared_ptr<sms::SmsStore> sms(const Clock& clock) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sms_) sms_ = sms::open_postgresql_sms_store(where_.uri, password_, clock);
+    return sms_;
+  }
+
+ private:
+  StoreLocation where_;
+  std::string describe_;
+  std::string password_;  // from store.password_env (may be empty): passed apart, never shown
+  std::mutex mu_;
+  std::shared_ptr<sms::SmsStore> sms_;
+};
+
+}  // namespace
+
+std::unique_ptr<StoreBackend> open_postgresql_backend(const StoreLocation& where) {
+  return std::make_unique<PgBackend>(where);
+}
+
+}  // namespace relais
