@@ -18,8 +18,14 @@ int state_rank(const std::string& state) {
 }
 
 std::string send_reference(int64_t delivery_id, int n) {
-  std::string r = "d" + std::to_string(delivery_id);
-  return n <= 1 ? r : r + "." + std::to_string(n);
+  // Appended piece by piece: GCC 12 at -O3 sees a false overlap (-Wrestrict) in "d" + text.
+  std::string r(1, 'd');
+  r += std::to_string(delivery_id);
+  if (n > 1) {
+    r += '.';
+    r += std::to_string(n);
+  }
+  return r;
 }
 
 bool parse_send_reference(const std::string& reference, int64_t& delivery_id, int& n) {

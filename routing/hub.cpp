@@ -74,6 +74,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   }
 
   backend_ = open_store_backend(config_.store);
+  if (std::string why; !backend_->hold_dispatch(why)) throw std::runtime_error(why);
   StoreOptions so;
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);

@@ -15,6 +15,7 @@
 
 #include "core/store_backend.h"
 #include "store/postgresql/pg_backend.h"
+#include "store/postgresql/pg_connection.h"
 #include "store/postgresql/pg_stores.h"
 
 namespace relais {
@@ -98,6 +99,29 @@ class PgBackend : public StoreBackend {
     if (!sms_) sms_ = sms::open_postgresql_sms_store(where_.uri, password_, clock);
     return sms_;
   }
+  // A session advisory lock on a connection of its own, kept for the backend's life (the
+  // server releases it when the process dies, kill -9 included). If that connection is lost
+  // (the server restarted), the lock goes with it: docs/operations.md says so.
+  bool hold_dispatch(std::string& why) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (holder_) return true;
+    std::unique_ptr<pg::Connection> c;
+    Status s = pg::Connection::open(where_.uri, 10, c, password_);
+    pg::Result r;
+    if (s.ok) s = c->run_text("SELECT pg_try_advisory_lock(hashtext('relais.dispatch'))", {}, r);
+    if (!s.ok) {
+      why = "cannot take the dispatch lock on " + describe_ + ": " + s.detail;
+      return false;
+    }
+    if (r.rows() != 1 || r.text(0, 0) != "t") {
+      why = "another relais dispatches the deliveries of " + describe_ +
+            " (it holds the dispatch lock): one node at a time until the shared queues of "
+            "several nodes exist (docs/operations.md, \"A PostgreSQL store\")";
+      return false;
+    }
+    holder_ = std::move(c);
+    return true;
+  }
 
  private:
   StoreLocation where_;
@@ -105,6 +129,7 @@ class PgBackend : public StoreBackend {
   std::string password_;  // from store.password_env (may be empty): passed apart, never shown
   std::mutex mu_;
   std::shared_ptr<sms::SmsStore> sms_;
+  std::unique_ptr<pg::Connection> holder_;  // holds the dispatch lock (hold_dispatch)
 };
 
 }  // namespace

@@ -209,7 +209,8 @@ Status Connection::finish(PGresult* r, Result& out, Failure* why) {
 Status Connection::prepared(const char* sql, const std::string*& name, Failure* why) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
-    std::string n = "s" + std::to_string(prepared_.size());
+    std::string n(1, 's');  // piece by piece: GCC 12 -O3 false -Wrestrict on "s" + text
+    n += std::to_string(prepared_.size());
     PGresult* p = PQprepare(conn_, n.c_str(), sql, 0, nullptr);
     Result ignored;
     Status s = finish(p, ignored, why);

@@ -130,7 +130,25 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   EXPECT_EQ(wait_delivered(kFirst + kSecond), static_cast<size_t>(kFirst + kSecond));
   HttpResponse again = relais.client().post_json("/api/v1/sources/app/messages", message(3));
   EXPECT_EQ(again.status, 200) << again.body;  // a duplicate: the key is in the database
+
+  // A second node on the same database is refused while this one dispatches (it would deliver
+  // the same deliveries twice and out of order), with the reason; it starts once the first
+  // has stopped.
+  TempDir other_state("relais-pg-state-b-");
+  RelaisOptions ob = o;
+  ob.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
+                          "\"\n  password_env: " + kPasswordEnv +
+                          "\n  state_dir: " + other_state.path() + "\n";
+  RelaisProcess second(ob);
+  CommandResult refused = run_command({RELAIS_BINARY, "serve", "--config", second.config_path()},
+                                      std::chrono::seconds(60));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE((refused.out + refused.err).find("another relais dispatches"), std::string::npos)
+      << refused.out << refused.err;
+  EXPECT_EQ((refused.out + refused.err).find(pg.options().password), std::string::npos);
   EXPECT_EQ(relais.stop(), 0);
+  second.start();  // the lock went with the first node
+  EXPECT_EQ(second.stop(), 0);
   EXPECT_TRUE(std::filesystem::exists(state.path() + "/relais.lock"));  // the node's lock
   // The messages are in PostgreSQL, not in a SQLite file.
   std::string count = pg.sql_as_user("SELECT COUNT(*) FROM messages;");
