@@ -27,8 +27,8 @@
 #   BENCH_STORE               postgresql: the store alone on a throwaway PostgreSQL 15 (durable:
 #                             fsync and synchronous_commit on), measured by bench_store (the
 #                             accept and outcome path of the store, BENCH_CONNECTIONS threads for
-#                             BENCH_DURATION s), not through HTTP: relais cannot open a PostgreSQL
-#                             store until `store: {kind: postgresql, uri}` is wired in the hub;
+#                             BENCH_DURATION s), not through HTTP (relais runs on PostgreSQL with
+#                             `store: {kind: postgresql}`; this script does not drive that yet);
 #                             else an existing store file to run on (kept; rows are counted as a
 #                             difference); default: a fresh store in the temp dir
 #   BENCH_KEYS [vary]         vary: one correlation key and one event id per message;
