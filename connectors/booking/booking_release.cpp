@@ -54,8 +54,7 @@ const ConfigSpec& release_spec() {
 // nothing but its settings; the hub's XrefStore outlives it.
 class ClaimRelease final : public Connector {
  public:
-  explicit ClaimRelease(const ConnectorContext& ctx)
-      : name_(ctx.name), xrefs_(ctx.xrefs) {
+  explicit ClaimRelease(const ConnectorContext& ctx) : name_(ctx.name), xrefs_(ctx.xrefs) {
     const ConfigView& c = ctx.config;
     const std::string where = "connector " + name_ + ": ";
     std::string err;

@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "connectors/http/curl_capture.h"
