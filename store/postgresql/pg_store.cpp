@@ -1260,7 +1260,7 @@ MessagePtr PgStore::message_from(const Result& r, int i) const {
   return m;
 }
 
-// The columns of kDeliveryColumns (and the payload at 17) as a Delivery.
+// The columns of kDeliveriesOfMessage (the payload at 17) as a Delivery.
 Delivery delivery_from(const Result& r, int i, const AtRestCipher* cipher) {
   Delivery d;
   d.id = r.int64(i, 0);

@@ -458,10 +458,6 @@ constexpr const char* kLoadActive =
     "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id";
 constexpr const char* kMessageColumns =
     "seq, id, source, type, correlation, idempotency, headers, body, received_at";
-constexpr const char* kDeliveryColumns =
-    "id, message_seq, destination, route, mapping, mapping_version, state, attempts, "
-    "next_attempt_at, not_before, updated_at, last_outcome, last_class, last_code, last_text, "
-    "external_ref, flags";
 constexpr const char* kMessageBySeq =
     "SELECT seq, id, source, type, correlation, idempotency, headers, body, received_at FROM "
     "messages WHERE seq = ?";
