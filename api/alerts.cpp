@@ -75,9 +75,11 @@ AlertMonitor::~AlertMonitor() {
   stop();
 }
 
-void AlertMonitor::start() {
+void AlertMonitor::start(std::function<bool()> runs_here) {
   if (rules_.empty()) return;
-  thread_.start(check_every_ms_, check_every_ms_, [this] { evaluate(); });
+  thread_.start(check_every_ms_, check_every_ms_, [this, runs_here = std::move(runs_here)] {
+    if (!runs_here || runs_here()) evaluate();
+  });
 }
 
 void AlertMonitor::stop() {

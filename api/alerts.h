@@ -8,6 +8,7 @@
 // back-off (retry_initial doubling up to retry_max) until it does; nothing is swallowed.
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -67,7 +68,9 @@ class AlertMonitor {
   AlertMonitor(Hub& hub, ConsoleStore& store, const HubConfig& config);
   ~AlertMonitor();
   bool enabled() const { return !rules_.empty(); }
-  void start();
+  // `runs_here` (optional): asked before each evaluation — several nodes evaluate on the
+  // leader only, so that an alert is sent once.
+  void start(std::function<bool()> runs_here = nullptr);
   void stop();
   // Evaluates every rule once now (the thread does it every check_every).
   void evaluate();

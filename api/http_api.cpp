@@ -323,7 +323,10 @@ class ApiHandler final : public HTTPRequestHandler {
     switch (ep->id) {
       case api::Ep::Readyz: {
         bool ok = hub_.ready();
-        return send_json(resp, ok ? 200 : 503, {{"status", ok ? "ready" : "not ready"}});
+        nlohmann::json body{{"status", ok ? "ready" : "not ready"}};
+        // Several nodes: what this node sends, or why it sends nothing (Redis, the feed).
+        if (hub_.clustered()) body["cluster"] = hub_.cluster_status();
+        return send_json(resp, ok ? 200 : 503, body);
       }
       case api::Ep::Metrics: {
         std::string text = hub_.metrics().render();
@@ -887,8 +890,9 @@ int ApiServer::start() {
       },
       &hub_.metrics());
   port_ = server_->start();
-  alerts_->start();
-  retention_->start();
+  // Several nodes: the jobs that must run once run on the leader.
+  alerts_->start([this] { return hub_.leader(); });
+  retention_->start([this] { return hub_.leader(); });
   return port_;
 }
 

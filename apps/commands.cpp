@@ -23,6 +23,7 @@
 #include "core/store.h"
 #include "core/store_backend.h"
 #include "mappings/mapping.h"
+#include "store/redis/redis_membership.h"
 #include "store/redis/redis_shared_state.h"
 #include "store/sqlite/sqlite_backend.h"
 
@@ -615,6 +616,13 @@ Runtime make_runtime(const HubConfig& config, const Registries& registries, cons
       config.redis.enabled() ? redis::open_redis_shared_state(config.redis, clock, limit_of)
                              : local_shared_state(clock, limit_of));
   if (config.redis.enabled()) log_info("redis", "shared state in " + rt.shared->where);
+  if (config.cluster_enabled()) {
+    // Several nodes on one PostgreSQL store: the keys are shared out through Redis.
+    rt.hub->join_cluster(redis::open_redis_membership(config.redis, config.cluster),
+                         rt.shared->changes.get());
+    log_info("cluster", "one node among several on " + rt.hub->stores().describe() +
+                            ": the keys are shared out through " + rt.shared->where);
+  }
   rt.mappings->notify_through(*rt.shared->changes);
   rt.mappings->watch(2000);
   return rt;

@@ -108,8 +108,10 @@ RetentionJob::~RetentionJob() {
   stop();
 }
 
-void RetentionJob::start() {
-  thread_.start(std::min<Millis>(policy_.interval_ms, 10 * 60 * 1000), policy_.interval_ms, [this] {
+void RetentionJob::start(std::function<bool()> runs_here) {
+  Millis first = std::min<Millis>(policy_.interval_ms, 10 * 60 * 1000);
+  thread_.start(first, policy_.interval_ms, [this, runs_here = std::move(runs_here)] {
+    if (runs_here && !runs_here()) return;
     RetentionResult r;
     Status s = run(false, "", r);
     if (!s.ok) log_warn("retention", "purge stopped: " + s.error + " " + s.detail);

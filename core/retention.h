@@ -6,6 +6,7 @@
 // vacuum, WAL checkpoint).
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -88,8 +89,9 @@ class RetentionJob {
   RetentionJob& operator=(const RetentionJob&) = delete;
 
   // The first run comes min(interval, 10 min) after start (a relais restarted more often than
-  // the interval still purges), then one every interval.
-  void start();
+  // the interval still purges), then one every interval. `runs_here` (optional) is asked before
+  // each scheduled run: several nodes purge on the leader only.
+  void start(std::function<bool()> runs_here = nullptr);
   void stop();
   // Runs the purge now. `by` names who asked ("" = the schedule), written in the audit entry.
   Status run(bool dry_run, const std::string& by, RetentionResult& out);

@@ -97,6 +97,22 @@ struct QueuedDelivery {
   MessagePtr message;  // may be null (then loaded from the store when needed)
 };
 
+// Where a node's feed of committed deliveries stands (several nodes on PostgreSQL,
+// routing/cluster_feed.h): the id of the transaction that created — or, by a person's action,
+// re-activated — a delivery, then the delivery's id. Plain value, ordered.
+struct FeedPosition {
+  int64_t tx = 0;
+  int64_t id = 0;
+  auto operator<=>(const FeedPosition&) const = default;
+};
+
+// A delivery as the feed gives it: its state when read, and its position.
+struct FeedRow {
+  QueuedDelivery delivery;
+  DeliveryState state = DeliveryState::Pending;
+  FeedPosition at;
+};
+
 // A change of a delivery's state after an attempt or a person's action.
 struct DeliveryUpdate {
   int64_t id = 0;
@@ -262,6 +278,26 @@ class Store {
   // Called (on the completion thread, before the accepts of the group are answered) with each
   // group's new active deliveries after its commit.
   virtual void set_commit_listener(std::function<void(std::vector<QueuedDelivery>&&)> fn) = 0;
+
+  // The feed of several nodes (routing/cluster_feed.h). PostgreSQL answers; the embedded store
+  // answers 501 (one node). `feed_horizon`: the position before which every transaction has
+  // ended (a node's starting point). `feed`: the deliveries created or re-activated after
+  // `after` by transactions that have all ended — in the order of their transactions, so a
+  // delivery committed late by a transaction that started early is never skipped — `limit` at
+  // most. `load_active_upto`: the active deliveries at or before `upto` (and those written
+  // before the feed existed), by id: what a node that gains partitions reads.
+  virtual Status feed_horizon(FeedPosition& out) {
+    (void)out;
+    return Status::failure(501, "not implemented", "this store serves one node");
+  }
+  virtual Status feed(const FeedPosition& after, int limit, std::vector<FeedRow>& out) {
+    (void)after, (void)limit, (void)out;
+    return Status::failure(501, "not implemented", "this store serves one node");
+  }
+  virtual Status load_active_upto(const FeedPosition& upto, std::vector<QueuedDelivery>& out) {
+    (void)upto, (void)out;
+    return Status::failure(501, "not implemented", "this store serves one node");
+  }
 
   // Reads (consistent snapshot of committed data).
   virtual std::vector<QueuedDelivery> load_active() = 0;

@@ -8,6 +8,7 @@
 namespace relais {
 namespace {
 constexpr Millis kMaxWaitMs = 200;  // upper bound of a worker's sleep (keeps a test clock live)
+constexpr Millis kGateRetryMs = 100;  // a key another node may own is asked about again after
 }
 
 Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, ProcessFn process)
@@ -142,7 +143,8 @@ void Dispatcher::insert_locked(Dest& d, QueuedDelivery q, std::vector<DeliveryUp
   std::string k = queue_key(q);
   auto& kq = d.keys[k];
   kq.key = k;
-  if (d.index.count(q.id)) return;  // already queued
+  if (kq.held_by == q.id) kq.held_by = 0;  // the dead delivery holding its key comes back
+  if (d.index.count(q.id)) return;         // already queued
   if (q.message && d.index.size() >= d.settings.max_cached_messages) q.message.reset();
   d.index[q.id] = k;
   auto pos = std::upper_bound(kq.items.begin(), kq.items.end(), q.id,
@@ -252,6 +254,14 @@ void Dispatcher::worker(Dest& d, int slot) {
     Millis at = std::max(due, d.paused_until);
     if (at > now) {
       d.cv.wait_for(lock, std::chrono::milliseconds(std::min(at - now, kMaxWaitMs)));
+      continue;
+    }
+    if (gate_ && !gate_(kq->items.front().key, id)) {
+      // Not this node's key right now (its partition's lease lapsed or is being given up):
+      // it waits, queued, and is asked about again.
+      d.ready.erase(d.ready.begin());
+      kq->ready_entry = ReadyEntry{now + kGateRetryMs, id, kq};
+      d.ready.insert(kq->ready_entry);
       continue;
     }
     d.ready.erase(d.ready.begin());
@@ -401,6 +411,14 @@ void Dispatcher::settle(Dest& d, const QueuedDelivery& q, const Settled& s) {
       }
     }
   }
+  if (kq.released) {
+    // Its partition was lost while the attempt was in flight: the next owner reads the rest
+    // (this outcome included, committed now) from the store.
+    kq.released = false;
+    kq.held_by = 0;
+    forget_locked(d, kq);  // kq is gone
+    return;
+  }
   // A delivery that stays queued (retry, deferred) while a newer one of its key arrived.
   replace_older_locked(d, kq, replaced);
   make_ready_locked(d, kq);
@@ -489,7 +507,19 @@ Status Dispatcher::retry(int64_t delivery_id) {
     }
   }
   if (is_active(del->state)) {
-    return Status::failure(409, "conflict", "the delivery is active but not queued here");
+    if (!cluster_) {
+      return Status::failure(409, "conflict", "the delivery is active but not queued here");
+    }
+    // Another node owns its key: made due now in the store, that node's feed does the rest.
+    DeliveryUpdate u;
+    u.id = delivery_id;
+    u.state = del->state;
+    u.attempts = del->attempts;
+    u.now = clock_.now_ms();
+    u.next_attempt_at = u.now;
+    u.action_text = "retry requested";
+    u.expected = {del->state};
+    return store_.apply(std::move(u));
   }
   MessagePtr m = store_.message_by_seq(del->message_seq);
   if (!m) return Status::failure(404, "not found", "the delivery's message is gone");
@@ -508,7 +538,7 @@ Status Dispatcher::retry(int64_t delivery_id) {
   u.action_text = "retry requested";
   u.expected = {del->state};
   Status s = store_.apply(std::move(u));
-  if (!s.ok) return s;
+  if (!s.ok || cluster_) return s;  // several nodes: the owner's feed queues it again
   QueuedDelivery q;
   q.id = delivery_id;
   q.destination = del->destination;
@@ -557,7 +587,7 @@ Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
     }
   }
   std::set<DeliveryState> expected;
-  if (was_queued || (d == nullptr && is_active(del->state))) {
+  if (was_queued || ((d == nullptr || cluster_) && is_active(del->state))) {
     expected = {DeliveryState::Pending, DeliveryState::Retrying};
   } else if (del->state == DeliveryState::Dead) {
     expected = {DeliveryState::Dead};
@@ -590,6 +620,101 @@ Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
     d->cv.notify_all();
   }
   return Status::success();
+}
+
+void Dispatcher::set_cluster(KeyGate may_start) {
+  gate_ = std::move(may_start);
+  cluster_ = true;
+}
+
+bool Dispatcher::selects(const KeyGate& which, const KeyQueue& kq) {
+  if (kq.key.rfind("k:", 0) == 0) return which(kq.key.substr(2), 0);
+  return which("", std::strtoll(kq.key.c_str() + 1, nullptr, 10));  // "#<delivery id>"
+}
+
+void Dispatcher::forget_locked(Dest& d, KeyQueue& kq) {
+  unready_locked(d, kq);
+  for (auto it = kq.items.begin(); it != kq.items.end();) {
+    if (it->id == kq.busy_id) {
+      ++it;
+      continue;
+    }
+    d.index.erase(it->id);
+    it = kq.items.erase(it);
+  }
+  kq.held_by = 0;
+  if (kq.busy_id != 0) {
+    kq.released = true;  // settle() forgets the rest
+    return;
+  }
+  d.keys.erase(kq.key);
+}
+
+void Dispatcher::release(const KeyGate& which) {
+  for (auto& [name, d] : dests_) {
+    std::lock_guard<std::mutex> lock(d->mu);
+    for (auto it = d->keys.begin(); it != d->keys.end();) {
+      KeyQueue& kq = it->second;
+      ++it;  // forget_locked may erase kq
+      if (selects(which, kq)) forget_locked(*d, kq);
+    }
+  }
+}
+
+bool Dispatcher::idle(const KeyGate& which) const {
+  for (const auto& [name, d] : dests_) {
+    std::lock_guard<std::mutex> lock(d->mu);
+    if (d->in_flight == 0) continue;
+    for (const auto& [k, kq] : d->keys) {
+      if (kq.busy_id != 0 && selects(which, kq)) return false;
+    }
+  }
+  return true;
+}
+
+void Dispatcher::apply_feed(std::vector<FeedRow>&& rows) {
+  std::vector<QueuedDelivery> fresh;
+  for (auto& row : rows) {
+    QueuedDelivery& q = row.delivery;
+    Dest* d = find(q.destination);
+    if (d == nullptr) {
+      if (is_active(row.state)) fresh.push_back(std::move(q));  // counted by enqueue()
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(d->mu);
+    auto it = d->index.find(q.id);
+    if (it == d->index.end()) {
+      if (is_active(row.state)) {
+        fresh.push_back(std::move(q));
+      } else if (!q.key.empty()) {
+        // A dead delivery discarded elsewhere: the key it held moves on.
+        auto kit = d->keys.find("k:" + q.key);
+        if (kit != d->keys.end() && kit->second.held_by == q.id) {
+          kit->second.held_by = 0;
+          make_ready_locked(*d, kit->second);
+          drop_if_idle_locked(*d, kit->second);
+          d->cv.notify_one();
+        }
+      }
+      continue;
+    }
+    KeyQueue& kq = d->keys.find(it->second)->second;
+    if (kq.busy_id == q.id) continue;  // its outcome decides
+    auto e = std::find_if(kq.items.begin(), kq.items.end(),
+                          [&](const QueuedDelivery& x) { return x.id == q.id; });
+    if (e == kq.items.end()) continue;
+    unready_locked(*d, kq);
+    if (is_active(row.state)) {
+      e->due = std::min(e->due, q.due);  // a retry asked elsewhere
+    } else {
+      kq.items.erase(e);  // discarded elsewhere
+      d->index.erase(it);
+    }
+    make_ready_locked(*d, kq);
+    drop_if_idle_locked(*d, kq);
+    d->cv.notify_one();
+  }
+  if (!fresh.empty()) enqueue(std::move(fresh));
 }
 
 std::vector<DestinationStats> Dispatcher::stats() const {

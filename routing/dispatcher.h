@@ -82,6 +82,25 @@ class Dispatcher {
   // Marks a key as held behind a dead delivery (recovery of the hold policy).
   void hold(const HeldKey& held);
 
+  // Several nodes (routing/cluster_feed.h). Before start(): `may_start(key, delivery_id)` is
+  // asked before every attempt (lock-free, quick: the key's partition is owned here); a key it
+  // refuses waits, queued, and is asked again a little later. With `cluster` set, a person's
+  // retry or discard of a delivery this node does not hold is written to the store only: the
+  // node that owns its key picks it up through its feed (apply_feed).
+  using KeyGate = std::function<bool(const std::string& key, int64_t delivery_id)>;
+  void set_cluster(KeyGate may_start);
+  // Forgets the queued deliveries and held keys that `which` selects (a partition lost): they
+  // stay in the store for the next owner. An attempt in flight finishes and records its
+  // outcome; its key is forgotten then.
+  void release(const KeyGate& which);
+  // Whether no attempt of a key `which` selects is in flight.
+  bool idle(const KeyGate& which) const;
+  // The feed's rows for the keys this node owns: new deliveries are queued (a delivery already
+  // queued is not queued twice), a re-activated one too (a person's retry: it releases the key
+  // it held), a queued one made due sooner is due sooner, one no longer active (discarded
+  // elsewhere) is dropped unless in flight.
+  void apply_feed(std::vector<FeedRow>&& rows);
+
   void start();
   // Stops taking work; waits for in-flight attempts to finish (their outcomes are recorded),
   // at most grace_ms, then returns. Pending deliveries stay in the store.
@@ -116,6 +135,7 @@ class Dispatcher {
     int64_t held_by = 0;               // dead delivery holding the key (0 = none)
     bool in_ready = false;
     bool wake_pending = false;  // woken while in flight: a deferral that comes back is due now
+    bool released = false;      // its partition was lost while in flight: forgotten once settled
     ReadyEntry ready_entry{};
   };
 
@@ -147,6 +167,10 @@ class Dispatcher {
   };
 
   static std::string queue_key(const QueuedDelivery& d);
+  // What a queue key stands for: the correlation key, or "" and the delivery id of a delivery
+  // without one.
+  static bool selects(const KeyGate& which, const KeyQueue& kq);
+  void forget_locked(Dest& d, KeyQueue& kq);  // release() of one key (kq may be gone after)
   // `replaced` collects the store updates of deliveries superseded by a newer one of their key
   // (replace_pending); the caller records them after releasing the destination's lock.
   void insert_locked(Dest& d, QueuedDelivery q, std::vector<DeliveryUpdate>& replaced);
@@ -179,6 +203,8 @@ class Dispatcher {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
   std::atomic<size_t> unknown_{0};
+  KeyGate gate_;          // set before start(), read-only after
+  bool cluster_ = false;  // idem
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   std::mutex stop_mu_;

@@ -74,7 +74,10 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   }
 
   backend_ = open_store_backend(config_.store);
-  if (std::string why; !backend_->hold_dispatch(why)) throw std::runtime_error(why);
+  // Alone on PostgreSQL: one dispatching node per database (a cluster shares the keys instead).
+  if (std::string why; !config_.cluster_enabled() && !backend_->hold_dispatch(why)) {
+    throw std::runtime_error(why);
+  }
   StoreOptions so;
   so.synchronous_full = config_.store_sync_full;
   so.max_batch = static_cast<size_t>(config_.store_max_batch);
@@ -152,8 +155,70 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
         },
         clock_, metrics_));
   }
-  store_->set_commit_listener(
-      [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
+  store_->set_commit_listener([this](std::vector<QueuedDelivery>&& fresh) {
+    // In a cluster the node owning each key reads it from the store's feed (only there, so
+    // that nothing is queued twice): this node's feed is told to read now.
+    if (config_.cluster_enabled()) {
+      if (feed_) feed_->wake();
+      return;
+    }
+    dispatcher_->enqueue(std::move(fresh));
+  });
+}
+
+namespace {
+// The change-bus topic of a wake-up: "wake\x1f<destination>\x1f<delivery id>\x1f<key>".
+const std::string kWakeTopic = std::string("wake") + '\x1f';
+}  // namespace
+
+void Hub::join_cluster(std::unique_ptr<Membership> membership, ChangeBus* changes) {
+  membership_ = std::move(membership);
+  changes_ = changes;
+  feed_ = std::make_unique<ClusterFeed>(*store_, *dispatcher_, *membership_,
+                                        config_.cluster.feed_poll_ms,
+                                        [this](bool leading) { set_polling(leading); });
+  dispatcher_->set_cluster([this](const std::string& key, int64_t id) {
+    return feed_->may_start(key, id);
+  });
+  if (changes_ != nullptr) {
+    wake_subscription_ = changes_->subscribe([this](const std::string& topic) {
+      if (topic.rfind(kWakeTopic, 0) != 0) return;  // 5 characters
+      size_t a = topic.find('\x1f', 5), b = a == std::string::npos ? a : topic.find('\x1f', a + 1);
+      if (b == std::string::npos) return;
+      std::string destination = topic.substr(5, a - 5);
+      int64_t id = std::strtoll(topic.c_str() + a + 1, nullptr, 10);
+      std::string key = topic.substr(b + 1);
+      if (id != 0) {
+        dispatcher_->wake_delivery(destination, id, key);
+      } else {
+        dispatcher_->wake(destination, key);
+      }
+    });
+  }
+}
+
+std::string Hub::cluster_status() const {
+  if (!membership_) return "";
+  std::string s = membership_->describe();
+  if (feed_) {
+    std::string problem = feed_->problem();
+    if (!problem.empty()) s += " ; " + problem;
+  }
+  return s;
+}
+
+void Hub::set_polling(bool on) {
+  for (auto& p : polling_) {
+    if (on) {
+      p->start();
+    } else {
+      p->stop();
+    }
+  }
+  if (!polling_.empty()) {
+    log_info("hub", std::string(on ? "this node leads: polling sources started"
+                                   : "this node no longer leads: polling sources stopped"));
+  }
 }
 
 Hub::~Hub() {
@@ -161,6 +226,14 @@ Hub::~Hub() {
 }
 
 void Hub::start() {
+  if (membership_) {
+    // The feed reads each partition as this node gains it; the leader polls.
+    dispatcher_->start();
+    feed_->start();
+    membership_->start([this](int partition) { return feed_->idle(partition); });
+    running_ = true;
+    return;
+  }
   auto active = store_->load_active();
   auto held = store_->load_dead_heads();
   for (const auto& h : held) dispatcher_->hold(h);
@@ -178,9 +251,14 @@ void Hub::start() {
 void Hub::stop() {
   if (!store_) return;
   running_ = false;
+  if (feed_) feed_->stop();  // nothing queued afterwards; stops the polling sources if leading
   for (auto& p : polling_) p->stop();
   if (dispatcher_) dispatcher_->stop(config_.shutdown_grace_ms);
   store_->flush();
+  // Every outcome committed: the partitions are given up, the others take over at once.
+  if (membership_) membership_->stop(config_.shutdown_grace_ms);
+  if (changes_ != nullptr && wake_subscription_ >= 0) changes_->unsubscribe(wake_subscription_);
+  wake_subscription_ = -1;
   store_->close();
 }
 
@@ -329,12 +407,23 @@ Status Hub::submit(const std::string& source, const std::string& body,
 }
 
 void Hub::wake(const std::string& destination, const std::string& key) {
-  if (dispatcher_) dispatcher_->wake(destination, key);
+  wake_delivery(destination, 0, key);
 }
 
 void Hub::wake_delivery(const std::string& destination, int64_t delivery_id,
                         const std::string& key) {
-  if (dispatcher_) dispatcher_->wake_delivery(destination, delivery_id, key);
+  if (changes_ != nullptr) {
+    // Several nodes: the one owning the key wakes it (every node hears, this one included).
+    const std::string sep(1, '\x1f');
+    changes_->publish(kWakeTopic + destination + sep + std::to_string(delivery_id) + sep + key);
+    return;
+  }
+  if (!dispatcher_) return;
+  if (delivery_id != 0) {
+    dispatcher_->wake_delivery(destination, delivery_id, key);
+  } else {
+    dispatcher_->wake(destination, key);
+  }
 }
 
 AcceptResponse Hub::accept_for_destination(const std::string& destination, const std::string& type,

@@ -17,6 +17,9 @@
 #include "core/poller.h"
 #include "core/store.h"
 #include "core/xref_store.h"
+#include "core/cluster.h"
+#include "core/shared_state.h"
+#include "routing/cluster_feed.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"
 #include "routing/mapping_stage.h"
@@ -50,7 +53,18 @@ class Hub final : public HubServices {
       const PollerRegistry* pollers = nullptr);
   ~Hub() override;
 
-  // Loads active deliveries from the store and starts the workers, then the polling sources.
+  // Several nodes on one PostgreSQL store (docs/scaling.md), before start(): the membership
+  // decides which keys this node sends (the hub owns it); `changes` (the shared state's bus,
+  // not owned, outlives the hub) carries the wake-ups of deferred keys to the node owning them.
+  void join_cluster(std::unique_ptr<Membership> membership, ChangeBus* changes);
+  bool clustered() const { return membership_ != nullptr; }
+  // Whether this node runs the jobs that run once (always, alone).
+  bool leader() const { return membership_ == nullptr || membership_->leader(); }
+  // For /readyz and the console: "" alone; else the node's share and what prevents it.
+  std::string cluster_status() const;
+
+  // Loads active deliveries from the store and starts the workers, then the polling sources
+  // (in a cluster: the feed and the membership; the polling sources run on the leader only).
   void start();
   // Stops the polling sources (the batch in progress is committed), the workers (in-flight
   // attempts finish and are recorded), then closes the store.
@@ -168,6 +182,12 @@ class Hub final : public HubServices {
   std::unique_ptr<Dispatcher> dispatcher_;
   // After the dispatcher: stopped first, destroyed first.
   std::vector<std::unique_ptr<PollingSource>> polling_;
+  // Several nodes: the membership, the feed that turns it into work, the wake-ups' bus.
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<ClusterFeed> feed_;
+  ChangeBus* changes_ = nullptr;
+  int wake_subscription_ = -1;
+  void set_polling(bool on);
   std::atomic<bool> running_{false};
 };
 

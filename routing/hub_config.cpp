@@ -584,6 +584,46 @@ const ConfigSpec& privacy_spec() {
   return s;
 }
 
+const ConfigSpec& cluster_spec() {
+  static const ConfigSpec s{
+      "cluster",
+      {
+          {"node", F::String, "", false,
+           "this node's name among the live nodes (unique); absent = the host name and a random "
+           "suffix"},
+          {"partitions",
+           F::Int,
+           "64",
+           false,
+           "how many parts the correlation keys are cut into (each sent by one node at a time): "
+           "the same on every node, more than the nodes will ever be",
+           {},
+           nullptr,
+           1,
+           4096},
+          {"lease",
+           F::Duration,
+           "5s",
+           false,
+           "how long a node's hold on its keys lasts without renewal: a dead node's keys are "
+           "taken over after about twice this; longer than a partner's slowest answer",
+           {},
+           nullptr,
+           500,
+           600000},
+          {"feed_poll",
+           F::Duration,
+           "50ms",
+           false,
+           "how often a node reads the store for deliveries committed by the others",
+           {},
+           nullptr,
+           1,
+           10000},
+      }};
+  return s;
+}
+
 const ConfigSpec& redis_spec() {
   static const ConfigSpec s{
       "redis",
@@ -769,6 +809,13 @@ const ConfigSpec& hub_config_spec() {
            "all of it in process",
            {},
            &redis_spec()},
+          {"cluster",
+           F::Object,
+           "",
+           false,
+           "several nodes sharing the work (with store.kind postgresql and redis: docs/scaling.md)",
+           {},
+           &cluster_spec()},
       }};
   return s;
 }
@@ -1008,6 +1055,17 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
       } else {
         out.redis.password = value;
       }
+    }
+  }
+  {
+    auto cluster = top.object("cluster");
+    if (cluster.has("node")) out.cluster.node = cluster.str("node");
+    out.cluster.partitions = static_cast<int>(cluster.integer("partitions"));
+    out.cluster.lease_ms = cluster.duration_ms("lease");
+    out.cluster.feed_poll_ms = cluster.duration_ms("feed_poll");
+    if (top.has("cluster") && !out.cluster_enabled()) {
+      errors.push_back(error_at(top.raw("cluster"), file, "cluster",
+                                "several nodes need store.kind: postgresql and a redis: section"));
     }
   }
   auto privacy = top.object("privacy");

@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/at_rest.h"
+#include "core/cluster.h"
 #include "core/config_spec.h"
 #include "core/connector.h"
 #include "core/enricher.h"
@@ -138,6 +139,9 @@ struct HubConfig {
   int64_t shutdown_grace_ms = 30000;
   RetentionPolicy retention;  // retention: (docs/security.md, "Retention")
   RedisSettings redis;        // redis: (absent: one node, the shared state in process)
+  ClusterSettings cluster;    // cluster: (with store.kind postgresql and redis: several nodes)
+  // Several nodes share the work: a PostgreSQL store and Redis (docs/scaling.md).
+  bool cluster_enabled() const { return store.kind == "postgresql" && redis.enabled(); }
 
   std::vector<TokenConfig> tokens;
   std::map<std::string, SourceConfig> sources;

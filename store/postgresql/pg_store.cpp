@@ -97,6 +97,15 @@ const std::vector<pg::Migration>& migrations() {
            "updated_at bigint NOT NULL, PRIMARY KEY(destination, key))",
            "CREATE INDEX xrefs_updated ON xrefs(destination, updated_at, key)",
        }},
+      {3,
+       "the feed of the deliveries for several nodes (the transaction of each delivery)",
+       {
+           // Rows written before this migration keep NULL: a node reads them when it gains
+           // their partition (load_active_upto), never through the feed.
+           "ALTER TABLE deliveries ADD COLUMN tx xid8",
+           "ALTER TABLE deliveries ALTER COLUMN tx SET DEFAULT pg_current_xact_id()",
+           "CREATE INDEX deliveries_feed ON deliveries(tx, id)",
+       }},
   };
   // The other stores' tables (store/postgresql/pg_tables.cpp), numbered from 101, after these.
   static const std::vector<pg::Migration> all = [] {
@@ -160,7 +169,9 @@ constexpr const char* kUpdateDelivery =
     "mapping = CASE WHEN $12::text <> '' THEN $12::text ELSE mapping END, "
     "mapping_version = CASE WHEN $13::bigint <> 0 THEN $13::bigint ELSE mapping_version END, "
     "payload = CASE WHEN $14::boolean THEN payload ELSE $15::text END, "
-    "flags = CASE WHEN $16::boolean THEN flags ELSE $17::text END "
+    "flags = CASE WHEN $16::boolean THEN flags ELSE $17::text END, "
+    // A person's action: the row comes again through the feed of the node that owns its key.
+    "tx = pg_current_xact_id() "
     "WHERE id = $18";
 // The multi-row form of the two above, for the recorded outcomes of a group (distinct ids), in
 // one statement: $1-$18 the updates, $19-$26 the attempts (of the deliveries updated only).
@@ -258,6 +269,20 @@ constexpr const char* kLoadActive =
     "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
     "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id";
+// The feed (routing/cluster_feed.h): xid8 travels as its text (a bigint).
+constexpr const char* kFeedHorizon =
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+constexpr const char* kFeed =
+    "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
+    "d.not_before, m.received_at, d.message_seq, m.source, d.route, d.state, "
+    "d.tx::text::bigint FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE "
+    "(d.tx, d.id) > ($1::text::xid8, $2::bigint) AND "
+    "d.tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY d.tx, d.id LIMIT $3";
+constexpr const char* kLoadActiveUpto =
+    "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
+    "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
+    "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') AND "
+    "(d.tx IS NULL OR (d.tx, d.id) <= ($1::text::xid8, $2::bigint)) ORDER BY d.id";
 constexpr const char* kLoadDeadHeads =
     "SELECT d.destination, m.correlation, MIN(d.id) FROM deliveries d JOIN messages m ON "
     "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' "
@@ -365,6 +390,9 @@ class PgStore final : public GroupCommitStore<PgStore, Job, Completion> {
   Status purge(const RetentionPolicy& policy, const RetentionRun& run,
                RetentionResult& result) override;
   std::vector<QueuedDelivery> load_active() override;
+  Status feed_horizon(FeedPosition& out) override;
+  Status feed(const FeedPosition& after, int limit, std::vector<FeedRow>& out) override;
+  Status load_active_upto(const FeedPosition& upto, std::vector<QueuedDelivery>& out) override;
   std::vector<HeldKey> load_dead_heads() override;
   MessagePtr message_by_seq(int64_t seq) override;
   std::optional<MessageRecord> message(const std::string& id, bool with_history) override;
@@ -1217,25 +1245,67 @@ bool PgStore::healthy() {
   }
 }
 
+namespace {
+// The columns of kLoadActive (and the first ones of kFeed) as a QueuedDelivery.
+QueuedDelivery queued_from(const Result& r, int i) {
+  QueuedDelivery q;
+  q.id = r.int64(i, 0);
+  q.destination = r.text(i, 1);
+  q.key = r.text(i, 2);
+  q.mapping = r.text(i, 3);
+  q.attempts = static_cast<int>(r.int64(i, 4));
+  q.due = std::max(r.int64(i, 5), r.int64(i, 6));
+  q.received_at = r.int64(i, 7);
+  q.message_seq = r.int64(i, 8);
+  q.source = r.text(i, 9);
+  q.route = r.text(i, 10);
+  return q;
+}
+}  // namespace
+
 std::vector<QueuedDelivery> PgStore::load_active() {
   Result r = read(kLoadActive, Params());
   std::vector<QueuedDelivery> out;
   out.reserve(static_cast<size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) {
-    QueuedDelivery q;
-    q.id = r.int64(i, 0);
-    q.destination = r.text(i, 1);
-    q.key = r.text(i, 2);
-    q.mapping = r.text(i, 3);
-    q.attempts = static_cast<int>(r.int64(i, 4));
-    q.due = std::max(r.int64(i, 5), r.int64(i, 6));
-    q.received_at = r.int64(i, 7);
-    q.message_seq = r.int64(i, 8);
-    q.source = r.text(i, 9);
-    q.route = r.text(i, 10);
-    out.push_back(std::move(q));
-  }
+  for (int i = 0; i < r.rows(); ++i) out.push_back(queued_from(r, i));
   return out;
+}
+
+Status PgStore::feed_horizon(FeedPosition& out) {
+  try {
+    out = FeedPosition{read(kFeedHorizon, Params()).int64(0, 0), 0};
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
+Status PgStore::feed(const FeedPosition& after, int limit, std::vector<FeedRow>& out) {
+  try {
+    Result r = read(kFeed, Params().num(after.tx).num(after.id).num(limit));
+    out.reserve(out.size() + static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      FeedRow row;
+      row.delivery = queued_from(r, i);
+      row.state = delivery_state_from(r.text(i, 11)).value_or(DeliveryState::Pending);
+      row.at = FeedPosition{r.int64(i, 12), row.delivery.id};
+      out.push_back(std::move(row));
+    }
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
+Status PgStore::load_active_upto(const FeedPosition& upto, std::vector<QueuedDelivery>& out) {
+  try {
+    Result r = read(kLoadActiveUpto, Params().num(upto.tx).num(upto.id));
+    out.reserve(out.size() + static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(queued_from(r, i));
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
 }
 
 std::vector<HeldKey> PgStore::load_dead_heads() {
@@ -1465,6 +1535,8 @@ std::vector<PgHotStatement> postgresql_hot_statements() {
        "false, '', 42"},
       {"delivery state", kSelectStateForUpdate, "42"},
       {"load active deliveries", kLoadActive, ""},
+      {"feed of the deliveries", kFeed, "0, 0, 500"},
+      {"load active deliveries up to a position", kLoadActiveUpto, "0, 0"},
       {"message by seq", kMessageBySeq, "42"},
       {"message by id", kMessageById, "'01H'"},
       {"deliveries of a message", kDeliveriesOfMessage, "42"},
