@@ -552,6 +552,8 @@ std::string extra_commands_usage() {
          "                            relais's API, or on the store when none runs)\n"
          "  store compact             give a store's free pages back (offline; converts an old\n"
          "                            store to incremental vacuum)\n"
+         "  store migrate --from sqlite:PATH --to postgresql:URI   move an installation to\n"
+         "                            PostgreSQL (offline; resumable, verified)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }

@@ -30,6 +30,8 @@ int retention_command(int argc, char** argv);
 int store_compact_command(int argc, char** argv);
 // `relais store rekey …` (apps/store_command.cpp; `store compact` is handed to the above).
 int store_command(int argc, char** argv);
+// `relais store migrate …` (apps/migrate_command.cpp): SQLite → PostgreSQL.
+int store_migrate_command(int argc, char** argv);
 // `relais backfill …` (apps/backfill_command.cpp).
 int backfill_command(int argc, char** argv);
 // Loads the configuration named by --config (or $RELAIS_CONFIG). Throws with every error.

@@ -6,8 +6,6 @@
 //
 // Thread-safety and ownership as StoreBackend: the SMS store is made once under a mutex.
 
-#include <libpq-fe.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -21,27 +19,6 @@
 namespace relais {
 namespace {
 
-// The parsed keywords of a connection string or URI (libpq's own parser); throws when it does
-// not parse (libpq's reason may quote the string: it is left out).
-struct ConnInfo {
-  explicit ConnInfo(const std::string& uri) {
-    char* err = nullptr;
-    opts = PQconninfoParse(uri.c_str(), &err);
-    if (err != nullptr) PQfreemem(err);
-    if (opts == nullptr) throw std::runtime_error("store.uri: not a libpq connection string");
-  }
-  ~ConnInfo() { PQconninfoFree(opts); }
-  ConnInfo(const ConnInfo&) = delete;
-  ConnInfo& operator=(const ConnInfo&) = delete;
-  std::string get(const char* key) const {
-    for (auto* o = opts; o->keyword != nullptr; ++o) {
-      if (std::string(o->keyword) == key) return o->val ? o->val : "";
-    }
-    return "";
-  }
-  PQconninfoOption* opts;
-};
-
 class PgBackend : public StoreBackend {
  public:
   explicit PgBackend(StoreLocation where) : where_(std::move(where)) {
@@ -51,15 +28,18 @@ class PgBackend : public StoreBackend {
           "store.state_dir: required for kind postgresql (the node's own "
           "files, not shared with other nodes)");
     }
-    ConnInfo info(where_.uri);
-    if (!info.get("password").empty()) {
+    pg::UriTarget target;
+    try {
+      target = pg::parse_uri(where_.uri);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("store.uri: ") + e.what());
+    }
+    if (target.has_password) {
       throw std::runtime_error(
           "store.uri: it holds a password; give it through "
           "store.password_env instead");
     }
-    std::string host = info.get("host"), port = info.get("port"), db = info.get("dbname");
-    describe_ = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
-                (db.empty() ? info.get("user") : db);
+    describe_ = target.describe;
     if (!where_.password_env.empty()) {
       const char* pw = std::getenv(where_.password_env.c_str());
       if (pw == nullptr || *pw == '\0') {

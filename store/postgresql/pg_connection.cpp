@@ -298,6 +298,50 @@ Status Connection::exec(const std::string& sql, Failure* why) {
   return finish(PQexec(conn_, sql.c_str()), out, why);
 }
 
+Status Connection::copy_in(const std::string& copy_sql, const std::string& data, Failure* why) {
+  PGresult* start = PQexec(conn_, copy_sql.c_str());
+  if (start == nullptr || PQresultStatus(start) != PGRES_COPY_IN) {
+    Result ignored;
+    if (start != nullptr && PQresultStatus(start) == PGRES_COMMAND_OK) {
+      PQclear(start);
+      return Status::failure(503, "storage error", "PostgreSQL: not a COPY FROM STDIN");
+    }
+    return finish(start, ignored, why);
+  }
+  PQclear(start);
+  bool sent = PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) == 1;
+  sent = PQputCopyEnd(conn_, sent ? nullptr : "relais: input not sent") == 1 && sent;
+  Result out;
+  Status s = finish(PQgetResult(conn_), out, why);
+  while (PGresult* r = PQgetResult(conn_)) PQclear(r);  // the COPY's end
+  if (s.ok && !sent) {
+    if (why != nullptr) *why = Failure{"", true};
+    return Status::failure(503, "storage unreachable",
+                           "PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
+  }
+  return s;
+}
+
+UriTarget parse_uri(const std::string& uri) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(uri.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);  // libpq's reason may quote the string: left out
+  if (opts == nullptr) throw std::runtime_error("not a libpq connection string");
+  auto get = [opts](const char* key) -> std::string {
+    for (auto* o = opts; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == key) return o->val ? o->val : "";
+    }
+    return "";
+  };
+  UriTarget t;
+  std::string host = get("host"), port = get("port"), db = get("dbname");
+  t.describe = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
+               (db.empty() ? get("user") : db);
+  t.has_password = !get("password").empty();
+  PQconninfoFree(opts);
+  return t;
+}
+
 // --- Pool --------------------------------------------------------------------------------------
 
 Pool::Handle::~Handle() {
