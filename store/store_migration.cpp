@@ -756,11 +756,13 @@ StoreMigration::StoreMigration(MigrationSettings settings, MigrationProgressFn p
     o.password = m.settings.pg_password;
     o.read_pool = 1;
     open_postgresql_store(o)->close();
-    m.pg_exec(
-        "CREATE TABLE IF NOT EXISTS store_migration (source text NOT NULL, source_path text NOT "
-        "NULL, started_at bigint NOT NULL, finished_at bigint NOT NULL DEFAULT 0); "
-        "CREATE TABLE IF NOT EXISTS store_migration_progress (table_name text PRIMARY KEY, "
-        "last_key text NOT NULL, rows bigint NOT NULL, done boolean NOT NULL)");
+    if (m.pg_query("SELECT to_regclass('store_migration_progress') IS NULL").text(0, 0) == "t") {
+      m.pg_exec(
+          "CREATE TABLE IF NOT EXISTS store_migration (source text NOT NULL, source_path text "
+          "NOT NULL, started_at bigint NOT NULL, finished_at bigint NOT NULL DEFAULT 0); "
+          "CREATE TABLE store_migration_progress (table_name text PRIMARY KEY, last_key text NOT "
+          "NULL, rows bigint NOT NULL, done boolean NOT NULL)");
+    }
   }
   m.check_schemas();
 }

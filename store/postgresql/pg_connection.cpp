@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 #include <regex>
 #include <stdexcept>
@@ -309,7 +310,12 @@ Status Connection::copy_in(const std::string& copy_sql, const std::string& data,
     return finish(start, ignored, why);
   }
   PQclear(start);
-  bool sent = PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) == 1;
+  bool sent = true;
+  constexpr size_t kPiece = 1 << 20;  // PQputCopyData takes an int: pieces of 1 MiB
+  for (size_t at = 0; sent && at < data.size(); at += kPiece) {
+    sent = PQputCopyData(conn_, data.data() + at,
+                         static_cast<int>(std::min(kPiece, data.size() - at))) == 1;
+  }
   sent = PQputCopyEnd(conn_, sent ? nullptr : "relais: input not sent") == 1 && sent;
   Result out;
   Status s = finish(PQgetResult(conn_), out, why);

@@ -635,7 +635,7 @@ TEST_F(StoreMigrate, MeasuresTheRateOnAHundredThousandMessages) {
       << r.err;
   std::cout << "[ figure ] filled in " << filled << " s; migrate (copy + verify) " << took
             << " s; copy " << m[1] << " rows/s\n"
-            << r.out;
+            << r.out << r.err;
 }
 
 }  // namespace
