@@ -498,6 +498,18 @@ WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
   return t;
 }
 
+std::unique_ptr<StoreLock> offline_lock(const std::string& store_path, const std::string& command,
+                                        const std::string& what) {
+  StoreHolder holder;
+  auto lock = StoreLock::shared(store_path, holder);
+  if (!lock) {
+    std::cerr << command << ": relais is running on " << store_path << " ("
+              << (holder.pid > 0 ? "pid " + std::to_string(holder.pid) : "pid unknown")
+              << "): " << what << "\n";
+  }
+  return lock;
+}
+
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
   size_t before = errors.size();
   std::vector<mappings::Diagnostic> diags;

@@ -58,6 +58,10 @@ struct WriteTarget {
 };
 WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
                                  const std::string& command);
+// For a command that works offline only: the shared store lock, or nullptr after printing
+// "COMMAND: relais is running on PATH (pid N): WHAT" on stderr.
+std::unique_ptr<StoreLock> offline_lock(const std::string& store_path, const std::string& command,
+                                        const std::string& what);
 // The value after `name` in argv ("" when absent), and the arguments that are not options
 // (every option of the sub-commands takes a value).
 std::string cli_option(int argc, char** argv, const std::string& name);

@@ -14,7 +14,6 @@
 #include <sstream>
 
 #include "apps/commands.h"
-#include "core/store_lock.h"
 #include "store/sqlite/sqlite_backend.h"
 #include "store/store_migration.h"
 
@@ -161,14 +160,9 @@ int store_migrate_command(int argc, char** argv) {
       return 1;
     }
     // No relais writes the source meanwhile, and none starts on it (the shared lock).
-    StoreHolder holder;
-    auto lock = StoreLock::shared(s.sqlite_path, holder);
-    if (!lock) {
-      std::cerr << "relais store migrate: relais is running on " << s.sqlite_path << " ("
-                << (holder.pid > 0 ? "pid " + std::to_string(holder.pid) : "pid unknown")
-                << "): stop it, then run the migration\n";
-      return 1;
-    }
+    auto lock =
+        offline_lock(s.sqlite_path, "relais store migrate", "stop it, then run the migration");
+    if (!lock) return 1;
     // The source at this build's schema, as relais would bring it at its next start.
     StoreOptions so;
     so.path = s.sqlite_path;

@@ -19,6 +19,7 @@
 #include "store/postgresql/pg_backend.h"
 #include "store/postgresql/pg_connection.h"
 #include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_raw.h"
 
 namespace relais {
 namespace {
@@ -284,83 +285,43 @@ std::string key_order(const Table& t, bool pg) {
 
 // --- SQLite ---------------------------------------------------------------------------------
 
-// One statement on the source. Owns its sqlite3_stmt.
-class SqliteQuery {
- public:
-  SqliteQuery(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("source store: ") + sqlite3_errmsg(db));
+// The current row of `q`, `t`'s columns, canonical. A value of a kind its column cannot hold (an
+// integer column holding text: SQLite allows it) stops the migration rather than change it.
+Row sqlite_row(const RawStatement& q, const Table& t) {
+  Row out;
+  out.reserve(t.columns.size());
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    const Column& c = t.columns[i];
+    int col = static_cast<int>(i);
+    int type = q.type(col);
+    if (type == SQLITE_NULL) {
+      out.emplace_back(std::nullopt);
+      continue;
+    }
+    bool fits = c.kind == Kind::Text || type == SQLITE_INTEGER ||
+                (c.kind == Kind::Real && type == SQLITE_FLOAT);
+    if (!fits) {
+      throw std::runtime_error("source store: table " + std::string(t.name) + ", column " +
+                               c.sqlite + " holds a value that is not a number (row " +
+                               key_text(t, out) + ")");
+    }
+    switch (c.kind) {
+      case Kind::Integer:
+        out.emplace_back(std::to_string(q.int64(col)));
+        break;
+      case Kind::Boolean:
+        out.emplace_back(q.int64(col) != 0 ? "1" : "0");
+        break;
+      case Kind::Real:
+        out.emplace_back(real_text(q.real(col)));
+        break;
+      case Kind::Text:
+        out.emplace_back(q.text(col));
+        break;
     }
   }
-  ~SqliteQuery() { sqlite3_finalize(st_); }
-  SqliteQuery(const SqliteQuery&) = delete;
-  SqliteQuery& operator=(const SqliteQuery&) = delete;
-
-  void reset() {
-    sqlite3_reset(st_);
-    sqlite3_clear_bindings(st_);
-  }
-  void bind(int i, int64_t v) { sqlite3_bind_int64(st_, i, v); }
-  void bind(int i, const std::string& v) {
-    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  bool step() {
-    int rc = sqlite3_step(st_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) {
-      throw std::runtime_error(std::string("source store: ") + sqlite3_errmsg(db_));
-    }
-    return false;
-  }
-  int64_t int64(int col) const { return sqlite3_column_int64(st_, col); }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(st_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(st_, col)))
-             : std::string();
-  }
-  // The current row of `t`'s columns, canonical. A value of a kind its column cannot hold (an
-  // integer column holding text: SQLite allows it) stops the migration rather than change it.
-  Row row(const Table& t) const {
-    Row out;
-    out.reserve(t.columns.size());
-    for (size_t i = 0; i < t.columns.size(); ++i) {
-      const Column& c = t.columns[i];
-      int col = static_cast<int>(i);
-      int type = sqlite3_column_type(st_, col);
-      if (type == SQLITE_NULL) {
-        out.emplace_back(std::nullopt);
-        continue;
-      }
-      bool fits = c.kind == Kind::Text || type == SQLITE_INTEGER ||
-                  (c.kind == Kind::Real && type == SQLITE_FLOAT);
-      if (!fits) {
-        throw std::runtime_error("source store: table " + std::string(t.name) + ", column " +
-                                 c.sqlite + " holds a value that is not a number (row " +
-                                 key_text(t, out) + ")");
-      }
-      switch (c.kind) {
-        case Kind::Integer:
-          out.emplace_back(std::to_string(int64(col)));
-          break;
-        case Kind::Boolean:
-          out.emplace_back(int64(col) != 0 ? "1" : "0");
-          break;
-        case Kind::Real:
-          out.emplace_back(real_text(sqlite3_column_double(st_, col)));
-          break;
-        case Kind::Text:
-          out.emplace_back(text(col));
-          break;
-      }
-    }
-    return out;
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-};
+  return out;
+}
 
 // A value read from PostgreSQL, canonical.
 Value pg_value(const pg::Result& r, int row, int col, const Column& c) {
@@ -409,8 +370,8 @@ struct StoreMigration::Impl {
     if (!s.ok) fail("target " + target, s);
   }
   int64_t sqlite_scalar(const std::string& sql) {
-    SqliteQuery q(db, sql);
-    return q.step() ? q.int64(0) : 0;
+    RawStatement q(db, sql.c_str());
+    return q.row() ? q.int64(0) : 0;
   }
   void sqlite_exec(const char* sql) {
     if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -442,10 +403,10 @@ struct StoreMigration::Impl {
   void check_schemas() {
     std::map<std::string, std::set<std::string>> sqlite_cols, pg_cols;
     {
-      SqliteQuery q(db,
-                    "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
-                    "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'");
-      while (q.step()) sqlite_cols[q.text(0)].insert(q.text(1));
+      RawStatement q(db,
+                     "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
+                     "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'");
+      while (q.row()) sqlite_cols[q.text(0)].insert(q.text(1));
     }
     pg::Result r = pg_query(
         "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN "
@@ -481,8 +442,8 @@ struct StoreMigration::Impl {
 
   // The first message's id: what tells this source from another one.
   std::string source_identity() {
-    SqliteQuery q(db, "SELECT id FROM messages ORDER BY seq LIMIT 1");
-    return q.step() ? "first message " + q.text(0) : "no message";
+    RawStatement q(db, "SELECT id FROM messages ORDER BY seq LIMIT 1");
+    return q.row() ? "first message " + q.text(0) : "no message";
   }
 
   void emit(const char* phase, const Table& t, int64_t done, int64_t total, int64_t done_now,
@@ -556,22 +517,24 @@ struct StoreMigration::Impl {
     after += ") > (";
     for (int i = 0; i < t.key_columns; ++i) after += i > 0 ? ", ?" : "?";
     after += ")";
-    SqliteQuery first(db, base + order), next(db, base + after + order);
+    const std::string first_sql = base + order, next_sql = base + after + order;
+    RawStatement first(db, first_sql.c_str()), next(db, next_sql.c_str());
     const std::string copy_sql =
         "COPY " + quoted(t.name) + " (" + column_list(t, true) + ") FROM STDIN";
     int64_t copied = 0;
     std::string data;
     while (!tp.done) {
-      SqliteQuery& q = tp.last_key.empty() ? first : next;
+      RawStatement& q = tp.last_key.empty() ? first : next;
       q.reset();
+      std::vector<std::string> texts;  // bound (SQLITE_STATIC): alive until the batch is read
+      texts.reserve(static_cast<size_t>(t.key_columns));
       int at = 1;
       if (!tp.last_key.empty()) {
-        auto key = nlohmann::json::parse(tp.last_key);
-        for (const auto& k : key) {
+        for (const auto& k : nlohmann::json::parse(tp.last_key)) {
           if (k.is_number()) {
             q.bind(at++, k.get<int64_t>());
           } else {
-            q.bind(at++, k.get<std::string>());
+            q.bind(at++, texts.emplace_back(k.get<std::string>()));
           }
         }
       }
@@ -579,8 +542,8 @@ struct StoreMigration::Impl {
       data.clear();
       int64_t n = 0;
       Row last;
-      while (q.step()) {
-        last = q.row(t);
+      while (q.row()) {
+        last = sqlite_row(q, t);
         append_copy(data, last);
         ++n;
       }
@@ -633,9 +596,10 @@ struct StoreMigration::Impl {
       }
       int64_t floor = 0;
       {
-        SqliteQuery q(db, "SELECT seq FROM sqlite_sequence WHERE name = ?");
-        q.bind(1, std::string(t.name));
-        if (q.step()) floor = q.int64(0);
+        RawStatement q(db, "SELECT seq FROM sqlite_sequence WHERE name = ?");
+        const std::string name = t.name;
+        q.bind(1, name);
+        if (q.row()) floor = q.int64(0);
       }
       pg::Params p;
       p.text(seq).num(floor);
@@ -653,15 +617,16 @@ struct StoreMigration::Impl {
     out.table = t.name;
     const int64_t total = sqlite_scalar("SELECT COUNT(*) FROM " + quoted(t.name));
     const auto start = std::chrono::steady_clock::now();
-    SqliteQuery src(db, "SELECT " + column_list(t, false) + " FROM " + quoted(t.name) +
-                            " ORDER BY " + key_order(t, false));
+    const std::string sql = "SELECT " + column_list(t, false) + " FROM " + quoted(t.name) +
+                            " ORDER BY " + key_order(t, false);
+    RawStatement src(db, sql.c_str());
     pg_exec("DECLARE relais_verify NO SCROLL CURSOR FOR SELECT " + column_list(t, true) + " FROM " +
             quoted(t.name) + " ORDER BY " + key_order(t, true));
     Sha256 src_sum, dst_sum;
     std::string text;
     pg::Result chunk;
     int at = 0;
-    bool src_more = src.step(), dst_more = true;
+    bool src_more = src.row(), dst_more = true;
     auto next_dst = [&]() -> std::optional<Row> {
       if (!dst_more) return std::nullopt;
       if (at >= chunk.rows()) {
@@ -680,7 +645,7 @@ struct StoreMigration::Impl {
       ++at;
       return r;
     };
-    std::optional<Row> a = src_more ? std::optional<Row>(src.row(t)) : std::nullopt;
+    std::optional<Row> a = src_more ? std::optional<Row>(sqlite_row(src, t)) : std::nullopt;
     std::optional<Row> b = next_dst();
     auto differ = [&](const Row& row, const char* what) {
       if (out.first_difference.empty()) out.first_difference = key_text(t, row) + ": " + what;
@@ -696,7 +661,7 @@ struct StoreMigration::Impl {
       if (c <= 0) {
         src_sum.update(ta);
         ++out.source_rows;
-        a = src.step() ? std::optional<Row>(src.row(t)) : std::nullopt;
+        a = src.row() ? std::optional<Row>(sqlite_row(src, t)) : std::nullopt;
         if (out.source_rows % 5000 == 0) {
           emit("verify", t, out.source_rows, total, out.source_rows, start, false);
         }

@@ -610,6 +610,25 @@ TEST_F(StoreMigrate, RefusesATargetWithOtherDataAndAStoreARelaisHolds) {
       << second.err;
   EXPECT_EQ(target_scalar("SELECT COUNT(*) FROM messages"), 11);
 
+  // A store with a table or a column this relais does not know of: refused before anything is
+  // copied (a later migration not added to the migrated tables would be left behind).
+  ASSERT_EQ(run_command({"/usr/bin/sqlite3", sqlite_, "ALTER TABLE xrefs ADD COLUMN extra TEXT"})
+                .exit_code,
+            0);
+  CommandResult column = migrate();
+  EXPECT_EQ(column.exit_code, 1);
+  EXPECT_NE(column.err.find("the columns of table xrefs are not the ones this relais migrates"),
+            std::string::npos)
+      << column.err;
+  ASSERT_EQ(run_command({"/usr/bin/sqlite3", sqlite_,
+                         "ALTER TABLE xrefs DROP COLUMN extra; CREATE TABLE later (id INTEGER)"})
+                .exit_code,
+            0);
+  CommandResult table = migrate();
+  EXPECT_EQ(table.exit_code, 1);
+  EXPECT_NE(table.err.find("has a table this relais does not migrate: later"), std::string::npos)
+      << table.err;
+
   // A password in the URI: refused (it would show in the process list).
   CommandResult pw = run_command({RELAIS_BINARY, "store", "migrate", "--from", "sqlite:" + first,
                                   "--to", "postgresql:" + uri_ + " password=secret"});
