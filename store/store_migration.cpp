@@ -440,10 +440,15 @@ struct StoreMigration::Impl {
     check(pg_cols, kPgOwn, true, "target " + target);
   }
 
-  // The first message's id: what tells this source from another one.
+  // What tells this source from another one: its first message's id (a ULID) and its first
+  // audit entry (append-only), neither of which a store without a relais running changes.
   std::string source_identity() {
-    RawStatement q(db, "SELECT id FROM messages ORDER BY seq LIMIT 1");
-    return q.row() ? "first message " + q.text(0) : "no message";
+    RawStatement m(db, "SELECT id FROM messages ORDER BY seq LIMIT 1");
+    RawStatement a(db, "SELECT id, at, action FROM audit ORDER BY id LIMIT 1");
+    std::string out = m.row() ? "first message " + m.text(0) : "no message";
+    out += a.row() ? "; first audit entry " + a.text(0) + " at " + a.text(1) + " " + a.text(2)
+                   : "; no audit entry";
+    return out;
   }
 
   void emit(const char* phase, const Table& t, int64_t done, int64_t total, int64_t done_now,
