@@ -37,11 +37,14 @@ struct Column {
 // One table of the stores. Its first `key_columns` columns are its primary key, in order.
 // `sequence`: how PostgreSQL draws its next keys — nullptr: it does not (keys are names), a
 // sequence's name, or "serial" (the key column's own, a bigserial).
+// `target_only`: PostgreSQL columns SQLite does not have, left to their default by the copy and
+// out of the comparison.
 struct Table {
   const char* name;
   int key_columns;
   const char* sequence;
   std::vector<Column> columns;
+  std::vector<const char*> target_only = {};
 };
 
 Column I(const char* n) {
@@ -69,7 +72,12 @@ const std::vector<Table>& migrated_tables() {
        {I("id"), I("message_seq"), T("destination"), T("route"), T("mapping"), I("mapping_version"),
         T("state"), I("attempts"), I("next_attempt_at"), I("not_before"), I("updated_at"),
         T("last_outcome"), T("last_class"), I("last_code"), T("last_text"), T("external_ref"),
-        T("payload"), T("flags")}},
+        T("payload"), T("flags")},
+       // The transaction that last wrote the delivery (the feed of several nodes, pg_store.cpp
+       // migration 3): by default the copy's, older than any node's start, so a node reads the
+       // copied deliveries when it gains their partition (load_active_upto), as it reads those
+       // written before that migration.
+       {"tx"}},
       {"attempts",
        1,
        "serial",
@@ -420,6 +428,7 @@ struct StoreMigration::Impl {
         listed.insert(t.name);
         std::set<std::string> cols;
         for (const auto& c : t.columns) cols.insert(pg ? c.pg : c.sqlite);
+        if (pg) cols.insert(t.target_only.begin(), t.target_only.end());
         auto it = have.find(t.name);
         if (it == have.end()) {
           throw std::runtime_error(where + " has no table " + t.name);
