@@ -637,7 +637,6 @@ struct StoreMigration::Impl {
     pg_exec("DECLARE relais_verify NO SCROLL CURSOR FOR SELECT " + column_list(t, true) + " FROM " +
             quoted(t.name) + " ORDER BY " + key_order(t, true));
     Sha256 src_sum, dst_sum;
-    std::string text;
     pg::Result chunk;
     int at = 0;
     bool src_more = src.row(), dst_more = true;
