@@ -55,10 +55,26 @@ class PgBackend : public StoreBackend {
   std::string describe() const override { return describe_; }
   std::string state_dir() const override { return where_.state_dir; }
 
+  // ReadWrite: refused (throws) while a `relais store migrate` into this database has not
+  // finished (store/store_migration.h): the deliveries not copied yet would be lost to relais,
+  // and the ids it would draw are the copy's.
   std::unique_ptr<Store> open_messages(StoreOptions options) override {
     options.uri = where_.uri;
     options.password = password_;
-    return open_postgresql_store(options);
+    auto store = open_postgresql_store(options);
+    if (!options.read_only) {
+      std::string unfinished;  // the source of a migration not finished
+      Status s = migration_unfinished(unfinished);
+      if (!s.ok || !unfinished.empty()) {
+        store->close();
+        throw std::runtime_error(
+            !s.ok ? "cannot read " + describe_ + ": " + s.detail
+                  : "the migration of " + unfinished + " into " + describe_ +
+                        " has not finished: run `relais store migrate` again until it prints "
+                        "\"migrated and verified\" (docs/operations.md)");
+      }
+    }
+    return store;
   }
   std::unique_ptr<XrefStore> open_xrefs(const Clock& clock, StoreAccess access) override {
     return open_postgresql_xref_store(where_.uri, clock, access, password_);
@@ -104,6 +120,19 @@ class PgBackend : public StoreBackend {
   }
 
  private:
+  // The source path of a `relais store migrate` into this database that has not finished ("" when
+  // none ever ran, or it finished).
+  Status migration_unfinished(std::string& source) {
+    std::unique_ptr<pg::Connection> c;
+    pg::Result r;
+    Status s = pg::Connection::open(where_.uri, 10, c, password_);
+    if (s.ok) s = c->run_text("SELECT to_regclass('store_migration') IS NOT NULL", {}, r);
+    if (!s.ok || r.text(0, 0) != "t") return s;
+    s = c->run_text("SELECT source_path FROM store_migration WHERE finished_at = 0", {}, r);
+    if (s.ok && r.rows() > 0) source = r.text(0, 0);
+    return s;
+  }
+
   StoreLocation where_;
   std::string describe_;
   std::string password_;  // from store.password_env (may be empty): passed apart, never shown

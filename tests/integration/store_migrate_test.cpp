@@ -480,6 +480,19 @@ TEST_F(StoreMigrate, KilledMidwayResumesWithoutCopyingAnythingTwice) {
                           "'messages'"),
             150);
   EXPECT_EQ(target_scalar("SELECT COUNT(*) FROM deliveries"), 0);
+  // relais refuses a database whose migration has not finished (its deliveries are not all
+  // there yet).
+  try {
+    StoreOptions so;
+    so.read_pool = 1;
+    open_store_backend(pg_location())->open_messages(so);
+    ADD_FAILURE() << "relais opened a half-migrated database";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("the migration of " + sqlite_ + " into 127.0.0.1:"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("has not finished"), std::string::npos) << e.what();
+  }
 
   // Killed from outside at whatever instant it is (mid-batch, mid-COPY…), once it has made
   // progress of its own.
