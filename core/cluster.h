@@ -20,9 +20,9 @@ namespace relais {
 
 // The `cluster:` section (meaningful with `store.kind: postgresql` and `redis:`). Plain value.
 struct ClusterSettings {
-  std::string node;      // this node's name, unique among the live nodes ("" = host-random)
-  int partitions = 64;   // the same on every node (checked at start-up against Redis)
-  Millis lease_ms = 5000;  // a dead node's keys are taken over after about this long (×2)
+  std::string node;          // this node's name, unique among the live nodes ("" = host-random)
+  int partitions = 64;       // the same on every node (checked at start-up against Redis)
+  Millis lease_ms = 5000;    // a dead node's keys are taken over after about this long (×2)
   Millis feed_poll_ms = 50;  // how often the store is read for deliveries committed elsewhere
 };
 

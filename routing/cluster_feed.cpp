@@ -142,8 +142,9 @@ bool ClusterFeed::round() {
     }
     std::erase(to_load_, p);
     ready_[static_cast<size_t>(p)] = false;
-    dispatcher_.release(
-        [this, p](const std::string& key, int64_t id) { return key_partition(key, id, parts_) == p; });
+    dispatcher_.release([this, p](const std::string& key, int64_t id) {
+      return key_partition(key, id, parts_) == p;
+    });
   }
   // A partition is read before anything newer of it is queued: until its load succeeds the
   // feed waits (its rows after the position would otherwise run ahead of the older ones).

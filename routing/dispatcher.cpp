@@ -7,9 +7,9 @@
 
 namespace relais {
 namespace {
-constexpr Millis kMaxWaitMs = 200;  // upper bound of a worker's sleep (keeps a test clock live)
+constexpr Millis kMaxWaitMs = 200;    // upper bound of a worker's sleep (keeps a test clock live)
 constexpr Millis kGateRetryMs = 100;  // a key another node may own is asked about again after
-}
+}  // namespace
 
 Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, ProcessFn process)
     : store_(store),

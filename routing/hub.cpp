@@ -177,9 +177,8 @@ void Hub::join_cluster(std::unique_ptr<Membership> membership, ChangeBus* change
   feed_ = std::make_unique<ClusterFeed>(*store_, *dispatcher_, *membership_,
                                         config_.cluster.feed_poll_ms,
                                         [this](bool leading) { set_polling(leading); });
-  dispatcher_->set_cluster([this](const std::string& key, int64_t id) {
-    return feed_->may_start(key, id);
-  });
+  dispatcher_->set_cluster(
+      [this](const std::string& key, int64_t id) { return feed_->may_start(key, id); });
   if (changes_ != nullptr) {
     wake_subscription_ = changes_->subscribe([this](const std::string& topic) {
       if (topic.rfind(kWakeTopic, 0) != 0) return;  // 5 characters

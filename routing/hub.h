@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/cluster.h"
 #include "core/connector.h"
 #include "core/enricher.h"
 #include "core/ids.h"
@@ -15,10 +16,9 @@
 #include "core/metrics.h"
 #include "core/pairing_store.h"
 #include "core/poller.h"
+#include "core/shared_state.h"
 #include "core/store.h"
 #include "core/xref_store.h"
-#include "core/cluster.h"
-#include "core/shared_state.h"
 #include "routing/cluster_feed.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"

@@ -12,7 +12,6 @@
 // writable() is false, and the writer reconnects with back-off.
 
 #include <algorithm>
-#include <unordered_map>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -22,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include "core/log.h"
@@ -271,8 +271,7 @@ constexpr const char* kLoadActive =
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
     "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id";
 // The feed (routing/cluster_feed.h): xid8 travels as its text (a bigint).
-constexpr const char* kFeedHorizon =
-    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+constexpr const char* kFeedHorizon = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 constexpr const char* kFeed =
     "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
     "d.not_before, m.received_at, d.message_seq, m.source, d.route, d.state, "

@@ -112,7 +112,8 @@ std::unique_ptr<Membership> open_redis_membership(const RedisSettings& redis,
                                                   ClusterSettings cluster) {
   RedisAddress address;
   std::string error;
-  if (!RedisAddress::parse(redis.uri, address, error)) throw std::runtime_error("redis.uri: " + error);
+  if (!RedisAddress::parse(redis.uri, address, error))
+    throw std::runtime_error("redis.uri: " + error);
   if (!redis.password.empty()) address.password = redis.password;
   if (cluster.node.empty()) cluster.node = default_node_name();
   auto client = std::make_unique<RedisClient>(address, std::chrono::milliseconds(redis.timeout_ms),
@@ -270,9 +271,10 @@ void RedisMembership::tick(bool stopping) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!st.ok || r.type != RedisReply::Type::Array || r.elements.size() != 5) {
     if (reachable_.exchange(false)) {
-      log_warn("cluster", "Redis unreachable: the leases lapse and this node starts no delivery "
-                          "until it is back (" +
-                              (st.ok ? std::string("unexpected answer") : st.detail) + ")");
+      log_warn("cluster",
+               "Redis unreachable: the leases lapse and this node starts no delivery "
+               "until it is back (" +
+                   (st.ok ? std::string("unexpected answer") : st.detail) + ")");
     }
     // Whatever lapsed by now is lost for good (claimed again later, read again from the store).
     for (int p = 0; p < parts; ++p) {

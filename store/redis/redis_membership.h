@@ -64,7 +64,7 @@ class RedisMembership final : public Membership {
   static Millis steady_ms();
   void run();
   void tick(bool stopping);
-  void lose(int p, Lease& l);                 // under mu_
+  void lose(int p, Lease& l);                  // under mu_
   void activate(int p, Lease& l, Millis now);  // under mu_
   bool leader_lapsed(Millis now) const;
 

@@ -23,17 +23,64 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "store/redis/redis_client.h"
+#include "tests/support/delivery_verdict.h"
 #include "tests/support/pg_server.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 
 namespace relais::testing {
+
+// Real PostgreSQL 15 and redis-server started here, and relais nodes on them: `body` gives the
+// sources, connectors and routes; the `redis:` and `cluster:` sections are added, each node gets
+// its own state folder. Throws std::runtime_error when a server or a node cannot start. Owns
+// everything it starts (stopped by the destructors, nodes first).
+class ClusterRig {
+ public:
+  static constexpr const char* kPasswordEnv = "RELAIS_CLUSTER_PG_PASSWORD";
+  ClusterRig() {
+    pg.start();
+    uri_ = pg.connection();
+    const std::string pw = " password=" + pg.options().password;
+    uri_.erase(uri_.find(pw), pw.size());
+    if (::setenv(kPasswordEnv, pg.options().password.c_str(), 1) != 0) {
+      throw std::runtime_error("setenv failed");
+    }
+    if (std::string why = redis.start(); !why.empty()) throw std::runtime_error(why);
+  }
+  ~ClusterRig() { nodes.clear(); }
+  void start_nodes(int n, const std::string& body, const std::string& lease) {
+    const std::string yaml = body + "redis:\n  uri: " + redis.uri() +
+                             "\n  prefix: \"it:\"\n  timeout: 500ms\ncluster:\n  lease: " + lease +
+                             "\n  partitions: 64\n";
+    for (int i = 0; i < n; ++i) {
+      states_.push_back(std::make_unique<TempDir>("relais-cluster-state-"));
+      RelaisOptions o;
+      o.binary = RELAIS_BINARY;
+      o.body_yaml = yaml;
+      o.log_level = "warn";
+      o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri_ +
+                             "\"\n  password_env: " + kPasswordEnv +
+                             "\n  state_dir: " + states_.back()->path() + "\n";
+      nodes.push_back(std::make_unique<RelaisProcess>(o));
+      nodes.back()->start();
+    }
+  }
+
+  PgServer pg;
+  RedisServer redis{false};
+  std::vector<std::unique_ptr<RelaisProcess>> nodes;
+
+ private:
+  std::string uri_;
+  std::vector<std::unique_ptr<TempDir>> states_;
+};
 
 struct ClusterScenario {
   int nodes = 3;
@@ -52,18 +99,12 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
   using json = nlohmann::json;
   using std::chrono::milliseconds;
   using SteadyClock = std::chrono::steady_clock;
-  constexpr const char* kPasswordEnv = "RELAIS_CLUSTER_PG_PASSWORD";
   auto t_start = SteadyClock::now();
   auto key_of = [&](int n) { return n % s.keys; };
 
-  PgServer pg;
-  pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
-  RedisServer redis(false);
-  ASSERT_EQ(redis.start(), "");
+  ClusterRig rig;
+  PgServer& pg = rig.pg;
+  RedisServer& redis = rig.redis;
 
   struct SinkState {
     std::mutex mu;
@@ -89,23 +130,9 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
       std::to_string(sink.port()) + "/in\n    concurrency: " + std::to_string(s.concurrency) +
       "\n    timeout: 5s\n    retry:\n      initial: 100ms\n      max: 1s\n"
       "      max_attempts: 1000\n"
-      "routes:\n  - name: all\n    source: app\n    to:\n      - destination: sink\n"
-      "redis:\n  uri: " +
-      redis.uri() + "\n  prefix: \"it:\"\n  timeout: 500ms\ncluster:\n  lease: " + s.lease +
-      "\n  partitions: 64\n";
-  std::vector<std::unique_ptr<TempDir>> states;
-  std::vector<std::unique_ptr<RelaisProcess>> nodes;
-  for (int i = 0; i < s.nodes; ++i) {
-    states.push_back(std::make_unique<TempDir>("relais-cluster-state-"));
-    RelaisOptions o;
-    o.binary = RELAIS_BINARY;
-    o.body_yaml = body;
-    o.log_level = "warn";
-    o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri + "\"\n  password_env: " +
-                           kPasswordEnv + "\n  state_dir: " + states.back()->path() + "\n";
-    nodes.push_back(std::make_unique<RelaisProcess>(o));
-    nodes.back()->start();
-  }
+      "routes:\n  - name: all\n    source: app\n    to:\n      - destination: sink\n";
+  rig.start_nodes(s.nodes, body, s.lease);
+  auto& nodes = rig.nodes;
   std::vector<std::atomic<int>> ports(static_cast<size_t>(s.nodes));
   for (int i = 0; i < s.nodes; ++i) ports[static_cast<size_t>(i)] = nodes[i]->port();
 
@@ -127,11 +154,11 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
       int turn = c;
       for (int n = 0; n < s.messages && !give_up; ++n) {
         if (key_of(n) % s.clients != c) continue;
-        std::string text = json{{"type", "cluster.test"},
-                                {"id", "cluster-" + std::to_string(n)},
-                                {"key", "key-" + std::to_string(key_of(n))},
-                                {"n", n}}
-                               .dump();
+        std::string text = json{
+            {"type", "cluster.test"},
+            {"id", "cluster-" + std::to_string(n)},
+            {"key", "key-" + std::to_string(key_of(n))},
+            {"n", n}}.dump();
         while (!give_up) {
           int port = ports[static_cast<size_t>(turn++ % s.nodes)].load();
           HttpResponse r;
@@ -245,70 +272,35 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
     std::lock_guard<std::mutex> lock(sink_state->mu);
     arrivals = sink_state->arrivals;
   }
-  std::map<int, int> times;
-  for (int n : arrivals) ++times[n];
-  int acknowledged = 0, delivered = 0, duplicates = 0;
-  std::vector<int> lost;
-  for (int n = 0; n < s.messages; ++n) {
-    if (acked_status[static_cast<size_t>(n)] == 0) continue;
-    ++acknowledged;
-    auto it = times.find(n);
-    if (it == times.end()) {
-      lost.push_back(n);
-      continue;
-    }
-    ++delivered;
-    duplicates += it->second - 1;
-  }
-  std::map<int, int> newest, last_seen;
-  std::vector<std::string> backwards;
-  for (int n : arrivals) {
-    int k = key_of(n);
-    auto it = newest.find(k);
-    if (it != newest.end() && n < it->second && backwards.size() < 10) {
-      backwards.push_back("key-" + std::to_string(k) + ": " + std::to_string(n) +
-                          " delivered after " + std::to_string(it->second));
-    }
-    if (it == newest.end() || n > it->second) newest[k] = n;
-    last_seen[k] = n;
-  }
-  int wrong_last = 0;
-  std::string wrong_example;
-  for (int k = 0; k < s.keys; ++k) {
-    int last_n = -1;
-    for (int n = k; n < s.messages; n += s.keys) last_n = n;
-    if (last_seen.count(k) == 0 || last_seen[k] != last_n) {
-      if (wrong_last++ == 0) {
-        wrong_example = "key-" + std::to_string(k) + " ends on " +
-                        (last_seen.count(k) ? std::to_string(last_seen[k]) : "nothing") +
-                        " instead of " + std::to_string(last_n);
-      }
-    }
-  }
+  DeliveryVerdict v = judge_deliveries(
+      arrivals, [&](int n) { return acked_status[static_cast<size_t>(n)] != 0; }, s.messages,
+      s.keys);
   auto secs = [](auto a, auto b) {
     return std::chrono::duration_cast<milliseconds>(b - a).count() / 1000.0;
   };
-  std::cout << "cluster: " << s.nodes << " nodes, " << acknowledged << " acknowledged, "
-            << delivered << " delivered, " << duplicates << " duplicate deliveries (bound "
+  std::cout << "cluster: " << s.nodes << " nodes, " << v.acknowledged << " acknowledged, "
+            << v.delivered << " delivered, " << v.duplicates << " duplicate deliveries (bound "
             << kills * s.concurrency << "), " << kills << " kills, " << flushes << " FLUSHALL, "
             << redis_restarts << " Redis restarts, " << pg_restarts << " PostgreSQL restarts"
             << std::endl;
   std::cout << "cluster: " << transport_errors.load() << " connection errors and "
             << other_statuses.load() << " other answers retried by the clients, "
-            << backwards.size() << " states gone backwards, " << wrong_last
+            << v.backwards.size() << " states gone backwards, " << v.wrong_last
             << " keys not ending on their last message; sending " << secs(t_start, t_sent)
             << " s, total " << secs(t_start, t_end) << " s" << std::endl;
 
   EXPECT_EQ(kills, s.kills + 1);
   EXPECT_TRUE(drained) << "the sink did not receive every message in time ("
                        << delivered_set().size() << " of " << s.messages << ")";
-  EXPECT_EQ(acknowledged, s.messages);
-  EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged message(s) never delivered, e.g. n="
-                            << (lost.empty() ? -1 : lost.front());
-  EXPECT_LE(duplicates, kills * s.concurrency)
+  EXPECT_EQ(v.acknowledged, s.messages);
+  EXPECT_TRUE(v.lost.empty()) << v.lost.size()
+                              << " acknowledged message(s) never delivered, e.g. n="
+                              << (v.lost.empty() ? -1 : v.lost.front());
+  EXPECT_LE(v.duplicates, kills * s.concurrency)
       << "more duplicates than the killed nodes could have had in flight";
-  for (const auto& b : backwards) ADD_FAILURE() << "a partner's state went backwards: " << b;
-  EXPECT_EQ(wrong_last, 0) << "the last state seen is not the last message, e.g. " << wrong_example;
+  for (const auto& b : v.backwards) ADD_FAILURE() << "a partner's state went backwards: " << b;
+  EXPECT_EQ(v.wrong_last, 0) << "the last state seen is not the last message, e.g. "
+                             << v.wrong_example;
   // Every node takes its share once things are calm again (/readyz says what it sends).
   auto shares = [&] {
     std::vector<int> out;

@@ -166,8 +166,8 @@ TEST(Membership, ANodeThatLeavesCleanlyIsTakenOverWithoutWaitingForTheLease) {
   auto t0 = SteadyClock::now();
   b->stop(2000);
   watch.set(1, nullptr);
-  ASSERT_TRUE(wait_for([&] { return owned_count(*a) == kParts && a->leader(); },
-                       milliseconds(10000)))
+  ASSERT_TRUE(
+      wait_for([&] { return owned_count(*a) == kParts && a->leader(); }, milliseconds(10000)))
       << a->describe();
   auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
   std::cout << "clean hand-over in " << took << " ms (lease " << kLease << " ms)" << std::endl;
@@ -192,8 +192,8 @@ TEST(Membership, ADeadNodeIsTakenOverAfterItsLeaseAndTheWait) {
   auto t0 = SteadyClock::now();
   watch.set(1, nullptr);
   b.reset();
-  ASSERT_TRUE(wait_for([&] { return owned_count(*a) == kParts && a->leader(); },
-                       milliseconds(15000)))
+  ASSERT_TRUE(
+      wait_for([&] { return owned_count(*a) == kParts && a->leader(); }, milliseconds(15000)))
       << a->describe();
   auto took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - t0).count();
   std::cout << "take-over of a dead node in " << took << " ms (lease " << kLease << " ms)"

@@ -31,15 +31,7 @@ using std::chrono::milliseconds;
 // A person's retry and discard asked on the node that does NOT send the key: carried out by the
 // node that does (through the store's feed), in order.
 TEST(ClusterNodes, ARetryOrADiscardAskedOnAnotherNodeIsCarriedOutByTheKeysOwner) {
-  constexpr const char* kPasswordEnv = "RELAIS_CLUSTER_PG_PASSWORD";
-  PgServer pg;
-  pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
-  RedisServer redis(false);
-  ASSERT_EQ(redis.start(), "");
+  ClusterRig rig;
 
   struct Sink {
     std::mutex mu;
@@ -67,22 +59,9 @@ TEST(ClusterNodes, ARetryOrADiscardAskedOnAnotherNodeIsCarriedOutByTheKeysOwner)
       std::to_string(sink.port()) +
       "/in\n    concurrency: 2\n    on_dead: hold\n    retry:\n      initial: 100ms\n"
       "      max_attempts: 3\n"
-      "routes:\n  - name: all\n    source: app\n    to:\n      - destination: sink\n"
-      "redis:\n  uri: " +
-      redis.uri() + "\n  prefix: \"it:\"\n  timeout: 500ms\ncluster:\n  lease: 2s\n";
-  std::vector<std::unique_ptr<TempDir>> states;
-  std::vector<std::unique_ptr<RelaisProcess>> nodes;
-  for (int i = 0; i < 2; ++i) {
-    states.push_back(std::make_unique<TempDir>("relais-cluster-state-"));
-    RelaisOptions o;
-    o.binary = RELAIS_BINARY;
-    o.body_yaml = body;
-    o.log_level = "warn";
-    o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri + "\"\n  password_env: " +
-                           kPasswordEnv + "\n  state_dir: " + states.back()->path() + "\n";
-    nodes.push_back(std::make_unique<RelaisProcess>(o));
-    nodes.back()->start();
-  }
+      "routes:\n  - name: all\n    source: app\n    to:\n      - destination: sink\n";
+  rig.start_nodes(2, body, "2s");
+  auto& nodes = rig.nodes;
   // Wait until both send, then pick two keys node 1 sends (node 0 will be asked).
   std::set<int> owned_by_1;
   ASSERT_TRUE(wait_until(

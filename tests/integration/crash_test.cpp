@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/delivery_verdict.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
 
@@ -209,22 +210,10 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
     std::lock_guard<std::mutex> lock(sink_state->mu);
     arrivals = sink_state->arrivals;
   }
-  std::map<int, int> times;
-  for (int n : arrivals) ++times[n];
-  int acknowledged = 0, delivered = 0, twice = 0, dup_acks = 0;
-  std::vector<int> lost;
-  for (int n = 0; n < kMessages; ++n) {
-    if (acked_status[static_cast<size_t>(n)] == 0) continue;
-    ++acknowledged;
-    if (acked_status[static_cast<size_t>(n)] == 200) ++dup_acks;
-    auto it = times.find(n);
-    if (it == times.end()) {
-      lost.push_back(n);
-      continue;
-    }
-    ++delivered;
-    if (it->second > 1) ++twice;
-  }
+  DeliveryVerdict v = judge_deliveries(
+      arrivals, [&](int n) { return acked_status[static_cast<size_t>(n)] != 0; }, kMessages, kKeys);
+  int dup_acks = 0;
+  for (const auto& a : acked_status) dup_acks += a == 200 ? 1 : 0;
   // Order of first deliveries per key.
   std::map<int, int> last_first;  // key → last n first-delivered
   std::set<int> seen;
@@ -238,44 +227,17 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
     }
     if (it == last_first.end() || n > it->second) last_first[key_of(n)] = n;
   }
-  // What the partner's state became: per key, no arrival of an older message after a newer
-  // one (a state going backwards), and the last arrival is the key's last message.
-  std::map<int, int> newest;  // key → newest n seen so far
-  std::map<int, int> last_seen;
-  std::vector<std::string> backwards;
-  for (int n : arrivals) {
-    int k = key_of(n);
-    auto it = newest.find(k);
-    if (it != newest.end() && n < it->second && backwards.size() < 10) {
-      backwards.push_back("key-" + std::to_string(k) + ": " + std::to_string(n) +
-                          " delivered after " + std::to_string(it->second));
-    }
-    if (it == newest.end() || n > it->second) newest[k] = n;
-    last_seen[k] = n;
-  }
-  int wrong_last = 0;
-  std::string wrong_example;
-  for (int k = 0; k < kKeys; ++k) {
-    int last_n = -1;
-    for (int n = k; n < kMessages; n += kKeys) last_n = n;
-    if (last_seen.count(k) == 0 || last_seen[k] != last_n) {
-      if (wrong_last++ == 0) {
-        wrong_example = "key-" + std::to_string(k) + " ends on " +
-                        (last_seen.count(k) ? std::to_string(last_seen[k]) : "nothing") +
-                        " instead of " + std::to_string(last_n);
-      }
-    }
-  }
   auto secs = [](auto a, auto b) {
     return std::chrono::duration_cast<milliseconds>(b - a).count() / 1000.0;
   };
-  std::cout << "crash test: " << acknowledged << " acknowledged, " << delivered << " delivered, "
-            << twice << " delivered more than once, " << kills << " kills" << std::endl;
+  std::cout << "crash test: " << v.acknowledged << " acknowledged, " << v.delivered
+            << " delivered, " << v.twice << " delivered more than once, " << kills << " kills"
+            << std::endl;
   std::cout << "crash test: " << dup_acks << " acknowledged by a 200 duplicate answer after a "
             << "lost 202, " << transport_errors.load() << " connection errors and "
             << other_statuses.load() << " other answers retried by the clients, " << arrivals.size()
             << " sink requests, " << disorder.size() << " per-key order violations, "
-            << backwards.size() << " states gone backwards, " << wrong_last
+            << v.backwards.size() << " states gone backwards, " << v.wrong_last
             << " keys not ending on their last message" << std::endl;
   std::string restarts;
   for (long ms : restart_ms) restarts += std::to_string(ms) + " ";
@@ -284,13 +246,15 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
 
   EXPECT_GE(kills, kKillsWhileSending);
   EXPECT_TRUE(drained) << "the sink did not receive every message in time";
-  EXPECT_EQ(acknowledged, kMessages);
-  EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged message(s) never delivered, e.g. n="
-                            << (lost.empty() ? -1 : lost.front());
-  EXPECT_EQ(delivered, acknowledged);
+  EXPECT_EQ(v.acknowledged, kMessages);
+  EXPECT_TRUE(v.lost.empty()) << v.lost.size()
+                              << " acknowledged message(s) never delivered, e.g. n="
+                              << (v.lost.empty() ? -1 : v.lost.front());
+  EXPECT_EQ(v.delivered, v.acknowledged);
   for (const auto& d : disorder) ADD_FAILURE() << "order per key broken: " << d;
-  for (const auto& b : backwards) ADD_FAILURE() << "a partner's state went backwards: " << b;
-  EXPECT_EQ(wrong_last, 0) << "the last state seen is not the last message, e.g. " << wrong_example;
+  for (const auto& b : v.backwards) ADD_FAILURE() << "a partner's state went backwards: " << b;
+  EXPECT_EQ(v.wrong_last, 0) << "the last state seen is not the last message, e.g. "
+                             << v.wrong_example;
   EXPECT_EQ(relais.stop(std::chrono::seconds(20)), 0);
 }
 
