@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "store/redis/redis_client.h"
+#include "tests/support/crash_harness.h"
 #include "tests/support/delivery_verdict.h"
 #include "tests/support/pg_server.h"
 #include "tests/support/redis_server.h"
@@ -96,34 +97,15 @@ struct ClusterScenario {
 };
 
 inline void run_cluster_scenario(const ClusterScenario& s) {
-  using json = nlohmann::json;
   using std::chrono::milliseconds;
   using SteadyClock = std::chrono::steady_clock;
   auto t_start = SteadyClock::now();
-  auto key_of = [&](int n) { return n % s.keys; };
 
   ClusterRig rig;
   PgServer& pg = rig.pg;
   RedisServer& redis = rig.redis;
 
-  struct SinkState {
-    std::mutex mu;
-    std::vector<int> arrivals;
-  };
-  auto sink_state = std::make_shared<SinkState>();
-  relais::tools::HttpSink sink(0, false, 32);
-  sink.set_responder([sink_state](const relais::tools::SinkRequest& req) {
-    json j = json::parse(req.body, nullptr, false);
-    relais::tools::SinkResponse out;
-    if (!j.is_object() || !j.contains("n")) {
-      out.status = 400;
-      return out;
-    }
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    sink_state->arrivals.push_back(j["n"].get<int>());
-    return out;
-  });
-
+  ArrivalLog sink;
   std::string body =
       "sources:\n  app:\n    type: $.type\n    correlation: \"{$.key}\"\n    idempotency: $.id\n"
       "connectors:\n  sink:\n    connector: http\n    url: http://127.0.0.1:" +
@@ -140,43 +122,10 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
   std::cout << "cluster: seed " << seed << std::endl;
   std::mt19937 rng(seed);
 
-  // --- clients: a key's messages in order, each to the next node ---------------------------------
-  std::vector<std::atomic<int>> acked_status(static_cast<size_t>(s.messages));
-  for (auto& a : acked_status) a = 0;
-  std::atomic<int> acked{0}, transport_errors{0}, other_statuses{0};
-  std::atomic<bool> give_up{false};
-  std::vector<std::thread> clients;
-  const std::string token = nodes[0]->token();
-  for (int c = 0; c < s.clients; ++c) {
-    clients.emplace_back([&, c] {
-      HttpClient http("", token);
-      http.set_timeout_ms(10000);
-      int turn = c;
-      for (int n = 0; n < s.messages && !give_up; ++n) {
-        if (key_of(n) % s.clients != c) continue;
-        std::string text = json{
-            {"type", "cluster.test"},
-            {"id", "cluster-" + std::to_string(n)},
-            {"key", "key-" + std::to_string(key_of(n))},
-            {"n", n}}.dump();
-        while (!give_up) {
-          int port = ports[static_cast<size_t>(turn++ % s.nodes)].load();
-          HttpResponse r;
-          if (port != 0) {
-            r = http.post_json(
-                "http://127.0.0.1:" + std::to_string(port) + "/api/v1/sources/app/messages", text);
-          }
-          if (r.status == 202 || (r.status == 200 && r.json().value("duplicate", false))) {
-            acked_status[static_cast<size_t>(n)] = static_cast<int>(r.status);
-            ++acked;
-            break;
-          }
-          (r.status == 0 ? transport_errors : other_statuses)++;
-          std::this_thread::sleep_for(milliseconds(10));  // the client's back-off
-        }
-      }
-    });
-  }
+  // --- clients: a key's messages in order, each try to the next node --------------------------
+  PostingClients clients(
+      s.messages, s.keys, s.clients, nodes[0]->token(), "cluster",
+      [&](int turn) { return ports[static_cast<size_t>(turn % s.nodes)].load(); });
 
   // --- disruptions at random moments while the clients send --------------------------------------
   enum class Ev { Kill, Flush, RedisRestart, PgRestart };
@@ -207,8 +156,8 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
   }();
   auto send_deadline = SteadyClock::now() + std::chrono::seconds(600);
   size_t next = 0;
-  while (acked.load() < s.messages && SteadyClock::now() < send_deadline) {
-    if (next < events.size() && acked.load() >= events[next].first) {
+  while (clients.acknowledged() < s.messages && SteadyClock::now() < send_deadline) {
+    if (next < events.size() && clients.acknowledged() >= events[next].first) {
       switch (events[next].second) {
         case Ev::Kill:
           kill_one();
@@ -217,7 +166,8 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
           redis::RedisReply r;
           EXPECT_TRUE(admin->command({"FLUSHALL"}, r).ok);
           ++flushes;
-          std::cout << "cluster: FLUSHALL at " << acked.load() << " acknowledged" << std::endl;
+          std::cout << "cluster: FLUSHALL at " << clients.acknowledged() << " acknowledged"
+                    << std::endl;
           break;
         }
         case Ev::RedisRestart:
@@ -225,14 +175,14 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
           std::this_thread::sleep_for(milliseconds(1500));
           EXPECT_EQ(redis.start(), "");
           ++redis_restarts;
-          std::cout << "cluster: Redis restarted at " << acked.load() << std::endl;
+          std::cout << "cluster: Redis restarted at " << clients.acknowledged() << std::endl;
           break;
         case Ev::PgRestart:
           pg.stop();
           std::this_thread::sleep_for(milliseconds(1500));
           pg.start();
           ++pg_restarts;
-          std::cout << "cluster: PostgreSQL restarted at " << acked.load() << std::endl;
+          std::cout << "cluster: PostgreSQL restarted at " << clients.acknowledged() << std::endl;
           break;
       }
       ++next;
@@ -240,41 +190,21 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
       std::this_thread::sleep_for(milliseconds(1));
     }
   }
-  give_up = true;
-  for (auto& t : clients) t.join();
+  clients.finish();
   auto t_sent = SteadyClock::now();
-  ASSERT_EQ(acked.load(), s.messages) << "the clients could not get every message accepted";
+  ASSERT_EQ(clients.acknowledged(), s.messages)
+      << "the clients could not get every message accepted";
   kill_one();  // one more while the queues drain
 
   // --- drain -------------------------------------------------------------------------------------
-  auto delivered_set = [&] {
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    return std::set<int>(sink_state->arrivals.begin(), sink_state->arrivals.end());
-  };
-  bool drained =
-      wait_until([&] { return delivered_set().size() == static_cast<size_t>(s.messages); },
-                 std::chrono::seconds(240), milliseconds(50));
-  HttpClient api(nodes[0]->base_url(), nodes[0]->token());
-  for (const char* state : {"pending", "retrying", "dead"}) {
-    bool empty = wait_until(
-        [&] {
-          HttpResponse r = api.get(std::string("/api/v1/messages?limit=5&state=") + state);
-          return r.status == 200 && r.json()["items"].empty();
-        },
-        std::chrono::seconds(20), milliseconds(100));
-    EXPECT_TRUE(empty) << "deliveries left in state " << state;
-  }
+  bool drained = wait_until([&] { return sink.distinct() == static_cast<size_t>(s.messages); },
+                            std::chrono::seconds(240), milliseconds(50));
+  expect_queues_empty(nodes[0]->base_url(), nodes[0]->token(), std::chrono::seconds(20));
   auto t_end = SteadyClock::now();
 
   // --- verdict -----------------------------------------------------------------------------------
-  std::vector<int> arrivals;
-  {
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    arrivals = sink_state->arrivals;
-  }
   DeliveryVerdict v = judge_deliveries(
-      arrivals, [&](int n) { return acked_status[static_cast<size_t>(n)] != 0; }, s.messages,
-      s.keys);
+      sink.arrivals(), [&](int n) { return clients.status(n) != 0; }, s.messages, s.keys);
   auto secs = [](auto a, auto b) {
     return std::chrono::duration_cast<milliseconds>(b - a).count() / 1000.0;
   };
@@ -283,15 +213,15 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
             << kills * s.concurrency << "), " << kills << " kills, " << flushes << " FLUSHALL, "
             << redis_restarts << " Redis restarts, " << pg_restarts << " PostgreSQL restarts"
             << std::endl;
-  std::cout << "cluster: " << transport_errors.load() << " connection errors and "
-            << other_statuses.load() << " other answers retried by the clients, "
+  std::cout << "cluster: " << clients.transport_errors() << " connection errors and "
+            << clients.other_statuses() << " other answers retried by the clients, "
             << v.backwards.size() << " states gone backwards, " << v.wrong_last
             << " keys not ending on their last message; sending " << secs(t_start, t_sent)
             << " s, total " << secs(t_start, t_end) << " s" << std::endl;
 
   EXPECT_EQ(kills, s.kills + 1);
-  EXPECT_TRUE(drained) << "the sink did not receive every message in time ("
-                       << delivered_set().size() << " of " << s.messages << ")";
+  EXPECT_TRUE(drained) << "the sink did not receive every message in time (" << sink.distinct()
+                       << " of " << s.messages << ")";
   EXPECT_EQ(v.acknowledged, s.messages);
   EXPECT_TRUE(v.lost.empty()) << v.lost.size()
                               << " acknowledged message(s) never delivered, e.g. n="

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/crash_harness.h"
 #include "tests/support/delivery_verdict.h"
 #include "tests/support/relais_process.h"
 #include "tools/sink/http_sink.h"
@@ -70,23 +71,7 @@ int key_of(int n) {
 
 TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
   auto t_start = SteadyClock::now();
-  struct SinkState {
-    std::mutex mu;
-    std::vector<int> arrivals;  // message numbers, in arrival order
-  };
-  auto sink_state = std::make_shared<SinkState>();
-  relais::tools::HttpSink sink(0, /*keep_bodies=*/false, 32);
-  sink.set_responder([sink_state](const relais::tools::SinkRequest& req) {
-    json j = json::parse(req.body, nullptr, false);
-    relais::tools::SinkResponse out;
-    if (!j.is_object() || !j.contains("n")) {
-      out.status = 400;
-      return out;
-    }
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    sink_state->arrivals.push_back(j["n"].get<int>());
-    return out;
-  });
+  ArrivalLog sink;
 
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
@@ -100,47 +85,8 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
   std::mt19937 rng(seed);
 
   // --- clients ---------------------------------------------------------------------------------
-  std::vector<std::atomic<int>> acked_status(kMessages);  // 0 = not acknowledged, 202 or 200
-  for (auto& a : acked_status) a = 0;
-  std::atomic<int> acked{0};
-  std::atomic<int> transport_errors{0}, other_statuses{0};
-  std::atomic<bool> give_up{false};
-  std::vector<std::thread> clients;
-  const std::string token = relais.token();
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      HttpClient http("", token);
-      http.set_timeout_ms(10000);
-      for (int n = 0; n < kMessages && !give_up; ++n) {
-        if (key_of(n) % kClients != c) continue;
-        json body = {{"type", "crash.test"},
-                     {"id", "crash-" + std::to_string(n)},
-                     {"key", "key-" + std::to_string(key_of(n))},
-                     {"n", n},
-                     {"seq", n / kKeys}};
-        std::string text = body.dump();
-        while (!give_up) {
-          int port = relais.port();
-          HttpResponse r;
-          if (port != 0) {
-            r = http.post_json(
-                "http://127.0.0.1:" + std::to_string(port) + "/api/v1/sources/app/messages", text);
-          }
-          if (r.status == 202 || (r.status == 200 && r.json().value("duplicate", false))) {
-            acked_status[static_cast<size_t>(n)] = static_cast<int>(r.status);
-            ++acked;
-            break;
-          }
-          if (r.status == 0) {
-            ++transport_errors;
-          } else {
-            ++other_statuses;  // e.g. 503 while the store is not ready: send again
-          }
-          std::this_thread::sleep_for(milliseconds(10));  // client back-off before resending
-        }
-      }
-    });
-  }
+  PostingClients clients(kMessages, kKeys, kClients, relais.token(), "crash",
+                         [&](int) { return relais.port(); });
 
   // --- killer: SIGKILL at random moments while the clients send --------------------------------
   std::vector<int> thresholds;
@@ -161,59 +107,35 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
   };
   auto send_deadline = SteadyClock::now() + std::chrono::seconds(300);
   size_t next = 0;
-  while (acked.load() < kMessages && SteadyClock::now() < send_deadline) {
-    if (next < thresholds.size() && acked.load() >= thresholds[next]) {
+  while (clients.acknowledged() < kMessages && SteadyClock::now() < send_deadline) {
+    if (next < thresholds.size() && clients.acknowledged() >= thresholds[next]) {
       kill_and_restart();
       ++next;
     } else {
       std::this_thread::sleep_for(milliseconds(1));
     }
   }
-  give_up = true;
-  for (auto& t : clients) t.join();
+  clients.finish();
   auto t_sent = SteadyClock::now();
-  ASSERT_EQ(acked.load(), kMessages) << "the clients could not get every message accepted";
+  ASSERT_EQ(clients.acknowledged(), kMessages)
+      << "the clients could not get every message accepted";
   // One more kill while the queue drains.
-  {
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    if (sink_state->arrivals.size() < static_cast<size_t>(kMessages)) {
-      std::cout << "crash test: kill while draining (" << sink_state->arrivals.size()
-                << " deliveries so far)" << std::endl;
-    }
+  if (size_t got = sink.arrivals().size(); got < static_cast<size_t>(kMessages)) {
+    std::cout << "crash test: kill while draining (" << got << " deliveries so far)" << std::endl;
   }
   kill_and_restart();
 
   // --- drain -----------------------------------------------------------------------------------
-  auto delivered_set = [&] {
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    return std::set<int>(sink_state->arrivals.begin(), sink_state->arrivals.end());
-  };
-  bool drained =
-      wait_until([&] { return delivered_set().size() == static_cast<size_t>(kMessages); },
-                 std::chrono::seconds(180), milliseconds(50));
-  HttpClient api(relais.base_url(), relais.token());
-  for (const char* state : {"pending", "retrying", "dead"}) {
-    bool empty = wait_until(
-        [&] {
-          HttpResponse r = api.get(std::string("/api/v1/messages?limit=5&state=") + state);
-          return r.status == 200 && r.json()["items"].empty();
-        },
-        std::chrono::seconds(10), milliseconds(50));
-    EXPECT_TRUE(empty) << "deliveries left in state " << state << ": "
-                       << api.get(std::string("/api/v1/messages?limit=5&state=") + state).body;
-  }
+  bool drained = wait_until([&] { return sink.distinct() == static_cast<size_t>(kMessages); },
+                            std::chrono::seconds(180), milliseconds(50));
+  expect_queues_empty(relais.base_url(), relais.token(), std::chrono::seconds(10));
   auto t_end = SteadyClock::now();
 
   // --- verdict ---------------------------------------------------------------------------------
-  std::vector<int> arrivals;
-  {
-    std::lock_guard<std::mutex> lock(sink_state->mu);
-    arrivals = sink_state->arrivals;
-  }
+  std::vector<int> arrivals = sink.arrivals();
   DeliveryVerdict v = judge_deliveries(
-      arrivals, [&](int n) { return acked_status[static_cast<size_t>(n)] != 0; }, kMessages, kKeys);
-  int dup_acks = 0;
-  for (const auto& a : acked_status) dup_acks += a == 200 ? 1 : 0;
+      arrivals, [&](int n) { return clients.status(n) != 0; }, kMessages, kKeys);
+  int dup_acks = clients.duplicate_acks();
   // Order of first deliveries per key.
   std::map<int, int> last_first;  // key → last n first-delivered
   std::set<int> seen;
@@ -234,11 +156,11 @@ TEST(CrashTest, KillNineLosesNothingAcknowledgedAndKeepsOrderPerKey) {
             << " delivered, " << v.twice << " delivered more than once, " << kills << " kills"
             << std::endl;
   std::cout << "crash test: " << dup_acks << " acknowledged by a 200 duplicate answer after a "
-            << "lost 202, " << transport_errors.load() << " connection errors and "
-            << other_statuses.load() << " other answers retried by the clients, " << arrivals.size()
-            << " sink requests, " << disorder.size() << " per-key order violations, "
-            << v.backwards.size() << " states gone backwards, " << v.wrong_last
-            << " keys not ending on their last message" << std::endl;
+            << "lost 202, " << clients.transport_errors() << " connection errors and "
+            << clients.other_statuses() << " other answers retried by the clients, "
+            << arrivals.size() << " sink requests, " << disorder.size()
+            << " per-key order violations, " << v.backwards.size() << " states gone backwards, "
+            << v.wrong_last << " keys not ending on their last message" << std::endl;
   std::string restarts;
   for (long ms : restart_ms) restarts += std::to_string(ms) + " ";
   std::cout << "crash test: sending " << secs(t_start, t_sent) << " s, total "
