@@ -155,14 +155,28 @@ TEST(Membership, ThreeNodesShareThePartitionsAndOneLeads) {
   EXPECT_GT(watch.samples(), 100);
 }
 
-TEST(Membership, ANodeThatLeavesCleanlyIsTakenOverWithoutWaitingForTheLease) {
+// Two nodes on a fresh redis-server, started, watched, and settled.
+struct TwoNodes {
   RedisServer server;
-  ASSERT_EQ(server.start(), "");
-  auto a = node(server, "a"), b = node(server, "b");
-  OverlapWatch watch({a.get(), b.get()});
-  a->start(idle);
-  b->start(idle);
-  ASSERT_TRUE(wait_for([&] { return settled({a.get(), b.get()}); }, milliseconds(10000)));
+  std::unique_ptr<RedisMembership> a, b;
+  std::unique_ptr<OverlapWatch> watch;
+  void start() {
+    ASSERT_EQ(server.start(), "");
+    a = node(server, "a");
+    b = node(server, "b");
+    watch = std::make_unique<OverlapWatch>(std::vector<RedisMembership*>{a.get(), b.get()});
+    a->start(idle);
+    b->start(idle);
+    ASSERT_TRUE(wait_for([&] { return settled({a.get(), b.get()}); }, milliseconds(10000)));
+  }
+};
+
+TEST(Membership, ANodeThatLeavesCleanlyIsTakenOverWithoutWaitingForTheLease) {
+  TwoNodes t;
+  ASSERT_NO_FATAL_FAILURE(t.start());
+  auto& a = t.a;
+  auto& b = t.b;
+  auto& watch = *t.watch;
   auto t0 = SteadyClock::now();
   b->stop(2000);
   watch.set(1, nullptr);
@@ -179,13 +193,11 @@ TEST(Membership, ANodeThatLeavesCleanlyIsTakenOverWithoutWaitingForTheLease) {
 }
 
 TEST(Membership, ADeadNodeIsTakenOverAfterItsLeaseAndTheWait) {
-  RedisServer server;
-  ASSERT_EQ(server.start(), "");
-  auto a = node(server, "a"), b = node(server, "b");
-  OverlapWatch watch({a.get(), b.get()});
-  a->start(idle);
-  b->start(idle);
-  ASSERT_TRUE(wait_for([&] { return settled({a.get(), b.get()}); }, milliseconds(10000)));
+  TwoNodes t;
+  ASSERT_NO_FATAL_FAILURE(t.start());
+  auto& a = t.a;
+  auto& b = t.b;
+  auto& watch = *t.watch;
   int b_had = owned_count(*b);
   ASSERT_GT(b_had, 0);
   // Dies: its thread ends without giving anything up (the destructor does not release).
