@@ -245,12 +245,14 @@ if ((PG)) && [[ -n ${BENCH_PG_WAITS:-} ]]; then  # what relais's sessions wait o
   PIDS+=("$WAITS_PID")
 fi
 cpu0=$(cpu_ticks "$RELAIS_PID")
-((PG)) && pg0=$(pg_ticks)
+# PostgreSQL: its transactions (the writer's groups, mostly) and WAL bytes over the load.
+pg_counters() { psql_pg -d postgres -F ' ' -c "SELECT xact_commit, pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_database WHERE datname = 'relais'"; }
+((PG)) && pg0=$(pg_ticks) && read -r commits0 wal0 <<<"$(pg_counters)"
 t0=$(now_ms)
 R=$(run_wrk "$RELAIS_URL/api/v1/sources/bench/messages" 202 "$TMP/wrk-relais.out")
 t1=$(now_ms)
 cpu_load=$(cpu_ticks "$RELAIS_PID")
-((PG)) && pg_load=$(pg_ticks)
+((PG)) && pg_load=$(pg_ticks) && read -r commits1 wal1 <<<"$(pg_counters)"
 if [[ -n $WAITS_PID ]]; then
   wait "$WAITS_PID" 2>/dev/null || true
   { echo "# pg_stat_activity samples (every 100 ms for ${DURATION} s): count | wait type | event | state | statement"
@@ -296,6 +298,10 @@ if ((PG)); then
   pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
   pg_cpu_load_s=$(awk -v a="$pg0" -v b="$pg_load" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
   pg_us_msg=$(awk -v c="$pg_cpu_s" -v n="$received" 'BEGIN {printf "%.0f", c * 1e6 / n}')
+  # pg_stat_database is reported with a delay of up to a second: an order of magnitude.
+  pg_commits=$((commits1 - commits0))
+  pg_group=$(awk -v c="$pg_commits" -v n="$received" 'BEGIN {printf "%.1f", (c > 0) ? n / c : 0}')
+  pg_wal_msg=$(awk -v a="$wal0" -v b="$wal1" -v n="$received" 'BEGIN {printf "%.0f", (b - a) / n}')
 fi
 drain_s=$(awk -v a="$t1" -v b="$last_ms" 'BEGIN {printf "%.1f", (b - a) / 1000}')
 p50=$(awk -v u="$(field p50_us "$R")" 'BEGIN {printf "%.2f", u / 1000}')
@@ -376,14 +382,17 @@ printf '%-44s %s / %s\n' "accept latency p50 / p99 (ms)" "$p50" "$p99"
 printf '%-44s %s (%s)\n' "messages accepted (wrk 202s)" "$received" "$ok"
 printf '%-44s %s s after the load\n' "queue drained" "$drain_s"
 printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "relais CPU (utime+stime)" "$cpu_load_s" "$cpu_s" "$cpu_us_msg"
-((PG)) && printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "PostgreSQL server CPU (all its processes)" "$pg_cpu_load_s" "$pg_cpu_s" "$pg_us_msg"
+if ((PG)); then
+  printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "PostgreSQL server CPU (all its processes)" "$pg_cpu_load_s" "$pg_cpu_s" "$pg_us_msg"
+  printf '%-44s %s commits under load (%s msg per commit), %s WAL bytes/msg\n' "PostgreSQL transactions" "$pg_commits" "$pg_group" "$pg_wal_msg"
+fi
 printf '%-44s %s MiB\n' "relais peak RSS (VmHWM)" "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')"
 if [[ $SKIP_NGINX != 1 ]]; then
   printf '%-44s %s msg/s, p50 %s ms, p99 %s ms, workers CPU %s s\n' "nginx reference ($NGINX_WORKERS workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_cpu_s"
   printf '%-44s %s\n' "ratio relais/nginx (min(accepted,delivered))" "$ratio"
 fi
 printf '%-44s %s\n' "load average at end" "$loadavg"
-SUMMARY="SUMMARY store=$( ((PG)) && echo postgresql || echo sqlite) shape=$SHAPE store_rows=$seq_before keys=$KEYS sync=$SYNC conns=$CONNS duration=$DURATION accept_rps=$accept_rps deliver_rps=$deliver_rps p50_ms=$p50 p99_ms=$p99 received=$received wrk_ok=$ok drain_s=$drain_s cpu_load_s=$cpu_load_s cpu_s=$cpu_s cpu_us_msg=$cpu_us_msg pg_cpu_s=$pg_cpu_s pg_us_msg=$pg_us_msg hwm_kib=$hwm nginx_rps=$nginx_rps nginx_p50_ms=$nginx_p50 nginx_p99_ms=$nginx_p99 nginx_cpu_s=$nginx_cpu_s ratio=$ratio loadavg=${loadavg// /,}"
+SUMMARY="SUMMARY store=$( ((PG)) && echo postgresql || echo sqlite) shape=$SHAPE store_rows=$seq_before keys=$KEYS sync=$SYNC conns=$CONNS duration=$DURATION accept_rps=$accept_rps deliver_rps=$deliver_rps p50_ms=$p50 p99_ms=$p99 received=$received wrk_ok=$ok drain_s=$drain_s cpu_load_s=$cpu_load_s cpu_s=$cpu_s cpu_us_msg=$cpu_us_msg pg_cpu_s=$pg_cpu_s pg_us_msg=$pg_us_msg pg_msg_per_commit=${pg_group:-0} pg_wal_msg=${pg_wal_msg:-0} hwm_kib=$hwm nginx_rps=$nginx_rps nginx_p50_ms=$nginx_p50 nginx_p99_ms=$nginx_p99 nginx_cpu_s=$nginx_cpu_s ratio=$ratio loadavg=${loadavg// /,}"
 echo "$SUMMARY"
 [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$SUMMARY" >>"$BENCH_SUMMARY_FILE"
 # The floors: issue 10 (embedded store) 10,000 msg/s; issue 15 (one node on PostgreSQL) 3,000.
