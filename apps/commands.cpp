@@ -550,8 +550,9 @@ std::string extra_commands_usage() {
          "                            (through the running relais's API, or the store itself)\n"
          "  retention run [--dry-run]   run the retention purge now (through the running\n"
          "                            relais's API, or on the store when none runs)\n"
-         "  store compact             give a store's free pages back (offline; converts an old\n"
-         "                            store to incremental vacuum)\n"
+         "  store compact             give a store's free pages back (SQLite: offline; converts\n"
+         "                            an old store to incremental vacuum; PostgreSQL: VACUUM\n"
+         "                            (ANALYZE) of its tables, online)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }

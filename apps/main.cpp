@@ -19,8 +19,10 @@
 #include "connectors/registry.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "core/store_lock.h"
 #include "routing/hub.h"
+#include "store/postgresql/pg_backend.h"
 #include "store/sqlite/sqlite_backend.h"
 
 #ifndef RELAIS_VERSION
@@ -128,8 +130,11 @@ class ServeApp final : public Poco::Util::ServerApplication {
       int port = api->start();
       const std::string scheme = cfg.tls.enabled() ? "https://" : "http://";
       lock->publish_url(scheme + local_host(cfg.address) + ":" + std::to_string(port));
+      // The store as its backend describes it: the SQLite file, or PostgreSQL's
+      // host:port/database (never a password).
       std::cout << "relais " << RELAIS_VERSION << " listening on " << scheme << cfg.address << ":"
-                << port << " (store " << cfg.store_path << ")" << std::endl;
+                << port << " (store " << open_store_backend(cfg.store)->describe() << ")"
+                << std::endl;
     } catch (const std::exception& e) {
       std::cerr << "relais serve: cannot start: " << e.what() << std::endl;
       if (api) api->stop();
@@ -171,8 +176,8 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   if (cmd == "version" || cmd == "--version") {
-    std::cout << "relais " << RELAIS_VERSION << " (store schema " << sqlite_schema_version()
-              << ")\n";
+    std::cout << "relais " << RELAIS_VERSION << " (store schema: SQLite " << sqlite_schema_version()
+              << ", PostgreSQL " << postgresql_schema_version() << ")\n";
     return 0;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -1145,6 +1145,7 @@ Status PgStore::purge(const RetentionPolicy& policy, const RetentionRun& run,
   }
   // No incremental_vacuum: VACUUM makes the space of deleted and rewritten rows reusable (and
   // gives the file's empty tail back); the server's autovacuum does it too.
+  result.vacuum_only = true;
   if (status.ok && !run.dry_run) result.checkpointed = vacuum();
   result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - started)
