@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "api/http_api.h"
@@ -123,6 +124,9 @@ class ServeApp final : public Poco::Util::ServerApplication {
     Runtime rt;
     std::unique_ptr<ApiServer> api;
     try {
+      // The node's own folder holds the lock on a shared store (PostgreSQL): made if missing,
+      // as the backend would make it.
+      if (!cfg.store.state_dir.empty()) std::filesystem::create_directories(cfg.store.state_dir);
       lock = StoreLock::exclusive(cfg.store_path, std::chrono::seconds(10));
       rt = make_runtime(cfg, registries);
       rt.hub->start();

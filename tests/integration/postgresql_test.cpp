@@ -158,8 +158,9 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   pg.stop();
 }
 
-// The commands that open the store, on PostgreSQL: `relais serve` names the store as its backend
-// describes it (host:port/database, never the password nor the state folder); `relais store
+// The commands that open the store, on PostgreSQL: `relais serve` makes its state folder when
+// missing and names the store as its backend describes it (host:port/database, never the
+// password nor the state folder); `relais store
 // compact` runs VACUUM (ANALYZE) online, relais running; `relais privacy erase` finds the relais
 // of this node by the lock in store.state_dir and erases through its API; without one it refuses
 // naming the store; `relais retention run` without a relais purges on the database itself
@@ -182,7 +183,7 @@ TEST(PostgresqlRelais, CommandsWorkOnAPostgresqlStore) {
                 "  default: {delivered: 1s, dead: 1h, discarded: 1h, skipped: 1h}\n";
   o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
                          "\"\n  password_env: " + kPasswordEnv + "\n  state_dir: " + state.path() +
-                         "\n";
+                         "/node-a" + "\n";
   RelaisProcess relais(o);
   relais.start();
   const std::string where = "127.0.0.1:" + std::to_string(pg.port()) + "/" + pg.options().database;
