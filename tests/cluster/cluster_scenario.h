@@ -58,10 +58,7 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
 
   PgServer pg;
   pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
+  const std::string uri = pg.connection_with_password_in(kPasswordEnv);
   RedisServer redis(false);
   ASSERT_EQ(redis.start(), "");
 

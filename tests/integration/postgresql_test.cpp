@@ -59,10 +59,7 @@ std::string message(int n) {
 TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   PgServer pg;
   pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
+  const std::string uri = pg.connection_with_password_in(kPasswordEnv);
 
   struct Seen {
     std::mutex mu;
@@ -168,10 +165,7 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
 TEST(PostgresqlRelais, CommandsWorkOnAPostgresqlStore) {
   PgServer pg;
   pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
+  const std::string uri = pg.connection_with_password_in(kPasswordEnv);
   relais::tools::HttpSink sink(0, false, 4);
 
   TempDir state("relais-pg-state-");
