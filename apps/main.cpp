@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "api/http_api.h"
@@ -19,8 +20,10 @@
 #include "connectors/registry.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/store_backend.h"
 #include "core/store_lock.h"
 #include "routing/hub.h"
+#include "store/postgresql/pg_backend.h"
 #include "store/sqlite/sqlite_backend.h"
 
 #ifndef RELAIS_VERSION
@@ -121,6 +124,9 @@ class ServeApp final : public Poco::Util::ServerApplication {
     Runtime rt;
     std::unique_ptr<ApiServer> api;
     try {
+      // The node's own folder holds the lock on a shared store (PostgreSQL): made if missing,
+      // as the backend would make it.
+      if (!cfg.store.state_dir.empty()) std::filesystem::create_directories(cfg.store.state_dir);
       lock = StoreLock::exclusive(cfg.store_path, std::chrono::seconds(10));
       rt = make_runtime(cfg, registries);
       rt.hub->start();
@@ -128,8 +134,11 @@ class ServeApp final : public Poco::Util::ServerApplication {
       int port = api->start();
       const std::string scheme = cfg.tls.enabled() ? "https://" : "http://";
       lock->publish_url(scheme + local_host(cfg.address) + ":" + std::to_string(port));
+      // The store as its backend describes it: the SQLite file, or PostgreSQL's
+      // host:port/database (never a password).
       std::cout << "relais " << RELAIS_VERSION << " listening on " << scheme << cfg.address << ":"
-                << port << " (store " << cfg.store_path << ")" << std::endl;
+                << port << " (store " << open_store_backend(cfg.store)->describe() << ")"
+                << std::endl;
     } catch (const std::exception& e) {
       std::cerr << "relais serve: cannot start: " << e.what() << std::endl;
       if (api) api->stop();
@@ -171,8 +180,8 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   if (cmd == "version" || cmd == "--version") {
-    std::cout << "relais " << RELAIS_VERSION << " (store schema " << sqlite_schema_version()
-              << ")\n";
+    std::cout << "relais " << RELAIS_VERSION << " (store schema: SQLite " << sqlite_schema_version()
+              << ", PostgreSQL " << postgresql_schema_version() << ")\n";
     return 0;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -1,13 +1,16 @@
 // `relais privacy erase`: the erasure of one person's payloads (docs/security.md, "Erasure"),
 // always through the API of the running relais, which owns the store's writer: the erasure is
 // one more job of its group commits, discards the key's active deliveries from its dispatcher
-// when forced, and is audited under the token's name.
+// when forced, and is audited under the token's name. On either engine: the running relais is
+// found by the lock of its store (core/store_lock.h: beside the SQLite file, or in the node's
+// store.state_dir on PostgreSQL), or named with --server.
 
 #include <cstring>
 #include <iostream>
 
 #include "apps/api_client.h"
 #include "apps/commands.h"
+#include "core/store_backend.h"
 
 namespace relais {
 namespace {
@@ -42,10 +45,14 @@ int privacy_command(int argc, char** argv) {
     load_configuration(argc, argv, cfg);
     WriteTarget target = resolve_write_target(cfg, argc, argv, "relais privacy erase");
     if (!target.via_api) {
-      std::cerr << "relais privacy erase: no relais is running on " << cfg.store_path
+      // On a shared store (PostgreSQL) the relais that dispatches may run on another node: only
+      // its dispatcher can discard the deliveries it holds, so the erasure goes through it.
+      std::cerr << "relais privacy erase: no relais is running on this node for the store "
+                << open_store_backend(cfg.store)->describe()
                 << ": the erasure runs in relais (its store writer, its dispatcher, its audit "
-                   "trail). Start relais, then run this again with an admin token, or call "
-                   "POST /api/v1/privacy/erase\n";
+                   "trail). Start relais, then run this again with an admin token; or give "
+                   "--server URL --token TOKEN of the relais that runs it (on a shared store, "
+                   "another node's); or call POST /api/v1/privacy/erase\n";
       return 1;
     }
     ApiClient api(target.url, target.token);

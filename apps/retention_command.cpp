@@ -1,9 +1,8 @@
 // `relais retention run` (the purge now: through the running relais's API when one holds the
-// store, else on the store itself with the store lock held) and `relais store compact` (VACUUM
-// of a store no relais holds, converting it to incremental vacuum). docs/operations.md,
+// store, else on the store itself with the store lock held) and `relais store compact`
+// (StoreBackend::compact: VACUUM of a SQLite store no relais holds, converting it to incremental
+// vacuum; VACUUM (ANALYZE) of a PostgreSQL store's tables, online). docs/operations.md,
 // docs/security.md "Retention".
-
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <cstring>
@@ -37,7 +36,13 @@ const char* kCompactUsage =
     "Rewrites the store file without its free pages (VACUUM) and turns on incremental vacuum, "
     "so that the retention purge gives the space it frees back to the file system from then "
     "on. Offline only: refused while a relais holds the store. Needs free disk space as large "
-    "as the store, and takes time in proportion to its size.\n";
+    "as the store, and takes time in proportion to its size.\n"
+    "On PostgreSQL (store.kind postgresql): VACUUM (ANALYZE) of the store's tables, online (the "
+    "nodes keep running): the space of deleted and rewritten rows is reused by later writes and "
+    "the planner's statistics are renewed, as autovacuum does on its own thresholds (run it "
+    "after a large purge, erasure or migration); the files keep their size. Giving the space "
+    "back to the system is VACUUM FULL, which locks each table while it is rewritten: a "
+    "database administrator's decision, nodes stopped (docs/operations.md).\n";
 
 // Prints a run's result (retention_json, from the API or from the run here).
 void print_result(const nlohmann::json& j) {
@@ -62,6 +67,13 @@ void print_result(const nlohmann::json& j) {
     }
     return;
   }
+  if (j.value("space", "pages") == "vacuum") {
+    std::cout << (j.value("wal_truncated", false)
+                      ? "VACUUM done: the space of the purged rows is reused by later writes "
+                        "(PostgreSQL keeps its files' size)\n"
+                      : "VACUUM failed (see the log): autovacuum will make the space reusable\n");
+    return;
+  }
   std::cout << "freed: " << j.value("freed_bytes", 0)
             << " byte(s); free pages left: " << j.value("free_pages", 0) << "\n";
   if (!j.value("incremental_vacuum", false)) {
@@ -82,16 +94,6 @@ int usage_exit(int argc, char** argv, const char* usage, const char* sub) {
     return 64;
   }
   return -1;
-}
-
-int64_t file_bytes(const std::string& path) {
-  std::error_code ec;
-  int64_t n = 0;
-  for (const auto& p : {path, path + "-wal"}) {
-    auto size = std::filesystem::file_size(p, ec);
-    if (!ec) n += static_cast<int64_t>(size);
-  }
-  return n;
 }
 
 }  // namespace
@@ -150,38 +152,22 @@ int store_compact_command(int argc, char** argv) {
   try {
     HubConfig cfg;
     load_configuration(argc, argv, cfg);
-    auto lock = offline_lock(cfg.store_path, "relais store compact",
-                             "compact works offline only; stop relais, then run it again");
-    if (!lock) return 1;
-    if (!std::filesystem::exists(cfg.store_path)) {
-      std::cerr << "relais store compact: no store at " << cfg.store_path << "\n";
+    auto backend = open_store_backend(cfg.store);
+    std::unique_ptr<StoreLock> lock;
+    if (backend->compacts_offline()) {
+      lock = offline_lock(cfg.store_path, "relais store compact",
+                          "compact works offline only; stop relais, then run it again");
+      if (!lock) return 1;
+    }
+    CompactReport report;
+    Status s = backend->compact(cfg.store_busy_timeout_ms, report);
+    if (!s.ok) {
+      std::cerr << "relais store compact: " << backend->describe() << ": "
+                << (s.detail.empty() ? s.error : s.detail) << "\n";
       return 1;
     }
-    const int64_t before = file_bytes(cfg.store_path);
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(cfg.store_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      std::string err = db ? sqlite3_errmsg(db) : "cannot open";
-      sqlite3_close(db);
-      std::cerr << "relais store compact: " << err << "\n";
-      return 1;
-    }
-    sqlite3_busy_timeout(db, std::max(0, cfg.store_busy_timeout_ms));
-    // auto_vacuum changes on an existing file only with a VACUUM, which rewrites it whole.
-    char* err = nullptr;
-    int rc = sqlite3_exec(db,
-                          "PRAGMA auto_vacuum=INCREMENTAL; VACUUM; "
-                          "PRAGMA wal_checkpoint(TRUNCATE);",
-                          nullptr, nullptr, &err);
-    std::string error = rc == SQLITE_OK ? "" : (err ? err : sqlite3_errstr(rc));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    if (!error.empty()) {
-      std::cerr << "relais store compact: " << error << " (the store is unchanged)\n";
-      return 1;
-    }
-    const int64_t after = file_bytes(cfg.store_path);
-    std::cout << cfg.store_path << ": " << before << " → " << after
-              << " byte(s); incremental vacuum on\n";
+    std::cout << backend->describe() << ": " << report.bytes_before << " → " << report.bytes_after
+              << " byte(s); " << report.done << "\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "relais store compact: " << e.what() << "\n";

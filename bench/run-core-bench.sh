@@ -6,8 +6,9 @@
 # 1. builds relais and bench_sink in BUILD_DIR (Release, configured if needed);
 # 2. starts bench_sink (quiet HTTP sink) and relais on an embedded store (a fresh one in a temp
 #    dir, or BENCH_STORE: one already holding millions of rows, see bench/prefill-store.sh),
-#    synchronous=full, in the shape of the shipped config/cms76.yaml (BENCH_SHAPE=production:
-#    the source's idempotency key $.id, the correlation list, a route on rdv.* with the shipped
+#    synchronous=full, or on a throwaway PostgreSQL 15 (BENCH_STORE=postgresql, durable), in
+#    the shape of the shipped config/cms76.yaml (BENCH_SHAPE=production: the source's
+#    idempotency key $.id, the correlation list, a route on rdv.* with the shipped
 #    rdv-calendar mapping) with one http destination -> the sink;
 # 3. wrk POSTs the CMS76 sample rdv.planned event (bench/wrk/post.lua) over N keep-alive
 #    connections for D seconds; every response must be 202 (checked by the Lua script);
@@ -24,13 +25,21 @@
 #   BENCH_CONNECTIONS [32]    wrk connections        BENCH_THREADS [2]   wrk threads
 #   BENCH_SHAPE [production]  production: idempotency + mapping as shipped (see above);
 #                             bare: no idempotency, no mapping (the figures before 2026-12)
-#   BENCH_STORE               postgresql: the store alone on a throwaway PostgreSQL 15 (durable:
-#                             fsync and synchronous_commit on), measured by bench_store (the
-#                             accept and outcome path of the store, BENCH_CONNECTIONS threads for
-#                             BENCH_DURATION s), not through HTTP (relais runs on PostgreSQL with
-#                             `store: {kind: postgresql}`; this script does not drive that yet);
+#   BENCH_STORE               postgresql: relais itself on a throwaway PostgreSQL 15 (durable:
+#                             fsync and synchronous_commit on; `store: {kind: postgresql}`), the
+#                             same shape and load as on SQLite; the server's CPU is reported too;
+#                             postgresql-store-only: the store alone on that server, measured by
+#                             bench_store (BENCH_CONNECTIONS threads accept one message at a time
+#                             for BENCH_DURATION s, every outcome recorded), not through HTTP;
 #                             else an existing store file to run on (kept; rows are counted as a
 #                             difference); default: a fresh store in the temp dir
+#   BENCH_PG_PREFILL [0]      postgresql: messages put in the database before the run
+#                             (bench/prefill-store.sh postgresql:URI N: generate_series, fast)
+#   BENCH_PG_WAITS            postgresql: if set, pg_stat_activity sampled every 100 ms during
+#                             the load (wait events and running statements of relais's sessions),
+#                             counted into this file
+#   BENCH_PG_OPTIONS          postgresql: extra server options (e.g. "-c synchronous_commit=off",
+#                             not durable: only to see the fsync's share)
 #   BENCH_KEYS [vary]         vary: one correlation key and one event id per message;
 #                             single: every message has the key rdv:91877 (FIFO worst case;
 #                             with BENCH_SHAPE=bare only: with idempotency they are duplicates)
@@ -68,7 +77,7 @@ source "$ROOT/bench/bench-lib.sh"
 [[ $SHAPE == production || $SHAPE == bare ]] || die "BENCH_SHAPE is production or bare"
 
 # --- build -----------------------------------------------------------------------------------
-if [[ ${BENCH_STORE:-} == postgresql ]]; then
+if [[ ${BENCH_STORE:-} == postgresql-store-only ]]; then
   [[ -f $BUILD/CMakeCache.txt ]] ||
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRELAIS_BENCH=ON >/dev/null
   [[ ${BENCH_NO_BUILD:-0} == 1 ]] || cmake --build "$BUILD" -j2 --target bench_store \
@@ -110,12 +119,44 @@ wait_for_file_line "$TMP/sink.out" 'listening on' "$SINK_PID" 10 || die "bench_s
 SINK_PORT=$(cat "$TMP/sink.port")
 
 # --- relais ----------------------------------------------------------------------------------
-STORE=${BENCH_STORE:-$TMP/relais.db}
-max_seq() {  # max_seq STORE: the highest message seq (0 for a store not created yet)
-  [[ -f $1 ]] || { echo 0; return; }
-  python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0])' "$1"
+PG=0
+[[ ${BENCH_STORE:-} == postgresql ]] && PG=1
+# store_sql SQL: one value read from the store (SQLite file, or the PostgreSQL database).
+store_sql() {
+  if ((PG)); then
+    psql_pg -d relais -c "$1"
+  else
+    python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$STORE" "$1"
+  fi
 }
-seq_before=$(max_seq "$STORE")
+if ((PG)); then
+  start_pg relais "${BENCH_PG_OPTIONS:-}"
+  STORE="postgresql on 127.0.0.1:$PG_PORT"
+  PG_URI_NO_PW="host=127.0.0.1 port=$PG_PORT dbname=relais user=relais"
+  export RELAIS_BENCH_PG_PASSWORD=$PG_PASSWORD
+  mkdir -p "$TMP/state"
+  STORE_SECTION="  kind: postgresql
+  uri: \"$PG_URI_NO_PW\"
+  password_env: RELAIS_BENCH_PG_PASSWORD
+  state_dir: $TMP/state"
+  if ((${BENCH_PG_PREFILL:-0} > 0)); then
+    PGPASSWORD=$PG_PASSWORD "$ROOT/bench/prefill-store.sh" "postgresql:$PG_URI_NO_PW" \
+      "$BENCH_PG_PREFILL" "$BUILD" || die "prefill failed"
+  fi
+  # The server's processes (postmaster and backends): their CPU is reported with relais's.
+  PG_MASTER=$(head -1 "$TMP/pg/data/postmaster.pid")
+  pg_ticks() {
+    local t=$(cpu_ticks "$PG_MASTER") c
+    for c in $(ps -o pid= --ppid "$PG_MASTER"); do t=$((t + $(cpu_ticks "$c" 2>/dev/null || echo 0))); done
+    echo "$t"
+  }
+else
+  STORE=${BENCH_STORE:-$TMP/relais.db}
+  STORE_SECTION="  path: $STORE
+  synchronous: $SYNC"
+fi
+seq_before=0
+if ((PG)) || [[ -f $STORE ]]; then seq_before=$(store_sql "SELECT COALESCE(MAX(seq), 0) FROM messages" 2>/dev/null || echo 0); fi
 if [[ $SHAPE == production ]]; then
   SOURCE_EXTRA="      - \"demande:{\$.demande.numero}\"
       - \"individu:{\$.individu.id}\"
@@ -144,8 +185,7 @@ server:
   port: 0
   threads: 64
 store:
-  path: $STORE
-  synchronous: $SYNC
+$STORE_SECTION
 $ENCRYPTION
 log:
   level: warn
@@ -192,11 +232,33 @@ if [[ -n ${BENCH_PERF:-} ]]; then  # profile relais during the load (perf report
   PERF_PID=$!
   PIDS+=("$PERF_PID")
 fi
+WAITS_PID=
+if ((PG)) && [[ -n ${BENCH_PG_WAITS:-} ]]; then  # what relais's sessions wait on, sampled
+  (
+    end=$(($(now_ms) + DURATION * 1000))
+    while (($(now_ms) < end)); do
+      psql_pg -d postgres -F ' | ' -c "SELECT COALESCE(wait_event_type, 'CPU'), COALESCE(wait_event, '-'), state, left(regexp_replace(query, '\s+', ' ', 'g'), 60) FROM pg_stat_activity WHERE datname = 'relais' AND pid <> pg_backend_pid() AND state <> 'idle'" || true
+      sleep 0.1
+    done
+  ) >"$TMP/pg-waits.raw" 2>/dev/null &
+  WAITS_PID=$!
+  PIDS+=("$WAITS_PID")
+fi
 cpu0=$(cpu_ticks "$RELAIS_PID")
+# PostgreSQL: its transactions (the writer's groups, mostly) and WAL bytes over the load.
+pg_counters() { psql_pg -d postgres -F ' ' -c "SELECT xact_commit, pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_database WHERE datname = 'relais'"; }
+((PG)) && pg0=$(pg_ticks) && read -r commits0 wal0 <<<"$(pg_counters)"
 t0=$(now_ms)
 R=$(run_wrk "$RELAIS_URL/api/v1/sources/bench/messages" 202 "$TMP/wrk-relais.out")
 t1=$(now_ms)
 cpu_load=$(cpu_ticks "$RELAIS_PID")
+((PG)) && pg_load=$(pg_ticks) && read -r commits1 wal1 <<<"$(pg_counters)"
+if [[ -n $WAITS_PID ]]; then
+  wait "$WAITS_PID" 2>/dev/null || true
+  { echo "# pg_stat_activity samples (every 100 ms for ${DURATION} s): count | wait type | event | state | statement"
+    sort "$TMP/pg-waits.raw" | uniq -c | sort -rn; } >"$BENCH_PG_WAITS"
+  log "wait events of relais's sessions: $BENCH_PG_WAITS"
+fi
 received=$(curl -sf -H "Authorization: Bearer $TOKEN" "$RELAIS_URL/metrics" |
   awk '/^relais_received_total/ {s += $2} END {printf "%d", s}')
 read -r at_end _ _ <<<"$(sink_count)"
@@ -212,6 +274,7 @@ while :; do
   sleep 0.1
 done
 cpu1=$(cpu_ticks "$RELAIS_PID")
+((PG)) && pg1=$(pg_ticks)
 hwm=$(hwm_kib "$RELAIS_PID")
 ok=$(field ok "$R")
 ((delivered == received)) || die "sink has $delivered deliveries for $received accepted messages"
@@ -220,15 +283,8 @@ ok=$(field ok "$R")
 stop_pid "$RELAIS_PID"
 
 # The store must hold every new message, each with one delivered delivery.
-read -r rows_messages rows_delivered < <(python3 - "$STORE" "$seq_before" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-before = int(sys.argv[2])
-m = db.execute("SELECT COUNT(*) FROM messages WHERE seq > ?", (before,)).fetchone()[0]
-d = db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered' AND message_seq > ?", (before,)).fetchone()[0]
-print(m, d)
-PY
-)
+rows_messages=$(store_sql "SELECT COUNT(*) FROM messages WHERE seq > $seq_before")
+rows_delivered=$(store_sql "SELECT COUNT(*) FROM deliveries WHERE state = 'delivered' AND message_seq > $seq_before")
 ((rows_messages == received && rows_delivered == received)) ||
   die "store has $rows_messages new messages / $rows_delivered delivered for $received accepted"
 
@@ -237,6 +293,16 @@ deliver_rps=$(awk -v n="$delivered" -v a="$t0" -v b="$last_ms" 'BEGIN {printf "%
 cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
 cpu_load_s=$(awk -v a="$cpu0" -v b="$cpu_load" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
 cpu_us_msg=$(awk -v c="$cpu_s" -v n="$received" 'BEGIN {printf "%.0f", c * 1e6 / n}')
+pg_cpu_s=0 pg_cpu_load_s=0 pg_us_msg=0
+if ((PG)); then
+  pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  pg_cpu_load_s=$(awk -v a="$pg0" -v b="$pg_load" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  pg_us_msg=$(awk -v c="$pg_cpu_s" -v n="$received" 'BEGIN {printf "%.0f", c * 1e6 / n}')
+  # pg_stat_database is reported with a delay of up to a second: an order of magnitude.
+  pg_commits=$((commits1 - commits0))
+  pg_group=$(awk -v c="$pg_commits" -v n="$received" 'BEGIN {printf "%.1f", (c > 0) ? n / c : 0}')
+  pg_wal_msg=$(awk -v a="$wal0" -v b="$wal1" -v n="$received" 'BEGIN {printf "%.0f", (b - a) / n}')
+fi
 drain_s=$(awk -v a="$t1" -v b="$last_ms" 'BEGIN {printf "%.1f", (b - a) / 1000}')
 p50=$(awk -v u="$(field p50_us "$R")" 'BEGIN {printf "%.2f", u / 1000}')
 p99=$(awk -v u="$(field p99_us "$R")" 'BEGIN {printf "%.2f", u / 1000}')
@@ -316,15 +382,22 @@ printf '%-44s %s / %s\n' "accept latency p50 / p99 (ms)" "$p50" "$p99"
 printf '%-44s %s (%s)\n' "messages accepted (wrk 202s)" "$received" "$ok"
 printf '%-44s %s s after the load\n' "queue drained" "$drain_s"
 printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "relais CPU (utime+stime)" "$cpu_load_s" "$cpu_s" "$cpu_us_msg"
+if ((PG)); then
+  printf '%-44s %s s under load, %s s with drain (%s us/msg)\n' "PostgreSQL server CPU (all its processes)" "$pg_cpu_load_s" "$pg_cpu_s" "$pg_us_msg"
+  printf '%-44s %s commits under load (%s msg per commit), %s WAL bytes/msg\n' "PostgreSQL transactions" "$pg_commits" "$pg_group" "$pg_wal_msg"
+fi
 printf '%-44s %s MiB\n' "relais peak RSS (VmHWM)" "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')"
 if [[ $SKIP_NGINX != 1 ]]; then
   printf '%-44s %s msg/s, p50 %s ms, p99 %s ms, workers CPU %s s\n' "nginx reference ($NGINX_WORKERS workers)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_cpu_s"
   printf '%-44s %s\n' "ratio relais/nginx (min(accepted,delivered))" "$ratio"
 fi
 printf '%-44s %s\n' "load average at end" "$loadavg"
-SUMMARY="SUMMARY shape=$SHAPE store_rows=$seq_before keys=$KEYS sync=$SYNC conns=$CONNS duration=$DURATION accept_rps=$accept_rps deliver_rps=$deliver_rps p50_ms=$p50 p99_ms=$p99 received=$received wrk_ok=$ok drain_s=$drain_s cpu_load_s=$cpu_load_s cpu_s=$cpu_s cpu_us_msg=$cpu_us_msg hwm_kib=$hwm nginx_rps=$nginx_rps nginx_p50_ms=$nginx_p50 nginx_p99_ms=$nginx_p99 nginx_cpu_s=$nginx_cpu_s ratio=$ratio loadavg=${loadavg// /,}"
+SUMMARY="SUMMARY store=$( ((PG)) && echo postgresql || echo sqlite) shape=$SHAPE store_rows=$seq_before keys=$KEYS sync=$SYNC conns=$CONNS duration=$DURATION accept_rps=$accept_rps deliver_rps=$deliver_rps p50_ms=$p50 p99_ms=$p99 received=$received wrk_ok=$ok drain_s=$drain_s cpu_load_s=$cpu_load_s cpu_s=$cpu_s cpu_us_msg=$cpu_us_msg pg_cpu_s=$pg_cpu_s pg_us_msg=$pg_us_msg pg_msg_per_commit=${pg_group:-0} pg_wal_msg=${pg_wal_msg:-0} hwm_kib=$hwm nginx_rps=$nginx_rps nginx_p50_ms=$nginx_p50 nginx_p99_ms=$nginx_p99 nginx_cpu_s=$nginx_cpu_s ratio=$ratio loadavg=${loadavg// /,}"
 echo "$SUMMARY"
 [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$SUMMARY" >>"$BENCH_SUMMARY_FILE"
-floor_ok=$(awk -v a="$accept_rps" -v d="$deliver_rps" 'BEGIN {print (a >= 10000 && d >= 10000) ? "yes" : "no"}')
-printf '%-44s %s\n' "floor (>= 10000 msg/s accepted and delivered)" "$floor_ok"
+# The floors: issue 10 (embedded store) 10,000 msg/s; issue 15 (one node on PostgreSQL) 3,000.
+floor=10000
+((PG)) && floor=3000
+floor_ok=$(awk -v a="$accept_rps" -v d="$deliver_rps" -v f="$floor" 'BEGIN {print (a >= f && d >= f) ? "yes" : "no"}')
+printf '%-44s %s\n' "floor (>= $floor msg/s accepted and delivered)" "$floor_ok"
 exit 0

@@ -42,9 +42,13 @@ std::string retention_summary(const RetentionResult& r) {
          std::to_string(r.purged_deliveries) + " envoi(s), " + std::to_string(r.purged_attempts) +
          " tentative(s)); " + std::to_string(r.deleted_messages) + " message(s) supprimé(s) (" +
          std::to_string(r.deleted_deliveries) + " envoi(s), " + std::to_string(r.deleted_attempts) +
-         " tentative(s)); " + std::to_string(r.freed_bytes) + " octet(s) libéré(s); " +
-         std::to_string(r.free_pages) + " page(s) libre(s) restante(s)" +
-         (r.incremental ? "" : " (stockage sans auto_vacuum: relais store compact)");
+         " tentative(s)); " +
+         (r.vacuum_only
+              ? std::string(r.checkpointed ? "VACUUM fait: place réutilisable"
+                                           : "VACUUM non fait (autovacuum le fera)")
+              : std::to_string(r.freed_bytes) + " octet(s) libéré(s); " +
+                    std::to_string(r.free_pages) + " page(s) libre(s) restante(s)" +
+                    (r.incremental ? "" : " (stockage sans auto_vacuum: relais store compact)"));
 }
 
 nlohmann::json retention_json(const RetentionResult& r, bool dry_run) {
@@ -62,6 +66,9 @@ nlohmann::json retention_json(const RetentionResult& r, bool dry_run) {
       {"free_pages", r.free_pages},
       {"incremental_vacuum", r.incremental},
       {"wal_truncated", r.checkpointed},
+      // "pages": the figures above are the file's (SQLite); "vacuum": the engine reuses the
+      // space in place (PostgreSQL), wal_truncated then says whether its VACUUM ran.
+      {"space", r.vacuum_only ? "vacuum" : "pages"},
       {"batches", r.batches},
       {"duration_ms", r.duration_ms},
   };

@@ -69,7 +69,11 @@ struct RetentionResult {
   int64_t free_pages = 0;     // free pages left in the file (reused by later writes)
   bool incremental = false;   // the store was created with auto_vacuum=INCREMENTAL
   bool checkpointed = false;  // the WAL was checkpointed and truncated afterwards
-  int64_t batches = 0;        // writer jobs used
+  // The engine has no free pages of its own to report (PostgreSQL: the purge ends with VACUUM,
+  // which makes the rows' space reusable in place; freed_bytes, free_pages and incremental stay
+  // 0, and checkpointed says the VACUUM ran).
+  bool vacuum_only = false;
+  int64_t batches = 0;  // writer jobs used
   Millis duration_ms = 0;
   std::vector<std::string> purge_sample, delete_sample;  // dry run: message ids
 };

@@ -38,6 +38,12 @@ struct StoreLocation {
   std::string state_dir;
 };
 
+// What `relais store compact` did (StoreBackend::compact).
+struct CompactReport {
+  int64_t bytes_before = -1, bytes_after = -1;  // the store's size on disk; -1: unknown
+  std::string done;                             // what was done, one line for the operator
+};
+
 class StoreBackend {
  public:
   virtual ~StoreBackend() = default;
@@ -69,6 +75,16 @@ class StoreBackend {
     (void)why;
     return true;
   }
+  // `relais store compact`. SQLite: rewrites the file without its free pages (VACUUM) and turns
+  // on incremental vacuum — offline only (compacts_offline() true: the caller holds the store
+  // lock, no server runs); 503 when the file cannot be opened or rewritten (then unchanged).
+  // PostgreSQL: VACUUM (ANALYZE) of the store's tables, online (nodes keep accepting): the space
+  // of deleted and rewritten rows made reusable, the planner's statistics renewed; the files keep
+  // their size (giving it back to the system is VACUUM FULL, which locks every table: a
+  // database administrator's decision, docs/operations.md). `busy_timeout_ms`: SQLite's wait
+  // for the file's lock.
+  virtual bool compacts_offline() const = 0;
+  virtual Status compact(int busy_timeout_ms, CompactReport& out) = 0;
   // The SMS records and opt-outs: one per backend, shared by every SMS destination and the
   // API (opened on first use). Throws at the first use when it cannot be opened.
   virtual std::shared_ptr<sms::SmsStore> sms(const Clock& clock) = 0;

@@ -51,6 +51,10 @@ class SqliteBackend : public StoreBackend {
     if (!sms_) sms_ = sms::open_sqlite_sms_store(where_.path, clock);
     return sms_;
   }
+  bool compacts_offline() const override { return true; }
+  Status compact(int busy_timeout_ms, CompactReport& out) override {
+    return compact_sqlite_store(where_.path, busy_timeout_ms, out);
+  }
 
  private:
   StoreLocation where_;

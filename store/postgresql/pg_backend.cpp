@@ -95,6 +95,35 @@ class PgBackend : public StoreBackend {
     if (!sms_) sms_ = sms::open_postgresql_sms_store(where_.uri, password_, clock);
     return sms_;
   }
+  bool compacts_offline() const override { return false; }
+  // Online: VACUUM takes no lock that stops the nodes' reads and writes. The tables are those
+  // of the connection's schema, where the migrations created them.
+  Status compact(int busy_timeout_ms, CompactReport& out) override {
+    (void)busy_timeout_ms;
+    std::unique_ptr<pg::Connection> c;
+    Status s = pg::Connection::open(where_.uri, 10, c, password_);
+    pg::Result r;
+    constexpr const char* kSize = "SELECT pg_database_size(current_database())";
+    if (s.ok) {
+      s = c->run_text(
+          "SELECT string_agg(format('%I', tablename), ', ' ORDER BY tablename), COUNT(*) FROM "
+          "pg_tables WHERE schemaname = current_schema()",
+          {}, r);
+    }
+    if (!s.ok) return s;
+    const std::string tables = r.text(0, 0);
+    const int64_t n = r.int64(0, 1);
+    if (tables.empty()) return Status::failure(404, "no store", "no table in " + describe_);
+    if (!(s = c->run_text(kSize, {}, r)).ok) return s;
+    out.bytes_before = r.int64(0, 0);
+    if (!(s = c->exec("VACUUM (ANALYZE) " + tables)).ok) return s;
+    if (!(s = c->run_text(kSize, {}, r)).ok) return s;
+    out.bytes_after = r.int64(0, 0);
+    out.done = "VACUUM (ANALYZE) of " + std::to_string(n) +
+               " table(s): the space of deleted and rewritten rows is reused, the planner's "
+               "statistics are renewed (online; the files keep their size)";
+    return Status::success();
+  }
   // A session advisory lock on a connection of its own, kept for the backend's life (the
   // server releases it when the process dies, kill -9 included). If that connection is lost
   // (the server restarted), the lock goes with it: docs/operations.md says so.

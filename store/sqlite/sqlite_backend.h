@@ -18,6 +18,7 @@
 #include "core/sms_store.h"
 #include "core/store.h"
 #include "core/store_access.h"
+#include "core/store_backend.h"
 #include "core/xref_store.h"
 
 namespace relais {
@@ -37,6 +38,9 @@ std::unique_ptr<Store> open_sqlite_store(const StoreOptions& options);
 
 // The schema version this build writes.
 int sqlite_schema_version();
+// StoreBackend::compact of the SQLite file at `path` (no server may hold it): VACUUM with
+// auto_vacuum=INCREMENTAL, then the WAL truncated.
+Status compact_sqlite_store(const std::string& path, int busy_timeout_ms, CompactReport& out);
 // Every migration this build knows: (version, description), in order.
 std::vector<std::pair<int, std::string>> sqlite_schema_migrations();
 

@@ -8,6 +8,8 @@
 #include "store/sqlite/sqlite_retention.h"
 
 #include <algorithm>
+#include <filesystem>
+
 #include "store/sqlite/sqlite_backend.h"
 
 namespace relais {
@@ -187,6 +189,48 @@ std::vector<HotStatement> SqliteRetention::statements() {
       {"retention: delete deliveries", kDeleteDeliveries},
       {"retention: delete message", kDeleteMessage},
   };
+}
+
+namespace {
+
+// The file and its WAL, in bytes.
+int64_t file_bytes(const std::string& path) {
+  std::error_code ec;
+  int64_t n = 0;
+  for (const auto& p : {path, path + "-wal"}) {
+    auto size = std::filesystem::file_size(p, ec);
+    if (!ec) n += static_cast<int64_t>(size);
+  }
+  return n;
+}
+
+}  // namespace
+
+Status compact_sqlite_store(const std::string& path, int busy_timeout_ms, CompactReport& out) {
+  if (!std::filesystem::exists(path)) {
+    return Status::failure(404, "no store", "no store at " + path);
+  }
+  out.bytes_before = file_bytes(path);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    std::string err = db ? sqlite3_errmsg(db) : "cannot open";
+    sqlite3_close(db);
+    return Status::failure(503, "storage error", err);
+  }
+  sqlite3_busy_timeout(db, std::max(0, busy_timeout_ms));
+  // auto_vacuum changes on an existing file only with a VACUUM, which rewrites it whole.
+  char* err = nullptr;
+  int rc =
+      sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                   nullptr, nullptr, &err);
+  std::string error = rc == SQLITE_OK ? "" : (err ? err : sqlite3_errstr(rc));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  if (!error.empty())
+    return Status::failure(503, "storage error", error + " (the store is unchanged)");
+  out.bytes_after = file_bytes(path);
+  out.done = "rewritten without its free pages; incremental vacuum on";
+  return Status::success();
 }
 
 }  // namespace relais

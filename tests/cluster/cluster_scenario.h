@@ -47,12 +47,7 @@ class ClusterRig {
   static constexpr const char* kPasswordEnv = "RELAIS_CLUSTER_PG_PASSWORD";
   ClusterRig() {
     pg.start();
-    uri_ = pg.connection();
-    const std::string pw = " password=" + pg.options().password;
-    uri_.erase(uri_.find(pw), pw.size());
-    if (::setenv(kPasswordEnv, pg.options().password.c_str(), 1) != 0) {
-      throw std::runtime_error("setenv failed");
-    }
+    uri_ = pg.connection_with_password_in(kPasswordEnv);
     if (std::string why = redis.start(); !why.empty()) throw std::runtime_error(why);
   }
   ~ClusterRig() { nodes.clear(); }

@@ -113,6 +113,52 @@ TEST(PgStoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
   EXPECT_EQ(found, expected.size());
 }
 
+// What the plans above check is what the store runs: on a fresh database, a few hundred
+// accepts, each delivery's outcome recorded as the dispatcher does, never scan a table — the
+// writer's prepared statements get their generic plan while the tables are nearly empty, and
+// keep it as they grow (the recorded outcomes once scanned every delivery at every group).
+TEST(PgStoreQueryPlan, TheWriterNeverScansATableWhileTheStoreGrows) {
+  std::string uri = fresh_pg_database();
+  StoreOptions o;
+  o.uri = uri;
+  auto store = open_postgresql_store(o);
+  Store* s = store.get();
+  store->set_commit_listener([s](std::vector<QueuedDelivery>&& fresh) {
+    for (const auto& q : fresh) {
+      DeliveryUpdate u;
+      u.id = q.id;
+      u.state = DeliveryState::Delivered;
+      u.attempts = 1;
+      u.now = kT0 + 1;
+      u.attempt = Attempt{kT0 + 1, 3, "delivered", "", 200, "HTTP 200", ""};
+      s->record(std::move(u));
+    }
+  });
+  IdGenerator ids(SystemClock::instance());
+  constexpr int kMessages = 300;
+  for (int i = 0; i < kMessages; ++i) {
+    std::vector<Incoming> batch;
+    batch.push_back(make_incoming(ids, "cms", "rdv", "rdv:" + std::to_string(i),
+                                  "e" + std::to_string(i), kT0 + i, {to_dest("sms")}));
+    ASSERT_EQ(store->accept(std::move(batch)).at(0).kind, AcceptResult::Kind::Created);
+  }
+  store->flush();
+  store->close();  // the writer's session ends: its statistics are reported
+  auto c = connect(uri);
+  const std::string stats =
+      "SELECT COALESCE(SUM(n_tup_upd), 0) FROM pg_stat_user_tables WHERE "
+      "relname = 'deliveries'";
+  ASSERT_TRUE(wait_until([&] { return scalar(*c, stats) >= kMessages; }))
+      << "the outcomes were not all recorded";
+  // Each index built by the migrations read its table once; nothing else may.
+  for (const std::string table : {"messages", "deliveries", "attempts", "idempotency_keys"}) {
+    EXPECT_EQ(
+        scalar(*c, "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = '" + table + "'"),
+        scalar(*c, "SELECT COUNT(*) FROM pg_indexes WHERE tablename = '" + table + "'"))
+        << table << " was scanned";
+  }
+}
+
 // A database migrated by a newer relais is refused, naming both versions; the error names the
 // server but never the password of the URI.
 TEST(PgStoreSchema, ANewerSchemaIsRefusedWithBothVersionsAndNoPassword) {

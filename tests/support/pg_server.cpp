@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace relais::testing {
@@ -26,6 +27,14 @@ PgServer::~PgServer() {
 std::string PgServer::connection() const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + options_.database +
          " user=" + options_.user + " password=" + options_.password;
+}
+
+std::string PgServer::connection_with_password_in(const char* password_env) const {
+  if (::setenv(password_env, options_.password.c_str(), 1) != 0) {
+    throw std::runtime_error(std::string("cannot set ") + password_env);
+  }
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + options_.database +
+         " user=" + options_.user;
 }
 
 void PgServer::start() {

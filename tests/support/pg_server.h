@@ -39,6 +39,9 @@ class PgServer {
   const DbServerOptions& options() const { return options_; }
   // libpq / Poco::Data "postgresql" connection string of the test user over TCP.
   std::string connection() const;
+  // The same without the password, which goes into the environment variable `password_env`
+  // instead (as `store.password_env` reads it: relais refuses a URI that holds one).
+  std::string connection_with_password_in(const char* password_env) const;
   // Runs SQL statements as the superuser (psql over the socket, stops at the first error);
   // returns psql's output (unaligned, tuples only, fields separated by '|'). Throws on error.
   std::string sql(const std::string& statements) const;
