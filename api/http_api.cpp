@@ -16,6 +16,7 @@
 #include "api/http_server.h"
 #include "api/http_util.h"
 #include "api/mappings_api.h"
+#include "api/node_reports.h"
 #include "connectors/calendar/calendar.h"
 #include "core/crypto.h"
 #include "core/files.h"
@@ -893,6 +894,9 @@ int ApiServer::start() {
   // Several nodes: the jobs that must run once run on the leader.
   alerts_->start([this] { return hub_.leader(); });
   retention_->start([this] { return hub_.leader(); });
+  if (hub_.clustered()) {
+    reporter_.start(0, api::kReportEveryMs, [this] { api::report_node(*shared_); });
+  }
   return port_;
 }
 
@@ -905,6 +909,7 @@ bool ApiServer::reload_tls(std::string& error) {
 }
 
 void ApiServer::stop() {
+  reporter_.stop();
   if (alerts_) alerts_->stop();
   if (retention_) retention_->stop();
   if (shared_) shared_->rekey.stop();  // after its current batch, before the store closes

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/cluster.h"
 #include "core/connector.h"
 #include "core/enricher.h"
 #include "core/ids.h"
@@ -15,10 +16,9 @@
 #include "core/metrics.h"
 #include "core/pairing_store.h"
 #include "core/poller.h"
+#include "core/shared_state.h"
 #include "core/store.h"
 #include "core/xref_store.h"
-#include "core/cluster.h"
-#include "core/shared_state.h"
 #include "routing/cluster_feed.h"
 #include "routing/dispatcher.h"
 #include "routing/hub_config.h"
@@ -60,6 +60,8 @@ class Hub final : public HubServices {
   bool clustered() const { return membership_ != nullptr; }
   // Whether this node runs the jobs that run once (always, alone).
   bool leader() const { return membership_ == nullptr || membership_->leader(); }
+  // This node's name in the cluster ("" alone).
+  std::string node() const { return membership_ ? membership_->node() : ""; }
   // For /readyz and the console: "" alone; else the node's share and what prevents it.
   std::string cluster_status() const;
 

@@ -58,10 +58,6 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
 
   PgServer pg;
   pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
   RedisServer redis(false);
   ASSERT_EQ(redis.start(), "");
 
@@ -101,8 +97,7 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
     o.binary = RELAIS_BINARY;
     o.body_yaml = body;
     o.log_level = "warn";
-    o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri + "\"\n  password_env: " +
-                           kPasswordEnv + "\n  state_dir: " + states.back()->path() + "\n";
+    o.store_section_yaml = pg.relais_store_section(kPasswordEnv, states.back()->path());
     nodes.push_back(std::make_unique<RelaisProcess>(o));
     nodes.back()->start();
   }
@@ -127,11 +122,11 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
       int turn = c;
       for (int n = 0; n < s.messages && !give_up; ++n) {
         if (key_of(n) % s.clients != c) continue;
-        std::string text = json{{"type", "cluster.test"},
-                                {"id", "cluster-" + std::to_string(n)},
-                                {"key", "key-" + std::to_string(key_of(n))},
-                                {"n", n}}
-                               .dump();
+        std::string text = json{
+            {"type", "cluster.test"},
+            {"id", "cluster-" + std::to_string(n)},
+            {"key", "key-" + std::to_string(key_of(n))},
+            {"n", n}}.dump();
         while (!give_up) {
           int port = ports[static_cast<size_t>(turn++ % s.nodes)].load();
           HttpResponse r;

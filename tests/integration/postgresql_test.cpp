@@ -59,10 +59,6 @@ std::string message(int n) {
 TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   PgServer pg;
   pg.start();
-  std::string uri = pg.connection();
-  const std::string pw = " password=" + pg.options().password;
-  uri.erase(uri.find(pw), pw.size());
-  ASSERT_EQ(::setenv(kPasswordEnv, pg.options().password.c_str(), 1), 0);
 
   struct Seen {
     std::mutex mu;
@@ -97,9 +93,7 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   o.body_yaml = body_yaml(sink.port());
-  o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
-                         "\"\n  password_env: " + kPasswordEnv + "\n  state_dir: " + state.path() +
-                         "\n";
+  o.store_section_yaml = pg.relais_store_section(kPasswordEnv, state.path());
   RelaisProcess relais(o);
   relais.start();
   EXPECT_EQ(relais.stdout_text().find(pg.options().password), std::string::npos);
@@ -136,9 +130,7 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   // has stopped.
   TempDir other_state("relais-pg-state-b-");
   RelaisOptions ob = o;
-  ob.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
-                          "\"\n  password_env: " + kPasswordEnv +
-                          "\n  state_dir: " + other_state.path() + "\n";
+  ob.store_section_yaml = pg.relais_store_section(kPasswordEnv, other_state.path());
   RelaisProcess second(ob);
   CommandResult refused = run_command({RELAIS_BINARY, "serve", "--config", second.config_path()},
                                       std::chrono::seconds(60));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace relais::testing {
@@ -26,6 +27,16 @@ PgServer::~PgServer() {
 std::string PgServer::connection() const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + options_.database +
          " user=" + options_.user + " password=" + options_.password;
+}
+
+std::string PgServer::relais_store_section(const std::string& password_env,
+                                           const std::string& state_dir) const {
+  if (::setenv(password_env.c_str(), options_.password.c_str(), 1) != 0) {
+    throw std::runtime_error("cannot set " + password_env);
+  }
+  return "  kind: postgresql\n  uri: \"host=127.0.0.1 port=" + std::to_string(port_) +
+         " dbname=" + options_.database + " user=" + options_.user +
+         "\"\n  password_env: " + password_env + "\n  state_dir: " + state_dir + "\n";
 }
 
 void PgServer::start() {

@@ -39,6 +39,12 @@ class PgServer {
   const DbServerOptions& options() const { return options_; }
   // libpq / Poco::Data "postgresql" connection string of the test user over TCP.
   std::string connection() const;
+  // The `store:` keys of a relais on this database (RelaisOptions::store_section_yaml): kind
+  // postgresql, the URI without the password — which goes through the environment variable
+  // `password_env`, set here in this process so that the relais children inherit it — and the
+  // node's own `state_dir`.
+  std::string relais_store_section(const std::string& password_env,
+                                   const std::string& state_dir) const;
   // Runs SQL statements as the superuser (psql over the socket, stops at the first error);
   // returns psql's output (unaligned, tuples only, fields separated by '|'). Throws on error.
   std::string sql(const std::string& statements) const;
