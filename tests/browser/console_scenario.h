@@ -94,13 +94,8 @@ class ConsoleScenario {
   // checks HasFatalFailure().
   void prepare(HttpClient& admin) {
     using json = nlohmann::json;
-    for (const auto& [name, role] : std::vector<std::pair<std::string, std::string>>{
-             {"sophie.support", "support"}, {"alain.admin", "admin"}}) {
-      auto r = admin.post_json(
-          "/api/v1/users",
-          json{{"name", name}, {"role", role}, {"password", "mot de passe de " + name}}.dump());
-      ASSERT_EQ(r.status, 201) << r.body;
-    }
+    add_users(admin, {{"sophie.support", "support"}, {"alain.admin", "admin"}});
+    if (::testing::Test::HasFatalFailure()) return;
     json planned =
         json::parse(read_file(std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/rdv-planned.json"));
     ASSERT_EQ(planned["rdv"]["id"].dump(), kRdv);
@@ -160,6 +155,19 @@ class ConsoleScenario {
     for (const char* name : {"tableau-de-bord", "echecs", "detail-livraison", "relance-groupee",
                              "mapping-erreur", "mapping-test", "table", "journal"}) {
       EXPECT_TRUE(std::filesystem::exists(shots_ + "/" + name + ".png")) << name;
+    }
+  }
+
+  // Creates console users (name, role) through `admin`, each with the password "mot de passe de
+  // NAME" that the scripts type. Fatal failures: the caller checks HasFatalFailure().
+  static void add_users(HttpClient& admin,
+                        const std::vector<std::pair<std::string, std::string>>& users) {
+    for (const auto& [name, role] : users) {
+      auto r = admin.post_json(
+          "/api/v1/users",
+          nlohmann::json{{"name", name}, {"role", role}, {"password", "mot de passe de " + name}}
+              .dump());
+      ASSERT_EQ(r.status, 201) << r.body;
     }
   }
 
