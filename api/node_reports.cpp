@@ -40,7 +40,48 @@ void merge(std::map<std::string, DestinationStats>& stats, const json& report) {
   }
 }
 
+json time_or_null(Millis t) {
+  return t ? json(format_rfc3339(t)) : json(nullptr);
+}
+
+// The latest report on `topic` of a node that leads (two for a while after the leadership
+// moved: the latest one is the leader's), without its time; null when none can be read.
+json leader_report(ApiShared& shared, const char* topic) {
+  std::map<std::string, std::string> reports;
+  NodeReports* source = shared.state.reports.get();
+  json newest;
+  if (source == nullptr || !source->get(topic, reports).ok) return newest;
+  for (const auto& [node, text] : reports) {
+    json r = json::parse(text, nullptr, false);
+    if (!r.is_object()) continue;
+    if (newest.is_null() ||
+        r.value("reported_at", Millis{0}) > newest.value("reported_at", Millis{0})) {
+      newest = std::move(r);
+    }
+  }
+  if (newest.is_object()) newest.erase("reported_at");
+  return newest;
+}
+
+json local_polling(Hub& hub) {
+  json out = json::object();
+  for (const auto& s : hub.polling_states()) out[s.source] = polling_json(s);
+  return out;
+}
+
 }  // namespace
+
+json polling_json(const PollingState& s) {
+  return {{"kind", s.kind},
+          {"failing", s.failing},
+          {"failures_in_row", s.failures_in_row},
+          {"last_error", s.last_error.empty() ? json() : json(s.last_error)},
+          {"last_poll_at", time_or_null(s.last_poll_at)},
+          {"last_record_at", time_or_null(s.last_record_at)},
+          {"next_poll_at", time_or_null(s.next_poll_at)},
+          {"records", s.records},
+          {"rejected", s.rejected}};
+}
 
 void report_node(ApiShared& shared) {
   NodeReports* reports = shared.state.reports.get();
@@ -50,11 +91,18 @@ void report_node(ApiShared& shared) {
   // A report that cannot be put is retried by the next round; the client logs the loss of Redis.
   (void)reports->put(NodeReports::kDispatch, node, dispatch_report(hub.dispatcher().stats()).dump(),
                      kReportTtlMs);
-  if (shared.alerts != nullptr && shared.alerts->enabled() && hub.leader()) {
+  if (!hub.leader()) return;
+  const Millis now = hub.clock().now_ms();
+  if (shared.alerts != nullptr && shared.alerts->enabled()) {
     json status = shared.alerts->status();
     status["evaluated_by"] = node;
-    status["reported_at"] = hub.clock().now_ms();
+    status["reported_at"] = now;
     (void)reports->put(NodeReports::kAlerts, node, status.dump(), kReportTtlMs);
+  }
+  json polling = local_polling(hub);
+  if (!polling.empty()) {
+    (void)reports->put(NodeReports::kSources, node,
+                       json{{"sources", polling}, {"reported_at", now}}.dump(), kReportTtlMs);
   }
 }
 
@@ -90,26 +138,20 @@ json alerts_status(ApiShared& shared) {
     local["evaluated_by"] = hub.node();
     return local;
   }
-  std::map<std::string, std::string> reports;
-  NodeReports* source = shared.state.reports.get();
-  json newest;
-  if (source != nullptr && source->get(NodeReports::kAlerts, reports).ok) {
-    // Two reports for a while after the leadership moved: the latest one is the leader's.
-    for (const auto& [node, text] : reports) {
-      json r = json::parse(text, nullptr, false);
-      if (!r.is_object()) continue;
-      if (newest.is_null() ||
-          r.value("reported_at", Millis{0}) > newest.value("reported_at", Millis{0})) {
-        newest = std::move(r);
-      }
-    }
-  }
-  if (newest.is_object()) {
-    newest.erase("reported_at");
-    return newest;
-  }
+  json report = leader_report(shared, NodeReports::kAlerts);
+  if (report.is_object()) return report;
   local["evaluated_by"] = nullptr;
   return local;
+}
+
+std::map<std::string, json> polling_states(ApiShared& shared) {
+  Hub& hub = shared.hub;
+  json states;
+  if (hub.clustered() && !hub.leader()) states = leader_report(shared, NodeReports::kSources);
+  states = states.is_object() ? states["sources"] : local_polling(hub);
+  std::map<std::string, json> out;
+  for (const auto& [source, state] : states.items()) out[source] = state;
+  return out;
 }
 
 }  // namespace relais::api

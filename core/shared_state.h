@@ -99,14 +99,16 @@ class ChangeBus {
 // What each node reports so that every node can show the installation as one (the console's
 // dashboard behind a round-robin): one text (JSON) per topic and node, forgotten `ttl_ms` after
 // it was put unless it is put again — a node that stops reporting drops out by itself. Topics:
-// kAlerts, the alert monitor's state, put by the node that evaluates the rules (the leader);
-// kDispatch, a node's dispatcher figures per destination (its queues are its partitions' only).
+// kAlerts, the alert monitor's state, and kSources, the polling sources' states, put by the node
+// that runs them (the leader); kDispatch, a node's dispatcher figures per destination (its
+// queues are its partitions' only).
 // A report holds figures and names of rules and destinations, never a message's content.
 // Implementations are thread-safe.
 class NodeReports {
  public:
   static constexpr const char* kAlerts = "alerts";
   static constexpr const char* kDispatch = "dispatch";
+  static constexpr const char* kSources = "sources";
 
   virtual ~NodeReports() = default;
   virtual Status put(const std::string& topic, const std::string& node, const std::string& text,

@@ -8,8 +8,9 @@
 //     that did not log it in), and no request failed for lack of a node (no 5xx);
 //   - the partner: every delivery of a key was sent by the node holding the key's partition
 //     (its lease in Redis), the retries asked through either node included;
-//   - the dashboard (overview and alerts) the same on both nodes, though each keeps its own
-//     queues and only the leader evaluates the alerts (api/node_reports.h);
+//   - the dashboard (overview, alerts, polling sources) the same on both nodes, though each
+//     keeps its own queues and only the leader evaluates the alerts and polls
+//     (api/node_reports.h);
 //   - the mapping published and rolled back through one node: the other node runs each
 //     version within 2 s (GET /api/v1/mappings on each node directly: its own compiled
 //     snapshot, not the store);
@@ -143,6 +144,12 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
 
   // --- two nodes on one store and one Redis, each naming itself to the partner ---------------
   const std::vector<std::string> names = {"noeud-a", "noeud-b"};
+  // A watched folder, polled by the leader only: its state must show on both nodes too.
+  TempDir depot("relais-browser-depot-");
+  const std::string folder =
+      "  depot:\n    type: $.event\n    poll:\n      kind: folder\n"
+      "      interval: 1h\n      path: " +
+      depot.path() + "\n      constants: {event: depot}\n";
   std::vector<std::unique_ptr<TempDir>> states;
   std::vector<std::unique_ptr<RelaisProcess>> nodes;
   for (const auto& name : names) {
@@ -150,7 +157,7 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
     RelaisOptions o;
     o.binary = RELAIS_BINARY;
     o.log_level = "warn";
-    o.body_yaml = scenario.body_yaml("    headers: {X-Relais-Node: " + name + "}\n") +
+    o.body_yaml = scenario.body_yaml("    headers: {X-Relais-Node: " + name + "}\n", folder) +
                   "redis:\n  uri: " + redis.uri() + "\n  prefix: \"" + kPrefix +
                   "\"\n  timeout: 1s\ncluster:\n  node: " + name +
                   "\n  partitions: " + std::to_string(kPartitions) + "\n  lease: 2s\n";
@@ -193,7 +200,7 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
 
   // --- the dashboard: the same figures whichever node answers --------------------------------
   // The keys' held deliveries are in their owner's queues only, the alert was evaluated and sent
-  // by the leader only: every node must show them (api/node_reports.h).
+  // and the folder polled by the leader only: every node must show them (api/node_reports.h).
   auto dashboard = [](RelaisProcess& node) {
     HttpClient c(node.base_url(), node.token());
     json overview = c.get("/api/v1/overview").json();
@@ -208,7 +215,8 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
     }
     return json{{"overview", overview},
                 {"alerts", rules},
-                {"evaluated_by", alerts.value("evaluated_by", json())}};
+                {"evaluated_by", alerts.value("evaluated_by", json())},
+                {"sources", c.get("/api/v1/sources").json()["items"]}};
   };
   json on_a, on_b;
   EXPECT_TRUE(wait_until(
@@ -226,6 +234,11 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
   EXPECT_EQ(on_a["alerts"][0]["name"], "bloquees");
   EXPECT_EQ(on_a["alerts"][0]["sent"], 1) << on_a.dump();
   EXPECT_TRUE(on_a["evaluated_by"].is_string()) << on_a.dump();
+  bool polled = false;
+  for (const auto& item : on_a["sources"]) {
+    polled = polled || (item["source"] == "depot" && item["last_poll_at"].is_string());
+  }
+  EXPECT_TRUE(polled) << "the watched folder's last poll is not shown: " << on_a.dump();
 
   // --- the browser scenario through nginx --------------------------------------------------
   VersionWatch watch({nodes[0]->base_url(), nodes[1]->base_url()}, nodes[0]->token(),

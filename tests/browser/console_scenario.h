@@ -66,13 +66,14 @@ class ConsoleScenario {
   tools::HttpSink& webhook() { return webhook_; }
 
   // The sources, mappings, connectors, routes and alerts sections. `agenda_extra`: more keys of
-  // the agenda destination, each line "    key: value\n".
-  std::string body_yaml(const std::string& agenda_extra = "") const {
+  // the agenda destination, each line "    key: value\n"; `more_sources`: more items of
+  // `sources:`, each line indented by two spaces.
+  std::string body_yaml(const std::string& agenda_extra = "",
+                        const std::string& more_sources = "") const {
     const std::string src = RELAIS_SOURCE_DIR;
     return "sources:\n  cms76:\n    type: $.event\n    correlation:\n"
-           "      - \"rdv:{$.rdv.id}\"\n"
-           "mappings:\n  directory: " +
-           src + "/config/mappings\n  tables: " + src +
+           "      - \"rdv:{$.rdv.id}\"\n" +
+           more_sources + "mappings:\n  directory: " + src + "/config/mappings\n  tables: " + src +
            "/config/tables\n"
            "connectors:\n  agenda:\n    connector: http\n    url: http://127.0.0.1:" +
            std::to_string(sink_.port()) +
