@@ -326,7 +326,10 @@ class ApiHandler final : public HTTPRequestHandler {
         bool ok = hub_.ready();
         nlohmann::json body{{"status", ok ? "ready" : "not ready"}};
         // Several nodes: what this node sends, or why it sends nothing (Redis, the feed).
-        if (hub_.clustered()) body["cluster"] = hub_.cluster_status();
+        if (hub_.clustered()) {
+          body["cluster"] = hub_.cluster_status();
+          body["partitions"] = hub_.owned_partitions();
+        }
         return send_json(resp, ok ? 200 : 503, body);
       }
       case api::Ep::Metrics: {

@@ -498,6 +498,18 @@ WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
   return t;
 }
 
+std::unique_ptr<StoreLock> offline_lock(const std::string& store_path, const std::string& command,
+                                        const std::string& what) {
+  StoreHolder holder;
+  auto lock = StoreLock::shared(store_path, holder);
+  if (!lock) {
+    std::cerr << command << ": relais is running on " << store_path << " ("
+              << (holder.pid > 0 ? "pid " + std::to_string(holder.pid) : "pid unknown")
+              << "): " << what << "\n";
+  }
+  return lock;
+}
+
 bool check_mappings(const HubConfig& config, std::vector<ConfigError>& errors) {
   size_t before = errors.size();
   std::vector<mappings::Diagnostic> diags;
@@ -552,6 +564,8 @@ std::string extra_commands_usage() {
          "                            relais's API, or on the store when none runs)\n"
          "  store compact             give a store's free pages back (offline; converts an old\n"
          "                            store to incremental vacuum)\n"
+         "  store migrate --from sqlite:PATH --to postgresql:URI   move an installation to\n"
+         "                            PostgreSQL (offline; resumable, verified)\n"
          "  backfill --input FILE.ndjson --source S --server URL --token T   resumable bulk load\n"
          "                            through the batch endpoint of a running relais\n";
 }

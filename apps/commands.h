@@ -30,6 +30,8 @@ int retention_command(int argc, char** argv);
 int store_compact_command(int argc, char** argv);
 // `relais store rekey …` (apps/store_command.cpp; `store compact` is handed to the above).
 int store_command(int argc, char** argv);
+// `relais store migrate …` (apps/migrate_command.cpp): SQLite → PostgreSQL.
+int store_migrate_command(int argc, char** argv);
 // `relais backfill …` (apps/backfill_command.cpp).
 int backfill_command(int argc, char** argv);
 // Loads the configuration named by --config (or $RELAIS_CONFIG). Throws with every error.
@@ -56,6 +58,10 @@ struct WriteTarget {
 };
 WriteTarget resolve_write_target(const HubConfig& cfg, int argc, char** argv,
                                  const std::string& command);
+// For a command that works offline only: the shared store lock, or nullptr after printing
+// "COMMAND: relais is running on PATH (pid N): WHAT" on stderr.
+std::unique_ptr<StoreLock> offline_lock(const std::string& store_path, const std::string& command,
+                                        const std::string& what);
 // The value after `name` in argv ("" when absent), and the arguments that are not options
 // (every option of the sub-commands takes a value).
 std::string cli_option(int argc, char** argv, const std::string& name);

@@ -150,14 +150,9 @@ int store_compact_command(int argc, char** argv) {
   try {
     HubConfig cfg;
     load_configuration(argc, argv, cfg);
-    StoreHolder holder;
-    auto lock = StoreLock::shared(cfg.store_path, holder);
-    if (!lock) {
-      std::cerr << "relais store compact: relais is running on " << cfg.store_path << " ("
-                << (holder.pid > 0 ? "pid " + std::to_string(holder.pid) : "pid unknown")
-                << "): compact works offline only; stop relais, then run it again\n";
-      return 1;
-    }
+    auto lock = offline_lock(cfg.store_path, "relais store compact",
+                             "compact works offline only; stop relais, then run it again");
+    if (!lock) return 1;
     if (!std::filesystem::exists(cfg.store_path)) {
       std::cerr << "relais store compact: no store at " << cfg.store_path << "\n";
       return 1;

@@ -17,7 +17,8 @@ namespace {
 
 const char* kStoreUsage =
     "usage: relais store rekey --config FILE [--batch N] [--server URL] [--token TOKEN]\n"
-    "       relais store compact --config FILE   (relais store compact --help)\n\n"
+    "       relais store compact --config FILE   (relais store compact --help)\n"
+    "       relais store migrate --from sqlite:PATH --to postgresql:URI   (… --help)\n\n"
     "Re-encrypts every message body, mapped payload and partner's answer that is not on the "
     "active key of store.encryption (older keys, or plain text written before encryption was "
     "turned on), in batches of N rows (default 500), and prints the progress. Resumable: run it "
@@ -113,6 +114,7 @@ int rekey_direct(const HubConfig& cfg, int64_t batch) {
 
 int store_command(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "compact") return store_compact_command(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "migrate") return store_migrate_command(argc, argv);
   if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
     std::cout << kStoreUsage;
     return 0;

@@ -207,6 +207,15 @@ std::string Hub::cluster_status() const {
   return s;
 }
 
+std::vector<int> Hub::owned_partitions() const {
+  std::vector<int> out;
+  if (!membership_) return out;
+  for (int p = 0; p < membership_->partitions(); ++p) {
+    if (membership_->owns(p)) out.push_back(p);
+  }
+  return out;
+}
+
 void Hub::set_polling(bool on) {
   for (auto& p : polling_) {
     if (on) {

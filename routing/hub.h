@@ -64,6 +64,8 @@ class Hub final : public HubServices {
   std::string node() const { return membership_ ? membership_->node() : ""; }
   // For /readyz and the console: "" alone; else the node's share and what prevents it.
   std::string cluster_status() const;
+  // The partitions whose keys this node sends now (empty alone).
+  std::vector<int> owned_partitions() const;
 
   // Loads active deliveries from the store and starts the workers, then the polling sources
   // (in a cluster: the feed and the membership; the polling sources run on the leader only).

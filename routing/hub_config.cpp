@@ -804,7 +804,7 @@ const ConfigSpec& hub_config_spec() {
            "",
            false,
            "what several nodes share: console sessions, login throttling, rate limits and "
-           "change notifications (docs/operations.md, \"Several nodes (Redis)\"); absent = one "
+           "change notifications (docs/operations.md, \"Several nodes: the shared state (Redis)\"); absent = one "
            "node, "
            "all of it in process",
            {},

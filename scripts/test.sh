@@ -63,6 +63,6 @@ status=${PIPESTATUS[0]}
 set -e
 # The crash test's figures (ctest keeps the output of passing tests in its log only), then the
 # ctest summary again so that the output still ends with it.
-grep -h "^crash test:" "$ROOT/build/Testing/Temporary/LastTest.log" || true
+grep -hE "^(crash test|cluster):" "$ROOT/build/Testing/Temporary/LastTest.log" || true
 grep -E "tests passed|tests failed|^Total Test time" "$ROOT/build/ctest-output.log" | tail -n 2
 exit "$status"

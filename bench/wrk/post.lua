@@ -11,6 +11,8 @@
 --                    idempotency path every message after the first is a duplicate: use
 --                    BENCH_SHAPE=bare with it).
 --   BENCH_RUN_ID     a prefix that makes event ids unique across runs on one store
+--   BENCH_THREAD_BASE  added to the thread index (several wrk processes at once, one per node:
+--                    distinct rdv ids)
 -- No Idempotency-Key header is sent: the idempotency key, if any, is the body's $.id.
 -- done() prints one line "BENCH_RESULT key=value ..." that the run script parses, and exits
 -- the process with status 3 if any response had another status than BENCH_EXPECT.
@@ -53,7 +55,7 @@ local headers = { ["Content-Type"] = "application/json" }
 if token ~= "" then headers["Authorization"] = "Bearer " .. token end
 
 function init(args)
-  counter = thread_index * 1000000000
+  counter = (thread_index + tonumber(os.getenv("BENCH_THREAD_BASE") or "0")) * 1000000000
   if keys ~= "vary" then
     -- The same request every time: let wrk pre-build it.
     wrk.method = "POST"

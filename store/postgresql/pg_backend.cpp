@@ -6,8 +6,6 @@
 //
 // Thread-safety and ownership as StoreBackend: the SMS store is made once under a mutex.
 
-#include <libpq-fe.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -21,27 +19,6 @@
 namespace relais {
 namespace {
 
-// The parsed keywords of a connection string or URI (libpq's own parser); throws when it does
-// not parse (libpq's reason may quote the string: it is left out).
-struct ConnInfo {
-  explicit ConnInfo(const std::string& uri) {
-    char* err = nullptr;
-    opts = PQconninfoParse(uri.c_str(), &err);
-    if (err != nullptr) PQfreemem(err);
-    if (opts == nullptr) throw std::runtime_error("store.uri: not a libpq connection string");
-  }
-  ~ConnInfo() { PQconninfoFree(opts); }
-  ConnInfo(const ConnInfo&) = delete;
-  ConnInfo& operator=(const ConnInfo&) = delete;
-  std::string get(const char* key) const {
-    for (auto* o = opts; o->keyword != nullptr; ++o) {
-      if (std::string(o->keyword) == key) return o->val ? o->val : "";
-    }
-    return "";
-  }
-  PQconninfoOption* opts;
-};
-
 class PgBackend : public StoreBackend {
  public:
   explicit PgBackend(StoreLocation where) : where_(std::move(where)) {
@@ -51,15 +28,18 @@ class PgBackend : public StoreBackend {
           "store.state_dir: required for kind postgresql (the node's own "
           "files, not shared with other nodes)");
     }
-    ConnInfo info(where_.uri);
-    if (!info.get("password").empty()) {
+    pg::UriTarget target;
+    try {
+      target = pg::parse_uri(where_.uri);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("store.uri: ") + e.what());
+    }
+    if (target.has_password) {
       throw std::runtime_error(
           "store.uri: it holds a password; give it through "
           "store.password_env instead");
     }
-    std::string host = info.get("host"), port = info.get("port"), db = info.get("dbname");
-    describe_ = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
-                (db.empty() ? info.get("user") : db);
+    describe_ = target.describe;
     if (!where_.password_env.empty()) {
       const char* pw = std::getenv(where_.password_env.c_str());
       if (pw == nullptr || *pw == '\0') {
@@ -75,10 +55,26 @@ class PgBackend : public StoreBackend {
   std::string describe() const override { return describe_; }
   std::string state_dir() const override { return where_.state_dir; }
 
+  // ReadWrite: refused (throws) while a `relais store migrate` into this database has not
+  // finished (store/store_migration.h): the deliveries not copied yet would be lost to relais,
+  // and the ids it would draw are the copy's.
   std::unique_ptr<Store> open_messages(StoreOptions options) override {
     options.uri = where_.uri;
     options.password = password_;
-    return open_postgresql_store(options);
+    auto store = open_postgresql_store(options);
+    if (!options.read_only) {
+      std::string unfinished;  // the source of a migration not finished
+      Status s = migration_unfinished(unfinished);
+      if (!s.ok || !unfinished.empty()) {
+        store->close();
+        throw std::runtime_error(
+            !s.ok ? "cannot read " + describe_ + ": " + s.detail
+                  : "the migration of " + unfinished + " into " + describe_ +
+                        " has not finished: run `relais store migrate` again until it prints "
+                        "\"migrated and verified\" (docs/operations.md)");
+      }
+    }
+    return store;
   }
   std::unique_ptr<XrefStore> open_xrefs(const Clock& clock, StoreAccess access) override {
     return open_postgresql_xref_store(where_.uri, clock, access, password_);
@@ -124,6 +120,19 @@ class PgBackend : public StoreBackend {
   }
 
  private:
+  // The source path of a `relais store migrate` into this database that has not finished ("" when
+  // none ever ran, or it finished).
+  Status migration_unfinished(std::string& source) {
+    std::unique_ptr<pg::Connection> c;
+    pg::Result r;
+    Status s = pg::Connection::open(where_.uri, 10, c, password_);
+    if (s.ok) s = c->run_text("SELECT to_regclass('store_migration') IS NOT NULL", {}, r);
+    if (!s.ok || r.text(0, 0) != "t") return s;
+    s = c->run_text("SELECT source_path FROM store_migration WHERE finished_at = 0", {}, r);
+    if (s.ok && r.rows() > 0) source = r.text(0, 0);
+    return s;
+  }
+
   StoreLocation where_;
   std::string describe_;
   std::string password_;  // from store.password_env (may be empty): passed apart, never shown

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 #include <regex>
 #include <stdexcept>
@@ -296,6 +297,55 @@ Status Connection::run_text(const std::string& sql, const Params& params, Result
 Status Connection::exec(const std::string& sql, Failure* why) {
   Result out;
   return finish(PQexec(conn_, sql.c_str()), out, why);
+}
+
+Status Connection::copy_in(const std::string& copy_sql, const std::string& data, Failure* why) {
+  PGresult* start = PQexec(conn_, copy_sql.c_str());
+  if (start == nullptr || PQresultStatus(start) != PGRES_COPY_IN) {
+    Result ignored;
+    if (start != nullptr && PQresultStatus(start) == PGRES_COMMAND_OK) {
+      PQclear(start);
+      return Status::failure(503, "storage error", "PostgreSQL: not a COPY FROM STDIN");
+    }
+    return finish(start, ignored, why);
+  }
+  PQclear(start);
+  bool sent = true;
+  constexpr size_t kPiece = 1 << 20;  // PQputCopyData takes an int: pieces of 1 MiB
+  for (size_t at = 0; sent && at < data.size(); at += kPiece) {
+    sent = PQputCopyData(conn_, data.data() + at,
+                         static_cast<int>(std::min(kPiece, data.size() - at))) == 1;
+  }
+  sent = PQputCopyEnd(conn_, sent ? nullptr : "relais: input not sent") == 1 && sent;
+  Result out;
+  Status s = finish(PQgetResult(conn_), out, why);
+  while (PGresult* r = PQgetResult(conn_)) PQclear(r);  // the COPY's end
+  if (s.ok && !sent) {
+    if (why != nullptr) *why = Failure{"", true};
+    return Status::failure(503, "storage unreachable",
+                           "PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
+  }
+  return s;
+}
+
+UriTarget parse_uri(const std::string& uri) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(uri.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);  // libpq's reason may quote the string: left out
+  if (opts == nullptr) throw std::runtime_error("not a libpq connection string");
+  auto get = [opts](const char* key) -> std::string {
+    for (auto* o = opts; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == key) return o->val ? o->val : "";
+    }
+    return "";
+  };
+  UriTarget t;
+  std::string host = get("host"), port = get("port"), db = get("dbname");
+  t.describe = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port) + "/" +
+               (db.empty() ? get("user") : db);
+  t.has_password = !get("password").empty();
+  PQconninfoFree(opts);
+  return t;
 }
 
 // --- Pool --------------------------------------------------------------------------------------

@@ -129,6 +129,11 @@ class Connection {
                   Failure* why = nullptr);
   // Runs statements without parameters (BEGIN, COMMIT, DDL), several separated by ';'.
   Status exec(const std::string& sql, Failure* why = nullptr);
+  // Runs `copy_sql` (COPY … FROM STDIN, text format) and sends `data` (rows in COPY's text
+  // format: tab-separated, '\n'-ended, \N for NULL, backslash escapes) as its input. Inside the
+  // caller's transaction when one is open. A refused row fails it whole (SQLSTATE only: COPY's
+  // errors quote the rows).
+  Status copy_in(const std::string& copy_sql, const std::string& data, Failure* why = nullptr);
   // Whether the connection is still up (as libpq last saw it).
   bool ok() const;
 
@@ -202,5 +207,15 @@ void warn_unsafe_settings(Connection& c);
 
 // `uri` with its password (password=… or postgresql://user:pw@…) replaced by "***", for errors.
 std::string masked_uri(const std::string& uri);
+
+// What a connection string or URI names, read by libpq's own parser: where (for messages:
+// host:port/database, never a password) and whether it holds a password. Throws
+// std::runtime_error ("not a libpq connection string", without the string) when it does not
+// parse.
+struct UriTarget {
+  std::string describe;  // host:port/database (libpq's defaults when absent)
+  bool has_password = false;
+};
+UriTarget parse_uri(const std::string& uri);
 
 }  // namespace relais::pg

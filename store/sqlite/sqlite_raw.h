@@ -10,7 +10,8 @@
 
 namespace relais {
 
-// A statement of the writer's hot path, compiled once on the connection's raw handle and
+// A statement of the writer's hot path (also the reads of `relais store migrate`,
+// store/store_migration.cpp), compiled once on the connection's raw handle and
 // reused: Poco::Data 1.11 compiles a Statement again at every execute (measured: 1,000
 // executions, 1,006 sqlite3_prepare_v2 calls), which made SQL parsing a large share of the
 // single writer's time. Bound texts must stay alive until run() returns (SQLITE_STATIC).
@@ -55,6 +56,10 @@ class RawStatement {
     return false;
   }
   int64_t int64(int col) const { return sqlite3_column_int64(st_, col); }
+  double real(int col) const { return sqlite3_column_double(st_, col); }
+  // SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB or SQLITE_NULL (SQLite's columns
+  // take any kind of value whatever their declared type).
+  int type(int col) const { return sqlite3_column_type(st_, col); }
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(st_, col);
     return p ? std::string(reinterpret_cast<const char*>(p),

@@ -304,6 +304,36 @@ inline void run_cluster_scenario(const ClusterScenario& s) {
       << "more duplicates than the killed nodes could have had in flight";
   for (const auto& b : backwards) ADD_FAILURE() << "a partner's state went backwards: " << b;
   EXPECT_EQ(wrong_last, 0) << "the last state seen is not the last message, e.g. " << wrong_example;
+  // Every node takes its share once things are calm again (/readyz says what it sends).
+  auto shares = [&] {
+    std::vector<int> out;
+    for (auto& n : nodes) {
+      HttpResponse r = n->client().get("/readyz");
+      std::string c = r.status == 200 ? r.json().value("cluster", "") : "";
+      size_t slash = c.find("/64 partitions");
+      size_t colon = c.rfind(": ", slash);
+      out.push_back(slash == std::string::npos || colon == std::string::npos
+                        ? -1
+                        : std::atoi(c.substr(colon + 2, slash - colon - 2).c_str()));
+    }
+    return out;
+  };
+  bool shared_out = wait_until(
+      [&] {
+        auto v = shares();
+        int total = 0;
+        for (int x : v) {
+          if (x <= 0) return false;
+          total += x;
+        }
+        return total == 64;
+      },
+      std::chrono::seconds(30), milliseconds(200));
+  std::string seen_shares;
+  for (int x : shares()) seen_shares += std::to_string(x) + " ";
+  std::cout << "cluster: partitions per node at the end: " << seen_shares << std::endl;
+  EXPECT_TRUE(shared_out) << "the 64 partitions are not shared out among the live nodes: "
+                          << seen_shares;
   for (auto& n : nodes) EXPECT_EQ(n->stop(std::chrono::seconds(30)), 0) << n->stderr_text();
 }
 
