@@ -894,12 +894,19 @@ int ApiServer::start() {
       },
       &hub_.metrics());
   port_ = server_->start();
-  // Several nodes: the jobs that must run once run on the leader.
-  alerts_->start([this] { return hub_.leader(); });
-  retention_->start([this] { return hub_.leader(); });
+  // Several nodes: the jobs that must run once run on the leader; its alerts read every node's
+  // queues; each node reports what the dashboard shows (api/node_reports.h).
   if (hub_.clustered()) {
+    alerts_->set_queue_figures([this] {
+      nlohmann::json unused;
+      std::vector<DestinationStats> out;
+      for (auto& [name, s] : api::dispatch_figures(*shared_, unused)) out.push_back(s);
+      return out;
+    });
     reporter_.start(0, api::kReportEveryMs, [this] { api::report_node(*shared_); });
   }
+  alerts_->start([this] { return hub_.leader(); });
+  retention_->start([this] { return hub_.leader(); });
   return port_;
 }
 
