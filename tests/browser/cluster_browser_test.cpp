@@ -16,7 +16,8 @@
 //     snapshot, not the store);
 //   - then, by construction rather than by the round-robin's luck: a console session logged
 //     in on the node owning a key retries that key's dead delivery on the other node, CSRF
-//     token included, and the owner sends it.
+//     token included, and the owner sends it; and a delivery kept waiting on the node that does
+//     not lead fires the leader's "oldest pending" alert.
 
 #include <gtest/gtest.h>
 
@@ -157,7 +158,9 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
     RelaisOptions o;
     o.binary = RELAIS_BINARY;
     o.log_level = "warn";
-    o.body_yaml = scenario.body_yaml("    headers: {X-Relais-Node: " + name + "}\n", folder) +
+    // "attente" after 5 s: the end of the test keeps a delivery waiting on the node that does
+    // not lead (nothing waits that long before).
+    o.body_yaml = scenario.body_yaml("    headers: {X-Relais-Node: " + name + "}\n", folder, "5s") +
                   "redis:\n  uri: " + redis.uri() + "\n  prefix: \"" + kPrefix +
                   "\"\n  timeout: 1s\ncluster:\n  node: " + name +
                   "\n  partitions: " + std::to_string(kPartitions) + "\n  lease: 2s\n";
@@ -369,6 +372,24 @@ TEST(ClusterConsoleBrowser, TwoNodesBehindOneAddressRoundRobin) {
         return admin.get("/api/v1/deliveries/" + delivery).json().value("state", "") == "delivered";
       },
       std::chrono::seconds(30)));
+
+  // --- the leader's alerts see the other node's queues ---------------------------------------
+  // A delivery kept waiting (the partner says "come back in an hour") on a key the leader does
+  // not send: the rule "attente" fires on the leader, from the other node's report.
+  const std::string leader = on_a["evaluated_by"].get<std::string>();
+  std::string waiting;
+  for (int n = 92000; waiting.empty(); ++n) {
+    if (owner_of(owners, std::to_string(n)) != leader) waiting = std::to_string(n);
+  }
+  scenario.pause_on(waiting);
+  planned["id"] = "evt-browser-waiting";
+  planned["rdv"]["id"] = std::stoi(waiting);
+  ASSERT_EQ(admin.post_json("/api/v1/sources/cms76/messages", planned.dump()).status, 202);
+  EXPECT_TRUE(wait_until([&] { return scenario.webhook().count() == 2; }, std::chrono::seconds(30)))
+      << "the leader " << leader << " did not see the delivery waiting on the other node";
+  auto alerts_sent = scenario.webhook().requests();
+  ASSERT_FALSE(alerts_sent.empty());
+  EXPECT_NE(alerts_sent.back().body.find("attente"), std::string::npos) << alerts_sent.back().body;
 
   proxy.stop();
   for (auto& n : nodes) EXPECT_EQ(n->stop(std::chrono::seconds(30)), 0) << n->stderr_text();

@@ -41,6 +41,12 @@ class ConsoleScenario {
           out.body = "{\"error\":\"not found\"}";
         }
       }
+      for (const auto& rdv : paused_) {
+        if (r.body.find(rdv) != std::string::npos) {
+          out.status = 503;
+          out.headers["Retry-After"] = "3600";
+        }
+      }
       return out;
     });
   }
@@ -49,6 +55,13 @@ class ConsoleScenario {
   void refuse_first(const std::string& rdv) {
     std::lock_guard<std::mutex> lock(mu_);
     refused_first_.emplace(rdv, 0);
+  }
+
+  // The agenda answers every delivery of `rdv` "503, come back in an hour": the destination
+  // pauses and the delivery waits (not an attempt).
+  void pause_on(const std::string& rdv) {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_.push_back(rdv);
   }
 
   // Every delivery of `rdv` the agenda destination was sent (refused or accepted), in order.
@@ -67,9 +80,10 @@ class ConsoleScenario {
 
   // The sources, mappings, connectors, routes and alerts sections. `agenda_extra`: more keys of
   // the agenda destination, each line "    key: value\n"; `more_sources`: more items of
-  // `sources:`, each line indented by two spaces.
-  std::string body_yaml(const std::string& agenda_extra = "",
-                        const std::string& more_sources = "") const {
+  // `sources:`, each line indented by two spaces; `waiting_max_age`: the alert rule "attente"
+  // (the oldest delivery waiting).
+  std::string body_yaml(const std::string& agenda_extra = "", const std::string& more_sources = "",
+                        const std::string& waiting_max_age = "30m") const {
     const std::string src = RELAIS_SOURCE_DIR;
     return "sources:\n  cms76:\n    type: $.event\n    correlation:\n"
            "      - \"rdv:{$.rdv.id}\"\n" +
@@ -87,7 +101,8 @@ class ConsoleScenario {
            std::to_string(webhook_.port()) +
            "/alerts\n  rules:\n"
            "    - {name: bloquees, kind: dead_deliveries, threshold: 1, window: 1h}\n"
-           "    - {name: attente, kind: oldest_pending, max_age: 30m}\n";
+           "    - {name: attente, kind: oldest_pending, max_age: " +
+           waiting_max_age + "}\n";
   }
 
   // Creates the users and posts the three messages through `admin`, then waits until two
@@ -186,6 +201,7 @@ class ConsoleScenario {
   // Each RDV's first delivery is refused, the next ones accepted (guarded by mu_).
   std::map<std::string, int> refused_first_{{kRdv, 0}, {kOtherRdv, 0}};
   std::vector<tools::SinkRequest> sent_;  // guarded by mu_
+  std::vector<std::string> paused_;       // guarded by mu_
   tools::HttpSink sink_{0, true, 4};
   tools::HttpSink webhook_{0, true, 2};  // receives the alerts
   std::string message_id_;
