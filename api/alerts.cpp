@@ -103,7 +103,7 @@ bool AlertMonitor::measure(const AlertRule& r, int64_t& value, std::string& text
   }
   if (r.kind == "oldest_pending") {
     value = 0;
-    for (const auto& s : hub_.dispatcher().stats()) {
+    for (const auto& s : queue_figures_ ? queue_figures_() : hub_.dispatcher().stats()) {
       if (!r.destination.empty() && s.name != r.destination) continue;
       if (s.oldest_received == 0) continue;
       int64_t age = (now - s.oldest_received) / 1000;

@@ -75,6 +75,12 @@ class AlertMonitor {
   // Evaluates every rule once now (the thread does it every check_every).
   void evaluate();
   nlohmann::json status();
+  // Where the `oldest_pending` rules read the queues: this node's dispatcher by default; on a
+  // cluster every node's (api/node_reports.h), since each node queues its own keys only. Call
+  // before start().
+  void set_queue_figures(std::function<std::vector<DestinationStats>()> figures) {
+    queue_figures_ = std::move(figures);
+  }
 
  private:
   struct RuleState {
@@ -97,6 +103,7 @@ class AlertMonitor {
   std::string send_webhook(const Alert& a);
   std::string send_mail(const Alert& a);
   Hub& hub_;
+  std::function<std::vector<DestinationStats>()> queue_figures_;  // null: hub_'s dispatcher
   ConsoleStore& store_;
   AlertChannels channels_;
   Millis check_every_ms_ = 30000;

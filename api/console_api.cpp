@@ -9,6 +9,7 @@
 #include "api/api_context.h"
 #include "api/desk_text.h"
 #include "api/http_util.h"
+#include "api/node_reports.h"
 #include "core/crypto.h"
 #include "core/log.h"
 
@@ -192,8 +193,9 @@ void overview(RequestContext& rc) {
   Millis midnight = static_cast<Millis>(mktime(&local)) * 1000;
   std::map<std::string, DestinationFigures> figures;
   for (auto& f : rc.shared.console->figures(midnight, now)) figures[f.destination] = f;
-  std::map<std::string, DestinationStats> stats;
-  for (auto& s : hub.dispatcher().stats()) stats[s.name] = s;
+  json out = {{"at", format_rfc3339(now)}};
+  // On a cluster, every node's queues (each holds its partitions' only).
+  std::map<std::string, DestinationStats> stats = dispatch_figures(rc.shared, out);
   json items = json::array();
   for (const auto& [name, dest] : rc.shared.config.destinations) {
     const DestinationFigures& f = figures[name];
@@ -218,7 +220,8 @@ void overview(RequestContext& rc) {
         {"delivered_per_hour", f.hourly}};
     items.push_back(std::move(j));
   }
-  send_json(rc.resp, 200, {{"at", format_rfc3339(now)}, {"destinations", items}});
+  out["destinations"] = std::move(items);
+  send_json(rc.resp, 200, out);
 }
 
 json attempt_json(const Attempt& a, PayloadMasker& view) {
@@ -820,9 +823,7 @@ bool handle_console_endpoint(Ep id, RequestContext& rc) {
       overview(rc);
       return true;
     case Ep::AlertsStatus:
-      send_json(rc.resp, 200,
-                rc.shared.alerts ? rc.shared.alerts->status()
-                                 : json{{"rules", json::array()}, {"channels", json::array()}});
+      send_json(rc.resp, 200, alerts_status(rc.shared));
       return true;
     case Ep::DeliveriesList: {
       DeskFilter f;

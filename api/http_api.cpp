@@ -16,6 +16,7 @@
 #include "api/http_server.h"
 #include "api/http_util.h"
 #include "api/mappings_api.h"
+#include "api/node_reports.h"
 #include "connectors/calendar/calendar.h"
 #include "core/crypto.h"
 #include "core/files.h"
@@ -893,7 +894,17 @@ int ApiServer::start() {
       },
       &hub_.metrics());
   port_ = server_->start();
-  // Several nodes: the jobs that must run once run on the leader.
+  // Several nodes: the jobs that must run once run on the leader; its alerts read every node's
+  // queues; each node reports what the dashboard shows (api/node_reports.h).
+  if (hub_.clustered()) {
+    alerts_->set_queue_figures([this] {
+      nlohmann::json unused;
+      std::vector<DestinationStats> out;
+      for (auto& [name, s] : api::dispatch_figures(*shared_, unused)) out.push_back(s);
+      return out;
+    });
+    reporter_.start(0, api::kReportEveryMs, [this] { api::report_node(*shared_); });
+  }
   alerts_->start([this] { return hub_.leader(); });
   retention_->start([this] { return hub_.leader(); });
   return port_;
@@ -908,6 +919,7 @@ bool ApiServer::reload_tls(std::string& error) {
 }
 
 void ApiServer::stop() {
+  reporter_.stop();
   if (alerts_) alerts_->stop();
   if (retention_) retention_->stop();
   if (shared_) shared_->rekey.stop();  // after its current batch, before the store closes

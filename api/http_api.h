@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/console_store.h"
+#include "core/periodic.h"
 #include "core/retention.h"
 #include "core/shared_state.h"
 #include "routing/hub.h"
@@ -34,8 +35,8 @@ class ApiServer {
   ~ApiServer();
   // Binds and starts serving; returns the bound port (useful with port 0).
   int start();
-  // Stops the alert monitor and the purge job, then the server: stops accepting connections and
-  // waits for the requests in progress to be answered.
+  // Stops the reports, the alert monitor and the purge job, then the server: stops accepting
+  // connections and waits for the requests in progress to be answered.
   void stop();
   int port() const { return port_; }
   // Reads the TLS certificate, key and client CA files again (server.tls) for the connections
@@ -56,6 +57,8 @@ class ApiServer {
   int tokens_subscription_ = 0;                 // state_->changes: tokens re-read
   std::unique_ptr<api::ApiShared> shared_;
   std::unique_ptr<api::HttpServer> server_;
+  // On a cluster: this node's reports for the dashboard every second (api/node_reports.h).
+  PeriodicThread reporter_;
   int port_ = 0;
 };
 

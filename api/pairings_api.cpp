@@ -7,6 +7,7 @@
 #include "api/api_context.h"
 #include "api/desk_text.h"
 #include "api/http_util.h"
+#include "api/node_reports.h"
 
 namespace relais::api {
 namespace {
@@ -180,24 +181,13 @@ void undo(RequestContext& rc) {
 }
 
 void list_sources(RequestContext& rc) {
-  std::map<std::string, PollingState> polling;
-  for (auto& s : rc.shared.hub.polling_states()) polling[s.source] = s;
+  // On a cluster the leader polls: every node shows its states (api/node_reports.h).
+  std::map<std::string, json> polling = polling_states(rc.shared);
   json items = json::array();
   for (const auto& [name, sc] : rc.shared.config.sources) {
     json j = {{"source", name}, {"polled", sc.poll.has_value()}};
     auto it = polling.find(name);
-    if (it != polling.end()) {
-      const PollingState& s = it->second;
-      j["kind"] = s.kind;
-      j["failing"] = s.failing;
-      j["failures_in_row"] = s.failures_in_row;
-      j["last_error"] = s.last_error.empty() ? json() : json(s.last_error);
-      j["last_poll_at"] = time_or_null(s.last_poll_at);
-      j["last_record_at"] = time_or_null(s.last_record_at);
-      j["next_poll_at"] = time_or_null(s.next_poll_at);
-      j["records"] = s.records;
-      j["rejected"] = s.rejected;
-    }
+    if (it != polling.end()) j.update(it->second);
     items.push_back(std::move(j));
   }
   send_json(rc.resp, 200, {{"items", items}});

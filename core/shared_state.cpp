@@ -111,6 +111,29 @@ void ChangeHandlers::call(const std::string& topic) {
 
 // ---------------------------------------------------------------------------------------------
 
+Status LocalNodeReports::put(const std::string& topic, const std::string& node,
+                             const std::string& text, Millis ttl_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reports_[topic][node] = {clock_.now_ms() + ttl_ms, text};
+  return Status::success();
+}
+
+Status LocalNodeReports::get(const std::string& topic, std::map<std::string, std::string>& out) {
+  out.clear();
+  Millis now = clock_.now_ms();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& nodes = reports_[topic];
+  for (auto it = nodes.begin(); it != nodes.end();) {
+    if (it->second.first <= now) {
+      it = nodes.erase(it);
+      continue;
+    }
+    out[it->first] = it->second.second;
+    ++it;
+  }
+  return Status::success();
+}
+
 SharedState local_shared_state(const Clock& clock,
                                std::function<RateLimit(const std::string&)> limit_of) {
   SharedState s;
@@ -118,6 +141,7 @@ SharedState local_shared_state(const Clock& clock,
   s.logins = std::make_unique<LocalLoginThrottle>(clock, kLoginMaxFailures, kLoginWindowMs);
   s.rates = std::make_unique<LocalRateLimiter>(std::move(limit_of));
   s.changes = std::make_unique<LocalChangeBus>();
+  s.reports = std::make_unique<LocalNodeReports>(clock);
   s.where = "in process";
   return s;
 }

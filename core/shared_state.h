@@ -1,8 +1,9 @@
 #pragma once
 // What the nodes of one installation share: console sessions, login throttling, request rate
-// limits and change notifications. Each is an interface with an in-process implementation (one
-// node, the default: this file and shared_state.cpp) and a Redis one (store/redis/, chosen by
-// the `redis:` section) so that several nodes behind one address behave as one.
+// limits, change notifications and what each node reports for the console's dashboard. Each is an
+// interface with an in-process implementation (one node, the default: this file and
+// shared_state.cpp) and a Redis one (store/redis/, chosen by the `redis:` section) so that several
+// nodes behind one address behave as one.
 //
 // Every operation that may need the network answers a Status: an implementation that cannot
 // reach its state says so (503) instead of guessing. What the callers do then is decided in
@@ -95,6 +96,28 @@ class ChangeBus {
   virtual void unsubscribe(int id) = 0;
 };
 
+// What each node reports so that every node can show the installation as one (the console's
+// dashboard behind a round-robin): one text (JSON) per topic and node, forgotten `ttl_ms` after
+// it was put unless it is put again — a node that stops reporting drops out by itself. Topics:
+// kAlerts, the alert monitor's state, and kSources, the polling sources' states, put by the node
+// that runs them (the leader); kDispatch, a node's dispatcher figures per destination (its
+// queues are its partitions' only).
+// A report holds figures and names of rules and destinations, never a message's content.
+// Implementations are thread-safe.
+class NodeReports {
+ public:
+  static constexpr const char* kAlerts = "alerts";
+  static constexpr const char* kDispatch = "dispatch";
+  static constexpr const char* kSources = "sources";
+
+  virtual ~NodeReports() = default;
+  virtual Status put(const std::string& topic, const std::string& node, const std::string& text,
+                     Millis ttl_ms) = 0;
+  // The live reports on `topic`: node → text. !ok when they cannot be read (the caller shows
+  // its own figures and says that they are partial).
+  virtual Status get(const std::string& topic, std::map<std::string, std::string>& out) = 0;
+};
+
 // The console's fixed timings: a session ends after 30 minutes idle or 10 hours after login; a
 // user name is refused after 5 failed logins within 15 minutes.
 constexpr Millis kSessionIdleMs = 30 * 60000;
@@ -109,6 +132,7 @@ struct SharedState {
   std::unique_ptr<LoginThrottle> logins;
   std::unique_ptr<RateLimiter> rates;
   std::unique_ptr<ChangeBus> changes;
+  std::unique_ptr<NodeReports> reports;
   std::string where;
 };
 
@@ -210,6 +234,21 @@ class LocalChangeBus final : public ChangeBus {
 
  private:
   ChangeHandlers handlers_;
+};
+
+// The reports of this process (one node: its own only), kept until they expire.
+class LocalNodeReports final : public NodeReports {
+ public:
+  explicit LocalNodeReports(const Clock& clock) : clock_(clock) {}
+  Status put(const std::string& topic, const std::string& node, const std::string& text,
+             Millis ttl_ms) override;
+  Status get(const std::string& topic, std::map<std::string, std::string>& out) override;
+
+ private:
+  const Clock& clock_;
+  std::mutex mu_;
+  // topic → node → (expiry, text)
+  std::map<std::string, std::map<std::string, std::pair<Millis, std::string>>> reports_;
 };
 
 }  // namespace relais

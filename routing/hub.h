@@ -60,6 +60,8 @@ class Hub final : public HubServices {
   bool clustered() const { return membership_ != nullptr; }
   // Whether this node runs the jobs that run once (always, alone).
   bool leader() const { return membership_ == nullptr || membership_->leader(); }
+  // This node's name in the cluster ("" alone).
+  std::string node() const { return membership_ ? membership_->node() : ""; }
   // For /readyz and the console: "" alone; else the node's share and what prevents it.
   std::string cluster_status() const;
   // The partitions whose keys this node sends now (empty alone).

@@ -28,6 +28,8 @@ PACKAGES=(
 # the servers run as. The packaged services are never started (the tests start their own).
 # nodejs: the installed one (with npm) is kept; never `apt-get install npm` (it conflicts).
 # chromium + playwright-core (npm, below) run the console's browser tests.
+# nginx-light: the benchmark's reference relay, and the one address in front of two nodes in the
+# console's browser test on a cluster (tests/support/nginx_proxy.h; run as the test's user).
 # openssh-server (+ ssh-keygen): the real SFTP server of the file connector's tests (tests/support/sshd_server.h).
 
 # The browser tests' npm packages (playwright-core only), pinned by tests/browser/package-lock.json.

@@ -59,6 +59,23 @@ std::string ms(Millis v) {
   return std::to_string(v);
 }
 
+// KEYS[1] the set of the nodes that reported on a topic; ARGV[1] the prefix of their reports'
+// keys. Node, report, node, report… of the live reports; the nodes whose report expired leave
+// the set.
+const char* const kReportsGet = R"lua(
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('GET', ARGV[1] .. node)
+  if v then
+    out[#out + 1] = node
+    out[#out + 1] = v
+  else
+    redis.call('SREM', KEYS[1], node)
+  end
+end
+return out
+)lua";
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -167,6 +184,33 @@ Micros RedisRateLimiter::take(const std::string& name) {
                             {std::to_string(interval), std::to_string(tolerance)}, r);
   if (!st.ok) return local_.take(name);  // the node's own bucket meanwhile
   return std::max<Micros>(0, r.integer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RedisNodeReports
+
+RedisNodeReports::RedisNodeReports(std::unique_ptr<RedisClient> client, std::string prefix)
+    : client_(std::move(client)), prefix_(std::move(prefix)) {}
+
+Status RedisNodeReports::put(const std::string& topic, const std::string& node,
+                             const std::string& text, Millis ttl_ms) {
+  std::vector<RedisReply> replies;
+  return client_->pipeline(
+      {{"SADD", prefix_ + "reports:" + topic, node},
+       {"SET", prefix_ + "report:" + topic + ":" + node, text, "PX", std::to_string(ttl_ms)}},
+      replies);
+}
+
+Status RedisNodeReports::get(const std::string& topic, std::map<std::string, std::string>& out) {
+  out.clear();
+  RedisReply r;
+  Status st = client_->eval(kReportsGet, {prefix_ + "reports:" + topic},
+                            {prefix_ + "report:" + topic + ":"}, r);
+  if (!st.ok) return st;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    out[r.elements[i].str] = r.elements[i + 1].str;
+  }
+  return st;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +351,7 @@ SharedState open_redis_shared_state(const RedisSettings& settings, const Clock& 
   s.rates =
       std::make_unique<RedisRateLimiter>(client("rates"), settings.prefix, std::move(limit_of));
   s.changes = std::make_unique<RedisChangeBus>(client("changes"), settings.prefix, timeout);
+  s.reports = std::make_unique<RedisNodeReports>(client("reports"), settings.prefix);
   s.where = "Redis " + address.display();
   return s;
 }

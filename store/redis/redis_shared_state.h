@@ -9,6 +9,8 @@
 //   <prefix>login:addr:<sha256(address)>    failed logins of an address, TTL = the window
 //   <prefix>rate:<sha256(caller)>           the caller's bucket (its theoretical arrival time)
 //   channel <prefix>changes                 change notifications (the topic as message)
+//   <prefix>reports:<topic>                 set of the nodes that reported on the topic
+//   <prefix>report:<topic>:<node>           a node's report (JSON figures), TTL = its ttl
 // What each does when Redis is unreachable is in docs/security.md ("Shared state").
 
 #include <atomic>
@@ -106,6 +108,21 @@ class RedisChangeBus final : public ChangeBus {
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
+};
+
+// The nodes' reports in Redis: put is one round trip (SADD + SET with PX), get one script that
+// reads every live report and forgets the nodes whose report expired. Redis unreachable: !ok.
+// Thread-safe.
+class RedisNodeReports final : public NodeReports {
+ public:
+  RedisNodeReports(std::unique_ptr<RedisClient> client, std::string prefix);
+  Status put(const std::string& topic, const std::string& node, const std::string& text,
+             Millis ttl_ms) override;
+  Status get(const std::string& topic, std::map<std::string, std::string>& out) override;
+
+ private:
+  std::unique_ptr<RedisClient> client_;
+  const std::string prefix_;
 };
 
 // The shared state in Redis: one connection per part. Throws std::runtime_error on a malformed

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "tests/browser/console_scenario.h"
 #include "tests/genesis/genesis_profile.h"
 #include "tests/genesis/genesis_simulator.h"
 #include "tests/support/relais_process.h"
@@ -21,8 +22,8 @@ namespace {
 using json = nlohmann::json;
 
 TEST(AppariementBrowser, SupportChoosesAndUndoesAuditorSeesMasked) {
-  ASSERT_TRUE(std::filesystem::exists(RELAIS_CHROMIUM))
-      << RELAIS_CHROMIUM << " is missing: run scripts/install-deps.sh";
+  ConsoleScenario::require_browser();
+  if (HasFatalFailure()) return;
   GenesisSimulator sim(GenesisSimulator::Protocol::Soap);
   sim.set_account("relais", "mot-de-passe-navigateur", true);
   SimPerson dupont{"", "DUPONT", "DUPONT", "Jean", "1962-09-22", "M", "ROUEN", "", 0};
@@ -39,13 +40,8 @@ TEST(AppariementBrowser, SupportChoosesAndUndoesAuditorSeesMasked) {
   RelaisProcess relais(o);
   relais.start();
   HttpClient admin = relais.client();
-  for (const auto& [name, role] : std::vector<std::pair<std::string, std::string>>{
-           {"sophie.support", "support"}, {"aude.auditrice", "auditor"}}) {
-    auto r = admin.post_json(
-        "/api/v1/users",
-        json{{"name", name}, {"role", role}, {"password", "mot de passe de " + name}}.dump());
-    ASSERT_EQ(r.status, 201) << r.body;
-  }
+  ConsoleScenario::add_users(admin, {{"sophie.support", "support"}, {"aude.auditrice", "auditor"}});
+  if (HasFatalFailure()) return;
   const std::string fixtures = std::string(RELAIS_SHARED_DIR) + "/fixtures/cms76/";
   auto individu = admin.post_json("/api/v1/sources/cms76/messages",
                                   read_file(fixtures + "individu-created.json"));

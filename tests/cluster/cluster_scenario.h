@@ -47,7 +47,6 @@ class ClusterRig {
   static constexpr const char* kPasswordEnv = "RELAIS_CLUSTER_PG_PASSWORD";
   ClusterRig() {
     pg.start();
-    uri_ = pg.connection_with_password_in(kPasswordEnv);
     if (std::string why = redis.start(); !why.empty()) throw std::runtime_error(why);
   }
   ~ClusterRig() { nodes.clear(); }
@@ -61,9 +60,7 @@ class ClusterRig {
       o.binary = RELAIS_BINARY;
       o.body_yaml = yaml;
       o.log_level = "warn";
-      o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri_ +
-                             "\"\n  password_env: " + kPasswordEnv +
-                             "\n  state_dir: " + states_.back()->path() + "\n";
+      o.store_section_yaml = pg.relais_store_section(kPasswordEnv, states_.back()->path());
       nodes.push_back(std::make_unique<RelaisProcess>(o));
       nodes.back()->start();
     }
@@ -74,7 +71,6 @@ class ClusterRig {
   std::vector<std::unique_ptr<RelaisProcess>> nodes;
 
  private:
-  std::string uri_;
   std::vector<std::unique_ptr<TempDir>> states_;
 };
 

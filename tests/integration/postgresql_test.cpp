@@ -59,7 +59,6 @@ std::string message(int n) {
 TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   PgServer pg;
   pg.start();
-  const std::string uri = pg.connection_with_password_in(kPasswordEnv);
 
   struct Seen {
     std::mutex mu;
@@ -94,9 +93,7 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   RelaisOptions o;
   o.binary = RELAIS_BINARY;
   o.body_yaml = body_yaml(sink.port());
-  o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
-                         "\"\n  password_env: " + kPasswordEnv + "\n  state_dir: " + state.path() +
-                         "\n";
+  o.store_section_yaml = pg.relais_store_section(kPasswordEnv, state.path());
   RelaisProcess relais(o);
   relais.start();
   EXPECT_EQ(relais.stdout_text().find(pg.options().password), std::string::npos);
@@ -133,9 +130,7 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
   // has stopped.
   TempDir other_state("relais-pg-state-b-");
   RelaisOptions ob = o;
-  ob.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
-                          "\"\n  password_env: " + kPasswordEnv +
-                          "\n  state_dir: " + other_state.path() + "\n";
+  ob.store_section_yaml = pg.relais_store_section(kPasswordEnv, other_state.path());
   RelaisProcess second(ob);
   CommandResult refused = run_command({RELAIS_BINARY, "serve", "--config", second.config_path()},
                                       std::chrono::seconds(60));
@@ -165,7 +160,6 @@ TEST(PostgresqlRelais, AcceptsDeliversAndLosesNothingAcrossAKill) {
 TEST(PostgresqlRelais, CommandsWorkOnAPostgresqlStore) {
   PgServer pg;
   pg.start();
-  const std::string uri = pg.connection_with_password_in(kPasswordEnv);
   relais::tools::HttpSink sink(0, false, 4);
 
   TempDir state("relais-pg-state-");
@@ -175,9 +169,7 @@ TEST(PostgresqlRelais, CommandsWorkOnAPostgresqlStore) {
                 "retention:\n"
                 "  metadata: 2h\n  unrouted: 1h\n"
                 "  default: {delivered: 1s, dead: 1h, discarded: 1h, skipped: 1h}\n";
-  o.store_section_yaml = "  kind: postgresql\n  uri: \"" + uri +
-                         "\"\n  password_env: " + kPasswordEnv + "\n  state_dir: " + state.path() +
-                         "/node-a" + "\n";
+  o.store_section_yaml = pg.relais_store_section(kPasswordEnv, state.path() + "/node-a");
   RelaisProcess relais(o);
   relais.start();
   const std::string where = "127.0.0.1:" + std::to_string(pg.port()) + "/" + pg.options().database;

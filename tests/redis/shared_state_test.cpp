@@ -241,6 +241,52 @@ TEST_F(SharedStateTest, ATokenRevokedOnOneNodeIsRefusedOnTheOtherWithinTwoSecond
   b_->changes->unsubscribe(follow_b);
 }
 
+// The dashboard's reports (api/node_reports.h): each node's report is read by the other; a
+// report not renewed expires and its node leaves the set; Redis down: the reader is told.
+TEST_F(SharedStateTest, EachNodesReportIsReadOnTheOtherUntilItExpires) {
+  ASSERT_TRUE(a_->reports->put(NodeReports::kDispatch, "noeud-a", "{\"agenda\":{}}", 5000).ok);
+  ASSERT_TRUE(b_->reports->put(NodeReports::kDispatch, "noeud-b", "{}", 300).ok);
+  ASSERT_TRUE(b_->reports->put(NodeReports::kAlerts, "noeud-b", "{\"rules\":[]}", 5000).ok);
+  std::map<std::string, std::string> seen;
+  ASSERT_TRUE(b_->reports->get(NodeReports::kDispatch, seen).ok);
+  EXPECT_EQ(seen, (std::map<std::string, std::string>{{"noeud-a", "{\"agenda\":{}}"},
+                                                      {"noeud-b", "{}"}}));
+  EXPECT_GT(pttl("test:report:dispatch:noeud-b"), 0);
+  // noeud-b stops reporting: it drops out of the figures and of the set.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return a_->reports->get(NodeReports::kDispatch, seen).ok && seen.size() == 1 &&
+               seen.count("noeud-a") == 1;
+      },
+      5000ms));
+  redis::RedisClient c(redis::RedisAddress{"127.0.0.1", redis_->port()}, 500ms, "test");
+  redis::RedisReply members;
+  ASSERT_TRUE(c.command({"SMEMBERS", "test:reports:dispatch"}, members).ok);
+  ASSERT_EQ(members.elements.size(), 1u);
+  EXPECT_EQ(members.elements[0].str, "noeud-a");
+  ASSERT_TRUE(a_->reports->get(NodeReports::kAlerts, seen).ok);
+  EXPECT_EQ(seen.size(), 1u);
+
+  redis_->stop();
+  EXPECT_EQ(a_->reports->get(NodeReports::kDispatch, seen).http_status, 503);
+  EXPECT_FALSE(a_->reports->put(NodeReports::kDispatch, "noeud-a", "{}", 5000).ok);
+}
+
+// One node alone: its own reports, forgotten when they expire.
+TEST(LocalNodeReports, KeepsReportsUntilTheyExpire) {
+  ManualClock clock{1'800'000'000'000};
+  LocalNodeReports reports(clock);
+  ASSERT_TRUE(reports.put(NodeReports::kAlerts, "", "{}", 1000).ok);
+  std::map<std::string, std::string> seen;
+  ASSERT_TRUE(reports.get(NodeReports::kAlerts, seen).ok);
+  EXPECT_EQ(seen.size(), 1u);
+  ASSERT_TRUE(reports.get(NodeReports::kDispatch, seen).ok);
+  EXPECT_TRUE(seen.empty());
+  clock.advance(1000);
+  ASSERT_TRUE(reports.get(NodeReports::kAlerts, seen).ok);
+  EXPECT_TRUE(seen.empty());
+}
+
 TEST_F(SharedStateTest, RedisDownRefusesSessionsAndLoginsAndLimitsPerNode) {
   api::SessionTable on_a(*a_->sessions, clock_);
   std::string id, csrf;

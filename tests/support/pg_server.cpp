@@ -37,6 +37,12 @@ std::string PgServer::connection_with_password_in(const char* password_env) cons
          " user=" + options_.user;
 }
 
+std::string PgServer::relais_store_section(const std::string& password_env,
+                                           const std::string& state_dir) const {
+  return "  kind: postgresql\n  uri: \"" + connection_with_password_in(password_env.c_str()) +
+         "\"\n  password_env: " + password_env + "\n  state_dir: " + state_dir + "\n";
+}
+
 void PgServer::start() {
   if (running_) return;
   const std::string& d = dir_.path();

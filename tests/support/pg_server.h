@@ -42,6 +42,12 @@ class PgServer {
   // The same without the password, which goes into the environment variable `password_env`
   // instead (as `store.password_env` reads it: relais refuses a URI that holds one).
   std::string connection_with_password_in(const char* password_env) const;
+  // The `store:` keys of a relais on this database (RelaisOptions::store_section_yaml): kind
+  // postgresql, the URI without the password — which goes through the environment variable
+  // `password_env`, set here in this process so that the relais children inherit it — and the
+  // node's own `state_dir`.
+  std::string relais_store_section(const std::string& password_env,
+                                   const std::string& state_dir) const;
   // Runs SQL statements as the superuser (psql over the socket, stops at the first error);
   // returns psql's output (unaligned, tuples only, fields separated by '|'). Throws on error.
   std::string sql(const std::string& statements) const;
