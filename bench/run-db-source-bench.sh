@@ -32,6 +32,7 @@
 #   BENCH_TIMEOUT [300]   seconds allowed to one run
 #   BENCH_KEEP [0]        1 = keep the temp dir      BENCH_NO_BUILD [0]  1 = binaries as built
 #   BENCH_PERF            if set, `perf record -g` of relais during run 1 into this file
+#   BENCH_PERF_DRAIN      with BENCH_DELIVERY=after: `perf record` of relais while it delivers (run 1)
 #   BENCH_PERF_ARGS       perf record's options instead of `-F 499 -g` (e.g. --call-graph dwarf)
 #   BENCH_THREADS_CPU [0] 1 = print the CPU time of relais's busiest threads after each run
 #   BENCH_PREFILL [0]     N > 0: each run starts on a copy of a store holding N older messages
@@ -208,6 +209,12 @@ EOF
     read -r sent0 _ _ < <(sink_count)
     cpu2=$(cpu_ticks "$RELAIS_PID")
     t2=$(now_ms)
+    DRAIN_PERF_PID=
+    if [[ $run == 1 && -n ${BENCH_PERF_DRAIN:-} ]]; then
+      # shellcheck disable=SC2086 # the options are words
+      perf record ${BENCH_PERF_ARGS:--F 499 -g} -p "$RELAIS_PID" -o "$BENCH_PERF_DRAIN" >"$TMP/perf-drain.out" 2>&1 &
+      DRAIN_PERF_PID=$!
+    fi
     rm -f "$HOLD"
     while :; do
       read -r sent _ sink_last < <(sink_count)
@@ -216,6 +223,7 @@ EOF
       sleep 0.05
     done
     cpu3=$(cpu_ticks "$RELAIS_PID")
+    [[ -n $DRAIN_PERF_PID ]] && { kill -INT "$DRAIN_PERF_PID"; wait "$DRAIN_PERF_PID" 2>/dev/null || true; }
     delivery_rate=$(awk -v n="$ROWS" -v a="$t2" -v b="$sink_last" 'BEGIN {printf "%.0f", n / ((b - a) / 1000)}')
     delivery_cpu=$(awk -v a="$cpu2" -v b="$cpu3" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
     delivery_note="; then $delivery_rate deliveries/s (relais CPU ${delivery_cpu} s)"
