@@ -19,6 +19,11 @@
 #    time from relais's start; checks the store holds exactly BENCH_ROWS messages with one
 #    delivery each and that no outbox row is left undone;
 # 5. prints each run and the median of the runs.
+# With BENCH_DELIVERY=after, the sink holds every delivery (it answers none) until the intake is
+# over — the route's deliveries do not compete with the intake for the CPU —, then answers them:
+# each run also reports the deliveries per second from that moment to the sink's last delivery,
+# and checks that every delivery is `delivered` in the store. The default (`during`) is the
+# shipped shape: the sink answers at once, deliveries run during the intake.
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
 #
 # Environment (defaults in brackets):
@@ -27,11 +32,14 @@
 #   BENCH_TIMEOUT [300]   seconds allowed to one run
 #   BENCH_KEEP [0]        1 = keep the temp dir      BENCH_NO_BUILD [0]  1 = binaries as built
 #   BENCH_PERF            if set, `perf record -g` of relais during run 1 into this file
+#   BENCH_PERF_DRAIN      with BENCH_DELIVERY=after: `perf record` of relais while it delivers (run 1)
 #   BENCH_PERF_ARGS       perf record's options instead of `-F 499 -g` (e.g. --call-graph dwarf)
 #   BENCH_THREADS_CPU [0] 1 = print the CPU time of relais's busiest threads after each run
 #   BENCH_PREFILL [0]     N > 0: each run starts on a copy of a store holding N older messages
 #   BENCH_PREFILL_STORE   that store's path, kept between invocations (made when missing; by
 #                         default a file of the temp dir, made again each time)
+#   BENCH_DELIVERY [during]  during: the sink answers at once; after: it answers once the intake
+#                         is over (intake and delivery measured apart)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +49,8 @@ RUNS=${BENCH_RUNS:-3}
 BATCH=${BENCH_BATCH:-1000}
 SYNC=${BENCH_SYNC:-full}
 RUN_TIMEOUT=${BENCH_TIMEOUT:-300}
+DELIVERY=${BENCH_DELIVERY:-during}
+[[ $DELIVERY == during || $DELIVERY == after ]] || { echo "BENCH_DELIVERY: during or after" >&2; exit 2; }
 TOKEN=bench-token-0123456789abcdef
 
 BENCH_NAME=db-source-bench
@@ -85,13 +95,24 @@ if ((PREFILL > 0)); then
 fi
 
 # --- sink ------------------------------------------------------------------------------------
-"$SINK" --port-file "$TMP/sink.port" >"$TMP/sink.out" 2>&1 &
+HOLD=$TMP/sink.hold  # while it exists, the sink answers no delivery (BENCH_DELIVERY=after)
+"$SINK" --port-file "$TMP/sink.port" --hold-file "$HOLD" >"$TMP/sink.out" 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
 wait_for_file_line "$TMP/sink.out" 'listening on' "$SINK_PID" 10 || die "bench_sink did not start"
 SINK_PORT=$(cat "$TMP/sink.port")
 
 (umask 077 && head -c 32 /dev/urandom >"$TMP/store-1.key")
+sink_count() { curl -sf "http://127.0.0.1:$SINK_PORT/count"; }  # deliveries first_ms last_ms
+# Held deliveries wait in the sink for the whole intake: relais must not time them out.
+DELIVERY_TIMEOUT=10s
+[[ $DELIVERY == after ]] && DELIVERY_TIMEOUT=$((RUN_TIMEOUT + 60))s
+# How often the end of the intake is looked for (GET /metrics). Each scrape walks the
+# dispatcher's queue under the destination's lock (Dispatcher::stats): with the deliveries held
+# (200,000 queued at the end) a scrape every 50 ms took a quarter of relais's CPU during the
+# intake, so BENCH_DELIVERY=after looks every 0.5 s (the rates come from the store's times).
+POLL_EVERY=0.05
+[[ $DELIVERY == after ]] && POLL_EVERY=0.5
 polled() {  # the source's committed records, from the metrics
   curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/metrics" |
     awk '/^relais_polled_records_total\{source="cms76"\}/ {print $2}'
@@ -148,13 +169,14 @@ connectors:
     url: http://127.0.0.1:$SINK_PORT/bench/{\$.event}
     method: POST
     concurrency: 16
-    timeout: 10s
+    timeout: $DELIVERY_TIMEOUT
 routes:
   - name: demandes-to-sink
     source: cms76
     to:
       - destination: sink
 EOF
+  [[ $DELIVERY == after ]] && touch "$HOLD"
   t0=$(now_ms)
   BENCH_PG_PASSWORD=$PG_PASSWORD "$RELAIS" serve --config "$TMP/relais-$run.yaml" \
     >"$TMP/relais-$run.out" 2>"$TMP/relais-$run.err" &
@@ -175,7 +197,7 @@ EOF
     n=$(polled "$PORT" || echo 0)
     [[ ${n:-0} -ge $ROWS ]] && break
     (($(now_ms) > deadline)) && die "run $run: $n of $ROWS rows after ${RUN_TIMEOUT}s: $(tail -3 "$TMP/relais-$run.err")"
-    sleep 0.05
+    sleep "$POLL_EVERY"
   done
   t1=$(now_ms)
   cpu1=$(cpu_ticks "$RELAIS_PID")
@@ -187,6 +209,31 @@ EOF
     sleep 0.1
   done
   [[ $left == 0 ]] || die "run $run: $left outbox rows not marked done"
+  delivery_note=
+  if [[ $DELIVERY == after ]]; then
+    # The intake is over: the sink answers the deliveries held and those queued in relais.
+    read -r sent0 _ _ < <(sink_count)
+    cpu2=$(cpu_ticks "$RELAIS_PID")
+    t2=$(now_ms)
+    DRAIN_PERF_PID=
+    if [[ $run == 1 && -n ${BENCH_PERF_DRAIN:-} ]]; then
+      # shellcheck disable=SC2086 # the options are words
+      perf record ${BENCH_PERF_ARGS:--F 499 -g} -p "$RELAIS_PID" -o "$BENCH_PERF_DRAIN" >"$TMP/perf-drain.out" 2>&1 &
+      DRAIN_PERF_PID=$!
+    fi
+    rm -f "$HOLD"
+    while :; do
+      read -r sent _ sink_last < <(sink_count)
+      ((sent - sent0 >= ROWS)) && break
+      (($(now_ms) > t2 + RUN_TIMEOUT * 1000)) && die "run $run: $((sent - sent0)) of $ROWS deliveries after ${RUN_TIMEOUT}s"
+      sleep 0.05
+    done
+    cpu3=$(cpu_ticks "$RELAIS_PID")
+    [[ -n $DRAIN_PERF_PID ]] && { kill -INT "$DRAIN_PERF_PID"; wait "$DRAIN_PERF_PID" 2>/dev/null || true; }
+    delivery_rate=$(awk -v n="$ROWS" -v a="$t2" -v b="$sink_last" 'BEGIN {printf "%.0f", n / ((b - a) / 1000)}')
+    delivery_cpu=$(awk -v a="$cpu2" -v b="$cpu3" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
+    delivery_note="; then $delivery_rate deliveries/s (relais CPU ${delivery_cpu} s)"
+  fi
   hwm=$(hwm_kib "$RELAIS_PID")
   # CPU seconds of relais's busiest threads (BENCH_THREADS_CPU=1): where the time goes.
   if [[ ${BENCH_THREADS_CPU:-0} == 1 ]]; then
@@ -195,24 +242,27 @@ EOF
     done | sort -rn | head -8 | awk -v hz="$(getconf CLK_TCK)" '{printf "  thread %s (%s): %.2f s\n", $3, $2, $1 / hz}' >&2
   fi
   stop_pid "$RELAIS_PID" 60
-  read -r messages deliveries first_ms last_ms < <(python3 - "$STORE" <<'PY'
+  read -r messages deliveries first_ms last_ms delivered < <(python3 - "$STORE" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 m, first, last = db.execute("SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM messages WHERE source = 'cms76'").fetchone()
 d = db.execute("SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq "
                "WHERE m.source = 'cms76'").fetchone()[0]
-print(m, d, first, last)
+delivered = db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").fetchone()[0]
+print(m, d, first, last, delivered)
 PY
   )
   [[ -z $TEMPLATE ]] || rm -f "$STORE" "$STORE-wal" "$STORE-shm"  # a copy of gigabytes
   ((messages == ROWS)) || die "run $run: the store holds $messages messages for $ROWS rows"
   ((deliveries == ROWS)) || die "run $run: the store holds $deliveries deliveries for $ROWS rows"
+  [[ $DELIVERY == during ]] || ((delivered == ROWS)) ||
+    die "run $run: $delivered of $ROWS deliveries delivered in the store"
   rate=$(awk -v n="$ROWS" -v a="$first_ms" -v b="$last_ms" 'BEGIN {printf "%.0f", n / ((b - a) / 1000)}')
   wall_rate=$(awk -v n="$ROWS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / ((b - a) / 1000)}')
   cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
-  log "run $run: $rate rows/s in the store (first → last accept), $wall_rate rows/s from relais's start; relais CPU ${cpu_s} s; peak RSS $((hwm / 1024)) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  log "run $run: $rate rows/s in the store (first → last accept), $wall_rate rows/s from relais's start; relais CPU ${cpu_s} s${delivery_note}; peak RSS $((hwm / 1024)) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
   results+=("$rate $wall_rate")
-  echo "RUN run=$run rows=$ROWS batch=$BATCH rows_per_s=$rate wall_rows_per_s=$wall_rate cpu_s=$cpu_s hwm_kib=$hwm loadavg=$(cut -d' ' -f1 /proc/loadavg)"
+  echo "RUN run=$run rows=$ROWS batch=$BATCH delivery=$DELIVERY${delivery_rate:+ deliveries_per_s=$delivery_rate} rows_per_s=$rate wall_rows_per_s=$wall_rate cpu_s=$cpu_s hwm_kib=$hwm loadavg=$(cut -d' ' -f1 /proc/loadavg)"
 done
 
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -220,9 +270,10 @@ med=$(printf '%s\n' "${results[@]}" | cut -d' ' -f1 | median)
 med_wall=$(printf '%s\n' "${results[@]}" | cut -d' ' -f2 | median)
 printf '\n%-44s %s\n' "relais database-source benchmark" "$(date -Iseconds)"
 printf '%-44s %s\n' "outbox" "$ROWS rows of ~$payload_bytes bytes, batch $BATCH, PostgreSQL 15 on loopback"
+printf '%-44s %s\n' "deliveries" "$([[ $DELIVERY == during ]] && echo "during the intake (the shipped shape)" || echo "held by the sink until the intake is over")"
 printf '%-44s %s\n' "store" "encrypted (store.encryption), synchronous=$SYNC, idempotency \$.id, 1 route, ${held:-0} older messages"
 printf '%-44s %s rows/s (runs: %s)\n' "median into the store (first → last accept)" "$med" "$(printf '%s ' "${results[@]%% *}")"
 printf '%-44s %s rows/s\n' "median from relais's start" "$med_wall"
 floor_ok=$(awk -v r="$med" 'BEGIN {print (r >= 20000) ? "yes" : "no"}')
 printf '%-44s %s\n' "floor (>= 20000 rows/s)" "$floor_ok"
-echo "SUMMARY rows=$ROWS batch=$BATCH prefill=${held:-0} runs=$RUNS median_rows_per_s=$med median_wall_rows_per_s=$med_wall floor_ok=$floor_ok"
+echo "SUMMARY rows=$ROWS batch=$BATCH delivery=$DELIVERY prefill=${held:-0} runs=$RUNS median_rows_per_s=$med median_wall_rows_per_s=$med_wall floor_ok=$floor_ok"

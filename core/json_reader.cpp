@@ -20,11 +20,14 @@ bool is_integer_lexeme(const std::string& s) {
 
 // Builds the document from nlohmann's SAX events (its parser is iterative): the same document
 // as json::parse, except that integers beyond 64 bits keep their digits and duplicate keys stop
-// the parse. Depth was bounded by the pre-scan, so the stack stays small. One per parse.
+// the parse, and so does a value nested deeper than `max_depth` (too_deep() then; the caller
+// words the error), so the stack stays small. One per parse.
 class DomBuilder {
  public:
-  DomBuilder(json& root, JsonReadError& error, bool refuse_duplicates)
-      : root_(root), error_(error), refuse_duplicates_(refuse_duplicates) {}
+  DomBuilder(json& root, JsonReadError& error, bool refuse_duplicates, size_t max_depth)
+      : root_(root), error_(error), refuse_duplicates_(refuse_duplicates), max_depth_(max_depth) {}
+
+  bool too_deep() const { return too_deep_; }
 
   bool null() { return put(nullptr); }
   bool boolean(bool v) { return put(v); }
@@ -44,7 +47,8 @@ class DomBuilder {
 
   bool key(json::string_t& k) {
     Level& top = stack_.back();
-    auto [it, inserted] = top.value->get_ref<json::object_t&>().emplace(k, nullptr);
+    // Moved in when new (try_emplace leaves `k` alone when the key is there already).
+    auto [it, inserted] = top.value->get_ref<json::object_t&>().try_emplace(std::move(k), nullptr);
     if (!inserted && !refuse_duplicates_) {
       it->second = nullptr;  // the last value counts, as with json::parse
     } else if (!inserted) {
@@ -55,7 +59,7 @@ class DomBuilder {
       return false;
     }
     top.slot = &it->second;
-    top.key = k;
+    top.key = &it->first;
     return true;
   }
 
@@ -78,8 +82,8 @@ class DomBuilder {
  private:
   struct Level {
     json* value;
-    json* slot = nullptr;  // object: the value of the last key
-    std::string key;       // object: the last key (for error paths)
+    json* slot = nullptr;              // object: the value of the last key
+    const std::string* key = nullptr;  // object: the last key, in the object (for error paths)
   };
 
   json* place(json&& v) {
@@ -101,6 +105,10 @@ class DomBuilder {
     return true;
   }
   bool open(json&& v) {
+    if (stack_.size() >= max_depth_) {
+      too_deep_ = true;
+      return false;
+    }
     stack_.push_back(Level{place(std::move(v))});
     return true;
   }
@@ -119,7 +127,7 @@ class DomBuilder {
         p += ']';
       } else {
         p += '.';
-        p += l.key;
+        if (l.key != nullptr) p += *l.key;
       }
     }
     return p;
@@ -129,25 +137,34 @@ class DomBuilder {
   JsonReadError& error_;
   std::vector<Level> stack_;
   bool refuse_duplicates_;
+  size_t max_depth_;
+  bool too_deep_ = false;
 };
+
+// A text nested deeper than `max_depth` is refused with the depth and where it goes over,
+// before anything else is said of it: true (and `error` filled) when it is. Reads the whole
+// text: only run when the text is refused anyway.
+bool refused_as_too_deep(std::string_view text, size_t max_depth, JsonReadError& error) {
+  size_t over_at = 0;
+  size_t deepest = json_nesting_depth(text, max_depth, over_at);
+  if (over_at == std::string_view::npos) return false;
+  error = JsonReadError{};
+  error.kind = JsonReadError::Kind::TooDeep;
+  error.offset = over_at;
+  error.has_offset = true;
+  error.depth = deepest;
+  error.max_depth = max_depth;
+  error.detail = "the JSON is nested " + std::to_string(deepest) + " levels deep; the limit is " +
+                 std::to_string(max_depth) + " (server.max_depth)";
+  return true;
+}
 
 bool read(std::string_view text, json& out, JsonReadError& error, size_t max_depth,
           bool refuse_duplicates) {
-  size_t over_at = 0;
-  size_t deepest = json_nesting_depth(text, max_depth, over_at);
-  if (over_at != std::string_view::npos) {
-    error.kind = JsonReadError::Kind::TooDeep;
-    error.offset = over_at;
-    error.has_offset = true;
-    error.depth = deepest;
-    error.max_depth = max_depth;
-    error.detail = "the JSON is nested " + std::to_string(deepest) + " levels deep; the limit is " +
-                   std::to_string(max_depth) + " (server.max_depth)";
-    return false;
-  }
   // nlohmann's lexer takes a NUL byte for the end of the input: "{...}\0anything" would pass,
   // with the bytes after it stored and forwarded. JSON text never holds one (\u0000 in strings).
   if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    if (refused_as_too_deep(text, max_depth, error)) return false;
     error.kind = JsonReadError::Kind::Syntax;
     error.offset = nul;
     error.has_offset = true;
@@ -157,9 +174,22 @@ bool read(std::string_view text, json& out, JsonReadError& error, size_t max_dep
     return false;
   }
   out = json();
-  DomBuilder builder(out, error, refuse_duplicates);
-  // Never throws: errors go to builder.parse_error (strict: nothing may follow the value).
-  return json::sax_parse(text.begin(), text.end(), &builder);
+  DomBuilder builder(out, error, refuse_duplicates, max_depth);
+  // Never throws: errors go to builder.parse_error (strict: nothing may follow the value). The
+  // depth is bounded while parsing; a text refused for any reason is refused first for its
+  // depth when it is too deep anywhere (the pre-scan, on refused texts only).
+  if (json::sax_parse(text.begin(), text.end(), &builder)) return true;
+  out = json();
+  if (refused_as_too_deep(text, max_depth, error)) return false;
+  if (builder.too_deep()) {  // the scan and the parser disagree: never expected, still refused
+    error = JsonReadError{};
+    error.kind = JsonReadError::Kind::TooDeep;
+    error.depth = max_depth + 1;
+    error.max_depth = max_depth;
+    error.detail = "the JSON is nested deeper than the limit " + std::to_string(max_depth) +
+                   " (server.max_depth)";
+  }
+  return false;
 }
 
 }  // namespace

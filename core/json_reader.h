@@ -1,9 +1,12 @@
 #pragma once
 // Reading JSON text that came from outside (inbound bodies, request bodies) or from the store
 // (message bodies, mapped payloads) into a document, with the guards a hostile client calls for:
-//   - nesting deeper than a limit is refused before any document is built, by one linear pass
-//     over the text (no recursion): later walks over a document (dump, copies, mappings)
-//     recurse, so a document of 100,000 levels would exhaust the stack;
+//   - nesting deeper than a limit is refused: the (iterative) parse stops at the first level
+//     beyond it, so no deeper document is ever built, and the refusal says the deepest nesting
+//     of the whole text, found by one linear pass over the refused text (no recursion; a text
+//     refused for another reason is refused first for its depth when it is too deep): later
+//     walks over a document (dump, copies, mappings) recurse, so a document of 100,000 levels
+//     would exhaust the stack;
 //   - an integer that fits in neither int64 nor uint64 keeps its digits as written (a JSON
 //     string in the document): as a double, 18446744073709551616123 and
 //     18446744073709551616456 would be the same key;

@@ -16,13 +16,15 @@ PACKAGES=(
   kannel kannel-extras
   openssh-server openssh-client
   chromium nodejs
-  libmariadb-dev
+  libmariadb-dev libjemalloc-dev
   postgresql-15 postgresql-client-15 mariadb-server mariadb-client
   systemd
 )
 # systemd: `systemd-analyze verify` checks the shipped units (deploy/systemd/); nothing runs
 # under it in the tests.
 # libmariadb-dev: MariaDB Connector/C, the `database` polling source's MySQL/MariaDB driver.
+# libjemalloc-dev: the relais binary's allocator (CMake option RELAIS_JEMALLOC, on by default;
+# the runtime package libjemalloc2 is what a server installing the binary needs).
 # postgresql-15, mariadb-server (+ clients): the throwaway servers the database tests start
 # (tests/support/pg_server.h, mariadb_server.h); they create the postgres and mysql accounts
 # the servers run as. The packaged services are never started (the tests start their own).

@@ -1,6 +1,6 @@
 // bench_sink: the quiet HTTP destination of the core benchmark (bench/run-core-bench.sh).
 //
-//   bench_sink [--port N] [--threads N] [--port-file PATH]
+//   bench_sink [--port N] [--threads N] [--port-file PATH] [--hold-file PATH]
 //
 // Answers every request 200 {"ok":true} without keeping bodies (relais::tools::HttpSink with
 // keep_bodies=false) and prints nothing per request. It prints "bench_sink listening on PORT"
@@ -9,15 +9,20 @@
 //   <deliveries> <ms since epoch of the first delivery> <ms since epoch of the last delivery>
 // Every other request is a delivery. Poco's server holds one thread per keep-alive connection,
 // so --threads (default 64) must exceed the number of connections the bench opens.
+// --hold-file PATH: while PATH exists, each delivery waits (checked every 5 ms) before it is
+// answered and counted — a destination that does not answer yet, so that relais's intake can be
+// measured without its deliveries competing (bench/run-db-source-bench.sh, BENCH_DELIVERY=after).
 // SIGTERM/SIGINT: prints the same line on stdout and exits 0.
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "tools/sink/http_sink.h"
 
@@ -39,6 +44,7 @@ int main(int argc, char** argv) {
   int port = 0;
   int threads = 64;
   std::string port_file;
+  std::string hold_file;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--port" && i + 1 < argc) {
@@ -47,8 +53,11 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     } else if (a == "--port-file" && i + 1 < argc) {
       port_file = argv[++i];
+    } else if (a == "--hold-file" && i + 1 < argc) {
+      hold_file = argv[++i];
     } else {
-      std::cerr << "usage: bench_sink [--port N] [--threads N] [--port-file PATH]\n";
+      std::cerr << "usage: bench_sink [--port N] [--threads N] [--port-file PATH] "
+                   "[--hold-file PATH]\n";
       return 2;
     }
   }
@@ -63,12 +72,16 @@ int main(int argc, char** argv) {
   // Counted here rather than with HttpSink::count(), which would also count GET /count.
   std::atomic<long long> delivered{0};
   relais::tools::HttpSink sink(port, /*keep_bodies=*/false, threads);
-  sink.set_responder([&delivered](const relais::tools::SinkRequest& r) {
+  sink.set_responder([&delivered, &hold_file](const relais::tools::SinkRequest& r) {
     relais::tools::SinkResponse out;
     if (r.method == "GET" && r.path == "/count") {
       out.body = std::to_string(delivered.load()) + " " + std::to_string(g_first_ms.load()) + " " +
                  std::to_string(g_last_ms.load()) + "\n";
       return out;
+    }
+    std::error_code ec;
+    while (!hold_file.empty() && std::filesystem::exists(hold_file, ec)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     long long t = now_ms();
     long long zero = 0;

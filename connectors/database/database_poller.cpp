@@ -549,7 +549,7 @@ class DatabasePoller final : public Poller {
     std::vector<std::string> previous = last;
     bool have_previous = have_checkpoint;
     std::vector<std::string> newest = last;
-    for (const auto& row : rs.rows) {
+    for (auto& row : rs.rows) {
       std::vector<std::string> tuple;
       std::vector<CellKind> kinds;
       bool null_watermark = false;
@@ -577,8 +577,8 @@ class DatabasePoller final : public Poller {
       previous = tuple;
       have_previous = true;
       newest = tuple;
-      out.records.push_back(record_of(rs, row, wm_at, body_at));
       if (s_.outbox) ctx->ids.push_back(row[id_at].text);
+      out.records.push_back(record_of(rs, row, wm_at, body_at));
     }
     // Recovery ends with the first recovery poll that finds nothing left below the checkpoint.
     if (recovering && already_done.empty()) recovery_ = false;
@@ -595,7 +595,8 @@ class DatabasePoller final : public Poller {
     return true;
   }
 
-  PolledRecord record_of(const db::ResultSet& rs, const std::vector<Cell>& row,
+  // The row's record; the body column's text is moved out of the row (read last).
+  PolledRecord record_of(const db::ResultSet& rs, std::vector<Cell>& row,
                          const std::vector<size_t>& wm_at, size_t body_at) const {
     PolledRecord r;
     for (size_t i = 0; i < wm_at.size(); ++i) {
@@ -603,11 +604,11 @@ class DatabasePoller final : public Poller {
       r.position += s_.watermark[i] + " " + row[wm_at[i]].text;
     }
     if (body_at != npos) {
-      const Cell& c = row[body_at];
+      Cell& c = row[body_at];
       if (c.kind == CellKind::Null) {
         r.unreadable = "la colonne " + s_.body_column + " est vide";
       } else {
-        r.body = c.text;
+        r.body = std::move(c.text);
       }
       return r;
     }

@@ -19,12 +19,14 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include "core/log.h"
 #include "core/store.h"
 #include "store/group_commit.h"
 #include "store/sqlite/sqlite_backend.h"
+#include "store/sqlite/sqlite_multi_insert.h"
 #include "store/sqlite/sqlite_retention.h"
 #include "store/sqlite/sqlite_session.h"
 #include "store/stored_values.h"
@@ -293,8 +295,13 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
   void prepare_statements();
   void read_counters();
   void write_group(std::vector<Job>& jobs);
+  // One message of an accept job: its idempotency key looked up (the job's keys not inserted
+  // yet first), its rows queued for flush_accepts().
   void accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
                   std::vector<QueuedDelivery>& fresh);
+  // Inserts the rows accept_one() queued (multi-row statements), then forgets them.
+  void flush_accepts();
+  void forget_accepts();
   void write_checkpoint(const SourceCheckpoint& c, Millis at);
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
@@ -333,11 +340,6 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
 
   // Prepared statements and their bound variables (writer thread only).
   struct Bound {
-    int64_t seq = 0, received_at = 0, routed = 0;
-    std::string id, source, type, correlation, idempotency, headers;
-    int64_t d_id = 0, d_seq = 0, d_mapping_version = 0, d_attempts = 0, d_next = 0,
-            d_not_before = 0, d_updated = 0, d_code = 0;
-    std::string d_destination, d_route, d_mapping, d_state, d_outcome, d_class, d_text, d_ref;
     int64_t a_delivery = 0, a_at = 0, a_duration = 0, a_code = 0;
     std::string a_outcome, a_class, a_text, a_excerpt;
     // UPDATE of a delivery (apply_update); prepared once: it runs for every attempt.
@@ -348,8 +350,7 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
     std::string u_state, u_outcome, u_class, u_text, u_ref, u_mapping;
     Poco::Nullable<std::string> u_payload;
     // idempotency_keys
-    std::string k_message_id, k_digest;
-    int64_t k_expires = 0, k_now = 0;
+    int64_t k_now = 0;
     // erasure
     std::string e_key, e_tombstone, e_text, e_plain;
     int64_t e_after = 0, e_limit = 0, e_at = 0, e_seq = 0, e_row = 0;
@@ -357,23 +358,56 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
     std::string r_prefix, r_value;
     int64_t r_from = 0, r_to = 0, r_len = 0, r_row = 0;
   } b_;
-  std::unique_ptr<RawStatement> ins_message_, ins_delivery_, ins_attempt_, find_idem_, ins_idem_,
-      renew_idem_, upd_delivery_, purge_idem_, begin_, commit_, rollback_, erase_select_,
-      erase_active_, erase_message_, erase_deliveries_select_, erase_delivery_,
-      erase_attempts_select_, erase_attempt_;
+  // The rows of the accept job being written, inserted together by flush_accepts() at its end
+  // (store/sqlite/sqlite_multi_insert.h). They point into the job's messages, deliveries and
+  // sealed bodies, which outlive the flush.
+  struct PendingMessage {
+    const Message* message;
+    const std::string* body;  // as stored (sealed with encryption)
+    std::string headers;
+    int64_t routed;
+  };
+  struct PendingDelivery {
+    int64_t id, seq;
+    const NewDelivery* delivery;
+    Millis at;
+  };
+  struct PendingKey {
+    const std::string* source;
+    const std::string* key;
+    const std::string* message_id;
+    const std::string* digest;
+    Millis expires;
+  };
+  std::vector<PendingMessage> pending_messages_;
+  std::vector<PendingDelivery> pending_deliveries_;
+  std::vector<PendingKey> pending_keys_;
+  // Source, NUL, key → its index in pending_keys_: a key used twice in one job.
+  std::unordered_map<std::string, size_t> pending_key_index_;
+  std::unique_ptr<MultiRowInsert> ins_messages_, ins_deliveries_, ins_keys_;
+  std::unique_ptr<RawStatement> ins_attempt_, find_idem_, renew_idem_, upd_delivery_, purge_idem_,
+      begin_, commit_, rollback_, erase_select_, erase_active_, erase_message_,
+      erase_deliveries_select_, erase_delivery_, erase_attempts_select_, erase_attempt_;
   // Per RekeyTable: the values of a range not on the active key, and the rewrite of one.
   std::unique_ptr<RawStatement> rekey_select_[3], rekey_update_[3];
   std::unique_ptr<SqliteRetention> retention_;
 };
 
+// The writer connection's page cache, in KiB (PRAGMA cache_size=-N).
+constexpr int kWriterCacheKiB = 32 * 1024;
+
 // The statements of the accept and delivery paths, in one place: prepared by the store and
 // checked by the query-plan test.
-constexpr const char* kInsertMessage =
+// The inserts of accepted messages take several rows each (multi_row_insert_sql): the heads and
+// the columns per row.
+constexpr const char* kInsertMessages =
     "INSERT INTO messages(seq, id, source, type, correlation, idempotency, headers, body, "
-    "received_at, routed) VALUES(?,?,?,?,?,?,?,?,?,?)";
-constexpr const char* kInsertDelivery =
+    "received_at, routed) VALUES";
+constexpr int kMessageInsertColumns = 10;
+constexpr const char* kInsertDeliveries =
     "INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, not_before, "
-    "updated_at) VALUES(?,?,?,?,?,?,?,?)";
+    "updated_at) VALUES";
+constexpr int kDeliveryInsertColumns = 8;
 constexpr const char* kInsertAttempt =
     "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
     "VALUES(?,?,?,?,?,?,?,?)";
@@ -391,8 +425,8 @@ constexpr const char* kUpdateDelivery =
     "WHERE id = ?";
 // A key is looked up (primary key), then inserted, or renewed when it had expired.
 constexpr const char* kInsertIdempotency =
-    "INSERT INTO idempotency_keys(source, key, message_id, digest, expires_at) "
-    "VALUES(?,?,?,?,?)";
+    "INSERT INTO idempotency_keys(source, key, message_id, digest, expires_at) VALUES";
+constexpr int kIdempotencyInsertColumns = 5;
 constexpr const char* kFindIdempotency =
     "SELECT message_id, digest, expires_at FROM idempotency_keys WHERE source = ? AND key = ?";
 constexpr const char* kRenewIdempotency =
@@ -501,6 +535,11 @@ SqliteStore::SqliteStore(const StoreOptions& options)
   }
   *write_ << "PRAGMA foreign_keys=ON", now;
   *write_ << "PRAGMA busy_timeout=" + std::to_string(std::max(0, options_.busy_timeout_ms)), now;
+  // The writer's page cache holds a whole group's pages (1,000 accepted messages with their
+  // deliveries and keys, the outcomes of their deliveries, the indexes' pages they touch): with
+  // SQLite's default (2 MB) a group's dirty pages were spilled to the WAL before its commit and
+  // the indexes' pages read again from the file at every group. Pages are allocated as used.
+  *write_ << "PRAGMA cache_size=-" + std::to_string(kWriterCacheKiB), now;
   migrate();
   read_counters();
   prepare_statements();
@@ -556,11 +595,11 @@ void SqliteStore::migrate() {
 void SqliteStore::prepare_statements() {
   sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*write_);
   auto make = [db](const char* sql) { return std::make_unique<RawStatement>(db, sql); };
-  ins_message_ = make(kInsertMessage);
-  ins_delivery_ = make(kInsertDelivery);
+  ins_messages_ = std::make_unique<MultiRowInsert>(db, kInsertMessages, kMessageInsertColumns);
+  ins_deliveries_ = std::make_unique<MultiRowInsert>(db, kInsertDeliveries, kDeliveryInsertColumns);
+  ins_keys_ = std::make_unique<MultiRowInsert>(db, kInsertIdempotency, kIdempotencyInsertColumns);
   ins_attempt_ = make(kInsertAttempt);
   upd_delivery_ = make(kUpdateDelivery);
-  ins_idem_ = make(kInsertIdempotency);
   find_idem_ = make(kFindIdempotency);
   renew_idem_ = make(kRenewIdempotency);
   purge_idem_ = make(kPurgeIdempotency);
@@ -876,89 +915,66 @@ void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<
                              std::vector<QueuedDelivery>& fresh) {
   auto& m = *in.message;
   AcceptResult r;
-  auto& b = b_;
   latest_received_ = std::max(latest_received_, m.received_at);
-  b.source = m.source;
-  b.idempotency = m.idempotency;
   if (!m.idempotency.empty()) {
-    b.k_message_id = m.id;
-    b.k_digest = in.body_digest;
-    b.k_expires = m.received_at + options_.idempotency_retention_ms;
+    const Millis expires = m.received_at + options_.idempotency_retention_ms;
     std::string found_id, digest;
     int64_t expiry = 0;
-    auto& find = find_idem_->bind(1, b.source).bind(2, b.idempotency);
-    bool known = find.row();
-    if (known) {
-      found_id = find.text(0);
-      digest = find.text(1);
-      expiry = find.int64(2);
-      find.reset();
+    bool known = false;
+    // A key taken earlier in this job (not inserted yet) is looked up first, then the table. As
+    // on PostgreSQL, the later messages of a job follow the first one of their key, whatever
+    // their reception times.
+    std::string lookup = m.source;
+    lookup += '\0';
+    lookup += m.idempotency;
+    if (auto it = pending_key_index_.find(lookup); it != pending_key_index_.end()) {
+      const PendingKey& first = pending_keys_[it->second];
+      known = true;
+      found_id = *first.message_id;
+      digest = *first.digest;
+      expiry = std::numeric_limits<int64_t>::max();
+    } else {
+      auto& find = find_idem_->bind(1, m.source).bind(2, m.idempotency);
+      known = find.row();
+      if (known) {
+        found_id = find.text(0);
+        digest = find.text(1);
+        expiry = find.int64(2);
+        find.reset();
+      }
+    }
+    if (known && expiry > m.received_at) {
+      // '' on either side: not compared (a key stored before digests were kept).
+      bool same = digest.empty() || in.body_digest.empty() || digest == in.body_digest;
+      r.kind = same ? AcceptResult::Kind::Duplicate : AcceptResult::Kind::Conflict;
+      r.id = found_id;
+      out.push_back(std::move(r));
+      return;
     }
     if (!known) {
-      ins_idem_->bind(1, b.source)
-          .bind(2, b.idempotency)
-          .bind(3, b.k_message_id)
-          .bind(4, b.k_digest)
-          .bind(5, b.k_expires)
-          .run();
+      pending_key_index_.emplace(std::move(lookup), pending_keys_.size());
+      pending_keys_.push_back(
+          PendingKey{&m.source, &m.idempotency, &m.id, &in.body_digest, expires});
     } else {
-      if (expiry > m.received_at) {
-        // '' on either side: not compared (a key stored before digests were kept).
-        bool same = digest.empty() || in.body_digest.empty() || digest == in.body_digest;
-        r.kind = same ? AcceptResult::Kind::Duplicate : AcceptResult::Kind::Conflict;
-        r.id = found_id;
-        out.push_back(std::move(r));
-        return;
-      }
       // Expired (not purged yet): this message is new.
-      renew_idem_->bind(1, b.k_message_id)
-          .bind(2, b.k_digest)
-          .bind(3, b.k_expires)
-          .bind(4, b.source)
-          .bind(5, b.idempotency)
+      renew_idem_->bind(1, m.id)
+          .bind(2, in.body_digest)
+          .bind(3, expires)
+          .bind(4, m.source)
+          .bind(5, m.idempotency)
           .run();
     }
   }
   m.seq = next_seq_++;
-  b.seq = m.seq;
-  b.id = m.id;
-  b.type = m.type;
-  b.correlation = m.correlation;
-  b.headers = m.headers.empty() ? std::string("{}") : headers_json(m.headers);
-  b.received_at = m.received_at;
-  b.routed = in.deliveries.empty() ? 0 : 1;
-  ins_message_->bind(1, b.seq)
-      .bind(2, b.id)
-      .bind(3, b.source)
-      .bind(4, b.type)
-      .bind(5, b.correlation)
-      .bind(6, b.idempotency)
-      .bind(7, b.headers)
-      .bind(8, body)
-      .bind(9, b.received_at)
-      .bind(10, b.routed)
-      .run();
+  pending_messages_.push_back(
+      PendingMessage{&m, &body, m.headers.empty() ? std::string("{}") : headers_json(m.headers),
+                     in.deliveries.empty() ? 0 : 1});
   MessagePtr shared = in.message;
   for (const auto& d : in.deliveries) {
-    b.d_id = next_delivery_++;
-    b.d_seq = m.seq;
-    b.d_destination = d.destination;
-    b.d_route = d.route;
-    b.d_mapping = d.mapping;
-    b.d_state = "pending";
-    b.d_not_before = d.not_before;
-    b.d_updated = m.received_at;
-    ins_delivery_->bind(1, b.d_id)
-        .bind(2, b.d_seq)
-        .bind(3, b.d_destination)
-        .bind(4, b.d_route)
-        .bind(5, b.d_mapping)
-        .bind(6, b.d_state)
-        .bind(7, b.d_not_before)
-        .bind(8, b.d_updated)
-        .run();
+    const int64_t id = next_delivery_++;
+    pending_deliveries_.push_back(PendingDelivery{id, m.seq, &d, m.received_at});
     QueuedDelivery q;
-    q.id = b.d_id;
+    q.id = id;
     q.destination = d.destination;
     q.source = m.source;
     q.route = d.route;
@@ -973,6 +989,51 @@ void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<
   r.kind = AcceptResult::Kind::Created;
   r.id = m.id;
   out.push_back(std::move(r));
+}
+
+void SqliteStore::flush_accepts() {
+  static const std::string kPending = to_string(DeliveryState::Pending);
+  ins_keys_->run(pending_keys_.size(), [&](RawStatement& st, int at, size_t i) {
+    const PendingKey& k = pending_keys_[i];
+    st.bind(at, *k.source)
+        .bind(at + 1, *k.key)
+        .bind(at + 2, *k.message_id)
+        .bind(at + 3, *k.digest)
+        .bind(at + 4, k.expires);
+  });
+  ins_messages_->run(pending_messages_.size(), [&](RawStatement& st, int at, size_t i) {
+    const PendingMessage& p = pending_messages_[i];
+    const Message& m = *p.message;
+    st.bind(at, m.seq)
+        .bind(at + 1, m.id)
+        .bind(at + 2, m.source)
+        .bind(at + 3, m.type)
+        .bind(at + 4, m.correlation)
+        .bind(at + 5, m.idempotency)
+        .bind(at + 6, p.headers)
+        .bind(at + 7, *p.body)
+        .bind(at + 8, m.received_at)
+        .bind(at + 9, p.routed);
+  });
+  ins_deliveries_->run(pending_deliveries_.size(), [&](RawStatement& st, int at, size_t i) {
+    const PendingDelivery& p = pending_deliveries_[i];
+    st.bind(at, p.id)
+        .bind(at + 1, p.seq)
+        .bind(at + 2, p.delivery->destination)
+        .bind(at + 3, p.delivery->route)
+        .bind(at + 4, p.delivery->mapping)
+        .bind(at + 5, kPending)
+        .bind(at + 6, p.delivery->not_before)
+        .bind(at + 7, p.at);
+  });
+  forget_accepts();
+}
+
+void SqliteStore::forget_accepts() {
+  pending_messages_.clear();
+  pending_deliveries_.clear();
+  pending_keys_.clear();
+  pending_key_index_.clear();
 }
 
 void SqliteStore::purge_expired_keys() {
@@ -1020,6 +1081,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
           accept_one(job.batch[i], job.sealed.empty() ? job.batch[i].message->body : job.sealed[i],
                      out, c.fresh);
         }
+        flush_accepts();
         if (job.checkpoint) {
           // A polled message refused here (409) is kept as the source's reject, in this
           // transaction like the others.
@@ -1051,6 +1113,7 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
     group_committed();
   } catch (const std::exception& e) {
     c.failure = e.what();
+    forget_accepts();
     try {
       rollback_->run();  // SQLite may have rolled back already (disk full): then it throws
     } catch (...) {
@@ -1175,12 +1238,12 @@ Status SqliteStore::apply_update(const DeliveryUpdate& u) {
 
 void SqliteStore::close() {
   if (!stop_threads()) return;
-  ins_message_.reset();
-  ins_delivery_.reset();
+  ins_messages_.reset();
+  ins_deliveries_.reset();
+  ins_keys_.reset();
   ins_attempt_.reset();
   upd_delivery_.reset();
   find_idem_.reset();
-  ins_idem_.reset();
   renew_idem_.reset();
   begin_.reset();
   commit_.reset();
@@ -1494,11 +1557,19 @@ std::vector<HotStatement> sqlite_hot_statements() {
   // Bound values are written as literals of the right type; a key of '' would let the planner
   // prove things a bound parameter does not, so none is ''.
   std::vector<HotStatement> out = {
-      {"insert message", kInsertMessage},
-      {"insert delivery", kInsertDelivery},
+      {"insert message", multi_row_insert_sql(kInsertMessages, kMessageInsertColumns, 1)},
+      {"insert messages",
+       multi_row_insert_sql(kInsertMessages, kMessageInsertColumns, MultiRowInsert::kSizes[0])},
+      {"insert delivery", multi_row_insert_sql(kInsertDeliveries, kDeliveryInsertColumns, 1)},
+      {"insert deliveries",
+       multi_row_insert_sql(kInsertDeliveries, kDeliveryInsertColumns, MultiRowInsert::kSizes[0])},
       {"insert attempt", kInsertAttempt},
       {"update delivery", kUpdateDelivery},
-      {"insert idempotency key", kInsertIdempotency},
+      {"insert idempotency key",
+       multi_row_insert_sql(kInsertIdempotency, kIdempotencyInsertColumns, 1)},
+      {"insert idempotency keys",
+       multi_row_insert_sql(kInsertIdempotency, kIdempotencyInsertColumns,
+                            MultiRowInsert::kSizes[0])},
       {"find idempotency key", kFindIdempotency},
       {"renew idempotency key", kRenewIdempotency},
       {"purge idempotency keys", kPurgeIdempotency},

@@ -89,6 +89,23 @@ TEST(ParseJsonBody, DepthIsRefusedAtTheDoorWithDepthLimitAndPosition) {
   AcceptResponse e4;
   ASSERT_FALSE(parse_json_body(std::string(70, '['), doc, e4));
   EXPECT_EQ(e4.status, 422);
+  // Also when the text is refused before the parse reaches the depth: a syntax error or a NUL
+  // byte earlier in the text, a duplicate key, with the whole text's deepest nesting.
+  for (const std::string& prefix :
+       {std::string("[nul, "), std::string("[\"a\0\", ", 7), std::string("[{\"k\":1,\"k\":2}, ")}) {
+    AcceptResponse e5;
+    ASSERT_FALSE(parse_json_body(prefix + arrays(70) + "]", doc, e5)) << prefix;
+    EXPECT_EQ(e5.status, 422) << prefix;
+    EXPECT_EQ(e5.error, "too deeply nested") << prefix;
+    EXPECT_EQ(e5.extra["depth"], 71) << prefix;
+    EXPECT_EQ(e5.extra["offset"], prefix.size() + 63) << prefix;
+  }
+  // Refused while parsing: the document is left empty.
+  AcceptResponse e6;
+  nlohmann::json partial;
+  ASSERT_FALSE(parse_json_body("{\"a\": 1, \"b\": " + arrays(80) + "}", partial, e6));
+  EXPECT_EQ(e6.extra["depth"], 81);
+  EXPECT_TRUE(partial.is_null());
 }
 
 TEST(ParseJsonBody, IntegersBeyond64BitsKeepTheirDigits) {

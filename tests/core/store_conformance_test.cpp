@@ -174,6 +174,71 @@ TEST_P(StoreConformance, DuplicateWithinOneBatch) {
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries"), 2);
 }
 
+// A batch larger than the engines write in one statement (SQLite: 64, 8, then single rows):
+// every message and delivery is stored with its own values, in order, ids following each other;
+// a key used earlier in the batch (past any statement's rows) or in an earlier batch answers
+// the first message's id, a duplicate or a conflict by its body, and nothing of it is stored.
+TEST_P(StoreConformance, ABatchOfManyMessagesKeepsEachRowAndItsKeys) {
+  const std::string earlier = accept_one("cms", "t", "c:0", kT0, {}, "key-earlier");
+  std::vector<Incoming> batch;
+  const int n = 150;
+  for (int i = 0; i < n; ++i) {
+    std::vector<NewDelivery> to;
+    for (int d = 0; d < i % 3; ++d) to.push_back(to_dest("dest-" + std::to_string(d)));
+    std::string body = "{\"n\":" + std::to_string(i) + "}";
+    batch.push_back(make_incoming(ids_, "cms", "type-" + std::to_string(i),
+                                  "c:" + std::to_string(i), "key-" + std::to_string(i), kT0 + i, to,
+                                  body));
+    batch.back().body_digest = "digest-" + std::to_string(i);
+  }
+  // The key of message 3, again at the end: same body (duplicate), then another (conflict).
+  batch.push_back(make_incoming(ids_, "cms", "t", "c:3", "key-3", kT0 + n, {to_dest("dest-0")}));
+  batch.back().body_digest = "digest-3";
+  batch.push_back(make_incoming(ids_, "cms", "t", "c:3", "key-3", kT0 + n, {to_dest("dest-0")}));
+  batch.back().body_digest = "digest-other";
+  batch.push_back(make_incoming(ids_, "cms", "t", "c:0", "key-earlier", kT0 + n, {}));
+  std::vector<std::string> sent;
+  for (const auto& in : batch) sent.push_back(in.message->id);
+
+  auto r = store_->accept(std::move(batch));
+  ASSERT_EQ(r.size(), static_cast<size_t>(n + 3));
+  int64_t delivery = 1;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(r[i].kind, AcceptResult::Kind::Created) << i;
+    EXPECT_EQ(r[i].id, sent[i]);
+    auto rec = store_->message(sent[i], false);
+    ASSERT_TRUE(rec.has_value()) << i;
+    EXPECT_EQ(rec->message->seq, i + 2);
+    EXPECT_EQ(rec->message->type, "type-" + std::to_string(i));
+    EXPECT_EQ(rec->message->correlation, "c:" + std::to_string(i));
+    EXPECT_EQ(rec->message->idempotency, "key-" + std::to_string(i));
+    EXPECT_EQ(rec->message->body, "{\"n\":" + std::to_string(i) + "}");
+    EXPECT_EQ(rec->message->received_at, kT0 + i);
+    ASSERT_EQ(rec->deliveries.size(), static_cast<size_t>(i % 3)) << i;
+    for (int d = 0; d < i % 3; ++d) {
+      EXPECT_EQ(rec->deliveries[d].id, delivery++);
+      EXPECT_EQ(rec->deliveries[d].destination, "dest-" + std::to_string(d));
+      EXPECT_EQ(rec->deliveries[d].state, DeliveryState::Pending);
+    }
+  }
+  EXPECT_EQ(r[n].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[n].id, sent[3]);
+  EXPECT_EQ(r[n + 1].kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(r[n + 1].id, sent[3]);
+  EXPECT_EQ(r[n + 2].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[n + 2].id, earlier);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), n + 1);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM deliveries"), delivery - 1);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM idempotency_keys"), n + 1);
+  // The keys are remembered after the batch too.
+  std::vector<Incoming> again;
+  again.push_back(make_incoming(ids_, "cms", "t", "c:149", "key-149", kT0 + n + 1, {}));
+  again.back().body_digest = "digest-149";
+  auto a = store_->accept(std::move(again));
+  EXPECT_EQ(a.at(0).kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(a.at(0).id, sent[149]);
+}
+
 TEST_P(StoreConformance, ReopenReloadsMessagesDeliveriesAndAttempts) {
   std::vector<Incoming> batch;
   batch.push_back(make_incoming(ids_, "cms", "rdv.planned", "rdv:7", "evt-7", kT0 + 10,
@@ -856,6 +921,27 @@ TEST_P(IdempotencyConformance, AKeyIsForgottenAfterItsRetention) {
   EXPECT_NE(later.id, first.id);
   // And remembered again from then on.
   EXPECT_EQ(send("demande-9", "{\"a\":1}", t + 62'000).kind, AcceptResult::Kind::Duplicate);
+}
+
+// Within one batch, a key's later messages follow its first one whatever their reception times
+// (both engines): further apart than the retention, the later one is still its duplicate.
+TEST_P(IdempotencyConformance, WithinOneBatchAKeyFollowsItsFirstMessage) {
+  Millis t = 1'700'000'000'000;
+  std::vector<Incoming> batch;
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k", t, {to_dest("a")}, "{}"));
+  batch.back().body_digest = "d";
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k", t + 61'000, {to_dest("a")}, "{}"));
+  batch.back().body_digest = "d";
+  batch.push_back(make_incoming(ids_, "cms", "t", "", "k", t + 62'000, {to_dest("a")}, "{}"));
+  batch.back().body_digest = "other";
+  auto r = store_->accept(std::move(batch));
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].kind, AcceptResult::Kind::Created);
+  EXPECT_EQ(r[1].kind, AcceptResult::Kind::Duplicate);
+  EXPECT_EQ(r[1].id, r[0].id);
+  EXPECT_EQ(r[2].kind, AcceptResult::Kind::Conflict);
+  EXPECT_EQ(r[2].id, r[0].id);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM messages"), 1);
 }
 
 // Expired keys are purged, so the table (and its index) stays bounded by the retention.

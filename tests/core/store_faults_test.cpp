@@ -250,10 +250,14 @@ class PlanStore {
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_;
 };
 
-// A plan step that reads a whole table (the rows of a recursive query's own CTE, `SCAN d`, and
-// a constant row are not tables).
+// A plan step that reads a whole table (the rows of a recursive query's own CTE, `SCAN d`, a
+// constant row and the rows of a multi-row INSERT's VALUES, `SCAN 64 CONSTANT ROWS`, are not
+// tables).
 bool scans_a_table(const std::string& detail) {
-  return detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW" && detail != "SCAN d";
+  bool constant_rows =
+      detail.size() > 14 && detail.compare(detail.size() - 14, 14, " CONSTANT ROWS") == 0;
+  return detail.rfind("SCAN ", 0) == 0 && detail != "SCAN CONSTANT ROW" && detail != "SCAN d" &&
+         !constant_rows;
 }
 
 // Every statement of the accept and delivery paths is answered through an index: no SCAN of
