@@ -368,6 +368,10 @@ Pool::Handle Pool::get() {
   std::unique_ptr<Connection> c;
   Status s = Connection::open(uri_, timeout_s_, c, password_);
   if (!s.ok) throw std::runtime_error(s.detail);
+  if (!setup_.empty()) {
+    s = c->exec(setup_);
+    if (!s.ok) throw std::runtime_error(s.detail);
+  }
   return Handle(this, std::move(c));
 }
 

@@ -166,6 +166,8 @@ class Pool {
     Pool* pool_;
     std::unique_ptr<Connection> c_;
   };
+  // Run on each connection the pool opens, before its first use (e.g. a session setting).
+  void set_setup(std::string sql) { setup_ = std::move(sql); }
   // Throws std::runtime_error (the connection's failure) when none can be opened.
   Handle get();
   // Runs one statement on a pooled connection; when the connection turns out lost (the server
@@ -177,6 +179,7 @@ class Pool {
   void clear();
 
  private:
+  std::string setup_;  // set before the pool is shared
   std::string uri_;
   std::string password_;
   int timeout_s_;
