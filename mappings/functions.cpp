@@ -9,6 +9,7 @@
 
 #include <phonenumbers/phonenumberutil.h>
 
+#include "core/crypto.h"
 #include "core/pseudonym.h"
 #include "mappings/datetime.h"
 #include "mappings/expr.h"
@@ -311,17 +312,6 @@ bool digest(const char* alg, const std::string& data, unsigned char* out, unsign
   thread_local Ctx c;
   return c.ctx && EVP_DigestInit_ex2(c.ctx, md(alg), nullptr) &&
          EVP_DigestUpdate(c.ctx, data.data(), data.size()) && EVP_DigestFinal_ex(c.ctx, out, len);
-}
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(d[p[i] >> 4]);
-    out.push_back(d[p[i] & 15]);
-  }
-  return out;
 }
 
 // ---- implementations ------------------------------------------------------------------------
@@ -904,7 +894,7 @@ json f_sha256(const CallNode& n, EvalContext& ctx) {
     ctx.fail("sha256 failed", n.value_path());
     return json();
   }
-  return json(hex(out, len));
+  return json(to_hex(out, len));
 }
 
 // A keyed pseudonym (core/pseudonym.h): HMAC-SHA256 under the installation's pseudonym key,
@@ -939,7 +929,7 @@ json f_uuid_v5(const CallNode& n, EvalContext& ctx) {
   }
   h[6] = static_cast<unsigned char>((h[6] & 0x0F) | 0x50);
   h[8] = static_cast<unsigned char>((h[8] & 0x3F) | 0x80);
-  std::string x = hex(h, 16);
+  std::string x = to_hex(h, 16);
   return json(x.substr(0, 8) + "-" + x.substr(8, 4) + "-" + x.substr(12, 4) + "-" +
               x.substr(16, 4) + "-" + x.substr(20, 12));
 }

@@ -12,22 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "connectors/http/http_connector.h"
+#include "core/crypto.h"
 #include "core/json_template.h"
 
 namespace relais::sms {
 namespace {
 
 using F = FieldType;
-
-std::string hex(const unsigned char* p, unsigned n) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += d[p[i] >> 4];
-    out += d[p[i] & 15];
-  }
-  return out;
-}
 
 std::string excerpt(const std::string& body) {
   std::string s = body.substr(0, 200);
@@ -376,7 +367,7 @@ std::string ovh_signature(const std::string& application_secret, const std::stri
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_Digest(clear.data(), clear.size(), md, &len, EVP_sha1(), nullptr);
-  return "$1$" + hex(md, len);
+  return "$1$" + to_hex(md, len);
 }
 
 const ConfigSpec& sms_driver_spec() {
