@@ -93,3 +93,52 @@ bench_build() {
   SINK=$BUILD/bench/bench_sink
   [[ -x $RELAIS && -x $SINK ]] || die "relais or bench_sink missing in $BUILD"
 }
+
+# bench_hub_sections SHAPE: the log, auth, sources, mappings, connectors and routes sections of
+# the core benchmark's relais (production: the shipped config/cms76.yaml's shape — the source's
+# idempotency key $.id, the correlation list, a route on rdv.* with the shipped rdv-calendar
+# mapping; bare: none of them), one http destination -> the sink. Needs ROOT, TOKEN, SINK_PORT,
+# CONCURRENCY.
+bench_hub_sections() {
+  local source_extra="" mappings="" route_extra="" to_mapping=""
+  if [[ $1 == production ]]; then
+    source_extra="      - \"demande:{\$.demande.numero}\"
+      - \"individu:{\$.individu.id}\"
+    idempotency: \$.id"
+    mappings="mappings:
+  directory: $ROOT/config/mappings
+  tables: $ROOT/config/tables"
+    route_extra="    type: rdv.*"
+    to_mapping="        mapping: rdv-calendar"
+  fi
+  cat <<EOF
+log:
+  level: warn
+auth:
+  tokens:
+    - name: bench
+      token: $TOKEN
+      role: system
+sources:
+  bench:
+    type: \$.event
+    correlation:
+      - "rdv:{\$.rdv.id}"
+$source_extra
+$mappings
+connectors:
+  sink:
+    connector: http
+    url: http://127.0.0.1:$SINK_PORT/bench/{\$.event}
+    method: POST
+    concurrency: $CONCURRENCY
+    timeout: 10s
+routes:
+  - name: bench-to-sink
+    source: bench
+$route_extra
+    to:
+      - destination: sink
+$to_mapping
+EOF
+}

@@ -78,39 +78,8 @@ cluster:
   node: node$i
   partitions: ${BENCH_PARTITIONS:-64}
   lease: ${BENCH_LEASE:-5s}
-log:
-  level: warn
-auth:
-  tokens:
-    - name: bench
-      token: $TOKEN
-      role: system
-sources:
-  bench:
-    type: \$.event
-    correlation:
-      - "rdv:{\$.rdv.id}"
-      - "demande:{\$.demande.numero}"
-      - "individu:{\$.individu.id}"
-    idempotency: \$.id
-mappings:
-  directory: $ROOT/config/mappings
-  tables: $ROOT/config/tables
-connectors:
-  sink:
-    connector: http
-    url: http://127.0.0.1:$SINK_PORT/bench/{\$.event}
-    method: POST
-    concurrency: $CONCURRENCY
-    timeout: 10s
-routes:
-  - name: bench-to-sink
-    source: bench
-    type: rdv.*
-    to:
-      - destination: sink
-        mapping: rdv-calendar
 EOF
+  bench_hub_sections production >>"$TMP/node$i/relais.yaml"
   "$RELAIS" serve --config "$TMP/node$i/relais.yaml" >"$TMP/node$i/out" 2>"$TMP/node$i/err" &
   NODE_PIDS+=("$!")
   PIDS+=("$!")

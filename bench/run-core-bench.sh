@@ -157,18 +157,6 @@ else
 fi
 seq_before=0
 if ((PG)) || [[ -f $STORE ]]; then seq_before=$(store_sql "SELECT COALESCE(MAX(seq), 0) FROM messages" 2>/dev/null || echo 0); fi
-if [[ $SHAPE == production ]]; then
-  SOURCE_EXTRA="      - \"demande:{\$.demande.numero}\"
-      - \"individu:{\$.individu.id}\"
-    idempotency: \$.id"
-  MAPPINGS="mappings:
-  directory: $ROOT/config/mappings
-  tables: $ROOT/config/tables"
-  ROUTE_EXTRA="    type: rdv.*"
-  TO_MAPPING="        mapping: rdv-calendar"
-else
-  SOURCE_EXTRA="" MAPPINGS="" ROUTE_EXTRA="" TO_MAPPING=""
-fi
 # The shipped file encrypts bodies, payloads and excerpts at rest (store.encryption).
 ENCRYPTION=""
 if [[ $SHAPE == production && ${BENCH_ENCRYPTION:-1} == 1 ]]; then
@@ -187,35 +175,8 @@ server:
 store:
 $STORE_SECTION
 $ENCRYPTION
-log:
-  level: warn
-auth:
-  tokens:
-    - name: bench
-      token: $TOKEN
-      role: system
-sources:
-  bench:
-    type: \$.event
-    correlation:
-      - "rdv:{\$.rdv.id}"
-$SOURCE_EXTRA
-$MAPPINGS
-connectors:
-  sink:
-    connector: http
-    url: http://127.0.0.1:$SINK_PORT/bench/{\$.event}
-    method: POST
-    concurrency: $CONCURRENCY
-    timeout: 10s
-routes:
-  - name: bench-to-sink
-    source: bench
-$ROUTE_EXTRA
-    to:
-      - destination: sink
-$TO_MAPPING
 EOF
+bench_hub_sections "$SHAPE" >>"$TMP/relais.yaml"
 "$RELAIS" serve --config "$TMP/relais.yaml" >"$TMP/relais.out" 2>"$TMP/relais.err" &
 RELAIS_PID=$!
 PIDS+=("$RELAIS_PID")
