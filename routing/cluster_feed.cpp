@@ -134,9 +134,10 @@ bool ClusterFeed::round() {
     if (on_leader_) on_leader_(lead);
   }
   // Partitions gained and lost, in the order it happened.
-  for (auto [p, gained] : membership_.take_changes()) {
+  for (const auto& change : membership_.take_changes()) {
+    const int p = change.first;  // a plain variable: lambdas capture it (not a binding)
     if (p < 0 || p >= parts_) continue;
-    if (gained) {
+    if (change.second) {
       if (std::find(to_load_.begin(), to_load_.end(), p) == to_load_.end()) to_load_.push_back(p);
       continue;
     }
