@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/tls_server.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -49,12 +50,6 @@ constexpr int64_t kSweepEveryMs = 100;
 constexpr int64_t kLingerMs = 2000;  // reading what a closed request still sends, at most
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kKeptInputCapacity = 64 * 1024;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The Date header, formatted once per second per thread.
 const std::string& http_date() {
@@ -284,7 +279,7 @@ void send_now(Conn& c, const std::string& text) {
 // Waits until `fd` is ready for `events` or `deadline` passes (at most 1 s per call). False on
 // timeout (`timed_out` set) or error.
 bool wait_ready(int fd, short events, int64_t deadline, bool& timed_out) {
-  int64_t left = deadline - now_ms();
+  int64_t left = deadline - monotonic_ms();
   if (left <= 0) {
     timed_out = true;
     return false;
@@ -507,7 +502,7 @@ struct HttpServer::Impl {
     c.want_write = false;
     ::shutdown(c.fd, SHUT_WR);
     c.phase = Phase::Draining;
-    c.deadline = now_ms() + kLingerMs;
+    c.deadline = monotonic_ms() + kLingerMs;
   }
 
   // Sets the reading phase and deadline after bytes arrived or an answer was written.
@@ -575,7 +570,7 @@ struct HttpServer::Impl {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           log_warn("http", std::string("cannot accept a connection (") + std::strerror(errno) +
                                "); accepting again in 100 ms");
-          pause_accepting(now_ms() + 100);
+          pause_accepting(monotonic_ms() + 100);
           return;
         }
         log_error("http", std::string("accept: ") + std::strerror(errno));
@@ -597,7 +592,7 @@ struct HttpServer::Impl {
       SocketAddress peer(reinterpret_cast<const sockaddr*>(&addr), len);
       auto conn = std::make_shared<Conn>(fd, ++next_gen, peer, limits());
       conn->phase = Phase::Head;  // nothing yet: the head (and the handshake) due from now
-      conn->deadline = now_ms() + options.header_timeout_ms;
+      conn->deadline = monotonic_ms() + options.header_timeout_ms;
       if (options.tls.enabled() && !start_tls(*conn)) {
         ::close(fd);
         continue;
@@ -702,14 +697,14 @@ struct HttpServer::Impl {
         // Stop accepting and close what waits for a request.
         pause_accepting(0);
         listener->close();
-        sweep(now_ms());
+        sweep(monotonic_ms());
         quiesced_done = true;
         std::lock_guard<std::mutex> lock(stop_mu);
         quiesced = true;
         stop_cv.notify_all();
       }
       if (acceptor_exit.load()) break;
-      int64_t now = now_ms();
+      int64_t now = monotonic_ms();
       if (!listening && accept_paused_until != 0 && now >= accept_paused_until) {
         resume_accepting();
       }
@@ -800,7 +795,7 @@ struct HttpServer::Impl {
       // The header deadline runs from the first byte of the request.
       std::lock_guard<std::mutex> lock(c.mu);
       c.phase = Phase::Head;
-      c.deadline = now_ms() + options.header_timeout_ms;
+      c.deadline = monotonic_ms() + options.header_timeout_ms;
     }
     switch (advance(c)) {
       case Next::Request:
@@ -823,7 +818,7 @@ struct HttpServer::Impl {
       return;
     }
     if (c.parser.continue_due()) send_now(c, "HTTP/1.1 100 Continue\r\n\r\n");
-    int64_t now = now_ms();
+    int64_t now = monotonic_ms();
     release(c, &now);
   }
 
@@ -915,7 +910,7 @@ struct HttpServer::Impl {
                            resp.getStatus() == HTTPResponse::HTTP_NO_CONTENT ||
                            resp.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED;
       bool timed_out = false;
-      const int64_t deadline = now_ms() + options.write_timeout_ms;
+      const int64_t deadline = monotonic_ms() + options.write_timeout_ms;
       bool ok;
       if (c.ssl != nullptr) {
         if (!no_body) text += body;  // one write: the head and the body in the same records
@@ -942,7 +937,7 @@ struct HttpServer::Impl {
         return;
       }
       if (c.parser.continue_due()) send_now(c, "HTTP/1.1 100 Continue\r\n\r\n");
-      int64_t now = now_ms();
+      int64_t now = monotonic_ms();
       release(c, &now, true);
       return;
     }

@@ -11,6 +11,11 @@ Millis SystemClock::now_ms() const {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+Millis monotonic_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 SystemClock& SystemClock::instance() {
   static SystemClock clock;
   return clock;

@@ -36,6 +36,10 @@ class ManualClock final : public Clock {
   std::atomic<Millis> now_;
 };
 
+// Milliseconds of the monotonic clock (std::chrono::steady_clock): for intervals and deadlines
+// within the process, never for dates.
+Millis monotonic_ms();
+
 // Formats a millisecond timestamp as RFC 3339 UTC ("2026-11-23T12:00:00.123Z").
 std::string format_rfc3339(Millis t);
 // Parses RFC 3339 (with Z or an offset) or a plain date (YYYY-MM-DD, midnight UTC).

@@ -66,11 +66,6 @@ std::string ClusterFeed::problem() const {
   return problem_;
 }
 
-FeedPosition ClusterFeed::position() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return position_;
-}
-
 void ClusterFeed::run() {
   for (;;) {
     bool more = round();
@@ -172,7 +167,6 @@ bool ClusterFeed::round() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!problem_.empty()) log_info("cluster", "the feed reads again");
   problem_.clear();
-  position_ = cursor_;
   return more;
 }
 

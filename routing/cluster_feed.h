@@ -53,7 +53,6 @@ class ClusterFeed {
 
   // For /readyz and the console: "" when the feed reads, else why not.
   std::string problem() const;
-  FeedPosition position() const;
 
  private:
   void run();
@@ -76,12 +75,11 @@ class ClusterFeed {
   bool leading_ = false;
   FeedPosition cursor_;
 
-  mutable std::mutex mu_;  // problem_, position_, the wake-up
+  mutable std::mutex mu_;  // problem_, the wake-up
   std::condition_variable cv_;
   bool woken_ = false;
   bool stop_ = false;
   std::string problem_;
-  FeedPosition position_;
   std::thread thread_;
 };
 

@@ -371,12 +371,6 @@ void must(const Status& s) {
   if (!s.ok) throw GroupFailure(s);
 }
 
-Millis steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // The PostgreSQL implementation. Thread-safe: one writer thread owns the writer's connection;
 // reads take connections of the pool.
 class PgStore final : public GroupCommitStore<PgStore, Job, Completion> {
@@ -586,7 +580,7 @@ void PgStore::write_group(std::vector<Job>& jobs) {
       }
     }
     flush_run();
-    Millis mono = steady_ms();
+    Millis mono = monotonic_ms();
     if (mono >= next_purge_ && latest_received_ != 0) {
       // Expired idempotency keys, 5,000 at most (on the messages' clock: the hub's clock seam).
       next_purge_ = mono + options_.purge_every_ms;

@@ -121,12 +121,6 @@ std::unique_ptr<Membership> open_redis_membership(const RedisSettings& redis,
   return std::make_unique<RedisMembership>(std::move(client), redis.prefix, std::move(cluster));
 }
 
-Millis RedisMembership::steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 RedisMembership::RedisMembership(std::unique_ptr<RedisClient> client, std::string prefix,
                                  ClusterSettings settings)
     : client_(std::move(client)),
@@ -164,12 +158,12 @@ bool RedisMembership::owns(int partition) const {
   if (partition < 0 || partition >= settings_.partitions) return false;
   const Lease& l = *leases_[static_cast<size_t>(partition)];
   return l.active.load(std::memory_order_acquire) &&
-         steady_ms() < l.valid_until.load(std::memory_order_acquire);
+         monotonic_ms() < l.valid_until.load(std::memory_order_acquire);
 }
 
 bool RedisMembership::leader() const {
   return leader_.active.load(std::memory_order_acquire) &&
-         steady_ms() < leader_.valid_until.load(std::memory_order_acquire);
+         monotonic_ms() < leader_.valid_until.load(std::memory_order_acquire);
 }
 
 std::vector<std::pair<int, bool>> RedisMembership::take_changes() {
@@ -220,7 +214,7 @@ void RedisMembership::stop(Millis grace_ms) {
       }
     }
   }
-  Millis until = steady_ms() + grace_ms;
+  Millis until = monotonic_ms() + grace_ms;
   for (;;) {
     tick(true);
     bool left = false;
@@ -228,7 +222,7 @@ void RedisMembership::stop(Millis grace_ms) {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& l : leases_) left = left || l->state == State::Releasing;
     }
-    if (!left || steady_ms() >= until || !reachable_) break;
+    if (!left || monotonic_ms() >= until || !reachable_) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
@@ -239,8 +233,7 @@ void RedisMembership::lose(int p, Lease& l) {
   l.state = State::Free;
 }
 
-void RedisMembership::activate(int p, Lease& l, Millis now) {
-  (void)now;
+void RedisMembership::activate(int p, Lease& l) {
   l.state = State::Active;
   l.active = true;
   changes_.emplace_back(p, true);
@@ -264,10 +257,10 @@ void RedisMembership::tick(bool stopping) {
     for (int p : *list) args.push_back(std::to_string(p));
   }
   args.push_back(stopping ? "0" : "1");
-  Millis t0 = steady_ms();
+  Millis t0 = monotonic_ms();
   RedisReply r;
   Status st = client_->eval(kTick, {}, args, r);
-  Millis t1 = steady_ms();
+  Millis t1 = monotonic_ms();
   std::lock_guard<std::mutex> lock(mu_);
   if (!st.ok || r.type != RedisReply::Type::Array || r.elements.size() != 5) {
     if (reachable_.exchange(false)) {
@@ -289,7 +282,7 @@ void RedisMembership::tick(bool stopping) {
   }
   if (!reachable_.exchange(true)) log_info("cluster", "Redis reachable: node " + settings_.node);
   live_nodes_ = r.elements[0].integer;
-  target_ = r.elements[1].integer;
+  const long long share = r.elements[1].integer;
   std::vector<bool> renewed(static_cast<size_t>(parts), false);
   for (const auto& e : r.elements[2].elements) {
     if (e.integer >= 0 && e.integer < parts) renewed[static_cast<size_t>(e.integer)] = true;
@@ -325,12 +318,12 @@ void RedisMembership::tick(bool stopping) {
   }
   for (int p = 0; p < parts; ++p) {
     Lease& l = *leases_[static_cast<size_t>(p)];
-    if (l.state == State::Grace && l.grace_until <= t1 && l.valid_until > t1) activate(p, l, t1);
+    if (l.state == State::Grace && l.grace_until <= t1 && l.valid_until > t1) activate(p, l);
   }
   // More than the share (a node joined): give the excess up, newest partitions last kept.
   long long held = 0;
   for (const auto& l : leases_) held += (l->state == State::Active || l->state == State::Grace);
-  for (int p = parts - 1; p >= 0 && held > target_ && !stopping; --p) {
+  for (int p = parts - 1; p >= 0 && held > share && !stopping; --p) {
     Lease& l = *leases_[static_cast<size_t>(p)];
     if (l.state != State::Active && l.state != State::Grace) continue;
     if (l.active) changes_.emplace_back(p, false);

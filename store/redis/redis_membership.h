@@ -50,9 +50,6 @@ class RedisMembership final : public Membership {
   void start(std::function<bool(int)> idle) override;
   void stop(Millis grace_ms) override;
 
-  // For tests: runs one tick now (the thread must not be started).
-  void tick_for_test() { tick(false); }
-
  private:
   enum class State { Free, Grace, Active, Releasing };
   struct Lease {
@@ -61,11 +58,10 @@ class RedisMembership final : public Membership {
     std::atomic<Millis> valid_until{0};  // steady ms; owns() reads it
     std::atomic<bool> active{false};
   };
-  static Millis steady_ms();
   void run();
   void tick(bool stopping);
-  void lose(int p, Lease& l);                  // under mu_
-  void activate(int p, Lease& l, Millis now);  // under mu_
+  void lose(int p, Lease& l);      // under mu_
+  void activate(int p, Lease& l);  // under mu_
   bool leader_lapsed(Millis now) const;
 
   std::unique_ptr<RedisClient> client_;
@@ -79,7 +75,6 @@ class RedisMembership final : public Membership {
   Lease leader_;
   std::vector<std::pair<int, bool>> changes_;
   long long live_nodes_ = 0;
-  long long target_ = 0;
   std::atomic<bool> reachable_{false};
   uint64_t seed_;
 

@@ -1037,9 +1037,7 @@ void SqliteStore::forget_accepts() {
 }
 
 void SqliteStore::purge_expired_keys() {
-  Millis mono = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
+  Millis mono = monotonic_ms();
   if (mono < next_purge_) return;
   next_purge_ = mono + options_.purge_every_ms;
   // Expiry is measured on the messages' clock (the hub's clock seam), not the system's.
