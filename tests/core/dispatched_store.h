@@ -46,7 +46,7 @@ class DispatchedStoreTest : public ::testing::Test {
     store_->set_commit_listener(
         [this](std::vector<QueuedDelivery>&& fresh) { dispatcher_->enqueue(std::move(fresh)); });
     for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
-    dispatcher_->enqueue(store_->load_active());
+    dispatcher_->recover();  // as the hub: the active deliveries read back page by page
     dispatcher_->start();
   }
 
