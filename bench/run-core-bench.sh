@@ -231,11 +231,13 @@ log "wrk done: $(field ok "$R") x 202 seen by wrk, $received received by relais,
 
 # Drain: wait until the sink has every accepted message (bounded).
 deadline=$(($(now_ms) + DRAIN_TIMEOUT * 1000))
-# The requests in flight when wrk stopped are committed (and counted) a little later: the count
-# is read again once the sink has caught up, until it no longer moves.
+# The requests in flight when wrk stopped are committed (and counted) a little later — on a
+# busy machine after their delivery: the count is read again once the sink has caught up, until
+# it no longer moves for 200 ms.
 while :; do
   read -r delivered _ last_ms <<<"$(sink_count)"
   if ((delivered >= received)); then
+    sleep 0.2
     again=$(received_now)
     ((again == received)) && break
     received=$again
