@@ -129,6 +129,33 @@ class BufferedResponse final : public Poco::Net::HTTPServerResponse {
   bool sent_ = false;
 };
 
+// What the deferred answers in flight may hold: without a thread blocked per request, a store
+// that stalls would otherwise let every connection queue a request (and its body). Beyond the
+// budget a handler answers on its thread, as before (defer_answer gives nullptr), which holds
+// the rest back. Thread-safe; shared by the server and its Deferred (which may outlive it by a
+// moment on the finishing thread).
+class DeferBudget {
+ public:
+  DeferBudget(size_t max_count, size_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+  bool take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (count_ + 1 > max_count_ || bytes_ + bytes > max_bytes_) return false;
+    ++count_;
+    bytes_ += bytes;
+    return true;
+  }
+  void give(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --count_;
+    bytes_ -= bytes;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t count_ = 0, bytes_ = 0;
+  const size_t max_count_, max_bytes_;
+};
+
 // The answer of one request, deferred by its handler (defer_answer). Created on the handler
 // thread with a copy of the response's headers so far; finished by any thread. `mu` guards
 // `state`; `resp` is filled under it by the first finish() and read afterwards by the one
@@ -140,14 +167,18 @@ class Deferred final : public DeferredAnswer {
   // being written, or abandoned.
   enum class State { Running, Waiting, Answered, Done };
 
-  Deferred(const BufferedResponse& so_far, std::function<void(BufferedResponse&)> write)
-      : write_(std::move(write)) {
+  // `budget` was taken for `bytes` (the request's body): given back when the last holder lets
+  // go.
+  Deferred(const BufferedResponse& so_far, std::function<void(BufferedResponse&)> write,
+           std::shared_ptr<DeferBudget> budget, size_t bytes)
+      : write_(std::move(write)), budget_(std::move(budget)), bytes_(bytes) {
     resp_.setVersion(so_far.getVersion());
     for (const auto& [k, v] : so_far) resp_.add(k, v);
   }
   ~Deferred() override {
     // Never finished by its holder: the connection must not wait for ever.
     if (state() == State::Waiting) finish(answer_internal_error);
+    budget_->give(bytes_);
   }
 
   void finish(const std::function<void(Poco::Net::HTTPServerResponse&)>& fill) override {
@@ -199,10 +230,12 @@ class Deferred final : public DeferredAnswer {
   State state_ = State::Running;
   BufferedResponse resp_;
   std::function<void(BufferedResponse&)> write_;
+  std::shared_ptr<DeferBudget> budget_;
+  size_t bytes_;
 };
 
-// How the request being handled can be deferred (plain HTTP only): `make` builds the Deferred;
-// `made` keeps it for the server once the handler returns.
+// How the request being handled can be deferred (plain HTTP only): `make` builds the Deferred
+// (nullptr: over the budget); `made` keeps it for the server once the handler returns.
 struct DeferSlot {
   std::function<std::shared_ptr<Deferred>()> make;
   std::shared_ptr<Deferred> made;
@@ -241,7 +274,7 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   std::shared_ptr<DeferredAnswer> defer() {
     if (defer_ == nullptr) return nullptr;
     if (!defer_->made) defer_->made = defer_->make();
-    return defer_->made;
+    return defer_->made;  // nullptr: answer on this thread
   }
 
  private:
@@ -555,7 +588,11 @@ struct HttpServer::Impl {
   std::mutex deferred_mu;
   std::condition_variable deferred_cv;
   int deferred_waiting = 0;  // guarded by deferred_mu
-  bool quiesced = false;     // guarded by stop_mu: the acceptor accepts nothing more
+  // At most 16 per handler thread, and 64 MiB of their bodies (a thread blocked per request
+  // held at most `threads` bodies before answers could be deferred).
+  std::shared_ptr<DeferBudget> defer_budget = std::make_shared<DeferBudget>(
+      16 * static_cast<size_t>(std::max(1, options.threads)), size_t{64} << 20);
+  bool quiesced = false;  // guarded by stop_mu: the acceptor accepts nothing more
 
   // The TLS context of new connections (null: plain HTTP); swapped by reload_tls. Each
   // connection's SSL holds its own reference to the context it was made from.
@@ -989,9 +1026,12 @@ struct HttpServer::Impl {
       resp.setKeepAlive(head.keep_alive);
       DeferSlot slot;
       if (c.ssl == nullptr) {
-        slot.make = [this, &cp, &resp] {
+        slot.make = [this, &cp, &resp, &c]() -> std::shared_ptr<Deferred> {
+          const size_t bytes = c.parser.body().size();
+          if (!defer_budget->take(bytes)) return nullptr;
           return std::make_shared<Deferred>(
-              resp, [this, cp](BufferedResponse& answer) { finish_deferred(cp, answer); });
+              resp, [this, cp](BufferedResponse& answer) { finish_deferred(cp, answer); },
+              defer_budget, bytes);
         };
       }
       {

@@ -139,8 +139,10 @@ class DeferredAnswer {
 
 // Called by a handler of HttpServer: the answer of `request` is given later through the
 // returned object, and the handler returns without sending. nullptr when the request cannot be
-// deferred (a TLS connection, or a request not served by HttpServer): answer it as usual.
-// Called twice for one request, the same object.
+// deferred (a TLS connection, a request not served by HttpServer, or the deferred answers in
+// flight at their bound: 16 per handler thread and 64 MiB of request bodies, so that a stalled
+// store holds back the clients as blocked threads did): answer it as usual. Called twice for
+// one request, the same object.
 std::shared_ptr<DeferredAnswer> defer_answer(Poco::Net::HTTPServerRequest& request);
 
 // The client certificate verified during the TLS handshake of the connection that carries

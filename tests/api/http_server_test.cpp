@@ -56,7 +56,10 @@ void echo(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp
   const std::string text = req.getMethod() + " " + req.getURI() + " " + body;
   if (req.getURI().rfind("/defer", 0) == 0) {
     auto later = defer_answer(req);
-    if (later == nullptr) throw std::runtime_error("cannot defer");
+    if (later == nullptr) {  // over the bound of deferred answers: answered here
+      resp.send() << "not deferred: " << text;
+      return;
+    }
     EXPECT_EQ(defer_answer(req), later);  // one per request
     if (req.getURI() == "/defer") return finish_later(later, text, 50);
     if (req.getURI() == "/defer-slow") return finish_later(later, text, 500);
@@ -443,6 +446,37 @@ TEST_F(HttpServerTest, StopWaitsForDeferredAnswers) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "GET /defer-slow ");
   EXPECT_EQ(lower(r.header("connection")), "close");
+}
+
+// The deferred answers in flight are bounded (16 per handler thread): beyond, the handler
+// answers on its thread.
+TEST_F(HttpServerTest, DeferredAnswersAreBounded) {
+  HttpServerOptions o;
+  o.threads = 1;
+  start(o);
+  std::vector<RawConnection> conns;
+  for (int i = 0; i < 20; ++i) {
+    conns.emplace_back(port_);
+    ASSERT_TRUE(conns.back().send("GET /defer-slow HTTP/1.1\r\n\r\n"));
+  }
+  int deferred = 0, direct = 0;
+  for (auto& c : conns) {
+    RawResponse r = c.read_response(5000);
+    EXPECT_EQ(r.status, 200);
+    if (r.body == "GET /defer-slow ") ++deferred;
+    if (r.body == "not deferred: GET /defer-slow ") ++direct;
+  }
+  EXPECT_EQ(deferred, 16);
+  EXPECT_EQ(direct, 4);
+  // Once answered (and let go by their finishing threads), the budget is back.
+  bool again = false;
+  for (auto until = SteadyClock::now() + std::chrono::seconds(3);
+       !again && SteadyClock::now() < until;) {
+    RawConnection after(port_);
+    ASSERT_TRUE(after.send("GET /defer HTTP/1.1\r\n\r\n"));
+    again = after.read_response(3000).body == "GET /defer ";
+  }
+  EXPECT_TRUE(again);
 }
 
 // A large deferred answer to a client that does not read: the finishing thread does not wait
