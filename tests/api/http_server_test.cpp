@@ -84,6 +84,18 @@ class HttpServerTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(o, echo);
     port_ = server_->start();
   }
+  // A server of `threads` handler threads, and `n` connections that each sent `request`.
+  std::vector<RawConnection> start_with_clients(int threads, int n, const std::string& request) {
+    HttpServerOptions o;
+    o.threads = threads;
+    start(o);
+    std::vector<RawConnection> conns;
+    for (int i = 0; i < n; ++i) {
+      conns.emplace_back(port_);
+      EXPECT_TRUE(conns.back().send(request));
+    }
+    return conns;
+  }
   void TearDown() override {
     if (server_) server_->stop();
     std::lock_guard<std::mutex> lock(finishers_mu);
@@ -296,14 +308,8 @@ TEST_F(HttpServerTest, HandlerExceptionIs500) {
 }
 
 TEST_F(HttpServerTest, SlowClientsHoldNoThread) {
-  HttpServerOptions o;
-  o.threads = 2;
-  start(o);
-  std::vector<RawConnection> slow;
-  for (int i = 0; i < 200; ++i) {
-    slow.emplace_back(port_);
-    ASSERT_TRUE(slow.back().send("POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\nab"));
-  }
+  std::vector<RawConnection> slow =
+      start_with_clients(2, 200, "POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
   RawConnection c(port_);
   auto t0 = SteadyClock::now();
   ASSERT_TRUE(c.send("GET /fast HTTP/1.1\r\n\r\n"));
@@ -451,14 +457,7 @@ TEST_F(HttpServerTest, StopWaitsForDeferredAnswers) {
 // The deferred answers in flight are bounded (16 per handler thread): beyond, the handler
 // answers on its thread.
 TEST_F(HttpServerTest, DeferredAnswersAreBounded) {
-  HttpServerOptions o;
-  o.threads = 1;
-  start(o);
-  std::vector<RawConnection> conns;
-  for (int i = 0; i < 20; ++i) {
-    conns.emplace_back(port_);
-    ASSERT_TRUE(conns.back().send("GET /defer-slow HTTP/1.1\r\n\r\n"));
-  }
+  std::vector<RawConnection> conns = start_with_clients(1, 20, "GET /defer-slow HTTP/1.1\r\n\r\n");
   int deferred = 0, direct = 0;
   for (auto& c : conns) {
     RawResponse r = c.read_response(5000);
