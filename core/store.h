@@ -5,6 +5,7 @@
 // share one commit.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -304,6 +305,15 @@ class Store {
     (void)upto, (void)out;
     return Status::failure(501, "not implemented", "this store serves one node");
   }
+
+  // A destination's backlog read back from the store as its deliveries drain (one node:
+  // routing/dispatcher.h keeps at most `queue_in_memory` of them in memory). The active
+  // deliveries of `destination` with an id above `after_id`, by id, `limit` at most, each with
+  // its message: appended to `out`; 503 when the store cannot be read.
+  virtual Status load_active_page(const std::string& destination, int64_t after_id, int limit,
+                                  std::vector<QueuedDelivery>& out) = 0;
+  // How many active deliveries each destination has (start-up: what the pages will bring).
+  virtual Status count_active(std::map<std::string, int64_t>& out) = 0;
 
   // Reads (consistent snapshot of committed data).
   virtual std::vector<QueuedDelivery> load_active() = 0;

@@ -9,6 +9,8 @@ namespace relais {
 namespace {
 constexpr Millis kMaxWaitMs = 200;    // upper bound of a worker's sleep (keeps a test clock live)
 constexpr Millis kGateRetryMs = 100;  // a key another node may own is asked about again after
+constexpr size_t kPageRows = 1000;    // deliveries read back from the store per page
+constexpr Millis kPagerPollMs = 500;  // the pager looks again at least this often (a failed read)
 }  // namespace
 
 Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, ProcessFn process)
@@ -35,6 +37,14 @@ Dispatcher::Dispatcher(Store& store, Metrics& metrics, const Clock& clock, Proce
     for (const auto& s : st) {
       out +=
           "relais_queue_depth{destination=\"" + s.name + "\"} " + std::to_string(s.queued) + "\n";
+    }
+    out +=
+        "# HELP relais_queue_in_memory Active deliveries held in memory per destination (the "
+        "rest of the depth waits in the store, read back page by page)\n";
+    out += "# TYPE relais_queue_in_memory gauge\n";
+    for (const auto& s : st) {
+      out += "relais_queue_in_memory{destination=\"" + s.name + "\"} " +
+             std::to_string(s.in_memory) + "\n";
     }
     out += "# HELP relais_in_flight Deliveries being attempted now\n";
     out += "# TYPE relais_in_flight gauge\n";
@@ -113,17 +123,25 @@ void Dispatcher::enqueue(std::vector<QueuedDelivery>&& deliveries) {
   }
   for (auto& [d, list] : by_dest) {
     std::vector<DeliveryUpdate> replaced;
+    size_t queued = 0;
     {
+      // By id: a destination that starts paging leaves in the store what comes after.
+      std::sort(list.begin(), list.end(),
+                [](const QueuedDelivery* a, const QueuedDelivery* b) { return a->id < b->id; });
       std::lock_guard<std::mutex> lock(d->mu);
-      for (auto* q : list) insert_locked(*d, std::move(*q), replaced);
+      for (auto* q : list) {
+        if (spill_locked(*d, *q)) continue;
+        insert_locked(*d, std::move(*q), replaced);
+        ++queued;
+      }
     }
     record_replaced(replaced);
     // Wake one worker per new delivery, not every worker per batch: a commit group of a few
     // messages used to wake all `concurrency` workers, most of which found nothing to do.
-    if (list.size() >= static_cast<size_t>(d->settings.concurrency)) {
+    if (queued >= static_cast<size_t>(d->settings.concurrency)) {
       d->cv.notify_all();
     } else {
-      for (size_t i = 0; i < list.size(); ++i) d->cv.notify_one();
+      for (size_t i = 0; i < queued; ++i) d->cv.notify_one();
     }
   }
 }
@@ -147,6 +165,7 @@ void Dispatcher::insert_locked(Dest& d, QueuedDelivery q, std::vector<DeliveryUp
   if (d.index.count(q.id)) return;         // already queued
   if (q.message && d.index.size() >= d.settings.max_cached_messages) q.message.reset();
   d.index[q.id] = k;
+  d.max_offered = std::max(d.max_offered, q.id);
   auto pos = std::upper_bound(kq.items.begin(), kq.items.end(), q.id,
                               [](int64_t id, const QueuedDelivery& e) { return id < e.id; });
   bool becomes_front = pos == kq.items.begin();
@@ -196,6 +215,144 @@ void Dispatcher::record_replaced(std::vector<DeliveryUpdate>& replaced) {
   replaced.clear();
 }
 
+size_t Dispatcher::memory_bound(const Dest& d) const {
+  if (cluster_ || d.settings.queue_in_memory == 0) return SIZE_MAX;
+  return d.settings.queue_in_memory;
+}
+
+bool Dispatcher::spill_locked(Dest& d, const QueuedDelivery& q) {
+  if (d.index.count(q.id)) return false;
+  if (!d.paging) {
+    // A delivery memory had before (a person's retry of a dead one) is queued over the bound:
+    // paging starts above everything ever queued, so that no page brings one back.
+    if (d.index.size() < memory_bound(d) || q.id <= d.max_offered) return false;
+    d.paging = true;
+    d.paged_upto = d.max_offered;
+  } else if (q.id <= d.paged_upto) {
+    return false;
+  }
+  d.spilled_max = std::max(d.spilled_max, q.id);
+  ++d.stored;
+  return true;
+}
+
+void Dispatcher::want_page(Dest& d) {
+  if (!d.paging || d.index.size() > memory_bound(d) / 2) return;
+  {
+    std::lock_guard<std::mutex> lock(pager_mu_);
+    pager_wanted_ = true;
+  }
+  pager_cv_.notify_one();
+}
+
+void Dispatcher::pager() {
+  while (!stopping_) {
+    for (auto& [name, d] : dests_) {
+      while (!stopping_ && page(*d)) {
+      }
+    }
+    std::unique_lock<std::mutex> lock(pager_mu_);
+    pager_cv_.wait_for(lock, std::chrono::milliseconds(kPagerPollMs),
+                       [this] { return pager_wanted_ || stopping_; });
+    pager_wanted_ = false;
+  }
+}
+
+bool Dispatcher::page(Dest& d) {
+  int64_t from = 0, spilled_before = 0;
+  int limit = 0;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    size_t bound = memory_bound(d), have = d.index.size();
+    if (!d.paging || have > bound / 2) return false;
+    limit = static_cast<int>(std::min(kPageRows, bound - have));
+    from = d.paged_upto;
+    spilled_before = d.spilled_max;
+  }
+  std::vector<QueuedDelivery> rows;
+  Status st = store_.load_active_page(d.settings.name, from, limit, rows);
+  if (!st.ok) {
+    // Said once until a page is read again; the pager tries again every kPagerPollMs.
+    if (!pager_failing_.exchange(true)) {
+      log_warn("dispatcher", "the backlog of " + d.settings.name +
+                                 " cannot be read from the store (" + st.detail +
+                                 "); trying again");
+    }
+    return false;
+  }
+  if (pager_failing_.exchange(false)) {
+    log_info("dispatcher", "the backlog is read from the store again");
+  }
+  bool full = rows.size() == static_cast<size_t>(limit);
+  int64_t last = rows.empty() ? from : rows.back().id;
+  std::vector<DeliveryUpdate> replaced;
+  size_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    Millis now = clock_.now_ms();
+    for (auto& q : rows) {
+      auto a = d.actions.find(q.id);
+      if (a != d.actions.end()) {
+        if (a->second == Dest::Action::Discarding) {
+          d.vetoed.emplace(q.id, std::move(q));  // discard() decides
+          continue;
+        }
+        if (a->second == Dest::Action::Discarded) continue;  // read before the discard committed
+        q.due = std::min(q.due, now);                        // a person's retry
+      }
+      insert_locked(d, std::move(q), replaced);
+      ++queued;
+    }
+    d.stored -= std::min(d.stored, rows.size());
+    d.paged_upto = std::max(d.paged_upto, last);
+    std::erase_if(d.actions, [&](const auto& e) {
+      return e.first <= d.paged_upto && e.second != Dest::Action::Discarding;
+    });
+    if (!full && d.spilled_max == spilled_before) {
+      // Caught up: nothing was left in the store since this page's read began.
+      d.paging = false;
+      d.stored = 0;
+      std::erase_if(d.actions, [](const auto& e) { return e.second != Dest::Action::Discarding; });
+    } else {
+      full = true;  // a full page, or some arrived during the read: read on from its end
+    }
+  }
+  record_replaced(replaced);
+  if (queued >= static_cast<size_t>(d.settings.concurrency)) {
+    d.cv.notify_all();
+  } else {
+    for (size_t i = 0; i < queued; ++i) d.cv.notify_one();
+  }
+  return full;
+}
+
+int64_t Dispatcher::recover() {
+  std::map<std::string, int64_t> counts;
+  Status st = store_.count_active(counts);
+  if (!st.ok) {
+    log_warn("dispatcher", "the active deliveries could not be counted (" + st.detail +
+                               "); they are read back all the same");
+  }
+  int64_t total = 0;
+  for (auto& [name, d] : dests_) {
+    std::lock_guard<std::mutex> lock(d->mu);
+    d->paging = true;
+    d->paged_upto = 0;
+    d->spilled_max = 0;
+    auto it = counts.find(name);
+    d->stored = it == counts.end() ? 0 : static_cast<size_t>(it->second);
+    total += it == counts.end() ? 0 : it->second;
+  }
+  for (const auto& [name, n] : counts) {
+    if (find(name) != nullptr) continue;
+    if (unknown_.fetch_add(static_cast<size_t>(n)) == 0) {
+      log_warn("dispatcher", "deliveries for destination '" + name +
+                                 "', which is not configured, stay pending in the store");
+    }
+  }
+  return total;
+}
+
 void Dispatcher::make_ready_locked(Dest& d, KeyQueue& kq) {
   if (kq.in_ready || kq.busy_id != 0 || kq.held_by != 0 || kq.items.empty()) return;
   const auto& front = kq.items.front();
@@ -219,6 +376,7 @@ void Dispatcher::drop_if_idle_locked(Dest& d, KeyQueue& kq) {
 
 void Dispatcher::start() {
   if (started_.exchange(true)) return;
+  pager_thread_ = std::thread([this] { pager(); });
   for (auto& [name, d] : dests_) {
     for (int i = 0; i < d->settings.concurrency; ++i) {
       Dest* dp = d.get();
@@ -230,6 +388,12 @@ void Dispatcher::start() {
 void Dispatcher::stop(Millis grace_ms) {
   stopping_ = true;
   for (auto& [name, d] : dests_) d->cv.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(pager_mu_);
+    pager_wanted_ = true;
+  }
+  pager_cv_.notify_all();
+  if (pager_thread_.joinable()) pager_thread_.join();
   (void)grace_ms;  // attempts are bounded by each connector's own timeouts
   for (auto& [name, d] : dests_) {
     for (auto& t : d->workers) {
@@ -404,6 +568,7 @@ void Dispatcher::settle(Dest& d, const QueuedDelivery& q, const Settled& s) {
     } else {
       kq.items.erase(it);
       d.index.erase(q.id);
+      want_page(d);
       if (s.state == DeliveryState::Dead && d.settings.hold_on_dead && !q.key.empty()) {
         kq.held_by = q.id;
         log_warn("dispatcher", "delivery " + std::to_string(q.id) + " to " + d.settings.name +
@@ -480,6 +645,7 @@ Status Dispatcher::retry(int64_t delivery_id) {
     return Status::failure(409, "conflict",
                            "destination '" + del->destination + "' is not configured");
   }
+  bool in_store = false;
   {
     std::lock_guard<std::mutex> lock(d->mu);
     auto it = d->index.find(delivery_id);
@@ -505,12 +671,19 @@ Status Dispatcher::retry(int64_t delivery_id) {
       store_.record(std::move(u));
       return Status::success();
     }
+    // Still in the store, to be read back: due now when its page comes (set before the write,
+    // so a page read before it commits gets it too).
+    if (is_active(del->state) && in_store_locked(*d, delivery_id)) {
+      d->actions[delivery_id] = Dest::Action::DueNow;
+      in_store = true;
+    }
   }
   if (is_active(del->state)) {
-    if (!cluster_) {
+    if (!cluster_ && !in_store) {
       return Status::failure(409, "conflict", "the delivery is active but not queued here");
     }
-    // Another node owns its key: made due now in the store, that node's feed does the rest.
+    // Another node owns its key, or its page has not been read yet: made due now in the store;
+    // that node's feed, or the page, does the rest.
     DeliveryUpdate u;
     u.id = delivery_id;
     u.state = del->state;
@@ -556,7 +729,10 @@ Status Dispatcher::retry(int64_t delivery_id) {
     std::string k = queue_key(q);
     auto kit = d->keys.find(k);
     if (kit != d->keys.end() && kit->second.held_by == delivery_id) kit->second.held_by = 0;
-    insert_locked(*d, std::move(q), replaced);
+    d->actions.erase(delivery_id);  // an earlier discard's mark: this is a new start
+    // Active again in the store: queued, or read back by the pager when it comes after the
+    // pages read so far.
+    if (!spill_locked(*d, q)) insert_locked(*d, std::move(q), replaced);
   }
   record_replaced(replaced);
   d->cv.notify_one();
@@ -568,10 +744,14 @@ Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
   if (!del) return Status::failure(404, "not found", "no delivery " + std::to_string(delivery_id));
   Dest* d = find(del->destination);
   bool was_queued = false;
+  bool in_store = false;  // active, not read back from the store yet
   if (d != nullptr) {
     std::lock_guard<std::mutex> lock(d->mu);
     auto it = d->index.find(delivery_id);
-    if (it != d->index.end()) {
+    if (it == d->index.end() && is_active(del->state) && in_store_locked(*d, delivery_id)) {
+      d->actions[delivery_id] = Dest::Action::Discarding;  // a page that brings it holds it
+      in_store = true;
+    } else if (it != d->index.end()) {
       KeyQueue& kq = d->keys.find(it->second)->second;
       if (kq.busy_id == delivery_id) {
         return Status::failure(409, "conflict", "the delivery is being attempted right now");
@@ -583,11 +763,12 @@ Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
       d->index.erase(it);
       make_ready_locked(*d, kq);
       drop_if_idle_locked(*d, kq);
+      want_page(*d);
       was_queued = true;
     }
   }
   std::set<DeliveryState> expected;
-  if (was_queued || ((d == nullptr || cluster_) && is_active(del->state))) {
+  if (was_queued || in_store || ((d == nullptr || cluster_) && is_active(del->state))) {
     expected = {DeliveryState::Pending, DeliveryState::Retrying};
   } else if (del->state == DeliveryState::Dead) {
     expected = {DeliveryState::Dead};
@@ -605,6 +786,26 @@ Status Dispatcher::discard(int64_t delivery_id, const std::string& reason) {
   u.action_text = "discarded: " + reason;
   u.expected = expected;
   Status s = store_.apply(std::move(u));
+  if (in_store) {
+    std::vector<DeliveryUpdate> replaced;
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      auto v = d->vetoed.find(delivery_id);
+      auto a = d->actions.find(delivery_id);
+      if (s.ok && v == d->vetoed.end() && a != d->actions.end()) {
+        a->second = Dest::Action::Discarded;  // a page read before the discard skips it
+      } else if (a != d->actions.end()) {
+        d->actions.erase(a);
+      }
+      if (v != d->vetoed.end()) {
+        // A page brought it meanwhile: gone when discarded; queued when the discard failed.
+        if (!s.ok) insert_locked(*d, std::move(v->second), replaced);
+        d->vetoed.erase(v);
+      }
+    }
+    record_replaced(replaced);
+    d->cv.notify_one();
+  }
   if (!s.ok) return s;
   if (d != nullptr && del->state == DeliveryState::Dead) {
     // Release the key this dead delivery was holding.
@@ -723,7 +924,8 @@ std::vector<DestinationStats> Dispatcher::stats() const {
     DestinationStats s;
     s.name = name;
     std::lock_guard<std::mutex> lock(d->mu);
-    s.queued = d->index.size();
+    s.in_memory = d->index.size();
+    s.queued = s.in_memory + d->stored;
     s.in_flight = d->in_flight;
     Millis now = clock_.now_ms();
     if (d->paused_until > now) s.throttled_until = d->paused_until;

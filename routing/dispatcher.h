@@ -2,6 +2,15 @@
 // The delivery scheduler: one durable-backed queue per destination, FIFO per correlation key,
 // not-before times, exponential back-off with full jitter, dead-letter with a hold/release
 // policy per destination, and the people's actions (retry, discard).
+//
+// Memory is bounded by the destinations' `queue_in_memory`, not by the backlog: on one node, a
+// destination that holds that many active deliveries leaves the next ones in the store (they are
+// committed already) and its pager reads them back, in id order and with their messages, as the
+// queue drains below half — so a backlog of millions (a go-live, a partner down for days) costs
+// the store's rows, not memory, and a restart reads the first pages, not the whole backlog.
+// Order per key holds because every delivery of a key with a higher id is either queued behind
+// the earlier ones or still in the store, read later. Several nodes (set_cluster) keep their
+// partitions' deliveries in memory (the feed's order is by transaction, not by id).
 
 #include <atomic>
 #include <condition_variable>
@@ -36,6 +45,9 @@ struct DestinationSettings {
   // Queued deliveries beyond this many keep no message body in memory (it is read from the
   // store when their turn comes): a long backlog costs ids, not bodies.
   size_t max_cached_messages = 10000;
+  // Active deliveries held in memory at most (0 = no bound); beyond, the backlog stays in the
+  // store and is paged back in id order (see the file comment).
+  size_t queue_in_memory = 10000;
   // Only the newest delivery of a correlation key matters (e.g. an appointment's reminder):
   // when a newer delivery of the same key arrives, the older ones still waiting (not in
   // flight) are skipped, with a reason naming the newer message.
@@ -57,7 +69,8 @@ using ProcessFn = std::function<AttemptResult(const QueuedDelivery&, int slot)>;
 
 struct DestinationStats {
   std::string name;
-  size_t queued = 0;  // active deliveries held in memory (pending + retrying + in flight)
+  size_t queued = 0;     // active deliveries (pending + retrying + in flight), memory + store
+  size_t in_memory = 0;  // of which held in memory (the rest is paged back from the store)
   size_t in_flight = 0;
   size_t held_keys = 0;        // keys waiting behind a dead delivery
   Millis oldest_received = 0;  // 0 when empty
@@ -100,6 +113,12 @@ class Dispatcher {
   // it held), a queued one made due sooner is due sooner, one no longer active (discarded
   // elsewhere) is dropped unless in flight.
   void apply_feed(std::vector<FeedRow>&& rows);
+
+  // One node, before start(): the active deliveries the store holds are read back page by page
+  // (not all at once) once started. Returns how many there are (0 when they cannot be counted:
+  // the pages still come, the figures catch up). Deliveries of destinations not configured are
+  // counted (unknown_destination_count) and left in the store.
+  int64_t recover();
 
   void start();
   // Stops taking work; waits for in-flight attempts to finish (their outcomes are recorded),
@@ -164,9 +183,35 @@ class Dispatcher {
     // scoped pauses are the connector's to enforce, kept here for the dashboard.
     Millis paused_until = 0;
     std::unordered_map<std::string, Millis> scope_paused_until;
+    // The backlog left in the store (guarded by mu; see the file comment). While `paging`,
+    // every active delivery with an id up to `paged_upto` has been offered to memory and those
+    // above it are read back by the pager; `spilled_max` is the highest id left in the store
+    // since (a page that ends without a newer one spilled during its read ends the paging);
+    // `stored` counts them for the figures. Paging starts above `max_offered`, so a page never
+    // brings back a delivery that memory already had. `actions` are a person's retry (due now)
+    // or discard of a delivery still in the store, applied when a page brings it; one whose
+    // discard is still being written waits in `vetoed` (a failed discard queues it again).
+    bool paging = false;
+    int64_t paged_upto = 0;
+    int64_t spilled_max = 0;
+    size_t stored = 0;
+    int64_t max_offered = 0;  // the highest id ever queued in memory
+    enum class Action { DueNow, Discarding, Discarded };
+    std::unordered_map<int64_t, Action> actions;
+    std::unordered_map<int64_t, QueuedDelivery> vetoed;
   };
 
   static std::string queue_key(const QueuedDelivery& d);
+  size_t memory_bound(const Dest& d) const;
+  // Whether `q` stays in the store (the destination is paging and `q` comes after the pages
+  // read so far): counted, not queued.
+  bool spill_locked(Dest& d, const QueuedDelivery& q);
+  // Whether `id` is an active delivery left in the store, not yet read back.
+  static bool in_store_locked(const Dest& d, int64_t id) { return d.paging && id > d.paged_upto; }
+  // The pager: reads the next page of each destination whose memory queue ran low.
+  void pager();
+  bool page(Dest& d);       // one page; true when more may follow at once
+  void want_page(Dest& d);  // under d.mu: wakes the pager when the queue ran low
   // What a queue key stands for: the correlation key, or "" and the delivery id of a delivery
   // without one.
   static bool selects(const KeyGate& which, const KeyQueue& kq);
@@ -209,6 +254,11 @@ class Dispatcher {
   std::mt19937_64 rng_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
+  std::mutex pager_mu_;
+  std::condition_variable pager_cv_;
+  bool pager_wanted_ = false;               // guarded by pager_mu_
+  std::atomic<bool> pager_failing_{false};  // the last page could not be read
+  std::thread pager_thread_;
 };
 
 }  // namespace relais

@@ -134,6 +134,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
   for (const auto& [name, dc] : config_.destinations) {
     DestinationSettings ds{name, dc.concurrency, dc.retry, dc.hold_on_dead};
     ds.replace_pending = dc.replace_pending;
+    ds.queue_in_memory = dc.queue_in_memory;
     dispatcher_->add_destination(ds);
   }
   for (const auto& [sname, sc] : config_.sources) {
@@ -242,13 +243,15 @@ void Hub::start() {
     running_ = true;
     return;
   }
-  auto active = store_->load_active();
+  // Keys held behind a dead delivery first; the active deliveries are then read back page by
+  // page once the dispatcher runs (a backlog of millions is not loaded at once).
   auto held = store_->load_dead_heads();
   for (const auto& h : held) dispatcher_->hold(h);
-  size_t n = active.size();
-  dispatcher_->enqueue(std::move(active));
+  int64_t n = dispatcher_->recover();
   if (n > 0 || !held.empty()) {
-    log_info("hub", "recovered " + std::to_string(n) + " active deliveries and " +
+    log_info("hub", "recovering " + std::to_string(n) +
+                        " active deliveries (read back page by "
+                        "page) and " +
                         std::to_string(held.size()) + " held keys from the store");
   }
   dispatcher_->start();

@@ -740,6 +740,17 @@ const ConfigSpec& destination_spec() {
            "when a delivery goes dead: hold later messages of the same key, or release them",
            {"hold", "release"}},
           {"retry", F::Object, "", false, "back-off with full jitter", {}, &retry_spec()},
+          {"queue_in_memory",
+           F::Int,
+           "10000",
+           false,
+           "active deliveries held in memory at most; beyond, the backlog waits in the store "
+           "and is read back in order as the queue drains (one node; several nodes hold their "
+           "partitions' deliveries)",
+           {},
+           nullptr,
+           100,
+           10000000},
           {"replace_pending", F::Bool, "false", false,
            "only the newest delivery of a correlation key matters: a newer one replaces the "
            "older ones still waiting (skipped, naming the newer message), e.g. reminders"},
@@ -1207,6 +1218,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.concurrency = static_cast<int>(dc.settings.integer("concurrency"));
         dc.hold_on_dead = dc.settings.str("on_dead") == "hold";
         dc.replace_pending = dc.settings.boolean("replace_pending");
+        dc.queue_in_memory = static_cast<size_t>(dc.settings.integer("queue_in_memory"));
         auto r = dc.settings.object("retry");
         dc.retry.initial_ms = r.duration_ms("initial");
         dc.retry.max_ms = r.duration_ms("max");

@@ -78,9 +78,10 @@ struct DestinationConfig {
   std::string connector;
   int concurrency = 1;
   RetryPolicy retry;
-  bool hold_on_dead = true;      // on_dead: hold | release
-  bool replace_pending = false;  // a newer delivery of a key replaces the waiting older ones
-  ConfigView settings;           // validated against the generic and the connector's spec
+  bool hold_on_dead = true;        // on_dead: hold | release
+  bool replace_pending = false;    // a newer delivery of a key replaces the waiting older ones
+  size_t queue_in_memory = 10000;  // active deliveries in memory at most (routing/dispatcher.h)
+  ConfigView settings;             // validated against the generic and the connector's spec
 };
 
 struct EnricherConfig {

@@ -35,6 +35,24 @@ std::vector<std::string> flags_from(const std::string& text) {
   return out;
 }
 
+QueuedDelivery queued_with_message(MessagePtr m, int64_t id, const std::string& destination,
+                                   std::string mapping, int attempts, Millis next_attempt_at,
+                                   Millis not_before, std::string route) {
+  QueuedDelivery q;
+  q.id = id;
+  q.destination = destination;
+  q.source = m->source;
+  q.route = std::move(route);
+  q.key = m->correlation;
+  q.mapping = std::move(mapping);
+  q.attempts = attempts;
+  q.due = std::max(next_attempt_at, not_before);
+  q.received_at = m->received_at;
+  q.message_seq = m->seq;
+  q.message = std::move(m);
+  return q;
+}
+
 void seal_update(const AtRestCipher* cipher, DeliveryUpdate& u) {
   if (cipher == nullptr) return;
   if (u.payload && !cipher->seal(payload_aad(u.id), *u.payload, *u.payload)) {

@@ -26,6 +26,12 @@ std::map<std::string, std::string> headers_from(const std::string& text);
 // A delivery's quality flags as stored ("" or a JSON array of strings).
 std::vector<std::string> flags_from(const std::string& text);
 
+// A delivery read back with its message (a backlog's page, Store::load_active_page): its own
+// columns as given, the key, source, reception and sequence from the message.
+QueuedDelivery queued_with_message(MessagePtr m, int64_t id, const std::string& destination,
+                                   std::string mapping, int attempts, Millis next_attempt_at,
+                                   Millis not_before, std::string route);
+
 // Encrypts an update's payload and excerpt in place (null cipher: nothing). Only if OpenSSL
 // itself fails: the outcome is kept, the text that could not be encrypted is not (never written
 // in clear), and the failure is logged.

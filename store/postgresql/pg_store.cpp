@@ -107,6 +107,14 @@ const std::vector<pg::Migration>& migrations() {
            "ALTER TABLE deliveries ALTER COLUMN tx SET DEFAULT pg_current_xact_id()",
            "CREATE INDEX deliveries_feed ON deliveries(tx, id)",
        }},
+      {4,
+       "each destination's backlog read back in id order",
+       {
+           // routing/dispatcher.h keeps at most `queue_in_memory` deliveries of a destination in
+           // memory; the rest is read back page by page (load_active_page) through this index.
+           "CREATE INDEX deliveries_queue ON deliveries(destination, id) "
+           "WHERE state IN ('pending', 'retrying')",
+       }},
   };
   // The other stores' tables (store/postgresql/pg_tables.cpp), numbered from 101, after these.
   static const std::vector<pg::Migration> all = [] {
@@ -287,6 +295,15 @@ constexpr const char* kLoadActiveUpto =
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
     "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') AND "
     "(d.tx IS NULL OR (d.tx, d.id) <= ($1::text::xid8, $2::bigint)) ORDER BY d.id";
+// The message's columns first (message_from), then the delivery's.
+constexpr const char* kLoadActivePage =
+    "SELECT m.seq, m.id, m.source, m.type, m.correlation, m.idempotency, m.headers, m.body, "
+    "m.received_at, d.id, d.mapping, d.attempts, d.next_attempt_at, d.not_before, d.route "
+    "FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.destination = $1 AND "
+    "d.state IN ('pending', 'retrying') AND d.id > $2 ORDER BY d.id LIMIT $3";
+constexpr const char* kCountActive =
+    "SELECT destination, COUNT(*) FROM deliveries WHERE state IN ('pending', 'retrying') "
+    "GROUP BY destination";
 constexpr const char* kLoadDeadHeads =
     "SELECT d.destination, m.correlation, MIN(d.id) FROM deliveries d JOIN messages m ON "
     "m.seq = d.message_seq WHERE d.state = 'dead' AND m.correlation <> '' "
@@ -387,6 +404,9 @@ class PgStore final : public GroupCommitStore<PgStore, Job, Completion> {
   int64_t rekey_remaining() override;
   Status purge(const RetentionPolicy& policy, const RetentionRun& run,
                RetentionResult& result) override;
+  Status load_active_page(const std::string& destination, int64_t after_id, int limit,
+                          std::vector<QueuedDelivery>& out) override;
+  Status count_active(std::map<std::string, int64_t>& out) override;
   std::vector<QueuedDelivery> load_active() override;
   Status feed_horizon(FeedPosition& out) override;
   Status feed(const FeedPosition& after, int limit, std::vector<FeedRow>& out) override;
@@ -1283,6 +1303,32 @@ std::vector<QueuedDelivery> PgStore::load_active() {
   return out;
 }
 
+Status PgStore::load_active_page(const std::string& destination, int64_t after_id, int limit,
+                                 std::vector<QueuedDelivery>& out) {
+  try {
+    Result r = read(kLoadActivePage, Params().ref(destination).num(after_id).num(limit));
+    out.reserve(out.size() + static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(queued_with_message(message_from(r, i), r.int64(i, 9), destination,
+                                        r.text(i, 10), static_cast<int>(r.int64(i, 11)),
+                                        r.int64(i, 12), r.int64(i, 13), r.text(i, 14)));
+    }
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
+Status PgStore::count_active(std::map<std::string, int64_t>& out) {
+  try {
+    Result r = read(kCountActive, Params());
+    for (int i = 0; i < r.rows(); ++i) out[r.text(i, 0)] = r.int64(i, 1);
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
 Status PgStore::feed_horizon(FeedPosition& out) {
   try {
     out = FeedPosition{read(kFeedHorizon, Params()).int64(0, 0), 0};
@@ -1560,6 +1606,7 @@ std::vector<PgHotStatement> postgresql_hot_statements() {
        "false, '', 42"},
       {"delivery state", kSelectStateForUpdate, "42"},
       {"load active deliveries", kLoadActive, ""},
+      {"a destination's backlog page", kLoadActivePage, "'genesis', 0, 1000"},
       {"feed of the deliveries", kFeed, "0, 0, 500"},
       {"load active deliveries up to a position", kLoadActiveUpto, "0, 0"},
       {"messages of a page of the feed", kMessagesBySeqs, "'{1,2}'"},

@@ -207,6 +207,14 @@ const std::vector<Migration>& migrations() {
            "UNIQUE(partner, person))",
            "CREATE INDEX pairings_state ON pairings(state, id)",
        }},
+      {13,
+       "each destination's backlog read back in id order",
+       {
+           // routing/dispatcher.h keeps at most `queue_in_memory` deliveries of a destination in
+           // memory; the rest is read back page by page (load_active_page) through this index.
+           "CREATE INDEX deliveries_queue ON deliveries(destination, id) "
+           "WHERE state IN ('pending', 'retrying')",
+       }},
   };
   return list;
 }
@@ -277,6 +285,9 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
   int64_t rekey_remaining() override;
   Status purge(const RetentionPolicy& policy, const RetentionRun& run,
                RetentionResult& result) override;
+  Status load_active_page(const std::string& destination, int64_t after_id, int limit,
+                          std::vector<QueuedDelivery>& out) override;
+  Status count_active(std::map<std::string, int64_t>& out) override;
   std::vector<QueuedDelivery> load_active() override;
   std::vector<HeldKey> load_dead_heads() override;
   MessagePtr message_by_seq(int64_t seq) override;
@@ -495,6 +506,15 @@ constexpr const char* kLoadActive =
     "SELECT d.id, d.destination, m.correlation, d.mapping, d.attempts, d.next_attempt_at, "
     "d.not_before, m.received_at, d.message_seq, m.source, d.route FROM deliveries d JOIN "
     "messages m ON m.seq = d.message_seq WHERE d.state IN ('pending', 'retrying') ORDER BY d.id";
+// The message's columns first (message_from), then the delivery's.
+constexpr const char* kLoadActivePage =
+    "SELECT m.seq, m.id, m.source, m.type, m.correlation, m.idempotency, m.headers, m.body, "
+    "m.received_at, d.id, d.mapping, d.attempts, d.next_attempt_at, d.not_before, d.route "
+    "FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.destination = ? AND "
+    "d.state IN ('pending', 'retrying') AND d.id > ? ORDER BY d.id LIMIT ?";
+constexpr const char* kCountActive =
+    "SELECT destination, COUNT(*) FROM deliveries WHERE state IN ('pending', 'retrying') "
+    "GROUP BY destination";
 constexpr const char* kMessageColumns =
     "seq, id, source, type, correlation, idempotency, headers, body, received_at";
 constexpr const char* kMessageBySeq =
@@ -1310,6 +1330,44 @@ std::vector<QueuedDelivery> SqliteStore::load_active() {
   return out;
 }
 
+Status SqliteStore::load_active_page(const std::string& destination, int64_t after_id, int limit,
+                                     std::vector<QueuedDelivery>& out) {
+  try {
+    Session s = readers_->get();
+    std::string dest = destination;
+    int64_t after = after_id, lim = limit;
+    Statement st(s);
+    st << kLoadActivePage, use(dest), use(after), use(lim), now;
+    RecordSet rs(st);
+    out.reserve(out.size() + rs.rowCount());
+    for (size_t i = 0; i < rs.rowCount(); ++i) {
+      out.push_back(queued_with_message(
+          message_from(rs, i), rs.value(9, i).convert<int64_t>(), destination,
+          rs.value(10, i).convert<std::string>(), rs.value(11, i).convert<int>(),
+          rs.value(12, i).convert<int64_t>(), rs.value(13, i).convert<int64_t>(),
+          rs.value(14, i).convert<std::string>()));
+    }
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
+Status SqliteStore::count_active(std::map<std::string, int64_t>& out) {
+  try {
+    Session s = readers_->get();
+    Statement st(s);
+    st << kCountActive, now;
+    RecordSet rs(st);
+    for (size_t i = 0; i < rs.rowCount(); ++i) {
+      out[rs.value(0, i).convert<std::string>()] = rs.value(1, i).convert<int64_t>();
+    }
+    return Status::success();
+  } catch (const std::exception& e) {
+    return Status::failure(503, "store unavailable", e.what());
+  }
+}
+
 std::vector<HeldKey> SqliteStore::load_dead_heads() {
   // For each (destination, key) the earliest dead delivery: under the "hold" policy the key's
   // later deliveries, queued or still to come, wait behind it until a person acts.
@@ -1579,6 +1637,7 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"purge idempotency keys", kPurgeIdempotency},
       {"delivery state", kSelectState},
       {"load active deliveries", kLoadActive},
+      {"a destination's backlog page", kLoadActivePage},
       {"message by seq", kMessageBySeq},
       {"message by id", kMessageById},
       {"deliveries of a message", kDeliveriesOfMessage},

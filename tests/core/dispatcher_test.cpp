@@ -55,6 +55,27 @@ DestinationSettings dest(const std::string& name, int concurrency, Millis initia
   return s;
 }
 
+// Holds the attempts that wait on it until opened (at most 20 s: a failing test still ends).
+class Gate {
+ public:
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return open_; });
+  }
+  void open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
 // A store file, a dispatcher on it wired like the Hub wires them (commit listener → enqueue),
 // and a recording ProcessFn that runs the test's script.
 class DispatcherTest : public ::testing::Test {
@@ -101,13 +122,22 @@ class DispatcherTest : public ::testing::Test {
     store_.reset();
   }
 
-  // Restarts like the Hub does: reopen the store, hold the dead heads, enqueue the active ones.
+  // Restarts like the Hub does: reopen the store, hold the dead heads, and let the dispatcher
+  // read the active ones back (page by page, once started).
   void restart() {
     shutdown();
     open_store();
     make_dispatcher();
     for (const auto& h : store_->load_dead_heads()) dispatcher_->hold(h);
-    dispatcher_->enqueue(store_->load_active());
+    dispatcher_->recover();
+  }
+
+  // Every attempt is delivered; those of `label` once `gate` opens.
+  void deliver_all_but(const std::string& label, Gate& gate) {
+    set_script([label, &gate](const Call& c) {
+      if (c.label == label) gate.wait();
+      return Outcome::delivered();
+    });
   }
 
   void set_script(Script s) {
@@ -161,6 +191,37 @@ class DispatcherTest : public ::testing::Test {
       out.push_back(store_->message(ids[i], false)->deliveries.at(0).id);
     }
     return out;
+  }
+
+  // Sends `rounds` batches of one message per key ("k<key>-<round>" on "key<key>").
+  void send_rounds(int keys, int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      std::vector<std::pair<std::string, std::string>> round;
+      for (int k = 0; k < keys; ++k) {
+        round.emplace_back("k" + std::to_string(k) + "-" + std::to_string(i),
+                           "key" + std::to_string(k));
+      }
+      send_batch(round);
+    }
+  }
+  // Each key's attempts, the repeated attempts of one delivery collapsed, are its rounds in
+  // order. Returns how many attempts were repeats (retries).
+  int expect_rounds_in_order(int keys, int rounds) {
+    int repeats = 0;
+    for (int k = 0; k < keys; ++k) {
+      auto seen = labels_of_key("key" + std::to_string(k));
+      std::vector<std::string> runs;
+      for (const auto& l : seen) {
+        if (runs.empty() || runs.back() != l) runs.push_back(l);
+      }
+      std::vector<std::string> expected;
+      for (int i = 0; i < rounds; ++i) {
+        expected.push_back("k" + std::to_string(k) + "-" + std::to_string(i));
+      }
+      EXPECT_EQ(runs, expected) << "key" << k;
+      repeats += static_cast<int>(seen.size() - runs.size());
+    }
+    return repeats;
   }
 
   std::vector<Call> calls() {
@@ -236,6 +297,13 @@ uint64_t mix(const std::string& s) {
   return std::hash<std::string>{}(s)*0x9E3779B97F4A7C15ULL;
 }
 
+// Keeps in `most` the largest value it was given.
+void note_max(std::atomic<size_t>& most, size_t now) {
+  size_t prev = most.load();
+  while (now > prev && !most.compare_exchange_weak(prev, now)) {
+  }
+}
+
 TEST_F(DispatcherTest, FifoPerCorrelationKeyWithConcurrency4) {
   init(SystemClock::instance(), {dest("d", 4, 1, 2, 100)});
   constexpr int kKeys = 16;
@@ -269,35 +337,14 @@ TEST_F(DispatcherTest, FifoPerCorrelationKeyWithConcurrency4) {
     return Outcome::delivered();
   });
   dispatcher_->start();
-  for (int i = 0; i < kPerKey; ++i) {
-    std::vector<std::pair<std::string, std::string>> round;
-    for (int k = 0; k < kKeys; ++k) {
-      round.emplace_back("k" + std::to_string(k) + "-" + std::to_string(i),
-                         "key" + std::to_string(k));
-    }
-    send_batch(round);
-  }
+  send_rounds(kKeys, kPerKey);
   ASSERT_TRUE(wait_until([&] { return delivered.load() == kKeys * kPerKey; }, 30000))
       << delivered.load();
 
   EXPECT_EQ(overlap_same_key.load(), 0) << "two deliveries of one key were in flight at once";
   EXPECT_GE(max_parallel.load(), 2) << "the 4 workers never overlapped";
   EXPECT_LE(max_parallel.load(), 4);
-  int retried = 0;
-  for (int k = 0; k < kKeys; ++k) {
-    auto seen = labels_of_key("key" + std::to_string(k));
-    // Collapse the repeated attempts of one delivery: what is left must be insertion order.
-    std::vector<std::string> runs;
-    for (const auto& l : seen) {
-      if (runs.empty() || runs.back() != l) runs.push_back(l);
-    }
-    std::vector<std::string> expected;
-    for (int i = 0; i < kPerKey; ++i) {
-      expected.push_back("k" + std::to_string(k) + "-" + std::to_string(i));
-    }
-    EXPECT_EQ(runs, expected) << "key" << k;
-    retried += static_cast<int>(seen.size() - runs.size());
-  }
+  int retried = expect_rounds_in_order(kKeys, kPerKey);
   EXPECT_GT(retried, 0) << "the script should have made some deliveries retry";
   std::set<int> slots;
   for (const auto& c : calls()) slots.insert(c.slot);
@@ -868,13 +915,10 @@ TEST_F(DispatcherTest, ReplacePendingAppliesToOneInFlightWhenItIsDeferred) {
   auto settings = dest("d", 1, 1, 1, 5);
   settings.replace_pending = true;
   init(clock, {settings});
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool open = false;
+  Gate gate;
   set_script([&](const Call& c) {
     if (c.label == "planned") {  // in flight while "moved" arrives
-      std::unique_lock<std::mutex> lock(gate_mu);
-      gate_cv.wait(lock, [&] { return open; });
+      gate.wait();
     }
     return Outcome::defer(kT0 + 60000, "rappel programmé");
   });
@@ -882,11 +926,7 @@ TEST_F(DispatcherTest, ReplacePendingAppliesToOneInFlightWhenItIsDeferred) {
   int64_t planned = send("planned", "rdv:1");
   ASSERT_TRUE(wait_called("planned"));
   int64_t moved = send("moved", "rdv:1");
-  {
-    std::lock_guard<std::mutex> lock(gate_mu);
-    open = true;
-  }
-  gate_cv.notify_all();
+  gate.open();
   ASSERT_TRUE(wait_state(planned, DeliveryState::Skipped));
   ASSERT_TRUE(wait_called("moved"));
   EXPECT_TRUE(wait_until([&] {
@@ -986,17 +1026,9 @@ TEST_F(DispatcherTest, DiscardOfAPendingOneIsNeverAttempted) {
 
 TEST_F(DispatcherTest, DiscardAndRetryOfAnInFlightOneAreConflicts) {
   init(SystemClock::instance(), {dest("d", 2, 1, 1, 5)});
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool open = false;
+  Gate gate;
   StopAtExit stop_at_exit{this};
-  set_script([&](const Call& c) {
-    if (c.label == "a") {
-      std::unique_lock<std::mutex> lock(gate_mu);
-      gate_cv.wait_for(lock, std::chrono::seconds(20), [&] { return open; });
-    }
-    return Outcome::delivered();
-  });
+  deliver_all_but("a", gate);
   dispatcher_->start();
   int64_t id = send("a", "A");
   ASSERT_TRUE(wait_called("a"));
@@ -1008,11 +1040,7 @@ TEST_F(DispatcherTest, DiscardAndRetryOfAnInFlightOneAreConflicts) {
   EXPECT_EQ(st.http_status, 409) << st.detail;
   st = dispatcher_->retry(id);
   EXPECT_EQ(st.http_status, 409) << st.detail;
-  {
-    std::lock_guard<std::mutex> lock(gate_mu);
-    open = true;
-  }
-  gate_cv.notify_all();
+  gate.open();
   EXPECT_TRUE(wait_state(id, DeliveryState::Delivered));
   EXPECT_TRUE(wait_until([&] { return !dispatcher_->in_flight(id); }));
   EXPECT_EQ(stats().in_flight, 0u);
@@ -1079,6 +1107,111 @@ TEST_F(DispatcherTest, StopKeepsPendingDeliveriesInTheStore) {
   auto active = store_->load_active();
   ASSERT_EQ(active.size(), 1u);
   EXPECT_EQ(active[0].id, id);
+}
+
+// A backlog larger than `queue_in_memory`: what is beyond the bound stays in the store and comes
+// back page by page, with its bodies, in order per key; memory never holds more than the bound
+// (plus what is already in flight), and the figures count memory and store together.
+TEST_F(DispatcherTest, BacklogBeyondTheBoundIsPagedBackInOrderPerKey) {
+  auto settings = dest("d", 3, 1, 2, 100);
+  settings.queue_in_memory = 40;
+  init(SystemClock::instance(), {settings});
+  constexpr int kKeys = 25, kPerKey = 40;  // 1,000 deliveries: 25 times the bound
+  std::atomic<size_t> most_in_memory{0};
+  std::atomic<int> delivered{0};
+  StopAtExit stop_at_exit{this};
+  set_script([&](const Call& c) {
+    note_max(most_in_memory, stats().in_memory);
+    // One in seven fails once: retries stay in memory, behind them their key waits.
+    if (c.attempts_before == 0 && mix(c.label) % 7 == 0) {
+      return Outcome::retry("http", 503, "HTTP 503");
+    }
+    delivered.fetch_add(1);
+    return Outcome::delivered();
+  });
+  send_rounds(kKeys, kPerKey);
+  DestinationStats before = stats();
+  EXPECT_EQ(before.queued, static_cast<size_t>(kKeys * kPerKey));
+  EXPECT_EQ(before.in_memory, 40u) << "the bound is not kept while nothing is sent";
+  dispatcher_->start();
+  ASSERT_TRUE(wait_until([&] { return delivered.load() == kKeys * kPerKey; }, 60000))
+      << delivered.load();
+  EXPECT_LE(most_in_memory.load(), 40u);
+  expect_rounds_in_order(kKeys, kPerKey);
+  int without_body = 0;
+  for (const auto& c : calls()) without_body += c.had_message ? 0 : 1;
+  EXPECT_EQ(without_body, 0) << "a page brings its messages: none is read back one by one";
+  EXPECT_TRUE(wait_until([&] { return stats().queued == 0; }));
+  EXPECT_EQ(stats().in_memory, 0u);
+}
+
+// A restart with a backlog: the dispatcher counts it, reads it back page by page once started
+// (never more than the bound in memory), and every delivery goes out once, in order per key.
+TEST_F(DispatcherTest, RestartReadsTheBacklogBackPageByPage) {
+  auto settings = dest("d", 2, 1, 2, 100);
+  settings.queue_in_memory = 30;
+  init(SystemClock::instance(), {settings});
+  std::vector<std::pair<std::string, std::string>> batch;
+  for (int i = 0; i < 300; ++i) {
+    batch.emplace_back("m" + std::to_string(i), "key" + std::to_string(i % 7));
+  }
+  send_batch(batch);  // never started: all 300 wait in the store
+  restart();
+  DestinationStats st = stats();
+  EXPECT_EQ(st.queued, 300u);
+  EXPECT_EQ(st.in_memory, 0u) << "nothing is loaded before the dispatcher starts";
+  std::atomic<size_t> most_in_memory{0};
+  StopAtExit stop_at_exit{this};
+  set_script([&](const Call&) {
+    note_max(most_in_memory, stats().in_memory);
+    return Outcome::delivered();
+  });
+  dispatcher_->start();
+  ASSERT_TRUE(wait_until([&] { return static_cast<int>(calls().size()) >= 300; }, 30000));
+  EXPECT_TRUE(wait_until([&] { return stats().queued == 0; }));
+  EXPECT_LE(most_in_memory.load(), 30u);
+  std::map<std::string, int> seen;
+  for (const auto& c : calls()) ++seen[c.label];
+  EXPECT_EQ(seen.size(), 300u);
+  for (const auto& [label, n] : seen) EXPECT_EQ(n, 1) << label << " attempted " << n << " times";
+  for (int k = 0; k < 7; ++k) {
+    auto labels = labels_of_key("key" + std::to_string(k));
+    std::vector<std::string> expected;
+    for (int i = k; i < 300; i += 7) expected.push_back("m" + std::to_string(i));
+    EXPECT_EQ(labels, expected) << "key" << k;
+  }
+}
+
+// A person's discard or retry of a delivery that is still in the store (beyond the bound): the
+// discarded one is never attempted, the retried one keeps its place in its key's order.
+TEST_F(DispatcherTest, DiscardAndRetryOfADeliveryStillInTheStore) {
+  auto settings = dest("d", 1, 1, 2, 100);
+  settings.queue_in_memory = 10;
+  init(SystemClock::instance(), {settings});
+  Gate gate;
+  StopAtExit stop_at_exit{this};
+  deliver_all_but("m0", gate);
+  dispatcher_->start();
+  std::vector<std::pair<std::string, std::string>> batch;
+  for (int i = 0; i < 60; ++i) batch.emplace_back("m" + std::to_string(i), "K");
+  auto ids = send_batch(batch);
+  ASSERT_TRUE(wait_called("m0"));  // in flight, holding the single worker
+  EXPECT_EQ(stats().in_memory, 10u);
+  Status s = dispatcher_->discard(ids[45], "sent twice");
+  ASSERT_TRUE(s.ok) << s.detail;
+  EXPECT_EQ(committed(ids[45])->state, DeliveryState::Discarded);
+  s = dispatcher_->retry(ids[50]);  // pending, in the store: made due now, still after its key
+  ASSERT_TRUE(s.ok) << s.detail;
+  gate.open();
+  ASSERT_TRUE(wait_called("m59"));
+  std::vector<std::string> expected;
+  for (int i = 0; i < 60; ++i) {
+    if (i != 45) expected.push_back("m" + std::to_string(i));
+  }
+  EXPECT_EQ(labels_of_key("K"), expected);
+  EXPECT_EQ(committed(ids[45])->state, DeliveryState::Discarded);
+  EXPECT_TRUE(wait_state(ids[59], DeliveryState::Delivered));
+  EXPECT_TRUE(wait_until([&] { return stats().queued == 0; }));
 }
 
 }  // namespace

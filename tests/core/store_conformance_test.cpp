@@ -56,6 +56,17 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
   }
 
   // Accepts one message and returns its id (asserting it was created).
+  // Records a delivery's new state (committed with the next flush).
+  void set_state(int64_t id, DeliveryState st, int attempts, Millis next) {
+    DeliveryUpdate u;
+    u.id = id;
+    u.state = st;
+    u.attempts = attempts;
+    u.next_attempt_at = next;
+    u.now = kT0 + 50;
+    store_->record(u);
+  }
+
   std::string accept_one(const std::string& source, const std::string& type,
                          const std::string& correlation, Millis received_at,
                          const std::vector<NewDelivery>& deliveries,
@@ -323,19 +334,10 @@ TEST_P(StoreConformance, LoadActiveReturnsPendingAndRetryingInIdOrderWithDue) {
   std::string m3 = accept_one("cms", "t", "k3", kT0 + 2, {to_dest("b")});
   std::string m4 = accept_one("crm", "t", "", kT0 + 3, {to_dest("b", kT0 + 9000)});
   std::string m5 = accept_one("cms", "t", "k5", kT0 + 4, {to_dest("a")});
-  auto upd = [&](int64_t id, DeliveryState st, int attempts, Millis next) {
-    DeliveryUpdate u;
-    u.id = id;
-    u.state = st;
-    u.attempts = attempts;
-    u.next_attempt_at = next;
-    u.now = kT0 + 50;
-    store_->record(u);
-  };
-  upd(2, DeliveryState::Retrying, 2, kT0 + 7000);
-  upd(3, DeliveryState::Delivered, 1, 0);
-  upd(4, DeliveryState::Retrying, 1, kT0 + 10);
-  upd(5, DeliveryState::Dead, 3, 0);
+  set_state(2, DeliveryState::Retrying, 2, kT0 + 7000);
+  set_state(3, DeliveryState::Delivered, 1, 0);
+  set_state(4, DeliveryState::Retrying, 1, kT0 + 10);
+  set_state(5, DeliveryState::Dead, 3, 0);
   store_->flush();
 
   auto active = store_->load_active();
@@ -356,6 +358,56 @@ TEST_P(StoreConformance, LoadActiveReturnsPendingAndRetryingInIdOrderWithDue) {
   EXPECT_EQ(active[2].source, "crm");
   EXPECT_EQ(active[2].due, kT0 + 9000);  // not_before wins
   EXPECT_EQ(active[2].message_seq, 4);
+}
+
+// A destination's backlog read back page by page (routing/dispatcher.h): its active deliveries
+// only, by id, after the cursor, `limit` at most, each with its message; and the counts.
+TEST_P(StoreConformance, ActivePagesOfADestinationByIdWithTheirMessages) {
+  std::vector<int64_t> a_ids;
+  for (int i = 0; i < 7; ++i) {
+    accept_one("cms", "t" + std::to_string(i), "k" + std::to_string(i % 3), kT0 + i,
+               {to_dest("a", i == 2 ? kT0 + 5000 : 0), to_dest("b")});
+  }
+  // Deliveries: message i has ids 2i+1 (a) and 2i+2 (b).
+  for (int i = 0; i < 7; ++i) a_ids.push_back(2 * i + 1);
+  set_state(a_ids[1], DeliveryState::Delivered, 1, 0);          // not active: never paged
+  set_state(a_ids[3], DeliveryState::Retrying, 2, kT0 + 7000);  // active, due later
+  set_state(a_ids[5], DeliveryState::Dead, 3, 0);
+  store_->flush();
+
+  std::vector<QueuedDelivery> page;
+  ASSERT_TRUE(store_->load_active_page("a", 0, 3, page).ok);
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(page[0].id, a_ids[0]);
+  EXPECT_EQ(page[1].id, a_ids[2]);
+  EXPECT_EQ(page[2].id, a_ids[3]);
+  EXPECT_EQ(page[1].due, kT0 + 5000);  // not_before
+  EXPECT_EQ(page[2].due, kT0 + 7000);  // next attempt
+  EXPECT_EQ(page[2].attempts, 2);
+  for (const auto& q : page) {
+    EXPECT_EQ(q.destination, "a");
+    EXPECT_EQ(q.source, "cms");
+    ASSERT_NE(q.message, nullptr) << q.id;
+    EXPECT_EQ(q.message->seq, q.message_seq);
+    EXPECT_EQ(q.key, q.message->correlation);
+    EXPECT_EQ(q.received_at, q.message->received_at);
+    EXPECT_FALSE(q.message->body.empty());
+  }
+  EXPECT_EQ(page[2].message->type, "t3");
+  std::vector<QueuedDelivery> rest;
+  ASSERT_TRUE(store_->load_active_page("a", page.back().id, 3, rest).ok);
+  ASSERT_EQ(rest.size(), 2u);  // a_ids[4], a_ids[6]; a_ids[5] is dead
+  EXPECT_EQ(rest[0].id, a_ids[4]);
+  EXPECT_EQ(rest[1].id, a_ids[6]);
+  std::vector<QueuedDelivery> none;
+  ASSERT_TRUE(store_->load_active_page("a", rest.back().id, 3, none).ok);
+  EXPECT_TRUE(none.empty());
+  ASSERT_TRUE(store_->load_active_page("nowhere", 0, 3, none).ok);
+  EXPECT_TRUE(none.empty());
+
+  std::map<std::string, int64_t> counts;
+  ASSERT_TRUE(store_->count_active(counts).ok);
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{"a", 5}, {"b", 7}}));
 }
 
 TEST_P(StoreConformance, RecordAndFlushUpdateStateHistoryRefAndPayload) {

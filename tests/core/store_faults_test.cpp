@@ -303,6 +303,22 @@ TEST(StoreQueryPlan, ErasureAndRetentionGoThroughTheirIndexes) {
   EXPECT_EQ(found, expected.size());
 }
 
+// A destination's backlog is read back page by page through its own index, from where the
+// last page ended: each page a seek, never a sort of every active delivery.
+TEST(StoreQueryPlan, BacklogPagesSeekTheirIndex) {
+  PlanStore store;
+  bool found = false;
+  for (const auto& st : sqlite_hot_statements()) {
+    if (st.name != "a destination's backlog page") continue;
+    found = true;
+    std::string plan = PlanStore::joined(store.plan(st));
+    EXPECT_NE(plan.find("INDEX deliveries_queue (destination=? AND id>?)"), std::string::npos)
+        << plan;
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << "sorted: " << plan;
+  }
+  EXPECT_TRUE(found);
+}
+
 // The dashboard's figures (and the alerts' monitor, every minute) seek their index for each
 // destination and state instead of reading every delivery; with statistics of a store holding
 // a million deliveries, so that the planner chooses as it would there.

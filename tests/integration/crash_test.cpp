@@ -3,7 +3,9 @@
 // source's idempotency key on (the shipped configuration's shape). Every message acknowledged
 // to a client must reach the destination at least once, and per correlation key the partner
 // must never see an older message after a newer one: the last state it sees for each key is
-// the key's last message (a re-delivery after a kill repeats only the latest one).
+// the key's last message (a re-delivery after a kill repeats only the latest one). The
+// destination keeps at most 100 deliveries in memory: the backlog beyond is read back from the
+// store page by page, across the kills too.
 //
 // Acknowledged = the client got 202, or 200 "duplicate" when it resent a message (same
 // idempotency key, from the body) whose first 202 was lost to a kill: both mean "it is stored".
@@ -52,6 +54,9 @@ std::string config_yaml(int sink_port) {
          std::to_string(sink_port) +
          "/in\n"
          "    concurrency: 8\n"
+         // The smallest bound: bursts and every restart go through the store's pages
+         // (routing/dispatcher.h), killed mid-page too.
+         "    queue_in_memory: 100\n"
          "    timeout: 5s\n"
          "    retry:\n"
          "      initial: 100ms\n"
