@@ -564,7 +564,18 @@ class ApiHandler final : public HTTPRequestHandler {
     ar.headers = std::move(headers);
     auto idem = ar.headers.find("idempotency-key");
     if (idem != ar.headers.end()) ar.idempotency_key = idem->second;
-    AcceptResponse r = hub_.accept(ar);
+    // No handler thread waits for the commit: the store's completion thread answers (202 only
+    // once the message is durable). A TLS connection answers on its thread.
+    if (auto later = api::defer_answer(req)) {
+      return hub_.accept_then(ar, [later](AcceptResponse r) {
+        later->finish([&r](HTTPServerResponse& out) { answer_accept(out, r); });
+      });
+    }
+    answer_accept(resp, hub_.accept(ar));
+  }
+
+  // The answer to one inbound message: 202 (or 200 for a duplicate) with its id, or the error.
+  static void answer_accept(HTTPServerResponse& resp, const AcceptResponse& r) {
     if (r.status == 202 || r.status == 200) {
       json out = {{"id", r.id}};
       if (r.status == 200) out["duplicate"] = true;

@@ -129,6 +129,118 @@ class BufferedResponse final : public Poco::Net::HTTPServerResponse {
   bool sent_ = false;
 };
 
+// What the deferred answers in flight may hold: without a thread blocked per request, a store
+// that stalls would otherwise let every connection queue a request (and its body). Beyond the
+// budget a handler answers on its thread, as before (defer_answer gives nullptr), which holds
+// the rest back. Thread-safe; shared by the server and its Deferred (which may outlive it by a
+// moment on the finishing thread).
+class DeferBudget {
+ public:
+  DeferBudget(size_t max_count, size_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+  bool take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (count_ + 1 > max_count_ || bytes_ + bytes > max_bytes_) return false;
+    ++count_;
+    bytes_ += bytes;
+    return true;
+  }
+  void give(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --count_;
+    bytes_ -= bytes;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t count_ = 0, bytes_ = 0;
+  const size_t max_count_, max_bytes_;
+};
+
+// The answer of one request, deferred by its handler (defer_answer). Created on the handler
+// thread with a copy of the response's headers so far; finished by any thread. `mu` guards
+// `state`; `resp` is filled under it by the first finish() and read afterwards by the one
+// thread that writes it (`write`, set by the server: the connection's continuation).
+class Deferred final : public DeferredAnswer {
+ public:
+  // Running: the handler has not returned yet; Waiting: it has, the server waits for finish();
+  // Answered: finished while the handler ran (its thread writes the answer); Done: written or
+  // being written, or abandoned.
+  enum class State { Running, Waiting, Answered, Done };
+
+  // `budget` was taken for `bytes` (the request's body): given back when the last holder lets
+  // go.
+  Deferred(const BufferedResponse& so_far, std::function<void(BufferedResponse&)> write,
+           std::shared_ptr<DeferBudget> budget, size_t bytes)
+      : write_(std::move(write)), budget_(std::move(budget)), bytes_(bytes) {
+    resp_.setVersion(so_far.getVersion());
+    for (const auto& [k, v] : so_far) resp_.add(k, v);
+  }
+  ~Deferred() override {
+    // Never finished by its holder: the connection must not wait for ever.
+    if (state() == State::Waiting) finish(answer_internal_error);
+    budget_->give(bytes_);
+  }
+
+  void finish(const std::function<void(Poco::Net::HTTPServerResponse&)>& fill) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ == State::Answered || state_ == State::Done) return;
+      fill(resp_);
+      if (state_ == State::Running) {
+        state_ = State::Answered;  // the handler thread writes it when the handler returns
+        return;
+      }
+      state_ = State::Done;
+    }
+    write_(resp_);
+  }
+
+  // The handler returned: true when the answer is still to come (finish() writes it), false
+  // when it came already (the caller writes response()).
+  bool handler_returned() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == State::Answered) {
+      state_ = State::Done;
+      return false;
+    }
+    state_ = State::Waiting;
+    return true;
+  }
+  // The handler failed after deferring: a later finish() is ignored.
+  void abandon() {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = State::Done;
+  }
+  BufferedResponse& response() { return resp_; }
+
+  static void answer_internal_error(Poco::Net::HTTPServerResponse& resp) {
+    resp.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_INTERNAL_SERVER_ERROR);
+    resp.setContentType("application/json");
+    resp.setKeepAlive(false);
+    resp.send() << R"({"error":"internal error","detail":"see the relais log"})";
+  }
+
+ private:
+  State state() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_;
+  }
+
+  std::mutex mu_;
+  State state_ = State::Running;
+  BufferedResponse resp_;
+  std::function<void(BufferedResponse&)> write_;
+  std::shared_ptr<DeferBudget> budget_;
+  size_t bytes_;
+};
+
+// How the request being handled can be deferred (plain HTTP only): `make` builds the Deferred
+// (nullptr: over the budget); `made` keeps it for the server once the handler returns.
+struct DeferSlot {
+  std::function<std::shared_ptr<Deferred>()> make;
+  std::shared_ptr<Deferred> made;
+};
+
 // A complete request (head and body already read) seen through Poco's interface. One per
 // request, used by one thread; borrows the body, the addresses, the response and the peer's
 // certificate.
@@ -136,14 +248,16 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
  public:
   BufferedRequest(const HttpRequestHead& head, const std::string& body, const SocketAddress& client,
                   const SocketAddress& server, const Poco::Net::HTTPServerParams& params,
-                  BufferedResponse& response, bool secure, const PeerCertificate* peer)
+                  BufferedResponse& response, bool secure, const PeerCertificate* peer,
+                  DeferSlot* defer)
       : body_(body.data(), body.size()),
         client_(client),
         server_(server),
         params_(params),
         response_(response),
         secure_(secure),
-        peer_(peer) {
+        peer_(peer),
+        defer_(defer) {
     setMethod(head.method);
     setURI(head.target);
     setVersion(head.version_minor == 0 ? HTTP_1_0 : HTTP_1_1);
@@ -157,6 +271,11 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   Poco::Net::HTTPServerResponse& response() const override { return response_; }
   bool secure() const override { return secure_; }
   const PeerCertificate* peer_certificate() const { return peer_; }
+  std::shared_ptr<DeferredAnswer> defer() {
+    if (defer_ == nullptr) return nullptr;
+    if (!defer_->made) defer_->made = defer_->make();
+    return defer_->made;  // nullptr: answer on this thread
+  }
 
  private:
   Poco::MemoryInputStream body_;
@@ -166,6 +285,7 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   BufferedResponse& response_;
   bool secure_;
   const PeerCertificate* peer_;
+  DeferSlot* defer_;  // null: this request cannot be deferred
 };
 
 // Where a connection is between two events. The phase is read and written under Conn::mu.
@@ -206,6 +326,10 @@ struct Conn {
   bool handshake_done = true;             // TLS: the handshake completed
   bool want_write = false;                // TLS: re-arm for EPOLLOUT rather than EPOLLIN
   std::optional<PeerCertificate> client;  // TLS: the verified client certificate
+  // A deferred answer's bytes the socket did not take at once, and whether the connection
+  // closes after them: written by the handler thread that claims the connection next.
+  std::string pending_out;
+  bool close_after_pending = false;
 
   Conn(int f, uint32_t g, const SocketAddress& p, HttpRequestParser::Limits limits)
       : fd(f), gen(g), peer(p), parser(std::move(limits)) {}
@@ -459,6 +583,15 @@ struct HttpServer::Impl {
   std::atomic<bool> acceptor_exit{false};  // the acceptor returns
   std::mutex stop_mu;
   std::condition_variable stop_cv;
+  // Deferred answers not written yet (their connections owned, without a thread): stop()
+  // waits for them before it closes the connections.
+  std::mutex deferred_mu;
+  std::condition_variable deferred_cv;
+  int deferred_waiting = 0;  // guarded by deferred_mu
+  // At most 16 per handler thread, and 64 MiB of their bodies (a thread blocked per request
+  // held at most `threads` bodies before answers could be deferred).
+  std::shared_ptr<DeferBudget> defer_budget = std::make_shared<DeferBudget>(
+      16 * static_cast<size_t>(std::max(1, options.threads)), size_t{64} << 20);
   bool quiesced = false;  // guarded by stop_mu: the acceptor accepts nothing more
 
   // The TLS context of new connections (null: plain HTTP); swapped by reload_tls. Each
@@ -759,6 +892,7 @@ struct HttpServer::Impl {
       phase = c.phase;
     }
     c.want_write = false;
+    if (!c.pending_out.empty() && !write_pending(cp)) return;
     char buf[kReadChunk];
     if (phase == Phase::Draining) {
       for (int i = 0; i < 4; ++i) {
@@ -879,55 +1013,52 @@ struct HttpServer::Impl {
 
   // Runs the connection's complete request, writes the answer, then the requests already
   // received after it (pipelined), and hands the connection back. The calling thread owns it.
+  // A deferred answer (plain HTTP): the connection stays owned, without a thread, until
+  // finish_deferred writes the answer.
   void serve(const std::shared_ptr<Conn>& cp) {
     Conn& c = *cp;
     while (true) {
       const HttpRequestHead& head = c.parser.head();
-      const bool is_head = head.method == "HEAD";
       BufferedResponse resp;
       resp.setVersion(head.version_minor == 0 ? HTTPResponse::HTTP_1_0 : HTTPResponse::HTTP_1_1);
       resp.set("Date", http_date());
       resp.set("Server", options.server_name);
       resp.setKeepAlive(head.keep_alive);
+      DeferSlot slot;
+      if (c.ssl == nullptr) {
+        slot.make = [this, &cp, &resp, &c]() -> std::shared_ptr<Deferred> {
+          const size_t bytes = c.parser.body().size();
+          if (!defer_budget->take(bytes)) return nullptr;
+          return std::make_shared<Deferred>(
+              resp, [this, cp](BufferedResponse& answer) { finish_deferred(cp, answer); },
+              defer_budget, bytes);
+        };
+      }
       {
         BufferedRequest req(head, c.parser.body(), c.peer, server_address, *params, resp,
-                            c.ssl != nullptr, c.client ? &*c.client : nullptr);
+                            c.ssl != nullptr, c.client ? &*c.client : nullptr,
+                            c.ssl == nullptr ? &slot : nullptr);
         try {
           handler(req, resp);
         } catch (const std::exception& e) {
           log_error("http", std::string("handler failed: ") + e.what());
-          if (!resp.sent()) answer_500(resp);
+          abandon(slot, resp);
         } catch (...) {
           log_error("http", "handler failed");
-          if (!resp.sent()) answer_500(resp);
+          abandon(slot, resp);
         }
       }
-      const bool keep =
-          resp.getKeepAlive() && head.keep_alive && !c.parser.body_refused() && !stopping.load();
-      std::string text = head_text(resp, is_head, keep);
-      const std::string& body = resp.body();
-      const bool no_body = is_head || resp.getStatus() < 200 ||
-                           resp.getStatus() == HTTPResponse::HTTP_NO_CONTENT ||
-                           resp.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED;
-      bool timed_out = false;
-      const int64_t deadline = monotonic_ms() + options.write_timeout_ms;
-      bool ok;
-      if (c.ssl != nullptr) {
-        if (!no_body) text += body;  // one write: the head and the body in the same records
-        ok = tls_write_all(c.ssl, c.fd, text.data(), text.size(), deadline, timed_out);
-      } else {
-        ok = write_all(c.fd, text, body.data(), no_body ? 0 : body.size(), deadline, timed_out);
+      BufferedResponse* answer = &resp;
+      if (slot.made) {
+        {
+          std::lock_guard<std::mutex> lock(deferred_mu);
+          ++deferred_waiting;  // before finish() can run: counted down by finish_deferred
+        }
+        if (slot.made->handler_returned()) return;  // finish() writes the answer
+        deferred_done();
+        answer = &slot.made->response();  // finished already: written here
       }
-      if (timed_out) c_write->inc();
-      c.parser.reset();
-      if (!ok) {
-        close_owned(cp);
-        return;
-      }
-      if (!keep) {
-        release_closing(c);
-        return;
-      }
+      if (!write_answer(cp, *answer, false)) return;
       Next next = advance(c);
       if (next == Next::Request) continue;  // pipelined: answered in order, by this thread
       if (next == Next::Error) {
@@ -941,6 +1072,131 @@ struct HttpServer::Impl {
       release(c, &now, true);
       return;
     }
+  }
+
+  // The handler threw: a deferral it made is cancelled; a 500 unless it had answered.
+  static void abandon(DeferSlot& slot, BufferedResponse& resp) {
+    if (slot.made) slot.made->abandon();
+    slot.made.reset();
+    if (!resp.sent()) answer_500(resp);
+  }
+
+  // Writes the answer to the connection's current request (the calling thread owns the
+  // connection) and resets its parser. False when the connection is done with here: closed (a
+  // write error), handed back closing (no keep-alive), or its answer left to a handler thread
+  // (`foreign`: the caller must not block; what the socket does not take at once is written
+  // by the next thread that claims the connection). True: keep-alive, the caller reads on.
+  bool write_answer(const std::shared_ptr<Conn>& cp, BufferedResponse& resp, bool foreign) {
+    Conn& c = *cp;
+    const HttpRequestHead& head = c.parser.head();
+    const bool is_head = head.method == "HEAD";
+    const bool keep =
+        resp.getKeepAlive() && head.keep_alive && !c.parser.body_refused() && !stopping.load();
+    std::string text = head_text(resp, is_head, keep);
+    const std::string& body = resp.body();
+    const bool no_body = is_head || resp.getStatus() < 200 ||
+                         resp.getStatus() == HTTPResponse::HTTP_NO_CONTENT ||
+                         resp.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED;
+    bool timed_out = false;
+    const int64_t deadline = monotonic_ms() + options.write_timeout_ms;
+    bool ok;
+    if (foreign) {
+      if (!no_body) text += body;
+      ok = send_some(c, text, keep);
+    } else if (c.ssl != nullptr) {
+      if (!no_body) text += body;  // one write: the head and the body in the same records
+      ok = tls_write_all(c.ssl, c.fd, text.data(), text.size(), deadline, timed_out);
+    } else {
+      ok = write_all(c.fd, text, body.data(), no_body ? 0 : body.size(), deadline, timed_out);
+    }
+    if (timed_out) c_write->inc();
+    c.parser.reset();
+    if (!ok) {
+      close_owned(cp);
+      return false;
+    }
+    if (!c.pending_out.empty()) {
+      // The rest waits for the socket: a handler thread writes it (then closes, or reads on).
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.phase = Phase::Idle;  // the sweep closes it when the client does not read in time
+      c.deadline = monotonic_ms() + options.write_timeout_ms;
+      c.owned = false;
+      c.want_write = true;
+      rearm(c);
+      return false;
+    }
+    if (!keep) {
+      release_closing(c);
+      return false;
+    }
+    return true;
+  }
+
+  // One non-blocking write of `text` (plain HTTP): what the socket does not take is kept in
+  // c.pending_out (with whether to close after it). False on a write error.
+  static bool send_some(Conn& c, const std::string& text, bool keep) {
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = ::send(c.fd, text.data() + off, text.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      return false;
+    }
+    if (off < text.size()) {
+      c.pending_out.assign(text, off);
+      c.close_after_pending = !keep;
+    }
+    return true;
+  }
+
+  // A deferred answer, finished on any thread (the store's completion thread): written without
+  // blocking; then the connection is handed back, reading (for a request already received
+  // after it, pipelined, a handler thread is woken by EPOLLOUT to serve it: never this thread).
+  void finish_deferred(const std::shared_ptr<Conn>& cp, BufferedResponse& resp) {
+    Conn& c = *cp;
+    if (write_answer(cp, resp, true)) {
+      int64_t now = monotonic_ms();
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.phase = Phase::Draining;  // so that reading_phase starts a fresh deadline
+      reading_phase(c, now);
+      c.owned = false;
+      c.want_write = c.has_input();  // EPOLLOUT: ready at once, a handler thread serves it
+      rearm(c);
+    }
+    deferred_done();
+  }
+
+  // A deferred answer was written (or handed over): stop() may go on when none is left.
+  void deferred_done() {
+    std::lock_guard<std::mutex> lock(deferred_mu);
+    if (--deferred_waiting == 0) deferred_cv.notify_all();
+  }
+
+  // The answer a deferred answer left to the socket (pending_out), written by the handler
+  // thread that claimed the connection. False when the connection is done with (closed, or
+  // handed back closing); true: it reads on.
+  bool write_pending(const std::shared_ptr<Conn>& cp) {
+    Conn& c = *cp;
+    std::string out = std::move(c.pending_out);
+    c.pending_out.clear();
+    bool timed_out = false;
+    bool ok =
+        write_all(c.fd, out, nullptr, 0, monotonic_ms() + options.write_timeout_ms, timed_out);
+    if (timed_out) c_write->inc();
+    if (!ok) {
+      close_owned(cp);
+      return false;
+    }
+    if (c.close_after_pending) {
+      c.close_after_pending = false;
+      release_closing(c);
+      return false;
+    }
+    return true;
   }
 
   static void answer_500(BufferedResponse& resp) {
@@ -1044,6 +1300,11 @@ void HttpServer::stop() {
   Impl::notify_fd(s.conn_wake);
   for (auto& t : s.workers) t.join();
   s.workers.clear();
+  {
+    // The deferred answers still to come (the store answers every accept, committed or not).
+    std::unique_lock<std::mutex> lock(s.deferred_mu);
+    s.deferred_cv.wait(lock, [&] { return s.deferred_waiting == 0; });
+  }
   // 3. The acceptor returns; every connection left is closed.
   s.acceptor_exit.store(true);
   Impl::notify_fd(s.accept_wake);
@@ -1096,6 +1357,11 @@ bool HttpServer::reload_tls(std::string& error) {
   std::lock_guard<std::mutex> lock(s.tls_mu);
   s.tls_ctx.swap(ctx);  // the old one is freed with its last connection
   return true;
+}
+
+std::shared_ptr<DeferredAnswer> defer_answer(Poco::Net::HTTPServerRequest& request) {
+  auto* r = dynamic_cast<BufferedRequest*>(&request);
+  return r != nullptr ? r->defer() : nullptr;
 }
 
 const PeerCertificate* peer_certificate(const Poco::Net::HTTPServerRequest& request) {

@@ -19,6 +19,12 @@
 // before the body is read; HTTP/1.0 and "Connection: close"; pipelined requests answered in
 // order. See docs/architecture.md (Threads and ownership).
 //
+// Deferred answers (plain HTTP): a handler may take its request's answer with defer_answer()
+// and return at once; whoever holds the DeferredAnswer (the store's completion thread, once a
+// commit is durable) finishes it later: the answer is written from that thread without
+// blocking it (what the socket does not take at once is written by a handler thread), and the
+// connection is handed back. No handler thread waits for the store meanwhile.
+//
 // TLS (options.tls set): the same reactor, non-blocking OpenSSL. The handshake is driven by the
 // thread that owns the connection (SSL_do_handshake; WANT_READ / WANT_WRITE re-arm the
 // connection for EPOLLIN / EPOLLOUT), inside the header deadline: a client that opens TCP and
@@ -119,6 +125,25 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The answer of a request whose handler returned without sending it (defer_answer). finish()
+// fills the response (status, headers, body; the headers set before defer_answer are kept)
+// with `fill`, on the calling thread, writes it and hands the connection back; only the first
+// call counts. When the last holder lets go without finishing, the client gets 500. `fill`
+// must not throw. Thread-safe.
+class DeferredAnswer {
+ public:
+  virtual ~DeferredAnswer() = default;
+  virtual void finish(const std::function<void(Poco::Net::HTTPServerResponse&)>& fill) = 0;
+};
+
+// Called by a handler of HttpServer: the answer of `request` is given later through the
+// returned object, and the handler returns without sending. nullptr when the request cannot be
+// deferred (a TLS connection, a request not served by HttpServer, or the deferred answers in
+// flight at their bound: 16 per handler thread and 64 MiB of request bodies, so that a stalled
+// store holds back the clients as blocked threads did): answer it as usual. Called twice for
+// one request, the same object.
+std::shared_ptr<DeferredAnswer> defer_answer(Poco::Net::HTTPServerRequest& request);
 
 // The client certificate verified during the TLS handshake of the connection that carries
 // `request` (options.tls.client_ca set and a certificate sent), or nullptr: plain HTTP, no

@@ -5,8 +5,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -36,11 +39,46 @@ std::string normalize_fingerprint(const std::string& text) {
 
 namespace {
 
+// The algorithms, fetched once from OpenSSL's default library context and kept for the process.
+// OpenSSL 3.0 looks EVP_sha256() / EVP_aes_256_gcm() up again in its global method store on
+// every context initialisation, under a write lock all threads share: on the accept path (a
+// digest and a seal per message, on every HTTP thread) that lock was a measured bottleneck
+// (docs/performance.md, "The accept path, session 9"). Fallback: the legacy objects.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  return md != nullptr ? md : EVP_sha256();
+}
+
+const EVP_CIPHER* aes256gcm_cipher() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher != nullptr ? cipher : EVP_aes_256_gcm();
+}
+
+// Random bytes from the kernel (getrandom, the same source OpenSSL seeds from). OpenSSL 3.0's
+// RAND_bytes takes a process-wide write lock on every call (RAND_get_rand_method), and its
+// per-thread generators lock their shared parent on every call too: with a nonce per sealed
+// value on every HTTP thread and every delivery worker, the threads queued on those locks
+// (docs/performance.md, "The accept path, session 9"). RAND_bytes stays the fallback.
+bool fill_random(unsigned char* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::getrandom(out + got, n - got, 0);
+    if (r > 0) {
+      got += static_cast<size_t>(r);
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return RAND_bytes(out, static_cast<int>(n)) == 1;
+    }
+  }
+  return true;
+}
+
 std::string pbkdf2_hex(const std::string& password, const std::string& salt, int iterations) {
   unsigned char out[32];
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                         reinterpret_cast<const unsigned char*>(salt.data()),
-                        static_cast<int>(salt.size()), iterations, EVP_sha256(), sizeof out,
+                        static_cast<int>(salt.size()), iterations, sha256_md(), sizeof out,
                         out) != 1) {
     throw std::runtime_error("PBKDF2 failed");
   }
@@ -55,6 +93,13 @@ EVP_CIPHER_CTX* thread_cipher_context() {
   };
   thread_local std::unique_ptr<EVP_CIPHER_CTX, Free> ctx(EVP_CIPHER_CTX_new());
   return ctx.get();
+}
+
+// The cipher to initialise the thread's context with: none when it already holds AES-256-GCM
+// (only the key and the nonce are set again, the provider's context is kept).
+const EVP_CIPHER* gcm_for(EVP_CIPHER_CTX* ctx) {
+  const EVP_CIPHER* gcm = aes256gcm_cipher();
+  return EVP_CIPHER_CTX_get0_cipher(ctx) == gcm ? nullptr : gcm;
 }
 
 constexpr int kNonce = 12;
@@ -108,8 +153,8 @@ bool aes256gcm_seal(const unsigned char* key, std::string_view aad, std::string_
   auto* out = reinterpret_cast<unsigned char*>(sealed.data());
   EVP_CIPHER_CTX* ctx = thread_cipher_context();
   int len = 0, fin = 0;
-  bool ok = ctx != nullptr && RAND_bytes(out, kNonce) == 1 &&
-            EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, out) == 1 &&
+  bool ok = ctx != nullptr && fill_random(out, kNonce) &&
+            EVP_EncryptInit_ex(ctx, gcm_for(ctx), nullptr, key, out) == 1 &&
             EVP_EncryptUpdate(ctx, nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
             EVP_EncryptUpdate(ctx, out + kNonce, &len, bytes(plain),
                               static_cast<int>(plain.size())) == 1 &&
@@ -131,7 +176,7 @@ bool aes256gcm_open(const unsigned char* key, std::string_view aad, std::string_
   unsigned char tag[kTag];
   std::copy(in + kNonce + n, in + kNonce + n + kTag, tag);
   int len = 0, fin = 0;
-  bool ok = ctx != nullptr && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, in) == 1 &&
+  bool ok = ctx != nullptr && EVP_DecryptInit_ex(ctx, gcm_for(ctx), nullptr, key, in) == 1 &&
             EVP_DecryptUpdate(ctx, nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
             EVP_DecryptUpdate(ctx, out, &len, in + kNonce, static_cast<int>(n)) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTag, tag) == 1 &&
@@ -146,7 +191,7 @@ bool aes256gcm_open(const unsigned char* key, std::string_view aad, std::string_
 std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), md, &len, sha256_md(), nullptr);
   return to_hex(md, len);
 }
 
@@ -156,7 +201,7 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   // An empty key is a valid HMAC key; OpenSSL wants a non-null pointer for it.
   static const unsigned char kEmpty = 0;
   const void* k = key.empty() ? static_cast<const void*>(&kEmpty) : key.data();
-  if (HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+  if (HMAC(sha256_md(), k, static_cast<int>(key.size()),
            reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len) == nullptr) {
     return "";  // never matches a signature (only on allocation failure)
   }
@@ -165,7 +210,7 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   if (ctx_ == nullptr ||
-      EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) {
+      EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), sha256_md(), nullptr) != 1) {
     EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
     throw std::runtime_error("SHA-256: OpenSSL context unavailable");
   }
@@ -193,7 +238,7 @@ bool constant_time_equals(const std::string& a, const std::string& b) {
 
 std::string random_hex(size_t bytes) {
   std::vector<unsigned char> buf(bytes);
-  if (RAND_bytes(buf.data(), static_cast<int>(bytes)) != 1) {
+  if (!fill_random(buf.data(), bytes)) {
     throw std::runtime_error("the random generator failed");
   }
   return to_hex(buf.data(), bytes);

@@ -226,6 +226,12 @@ class Store {
   // Commits the messages and their deliveries, then returns one result per input, in order.
   // Blocks until the commit is durable (group commit). Never throws.
   virtual std::vector<AcceptResult> accept(std::vector<Incoming> batch) = 0;
+  // accept() without waiting: `done` receives the results once, on the store's completion
+  // thread after the commit (the new deliveries already given to the commit listener), or on
+  // the caller's thread when nothing could be queued (encryption failed, the store closing).
+  // `done` must not block (it delays every later answer) nor throw.
+  virtual void accept_then(std::vector<Incoming> batch,
+                           std::function<void(std::vector<AcceptResult>)> done) = 0;
   // accept(), plus a polling source's checkpoint and its refused records written in the same
   // transaction: all of them are durable, or none. `at` dates the rejects. Answers one result
   // per input and, last, one for the checkpoint (Created, or Failed with the storage error).

@@ -359,28 +359,47 @@ Hub::Prepared Hub::prepare(const SourceConfig& source, const std::string& body,
   return p;
 }
 
-AcceptResponse Hub::accept(const AcceptRequest& request) {
+bool Hub::stage(const AcceptRequest& request, std::vector<Incoming>& batch,
+                std::vector<std::string>& dests, AcceptResponse& refused) {
   auto it = config_.sources.find(request.source);
   if (it == config_.sources.end()) {
-    AcceptResponse r;
-    r.status = 404;
-    r.error = "unknown source";
-    r.detail = "no source named '" + request.source + "' is configured";
-    return r;
+    refused.status = 404;
+    refused.error = "unknown source";
+    refused.detail = "no source named '" + request.source + "' is configured";
+    return false;
   }
   Prepared p = prepare(it->second, request.body, request.idempotency_key, request.headers);
   if (p.failed) {
     counters_.at(request.source).rejected->inc();
-    return p.error;
+    refused = std::move(p.error);
+    return false;
   }
-  std::vector<std::string> dests;
   for (const auto& d : p.incoming.deliveries) dests.push_back(d.destination);
-  std::vector<Incoming> batch;
   batch.push_back(std::move(p.incoming));
-  auto results = store_->accept(std::move(batch));
+  return true;
+}
+
+AcceptResponse Hub::accept(const AcceptRequest& request) {
+  std::vector<Incoming> batch;
+  std::vector<std::string> dests;
   AcceptResponse out;
+  if (!stage(request, batch, dests, out)) return out;
+  auto results = store_->accept(std::move(batch));
   settle(request.source, results.front(), dests, out);
   return out;
+}
+
+void Hub::accept_then(const AcceptRequest& request, std::function<void(AcceptResponse)> done) {
+  std::vector<Incoming> batch;
+  std::vector<std::string> dests;
+  AcceptResponse refused;
+  if (!stage(request, batch, dests, refused)) return done(std::move(refused));
+  store_->accept_then(std::move(batch), [this, source = request.source, dests = std::move(dests),
+                                         done = std::move(done)](std::vector<AcceptResult> r) {
+    AcceptResponse out;
+    settle(source, r.front(), dests, out);
+    done(std::move(out));
+  });
 }
 
 void Hub::table_published(const PublishedTable& table) {

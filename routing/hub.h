@@ -75,6 +75,10 @@ class Hub final : public HubServices {
   void stop();
 
   AcceptResponse accept(const AcceptRequest& request);
+  // accept() without waiting for the commit: `done` gets the answer once, on the store's
+  // completion thread after the commit, or on the caller's thread when the message is refused
+  // before (or cannot be queued). `done` must not block (every later answer waits) nor throw.
+  void accept_then(const AcceptRequest& request, std::function<void(AcceptResponse)> done);
   // One response per NDJSON line (blank lines are skipped), committed together.
   std::vector<AcceptResponse> accept_batch(const std::string& source, const std::string& ndjson,
                                            const std::map<std::string, std::string>& headers);
@@ -137,6 +141,10 @@ class Hub final : public HubServices {
     bool failed = false;
     Incoming incoming;
   };
+  // The message of `request` ready to commit (one Incoming in `batch`, its destinations in
+  // `dests`), or false with the refusal in `refused` (unknown source, a body refused).
+  bool stage(const AcceptRequest& request, std::vector<Incoming>& batch,
+             std::vector<std::string>& dests, AcceptResponse& refused);
   Prepared prepare(const SourceConfig& source, const std::string& body,
                    const std::string& idempotency_header,
                    const std::map<std::string, std::string>& headers);

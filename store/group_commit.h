@@ -45,6 +45,8 @@ struct AcceptJob {
   // writer does not pay for it). Empty without encryption: the bodies are stored as they are.
   std::vector<std::string> sealed;
   std::promise<std::vector<AcceptResult>> done;
+  // Set: the caller does not wait; the results go here instead of `done` (accept_then).
+  std::function<void(std::vector<AcceptResult>)> then;
   // A polling source's position and refused records, written in the same transaction.
   std::optional<SourceCheckpoint> checkpoint;
   Millis at = 0;
@@ -73,6 +75,12 @@ class GroupCommitStore : public Store {
  public:
   std::vector<AcceptResult> accept(std::vector<Incoming> batch) override {
     return submit(std::make_unique<AcceptJob>(), std::move(batch));
+  }
+  void accept_then(std::vector<Incoming> batch,
+                   std::function<void(std::vector<AcceptResult>)> done) override {
+    auto job = std::make_unique<AcceptJob>();
+    job->then = std::move(done);
+    submit(std::move(job), std::move(batch));
   }
   std::vector<AcceptResult> accept_polled(std::vector<Incoming> batch, SourceCheckpoint checkpoint,
                                           Millis at) override {
@@ -211,27 +219,38 @@ class GroupCommitStore : public Store {
  private:
   Derived& self() { return static_cast<Derived&>(*this); }
 
+  // Queues an accept job and waits for its results; or, when the job has `then`, returns at
+  // once (nothing) and the results go to `then`: from the completion thread after the commit,
+  // or from this thread when the job cannot be queued.
   std::vector<AcceptResult> submit(std::unique_ptr<AcceptJob> job, std::vector<Incoming> batch) {
-    size_t n = batch.size();
+    const size_t n = batch.size();
+    const bool waits = !job->then;
+    auto refuse = [&](const std::string& why) {
+      auto results = failed_accepts(n, job->checkpoint.has_value(), why);
+      if (waits) return results;
+      job->then(std::move(results));
+      return std::vector<AcceptResult>{};
+    };
     if (cipher_ != nullptr) {
       // Encrypted here, on the caller's thread: the writer only binds the result.
       job->sealed.resize(n);
       for (size_t i = 0; i < n; ++i) {
         const Message& m = *batch[i].message;
         if (!cipher_->seal(body_aad(m.id), m.body, job->sealed[i])) {
-          return failed_accepts(n, job->checkpoint.has_value(),
-                                "cannot encrypt the body (OpenSSL)");
+          return refuse("cannot encrypt the body (OpenSSL)");
         }
       }
     }
     job->batch = std::move(batch);
-    auto fut = job->done.get_future();
+    std::future<std::vector<AcceptResult>> fut;
+    if (waits) fut = job->done.get_future();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (closing_) return failed_accepts(n, job->checkpoint.has_value(), "the store is closing");
+      if (closing_) return refuse("the store is closing");
       queue_.emplace_back(std::move(job));
     }
     cv_.notify_one();
+    if (!waits) return {};
     return fut.get();
   }
 
@@ -345,12 +364,16 @@ void answer_common(Completion& c, Other&& other) {
   size_t ai = 0, ui = 0;
   for (auto& job : c.jobs) {
     if (auto* a = std::get_if<std::unique_ptr<AcceptJob>>(&job)) {
-      if (c.failure.empty()) {
-        (*a)->done.set_value(std::move(c.results[ai]));
+      AcceptJob& aj = **a;
+      // A polled batch answers one more result: its checkpoint's.
+      std::vector<AcceptResult> results =
+          c.failure.empty() ? std::move(c.results[ai])
+                            : failed_accepts(aj.batch.size(), aj.checkpoint.has_value(),
+                                             "storage error: " + c.failure);
+      if (aj.then) {
+        aj.then(std::move(results));
       } else {
-        // A polled batch answers one more result: its checkpoint's.
-        (*a)->done.set_value(failed_accepts((*a)->batch.size(), (*a)->checkpoint.has_value(),
-                                            "storage error: " + c.failure));
+        aj.done.set_value(std::move(results));
       }
       ++ai;
     } else if (auto* u = std::get_if<UpdateJob>(&job)) {

@@ -306,13 +306,14 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
   void prepare_statements();
   void read_counters();
   void write_group(std::vector<Job>& jobs);
-  // One message of an accept job: its idempotency key looked up (the job's keys not inserted
-  // yet first), its rows queued for flush_accepts().
+  // One message of an accept job: its idempotency key looked up (the group's keys not inserted
+  // yet first), its rows queued for flush_rows().
   void accept_one(Incoming& in, const std::string& body, std::vector<AcceptResult>& out,
                   std::vector<QueuedDelivery>& fresh);
-  // Inserts the rows accept_one() queued (multi-row statements), then forgets them.
-  void flush_accepts();
-  void forget_accepts();
+  // Inserts the rows accept_one() and apply_update() queued (multi-row statements), then
+  // forgets them.
+  void flush_rows();
+  void forget_rows();
   void write_checkpoint(const SourceCheckpoint& c, Millis at);
   void purge_expired_keys();
   Status apply_update(const DeliveryUpdate& u);
@@ -351,8 +352,6 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
 
   // Prepared statements and their bound variables (writer thread only).
   struct Bound {
-    int64_t a_delivery = 0, a_at = 0, a_duration = 0, a_code = 0;
-    std::string a_outcome, a_class, a_text, a_excerpt;
     // UPDATE of a delivery (apply_update); prepared once: it runs for every attempt.
     int64_t u_id = 0, u_attempts = 0, u_next = 0, u_updated = 0, u_code = 0, u_mapping_version = 0;
     bool u_has_attempt = false, u_has_text = false;
@@ -369,9 +368,13 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
     std::string r_prefix, r_value;
     int64_t r_from = 0, r_to = 0, r_len = 0, r_row = 0;
   } b_;
-  // The rows of the accept job being written, inserted together by flush_accepts() at its end
-  // (store/sqlite/sqlite_multi_insert.h). They point into the job's messages, deliveries and
-  // sealed bodies, which outlive the flush.
+  // The rows of the group's accepts and attempts, inserted together by flush_rows()
+  // (store/sqlite/sqlite_multi_insert.h): before a job that reads the tables (an erasure, a
+  // rekey, a purge), after a polled batch (its checkpoint), and before the commit — not per
+  // job: an HTTP accept is a job of one message. The rows point into the group's jobs (their
+  // messages, deliveries, sealed bodies and updates), which outlive the flush. No update of the
+  // group can be about a delivery inserted in it: a delivery is known (to the dispatcher, the
+  // console) only once its group committed.
   struct PendingMessage {
     const Message* message;
     const std::string* body;  // as stored (sealed with encryption)
@@ -393,12 +396,13 @@ class SqliteStore final : public GroupCommitStore<SqliteStore, Job, Completion> 
   std::vector<PendingMessage> pending_messages_;
   std::vector<PendingDelivery> pending_deliveries_;
   std::vector<PendingKey> pending_keys_;
-  // Source, NUL, key → its index in pending_keys_: a key used twice in one job.
+  std::vector<std::pair<int64_t, const Attempt*>> pending_attempts_;  // delivery id, attempt
+  // Source, NUL, key → its index in pending_keys_: a key used twice in one group.
   std::unordered_map<std::string, size_t> pending_key_index_;
-  std::unique_ptr<MultiRowInsert> ins_messages_, ins_deliveries_, ins_keys_;
-  std::unique_ptr<RawStatement> ins_attempt_, find_idem_, renew_idem_, upd_delivery_, purge_idem_,
-      begin_, commit_, rollback_, erase_select_, erase_active_, erase_message_,
-      erase_deliveries_select_, erase_delivery_, erase_attempts_select_, erase_attempt_;
+  std::unique_ptr<MultiRowInsert> ins_messages_, ins_deliveries_, ins_keys_, ins_attempts_;
+  std::unique_ptr<RawStatement> find_idem_, renew_idem_, upd_delivery_, purge_idem_, begin_,
+      commit_, rollback_, erase_select_, erase_active_, erase_message_, erase_deliveries_select_,
+      erase_delivery_, erase_attempts_select_, erase_attempt_;
   // Per RekeyTable: the values of a range not on the active key, and the rewrite of one.
   std::unique_ptr<RawStatement> rekey_select_[3], rekey_update_[3];
   std::unique_ptr<SqliteRetention> retention_;
@@ -419,9 +423,10 @@ constexpr const char* kInsertDeliveries =
     "INSERT INTO deliveries(id, message_seq, destination, route, mapping, state, not_before, "
     "updated_at) VALUES";
 constexpr int kDeliveryInsertColumns = 8;
-constexpr const char* kInsertAttempt =
+constexpr const char* kInsertAttempts =
     "INSERT INTO attempts(delivery_id, at, duration_ms, outcome, class, code, text, excerpt) "
-    "VALUES(?,?,?,?,?,?,?,?)";
+    "VALUES";
+constexpr int kAttemptInsertColumns = 8;
 constexpr const char* kUpdateDelivery =
     "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
     "last_outcome = CASE WHEN ? THEN ? ELSE last_outcome END, "
@@ -618,7 +623,7 @@ void SqliteStore::prepare_statements() {
   ins_messages_ = std::make_unique<MultiRowInsert>(db, kInsertMessages, kMessageInsertColumns);
   ins_deliveries_ = std::make_unique<MultiRowInsert>(db, kInsertDeliveries, kDeliveryInsertColumns);
   ins_keys_ = std::make_unique<MultiRowInsert>(db, kInsertIdempotency, kIdempotencyInsertColumns);
-  ins_attempt_ = make(kInsertAttempt);
+  ins_attempts_ = std::make_unique<MultiRowInsert>(db, kInsertAttempts, kAttemptInsertColumns);
   upd_delivery_ = make(kUpdateDelivery);
   find_idem_ = make(kFindIdempotency);
   renew_idem_ = make(kRenewIdempotency);
@@ -941,9 +946,10 @@ void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<
     std::string found_id, digest;
     int64_t expiry = 0;
     bool known = false;
-    // A key taken earlier in this job (not inserted yet) is looked up first, then the table. As
-    // on PostgreSQL, the later messages of a job follow the first one of their key, whatever
-    // their reception times.
+    // A key taken earlier in this group (not inserted yet) is looked up first, then the table.
+    // As on PostgreSQL, the later messages of a job follow the first one of their key, whatever
+    // their reception times (and so do the later jobs of the group: they follow a committed
+    // message, since the group commits as one).
     std::string lookup = m.source;
     lookup += '\0';
     lookup += m.idempotency;
@@ -1011,7 +1017,7 @@ void SqliteStore::accept_one(Incoming& in, const std::string& body, std::vector<
   out.push_back(std::move(r));
 }
 
-void SqliteStore::flush_accepts() {
+void SqliteStore::flush_rows() {
   static const std::string kPending = to_string(DeliveryState::Pending);
   ins_keys_->run(pending_keys_.size(), [&](RawStatement& st, int at, size_t i) {
     const PendingKey& k = pending_keys_[i];
@@ -1046,10 +1052,22 @@ void SqliteStore::flush_accepts() {
         .bind(at + 6, p.delivery->not_before)
         .bind(at + 7, p.at);
   });
-  forget_accepts();
+  ins_attempts_->run(pending_attempts_.size(), [&](RawStatement& st, int at, size_t i) {
+    const auto& [delivery, a] = pending_attempts_[i];
+    st.bind(at, delivery)
+        .bind(at + 1, a->at)
+        .bind(at + 2, a->duration_ms)
+        .bind(at + 3, a->outcome)
+        .bind(at + 4, a->error_class)
+        .bind(at + 5, int64_t{a->code})
+        .bind(at + 6, a->text)
+        .bind(at + 7, a->excerpt);
+  });
+  forget_rows();
 }
 
-void SqliteStore::forget_accepts() {
+void SqliteStore::forget_rows() {
+  pending_attempts_.clear();
   pending_messages_.clear();
   pending_deliveries_.clear();
   pending_keys_.clear();
@@ -1099,8 +1117,8 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
           accept_one(job.batch[i], job.sealed.empty() ? job.batch[i].message->body : job.sealed[i],
                      out, c.fresh);
         }
-        flush_accepts();
         if (job.checkpoint) {
+          flush_rows();
           // A polled message refused here (409) is kept as the source's reject, in this
           // transaction like the others.
           const SourceCheckpoint* cp = &*job.checkpoint;
@@ -1119,19 +1137,23 @@ void SqliteStore::write_group(std::vector<Job>& jobs) {
       } else if (auto* u = std::get_if<UpdateJob>(&job)) {
         c.statuses.push_back(apply_update(u->update));
       } else if (auto* e = std::get_if<EraseJob>(&job)) {
+        flush_rows();  // it reads what the group wrote before it
         c.erasures.push_back(erase_batch(*e));
       } else if (auto* r = std::get_if<RekeyJob>(&job)) {
+        flush_rows();
         c.rekeys.push_back(rekey_batch(*r));
       } else if (auto* p = std::get_if<PurgeStep>(&job)) {
+        flush_rows();
         c.purges.push_back(purge_batch(*p));
       }
     }
+    flush_rows();
     purge_expired_keys();
     commit_->run();
     group_committed();
   } catch (const std::exception& e) {
     c.failure = e.what();
-    forget_accepts();
+    forget_rows();
     try {
       rollback_->run();  // SQLite may have rolled back already (disk full): then it throws
     } catch (...) {
@@ -1232,25 +1254,7 @@ Status SqliteStore::apply_update(const DeliveryUpdate& u) {
   st.bind(21, int64_t{b.u_keep_flags}).bind(22, b.u_flags).bind(23, b.u_id);
   int64_t changed = st.run();
   if (changed == 0) return Status::failure(404, "not found", "no delivery " + std::to_string(id));
-  if (u.attempt) {
-    b.a_delivery = id;
-    b.a_at = u.attempt->at;
-    b.a_duration = u.attempt->duration_ms;
-    b.a_outcome = u.attempt->outcome;
-    b.a_class = u.attempt->error_class;
-    b.a_code = u.attempt->code;
-    b.a_text = u.attempt->text;
-    b.a_excerpt = u.attempt->excerpt;
-    ins_attempt_->bind(1, b.a_delivery)
-        .bind(2, b.a_at)
-        .bind(3, b.a_duration)
-        .bind(4, b.a_outcome)
-        .bind(5, b.a_class)
-        .bind(6, b.a_code)
-        .bind(7, b.a_text)
-        .bind(8, b.a_excerpt)
-        .run();
-  }
+  if (u.attempt) pending_attempts_.emplace_back(id, &*u.attempt);  // flush_rows()
   return Status::success();
 }
 
@@ -1259,7 +1263,7 @@ void SqliteStore::close() {
   ins_messages_.reset();
   ins_deliveries_.reset();
   ins_keys_.reset();
-  ins_attempt_.reset();
+  ins_attempts_.reset();
   upd_delivery_.reset();
   find_idem_.reset();
   renew_idem_.reset();
@@ -1619,7 +1623,9 @@ std::vector<HotStatement> sqlite_hot_statements() {
       {"insert delivery", multi_row_insert_sql(kInsertDeliveries, kDeliveryInsertColumns, 1)},
       {"insert deliveries",
        multi_row_insert_sql(kInsertDeliveries, kDeliveryInsertColumns, MultiRowInsert::kSizes[0])},
-      {"insert attempt", kInsertAttempt},
+      {"insert attempt", multi_row_insert_sql(kInsertAttempts, kAttemptInsertColumns, 1)},
+      {"insert attempts",
+       multi_row_insert_sql(kInsertAttempts, kAttemptInsertColumns, MultiRowInsert::kSizes[0])},
       {"update delivery", kUpdateDelivery},
       {"insert idempotency key",
        multi_row_insert_sql(kInsertIdempotency, kIdempotencyInsertColumns, 1)},

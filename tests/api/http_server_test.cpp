@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,10 +29,47 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Answers "METHOD TARGET BODY"; /sleep waits 300 ms first; /close asks to close.
+// The threads that finish deferred answers (the store's completion thread in relais), joined
+// by the test's TearDown after the server stopped.
+std::mutex finishers_mu;
+std::vector<std::thread> finishers;
+
+// Finishes `later` with "METHOD TARGET BODY" from another thread after `delay_ms`.
+void finish_later(std::shared_ptr<DeferredAnswer> later, std::string text, int delay_ms) {
+  std::lock_guard<std::mutex> lock(finishers_mu);
+  finishers.emplace_back([later = std::move(later), text = std::move(text), delay_ms] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    later->finish([&](Poco::Net::HTTPServerResponse& resp) {
+      resp.setContentType("text/plain");
+      resp.send() << text;
+    });
+  });
+}
+
+// Answers "METHOD TARGET BODY"; /sleep waits 300 ms first; /close asks to close. Deferred
+// answers: /defer (finished by another thread 50 ms later), /defer-slow (500 ms later),
+// /defer-now (finished before the handler returns), /defer-drop (never finished: 500),
+// /defer-throw (deferred, then the handler throws: 500).
 void echo(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
   std::string body;
   Poco::StreamCopier::copyToString(req.stream(), body);
+  const std::string text = req.getMethod() + " " + req.getURI() + " " + body;
+  if (req.getURI().rfind("/defer", 0) == 0) {
+    auto later = defer_answer(req);
+    if (later == nullptr) {  // over the bound of deferred answers: answered here
+      resp.send() << "not deferred: " << text;
+      return;
+    }
+    EXPECT_EQ(defer_answer(req), later);  // one per request
+    if (req.getURI() == "/defer") return finish_later(later, text, 50);
+    if (req.getURI() == "/defer-slow") return finish_later(later, text, 500);
+    if (req.getURI() == "/defer-throw") throw std::runtime_error("boom after deferring");
+    if (req.getURI() == "/defer-now") {
+      later->finish([&](Poco::Net::HTTPServerResponse& r) { r.send() << text; });
+      later->finish([&](Poco::Net::HTTPServerResponse& r) { r.send() << "twice"; });  // ignored
+    }
+    return;
+  }
   if (req.getURI() == "/sleep") std::this_thread::sleep_for(std::chrono::milliseconds(300));
   if (req.getURI() == "/close") resp.setKeepAlive(false);
   if (req.getURI() == "/throw") throw std::runtime_error("boom");
@@ -46,8 +84,23 @@ class HttpServerTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(o, echo);
     port_ = server_->start();
   }
+  // A server of `threads` handler threads, and `n` connections that each sent `request`.
+  std::vector<RawConnection> start_with_clients(int threads, int n, const std::string& request) {
+    HttpServerOptions o;
+    o.threads = threads;
+    start(o);
+    std::vector<RawConnection> conns;
+    for (int i = 0; i < n; ++i) {
+      conns.emplace_back(port_);
+      EXPECT_TRUE(conns.back().send(request));
+    }
+    return conns;
+  }
   void TearDown() override {
     if (server_) server_->stop();
+    std::lock_guard<std::mutex> lock(finishers_mu);
+    for (auto& t : finishers) t.join();
+    finishers.clear();
   }
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
@@ -255,14 +308,8 @@ TEST_F(HttpServerTest, HandlerExceptionIs500) {
 }
 
 TEST_F(HttpServerTest, SlowClientsHoldNoThread) {
-  HttpServerOptions o;
-  o.threads = 2;
-  start(o);
-  std::vector<RawConnection> slow;
-  for (int i = 0; i < 200; ++i) {
-    slow.emplace_back(port_);
-    ASSERT_TRUE(slow.back().send("POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\nab"));
-  }
+  std::vector<RawConnection> slow =
+      start_with_clients(2, 200, "POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
   RawConnection c(port_);
   auto t0 = SteadyClock::now();
   ASSERT_TRUE(c.send("GET /fast HTTP/1.1\r\n\r\n"));
@@ -340,6 +387,122 @@ TEST_F(HttpServerTest, StopFinishesTheRequestInProgress) {
   EXPECT_TRUE(idle.closed_by_peer(1000));
   RawConnection after(port_);
   EXPECT_FALSE(after.ok());  // no longer listening
+}
+
+// A deferred answer is written by the thread that finishes it; the connection then serves its
+// next request (keep-alive) as usual.
+TEST_F(HttpServerTest, DeferredAnswerIsWrittenByTheFinishingThread) {
+  start();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("POST /defer HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"));
+  RawResponse r = c.read_response(3000);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "POST /defer ab");
+  EXPECT_EQ(r.header("content-length"), "14");
+  EXPECT_EQ(lower(r.header("connection")), "keep-alive");
+  EXPECT_EQ(r.header("server"), "relais");
+  ASSERT_TRUE(c.send("GET /next HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response().body, "GET /next ");
+  ASSERT_TRUE(c.send("GET /defer-now HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response().body, "GET /defer-now ");
+  ASSERT_TRUE(c.send("GET /defer HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response(3000).body, "GET /defer ");
+}
+
+// Pipelined requests behind a deferred one wait for its answer and are answered in order (by
+// a handler thread, not the finishing one).
+TEST_F(HttpServerTest, PipelinedRequestsWaitForADeferredAnswer) {
+  start();
+  RawConnection c(port_);
+  ASSERT_TRUE(
+      c.send("GET /defer HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /defer HTTP/1.1\r\n\r\nGET "
+             "/defer-now HTTP/1.1\r\n\r\nGET /5 HTTP/1.1\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(c.read_response(3000).body, "GET /defer ");
+  EXPECT_EQ(c.read_response(3000).body, "GET /2 ");
+  EXPECT_EQ(c.read_response(3000).body, "GET /defer ");
+  EXPECT_EQ(c.read_response(3000).body, "GET /defer-now ");
+  RawResponse last = c.read_response(3000);
+  EXPECT_EQ(last.body, "GET /5 ");
+  EXPECT_EQ(lower(last.header("connection")), "close");
+  EXPECT_TRUE(c.closed_by_peer(3000));
+}
+
+// A deferred answer nobody finishes, or whose handler failed after deferring, is a 500: the
+// connection never waits for ever.
+TEST_F(HttpServerTest, DeferredAnswerNeverFinishedIs500) {
+  start();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET /defer-drop HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response(3000).status, 500);
+  RawConnection d(port_);
+  ASSERT_TRUE(d.send("GET /defer-throw HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(d.read_response(3000).status, 500);
+}
+
+// stop() waits for the deferred answers still to come, and they close their connection.
+TEST_F(HttpServerTest, StopWaitsForDeferredAnswers) {
+  start();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET /defer-slow HTTP/1.1\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the handler has returned
+  auto t0 = SteadyClock::now();
+  server_->stop();
+  EXPECT_GE(SteadyClock::now() - t0, std::chrono::milliseconds(200));
+  RawResponse r = c.read_response(3000);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "GET /defer-slow ");
+  EXPECT_EQ(lower(r.header("connection")), "close");
+}
+
+// The deferred answers in flight are bounded (16 per handler thread): beyond, the handler
+// answers on its thread.
+TEST_F(HttpServerTest, DeferredAnswersAreBounded) {
+  std::vector<RawConnection> conns = start_with_clients(1, 20, "GET /defer-slow HTTP/1.1\r\n\r\n");
+  int deferred = 0, direct = 0;
+  for (auto& c : conns) {
+    RawResponse r = c.read_response(5000);
+    EXPECT_EQ(r.status, 200);
+    if (r.body == "GET /defer-slow ") ++deferred;
+    if (r.body == "not deferred: GET /defer-slow ") ++direct;
+  }
+  EXPECT_EQ(deferred, 16);
+  EXPECT_EQ(direct, 4);
+  // Once answered (and let go by their finishing threads), the budget is back.
+  bool again = false;
+  for (auto until = SteadyClock::now() + std::chrono::seconds(3);
+       !again && SteadyClock::now() < until;) {
+    RawConnection after(port_);
+    ASSERT_TRUE(after.send("GET /defer HTTP/1.1\r\n\r\n"));
+    again = after.read_response(3000).body == "GET /defer ";
+  }
+  EXPECT_TRUE(again);
+}
+
+// A large deferred answer to a client that does not read: the finishing thread does not wait
+// for the socket; a handler thread writes the rest once the client reads.
+TEST_F(HttpServerTest, DeferredAnswerLargerThanTheSocketTakes) {
+  server_ = std::make_unique<HttpServer>(
+      HttpServerOptions{}, [](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse&) {
+        auto later = defer_answer(req);
+        ASSERT_NE(later, nullptr);
+        std::lock_guard<std::mutex> lock(finishers_mu);
+        finishers.emplace_back([later] {
+          auto t0 = SteadyClock::now();
+          later->finish([](Poco::Net::HTTPServerResponse& resp) {
+            resp.send() << std::string(8 * 1024 * 1024, 'x');
+          });
+          EXPECT_LT(SteadyClock::now() - t0, std::chrono::milliseconds(1000));
+        });
+      });
+  port_ = server_->start();
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET /big HTTP/1.1\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // not reading meanwhile
+  RawResponse r = c.read_response(10000);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 8u * 1024 * 1024);
+  ASSERT_TRUE(c.send("GET /again HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c.read_response(10000).body.size(), 8u * 1024 * 1024);
 }
 
 }  // namespace
