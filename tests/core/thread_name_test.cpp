@@ -64,9 +64,11 @@ TEST(ThreadName, TheStoreWriterAndCompletionThreadsAreNamed) {
   StoreOptions o;
   o.path = dir.file("relais.db");
   auto store = open_sqlite_store(o);
-  auto names = thread_names();
-  EXPECT_EQ(names.count("writer"), 1u);
-  EXPECT_EQ(names.count("completion"), 1u);
+  // Each thread names itself once it runs: polled, not assumed at the return of the opening.
+  EXPECT_TRUE(testing::wait_until([] {
+    auto names = thread_names();
+    return names.count("writer") == 1 && names.count("completion") == 1;
+  })) << "no thread named writer and completion";
   store->close();
   store.reset();
   EXPECT_EQ(thread_names().count("writer"), 0u);
