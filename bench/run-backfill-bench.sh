@@ -26,6 +26,8 @@
 #   BENCH_KEEP [0]            1 = keep the temp dir (config, logs, store, input)
 #   BENCH_NO_BUILD [0]        1 = use the binaries already in BUILD_DIR
 #   BENCH_PERF                if set, `perf record` of relais during the backfill into this file
+#   BENCH_DELIVERY_NICE [0]   N > 0 = every destination gets `nice: N` (its delivery workers at a
+#                             lower CPU priority: the intake goes first, the deliveries after)
 #   BENCH_HOLD_DELIVERIES [0] 1 = the sink holds every delivery until the backfill is accepted
 #                             (bench_sink --hold-file): the accept alone, without the deliveries
 #                             competing for the CPU; they run afterwards
@@ -91,7 +93,10 @@ sed -e '/^    enrich:$/{N;/enricher: adresse/d}' -e "s/^  synchronous: full$/  s
       print "    method: POST"; print "    concurrency: 4"; print "    on_dead: hold"; next }
     skip && /^  [^ ]/ { skip = 0 }
     skip { next }
-    { print }' >"$TMP/config/cms76.yaml"
+    { print }' |
+  # BENCH_DELIVERY_NICE: `nice: N` after each destination's `connector:` line.
+  awk -v nice="${BENCH_DELIVERY_NICE:-0}" '{ print } nice > 0 && /^    connector: / { print "    nice: " nice }' \
+    >"$TMP/config/cms76.yaml"
 grep -q '^    connector: genesis$' "$TMP/config/cms76.yaml" && die "the genesis destination is still there"
 grep -q 'enricher: adresse, on_unavailable' "$TMP/config/cms76.yaml" && die "BAN step still there"
 PORT=$(free_port)
@@ -178,7 +183,7 @@ log "relais peak RSS ${HWM_MIB} MiB"
 stop_pid "$RELAIS_PID" 120
 messages=$(sqlite3 "$TMP/relais.db" 'SELECT COUNT(*) FROM messages')
 [[ $messages == "$RECORDS" ]] || die "the store has $messages messages for $RECORDS records"
-SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS relais_cpu_s=$RELAIS_CPU client_cpu_s=$CLIENT_CPU peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC hold=${BENCH_HOLD_DELIVERIES:-0}"
+SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS relais_cpu_s=$RELAIS_CPU client_cpu_s=$CLIENT_CPU peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC hold=${BENCH_HOLD_DELIVERIES:-0} delivery_nice=${BENCH_DELIVERY_NICE:-0}"
 echo "$SUMMARY"
 [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$(date -Is) $SUMMARY" >>"$BENCH_SUMMARY_FILE"
 exit 0

@@ -1,11 +1,20 @@
 #pragma once
+// The calling thread's identity and CPU priority, as the operating system shows them.
+//
 // set_thread_name: names the calling thread, so that `top -H`, `ps -L`, `perf report --sort
 // comm` and /proc/PID/task/*/comm tell relais's threads apart ("http-0", "writer",
 // "completion", "dlv-genesis-2", …) — the per-thread CPU of the benchmarks reads from there.
 // Linux keeps at most 15 characters: a longer name is cut to its first 15 (never refused).
-// Thread-safety: names only the calling thread; call it first thing in the thread's function.
+//
+// set_thread_nice: lowers the calling thread's CPU priority (Linux nice, 0-19: on Linux a
+// thread has its own nice value, unlike POSIX's per-process one). A destination's delivery
+// workers use it (`nice`) so that intake goes first when the CPU is saturated.
+//
+// Thread-safety: each acts on the calling thread only; call them first thing in its function.
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <string>
 #include <string_view>
@@ -24,6 +33,12 @@ inline void set_thread_name(std::string_view prefix, int n) {
   name += '-';
   name += std::to_string(n);
   set_thread_name(name);
+}
+
+// False when the system refused (the value stays as it was). Raising a priority back needs a
+// privilege relais does not have: a thread niced stays so.
+inline bool set_thread_nice(int nice) {
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) == 0;
 }
 
 }  // namespace relais

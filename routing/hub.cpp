@@ -6,6 +6,7 @@
 #include "core/crypto.h"
 #include "core/json_reader.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 
@@ -631,6 +632,17 @@ AttemptResult Hub::process_guarded(const QueuedDelivery& q, int slot) {
   // connector, an enricher or a mapping throws despite its contract becomes a retry whose
   // reason the desk shows. The log names the delivery only: an exception's text may quote the
   // input (a JSON parser's "last read: …").
+  // A destination's workers yield the CPU to intake when it says so (`nice`): set by each
+  // worker thread on its first delivery (the dispatcher's threads are used by one hub only).
+  thread_local bool niced = false;
+  if (!niced) {
+    niced = true;
+    auto it = config_.destinations.find(q.destination);
+    if (it != config_.destinations.end() && it->second.nice > 0 &&
+        !set_thread_nice(it->second.nice)) {
+      log_warn("hub", "cannot lower the CPU priority of a worker of " + q.destination);
+    }
+  }
   try {
     return process(q, slot);
   } catch (const std::exception& e) {

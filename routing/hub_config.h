@@ -80,6 +80,7 @@ struct DestinationConfig {
   RetryPolicy retry;
   bool hold_on_dead = true;      // on_dead: hold | release
   bool replace_pending = false;  // a newer delivery of a key replaces the waiting older ones
+  int nice = 0;                  // CPU niceness of the delivery workers (0 = as the process)
   ConfigView settings;           // validated against the generic and the connector's spec
 };
 
