@@ -39,6 +39,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/thread_name.h"
 
 namespace relais::api {
 namespace {
@@ -1275,9 +1276,15 @@ int HttpServer::start() {
                              std::strerror(errno));
   }
   s.started = true;
-  s.acceptor = std::thread([&s] { s.acceptor_loop(); });
+  s.acceptor = std::thread([&s] {
+    set_thread_name("http-accept");
+    s.acceptor_loop();
+  });
   for (int i = 0; i < std::max(1, s.options.threads); ++i) {
-    s.workers.emplace_back([&s] { s.worker_loop(); });
+    s.workers.emplace_back([&s, i] {
+      set_thread_name("http", i);
+      s.worker_loop();
+    });
   }
   return s.port;
 }

@@ -32,6 +32,7 @@
 
 #include "apps/api_client.h"
 #include "apps/commands.h"
+#include "core/thread_name.h"
 
 namespace relais {
 namespace {
@@ -237,8 +238,16 @@ class Backfill {
     start_records_ = st_.accepted + st_.duplicates + st_.rejected;
     next_settle_ = 0;
     std::vector<std::thread> senders;
-    for (int i = 0; i < s_.parallel; ++i) senders.emplace_back([this] { send_loop(); });
-    std::thread progress([this] { progress_loop(); });
+    for (int i = 0; i < s_.parallel; ++i) {
+      senders.emplace_back([this, i] {
+        set_thread_name("send", i);
+        send_loop();
+      });
+    }
+    std::thread progress([this] {
+      set_thread_name("progress");
+      progress_loop();
+    });
 
     read_loop(in);
     {

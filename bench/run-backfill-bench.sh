@@ -26,6 +26,11 @@
 #   BENCH_KEEP [0]            1 = keep the temp dir (config, logs, store, input)
 #   BENCH_NO_BUILD [0]        1 = use the binaries already in BUILD_DIR
 #   BENCH_PERF                if set, `perf record` of relais during the backfill into this file
+#   BENCH_DELIVERY_NICE [0]   N > 0 = every destination gets `nice: N` (its delivery workers at a
+#                             lower CPU priority: the intake goes first, the deliveries after)
+#   BENCH_HOLD_DELIVERIES [0] 1 = the sink holds every delivery until the backfill is accepted
+#                             (bench_sink --hold-file): the accept alone, without the deliveries
+#                             competing for the CPU; they run afterwards
 #   BENCH_SUMMARY_FILE        if set, the SUMMARY line is appended to this file
 set -euo pipefail
 
@@ -61,7 +66,12 @@ RECORDS=$(wc -l <"$INPUT")
 log "generated $RECORDS records ($(du -h "$INPUT" | cut -f1)) in $(($(now_ms) - t)) ms"
 
 # --- sink ------------------------------------------------------------------------------------
-"$SINK" --port-file "$TMP/sink.port" --threads 128 >"$TMP/sink.out" 2>&1 &
+HOLD_ARGS=()
+if [[ ${BENCH_HOLD_DELIVERIES:-0} == 1 ]]; then
+  touch "$TMP/sink.hold"
+  HOLD_ARGS=(--hold-file "$TMP/sink.hold")
+fi
+"$SINK" --port-file "$TMP/sink.port" --threads 128 "${HOLD_ARGS[@]}" >"$TMP/sink.out" 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
 wait_for_file_line "$TMP/sink.out" 'listening on' "$SINK_PID" 10 || die "bench_sink did not start"
@@ -83,7 +93,10 @@ sed -e '/^    enrich:$/{N;/enricher: adresse/d}' -e "s/^  synchronous: full$/  s
       print "    method: POST"; print "    concurrency: 4"; print "    on_dead: hold"; next }
     skip && /^  [^ ]/ { skip = 0 }
     skip { next }
-    { print }' >"$TMP/config/cms76.yaml"
+    { print }' |
+  # BENCH_DELIVERY_NICE: `nice: N` after each destination's `connector:` line.
+  awk -v nice="${BENCH_DELIVERY_NICE:-0}" '{ print } nice > 0 && /^    connector: / { print "    nice: " nice }' \
+    >"$TMP/config/cms76.yaml"
 grep -q '^    connector: genesis$' "$TMP/config/cms76.yaml" && die "the genesis destination is still there"
 grep -q 'enricher: adresse, on_unavailable' "$TMP/config/cms76.yaml" && die "BAN step still there"
 PORT=$(free_port)
@@ -133,6 +146,7 @@ t0=$(now_ms)
   --batch "$BATCH" --parallel "$PARALLEL" >"$TMP/backfill.out" 2>"$TMP/backfill.err" ||
   die "backfill failed: $(tail -5 "$TMP/backfill.err") $(cat "$TMP/backfill.out")"
 t1=$(now_ms)
+rm -f "$TMP/sink.hold"  # BENCH_HOLD_DELIVERIES: the deliveries go on from here
 relais_cpu1=$(cpu_ticks "$RELAIS_PID")
 sink_cpu1=$(cpu_ticks "$SINK_PID")
 thread_ticks >"$TMP/threads.txt"
@@ -143,7 +157,9 @@ ACCEPT_MS=$((t1 - t0))
 log "accepted: $RECORDS records in $ACCEPT_MS ms ($((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) records/s)"
 RELAIS_CPU=$(cpu_s $((relais_cpu1 - relais_cpu0)))
 log "CPU during the backfill: relais ${RELAIS_CPU} s ($(((relais_cpu1 - relais_cpu0) * 1000000 / HZ / RECORDS)) µs/record), backfill client ${CLIENT_CPU} s, bench_sink $(cpu_s $((sink_cpu1 - sink_cpu0))) s; machine load $(cut -d' ' -f1-3 /proc/loadavg)"
-log "relais threads by CPU (ticks of 1/$HZ s): $(head -8 "$TMP/threads.txt" | tr '\n' ';')"
+# Threads of a pool summed (http-0, http-1, … → http-*; dlv-genesis-0, … → dlv-genesis-*).
+log "relais threads by CPU (ticks of 1/$HZ s, pools summed): $(awk '{n = $2; sub(/-[0-9]+$/, "-*", n); s[n] += $1}
+  END {for (k in s) if (s[k] > 0) print s[k], k}' "$TMP/threads.txt" | sort -rn | head -10 | tr '\n' ';')"
 
 # --- deliveries --------------------------------------------------------------------------------
 deadline=$(($(now_ms) + DRAIN_TIMEOUT * 1000))
@@ -167,7 +183,7 @@ log "relais peak RSS ${HWM_MIB} MiB"
 stop_pid "$RELAIS_PID" 120
 messages=$(sqlite3 "$TMP/relais.db" 'SELECT COUNT(*) FROM messages')
 [[ $messages == "$RECORDS" ]] || die "the store has $messages messages for $RECORDS records"
-SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS relais_cpu_s=$RELAIS_CPU client_cpu_s=$CLIENT_CPU peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC"
+SUMMARY="SUMMARY records=$RECORDS accept_ms=$ACCEPT_MS accept_rate=$((RECORDS * 1000 / (ACCEPT_MS > 0 ? ACCEPT_MS : 1))) deliveries=$routed delivered=$delivered skipped=$skipped dead=$dead all_settled_ms=$DELIVER_MS relais_cpu_s=$RELAIS_CPU client_cpu_s=$CLIENT_CPU peak_rss_mib=$HWM_MIB batch=$BATCH parallel=$PARALLEL sync=$SYNC hold=${BENCH_HOLD_DELIVERIES:-0} delivery_nice=${BENCH_DELIVERY_NICE:-0}"
 echo "$SUMMARY"
 [[ -n ${BENCH_SUMMARY_FILE:-} ]] && echo "$(date -Is) $SUMMARY" >>"$BENCH_SUMMARY_FILE"
 exit 0

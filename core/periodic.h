@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "core/thread_name.h"
 
 namespace relais {
 
@@ -25,6 +26,7 @@ class PeriodicThread {
   void start(Millis first, Millis every, std::function<void()> fn) {
     if (thread_.joinable()) return;
     thread_ = std::thread([this, first, every, fn = std::move(fn)] {
+      set_thread_name("periodic");
       std::unique_lock<std::mutex> lock(mu_);
       for (Millis wait = first; !stopping_;) {
         if (cv_.wait_for(lock, std::chrono::milliseconds(wait),

@@ -1,6 +1,7 @@
 #include "core/rekey_run.h"
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 
@@ -23,6 +24,7 @@ bool RekeyRun::start(const RekeyRequest& request) {
   progress_ = RekeyProgress{};
   progress_.running = true;
   thread_ = std::thread([this, request] {
+    set_thread_name("rekey");
     RekeyProgress p;
     Status st = store_.rekey(request, p, [this](const RekeyProgress& now) {
       std::lock_guard<std::mutex> lock(mu_);

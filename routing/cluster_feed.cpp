@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 namespace {
@@ -39,7 +40,10 @@ bool ClusterFeed::idle(int partition) const {
 
 void ClusterFeed::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("feed");
+    run();
+  });
 }
 
 void ClusterFeed::stop() {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 namespace {
@@ -376,7 +377,10 @@ void Dispatcher::drop_if_idle_locked(Dest& d, KeyQueue& kq) {
 
 void Dispatcher::start() {
   if (started_.exchange(true)) return;
-  pager_thread_ = std::thread([this] { pager(); });
+  pager_thread_ = std::thread([this] {
+    set_thread_name("pager");
+    pager();
+  });
   for (auto& [name, d] : dests_) {
     for (int i = 0; i < d->settings.concurrency; ++i) {
       Dest* dp = d.get();
@@ -404,6 +408,10 @@ void Dispatcher::stop(Millis grace_ms) {
 }
 
 void Dispatcher::worker(Dest& d, int slot) {
+  set_thread_name("dlv-" + d.settings.name, slot);
+  if (d.settings.nice > 0 && !set_thread_nice(d.settings.nice) && slot == 0) {
+    log_warn("dispatcher", "cannot lower the CPU priority of the workers of " + d.settings.name);
+  }
   std::unique_lock<std::mutex> lock(d.mu);
   while (!stopping_) {
     // After a failed commit no new attempt starts until the store commits again (the outcomes

@@ -48,6 +48,9 @@ struct DestinationSettings {
   // Active deliveries held in memory at most (0 = no bound); beyond, the backlog stays in the
   // store and is paged back in id order (see the file comment).
   size_t queue_in_memory = 10000;
+  // The workers' CPU niceness (0-19, 0 = as the process): above 0 they yield the cores to the
+  // intake when the machine is saturated (a go-live backfill).
+  int nice = 0;
   // Only the newest delivery of a correlation key matters (e.g. an appointment's reminder):
   // when a newer delivery of the same key arrives, the older ones still waiting (not in
   // flight) are skipped, with a reason naming the newer message.

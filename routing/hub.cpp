@@ -135,6 +135,7 @@ Hub::Hub(const HubConfig& config, const ConnectorRegistry& registry, const Clock
     DestinationSettings ds{name, dc.concurrency, dc.retry, dc.hold_on_dead};
     ds.replace_pending = dc.replace_pending;
     ds.queue_in_memory = dc.queue_in_memory;
+    ds.nice = dc.nice;
     dispatcher_->add_destination(ds);
   }
   for (const auto& [sname, sc] : config_.sources) {

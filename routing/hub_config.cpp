@@ -754,6 +754,18 @@ const ConfigSpec& destination_spec() {
           {"replace_pending", F::Bool, "false", false,
            "only the newest delivery of a correlation key matters: a newer one replaces the "
            "older ones still waiting (skipped, naming the newer message), e.g. reminders"},
+          {"nice",
+           F::Int,
+           "0",
+           false,
+           "CPU niceness of this destination's delivery workers (Linux nice, 0-19): when the "
+           "CPU is saturated (a backfill, a burst), intake — HTTP, the store's writer — goes "
+           "first and these deliveries catch up afterwards; no effect while the CPU has room. "
+           "Every message is still stored before it is answered, and delivered in order",
+           {},
+           nullptr,
+           0,
+           19},
       }};
   return s;
 }
@@ -1219,6 +1231,7 @@ bool load_text(const std::string& text, const std::string& file, const std::stri
         dc.hold_on_dead = dc.settings.str("on_dead") == "hold";
         dc.replace_pending = dc.settings.boolean("replace_pending");
         dc.queue_in_memory = static_cast<size_t>(dc.settings.integer("queue_in_memory"));
+        dc.nice = static_cast<int>(dc.settings.integer("nice"));
         auto r = dc.settings.object("retry");
         dc.retry.initial_ms = r.duration_ms("initial");
         dc.retry.max_ms = r.duration_ms("max");

@@ -81,6 +81,7 @@ struct DestinationConfig {
   bool hold_on_dead = true;        // on_dead: hold | release
   bool replace_pending = false;    // a newer delivery of a key replaces the waiting older ones
   size_t queue_in_memory = 10000;  // active deliveries in memory at most (routing/dispatcher.h)
+  int nice = 0;                    // CPU niceness of the delivery workers (0 = as the process)
   ConfigView settings;             // validated against the generic and the connector's spec
 };
 

@@ -6,6 +6,7 @@
 
 #include "core/files.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 namespace fs = std::filesystem;
@@ -412,6 +413,7 @@ void MappingRepository::notify_through(ChangeBus& bus) {
 void MappingRepository::watch(int interval_ms) {
   if (watcher_.joinable()) return;
   watcher_ = std::thread([this, interval_ms] {
+    set_thread_name("mappings");
     std::unique_lock<std::mutex> lock(watch_mu_);
     while (!stop_watch_) {
       watch_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms),

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais {
 
@@ -49,9 +50,15 @@ void PollingSource::start() {
       std::lock_guard<std::mutex> commit_lock(commit_mu_);
       commit_stopping_ = false;
     }
-    committer_ = std::thread([this] { commit_loop(); });
+    committer_ = std::thread([this] {
+      set_thread_name("commit-" + source_);
+      commit_loop();
+    });
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    set_thread_name("poll-" + source_);
+    loop();
+  });
 }
 
 void PollingSource::stop() {

@@ -34,6 +34,7 @@
 #include "core/at_rest.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/thread_name.h"
 #include "store/stored_values.h"
 
 namespace relais {
@@ -139,8 +140,14 @@ class GroupCommitStore : public Store {
   // For a store opened read-only: every write fails, no thread runs.
   void refuse_writes() { closing_ = closed_ = true; }
   void start_threads() {
-    completer_ = std::thread([this] { completion_loop(); });
-    writer_ = std::thread([this] { writer_loop(); });
+    completer_ = std::thread([this] {
+      set_thread_name("completion");
+      completion_loop();
+    });
+    writer_ = std::thread([this] {
+      set_thread_name("writer");
+      writer_loop();
+    });
   }
   // Commits what is queued, answers every caller, stops both threads. False when it had already
   // stopped (or never started): the engine's own closing is then done too.

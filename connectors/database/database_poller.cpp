@@ -13,6 +13,7 @@
 #include "connectors/database/db_session.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 #include "mappings/tz.h"
 
 namespace relais {
@@ -380,7 +381,10 @@ class Connection {
 class DoneMarker {
  public:
   DoneMarker(const Settings& s, const std::vector<std::string>& quoted_ok)
-      : connection_(s, quoted_ok), thread_([this] { loop(); }) {}
+      : connection_(s, quoted_ok), thread_([this] {
+          set_thread_name("db-done");
+          loop();
+        }) {}
   ~DoneMarker() {
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -19,6 +19,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/store_backend.h"
+#include "core/thread_name.h"
 
 namespace relais {
 namespace file {
@@ -254,7 +255,11 @@ class FileDestination final : public Connector {
       journal_dir_ = ctx.stores->state_dir() + "/file-batches/" + name_;
       load_journal();
     }
-    if (s_.batch_size > 1) flusher_ = std::thread([this] { flush_loop(); });
+    if (s_.batch_size > 1)
+      flusher_ = std::thread([this] {
+        set_thread_name("file-" + name_);
+        flush_loop();
+      });
   }
 
   ~FileDestination() override {

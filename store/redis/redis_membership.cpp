@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais::redis {
 namespace {
@@ -186,7 +187,10 @@ std::string RedisMembership::describe() const {
 void RedisMembership::start(std::function<bool(int)> idle) {
   idle_ = std::move(idle);
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("membership");
+    run();
+  });
 }
 
 void RedisMembership::run() {

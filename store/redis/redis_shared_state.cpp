@@ -8,6 +8,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 
 namespace relais::redis {
 
@@ -219,7 +220,10 @@ Status RedisNodeReports::get(const std::string& topic, std::map<std::string, std
 RedisChangeBus::RedisChangeBus(std::unique_ptr<RedisClient> publisher, std::string prefix,
                                std::chrono::milliseconds timeout)
     : publisher_(std::move(publisher)), channel_(prefix + "changes"), timeout_(timeout) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    set_thread_name("redis-bus");
+    run();
+  });
 }
 
 RedisChangeBus::~RedisChangeBus() {

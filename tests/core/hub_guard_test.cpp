@@ -14,6 +14,7 @@
 #include "core/config_spec.h"
 #include "routing/hub.h"
 #include "routing/hub_config.h"
+#include "tests/core/test_hub.h"
 #include "tests/core/test_support.h"
 
 namespace relais::testing {
@@ -31,22 +32,13 @@ class ThrowingConnector final : public Connector {
   }
 };
 
-const ConfigSpec& throwing_spec() {
-  static const ConfigSpec spec{"throwing", {}};
-  return spec;
-}
-
 TEST(HubGuard, AConnectorThatThrowsIsARetryNotACrash) {
   g_calls = 0;
   g_throws = 2;
   TempDir dir;
   Registries registries;
-  ConnectorKind k;
-  k.name = "throwing";
-  k.description = "test: throws twice";
-  k.spec = &throwing_spec();
-  k.create = [](const ConnectorContext&) { return std::make_unique<ThrowingConnector>(); };
-  registries.connectors.add(std::move(k));
+  add_test_connector(registries, "throwing",
+                     [](const ConnectorContext&) { return std::make_unique<ThrowingConnector>(); });
   std::string yaml =
       "store:\n  path: relais.db\n  synchronous: normal\n"
       "sources:\n  app:\n    type: $.type\n    correlation: \"{$.key}\"\n"
@@ -54,9 +46,8 @@ TEST(HubGuard, AConnectorThatThrowsIsARetryNotACrash) {
       "    retry: {initial: 20ms, max: 20ms, max_attempts: 5}\n"
       "routes:\n  - name: r\n    source: app\n    to:\n      - destination: partner\n";
   HubConfig cfg;
-  std::vector<ConfigError> errors;
-  ASSERT_TRUE(load_hub_config_text(yaml, "t.yaml", dir.path(), registries.connectors, cfg, errors))
-      << errors.at(0).to_string();
+  std::string error;
+  ASSERT_TRUE(load_test_hub_config(yaml, dir.path(), registries, cfg, error)) << error;
   Hub hub(cfg, registries.connectors, SystemClock::instance());
   hub.start();
   AcceptResponse a = hub.accept(AcceptRequest{"app", R"({"type":"t","key":"k"})", "", {}});
