@@ -137,13 +137,7 @@ void Dispatcher::enqueue(std::vector<QueuedDelivery>&& deliveries) {
       }
     }
     record_replaced(replaced);
-    // Wake one worker per new delivery, not every worker per batch: a commit group of a few
-    // messages used to wake all `concurrency` workers, most of which found nothing to do.
-    if (queued >= static_cast<size_t>(d->settings.concurrency)) {
-      d->cv.notify_all();
-    } else {
-      for (size_t i = 0; i < queued; ++i) d->cv.notify_one();
-    }
+    wake_workers(*d, queued);
   }
 }
 
@@ -214,6 +208,16 @@ void Dispatcher::replace_older_locked(Dest& d, KeyQueue& kq,
 void Dispatcher::record_replaced(std::vector<DeliveryUpdate>& replaced) {
   for (auto& u : replaced) store_.record(std::move(u));
   replaced.clear();
+}
+
+void Dispatcher::wake_workers(Dest& d, size_t n) {
+  // One worker per new delivery, not every worker per batch: a commit group of a few messages
+  // used to wake all `concurrency` workers, most of which found nothing to do.
+  if (n >= static_cast<size_t>(d.settings.concurrency)) {
+    d.cv.notify_all();
+  } else {
+    for (size_t i = 0; i < n; ++i) d.cv.notify_one();
+  }
 }
 
 size_t Dispatcher::memory_bound(const Dest& d) const {
@@ -306,24 +310,22 @@ bool Dispatcher::page(Dest& d) {
     }
     d.stored -= std::min(d.stored, rows.size());
     d.paged_upto = std::max(d.paged_upto, last);
-    std::erase_if(d.actions, [&](const auto& e) {
-      return e.first <= d.paged_upto && e.second != Dest::Action::Discarding;
-    });
-    if (!full && d.spilled_max == spilled_before) {
-      // Caught up: nothing was left in the store since this page's read began.
+    // Caught up when nothing was left in the store since this page's read began; else (a full
+    // page, or some arrived during the read) read on from its end.
+    bool caught_up = !full && d.spilled_max == spilled_before;
+    if (caught_up) {
       d.paging = false;
       d.stored = 0;
-      std::erase_if(d.actions, [](const auto& e) { return e.second != Dest::Action::Discarding; });
-    } else {
-      full = true;  // a full page, or some arrived during the read: read on from its end
     }
+    full = !caught_up;
+    // The marks of the deliveries passed (all of them once caught up) are done with, but those
+    // of discards still being written (discard() ends them).
+    std::erase_if(d.actions, [&](const auto& e) {
+      return (caught_up || e.first <= d.paged_upto) && e.second != Dest::Action::Discarding;
+    });
   }
   record_replaced(replaced);
-  if (queued >= static_cast<size_t>(d.settings.concurrency)) {
-    d.cv.notify_all();
-  } else {
-    for (size_t i = 0; i < queued; ++i) d.cv.notify_one();
-  }
+  wake_workers(d, queued);
   return full;
 }
 

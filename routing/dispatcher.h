@@ -213,8 +213,9 @@ class Dispatcher {
   static bool in_store_locked(const Dest& d, int64_t id) { return d.paging && id > d.paged_upto; }
   // The pager: reads the next page of each destination whose memory queue ran low.
   void pager();
-  bool page(Dest& d);       // one page; true when more may follow at once
-  void want_page(Dest& d);  // under d.mu: wakes the pager when the queue ran low
+  bool page(Dest& d);                    // one page; true when more may follow at once
+  void want_page(Dest& d);               // under d.mu: wakes the pager when the queue ran low
+  void wake_workers(Dest& d, size_t n);  // n deliveries became ready
   // What a queue key stands for: the correlation key, or "" and the delivery id of a delivery
   // without one.
   static bool selects(const KeyGate& which, const KeyQueue& kq);

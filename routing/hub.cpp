@@ -250,10 +250,9 @@ void Hub::start() {
   for (const auto& h : held) dispatcher_->hold(h);
   int64_t n = dispatcher_->recover();
   if (n > 0 || !held.empty()) {
-    log_info("hub", "recovering " + std::to_string(n) +
-                        " active deliveries (read back page by "
-                        "page) and " +
-                        std::to_string(held.size()) + " held keys from the store");
+    log_info("hub", "recovering " + std::to_string(n) + " active deliveries and " +
+                        std::to_string(held.size()) +
+                        " held keys from the store (deliveries read back page by page)");
   }
   dispatcher_->start();
   running_ = true;
